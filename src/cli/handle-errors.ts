@@ -1,0 +1,31 @@
+/**
+ * The one place errors become output and exit codes. User errors (AlloyError) print their
+ * message and hint without a stack trace; anything else is an internal error that asks to
+ * be reported. ALLOY_DEBUG=1 shows stacks for both.
+ */
+import type { CliContext } from './context.js';
+import { AlloyError, EXIT_FAILURE } from '../errors.js';
+
+export const REPORT_URL = 'https://github.com/alloy-integrations/alloy/issues';
+
+export function handleError(err: unknown, ctx: CliContext): number {
+  const debug = Boolean(ctx.env.ALLOY_DEBUG && ctx.env.ALLOY_DEBUG !== '0');
+  if (err instanceof AlloyError) {
+    if (ctx.json) ctx.printJson({ ok: false, error: err.toJSON() });
+    else {
+      const c = ctx.errColor;
+      ctx.note(`${c.red('error')} ${c.dim(err.code)} ${err.message}`);
+      if (err.hint) ctx.note(`${c.cyan('hint')}  ${err.hint}`);
+      if (debug && err.stack) ctx.note(c.dim(err.stack));
+    }
+    return err.exitCode;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (ctx.json) {
+    ctx.printJson({ ok: false, error: { code: 'E_INTERNAL', message: e.message } });
+  } else {
+    ctx.note(`${ctx.errColor.red('internal error')} ${e.message}`);
+    ctx.note(debug ? String(e.stack) : `This is a bug in alloy. Re-run with ALLOY_DEBUG=1 for details and report it at ${REPORT_URL}`);
+  }
+  return EXIT_FAILURE;
+}

@@ -1,0 +1,83 @@
+/**
+ * The commander program. `runCli` never calls process.exit: it returns the exit code, and
+ * bin/alloy.js exits with it (the one place the process ends). Errors become messages and
+ * codes in handle-errors.ts.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { createContext, type CliIO } from './context.js';
+import { commands, type CommandSpec } from './registry/index.js';
+import { handleError } from './handle-errors.js';
+import { UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+interface GlobalOptions {
+  json?: boolean;
+  cwd?: string;
+  verbose?: boolean;
+  color?: boolean;
+}
+
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('alloy');
+  program
+    .description('Embedded integrations as code: validate, run, release and serve workflows.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .addOption(new Option('-C, --cwd <dir>', 'run as if started in <dir>').env('ALLOY_CWD'))
+    .addOption(new Option('--json', 'print machine-readable JSON on stdout').env('ALLOY_JSON'))
+    .option('-v, --verbose', 'more detail')
+    .option('--no-color', 'disable colours (NO_COLOR is honoured too)')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(run with --help for usage)')
+    .enablePositionalOptions(false)
+    .configureOutput({
+      writeOut: (s) => void io.stdout.write(s),
+      writeErr: (s) => void io.stderr.write(s),
+    })
+    .exitOverride();
+
+  for (const spec of commands) addCommand(program, spec, io, (code) => (exitCode = code));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage mistakes with 2.
+      if (err.exitCode === 0) return 0;
+      return 2;
+    }
+    const opts = program.opts<GlobalOptions>();
+    return handleError(err, createContext(io, { json: opts.json, noColor: opts.color === false }));
+  }
+  return exitCode;
+}
+
+function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (code: number) => void): void {
+  const cmd = program.command(spec.usage).description(spec.summary);
+  spec.options?.(cmd);
+  if (spec.examples?.length) {
+    cmd.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+  }
+  cmd.action(async (...actionArgs: unknown[]) => {
+    // commander passes (...positionals, options, command)
+    const command = actionArgs[actionArgs.length - 1] as Command;
+    const opts = command.optsWithGlobals<GlobalOptions & Record<string, unknown>>();
+    const positionals = actionArgs.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : a === undefined ? [] : [a]));
+    const { resolve } = await import('node:path');
+    const ctx = createContext(io, {
+      json: Boolean(opts.json),
+      verbose: Boolean(opts.verbose),
+      noColor: opts.color === false,
+      cwd: opts.cwd ? resolve(io.cwd, opts.cwd) : io.cwd,
+    });
+    try {
+      const mod = await spec.load();
+      const code = await mod.default(ctx, positionals as string[], opts);
+      setExit(typeof code === 'number' ? code : 0);
+    } catch (err) {
+      setExit(handleError(err, ctx));
+    }
+  });
+}
+
+export { UsageError };

@@ -1,0 +1,80 @@
+/**
+ * Human rendering of diagnostics: `path:line:col  severity  CODE  message`, a code frame
+ * around the position, and the hint. The --json form is the Diagnostic objects themselves.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ChalkInstance } from 'chalk';
+import { LineIndex, type Diagnostic } from '../../core/diagnostics.js';
+
+export interface RenderOptions {
+  color: ChalkInstance;
+  /** Project root, to read sources for code frames. */
+  root: string;
+  /** Source texts already in memory, by file. */
+  sources?: Map<string, string>;
+  frames?: boolean;
+}
+
+export function renderDiagnostics(list: readonly Diagnostic[], options: RenderOptions): string {
+  const c = options.color;
+  const cache = new Map<string, LineIndex | null>();
+  const indexFor = (file: string): LineIndex | null => {
+    if (!cache.has(file)) {
+      const text = options.sources?.get(file) ?? tryRead(path.resolve(options.root, file));
+      cache.set(file, text === undefined ? null : new LineIndex(text));
+    }
+    return cache.get(file) ?? null;
+  };
+  const blocks = list.map((d) => {
+    const sev = d.severity === 'error' ? c.red('error') : c.yellow('warning');
+    const lines = [`${c.bold(`${d.file}:${d.line}:${d.column}`)}  ${sev}  ${c.dim(d.code)}  ${d.message}`];
+    if (options.frames !== false) {
+      const index = indexFor(d.file);
+      if (index && index.text.length > 0) lines.push(...codeFrame(index, d, c));
+    }
+    if (d.hint) lines.push(`  ${c.cyan('hint:')} ${d.hint}`);
+    return lines.join('\n');
+  });
+  return blocks.join('\n\n');
+}
+
+function tryRead(file: string): string | undefined {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.includes('\u0000') ? undefined : text;
+  } catch {
+    return undefined;
+  }
+}
+
+function codeFrame(index: LineIndex, d: Diagnostic, c: ChalkInstance): string[] {
+  const first = Math.max(1, d.line - 1);
+  const last = Math.min(index.lineCount, d.line + 1);
+  const width = String(last).length;
+  const out: string[] = [];
+  for (let n = first; n <= last; n++) {
+    const text = index.lineText(n).replace(/\t/g, ' ');
+    const gutter = String(n).padStart(width);
+    if (n === d.line) {
+      out.push(`${c.red('>')} ${c.dim(gutter + ' |')} ${text}`);
+      const span = d.endLine === d.line ? Math.max(1, d.endColumn - d.column) : Math.max(1, text.length - d.column + 1);
+      out.push(`  ${' '.repeat(width)} ${c.dim('|')} ${' '.repeat(Math.max(0, d.column - 1))}${c.red('^'.repeat(Math.min(span, 80)))}`);
+    } else {
+      out.push(`  ${c.dim(gutter + ' |')} ${text}`);
+    }
+  }
+  return out;
+}
+
+export function summarize(list: readonly Diagnostic[], fileCount: number): { errors: number; warnings: number; text: string } {
+  const errors = list.filter((d) => d.severity === 'error').length;
+  const warnings = list.length - errors;
+  const files = new Set(list.map((d) => d.file)).size;
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+  const text =
+    list.length === 0
+      ? `${plural(fileCount, 'file')} checked, no problems`
+      : `${plural(errors, 'error')}, ${plural(warnings, 'warning')} in ${plural(files, 'file')} (${plural(fileCount, 'file')} checked)`;
+  return { errors, warnings, text };
+}

@@ -1,0 +1,325 @@
+/**
+ * Meaning checks for a workflow that passed (or mostly passed) its schema: step kinds and
+ * their keys, duplicate ids, connectors and actions, action inputs against the action's
+ * input schema, expression syntax at its position in the file, and references to unknown,
+ * later or enclosing steps. Every problem is collected; nothing throws.
+ */
+import type { ErrorObject } from 'ajv';
+import { closest, makeDiagnostic, type Diagnostic } from './diagnostics.js';
+import {
+  compileTemplate,
+  escapePointer,
+  expressionRefs,
+  ExpressionSyntaxError,
+  forEachString,
+  hasTemplate,
+  TemplateSyntaxError,
+} from './expressions.js';
+import { childStepLists, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
+import { getUserAjv, mapSchemaErrors } from './schema-check.js';
+import { keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
+
+/** Steps built into the engine rather than provided by a connector. */
+export const BUILTIN_STEP_TYPES = ['transform', 'http'] as const;
+
+/** Connectors by name: built-ins plus the project's connectors/*.yaml. */
+export type ConnectorCatalog = ReadonlyMap<string, ConnectorManifest>;
+
+/** Names expressions may read at the top level. `env`/`secrets` only in stream settings. */
+const BASE_ROOTS = ['event', 'steps', 'user', 'execution'];
+const STREAM_ROOTS = [...BASE_ROOTS, 'env', 'secrets'];
+
+const KIND_KEYS = ['uses', 'if', 'branch', 'each', 'delay', 'stop'] as const;
+/** Keys that only make sense with one kind of step. */
+const KIND_ONLY_KEYS: Record<string, string[]> = {
+  with: ['uses'],
+  then: ['if'],
+  else: ['if'],
+  as: ['each'],
+  concurrency: ['each'],
+  steps: ['each'],
+};
+
+interface StepEntry {
+  step: Step;
+  pointer: string;
+  /** Pre-order position: a step may read the outputs of steps before it. */
+  order: number;
+  ancestors: string[];
+  /** Extra names in scope: each's `as` and `index`, onError's `error`. */
+  scope: string[];
+}
+
+export interface WorkflowCheckContext {
+  integration?: IntegrationDef;
+  catalog: ConnectorCatalog;
+}
+
+export function checkWorkflow(source: SourceFile, ctx: WorkflowCheckContext): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const def = source.value as Record<string, unknown> | undefined;
+  if (!def || typeof def !== 'object' || Array.isArray(def)) return out;
+  const diag: Report = Object.assign(
+    (pointer: string, code: string, message: string, hint?: string, range?: [number, number]) => {
+      out.push(makeDiagnostic(source.file, source.index, range ?? rangeAt(source, pointer), 'error', code, message, hint));
+    },
+    { push: (d: Diagnostic) => void out.push(d) },
+  );
+
+  checkTrigger(source, def.trigger, ctx, diag);
+
+  const entries = collectSteps(Array.isArray(def.steps) ? (def.steps as Step[]) : [], '/steps', [], []);
+  const byId = new Map<string, StepEntry>();
+  for (const entry of entries) {
+    const id = (entry.step as { id?: unknown }).id;
+    if (typeof id !== 'string') continue;
+    const first = byId.get(id);
+    if (first) {
+      diag(
+        `${entry.pointer}/id`,
+        'E_STEP_DUPLICATE_ID',
+        `duplicate step id "${id}" (first used at line ${source.index.position(rangeAt(source, `${first.pointer}/id`)?.[0] ?? 0).line})`,
+        'give every step in the workflow a unique id',
+      );
+    } else byId.set(id, entry);
+  }
+
+  for (const entry of entries) checkStep(source, entry, byId, ctx, diag);
+
+  if (def.stream && typeof def.stream === 'object') {
+    for (const key of ['url', 'secret'] as const) {
+      const value = (def.stream as Record<string, unknown>)[key];
+      if (typeof value === 'string') checkTemplateString(source, value, `/stream/${key}`, STREAM_ROOTS, undefined, byId, diag);
+    }
+  }
+  if (def.trigger && typeof def.trigger === 'object') {
+    const verify = (def.trigger as Record<string, unknown>).verify as Record<string, unknown> | undefined;
+    if (verify && typeof verify.secret === 'string') {
+      checkTemplateString(source, verify.secret, '/trigger/verify/secret', ['env', 'secrets'], undefined, byId, diag);
+    }
+  }
+  return out;
+}
+
+interface Report {
+  (pointer: string, code: string, message: string, hint?: string, range?: [number, number]): void;
+  /** Adds an already located diagnostic. */
+  push(d: Diagnostic): void;
+}
+
+function checkTrigger(source: SourceFile, trigger: unknown, ctx: WorkflowCheckContext, diag: Report): void {
+  if (!trigger || typeof trigger !== 'object' || Array.isArray(trigger)) return;
+  const t = trigger as Record<string, unknown>;
+  const kinds = ['app', 'webhook', 'schedule'].filter((k) => k in t);
+  if (kinds.length === 0 && !('event' in t)) {
+    diag('/trigger', 'E_TRIGGER_KIND', 'trigger names no event', 'use {event, schema} for a custom event, {app, event} for an app webhook, {webhook} or {schedule}');
+    return;
+  }
+  if (kinds.length > 1) {
+    diag('/trigger', 'E_TRIGGER_KIND', `trigger mixes ${kinds.join(' and ')}`, 'a workflow has exactly one trigger; split it into two workflows');
+    return;
+  }
+  if ('app' in t) {
+    if ('schema' in t) diag('/trigger/schema', 'E_TRIGGER_KEY', 'an app trigger takes its payload schema from the connector', 'remove "schema", or use a custom event trigger');
+    if (!('event' in t)) diag('/trigger', 'E_TRIGGER_KIND', 'app trigger needs "event", e.g. orders/create', 'add event: <topic>');
+    const app = String(t.app);
+    if (ctx.integration && typeof ctx.integration.app === 'string' && app !== ctx.integration.app) {
+      diag('/trigger/app', 'E_TRIGGER_APP_MISMATCH', `trigger app "${app}" does not match the integration's app "${ctx.integration.app}"`, `move this workflow to an integration for ${app}, or change app to ${ctx.integration.app}`);
+    }
+    const connector = ctx.catalog.get(app);
+    if (!connector) {
+      const guess = closest(app, ctx.catalog.keys());
+      diag('/trigger/app', 'E_UNKNOWN_CONNECTOR', `unknown app "${app}"`, guess ? `did you mean "${guess}"?` : `known apps: ${[...ctx.catalog.keys()].join(', ')}`);
+    } else if (typeof t.event === 'string') {
+      const topics = Object.keys(connector.triggers ?? {});
+      if (!topics.includes(t.event)) {
+        const guess = closest(t.event, topics);
+        diag('/trigger/event', 'E_UNKNOWN_TRIGGER', `${app} has no trigger "${t.event}"`, guess ? `did you mean "${guess}"?` : `${app} triggers: ${topics.join(', ') || 'none'}`);
+      }
+    }
+  } else if ('event' in t && 'verify' in t && !('webhook' in t)) {
+    diag('/trigger/verify', 'E_TRIGGER_KEY', '"verify" applies to webhook triggers only', 'use {webhook: <name>, verify: ...}');
+  }
+  if ('schedule' in t && ('event' in t || 'schema' in t)) {
+    diag('/trigger', 'E_TRIGGER_KIND', 'a schedule trigger takes no event or schema', 'remove them, or use a custom event trigger');
+  }
+  if (t.schema && typeof t.schema === 'object') {
+    try {
+      getUserAjv().compile(t.schema as object);
+    } catch (err) {
+      diag('/trigger/schema', 'E_TRIGGER_SCHEMA_INVALID', `trigger schema is not a valid JSON Schema: ${(err as Error).message}`, 'fix the schema (draft 2020-12)');
+    }
+  }
+}
+
+function collectSteps(steps: Step[], pointer: string, ancestors: string[], scope: string[], acc: StepEntry[] = []): StepEntry[] {
+  steps.forEach((step, i) => {
+    if (!step || typeof step !== 'object') return;
+    const p = `${pointer}/${i}`;
+    acc.push({ step, pointer: p, order: acc.length, ancestors, scope });
+    const id = typeof step.id === 'string' ? step.id : `#${i}`;
+    for (const child of childStepLists(step)) {
+      const extra = [...scope];
+      if (child.pointer === '/steps') extra.push(String((step as { as?: string }).as ?? 'item'), 'index');
+      if (child.pointer === '/onError/steps') extra.push('error');
+      collectSteps(child.steps, `${p}${child.pointer}`, [...ancestors, id], extra, acc);
+    }
+  });
+  return acc;
+}
+
+function checkStep(source: SourceFile, entry: StepEntry, byId: Map<string, StepEntry>, ctx: WorkflowCheckContext, diag: Report): void {
+  const s = entry.step as unknown as Record<string, unknown>;
+  const label = typeof s.id === 'string' ? `step "${s.id}"` : 'step';
+  const kinds = KIND_KEYS.filter((k) => k in s);
+  // `each` has its own `stop` (the loop's end condition), so each+stop is one kind.
+  const effective = kinds.includes('each') ? kinds.filter((k) => k !== 'stop') : kinds;
+  if (effective.length === 0) {
+    diag(entry.pointer, 'E_STEP_KIND', `${label} has no kind`, 'add one of: uses, if, branch, each, delay, stop');
+    return;
+  }
+  if (effective.length > 1) {
+    diag(`${entry.pointer}/${effective[1]}`, 'E_STEP_KIND', `${label} mixes ${effective.join(' and ')}`, 'a step has exactly one kind; split it into two steps', keyRange(source, entry.pointer, effective[1]));
+    return;
+  }
+  const kind = effective[0];
+  for (const [key, owners] of Object.entries(KIND_ONLY_KEYS)) {
+    if (key in s && !owners.includes(kind)) {
+      diag(`${entry.pointer}/${key}`, 'E_STEP_KEY', `"${key}" does not apply to a ${kind} step (${label})`, `"${key}" belongs to ${owners.join('/')} steps; remove it`, keyRange(source, entry.pointer, key));
+    }
+  }
+  if (kind === 'if' && !('then' in s)) diag(entry.pointer, 'E_STEP_KEY', `${label}: "if" needs "then"`, 'add then: [steps]', keyRange(source, entry.pointer, 'if'));
+  if (kind === 'each' && !('steps' in s)) diag(entry.pointer, 'E_STEP_KEY', `${label}: "each" needs "steps"`, 'add steps: [steps]', keyRange(source, entry.pointer, 'each'));
+  if (kind === 'uses' && typeof s.uses === 'string') checkUses(source, entry, s, ctx, diag);
+
+  const roots = [...BASE_ROOTS, ...entry.scope];
+  for (const key of ['when', 'if', 'each', 'stop', 'delay']) {
+    const value = s[key];
+    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, roots, entry, byId, diag);
+  }
+  if (s.with && typeof s.with === 'object') {
+    forEachString(s.with, `${entry.pointer}/with`, (text, pointer) => checkTemplateString(source, text, pointer, roots, entry, byId, diag));
+  }
+  const branch = s.branch as { cases?: { when?: unknown }[] } | undefined;
+  branch?.cases?.forEach((c, i) => {
+    if (typeof c?.when === 'string') checkTemplateString(source, c.when, `${entry.pointer}/branch/cases/${i}/when`, roots, entry, byId, diag);
+  });
+}
+
+function checkUses(source: SourceFile, entry: StepEntry, s: Record<string, unknown>, ctx: WorkflowCheckContext, diag: Report): void {
+  const uses = String(s.uses);
+  const pointer = `${entry.pointer}/uses`;
+  if (!uses.includes('/')) {
+    if (!(BUILTIN_STEP_TYPES as readonly string[]).includes(uses)) {
+      const guess = closest(uses, [...BUILTIN_STEP_TYPES, ...ctx.catalog.keys()]);
+      diag(pointer, 'E_UNKNOWN_STEP', `unknown step type "${uses}"`, guess ? `did you mean "${guess}"?` : 'use transform, http, or <connector>/<action>');
+    }
+    return;
+  }
+  const [name, action] = uses.split('/', 2);
+  const connector = ctx.catalog.get(name);
+  if (!connector) {
+    const guess = closest(name, ctx.catalog.keys());
+    diag(pointer, 'E_UNKNOWN_CONNECTOR', `unknown connector "${name}"`, guess ? `did you mean "${guess}/${action}"?` : `add connectors/${name}.yaml, or use one of: ${[...ctx.catalog.keys()].join(', ')}`);
+    return;
+  }
+  const integration = ctx.integration;
+  if (integration && name !== integration.app && name !== 'http' && !(integration.connectors ?? []).includes(name)) {
+    diag(pointer, 'E_CONNECTOR_NOT_IN_INTEGRATION', `connector "${name}" is not part of integration "${integration.name}" (app ${integration.app})`, `add "${name}" to connectors: in integration.yaml`);
+  }
+  const actions = connector.actions ?? {};
+  const def = actions[action];
+  if (!def) {
+    const guess = closest(action, Object.keys(actions));
+    diag(pointer, 'E_UNKNOWN_ACTION', `connector "${name}" has no action "${action}"`, guess ? `did you mean "${name}/${guess}"?` : `${name} actions: ${Object.keys(actions).join(', ') || 'none'}`);
+    return;
+  }
+  if (def.input) checkActionInput(source, entry, s.with, def.input, uses, diag);
+}
+
+/**
+ * Checks `with` against the action's input schema. Values that are templates are only
+ * known at run time, so errors located at (or inside) a template value are dropped; unknown
+ * keys, missing keys and wrong literal values remain.
+ */
+function checkActionInput(source: SourceFile, entry: StepEntry, input: unknown, schema: object, uses: string, diag: Report): void {
+  let validate;
+  try {
+    validate = getUserAjv().compile(schema);
+  } catch {
+    return; // the connector's own validation reports a bad input schema
+  }
+  const value = input ?? {};
+  if (validate(value)) return;
+  const errors = (validate.errors ?? []).filter((e: ErrorObject) => !isUnderTemplate(value, e.instancePath));
+  const pointer = `${entry.pointer}/with`;
+  for (const d of mapSchemaErrors(source, errors, pointer, { codePrefix: 'E_ACTION_INPUT', subject: `input of ${uses}` })) {
+    diag.push(d);
+  }
+}
+
+function isUnderTemplate(value: unknown, instancePath: string): boolean {
+  let cur: unknown = value;
+  for (const seg of instancePath.split('/').slice(1)) {
+    if (typeof cur === 'string') return hasTemplate(cur);
+    if (!cur || typeof cur !== 'object') return false;
+    cur = (cur as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return typeof cur === 'string' && hasTemplate(cur);
+}
+
+function checkTemplateString(
+  source: SourceFile,
+  text: string,
+  pointer: string,
+  roots: string[],
+  entry: StepEntry | undefined,
+  byId: Map<string, StepEntry>,
+  diag: Report,
+): void {
+  if (!hasTemplate(text)) return;
+  const at = (offset: number, length: number): [number, number] | undefined => {
+    const start = stringOffset(source, pointer, offset);
+    return start === undefined ? undefined : [start, start + length];
+  };
+  let compiled;
+  try {
+    compiled = compileTemplate(text);
+  } catch (err) {
+    if (err instanceof TemplateSyntaxError || err instanceof ExpressionSyntaxError) {
+      diag(pointer, 'E_EXPRESSION_SYNTAX', err.message, 'fix the JSONata expression (https://docs.jsonata.org)', at(err.offset, err.length));
+      return;
+    }
+    throw err;
+  }
+  for (const part of compiled.parts) {
+    if ('kind' in part) continue;
+    const refs = expressionRefs(part);
+    for (const root of refs.roots) {
+      if (roots.includes(root)) continue;
+      const offset = part.offset + Math.max(0, part.source.indexOf(root));
+      if (root === 'env' || root === 'secrets') {
+        diag(pointer, 'E_EXPRESSION_SECRETS', `"${root}" cannot be read here`, 'secrets and env are only readable in stream settings and connection settings; pass values through the event or a connector connection', at(offset, root.length));
+        continue;
+      }
+      const guess = closest(root, roots);
+      diag(pointer, 'E_EXPRESSION_UNKNOWN_NAME', `expression reads unknown name "${root}"`, guess ? `did you mean "${guess}"?` : `expressions can read: ${roots.join(', ')}`, at(offset, root.length));
+    }
+    for (const ref of refs.steps) {
+      const target = byId.get(ref.id);
+      const range = at(ref.offset, ref.id.length);
+      if (!target) {
+        const guess = closest(ref.id, byId.keys());
+        diag(pointer, 'E_STEP_REF_UNKNOWN', `expression reads unknown step "${ref.id}"`, guess ? `did you mean "${guess}"?` : 'reference an earlier step by its id', range);
+      } else if (entry && (target === entry || entry.ancestors.includes(ref.id))) {
+        diag(pointer, 'E_STEP_REF_CYCLE', `step "${String(entry.step.id)}" reads "${ref.id}", which has not finished when this runs (a cycle)`, 'a step can only read the outputs of steps that ran before it', range);
+      } else if (entry && target.order > entry.order) {
+        diag(pointer, 'E_STEP_REF_FORWARD', `step "${String(entry.step.id)}" reads "${ref.id}", which runs later`, `move "${ref.id}" before "${String(entry.step.id)}", or read something else`, range);
+      } else if (!entry) {
+        // stream settings run after every step: any step may be read.
+      }
+    }
+  }
+}
+
+export { escapePointer };

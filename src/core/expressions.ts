@@ -1,0 +1,345 @@
+/**
+ * Templates: JSONata expressions inside `{{ }}` (https://docs.jsonata.org).
+ *
+ * - A string that is exactly one `{{ expr }}` (whitespace around allowed) keeps the
+ *   expression's value and type.
+ * - Mixed text interpolates each expression's value as text.
+ *
+ * The scanner understands JSONata's strings ("…", '…' with backslash escapes), back-quoted
+ * names, comments and nested braces (object constructors), so `{{ {"a": "}}"} }}` is one
+ * expression. Expressions are compiled once, when definitions load; never evaluated with
+ * eval, Function or vm.
+ */
+import jsonata from 'jsonata';
+
+export interface TemplateTextPart {
+  kind: 'text';
+  text: string;
+}
+export interface TemplateExprPart {
+  kind: 'expr';
+  /** The JSONata source between the braces. */
+  source: string;
+  /** Offset of `source` in the template string. */
+  offset: number;
+}
+export type TemplatePart = TemplateTextPart | TemplateExprPart;
+
+export class TemplateSyntaxError extends Error {
+  constructor(
+    message: string,
+    /** Offset in the template string where the problem is. */
+    readonly offset: number,
+    readonly length = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** True when the string contains a template opener; cheap pre-check before scanning. */
+export function hasTemplate(value: string): boolean {
+  return value.includes('{{');
+}
+
+/** Splits a template string into text and expression parts. Throws TemplateSyntaxError. */
+export function scanTemplate(value: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let textStart = 0;
+  let i = 0;
+  while (i < value.length) {
+    const open = value.indexOf('{{', i);
+    if (open < 0) break;
+    if (open > textStart) parts.push({ kind: 'text', text: value.slice(textStart, open) });
+    const exprStart = open + 2;
+    const close = findClose(value, exprStart);
+    if (close < 0) throw new TemplateSyntaxError('unclosed "{{": add the matching "}}"', open, 2);
+    const source = value.slice(exprStart, close);
+    if (source.trim() === '') throw new TemplateSyntaxError('empty expression "{{ }}"', open, close + 2 - open);
+    parts.push({ kind: 'expr', source, offset: exprStart });
+    i = close + 2;
+    textStart = i;
+  }
+  if (textStart < value.length) parts.push({ kind: 'text', text: value.slice(textStart) });
+  return parts;
+}
+
+/** Index of the `}}` that closes an expression starting at `from`, or -1. */
+function findClose(s: string, from: number): number {
+  let depth = 0;
+  let i = from;
+  while (i < s.length) {
+    const c = s[i];
+    if (c === '"' || c === "'" || c === '`') {
+      i = skipQuoted(s, i, c);
+      if (i < 0) return -1;
+      continue;
+    }
+    if (c === '/' && s[i + 1] === '*') {
+      const end = s.indexOf('*/', i + 2);
+      if (end < 0) return -1;
+      i = end + 2;
+      continue;
+    }
+    if (c === '{') depth++;
+    else if (c === '}') {
+      if (depth === 0 && s[i + 1] === '}') return i;
+      if (depth > 0) depth--;
+    }
+    i++;
+  }
+  return -1;
+}
+
+function skipQuoted(s: string, start: number, quote: string): number {
+  let i = start + 1;
+  while (i < s.length) {
+    const c = s[i];
+    if (c === '\\' && quote !== '`') {
+      i += 2;
+      continue;
+    }
+    if (c === quote) return i + 1;
+    i++;
+  }
+  return -1;
+}
+
+/** A JSONata compile error at an offset inside the template string. */
+export class ExpressionSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+    readonly length: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export type JsonataExpression = ReturnType<typeof jsonata>;
+
+/**
+ * Evaluation bounds, enforced by jsonata itself on every evaluation step (errors D1011
+ * stack too deep, D1012 timeout): a runaway expression fails its step instead of hanging.
+ */
+export const GUARDRAILS = { timeout: 1000, stack: 500 } as const;
+
+export interface CompiledExpression {
+  source: string;
+  offset: number;
+  expression: JsonataExpression;
+}
+
+export interface CompiledTemplate {
+  template: string;
+  /** Exactly one expression and no text: the value keeps its type. */
+  single: boolean;
+  parts: (TemplateTextPart | CompiledExpression)[];
+}
+
+/** Compiles a template string. Throws TemplateSyntaxError or ExpressionSyntaxError. */
+export function compileTemplate(value: string): CompiledTemplate {
+  const scanned = scanTemplate(value);
+  const exprs = scanned.filter((p) => p.kind === 'expr');
+  const single = exprs.length === 1 && scanned.every((p) => p.kind === 'expr' || p.text.trim() === '');
+  const parts = (single ? exprs : scanned).map((p) => (p.kind === 'text' ? p : compileExpression(p)));
+  return { template: value, single, parts };
+}
+
+function compileExpression(part: TemplateExprPart): CompiledExpression {
+  try {
+    return { source: part.source, offset: part.offset, expression: jsonata(part.source, GUARDRAILS) };
+  } catch (err) {
+    const e = err as { message?: string; position?: number; token?: string; code?: string };
+    // jsonata reports `position` as the index just past the offending token.
+    const atEnd = e.token === '(end)';
+    const tokenLength = !atEnd && typeof e.token === 'string' && e.token.length > 0 ? e.token.length : 1;
+    const rel = atEnd
+      ? part.source.trimEnd().length
+      : typeof e.position === 'number'
+        ? Math.max(0, e.position - tokenLength)
+        : 0;
+    throw new ExpressionSyntaxError(
+      `invalid expression: ${e.message ?? String(err)}`,
+      part.offset + Math.min(rel, part.source.length),
+      tokenLength,
+      e.code ?? 'S0000',
+    );
+  }
+}
+
+/**
+ * Top-level context names an expression reads (`event`, `steps`, …) and the step ids it
+ * reads through `steps.<id>`. Used by validation for unknown and forward references.
+ */
+export interface ExpressionRefs {
+  roots: Set<string>;
+  steps: { id: string; offset: number }[];
+}
+
+interface AstNode {
+  type?: string;
+  value?: unknown;
+  position?: number;
+  steps?: AstNode[];
+  [key: string]: unknown;
+}
+
+export function expressionRefs(compiled: CompiledExpression): ExpressionRefs {
+  const refs: ExpressionRefs = { roots: new Set(), steps: [] };
+  collectRefs(compiled.expression.ast() as unknown as AstNode, false, refs, compiled.offset);
+  return refs;
+}
+
+/**
+ * Records the names read from the root context. Only the first step of a path evaluated
+ * against the root counts: later steps, predicates, object constructors applied to a path
+ * and lambda bodies read relative to some other value, so `event.items[price > 5]` reads
+ * `event`, not `price`.
+ */
+function collectRefs(node: unknown, relative: boolean, refs: ExpressionRefs, base: number): void {
+  if (!node || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const n of node) collectRefs(n, relative, refs, base);
+    return;
+  }
+  const n = node as AstNode;
+  if (n.type === 'lambda') return;
+  if (n.type === 'path' && Array.isArray(n.steps) && n.steps.length > 0) {
+    const [first, second] = n.steps;
+    if (first.type === 'name' && typeof first.value === 'string') {
+      if (!relative) {
+        refs.roots.add(first.value);
+        if (first.value === 'steps' && second?.type === 'name' && typeof second.value === 'string') {
+          const pos = typeof second.position === 'number' ? second.position - second.value.length : 0;
+          refs.steps.push({ id: second.value, offset: base + Math.max(0, pos) });
+        }
+      }
+      collectChildren(first, true, refs, base);
+    } else {
+      collectRefs(first, relative, refs, base);
+    }
+    for (const step of n.steps.slice(1)) collectRefs(step, true, refs, base);
+    for (const key of ['group', 'stages', 'predicate']) collectRefs(n[key], true, refs, base);
+    return;
+  }
+  collectChildren(n, relative, refs, base);
+}
+
+function collectChildren(n: AstNode, relative: boolean, refs: ExpressionRefs, base: number): void {
+  for (const [key, value] of Object.entries(n)) {
+    if (key === 'steps' && n.type === 'path') continue;
+    if (value && typeof value === 'object') {
+      const rel = relative || key === 'stages' || key === 'predicate' || key === 'group';
+      collectRefs(value, rel, refs, base);
+    }
+  }
+}
+
+/** Visits every string in a JSON-like value with its JSON pointer. */
+export function forEachString(
+  value: unknown,
+  pointer: string,
+  visit: (text: string, pointer: string) => void,
+): void {
+  if (typeof value === 'string') visit(value, pointer);
+  else if (Array.isArray(value)) value.forEach((v, i) => forEachString(v, `${pointer}/${i}`, visit));
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) forEachString(v, `${pointer}/${escapePointer(k)}`, visit);
+  }
+}
+
+export function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+// ---------------------------------------------------------------- evaluation
+
+/** An evaluation failure, naming the expression; the engine adds the step and field. */
+export class ExpressionEvaluationError extends Error {
+  constructor(
+    message: string,
+    readonly source: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Renders a compiled template against a context: the value itself when `single`, else text. */
+export async function renderTemplate(t: CompiledTemplate, context: Record<string, unknown>): Promise<unknown> {
+  if (t.single) return evaluateCompiled(t.parts[0] as CompiledExpression, context);
+  let text = '';
+  for (const part of t.parts) {
+    if ('kind' in part) text += part.text;
+    else text += stringify(await evaluateCompiled(part, context));
+  }
+  return text;
+}
+
+async function evaluateCompiled(expr: CompiledExpression, context: Record<string, unknown>): Promise<unknown> {
+  try {
+    return normalizeResult(await expr.expression.evaluate(context));
+  } catch (err) {
+    const e = err as { message?: string; code?: string; value?: unknown };
+    const code = e.code ?? 'D0000';
+    const message =
+      code === 'D1012'
+        ? `expression ran longer than ${GUARDRAILS.timeout} ms`
+        : code === 'D1011'
+          ? `expression nested deeper than ${GUARDRAILS.stack} levels`
+          : (e.message ?? String(err));
+    throw new ExpressionEvaluationError(`${message} in {{${expr.source}}}`, expr.source, code);
+  }
+}
+
+/** jsonata returns arrays tagged as sequences; turn them into plain JSON values. */
+function normalizeResult(value: unknown): unknown {
+  if (value === undefined || value === null || typeof value !== 'object') return value;
+  return JSON.parse(JSON.stringify(value));
+}
+
+function stringify(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+/** A JSON-like value whose template strings are compiled once. */
+export type CompiledValue =
+  | { kind: 'literal'; value: unknown }
+  | { kind: 'template'; template: CompiledTemplate }
+  | { kind: 'array'; items: CompiledValue[] }
+  | { kind: 'object'; entries: [string, CompiledValue][] };
+
+/** Compiles every template string in a value. Throws on the first syntax error. */
+export function compileValue(value: unknown): CompiledValue {
+  if (typeof value === 'string') {
+    return hasTemplate(value) ? { kind: 'template', template: compileTemplate(value) } : { kind: 'literal', value };
+  }
+  if (Array.isArray(value)) return { kind: 'array', items: value.map(compileValue) };
+  if (value && typeof value === 'object') {
+    return { kind: 'object', entries: Object.entries(value).map(([k, v]) => [k, compileValue(v)]) };
+  }
+  return { kind: 'literal', value };
+}
+
+/** Renders a compiled value; an object key whose value renders to undefined is left out. */
+export async function renderValue(value: CompiledValue, context: Record<string, unknown>): Promise<unknown> {
+  switch (value.kind) {
+    case 'literal':
+      return value.value;
+    case 'template':
+      return renderTemplate(value.template, context);
+    case 'array':
+      return Promise.all(value.items.map((v) => renderValue(v, context)));
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of value.entries) {
+        const rendered = await renderValue(v, context);
+        if (rendered !== undefined) out[k] = rendered;
+      }
+      return out;
+    }
+  }
+}

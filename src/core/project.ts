@@ -1,0 +1,368 @@
+/**
+ * Loading a project: the config (found with cosmiconfig from a directory upward), every
+ * integration, workflow and user connector, each parsed with positions, schema-checked and
+ * meaning-checked. User mistakes come back as diagnostics; only "there is no project here"
+ * throws.
+ *
+ * Layout (docs/file-format.md):
+ *   alloy.config.yaml
+ *   integrations/<name>/integration.yaml
+ *   integrations/<name>/workflows/<workflow>.yaml
+ *   connectors/<name>.yaml
+ */
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { AlloyError, EXIT_USAGE } from '../errors.js';
+import { checkWorkflow, type ConnectorCatalog } from './check-workflow.js';
+import { closest, makeDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expressions.js';
+import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
+import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedWorkflow } from './project-types.js';
+import { checkSchema, getUserAjv, type SchemaName } from './schema-check.js';
+import { parseSource, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+
+export const CONFIG_FILES = [
+  'alloy.config.yaml',
+  'alloy.config.yml',
+  'alloy.config.json',
+  'alloy.config.js',
+  'alloy.config.mjs',
+  '.alloyrc',
+  '.alloyrc.json',
+  '.alloyrc.yaml',
+  '.alloyrc.yml',
+  '.alloyrc.js',
+  '.alloyrc.mjs',
+  'package.json',
+];
+
+const DEFINITION_EXTENSIONS = ['.yaml', '.yml', '.json'];
+
+export interface LoadProjectOptions {
+  /** Built-in connector manifests; the CLI passes src/connectors' list. */
+  builtinConnectors: readonly ConnectorManifest[];
+}
+
+export interface FoundConfig {
+  root: string;
+  /** Absolute path of the config file. */
+  filepath: string;
+  /** The config object as loaded (before validation). */
+  config: unknown;
+}
+
+/** Finds the project config from `cwd` upward (cosmiconfig, same search places as docs). */
+export async function findConfig(cwd: string): Promise<FoundConfig | undefined> {
+  const { cosmiconfig } = await import('cosmiconfig');
+  const { parse } = await import('yaml');
+  // Never throw while searching: a broken file is still "the config", reported with positions later.
+  const lenientYaml = (_file: string, content: string) => {
+    try {
+      return parse(content) ?? {};
+    } catch {
+      return { __unparsable: true };
+    }
+  };
+  const explorer = cosmiconfig('alloy', {
+    searchPlaces: CONFIG_FILES,
+    searchStrategy: 'project',
+    loaders: { '.yaml': lenientYaml, '.yml': lenientYaml, '.json': lenientYaml, noExt: lenientYaml },
+    cache: false,
+  });
+  let result;
+  try {
+    result = await explorer.search(cwd);
+  } catch (err) {
+    throw new AlloyError('E_CONFIG_LOAD', `could not load the project config: ${(err as Error).message}`, {
+      hint: 'fix the syntax of alloy.config.* (or .alloyrc*)',
+      exitCode: EXIT_USAGE,
+    });
+  }
+  if (!result || result.isEmpty) return undefined;
+  return { root: path.dirname(result.filepath), filepath: result.filepath, config: result.config };
+}
+
+export function noProjectError(cwd: string): AlloyError {
+  return new AlloyError('E_NO_PROJECT', `no alloy project in ${cwd} or any folder above it`, {
+    hint: 'run `alloy init` to create one, or point at one with -C <dir>',
+    exitCode: EXIT_USAGE,
+  });
+}
+
+function rel(root: string, abs: string): string {
+  return path.relative(root, abs).split(path.sep).join('/') || '.';
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isDefinitionFile(name: string): boolean {
+  return DEFINITION_EXTENSIONS.includes(path.extname(name)) && !name.startsWith('.');
+}
+
+export function catalogOf(builtins: readonly ConnectorManifest[], user: readonly LoadedConnector[]): ConnectorCatalog {
+  const map = new Map<string, ConnectorManifest>();
+  for (const m of builtins) map.set(m.name, m);
+  for (const c of user) if (!map.has(c.def.name)) map.set(c.def.name, c.def);
+  return map;
+}
+
+/** Loads and checks the project found from `cwd` upward. */
+export async function loadProject(cwd: string, options: LoadProjectOptions): Promise<LoadedProject> {
+  const found = await findConfig(cwd);
+  if (!found) throw noProjectError(cwd);
+  return loadProjectAt(found, options);
+}
+
+export async function loadProjectAt(found: FoundConfig, options: LoadProjectOptions): Promise<LoadedProject> {
+  const { root } = found;
+  const diagnostics: Diagnostic[] = [];
+  const { config, configFile } = await loadConfig(found, diagnostics);
+  const files = [configFile];
+
+  const connectors = await loadConnectors(root, path.join(root, config.connectorsDir ?? 'connectors'), options, diagnostics);
+  const catalog = catalogOf(options.builtinConnectors, connectors);
+
+  const integrations: LoadedIntegration[] = [];
+  const integrationsDir = path.join(root, config.integrationsDir ?? 'integrations');
+  for (const name of await listDir(integrationsDir)) {
+    const dir = path.join(integrationsDir, name);
+    if (!(await isDir(dir))) continue;
+    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics);
+    if (loaded) integrations.push(loaded);
+  }
+  if (integrations.length === 0 && diagnostics.length === 0) {
+    diagnostics.push(
+      makeDiagnostic(configFile ?? '.', undefined, undefined, 'warning', 'W_NO_INTEGRATIONS', `no integrations under ${rel(root, integrationsDir)}/`, 'add integrations/<name>/integration.yaml, or run `alloy init` in a new folder'),
+    );
+  }
+  files.push(...connectors.map((c) => c.file));
+  for (const i of integrations) files.push(i.file, ...i.workflows.map((w) => w.file));
+  for (const d of diagnostics) if (!files.includes(d.file)) files.push(d.file);
+  return { root, configFile, config, integrations, connectors, files, diagnostics: sortDiagnostics(diagnostics) };
+}
+
+async function loadConfig(found: FoundConfig, diagnostics: Diagnostic[]): Promise<{ config: ProjectConfig; configFile: string }> {
+  const configFile = rel(found.root, found.filepath);
+  const base = path.basename(found.filepath);
+  const ext = path.extname(base);
+  let value: unknown = found.config;
+  if (ext === '.js' || ext === '.mjs') {
+    // Code configs have no source positions: diagnostics point at line 1.
+    const source = parseSource(configFile, JSON.stringify(value ?? {}));
+    source.doc = undefined;
+    diagnostics.push(...checkSchema(source, 'config'));
+  } else {
+    const source = await readSourceFile(found.filepath, configFile);
+    diagnostics.push(...source.diagnostics);
+    if (source.value !== undefined) {
+      if (base === 'package.json') {
+        value = (source.value as Record<string, unknown>).alloy;
+        diagnostics.push(...checkSchemaAt(source, 'config', '/alloy', value));
+      } else {
+        value = source.value;
+        diagnostics.push(...checkSchema(source, 'config'));
+      }
+    }
+  }
+  const config = (value && typeof value === 'object' && !Array.isArray(value) ? value : {}) as ProjectConfig;
+  return { config: { ...config, name: typeof config.name === 'string' ? config.name : path.basename(found.root) }, configFile };
+}
+
+function checkSchemaAt(source: SourceFile, name: SchemaName, pointer: string, value: unknown): Diagnostic[] {
+  return checkSchema({ ...source, value }, name, pointer);
+}
+
+async function loadIntegration(
+  root: string,
+  dir: string,
+  name: string,
+  catalog: ConnectorCatalog,
+  diagnostics: Diagnostic[],
+): Promise<LoadedIntegration | undefined> {
+  const files = await listDir(dir);
+  const integrationFile = files.find((f) => f === 'integration.yaml' || f === 'integration.yml');
+  if (!integrationFile) {
+    diagnostics.push(
+      makeDiagnostic(rel(root, dir), undefined, undefined, 'error', 'E_INTEGRATION_FILE_MISSING', `integration folder "${name}" has no integration.yaml`, `add ${rel(root, path.join(dir, 'integration.yaml'))} with apiVersion, kind: Integration, name and app`),
+    );
+    return undefined;
+  }
+  const abs = path.join(dir, integrationFile);
+  const source = await readSourceFile(abs, rel(root, abs));
+  diagnostics.push(...source.diagnostics);
+  if (source.value === undefined) return undefined;
+  const schemaDiagnostics = checkSchema(source, 'integration');
+  diagnostics.push(...schemaDiagnostics);
+  const def = source.value as IntegrationDef;
+  if (def && typeof def === 'object') {
+    if (typeof def.name === 'string' && def.name !== name) {
+      diagnostics.push(
+        makeDiagnostic(source.file, source.index, rangeAt(source, '/name'), 'warning', 'W_INTEGRATION_NAME', `integration "${def.name}" lives in folder "${name}"`, `rename the folder or set name: ${name}`),
+      );
+    }
+    if (typeof def.app === 'string' && !catalog.has(def.app)) {
+      const guess = closest(def.app, catalog.keys());
+      diagnostics.push(
+        makeDiagnostic(source.file, source.index, rangeAt(source, '/app'), 'error', 'E_UNKNOWN_CONNECTOR', `unknown app "${def.app}"`, guess ? `did you mean "${guess}"?` : `known apps: ${[...catalog.keys()].join(', ')}`),
+      );
+    }
+    (def.connectors ?? []).forEach((c, i) => {
+      if (typeof c === 'string' && !catalog.has(c)) {
+        diagnostics.push(
+          makeDiagnostic(source.file, source.index, rangeAt(source, `/connectors/${i}`), 'error', 'E_UNKNOWN_CONNECTOR', `unknown connector "${c}"`, `add connectors/${c}.yaml`),
+        );
+      }
+    });
+  }
+  const integrationName = typeof def?.name === 'string' ? def.name : name;
+  const workflows: LoadedWorkflow[] = [];
+  const seen = new Map<string, string>();
+  const wfDir = path.join(dir, 'workflows');
+  for (const f of (await listDir(wfDir)).filter(isDefinitionFile)) {
+    const wfAbs = path.join(wfDir, f);
+    const wf = await readSourceFile(wfAbs, rel(root, wfAbs));
+    diagnostics.push(...wf.diagnostics);
+    if (wf.value === undefined) continue;
+    diagnostics.push(...checkSchema(wf, 'workflow'));
+    diagnostics.push(...checkWorkflow(wf, { integration: def, catalog }));
+    const wdef = wf.value as WorkflowDef;
+    if (!wdef || typeof wdef !== 'object' || typeof wdef.name !== 'string') continue;
+    const first = seen.get(wdef.name);
+    if (first) {
+      diagnostics.push(
+        makeDiagnostic(wf.file, wf.index, rangeAt(wf, '/name'), 'error', 'E_WORKFLOW_DUPLICATE_NAME', `workflow name "${wdef.name}" is already used by ${first}`, 'workflow names must be unique within an integration'),
+      );
+      continue;
+    }
+    seen.set(wdef.name, wf.file);
+    const stem = path.basename(f, path.extname(f));
+    if (stem !== wdef.name) {
+      diagnostics.push(
+        makeDiagnostic(wf.file, wf.index, rangeAt(wf, '/name'), 'warning', 'W_WORKFLOW_NAME', `workflow "${wdef.name}" is in file ${f}`, `rename the file to ${wdef.name}${path.extname(f)}`),
+      );
+    }
+    workflows.push({ integration: integrationName, name: wdef.name, file: wf.file, def: wdef });
+  }
+  return { name: integrationName, dir: rel(root, dir), file: source.file, def, workflows };
+}
+
+async function loadConnectors(
+  root: string,
+  dir: string,
+  options: LoadProjectOptions,
+  diagnostics: Diagnostic[],
+): Promise<LoadedConnector[]> {
+  const out: LoadedConnector[] = [];
+  const builtinNames = new Set(options.builtinConnectors.map((c) => c.name));
+  for (const f of (await listDir(dir)).filter(isDefinitionFile)) {
+    const abs = path.join(dir, f);
+    const source = await readSourceFile(abs, rel(root, abs));
+    const found = checkConnectorSource(source);
+    diagnostics.push(...found);
+    if (source.value === undefined || found.some((d) => d.severity === 'error')) continue;
+    const def = source.value as ConnectorManifest;
+    if (builtinNames.has(def.name) || out.some((c) => c.def.name === def.name)) {
+      diagnostics.push(
+        makeDiagnostic(source.file, source.index, rangeAt(source, '/name'), 'error', 'E_CONNECTOR_NAME_TAKEN', `a connector named "${def.name}" already exists`, 'choose another name'),
+      );
+      continue;
+    }
+    out.push({ file: source.file, def });
+  }
+  return out;
+}
+
+/** Schema plus meaning checks for one connector manifest. */
+export function checkConnectorSource(source: SourceFile): Diagnostic[] {
+  const out = [...source.diagnostics];
+  if (source.value === undefined) return out;
+  out.push(...checkSchema(source, 'connector'));
+  const def = source.value as ConnectorManifest;
+  if (!def || typeof def !== 'object') return out;
+  for (const [name, action] of Object.entries(def.actions ?? {})) {
+    if (action?.input && typeof action.input === 'object') {
+      try {
+        getUserAjv().compile(action.input);
+      } catch (err) {
+        out.push(
+          makeDiagnostic(source.file, source.index, rangeAt(source, `/actions/${name}/input`), 'error', 'E_CONNECTOR_INPUT_SCHEMA', `input schema of action "${name}" is not a valid JSON Schema: ${(err as Error).message}`),
+        );
+      }
+    }
+    try {
+      compileValue(action?.request ?? {});
+      compileValue(action?.output ?? null);
+    } catch (err) {
+      if (err instanceof TemplateSyntaxError || err instanceof ExpressionSyntaxError) {
+        out.push(makeDiagnostic(source.file, source.index, rangeAt(source, `/actions/${name}`), 'error', 'E_EXPRESSION_SYNTAX', `action "${name}": ${err.message}`));
+      } else throw err;
+    }
+  }
+  return out;
+}
+
+const KINDS: Record<string, SchemaName> = { Workflow: 'workflow', Integration: 'integration', Connector: 'connector', Project: 'config' };
+
+/**
+ * Checks one file outside a project (or given explicitly): the kind comes from its `kind`
+ * key, or from the file name for configs. Cross-file checks need a project and are skipped.
+ */
+export async function checkStandaloneFile(absPath: string, file: string, builtins: readonly ConnectorManifest[]): Promise<Diagnostic[]> {
+  const source = await readSourceFile(absPath, file);
+  if (source.value === undefined) return source.diagnostics;
+  const value = source.value as Record<string, unknown>;
+  const base = path.basename(absPath);
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    return [
+      makeDiagnostic(file, source.index, [0, 1], 'error', 'E_SCHEMA_TYPE', `the file must be a mapping of keys to values, got ${Array.isArray(value) ? 'a list' : typeof value}`, 'start with apiVersion: alloy/v1 and kind: Workflow (or Integration, Connector)'),
+    ];
+  }
+  let kind: SchemaName | undefined;
+  if (base.startsWith('alloy.config.') || base.startsWith('.alloyrc')) kind = 'config';
+  else if (value && typeof value === 'object' && !Array.isArray(value) && typeof value.kind === 'string') kind = KINDS[value.kind];
+  if (!kind) {
+    const given = value && typeof value === 'object' && !Array.isArray(value) ? value.kind : undefined;
+    const guess = typeof given === 'string' ? closest(given, Object.keys(KINDS)) : undefined;
+    return [
+      makeDiagnostic(
+        file,
+        source.index,
+        given === undefined ? [0, 1] : rangeAt(source, '/kind'),
+        'error',
+        'E_UNKNOWN_KIND',
+        given === undefined ? 'file has no "kind"' : `unknown kind ${JSON.stringify(given)}`,
+        guess ? `did you mean "${guess}"?` : `set kind: to one of ${Object.keys(KINDS).join(', ')}`,
+      ),
+    ];
+  }
+  if (kind === 'connector') return checkConnectorSource(source);
+  const out = checkSchema(source, kind);
+  if (kind === 'workflow') out.push(...checkWorkflow(source, { catalog: catalogOf(builtins, []) }));
+  return sortDiagnostics(out);
+}
+
+/** Every definition file below a folder (for validating a folder that is not a project). */
+export async function definitionFilesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await listDir(dir)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    const abs = path.join(dir, name);
+    if (await isDir(abs)) out.push(...(await definitionFilesUnder(abs)));
+    else if (isDefinitionFile(name)) out.push(abs);
+  }
+  return out;
+}

@@ -1,0 +1,222 @@
+/**
+ * Reading and parsing definition files with positions. YAML (and JSON, which YAML 1.2
+ * parses) goes through the `yaml` package's Document API so every key and value keeps its
+ * source range; diagnostics point at line:column, not at a JSON pointer alone.
+ */
+import { open, stat } from 'node:fs/promises';
+import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { LineIndex, makeDiagnostic, type Diagnostic } from './diagnostics.js';
+
+/** Definition files are small; anything larger is refused by size before it is read. */
+export const MAX_DEFINITION_BYTES = 1024 * 1024;
+
+export interface SourceFile {
+  /** Path as shown to the user (relative to the project root, forward slashes). */
+  file: string;
+  text: string;
+  index: LineIndex;
+  doc?: Document.Parsed;
+  /** The parsed value; undefined when the file could not be parsed. */
+  value: unknown;
+  diagnostics: Diagnostic[];
+}
+
+/** Reads a file, refusing oversized and binary files without loading them whole. */
+export async function readSourceFile(absPath: string, file: string, maxBytes = MAX_DEFINITION_BYTES): Promise<SourceFile> {
+  const empty = (d: Diagnostic): SourceFile => ({ file, text: '', index: new LineIndex(''), value: undefined, diagnostics: [d] });
+  let size: number;
+  try {
+    size = (await stat(absPath)).size;
+  } catch (err) {
+    return empty(makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_READ', `cannot read file: ${(err as Error).message}`));
+  }
+  if (size > maxBytes) {
+    return empty(
+      makeDiagnostic(
+        file,
+        undefined,
+        undefined,
+        'error',
+        'E_FILE_TOO_LARGE',
+        `file is ${formatBytes(size)}; definition files are limited to ${formatBytes(maxBytes)}`,
+        'split the definitions into smaller files, or move data into fixtures/',
+      ),
+    );
+  }
+  const handle = await open(absPath, 'r');
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.alloc(size);
+    let read = 0;
+    while (read < size) {
+      const { bytesRead } = await handle.read(bytes, read, size - read, read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    bytes = bytes.subarray(0, read);
+  } finally {
+    await handle.close();
+  }
+  if (bytes.includes(0) || !isValidUtf8(bytes)) {
+    return empty(
+      makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_BINARY', 'file is not UTF-8 text', 'definition files must be YAML or JSON text'),
+    );
+  }
+  return parseSource(file, bytes.toString('utf8'));
+}
+
+function isValidUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+const YAML_CODES: Record<string, { code: string; hint?: string; message?: (text: string, pos: [number, number]) => string }> = {
+  DUPLICATE_KEY: {
+    code: 'E_YAML_DUPLICATE_KEY',
+    hint: 'remove or rename one of the two keys',
+    message: (text, pos) => `duplicate key "${/^["']?([^:"'\n]*)/.exec(text.slice(pos[0]))?.[1]?.trim() || '?'}"`,
+  },
+  TAB_AS_INDENT: { code: 'E_YAML_TAB', hint: 'indent with spaces; YAML does not allow tabs for indentation' },
+  MULTIPLE_DOCS: { code: 'E_YAML_MULTIPLE_DOCUMENTS', hint: 'keep one definition per file', message: () => 'file holds more than one YAML document (---)' },
+};
+
+/** Parses YAML/JSON text into a positioned document, collecting syntax errors. */
+export function parseSource(file: string, text: string): SourceFile {
+  const index = new LineIndex(text);
+  const body = text.replace(/^\uFEFF/, '');
+  if (body.trim() === '' || /^(\s*#.*\n?)*\s*$/.test(body)) {
+    return {
+      file,
+      text,
+      index,
+      value: undefined,
+      diagnostics: [
+        makeDiagnostic(file, index, [0, 0], 'error', 'E_FILE_EMPTY', 'file is empty', 'add a definition, or delete the file'),
+      ],
+    };
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
+  const diagnostics: Diagnostic[] = [];
+  for (const err of doc.errors) {
+    const known = YAML_CODES[err.code];
+    const message = known?.message?.(text, err.pos) ?? err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    diagnostics.push(
+      makeDiagnostic(file, index, [err.pos[0], err.pos[1]], 'error', known?.code ?? 'E_YAML_SYNTAX', message, known?.hint ?? 'fix the YAML syntax at this position'),
+    );
+  }
+  if (diagnostics.length > 0) return { file, text, index, doc, value: undefined, diagnostics };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    diagnostics.push(makeDiagnostic(file, index, [0, 0], 'error', 'E_YAML_SYNTAX', (err as Error).message));
+  }
+  return { file, text, index, doc, value, diagnostics };
+}
+
+/** Splits a JSON pointer (RFC 6901) into unescaped segments. */
+export function pointerSegments(pointer: string): string[] {
+  if (pointer === '' || pointer === '/') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+export interface Located {
+  node?: Node;
+  pair?: Pair;
+  /** How many pointer segments were found; less than the total when the path is missing. */
+  depth: number;
+}
+
+/** Walks the YAML document along a JSON pointer as far as it exists. */
+export function locate(doc: Document.Parsed | undefined, pointer: string): Located {
+  let node = doc?.contents as Node | null | undefined;
+  let pair: Pair | undefined;
+  const segs = pointerSegments(pointer);
+  let depth = 0;
+  for (const seg of segs) {
+    if (isMap(node)) {
+      const found = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg) as Pair | undefined;
+      if (!found) break;
+      pair = found;
+      node = found.value as Node | null;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)] as Node | undefined;
+      if (item === undefined) break;
+      pair = undefined;
+      node = item;
+    } else break;
+    depth++;
+  }
+  return { node: node ?? undefined, pair, depth };
+}
+
+function nodeRange(n: unknown): [number, number] | undefined {
+  const r = (n as { range?: [number, number, number] } | undefined)?.range;
+  return r ? [r[0], r[1]] : undefined;
+}
+
+/**
+ * Source range for a pointer: the value's range, or with `target: 'key'` the key's range
+ * (for unknown keys and missing-key errors). Falls back to the nearest existing ancestor.
+ */
+export function rangeAt(
+  source: SourceFile,
+  pointer: string,
+  target: 'key' | 'value' = 'value',
+): [number, number] | undefined {
+  const { node, pair, depth } = locate(source.doc, pointer);
+  const complete = depth === pointerSegments(pointer).length;
+  if (target === 'key' && pair && complete) return nodeRange(pair.key) ?? nodeRange(node);
+  if (!complete && pair) return nodeRange(pair.key);
+  const r = nodeRange(node);
+  if (r && isMap(node) && r[1] - r[0] > 0) {
+    // A whole mapping is long; point at its first key instead of underlining everything.
+    const first = node.items[0] as Pair | undefined;
+    return (first && nodeRange(first.key)) ?? [r[0], r[0] + 1];
+  }
+  return r;
+}
+
+/** Range of a named key inside the mapping at `pointer` (for "unknown key" diagnostics). */
+export function keyRange(source: SourceFile, pointer: string, key: string): [number, number] | undefined {
+  const { node } = locate(source.doc, pointer);
+  if (isMap(node)) {
+    const found = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key) as Pair | undefined;
+    if (found) return nodeRange(found.key);
+  }
+  return rangeAt(source, pointer);
+}
+
+/**
+ * The offset in the source where character `i` of the string value at `pointer` lives.
+ * Exact for plain and single-line quoted scalars without escapes; for block scalars and
+ * escaped strings it searches for the expression text, which is exact in practice.
+ */
+export function stringOffset(source: SourceFile, pointer: string, i: number, needle?: string): number | undefined {
+  const { node } = locate(source.doc, pointer);
+  if (!isScalar(node) || typeof node.value !== 'string' || !node.range) return undefined;
+  const [start, end] = node.range;
+  const raw = source.text.slice(start, end);
+  const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+  if ((node.type === 'PLAIN' || quoted) && !raw.includes('\n') && !raw.includes('\\') && !raw.includes("''")) {
+    return start + (quoted ? 1 : 0) + i;
+  }
+  if (needle) {
+    const at = raw.indexOf(needle);
+    if (at >= 0) return start + at;
+  }
+  return start;
+}

@@ -1,0 +1,132 @@
+import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { REPO_ROOT, runBin, runInProcess, SHARED_FIXTURES, tempDir } from '../helpers/cli.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => ({ dir, cleanup } = await tempDir()));
+afterEach(async () => cleanup());
+
+async function listTree(root: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(root, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listTree(root, rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+describe('alloy init', () => {
+  it('scaffolds the Shopify sync project, which validates clean (built binary)', async () => {
+    const init = await runBin(['init', 'demo', '--yes'], { cwd: dir });
+    expect(init.code).toBe(0);
+    expect(init.stdout).toContain('Next steps');
+    const project = path.join(dir, 'demo');
+    const files = await listTree(project);
+    for (const f of [
+      'alloy.config.yaml',
+      '.gitignore',
+      '.env.example',
+      'README.md',
+      'integrations/shopify-sync/integration.yaml',
+      'integrations/shopify-sync/workflows/create-order.yaml',
+      'integrations/shopify-sync/workflows/order-created.yaml',
+      'integrations/shopify-sync/fixtures/orders-create.json',
+      'integrations/shopify-sync/fixtures/acme-order-requested.json',
+    ]) {
+      expect(files).toContain(f);
+    }
+    expect(await readFile(path.join(project, '.gitignore'), 'utf8')).toMatch(/^\.alloy\/$/m);
+    expect(await readFile(path.join(project, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
+    expect(await readFile(path.join(project, 'alloy.config.yaml'), 'utf8')).toContain('name: demo');
+
+    const validate = await runBin(['validate'], { cwd: project });
+    expect(validate.code).toBe(0);
+    expect(validate.stdout).toContain('no problems');
+  });
+
+  it('copies the Shopify orders/create payload from the shared fixtures byte for byte', async () => {
+    await runInProcess(['init', 'p', '--yes'], { cwd: dir });
+    const ours = await readFile(path.join(dir, 'p', 'integrations/shopify-sync/fixtures/orders-create.json'));
+    const theirs = await readFile(path.join(SHARED_FIXTURES, 'shopify', 'orders-create.json'));
+    expect(ours.equals(theirs)).toBe(true);
+  });
+
+  it('starts every YAML file with a yaml-language-server $schema line whose path resolves', async () => {
+    await runInProcess(['init', 'p', '--yes'], { cwd: dir });
+    const root = path.join(dir, 'p');
+    const yamlFiles = (await listTree(root)).filter((f) => f.endsWith('.yaml'));
+    expect(yamlFiles.length).toBe(4);
+    for (const f of yamlFiles) {
+      const first = (await readFile(path.join(root, f), 'utf8')).split('\n')[0];
+      const m = /^# yaml-language-server: \$schema=(.+)$/.exec(first);
+      expect(m, f).not.toBeNull();
+      const schemaFile = path.resolve(path.dirname(path.join(root, f)), m![1]);
+      const schema = JSON.parse(await readFile(schemaFile, 'utf8')) as { $schema: string };
+      expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    }
+  });
+
+  it('never overwrites: an existing file makes it write nothing and name the conflict', async () => {
+    await mkdir(path.join(dir, 'p'));
+    await writeFile(path.join(dir, 'p', 'README.md'), 'mine\n');
+    const r = await runInProcess(['init', 'p', '--yes'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('E_INIT_CONFLICT');
+    expect(r.stderr).toContain('README.md');
+    expect(await readFile(path.join(dir, 'p', 'README.md'), 'utf8')).toBe('mine\n');
+    expect(await listTree(path.join(dir, 'p'))).toEqual(['README.md']);
+  });
+
+  it('refuses to prompt without a TTY or under CI=true, naming the flags', async () => {
+    const r = await runBin(['init', 'p'], { cwd: dir, env: { CI: 'true' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--yes');
+    expect(r.stderr).toContain('--name');
+    expect(r.stderr).toContain('--template');
+    const noTty = await runBin(['init', 'p'], { cwd: dir, env: { CI: '' } });
+    expect(noTty.code).toBe(2);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('takes --name and --template without --yes, and rejects an unknown template with a suggestion', async () => {
+    const ok = await runInProcess(['init', 'x', '--name', 'acme-sync', '--template', 'shopify-sync', '--json'], { cwd: dir });
+    expect(ok.code).toBe(0);
+    const result = JSON.parse(ok.stdout) as { name: string; files: string[] };
+    expect(result.name).toBe('acme-sync');
+    expect(result.files).toContain('alloy.config.yaml');
+    const bad = await runInProcess(['init', 'y', '--yes', '--template', 'shopify-synk'], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('did you mean --template shopify-sync?');
+  });
+});
+
+describe('examples/shopify-sync', () => {
+  it('validates clean', async () => {
+    const r = await runInProcess(['validate', '--json'], { cwd: path.join(REPO_ROOT, 'examples', 'shopify-sync') });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([]);
+  });
+
+  it('is exactly what `alloy init --template shopify-sync` writes (one source, kept in step)', async () => {
+    await runInProcess(['init', 'p', '--yes', '--name', 'shopify-sync-example'], { cwd: dir });
+    const example = path.join(REPO_ROOT, 'examples', 'shopify-sync');
+    const made = path.join(dir, 'p');
+    const exampleFiles = (await listTree(example)).filter((f) => !f.startsWith('.alloy/') && f !== '.env');
+    expect(await listTree(made)).toEqual(exampleFiles);
+    for (const f of exampleFiles) {
+      if (f === '.gitignore') continue;
+      expect(await readFile(path.join(made, f), 'utf8'), f).toBe(await readFile(path.join(example, f), 'utf8'));
+    }
+  });
+
+  it('ships the same JSON Schemas as the package', async () => {
+    for (const name of ['workflow', 'integration', 'config', 'connector']) {
+      const a = await readFile(path.join(REPO_ROOT, 'schemas', `${name}.schema.json`), 'utf8');
+      const b = await readFile(path.join(REPO_ROOT, 'examples', 'shopify-sync', 'schemas', `${name}.schema.json`), 'utf8');
+      expect(b, name).toBe(a);
+    }
+  });
+});

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { commands } from '../../src/cli/registry/index.js';
+import { runBin, runInProcess, STACK_LINE } from '../helpers/cli.js';
+import { colorLevel } from '../../src/cli/context.js';
+
+describe('CLI manners', () => {
+  it('--help lists every registered command with its summary', async () => {
+    const r = await runInProcess(['--help']);
+    expect(r.code).toBe(0);
+    expect(commands.length).toBeGreaterThanOrEqual(3);
+    for (const spec of commands) {
+      const name = spec.usage.split(' ')[0];
+      expect(r.stdout).toMatch(new RegExp(`^  ${name}\\b`, 'm'));
+    }
+  });
+
+  it('<cmd> --help shows the command options and examples', async () => {
+    const r = await runInProcess(['validate', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('--fail-on-warn');
+    expect(r.stdout).toContain('$ alloy validate');
+  });
+
+  it('--version prints the package version (built binary)', async () => {
+    const { version } = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
+    const r = await runBin(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+
+  it('suggests the nearest command and flag, exit 2', async () => {
+    const cmd = await runInProcess(['valdate']);
+    expect(cmd.code).toBe(2);
+    expect(cmd.stderr).toContain('Did you mean validate?');
+    const flag = await runInProcess(['validate', '--fail-on-wrn']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('Did you mean --fail-on-warn?');
+  });
+
+  it('user errors print no stack trace; ALLOY_DEBUG=1 shows it', async () => {
+    const plain = await runBin(['validate'], { cwd: '/' });
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('E_NO_PROJECT');
+    expect(plain.stderr).toContain('alloy init');
+    expect(plain.stderr).not.toMatch(STACK_LINE);
+    const debug = await runBin(['validate'], { cwd: '/', env: { ALLOY_DEBUG: '1' } });
+    expect(debug.stderr).toMatch(STACK_LINE);
+  });
+
+  it('--json errors are JSON on stdout and nothing else', async () => {
+    const r = await runBin(['validate', '--json'], { cwd: '/' });
+    expect(r.code).toBe(2);
+    const body = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; hint: string } };
+    expect(body.ok).toBe(false);
+    expect(body.error.code).toBe('E_NO_PROJECT');
+  });
+
+  it('colours follow NO_COLOR, FORCE_COLOR and the TTY', () => {
+    expect(colorLevel({ write: () => true, isTTY: true }, {})).toBe(1);
+    expect(colorLevel({ write: () => true, isTTY: true }, { NO_COLOR: '1' })).toBe(0);
+    expect(colorLevel({ write: () => true, isTTY: false }, {})).toBe(0);
+    expect(colorLevel({ write: () => true, isTTY: false }, { FORCE_COLOR: '1' })).toBe(1);
+    expect(colorLevel({ write: () => true, isTTY: true }, {}, true)).toBe(0);
+  });
+
+  it('piped output has no escape codes, FORCE_COLOR output has them', async () => {
+    const plain = await runBin(['validate', 'test/fixtures/invalid/unknown-key-step.yaml'], { env: { NO_COLOR: '' } });
+    expect(plain.stdout).not.toContain('\u001b[');
+    const forced = await runBin(['validate', 'test/fixtures/invalid/unknown-key-step.yaml'], { env: { NO_COLOR: '', FORCE_COLOR: '1' } });
+    expect(forced.stdout).toContain('\u001b[');
+  });
+});
