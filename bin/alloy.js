@@ -1,6 +1,14 @@
 #!/usr/bin/env node
 // Thin launcher: all logic lives in dist/cli/main.js; this is the one place the process exits.
-import { runCli } from '../dist/cli/main.js';
+import { readFileSync } from 'node:fs';
+
+const argv = process.argv.slice(2);
+// `alloy --version` is run by scripts and CI often: answer it without loading the CLI.
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  process.stdout.write(`${version}\n`);
+  process.exit(0);
+}
 
 // `alloy ... | head` closes the pipe early: that is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
@@ -10,7 +18,8 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const code = await runCli(process.argv.slice(2), {
+const { runCli } = await import('../dist/cli/main.js');
+const code = await runCli(argv, {
   stdout: process.stdout,
   stderr: process.stderr,
   stdin: process.stdin,

@@ -4,10 +4,8 @@
  * codes in handle-errors.ts.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { createContext, type CliIO } from './context.js';
+import type { CliIO } from './context.js';
 import { commands, type CommandSpec } from './registry/index.js';
-import { handleError } from './handle-errors.js';
-import { UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 
 interface GlobalOptions {
@@ -47,6 +45,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       return 2;
     }
     const opts = program.opts<GlobalOptions>();
+    const [{ createContext }, { handleError }] = await Promise.all([import('./context.js'), import('./handle-errors.js')]);
     return handleError(err, createContext(io, { json: opts.json, noColor: opts.color === false }));
   }
   return exitCode;
@@ -63,7 +62,12 @@ function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (co
     const command = actionArgs[actionArgs.length - 1] as Command;
     const opts = command.optsWithGlobals<GlobalOptions & Record<string, unknown>>();
     const positionals = actionArgs.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : a === undefined ? [] : [a]));
-    const { resolve } = await import('node:path');
+    // The context (chalk) and error handling load only when a command runs, not for --help.
+    const [{ resolve }, { createContext }, { handleError }] = await Promise.all([
+      import('node:path'),
+      import('./context.js'),
+      import('./handle-errors.js'),
+    ]);
     const ctx = createContext(io, {
       json: Boolean(opts.json),
       verbose: Boolean(opts.verbose),
@@ -80,4 +84,3 @@ function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (co
   });
 }
 
-export { UsageError };

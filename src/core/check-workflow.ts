@@ -8,6 +8,8 @@ import type { ErrorObject } from 'ajv';
 import { closest, makeDiagnostic, type Diagnostic } from './diagnostics.js';
 import {
   compileTemplate,
+  type CompiledTemplate,
+  type ExpressionRefs,
   escapePointer,
   expressionRefs,
   ExpressionSyntaxError,
@@ -144,12 +146,39 @@ function checkTrigger(source: SourceFile, trigger: unknown, ctx: WorkflowCheckCo
     diag('/trigger', 'E_TRIGGER_KIND', 'a schedule trigger takes no event or schema', 'remove them, or use a custom event trigger');
   }
   if (t.schema && typeof t.schema === 'object') {
-    try {
-      getUserAjv().compile(t.schema as object);
-    } catch (err) {
-      diag('/trigger/schema', 'E_TRIGGER_SCHEMA_INVALID', `trigger schema is not a valid JSON Schema: ${(err as Error).message}`, 'fix the schema (draft 2020-12)');
-    }
+    const problem = triggerSchemaProblem(t.schema as object);
+    if (problem) diag('/trigger/schema', 'E_TRIGGER_SCHEMA_INVALID', `trigger schema is not a valid JSON Schema: ${problem}`, 'fix the schema (draft 2020-12)');
   }
+}
+
+/**
+ * Checks a trigger schema against the draft 2020-12 meta-schema. Validation does not
+ * compile it (code generation per workflow dominated validate's time); the runtime
+ * compiles it once when it loads the workflow.
+ */
+function triggerSchemaProblem(schema: object): string | undefined {
+  const ajv = getUserAjv();
+  if (ajv.validateSchema(schema)) return undefined;
+  return ajv.errorsText(ajv.errors, { dataVar: 'schema' });
+}
+
+/** Compiled templates by source text: the same mapping appears in many workflows. */
+const templateCache = new Map<string, { compiled?: CompiledTemplate; refs?: ExpressionRefs[]; error?: unknown }>();
+const TEMPLATE_CACHE_LIMIT = 20_000;
+
+function compileCached(text: string): { compiled?: CompiledTemplate; refs?: ExpressionRefs[]; error?: unknown } {
+  let hit = templateCache.get(text);
+  if (!hit) {
+    try {
+      const compiled = compileTemplate(text);
+      hit = { compiled, refs: compiled.parts.map((p) => ('kind' in p ? { roots: new Set<string>(), steps: [] } : expressionRefs(p))) };
+    } catch (error) {
+      hit = { error };
+    }
+    if (templateCache.size >= TEMPLATE_CACHE_LIMIT) templateCache.clear();
+    templateCache.set(text, hit);
+  }
+  return hit;
 }
 
 function collectSteps(steps: Step[], pointer: string, ancestors: string[], scope: string[], acc: StepEntry[] = []): StepEntry[] {
@@ -282,19 +311,17 @@ function checkTemplateString(
     const start = stringOffset(source, pointer, offset);
     return start === undefined ? undefined : [start, start + length];
   };
-  let compiled;
-  try {
-    compiled = compileTemplate(text);
-  } catch (err) {
-    if (err instanceof TemplateSyntaxError || err instanceof ExpressionSyntaxError) {
-      diag(pointer, 'E_EXPRESSION_SYNTAX', err.message, 'fix the JSONata expression (https://docs.jsonata.org)', at(err.offset, err.length));
+  const { compiled, refs: allRefs, error } = compileCached(text);
+  if (error !== undefined) {
+    if (error instanceof TemplateSyntaxError || error instanceof ExpressionSyntaxError) {
+      diag(pointer, 'E_EXPRESSION_SYNTAX', error.message, 'fix the JSONata expression (https://docs.jsonata.org)', at(error.offset, error.length));
       return;
     }
-    throw err;
+    throw error;
   }
-  for (const part of compiled.parts) {
+  for (const [i, part] of compiled!.parts.entries()) {
     if ('kind' in part) continue;
-    const refs = expressionRefs(part);
+    const refs = allRefs![i];
     for (const root of refs.roots) {
       if (roots.includes(root)) continue;
       const offset = part.offset + Math.max(0, part.source.indexOf(root));

@@ -1,0 +1,139 @@
+/**
+ * User connectors from `connectors/*.yaml`: each action is a declarative HTTP request whose
+ * templates see `input` (the step's resolved `with`) and `connection` (the user's resolved
+ * connection fields); the output is a template over `response` ({status, headers, body}).
+ * Templates are compiled once here, when the connector is created.
+ */
+import { StepError, UsageError } from '../errors.js';
+import { compileValue, renderValue, type CompiledValue } from '../core/expressions.js';
+import type { ConnectorAction, ConnectorAuth, ConnectorManifest } from '../core/model.js';
+import { decodeBody, hasHeader, safeUrl, sendActionRequest } from './http-client.js';
+import type { ActionContext, ActionHandler, ConnectorRuntime } from './types.js';
+
+function compileAt(value: unknown, where: string): CompiledValue {
+  try {
+    return compileValue(value);
+  } catch (err) {
+    throw new UsageError(`invalid template in ${where}: ${(err as Error).message}`, {
+      code: 'E_CONNECTOR_TEMPLATE',
+      hint: 'Run `alloy validate` to see the file and position of the expression.',
+      cause: err,
+    });
+  }
+}
+
+interface CompiledAuth {
+  type: ConnectorAuth['type'];
+  header?: string;
+  value?: CompiledValue;
+  username?: CompiledValue;
+  password?: CompiledValue;
+}
+
+function compileAuth(auth: ConnectorAuth, where: string): CompiledAuth {
+  return {
+    type: auth.type,
+    header: auth.header,
+    value: auth.value === undefined ? undefined : compileAt(auth.value, `${where}.value`),
+    username: auth.username === undefined ? undefined : compileAt(auth.username, `${where}.username`),
+    password: auth.password === undefined ? undefined : compileAt(auth.password, `${where}.password`),
+  };
+}
+
+async function renderText(value: CompiledValue | undefined, context: Record<string, unknown>): Promise<string> {
+  if (!value) return '';
+  const v = await renderValue(value, context);
+  return v === undefined || v === null ? '' : typeof v === 'string' ? v : String(v);
+}
+
+/** Auth headers for a connector (`none`, `bearer`, `header`, `basic`), rendered over `connection`. */
+async function authHeaders(auth: CompiledAuth, context: Record<string, unknown>, name: string): Promise<Record<string, string>> {
+  switch (auth.type) {
+    case 'none':
+      return {};
+    case 'bearer':
+      return { Authorization: `Bearer ${await renderText(auth.value, context)}` };
+    case 'header': {
+      if (!auth.header) throw new UsageError(`connector ${name}: auth type "header" needs \`header\``);
+      return { [auth.header]: await renderText(auth.value, context) };
+    }
+    case 'basic': {
+      const user = await renderText(auth.username, context);
+      const pass = await renderText(auth.password, context);
+      return { Authorization: `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}` };
+    }
+  }
+}
+
+export function joinUrl(base: string, path: string): string {
+  if (/^https?:\/\//i.test(path)) return path;
+  if (!base) return path;
+  return `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
+}
+
+function appendQuery(url: string, query: Record<string, unknown> | undefined): string {
+  if (!query) return url;
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined || v === null) continue;
+    if (Array.isArray(v)) for (const item of v) params.append(k, String(item));
+    else params.append(k, typeof v === 'object' ? JSON.stringify(v) : String(v));
+  }
+  const qs = params.toString();
+  if (!qs) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}${qs}`;
+}
+
+function compileAction(manifest: ConnectorManifest, actionName: string, action: ConnectorAction, auth: CompiledAuth, baseUrl: CompiledValue): ActionHandler {
+  const where = `connector ${manifest.name} action ${actionName}`;
+  const req = action.request;
+  if (!req) {
+    return async () => {
+      throw new StepError(`${where} has no \`request\` to send`, {
+        code: 'E_CONNECTOR',
+        hint: `Add a request (method, path) to actions.${actionName} in connectors/${manifest.name}.yaml.`,
+      });
+    };
+  }
+  const path = compileAt(req.path, `${where} request.path`);
+  const headers = compileAt(req.headers ?? {}, `${where} request.headers`);
+  const query = req.query === undefined ? undefined : compileAt(req.query, `${where} request.query`);
+  const body = req.body === undefined ? undefined : compileAt(req.body, `${where} request.body`);
+  const output = action.output === undefined ? undefined : compileAt(action.output, `${where} output`);
+  const label = `${manifest.name} ${actionName}`;
+
+  return async (input, ctx: ActionContext) => {
+    const context = { input, connection: ctx.connection };
+    const base = ctx.settings.baseUrl || (await renderText(baseUrl, context));
+    const url = appendQuery(
+      joinUrl(base, await renderText(path, context)),
+      query ? ((await renderValue(query, context)) as Record<string, unknown>) : undefined,
+    );
+    const rendered = (await renderValue(headers, context)) as Record<string, unknown>;
+    const outHeaders: Record<string, string> = { Accept: 'application/json' };
+    for (const [k, v] of Object.entries(rendered)) if (v !== undefined && v !== null) outHeaders[k] = String(v);
+    Object.assign(outHeaders, await authHeaders(auth, context, manifest.name));
+    let payload: string | undefined;
+    if (body !== undefined) {
+      const value = await renderValue(body, context);
+      if (value !== undefined) {
+        payload = typeof value === 'string' ? value : JSON.stringify(value);
+        if (typeof value !== 'string' && !hasHeader(outHeaders, 'content-type')) outHeaders['Content-Type'] = 'application/json';
+      }
+    }
+    const res = await sendActionRequest(ctx, { method: req.method, url, headers: outHeaders, body: payload }, `${label} (${req.method} ${safeUrl(url)})`);
+    const response = { status: res.status, headers: res.headers, body: decodeBody(res) };
+    return output === undefined ? response.body : renderValue(output, { response, input });
+  };
+}
+
+/** A runtime for a user connector manifest; throws UsageError on a template that does not compile. */
+export function createDeclarativeConnector(manifest: ConnectorManifest): ConnectorRuntime {
+  const auth = compileAuth(manifest.auth ?? { type: 'none' }, `connector ${manifest.name} auth`);
+  const baseUrl = compileAt(manifest.baseUrl ?? '', `connector ${manifest.name} baseUrl`);
+  const actions: Record<string, ActionHandler> = {};
+  for (const [name, action] of Object.entries(manifest.actions ?? {})) {
+    actions[name] = compileAction(manifest, name, action, auth, baseUrl);
+  }
+  return { manifest, actions };
+}

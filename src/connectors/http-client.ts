@@ -1,0 +1,203 @@
+/**
+ * Outbound HTTP for connectors: an HttpClient over undici, and the one place responses and
+ * network failures become errors.StepError with the retry facts the engine needs
+ * (`retryable`, `status`, `retryAfterMs`). The engine owns the retry loop.
+ */
+import { request, type Dispatcher } from 'undici';
+import { StepError } from '../errors.js';
+import type { ActionContext, HttpClient, HttpRequest, HttpResponse } from './types.js';
+
+export interface HttpClientOptions {
+  /** Upper bound for one call (connect to last body byte). Default 30 s. */
+  timeoutMs?: number;
+  /** undici dispatcher (Agent, MockAgent); default the global one. */
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** An HttpClient over undici's `request`; a call is aborted by its own signal or the timeout. */
+export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return async (req: HttpRequest): Promise<HttpResponse> => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    const headers: Record<string, string> = { ...(req.headers ?? {}) };
+    if (options.userAgent && !hasHeader(headers, 'user-agent')) headers['user-agent'] = options.userAgent;
+    const res = await request(req.url, {
+      method: req.method.toUpperCase() as Dispatcher.HttpMethod,
+      headers,
+      body: req.body,
+      signal,
+      dispatcher: options.dispatcher,
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: flattenHeaders(res.headers), text };
+  };
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+export function hasHeader(headers: Record<string, string>, name: string): boolean {
+  const lower = name.toLowerCase();
+  return Object.keys(headers).some((k) => k.toLowerCase() === lower);
+}
+
+export function getHeader(headers: Record<string, string | undefined>, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+/**
+ * Retry-After (RFC 9110 §10.2.3) is either delta-seconds or an HTTP-date. Returns the wait
+ * in ms from `nowMs`, 0 for a date in the past, undefined when absent or unparseable.
+ * Fractional seconds are accepted because Shopify's REST API sends `Retry-After: 2.0`.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (v === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.ceil(Number(v) * 1000);
+  // HTTP-date: IMF-fixdate (and the obsolete forms Date.parse also reads).
+  if (!/[A-Za-z]/.test(v)) return undefined;
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - nowMs);
+}
+
+/** Network errors, 408, 429 and 5xx are worth retrying; any other 4xx is not. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+export interface ResponseErrorOptions {
+  nowMs: number;
+  /** What was called, for the message, e.g. "shopify createOrder" or "POST https://api.acme.com/orders". */
+  label: string;
+  hint?: string;
+}
+
+/** The StepError for a non-2xx response; undefined for 2xx/3xx. */
+export function stepErrorFromResponse(res: HttpResponse, options: ResponseErrorOptions): StepError | undefined {
+  if (res.status < 400) return undefined;
+  const retryable = isRetryableStatus(res.status);
+  const retryAfterMs = retryable ? parseRetryAfter(getHeader(res.headers, 'retry-after'), options.nowMs) : undefined;
+  const snippet = bodySnippet(res.text);
+  return new StepError(`${options.label} failed with HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`, {
+    code: res.status === 429 ? 'E_RATE_LIMITED' : 'E_HTTP',
+    retryable,
+    status: res.status,
+    retryAfterMs,
+    hint: options.hint ?? hintForStatus(res.status),
+    details: { status: res.status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+  });
+}
+
+function hintForStatus(status: number): string | undefined {
+  if (status === 401 || status === 403) return 'Check the connection credentials for this app (see docs/connectors.md).';
+  if (status === 404) return 'Check the URL, the API version and the id in the step input.';
+  if (status === 429) return 'The API is rate limiting: the step is retried after the time it asked for.';
+  return undefined;
+}
+
+/** Network failure, timeout or abort → StepError. Aborts by the caller's own signal are not retried. */
+export function stepErrorFromNetwork(err: unknown, label: string, callerSignal?: AbortSignal): StepError {
+  if (err instanceof StepError) return err;
+  const e = err as { name?: string; code?: string; message?: string };
+  if (callerSignal?.aborted) {
+    // The engine aborts with its own StepError (step timeout): keep its code and retry advice.
+    if (callerSignal.reason instanceof StepError) return callerSignal.reason;
+    return new StepError(`${label} was cancelled`, { code: 'E_ABORTED', retryable: false, cause: err });
+  }
+  const timedOut = e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT';
+  const detail = e?.code ? `${e.code}: ${e.message ?? ''}` : (e?.message ?? String(err));
+  return new StepError(`${label} ${timedOut ? 'timed out' : 'failed'} (${detail.trim()})`, {
+    code: timedOut ? 'E_TIMEOUT' : 'E_NETWORK',
+    retryable: true,
+    cause: err,
+  });
+}
+
+function bodySnippet(text: string): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length > 300 ? `${oneLine.slice(0, 300)}…` : oneLine;
+}
+
+/** The URL without query string or credentials, safe for messages. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return url.split('?')[0];
+  }
+}
+
+/**
+ * Sends one request for an action: adds `Idempotency-Key` from the context (unless the
+ * caller set one), passes the step's abort signal, and turns network failures and non-2xx
+ * answers into StepError. Returns only successful responses.
+ */
+export async function sendActionRequest(
+  ctx: Pick<ActionContext, 'http' | 'idempotencyKey' | 'signal' | 'now'>,
+  req: HttpRequest,
+  label: string,
+  options: { hint?: string; allowStatus?: (status: number) => boolean } = {},
+): Promise<HttpResponse> {
+  if (!URL.canParse(req.url) || !/^https?:$/i.test(new URL(req.url).protocol)) {
+    // A bad URL is a mapping or configuration mistake: retrying cannot fix it.
+    throw new StepError(`${label}: "${safeUrl(req.url)}" is not an absolute http(s) URL`, {
+      code: 'E_INPUT',
+      retryable: false,
+      hint: 'Check the base URL (connector `baseUrl` or apps.<name>.baseUrl) and the request path.',
+    });
+  }
+  const headers: Record<string, string> = { ...(req.headers ?? {}) };
+  if (ctx.idempotencyKey && !hasHeader(headers, 'idempotency-key')) headers['Idempotency-Key'] = ctx.idempotencyKey;
+  let res: HttpResponse;
+  try {
+    res = await ctx.http({ ...req, headers, signal: req.signal ?? ctx.signal });
+  } catch (err) {
+    throw stepErrorFromNetwork(err, label, ctx.signal);
+  }
+  if (options.allowStatus?.(res.status)) return res;
+  const error = stepErrorFromResponse(res, { nowMs: ctx.now(), label, hint: options.hint });
+  if (error) throw error;
+  return res;
+}
+
+/** Parses a JSON body; an unparseable one is a non-retryable StepError naming the call. */
+export function parseJsonBody(res: HttpResponse, label: string): unknown {
+  if (res.text === '') return undefined;
+  try {
+    return JSON.parse(res.text);
+  } catch {
+    throw new StepError(`${label} returned a body that is not JSON: ${bodySnippet(res.text)}`, {
+      code: 'E_BAD_RESPONSE',
+      retryable: false,
+      status: res.status,
+    });
+  }
+}
+
+/** JSON when the response says so (or looks like it), else the text. */
+export function decodeBody(res: HttpResponse): unknown {
+  const type = getHeader(res.headers, 'content-type') ?? '';
+  if (/[/+]json\b/i.test(type)) {
+    try {
+      return res.text === '' ? null : JSON.parse(res.text);
+    } catch {
+      return res.text;
+    }
+  }
+  return res.text;
+}

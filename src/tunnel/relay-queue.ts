@@ -1,0 +1,254 @@
+/**
+ * The relay's offline queue: requests for a developer who is not connected wait on disk
+ * and are delivered in order when they reconnect.
+ *
+ * One JSON file per request under `<dir>/<name>/<seq>-<receivedAtMs>.json`, written to a
+ * temp file, fsynced, renamed into place and the directory fsynced, before the app is
+ * answered 202, so an acknowledged request survives a relay crash or restart. A file is
+ * deleted only after the developer's dev server answered it (the ack).
+ *
+ * Bounded per name in count, bytes and age. Nothing leaves silently: a request over the
+ * bound is refused (the caller answers 507, so the app keeps and retries it), one that
+ * expires is deleted and counted; both counts are kept in `dropped.json` and reported to
+ * the developer on reconnect until they acknowledge them.
+ */
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DropReport, HeaderPairs } from './protocol.js';
+
+export interface QueueLimits {
+  /** Most requests waiting per name. */
+  maxItems: number;
+  /** Most bytes (of stored files) waiting per name. */
+  maxBytes: number;
+  /** Oldest a request may get before it is dropped (and counted) instead of delivered. */
+  maxAgeMs: number;
+}
+
+export const DEFAULT_QUEUE_LIMITS: QueueLimits = {
+  maxItems: 1000,
+  maxBytes: 64 * 1024 * 1024,
+  // Shopify retries a failed delivery for about 48 hours; keep queued ones as long.
+  maxAgeMs: 48 * 60 * 60 * 1000,
+};
+
+export interface QueuedRequest {
+  id: string;
+  name: string;
+  seq: number;
+  receivedAt: string;
+  method: string;
+  path: string;
+  headers: HeaderPairs;
+  /** base64 of the exact bytes received. */
+  body: string;
+}
+
+interface Entry {
+  file: string;
+  seq: number;
+  bytes: number;
+  receivedAtMs: number;
+}
+
+interface NameState {
+  entries: Entry[];
+  bytes: number;
+  nextSeq: number;
+  dropped: DropReport;
+  /** Space promised to writes still in progress (so concurrent enqueues see the bound). */
+  reservedItems: number;
+  reservedBytes: number;
+  /** Serialises disk writes for a name so files land in sequence order. */
+  chain: Promise<unknown>;
+}
+
+export type EnqueueResult = { ok: true; item: QueuedRequest } | { ok: false; reason: 'items' | 'bytes' };
+
+const FILE_PATTERN = /^(\d{16})-(\d+)\.json$/;
+
+export class RelayQueue {
+  private readonly states = new Map<string, NameState>();
+  /** One load per name even when its first requests arrive together. */
+  private readonly loading = new Map<string, Promise<NameState>>();
+
+  private constructor(
+    private readonly dir: string,
+    readonly limits: QueueLimits,
+    private readonly now: () => number,
+    private readonly onExpired: (name: string, count: number) => void,
+  ) {}
+
+  /** Open (creating) the queue directory and index what a previous run left. */
+  static async open(
+    dir: string,
+    limits: QueueLimits,
+    options: { now?: () => number; onExpired?: (name: string, count: number) => void } = {},
+  ): Promise<RelayQueue> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const queue = new RelayQueue(dir, limits, options.now ?? Date.now, options.onExpired ?? (() => {}));
+    for (const dirent of await readdir(dir, { withFileTypes: true })) {
+      if (dirent.isDirectory()) await queue.load(dirent.name);
+    }
+    return queue;
+  }
+
+  private async load(name: string): Promise<NameState> {
+    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: { overflow: 0, expired: 0 }, reservedItems: 0, reservedBytes: 0, chain: Promise.resolve() };
+    const nameDir = join(this.dir, name);
+    await mkdir(nameDir, { recursive: true });
+    for (const file of await readdir(nameDir)) {
+      const m = FILE_PATTERN.exec(file);
+      if (m) {
+        const { size } = await stat(join(nameDir, file));
+        state.entries.push({ file, seq: Number(m[1]), bytes: size, receivedAtMs: Number(m[2]) });
+        state.bytes += size;
+      } else if (file.endsWith('.tmp')) {
+        // A write that crashed before its rename was never acknowledged to the app: discard.
+        await rm(join(nameDir, file), { force: true });
+      }
+    }
+    state.entries.sort((a, b) => a.seq - b.seq);
+    state.nextSeq = (state.entries.at(-1)?.seq ?? 0) + 1;
+    try {
+      const saved = JSON.parse(await readFile(join(nameDir, 'dropped.json'), 'utf8')) as Partial<DropReport>;
+      state.dropped = { overflow: Number(saved.overflow) || 0, expired: Number(saved.expired) || 0 };
+    } catch {
+      // no drops recorded
+    }
+    this.states.set(name, state);
+    return state;
+  }
+
+  private async state(name: string): Promise<NameState> {
+    const loaded = this.states.get(name);
+    if (loaded) return loaded;
+    let pending = this.loading.get(name);
+    if (!pending) {
+      pending = this.load(name).finally(() => this.loading.delete(name));
+      this.loading.set(name, pending);
+    }
+    return pending;
+  }
+
+  /** Requests waiting for `name` (0 for a name never seen). */
+  pending(name: string): number {
+    const state = this.states.get(name);
+    return state ? state.entries.length + state.reservedItems : 0;
+  }
+
+  dropped(name: string): DropReport {
+    const d = this.states.get(name)?.dropped;
+    return { overflow: d?.overflow ?? 0, expired: d?.expired ?? 0 };
+  }
+
+  /** Persist a request durably (resolves after fsync + rename) or refuse it when over a bound. */
+  async enqueue(name: string, req: Omit<QueuedRequest, 'seq' | 'name'>): Promise<EnqueueResult> {
+    const state = await this.state(name);
+    await this.expire(name, state);
+    const item: QueuedRequest = { ...req, name, seq: state.nextSeq };
+    const text = JSON.stringify(item);
+    const bytes = Buffer.byteLength(text);
+    if (state.entries.length + state.reservedItems + 1 > this.limits.maxItems) return this.overflow(name, state, 'items');
+    if (state.bytes + state.reservedBytes + bytes > this.limits.maxBytes) return this.overflow(name, state, 'bytes');
+    state.nextSeq += 1;
+    const receivedAtMs = Date.parse(req.receivedAt) || this.now();
+    const entry: Entry = { file: `${String(item.seq).padStart(16, '0')}-${receivedAtMs}.json`, seq: item.seq, bytes, receivedAtMs };
+    state.reservedItems += 1;
+    state.reservedBytes += bytes;
+    // Writes are chained per name, so entries become visible (to peek) in sequence order
+    // and only once their file is whole on disk.
+    const write = state.chain.then(async () => {
+      try {
+        await writeDurably(join(this.dir, name), entry.file, text);
+        state.entries.push(entry);
+        state.bytes += bytes;
+      } finally {
+        state.reservedItems -= 1;
+        state.reservedBytes -= bytes;
+      }
+    });
+    state.chain = write.catch(() => undefined);
+    await write;
+    return { ok: true, item };
+  }
+
+  /** The oldest deliverable request for `name`; expired ones are deleted and counted first. */
+  async peek(name: string): Promise<QueuedRequest | undefined> {
+    const state = await this.state(name);
+    await state.chain; // writes in progress land first
+    await this.expire(name, state);
+    const entry = state.entries[0];
+    if (!entry) return undefined;
+    return JSON.parse(await readFile(join(this.dir, name, entry.file), 'utf8')) as QueuedRequest;
+  }
+
+  /** Delete a delivered request (after the developer's dev server answered it). */
+  async remove(name: string, seq: number): Promise<void> {
+    const state = await this.state(name);
+    const entry = state.entries.find((e) => e.seq === seq);
+    if (!entry) return;
+    await rm(join(this.dir, name, entry.file), { force: true });
+    state.entries = state.entries.filter((e) => e !== entry);
+    state.bytes -= entry.bytes;
+  }
+
+  /** The developer has seen this drop report: subtract it (new drops since then remain). */
+  async acknowledgeDropped(name: string, seen: DropReport): Promise<void> {
+    const state = await this.state(name);
+    if (!(Number(seen.overflow) > 0) && !(Number(seen.expired) > 0)) return;
+    state.dropped = {
+      overflow: Math.max(0, state.dropped.overflow - (Number(seen.overflow) || 0)),
+      expired: Math.max(0, state.dropped.expired - (Number(seen.expired) || 0)),
+    };
+    await this.saveDropped(name, state);
+  }
+
+  private async overflow(name: string, state: NameState, reason: 'items' | 'bytes'): Promise<EnqueueResult> {
+    state.dropped.overflow += 1;
+    await this.saveDropped(name, state);
+    return { ok: false, reason };
+  }
+
+  private async expire(name: string, state: NameState): Promise<void> {
+    const cutoff = this.now() - this.limits.maxAgeMs;
+    let expired = 0;
+    while (state.entries[0] && state.entries[0].receivedAtMs < cutoff) {
+      const entry = state.entries.shift()!;
+      state.bytes -= entry.bytes;
+      expired += 1;
+      await rm(join(this.dir, name, entry.file), { force: true });
+    }
+    if (expired > 0) {
+      state.dropped.expired += expired;
+      this.onExpired(name, expired);
+      await this.saveDropped(name, state);
+    }
+  }
+
+  private async saveDropped(name: string, state: NameState): Promise<void> {
+    const text = JSON.stringify(state.dropped);
+    const write = state.chain.then(() => writeDurably(join(this.dir, name), 'dropped.json', text));
+    state.chain = write.catch(() => undefined);
+    await write;
+  }
+}
+
+/** temp file + fsync + rename + directory fsync: the file is either whole or absent. */
+async function writeDurably(dir: string, file: string, text: string): Promise<void> {
+  const tmp = join(dir, `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, file));
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}

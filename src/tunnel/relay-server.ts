@@ -1,0 +1,445 @@
+/**
+ * The self-hostable relay (`alloy relay`): a small public server that gives each developer a
+ * stable webhook URL, `<public>/t/<name>/v1/webhooks/shopify`, and forwards what arrives
+ * there over the developer's WebSocket to their `alloy dev`, then writes the dev server's
+ * answer back to the app.
+ *
+ * - Only ingress paths are forwarded (POST /v1/run/event, POST /v1/webhooks/...); others 404.
+ * - Developers authenticate with a bearer token bound to their name (relay-tokens.ts).
+ * - Bodies are carried byte for byte (base64 in the frame): signatures still verify.
+ * - Bodies over the limit get 413; a developer who does not answer in time, 504.
+ * - While a developer is offline their requests wait on disk (relay-queue.ts) and the app
+ *   gets 202; they are delivered in order on reconnect and deleted only once answered.
+ *   Over the queue's bound the app gets 507 and the drop is logged and reported.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, WebSocket } from 'ws';
+import { checkIngressTarget, filterHeaderPairs, forwardableHeaders, isValidTunnelName } from './ingress-paths.js';
+import {
+  CLOSE_REPLACED,
+  CLOSE_SHUTDOWN,
+  RELAY_CONNECT_PATH,
+  TUNNEL_NAME_HEADER,
+  parseFrame,
+  type ClientToRelayFrame,
+  type HelloFrame,
+  type NackFrame,
+  type RequestFrame,
+  type ResponseFrame,
+} from './protocol.js';
+import { DEFAULT_QUEUE_LIMITS, RelayQueue, type QueueLimits, type QueuedRequest } from './relay-queue.js';
+import type { RelayTokens } from './relay-tokens.js';
+
+export interface RelayLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface RelayServerOptions {
+  /** Interface to bind; 127.0.0.1 unless told otherwise (put a TLS proxy in front). */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Where the offline queue lives (`<dataDir>/queue/<name>/`). */
+  dataDir: string;
+  tokens: RelayTokens;
+  /** Public base URL (`https://relay.example.com`); else derived from the connect request. */
+  publicUrl?: string;
+  /** Largest request body accepted (413 above). Default 5 MiB. */
+  maxBodyBytes?: number;
+  /** How long a connected developer has to answer (504 after). Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Ping interval; a developer silent for two intervals is dropped. Default 15 s. */
+  heartbeatMs?: number;
+  /** First wait before redelivering a queued request the developer could not take. Default 1 s. */
+  redeliverDelayMs?: number;
+  queue?: Partial<QueueLimits>;
+  logger?: RelayLogger;
+  now?: () => number;
+}
+
+export interface RelayServer {
+  /** http://host:port the relay listens on. */
+  url: string;
+  port: number;
+  /** Names with a live developer connection. */
+  connectedNames(): string[];
+  /** Requests waiting on disk for a name. */
+  pending(name: string): number;
+  close(): Promise<void>;
+}
+
+type DeliveryResult = { kind: 'response'; frame: ResponseFrame } | { kind: 'nack'; frame: NackFrame } | { kind: 'closed' } | { kind: 'timeout' };
+
+interface Connection {
+  name: string;
+  ws: WebSocket;
+  alive: boolean;
+  draining: boolean;
+  inflight: Map<string, (result: DeliveryResult) => void>;
+  /** Wakes a drain loop sleeping before a redelivery when the connection closes. */
+  wake?: () => void;
+}
+
+const DEFAULT_MAX_BODY = 5 * 1024 * 1024;
+const MAX_RESPONSE_BODY = 10 * 1024 * 1024;
+
+export async function startRelayServer(options: RelayServerOptions): Promise<RelayServer> {
+  const logger = options.logger ?? { info: () => {}, warn: () => {} };
+  const now = options.now ?? Date.now;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const redeliverDelayMs = options.redeliverDelayMs ?? 1_000;
+  const limits: QueueLimits = { ...DEFAULT_QUEUE_LIMITS, ...options.queue };
+  const queue = await RelayQueue.open(`${options.dataDir}/queue`, limits, {
+    now,
+    onExpired: (name, count) =>
+      logger.warn(`relay: ${count} queued request(s) for "${name}" expired after ${Math.round(limits.maxAgeMs / 60_000)} min and were dropped`),
+  });
+  const conns = new Map<string, Connection>();
+  const handlers = new Set<Promise<void>>();
+  let closing = false;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(maxBodyBytes, MAX_RESPONSE_BODY) * 2 });
+
+  const server: Server = createServer((req, res) => {
+    const p = handleHttp(req, res).catch((err: unknown) => {
+      logger.warn(`relay: request failed: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, { error: { code: 'E_RELAY_INTERNAL', message: 'relay error' } });
+      else res.destroy();
+    });
+    handlers.add(p);
+    void p.finally(() => handlers.delete(p));
+  });
+  // Slow-loris guard: the whole request must arrive within this time (node's own timer).
+  server.requestTimeout = Math.max(requestTimeoutMs, 10_000);
+  server.headersTimeout = 10_000;
+
+  server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head));
+
+  async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = req.url ?? '/';
+    if (target === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      sendJson(res, 200, { ok: true });
+      return;
+    }
+    const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(target);
+    const name = m?.[1];
+    const ingress = m ? checkIngressTarget(m[2]) : undefined;
+    if (!m || !name || !isValidTunnelName(name) || !options.tokens.has(name) || !ingress) {
+      // Unknown names and non-ingress paths look the same from outside.
+      sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      sendJson(res, 405, { error: { code: 'E_METHOD', message: 'only POST is relayed' } });
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBodyBytes) {
+      tooLarge(res);
+      return;
+    }
+    const body = await readBody(req, maxBodyBytes);
+    if (body === undefined) {
+      tooLarge(res);
+      return;
+    }
+    const request: Omit<QueuedRequest, 'seq' | 'name'> = {
+      id: randomUUID(),
+      receivedAt: new Date(now()).toISOString(),
+      method: 'POST',
+      path: ingress.pathname + ingress.search,
+      headers: forwardableHeaders(req.rawHeaders),
+      body: body.toString('base64'),
+    };
+    const conn = conns.get(name);
+    // Anything already waiting goes first: a new request joins the queue behind it.
+    if (!conn || queue.pending(name) > 0 || conn.ws.readyState !== WebSocket.OPEN) {
+      await enqueueAndAnswer(name, request, res);
+      return;
+    }
+    const result = await deliver(conn, { type: 'request', ...request, queued: false }, requestTimeoutMs);
+    if (result.kind === 'response') {
+      writeRelayedResponse(res, result.frame);
+    } else if (result.kind === 'closed') {
+      // The developer vanished mid-request: keep it for them rather than lose it.
+      await enqueueAndAnswer(name, request, res);
+    } else if (result.kind === 'timeout') {
+      logger.warn(`relay: "${name}" did not answer ${request.path} within ${requestTimeoutMs} ms (504)`);
+      sendJson(res, 504, { error: { code: 'E_RELAY_TIMEOUT', message: 'the developer did not answer in time' } });
+    } else {
+      sendJson(res, 502, { error: { code: 'E_RELAY_UPSTREAM', message: 'the developer could not reach their dev server' } });
+    }
+  }
+
+  async function enqueueAndAnswer(name: string, request: Omit<QueuedRequest, 'seq' | 'name'>, res: ServerResponse): Promise<void> {
+    let result: Awaited<ReturnType<RelayQueue['enqueue']>>;
+    try {
+      result = await queue.enqueue(name, request);
+    } catch (err) {
+      // Disk full or unwritable: refuse explicitly so the app keeps the delivery and retries.
+      logger.warn(`relay: could not store ${request.path} for "${name}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); refused with 507`);
+      res.setHeader('retry-after', '60');
+      sendJson(res, 507, { error: { code: 'E_RELAY_QUEUE_WRITE', message: 'the relay could not store the request; retry later' } });
+      return;
+    }
+    if (!result.ok) {
+      const bound = result.reason === 'items' ? `${limits.maxItems} requests` : `${limits.maxBytes} bytes`;
+      logger.warn(`relay: queue for "${name}" is full (${bound}); refused ${request.path} with 507, the sender keeps it`);
+      // 507 Insufficient Storage (RFC 4918 11.5); Retry-After (RFC 9110 10.2.3) tells the app when to retry.
+      res.setHeader('retry-after', '60');
+      sendJson(res, 507, {
+        error: { code: 'E_RELAY_QUEUE_FULL', message: `the relay queue for "${name}" is full (${bound}); retry later` },
+      });
+      return;
+    }
+    res.setHeader('x-alloy-relay', 'queued');
+    sendJson(res, 202, { queued: true, id: result.item.id, name, position: queue.pending(name) });
+    const conn = conns.get(name);
+    if (conn) void drain(conn);
+  }
+
+  function deliver(conn: Connection, frame: RequestFrame, timeoutMs: number): Promise<DeliveryResult> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+      const finish = (result: DeliveryResult): void => {
+        clearTimeout(timer);
+        if (conn.inflight.get(frame.id) === finish) conn.inflight.delete(frame.id);
+        resolve(result);
+      };
+      conn.inflight.set(frame.id, finish);
+      conn.ws.send(JSON.stringify(frame), (err) => {
+        if (err) finish({ kind: 'closed' });
+      });
+    });
+  }
+
+  /** Deliver the name's queue in order, one at a time, deleting each only once answered. */
+  async function drain(conn: Connection): Promise<void> {
+    if (conn.draining) return;
+    conn.draining = true;
+    let delay = redeliverDelayMs;
+    const current = (): boolean => !closing && conns.get(conn.name) === conn && conn.ws.readyState === WebSocket.OPEN;
+    try {
+      while (current()) {
+        const item = await queue.peek(conn.name);
+        if (!item || !current()) break;
+        const frame: RequestFrame = {
+          type: 'request',
+          id: item.id,
+          method: item.method,
+          path: item.path,
+          headers: item.headers,
+          body: item.body,
+          queued: true,
+          receivedAt: item.receivedAt,
+        };
+        const result = await deliver(conn, frame, requestTimeoutMs);
+        if (result.kind === 'response') {
+          await queue.remove(conn.name, item.seq);
+          delay = redeliverDelayMs;
+          continue;
+        }
+        if (result.kind === 'closed') break;
+        const why = result.kind === 'nack' ? result.frame.error : 'no answer in time';
+        logger.warn(`relay: queued ${item.path} for "${conn.name}" not delivered (${why}); retrying in ${delay} ms`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          conn.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        conn.wake = undefined;
+        delay = Math.min(delay * 2, 30_000);
+      }
+    } catch (err) {
+      logger.warn(`relay: delivering the queue for "${conn.name}" failed: ${(err as Error).message}`);
+    } finally {
+      conn.draining = false;
+    }
+    // Something may have been queued between the last peek and now.
+    if (current() && queue.pending(conn.name) > 0) void drain(conn);
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // node's http server stops watching an upgraded socket's errors: a reset must not crash the relay.
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '').split('?')[0];
+    if (closing || path !== RELAY_CONNECT_PATH) {
+      rejectUpgrade(socket, 404, 'E_NOT_FOUND', 'no such endpoint');
+      return;
+    }
+    const auth = req.headers.authorization ?? '';
+    const token = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+    const name = token ? options.tokens.authenticate(token) : undefined;
+    const where = req.socket.remoteAddress ?? 'unknown address';
+    if (!name) {
+      logger.warn(`relay: refused a connection with ${token ? 'an unknown' : 'no'} token from ${where}`);
+      rejectUpgrade(socket, 401, 'E_RELAY_AUTH', 'unknown or missing relay token');
+      return;
+    }
+    const asked = req.headers[TUNNEL_NAME_HEADER];
+    if (typeof asked === 'string' && asked !== '' && asked !== name) {
+      logger.warn(`relay: refused "${name}"'s token asking for tunnel "${asked}" from ${where}`);
+      rejectUpgrade(socket, 403, 'E_RELAY_NAME', `this token belongs to another tunnel name, not "${asked}"`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, name, req));
+  }
+
+  function onConnection(ws: WebSocket, name: string, req: IncomingMessage): void {
+    const previous = conns.get(name);
+    if (previous) {
+      // Newest wins: an old connection is most often a laptop that slept and has not noticed.
+      logger.info(`relay: "${name}" connected again; closing the previous connection`);
+      closeConnection(previous, CLOSE_REPLACED, 'replaced by a newer connection');
+    }
+    const conn: Connection = { name, ws, alive: true, draining: false, inflight: new Map() };
+    conns.set(name, conn);
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('message', (data) => {
+      conn.alive = true;
+      const frame = parseFrame<ClientToRelayFrame>(data);
+      if (!frame) return;
+      if (frame.type === 'response' || frame.type === 'nack') {
+        conn.inflight.get(String(frame.id))?.(frame.type === 'response' ? { kind: 'response', frame } : { kind: 'nack', frame });
+      } else if (frame.type === 'hello-ack') {
+        void queue.acknowledgeDropped(name, frame.dropped ?? { overflow: 0, expired: 0 }).catch(() => {});
+      }
+    });
+    ws.on('close', () => onClosed(conn));
+    ws.on('error', () => onClosed(conn));
+    const base = (options.publicUrl ?? derivePublicBase(req)).replace(/\/+$/, '');
+    const hello: HelloFrame = {
+      type: 'hello',
+      name,
+      publicUrl: `${base}/t/${name}`,
+      queued: queue.pending(name),
+      dropped: queue.dropped(name),
+    };
+    ws.send(JSON.stringify(hello));
+    logger.info(`relay: "${name}" connected${hello.queued ? `; delivering ${hello.queued} queued request(s)` : ''}`);
+    void drain(conn);
+  }
+
+  function onClosed(conn: Connection): void {
+    if (conns.get(conn.name) === conn) {
+      conns.delete(conn.name);
+      logger.info(`relay: "${conn.name}" disconnected; queueing their requests`);
+    }
+    for (const finish of [...conn.inflight.values()]) finish({ kind: 'closed' });
+    conn.wake?.();
+  }
+
+  function closeConnection(conn: Connection, code: number, reason: string): void {
+    onClosed(conn);
+    try {
+      conn.ws.close(code, reason);
+    } catch {
+      conn.ws.terminate();
+    }
+    setTimeout(() => conn.ws.terminate(), 1_000).unref();
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const conn of conns.values()) {
+      if (!conn.alive) {
+        logger.warn(`relay: "${conn.name}" stopped answering heartbeats; dropping the connection`);
+        onClosed(conn);
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }, heartbeatMs);
+  heartbeat.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    connectedNames: () => [...conns.keys()],
+    pending: (name) => queue.pending(name),
+    async close() {
+      if (closing) return;
+      closing = true;
+      clearInterval(heartbeat);
+      // Closing developer connections turns their in-flight requests into queued ones.
+      for (const conn of [...conns.values()]) closeConnection(conn, CLOSE_SHUTDOWN, 'relay shutting down');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.allSettled([...handlers]);
+      server.closeAllConnections();
+      await closed;
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function derivePublicBase(req: IncomingMessage): string {
+  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0].trim() || 'http';
+  const host = String(req.headers['x-forwarded-host'] ?? req.headers.host ?? 'localhost').split(',')[0].trim();
+  return `${proto === 'https' ? 'https' : 'http'}://${host}`;
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function tooLarge(res: ServerResponse): void {
+  // The rest of an oversized body is not read: close the connection after answering.
+  res.setHeader('connection', 'close');
+  sendJson(res, 413, { error: { code: 'E_TOO_LARGE', message: 'request body is larger than the relay accepts' } });
+}
+
+function writeRelayedResponse(res: ServerResponse, frame: ResponseFrame): void {
+  const status = Number(frame.status);
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    sendJson(res, 502, { error: { code: 'E_RELAY_UPSTREAM', message: 'the developer sent an invalid answer' } });
+    return;
+  }
+  const body = Buffer.from(typeof frame.body === 'string' ? frame.body : '', 'base64');
+  const headers = filterHeaderPairs(frame.headers);
+  for (const [name, value] of headers) res.appendHeader(name, value);
+  res.setHeader('content-length', body.length);
+  res.writeHead(status);
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+  res.end(body);
+}
+
+function rejectUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createHttpClient,
+  createHttpConnector,
+  isRetryableStatus,
+  parseRetryAfter,
+  stepErrorFromResponse,
+} from '../../src/connectors/index.js';
+import { StepError } from '../../src/errors.js';
+import { makeContext, thrown } from './helpers.js';
+import { startServer } from './local-server.js';
+
+const NOW = Date.parse('2026-01-15T10:00:00Z');
+
+describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
+  it('reads delta-seconds', () => {
+    expect(parseRetryAfter('120', NOW)).toBe(120_000);
+    expect(parseRetryAfter(' 0 ', NOW)).toBe(0);
+  });
+  it('reads Shopify’s fractional seconds', () => {
+    expect(parseRetryAfter('2.0', NOW)).toBe(2000);
+    expect(parseRetryAfter('1.5', NOW)).toBe(1500);
+  });
+  it('reads an IMF-fixdate relative to the given clock, never negative', () => {
+    expect(parseRetryAfter('Thu, 15 Jan 2026 10:00:30 GMT', NOW)).toBe(30_000);
+    expect(parseRetryAfter(new Date(NOW + 4500).toUTCString(), NOW)).toBe(4000); // HTTP-date has whole seconds
+    expect(parseRetryAfter('Thu, 15 Jan 2026 09:59:00 GMT', NOW)).toBe(0);
+  });
+  it('ignores absent and unparseable values', () => {
+    expect(parseRetryAfter(undefined, NOW)).toBeUndefined();
+    expect(parseRetryAfter('', NOW)).toBeUndefined();
+    expect(parseRetryAfter('soon', NOW)).toBeUndefined();
+    expect(parseRetryAfter('-5', NOW)).toBeUndefined();
+    expect(parseRetryAfter('12abc', NOW)).toBeUndefined();
+  });
+});
+
+describe('stepErrorFromResponse', () => {
+  const res = (status: number, headers: Record<string, string> = {}, text = '') => ({ status, headers, text });
+  it('retries network-ish statuses only', () => {
+    expect([408, 429, 500, 502, 503, 504].every(isRetryableStatus)).toBe(true);
+    expect([400, 401, 403, 404, 409, 422].some(isRetryableStatus)).toBe(false);
+  });
+  it('2xx and 3xx are not errors', () => {
+    expect(stepErrorFromResponse(res(200), { nowMs: NOW, label: 'x' })).toBeUndefined();
+    expect(stepErrorFromResponse(res(304), { nowMs: NOW, label: 'x' })).toBeUndefined();
+  });
+  it('429 carries retryAfterMs from either form; 400 is final and ignores Retry-After', () => {
+    const a = stepErrorFromResponse(res(429, { 'retry-after': '3' }), { nowMs: NOW, label: 'x' })!;
+    expect(a).toMatchObject({ retryable: true, status: 429, retryAfterMs: 3000 });
+    const b = stepErrorFromResponse(res(503, { 'Retry-After': 'Thu, 15 Jan 2026 10:01:00 GMT' }), { nowMs: NOW, label: 'x' })!;
+    expect(b).toMatchObject({ retryable: true, status: 503, retryAfterMs: 60_000 });
+    const c = stepErrorFromResponse(res(400, { 'retry-after': '3' }, '{"error":"bad"}'), { nowMs: NOW, label: 'POST /x' })!;
+    expect(c).toBeInstanceOf(StepError);
+    expect(c).toMatchObject({ retryable: false, status: 400, retryAfterMs: undefined });
+    expect(c.message).toBe('POST /x failed with HTTP 400: {"error":"bad"}');
+  });
+});
+
+describe('createHttpClient and the http connector against a local server', () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    server = await startServer((req, res) => {
+      if (req.url.startsWith('/slow')) {
+        setTimeout(() => res.end('late'), 2000).unref();
+        return;
+      }
+      if (req.url.startsWith('/limited')) {
+        res.writeHead(429, { 'Retry-After': '7' }).end('{"message":"slow down"}');
+        return;
+      }
+      if (req.url.startsWith('/unauthorized')) {
+        res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"message":"no"}');
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json', 'X-Echo': 'yes' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, body: req.body }));
+    });
+  });
+  afterAll(() => server.close());
+
+  it('returns status, lower-cased headers and text', async () => {
+    const http = createHttpClient();
+    const res = await http({ method: 'post', url: `${server.url}/echo`, body: 'hi', headers: { 'content-type': 'text/plain' } });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-echo']).toBe('yes');
+    expect(JSON.parse(res.text)).toEqual({ method: 'POST', url: '/echo', body: 'hi' });
+  });
+
+  it('aborts a call after its timeout, and the http action turns it into a retryable E_TIMEOUT', async () => {
+    const started = Date.now();
+    const ctx = { ...makeContext(), http: createHttpClient({ timeoutMs: 150 }) };
+    const err = await thrown(() => createHttpConnector().actions.request({ url: `${server.url}/slow` }, ctx));
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(err).toMatchObject({ code: 'E_TIMEOUT', retryable: true });
+  });
+
+  it('a call cancelled by the caller’s signal is not retried', async () => {
+    const controller = new AbortController();
+    const ctx = { ...makeContext(), signal: controller.signal };
+    setTimeout(() => controller.abort(), 50);
+    const err = await thrown(() => createHttpConnector().actions.request({ url: `${server.url}/slow` }, ctx));
+    expect(err).toMatchObject({ code: 'E_ABORTED', retryable: false });
+  });
+
+  it('an abort whose reason is a StepError (the engine’s step timeout) surfaces that error', async () => {
+    const controller = new AbortController();
+    const reason = new StepError('step "x" timed out after 50 ms', { code: 'E_STEP_TIMEOUT', retryable: true });
+    setTimeout(() => controller.abort(reason), 50);
+    const err = await thrown(() => createHttpConnector().actions.request({ url: `${server.url}/slow` }, { ...makeContext(), signal: controller.signal }));
+    expect(err).toBe(reason);
+  });
+
+  it('http request: JSON body, query, bearer auth and the Idempotency-Key header', async () => {
+    const ctx = makeContext({ idempotencyKey: 'exec-9:notify' });
+    const out = (await createHttpConnector().actions.request(
+      { method: 'POST', url: `${server.url}/hook`, query: { a: 1, b: 'x y' }, body: { hello: 'world' }, auth: { type: 'bearer', token: 'tok123' } },
+      ctx,
+    )) as any;
+    expect(out.status).toBe(200);
+    expect(out.body).toEqual({ method: 'POST', url: '/hook?a=1&b=x+y', body: '{"hello":"world"}' });
+    const seen = server.seen.at(-1)!;
+    expect(seen.headers.authorization).toBe('Bearer tok123');
+    expect(seen.headers['content-type']).toBe('application/json');
+    expect(seen.headers['idempotency-key']).toBe('exec-9:notify');
+  });
+
+  it('http request: basic and header auth', async () => {
+    const action = createHttpConnector().actions.request;
+    await action({ url: `${server.url}/b`, auth: { type: 'basic', username: 'u', password: 'p:w' } }, makeContext());
+    expect(server.seen.at(-1)!.headers.authorization).toBe(`Basic ${Buffer.from('u:p:w').toString('base64')}`);
+    await action({ url: `${server.url}/h`, auth: { type: 'header', name: 'X-Api-Key', value: 'k1' } }, makeContext());
+    expect(server.seen.at(-1)!.headers['x-api-key']).toBe('k1');
+    expect(server.seen.at(-1)!.method).toBe('GET');
+  });
+
+  it('http request: 429 is retryable with Retry-After, 401 is final with the status', async () => {
+    const action = createHttpConnector().actions.request;
+    const limited = await thrown(() => action({ url: `${server.url}/limited` }, makeContext()));
+    expect(limited).toMatchObject({ status: 429, retryable: true, retryAfterMs: 7000 });
+    const denied = await thrown(() => action({ url: `${server.url}/unauthorized?token=secret` }, makeContext()));
+    expect(denied).toMatchObject({ status: 401, retryable: false });
+    expect(denied.message).not.toContain('secret'); // the query string stays out of messages
+  });
+});

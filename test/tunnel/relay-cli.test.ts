@@ -1,0 +1,141 @@
+/**
+ * End to end: the built `alloy relay` binary (run `npm run build` first), a relay client and
+ * a stand-in dev server, all on loopback. Includes a real restart of the relay process with
+ * its queue on disk.
+ */
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { connectRelay, type RelayTunnel } from '../../src/tunnel/relay-client.js';
+import { captureLogger, freePort, loadHmacVector, post, repoRoot, shopifyHmac, startStandInDevServer, tempDir, waitFor } from './helpers.js';
+
+const bin = path.join(repoRoot, 'bin', 'alloy.js');
+const TOKEN = 'e2e-alice-token-0123456789';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+const children: ResultPromise[] = [];
+const closers: Array<() => Promise<void>> = [];
+
+beforeAll(() => {
+  if (!existsSync(path.join(repoRoot, 'dist', 'cli', 'commands', 'relay.js'))) {
+    throw new Error('dist/ has no relay command: run `npm run build` before this test');
+  }
+});
+beforeEach(async () => ({ dir, cleanup } = await tempDir('alloy-relay-cli-')));
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
+  for (const child of children.splice(0)) {
+    child.kill('SIGKILL');
+    await child.catch(() => {});
+  }
+  await cleanup();
+});
+
+function alloy(args: string[], env: Record<string, string> = {}) {
+  return execa(process.execPath, [bin, ...args], {
+    cwd: dir,
+    env: { ...env, NO_COLOR: '1', PATH: process.env.PATH ?? '' },
+    extendEnv: false,
+    reject: false,
+  });
+}
+
+/** Start `alloy relay --json` and wait for its JSON start line. */
+async function startRelay(port: number): Promise<{ child: ResultPromise; info: { url: string; connectUrl: string; names: string[]; publicUrls: Record<string, string> }; stderr: () => string }> {
+  const child = execa(process.execPath, [bin, 'relay', '--json', '--port', String(port), '--data', 'relay-data', '--queue-max', '5'], {
+    cwd: dir,
+    env: { ALLOY_RELAY_TOKENS: `alice:${TOKEN}`, NO_COLOR: '1', PATH: process.env.PATH ?? '' },
+    extendEnv: false,
+    reject: false,
+    buffer: false,
+  });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  let info: any;
+  await waitFor(() => {
+    try {
+      info = JSON.parse(out);
+      return true;
+    } catch {
+      return false;
+    }
+  }, `alloy relay to start (stderr: ${err})`, 10_000);
+  return { child, info, stderr: () => err };
+}
+
+describe('alloy relay (built binary)', () => {
+  it('relays a signed webhook, queues while the developer is away, and keeps the queue across a restart', async () => {
+    const vector = await loadHmacVector();
+    const port = await freePort();
+    const first = await startRelay(port);
+    expect(first.info.url).toBe(`http://127.0.0.1:${port}`);
+    expect(first.info.names).toEqual(['alice']);
+    expect(first.info.publicUrls.alice).toBe(`http://127.0.0.1:${port}/t/alice`);
+
+    const dev = await startStandInDevServer(vector.secret);
+    closers.push(dev.close);
+    const logger = captureLogger();
+    let tunnel: RelayTunnel = await connectRelay({ relayUrl: first.info.connectUrl, token: TOKEN, localUrl: dev.url, logger });
+    closers.push(() => tunnel.close());
+    const webhook = `${tunnel.publicUrl}/v1/webhooks/shopify`;
+    const raw = Buffer.from(vector.raw_body, 'utf8');
+    const live = await post(webhook, raw, { ...vector.headers, 'content-type': 'application/json' });
+    expect(live.status).toBe(200);
+    expect(dev.received[0].hmacValid).toBe(true);
+    expect(dev.received[0].body.equals(raw)).toBe(true);
+
+    // Developer goes away: deliveries are accepted and kept on disk.
+    await tunnel.close();
+    const sign = (id: string) => ({ ...vector.headers, 'X-Shopify-Webhook-Id': id, 'X-Shopify-Hmac-Sha256': shopifyHmac(vector.secret, raw) });
+    await waitFor(() => first.stderr().includes('disconnected'), 'the relay to notice');
+    expect((await post(webhook, raw, sign('away-1'))).status).toBe(202);
+    expect((await post(webhook, raw, sign('away-2'))).status).toBe(202);
+
+    // Relay restarts (SIGTERM: clean exit 0).
+    first.child.kill('SIGTERM');
+    const result = await first.child;
+    expect(result.exitCode).toBe(0);
+    expect(first.stderr()).toContain('shutting down');
+    expect(first.stderr()).not.toContain(TOKEN);
+
+    const second = await startRelay(port);
+    tunnel = await connectRelay({ relayUrl: second.info.connectUrl, token: TOKEN, localUrl: dev.url, logger });
+    expect(tunnel.publicUrl).toBe(first.info.publicUrls.alice);
+    await waitFor(() => dev.received.length === 3, 'the queued deliveries');
+    expect(dev.received.slice(1).map((r) => r.headers['x-shopify-webhook-id'])).toEqual(['away-1', 'away-2']);
+    expect(dev.received.every((r) => r.hmacValid)).toBe(true);
+    expect(second.stderr()).toContain('delivering 2 queued request(s)');
+  });
+
+  it('explains missing or bad configuration', async () => {
+    const none = await alloy(['relay', '--port', '0']);
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toContain('ALLOY_RELAY_TOKENS');
+    expect(none.stderr).not.toMatch(/\n\s+at /); // no stack trace
+
+    const bad = await alloy(['relay', '--port', '0'], { ALLOY_RELAY_TOKENS: 'alice:short' });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('shorter than 16');
+
+    const port = await alloy(['relay', '--port', 'http'], { ALLOY_RELAY_TOKENS: `alice:${TOKEN}` });
+    expect(port.exitCode).toBe(2);
+    expect(port.stderr).toContain('--port');
+
+    await writeFile(path.join(dir, 'tokens'), `# team\nalice:${TOKEN}\nBad Name:${TOKEN}x\n`);
+    const file = await alloy(['relay', '--tokens-file', 'tokens']);
+    expect(file.exitCode).toBe(2);
+    expect(file.stderr).toContain('entry 2');
+    expect(file.stderr).not.toContain(TOKEN);
+
+    const help = await alloy(['relay', '--help']);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain('--tokens-file');
+    expect(help.stdout).toContain('--queue-ttl');
+  });
+});
