@@ -101,8 +101,10 @@ export function createContext(io: CliIO, options: ContextOptions = {}): CliConte
     },
     interactive: Boolean(io.stdin?.isTTY) && stdoutTTY && !ci,
     spinner: async (text) => {
-      // ora only on a TTY, never in CI or --json; otherwise progress is silent.
-      if (!stderrTTY || ci || json) return silentSpinner(ctx, text);
+      // ora only on a sized TTY, never in CI or --json; otherwise progress is silent. (A pty
+      // that reports 0 columns makes ora's line arithmetic erase without end.)
+      const columns = (io.stderr as { columns?: number }).columns ?? 0;
+      if (!stderrTTY || ci || json || columns <= 0) return silentSpinner(ctx, text);
       const { default: ora } = await import('ora');
       const s = ora({ text, stream: io.stderr as NodeJS.WritableStream }).start();
       return {

@@ -1,0 +1,521 @@
+/**
+ * The executor: runs a compiled workflow for one execution record, with every side effect
+ * passed in (connectors, HTTP, clock, randomness, persistence). After every step the record
+ * is checkpointed; given a record that was interrupted, it resumes: steps whose record is
+ * final (succeeded, skipped, failed) are replayed from the record and never called again,
+ * a step caught `running` is called again with the same idempotency key.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ActionContext, ConnectorRuntime } from '../connectors/types.js';
+import { StepError } from '../errors.js';
+import type {
+  CompiledActionStep,
+  CompiledBranchStep,
+  CompiledDelayStep,
+  CompiledEachStep,
+  CompiledIfStep,
+  CompiledStep,
+  CompiledStopStep,
+  CompiledWorkflow,
+} from './compile.js';
+import { tryParseDuration } from './duration.js';
+import { CheckpointError, ExecutionInterruptedError, ExecutionTimeoutError, FilteredSignal, StepFailed, toErrorInfo } from './errors.js';
+import { isTruthy, renderAt } from './evaluate.js';
+import { createRedactor, isSecretKey, type Redactor } from './redact.js';
+import { isRetryable, retryDelay } from './retry.js';
+import { deliverStream } from './stream.js';
+import type { EngineDeps, ErrorInfo, ExecutionRecord, StepRecord } from './types.js';
+
+export interface ExecutionInit {
+  /** Default: `exec_<uuid>`. */
+  id?: string;
+  /** `<integration>/<workflow>`. */
+  workflow: string;
+  version?: string;
+  userId?: string;
+  event: unknown;
+}
+
+/** A new, queued record. `now` is the clock's epoch milliseconds. */
+export function createExecutionRecord(init: ExecutionInit, now: number): ExecutionRecord {
+  const record: ExecutionRecord = {
+    id: init.id ?? `exec_${randomUUID()}`,
+    workflow: init.workflow,
+    ...(init.version !== undefined ? { version: init.version } : {}),
+    ...(init.userId !== undefined ? { userId: init.userId } : {}),
+    event: init.event,
+    status: 'queued',
+    createdAt: new Date(now).toISOString(),
+    steps: {},
+  };
+  return record;
+}
+
+interface StepScope {
+  output?: unknown;
+  error?: ErrorInfo;
+}
+
+/** A scope of step outputs and extra names (`item`, `index`, `error`). */
+interface Frame {
+  steps: Record<string, StepScope>;
+  vars: Record<string, unknown>;
+  /** Prepended to step ids to make paths: '' at top level, `lines[2].` inside an each. */
+  prefix: string;
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'filtered']);
+
+/**
+ * Runs (or resumes) the execution in `record`, mutating it, and returns it when it has
+ * ended. Rejects only when `deps.checkpoint` throws (CheckpointError): that is a crash, and
+ * the last checkpointed record can be given back here to resume.
+ */
+export async function executeWorkflow(
+  compiled: CompiledWorkflow,
+  record: ExecutionRecord,
+  deps: EngineDeps,
+): Promise<ExecutionRecord> {
+  return new Execution(compiled, record, deps).run();
+}
+
+class Execution {
+  private readonly redactor: Redactor;
+  private readonly base: Record<string, unknown>;
+  private readonly controller = new AbortController();
+  private readonly connections = new Map<string, Promise<Record<string, string>>>();
+  private persistChain: Promise<void> = Promise.resolve();
+  private crashed: CheckpointError | undefined;
+
+  constructor(
+    private readonly compiled: CompiledWorkflow,
+    private readonly record: ExecutionRecord,
+    private readonly deps: EngineDeps,
+  ) {
+    this.redactor = createRedactor(Object.values(deps.secrets ?? {}));
+    this.base = {
+      event: record.event,
+      user: { id: record.userId },
+      execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
+    };
+  }
+
+  private lastMs = NaN;
+  private lastIso = '';
+  /** ISO time of `ms` (default now); consecutive steps often share a millisecond, so cache one. */
+  private iso(ms = this.deps.clock.now()): string {
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastIso = new Date(ms).toISOString();
+    }
+    return this.lastIso;
+  }
+
+  /** Checkpoints are serialized (each concurrency) and a failed one stops everything. */
+  private persist(): Promise<void> {
+    if (this.crashed) return Promise.reject(this.crashed);
+    this.persistChain = this.persistChain.then(async () => {
+      if (this.crashed) throw this.crashed;
+      try {
+        await this.deps.checkpoint(this.record);
+      } catch (err) {
+        this.crashed = err instanceof CheckpointError ? err : new CheckpointError(err);
+        throw this.crashed;
+      }
+    });
+    return this.persistChain;
+  }
+
+  async run(): Promise<ExecutionRecord> {
+    const r = this.record;
+    if (!TERMINAL.has(r.status)) {
+      const startMs = this.deps.clock.now();
+      r.status = 'running';
+      r.startedAt ??= new Date(startMs).toISOString();
+      (this.base.execution as Record<string, unknown>).startedAt = r.startedAt;
+      // The timeout bounds this run of the executor (a resumed run gets the full budget again).
+      const timeoutMs = this.compiled.timeoutMs;
+      const timer =
+        timeoutMs === undefined ? undefined : setTimeout(() => this.controller.abort(new ExecutionTimeoutError(timeoutMs)), timeoutMs);
+      const outer = this.deps.signal;
+      const interrupt = () => this.controller.abort(new ExecutionInterruptedError());
+      if (outer?.aborted) interrupt();
+      else outer?.addEventListener('abort', interrupt, { once: true });
+      try {
+        await this.persist();
+        await this.runSteps(this.compiled.steps, { steps: {}, vars: {}, prefix: '' });
+        r.status = 'succeeded';
+      } catch (err) {
+        if (err instanceof CheckpointError) throw err;
+        if (this.interrupted()) throw this.controller.signal.reason;
+        if (err instanceof FilteredSignal) {
+          r.status = 'filtered';
+          r.reason = err.reason;
+        } else {
+          r.status = 'failed';
+          r.error = toErrorInfo(err, '', this.redactor);
+          if (r.error.step === '') delete r.error.step;
+        }
+      } finally {
+        if (timer) clearTimeout(timer);
+        outer?.removeEventListener('abort', interrupt);
+      }
+      r.endedAt = this.iso();
+      r.durationMs = Date.parse(r.endedAt) - Date.parse(r.startedAt);
+      this.deps.logger.info('execution ended', { execution: r.id, workflow: r.workflow, status: r.status });
+      await this.persist();
+    }
+    if (this.compiled.stream && !r.stream) {
+      r.stream = await deliverStream(this.compiled.stream, r, this.deps, this.redactor);
+      await this.persist();
+    }
+    return r;
+  }
+
+  /** Interrupted from outside (not a timeout): leave the record as last checkpointed. */
+  private interrupted(): boolean {
+    return this.controller.signal.reason instanceof ExecutionInterruptedError;
+  }
+
+  private context(frame: Frame): Record<string, unknown> {
+    return { ...this.base, steps: frame.steps, ...frame.vars };
+  }
+
+  private async runSteps(steps: CompiledStep[], frame: Frame): Promise<void> {
+    for (const step of steps) await this.runStep(step, frame);
+  }
+
+  private async runStep(step: CompiledStep, frame: Frame): Promise<void> {
+    const path = frame.prefix + step.id;
+    const prev = this.record.steps[path];
+    const leaf = step.kind === 'action' || step.kind === 'delay' || step.kind === 'stop';
+    if (prev && leaf && prev.status !== 'running') return this.replay(step, prev, frame);
+
+    const now = this.deps.clock.now();
+    const rec: StepRecord = prev ?? {
+      path,
+      id: step.id,
+      ...(step.name !== undefined ? { name: step.name } : {}),
+      kind: step.kind,
+      ...(step.kind === 'action' ? { uses: step.uses } : {}),
+      status: 'running',
+      attempts: 0,
+      startedAt: this.iso(now),
+    };
+    if (!prev) this.record.steps[path] = rec;
+    const started = prev ? Date.parse(prev.startedAt) : now;
+    const finish = (status: StepRecord['status']) => {
+      const end = this.deps.clock.now();
+      rec.status = status;
+      rec.endedAt = this.iso(end);
+      rec.durationMs = end - started;
+    };
+
+    try {
+      if (this.controller.signal.aborted) throw this.controller.signal.reason;
+      const ctx = this.context(frame);
+      if (step.when && !isTruthy(await renderAt(step.when, ctx, { step: path, field: '/when' }))) {
+        delete rec.output;
+        delete rec.error;
+        finish('skipped');
+        frame.steps[step.id] = {};
+        await this.persist();
+        return;
+      }
+      const output = await this.dispatch(step, frame, rec, ctx, path);
+      if (output !== undefined) rec.output = this.redactor.value(output);
+      delete rec.error;
+      finish('succeeded');
+      frame.steps[step.id] = { output };
+      this.deps.logger.debug('step succeeded', { execution: this.record.id, step: path, attempts: rec.attempts });
+      await this.persist();
+    } catch (err) {
+      if (err instanceof CheckpointError) throw err;
+      if (this.interrupted()) throw this.controller.signal.reason;
+      if (err instanceof FilteredSignal) {
+        if (rec.status === 'running') finish('succeeded');
+        await this.persist();
+        throw err;
+      }
+      const info = toErrorInfo(err, path, this.redactor);
+      rec.error = info;
+      finish('failed');
+      this.deps.logger.debug('step failed', { execution: this.record.id, step: path, code: info.code });
+      // An execution timeout is not the step's to handle.
+      if (this.controller.signal.aborted) {
+        await this.persist();
+        throw new StepFailed(info);
+      }
+      await this.handleFailure(step, rec, info, frame);
+    }
+  }
+
+  /** Applies `onError` to a failed step (first run and replay alike). */
+  private async handleFailure(step: CompiledStep, rec: StepRecord, info: ErrorInfo, frame: Frame): Promise<void> {
+    const onError = step.onError;
+    if (onError === 'fail') {
+      delete rec.handled;
+      await this.persist();
+      throw new StepFailed(info);
+    }
+    rec.handled = true;
+    frame.steps[step.id] = { error: info };
+    await this.persist();
+    if (onError === 'continue') return;
+    const error = { message: info.message, code: info.code, status: info.status, step: info.step };
+    await this.runSteps(onError.steps, { steps: frame.steps, vars: { ...frame.vars, error }, prefix: frame.prefix });
+  }
+
+  /** A leaf step already final in the record: restore its result, call nothing. */
+  private async replay(step: CompiledStep, prev: StepRecord, frame: Frame): Promise<void> {
+    if (prev.status === 'skipped') {
+      frame.steps[step.id] = {};
+      return;
+    }
+    if (prev.status === 'failed') {
+      const info = prev.error ?? { message: 'failed', code: 'E_STEP', step: prev.path };
+      if (this.controller.signal.aborted) throw new StepFailed(info);
+      return this.handleFailure(step, prev, info, frame);
+    }
+    frame.steps[step.id] = { output: prev.output };
+    if (step.kind === 'stop') {
+      throw new FilteredSignal(String((prev.output as { reason?: unknown } | undefined)?.reason ?? ''));
+    }
+  }
+
+  private dispatch(step: CompiledStep, frame: Frame, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<unknown> {
+    switch (step.kind) {
+      case 'action':
+        return this.runAction(step, rec, ctx, path);
+      case 'if':
+        return this.runIf(step, frame, rec, ctx, path);
+      case 'branch':
+        return this.runBranch(step, frame, rec, ctx, path);
+      case 'each':
+        return this.runEach(step, frame, rec, ctx, path);
+      case 'delay':
+        return this.runDelay(step, rec, ctx, path);
+      case 'stop':
+        return this.runStop(step, rec, ctx, path);
+    }
+  }
+
+  // ------------------------------------------------------------ actions
+
+  private async runAction(step: CompiledActionStep, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<unknown> {
+    if (step.app === 'transform' && step.action === 'transform') {
+      const value = await renderAt(step.with, ctx, { step: path, field: '/with' });
+      rec.inputs = this.redactor.value(value);
+      rec.attempts += 1;
+      return value;
+    }
+    const runtime = this.deps.connectors.get(step.app);
+    if (!runtime) {
+      throw new StepError(`step "${path}": no connector named "${step.app}"`, {
+        code: 'E_UNKNOWN_CONNECTOR',
+        hint: `Known connectors: ${['transform', ...this.deps.connectors.names()].join(', ')}. Add connectors/${step.app}.yaml or fix \`uses\`.`,
+      });
+    }
+    const handler = runtime.actions[step.action];
+    if (!handler) {
+      throw new StepError(`step "${path}": connector "${step.app}" has no action "${step.action}"`, {
+        code: 'E_UNKNOWN_ACTION',
+        hint: `Actions of ${step.app}: ${Object.keys(runtime.actions).join(', ') || 'none'}.`,
+      });
+    }
+    const connection = await this.connection(step.app, runtime);
+    const input = (await renderAt(step.with, ctx, { step: path, field: '/with' })) as Record<string, unknown>;
+    rec.inputs = this.redactor.value(input);
+    const actionContext = (signal: AbortSignal): ActionContext => ({
+      connection,
+      settings: this.deps.settings?.[step.app] ?? {},
+      idempotencyKey: `${this.record.id}:${path}`,
+      signal,
+      http: this.deps.http,
+      logger: this.deps.logger,
+      now: () => this.deps.clock.now(),
+      sleep: (ms, s) => this.deps.clock.sleep(ms, s),
+    });
+    return this.withRetry(step, rec, path, (signal) => handler(input, actionContext(signal)));
+  }
+
+  private connection(app: string, runtime: ConnectorRuntime): Promise<Record<string, string>> {
+    const m = runtime.manifest;
+    const needs = Object.keys(m.connection ?? {}).length > 0 || (m.auth && m.auth.type !== 'none');
+    if (!needs) return Promise.resolve({});
+    let p = this.connections.get(app);
+    if (!p) {
+      p = this.deps.resolveConnection(app, this.record.userId).then((conn) => {
+        const fields = m.connection ?? {};
+        this.redactor.add(Object.entries(conn).filter(([k]) => fields[k]?.secret || isSecretKey(k)).map(([, v]) => v));
+        return conn;
+      });
+      this.connections.set(app, p);
+    }
+    return p;
+  }
+
+  /** Calls `fn` under the step's timeout, retrying per its policy. */
+  private async withRetry(step: CompiledActionStep, rec: StepRecord, path: string, fn: (signal: AbortSignal) => Promise<unknown>) {
+    const policy = step.retry;
+    for (;;) {
+      rec.attempts += 1;
+      try {
+        return await this.withTimeout(fn, step.timeoutMs, path);
+      } catch (err) {
+        if (this.controller.signal.aborted) throw this.controller.signal.reason;
+        if (!isRetryable(err) || rec.attempts >= policy.attempts) throw err;
+        const wait = retryDelay(err, policy, rec.attempts, this.deps.random);
+        this.deps.logger.debug('retrying step', { execution: this.record.id, step: path, attempt: rec.attempts, waitMs: wait });
+        try {
+          await this.deps.clock.sleep(wait, this.controller.signal);
+        } catch (sleepErr) {
+          throw this.controller.signal.aborted ? this.controller.signal.reason : sleepErr;
+        }
+      }
+    }
+  }
+
+  private async withTimeout(fn: (signal: AbortSignal) => Promise<unknown>, timeoutMs: number | undefined, path: string) {
+    const execSignal = this.controller.signal;
+    const local = new AbortController();
+    const signal = AbortSignal.any([execSignal, local.signal]);
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () =>
+          local.abort(
+            new StepError(`step "${path}" timed out after ${timeoutMs} ms`, {
+              code: 'E_STEP_TIMEOUT',
+              retryable: true,
+              hint: 'Raise the step `timeout`, or check the service it calls.',
+            }),
+          ),
+        timeoutMs,
+      );
+    }
+    // Settle on abort even when the action ignores its signal.
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => {});
+    try {
+      return await Promise.race([fn(signal), aborted]);
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  // ------------------------------------------------------------ control flow
+
+  private async runIf(step: CompiledIfStep, frame: Frame, rec: StepRecord, ctx: Record<string, unknown>, path: string) {
+    const condition = isTruthy(await renderAt(step.if, ctx, { step: path, field: '/if' }));
+    rec.inputs = { condition };
+    await this.runSteps(condition ? step.then : step.else, frame);
+    return { condition, branch: condition ? 'then' : step.else.length > 0 ? 'else' : null };
+  }
+
+  private async runBranch(step: CompiledBranchStep, frame: Frame, rec: StepRecord, ctx: Record<string, unknown>, path: string) {
+    const matched: number[] = [];
+    // `all`: every condition is read before any case runs, so cases do not steer each other.
+    for (let i = 0; i < step.cases.length; i++) {
+      const pass = isTruthy(await renderAt(step.cases[i].when, ctx, { step: path, field: `/branch/cases/${i}/when` }));
+      if (pass) {
+        matched.push(i);
+        if (step.mode === 'first') break;
+      }
+    }
+    const names = matched.map((i) => step.cases[i].name ?? String(i));
+    rec.inputs = { mode: step.mode, matched: names };
+    for (const i of matched) await this.runSteps(step.cases[i].steps, frame);
+    if (matched.length === 0) await this.runSteps(step.default, frame);
+    return { matched: names, default: matched.length === 0 };
+  }
+
+  private async runEach(step: CompiledEachStep, frame: Frame, rec: StepRecord, ctx: Record<string, unknown>, path: string) {
+    const list = await renderAt(step.each, ctx, { step: path, field: '/each' });
+    const items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list];
+    rec.inputs = { count: items.length, concurrency: step.concurrency };
+    const outputs: unknown[] = [];
+    let next = 0;
+    let stopped = false;
+    let failure: unknown;
+
+    const iterate = async (i: number) => {
+      const iframe: Frame = {
+        steps: { ...frame.steps },
+        vars: { ...frame.vars, [step.as]: items[i], index: i },
+        prefix: `${path}[${i}].`,
+      };
+      await this.runSteps(step.steps, iframe);
+      const out: Record<string, unknown> = {};
+      for (const [id, scope] of Object.entries(iframe.steps)) if (frame.steps[id] !== scope) out[id] = scope.output;
+      outputs[i] = out;
+    };
+    // Takes the next item unless `stop` says to end the loop there (checked before each item).
+    const take = async (): Promise<number | undefined> => {
+      if (stopped || failure !== undefined || next >= items.length) return undefined;
+      const i = next++;
+      if (step.stop) {
+        const sctx = { ...this.context(frame), [step.as]: items[i], index: i };
+        if (isTruthy(await renderAt(step.stop, sctx, { step: path, field: '/stop' }))) {
+          stopped = true;
+          return undefined;
+        }
+      }
+      return i;
+    };
+    const worker = async () => {
+      for (let i = await take(); i !== undefined; i = await take()) {
+        try {
+          await iterate(i);
+        } catch (err) {
+          failure ??= err;
+          if (err instanceof CheckpointError || err instanceof FilteredSignal || err instanceof ExecutionInterruptedError) failure = err;
+          return;
+        }
+      }
+    };
+    const width = Math.min(step.concurrency, Math.max(1, items.length));
+    await Promise.all(Array.from({ length: width }, worker));
+    if (failure !== undefined) throw failure;
+    rec.inputs = { ...(rec.inputs as object), ran: outputs.length, stopped };
+    return outputs;
+  }
+
+  private async runDelay(step: CompiledDelayStep, rec: StepRecord, ctx: Record<string, unknown>, path: string) {
+    let ms: number | undefined;
+    if (typeof step.delay === 'number') ms = step.delay;
+    else {
+      const value = await renderAt(step.delay, ctx, { step: path, field: '/delay' });
+      ms = tryParseDuration(value);
+      if (ms === undefined) {
+        throw new StepError(`step "${path}": delay ${JSON.stringify(value)} is not a duration`, {
+          code: 'E_DURATION',
+          hint: 'The delay must resolve to a duration like 250ms, 5s or 2m, or a number of milliseconds.',
+        });
+      }
+    }
+    rec.inputs = { ms };
+    rec.attempts += 1;
+    try {
+      await this.deps.clock.sleep(ms, this.controller.signal);
+    } catch (err) {
+      throw this.controller.signal.aborted ? this.controller.signal.reason : err;
+    }
+    return { ms };
+  }
+
+  private async runStop(step: CompiledStopStep, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<never> {
+    const value = await renderAt(step.stop, ctx, { step: path, field: '/stop' });
+    const reason = this.redactor.text(typeof value === 'string' ? value : JSON.stringify(value ?? null));
+    rec.inputs = { reason };
+    rec.output = { reason };
+    rec.attempts += 1;
+    throw new FilteredSignal(reason);
+  }
+}

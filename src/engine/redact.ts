@@ -1,0 +1,71 @@
+/**
+ * Redaction of what the engine stores (step inputs, outputs, errors, stream payloads):
+ * known secret values (connection fields marked `secret`, the secrets map) are replaced
+ * wherever they appear, and values under secret-looking keys (token, secret, password,
+ * authorization, api key, cookie) are replaced whole.
+ */
+export const REDACTED = '[redacted]';
+
+const SECRET_KEY_RE = /token|secret|passw(or)?d|authorization|api[-_]?key|cookie|credential/i;
+/** Values shorter than this are not searched for inside other text (too many false hits). */
+const MIN_SECRET_LENGTH = 4;
+
+export interface Redactor {
+  /** Adds known secret values (e.g. a user's connection credentials once resolved). */
+  add(values: Iterable<string | undefined>): void;
+  /**
+   * A redacted deep copy. Values under secret-looking keys are replaced whole and remembered
+   * as secret values; `byKey: false` only replaces known values.
+   */
+  value<T>(value: T, options?: { byKey?: boolean }): T;
+  text(value: string): string;
+}
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY_RE.test(key);
+}
+
+export function createRedactor(initial: Iterable<string | undefined> = []): Redactor {
+  const secrets = new Set<string>();
+  let sorted: string[] = [];
+  const add = (values: Iterable<string | undefined>) => {
+    let changed = false;
+    for (const v of values) {
+      if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH && !secrets.has(v)) {
+        secrets.add(v);
+        changed = true;
+      }
+    }
+    // Longest first so a secret containing another is replaced whole.
+    if (changed) sorted = [...secrets].sort((a, b) => b.length - a.length);
+  };
+  add(initial);
+
+  const text = (s: string): string => {
+    if (sorted.length === 0) return s;
+    let out = s;
+    for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    return out;
+  };
+
+  const walk = (v: unknown, byKey: boolean, depth: number): unknown => {
+    if (typeof v === 'string') return text(v);
+    if (v === null || typeof v !== 'object' || depth > 64) return v;
+    if (Array.isArray(v)) return v.map((x) => walk(x, byKey, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (byKey && x !== null && x !== undefined && typeof x !== 'object' && isSecretKey(k)) {
+        // Learn it, so the same value echoed elsewhere (an output, an error) is redacted too.
+        if (typeof x === 'string') add([x]);
+        out[k] = REDACTED;
+      } else out[k] = walk(x, byKey, depth + 1);
+    }
+    return out;
+  };
+
+  return {
+    add,
+    text,
+    value: <T>(v: T, options: { byKey?: boolean } = {}) => walk(v, options.byKey ?? true, 0) as T,
+  };
+}

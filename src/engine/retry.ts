@@ -1,0 +1,110 @@
+/**
+ * Retry policy: exponential backoff with FULL jitter (AWS Architecture Blog, "Exponential
+ * Backoff And Jitter"): before attempt n+1 sleep random() * min(maxDelay, initialDelay *
+ * factor^(n-1)). A server's Retry-After (RFC 9110 §10.2.3) replaces the computed delay.
+ * Retried: StepErrors marked retryable, network errors, 408, 429 and 5xx; other 4xx fail at once.
+ */
+import type { RetryPolicy } from '../core/model.js';
+import { StepError } from '../errors.js';
+import { parseDuration } from './duration.js';
+
+export interface ResolvedRetryPolicy {
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  factor: number;
+}
+
+export const STEP_RETRY_DEFAULTS: ResolvedRetryPolicy = { attempts: 1, initialDelayMs: 500, maxDelayMs: 30_000, factor: 2 };
+export const STREAM_RETRY_DEFAULTS: ResolvedRetryPolicy = { ...STEP_RETRY_DEFAULTS, attempts: 5 };
+
+export function resolveRetryPolicy(
+  policy: RetryPolicy | undefined,
+  defaults: ResolvedRetryPolicy,
+  where = 'retry',
+): ResolvedRetryPolicy {
+  if (!policy) return defaults;
+  return {
+    attempts: Math.max(1, Math.floor(policy.attempts ?? defaults.attempts)),
+    initialDelayMs:
+      policy.initialDelay === undefined ? defaults.initialDelayMs : parseDuration(policy.initialDelay, `${where}.initialDelay`),
+    maxDelayMs: policy.maxDelay === undefined ? defaults.maxDelayMs : parseDuration(policy.maxDelay, `${where}.maxDelay`),
+    factor: policy.factor ?? defaults.factor,
+  };
+}
+
+/** The ceiling of the backoff before attempt `failedAttempt + 1` (1-based failed attempt). */
+export function backoffCeiling(policy: ResolvedRetryPolicy, failedAttempt: number): number {
+  return Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.factor ** (failedAttempt - 1));
+}
+
+/** Full-jitter delay in [0, ceiling). */
+export function backoffDelay(policy: ResolvedRetryPolicy, failedAttempt: number, random: () => number): number {
+  return Math.floor(random() * backoffCeiling(policy, failedAttempt));
+}
+
+/**
+ * Retry-After as milliseconds from `nowMs`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+ * A date in the past gives 0; anything else unparseable gives undefined.
+ */
+export function parseRetryAfter(value: string | undefined | null, nowMs: number): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const v = value.trim();
+  if (v === '') return undefined;
+  if (/^[0-9]+$/.test(v)) return Number(v) * 1000;
+  // HTTP-date (IMF-fixdate, and the obsolete RFC 850 / asctime forms Date.parse also reads).
+  if (!/[a-z]/i.test(v)) return undefined;
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - nowMs);
+}
+
+/** HTTP statuses worth retrying: 408 Request Timeout, 429 Too Many Requests, 5xx. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+/** True for errors from the network layer (connection refused/reset, DNS, fetch failed). */
+export function isNetworkError(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+    if (e instanceof TypeError && e.message === 'fetch failed') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof StepError) return err.retryable || (err.status !== undefined && isRetryableStatus(err.status));
+  return isNetworkError(err);
+}
+
+/** How long to wait before the next attempt: the server's Retry-After when given, else jitter. */
+export function retryDelay(
+  err: unknown,
+  policy: ResolvedRetryPolicy,
+  failedAttempt: number,
+  random: () => number,
+): number {
+  if (err instanceof StepError && typeof err.retryAfterMs === 'number' && err.retryAfterMs >= 0) return err.retryAfterMs;
+  return backoffDelay(policy, failedAttempt, random);
+}

@@ -1,0 +1,134 @@
+/**
+ * Streaming execution data: one signed POST per ended execution to the workflow's
+ * `stream.url`, in the Standard Webhooks payload shape `{ type, timestamp, data }`, signed
+ * with `stream.secret` (headers webhook-id, webhook-timestamp, webhook-signature). The
+ * message id is stable across retries so receivers can de-duplicate; the timestamp and
+ * signature are fresh per attempt. Retried like a step (default 5 attempts).
+ */
+import { AlloyError, StepError } from '../errors.js';
+import type { CompiledStream } from './compile.js';
+import { toErrorInfo } from './errors.js';
+import { renderAt } from './evaluate.js';
+import type { Redactor } from './redact.js';
+import { isRetryable, parseRetryAfter, retryDelay } from './retry.js';
+import { standardWebhookHeaders } from './standard-webhooks.js';
+import type { EngineDeps, ExecutionRecord, StreamDelivery } from './types.js';
+
+export const STREAM_EVENT_TYPE = 'execution.completed';
+const DEFAULT_STREAM_TIMEOUT_MS = 10_000;
+
+/** The JSON body streamed for an execution (secret values already redacted in the record). */
+export function streamPayload(record: ExecutionRecord, timestamp: string, redactor: Redactor): Record<string, unknown> {
+  const steps: Record<string, unknown> = {};
+  for (const [path, s] of Object.entries(record.steps)) {
+    steps[path] = {
+      status: s.status,
+      attempts: s.attempts,
+      ...(s.output !== undefined ? { output: s.output } : {}),
+      ...(s.error ? { error: s.error } : {}),
+      startedAt: s.startedAt,
+      endedAt: s.endedAt,
+      durationMs: s.durationMs,
+    };
+  }
+  return {
+    type: STREAM_EVENT_TYPE,
+    timestamp,
+    data: redactor.value(
+      {
+        id: record.id,
+        workflow: record.workflow,
+        version: record.version,
+        userId: record.userId,
+        status: record.status,
+        reason: record.reason,
+        error: record.error,
+        event: record.event,
+        steps,
+        startedAt: record.startedAt,
+        endedAt: record.endedAt,
+        durationMs: record.durationMs,
+      },
+    ),
+  };
+}
+
+export async function deliverStream(
+  stream: CompiledStream,
+  record: ExecutionRecord,
+  deps: EngineDeps,
+  redactor: Redactor,
+): Promise<StreamDelivery> {
+  const messageId = `msg_${record.id}`;
+  const ctx = {
+    event: record.event,
+    user: { id: record.userId },
+    execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
+    env: deps.env ?? {},
+    secrets: deps.secrets ?? {},
+  };
+  let url = '';
+  let attempts = 0;
+  try {
+    url = String((await renderAt(stream.url, ctx, { step: 'stream', field: '/stream/url' })) ?? '');
+    const secret = await renderAt(stream.secret, ctx, { step: 'stream', field: '/stream/secret' });
+    if (!/^https?:\/\//.test(url)) {
+      throw new AlloyError('E_STREAM_URL', `stream url resolved to ${JSON.stringify(url)}, not an http(s) URL`, {
+        hint: 'Set the variable the workflow `stream.url` reads (e.g. ACME_STREAM_URL in .env).',
+      });
+    }
+    if (typeof secret !== 'string' || secret === '') {
+      throw new AlloyError('E_STREAM_SECRET', 'stream secret resolved to nothing', {
+        hint: 'Set the secret the workflow `stream.secret` reads (a whsec_<base64> value, e.g. in .env).',
+      });
+    }
+    redactor.add([secret]);
+    const body = JSON.stringify(streamPayload(record, new Date(deps.clock.now()).toISOString(), redactor));
+    for (;;) {
+      attempts += 1;
+      try {
+        const timestamp = Math.floor(deps.clock.now() / 1000);
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(), stream.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS);
+        let res;
+        try {
+          res = await deps.http({
+            method: 'POST',
+            url,
+            headers: { 'content-type': 'application/json', ...standardWebhookHeaders(secret, messageId, timestamp, body) },
+            body,
+            signal: controller.signal,
+          });
+        } catch (err) {
+          if (!controller.signal.aborted) throw err;
+          throw new StepError(`stream receiver did not answer within ${stream.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS} ms`, {
+            code: 'E_STREAM_TIMEOUT',
+            retryable: true,
+          });
+        } finally {
+          clearTimeout(timer);
+        }
+        if (res.status >= 200 && res.status < 300) {
+          return { status: 'delivered', url: redactor.text(url), messageId, attempts, statusCode: res.status, at: new Date(deps.clock.now()).toISOString() };
+        }
+        const retryAfter = res.headers['retry-after'];
+        throw new StepError(`stream receiver answered HTTP ${res.status}`, {
+          code: 'E_STREAM_HTTP',
+          status: res.status,
+          retryable: res.status === 408 || res.status === 429 || res.status >= 500,
+          retryAfterMs: parseRetryAfter(retryAfter, deps.clock.now()),
+        });
+      } catch (err) {
+        if (!isRetryable(err) || attempts >= stream.retry.attempts) throw err;
+        await deps.clock.sleep(retryDelay(err, stream.retry, attempts, deps.random));
+      }
+    }
+  } catch (err) {
+    const error = toErrorInfo(err, 'stream', redactor);
+    deps.logger.warn('stream delivery failed', { execution: record.id, code: error.code });
+    const out: StreamDelivery = { status: 'failed', url: redactor.text(url), messageId, attempts, error, at: new Date(deps.clock.now()).toISOString() };
+    const status = (err as { status?: number }).status;
+    if (typeof status === 'number') out.statusCode = status;
+    return out;
+  }
+}

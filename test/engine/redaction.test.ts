@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { compileWorkflow, createExecutionRecord, createRedactor, executeWorkflow, REDACTED } from '../../src/engine/index.js';
+import { json, makeDeps, startServer, workflow, type TestServer } from './helpers.js';
+
+let servers: TestServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+const API_KEY = 'sk_live_SECRET123';
+const PASSWORD = 'hunter2-password';
+const SHARED = 'shared-secret-value-9';
+
+describe('redaction', () => {
+  it('redactor replaces known values anywhere and secret-looking keys whole', () => {
+    const r = createRedactor([API_KEY, 'ab', undefined]);
+    expect(r.value({ a: `x ${API_KEY} y`, list: [API_KEY], token: 'plain', Authorization: 'Basic zzz', ab: 'ab', n: 3 })).toEqual({
+      a: `x ${REDACTED} y`,
+      list: [REDACTED],
+      token: REDACTED,
+      Authorization: REDACTED,
+      ab: 'ab', // too short to be searched for
+      n: 3,
+    });
+    expect(r.value({ token: 'kept' }, { byKey: false })).toEqual({ token: 'kept' });
+  });
+
+  it('keeps secrets out of the record and checkpoints while the calls still use them', async () => {
+    const server = await startServer((req, res) => {
+      if (req.url === '/ping' && JSON.parse(req.body).fail) return json(res, 403, {});
+      json(res, 200, { received: JSON.parse(req.body), auth: req.headers.authorization });
+    });
+    servers.push(server);
+    const deps = makeDeps({
+      settings: { acme: { baseUrl: server.url } },
+      secrets: { SHARED },
+      resolveConnection: async (app, userId) => {
+        expect([app, userId]).toEqual(['acme', 'user-9']);
+        return { apiKey: API_KEY, account: 'acct-1' };
+      },
+    });
+    const def = workflow([
+      {
+        id: 'ping',
+        uses: 'acme/ping',
+        with: { password: '{{ event.password }}', echo: '{{ event.echo }}', nested: { authorization: 'Basic abc' }, shared: '{{ event.shared }}', account: 'acct-1' },
+      },
+      { id: 'denied', uses: 'acme/ping', onError: 'continue', with: { fail: true } },
+    ]);
+    const event = { password: PASSWORD, echo: `key ${API_KEY}`, shared: SHARED };
+    const record = createExecutionRecord({ id: 'exec_red', workflow: 'acme/red', userId: 'user-9', event }, 0);
+    const r = await executeWorkflow(compileWorkflow(def), record, deps);
+
+    expect(r.status).toBe('succeeded');
+    // The service got the real credential.
+    expect(server.requests[0].headers.authorization).toBe(`Bearer ${API_KEY}`);
+    expect(JSON.parse(server.requests[0].body).password).toBe(PASSWORD);
+    // The record did not keep it: inputs, outputs, errors.
+    expect(r.steps.ping.inputs).toEqual({ password: REDACTED, echo: `key ${REDACTED}`, nested: { authorization: REDACTED }, shared: REDACTED, account: 'acct-1' });
+    expect((r.steps.ping.output as { auth: string }).auth).toBe(`Bearer ${REDACTED}`);
+    expect(r.steps.denied.error?.message).toBe(`acme answered 403 for key ${REDACTED}`);
+    const steps = JSON.stringify(r.steps) + JSON.stringify(deps.checkpoints.map((c) => c.steps));
+    expect(steps).not.toContain(API_KEY);
+    expect(steps).not.toContain(SHARED);
+    expect(JSON.stringify(r.steps)).not.toContain(PASSWORD);
+  });
+});

@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { compileWorkflow, createExecutionRecord, executeWorkflow, verifyStandardWebhook } from '../../src/engine/index.js';
+import { fakeClock, json, makeDeps, startServer, workflow, type RecordedRequest, type TestServer } from './helpers.js';
+
+let servers: TestServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+const SECRET = 'whsec_' + Buffer.from('a stream signing key for tests!').toString('base64');
+
+/** A receiver that verifies every delivery with verifyStandardWebhook and answers the scripted statuses. */
+async function receiver(statuses: number[], nowSeconds: () => number) {
+  const verified: { ok: boolean; reason?: string; req: RecordedRequest }[] = [];
+  const server = await startServer((req, res) => {
+    const check = verifyStandardWebhook(SECRET, req.headers as Record<string, string>, req.body, { nowSeconds: nowSeconds() });
+    verified.push({ ...check, req });
+    if (!check.ok) return json(res, 401, { error: check.reason });
+    json(res, statuses.shift() ?? 200, {});
+  });
+  servers.push(server);
+  return { server, verified };
+}
+
+const flow = (extra = {}) =>
+  workflow(
+    [
+      { id: 'summary', uses: 'transform', with: { orderId: '{{ event.id }}', total: '{{ $number(event.total_price) }}' } },
+    ],
+    { stream: { url: '{{ env.ACME_STREAM_URL }}/hook', secret: '{{ secrets.ACME_STREAM_SECRET }}', ...extra } },
+  );
+
+describe('streaming execution data', () => {
+  it('POSTs a signed payload the receiver verifies, retrying a 5xx with the same message id', async () => {
+    const clock = fakeClock(Date.parse('2026-03-01T12:00:00Z'));
+    const { server, verified } = await receiver([503], () => Math.floor(clock.now() / 1000));
+    const deps = makeDeps({ clock, env: { ACME_STREAM_URL: server.url }, secrets: { ACME_STREAM_SECRET: SECRET } });
+    const record = createExecutionRecord({ id: 'exec_s1', workflow: 'acme/order-created', userId: 'u1', event: { id: 42, total_price: '9.50' } }, clock.now());
+    const r = await executeWorkflow(compileWorkflow(flow()), record, deps);
+
+    expect(r.status).toBe('succeeded');
+    expect(verified.map((v) => v.ok)).toEqual([true, true]);
+    expect(r.stream).toMatchObject({ status: 'delivered', attempts: 2, statusCode: 200, messageId: 'msg_exec_s1', url: `${server.url}/hook` });
+    const ids = verified.map((v) => v.req.headers['webhook-id']);
+    expect(ids).toEqual(['msg_exec_s1', 'msg_exec_s1']);
+    expect(verified[0].req.url).toBe('/hook');
+    const body = JSON.parse(verified[1].req.body);
+    expect(body).toMatchObject({
+      type: 'execution.completed',
+      data: { id: 'exec_s1', workflow: 'acme/order-created', status: 'succeeded', event: { id: 42 }, steps: { summary: { status: 'succeeded', output: { orderId: 42, total: 9.5 } } } },
+    });
+    expect(typeof body.data.durationMs).toBe('number');
+    expect(verified[1].req.body).not.toContain(SECRET.slice(6));
+    expect(deps.checkpoints.at(-1)?.stream?.status).toBe('delivered');
+  });
+
+  it('a tampered body fails verification at the receiver', async () => {
+    const clock = fakeClock(Date.parse('2026-03-01T12:00:00Z'));
+    const { server, verified } = await receiver([], () => Math.floor(clock.now() / 1000));
+    const res = await fetch(`${server.url}/hook`, {
+      method: 'POST',
+      headers: { 'webhook-id': 'msg_x', 'webhook-timestamp': String(Math.floor(clock.now() / 1000)), 'webhook-signature': 'v1,AAAA' },
+      body: '{}',
+    });
+    expect(res.status).toBe(401);
+    expect(verified[0]).toMatchObject({ ok: false, reason: 'no webhook-signature matches' });
+  });
+
+  it('a failed stream is recorded without failing the execution; 4xx is not retried', async () => {
+    const clock = fakeClock();
+    const { server, verified } = await receiver([400, 400], () => Math.floor(clock.now() / 1000));
+    const deps = makeDeps({ clock, env: { ACME_STREAM_URL: server.url }, secrets: { ACME_STREAM_SECRET: SECRET } });
+    const r = await executeWorkflow(compileWorkflow(flow()), createExecutionRecord({ id: 'exec_s2', workflow: 'a/b', event: { id: 1, total_price: '1' } }, 0), deps);
+    expect(r.status).toBe('succeeded');
+    expect(verified).toHaveLength(1);
+    expect(r.stream).toMatchObject({ status: 'failed', attempts: 1, statusCode: 400, error: { code: 'E_STREAM_HTTP' } });
+  });
+
+  it('retries up to 5 attempts by default with backoff', async () => {
+    const clock = fakeClock();
+    const { server, verified } = await receiver([500, 500, 500, 500, 500, 500], () => Math.floor(clock.now() / 1000));
+    const deps = makeDeps({ clock, env: { ACME_STREAM_URL: server.url }, secrets: { ACME_STREAM_SECRET: SECRET }, random: () => 0.999 });
+    const r = await executeWorkflow(compileWorkflow(flow()), createExecutionRecord({ id: 'exec_s3', workflow: 'a/b', event: {} }, 0), deps);
+    expect(verified).toHaveLength(5);
+    expect(r.stream).toMatchObject({ status: 'failed', attempts: 5 });
+    expect(clock.sleeps).toEqual([499, 999, 1998, 3996]);
+  });
+
+  it('a missing secret is a clear failure naming what to set', async () => {
+    const deps = makeDeps({ env: { ACME_STREAM_URL: 'http://127.0.0.1:9' }, secrets: {} });
+    const r = await executeWorkflow(compileWorkflow(flow()), createExecutionRecord({ id: 'exec_s4', workflow: 'a/b', event: {} }, 0), deps);
+    expect(r.stream).toMatchObject({ status: 'failed', attempts: 0, error: { code: 'E_STREAM_SECRET' } });
+  });
+});
