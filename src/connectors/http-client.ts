@@ -5,6 +5,7 @@
  */
 import { request, type Dispatcher } from 'undici';
 import { StepError } from '../errors.js';
+import { parseRetryAfter, isRetryableStatus } from '../core/http-retry.js';
 import type { ActionContext, HttpClient, HttpRequest, HttpResponse } from './types.js';
 
 export interface HttpClientOptions {
@@ -57,27 +58,7 @@ export function getHeader(headers: Record<string, string | undefined>, name: str
   return undefined;
 }
 
-/**
- * Retry-After (RFC 9110 §10.2.3) is either delta-seconds or an HTTP-date. Returns the wait
- * in ms from `nowMs`, 0 for a date in the past, undefined when absent or unparseable.
- * Fractional seconds are accepted because Shopify's REST API sends `Retry-After: 2.0`.
- */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (v === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.ceil(Number(v) * 1000);
-  // HTTP-date: IMF-fixdate (and the obsolete forms Date.parse also reads).
-  if (!/[A-Za-z]/.test(v)) return undefined;
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
-}
-
-/** Network errors, 408, 429 and 5xx are worth retrying; any other 4xx is not. */
-export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
-}
+export { parseRetryAfter, isRetryableStatus };
 
 export interface ResponseErrorOptions {
   nowMs: number;

@@ -261,27 +261,56 @@ export class ExpressionEvaluationError extends Error {
     message: string,
     readonly source: string,
     readonly code: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
-/** Renders a compiled template against a context: the value itself when `single`, else text. */
-export async function renderTemplate(t: CompiledTemplate, context: Record<string, unknown>): Promise<unknown> {
-  if (t.single) return evaluateCompiled(t.parts[0] as CompiledExpression, context);
-  let text = '';
-  for (const part of t.parts) {
-    if ('kind' in part) text += part.text;
-    else text += stringify(await evaluateCompiled(part, context));
+/**
+ * Fast path: an expression that is a plain dotted path (`event.customer.email`) resolving
+ * through plain objects to a string, number or boolean is read directly; JSONata gives the
+ * same value for it. Anything else (arrays on the way, objects, functions) goes to JSONata.
+ */
+const PATH_RE = /^\s*([A-Za-z_][A-Za-z0-9_]*)(\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*\s*$/;
+const JSONATA_WORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'function']);
+const fastPaths = new WeakMap<CompiledExpression, string[] | null>();
+const MISS = Symbol('miss');
+
+function fastPathOf(expr: CompiledExpression): string[] | null {
+  let p = fastPaths.get(expr);
+  if (p !== undefined) return p;
+  p = null;
+  if (PATH_RE.test(expr.source)) {
+    const names = expr.source.split('.').map((n) => n.trim());
+    if (!names.some((n) => JSONATA_WORDS.has(n))) p = names;
   }
-  return text;
+  fastPaths.set(expr, p);
+  return p;
 }
 
-async function evaluateCompiled(expr: CompiledExpression, context: Record<string, unknown>): Promise<unknown> {
+function readFastPath(names: string[], context: Record<string, unknown>): unknown {
+  let v: unknown = context;
+  for (const name of names) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return MISS;
+    if (!Object.prototype.hasOwnProperty.call(v, name)) return MISS;
+    v = (v as Record<string, unknown>)[name];
+  }
+  const t = typeof v;
+  return t === 'string' || t === 'number' || t === 'boolean' ? v : MISS;
+}
+
+/** Evaluates one compiled expression. Throws ExpressionEvaluationError naming the expression. */
+export async function evaluateExpression(expr: CompiledExpression, context: Record<string, unknown>): Promise<unknown> {
+  const path = fastPathOf(expr);
+  if (path) {
+    const v = readFastPath(path, context);
+    if (v !== MISS) return v;
+  }
   try {
     return normalizeResult(await expr.expression.evaluate(context));
   } catch (err) {
-    const e = err as { message?: string; code?: string; value?: unknown };
+    const e = err as { message?: string; code?: string };
     const code = e.code ?? 'D0000';
     const message =
       code === 'D1012'
@@ -289,11 +318,38 @@ async function evaluateCompiled(expr: CompiledExpression, context: Record<string
         : code === 'D1011'
           ? `expression nested deeper than ${GUARDRAILS.stack} levels`
           : (e.message ?? String(err));
-    throw new ExpressionEvaluationError(`${message} in {{${expr.source}}}`, expr.source, code);
+    throw new ExpressionEvaluationError(`${message} in {{${expr.source}}}`, expr.source, code, { cause: err });
   }
 }
 
-/** jsonata returns arrays tagged as sequences; turn them into plain JSON values. */
+/**
+ * Turns an evaluation failure into the caller's error, given the JSON pointer of the
+ * field being rendered (the engine names the step and field this way).
+ */
+export type RenderErrorHook = (err: ExpressionEvaluationError, field: string) => Error;
+
+/** Renders a compiled template against a context: the value itself when `single`, else text. */
+export async function renderTemplate(
+  t: CompiledTemplate,
+  context: Record<string, unknown>,
+  onError?: RenderErrorHook,
+  field = '',
+): Promise<unknown> {
+  try {
+    if (t.single) return await evaluateExpression(t.parts[0] as CompiledExpression, context);
+    let text = '';
+    for (const part of t.parts) {
+      if ('kind' in part) text += part.text;
+      else text += stringify(await evaluateExpression(part, context));
+    }
+    return text;
+  } catch (err) {
+    if (onError && err instanceof ExpressionEvaluationError) throw onError(err, field);
+    throw err;
+  }
+}
+
+/** jsonata returns arrays tagged as sequences and may share input objects; return plain JSON. */
 function normalizeResult(value: unknown): unknown {
   if (value === undefined || value === null || typeof value !== 'object') return value;
   return JSON.parse(JSON.stringify(value));
@@ -324,19 +380,27 @@ export function compileValue(value: unknown): CompiledValue {
   return { kind: 'literal', value };
 }
 
-/** Renders a compiled value; an object key whose value renders to undefined is left out. */
-export async function renderValue(value: CompiledValue, context: Record<string, unknown>): Promise<unknown> {
+/** Renders a compiled value in order; an object key whose value renders to undefined is left out. */
+export async function renderValue(
+  value: CompiledValue,
+  context: Record<string, unknown>,
+  onError?: RenderErrorHook,
+  field = '',
+): Promise<unknown> {
   switch (value.kind) {
     case 'literal':
       return value.value;
     case 'template':
-      return renderTemplate(value.template, context);
-    case 'array':
-      return Promise.all(value.items.map((v) => renderValue(v, context)));
+      return renderTemplate(value.template, context, onError, field);
+    case 'array': {
+      const out: unknown[] = [];
+      for (let i = 0; i < value.items.length; i++) out.push(await renderValue(value.items[i], context, onError, `${field}/${i}`));
+      return out;
+    }
     case 'object': {
       const out: Record<string, unknown> = {};
       for (const [k, v] of value.entries) {
-        const rendered = await renderValue(v, context);
+        const rendered = await renderValue(v, context, onError, `${field}/${escapePointer(k)}`);
         if (rendered !== undefined) out[k] = rendered;
       }
       return out;

@@ -6,6 +6,7 @@
  */
 import type { RetryPolicy } from '../core/model.js';
 import { StepError } from '../errors.js';
+import { parseRetryAfter, isRetryableStatus } from '../core/http-retry.js';
 import { parseDuration } from './duration.js';
 
 export interface ResolvedRetryPolicy {
@@ -43,26 +44,7 @@ export function backoffDelay(policy: ResolvedRetryPolicy, failedAttempt: number,
   return Math.floor(random() * backoffCeiling(policy, failedAttempt));
 }
 
-/**
- * Retry-After as milliseconds from `nowMs`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
- * A date in the past gives 0; anything else unparseable gives undefined.
- */
-export function parseRetryAfter(value: string | undefined | null, nowMs: number): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const v = value.trim();
-  if (v === '') return undefined;
-  if (/^[0-9]+$/.test(v)) return Number(v) * 1000;
-  // HTTP-date (IMF-fixdate, and the obsolete RFC 850 / asctime forms Date.parse also reads).
-  if (!/[a-z]/i.test(v)) return undefined;
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
-}
-
-/** HTTP statuses worth retrying: 408 Request Timeout, 429 Too Many Requests, 5xx. */
-export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
-}
+export { parseRetryAfter, isRetryableStatus };
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',

@@ -37,7 +37,12 @@ describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter('-5', now)).toBeUndefined();
-    expect(parseRetryAfter('1.5', now)).toBeUndefined();
+    expect(parseRetryAfter('1.5s', now)).toBeUndefined();
+  });
+
+  it("reads fractional seconds, as Shopify's REST API sends them (Retry-After: 2.0)", () => {
+    expect(parseRetryAfter('2.0', now)).toBe(2000);
+    expect(parseRetryAfter('1.5', now)).toBe(1500);
   });
 });
 
