@@ -10,6 +10,7 @@ const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit', shell: false
 const bin = (name) => path.join('node_modules', '.bin', name);
 
 const build = run(bin('tsc'), ['-p', 'tsconfig.build.json']);
+if (build.status === 0) Object.assign(build, run(process.execPath, ['scripts/build-validators.mjs']));
 if (build.status !== 0) {
   console.error('build failed');
   process.exit(build.status ?? 1);

@@ -39,14 +39,30 @@ export function getAjv(): InstanceType<typeof Ajv2020> {
   return ajvInstance;
 }
 
+/**
+ * The validator for a shipped schema: ajv standalone code generated at build time
+ * (scripts/build-validators.mjs) when present, else compiled here once per process.
+ */
 export function getValidator(name: SchemaName): ValidateFunction {
   let v = validators.get(name);
   if (!v) {
     const require = createRequire(import.meta.url);
-    v = getAjv().compile(require(schemaPath(name)) as object);
+    v = loadGenerated(require)?.[name] ?? getAjv().compile(require(schemaPath(name)) as object);
     validators.set(name, v);
   }
   return v;
+}
+
+let generated: Partial<Record<SchemaName, ValidateFunction>> | null | undefined;
+function loadGenerated(require: NodeJS.Require): Partial<Record<SchemaName, ValidateFunction>> | null {
+  if (generated === undefined) {
+    try {
+      generated = require('./generated/validators.cjs') as Partial<Record<SchemaName, ValidateFunction>>;
+    } catch {
+      generated = null; // running from source (tests): compile instead
+    }
+  }
+  return generated;
 }
 
 /** A separate, lenient ajv for user-written schemas (trigger schemas, action inputs). */

@@ -135,3 +135,15 @@ describe('invalid corpus', () => {
     expect(keys).toEqual([...keys].sort((a, b) => a.localeCompare(b)));
   });
 });
+
+describe('build-time validators', () => {
+  it('the built binary (ajv standalone code) reports exactly what runtime-compiled schemas report', async () => {
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(path.join(REPO_ROOT, 'dist', 'core', 'generated', 'validators.cjs'))).toBe(true);
+    const { runBin } = await import('../helpers/cli.js');
+    const built = await runBin(['validate', 'test/fixtures/invalid', '--json']);
+    const source = await runInProcess(['validate', 'test/fixtures/invalid', '--json']);
+    expect(built.code).toBe(2);
+    expect(JSON.parse(built.stdout)).toEqual(JSON.parse(source.stdout));
+  });
+});
