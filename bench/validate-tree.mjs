@@ -97,7 +97,8 @@ for (let i = 0; i < runs; i++) {
 // In-process: the same work without process start-up, schemas compiled beforehand.
 const { parse } = await import('yaml');
 const { getValidator } = await import(path.join(root, 'dist/core/schema-check.js'));
-const { validatePaths } = await import(path.join(root, 'dist/cli/commands/validate.js'));
+const { validatePaths } = await import(path.join(root, 'dist/core/validate-paths.js'));
+const { builtinConnectorManifests } = await import(path.join(root, 'dist/connectors/builtin-manifests.js'));
 const validate = getValidator('workflow');
 const inproc = { floor: [], alloy: [] };
 for (let i = 0; i < runs; i++) {
@@ -108,7 +109,7 @@ for (let i = 0; i < runs; i++) {
   );
   inproc.alloy.push(
     await timeAsync(async () => {
-      const r = await validatePaths(dir, []);
+      const r = await validatePaths(dir, [], builtinConnectorManifests);
       if (r.diagnostics.some((d) => d.severity === 'error')) throw new Error(JSON.stringify(r.diagnostics[0]));
     }),
   );

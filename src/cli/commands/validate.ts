@@ -1,79 +1,19 @@
 /**
- * `alloy validate [paths..] [--json] [--fail-on-warn]`: every problem in every file in one
- * run. Paths inside a project are checked with the whole project (cross-file rules apply)
- * and reported for those paths; files outside any project are checked on their own, by
- * their `kind`.
+ * `alloy validate [paths..] [--json] [--fail-on-warn]`: a thin shell over
+ * core/validate-paths.ts that prints diagnostics and sets the exit code.
  */
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { CliContext } from '../context.js';
-import { EXIT_OK, EXIT_USAGE, UsageError } from '../../errors.js';
-import { hasErrors, sortDiagnostics, type Diagnostic } from '../../core/diagnostics.js';
-import { checkStandaloneFile, definitionFilesUnder, findConfig, loadProjectAt, noProjectError } from '../../core/project.js';
+import { EXIT_OK, EXIT_USAGE } from '../../errors.js';
+import { hasErrors } from '../../core/diagnostics.js';
+import { validatePaths, type ValidateResult } from '../../core/validate-paths.js';
 import { builtinConnectorManifests } from '../../connectors/builtin-manifests.js';
 import { renderDiagnostics, summarize } from '../render/diagnostics.js';
-
-export interface ValidateResult {
-  diagnostics: Diagnostic[];
-  files: string[];
-}
-
-/** The programmatic API behind the command. Paths are relative to `cwd`. */
-export async function validatePaths(cwd: string, paths: string[]): Promise<ValidateResult> {
-  const builtinConnectors = builtinConnectorManifests;
-  const diagnostics: Diagnostic[] = [];
-  const files = new Set<string>();
-  const show = (abs: string) => path.relative(cwd, abs).split(path.sep).join('/') || '.';
-
-  if (paths.length === 0) {
-    const found = await findConfig(cwd);
-    if (!found) throw noProjectError(cwd);
-    const project = await loadProjectAt(found, { builtinConnectors });
-    for (const d of project.diagnostics) diagnostics.push({ ...d, file: show(path.join(project.root, d.file)) });
-    for (const f of project.files) files.add(show(path.join(project.root, f)));
-    return { diagnostics: sortDiagnostics(diagnostics), files: [...files] };
-  }
-
-  const projects = new Map<string, Awaited<ReturnType<typeof loadProjectAt>>>();
-  for (const p of paths) {
-    const abs = path.resolve(cwd, p);
-    let isDirectory: boolean;
-    try {
-      isDirectory = (await stat(abs)).isDirectory();
-    } catch {
-      throw new UsageError(`no such file or folder: ${p}`, { hint: 'pass paths to definition files or folders that exist' });
-    }
-    const found = await findConfig(isDirectory ? abs : path.dirname(abs));
-    const inProject = found && (abs === found.root || abs.startsWith(found.root + path.sep));
-    if (found && inProject) {
-      let project = projects.get(found.root);
-      if (!project) {
-        project = await loadProjectAt(found, { builtinConnectors });
-        projects.set(found.root, project);
-      }
-      const within = (f: string) => {
-        const fa = path.join(found.root, f);
-        return fa === abs || fa.startsWith(abs + path.sep) || (!isDirectory && fa === abs);
-      };
-      for (const d of project.diagnostics) if (within(d.file)) diagnostics.push({ ...d, file: show(path.join(found.root, d.file)) });
-      for (const f of project.files) if (within(f)) files.add(show(path.join(found.root, f)));
-      continue;
-    }
-    const targets = isDirectory ? await definitionFilesUnder(abs) : [abs];
-    for (const t of targets) {
-      files.add(show(t));
-      diagnostics.push(...(await checkStandaloneFile(t, show(t), builtinConnectors)));
-    }
-  }
-  const unique = new Map(diagnostics.map((d) => [`${d.file}:${d.line}:${d.column}:${d.code}:${d.message}`, d]));
-  return { diagnostics: sortDiagnostics([...unique.values()]), files: [...files] };
-}
 
 export default async function validateCommand(ctx: CliContext, paths: string[], opts: { failOnWarn?: boolean }): Promise<number> {
   const spinner = await ctx.spinner('Validating');
   let result: ValidateResult;
   try {
-    result = await validatePaths(ctx.cwd, paths);
+    result = await validatePaths(ctx.cwd, paths, builtinConnectorManifests);
   } finally {
     spinner.stop();
   }
