@@ -51,15 +51,38 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   return exitCode;
 }
 
+/**
+ * Fills options not given on the command line from ALLOY_* variables of the injected
+ * environment (commander itself only reads process.env, which in-process callers do not
+ * control). Flags win; `0`, `false` and the empty string turn a boolean flag off.
+ */
+function applyEnvironment(command: Command, env: NodeJS.ProcessEnv): void {
+  for (const cmd of [command, command.parent].filter((c): c is Command => Boolean(c))) {
+    for (const option of cmd.options) {
+      const raw = option.envVar ? env[option.envVar] : undefined;
+      const key = option.attributeName();
+      if (raw === undefined || cmd.getOptionValueSource(key) === 'cli') continue;
+      const value = option.isBoolean() ? !['0', 'false', ''].includes(raw.toLowerCase()) : raw;
+      cmd.setOptionValueWithSource(key, value, 'env');
+    }
+  }
+}
+
 function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (code: number) => void): void {
   const cmd = program.command(spec.usage).description(spec.summary);
   spec.options?.(cmd);
+  // Every flag is also readable from ALLOY_<FLAG> (flags win over the environment).
+  for (const option of cmd.options) {
+    if (option.envVar || !option.long || option.negate) continue;
+    option.env(`ALLOY_${option.long.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`);
+  }
   if (spec.examples?.length) {
     cmd.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);
   }
   cmd.action(async (...actionArgs: unknown[]) => {
     // commander passes (...positionals, options, command)
     const command = actionArgs[actionArgs.length - 1] as Command;
+    applyEnvironment(command, io.env);
     const opts = command.optsWithGlobals<GlobalOptions & Record<string, unknown>>();
     const positionals = actionArgs.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : a === undefined ? [] : [a]));
     // The context (chalk) and error handling load only when a command runs, not for --help.

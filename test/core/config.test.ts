@@ -68,5 +68,8 @@ describe('config discovery (cosmiconfig)', () => {
     expect((JSON.parse(relaxed.stdout) as { code: string }[])[0].code).toBe('W_WORKFLOW_NAME');
     const strict = await runInProcess(['validate', '--fail-on-warn'], { cwd: dir });
     expect(strict.code).toBe(2);
+    // every flag is also read from ALLOY_<FLAG>
+    const fromEnv = await runInProcess(['validate'], { cwd: dir, env: { ALLOY_FAIL_ON_WARN: '1' } });
+    expect(fromEnv.code).toBe(2);
   });
 });
