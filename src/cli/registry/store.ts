@@ -1,3 +1,78 @@
+import { Option, type Command } from 'commander';
 import type { CommandSpec } from './types.js';
 
-export const storeCommands: CommandSpec[] = [];
+/** --store / --remote on every command that reads or writes a store. */
+function storeFlags(c: Command): Command {
+  return c
+    .addOption(new Option('--store <dir|url>', 'use this store (a directory or an `alloy serve` URL) instead of the project\'s').env('ALLOY_STORE'))
+    .addOption(new Option('--remote <name>', 'use the remote store named in alloy.config (token from ALLOY_TOKEN)').env('ALLOY_REMOTE'));
+}
+
+export const storeCommands: CommandSpec[] = [
+  {
+    usage: 'release [integrations...]',
+    summary: 'Make an immutable version of each integration whose definitions changed',
+    options: (c) => storeFlags(c.option('-m, --message <message>', 'release message').option('--dry-run', 'show which workflows would change; write nothing')),
+    examples: ['alloy release -m "map phone numbers"', 'alloy release shopify-sync --dry-run', 'ALLOY_TOKEN=… alloy release --remote origin --json'],
+    load: () => import('../commands/release.js'),
+  },
+  {
+    usage: 'publish <integration@version>',
+    summary: 'Point the live version of an integration at a released version',
+    options: (c) => storeFlags(c.option('-m, --message <message>', 'why (kept in the publish log)')),
+    examples: ['alloy publish shopify-sync@3', 'alloy publish shopify-sync@latest -m "go live"'],
+    load: () => import('../commands/publish.js'),
+  },
+  {
+    usage: 'rollback <integration>',
+    summary: 'Publish the previously published version again',
+    options: (c) => storeFlags(c.option('-m, --message <message>', 'why (kept in the publish log)')),
+    examples: ['alloy rollback shopify-sync'],
+    load: () => import('../commands/rollback.js'),
+  },
+  {
+    usage: 'versions [integration]',
+    summary: 'List released versions (the published one marked)',
+    options: (c) => storeFlags(c.option('--limit <n>', 'only the newest n versions')),
+    examples: ['alloy versions', 'alloy versions shopify-sync --json'],
+    load: () => import('../commands/versions.js'),
+  },
+  {
+    usage: 'show <integration@version> [workflow]',
+    summary: 'Print a released definition as YAML',
+    options: (c) => storeFlags(c),
+    examples: ['alloy show shopify-sync@3', 'alloy show shopify-sync@published create-order'],
+    load: () => import('../commands/show.js'),
+  },
+  {
+    usage: 'diff [a] [b]',
+    summary: 'Step-level diff: working tree against latest (default) or published, or two versions',
+    options: (c) => storeFlags(c.option('--exit-code', 'exit 1 when there are differences')),
+    examples: ['alloy diff', 'alloy diff @published', 'alloy diff shopify-sync@3 shopify-sync@5'],
+    load: () => import('../commands/diff.js'),
+  },
+  {
+    usage: 'status',
+    summary: 'Per integration: latest and published versions, and unreleased changes',
+    options: (c) => storeFlags(c),
+    load: () => import('../commands/status.js'),
+  },
+  {
+    usage: 'fsck',
+    summary: 'Verify every object and ref of the store; report each problem',
+    options: (c) => storeFlags(c),
+    examples: ['alloy fsck', 'alloy fsck --store /srv/alloy-store --json'],
+    load: () => import('../commands/fsck.js'),
+  },
+  {
+    usage: 'serve',
+    summary: 'Serve a store over HTTP (tokens from ALLOY_SERVE_TOKENS)',
+    options: (c) =>
+      c
+        .addOption(new Option('--port <port>', 'port (0 picks a free one)').default('8787').env('ALLOY_SERVE_PORT'))
+        .addOption(new Option('--host <host>', 'interface to bind').default('127.0.0.1').env('ALLOY_SERVE_HOST'))
+        .addOption(new Option('--store <dir>', 'store directory (default: the project\'s store.path)').env('ALLOY_STORE')),
+    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 8787 --store /srv/alloy-store'],
+    load: () => import('../commands/serve.js'),
+  },
+];

@@ -1,0 +1,115 @@
+/**
+ * The three kinds of stored object. Each is a plain JSON value with a `type` tag, stored as
+ * its canonical JSON bytes and named by their sha256, so the same definition in two
+ * releases (or two integrations) is one object.
+ */
+import type { IntegrationDef, WorkflowDef } from '../core/model.js';
+import { canonicalJson, isObjectId, sha256Hex } from './canonical.js';
+
+export interface WorkflowObject {
+  type: 'workflow';
+  def: WorkflowDef;
+}
+
+export interface IntegrationObject {
+  type: 'integration';
+  def: IntegrationDef;
+}
+
+export interface ReleaseProvenance {
+  /** Git commit of the working tree, when known (CI variables or `git rev-parse HEAD`). */
+  commit?: string;
+  /** CI run, when the release ran in CI. */
+  ci?: { provider: string; run: string; url?: string };
+}
+
+export interface ReleaseObject {
+  type: 'release';
+  integration: string;
+  version: number;
+  /** The release this one follows (version - 1), null for v1. */
+  parent: string | null;
+  /** Object id of the integration definition. */
+  integrationObject: string;
+  /** Workflow name -> workflow object id. */
+  workflows: Record<string, string>;
+  message: string;
+  author: string;
+  /** ISO 8601 time from the injected clock. */
+  time: string;
+  provenance?: ReleaseProvenance;
+}
+
+export type StoreObject = WorkflowObject | IntegrationObject | ReleaseObject;
+
+/** An object ready to store: its id and the exact bytes that hash to it. */
+export interface EncodedObject<T extends StoreObject = StoreObject> {
+  id: string;
+  bytes: Buffer;
+  value: T;
+}
+
+export function encodeObject<T extends StoreObject>(value: T): EncodedObject<T> {
+  const text = canonicalJson(value);
+  const bytes = Buffer.from(text, 'utf8');
+  return { id: sha256Hex(bytes), bytes, value };
+}
+
+/**
+ * Parses and checks the shape of stored bytes. Returns a reason string when the bytes are
+ * not a valid object (the caller turns it into a CorruptObjectError naming the file).
+ * The caller has already checked the hash.
+ */
+export function decodeObject(bytes: Uint8Array): StoreObject | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return 'not valid JSON';
+  }
+  return checkObjectShape(value);
+}
+
+export function checkObjectShape(value: unknown): StoreObject | string {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
+  const v = value as Record<string, unknown>;
+  switch (v.type) {
+    case 'workflow':
+    case 'integration':
+      if (!v.def || typeof v.def !== 'object' || Array.isArray(v.def)) return `${v.type} object without a definition`;
+      if (typeof (v.def as Record<string, unknown>).name !== 'string') return `${v.type} definition without a name`;
+      return v as unknown as StoreObject;
+    case 'release': {
+      if (typeof v.integration !== 'string') return 'release without an integration';
+      if (!Number.isInteger(v.version) || (v.version as number) < 1) return 'release with a bad version number';
+      if (v.parent !== null && !isObjectId(v.parent)) return 'release with a bad parent id';
+      if (!isObjectId(v.integrationObject)) return 'release with a bad integration object id';
+      if (!v.workflows || typeof v.workflows !== 'object') return 'release without workflows';
+      for (const id of Object.values(v.workflows as Record<string, unknown>)) {
+        if (!isObjectId(id)) return 'release with a bad workflow object id';
+      }
+      if (typeof v.time !== 'string' || typeof v.author !== 'string' || typeof v.message !== 'string') {
+        return 'release without time, author or message';
+      }
+      return v as unknown as ReleaseObject;
+    }
+    default:
+      return `unknown object type ${JSON.stringify(v.type)}`;
+  }
+}
+
+/** The ids a release depends on (must exist before versions/<n> may point at it). */
+export function releaseDependencies(release: ReleaseObject): string[] {
+  return [release.integrationObject, ...Object.values(release.workflows)];
+}
+
+/** Content of a release without its metadata: what "up to date" compares. */
+export function sameTree(
+  a: Pick<ReleaseObject, 'integrationObject' | 'workflows'>,
+  b: Pick<ReleaseObject, 'integrationObject' | 'workflows'>,
+): boolean {
+  if (a.integrationObject !== b.integrationObject) return false;
+  const ka = Object.keys(a.workflows).sort();
+  const kb = Object.keys(b.workflows).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a.workflows[k] === b.workflows[k]);
+}

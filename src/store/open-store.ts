@@ -1,0 +1,60 @@
+/**
+ * Picks the store a command works on: `--store <dir|url>`, else `--remote <name>` from
+ * `remotes` in alloy.config (token from ALLOY_TOKEN, never the file), else the project's
+ * local store (`store.path`, default `.alloy/store`).
+ */
+import path from 'node:path';
+import type { ProjectConfig } from '../core/model.js';
+import { UsageError } from '../errors.js';
+import { LocalStore, type LocalStoreOptions } from './local-store.js';
+import type { Store } from './store.js';
+
+export const DEFAULT_STORE_PATH = '.alloy/store';
+
+export interface OpenStoreOptions {
+  /** Project root (folder of the config file). */
+  root: string;
+  config?: Pick<ProjectConfig, 'store' | 'remotes'>;
+  /** `--store`: a directory or an http(s) URL. */
+  store?: string;
+  /** `--remote`: a name under `remotes`. */
+  remote?: string;
+  env: NodeJS.ProcessEnv;
+  /** Where relative --store paths resolve (the command's cwd). */
+  cwd?: string;
+  local?: LocalStoreOptions;
+}
+
+export function isStoreUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
+
+/** Async so the HTTP client (undici) is loaded only when a remote is used. */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  if (options.store && options.remote) {
+    throw new UsageError('--store and --remote both name a store', { hint: 'Use one of them.' });
+  }
+  const token = options.env.ALLOY_TOKEN || undefined;
+  if (options.store) {
+    if (isStoreUrl(options.store)) return remoteStore(options.store, token);
+    return new LocalStore(path.resolve(options.cwd ?? options.root, options.store), options.local);
+  }
+  const remoteName = options.remote ?? (options.env.ALLOY_REMOTE || undefined);
+  if (remoteName) {
+    const remote = options.config?.remotes?.[remoteName];
+    if (!remote?.url) {
+      const known = Object.keys(options.config?.remotes ?? {});
+      throw new UsageError(`no remote named "${remoteName}" in the config`, {
+        hint: known.length ? `Known remotes: ${known.join(', ')}.` : 'Add `remotes: { origin: { url: "http://127.0.0.1:8787" } }` to alloy.config.yaml.',
+      });
+    }
+    return remoteStore(remote.url, token);
+  }
+  const dir = options.config?.store?.path ?? DEFAULT_STORE_PATH;
+  return new LocalStore(path.resolve(options.root, dir), options.local);
+}
+
+async function remoteStore(url: string, token: string | undefined): Promise<Store> {
+  const { RemoteStore } = await import('./remote/client.js');
+  return new RemoteStore({ url, token });
+}

@@ -1,0 +1,182 @@
+/**
+ * The remote store client (undici). Same interface as the local store; the server enforces
+ * the ref rules, and this client re-verifies every object it reads (an object is only as
+ * trustworthy as its hash).
+ */
+import { Agent, request } from 'undici';
+import { isObjectId, sha256Hex } from '../canonical.js';
+import {
+  CorruptObjectError,
+  PublishConflictError,
+  RemoteStoreError,
+  StoreError,
+  StoreNotFoundError,
+  VersionExistsError,
+} from '../errors.js';
+import { assertIntegrationName, assertVersionNumber } from '../names.js';
+import { decodeObject, type EncodedObject, type StoreObject } from '../objects.js';
+import type { PublishLogEntry, PublishRequest, Store, VersionRef } from '../store.js';
+import { STORE_API_PREFIX } from './server.js';
+
+export interface RemoteStoreOptions {
+  /** Base URL of `alloy serve`, e.g. https://alloy.example.com */
+  url: string;
+  /** Bearer token (ALLOY_TOKEN); never read from a config file. */
+  token?: string;
+  /** Bytes per upload request. Default 8 MiB. */
+  uploadBatchBytes?: number;
+  timeoutMs?: number;
+}
+
+interface ErrorBody {
+  error?: { code?: string; message?: string; hint?: string; details?: Record<string, unknown> };
+}
+
+export class RemoteStore implements Store {
+  readonly kind = 'remote' as const;
+  readonly location: string;
+  private readonly base: string;
+  private readonly agent: Agent;
+
+  constructor(private readonly options: RemoteStoreOptions) {
+    const u = new URL(options.url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new RemoteStoreError('E_REMOTE_URL', `${options.url} is not an http(s) URL`, undefined, 'Set remotes.<name>.url to the base URL of `alloy serve`.');
+    }
+    this.base = `${u.origin}${u.pathname.replace(/\/$/, '')}${STORE_API_PREFIX}`;
+    this.location = u.origin + u.pathname.replace(/\/$/, '');
+    const timeout = options.timeoutMs ?? 30_000;
+    this.agent = new Agent({ headersTimeout: timeout, bodyTimeout: timeout, connections: 8 });
+  }
+
+  private async call(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; bytes: Buffer }> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = typeof body === 'string' ? body : JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    let res;
+    try {
+      res = await request(`${this.base}${path}`, { method, headers, body: payload, dispatcher: this.agent });
+    } catch (err) {
+      throw new RemoteStoreError('E_REMOTE_UNREACHABLE', `cannot reach the store at ${this.location}: ${(err as Error).message}`, undefined,
+        'Check the remote URL in alloy.config (remotes.<name>.url) and that `alloy serve` is running.');
+    }
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode >= 200 && res.statusCode < 300) return { status: res.statusCode, bytes };
+    let parsed: ErrorBody = {};
+    try {
+      parsed = JSON.parse(bytes.toString('utf8')) as ErrorBody;
+    } catch {
+      /* not JSON: use the status alone */
+    }
+    throw this.toError(res.statusCode, parsed.error ?? {});
+  }
+
+  private toError(status: number, e: NonNullable<ErrorBody['error']>): Error {
+    const msg = e.message ?? `HTTP ${status}`;
+    const d = e.details ?? {};
+    switch (status) {
+      case 401:
+        return new RemoteStoreError('E_REMOTE_UNAUTHORIZED', `the store at ${this.location} refused the request: ${msg}`, status,
+          this.options.token ? 'ALLOY_TOKEN is not a token this server knows; check it with the server\'s ALLOY_SERVE_TOKENS.' : 'Set ALLOY_TOKEN to a token of the server (ALLOY_SERVE_TOKENS).');
+      case 403:
+        return new RemoteStoreError('E_REMOTE_FORBIDDEN', `the store at ${this.location} refused the request: ${msg}`, status, e.hint ?? 'Use a token with the write role.');
+      case 404:
+        return new StoreNotFoundError(msg, e.hint ?? 'List what exists with `alloy versions`.');
+      case 409:
+        if (e.code === 'E_STORE_VERSION_EXISTS') return new VersionExistsError(String(d.integration ?? '?'), Number(d.version ?? 0));
+        if (e.code === 'E_STORE_PUBLISH_CONFLICT') return new PublishConflictError(String(d.integration ?? '?'), (d.expected as string | null) ?? null, (d.actual as string | null) ?? null);
+        return new RemoteStoreError(e.code ?? 'E_REMOTE_CONFLICT', msg, status, e.hint ?? 'Re-run the command.');
+      case 413:
+        return new RemoteStoreError('E_REMOTE_TOO_LARGE', msg, status, 'The request is over the server\'s body limit; release fewer or smaller workflows at once.');
+      default:
+        return new RemoteStoreError(e.code ?? `E_REMOTE_HTTP_${status}`, `the store at ${this.location} answered ${status}: ${msg}`, status, e.hint ?? 'See the server\'s log; run `alloy fsck` on its store.');
+    }
+  }
+
+  private async json<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+    const { bytes } = await this.call(method, path, body);
+    return JSON.parse(bytes.toString('utf8')) as T;
+  }
+
+  private ip(integration: string): string {
+    return `/integrations/${encodeURIComponent(assertIntegrationName(integration))}`;
+  }
+
+  async missingObjects(ids: string[]): Promise<string[]> {
+    const unique = [...new Set(ids)];
+    if (!unique.length) return [];
+    return (await this.json<{ missing: string[] }>('POST', '/objects/missing', { ids: unique })).missing;
+  }
+
+  async putObjects(objects: EncodedObject[]): Promise<void> {
+    const limit = this.options.uploadBatchBytes ?? 8 * 1024 * 1024;
+    let batch: { id: string; data: string }[] = [];
+    let size = 0;
+    const flush = async () => {
+      if (batch.length) await this.call('POST', '/objects', { objects: batch });
+      batch = [];
+      size = 0;
+    };
+    for (const o of objects) {
+      if (size + o.bytes.length > limit) await flush();
+      batch.push({ id: o.id, data: o.bytes.toString('utf8') });
+      size += o.bytes.length + 80;
+    }
+    await flush();
+  }
+
+  async readObject(id: string): Promise<StoreObject> {
+    if (!isObjectId(id)) throw new StoreError('E_STORE_BAD_ID', `"${id}" is not an object id`, { hint: 'Object ids are 64 hex digits (sha256).' });
+    const { bytes } = await this.call('GET', `/objects/${id}`);
+    const where = `${this.location}${STORE_API_PREFIX}/objects/${id}`;
+    if (sha256Hex(bytes) !== id) throw new CorruptObjectError(id, where, 'the server sent bytes that do not match the sha256');
+    const value = decodeObject(bytes);
+    if (typeof value === 'string') throw new CorruptObjectError(id, where, value);
+    return value;
+  }
+
+  async listIntegrations(): Promise<string[]> {
+    return (await this.json<{ integrations: string[] }>('GET', '/integrations')).integrations;
+  }
+
+  async latestVersion(integration: string): Promise<VersionRef | null> {
+    return (await this.json<{ latest: VersionRef | null }>('GET', `${this.ip(integration)}/versions/latest`)).latest;
+  }
+
+  async readVersion(integration: string, version: number): Promise<VersionRef> {
+    return this.json<VersionRef>('GET', `${this.ip(integration)}/versions/${assertVersionNumber(version)}`);
+  }
+
+  async listVersions(integration: string): Promise<VersionRef[]> {
+    return (await this.json<{ versions: VersionRef[] }>('GET', `${this.ip(integration)}/versions`)).versions;
+  }
+
+  async createVersion(integration: string, ref: VersionRef): Promise<void> {
+    await this.call('PUT', `${this.ip(integration)}/versions/${assertVersionNumber(ref.version)}`, { id: ref.id });
+  }
+
+  async readPublished(integration: string): Promise<VersionRef | null> {
+    return (await this.json<{ published: VersionRef | null }>('GET', `${this.ip(integration)}/published`)).published;
+  }
+
+  async movePublished(integration: string, req: PublishRequest): Promise<PublishLogEntry> {
+    return (await this.json<{ entry: PublishLogEntry }>('PUT', `${this.ip(integration)}/published`, req)).entry;
+  }
+
+  async readPublishLog(integration: string): Promise<PublishLogEntry[]> {
+    return (await this.json<{ entries: PublishLogEntry[] }>('GET', `${this.ip(integration)}/log`)).entries;
+  }
+
+  /** No shared lock over HTTP: createVersion answers 409 and the release reports a lost race. */
+  async withReleaseLock<T>(_integration: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
