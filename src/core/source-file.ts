@@ -24,11 +24,17 @@ export interface SourceFile {
 /** Reads a file, refusing oversized and binary files without loading them whole. */
 export async function readSourceFile(absPath: string, file: string, maxBytes = MAX_DEFINITION_BYTES): Promise<SourceFile> {
   const empty = (d: Diagnostic): SourceFile => ({ file, text: '', index: new LineIndex(''), value: undefined, diagnostics: [d] });
+  const unreadable = (err: unknown) =>
+    empty(makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_READ', `cannot read file: ${(err as Error).message}`, 'check the path and its permissions'));
   let size: number;
   try {
-    size = (await stat(absPath)).size;
+    const info = await stat(absPath);
+    if (!info.isFile()) {
+      return empty(makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_READ', 'not a regular file (a folder named like a definition file?)', 'rename it, or move it out of the definitions folder'));
+    }
+    size = info.size;
   } catch (err) {
-    return empty(makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_READ', `cannot read file: ${(err as Error).message}`));
+    return unreadable(err);
   }
   if (size > maxBytes) {
     return empty(
@@ -43,19 +49,23 @@ export async function readSourceFile(absPath: string, file: string, maxBytes = M
       ),
     );
   }
-  const handle = await open(absPath, 'r');
   let bytes: Buffer;
   try {
-    bytes = Buffer.alloc(size);
-    let read = 0;
-    while (read < size) {
-      const { bytesRead } = await handle.read(bytes, read, size - read, read);
-      if (bytesRead === 0) break;
-      read += bytesRead;
+    const handle = await open(absPath, 'r');
+    try {
+      bytes = Buffer.alloc(size);
+      let read = 0;
+      while (read < size) {
+        const { bytesRead } = await handle.read(bytes, read, size - read, read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      bytes = bytes.subarray(0, read);
+    } finally {
+      await handle.close();
     }
-    bytes = bytes.subarray(0, read);
-  } finally {
-    await handle.close();
+  } catch (err) {
+    return unreadable(err);
   }
   if (bytes.includes(0) || !isValidUtf8(bytes)) {
     return empty(

@@ -73,3 +73,23 @@ describe('config discovery (cosmiconfig)', () => {
     expect(fromEnv.code).toBe(2);
   });
 });
+
+describe('unreadable definition files', () => {
+  it('a folder named like a workflow file is a located diagnostic, not a crash', async () => {
+    await writeTree(dir, { 'alloy.config.yaml': 'name: p\n', 'integrations/shop/integration.yaml': INTEGRATION, 'integrations/shop/workflows/one.yaml': WORKFLOW });
+    await mkdir(path.join(dir, 'integrations/shop/workflows/dir.yaml'));
+    const r = await runInProcess(['validate', '--json'], { cwd: dir });
+    expect(r.code).toBe(2);
+    const list = JSON.parse(r.stdout) as { file: string; code: string }[];
+    expect(list).toEqual([expect.objectContaining({ file: 'integrations/shop/workflows/dir.yaml', code: 'E_FILE_READ' })]);
+  });
+
+  // root reads anything, so this can only be checked as another user.
+  it.skipIf(process.getuid?.() === 0)('a file without read permission is a diagnostic', async () => {
+    const { chmod } = await import('node:fs/promises');
+    await writeTree(dir, { 'alloy.config.yaml': 'name: p\n', 'integrations/shop/integration.yaml': INTEGRATION, 'integrations/shop/workflows/one.yaml': WORKFLOW });
+    await chmod(path.join(dir, 'integrations/shop/workflows/one.yaml'), 0o000);
+    const r = await runInProcess(['validate', '--json'], { cwd: dir });
+    expect((JSON.parse(r.stdout) as { code: string }[])[0].code).toBe('E_FILE_READ');
+  });
+});
