@@ -8,8 +8,11 @@
  *   relay  -> client  hello     {name, publicUrl, queued, dropped}
  *   client -> relay   hello-ack {dropped}            (the drop report was shown; relay resets it)
  *   relay  -> client  request   {id, method, path, headers, body, queued, receivedAt}
- *   client -> relay   response  {id, status, headers, body}   (for queued requests: the ack)
- *   client -> relay   nack      {id, error}          (local server unreachable; relay keeps it)
+ *   client -> relay   response  {id, status, headers, body}   (for queued requests: the ack,
+ *                                                     unless status is 5xx, 408 or 429)
+ *   client -> relay   nack      {id, error}          (queued request not taken: local server
+ *                                                     unreachable or answered 5xx/408/429;
+ *                                                     the relay keeps it and retries)
  */
 
 /** Header list as [name, value] pairs (lower-case names), repeatable names allowed. */
@@ -20,6 +23,12 @@ export interface DropReport {
   overflow: number;
   /** Queued requests that expired before the developer reconnected. */
   expired: number;
+  /**
+   * Queued requests whose file on the relay could not be read or parsed; each was moved aside
+   * to `<file>.bad` in the relay's queue directory for inspection. Optional on the wire: older
+   * relays do not send it.
+   */
+  unreadable?: number;
 }
 
 export interface HelloFrame {
@@ -68,6 +77,16 @@ export interface NackFrame {
 
 export type RelayToClientFrame = HelloFrame | RequestFrame;
 export type ClientToRelayFrame = HelloAckFrame | ResponseFrame | NackFrame;
+
+/**
+ * Local answers that do not acknowledge a queued request: the dev server could not take it
+ * now (5xx: e.g. 503 while reloading; 408 Request Timeout and 429 Too Many Requests, which
+ * RFC 9110 15.5.9 and RFC 6585 4 define as "try again"). The app was already answered 202,
+ * so the relay must keep such a request and redeliver it.
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
+}
 
 /** WebSocket path the relay accepts developer connections on. */
 export const RELAY_CONNECT_PATH = '/v1/tunnel/connect';

@@ -7,8 +7,9 @@
  *   ("tunnel lost, reconnecting in 2s" / "tunnel restored").
  * - Each relayed request is checked again (ingress paths only), forwarded to the local
  *   ingress listener with undici, and the answer sent back. A queued delivery is only
- *   acknowledged once the local server answered; if it could not be reached the relay is
- *   told (nack) and keeps the request.
+ *   acknowledged once the local server took it: if it could not be reached, or answered
+ *   5xx, 408 or 429 (e.g. 503 while reloading), the relay is told (nack), keeps the request
+ *   and redelivers it later. The app was answered 202 long ago: nobody else would retry.
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
@@ -19,6 +20,7 @@ import {
   CLOSE_REPLACED,
   RELAY_CONNECT_PATH,
   TUNNEL_NAME_HEADER,
+  isRetryableStatus,
   parseFrame,
   type ClientToRelayFrame,
   type DropReport,
@@ -258,11 +260,16 @@ class RelayClient {
     if (hello.queued > 0) {
       this.options.logger.info(`tunnel: the relay kept ${hello.queued} request(s) while you were away; delivering them in order`);
     }
-    const dropped: DropReport = { overflow: Number(hello.dropped?.overflow) || 0, expired: Number(hello.dropped?.expired) || 0 };
-    if (dropped.overflow > 0 || dropped.expired > 0) {
+    const dropped: Required<DropReport> = {
+      overflow: Number(hello.dropped?.overflow) || 0,
+      expired: Number(hello.dropped?.expired) || 0,
+      unreadable: Number(hello.dropped?.unreadable) || 0,
+    };
+    if (dropped.overflow > 0 || dropped.expired > 0 || dropped.unreadable > 0) {
       const parts = [];
       if (dropped.overflow > 0) parts.push(`${dropped.overflow} refused because its queue was full (the sender got 507 and may retry)`);
       if (dropped.expired > 0) parts.push(`${dropped.expired} expired before you reconnected`);
+      if (dropped.unreadable > 0) parts.push(`${dropped.unreadable} unreadable on the relay's disk (kept there as .bad files for inspection)`);
       this.options.logger.warn(`tunnel: while you were offline the relay dropped ${parts.join(' and ')}`);
       this.events.emit('dropped', dropped);
     }
@@ -292,7 +299,14 @@ class RelayClient {
           { timeoutMs: this.options.localTimeoutMs },
         );
         status = res.status;
-        this.send(ws, { type: 'response', id: frame.id, status: res.status, headers: res.headers, body: res.body.toString('base64') });
+        if (queued && isRetryableStatus(res.status)) {
+          // The app was answered 202 when this was queued: a 503 from a reloading dev server
+          // must not delete it. Not acknowledged: the relay keeps it and tries again.
+          this.options.logger.warn(`tunnel: the local server answered ${res.status} for queued ${target.pathname}; the relay keeps it and retries`);
+          this.send(ws, { type: 'nack', id: frame.id, error: `the dev server answered ${res.status}` });
+        } else {
+          this.send(ws, { type: 'response', id: frame.id, status: res.status, headers: res.headers, body: res.body.toString('base64') });
+        }
       } catch (err) {
         const message = (err as Error).message;
         this.options.logger.warn(`tunnel: could not reach the local server for ${target.pathname}: ${message}`);

@@ -9,10 +9,11 @@
  *
  * Bounded per name in count, bytes and age. Nothing leaves silently: a request over the
  * bound is refused (the caller answers 507, so the app keeps and retries it), one that
- * expires is deleted and counted; both counts are kept in `dropped.json` and reported to
- * the developer on reconnect until they acknowledge them.
+ * expires is deleted and counted, one whose file cannot be read or parsed is moved aside to
+ * `<file>.bad` (kept for inspection, never deleted) and counted; the counts are kept in
+ * `dropped.json` and reported to the developer on reconnect until they acknowledge them.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DropReport, HeaderPairs } from './protocol.js';
 
@@ -55,7 +56,7 @@ interface NameState {
   entries: Entry[];
   bytes: number;
   nextSeq: number;
-  dropped: DropReport;
+  dropped: Required<DropReport>;
   /** Space promised to writes still in progress (so concurrent enqueues see the bound). */
   reservedItems: number;
   reservedBytes: number;
@@ -66,27 +67,41 @@ interface NameState {
 export type EnqueueResult = { ok: true; item: QueuedRequest } | { ok: false; reason: 'items' | 'bytes' };
 
 const FILE_PATTERN = /^(\d{16})-(\d+)\.json$/;
+/** An entry moved aside by peek: its sequence number stays taken. */
+const BAD_PATTERN = /^(\d{16})-\d+\.json\.bad$/;
+
+export interface RelayQueueOptions {
+  now?: () => number;
+  onExpired?: (name: string, count: number) => void;
+  /** An entry could not be read or parsed; it was moved to `badFile` (inside the name's directory). */
+  onUnreadable?: (name: string, badFile: string, reason: string) => void;
+}
+
+const noDrops = (): Required<DropReport> => ({ overflow: 0, expired: 0, unreadable: 0 });
 
 export class RelayQueue {
   private readonly states = new Map<string, NameState>();
   /** One load per name even when its first requests arrive together. */
   private readonly loading = new Map<string, Promise<NameState>>();
 
+  private readonly now: () => number;
+  private readonly onExpired: (name: string, count: number) => void;
+  private readonly onUnreadable: (name: string, badFile: string, reason: string) => void;
+
   private constructor(
     private readonly dir: string,
     readonly limits: QueueLimits,
-    private readonly now: () => number,
-    private readonly onExpired: (name: string, count: number) => void,
-  ) {}
+    options: RelayQueueOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.onExpired = options.onExpired ?? (() => {});
+    this.onUnreadable = options.onUnreadable ?? (() => {});
+  }
 
   /** Open (creating) the queue directory and index what a previous run left. */
-  static async open(
-    dir: string,
-    limits: QueueLimits,
-    options: { now?: () => number; onExpired?: (name: string, count: number) => void } = {},
-  ): Promise<RelayQueue> {
+  static async open(dir: string, limits: QueueLimits, options: RelayQueueOptions = {}): Promise<RelayQueue> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const queue = new RelayQueue(dir, limits, options.now ?? Date.now, options.onExpired ?? (() => {}));
+    const queue = new RelayQueue(dir, limits, options);
     for (const dirent of await readdir(dir, { withFileTypes: true })) {
       if (dirent.isDirectory()) await queue.load(dirent.name);
     }
@@ -94,12 +109,16 @@ export class RelayQueue {
   }
 
   private async load(name: string): Promise<NameState> {
-    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: { overflow: 0, expired: 0 }, reservedItems: 0, reservedBytes: 0, chain: Promise.resolve() };
+    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve() };
     const nameDir = join(this.dir, name);
     await mkdir(nameDir, { recursive: true });
+    let lastBadSeq = 0;
     for (const file of await readdir(nameDir)) {
       const m = FILE_PATTERN.exec(file);
-      if (m) {
+      const bad = BAD_PATTERN.exec(file);
+      if (bad) {
+        lastBadSeq = Math.max(lastBadSeq, Number(bad[1]));
+      } else if (m) {
         const { size } = await stat(join(nameDir, file));
         state.entries.push({ file, seq: Number(m[1]), bytes: size, receivedAtMs: Number(m[2]) });
         state.bytes += size;
@@ -109,10 +128,10 @@ export class RelayQueue {
       }
     }
     state.entries.sort((a, b) => a.seq - b.seq);
-    state.nextSeq = (state.entries.at(-1)?.seq ?? 0) + 1;
+    state.nextSeq = Math.max(state.entries.at(-1)?.seq ?? 0, lastBadSeq) + 1;
     try {
       const saved = JSON.parse(await readFile(join(nameDir, 'dropped.json'), 'utf8')) as Partial<DropReport>;
-      state.dropped = { overflow: Number(saved.overflow) || 0, expired: Number(saved.expired) || 0 };
+      state.dropped = { overflow: Number(saved.overflow) || 0, expired: Number(saved.expired) || 0, unreadable: Number(saved.unreadable) || 0 };
     } catch {
       // no drops recorded
     }
@@ -137,9 +156,9 @@ export class RelayQueue {
     return state ? state.entries.length + state.reservedItems : 0;
   }
 
-  dropped(name: string): DropReport {
+  dropped(name: string): Required<DropReport> {
     const d = this.states.get(name)?.dropped;
-    return { overflow: d?.overflow ?? 0, expired: d?.expired ?? 0 };
+    return { overflow: d?.overflow ?? 0, expired: d?.expired ?? 0, unreadable: d?.unreadable ?? 0 };
   }
 
   /** Persist a request durably (resolves after fsync + rename) or refuse it when over a bound. */
@@ -173,14 +192,54 @@ export class RelayQueue {
     return { ok: true, item };
   }
 
-  /** The oldest deliverable request for `name`; expired ones are deleted and counted first. */
+  /**
+   * The oldest deliverable request for `name`; expired ones are deleted and counted first,
+   * unreadable ones moved aside and counted (so one bad file cannot hold up those behind it).
+   * Throws only when an unreadable entry cannot be moved aside either; it then stays first.
+   */
   async peek(name: string): Promise<QueuedRequest | undefined> {
     const state = await this.state(name);
     await state.chain; // writes in progress land first
     await this.expire(name, state);
-    const entry = state.entries[0];
-    if (!entry) return undefined;
-    return JSON.parse(await readFile(join(this.dir, name, entry.file), 'utf8')) as QueuedRequest;
+    for (let entry = state.entries[0]; entry; entry = state.entries[0]) {
+      let reason: string;
+      let vanished = false;
+      try {
+        const parsed = parseQueuedRequest(await readFile(join(this.dir, name, entry.file), 'utf8'));
+        if (parsed) return { ...parsed, name, seq: entry.seq }; // the file name's seq is the one remove() knows
+        reason = 'not a queued request';
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        vanished = code === 'ENOENT';
+        reason = code ?? (err as Error).message;
+      }
+      await this.setAside(name, state, entry, reason, vanished);
+    }
+    return undefined;
+  }
+
+  private async setAside(name: string, state: NameState, entry: Entry, reason: string, vanished: boolean): Promise<void> {
+    // Another peek (an old connection's drain) may have dealt with it meanwhile.
+    if (state.entries[0] !== entry) return;
+    state.entries.shift();
+    state.bytes -= entry.bytes;
+    const nameDir = join(this.dir, name);
+    const badFile = `${entry.file}.bad`;
+    if (!vanished) {
+      try {
+        // Never overwrite: an earlier .bad file is someone's evidence too.
+        if (await exists(join(nameDir, badFile))) throw new Error(`${badFile} already exists`);
+        await rename(join(nameDir, entry.file), join(nameDir, badFile));
+      } catch (err) {
+        // Could not move it: it stays first in line (the caller backs off and tries again).
+        state.entries.unshift(entry);
+        state.bytes += entry.bytes;
+        throw err;
+      }
+    }
+    state.dropped.unreadable += 1;
+    this.onUnreadable(name, vanished ? entry.file : badFile, vanished ? `${reason}: the file vanished` : reason);
+    await this.saveDropped(name, state);
   }
 
   /** Delete a delivered request (after the developer's dev server answered it). */
@@ -196,10 +255,11 @@ export class RelayQueue {
   /** The developer has seen this drop report: subtract it (new drops since then remain). */
   async acknowledgeDropped(name: string, seen: DropReport): Promise<void> {
     const state = await this.state(name);
-    if (!(Number(seen.overflow) > 0) && !(Number(seen.expired) > 0)) return;
+    if (!(Number(seen.overflow) > 0) && !(Number(seen.expired) > 0) && !(Number(seen.unreadable) > 0)) return;
     state.dropped = {
       overflow: Math.max(0, state.dropped.overflow - (Number(seen.overflow) || 0)),
       expired: Math.max(0, state.dropped.expired - (Number(seen.expired) || 0)),
+      unreadable: Math.max(0, state.dropped.unreadable - (Number(seen.unreadable) || 0)),
     };
     await this.saveDropped(name, state);
   }
@@ -231,6 +291,28 @@ export class RelayQueue {
     const write = state.chain.then(() => writeDurably(join(this.dir, name), 'dropped.json', text));
     state.chain = write.catch(() => undefined);
     await write;
+  }
+}
+
+/** The stored request, or undefined when the text is JSON but not one (throws on bad JSON). */
+function parseQueuedRequest(text: string): Omit<QueuedRequest, 'name' | 'seq'> | undefined {
+  const v = JSON.parse(text) as Partial<QueuedRequest> | null;
+  if (!v || typeof v !== 'object') return undefined;
+  const strings = [v.id, v.receivedAt, v.method, v.path, v.body];
+  if (!strings.every((x) => typeof x === 'string')) return undefined;
+  const headers = v.headers;
+  if (!Array.isArray(headers) || !headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string')) {
+    return undefined;
+  }
+  return { id: v.id!, receivedAt: v.receivedAt!, method: v.method!, path: v.path!, headers, body: v.body! };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -9,7 +9,9 @@
  * - Bodies are carried byte for byte (base64 in the frame): signatures still verify.
  * - Bodies over the limit get 413; a developer who does not answer in time, 504.
  * - While a developer is offline their requests wait on disk (relay-queue.ts) and the app
- *   gets 202; they are delivered in order on reconnect and deleted only once answered.
+ *   gets 202; they are delivered in order on reconnect and deleted only once the dev server
+ *   answered with a status that is not 5xx, 408 or 429 (those, and an unreachable dev
+ *   server, mean "not taken": the request stays queued and is redelivered with backoff).
  *   Over the queue's bound the app gets 507 and the drop is logged and reported.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -17,12 +19,14 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
+import { AlloyError } from '../errors.js';
 import { checkIngressTarget, filterHeaderPairs, forwardableHeaders, isValidTunnelName } from './ingress-paths.js';
 import {
   CLOSE_REPLACED,
   CLOSE_SHUTDOWN,
   RELAY_CONNECT_PATH,
   TUNNEL_NAME_HEADER,
+  isRetryableStatus,
   parseFrame,
   type ClientToRelayFrame,
   type HelloFrame,
@@ -72,6 +76,14 @@ export interface RelayServer {
   close(): Promise<void>;
 }
 
+/** Whether the dev server's answer to a queued request lets the relay delete it. */
+function acknowledges(frame: ResponseFrame): boolean {
+  // Older clients send `response` whatever the local status; a 503 from a dev server that is
+  // reloading must not delete a request the app was already told (202) was taken.
+  const status = Number(frame.status);
+  return !(Number.isFinite(status) && isRetryableStatus(status));
+}
+
 type DeliveryResult = { kind: 'response'; frame: ResponseFrame } | { kind: 'nack'; frame: NackFrame } | { kind: 'closed' } | { kind: 'timeout' };
 
 interface Connection {
@@ -86,20 +98,51 @@ interface Connection {
 
 const DEFAULT_MAX_BODY = 5 * 1024 * 1024;
 const MAX_RESPONSE_BODY = 10 * 1024 * 1024;
+/** Node timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest wait between redelivery attempts (also after a queue read failure). */
+const MAX_REDELIVER_DELAY_MS = 30_000;
+
+function timerOption(value: number | undefined, fallback: number, what: string): number {
+  const ms = value ?? fallback;
+  if (!Number.isFinite(ms) || ms < 1 || ms > MAX_TIMER_MS) {
+    throw new AlloyError('E_RELAY_OPTIONS', `${what} must be between 1 and ${MAX_TIMER_MS} ms, got ${String(value)}`, {
+      exitCode: 2,
+      hint: 'Node timers cannot wait longer than about 24.8 days; pick a shorter duration.',
+    });
+  }
+  return ms;
+}
 
 export async function startRelayServer(options: RelayServerOptions): Promise<RelayServer> {
   const logger = options.logger ?? { info: () => {}, warn: () => {} };
   const now = options.now ?? Date.now;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-  const heartbeatMs = options.heartbeatMs ?? 15_000;
-  const redeliverDelayMs = options.redeliverDelayMs ?? 1_000;
+  const requestTimeoutMs = timerOption(options.requestTimeoutMs, 30_000, 'requestTimeoutMs');
+  const heartbeatMs = timerOption(options.heartbeatMs, 15_000, 'heartbeatMs');
+  const redeliverDelayMs = Math.min(timerOption(options.redeliverDelayMs, 1_000, 'redeliverDelayMs'), MAX_REDELIVER_DELAY_MS);
   const limits: QueueLimits = { ...DEFAULT_QUEUE_LIMITS, ...options.queue };
-  const queue = await RelayQueue.open(`${options.dataDir}/queue`, limits, {
-    now,
-    onExpired: (name, count) =>
-      logger.warn(`relay: ${count} queued request(s) for "${name}" expired after ${Math.round(limits.maxAgeMs / 60_000)} min and were dropped`),
-  });
+  const queueDir = `${options.dataDir}/queue`;
+  let queue: RelayQueue;
+  try {
+    queue = await RelayQueue.open(queueDir, limits, {
+      now,
+      onExpired: (name, count) =>
+        logger.warn(`relay: ${count} queued request(s) for "${name}" expired after ${Math.round(limits.maxAgeMs / 60_000)} min and were dropped`),
+      onUnreadable: (name, badFile, reason) =>
+        logger.warn(
+          `relay: a queued request for "${name}" is unreadable (${reason}); moved aside to ${queueDir}/${name}/${badFile} ` +
+            'for inspection and counted as dropped (the developer is told on their next connection)',
+        ),
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AlloyError('E_RELAY_DATA', `cannot use ${queueDir} for the relay's queue: ${code ?? (err as Error).message}`, {
+      cause: err,
+      hint: 'Point dataDir at a directory the relay can create and write.',
+      details: { dataDir: options.dataDir, errno: code },
+    });
+  }
   const conns = new Map<string, Connection>();
   const handlers = new Set<Promise<void>>();
   let closing = false;
@@ -220,15 +263,40 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     });
   }
 
-  /** Deliver the name's queue in order, one at a time, deleting each only once answered. */
+  /**
+   * Deliver the name's queue in order, one at a time, deleting each only once the dev server
+   * took it (see acknowledges()). Every failure, including the queue itself failing, waits
+   * with backoff before the next attempt: this loop must never spin.
+   */
   async function drain(conn: Connection): Promise<void> {
     if (conn.draining) return;
     conn.draining = true;
     let delay = redeliverDelayMs;
     const current = (): boolean => !closing && conns.get(conn.name) === conn && conn.ws.readyState === WebSocket.OPEN;
+    const backOff = async (): Promise<void> => {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        conn.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      conn.wake = undefined;
+      delay = Math.min(delay * 2, MAX_REDELIVER_DELAY_MS);
+    };
     try {
       while (current()) {
-        const item = await queue.peek(conn.name);
+        let item: QueuedRequest | undefined;
+        try {
+          item = await queue.peek(conn.name);
+        } catch (err) {
+          // A queue entry that cannot be read nor moved aside (disk trouble): it stays first
+          // in line; try again later rather than at once.
+          const code = (err as NodeJS.ErrnoException).code;
+          logger.warn(`relay: delivering the queue for "${conn.name}" failed: ${code ? `${code} ` : ''}${(err as Error).message}; retrying in ${delay} ms`);
+          await backOff();
+          continue;
+        }
         if (!item || !current()) break;
         const frame: RequestFrame = {
           type: 'request',
@@ -241,26 +309,30 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
           receivedAt: item.receivedAt,
         };
         const result = await deliver(conn, frame, requestTimeoutMs);
-        if (result.kind === 'response') {
-          await queue.remove(conn.name, item.seq);
+        if (result.kind === 'response' && acknowledges(result.frame)) {
+          try {
+            await queue.remove(conn.name, item.seq);
+          } catch (err) {
+            // Delivered but still on disk: it will be delivered again (at least once).
+            logger.warn(`relay: could not delete delivered ${item.path} for "${conn.name}": ${(err as Error).message}; retrying in ${delay} ms`);
+            await backOff();
+            continue;
+          }
           delay = redeliverDelayMs;
           continue;
         }
         if (result.kind === 'closed') break;
-        const why = result.kind === 'nack' ? result.frame.error : 'no answer in time';
+        const why =
+          result.kind === 'nack' ? result.frame.error : result.kind === 'response' ? `the dev server answered ${result.frame.status}` : 'no answer in time';
         logger.warn(`relay: queued ${item.path} for "${conn.name}" not delivered (${why}); retrying in ${delay} ms`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          conn.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        conn.wake = undefined;
-        delay = Math.min(delay * 2, 30_000);
+        await backOff();
       }
     } catch (err) {
+      // Not expected (every await above is guarded), but never let it become a tight loop.
       logger.warn(`relay: delivering the queue for "${conn.name}" failed: ${(err as Error).message}`);
+      conn.draining = false;
+      if (current()) setTimeout(() => void drain(conn), delay).unref();
+      return;
     } finally {
       conn.draining = false;
     }
@@ -362,13 +434,34 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
   }, heartbeatMs);
   heartbeat.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
+  const listenHost = options.host ?? '127.0.0.1';
+  const listenPort = options.port ?? 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listenPort, listenHost, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    clearInterval(heartbeat);
+    wss.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the port is already in use'
+        : code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+            ? 'that address is not on this machine'
+            : (code ?? (err as Error).message);
+    throw new AlloyError('E_RELAY_LISTEN', `cannot listen on ${listenHost}:${listenPort}: ${why}`, {
+      cause: err,
+      hint: 'Pick another port (or stop what holds this one), or another host to bind.',
+      details: { host: listenHost, port: listenPort, errno: code },
+    });
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 

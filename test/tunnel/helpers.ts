@@ -44,6 +44,8 @@ export interface StandInDevServer {
   received: Received[];
   /** Delay before answering (ms), to provoke relay timeouts. */
   delayMs: number;
+  /** Statuses to answer with, one per request, before the normal answer resumes (e.g. [503, 429]). */
+  failWith: number[];
   close(): Promise<void>;
 }
 
@@ -54,6 +56,8 @@ export interface StandInDevServer {
 export async function startStandInDevServer(secret: string, port = 0): Promise<StandInDevServer> {
   const received: Received[] = [];
   const state = { delayMs: 0 };
+  const failWith: number[] = [];
+  const timers = new Set<NodeJS.Timeout>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -67,7 +71,13 @@ export async function startStandInDevServer(secret: string, port = 0): Promise<S
         hmacValid = expected.length === got.length && timingSafeEqual(expected, got);
       }
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, hmacValid });
+      const forced = failWith.shift();
       const answer = (): void => {
+        if (forced !== undefined) {
+          res.writeHead(forced, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: `forced ${forced}` }));
+          return;
+        }
         if (hmacValid === false) {
           res.writeHead(401, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ error: 'bad hmac' }));
@@ -76,8 +86,13 @@ export async function startStandInDevServer(secret: string, port = 0): Promise<S
         res.writeHead(200, { 'content-type': 'application/json', 'x-dev-server': 'stand-in' });
         res.end(JSON.stringify({ ok: true, n: received.length, bytes: body.length }));
       };
-      if (state.delayMs > 0) setTimeout(answer, state.delayMs);
-      else answer();
+      if (state.delayMs > 0) {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          answer();
+        }, state.delayMs);
+        timers.add(t);
+      } else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
@@ -86,6 +101,7 @@ export async function startStandInDevServer(secret: string, port = 0): Promise<S
     url: `http://127.0.0.1:${actual}`,
     port: actual,
     received,
+    failWith,
     get delayMs() {
       return state.delayMs;
     },
@@ -94,6 +110,9 @@ export async function startStandInDevServer(secret: string, port = 0): Promise<S
     },
     close: () =>
       new Promise<void>((resolve) => {
+        // Answers still waiting on a delay are abandoned with their connections.
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -44,7 +44,9 @@ afterEach(async () => {
 
 /**
  * A stand-in executable named `name` in the temp dir: records its argv and pid, prints
- * `lines` on `stream`, then behaves per `mode` (stay up until SIGTERM, exit, or die later).
+ * `lines` on `stream`, then behaves per `mode` (stay up until SIGTERM, exit, or die later:
+ * with exit code 3 once the test creates `<log>.die`, so the test decides when, not a timer
+ * racing with a loaded machine).
  */
 async function standIn(name: string, lines: string[], stream: 'stdout' | 'stderr', mode: 'stay' | 'exit1' | 'die-later' | 'silent'): Promise<string> {
   const log = path.join(dir, `${name}.json`);
@@ -57,7 +59,7 @@ process.on('SIGTERM', () => { fs.appendFileSync(${JSON.stringify(log + '.term')}
 const mode = ${JSON.stringify(mode)};
 if (mode !== 'silent') for (const l of ${JSON.stringify(lines)}) process.${stream}.write(l.replace('PORT', port) + '\\n');
 if (mode === 'exit1') process.exit(1);
-if (mode === 'die-later') setTimeout(() => process.exit(3), 150);
+if (mode === 'die-later') setInterval(() => { if (fs.existsSync(${JSON.stringify(log + '.die')})) process.exit(3); }, 20);
 setInterval(() => {}, 1000);
 `;
   const file = path.join(dir, name);
@@ -172,12 +174,13 @@ describe('cloudflared and ngrok with stand-in executables on PATH', () => {
   });
 
   it('says so when the program dies after the tunnel was up', async () => {
-    await standIn('cloudflared', CLOUDFLARED_LINES, 'stderr', 'die-later');
+    const log = await standIn('cloudflared', CLOUDFLARED_LINES, 'stderr', 'die-later');
     const logger = captureLogger();
     const t = await startTunnel({ provider: 'cloudflared', localUrl: dev.url, logger, env: env() });
     open.push(t);
     const exits: unknown[] = [];
     t.on?.('exit', (e) => exits.push(e));
+    await writeFile(`${log}.die`, ''); // now, with the listener in place
     await waitFor(() => exits.length === 1, 'exit event');
     expect(exits[0]).toMatchObject({ exitCode: 3 });
     expect(logger.lines.some((l) => l.startsWith('warn cloudflared exited (code 3)'))).toBe(true);

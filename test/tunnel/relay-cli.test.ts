@@ -6,6 +6,8 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { connectRelay, type RelayTunnel } from '../../src/tunnel/relay-client.js';
@@ -40,6 +42,8 @@ function alloy(args: string[], env: Record<string, string> = {}) {
     env: { ...env, NO_COLOR: '1', PATH: process.env.PATH ?? '' },
     extendEnv: false,
     reject: false,
+    // A command that should have refused to start must not hang the suite.
+    timeout: 15_000,
   });
 }
 
@@ -137,5 +141,45 @@ describe('alloy relay (built binary)', () => {
     expect(help.exitCode).toBe(0);
     expect(help.stdout).toContain('--tokens-file');
     expect(help.stdout).toContain('--queue-ttl');
+  });
+
+  it('a busy port or an unusable data directory is a clear error naming the flag, not an internal error', async () => {
+    const env = { ALLOY_RELAY_TOKENS: `alice:${TOKEN}` };
+    const blocker = createServer();
+    await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', () => res()));
+    closers.push(() => new Promise<void>((res) => blocker.close(() => res())));
+    const busyPort = (blocker.address() as AddressInfo).port;
+
+    const busy = await alloy(['relay', '--port', String(busyPort), '--data', 'relay-data'], env);
+    expect(busy.exitCode).toBe(1);
+    expect(busy.stderr).toContain('E_RELAY_LISTEN');
+    expect(busy.stderr).toContain(String(busyPort));
+    expect(busy.stderr).toContain('--port');
+    expect(busy.stderr).not.toContain('internal error');
+    expect(busy.stderr).not.toMatch(/\n\s+at /);
+
+    const busyJson = await alloy(['relay', '--json', '--port', String(busyPort), '--data', 'relay-data'], env);
+    expect(busyJson.exitCode).toBe(1);
+    expect(JSON.parse(busyJson.stdout).error.code).toBe('E_RELAY_LISTEN');
+
+    // A data directory below a regular file cannot be created (ENOTDIR, whoever runs the test).
+    await writeFile(path.join(dir, 'not-a-dir'), 'x');
+    const data = await alloy(['relay', '--port', '0', '--data', 'not-a-dir/relay'], env);
+    expect(data.exitCode).toBe(1);
+    expect(data.stderr).toContain('E_RELAY_DATA');
+    expect(data.stderr).toContain('--data');
+    expect(data.stderr).not.toContain('internal error');
+    expect(data.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses durations too long for a timer, naming the flag', async () => {
+    const env = { ALLOY_RELAY_TOKENS: `alice:${TOKEN}` };
+    const long = await alloy(['relay', '--port', '0', '--timeout', '30d'], env);
+    expect(long.exitCode).toBe(2);
+    expect(long.stderr).toContain('--timeout');
+    expect(long.stderr).not.toContain('internal error');
+    const ttl = await alloy(['relay', '--port', '0', '--queue-ttl', '9999999h'], env);
+    expect(ttl.exitCode).toBe(2);
+    expect(ttl.stderr).toContain('--queue-ttl');
   });
 });

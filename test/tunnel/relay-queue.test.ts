@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RelayQueue } from '../../src/tunnel/relay-queue.js';
 import { tempDir } from './helpers.js';
@@ -55,13 +55,13 @@ describe('RelayQueue', () => {
     expect((await q.enqueue('bob', req('3', 5))).ok).toBe(true);
     expect((await q.enqueue('bob', req('4', 5))).ok).toBe(true);
     expect(await q.enqueue('bob', req('5', 5))).toEqual({ ok: false, reason: 'items' });
-    expect(q.dropped('bob')).toEqual({ overflow: 2, expired: 0 });
+    expect(q.dropped('bob')).toEqual({ overflow: 2, expired: 0, unreadable: 0 });
     const reopened = await RelayQueue.open(dir, limits, { now: () => 5 });
-    expect(reopened.dropped('bob')).toEqual({ overflow: 2, expired: 0 });
+    expect(reopened.dropped('bob')).toEqual({ overflow: 2, expired: 0, unreadable: 0 });
     // Acknowledging subtracts only what was seen.
     await reopened.acknowledgeDropped('bob', { overflow: 1, expired: 0 });
-    expect(reopened.dropped('bob')).toEqual({ overflow: 1, expired: 0 });
-    expect(reopened.dropped('nobody')).toEqual({ overflow: 0, expired: 0 });
+    expect(reopened.dropped('bob')).toEqual({ overflow: 1, expired: 0, unreadable: 0 });
+    expect(reopened.dropped('nobody')).toEqual({ overflow: 0, expired: 0, unreadable: 0 });
   });
 
   it('drops expired requests, counts them and says so', async () => {
@@ -75,7 +75,7 @@ describe('RelayQueue', () => {
     now = 60_020; // cutoff 20: both old ones are past it
     expect((await q.peek('alice'))?.id).toBe('fresh');
     expect(expired).toEqual([['alice', 2]]);
-    expect(q.dropped('alice')).toEqual({ overflow: 0, expired: 2 });
+    expect(q.dropped('alice')).toEqual({ overflow: 0, expired: 2, unreadable: 0 });
     expect(q.pending('alice')).toBe(1);
   });
 
@@ -86,5 +86,50 @@ describe('RelayQueue', () => {
     const reopened = await RelayQueue.open(dir, limits);
     expect(reopened.pending('alice')).toBe(1);
     expect((await readdir(path.join(dir, 'alice'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('moves an unreadable entry aside (.bad, kept), counts it as dropped, says so once, and goes on with the next', async () => {
+    const unreadable: Array<[string, string]> = [];
+    const q = await RelayQueue.open(dir, limits, { onUnreadable: (name, file) => unreadable.push([name, file]) });
+    await q.enqueue('alice', req('a', Date.now()));
+    await q.enqueue('alice', req('b', Date.now()));
+    const [first] = (await readdir(path.join(dir, 'alice'))).filter((f) => f.endsWith('.json')).sort();
+    const text = await readFile(path.join(dir, 'alice', first), 'utf8');
+    await writeFile(path.join(dir, 'alice', first), text.slice(0, 40)); // truncated: not JSON
+
+    expect((await q.peek('alice'))?.id).toBe('b');
+    expect((await q.peek('alice'))?.id).toBe('b');
+    expect(unreadable).toEqual([['alice', `${first}.bad`]]);
+    expect(q.pending('alice')).toBe(1);
+    expect(q.dropped('alice')).toEqual({ overflow: 0, expired: 0, unreadable: 1 });
+    // Kept for inspection, byte for byte, under a name the queue never loads again.
+    expect(await readFile(path.join(dir, 'alice', `${first}.bad`), 'utf8')).toBe(text.slice(0, 40));
+    const reopened = await RelayQueue.open(dir, limits);
+    expect(reopened.pending('alice')).toBe(1);
+    expect(reopened.dropped('alice')).toEqual({ overflow: 0, expired: 0, unreadable: 1 });
+    await reopened.acknowledgeDropped('alice', { overflow: 0, expired: 0, unreadable: 1 });
+    expect(reopened.dropped('alice')).toEqual({ overflow: 0, expired: 0, unreadable: 0 });
+  });
+
+  it('treats valid JSON that is not a queued request as unreadable too', async () => {
+    const q = await RelayQueue.open(dir, limits);
+    await q.enqueue('alice', req('a', Date.now()));
+    const [first] = (await readdir(path.join(dir, 'alice'))).filter((f) => f.endsWith('.json'));
+    await writeFile(path.join(dir, 'alice', first), '{"id": 42}');
+    expect(await q.peek('alice')).toBeUndefined();
+    expect(q.dropped('alice').unreadable).toBe(1);
+    expect((await readdir(path.join(dir, 'alice'))).sort()).toEqual([`${first}.bad`, 'dropped.json']);
+  });
+
+  it('fails (and moves nothing) when the unreadable entry cannot be moved aside', async () => {
+    const q = await RelayQueue.open(dir, limits);
+    await q.enqueue('alice', req('a', Date.now()));
+    const [first] = (await readdir(path.join(dir, 'alice'))).filter((f) => f.endsWith('.json'));
+    await writeFile(path.join(dir, 'alice', first), '{"trunc');
+    // A non-empty directory where the .bad file would go: rename fails (EISDIR/ENOTEMPTY), even as root.
+    await mkdir(path.join(dir, 'alice', `${first}.bad`, 'x'), { recursive: true });
+    await expect(q.peek('alice')).rejects.toThrow();
+    expect(q.pending('alice')).toBe(1);
+    expect(await readFile(path.join(dir, 'alice', first), 'utf8')).toBe('{"trunc');
   });
 });

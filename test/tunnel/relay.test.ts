@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { startRelayServer, type RelayServer, type RelayServerOptions } from '../../src/tunnel/relay-server.js';
 import { connectRelay, type RelayTunnel } from '../../src/tunnel/relay-client.js';
 import { parseRelayTokens } from '../../src/tunnel/relay-tokens.js';
@@ -23,7 +23,9 @@ import {
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-fedcba9876543210xyz';
 const tokens = parseRelayTokens(`alice:${ALICE},bob:${BOB}`);
-const fast = { heartbeatMs: 200, heartbeatTimeoutMs: 400, backoff: { initialMs: 40, maxMs: 200 }, random: () => 0.5 };
+// Heartbeats generous enough that a loaded 2-core CI machine never misses one: only the
+// heartbeat test itself uses tight ones. Reconnect backoff stays short so tests stay fast.
+const fast = { heartbeatMs: 5_000, heartbeatTimeoutMs: 10_000, backoff: { initialMs: 40, maxMs: 200 }, random: () => 0.5 };
 
 let vector: HmacVector;
 let dir: string;
@@ -205,6 +207,131 @@ describe('relay end to end', () => {
     await waitFor(() => r.pending('alice') === 0, 'ack');
   });
 
+  it('does not take a 5xx, 408 or 429 from the dev server as the ack of a queued request: it keeps and redelivers it', async () => {
+    const relayLog = captureLogger();
+    const r = await relay({ logger: relayLog });
+    const dev = await devServer();
+    const raw = Buffer.from(vector.raw_body);
+    expect((await post(`${r.url}/t/alice/v1/webhooks/shopify`, raw, shopifyHeaders(raw, vector.secret, 'reloading'))).status).toBe(202);
+    // The dev server is reloading: 503, then rate limited, then a request timeout, then fine.
+    dev.failWith.push(503, 429, 408);
+    const logger = captureLogger();
+    await client(r, dev.url, ALICE, { logger });
+    await waitFor(() => dev.received.length === 4, 'three refused deliveries and the one that is answered');
+    await waitFor(() => r.pending('alice') === 0, 'ack after the 200');
+    expect(dev.received.map((x) => x.headers['x-shopify-webhook-id'])).toEqual(['reloading', 'reloading', 'reloading', 'reloading']);
+    expect(dev.received.every((x) => x.hmacValid === true)).toBe(true);
+    expect(logger.lines.filter((l) => l.startsWith('warn') && /answered (503|429|408)/.test(l))).toHaveLength(3);
+    expect(relayLog.lines.filter((l) => l.includes('not delivered')).length).toBe(3);
+    expect(await readdir(path.join(dir, 'queue', 'alice'))).toEqual([]);
+  });
+
+  it('a 4xx other than 408/429 does acknowledge a queued request (the dev server has decided)', async () => {
+    const r = await relay();
+    const dev = await devServer();
+    const raw = Buffer.from(vector.raw_body);
+    expect((await post(`${r.url}/t/alice/v1/webhooks/shopify`, raw, shopifyHeaders(raw, 'wrong-secret', 'bad-sig'))).status).toBe(202);
+    await client(r, dev.url);
+    await waitFor(() => r.pending('alice') === 0, 'the 401 to acknowledge it');
+    expect(dev.received).toHaveLength(1);
+    expect(dev.received[0].hmacValid).toBe(false);
+  });
+
+  it('a live request still gets the dev server\'s 503 passed through (the app retries it)', async () => {
+    const r = await relay();
+    const dev = await devServer();
+    await client(r, dev.url);
+    dev.failWith.push(503);
+    const res = await post(`${r.url}/t/alice/v1/run/event`, '{}');
+    expect(res.status).toBe(503);
+    expect(r.pending('alice')).toBe(0);
+  });
+
+  it('the relay itself refuses to count a 5xx "response" to a queued request as its ack (older clients send one)', async () => {
+    const r = await relay();
+    expect((await post(`${r.url}/t/alice/v1/run/event`, '{"n":1}')).status).toBe(202);
+    const ws = new WebSocket(`${r.url.replace('http', 'ws')}/v1/tunnel/connect`, { headers: { authorization: `Bearer ${ALICE}` } });
+    toClose.push({ close: async () => ws.terminate() });
+    const requests: Array<{ id: string; queued: boolean }> = [];
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { type: string; id: string; queued: boolean };
+      if (frame.type !== 'request') return;
+      requests.push(frame);
+      const status = requests.length === 1 ? 503 : 200;
+      ws.send(JSON.stringify({ type: 'response', id: frame.id, status, headers: [], body: '' }));
+    });
+    await waitFor(() => requests.length === 2, 'a redelivery after the 503');
+    expect(requests[0].queued).toBe(true);
+    expect(requests[1].id).toBe(requests[0].id);
+    await waitFor(() => r.pending('alice') === 0, 'the 200 to acknowledge it');
+  });
+
+  it('moves an unreadable queue file aside, reports it, and delivers the requests behind it', async () => {
+    const raw = Buffer.from(vector.raw_body);
+    const r1 = await relay();
+    for (const id of ['broken', 'behind']) {
+      expect((await post(`${r1.url}/t/alice/v1/webhooks/shopify`, raw, shopifyHeaders(raw, vector.secret, id))).status).toBe(202);
+    }
+    await r1.close();
+    const qdir = path.join(dir, 'queue', 'alice');
+    const [first] = (await readdir(qdir)).filter((f) => f.endsWith('.json')).sort();
+    const text = await readFile(path.join(qdir, first), 'utf8');
+    await writeFile(path.join(qdir, first), text.slice(0, text.length / 2)); // truncated
+
+    const relayLog = captureLogger();
+    const r2 = await relay({ logger: relayLog });
+    const dev = await devServer();
+    const logger = captureLogger();
+    const drops: unknown[] = [];
+    const t = await client(r2, dev.url, ALICE, { logger });
+    t.on('dropped', (d) => drops.push(d));
+    await waitFor(() => dev.received.length === 1, 'the request behind the broken one');
+    expect(dev.received[0].headers['x-shopify-webhook-id']).toBe('behind');
+    await waitFor(() => r2.pending('alice') === 0, 'the queue to empty');
+    const bad = relayLog.lines.filter((l) => l.includes('unreadable'));
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toContain(`${first}.bad`);
+    expect(relayLog.lines.filter((l) => l.includes('failed'))).toEqual([]);
+    expect(await readFile(path.join(qdir, `${first}.bad`), 'utf8')).toBe(text.slice(0, text.length / 2));
+
+    // Reported to the developer on their next connection, like an overflow.
+    await t.close();
+    await waitFor(() => r2.connectedNames().length === 0, 'disconnect');
+    const logger2 = captureLogger();
+    await client(r2, dev.url, ALICE, { logger: logger2 });
+    expect(logger2.lines.filter((l) => l.startsWith('warn') && l.includes('1 unreadable'))).toHaveLength(1);
+  });
+
+  it('backs off instead of spinning when the queue cannot be read at all, and recovers', async () => {
+    const raw = Buffer.from(vector.raw_body);
+    const r1 = await relay();
+    expect((await post(`${r1.url}/t/alice/v1/webhooks/shopify`, raw, shopifyHeaders(raw, vector.secret, 'stuck'))).status).toBe(202);
+    await r1.close();
+    const qdir = path.join(dir, 'queue', 'alice');
+    const [first] = (await readdir(qdir)).filter((f) => f.endsWith('.json'));
+    await writeFile(path.join(qdir, first), '{"trunc');
+    // Nothing can be moved aside either: a non-empty directory sits where the .bad file goes.
+    await mkdir(path.join(qdir, `${first}.bad`, 'blocker'), { recursive: true });
+
+    const relayLog = captureLogger();
+    const r2 = await relay({ logger: relayLog });
+    const dev = await devServer();
+    await client(r2, dev.url);
+    const failures = () => relayLog.lines.filter((l) => l.includes('delivering the queue for "alice" failed')).length;
+    await waitFor(() => failures() >= 2, 'two failed attempts');
+    // A measuring window, not a wait for work: backoff from 50 ms doubles, so a handful of
+    // attempts fit in it (the unfixed loop made thousands).
+    await new Promise((res) => setTimeout(res, 300));
+    expect(failures()).toBeLessThanOrEqual(6);
+    expect(relayLog.lines.some((l) => /failed: .*; retrying in \d+ ms/.test(l))).toBe(true);
+    expect(r2.pending('alice')).toBe(1);
+
+    await rm(path.join(qdir, `${first}.bad`), { recursive: true });
+    await waitFor(() => r2.pending('alice') === 0, 'the entry to be moved aside on a later attempt', 10_000);
+    expect(await readFile(path.join(qdir, `${first}.bad`), 'utf8')).toBe('{"trunc');
+    expect(dev.received).toHaveLength(0);
+  });
+
   it('loses no queued request across a relay restart (queue on disk)', async () => {
     const port = await freePort();
     const r1 = await relay({ port });
@@ -271,9 +398,11 @@ describe('relay end to end', () => {
   });
 
   it('a live request whose developer disconnects mid-flight is queued (202) and delivered again, not lost', async () => {
-    const r = await relay({ requestTimeoutMs: 5_000 });
+    const r = await relay({ requestTimeoutMs: 20_000 });
     const dev = await devServer();
-    dev.delayMs = 400;
+    // Far longer than closing the tunnel can take, however loaded the machine: the dev server
+    // must still be "working on it" when the developer leaves.
+    dev.delayMs = 15_000;
     const t = await client(r, dev.url);
     const raw = Buffer.from(vector.raw_body);
     const pending = post(`${r.url}/t/alice/v1/webhooks/shopify`, raw, shopifyHeaders(raw, vector.secret, 'mid-flight'));

@@ -5,9 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { UsageError, MissingSecretError } from '../../errors.js';
+import { AlloyError, UsageError, MissingSecretError } from '../../errors.js';
 import { parseRelayTokens, type RelayTokens } from '../../tunnel/relay-tokens.js';
-import { startRelayServer } from '../../tunnel/relay-server.js';
+import { MAX_TIMER_MS, startRelayServer, type RelayServer } from '../../tunnel/relay-server.js';
 import { DEFAULT_QUEUE_LIMITS } from '../../tunnel/relay-queue.js';
 import { RELAY_CONNECT_PATH } from '../../tunnel/protocol.js';
 
@@ -25,21 +25,19 @@ export default async function relay(ctx: CliContext, _args: string[], opts: Reco
     const line = `${ctx.now().toISOString()} ${msg}`;
     ctx.note(level === 'warn' ? ctx.errColor.yellow(line) : line);
   };
-  const server = await startRelayServer({
-    host,
-    port,
-    dataDir,
-    tokens,
-    publicUrl,
-    maxBodyBytes: opts.maxBody !== undefined ? parseSize(opts.maxBody, '--max-body') : undefined,
-    requestTimeoutMs: opts.timeout !== undefined ? parseDuration(opts.timeout, '--timeout') : undefined,
-    queue: {
-      maxItems: opts.queueMax !== undefined ? parseIntOption(opts.queueMax, '--queue-max', 1, 10_000_000) : DEFAULT_QUEUE_LIMITS.maxItems,
-      maxBytes: opts.queueMaxBytes !== undefined ? parseSize(opts.queueMaxBytes, '--queue-max-bytes') : DEFAULT_QUEUE_LIMITS.maxBytes,
-      maxAgeMs: opts.queueTtl !== undefined ? parseDuration(opts.queueTtl, '--queue-ttl') : DEFAULT_QUEUE_LIMITS.maxAgeMs,
-    },
-    logger: { info: log('info'), warn: log('warn') },
-  });
+  const maxBodyBytes = opts.maxBody !== undefined ? parseSize(opts.maxBody, '--max-body') : undefined;
+  const requestTimeoutMs = opts.timeout !== undefined ? parseDuration(opts.timeout, '--timeout') : undefined;
+  const queue = {
+    maxItems: opts.queueMax !== undefined ? parseIntOption(opts.queueMax, '--queue-max', 1, 10_000_000) : DEFAULT_QUEUE_LIMITS.maxItems,
+    maxBytes: opts.queueMaxBytes !== undefined ? parseSize(opts.queueMaxBytes, '--queue-max-bytes') : DEFAULT_QUEUE_LIMITS.maxBytes,
+    maxAgeMs: opts.queueTtl !== undefined ? parseDuration(opts.queueTtl, '--queue-ttl') : DEFAULT_QUEUE_LIMITS.maxAgeMs,
+  };
+  let server: RelayServer;
+  try {
+    server = await startRelayServer({ host, port, dataDir, tokens, publicUrl, maxBodyBytes, requestTimeoutMs, queue, logger: { info: log('info'), warn: log('warn') } });
+  } catch (err) {
+    throw withFlagHint(err, host, port, dataDir);
+  }
 
   const connectUrl = `${server.url.replace(/^http/, 'ws')}${RELAY_CONNECT_PATH}`;
   const base = String(publicUrl ?? server.url).replace(/\/+$/, '');
@@ -67,6 +65,29 @@ export default async function relay(ctx: CliContext, _args: string[], opts: Reco
   ctx.note('alloy relay: shutting down (queued requests stay on disk)');
   await server.close();
   return 0;
+}
+
+/** The server's errors name its options; on the command line, name the flags instead. */
+function withFlagHint(err: unknown, host: string, port: number, dataDir: string): unknown {
+  if (!(err instanceof AlloyError)) return err;
+  if (err.code === 'E_RELAY_LISTEN') {
+    const inUse = err.details?.errno === 'EADDRINUSE';
+    return new AlloyError(err.code, err.message, {
+      cause: err.cause,
+      details: err.details,
+      hint: inUse
+        ? `Pass another --port (or ALLOY_RELAY_PORT), or stop whatever is listening on ${host}:${port}.`
+        : 'Check --host (ALLOY_RELAY_HOST) and --port (ALLOY_RELAY_PORT): the address must be on this machine and the port allowed.',
+    });
+  }
+  if (err.code === 'E_RELAY_DATA') {
+    return new AlloyError(err.code, err.message, {
+      cause: err.cause,
+      details: err.details,
+      hint: `Pass --data (or ALLOY_RELAY_DATA) naming a directory the relay can create and write; ${dataDir} cannot be used.`,
+    });
+  }
+  return err;
 }
 
 async function loadTokens(ctx: CliContext, file: unknown): Promise<RelayTokens> {
@@ -114,10 +135,24 @@ export function parseSize(value: unknown, flag: string): number {
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+export { MAX_TIMER_MS };
+
+/**
+ * A duration flag in milliseconds, between 1 ms and MAX_TIMER_MS (2^31-1 ms, about 24.8 days):
+ * Node timers cannot hold more and would fire after 1 ms instead (TimeoutOverflowWarning).
+ * Every relay duration is refused past that, even one not used as a timer today (--queue-ttl),
+ * so the rule is one and stays safe.
+ */
 export function parseDuration(value: unknown, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/i.exec(String(value).trim());
-  if (!m || Number(m[1]) <= 0) {
+  const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2].toLowerCase()]) : NaN;
+  if (!m || !(ms >= 1)) {
     throw new UsageError(`${flag} must be a duration like 500ms, 30s, 10m or 48h, got "${String(value)}"`);
   }
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2].toLowerCase()]);
+  if (!(ms <= MAX_TIMER_MS)) {
+    throw new UsageError(`${flag} "${String(value)}" is too long: at most ${MAX_TIMER_MS} ms (about 24 days)`, {
+      hint: `Pass a shorter ${flag}, e.g. 24d or less.`,
+    });
+  }
+  return ms;
 }
