@@ -184,6 +184,9 @@ export const shopifyManifest: ConnectorManifest = {
     createOrder: {
       description: 'Create an order (GraphQL orderCreate); userErrors fail the step with their messages',
       input: createOrderInput,
+      // orderCreate is not among the mutations Shopify de-duplicates with @idempotent(key:),
+      // and the Admin API ignores an Idempotency-Key header: a second call creates a second order.
+      idempotent: false,
     },
     addTags: {
       description: 'Add tags to an order, customer, product, draft order or article (GraphQL tagsAdd)',

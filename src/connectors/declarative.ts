@@ -5,7 +5,15 @@
  * Templates are compiled once here, when the connector is created.
  */
 import { StepError, UsageError } from '../errors.js';
-import { compileValue, renderValue, type CompiledValue } from '../core/expressions.js';
+import {
+  compileTemplate,
+  compileValue,
+  evaluateExpression,
+  hasTemplate,
+  renderValue,
+  type CompiledTemplate,
+  type CompiledValue,
+} from '../core/expressions.js';
 import type { ConnectorAction, ConnectorAuth, ConnectorManifest } from '../core/model.js';
 import { decodeBody, hasHeader, safeUrl, sendActionRequest } from './http-client.js';
 import type { ActionContext, ActionHandler, ConnectorRuntime } from './types.js';
@@ -65,6 +73,50 @@ async function authHeaders(auth: CompiledAuth, context: Record<string, unknown>,
   }
 }
 
+/** `request.path` compiled so that each expression's value can be encoded on its own. */
+type CompiledPath = { kind: 'literal'; text: string } | { kind: 'template'; template: CompiledTemplate };
+
+function compilePath(path: unknown, where: string): CompiledPath {
+  const text = typeof path === 'string' ? path : String(path ?? '');
+  if (!hasTemplate(text)) return { kind: 'literal', text };
+  try {
+    return { kind: 'template', template: compileTemplate(text) };
+  } catch (err) {
+    throw new UsageError(`invalid template in ${where}: ${(err as Error).message}`, {
+      code: 'E_CONNECTOR_TEMPLATE',
+      hint: 'Run `alloy validate` to see the file and position of the expression.',
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Renders the path with every expression's value percent-encoded (encodeURIComponent): an id
+ * like `../admin/x` or `1?delete=1#` stays one path segment instead of changing the endpoint.
+ * Literal text of the path is kept as written.
+ */
+async function renderPath(path: CompiledPath, context: Record<string, unknown>): Promise<string> {
+  if (path.kind === 'literal') return path.text;
+  let out = '';
+  for (const part of path.template.parts) {
+    if ('kind' in part) out += part.text;
+    else {
+      const v = await evaluateExpression(part, context);
+      const text = v === undefined || v === null ? '' : typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      out += encodeURIComponent(text);
+    }
+  }
+  return out;
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 export function joinUrl(base: string, path: string): string {
   if (/^https?:\/\//i.test(path)) return path;
   if (!base) return path;
@@ -95,7 +147,7 @@ function compileAction(manifest: ConnectorManifest, actionName: string, action: 
       });
     };
   }
-  const path = compileAt(req.path, `${where} request.path`);
+  const path = compilePath(req.path, `${where} request.path`);
   const headers = compileAt(req.headers ?? {}, `${where} request.headers`);
   const query = req.query === undefined ? undefined : compileAt(req.query, `${where} request.query`);
   const body = req.body === undefined ? undefined : compileAt(req.body, `${where} request.body`);
@@ -106,13 +158,30 @@ function compileAction(manifest: ConnectorManifest, actionName: string, action: 
     const context = { input, connection: ctx.connection };
     const base = ctx.settings.baseUrl || (await renderText(baseUrl, context));
     const url = appendQuery(
-      joinUrl(base, await renderText(path, context)),
+      joinUrl(base, await renderPath(path, context)),
       query ? ((await renderValue(query, context)) as Record<string, unknown>) : undefined,
     );
     const rendered = (await renderValue(headers, context)) as Record<string, unknown>;
     const outHeaders: Record<string, string> = { Accept: 'application/json' };
     for (const [k, v] of Object.entries(rendered)) if (v !== undefined && v !== null) outHeaders[k] = String(v);
-    Object.assign(outHeaders, await authHeaders(auth, context, manifest.name));
+    if (auth.type !== 'none') {
+      // Credentials go only to the connector's own origin: a path that is (or renders to) an
+      // absolute URL elsewhere is refused rather than sent with the connection's credentials.
+      // (A URL that does not parse is refused by sendActionRequest before anything is sent.)
+      const target = originOf(url);
+      const own = originOf(base);
+      if (target !== undefined && target !== own) {
+        throw new StepError(
+          `${label}: refusing to send ${manifest.name} credentials to ${target ?? safeUrl(url)}, which is not the connector's base URL origin (${own ?? 'no base URL'})`,
+          {
+            code: 'E_CONNECTOR_ORIGIN',
+            retryable: false,
+            hint: `Make actions.${actionName}.request.path relative to baseUrl in connectors/${manifest.name}.yaml (or set baseUrl / apps.${manifest.name}.baseUrl to that origin).`,
+          },
+        );
+      }
+      if (target !== undefined) Object.assign(outHeaders, await authHeaders(auth, context, manifest.name));
+    }
     let payload: string | undefined;
     if (body !== undefined) {
       const value = await renderValue(body, context);

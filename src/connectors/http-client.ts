@@ -14,13 +14,21 @@ export interface HttpClientOptions {
   /** undici dispatcher (Agent, MockAgent); default the global one. */
   dispatcher?: Dispatcher;
   userAgent?: string;
+  /**
+   * Largest response body read, in bytes; a longer one fails the call with a non-retryable
+   * StepError E_RESPONSE_TOO_LARGE (the body is held in memory and stored in records).
+   * Default 10 MiB.
+   */
+  maxResponseBytes?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 
 /** An HttpClient over undici's `request`; a call is aborted by its own signal or the timeout. */
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   return async (req: HttpRequest): Promise<HttpResponse> => {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
@@ -33,9 +41,42 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       signal,
       dispatcher: options.dispatcher,
     });
-    const text = await res.body.text();
-    return { status: res.statusCode, headers: flattenHeaders(res.headers), text };
+    const responseHeaders = flattenHeaders(res.headers);
+    const text = await readBodyCapped(res.body, responseHeaders, maxBytes, req);
+    return { status: res.statusCode, headers: responseHeaders, text };
   };
+}
+
+function tooLarge(req: HttpRequest, maxBytes: number, what: string): StepError {
+  // Asking again gets the same body: not retryable.
+  return new StepError(`${req.method.toUpperCase()} ${safeUrl(req.url)}: the response body ${what} the ${maxBytes}-byte limit`, {
+    code: 'E_RESPONSE_TOO_LARGE',
+    retryable: false,
+    hint: 'Ask the API for less (paging, fields, filters), or raise maxResponseBytes in createHttpClient.',
+    details: { maxResponseBytes: maxBytes },
+  });
+}
+
+/** Reads the body as UTF-8 text, stopping (and discarding the connection) past `maxBytes`. */
+async function readBodyCapped(body: Dispatcher.ResponseData['body'], headers: Record<string, string>, maxBytes: number, req: HttpRequest): Promise<string> {
+  const declared = Number(headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    body.destroy();
+    throw tooLarge(req, maxBytes, `(Content-Length ${declared}) exceeds`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw tooLarge(req, maxBytes, 'exceeds');
+    }
+    chunks.push(buf);
+  }
+  // TextDecoder (like undici's body.text()) drops a UTF-8 BOM and replaces invalid bytes.
+  return new TextDecoder().decode(Buffer.concat(chunks, size));
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {

@@ -34,7 +34,11 @@ export interface ActionContext {
   connection: Record<string, string>;
   /** Per-app settings from the project config (apiVersion, baseUrl override). */
   settings: AppSettings;
-  /** Stable per execution and step (`<executionId>:<stepPath>`); sent as Idempotency-Key. */
+  /**
+   * Stable per execution and step (`<executionId>:<stepPath>`); sent as Idempotency-Key. It
+   * protects only services that honour that header (Shopify's Admin GraphQL does not): an
+   * action that must not run twice is declared `idempotent: false` in its manifest.
+   */
   idempotencyKey: string;
   signal: AbortSignal;
   http: HttpClient;

@@ -12,7 +12,10 @@ export function parseRetryAfter(value: string | undefined | null, nowMs: number)
   if (value === undefined || value === null) return undefined;
   const v = value.trim();
   if (v === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.ceil(Number(v) * 1000);
+  if (/^\d+(\.\d+)?$/.test(v)) {
+    const ms = Math.ceil(Number(v) * 1000);
+    return Number.isFinite(ms) ? ms : undefined; // 400 digits of seconds is not a wait
+  }
   // HTTP-date: IMF-fixdate (and the obsolete RFC 850 / asctime forms Date.parse also reads).
   if (!/[A-Za-z]/.test(v)) return undefined;
   const at = Date.parse(v);

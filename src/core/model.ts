@@ -247,6 +247,13 @@ export interface ConnectorAction {
   };
   /** Template over `response` (`status`, `headers`, `body`); default the body. */
   output?: unknown;
+  /**
+   * `false` when calling the action twice may apply it twice (e.g. Shopify orderCreate, which
+   * takes no idempotency key). The engine then never calls it again for a step whose first
+   * call may have reached the service: such a step fails with E_OUTCOME_UNKNOWN instead.
+   * Default (absent): safe to call again with the same idempotency key.
+   */
+  idempotent?: boolean;
 }
 
 export interface ConnectorTrigger {

@@ -10,7 +10,9 @@ export function tryParseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = DURATION_RE.exec(value);
   if (!m) return undefined;
-  return Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS]);
+  const ms = Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS]);
+  // A digit string too long for a double reads as Infinity: not a duration anyone meant.
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** Milliseconds for a duration; throws naming `where` when it is not one. */

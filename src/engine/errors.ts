@@ -51,6 +51,20 @@ export class ExecutionTimeoutError extends StepError {
   }
 }
 
+/**
+ * A step of an action declared `idempotent: false` whose call may have reached the service
+ * (caught `running` on resume, or its step timeout fired mid-call): calling it again could
+ * apply it twice, so it fails instead, through the step's normal onError handling.
+ */
+export function outcomeUnknownError(path: string, uses: string, why: string, cause?: unknown): StepError {
+  return new StepError(`step "${path}" (${uses}): ${why}; the outcome is unknown and the action is not idempotent, so it is not called again`, {
+    code: 'E_OUTCOME_UNKNOWN',
+    retryable: false,
+    hint: `The call may have taken effect: check the service for what step "${path}" would have created (its inputs are in the execution record) before replaying.`,
+    ...(cause !== undefined ? { cause } : {}),
+  });
+}
+
 export function toErrorInfo(err: unknown, step: string, redactor: Redactor): ErrorInfo {
   if (err instanceof StepFailed) return err.info;
   if (err instanceof AlloyError) {

@@ -3,7 +3,9 @@
  * passed in (connectors, HTTP, clock, randomness, persistence). After every step the record
  * is checkpointed; given a record that was interrupted, it resumes: steps whose record is
  * final (succeeded, skipped, failed) are replayed from the record and never called again,
- * a step caught `running` is called again with the same idempotency key.
+ * a step caught `running` is called again with the same idempotency key — unless its action
+ * is declared `idempotent: false`: then it fails with E_OUTCOME_UNKNOWN (the first call may
+ * have taken effect), and the record is checkpointed just before such an action is called.
  */
 import { randomUUID } from 'node:crypto';
 import type { ActionContext, ConnectorRuntime } from '../connectors/types.js';
@@ -18,10 +20,19 @@ import type {
   CompiledStopStep,
   CompiledWorkflow,
 } from './compile.js';
+import { setLongTimeout } from './clock.js';
 import { tryParseDuration } from './duration.js';
-import { CheckpointError, ExecutionInterruptedError, ExecutionTimeoutError, FilteredSignal, StepFailed, toErrorInfo } from './errors.js';
+import {
+  CheckpointError,
+  ExecutionInterruptedError,
+  ExecutionTimeoutError,
+  FilteredSignal,
+  outcomeUnknownError,
+  StepFailed,
+  toErrorInfo,
+} from './errors.js';
 import { isTruthy, renderAt } from './evaluate.js';
-import { createRedactor, isSecretKey, type Redactor } from './redact.js';
+import { createRedactor, isSecretKey, redactActionInput, type Redactor } from './redact.js';
 import { isRetryable, retryDelay } from './retry.js';
 import { deliverStream } from './stream.js';
 import type { EngineDeps, ErrorInfo, ExecutionRecord, StepRecord } from './types.js';
@@ -86,6 +97,8 @@ class Execution {
   private readonly connections = new Map<string, Promise<Record<string, string>>>();
   private persistChain: Promise<void> = Promise.resolve();
   private crashed: CheckpointError | undefined;
+  /** Action steps found `running` with inputs recorded in the given record: their call may have happened. */
+  private readonly caughtRunning = new Set<string>();
 
   constructor(
     private readonly compiled: CompiledWorkflow,
@@ -135,8 +148,8 @@ class Execution {
       (this.base.execution as Record<string, unknown>).startedAt = r.startedAt;
       // The timeout bounds this run of the executor (a resumed run gets the full budget again).
       const timeoutMs = this.compiled.timeoutMs;
-      const timer =
-        timeoutMs === undefined ? undefined : setTimeout(() => this.controller.abort(new ExecutionTimeoutError(timeoutMs)), timeoutMs);
+      const cancelTimer =
+        timeoutMs === undefined ? undefined : setLongTimeout(() => this.controller.abort(new ExecutionTimeoutError(timeoutMs)), timeoutMs);
       const outer = this.deps.signal;
       const interrupt = () => this.controller.abort(new ExecutionInterruptedError());
       if (outer?.aborted) interrupt();
@@ -157,7 +170,7 @@ class Execution {
           if (r.error.step === '') delete r.error.step;
         }
       } finally {
-        if (timer) clearTimeout(timer);
+        cancelTimer?.();
         outer?.removeEventListener('abort', interrupt);
       }
       r.endedAt = this.iso();
@@ -190,6 +203,8 @@ class Execution {
     const prev = this.record.steps[path];
     const leaf = step.kind === 'action' || step.kind === 'delay' || step.kind === 'stop';
     if (prev && leaf && prev.status !== 'running') return this.replay(step, prev, frame);
+    // Inputs are recorded just before an action is called: with them, the call may have happened.
+    if (prev && step.kind === 'action' && prev.status === 'running' && prev.inputs !== undefined) this.caughtRunning.add(path);
 
     const now = this.deps.clock.now();
     const rec: StepRecord = prev ?? {
@@ -305,7 +320,7 @@ class Execution {
   private async runAction(step: CompiledActionStep, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<unknown> {
     if (step.app === 'transform' && step.action === 'transform') {
       const value = await renderAt(step.with, ctx, { step: path, field: '/with' });
-      rec.inputs = this.redactor.value(value);
+      rec.inputs = redactActionInput(this.redactor, value);
       rec.attempts += 1;
       return value;
     }
@@ -323,9 +338,17 @@ class Execution {
         hint: `Actions of ${step.app}: ${Object.keys(runtime.actions).join(', ') || 'none'}.`,
       });
     }
+    // Shopify orderCreate and the like: a second call may apply the action a second time.
+    const idempotent = runtime.manifest.actions?.[step.action]?.idempotent !== false;
+    if (!idempotent && this.caughtRunning.has(path)) {
+      throw outcomeUnknownError(path, step.uses, 'the previous run stopped during its call');
+    }
     const connection = await this.connection(step.app, runtime);
     const input = (await renderAt(step.with, ctx, { step: path, field: '/with' })) as Record<string, unknown>;
-    rec.inputs = this.redactor.value(input);
+    rec.inputs = redactActionInput(this.redactor, input);
+    // Durable "about to call" mark: if the process dies during the call, resume sees the step
+    // `running` with inputs and fails it instead of creating the same thing twice.
+    if (!idempotent) await this.persist();
     const actionContext = (signal: AbortSignal): ActionContext => ({
       connection,
       settings: this.deps.settings?.[step.app] ?? {},
@@ -336,7 +359,7 @@ class Execution {
       now: () => this.deps.clock.now(),
       sleep: (ms, s) => this.deps.clock.sleep(ms, s),
     });
-    return this.withRetry(step, rec, path, (signal) => handler(input, actionContext(signal)));
+    return this.withRetry(step, rec, path, (signal) => handler(input, actionContext(signal)), idempotent);
   }
 
   private connection(app: string, runtime: ConnectorRuntime): Promise<Record<string, string>> {
@@ -356,7 +379,13 @@ class Execution {
   }
 
   /** Calls `fn` under the step's timeout, retrying per its policy. */
-  private async withRetry(step: CompiledActionStep, rec: StepRecord, path: string, fn: (signal: AbortSignal) => Promise<unknown>) {
+  private async withRetry(
+    step: CompiledActionStep,
+    rec: StepRecord,
+    path: string,
+    fn: (signal: AbortSignal) => Promise<unknown>,
+    idempotent = true,
+  ) {
     const policy = step.retry;
     for (;;) {
       rec.attempts += 1;
@@ -364,6 +393,10 @@ class Execution {
         return await this.withTimeout(fn, step.timeoutMs, path);
       } catch (err) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
+        // The step timeout cut the call short: it may have reached the service.
+        if (!idempotent && err instanceof StepError && err.code === 'E_STEP_TIMEOUT') {
+          throw outcomeUnknownError(path, step.uses, `timed out after ${step.timeoutMs} ms during its call`, err);
+        }
         if (!isRetryable(err) || rec.attempts >= policy.attempts) throw err;
         const wait = retryDelay(err, policy, rec.attempts, this.deps.random);
         this.deps.logger.debug('retrying step', { execution: this.record.id, step: path, attempt: rec.attempts, waitMs: wait });
@@ -380,9 +413,9 @@ class Execution {
     const execSignal = this.controller.signal;
     const local = new AbortController();
     const signal = AbortSignal.any([execSignal, local.signal]);
-    let timer: NodeJS.Timeout | undefined;
+    let cancelTimer: (() => void) | undefined;
     if (timeoutMs !== undefined) {
-      timer = setTimeout(
+      cancelTimer = setLongTimeout(
         () =>
           local.abort(
             new StepError(`step "${path}" timed out after ${timeoutMs} ms`, {
@@ -405,7 +438,7 @@ class Execution {
     try {
       return await Promise.race([fn(signal), aborted]);
     } finally {
-      if (timer) clearTimeout(timer);
+      cancelTimer?.();
       if (onAbort) signal.removeEventListener('abort', onAbort);
     }
   }

@@ -20,7 +20,7 @@ export {
 } from './retry.js';
 export type { ResolvedRetryPolicy } from './retry.js';
 export { parseDuration, tryParseDuration } from './duration.js';
-export { createRedactor, isSecretKey, REDACTED } from './redact.js';
+export { createRedactor, isSecretKey, redactActionInput, REDACTED } from './redact.js';
 export type { Redactor } from './redact.js';
 export {
   signStandardWebhook,
@@ -31,5 +31,5 @@ export {
 } from './standard-webhooks.js';
 export type { StandardWebhookHeaders, VerifyResult } from './standard-webhooks.js';
 export { deliverStream, streamPayload, STREAM_EVENT_TYPE } from './stream.js';
-export { realClock } from './clock.js';
+export { realClock, setLongTimeout, MAX_TIMER_MS } from './clock.js';
 export type * from './types.js';

@@ -10,7 +10,7 @@ import type { StepKind } from '../core/model.js';
 import type { CompiledStep, CompiledWorkflow } from './compile.js';
 import { tryParseDuration } from './duration.js';
 import { isTruthy, renderAt } from './evaluate.js';
-import { createRedactor } from './redact.js';
+import { createRedactor, redactActionInput } from './redact.js';
 
 export interface PlannedStep {
   path: string;
@@ -171,7 +171,7 @@ class Planner {
       case 'action': {
         addDeps(this.dependsOn(step.with));
         const inputs = await this.render(step.with, frame, entry, '/with');
-        entry.inputs = this.redactor.value(inputs);
+        entry.inputs = redactActionInput(this.redactor, inputs);
         if (step.uses === 'transform' && !entry.dependsOn) {
           entry.output = inputs;
           frame.steps[step.id] = { output: inputs };

@@ -2,7 +2,9 @@
  * Redaction of what the engine stores (step inputs, outputs, errors, stream payloads):
  * known secret values (connection fields marked `secret`, the secrets map) are replaced
  * wherever they appear, and values under secret-looking keys (token, secret, password,
- * authorization, api key, cookie) are replaced whole.
+ * authorization, api key, cookie) are replaced whole. Every string inside a step input's
+ * `auth` object (http/request `{type: header, name, value}`, `{type: basic, username,
+ * password}`, …) is a credential whatever its key: redactActionInput masks and learns them.
  */
 export const REDACTED = '[redacted]';
 
@@ -68,4 +70,32 @@ export function createRedactor(initial: Iterable<string | undefined> = []): Reda
     text,
     value: <T>(v: T, options: { byKey?: boolean } = {}) => walk(v, options.byKey ?? true, 0) as T,
   };
+}
+
+/**
+ * A step input as stored: redacted like any value, and every string under its top-level
+ * `auth` (except the scheme tag `auth.type`) replaced and remembered as a secret value, so the
+ * same credential echoed in an output or an error is redacted too. Key names cannot tell a
+ * header auth `value` from ordinary data, so the whole `auth` object counts as credentials.
+ */
+export function redactActionInput<T>(redactor: Redactor, input: T): T {
+  if (input === null || typeof input !== 'object' || Array.isArray(input) || !('auth' in input)) return redactor.value(input);
+  const found: string[] = [];
+  const auth = maskStrings((input as Record<string, unknown>).auth, found, 0);
+  redactor.add(found);
+  return redactor.value({ ...(input as Record<string, unknown>), auth } as T);
+}
+
+function maskStrings(v: unknown, found: string[], depth: number): unknown {
+  if (typeof v === 'string') {
+    found.push(v);
+    return REDACTED;
+  }
+  if (v === null || typeof v !== 'object' || depth > 64) return v;
+  if (Array.isArray(v)) return v.map((x) => maskStrings(x, found, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    out[k] = depth === 0 && k === 'type' && typeof x === 'string' ? x : maskStrings(x, found, depth + 1);
+  }
+  return out;
 }

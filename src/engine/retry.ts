@@ -80,13 +80,20 @@ export function isRetryable(err: unknown): boolean {
   return isNetworkError(err);
 }
 
-/** How long to wait before the next attempt: the server's Retry-After when given, else jitter. */
+/**
+ * How long to wait before the next attempt: the server's Retry-After when given, else jitter.
+ * Retry-After is capped at the policy's maxDelay: a worker never sleeps longer than the
+ * workflow allows (`Retry-After: 86400`, or a digit string that parses to Infinity, would
+ * otherwise hold it for a day or forever). Raise `retry.maxDelay` to honour longer waits.
+ */
 export function retryDelay(
   err: unknown,
   policy: ResolvedRetryPolicy,
   failedAttempt: number,
   random: () => number,
 ): number {
-  if (err instanceof StepError && typeof err.retryAfterMs === 'number' && err.retryAfterMs >= 0) return err.retryAfterMs;
+  if (err instanceof StepError && typeof err.retryAfterMs === 'number' && err.retryAfterMs >= 0) {
+    return Math.min(err.retryAfterMs, policy.maxDelayMs);
+  }
   return backoffDelay(policy, failedAttempt, random);
 }

@@ -4,13 +4,18 @@
  * with `stream.secret` (headers webhook-id, webhook-timestamp, webhook-signature). The
  * message id is stable across retries so receivers can de-duplicate; the timestamp and
  * signature are fresh per attempt. Retried like a step (default 5 attempts).
+ *
+ * `deps.signal` (shutdown) aborts a POST in flight and the wait between attempts: the
+ * delivery then rejects with ExecutionInterruptedError and `record.stream` stays unset, so
+ * the resumed run delivers it (same message id, so receivers de-duplicate).
  */
 import { AlloyError, StepError } from '../errors.js';
 import type { CompiledStream } from './compile.js';
-import { toErrorInfo } from './errors.js';
+import { ExecutionInterruptedError, toErrorInfo } from './errors.js';
 import { renderAt } from './evaluate.js';
 import type { Redactor } from './redact.js';
 import { isRetryable, parseRetryAfter, retryDelay } from './retry.js';
+import { setLongTimeout } from './clock.js';
 import { standardWebhookHeaders } from './standard-webhooks.js';
 import type { EngineDeps, ExecutionRecord, StreamDelivery } from './types.js';
 
@@ -59,6 +64,8 @@ export async function deliverStream(
   deps: EngineDeps,
   redactor: Redactor,
 ): Promise<StreamDelivery> {
+  const shutdown = deps.signal;
+  if (shutdown?.aborted) throw new ExecutionInterruptedError();
   const messageId = `msg_${record.id}`;
   const ctx = {
     event: record.event,
@@ -89,7 +96,8 @@ export async function deliverStream(
       try {
         const timestamp = Math.floor(deps.clock.now() / 1000);
         const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(), stream.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS);
+        const cancelTimer = setLongTimeout(() => controller.abort(), stream.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS);
+        const signal = shutdown ? AbortSignal.any([controller.signal, shutdown]) : controller.signal;
         let res;
         try {
           res = await deps.http({
@@ -97,16 +105,17 @@ export async function deliverStream(
             url,
             headers: { 'content-type': 'application/json', ...standardWebhookHeaders(secret, messageId, timestamp, body) },
             body,
-            signal: controller.signal,
+            signal,
           });
         } catch (err) {
+          if (shutdown?.aborted) throw new ExecutionInterruptedError();
           if (!controller.signal.aborted) throw err;
           throw new StepError(`stream receiver did not answer within ${stream.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS} ms`, {
             code: 'E_STREAM_TIMEOUT',
             retryable: true,
           });
         } finally {
-          clearTimeout(timer);
+          cancelTimer();
         }
         if (res.status >= 200 && res.status < 300) {
           return { status: 'delivered', url: redactor.text(url), messageId, attempts, statusCode: res.status, at: new Date(deps.clock.now()).toISOString() };
@@ -119,11 +128,19 @@ export async function deliverStream(
           retryAfterMs: parseRetryAfter(retryAfter, deps.clock.now()),
         });
       } catch (err) {
+        if (err instanceof ExecutionInterruptedError) throw err;
         if (!isRetryable(err) || attempts >= stream.retry.attempts) throw err;
-        await deps.clock.sleep(retryDelay(err, stream.retry, attempts, deps.random));
+        try {
+          await deps.clock.sleep(retryDelay(err, stream.retry, attempts, deps.random), shutdown);
+        } catch (sleepErr) {
+          if (shutdown?.aborted) throw new ExecutionInterruptedError();
+          throw sleepErr;
+        }
       }
     }
   } catch (err) {
+    // Shutdown is not a failed delivery: leave it unrecorded for the resumed run.
+    if (err instanceof ExecutionInterruptedError) throw err;
     const error = toErrorInfo(err, 'stream', redactor);
     deps.logger.warn('stream delivery failed', { execution: record.id, code: error.code });
     const out: StreamDelivery = { status: 'failed', url: redactor.text(url), messageId, attempts, error, at: new Date(deps.clock.now()).toISOString() };

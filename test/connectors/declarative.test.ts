@@ -129,4 +129,43 @@ describe('declarative connector', () => {
     expect(registry.get('nope')).toBeUndefined();
     expect(() => createConnectorRegistry({ userConnectors: [{ ...acme(server.url), name: 'shopify' }] })).toThrow(/built in/);
   });
+
+  it('encodes rendered values in the path: an id cannot change the endpoint', async () => {
+    const runtime = createDeclarativeConnector(acme(server.url));
+    const ctx = () => makeContext({ connection: { token: 'acme-token-1', apiPath: 'v2' } });
+    const a = (await runtime.actions.getCustomer({ id: '../admin/x' }, ctx())) as any;
+    expect(a.url).toBe('/v2/customers/..%2Fadmin%2Fx');
+    const b = (await runtime.actions.getCustomer({ id: '1?delete=1#' }, ctx())) as any;
+    expect(b.url).toBe('/v2/customers/1%3Fdelete%3D1%23');
+    // literal text of the path stays as written
+    const c = (await runtime.actions.getCustomer({ id: 'a b' }, ctx())) as any;
+    expect(c.url).toBe('/v2/customers/a%20b');
+  });
+
+  it('refuses to send credentials to another origin than the base URL', async () => {
+    const other = await startServer((req, res) => res.writeHead(200, { 'Content-Type': 'text/plain' }).end('leaked'));
+    try {
+      const manifest: ConnectorManifest = {
+        ...acme(server.url),
+        actions: {
+          fetchAbs: { request: { method: 'GET', path: `${other.url}/steal` } },
+          fetchTpl: { request: { method: 'GET', path: '{{ input.url }}' } },
+        },
+      };
+      const runtime = createDeclarativeConnector(manifest);
+      const err = await thrown(() => runtime.actions.fetchAbs({}, makeContext({ connection: { token: 'acme-token-1', apiPath: 'v2' } })));
+      expect(err).toMatchObject({ code: 'E_CONNECTOR_ORIGIN', retryable: false });
+      expect(err.message).not.toContain('acme-token-1');
+      expect(other.seen).toHaveLength(0);
+      // A rendered absolute URL is encoded into a path under the base, never followed.
+      const out = (await runtime.actions.fetchTpl({ url: `${other.url}/steal` }, makeContext({ connection: { token: 'acme-token-1', apiPath: 'v2' } }))) as any;
+      expect(out.url.startsWith('/v2/http%3A%2F%2F127.0.0.1')).toBe(true);
+      expect(other.seen).toHaveLength(0);
+      // Without auth an absolute path is allowed (nothing to leak).
+      const open = createDeclarativeConnector({ ...manifest, auth: { type: 'none' } });
+      expect(await open.actions.fetchAbs({}, makeContext())).toBe('leaked');
+    } finally {
+      await other.close();
+    }
+  });
 });

@@ -143,3 +143,52 @@ describe('createHttpClient and the http connector against a local server', () =>
     expect(denied.message).not.toContain('secret'); // the query string stays out of messages
   });
 });
+
+describe('response size limit', () => {
+  let big: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    // Streams 64 KiB chunks; /big/<n> sends n chunks, with or without Content-Length.
+    big = await startServer((req, res) => {
+      const m = /^\/big\/(\d+)(\?len)?/.exec(req.url);
+      const n = Number(m?.[1] ?? 0);
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      const headers: Record<string, string> = { 'Content-Type': 'text/plain' };
+      if (m?.[2]) headers['Content-Length'] = String(n * chunk.length);
+      res.writeHead(200, headers);
+      let sent = 0;
+      const pump = () => {
+        while (sent < n) {
+          sent++;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('error', () => {});
+      pump();
+    });
+  });
+  afterAll(() => big.close());
+
+  it('the default cap is 10 MiB: a chunked 11 MiB body is refused with a non-retryable E_RESPONSE_TOO_LARGE', async () => {
+    const err = await thrown(() => createHttpClient()({ method: 'GET', url: `${big.url}/big/176` }));
+    expect(err).toBeInstanceOf(StepError);
+    expect(err).toMatchObject({ code: 'E_RESPONSE_TOO_LARGE', retryable: false });
+    expect(err.message).toContain('10485760');
+    // 9.5 MiB passes
+    const ok = await createHttpClient()({ method: 'GET', url: `${big.url}/big/152` });
+    expect(ok.text.length).toBe(152 * 64 * 1024);
+  });
+
+  it('the cap is configurable, and a Content-Length over it is refused before reading', async () => {
+    const http = createHttpClient({ maxResponseBytes: 100_000 });
+    expect(await thrown(() => http({ method: 'GET', url: `${big.url}/big/2` }))).toMatchObject({ code: 'E_RESPONSE_TOO_LARGE' });
+    expect(await thrown(() => http({ method: 'GET', url: `${big.url}/big/2?len` }))).toMatchObject({ code: 'E_RESPONSE_TOO_LARGE' });
+    expect((await http({ method: 'GET', url: `${big.url}/big/1` })).text.length).toBe(64 * 1024);
+  });
+
+  it('through an action the error stays final (the engine does not retry it)', async () => {
+    const ctx = { ...makeContext(), http: createHttpClient({ maxResponseBytes: 1000 }) };
+    const err = await thrown(() => createHttpConnector().actions.request({ url: `${big.url}/big/1` }, ctx));
+    expect(err).toMatchObject({ code: 'E_RESPONSE_TOO_LARGE', retryable: false });
+  });
+});

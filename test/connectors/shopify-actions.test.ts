@@ -128,10 +128,10 @@ describe('shopify createOrder against the fake', () => {
     expect(err).toMatchObject({ status: 429, retryable: true, retryAfterMs: 7000 });
   });
 
-  it('a 503 is retryable, a 422-style user error is not', async () => {
+  it('a 503 on createOrder is a final E_OUTCOME_UNKNOWN (the order may exist; see shopify-outcome.test.ts)', async () => {
     fake.failNext(1, { status: 503 });
     const err = await thrown(() => shopify.actions.createOrder(orderInput, ctxFor()));
-    expect(err).toMatchObject({ status: 503, retryable: true });
+    expect(err).toMatchObject({ status: 503, retryable: false, code: 'E_OUTCOME_UNKNOWN' });
     expect(err.retryAfterMs).toBeUndefined();
   });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { compileWorkflow, createExecutionRecord, createRedactor, executeWorkflow, REDACTED } from '../../src/engine/index.js';
+import { createConnectorRegistry, createHttpClient } from '../../src/connectors/index.js';
 import { json, makeDeps, startServer, workflow, type TestServer } from './helpers.js';
 
 let servers: TestServer[] = [];
@@ -64,5 +65,30 @@ describe('redaction', () => {
     expect(steps).not.toContain(API_KEY);
     expect(steps).not.toContain(SHARED);
     expect(JSON.stringify(r.steps)).not.toContain(PASSWORD);
+  });
+
+  it('every string in an action input `auth` object is secret: http header auth never reaches the record', async () => {
+    const VALUE = 'pk_live_partner_7731';
+    const USER = 'svc-user-4411';
+    const server = await startServer((req, res) =>
+      json(res, 200, { youSent: req.headers['x-partner-key'] ?? req.headers.authorization, note: `hello ${VALUE}` }),
+    );
+    servers.push(server);
+    const deps = makeDeps({ connectors: createConnectorRegistry(), http: createHttpClient({ timeoutMs: 5000 }) });
+    const def = workflow([
+      { id: 'call', uses: 'http', with: { url: `${server.url}/x`, auth: { type: 'header', name: 'X-Partner-Key', value: VALUE } } },
+      { id: 'basic', uses: 'http', with: { url: `${server.url}/y`, auth: { type: 'basic', username: USER, password: 'pw-9911' } } },
+      { id: 'fail', uses: 'http', onError: 'continue', with: { url: `http://127.0.0.1:1/${VALUE}`, auth: { type: 'header', name: 'X-Partner-Key', value: VALUE } } },
+    ]);
+    const r = await executeWorkflow(compileWorkflow(def), createExecutionRecord({ id: 'exec_auth', workflow: 'a/b', event: {} }, 0), deps);
+    expect(r.status).toBe('succeeded');
+    // The service got the real value.
+    expect(server.requests[0].headers['x-partner-key']).toBe(VALUE);
+    expect((r.steps.call.inputs as any).auth).toEqual({ type: 'header', name: REDACTED, value: REDACTED });
+    const all = JSON.stringify(r) + JSON.stringify(deps.checkpoints);
+    expect(all).not.toContain(VALUE);
+    expect(all).not.toContain(USER);
+    expect(all).not.toContain('pw-9911');
+    expect((r.steps.call.output as any).body.note).toBe(`hello ${REDACTED}`);
   });
 });

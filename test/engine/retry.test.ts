@@ -38,6 +38,7 @@ describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter('-5', now)).toBeUndefined();
     expect(parseRetryAfter('1.5s', now)).toBeUndefined();
+    expect(parseRetryAfter('9'.repeat(400), now)).toBeUndefined();
   });
 
   it("reads fractional seconds, as Shopify's REST API sends them (Retry-After: 2.0)", () => {
@@ -89,9 +90,28 @@ describe('step retries against a real server', () => {
   it('honours Retry-After as an HTTP-date', async () => {
     const clock = fakeClock(Date.parse('2026-01-01T00:00:00Z'));
     const server = await scripted([{ status: 503, headers: { 'retry-after': 'Thu, 01 Jan 2026 00:00:42 GMT' } }]);
-    const r = await run(workflow([{ id: 'call', uses: 'http', retry: { attempts: 2 }, with: { url: server.url } }]), makeDeps({ clock }));
+    const r = await run(workflow([{ id: 'call', uses: 'http', retry: { attempts: 2, maxDelay: '1m' }, with: { url: server.url } }]), makeDeps({ clock }));
     expect(r.status).toBe('succeeded');
     expect(clock.sleeps).toEqual([42_000]);
+  });
+
+  it('never waits longer than retry.maxDelay, whatever Retry-After asks (a day, or digits beyond Infinity)', async () => {
+    const server = await scripted([
+      { status: 429, headers: { 'retry-after': '86400' } },
+      { status: 503, headers: { 'retry-after': '9'.repeat(400) } },
+    ]);
+    const clock = fakeClock();
+    const r = await run(workflow([{ id: 'call', uses: 'http', retry: { attempts: 3, maxDelay: '5s' }, with: { url: server.url } }]), makeDeps({ clock }));
+    expect(r.status).toBe('succeeded');
+    // a day is cut to maxDelay; 400 digits of seconds is unreadable, so plain backoff applies
+    expect(clock.sleeps).toHaveLength(2);
+    expect(clock.sleeps[0]).toBe(5000);
+    expect(clock.sleeps[1]).toBeLessThanOrEqual(5000);
+    // with the default policy the cap is its maxDelay, 30 s
+    const again = await scripted([{ status: 429, headers: { 'retry-after': '86400' } }]);
+    const clock2 = fakeClock();
+    await run(workflow([{ id: 'call', uses: 'http', retry: { attempts: 2 }, with: { url: again.url } }]), makeDeps({ clock: clock2 }));
+    expect(clock2.sleeps).toEqual([30_000]);
   });
 
   it('does not retry a 400', async () => {

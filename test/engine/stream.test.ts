@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { compileWorkflow, createExecutionRecord, executeWorkflow, verifyStandardWebhook } from '../../src/engine/index.js';
+import { compileWorkflow, createExecutionRecord, executeWorkflow, ExecutionInterruptedError, realClock, verifyStandardWebhook } from '../../src/engine/index.js';
 import { fakeClock, json, makeDeps, startServer, workflow, type RecordedRequest, type TestServer } from './helpers.js';
 
 let servers: TestServer[] = [];
@@ -55,16 +55,86 @@ describe('streaming execution data', () => {
     expect(deps.checkpoints.at(-1)?.stream?.status).toBe('delivered');
   });
 
-  it('a tampered body fails verification at the receiver', async () => {
+  it('a delivery the engine sent verifies; the same delivery replayed with its body changed does not', async () => {
     const clock = fakeClock(Date.parse('2026-03-01T12:00:00Z'));
     const { server, verified } = await receiver([], () => Math.floor(clock.now() / 1000));
-    const res = await fetch(`${server.url}/hook`, {
-      method: 'POST',
-      headers: { 'webhook-id': 'msg_x', 'webhook-timestamp': String(Math.floor(clock.now() / 1000)), 'webhook-signature': 'v1,AAAA' },
-      body: '{}',
-    });
+    const deps = makeDeps({ clock, env: { ACME_STREAM_URL: server.url }, secrets: { ACME_STREAM_SECRET: SECRET } });
+    const r = await executeWorkflow(compileWorkflow(flow()), createExecutionRecord({ id: 'exec_t1', workflow: 'a/b', event: { id: 7, total_price: '1.00' } }, clock.now()), deps);
+    expect(r.stream).toMatchObject({ status: 'delivered', attempts: 1 });
+    expect(verified).toHaveLength(1);
+    expect(verified[0].ok).toBe(true);
+    const sent = verified[0].req;
+    const replay = (body: string) =>
+      fetch(`${server.url}/hook`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': String(sent.headers['webhook-id']),
+          'webhook-timestamp': String(sent.headers['webhook-timestamp']),
+          'webhook-signature': String(sent.headers['webhook-signature']),
+        },
+        body,
+      });
+    // The untouched replay still verifies (so the headers are the engine's real signature)...
+    expect((await replay(sent.body)).status).toBe(200);
+    // ...and the same headers over a changed body do not.
+    const tampered = sent.body.replace('"status":"succeeded"', '"status":"failed"');
+    expect(tampered).not.toBe(sent.body);
+    const res = await replay(tampered);
     expect(res.status).toBe(401);
-    expect(verified[0]).toMatchObject({ ok: false, reason: 'no webhook-signature matches' });
+    expect(verified[2]).toMatchObject({ ok: false, reason: 'no webhook-signature matches' });
+  });
+
+  it('shutdown (deps.signal) aborts a delivery in flight and leaves it to the resumed run', async () => {
+    const hanging = await startServer(() => {
+      /* never answers */
+    });
+    servers.push(hanging);
+    const controller = new AbortController();
+    const deps = makeDeps({ env: { ACME_STREAM_URL: hanging.url }, secrets: { ACME_STREAM_SECRET: SECRET }, signal: controller.signal });
+    const started = Date.now();
+    const run = executeWorkflow(compileWorkflow(flow({ timeout: '5s' })), createExecutionRecord({ id: 'exec_t2', workflow: 'a/b', event: {} }, 0), deps);
+    for (let i = 0; i < 200 && hanging.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(hanging.requests).toHaveLength(1);
+    controller.abort();
+    await expect(run).rejects.toBeInstanceOf(ExecutionInterruptedError);
+    expect(Date.now() - started).toBeLessThan(2000);
+    const last = deps.checkpoints.at(-1)!;
+    expect(last.status).toBe('succeeded');
+    expect(last.stream).toBeUndefined();
+  });
+
+  it('shutdown (deps.signal) interrupts the wait between delivery attempts', async () => {
+    const { server, verified } = await receiver([503, 503], () => Math.floor(Date.now() / 1000));
+    const controller = new AbortController();
+    const deps = makeDeps({ clock: realClock, env: { ACME_STREAM_URL: server.url }, secrets: { ACME_STREAM_SECRET: SECRET }, signal: controller.signal, random: () => 0.999 });
+    const started = Date.now();
+    const run = executeWorkflow(
+      compileWorkflow(flow({ retry: { attempts: 3, initialDelay: '20s', maxDelay: '20s' } })),
+      createExecutionRecord({ id: 'exec_t3', workflow: 'a/b', event: {} }, Date.now()),
+      deps,
+    );
+    for (let i = 0; i < 200 && verified.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    controller.abort();
+    await expect(run).rejects.toBeInstanceOf(ExecutionInterruptedError);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(verified).toHaveLength(1);
+  });
+
+  it('a Retry-After of a day is cut to the stream retry maxDelay', async () => {
+    const clock = fakeClock();
+    const hits: number[] = [];
+    const server = await startServer((_req, res) => {
+      hits.push(1);
+      if (hits.length === 1) return json(res, 429, {}, { 'retry-after': '86400' });
+      json(res, 200, {});
+    });
+    servers.push(server);
+    const deps = makeDeps({ clock, env: { ACME_STREAM_URL: server.url }, secrets: { ACME_STREAM_SECRET: SECRET } });
+    const r = await executeWorkflow(compileWorkflow(flow()), createExecutionRecord({ id: 'exec_t4', workflow: 'a/b', event: {} }, 0), deps);
+    expect(r.stream).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(clock.sleeps).toEqual([30_000]);
   });
 
   it('a failed stream is recorded without failing the execution; 4xx is not retried', async () => {

@@ -155,15 +155,72 @@ export function orderOutput(order: GqlOrder): Record<string, unknown> {
   };
 }
 
-export const createOrder: ActionHandler = async (input, ctx) => {
-  const variables = toOrderCreateVariables(input as CreateOrderInput);
-  const data = await shopifyGraphql(ctx, 'createOrder', ORDER_CREATE_MUTATION, variables);
-  const payload = data.orderCreate as { userErrors?: ShopifyUserError[]; order?: GqlOrder | null } | null;
-  throwOnUserErrors('createOrder', payload?.userErrors);
-  if (!payload?.order) {
-    throw new StepError('shopify createOrder returned no order and no user errors', { code: 'E_BAD_RESPONSE' });
+/**
+ * Network failures that prove the request never left this process (nothing to connect to,
+ * no route, no DNS answer, connect timeout). A reset, EPIPE or socket error may come after
+ * the request was written, so those are not in the list.
+ */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function neverSent(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
   }
-  return orderOutput(payload.order);
+  return false;
+}
+
+/**
+ * Failures after which Shopify may or may not have created the order. Shopify answers 429,
+ * THROTTLED, 401/403, ACCESS_DENIED and userErrors without applying the mutation, and a
+ * refused connection sent nothing: those keep their classification. Everything else that
+ * would be retried (timeouts, resets after sending, 5xx, INTERNAL_SERVER_ERROR) or that came
+ * back from a 2xx we could not read leaves the outcome unknown.
+ */
+function isOutcomeUnknown(err: StepError): boolean {
+  if (['E_RATE_LIMITED', 'E_THROTTLED', 'E_UNAUTHORIZED', 'E_SHOPIFY_USER_ERRORS', 'E_INPUT', 'E_ABORTED'].includes(err.code)) return false;
+  if (err.status === 429 || err.status === 408 || err.status === 401 || err.status === 403) return false;
+  if (err.code === 'E_BAD_RESPONSE' || err.code === 'E_RESPONSE_TOO_LARGE') return true;
+  if (!err.retryable && err.code !== 'E_STEP_TIMEOUT') return false;
+  if (err.code === 'E_NETWORK' && neverSent(err)) return false;
+  return true;
+}
+
+/** The final error for an order that may exist: retrying could create it twice. */
+export function orderOutcomeUnknown(err: StepError, sourceIdentifier: string | undefined): StepError {
+  const lookFor = sourceIdentifier
+    ? `an order with sourceIdentifier "${sourceIdentifier}"`
+    : 'the order (set `sourceIdentifier` on createOrder so it can be found)';
+  return new StepError(`shopify createOrder: the outcome is unknown, the order may have been created (${err.message})`, {
+    code: 'E_OUTCOME_UNKNOWN',
+    retryable: false,
+    status: err.status,
+    hint: `The order may have been created; check the shop for ${lookFor} before replaying this execution. orderCreate takes no idempotency key, so Alloy does not call it again by itself.`,
+    details: { cause: err.code, ...(sourceIdentifier ? { sourceIdentifier } : {}) },
+    cause: err,
+  });
+}
+
+export const createOrder: ActionHandler = async (input, ctx) => {
+  const order = input as CreateOrderInput;
+  const variables = toOrderCreateVariables(order);
+  // orderCreate is not idempotent (no @idempotent key; the Idempotency-Key header is ignored
+  // by the Admin API): a failure that may have reached Shopify must not be retried.
+  const sourceIdentifier = typeof order.sourceIdentifier === 'string' && order.sourceIdentifier !== '' ? order.sourceIdentifier : undefined;
+  try {
+    const data = await shopifyGraphql(ctx, 'createOrder', ORDER_CREATE_MUTATION, variables);
+    const payload = data.orderCreate as { userErrors?: ShopifyUserError[]; order?: GqlOrder | null } | null;
+    throwOnUserErrors('createOrder', payload?.userErrors);
+    if (!payload?.order) {
+      throw new StepError('shopify createOrder returned no order and no user errors', { code: 'E_BAD_RESPONSE' });
+    }
+    return orderOutput(payload.order);
+  } catch (err) {
+    if (err instanceof StepError && isOutcomeUnknown(err)) throw orderOutcomeUnknown(err, sourceIdentifier);
+    throw err;
+  }
 };
 
 /** tagsAdd takes a list; a comma-separated string is split the way Shopify's admin does. */
