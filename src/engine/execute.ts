@@ -222,6 +222,7 @@ class Execution {
     const finish = (status: StepRecord['status']) => {
       const end = this.deps.clock.now();
       rec.status = status;
+      delete rec.callInFlight;
       rec.endedAt = this.iso(end);
       rec.durationMs = end - started;
     };
@@ -348,7 +349,10 @@ class Execution {
     rec.inputs = redactActionInput(this.redactor, input);
     // Durable "about to call" mark: if the process dies during the call, resume sees the step
     // `running` with inputs and fails it instead of creating the same thing twice.
-    if (!idempotent) await this.persist();
+    if (!idempotent) {
+      rec.callInFlight = true;
+      await this.persist();
+    }
     const actionContext = (signal: AbortSignal): ActionContext => ({
       connection,
       settings: this.deps.settings?.[step.app] ?? {},

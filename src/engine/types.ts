@@ -42,6 +42,11 @@ export interface StepRecord {
   error?: ErrorInfo;
   /** Failed but handled by `onError: continue` or onError steps; the execution went on. */
   handled?: boolean;
+  /**
+   * Set on a non-idempotent action's record just before its call: a host must store this
+   * checkpoint durably, because after a crash it is what stops the call being made twice.
+   */
+  callInFlight?: boolean;
   startedAt: string;
   endedAt?: string;
   durationMs?: number;

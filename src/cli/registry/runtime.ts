@@ -1,3 +1,75 @@
 import type { CommandSpec } from './types.js';
 
-export const runtimeCommands: CommandSpec[] = [];
+/** The local runtime: `dev` serves the working tree; the others talk to it (or read its log). */
+export const runtimeCommands: CommandSpec[] = [
+  {
+    usage: 'dev',
+    summary: 'Run the working tree locally: event API, webhook ingress, durable event log, hot reload',
+    options: (c) =>
+      c
+        .option('-p, --port <port>', 'port to listen on (default 4000, env ALLOY_DEV_PORT, config dev.port; 0 for any free port)')
+        .option('--host <host>', 'interface to bind (default 127.0.0.1, env ALLOY_DEV_HOST)')
+        .option('--fresh', 'forget the event log history before starting')
+        .option('--record [dir]', 'also save every accepted delivery as a fixture (default .alloy/recordings)')
+        .option('--concurrency <n>', 'executions run at the same time (default 16)')
+        .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok')
+        .option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com (env ALLOY_RELAY_URL)')
+        .option('--tunnel-name <name>', 'stable relay tunnel name (env ALLOY_TUNNEL_NAME)'),
+    examples: ['alloy dev', 'alloy dev -p 4001 --fresh -v', 'alloy dev --record', 'alloy dev --tunnel relay --tunnel-url wss://relay.example.com'],
+    load: () => import('../commands/dev.js'),
+  },
+  {
+    usage: 'emit [event]',
+    summary: 'Send a custom event, or `shopify:<topic>` as Shopify would (signed), to the running alloy dev',
+    options: (c) =>
+      c
+        .option('-d, --data <json|@file|@->', 'the event data (JSON, a file, or standard input)')
+        .option('--user <id>', 'the user (tenant) the event is for')
+        .option('--shop <domain>', 'shopify: X-Shopify-Shop-Domain (default SHOPIFY_SHOP or alloy-dev.myshopify.com)')
+        .option('--api-version <version>', 'shopify: X-Shopify-API-Version')
+        .option('--fixture <file>', 'resend a delivery recorded by `alloy dev --record`, re-signed')
+        .option('--to <url>', 'the runtime URL (default: read from .alloy/dev.json)')
+        .option('--wait', 'wait for the executions: exit 0 on success, 1 on failure')
+        .option('--timeout <duration>', 'how long --wait waits (default 30s)'),
+    examples: [
+      'alloy emit acme.order.requested -d @integrations/shopify-sync/fixtures/acme-order-requested.json --wait',
+      'alloy emit shopify:orders/create -d @order.json --shop acme.myshopify.com',
+      'alloy emit --fixture .alloy/recordings/<file>.json',
+    ],
+    load: () => import('../commands/emit.js'),
+  },
+  {
+    usage: 'executions [id]',
+    summary: 'List executions from the event log, or show one with its step trace',
+    options: (c) =>
+      c
+        .option('--status <status>', 'queued, running, succeeded, failed or filtered')
+        .option('--workflow <name>', '<integration>/<workflow> or a workflow name')
+        .option('--limit <n>', 'how many (default 20)')
+        .option('--to <url>', 'the runtime URL (default: .alloy/dev.json, else the log file)'),
+    examples: ['alloy executions --status failed', 'alloy executions ex_0mi0k2v1s3a1b2c3d4e5f6 -v', 'alloy executions --json'],
+    load: () => import('../commands/executions.js'),
+  },
+  {
+    usage: 'replay <id>',
+    summary: 'Run an execution again from its stored event, on the current definitions',
+    options: (c) =>
+      c
+        .option('--wait', 'wait for the new execution: exit 0 on success, 1 on failure')
+        .option('--timeout <duration>', 'how long --wait waits (default 30s)')
+        .option('--to <url>', 'the runtime URL (default: read from .alloy/dev.json)'),
+    examples: ['alloy replay ex_0mi0k2v1s3a1b2c3d4e5f6 --wait'],
+    load: () => import('../commands/replay.js'),
+  },
+  {
+    usage: 'logs',
+    summary: 'Print finished executions from the event log; -f follows the running alloy dev',
+    options: (c) =>
+      c
+        .option('-f, --follow', 'keep printing new lines until interrupted')
+        .option('-n, --lines <n>', 'how many past lines (default 50)')
+        .option('--to <url>', 'the runtime URL (default: .alloy/dev.json, else the log file)'),
+    examples: ['alloy logs', 'alloy logs -f'],
+    load: () => import('../commands/logs.js'),
+  },
+];

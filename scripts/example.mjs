@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+// `npm run example`: the bundled example (examples/shopify-sync) end to end, with embedded
+// defaults and nothing to set up by hand. In a temporary copy of the project it starts a
+// local fake of Shopify's Admin API and a receiver for Acme's stream (which verifies the
+// Standard Webhooks signature), then drives the real `alloy` binary:
+//   validate → dev → emit acme.order.requested (an order appears in "Shopify")
+//   → emit shopify:orders/create (signed like Shopify; the order streams to Acme, signed)
+//   → executions → replay → release → publish → versions.
+// Exit 0 when every step did what it should, 1 otherwise.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = path.join(root, 'bin', 'alloy.js');
+const keep = process.argv.includes('--keep');
+const { startFakeShopify } = await import(path.join(root, 'dist/testing/index.js'));
+const { verifyStandardWebhook } = await import(path.join(root, 'dist/engine/index.js'));
+
+const failures = [];
+const check = (ok, what) => {
+  console.log(`${ok ? '  ✔' : '  ✖'} ${what}`);
+  if (!ok) failures.push(what);
+};
+
+// 1. A copy of the example, pointed at local stand-ins for Shopify and Acme.
+const dir = mkdtempSync(path.join(os.tmpdir(), 'alloy-example-'));
+cpSync(path.join(root, 'examples', 'shopify-sync'), dir, { recursive: true });
+const fake = await startFakeShopify();
+const streamSecret = `whsec_${randomBytes(24).toString('base64')}`;
+const received = [];
+const receiver = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
+    const verdict = verifyStandardWebhook(streamSecret, req.headers, body, { nowSeconds: Math.floor(Date.now() / 1000) });
+    received.push({ ok: verdict.ok, body: JSON.parse(body) });
+    res.writeHead(verdict.ok ? 204 : 401).end();
+  });
+});
+await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const streamUrl = `http://127.0.0.1:${receiver.address().port}/alloy/stream`;
+writeFileSync(
+  path.join(dir, 'alloy.config.yaml'),
+  readFileSync(path.join(dir, 'alloy.config.yaml'), 'utf8') + `# npm run example: Shopify is a local fake\napps:\n  shopify:\n    baseUrl: "${fake.url}"\n`,
+);
+writeFileSync(
+  path.join(dir, '.env'),
+  [
+    `SHOPIFY_SHOP=${fake.shop}`,
+    `SHOPIFY_ACCESS_TOKEN=${fake.accessToken}`,
+    `SHOPIFY_API_SECRET=${randomBytes(16).toString('hex')}`,
+    `ACME_STREAM_URL=${streamUrl}`,
+    `ACME_STREAM_SECRET=${streamSecret}`,
+    '',
+  ].join('\n'),
+);
+console.log(`Example project copied to ${dir}`);
+console.log(`Fake Shopify at ${fake.url}; Acme's stream receiver at ${streamUrl}\n`);
+
+const env = { ...process.env, NO_COLOR: process.env.NO_COLOR ?? '', CI: 'true' };
+// Asynchronous on purpose: the fake Shopify and the receiver live in this process and must
+// keep answering while a command runs.
+async function alloy(args, { show = true } = {}) {
+  if (show) console.log(`$ alloy ${args.join(' ')}`);
+  const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b) => (stdout += b));
+  child.stderr.on('data', (b) => (stderr += b));
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  if (show) {
+    const text = `${stdout}${stderr}`.trimEnd();
+    if (text) console.log(text.replace(/^/gm, '  '));
+  }
+  return { code, stdout, stderr };
+}
+
+let dev;
+try {
+  check((await alloy(['validate'])).code === 0, 'the project validates');
+
+  // 2. The local runtime, on any free port; it writes its address to .alloy/dev.json.
+  console.log('$ alloy dev --port 0   (in the background)');
+  dev = spawn(process.execPath, [bin, 'dev', '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let devOutput = '';
+  dev.stdout.on('data', (b) => (devOutput += b));
+  dev.stderr.on('data', (b) => (devOutput += b));
+  const devFile = path.join(dir, '.alloy', 'dev.json');
+  for (let i = 0; i < 200 && !existsSync(devFile); i++) await new Promise((r) => setTimeout(r, 50));
+  check(existsSync(devFile), 'alloy dev is listening');
+  if (!existsSync(devFile)) throw new Error(`alloy dev did not start:\n${devOutput}`);
+
+  // 3. Acme asks for an order: the create-order workflow creates it in Shopify.
+  const created = await alloy(['emit', 'acme.order.requested', '-d', '@integrations/shopify-sync/fixtures/acme-order-requested.json', '--wait']);
+  check(created.code === 0 && fake.orders.length === 1, `the order was created in Shopify (${fake.orders.length} order)`);
+
+  // 4. Shopify says an order was created: order-created streams it to Acme, signed.
+  const streamed = await alloy(['emit', 'shopify:orders/create', '-d', '@integrations/shopify-sync/fixtures/orders-create.json', '--wait']);
+  check(streamed.code === 0, 'the signed Shopify webhook was accepted and ran');
+  check(received.length === 1 && received.every((r) => r.ok), `Acme received the execution data with a valid Standard Webhooks signature (${received.length})`);
+
+  // 5. History and replay from the durable event log.
+  const list = await alloy(['executions', '--json'], { show: false });
+  const executions = JSON.parse(list.stdout || '[]');
+  const items = Array.isArray(executions) ? executions : (executions.executions ?? []);
+  await alloy(['executions']);
+  check(items.length >= 2, `the event log holds the executions (${items.length})`);
+  const toReplay = items.find((e) => String(e.workflow).endsWith('order-created'));
+  if (toReplay) {
+    const replayed = await alloy(['replay', toReplay.id, '--wait']);
+    check(replayed.code === 0 && received.length === 2, 'replaying the Shopify execution streamed it again');
+  } else check(false, 'found the order-created execution to replay');
+
+  // 6. Release and publish, as CI would.
+  check((await alloy(['release', '-m', 'First release of the Shopify sync'])).code === 0, 'released v1');
+  check((await alloy(['release'])).code === 0, 'a second release with no change is "up to date"');
+  check((await alloy(['publish', 'shopify-sync@latest'])).code === 0, 'published v1');
+  await alloy(['versions']);
+} catch (err) {
+  failures.push(String(err?.message ?? err));
+  console.error(err);
+} finally {
+  if (dev && dev.exitCode === null) {
+    dev.kill('SIGINT');
+    await new Promise((resolve) => dev.once('exit', resolve));
+  }
+  await fake.close();
+  await new Promise((resolve) => receiver.close(resolve));
+  if (!keep) rmSync(dir, { recursive: true, force: true });
+}
+
+console.log(failures.length === 0 ? '\nThe example ran end to end.' : `\n${failures.length} check(s) failed:\n- ${failures.join('\n- ')}`);
+if (keep) console.log(`Kept ${dir}`);
+process.exit(failures.length === 0 ? 0 : 1);

@@ -1,0 +1,226 @@
+/**
+ * `alloy dev`: the local runtime on the working tree (src/server/dev-runtime.ts), printing
+ * its endpoints, one line per execution (`-v`: each step), reloads and rejected deliveries.
+ * Runs until SIGINT/SIGTERM, then stops cleanly: in-flight work finishes or is
+ * checkpointed, the event log is closed. With --json, stdout carries one JSON object per line.
+ */
+import path from 'node:path';
+import type { CliContext } from '../context.js';
+import { AlloyError, UsageError } from '../../errors.js';
+import { hasErrors } from '../../core/diagnostics.js';
+import { findConfig, noProjectError } from '../../core/project.js';
+import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.js';
+import { startDevRuntime, type DevEvent, type DevRuntime } from '../../server/dev-runtime.js';
+import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js';
+import type { RuntimeDefinitions } from '../../server/definitions.js';
+
+export const DEFAULT_DEV_PORT = 4000;
+
+export default async function dev(ctx: CliContext, _args: string[], opts: Record<string, any>): Promise<number> {
+  const found = await findConfig(ctx.cwd);
+  if (!found) throw noProjectError(ctx.cwd);
+  const root = found.root;
+  const loadCtx = { ...ctx, cwd: root };
+  const first = await loadProjectWithDiagnostics(loadCtx);
+  const cfgDev = first.config?.dev ?? {};
+  const port = parsePort(opts.port ?? ctx.env.ALLOY_DEV_PORT ?? cfgDev.port ?? DEFAULT_DEV_PORT);
+  const host: string = opts.host ?? ctx.env.ALLOY_DEV_HOST ?? cfgDev.host ?? '127.0.0.1';
+  const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
+  const c = ctx.color;
+  const line = (s: string) => (ctx.json ? undefined : ctx.out(s));
+  const jsonLine = (value: unknown) => ctx.json && ctx.io.stdout.write(`${JSON.stringify(value)}\n`);
+
+  if (hasErrors(first.diagnostics)) {
+    reportDiagnostics(ctx, first, first.diagnostics);
+    ctx.note(ctx.errColor.yellow('The working tree has errors: serving no workflows until they are fixed (watching for changes).'));
+  }
+
+  const onEvent = (e: DevEvent) => {
+    switch (e.type) {
+      case 'execution':
+        jsonLine({ type: 'execution', id: e.record.id, workflow: e.record.workflow, status: e.record.status, durationMs: e.durationMs, error: e.record.error, reason: e.record.reason });
+        line(recordLine(c, e.record, e.durationMs));
+        break;
+      case 'step':
+        if (ctx.verbose) {
+          jsonLine({ type: 'step', executionId: e.executionId, path: e.step.path, status: e.step.status, durationMs: e.step.durationMs, attempts: e.step.attempts });
+          line(stepLine(c, e.step));
+        }
+        break;
+      case 'accepted':
+        jsonLine({ type: 'accepted', source: e.source, name: e.name, deliveryId: e.deliveryId, executions: e.executionIds, duplicate: e.duplicate });
+        if (e.duplicate) ctx.note(`${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.yellow('duplicate')} ${e.source} ${e.name} (delivery ${e.deliveryId} already received): not run again`);
+        else if (e.executionIds.length === 0) ctx.note(`${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.yellow('no workflow')} for ${e.source} ${e.name} (stored as ${e.deliveryId})`);
+        else if (ctx.verbose) ctx.note(`${ctx.errColor.dim(clockTime(undefined))}  received ${e.source} ${e.name} → ${e.executionIds.join(', ')}`);
+        break;
+      case 'rejected':
+        jsonLine({ type: 'rejected', route: e.route, status: e.status, code: e.code, message: e.message });
+        ctx.note(`${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.red(`✗ ${e.status}`)} ${e.route}  ${ctx.errColor.dim(e.code)} ${e.message}`);
+        break;
+      case 'error':
+        ctx.note(`${ctx.errColor.red('error')} ${e.executionId ? `${e.executionId}: ` : ''}${e.message}`);
+        break;
+      case 'reload':
+        jsonLine({ type: 'reload', files: e.files, changes: e.changes, version: e.version });
+        ctx.note(
+          `${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.cyan('reloaded')} ${e.files.join(', ') || 'definitions'}` +
+            (e.changes.length ? `: ${e.changes.join(', ')}` : ': no workflow changed'),
+        );
+        break;
+      case 'reload-failed':
+        jsonLine({ type: 'reload-failed', files: e.files, diagnostics: e.diagnostics });
+        reportDiagnostics(ctx, e.project, e.diagnostics);
+        ctx.note(ctx.errColor.yellow(`${clockTime(undefined)}  ${e.files.join(', ') || 'definitions'} changed but have errors: still serving the last good definitions`));
+        break;
+    }
+  };
+
+  const started = Date.now();
+  let runtime: DevRuntime;
+  try {
+    runtime = await startDevRuntime({
+      root,
+      loadProject: () => loadProjectWithDiagnostics(loadCtx),
+      initialProject: first,
+      processEnv: ctx.env,
+      host,
+      port,
+      fresh: Boolean(opts.fresh),
+      record: opts.record === undefined ? undefined : opts.record === true ? true : String(opts.record),
+      concurrency,
+      onEvent,
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, {
+        hint: `pass another port with -p <port> (or -p 0 for any free one), or stop the other process`,
+        exitCode: 1,
+      });
+    }
+    throw err;
+  }
+
+  let tunnel: { publicUrl: string; close(): Promise<void> } | undefined;
+  try {
+    if (opts.tunnel !== undefined && opts.tunnel !== false) {
+      tunnel = await openTunnel(ctx, runtime, opts);
+    }
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+
+  printBanner(ctx, runtime, Date.now() - started, tunnel?.publicUrl, root);
+
+  // The one long wait: until SIGINT/SIGTERM. A second signal gets Node's default (immediate exit).
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (s: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(s);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  const q = runtime.server.queueSize();
+  ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${q.running} running execution${q.running === 1 ? '' : 's'})` : ''}…`));
+  await tunnel?.close().catch(() => {});
+  await runtime.close();
+  ctx.note(ctx.errColor.dim('stopped; the event log is closed'));
+  return 0;
+}
+
+async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<string, any>) {
+  const { startTunnel, TUNNEL_PROVIDERS } = await import('../../tunnel/index.js');
+  const requested = typeof opts.tunnel === 'string' ? opts.tunnel : undefined;
+  const provider = requested ?? (opts.tunnelUrl || ctx.env.ALLOY_RELAY_URL ? 'relay' : 'cloudflared');
+  if (!(TUNNEL_PROVIDERS as readonly string[]).includes(provider)) {
+    throw new UsageError(`unknown tunnel provider "${provider}"`, { code: 'E_TUNNEL_PROVIDER', hint: `use one of: ${TUNNEL_PROVIDERS.join(', ')}` });
+  }
+  // The tunnel only ever sees a listener that serves ingress routes (events and webhooks).
+  const ingressUrl = await runtime.server.listenIngress('127.0.0.1', 0);
+  const tunnel = await startTunnel({
+    provider: provider as (typeof TUNNEL_PROVIDERS)[number],
+    localUrl: ingressUrl,
+    relayUrl: opts.tunnelUrl,
+    name: opts.tunnelName,
+    env: ctx.env,
+    logger: {
+      info: (m: string) => ctx.note(ctx.errColor.dim(`tunnel  ${m}`)),
+      warn: (m: string) => ctx.note(ctx.errColor.yellow(`tunnel  ${m}`)),
+    },
+  });
+  tunnel.on?.('lost', (a: { delayMs?: number }) => ctx.note(ctx.errColor.yellow(`tunnel lost; reconnecting in ${a?.delayMs ?? '?'}ms`)));
+  tunnel.on?.('restored', () => ctx.note(ctx.errColor.green('tunnel restored')));
+  tunnel.on?.('fatal', (e: Error) => ctx.note(ctx.errColor.red(`tunnel stopped: ${e?.message}`)));
+  const { writeDevInfo } = await import('../../server/dev-state.js');
+  writeDevInfo(runtime.project.root, { url: runtime.url, pid: process.pid, startedAt: new Date().toISOString(), ingressUrl, publicUrl: tunnel.publicUrl });
+  return tunnel;
+}
+
+function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl: string | undefined, root: string): void {
+  const defs: RuntimeDefinitions = runtime.server.definitions;
+  const url = runtime.url;
+  const webhookBase = publicUrl ?? url;
+  if (ctx.json) {
+    ctx.io.stdout.write(
+      `${JSON.stringify({
+        type: 'ready',
+        url,
+        publicUrl,
+        eventApi: `${url}/v1/run/event`,
+        webhooks: webhookUrls(defs, webhookBase),
+        workflows: [...defs.workflows.keys()],
+        version: defs.version,
+        eventLog: path.relative(root, runtime.server.log.file),
+        pending: runtime.server.queueSize(),
+      })}\n`,
+    );
+    return;
+  }
+  const c = ctx.color;
+  const row = (label: string, value: string) => ctx.out(`  ${c.dim(label.padEnd(17))}${value}`);
+  ctx.out(`${c.bold('alloy dev')} ${c.dim(`ready in ${ms}ms`)}`);
+  ctx.out();
+  row('event API', `POST ${url}/v1/run/event`);
+  for (const w of webhookUrls(defs, webhookBase)) row(w.label, `POST ${w.url}${w.topics.length ? c.dim(`  (${w.topics.join(', ')})`) : ''}`);
+  if (publicUrl) row('public URL', `${publicUrl} ${c.dim('(ingress routes only)')}`);
+  row('executions', `GET  ${url}/v1/executions`);
+  row('stream secret', `${runtime.streamSecret}${runtime.streamSecretNames.length ? c.dim(`  (signs streams: ${runtime.streamSecretNames.join(', ')} unset)`) : ''}`);
+  const pending = runtime.server.queueSize();
+  row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${pending.queued + pending.running} unfinished execution(s) resumed)`) : ''}`);
+  row('workflows', `${defs.workflows.size}${defs.workflows.size ? c.dim(`  ${[...defs.workflows.keys()].join(', ')}`) : ''}`);
+  if (!runtime.env.SHOPIFY_API_SECRET && [...defs.byAppEvent.keys()].some((k) => k.startsWith('shopify:'))) {
+    ctx.note(ctx.errColor.yellow('  SHOPIFY_API_SECRET is not set: Shopify webhooks will be refused (500) until it is (env or .env).'));
+  }
+  if (runtime.recordDir) row('recording to', path.relative(root, runtime.recordDir) || '.');
+  ctx.out();
+  ctx.note(ctx.errColor.dim('Watching for changes. Ctrl-C to stop.'));
+}
+
+function webhookUrls(defs: RuntimeDefinitions, base: string): { label: string; url: string; topics: string[] }[] {
+  const apps = new Map<string, string[]>();
+  for (const key of defs.byAppEvent.keys()) {
+    const i = key.indexOf(':');
+    const app = key.slice(0, i);
+    apps.set(app, [...(apps.get(app) ?? []), key.slice(i + 1)]);
+  }
+  if (!apps.has('shopify')) apps.set('shopify', []);
+  const out = [...apps].sort().map(([app, topics]) => ({ label: `${app} webhooks`, url: `${base}/v1/webhooks/${app}`, topics: topics.sort() }));
+  for (const name of [...defs.byWebhook.keys()].sort()) out.push({ label: `webhook ${name}`, url: `${base}/v1/webhooks/custom/${encodeURIComponent(name)}`, topics: [] });
+  return out;
+}
+
+function parsePort(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new UsageError(`port "${String(value)}" is not a port number`, { hint: 'pass -p <0-65535> (0 picks a free port)' });
+  }
+  return n;
+}
+
+function parsePositive(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`${flag} must be an integer from 1 to 1000`, { hint: `e.g. ${flag} 8` });
+  return n;
+}

@@ -1,0 +1,156 @@
+/**
+ * `alloy emit <event> [-d json|@file|@-] [--user id]`: send a custom event to the running
+ * runtime (found via .alloy/dev.json, or --to). `alloy emit shopify:<topic>` sends a real,
+ * signed Shopify delivery instead; `alloy emit --fixture <file>` resends a recorded one,
+ * re-signed. `--wait` follows the executions: exit 0 when all succeed (or are filtered), 1 otherwise.
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { CliContext } from '../context.js';
+import { AlloyError, UsageError } from '../../errors.js';
+import { findConfig } from '../../core/project.js';
+import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
+import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
+import { loadProjectEnv } from '../../server/dev-state.js';
+import { recordLine, stepLine } from '../../server/terminal-format.js';
+import { connectionEnvName } from '../../connectors/credentials.js';
+import { DEFAULT_SHOPIFY_API_VERSION, shopifyManifest } from '../../connectors/builtin-manifests.js';
+import type { ExecutionRecord } from '../../engine/types.js';
+
+export default async function emit(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
+  const [eventArg] = args;
+  if (!eventArg && !opts.fixture) {
+    throw new UsageError('name the event to send', { hint: 'e.g. `alloy emit acme.order.requested -d @event.json`, `alloy emit shopify:orders/create`, or `alloy emit --fixture <file>`' });
+  }
+  if (eventArg && opts.fixture) throw new UsageError('pass an event or --fixture, not both', { hint: 'the fixture already names its event' });
+  const timeoutMs = parseTimeout(opts.timeout ?? '30s');
+  const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
+  const client = (await findRuntime(root, opts.to))!;
+  const env = await loadProjectEnv(root, ctx.env);
+
+  let res: ApiResponse<AcceptedResponse>;
+  if (opts.fixture) {
+    const fx = await readFixture(path.resolve(ctx.cwd, opts.fixture));
+    const req = await resignFixture(fx, { shopifyApiSecret: env.SHOPIFY_API_SECRET, lookup: (n) => env[n], webhookVerify: await webhookVerifyFor(ctx, root, fx.source) });
+    res = await client.send('POST', req.path.replace(/^\//, ''), { body: req.body, headers: req.headers });
+  } else if (eventArg.includes(':')) {
+    const [app, topic] = [eventArg.slice(0, eventArg.indexOf(':')), eventArg.slice(eventArg.indexOf(':') + 1)];
+    if (app !== 'shopify') {
+      throw new UsageError(`cannot emit ${app} webhooks yet`, { code: 'E_EMIT_APP', hint: 'apps alloy can sign for: shopify (e.g. `alloy emit shopify:orders/create`)' });
+    }
+    if (!topic) throw new UsageError('name the Shopify topic', { hint: 'e.g. `alloy emit shopify:orders/create -d @order.json`' });
+    if (opts.user) ctx.note(ctx.errColor.yellow('--user is ignored for app webhooks (the shop sends them)'));
+    const secret = env.SHOPIFY_API_SECRET;
+    if (!secret) throw missingShopifySecret();
+    const data = opts.data ? await readDataArg(opts.data, ctx.cwd, ctx.io.stdin) : await defaultTopicFixture(root, topic, ctx);
+    const shop = opts.shop ?? env[connectionEnvName(shopifyManifest, 'shop')] ?? 'alloy-dev.myshopify.com';
+    const apiVersion = opts.apiVersion ?? env.SHOPIFY_API_VERSION ?? DEFAULT_SHOPIFY_API_VERSION;
+    const req = buildShopifyDelivery({ topic, body: data.bytes, secret, shop, apiVersion, now: ctx.now() });
+    res = await client.send('POST', 'v1/webhooks/shopify', { body: req.body, headers: req.headers });
+  } else {
+    const data = opts.data ? (await readDataArg(opts.data, ctx.cwd, ctx.io.stdin)).value : {};
+    res = await client.emitEvent(eventArg, data, opts.user);
+  }
+
+  if (res.status !== 200 && res.status !== 202) {
+    const err = errorFromResponse(res);
+    const errors = (err.details?.errors ?? []) as { workflow?: string; path?: string; message?: string }[];
+    if (!ctx.json) for (const e of errors) ctx.note(`  ${ctx.errColor.red(e.path || '/')} ${e.message}${e.workflow ? ctx.errColor.dim(`  (${e.workflow})`) : ''}`);
+    throw err;
+  }
+  const body = res.body;
+  if (!opts.wait) {
+    if (ctx.json) ctx.printJson(body);
+    else printAccepted(ctx, body);
+    return 0;
+  }
+
+  if (!ctx.json) printAccepted(ctx, body);
+  const spinner = await ctx.spinner(`waiting for ${body.executions.length} execution(s)`);
+  const results: ExecutionRecord[] = [];
+  let timedOut = false;
+  try {
+    for (const e of body.executions) {
+      const ex = await client.waitForExecution(e.id, timeoutMs);
+      if (!['succeeded', 'failed', 'filtered'].includes(ex.status)) timedOut = true;
+      results.push(ex.record);
+    }
+  } finally {
+    spinner.stop();
+  }
+  if (ctx.json) {
+    ctx.printJson({ ...body, results: results.map((r) => ({ id: r.id, workflow: r.workflow, status: r.status, durationMs: r.durationMs, error: r.error, reason: r.reason, steps: r.steps })) });
+  } else {
+    for (const r of results) {
+      ctx.out(recordLine(ctx.color, r));
+      if (ctx.verbose || r.status === 'failed') for (const s of Object.values(r.steps ?? {})) ctx.out(stepLine(ctx.color, s));
+    }
+  }
+  if (timedOut) {
+    throw new AlloyError('E_WAIT_TIMEOUT', `the execution did not finish within ${opts.timeout ?? '30s'}`, {
+      hint: 'raise --timeout, or follow it with `alloy logs -f`',
+    });
+  }
+  return results.every((r) => r.status === 'succeeded' || r.status === 'filtered') ? 0 : 1;
+}
+
+/** For a recorded custom webhook: its trigger's verify settings, so the resend is signed the same way. */
+async function webhookVerifyFor(ctx: CliContext, root: string, source: string) {
+  if (!source.startsWith('webhook:')) return undefined;
+  const name = source.slice('webhook:'.length);
+  const { loadProjectWithDiagnostics } = await import('../load-project.js');
+  const project = await loadProjectWithDiagnostics({ ...ctx, cwd: root });
+  for (const w of project.integrations.flatMap((i) => i.workflows)) {
+    const t = w.def.trigger as { webhook?: string; verify?: { scheme: string; header?: string; encoding?: 'hex' | 'base64'; secret: string } };
+    if (t.webhook === name && t.verify) {
+      const secretName = /(?:secrets|env)\.([A-Za-z_][A-Za-z0-9_]*)/.exec(t.verify.secret)?.[1];
+      return { scheme: t.verify.scheme, header: t.verify.header, encoding: t.verify.encoding, secretName };
+    }
+  }
+  return undefined;
+}
+
+function printAccepted(ctx: CliContext, body: AcceptedResponse): void {
+  const c = ctx.color;
+  if (body.duplicate) {
+    ctx.out(`${c.yellow('duplicate')} delivery ${body.deliveryId} was already received: ${body.executions.map((e) => e.id).join(', ') || 'no executions'}`);
+    return;
+  }
+  if (body.executions.length === 0) {
+    ctx.out(`${c.yellow('accepted')} ${body.deliveryId}, but ${body.note ?? 'no workflow is triggered by it'}`);
+    return;
+  }
+  for (const e of body.executions) ctx.out(`${c.green('accepted')} ${e.id}  ${e.workflow ?? ''}`.trimEnd());
+}
+
+/** Without -d: the project's `integrations/*\/fixtures/<topic with / as ->.json`, e.g. orders-create.json. */
+async function defaultTopicFixture(root: string, topic: string, ctx: CliContext) {
+  const name = `${topic.replace(/\//g, '-')}.json`;
+  const integrations = path.join(root, 'integrations');
+  let dirs: string[] = [];
+  try {
+    dirs = (await readdir(integrations)).sort();
+  } catch {
+    /* none */
+  }
+  for (const d of dirs) {
+    const file = path.join(integrations, d, 'fixtures', name);
+    try {
+      const data = await readDataArg(`@${file}`, root);
+      ctx.note(ctx.errColor.dim(`using ${path.relative(ctx.cwd, file)}`));
+      return data;
+    } catch (err) {
+      if ((err as AlloyError).code !== 'E_DATA_FILE') throw err;
+    }
+  }
+  throw new UsageError(`no payload for shopify:${topic}`, { code: 'E_DATA_MISSING', hint: `pass -d @<payload.json>, or add integrations/<name>/fixtures/${name}` });
+}
+
+export function parseTimeout(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(value).trim());
+  if (!m) throw new UsageError(`--timeout ${value} is not a duration`, { hint: 'e.g. --timeout 30s, 500ms or 2m' });
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}
+
+export type { RuntimeClient };

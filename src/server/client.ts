@@ -1,0 +1,150 @@
+/**
+ * A client for the runtime's HTTP API (docs/http-api.md), used by `alloy emit`,
+ * `executions`, `replay` and `logs`. The server is found from `--to <url>` or
+ * `.alloy/dev.json` (written by `alloy dev`).
+ */
+import { request } from 'undici';
+import { AlloyError, UsageError } from '../errors.js';
+import { readDevInfo } from './dev-state.js';
+import type { ExecutionSummary } from './runtime-server.js';
+import type { ExecutionRecord } from '../engine/types.js';
+import type { LogEntry } from './event-log.js';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Record<string, string>;
+  body: T;
+}
+
+export interface AcceptedResponse {
+  ok: boolean;
+  duplicate?: boolean;
+  deliveryId: string;
+  executions: { id: string; workflow?: string; replayOf?: string }[];
+  note?: string;
+}
+
+export class RuntimeClient {
+  constructor(readonly baseUrl: string) {}
+
+  async send(method: string, path: string, options: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<ApiResponse> {
+    let res;
+    try {
+      // Relative to the base, so a base with a path prefix (a tunnel's /t/<name>/) keeps it.
+      res = await request(new URL(path.replace(/^\/+/, ''), this.baseUrl), {
+        method: method as 'GET',
+        headers: options.headers,
+        body: options.body,
+        headersTimeout: options.timeoutMs ?? 30_000,
+        bodyTimeout: options.timeoutMs ?? 30_000,
+      });
+    } catch (err) {
+      throw new AlloyError('E_DEV_UNREACHABLE', `cannot reach the alloy runtime at ${this.baseUrl}: ${(err as Error).message}`, {
+        hint: 'start it with `alloy dev` (or pass --to <url>)',
+        cause: err,
+      });
+    }
+    const text = await res.body.text();
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* keep text */
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    return { status: res.statusCode, headers, body };
+  }
+
+  async health(timeoutMs = 2000): Promise<{ ok: boolean; pid: number; version: string }> {
+    return (await this.expect('GET', '/healthz', [200], { timeoutMs })).body;
+  }
+
+  async emitEvent(event: string, data: unknown, userId?: string): Promise<ApiResponse<AcceptedResponse>> {
+    const body = JSON.stringify({ event, ...(userId ? { userId } : {}), data });
+    return this.send('POST', '/v1/run/event', { body, headers: { 'content-type': 'application/json' } });
+  }
+
+  async getExecution(id: string, waitMs?: number): Promise<ExecutionSummary & { record: ExecutionRecord }> {
+    const q = waitMs ? `?wait=${Math.ceil(waitMs)}` : '';
+    const res = await this.expect('GET', `/v1/executions/${encodeURIComponent(id)}${q}`, [200], { timeoutMs: (waitMs ?? 0) + 30_000 });
+    return res.body.execution;
+  }
+
+  async listExecutions(filter: { status?: string; workflow?: string; limit?: number }): Promise<ExecutionSummary[]> {
+    const q = new URLSearchParams();
+    if (filter.status) q.set('status', filter.status);
+    if (filter.workflow) q.set('workflow', filter.workflow);
+    if (filter.limit) q.set('limit', String(filter.limit));
+    const qs = q.toString();
+    return (await this.expect('GET', `/v1/executions${qs ? `?${qs}` : ''}`, [200])).body.executions;
+  }
+
+  async replay(id: string): Promise<AcceptedResponse> {
+    return (await this.expect('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, [202])).body;
+  }
+
+  async readLogs(after?: number, limit?: number): Promise<{ entries: LogEntry[]; last: number }> {
+    const q = new URLSearchParams();
+    if (after !== undefined) q.set('after', String(after));
+    if (limit) q.set('limit', String(limit));
+    const qs = q.toString();
+    return (await this.expect('GET', `/v1/logs${qs ? `?${qs}` : ''}`, [200])).body;
+  }
+
+  /** Waits until the execution ends or `timeoutMs` passes (long-polling GET ?wait=). */
+  async waitForExecution(id: string, timeoutMs: number): Promise<ExecutionSummary & { record: ExecutionRecord }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      const ex = await this.getExecution(id, Math.max(0, Math.min(left, 30_000)));
+      if (['succeeded', 'failed', 'filtered'].includes(ex.status) || Date.now() >= deadline) return ex;
+    }
+  }
+
+  async expect(method: string, path: string, statuses: number[], options: { timeoutMs?: number } = {}): Promise<ApiResponse> {
+    const res = await this.send(method, path, options);
+    if (!statuses.includes(res.status)) throw errorFromResponse(res);
+    return res;
+  }
+}
+
+/** Turns a JSON error body into an AlloyError with its code, message and hint. */
+export function errorFromResponse(res: ApiResponse): AlloyError {
+  const e = (res.body as { error?: { code?: string; message?: string; hint?: string; details?: Record<string, unknown> } })?.error;
+  const exitCode = res.status === 422 || res.status === 400 ? 2 : 1;
+  return new AlloyError(e?.code ?? `E_HTTP_${res.status}`, e?.message ?? `the runtime answered ${res.status}`, {
+    hint: e?.hint,
+    details: { status: res.status, ...(e?.details ?? {}) },
+    exitCode,
+  });
+}
+
+/**
+ * The runtime to talk to: `--to` wins, then `.alloy/dev.json`. With `required: false`
+ * returns undefined when no server is running (commands then read the log file directly).
+ */
+export async function findRuntime(root: string, to: string | undefined, required = true): Promise<RuntimeClient | undefined> {
+  if (to) {
+    try {
+      new URL(to);
+    } catch {
+      throw new UsageError(`--to ${to} is not a URL`, { hint: 'e.g. --to http://127.0.0.1:4000' });
+    }
+    return new RuntimeClient(to.replace(/\/+$/, '') + '/');
+  }
+  const info = readDevInfo(root);
+  if (info) {
+    const client = new RuntimeClient(info.url.replace(/\/+$/, '') + '/');
+    try {
+      await client.health();
+      return client;
+    } catch {
+      /* stale dev.json: the server is gone */
+    }
+  }
+  if (!required) return undefined;
+  throw new AlloyError('E_DEV_NOT_RUNNING', 'no running `alloy dev` found for this project', {
+    hint: 'start `alloy dev` in this project (or pass --to <url>)',
+  });
+}

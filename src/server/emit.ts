@@ -1,0 +1,151 @@
+/**
+ * Building what `alloy emit` sends: custom events, real Shopify deliveries (every header
+ * Shopify sends, the HMAC over the exact bytes sent, a fresh webhook id each time), and
+ * recorded fixtures re-signed with the local secret.
+ *
+ * Shopify delivery headers, per shopify.dev/docs/apps/build/webhooks/subscribe/https:
+ * X-Shopify-Topic, X-Shopify-Hmac-Sha256, X-Shopify-Shop-Domain, X-Shopify-API-Version,
+ * X-Shopify-Webhook-Id, X-Shopify-Event-Id, X-Shopify-Triggered-At.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { shopifyWebhookHeaders } from '../connectors/shopify/webhooks.js';
+import { standardWebhookHeaders } from '../engine/standard-webhooks.js';
+
+export interface DataArg {
+  /** The exact bytes to send (a file's bytes are sent unchanged, so signatures cover them). */
+  bytes: Buffer;
+  value: unknown;
+}
+
+/** `-d '{"a":1}'`, `-d @file.json` (relative to cwd), or `-d @-` (stdin). */
+export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.ReadableStream): Promise<DataArg> {
+  let bytes: Buffer;
+  let where: string;
+  if (arg === '@-') {
+    if (!stdin) throw new UsageError('-d @- needs data on standard input', { hint: 'pipe JSON in, e.g. `cat event.json | alloy emit <event> -d @-`' });
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+    bytes = Buffer.concat(chunks);
+    where = 'standard input';
+  } else if (arg.startsWith('@')) {
+    const file = path.resolve(cwd, arg.slice(1));
+    try {
+      bytes = await readFile(file);
+    } catch (err) {
+      throw new UsageError(`cannot read ${arg.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+        code: 'E_DATA_FILE',
+        hint: 'pass -d @<path to a JSON file>, relative to the current folder',
+      });
+    }
+    where = arg.slice(1);
+  } else {
+    bytes = Buffer.from(arg, 'utf8');
+    where = '-d';
+  }
+  try {
+    return { bytes, value: JSON.parse(bytes.toString('utf8')) };
+  } catch (err) {
+    throw new UsageError(`${where} is not valid JSON: ${(err as Error).message}`, {
+      code: 'E_DATA_JSON',
+      hint: `e.g. -d '{"email":"ada@example.com"}' or -d @event.json`,
+    });
+  }
+}
+
+export interface ShopifyDeliveryOptions {
+  topic: string;
+  body: Buffer;
+  secret: string;
+  shop: string;
+  apiVersion: string;
+  now?: Date;
+}
+
+/** A Shopify delivery, signed over `body` exactly; a fresh webhook id and event id each call. */
+export function buildShopifyDelivery(options: ShopifyDeliveryOptions): { path: string; headers: Record<string, string>; body: Buffer } {
+  const headers = shopifyWebhookHeaders({
+    topic: options.topic,
+    shop: options.shop,
+    apiVersion: options.apiVersion,
+    body: options.body,
+    secret: options.secret,
+    webhookId: randomUUID(),
+    eventId: randomUUID(),
+    triggeredAt: (options.now ?? new Date()).toISOString(),
+  });
+  return { path: '/v1/webhooks/shopify', headers, body: options.body };
+}
+
+/** A delivery saved by `alloy dev --record`. */
+export interface DeliveryFixture {
+  alloyFixture: 1;
+  source: string;
+  name: string;
+  method: 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export async function readFixture(file: string): Promise<DeliveryFixture> {
+  let fx: DeliveryFixture;
+  try {
+    fx = JSON.parse(await readFile(file, 'utf8')) as DeliveryFixture;
+  } catch (err) {
+    throw new UsageError(`cannot read the fixture ${file}: ${(err as Error).message}`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record`' });
+  }
+  if (fx?.alloyFixture !== 1 || typeof fx.path !== 'string' || typeof fx.body !== 'string' || typeof fx.headers !== 'object') {
+    throw new UsageError(`${file} is not a recorded delivery`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record` (under .alloy/recordings/)' });
+  }
+  return fx;
+}
+
+export interface ResignSecrets {
+  shopifyApiSecret?: string;
+  /** Secrets for custom webhooks, by variable name. */
+  lookup(name: string): string | undefined;
+  /** The custom webhook's verify settings, when its workflow is known. */
+  webhookVerify?: { scheme: string; header?: string; encoding?: 'hex' | 'base64'; secretName?: string };
+}
+
+/**
+ * The request to resend a fixture: same body and topic, new delivery ids, signatures
+ * recomputed with the local secrets (a recorded signature may come from another secret).
+ */
+export async function resignFixture(fx: DeliveryFixture, secrets: ResignSecrets, now = new Date()): Promise<{ path: string; headers: Record<string, string>; body: Buffer }> {
+  const body = Buffer.from(fx.body, 'utf8');
+  if (fx.source === 'shopify') {
+    if (!secrets.shopifyApiSecret) throw missingShopifySecret();
+    return buildShopifyDelivery({
+      topic: fx.headers['x-shopify-topic'] ?? fx.name,
+      shop: fx.headers['x-shopify-shop-domain'] ?? 'alloy-dev.myshopify.com',
+      apiVersion: fx.headers['x-shopify-api-version'] ?? '2025-10',
+      body,
+      secret: secrets.shopifyApiSecret,
+      now,
+    });
+  }
+  const headers: Record<string, string> = { 'content-type': fx.headers['content-type'] ?? 'application/json' };
+  const verify = secrets.webhookVerify;
+  if (fx.source.startsWith('webhook:') && verify?.secretName) {
+    const secret = secrets.lookup(verify.secretName);
+    if (!secret) throw new UsageError(`${verify.secretName} is not set: cannot re-sign the fixture`, { code: 'E_MISSING_SECRET', hint: `set ${verify.secretName} in the environment or .env` });
+    if (verify.scheme === 'standard-webhooks') {
+      Object.assign(headers, standardWebhookHeaders(secret, `msg_${randomUUID().replace(/-/g, '')}`, Math.floor(now.getTime() / 1000), fx.body));
+    } else {
+      const { createHmac } = await import('node:crypto');
+      headers[(verify.header ?? 'x-signature').toLowerCase()] = createHmac('sha256', secret).update(body).digest(verify.encoding ?? 'hex');
+    }
+  }
+  return { path: fx.path, headers, body };
+}
+
+export function missingShopifySecret(): UsageError {
+  return new UsageError('SHOPIFY_API_SECRET is not set: cannot sign the Shopify delivery', {
+    code: 'E_MISSING_SECRET',
+    hint: "set SHOPIFY_API_SECRET (the app's API secret key, the same one `alloy dev` verifies with) in the environment or .env",
+  });
+}

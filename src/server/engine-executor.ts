@@ -1,0 +1,115 @@
+/**
+ * The WorkflowExecutor backed by the real engine: compiles each workflow once (per
+ * definitions object) and runs executeWorkflow with the runtime's checkpoint. Connectors,
+ * credentials, HTTP, clock and secrets are passed in, as the engine requires.
+ */
+import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
+import { executeWorkflow } from '../engine/execute.js';
+import type { EngineDeps, EngineLogger } from '../engine/types.js';
+import type { WorkflowDef } from '../core/model.js';
+import type { LoadedProject } from '../core/project-types.js';
+import { createConnectorRegistry } from '../connectors/registry.js';
+import { createHttpClient } from '../connectors/http-client.js';
+import { resolveConnection } from '../connectors/credentials.js';
+import type { ConnectorRegistry, HttpClient } from '../connectors/types.js';
+import { MissingSecretError } from '../errors.js';
+import type { WorkflowExecutor } from './executor.js';
+
+export interface EngineExecutorOptions {
+  /** Returns the current project (hot reload swaps it). */
+  project(): LoadedProject;
+  /** Environment and .env merged (connection fields, stream URL). */
+  env: Record<string, string | undefined>;
+  /** Values workflows may read as `secrets.*` (stream secrets); redacted everywhere. */
+  secrets?: Record<string, string>;
+  http?: HttpClient;
+  logger?: EngineLogger;
+  now?: () => number;
+}
+
+const silentLogger: EngineLogger = { debug() {}, info() {}, warn() {} };
+
+export function createEngineExecutor(options: EngineExecutorOptions): WorkflowExecutor {
+  const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
+  const registries = new WeakMap<LoadedProject, ConnectorRegistry>();
+  const http = options.http ?? createHttpClient();
+  const now = options.now ?? Date.now;
+  const registryFor = (project: LoadedProject) => {
+    let r = registries.get(project);
+    if (!r) {
+      r = createConnectorRegistry({ userConnectors: project.connectors.map((c) => c.def) });
+      registries.set(project, r);
+    }
+    return r;
+  };
+  return async (workflow, record, { checkpoint, signal }) => {
+    let c = compiled.get(workflow.def);
+    if (!c) {
+      c = compileWorkflow(workflow.def);
+      compiled.set(workflow.def, c);
+    }
+    const project = options.project();
+    const connectors = registryFor(project);
+    // One signal per execution, tied to the runtime's: requests and sleeps stop when the
+    // runtime stops for good. (Combining with the long-lived runtime signal per request would
+    // pile dependents onto it.)
+    const local = new AbortController();
+    const stop = () => local.abort(signal.reason);
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    const execSignal = local.signal;
+    const deps: EngineDeps = {
+      connectors,
+      http: (req) => http({ ...req, signal: req.signal ? AbortSignal.any([req.signal, execSignal]) : execSignal }),
+      clock: { now, sleep: (ms, s) => sleep(ms, s ? AbortSignal.any([s, execSignal]) : execSignal) },
+      random: Math.random,
+      checkpoint,
+      logger: options.logger ?? silentLogger,
+      resolveConnection: async (app, userId) => {
+        const runtime = connectors.get(app);
+        if (!runtime) throw new MissingSecretError(`no connector "${app}"`, 'add it under connectors/ or fix the `uses:` name');
+        return resolveConnection({ manifest: runtime.manifest, userId, env: options.env, projectRoot: project.root });
+      },
+      settings: project.config.apps,
+      secrets: options.secrets,
+      env: options.env,
+    };
+    try {
+      return await executeWorkflow(c, record, deps);
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason ?? new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Names used as `secrets.NAME` in any workflow's stream or webhook verification settings. */
+export function referencedSecretNames(project: LoadedProject): { stream: string[]; all: string[] } {
+  const stream = new Set<string>();
+  const all = new Set<string>();
+  const scan = (text: unknown, into: Set<string>[]) => {
+    if (typeof text !== 'string') return;
+    for (const m of text.matchAll(/secrets\.([A-Za-z_][A-Za-z0-9_]*)/g)) for (const s of into) s.add(m[1]);
+  };
+  for (const w of project.integrations.flatMap((i) => i.workflows)) {
+    scan(w.def.stream?.secret, [stream, all]);
+    scan(w.def.stream?.url, [all]);
+    const verify = (w.def.trigger as { verify?: { secret?: string } }).verify;
+    scan(verify?.secret, [all]);
+  }
+  return { stream: [...stream].sort(), all: [...all].sort() };
+}

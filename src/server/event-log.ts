@@ -1,0 +1,679 @@
+/**
+ * The durable event log: one SQLite file (better-sqlite3, WAL) holding every accepted
+ * inbound delivery, the executions it started (the engine's record as JSON plus indexed
+ * columns), the queue of unfinished executions, and a log of finished ones.
+ *
+ * Durability (`synchronous: 'full'`, the default): an acknowledged write survives a power
+ * loss, not only a process crash. Every write goes through a group commit: writes queued in
+ * the same event-loop turn share one transaction, and each caller's promise resolves only
+ * once that transaction is on disk. Ingest answers 202 after its promise resolves.
+ * SQLite's own `synchronous=FULL` would fsync the WAL inside each COMMIT, blocking the event
+ * loop; instead the connection runs with `synchronous=NORMAL` (which, under WAL, already
+ * syncs the WAL before checkpoints and the database after them) and the runtime does FULL's
+ * extra step itself: `fdatasync` of the WAL file after each commit, on libuv's thread pool,
+ * before any caller of that batch is answered. So the event loop keeps accepting requests
+ * while the disk syncs (https://www.sqlite.org/pragma.html#pragma_synchronous,
+ * https://www.sqlite.org/wal.html). `synchronous: 'normal'` skips that sync: commits survive
+ * `kill -9` but may be lost if the machine goes down.
+ *
+ * The queue is the set of executions whose status is `queued` or `running` (a partial
+ * index); one process owns the file at a time, so scheduling is in memory, seeded from
+ * that index when the log opens.
+ *
+ * One writer: the connection uses `locking_mode=EXCLUSIVE`, so the first write takes a
+ * file lock the OS releases when the process dies (kill -9 included) and a second process
+ * gets SQLITE_BUSY, which becomes a StoreError naming the other process (from the pid file
+ * written beside the database).
+ */
+import Database from 'better-sqlite3';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StoreError } from '../errors.js';
+
+/** Statuses after which an execution never runs again (the engine's ExecutionStatus). */
+export const TERMINAL_STATUSES: readonly string[] = ['succeeded', 'failed', 'filtered'];
+
+export function isTerminal(status: string): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export interface DeliveryInput {
+  id: string;
+  /** `event`, `shopify`, `webhook:<name>`, or `replay`. */
+  source: string;
+  /** Event name or app topic. */
+  name: string;
+  receivedAt: number;
+  /** Unique delivery id from the sender (e.g. `shopify:<X-Shopify-Webhook-Id>`); duplicates are refused. */
+  dedupeKey?: string;
+  userId?: string;
+  /** Lower-cased headers with credentials removed (see redactHeaders). */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** `shopify-hmac`, `hmac-sha256`, `standard-webhooks`, or `none` (unsigned route). */
+  verification: string;
+}
+
+export interface DeliveryRow extends Omit<DeliveryInput, 'body'> {
+  seq: number;
+  body: Buffer;
+}
+
+export interface NewExecution {
+  id: string;
+  workflow: string;
+  userId?: string;
+  replayOf?: string;
+  /** The initial execution record (status queued). */
+  record: StoredRecord;
+  /**
+   * Where `record.event` comes from when it is not stored in the record: `body` (the
+   * delivery's JSON body) or `body.data` (its `data` field, for the event API). Storing the
+   * event once, in the delivery, keeps every checkpoint small.
+   */
+  eventRef?: EventRef;
+}
+
+export type EventRef = 'body' | 'body.data';
+
+/** What the log needs from an execution record; the rest is the engine's business. */
+export interface StoredRecord {
+  id: string;
+  status: string;
+  [key: string]: unknown;
+}
+
+export interface ExecutionRow {
+  seq: number;
+  id: string;
+  deliveryId: string;
+  workflow: string;
+  status: string;
+  userId?: string;
+  replayOf?: string;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt?: number;
+  record: StoredRecord;
+}
+
+export interface LogEntry {
+  seq: number;
+  time: number;
+  kind: string;
+  executionId?: string;
+  workflow?: string;
+  status?: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface ExecutionFilter {
+  status?: string;
+  workflow?: string;
+  limit?: number;
+  /** Only executions with seq below this (paging backwards). */
+  before?: number;
+}
+
+export interface AppendResult {
+  duplicate: boolean;
+  deliveryId: string;
+  executionIds: string[];
+}
+
+export interface EventLogOptions {
+  file: string;
+  clock?: () => number;
+  /** `full` (default: acknowledged writes survive power loss) or `normal` (they survive a crash): see the file comment. */
+  synchronous?: 'full' | 'normal';
+  /** Open for reading only (CLI commands when no server runs): the file must exist; the lock is still taken while open. */
+  readonly?: boolean;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  name TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  dedupe_key TEXT UNIQUE,
+  user_id TEXT,
+  headers TEXT NOT NULL,
+  body BLOB NOT NULL,
+  verification TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  delivery_id TEXT NOT NULL,
+  workflow TEXT NOT NULL,
+  status TEXT NOT NULL,
+  user_id TEXT,
+  replay_of TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  event_ref TEXT,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_status ON executions(status, seq);
+CREATE INDEX IF NOT EXISTS executions_workflow ON executions(workflow, seq);
+CREATE INDEX IF NOT EXISTS executions_delivery ON executions(delivery_id);
+CREATE INDEX IF NOT EXISTS executions_queue ON executions(seq) WHERE status IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  execution_id TEXT,
+  workflow TEXT,
+  status TEXT,
+  message TEXT NOT NULL,
+  data TEXT
+);
+`;
+
+const SCHEMA_VERSION = '1';
+
+interface PendingWrite {
+  run: () => unknown;
+  resolve: (value: any) => void;
+  reject: (err: unknown) => void;
+}
+
+export class EventLog {
+  readonly file: string;
+  readonly readonly: boolean;
+  private readonly db: Database.Database;
+  private readonly clock: () => number;
+  private pending: PendingWrite[] = [];
+  private flushScheduled = false;
+  /** The WAL file, synced after each group commit when durability is `full`. */
+  private walFd: number | undefined;
+  private syncsInFlight = 0;
+  private syncing = false;
+  /** Settle functions of committed batches waiting for the next fdatasync. */
+  private syncWaiters: ((syncError?: unknown) => void)[] = [];
+  private closed = false;
+  private readonly stmts: ReturnType<EventLog['prepare']>;
+  /** event_ref of unfinished executions, so checkpoints need no read. */
+  private readonly eventRefs = new Map<string, EventRef>();
+
+  constructor(options: EventLogOptions) {
+    this.file = options.file;
+    this.readonly = options.readonly ?? false;
+    this.clock = options.clock ?? Date.now;
+    if (!this.readonly) mkdirSync(dirname(this.file), { recursive: true });
+    try {
+      // Even "read-only" opens read-write: after a kill -9 the WAL must be recovered by whoever opens next.
+      this.db = new Database(this.file, { fileMustExist: this.readonly, timeout: 0 });
+    } catch (err) {
+      throw new StoreError('E_EVENT_LOG_OPEN', `cannot open the event log ${this.file}: ${(err as Error).message}`, {
+        hint: this.readonly ? 'start `alloy dev` once to create it' : 'check the folder is writable',
+        cause: err,
+      });
+    }
+    try {
+      this.db.pragma('locking_mode = EXCLUSIVE');
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      // Take the exclusive lock now (the first write acquires it), so a second process fails here, at open.
+      this.db.exec('BEGIN EXCLUSIVE; COMMIT;');
+      if (!this.readonly) {
+        this.db.exec(SCHEMA);
+        this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
+        writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
+        // The WAL exists from the first write and stays while the connection is open (exclusive mode).
+        if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
+      } else {
+        this.db.pragma('query_only = ON');
+        this.db.prepare('SELECT 1 FROM executions LIMIT 1').get();
+      }
+    } catch (err) {
+      try {
+        this.db.close();
+      } catch {
+        /* already failing */
+      }
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+        const owner = readLockInfo(this.file);
+        throw new StoreError(
+          'E_EVENT_LOG_LOCKED',
+          `the event log ${this.file} is in use by another process${owner ? ` (pid ${owner.pid})` : ''}`,
+          {
+            hint: 'stop the other `alloy dev` first, or point this one at another project folder',
+            details: owner ? { pid: owner.pid } : undefined,
+          },
+        );
+      }
+      throw new StoreError('E_EVENT_LOG_OPEN', `cannot open the event log ${this.file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.stmts = this.prepare();
+  }
+
+  private prepare() {
+    const db = this.db;
+    const ro = this.readonly;
+    const w = <T extends unknown[]>(sql: string) => (ro ? undefined : db.prepare<T>(sql));
+    return {
+      insertDelivery: w<unknown[]>(
+        `INSERT INTO deliveries(id, source, name, received_at, dedupe_key, user_id, headers, body, verification)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING`,
+      ),
+      insertExecution: w<unknown[]>(
+        `INSERT INTO executions(id, delivery_id, workflow, status, user_id, replay_of, created_at, updated_at, event_ref, record)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      updateExecution: w<unknown[]>(
+        `UPDATE executions SET status = ?, updated_at = ?, finished_at = ?, record = ? WHERE id = ?`,
+      ),
+      insertLog: w<unknown[]>(
+        `INSERT INTO log(time, kind, execution_id, workflow, status, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      eventRefOf: db.prepare<[string]>(`SELECT event_ref FROM executions WHERE id = ?`),
+      deliveryBody: db.prepare<[string]>(`SELECT body FROM deliveries WHERE id = ?`),
+      deliveryByDedupe: db.prepare<[string]>(`SELECT id FROM deliveries WHERE dedupe_key = ?`),
+      executionIdsByDelivery: db.prepare<[string]>(`SELECT id FROM executions WHERE delivery_id = ? ORDER BY seq`),
+      getExecution: db.prepare<[string]>(`SELECT * FROM executions WHERE id = ?`),
+      getDelivery: db.prepare<[string]>(`SELECT * FROM deliveries WHERE id = ?`),
+      pending: db.prepare(`SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY seq`),
+      logAfter: db.prepare<[number, number]>(`SELECT * FROM log WHERE seq > ? ORDER BY seq LIMIT ?`),
+      logTail: db.prepare<[number]>(`SELECT * FROM (SELECT * FROM log ORDER BY seq DESC LIMIT ?) ORDER BY seq`),
+      counts: db.prepare(`SELECT status, COUNT(*) AS n FROM executions GROUP BY status`),
+      deliveryCount: db.prepare(`SELECT COUNT(*) AS n FROM deliveries`),
+    };
+  }
+
+  /** Runs `fn` inside the next group commit; resolves with its result after the commit is durable. */
+  write<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError('E_EVENT_LOG_CLOSED', 'the event log is closed'));
+    if (this.readonly) return Promise.reject(new StoreError('E_EVENT_LOG_READONLY', 'the event log is open read-only'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run: fn, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /**
+   * Commits every queued write in one transaction (each in its own savepoint, so one failure
+   * fails only its caller), then makes the WAL durable before answering any of them.
+   */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    const results: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const item of batch) {
+          try {
+            results.push({ ok: true, value: this.db.transaction(item.run)() });
+          } catch (err) {
+            results.push({ ok: false, value: err });
+          }
+        }
+      }).immediate();
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    const settle = (syncError?: unknown) => {
+      batch.forEach((item, i) => {
+        if (!results[i].ok) item.reject(results[i].value);
+        else if (syncError) item.reject(new StoreError('E_EVENT_LOG_SYNC', `the event log could not be synced to disk: ${(syncError as Error).message}`, { cause: syncError }));
+        else item.resolve(results[i].value);
+      });
+    };
+    const fd = this.walFd;
+    if (fd === undefined) return settle();
+    if (this.closed) {
+      // Closing: sync in place (this covers every earlier commit too), nobody is left to serve.
+      const waiting = this.syncWaiters;
+      this.syncWaiters = [];
+      let error: unknown;
+      try {
+        fdatasyncSync(fd);
+      } catch (err) {
+        error = err;
+      }
+      settle(error);
+      for (const w of waiting) w(error);
+      return;
+    }
+    this.syncWaiters.push(settle);
+    if (!this.syncing) this.startSync(fd);
+  }
+
+  /**
+   * One fdatasync at a time: commits made while one runs wait for the next, which then
+   * covers all of them (a second level of group commit, over fsyncs instead of transactions).
+   */
+  private startSync(fd: number): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.syncing = true;
+    this.syncsInFlight++;
+    fdatasync(fd, (err) => {
+      this.syncing = false;
+      this.syncsInFlight--;
+      for (const w of waiters) w(err ?? undefined);
+      if (this.syncWaiters.length > 0 && this.walFd !== undefined) this.startSync(this.walFd);
+      else this.closeWalIfDone();
+    });
+  }
+
+  private closeWalIfDone(): void {
+    if (this.closed && this.syncsInFlight === 0 && this.walFd !== undefined) {
+      closeSync(this.walFd);
+      this.walFd = undefined;
+    }
+  }
+
+  /**
+   * Stores a delivery and its executions atomically. A delivery whose dedupe key is
+   * already stored is a duplicate: nothing is written and the first delivery's ids return.
+   */
+  appendDelivery(delivery: DeliveryInput, executions: NewExecution[]): Promise<AppendResult> {
+    return this.write(() => {
+      const s = this.stmts;
+      const info = s.insertDelivery!.run(
+        delivery.id,
+        delivery.source,
+        delivery.name,
+        delivery.receivedAt,
+        delivery.dedupeKey ?? null,
+        delivery.userId ?? null,
+        JSON.stringify(delivery.headers),
+        delivery.body,
+        delivery.verification,
+      );
+      if (info.changes === 0) {
+        const first = s.deliveryByDedupe.get(delivery.dedupeKey!) as { id: string };
+        const ids = (s.executionIdsByDelivery.all(first.id) as { id: string }[]).map((r) => r.id);
+        return { duplicate: true, deliveryId: first.id, executionIds: ids };
+      }
+      const now = delivery.receivedAt;
+      for (const e of executions) {
+        s.insertExecution!.run(
+          e.id,
+          delivery.id,
+          e.workflow,
+          e.record.status,
+          e.userId ?? null,
+          e.replayOf ?? null,
+          now,
+          now,
+          e.eventRef ?? null,
+          this.recordJson(e.record, e.eventRef),
+        );
+        if (e.eventRef) this.eventRefs.set(e.id, e.eventRef);
+      }
+      return { duplicate: false, deliveryId: delivery.id, executionIds: executions.map((e) => e.id) };
+    });
+  }
+
+  /** Adds executions for an already stored delivery (replay). */
+  appendExecutions(deliveryId: string, executions: NewExecution[]): Promise<string[]> {
+    return this.write(() => {
+      const now = this.clock();
+      for (const e of executions) {
+        this.stmts.insertExecution!.run(
+          e.id,
+          deliveryId,
+          e.workflow,
+          e.record.status,
+          e.userId ?? null,
+          e.replayOf ?? null,
+          now,
+          now,
+          e.eventRef ?? null,
+          this.recordJson(e.record, e.eventRef),
+        );
+        if (e.eventRef) this.eventRefs.set(e.id, e.eventRef);
+      }
+      return executions.map((e) => e.id);
+    });
+  }
+
+  /** Stores a checkpoint (or the final record). A terminal status also appends a log entry. */
+  saveRecord(record: StoredRecord, logEntry?: Omit<LogEntry, 'seq' | 'time'>): Promise<void> {
+    let ref: EventRef | null | undefined = this.eventRefs.get(record.id);
+    if (ref === undefined) {
+      const row = this.stmts.eventRefOf.get(record.id) as { event_ref: EventRef | null } | undefined;
+      ref = row?.event_ref ?? null;
+    }
+    // Serialized now: the engine mutates the record after this call returns.
+    const json = this.recordJson(record, ref ?? undefined);
+    const terminal = isTerminal(record.status);
+    if (terminal) this.eventRefs.delete(record.id);
+    return this.write(() => {
+      const now = this.clock();
+      const info = this.stmts.updateExecution!.run(record.status, now, terminal ? now : null, json, record.id);
+      if (info.changes === 0) throw new StoreError('E_EXECUTION_NOT_FOUND', `no execution ${record.id} in the event log`);
+      if (logEntry) this.insertLog(now, logEntry);
+    });
+  }
+
+  private recordJson(record: StoredRecord, ref: EventRef | undefined): string {
+    if (!ref) return JSON.stringify(record);
+    const { event: _event, ...rest } = record;
+    return JSON.stringify(rest);
+  }
+
+  /** Puts `event` back into a record stored without it (from its delivery's body). */
+  private withEvent(row: RawExecution, record: StoredRecord): StoredRecord {
+    if (!row.event_ref) return record;
+    const body = (this.stmts.deliveryBody.get(row.delivery_id) as { body: Buffer } | undefined)?.body;
+    let event: unknown;
+    try {
+      const parsed = body ? JSON.parse(body.toString('utf8')) : undefined;
+      event = row.event_ref === 'body.data' ? (parsed as { data?: unknown } | undefined)?.data : parsed;
+    } catch {
+      event = undefined;
+    }
+    // Keep the engine's key order: event right after the identifying fields.
+    return { ...record, event: event ?? {} };
+  }
+
+  /** Appends a free log entry (rejected deliveries, reloads). */
+  appendLog(entry: Omit<LogEntry, 'seq' | 'time'>): Promise<void> {
+    return this.write(() => this.insertLog(this.clock(), entry));
+  }
+
+  private insertLog(now: number, e: Omit<LogEntry, 'seq' | 'time'>): void {
+    this.stmts.insertLog!.run(
+      now,
+      e.kind,
+      e.executionId ?? null,
+      e.workflow ?? null,
+      e.status ?? null,
+      e.message,
+      e.data ? JSON.stringify(e.data) : null,
+    );
+  }
+
+  /** One execution with its full record (the event included). */
+  getExecution(id: string): ExecutionRow | undefined {
+    const row = this.stmts.getExecution.get(id) as RawExecution | undefined;
+    if (!row) return undefined;
+    const out = toExecution(row);
+    out.record = this.withEvent(row, out.record);
+    if (row.event_ref && !isTerminal(row.status)) this.eventRefs.set(row.id, row.event_ref as EventRef);
+    return out;
+  }
+
+  getDelivery(id: string): DeliveryRow | undefined {
+    const row = this.stmts.getDelivery.get(id) as RawDelivery | undefined;
+    return row ? toDelivery(row) : undefined;
+  }
+
+  /** Listed executions carry their record without the event when it lives in the delivery (summaries do not need it). */
+  listExecutions(filter: ExecutionFilter = {}): ExecutionRow[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    if (filter.workflow) {
+      // `integration/workflow` exactly, or a bare workflow name.
+      where.push(filter.workflow.includes('/') ? 'workflow = ?' : "workflow LIKE '%/' || ?");
+      params.push(filter.workflow);
+    }
+    if (filter.before !== undefined) {
+      where.push('seq < ?');
+      params.push(filter.before);
+    }
+    const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
+    const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit}`;
+    return (this.db.prepare(sql).all(...params) as RawExecution[]).map(toExecution);
+  }
+
+  /** Ids of unfinished executions, oldest first: what the worker pool resumes on start. */
+  pendingExecutionIds(): string[] {
+    return (this.stmts.pending.all() as { id: string }[]).map((r) => r.id);
+  }
+
+  /** Log entries after `seq` (for `logs -f`), or the last `limit` when `after` is undefined. */
+  readLog(after: number | undefined, limit = 200): LogEntry[] {
+    const rows = (after === undefined ? this.stmts.logTail.all(limit) : this.stmts.logAfter.all(after, limit)) as RawLog[];
+    return rows.map(toLog);
+  }
+
+  countDeliveries(): number {
+    return (this.stmts.deliveryCount.get() as { n: number }).n;
+  }
+
+  countByStatus(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.stmts.counts.all() as { status: string; n: number }[]) out[r.status] = r.n;
+    return out;
+  }
+
+  /** Forgets every delivery, execution and log entry (`alloy dev --fresh`). */
+  clear(): Promise<void> {
+    return this.write(() => {
+      this.db.exec('DELETE FROM deliveries; DELETE FROM executions; DELETE FROM log;');
+    });
+  }
+
+  /** Commits what is queued, closes the database and removes the pid file. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.flush();
+    this.db.close();
+    this.closeWalIfDone();
+    if (!this.readonly) rmSync(lockInfoFile(this.file), { force: true });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+export function openEventLog(options: EventLogOptions): EventLog {
+  return new EventLog(options);
+}
+
+function lockInfoFile(file: string): string {
+  return `${file}.pid`;
+}
+
+function readLockInfo(file: string): { pid: number } | undefined {
+  try {
+    const v = JSON.parse(readFileSync(lockInfoFile(file), 'utf8')) as { pid?: unknown };
+    return typeof v.pid === 'number' ? { pid: v.pid } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface RawExecution {
+  seq: number;
+  id: string;
+  delivery_id: string;
+  workflow: string;
+  status: string;
+  user_id: string | null;
+  replay_of: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+  event_ref: string | null;
+  record: string;
+}
+interface RawDelivery {
+  seq: number;
+  id: string;
+  source: string;
+  name: string;
+  received_at: number;
+  dedupe_key: string | null;
+  user_id: string | null;
+  headers: string;
+  body: Buffer;
+  verification: string;
+}
+interface RawLog {
+  seq: number;
+  time: number;
+  kind: string;
+  execution_id: string | null;
+  workflow: string | null;
+  status: string | null;
+  message: string;
+  data: string | null;
+}
+
+function toExecution(r: RawExecution): ExecutionRow {
+  return {
+    seq: r.seq,
+    id: r.id,
+    deliveryId: r.delivery_id,
+    workflow: r.workflow,
+    status: r.status,
+    userId: r.user_id ?? undefined,
+    replayOf: r.replay_of ?? undefined,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    finishedAt: r.finished_at ?? undefined,
+    record: JSON.parse(r.record) as StoredRecord,
+  };
+}
+
+function toDelivery(r: RawDelivery): DeliveryRow {
+  return {
+    seq: r.seq,
+    id: r.id,
+    source: r.source,
+    name: r.name,
+    receivedAt: r.received_at,
+    dedupeKey: r.dedupe_key ?? undefined,
+    userId: r.user_id ?? undefined,
+    headers: JSON.parse(r.headers) as Record<string, string>,
+    body: r.body,
+    verification: r.verification,
+  };
+}
+
+function toLog(r: RawLog): LogEntry {
+  return {
+    seq: r.seq,
+    time: r.time,
+    kind: r.kind,
+    executionId: r.execution_id ?? undefined,
+    workflow: r.workflow ?? undefined,
+    status: r.status ?? undefined,
+    message: r.message,
+    data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : undefined,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * One-line renderings of runtime activity for terminals (`alloy dev`, `alloy logs`,
+ * `alloy executions`): time, workflow, status, duration, id. Pure functions over a chalk
+ * instance, so colour follows the CLI's rules (NO_COLOR, TTY) decided by the caller.
+ */
+import type { ChalkInstance } from 'chalk';
+import type { ExecutionRecord, StepRecord } from '../engine/types.js';
+import type { LogEntry } from './event-log.js';
+import type { ExecutionSummary } from './runtime-server.js';
+
+export function clockTime(ms: number | string | undefined): string {
+  const d = ms === undefined ? new Date() : new Date(ms);
+  return d.toISOString().slice(11, 19);
+}
+
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '-';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+export function statusMark(c: ChalkInstance, status: string): string {
+  switch (status) {
+    case 'succeeded':
+      return c.green('✓ succeeded');
+    case 'failed':
+      return c.red('✗ failed   ');
+    case 'filtered':
+      return c.yellow('∅ filtered ');
+    case 'running':
+      return c.cyan('… running  ');
+    case 'skipped':
+      return c.dim('- skipped  ');
+    default:
+      return c.dim(status.padEnd(11));
+  }
+}
+
+/** `10:42:01  ✓ succeeded  shopify-sync/create-order  123ms  ex_…  [reason or error]` */
+export function executionLine(
+  c: ChalkInstance,
+  e: { time?: number | string; workflow: string; status: string; durationMs?: number; id: string; message?: string },
+): string {
+  const extra = e.message && e.message !== e.status ? `  ${e.status === 'failed' ? c.red(e.message) : c.dim(e.message)}` : '';
+  return `${c.dim(clockTime(e.time))}  ${statusMark(c, e.status)}  ${e.workflow}  ${c.dim(formatDuration(e.durationMs))}  ${c.dim(e.id)}${extra}`;
+}
+
+export function recordLine(c: ChalkInstance, record: ExecutionRecord, durationMs?: number): string {
+  return executionLine(c, {
+    time: record.endedAt,
+    workflow: record.workflow,
+    status: record.status,
+    durationMs: record.durationMs ?? durationMs,
+    id: record.id,
+    message: record.error ? `${record.error.step ? `${record.error.step}: ` : ''}${record.error.message}` : record.reason,
+  });
+}
+
+/** `    ↳ order  ✓ succeeded  87ms  2 attempts` */
+export function stepLine(c: ChalkInstance, step: StepRecord): string {
+  const attempts = step.attempts > 1 ? c.dim(`  ${step.attempts} attempts`) : '';
+  const error = step.error ? `  ${step.handled ? c.yellow(step.error.message) : c.red(step.error.message)}` : '';
+  return `    ${c.dim('↳')} ${step.path}  ${statusMark(c, step.status)}  ${c.dim(formatDuration(step.durationMs))}${attempts}${error}`;
+}
+
+export function summaryLine(c: ChalkInstance, e: ExecutionSummary): string {
+  return executionLine(c, {
+    time: e.finishedAt ?? e.updatedAt,
+    workflow: e.workflow,
+    status: e.status,
+    durationMs: e.durationMs,
+    id: e.id,
+    message: e.error ? `${e.error.step ? `${e.error.step}: ` : ''}${e.error.message}` : e.reason,
+  });
+}
+
+export function logLine(c: ChalkInstance, entry: LogEntry): string {
+  if (entry.kind === 'execution' && entry.executionId && entry.workflow) {
+    return executionLine(c, {
+      time: entry.time,
+      workflow: entry.workflow,
+      status: entry.status ?? '?',
+      durationMs: typeof entry.data?.durationMs === 'number' ? entry.data.durationMs : undefined,
+      id: entry.executionId,
+      message: entry.message,
+    });
+  }
+  return `${c.dim(clockTime(entry.time))}  ${entry.kind}  ${entry.message}`;
+}
+
+/** A short preview of a value for step traces. */
+export function preview(value: unknown, max = 80): string {
+  if (value === undefined) return '';
+  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

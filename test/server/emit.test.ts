@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { buildShopifyDelivery, readDataArg, resignFixture, type DeliveryFixture } from '../../src/server/emit.js';
+import { verifyShopifyWebhook } from '../../src/connectors/shopify/webhooks.js';
+import { verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
+import { FIXTURES_DIR, tempDir } from './helpers.js';
+
+const vector = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'webhook-hmac-vector.json'), 'utf8'));
+
+describe('emit helpers', () => {
+  it('signs a Shopify delivery exactly like the shopify-app-js vector, with every header and fresh ids', () => {
+    const body = Buffer.from(vector.raw_body);
+    const a = buildShopifyDelivery({ topic: 'products/create', body, secret: vector.secret, shop: 'shop1.myshopify.io', apiVersion: '2023-01', now: new Date('2026-01-01T00:00:00Z') });
+    const b = buildShopifyDelivery({ topic: 'products/create', body, secret: vector.secret, shop: 'shop1.myshopify.io', apiVersion: '2023-01' });
+    expect(a.headers['X-Shopify-Hmac-Sha256']).toBe(vector.expected_hmac_header);
+    expect(Object.keys(a.headers).sort()).toEqual(
+      ['Content-Type', 'X-Shopify-API-Version', 'X-Shopify-Event-Id', 'X-Shopify-Hmac-Sha256', 'X-Shopify-Shop-Domain', 'X-Shopify-Topic', 'X-Shopify-Triggered-At', 'X-Shopify-Webhook-Id'].sort(),
+    );
+    expect(a.headers['X-Shopify-Triggered-At']).toBe('2026-01-01T00:00:00.000Z');
+    expect(a.headers['X-Shopify-Webhook-Id']).not.toBe(b.headers['X-Shopify-Webhook-Id']);
+    const lower = Object.fromEntries(Object.entries(a.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    expect(verifyShopifyWebhook({ rawBody: body, headers: lower }, vector.secret)).toMatchObject({ ok: true, topic: 'products/create' });
+  });
+
+  it('reads -d as inline JSON, @file (bytes unchanged) or @- (stdin), and refuses bad JSON with a usage error', async () => {
+    const tmp = tempDir();
+    try {
+      const file = path.join(tmp.dir, 'e.json');
+      writeFileSync(file, '{ "a" : 1 }\n');
+      expect((await readDataArg('{"x":[1]}', tmp.dir)).value).toEqual({ x: [1] });
+      const fromFile = await readDataArg('@e.json', tmp.dir);
+      expect(fromFile.bytes.toString()).toBe('{ "a" : 1 }\n');
+      expect((await readDataArg('@-', tmp.dir, Readable.from([Buffer.from('{"s":true}')]))).value).toEqual({ s: true });
+      await expect(readDataArg('{nope', tmp.dir)).rejects.toMatchObject({ code: 'E_DATA_JSON', exitCode: 2 });
+      await expect(readDataArg('@missing.json', tmp.dir)).rejects.toMatchObject({ code: 'E_DATA_FILE', exitCode: 2 });
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('re-signs recorded fixtures with the local secrets', async () => {
+    const shopifyFx: DeliveryFixture = {
+      alloyFixture: 1,
+      source: 'shopify',
+      name: 'orders/create',
+      method: 'POST',
+      path: '/v1/webhooks/shopify',
+      headers: { 'x-shopify-topic': 'orders/create', 'x-shopify-shop-domain': 'a.myshopify.com', 'x-shopify-hmac-sha256': 'old', 'x-shopify-webhook-id': 'w1' },
+      body: '{"id":1}',
+    };
+    const req = await resignFixture(shopifyFx, { shopifyApiSecret: 'local', lookup: () => undefined });
+    const lower = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    expect(verifyShopifyWebhook({ rawBody: req.body, headers: lower }, 'local').ok).toBe(true);
+    expect(lower['x-shopify-webhook-id']).not.toBe('w1');
+    expect(lower['x-shopify-shop-domain']).toBe('a.myshopify.com');
+    await expect(resignFixture(shopifyFx, { lookup: () => undefined })).rejects.toMatchObject({ code: 'E_MISSING_SECRET' });
+
+    const std = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const hookFx: DeliveryFixture = { ...shopifyFx, source: 'webhook:acme', name: 'acme', path: '/v1/webhooks/custom/acme', headers: { 'content-type': 'application/json' } };
+    const signed = await resignFixture(hookFx, { lookup: (n) => (n === 'ACME' ? std : undefined), webhookVerify: { scheme: 'standard-webhooks', secretName: 'ACME' } });
+    expect(verifyStandardWebhook(std, signed.headers, hookFx.body, { nowSeconds: Math.floor(Date.now() / 1000) })).toEqual({ ok: true });
+  });
+});

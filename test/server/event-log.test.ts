@@ -1,0 +1,131 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import path from 'node:path';
+import { openEventLog, type EventLog } from '../../src/server/event-log.js';
+import { REPO_ROOT, tempDir } from './helpers.js';
+
+function delivery(id: string, dedupeKey?: string) {
+  return {
+    id,
+    source: 'event',
+    name: 'acme.order.requested',
+    receivedAt: 1_700_000_000_000,
+    dedupeKey,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from('{"a":1}'),
+    verification: 'none',
+  };
+}
+const exec = (id: string) => ({ id, workflow: 'demo/wf', record: { id, status: 'queued', steps: {} } });
+
+describe('event log', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let file: string;
+  let log: EventLog | undefined;
+  beforeEach(() => {
+    tmp = tempDir();
+    file = path.join(tmp.dir, '.alloy', 'dev.sqlite');
+  });
+  afterEach(() => {
+    log?.close();
+    tmp.cleanup();
+  });
+
+  it('stores deliveries with their executions and finds unfinished ones after reopening', async () => {
+    log = openEventLog({ file });
+    const r = await log.appendDelivery(delivery('dl_1'), [exec('ex_1'), exec('ex_2')]);
+    expect(r).toEqual({ duplicate: false, deliveryId: 'dl_1', executionIds: ['ex_1', 'ex_2'] });
+    await log.saveRecord({ id: 'ex_1', status: 'succeeded', steps: {} }, { kind: 'execution', executionId: 'ex_1', message: 'ok', status: 'succeeded' });
+    log.close();
+    log = openEventLog({ file });
+    expect(log.pendingExecutionIds()).toEqual(['ex_2']);
+    expect(log.getExecution('ex_1')?.status).toBe('succeeded');
+    expect(log.getExecution('ex_1')?.finishedAt).toBeTypeOf('number');
+    expect(log.getDelivery('dl_1')?.body.toString()).toBe('{"a":1}');
+    expect(log.readLog(undefined).map((e) => e.executionId)).toEqual(['ex_1']);
+  });
+
+  it('refuses a duplicate dedupe key and returns the first delivery and its executions', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_1', 'shopify:abc'), [exec('ex_1')]);
+    const again = await log.appendDelivery(delivery('dl_2', 'shopify:abc'), [exec('ex_2')]);
+    expect(again).toEqual({ duplicate: true, deliveryId: 'dl_1', executionIds: ['ex_1'] });
+    expect(log.countDeliveries()).toBe(1);
+    expect(log.getExecution('ex_2')).toBeUndefined();
+  });
+
+  it('group-commits concurrent writes, and one failing write fails only its caller', async () => {
+    log = openEventLog({ file });
+    const writes = Array.from({ length: 200 }, (_, i) => log!.appendDelivery(delivery(`dl_${i}`), [exec(`ex_${i}`)]));
+    const bad = log.saveRecord({ id: 'ex_missing', status: 'running' });
+    const results = await Promise.allSettled([...writes, bad]);
+    expect(results.slice(0, 200).every((r) => r.status === 'fulfilled')).toBe(true);
+    expect(results[200].status).toBe('rejected');
+    expect((results[200] as PromiseRejectedResult).reason.code).toBe('E_EXECUTION_NOT_FOUND');
+    expect(log.countDeliveries()).toBe(200);
+    expect(log.pendingExecutionIds()).toHaveLength(200);
+  });
+
+  it('lists executions by status and workflow, newest first', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_1'), [exec('ex_1'), { ...exec('ex_2'), workflow: 'demo/other' }]);
+    await log.saveRecord({ id: 'ex_2', status: 'failed' });
+    expect(log.listExecutions().map((e) => e.id)).toEqual(['ex_2', 'ex_1']);
+    expect(log.listExecutions({ status: 'failed' }).map((e) => e.id)).toEqual(['ex_2']);
+    expect(log.listExecutions({ workflow: 'wf' }).map((e) => e.id)).toEqual(['ex_1']);
+    expect(log.listExecutions({ workflow: 'demo/other' }).map((e) => e.id)).toEqual(['ex_2']);
+    expect(log.listExecutions({ limit: 1 })).toHaveLength(1);
+  });
+
+  it('refuses a second writer in the same process with a clear error', () => {
+    log = openEventLog({ file });
+    let err: any;
+    try {
+      openEventLog({ file });
+    } catch (e) {
+      err = e;
+    }
+    expect(err?.code).toBe('E_EVENT_LOG_LOCKED');
+    expect(err.message).toContain(`pid ${process.pid}`);
+    expect(err.hint).toMatch(/stop the other/);
+  });
+
+  it('refuses while another process holds the file, and opens once that process is killed -9', async () => {
+    log = openEventLog({ file });
+    log.close();
+    log = undefined;
+    // A separate process that takes the same exclusive lock the runtime takes, then waits.
+    const holder = execa(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import Database from 'better-sqlite3';
+         const db = new Database(${JSON.stringify(file)});
+         db.pragma('locking_mode = EXCLUSIVE'); db.pragma('journal_mode = WAL');
+         db.exec('BEGIN EXCLUSIVE; COMMIT;');
+         db.prepare("INSERT INTO log(time, kind, message) VALUES (1, 'x', 'from child')").run();
+         console.log('locked'); setInterval(() => {}, 1000);`,
+      ],
+      { cwd: REPO_ROOT, reject: false },
+    );
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+      holder.on('exit', () => reject(new Error('holder exited early')));
+    });
+    expect(() => openEventLog({ file })).toThrow(/in use by another process/);
+    holder.kill('SIGKILL');
+    await holder;
+    log = openEventLog({ file });
+    // The child's committed write survived its kill -9 (WAL recovery on open).
+    expect(log.readLog(undefined).map((e) => e.message)).toContain('from child');
+  });
+
+  it('clear() forgets history (alloy dev --fresh)', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_1'), [exec('ex_1')]);
+    await log.clear();
+    expect(log.countDeliveries()).toBe(0);
+    expect(log.pendingExecutionIds()).toEqual([]);
+  });
+});
