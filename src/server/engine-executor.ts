@@ -5,6 +5,7 @@
  */
 import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
 import { executeWorkflow } from '../engine/execute.js';
+import { realClock } from '../engine/clock.js';
 import type { EngineDeps, EngineLogger } from '../engine/types.js';
 import type { WorkflowDef } from '../core/model.js';
 import type { LoadedProject } from '../core/project-types.js';
@@ -61,7 +62,7 @@ export function createEngineExecutor(options: EngineExecutorOptions): WorkflowEx
     const deps: EngineDeps = {
       connectors,
       http: (req) => http({ ...req, signal: req.signal ? AbortSignal.any([req.signal, execSignal]) : execSignal }),
-      clock: { now, sleep: (ms, s) => sleep(ms, s ? AbortSignal.any([s, execSignal]) : execSignal) },
+      clock: { now, sleep: (ms, s) => realClock.sleep(ms, s ? AbortSignal.any([s, execSignal]) : execSignal) },
       random: Math.random,
       checkpoint,
       logger: options.logger ?? silentLogger,
@@ -82,20 +83,6 @@ export function createEngineExecutor(options: EngineExecutorOptions): WorkflowEx
   };
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason ?? new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** Names used as `secrets.NAME` in any workflow's stream or webhook verification settings. */
 export function referencedSecretNames(project: LoadedProject): { stream: string[]; all: string[] } {

@@ -4,6 +4,7 @@
  * Every error answer has the same JSON shape: `{ "error": { code, message, hint?, details? } }`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BodyTooLargeError, readRequestBody } from '../net/read-body.js';
 
 export class HttpError extends Error {
   constructor(
@@ -61,43 +62,12 @@ export function requireJsonContentType(req: IncomingMessage): void {
   }
 }
 
-/**
- * Reads the whole body as the exact bytes received (signatures are computed over them).
- * A declared content-length above the limit is refused before reading; a streamed body
- * that grows past it is cut off. Either way: 413.
- */
+/** The request body's exact bytes (signatures are computed over them), or a 413 HttpError. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new HttpError(413, 'E_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes`, 'send a smaller body');
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.reject(tooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-    });
-    req.on('error', (err) => {
-      if (done) return;
-      done = true;
-      reject(err);
-    });
+  return readRequestBody(req, limit).catch((err: unknown) => {
+    throw err instanceof BodyTooLargeError
+      ? new HttpError(413, 'E_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes`, 'send a smaller body')
+      : err;
   });
 }
 

@@ -15,6 +15,7 @@
  *   Over the queue's bound the app gets 507 and the drop is logged and reported.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { BodyTooLargeError, readRequestBody } from '../net/read-body.js';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -492,15 +493,12 @@ function derivePublicBase(req: IncomingMessage): string {
   return `${proto === 'https' ? 'https' : 'http'}://${host}`;
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+/** The exact bytes of the body, or undefined when it is over the limit (answered 413). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return readRequestBody(req, limit).catch((err: unknown) => {
+    if (err instanceof BodyTooLargeError) return undefined;
+    throw err;
+  });
 }
 
 function tooLarge(res: ServerResponse): void {

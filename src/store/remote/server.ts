@@ -7,6 +7,7 @@
  * `published` moves by compare-and-swap (409); refs never name a missing object (422).
  */
 import http from 'node:http';
+import { BodyTooLargeError, readRequestBody } from '../../net/read-body.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
@@ -335,38 +336,8 @@ export function createStoreRequestHandler(options: StoreApiOptions): StoreReques
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new HttpError(413, 'E_TOO_LARGE', `the body is larger than ${limit} bytes`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        req.pause();
-        reject(new HttpError(413, 'E_TOO_LARGE', `the body is larger than ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    req.on('error', (err) => {
-      if (!done) {
-        done = true;
-        reject(err);
-      }
-    });
+  return readRequestBody(req, limit).catch((err: unknown) => {
+    throw err instanceof BodyTooLargeError ? new HttpError(413, 'E_TOO_LARGE', `the body is larger than ${limit} bytes`) : err;
   });
 }
 
