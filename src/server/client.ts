@@ -24,14 +24,29 @@ export interface AcceptedResponse {
   note?: string;
 }
 
+/** The most a runtime answer may be: bigger means a wrong server or a broken one, not a result to hold in memory. */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
 export class RuntimeClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    readonly maxResponseBytes = MAX_RESPONSE_BYTES,
+  ) {}
 
   async send(method: string, path: string, options: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<ApiResponse> {
+    const base = new URL(this.baseUrl);
+    // Relative to the base, so a base with a path prefix (a tunnel's /t/<name>/) keeps it.
+    const url = new URL(path.replace(/^\/+/, ''), base);
+    // Requests (some signed with local secrets) go to this runtime only: never to a host named by a path.
+    if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) {
+      throw new UsageError(`${JSON.stringify(path.slice(0, 200))} is not a path on the runtime at ${this.baseUrl}`, {
+        code: 'E_RUNTIME_PATH',
+        hint: 'pass a path such as /v1/run/event (no scheme or host)',
+      });
+    }
     let res;
     try {
-      // Relative to the base, so a base with a path prefix (a tunnel's /t/<name>/) keeps it.
-      res = await request(new URL(path.replace(/^\/+/, ''), this.baseUrl), {
+      res = await request(url, {
         method: method as 'GET',
         headers: options.headers,
         body: options.body,
@@ -44,7 +59,7 @@ export class RuntimeClient {
         cause: err,
       });
     }
-    const text = await res.body.text();
+    const text = await this.readText(res.body, res.headers['content-length']);
     let body: unknown = text;
     try {
       body = text ? JSON.parse(text) : undefined;
@@ -54,6 +69,25 @@ export class RuntimeClient {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     return { status: res.statusCode, headers, body };
+  }
+
+  /** The body as text, at most `maxResponseBytes` (checked as it arrives, not only by Content-Length). */
+  private async readText(stream: AsyncIterable<Buffer> & { destroy(err?: Error): void }, contentLength: string | string[] | undefined): Promise<string> {
+    const tooLarge = () => {
+      stream.destroy();
+      return new AlloyError('E_RESPONSE_TOO_LARGE', `the runtime at ${this.baseUrl} answered with more than ${this.maxResponseBytes} bytes`, {
+        hint: 'check that --to (or .alloy/dev.json) points at an alloy runtime; for long lists, pass --limit',
+      });
+    };
+    if (typeof contentLength === 'string' && Number(contentLength) > this.maxResponseBytes) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stream) {
+      size += chunk.length;
+      if (size > this.maxResponseBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   async health(timeoutMs = 2000): Promise<{ ok: boolean; pid: number; version: string }> {

@@ -4,10 +4,11 @@
  * secret, and a debounced file watcher that reloads definitions (keeping the last good
  * ones while files are broken). The CLI command only prints what this reports.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import type { LoadedProject } from '../core/project-types.js';
+import { CONFIG_FILES } from '../core/project.js';
 import { openEventLog } from './event-log.js';
 import { diffDefinitions, indexDefinitions, type RuntimeDefinitions } from './definitions.js';
 import { createEngineExecutor, referencedSecretNames } from './engine-executor.js';
@@ -38,6 +39,8 @@ export interface DevRuntimeOptions {
   shutdownGraceMs?: number;
   watch?: boolean;
   debounceMs?: number;
+  /** Replace fs.watch (tests see what is watched). */
+  watchFn?: WatchFn;
   /** Replace the engine (tests). */
   executor?: WorkflowExecutor;
   onEvent?(event: DevEvent): void;
@@ -61,6 +64,11 @@ export interface DevRuntime {
 
 /** Paths that never trigger a reload: runtime state, dependencies, VCS. */
 const IGNORED = /(^|[\\/])(\.alloy|node_modules|\.git|dist)([\\/]|$)/;
+/** Files directly in the project root that definitions come from. */
+const ROOT_FILES = new Set(['.env', ...CONFIG_FILES]);
+const DEFINITION_FILE = /\.(ya?ml|json)$/;
+
+export type WatchFn = (dir: string, options: { recursive: boolean }, listener: (event: string, filename: string | Buffer | null) => void) => FSWatcher;
 
 export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRuntime> {
   const root = path.resolve(options.root);
@@ -152,8 +160,11 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     return reloading;
   };
   let lastFailure = '';
+  // The latest load, good or not: its config says which folders to watch.
+  let latest = project;
   const reloadNow = async (files: string[]) => {
     const next = await options.loadProject();
+    latest = next;
     if (files.some((f) => f === '.env' || f.endsWith('/.env'))) {
       replaceContents(env, await loadProjectEnv(root, options.processEnv));
       ({ secrets, fallbacks } = secretsFor(goodProject));
@@ -182,28 +193,28 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     emit({ type: 'reload', changes, files, version: nextDefs.version });
   };
 
-  let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
   const changed = new Set<string>();
-  if (options.watch !== false) {
-    try {
-      watcher = watch(root, { recursive: true }, (_type, filename) => {
-        if (!filename) return;
-        const rel = filename.toString();
-        if (IGNORED.test(rel)) return;
-        if (!/\.(ya?ml|json|env)$|(^|[\\/])\.alloyrc/.test(rel) && !rel.endsWith('.env')) return;
-        changed.add(rel.split(path.sep).join('/'));
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          const files = [...changed].sort();
-          changed.clear();
-          void reload(files);
-        }, options.debounceMs ?? 150);
-      });
-    } catch {
-      watcher = undefined;
-    }
-  }
+  const schedule = (rel: string) => {
+    changed.add(rel);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const files = [...changed].sort();
+      changed.clear();
+      void reload(files).then(() => watchers?.sync());
+    }, options.debounceMs ?? 150);
+  };
+  const watchers =
+    options.watch !== false
+      ? createDefinitionWatchers({
+          root,
+          dirs: () => definitionDirs(root, latest),
+          watch: options.watchFn ?? watch,
+          onChange: schedule,
+          onError: (message) => emit({ type: 'error', message }),
+        })
+      : undefined;
+  watchers?.sync();
 
   let closing: Promise<void> | undefined;
   return {
@@ -224,12 +235,129 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
       if (closing) return closing;
       closing = (async () => {
         clearTimeout(timer);
-        watcher?.close();
+        watchers?.close();
         await reloading.catch(() => {});
         await server.close();
         removeDevInfo(root, process.pid);
       })();
       return closing;
+    },
+  };
+}
+
+/** The folders definitions are read from, as configured (same resolution as the project loader). */
+export function definitionDirs(root: string, project: LoadedProject): string[] {
+  return [path.join(root, project.config.integrationsDir ?? 'integrations'), path.join(root, project.config.connectorsDir ?? 'connectors')];
+}
+
+interface DefinitionWatchersOptions {
+  root: string;
+  dirs(): string[];
+  watch: WatchFn;
+  /** A definition file changed (path relative to root, forward slashes). */
+  onChange(rel: string): void;
+  onError(message: string): void;
+}
+
+/**
+ * Watches only what definitions come from: the root (not recursive: the config file and
+ * .env live there), and the integrations and connectors folders (recursive, they are
+ * small). A recursive watch of the root would also put an inotify watch on every folder of
+ * node_modules, .git and .alloy (thousands, up to fs.inotify.max_user_watches). A folder
+ * that does not exist yet is waited for by watching its nearest existing parent.
+ */
+function createDefinitionWatchers(o: DefinitionWatchersOptions) {
+  const active = new Map<string, { watcher: FSWatcher; id: string }>();
+  const reported = new Set<string>();
+  let closed = false;
+  let started = false;
+  const relOf = (abs: string) => path.relative(o.root, abs).split(path.sep).join('/') || '.';
+  const statDir = (dir: string) => {
+    try {
+      const st = statSync(dir);
+      return st.isDirectory() ? st : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const report = (key: string, dir: string, err: unknown) => {
+    const message = `file watcher on ${relOf(dir)} failed: ${(err as Error).message}; changes there may not reload until alloy dev restarts (on Linux, raise fs.inotify.max_user_watches if it says ENOSPC)`;
+    if (!reported.has(key + message)) o.onError(message);
+    reported.add(key + message);
+  };
+  /** Starts (or restarts, when the folder was replaced) one watcher; true when a new one started. */
+  const open = (dir: string, recursive: boolean, listener: (filename: string | undefined) => void, wanted: Set<string>): boolean => {
+    const key = `${recursive ? 'r' : 'n'}:${dir}`;
+    wanted.add(key);
+    const st = statDir(dir);
+    const current = active.get(key);
+    // Same inode and birth time: the same folder (a folder deleted and made again needs a new watcher).
+    const id = st ? `${st.ino}:${st.birthtimeMs}` : '';
+    if (current && st && current.id === id) return false;
+    current?.watcher.close();
+    active.delete(key);
+    if (!st) return false;
+    try {
+      const watcher = o.watch(dir, { recursive }, (_event, filename) => {
+        if (!closed) listener(filename ? filename.toString() : undefined);
+      });
+      // Without a listener an 'error' (e.g. the folder vanished, EMFILE) would crash alloy dev: report it and keep serving.
+      watcher.on('error', (err) => {
+        watcher.close();
+        if (active.get(key)?.watcher === watcher) active.delete(key);
+        if (!closed) report(key, dir, err);
+      });
+      active.set(key, { watcher, id });
+      return true;
+    } catch (err) {
+      report(key, dir, err);
+      return false;
+    }
+  };
+  const sync = () => {
+    if (closed) return;
+    const wanted = new Set<string>();
+    const parentListener = (dir: string) => (filename: string | undefined) => {
+      if (dir === o.root && filename && ROOT_FILES.has(filename)) o.onChange(filename);
+      // A watched folder may have appeared, moved or been replaced.
+      sync();
+    };
+    open(o.root, false, parentListener(o.root), wanted);
+    for (const dir of new Set(o.dirs())) {
+      if (statDir(dir)) {
+        const fresh = open(
+          dir,
+          true,
+          (filename) => {
+            if (!filename) return;
+            const rel = relOf(path.join(dir, filename));
+            if (IGNORED.test(rel) || !DEFINITION_FILE.test(rel)) return;
+            o.onChange(rel);
+          },
+          wanted,
+        );
+        // Files written before this watcher started are read by a reload now.
+        if (fresh && started) o.onChange(relOf(dir));
+      } else {
+        let parent = path.dirname(dir);
+        while (parent !== path.dirname(parent) && !statDir(parent)) parent = path.dirname(parent);
+        open(parent, false, parentListener(parent), wanted);
+      }
+    }
+    for (const [key, { watcher }] of active) {
+      if (!wanted.has(key)) {
+        watcher.close();
+        active.delete(key);
+      }
+    }
+    started = true;
+  };
+  return {
+    sync,
+    close() {
+      closed = true;
+      for (const { watcher } of active.values()) watcher.close();
+      active.clear();
     },
   };
 }

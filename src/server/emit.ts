@@ -90,16 +90,36 @@ export interface DeliveryFixture {
   body: string;
 }
 
-export async function readFixture(file: string): Promise<DeliveryFixture> {
+/**
+ * The runtime's ingress routes a fixture may name: a path only, never a scheme or host.
+ * `emit --fixture` signs with the local secrets, so a fixture naming another server
+ * would make alloy a signing oracle for whoever wrote the fixture.
+ * Webhook names follow schemas/workflow.schema.json ($defs/name), a little more leniently.
+ */
+const FIXTURE_PATH = /^\/v1\/(?:run\/event|webhooks\/shopify|webhooks\/custom\/[A-Za-z0-9][A-Za-z0-9._-]{0,127})$/;
+
+/** Throws a UsageError naming the fixture unless `urlPath` is one of the runtime's ingress routes. */
+export function checkFixturePath(urlPath: string, shownAs: string): void {
+  if (!FIXTURE_PATH.test(urlPath)) {
+    throw new UsageError(`the fixture ${shownAs} has path ${JSON.stringify(urlPath.slice(0, 200))}, which is not a runtime ingress route`, {
+      code: 'E_FIXTURE_PATH',
+      hint: 'a fixture\'s "path" must be /v1/run/event, /v1/webhooks/shopify or /v1/webhooks/custom/<name> (no scheme or host: it is sent to the local runtime, or --to)',
+    });
+  }
+}
+
+/** Reads a recorded delivery; `shownAs` is how errors name the file (what the user typed). */
+export async function readFixture(file: string, shownAs = file): Promise<DeliveryFixture> {
   let fx: DeliveryFixture;
   try {
     fx = JSON.parse(await readFile(file, 'utf8')) as DeliveryFixture;
   } catch (err) {
-    throw new UsageError(`cannot read the fixture ${file}: ${(err as Error).message}`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record`' });
+    throw new UsageError(`cannot read the fixture ${shownAs}: ${(err as Error).message}`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record`' });
   }
-  if (fx?.alloyFixture !== 1 || typeof fx.path !== 'string' || typeof fx.body !== 'string' || typeof fx.headers !== 'object') {
-    throw new UsageError(`${file} is not a recorded delivery`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record` (under .alloy/recordings/)' });
+  if (fx?.alloyFixture !== 1 || typeof fx.path !== 'string' || typeof fx.body !== 'string' || typeof fx.headers !== 'object' || fx.headers === null) {
+    throw new UsageError(`${shownAs} is not a recorded delivery`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record` (under .alloy/recordings/)' });
   }
+  checkFixturePath(fx.path, shownAs);
   return fx;
 }
 
@@ -116,6 +136,8 @@ export interface ResignSecrets {
  * recomputed with the local secrets (a recorded signature may come from another secret).
  */
 export async function resignFixture(fx: DeliveryFixture, secrets: ResignSecrets, now = new Date()): Promise<{ path: string; headers: Record<string, string>; body: Buffer }> {
+  // Checked again here for callers that build the fixture themselves: nothing is signed for another host.
+  checkFixturePath(fx.path, fx.name ? `for ${fx.source} ${fx.name}` : '');
   const body = Buffer.from(fx.body, 'utf8');
   if (fx.source === 'shopify') {
     if (!secrets.shopifyApiSecret) throw missingShopifySecret();

@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { loadProject } from '../../src/core/project.js';
 import { builtinConnectorManifests } from '../../src/connectors/builtin-manifests.js';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
-import { startDevRuntime, type DevEvent, type DevRuntime } from '../../src/server/dev-runtime.js';
+import { startDevRuntime, type DevEvent, type DevRuntime, type WatchFn } from '../../src/server/dev-runtime.js';
 import { readDevInfo } from '../../src/server/dev-state.js';
 import { writeTree } from '../runtime/helpers.js';
 import { fakeExecutor, http, postJson, tempDir } from './helpers.js';
@@ -22,7 +22,9 @@ describe('startDevRuntime', () => {
   let tmp: ReturnType<typeof tempDir>;
   let rt: DevRuntime | undefined;
   let events: DevEvent[];
+  let loads = 0;
   beforeEach(() => {
+    loads = 0;
     tmp = tempDir();
     writeTree(tmp.dir, files);
     events = [];
@@ -32,10 +34,14 @@ describe('startDevRuntime', () => {
     tmp.cleanup();
   });
 
-  const start = () =>
+  const start = (extra: { watchFn?: WatchFn } = {}) =>
     startDevRuntime({
+      ...extra,
       root: tmp.dir,
-      loadProject: () => loadProject(tmp.dir, { builtinConnectors: builtinConnectorManifests }),
+      loadProject: () => {
+        loads++;
+        return loadProject(tmp.dir, { builtinConnectors: builtinConnectorManifests });
+      },
       processEnv: {},
       port: 0,
       executor: fakeExecutor().executor,
@@ -72,8 +78,14 @@ describe('startDevRuntime', () => {
     const file = path.join(tmp.dir, 'integrations/demo/workflows/ping.yaml');
     writeFileSync(file, 'apiVersion: alloy/v1\nkind: Workflow\nname: ping\ntrigger: [\n');
     await waitFor(() => events.some((e) => e.type === 'reload-failed'));
+    await rt.reload([]);
+    const loadsAfterFirst = loads;
     writeFileSync(file, 'apiVersion: alloy/v1\nkind: Workflow\nname: ping\ntrigger: [\n');
-    await new Promise((r) => setTimeout(r, 200));
+    // Wait for the watcher to read the second write (a new load), then for that reload to end
+    // (reloads run one after another, so an explicit one queued now ends after it).
+    await waitFor(() => loads > loadsAfterFirst);
+    await rt.reload(['integrations/demo/workflows/ping.yaml']);
+    expect(loads).toBeGreaterThan(loadsAfterFirst + 1);
     expect(events.filter((e) => e.type === 'reload-failed')).toHaveLength(1);
     const res = await postJson(`${rt.url}/v1/run/event`, { event: 'ping', data: {} });
     expect(res.status).toBe(202);
@@ -81,6 +93,95 @@ describe('startDevRuntime', () => {
     writeFileSync(file, files['integrations/demo/workflows/ping.yaml'].replace('event: ping', 'event: ping2'));
     await waitFor(() => events.some((e) => e.type === 'reload' && e.changes.includes('~ demo/ping')));
     expect((await postJson(`${rt.url}/v1/run/event`, { event: 'ping2', data: {} })).json.executions).toHaveLength(1);
+  });
+});
+
+describe('startDevRuntime file watching', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let rt: DevRuntime | undefined;
+  let events: DevEvent[];
+  let watched: { dir: string; recursive: boolean; watcher: FSWatcher }[];
+  beforeEach(() => {
+    tmp = tempDir();
+    writeTree(tmp.dir, files);
+    events = [];
+    watched = [];
+  });
+  afterEach(async () => {
+    await rt?.close();
+    tmp.cleanup();
+  });
+  const recordingWatch: WatchFn = (dir, options, listener) => {
+    const watcher = watch(dir, options, listener);
+    watched.push({ dir: path.relative(tmp.dir, dir).split(path.sep).join('/') || '.', recursive: options.recursive, watcher });
+    return watcher;
+  };
+  const start = () =>
+    startDevRuntime({
+      root: tmp.dir,
+      loadProject: () => loadProject(tmp.dir, { builtinConnectors: builtinConnectorManifests }),
+      processEnv: {},
+      port: 0,
+      executor: fakeExecutor().executor,
+      debounceMs: 30,
+      watchFn: recordingWatch,
+      onEvent: (e) => events.push(e),
+    });
+  const reloadedWith = (file: string) => events.some((e) => (e.type === 'reload' || e.type === 'reload-failed') && e.files.includes(file));
+
+  it('watches the root (not recursively) and the definition folders, never node_modules, .git or .alloy', async () => {
+    // A dependency tree: a recursive watch of the root would put a watch on each of these folders.
+    for (let i = 0; i < 200; i++) mkdirSync(path.join(tmp.dir, 'node_modules', `pkg-${i}`, 'lib'), { recursive: true });
+    mkdirSync(path.join(tmp.dir, '.git', 'objects'), { recursive: true });
+    rt = await start();
+    expect(watched.map((w) => `${w.dir}${w.recursive ? ' (recursive)' : ''}`).sort()).toEqual(['.', 'integrations (recursive)']);
+    // A change in node_modules reaches no watcher; a workflow edit still reloads.
+    writeFileSync(path.join(tmp.dir, 'node_modules', 'pkg-1', 'package.json'), '{}');
+    writeFileSync(path.join(tmp.dir, 'node_modules', 'pkg-1', 'lib', 'x.yaml'), 'a: 1\n');
+    const wf = 'integrations/demo/workflows/ping.yaml';
+    writeFileSync(path.join(tmp.dir, wf), files[wf].replace('event: ping', 'event: pinged'));
+    await waitFor(() => events.some((e) => e.type === 'reload' && e.changes.includes('~ demo/ping')));
+    const reloadFiles = events.flatMap((e) => (e.type === 'reload' || e.type === 'reload-failed' ? e.files : []));
+    expect(reloadFiles).toContain(wf);
+    expect(reloadFiles.filter((f) => f.includes('node_modules'))).toEqual([]);
+  });
+
+  it('hot-reloads a workflow edit, a new workflow file, a connectors folder made later, and .env', async () => {
+    rt = await start();
+    const wf = 'integrations/demo/workflows/ping.yaml';
+    writeFileSync(path.join(tmp.dir, wf), files[wf].replace('event: ping', 'event: ping2'));
+    await waitFor(() => events.some((e) => e.type === 'reload' && e.changes.includes('~ demo/ping')));
+    expect((await postJson(`${rt.url}/v1/run/event`, { event: 'ping2', data: {} })).json.executions).toHaveLength(1);
+
+    const added = 'integrations/demo/workflows/added.yaml';
+    writeFileSync(path.join(tmp.dir, added), files[wf].replace('name: ping', 'name: added').replace('event: ping', 'event: added'));
+    await waitFor(() => events.some((e) => e.type === 'reload' && e.changes.includes('+ demo/added')));
+    expect((await postJson(`${rt.url}/v1/run/event`, { event: 'added', data: {} })).json.executions[0].workflow).toBe('demo/added');
+
+    // connectors/ does not exist at start: its appearance is noticed and then its files are watched.
+    mkdirSync(path.join(tmp.dir, 'connectors'));
+    await waitFor(() => watched.some((w) => w.dir === 'connectors' && w.recursive));
+    const connector = 'connectors/acme.yaml';
+    writeFileSync(path.join(tmp.dir, connector), 'apiVersion: alloy/v1\nkind: Connector\nname: acme\nbaseUrl: https://api.acme.test\nauth: { type: none }\n');
+    await waitFor(() => reloadedWith(connector));
+    await waitFor(() => rt!.project.connectors.some((c) => c.def.name === 'acme'));
+    writeFileSync(path.join(tmp.dir, connector), 'apiVersion: alloy/v1\nkind: Connector\nname: acme\nbaseUrl: https://api2.acme.test\nauth: { type: none }\n');
+    await waitFor(() => rt!.project.connectors.some((c) => c.def.baseUrl === 'https://api2.acme.test'));
+
+    writeFileSync(path.join(tmp.dir, '.env'), 'PING_STREAM_SECRET=set-in-dotenv\n');
+    await waitFor(() => reloadedWith('.env'));
+    expect(rt.env.PING_STREAM_SECRET).toBe('set-in-dotenv');
+    expect(rt.streamSecretNames).toEqual([]);
+  });
+
+  it('reports a watcher error and keeps serving', async () => {
+    rt = await start();
+    const root = watched.find((w) => w.dir === '.')!;
+    root.watcher.emit('error', Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' }));
+    const error = events.find((e) => e.type === 'error');
+    expect(error && 'message' in error ? error.message : '').toMatch(/file watcher on \. failed: ENOSPC.*max_user_watches/);
+    const res = await postJson(`${rt.url}/v1/run/event`, { event: 'ping', data: {} });
+    expect(res.status).toBe(202);
   });
 });
 
@@ -100,8 +201,13 @@ describe('startDevRuntime with broken files at start', () => {
       const events: DevEvent[] = [];
       rt = await startDevRuntime({ root: tmp.dir, loadProject: load, processEnv: {}, port: 0, executor: fakeExecutor().executor, debounceMs: 30, onEvent: (e) => events.push(e) });
       expect(rt.initialDiagnostics.some((d) => d.severity === 'error')).toBe(true);
-      await new Promise((r) => setTimeout(r, 100));
-      // Not failed as "workflow not found": still waiting (its last stored state).
+      // A reload of the still-broken files has been processed (and must not resume anything)...
+      await rt.reload(['integrations/demo/workflows/ping.yaml']);
+      expect(events.some((e) => e.type === 'reload-failed')).toBe(true);
+      // ...and nothing was handed to the pool at listen(): resuming pushes synchronously, so a
+      // resumed execution would be queued, running, or already failed as "workflow not found".
+      expect(rt.server.queueSize()).toEqual({ queued: 0, running: 0 });
+      // Not failed: still waiting (its last stored state).
       expect((await http('GET', `${rt.url}/v1/executions/${id}`)).json.execution.status).toBe('queued');
       writeFileSync(file, files['integrations/demo/workflows/ping.yaml']);
       const done = await http('GET', `${rt.url}/v1/executions/${id}?wait=5000`);

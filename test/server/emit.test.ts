@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { buildShopifyDelivery, readDataArg, resignFixture, type DeliveryFixture } from '../../src/server/emit.js';
+import { buildShopifyDelivery, readDataArg, readFixture, resignFixture, type DeliveryFixture } from '../../src/server/emit.js';
 import { verifyShopifyWebhook } from '../../src/connectors/shopify/webhooks.js';
 import { verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
 import { FIXTURES_DIR, tempDir } from './helpers.js';
@@ -61,5 +61,37 @@ describe('emit helpers', () => {
     const hookFx: DeliveryFixture = { ...shopifyFx, source: 'webhook:acme', name: 'acme', path: '/v1/webhooks/custom/acme', headers: { 'content-type': 'application/json' } };
     const signed = await resignFixture(hookFx, { lookup: (n) => (n === 'ACME' ? std : undefined), webhookVerify: { scheme: 'standard-webhooks', secretName: 'ACME' } });
     expect(verifyStandardWebhook(std, signed.headers, hookFx.body, { nowSeconds: Math.floor(Date.now() / 1000) })).toEqual({ ok: true });
+  });
+
+  it('accepts only fixture paths that are runtime ingress routes, and names the fixture file otherwise', async () => {
+    const tmp = tempDir();
+    try {
+      const write = (name: string, p: unknown) => {
+        writeFileSync(path.join(tmp.dir, name), JSON.stringify({ alloyFixture: 1, source: 'webhook:acme', name: 'acme', method: 'POST', path: p, headers: {}, body: '{}' }));
+        return path.join(tmp.dir, name);
+      };
+      for (const good of ['/v1/run/event', '/v1/webhooks/shopify', '/v1/webhooks/custom/acme', '/v1/webhooks/custom/order-paid-2']) {
+        expect((await readFixture(write('ok.json', good))).path).toBe(good);
+      }
+      const bad = [
+        'https://evil.example/collect',
+        '//evil.example/collect',
+        'http:/evil.example/collect',
+        'v1/run/event',
+        '/v1/executions',
+        '/v1/webhooks/custom/../../collect',
+        '/v1/webhooks/custom/a/b',
+        '/v1/run/event?x=1',
+        '/v1/webhooks/custom/%2e%2e',
+        '\\\\evil.example\\collect',
+      ];
+      for (const p of bad) {
+        const file = write('evil.json', p);
+        await expect(readFixture(file, 'fixtures/evil.json'), p).rejects.toMatchObject({ code: 'E_FIXTURE_PATH', exitCode: 2, message: expect.stringContaining('fixtures/evil.json') });
+        await expect(resignFixture({ alloyFixture: 1, source: 'event', name: 'x', method: 'POST', path: p, headers: {}, body: '{}' }, { lookup: () => 'secret' }), p).rejects.toMatchObject({ code: 'E_FIXTURE_PATH' });
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 });

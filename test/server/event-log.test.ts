@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { openEventLog, type EventLog } from '../../src/server/event-log.js';
 import { REPO_ROOT, tempDir } from './helpers.js';
@@ -15,6 +16,20 @@ function delivery(id: string, dedupeKey?: string) {
     body: Buffer.from('{"a":1}'),
     verification: 'none',
   };
+}
+/**
+ * Frames written to the log's WAL so far (https://www.sqlite.org/fileformat.html#the_write_ahead_log:
+ * a 32-byte header, then frames of 24 bytes + one page). A transaction writes each page it
+ * changed once, so many small transactions write many more frames than one big one. The file
+ * only grows (after a checkpoint SQLite rewrites it from the start), so this is a high-water mark.
+ */
+function walFrames(dbFile: string): number {
+  const wal = `${dbFile}-wal`;
+  if (!existsSync(wal)) return 0;
+  const size = statSync(wal).size;
+  if (size < 32) return 0;
+  const pageSize = readFileSync(wal).readUInt32BE(8);
+  return Math.floor((size - 32) / (24 + pageSize));
 }
 const exec = (id: string) => ({ id, workflow: 'demo/wf', record: { id, status: 'queued', steps: {} } });
 
@@ -55,7 +70,16 @@ describe('event log', () => {
   });
 
   it('group-commits concurrent writes, and one failing write fails only its caller', async () => {
+    // Baseline in the same run: the same writes one after another, each its own transaction.
+    const baselineFile = path.join(tmp.dir, 'baseline.sqlite');
+    const baseline = openEventLog({ file: baselineFile, synchronous: 'normal' });
+    const baselineStart = walFrames(baselineFile);
+    for (let i = 0; i < 200; i++) await baseline.appendDelivery(delivery(`dl_${i}`), [exec(`ex_${i}`)]);
+    const oneByOne = walFrames(baselineFile) - baselineStart;
+    baseline.close();
+
     log = openEventLog({ file });
+    const start = walFrames(file);
     const writes = Array.from({ length: 200 }, (_, i) => log!.appendDelivery(delivery(`dl_${i}`), [exec(`ex_${i}`)]));
     const bad = log.saveRecord({ id: 'ex_missing', status: 'running' });
     const results = await Promise.allSettled([...writes, bad]);
@@ -64,6 +88,12 @@ describe('event log', () => {
     expect((results[200] as PromiseRejectedResult).reason.code).toBe('E_EXECUTION_NOT_FOUND');
     expect(log.countDeliveries()).toBe(200);
     expect(log.pendingExecutionIds()).toHaveLength(200);
+    // Grouped: the 200 writes (and the failing one) went into one or a few transactions, so
+    // far fewer WAL frames than 200 separate transactions wrote.
+    const grouped = walFrames(file) - start;
+    expect(oneByOne).toBeGreaterThanOrEqual(200);
+    expect(grouped).toBeGreaterThan(0);
+    expect(grouped * 5).toBeLessThan(oneByOne);
   });
 
   it('lists executions by status and workflow, newest first', async () => {

@@ -96,3 +96,14 @@ export async function http(method: string, url: string, body?: string | Buffer, 
 export function postJson(url: string, value: unknown, headers: Record<string, string> = {}) {
   return http('POST', url, JSON.stringify(value), { 'content-type': 'application/json', ...headers });
 }
+
+/** Polls `check` until it returns a value other than undefined/false (bounded), and returns it. */
+export async function waitFor<T>(check: () => T | undefined | false, what = 'the condition', ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

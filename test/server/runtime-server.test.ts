@@ -7,7 +7,7 @@ import { indexDefinitions } from '../../src/server/definitions.js';
 import { createRuntimeServer, type RuntimeEvent, type RuntimeServer } from '../../src/server/runtime-server.js';
 import { standardWebhookHeaders } from '../../src/engine/standard-webhooks.js';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
-import { FIXTURES_DIR, fakeExecutor, http, postJson, projectOf, tempDir, workflow } from './helpers.js';
+import { FIXTURES_DIR, fakeExecutor, http, postJson, projectOf, tempDir, waitFor, workflow } from './helpers.js';
 
 const SECRET = 'shpss_test_secret';
 const vector = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'webhook-hmac-vector.json'), 'utf8'));
@@ -241,10 +241,16 @@ describe('runtime server', () => {
     await start({ recordDir: dir });
     const headers = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'acme.myshopify.com', apiVersion: '2025-10', body: orderPayload, secret: SECRET });
     await http('POST', `${base}/v1/webhooks/shopify`, orderPayload, headers);
-    await new Promise((r) => setTimeout(r, 50));
-    const files = readdirSync(dir);
-    expect(files).toHaveLength(1);
-    const fx = JSON.parse(readFileSync(path.join(dir, files[0]), 'utf8'));
+    // The fixture is written after the answer: poll until it is there and complete.
+    const fx = await waitFor(() => {
+      try {
+        const found = readdirSync(dir);
+        return found.length > 0 ? JSON.parse(readFileSync(path.join(dir, found[0]), 'utf8')) : undefined;
+      } catch {
+        return undefined; // no folder yet, or the file is half written
+      }
+    }, 'the recorded fixture');
+    expect(readdirSync(dir)).toHaveLength(1);
     expect(fx).toMatchObject({ alloyFixture: 1, source: 'shopify', name: 'orders/create', path: '/v1/webhooks/shopify' });
     expect(Buffer.from(fx.body).equals(orderPayload)).toBe(true);
     expect(fx.headers['x-shopify-topic']).toBe('orders/create');
@@ -257,7 +263,7 @@ describe('runtime server', () => {
     await start({ executor: held, shutdownGraceMs: 50 });
     const res = await postJson(`${base}/v1/run/event`, { event: 'acme.order.requested', data: { email: 'a@b.co' } });
     const id = res.json.executions[0].id;
-    await new Promise((r) => setTimeout(r, 30));
+    await waitFor(() => held.calls.length > 0, 'the executor to start step a');
     expect(held.calls).toEqual([{ id, step: 'a' }]);
     await Promise.all([server.close(), server.close()]);
     release();

@@ -30,7 +30,7 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
 
   let res: ApiResponse<AcceptedResponse>;
   if (opts.fixture) {
-    const fx = await readFixture(path.resolve(ctx.cwd, opts.fixture));
+    const fx = await readFixture(path.resolve(ctx.cwd, opts.fixture), opts.fixture);
     const req = await resignFixture(fx, { shopifyApiSecret: env.SHOPIFY_API_SECRET, lookup: (n) => env[n], webhookVerify: await webhookVerifyFor(ctx, root, fx.source) });
     res = await client.send('POST', req.path.replace(/^\//, ''), { body: req.body, headers: req.headers });
   } else if (eventArg.includes(':')) {
