@@ -91,6 +91,16 @@ export class LockTimeoutError extends StoreError {
   }
 }
 
+/** The holder's lock was broken as stale (it was too slow) and may now be someone else's. */
+export class LockLostError extends StoreError {
+  constructor(readonly file: string) {
+    super('E_STORE_LOCK_LOST', `this process no longer holds the lock ${file} (it was judged stale and broken); nothing more was written`, {
+      hint: 'Another alloy command took over the lock; check the result with `alloy status` and re-run the command.',
+      details: { file },
+    });
+  }
+}
+
 /** A version / integration / workflow that does not exist in the store. */
 export class StoreNotFoundError extends StoreError {
   constructor(message: string, hint: string) {

@@ -1,11 +1,16 @@
 /**
  * Crash-safe file primitives. A file is never visible half-written: content goes to a temp
  * file in the same directory, is fsynced, then appears under its final name with one atomic
- * call; the directory is fsynced so the name survives a power cut.
+ * call; the directory is fsynced so the name survives a power cut. Directories are made with
+ * mkdirDurable, which fsyncs the parent of each one it creates: a file's name is only
+ * durable if every directory above it is too (fsync(2): "an fsync on the file does not
+ * necessarily ensure that the entry in the directory containing the file has also
+ * reached disk").
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
+import { fsyncDir } from './dir-sync.js';
 
 export function tempName(target: string): string {
   return path.join(path.dirname(target), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
@@ -27,23 +32,27 @@ async function writeTemp(target: string, data: Uint8Array | string): Promise<str
   return tmp;
 }
 
-/** fsync a directory so a rename/link in it is durable. Not supported everywhere (Windows): ignored there. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw err;
-  } finally {
-    await fh?.close();
+export { fsyncDir };
+
+/**
+ * `mkdir -p` that survives a power cut: fsyncs the parent of every directory it created
+ * (top-down, so each new name is durable before the one below it is relied on). Costs
+ * nothing when the directory already exists.
+ */
+export async function mkdirDurable(dir: string): Promise<void> {
+  const first = await fsp.mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const created: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    created.unshift(d);
+    if (d === path.resolve(first) || path.dirname(d) === d) break;
   }
+  for (const d of created) await fsyncDir(path.dirname(d));
 }
 
 /** Replace `target` atomically (temp + fsync + rename). Used for pointers that move. */
 export async function writeFileAtomic(target: string, data: Uint8Array | string, options: { syncDir?: boolean } = {}): Promise<void> {
-  await fsp.mkdir(path.dirname(target), { recursive: true });
+  await mkdirDurable(path.dirname(target));
   const tmp = await writeTemp(target, data);
   try {
     await fsp.rename(tmp, target);
@@ -61,7 +70,7 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
  * would, so nothing is ever overwritten and nothing is ever half-written.
  */
 export async function createFileOnce(target: string, data: Uint8Array | string, options: { syncDir?: boolean } = {}): Promise<boolean> {
-  await fsp.mkdir(path.dirname(target), { recursive: true });
+  await mkdirDurable(path.dirname(target));
   const tmp = await writeTemp(target, data);
   let created = true;
   try {
@@ -97,16 +106,29 @@ async function createExclusiveDirect(target: string, data: Uint8Array | string):
   return true;
 }
 
-/** Append one line and fsync (the publish log). O_APPEND keeps concurrent appends whole. */
+/**
+ * Append one line and fsync (the publish log). O_APPEND keeps concurrent appends whole.
+ * When this append creates the file, its directory is fsynced too: otherwise a power cut
+ * could keep a later write (the published pointer) and lose the log line that explains it.
+ */
 export async function appendLineDurable(file: string, line: string): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  const fh = await fsp.open(file, 'a', 0o644);
+  await mkdirDurable(path.dirname(file));
+  let fh: fsp.FileHandle;
+  let created = false;
+  try {
+    fh = await fsp.open(file, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+    created = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    fh = await fsp.open(file, 'a', 0o644);
+  }
   try {
     await fh.write(`${line}\n`);
     await fh.sync();
   } finally {
     await fh.close();
   }
+  if (created) await fsyncDir(path.dirname(file));
 }
 
 export async function readFileIfExists(file: string): Promise<Buffer | undefined> {

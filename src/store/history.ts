@@ -117,15 +117,25 @@ export async function publishVersion(store: Store, spec: VersionSpec, options: P
 /**
  * The stack of published versions implied by the log: a publish pushes its target, a
  * rollback pops. Rolling back twice from v1→v2→v3 goes to v2, then to v1 (not back to v3).
+ *
+ * Only moves that took effect count. The log line is written before the pointer moves, so
+ * a process killed in between leaves a line for a move that never happened; replaying it
+ * would pop (or push) a version the pointer never left. An entry took effect when the next
+ * entry starts where it ended (its `from` is this entry's `to`), or, for the last entry,
+ * when the pointer is where it ended. `currentId` is the published pointer now (null when
+ * nothing is published); leave it out to trust the last entry.
  */
-export function publishStack(log: PublishLogEntry[]): VersionRef[] {
+export function publishStack(log: PublishLogEntry[], currentId?: string | null): VersionRef[] {
   const stack: VersionRef[] = [];
-  for (const e of log) {
+  log.forEach((e, i) => {
+    const next = log[i + 1];
+    const tookEffect = next ? (next.from?.id ?? null) === e.to.id : currentId === undefined || currentId === e.to.id;
+    if (!tookEffect) return;
     if (e.action === 'rollback') {
       stack.pop();
       if (stack.length === 0 || stack[stack.length - 1].id !== e.to.id) stack.push(e.to);
     } else stack.push(e.to);
-  }
+  });
   return stack;
 }
 
@@ -133,8 +143,8 @@ export async function rollbackPublished(store: Store, integration: string, optio
   assertIntegrationName(integration);
   const current = await store.readPublished(integration);
   if (!current) throw new StoreNotFoundError(`${integration} has no published version to roll back`, `Publish one with \`alloy publish ${integration}@<version>\`.`);
-  const stack = publishStack(await store.readPublishLog(integration));
-  // The pointer is the truth; if the log's top disagrees (an interrupted publish), start from the pointer.
+  const stack = publishStack(await store.readPublishLog(integration), current.id);
+  // The pointer is the truth; if the log's top still disagrees (a log edited by hand), start from the pointer.
   while (stack.length && stack[stack.length - 1].id !== current.id) stack.pop();
   const target = stack.length >= 2 ? stack[stack.length - 2] : undefined;
   if (!target) {

@@ -10,7 +10,6 @@
  *
  * Every object read is re-hashed; a mismatch throws CorruptObjectError naming the file.
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { isObjectId, sha256Hex } from './canonical.js';
 import {
@@ -26,6 +25,7 @@ import {
   createFileOnce,
   exists,
   fsyncDir,
+  mkdirDurable,
   readdirIfExists,
   readFileIfExists,
   writeFileAtomic,
@@ -222,6 +222,23 @@ export class LocalStore implements Store {
         hint: 'This is a bug in the caller: a version ref must name its own release object.',
       });
     }
+    // History has no gaps and one chain: v<n> follows v<n-1> and names it as its parent
+    // (fsck's E_STORE_VERSION_GAP / E_STORE_BAD_PARENT). An existing v<n> is still a 409 below.
+    if (!(await exists(this.versionPath(integration, ref.version)))) {
+      const parent = ref.version === 1 ? null : ((await this.readVersionFile(integration, ref.version - 1)) ?? undefined);
+      if (parent === undefined) {
+        throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${ref.version} cannot be created: v${ref.version - 1} does not exist`, {
+          hint: 'Versions are consecutive; `alloy release` makes the next one after the latest.',
+          details: { integration, version: ref.version },
+        });
+      }
+      if (release.parent !== parent) {
+        throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${ref.version}'s parent must be ${parent === null ? 'none (it is v1)' : `v${ref.version - 1} (${parent})`}, not ${release.parent ?? 'none'}`, {
+          hint: 'Re-run `alloy release`: it builds the release on the latest version.',
+          details: { integration, version: ref.version },
+        });
+      }
+    }
     const missing = await this.missingObjects(releaseDependencies(release));
     if (missing.length) throw new MissingObjectError(missing[0], `needed by ${integration} v${ref.version}`);
     const created = await createFileOnce(this.versionPath(integration, ref.version), `${ref.id}\n`);
@@ -249,7 +266,7 @@ export class LocalStore implements Store {
   }
 
   async movePublished(integration: string, request: PublishRequest): Promise<PublishLogEntry> {
-    return withLock(this.lockPath(integration, 'publish'), this.lockOptions, async () => {
+    return withLock(this.lockPath(integration, 'publish'), this.lockOptions, async (lock) => {
       const current = await this.readPublished(integration);
       if ((current?.id ?? null) !== request.expected) {
         throw new PublishConflictError(integration, request.expected, current?.id ?? null);
@@ -269,9 +286,14 @@ export class LocalStore implements Store {
         ...(request.message ? { message: request.message } : {}),
       };
       // Log first, then the pointer: a crash in between leaves a log line whose move did not
-      // happen, which fsck reports as a warning and the next publish simply supersedes.
+      // happen, which fsck reports as a warning, the next publish simply supersedes, and
+      // rollback skips (publishStack counts only moves that took effect).
+      // The lock guards the compare-and-swap: re-check it is still ours (not broken as stale
+      // while this process was slow) before each write.
+      await lock.assertHeld();
       await appendLineDurable(this.publishLogPath(integration), JSON.stringify(entry));
       this.crashAt('publish-log-appended');
+      await lock.assertHeld();
       await writeFileAtomic(this.publishedPath(integration), `${JSON.stringify(target)}\n`);
       this.crashAt('published');
       return entry;
@@ -292,7 +314,7 @@ export class LocalStore implements Store {
 
   /** Make the store's top folders (idempotent). */
   async init(): Promise<void> {
-    for (const d of ['objects', 'refs', 'logs', 'locks']) await fsp.mkdir(path.join(this.dir, d), { recursive: true });
+    for (const d of ['objects', 'refs', 'logs', 'locks']) await mkdirDurable(path.join(this.dir, d));
   }
 }
 

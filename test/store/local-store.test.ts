@@ -1,4 +1,4 @@
-import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, readdir, mkdir, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -181,6 +181,9 @@ describe('locks', () => {
     const dir = await tempDir();
     const file = path.join(dir, 'x.lock');
     await writeFile(file, JSON.stringify({ pid: process.pid, host: 'elsewhere', time: Date.now() - 60_000 }));
+    // Untouched for 60 s too (a live holder's heartbeat refreshes the mtime).
+    const old = new Date(Date.now() - 60_000);
+    await utimes(file, old, old);
     const held = await acquireLock(file, { staleMs: 30_000, timeoutMs: 1000 });
     await held.release();
   });

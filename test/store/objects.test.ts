@@ -58,10 +58,11 @@ describe('version specs and the publish stack', () => {
   });
   it('rollback pops: v1→v2→v3, rollback, rollback goes to v1', () => {
     const r = (version: number) => ({ version, id: String(version).repeat(64).slice(0, 64) });
-    const e = (to: number, action: 'publish' | 'rollback' = 'publish') => ({ from: null, to: r(to), action, who: 'x', when: 'now' });
-    expect(publishStack([e(1), e(2), e(3)]).map((x) => x.version)).toEqual([1, 2, 3]);
-    expect(publishStack([e(1), e(2), e(3), e(2, 'rollback')]).map((x) => x.version)).toEqual([1, 2]);
-    expect(publishStack([e(1), e(2), e(3), e(2, 'rollback'), e(1, 'rollback')]).map((x) => x.version)).toEqual([1]);
+    // Each entry starts where the previous one ended, as movePublished logs them.
+    const e = (from: number | null, to: number, action: 'publish' | 'rollback' = 'publish') => ({ from: from === null ? null : r(from), to: r(to), action, who: 'x', when: 'now' });
+    expect(publishStack([e(null, 1), e(1, 2), e(2, 3)]).map((x) => x.version)).toEqual([1, 2, 3]);
+    expect(publishStack([e(null, 1), e(1, 2), e(2, 3), e(3, 2, 'rollback')]).map((x) => x.version)).toEqual([1, 2]);
+    expect(publishStack([e(null, 1), e(1, 2), e(2, 3), e(3, 2, 'rollback'), e(2, 1, 'rollback')]).map((x) => x.version)).toEqual([1]);
   });
 });
 

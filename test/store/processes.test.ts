@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { binPath, cleanupTempDirs, distStore, integration, repoRoot, tempDir, workflow, writeProject, writeWorkflow } from './helpers.js';
 
@@ -109,6 +109,95 @@ describe('a release killed at any point (ALLOY_TEST_CRASH_AT test hook, SIGKILL)
       lastVersions = report.versions;
     }
   });
+});
+
+describe('rollback interrupted between its log line and the pointer (real process, SIGKILL)', () => {
+  it('a rollback killed at publish-log-appended can be re-run and goes to the previous version', async () => {
+    const root = await tempDir();
+    await writeProject(root, [integration('shop', [workflow('a')])]);
+    for (const step of ['b', 'c']) {
+      expect((await alloy(root, ['release'])).exitCode).toBe(0);
+      await writeWorkflow(root, 'shop', workflow('a', [{ id: step, uses: 'transform' }]));
+    }
+    expect((await alloy(root, ['release'])).exitCode).toBe(0);
+    for (const v of [1, 2, 3]) expect((await alloy(root, ['publish', `shop@${v}`])).exitCode).toBe(0);
+    const killed = await alloy(root, ['rollback', 'shop'], { ALLOY_TEST_CRASH_AT: 'publish-log-appended' });
+    expect(killed.signal).toBe('SIGKILL');
+    const retried = await alloy(root, ['rollback', 'shop', '--json']);
+    expect(retried.exitCode, String(retried.stderr)).toBe(0);
+    expect(JSON.parse(String(retried.stdout))).toMatchObject({ ok: true, ref: { version: 2 }, previous: { version: 3 } });
+    expect((await fsckJson(root)).report.errors).toBe(0);
+  });
+});
+
+/** Parses `strace -f -y` output into completed calls (joining "unfinished ... resumed" pairs across threads). */
+function straceCalls(text: string): { name: string; args: string; result: string }[] {
+  const calls: { name: string; args: string; result: string }[] = [];
+  const pending = new Map<string, { name: string; args: string; at: number }>();
+  for (const line of text.split('\n')) {
+    let m = /^(\d+)\s+(\w+)\((.*) <unfinished \.\.\.>$/.exec(line);
+    if (m) {
+      // Keep its place in the order it started (the syscall was entered here).
+      calls.push({ name: m[2], args: m[3], result: '?' });
+      pending.set(m[1], { name: m[2], args: m[3], at: calls.length - 1 });
+      continue;
+    }
+    m = /^(\d+)\s+<\.\.\. (\w+) resumed>.*\)\s+=\s+(-?\d+)/.exec(line);
+    if (m) {
+      const p = pending.get(m[1]);
+      if (p) calls[p.at].result = m[3];
+      pending.delete(m[1]);
+      continue;
+    }
+    m = /^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)/.exec(line);
+    if (m) calls.push({ name: m[2], args: m[3], result: m[4] });
+  }
+  return calls;
+}
+
+const hasStrace = (() => {
+  try {
+    return execaSync('strace', ['-V'], { reject: false }).exitCode === 0;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!hasStrace)('directories are fsynced (strace of the built binary)', () => {
+  it('a first release and publish into a new store fsync the parent of every directory they create, and the log folder before the pointer moves', async () => {
+    const root = await tempDir();
+    await writeProject(root, [integration('shop', [workflow('a'), workflow('b')])]);
+    const storeDir = path.join(await tempDir('alloy-strace-'), 'deep', 'store');
+    const traced = async (args: string[]) => {
+      const log = path.join(root, `strace-${args[0]}.log`);
+      const r = await execa('strace', ['-f', '-y', '-qq', '-e', 'trace=mkdir,mkdirat,fsync,rename,renameat,renameat2', '-o', log, 'node', binPath, ...args, '--store', storeDir], {
+        cwd: root, env: baseEnv, extendEnv: false, reject: false, stdin: 'ignore',
+      });
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      return straceCalls(await readFile(log, 'utf8'));
+    };
+    const release = await traced(['release']);
+    const publish = await traced(['publish', 'shop@1']);
+    const top = path.dirname(path.dirname(storeDir));
+    for (const calls of [release, publish]) {
+      const made = calls.flatMap((c, i) => {
+        if ((c.name !== 'mkdir' && c.name !== 'mkdirat') || c.result !== '0') return [];
+        const dir = /"([^"]+)"/.exec(c.args)?.[1];
+        return dir && dir.startsWith(top) ? [{ dir, i }] : [];
+      });
+      expect(made.length).toBeGreaterThan(0);
+      const fsynced = calls.flatMap((c, i) => (c.name === 'fsync' ? [{ path: /<([^>]+)>/.exec(c.args)?.[1], i }] : []));
+      for (const { dir, i } of made) {
+        expect(fsynced.some((f) => f.path === path.dirname(dir) && f.i > i), `parent of ${dir} fsynced after it was made`).toBe(true);
+      }
+    }
+    // The publish made logs/ and logs/shop/ (checked above) and created the log file: its
+    // folder is fsynced before the pointer is renamed into place.
+    const logDirSync = publish.findIndex((c) => c.name === 'fsync' && c.args.includes(`<${path.join(storeDir, 'logs', 'shop')}>`));
+    const pointerRename = publish.findIndex((c) => c.name.startsWith('rename') && c.args.includes(path.join(storeDir, 'refs', 'shop', 'published')));
+    expect(logDirSync).toBeGreaterThanOrEqual(0);
+    expect(pointerRename).toBeGreaterThan(logDirSync);
+  }, 60_000);
 });
 
 describe('alloy serve (built binary) as a remote store', () => {

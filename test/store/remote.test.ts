@@ -146,7 +146,8 @@ describe('remote store over HTTP', () => {
   });
 
   it('413 on bodies over the limit, JSON errors on unknown routes and bad JSON', async () => {
-    const big = await http('POST', '/objects/missing', READ, { ids: [], pad: 'x'.repeat(10_000) });
+    // Routes with small JSON bodies read at most maxJsonBytes (/objects/missing is sized by maxIds: remote-limits.test.ts).
+    const big = await http('PUT', '/integrations/shop/published', WRITE, { expected: null, to: { version: 1, id: 'a'.repeat(64) }, pad: 'x'.repeat(10_000) });
     expect(big.status).toBe(413);
     expect(big.body.error.code).toBe('E_TOO_LARGE');
     expect((await http('GET', '/nope', READ)).body.error.code).toBe('E_NO_ROUTE');

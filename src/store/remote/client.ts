@@ -3,7 +3,7 @@
  * the ref rules, and this client re-verifies every object it reads (an object is only as
  * trustworthy as its hash).
  */
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { isObjectId, sha256Hex } from '../canonical.js';
 import {
   CorruptObjectError,
@@ -25,8 +25,15 @@ export interface RemoteStoreOptions {
   token?: string;
   /** Bytes per upload request. Default 8 MiB. */
   uploadBatchBytes?: number;
+  /** Ids per /objects/missing request. Default 900 (fits even a server's 64 KiB JSON limit). */
+  missingBatchIds?: number;
+  /** Largest response body read. Default 64 MiB (twice the server's 32 MiB upload limit, so any object it stored fits). */
+  maxResponseBytes?: number;
   timeoutMs?: number;
 }
+
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MISSING_BATCH_IDS = 900;
 
 interface ErrorBody {
   error?: { code?: string; message?: string; hint?: string; details?: Record<string, unknown> };
@@ -64,7 +71,7 @@ export class RemoteStore implements Store {
       throw new RemoteStoreError('E_REMOTE_UNREACHABLE', `cannot reach the store at ${this.location}: ${(err as Error).message}`, undefined,
         'Check the remote URL in alloy.config (remotes.<name>.url) and that `alloy serve` is running.');
     }
-    const bytes = Buffer.from(await res.body.arrayBuffer());
+    const bytes = await this.readBody(res, method, path);
     if (res.statusCode >= 200 && res.statusCode < 300) return { status: res.statusCode, bytes };
     let parsed: ErrorBody = {};
     try {
@@ -73,6 +80,34 @@ export class RemoteStore implements Store {
       /* not JSON: use the status alone */
     }
     throw this.toError(res.statusCode, parsed.error ?? {});
+  }
+
+  /** The response body, never more than maxResponseBytes (a declared length over it is refused unread). */
+  private async readBody(res: Dispatcher.ResponseData, method: string, path: string): Promise<Buffer> {
+    const limit = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    const tooLarge = () => {
+      // Stop reading and drop the connection; the abort that follows is expected.
+      res.body.on('error', () => {});
+      res.body.destroy();
+      return new RemoteStoreError('E_REMOTE_RESPONSE_TOO_LARGE', `the store at ${this.location} answered ${method} ${path} with more than ${limit} bytes; refusing to read it`, res.statusCode,
+        'Check that remotes.<name>.url points at `alloy serve`; a store response is never this large.');
+    };
+    const declared = Number(res.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > limit) throw tooLarge();
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      if (err instanceof RemoteStoreError) throw err;
+      throw new RemoteStoreError('E_REMOTE_UNREACHABLE', `the store at ${this.location} broke off its answer: ${(err as Error).message}`, res.statusCode,
+        'Check that `alloy serve` is running and re-run the command.');
+    }
+    return Buffer.concat(chunks, size);
   }
 
   private toError(status: number, e: NonNullable<ErrorBody['error']>): Error {
@@ -108,8 +143,13 @@ export class RemoteStore implements Store {
 
   async missingObjects(ids: string[]): Promise<string[]> {
     const unique = [...new Set(ids)];
-    if (!unique.length) return [];
-    return (await this.json<{ missing: string[] }>('POST', '/objects/missing', { ids: unique })).missing;
+    // In batches: a server's body limit for this route may be as small as 64 KiB (~900 ids).
+    const size = Math.max(1, this.options.missingBatchIds ?? DEFAULT_MISSING_BATCH_IDS);
+    const missing: string[] = [];
+    for (let i = 0; i < unique.length; i += size) {
+      missing.push(...(await this.json<{ missing: string[] }>('POST', '/objects/missing', { ids: unique.slice(i, i + size) })).missing);
+    }
+    return missing;
   }
 
   async putObjects(objects: EncodedObject[]): Promise<void> {

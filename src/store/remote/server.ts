@@ -65,6 +65,11 @@ export interface StoreRoute {
   handler: (c: RouteContext) => Promise<void>;
 }
 
+/** Bytes of `{"ids":[…]}` holding `maxIds` ids (66 bytes each with quotes, 1 for the comma), plus slack for whitespace. */
+export function missingIdsBodyLimit(maxIds: number): number {
+  return 1024 + maxIds * 68;
+}
+
 const versionNumber = (s: string) => {
   if (!/^[1-9][0-9]{0,15}$/.test(s)) throw new HttpError(400, 'E_BAD_REQUEST', `"${s}" is not a version number`);
   return Number(s);
@@ -87,7 +92,16 @@ export const storeRoutes: StoreRoute[] = [
     path: '/objects/missing',
     role: 'read',
     handler: async (c) => {
-      const body = asObject(await c.body());
+      // This body is a list of ids, sized by maxIds, not by maxJsonBytes: read it with a
+      // limit that fits maxIds of them.
+      const raw = await c.rawBody(missingIdsBodyLimit(c.limits.maxIds));
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw.toString('utf8') || 'null');
+      } catch {
+        throw new HttpError(400, 'E_BAD_REQUEST', 'the body is not valid JSON');
+      }
+      const body = asObject(parsed);
       const ids = body.ids;
       if (!Array.isArray(ids) || !ids.every(isObjectId)) throw new HttpError(400, 'E_BAD_REQUEST', '`ids` must be a list of object ids (64 hex digits)');
       if (ids.length > c.limits.maxIds) throw new HttpError(413, 'E_TOO_LARGE', `at most ${c.limits.maxIds} ids per request`);
@@ -247,6 +261,7 @@ function statusForCode(code: string): number {
     case 'E_STORE_BAD_REF':
       return 422;
     case 'E_STORE_LOCKED':
+    case 'E_STORE_LOCK_LOST':
       return 503;
     default:
       return 500;
