@@ -59,6 +59,12 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
     throw err;
   }
   const body = res.body;
+  // Another server on that port (or a proxy page) can answer 2xx with something else.
+  if (!body || typeof body !== 'object' || !Array.isArray((body as { executions?: unknown }).executions)) {
+    throw new AlloyError('E_NOT_ALLOY', `the server at ${client.baseUrl} answered ${res.status} but not as an alloy runtime`, {
+      hint: 'check that `alloy dev` is running there, or pass the right --to <url>',
+    });
+  }
   if (!opts.wait) {
     if (ctx.json) ctx.printJson(body);
     else printAccepted(ctx, body);
