@@ -139,6 +139,10 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   const finished = new EventEmitter();
   finished.setMaxListeners(0);
   let closing: Promise<void> | undefined;
+  /** Requests being handled: close() lets them answer before cutting connections. */
+  const inFlight: { count: number; drained?: () => void } = { count: 0 };
+  /** `?wait=` long-polls: close() ends them at once so they answer while the log is open. */
+  const waiters = new Set<() => void>();
   let apiServer: Server | undefined;
   let ingressServer: Server | undefined;
   let apiUrl: string | undefined;
@@ -361,7 +365,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   }
 
   async function customWebhookRoute(ctx: RequestContext): Promise<void> {
-    const name = decodeURIComponent(ctx.params[0]);
+    const name = pathParam(ctx.params[0]);
     const routes = definitions.byWebhook.get(name);
     if (!routes || routes.length === 0) {
       const known = [...definitions.byWebhook.keys()];
@@ -432,7 +436,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   }
 
   async function getExecutionRoute(ctx: RequestContext): Promise<void> {
-    const id = decodeURIComponent(ctx.params[0]);
+    const id = pathParam(ctx.params[0]);
     let row = log.getExecution(id);
     if (!row) throw new HttpError(404, 'E_EXECUTION_NOT_FOUND', `no execution ${id}`, 'list executions with `alloy executions`');
     const waitText = ctx.url.searchParams.get('wait');
@@ -449,9 +453,11 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       const done = () => {
         clearTimeout(timer);
         finished.off(id, done);
+        waiters.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
+      waiters.add(done);
       finished.on(id, done);
       // It may have finished between the read and the subscription.
       const row = log.getExecution(id);
@@ -460,7 +466,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   }
 
   async function replayRoute(ctx: RequestContext): Promise<void> {
-    const id = decodeURIComponent(ctx.params[0]);
+    const id = pathParam(ctx.params[0]);
     const row = log.getExecution(id);
     if (!row) throw new HttpError(404, 'E_EXECUTION_NOT_FOUND', `no execution ${id}`, 'list executions with `alloy executions`');
     const routed = definitions.workflows.get(row.workflow);
@@ -518,7 +524,12 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
             continue;
           }
           routeName = route.name;
-          await route.handle({ req, res, url, params: m.slice(1) });
+          inFlight.count++;
+          try {
+            await route.handle({ req, res, url, params: m.slice(1) });
+          } finally {
+            if (--inFlight.count === 0) inFlight.drained?.();
+          }
           return;
         }
         if (allowed.length) {
@@ -610,6 +621,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         const servers = [apiServer, ingressServer].filter((s): s is Server => Boolean(s));
         const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         for (const s of servers) s.closeIdleConnections();
+        for (const done of [...waiters]) done();
         pool.stop();
         const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
         let timer: NodeJS.Timeout | undefined;
@@ -619,6 +631,12 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         abort.abort();
         await Promise.race([pool.idle(), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
         clearTimeout(timer);
+        // A request whose delivery is being committed gets its answer before its connection
+        // is cut: otherwise the sender sees a reset for something stored, and sends it again.
+        if (inFlight.count > 0) {
+          await Promise.race([new Promise<void>((r) => (inFlight.drained = r)), new Promise<void>((r) => (timer = setTimeout(r, grace)))]);
+          clearTimeout(timer);
+        }
         for (const s of servers) s.closeAllConnections();
         await Promise.all(closed);
         log.close();
@@ -627,6 +645,15 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
   };
   return runtime;
+}
+
+/** A path segment, percent-decoded; malformed encoding (`%ZZ`) is the client's mistake: 400. */
+function pathParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, 'E_BAD_PATH', `malformed percent-encoding in "${raw}"`, 'encode the path segment with encodeURIComponent');
+  }
 }
 
 /** Steps whose completion must be stored before the next one starts: calls to the outside world, and waits. */
