@@ -8,6 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
 
 if (!process.send) {
@@ -35,10 +36,12 @@ function readBody(req) {
 }
 
 async function alloyTarget(kind) {
-  const { openEventLog } = await import('../dist/server/event-log.js');
-  const { indexDefinitions } = await import('../dist/server/definitions.js');
-  const { createRuntimeServer } = await import('../dist/server/runtime-server.js');
-  const { createEngineExecutor } = await import('../dist/server/engine-executor.js');
+  // ALLOY_BENCH_DIST=<dir> measures another build (e.g. the one before a change) with the same bench.
+  const dist = process.env.ALLOY_BENCH_DIST ? pathToFileURL(path.resolve(process.env.ALLOY_BENCH_DIST)).href : new URL('../dist', import.meta.url).href;
+  const { openEventLog } = await import(`${dist}/server/event-log.js`);
+  const { indexDefinitions } = await import(`${dist}/server/definitions.js`);
+  const { createRuntimeServer } = await import(`${dist}/server/runtime-server.js`);
+  const { createEngineExecutor } = await import(`${dist}/server/engine-executor.js`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'alloy-bench-'));
   const wf = (name, trigger, steps) => ({ apiVersion: 'alloy/v1', kind: 'Workflow', name, trigger, steps });
   const workflows =
@@ -104,7 +107,7 @@ process.send({ type: 'ready', url });
 process.on('message', async (m) => {
   if (m.type === 'stats') {
     const ru = process.resourceUsage();
-    process.send({ type: 'stats', maxRssKb: ru.maxRSS, cpuMs: (ru.userCPUTime + ru.systemCPUTime) / 1000, elu: performance.eventLoopUtilization().utilization });
+    process.send({ type: 'stats', maxRssKb: ru.maxRSS, cpuMs: (ru.userCPUTime + ru.systemCPUTime) / 1000, elu: performance.eventLoopUtilization() });
   }
   if (m.type === 'stop') {
     await closeTarget();

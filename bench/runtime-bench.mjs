@@ -5,7 +5,9 @@
 //   (b) completed executions/s of a workflow mapping 3 fields and POSTing to a local
 //       destination vs a raw node:http forwarder doing the same without persistence.
 // Prints req/s (or executions/s), p50/p99 latency, the target's peak RSS, and the ratio;
-// median of RUNS runs. Usage: npm run build && node bench/runtime-bench.mjs [--quick]
+// median of RUNS runs. Usage: npm run build && node bench/runtime-bench.mjs [--quick] [--only a|b]
+// [--runs N] [--skip-normal] [--prof-dir DIR]; BENCH_VERBOSE=1 prints each run; ALLOY_BENCH_DIST=<dir>
+// runs the alloy targets from another build (before/after comparisons).
 import { fork } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -17,7 +19,16 @@ import { median, printTable, ratio } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
-const RUNS = quick ? 1 : 3;
+// `--only a` or `--only b` runs one part; `--runs N` overrides the number of runs;
+// `--prof-dir DIR` starts the targets with --cpu-prof (profiles written to DIR).
+const argValue = (name) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const only = argValue('--only');
+const profDir = argValue('--prof-dir');
+const skipNormal = process.argv.includes('--skip-normal');
+const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
 const INGEST_TOTAL = quick ? 2000 : 6000;
 const EXEC_TOTAL = quick ? 1000 : 3000;
 const CONCURRENCY = 32;
@@ -26,7 +37,10 @@ const fixture = path.resolve(here, '..', '..', 'shared', 'fixtures', 'shopify', 
 const orderBody = readFileSync(fixture);
 
 function startTarget(mode, dest, sync = 'full') {
-  const child = fork(path.join(here, '_runtime-target.mjs'), [mode, dest ?? '', sync], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(here, '_runtime-target.mjs'), [mode, dest ?? '', sync], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.on('message', (m) => {
@@ -64,9 +78,12 @@ async function ingestRun(mode, sync) {
   await runLoad({ url: target.url, total: 300, concurrency: CONCURRENCY, makeRequest: shopifyRequest });
   const before = await target.stats();
   const r = await runLoad({ url: target.url, total: INGEST_TOTAL, concurrency: CONCURRENCY, makeRequest: shopifyRequest });
-  const { maxRssKb, cpuMs } = await target.stats();
+  const { maxRssKb, cpuMs, elu } = await target.stats();
   await target.stop();
   const ok = (r.statuses[202] ?? 0);
+  // Share of the measured run the target's event loop was busy (1 = saturated).
+  const busy = (elu.active - before.elu.active) / (elu.active - before.elu.active + elu.idle - before.elu.idle);
+  if (process.env.BENCH_VERBOSE) console.error(`${mode}/${sync}: ${((INGEST_TOTAL / r.wallMs) * 1000).toFixed(0)} req/s, event loop busy ${(busy * 100).toFixed(0)} %`);
   if (ok !== INGEST_TOTAL) throw new Error(`${mode}: expected ${INGEST_TOTAL} × 202, got ${JSON.stringify(r.statuses)}`);
   return { rate: (INGEST_TOTAL / r.wallMs) * 1000, p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99), rssMb: maxRssKb / 1024, cpuUs: ((cpuMs - before.cpuMs) / INGEST_TOTAL) * 1000 };
 }
@@ -152,32 +169,42 @@ const rows = (label, unit, alloy, raw) => [
   row('raw node:http', raw, raw),
 ];
 
-// (a) also measures alloy with synchronous 'normal' (commits survive kill -9 but are not
-// fsynced): the difference is the price of surviving a power loss.
-const a = { alloy: [], normal: [], raw: [] };
-for (let i = 0; i < RUNS; i++) {
-  // Rotate the order so no target always runs on a warmer (or busier) machine.
-  const order = [['alloy', 'alloy-ingest', 'full'], ['normal', 'alloy-ingest', 'normal'], ['raw', 'raw-ingest', 'full']];
-  for (let k = 0; k < order.length; k++) {
-    const [key, mode, sync] = order[(k + i) % order.length];
-    a[key].push(await ingestRun(mode, sync));
+let ingestA, ingestRaw;
+if (only !== 'b') {
+  // (a) also measures alloy with synchronous 'normal' (commits survive kill -9 but are not
+  // fsynced): the difference is the price of surviving a power loss.
+  const a = { alloy: [], normal: [], raw: [] };
+  for (let i = 0; i < RUNS; i++) {
+    // Rotate the order so no target always runs on a warmer (or busier) machine.
+    const order = [['alloy', 'alloy-ingest', 'full'], ['normal', 'alloy-ingest', 'normal'], ['raw', 'raw-ingest', 'full']];
+    for (let k = 0; k < order.length; k++) {
+      const [key, mode, sync] = order[(k + i) % order.length];
+      if (skipNormal && key === 'normal') continue;
+      a[key].push(await ingestRun(mode, sync));
+    }
   }
+  ingestA = summarize(a.alloy);
+  const ingestNormal = a.normal.length ? summarize(a.normal) : undefined;
+  ingestRaw = summarize(a.raw);
+  const ingestRows = rows('(verify+persist, fsync)', 'req/s', ingestA, ingestRaw);
+  if (ingestNormal) ingestRows.splice(2, 0, row('alloy (synchronous normal)', ingestNormal, ingestRaw));
+  printTable(`(a) signed Shopify webhook ingest (28 KB orders/create), ${INGEST_TOTAL} requests × ${RUNS} runs, ${CONCURRENCY} in flight (median)`, ingestRows);
 }
-const ingestA = summarize(a.alloy);
-const ingestNormal = summarize(a.normal);
-const ingestRaw = summarize(a.raw);
-const ingestRows = rows('(verify+persist, fsync)', 'req/s', ingestA, ingestRaw);
-ingestRows.splice(2, 0, row('alloy (synchronous normal)', ingestNormal, ingestRaw));
-printTable(`(a) signed Shopify webhook ingest (28 KB orders/create), ${INGEST_TOTAL} requests × ${RUNS} runs, ${CONCURRENCY} in flight (median)`, ingestRows);
 
-const dest = await startDestination();
-const b = { alloy: [], raw: [] };
-for (let i = 0; i < RUNS; i++) {
-  const order = i % 2 ? ['raw-forward', 'alloy-exec'] : ['alloy-exec', 'raw-forward'];
-  for (const m of order) (m === 'raw-forward' ? b.raw : b.alloy).push(await execRun(m, dest));
+let execA, execRaw;
+if (only !== 'a') {
+  const dest = await startDestination();
+  const b = { alloy: [], raw: [] };
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 ? ['raw-forward', 'alloy-exec'] : ['alloy-exec', 'raw-forward'];
+    for (const m of order) (m === 'raw-forward' ? b.raw : b.alloy).push(await execRun(m, dest));
+  }
+  await dest.close();
+  execA = summarize(b.alloy);
+  execRaw = summarize(b.raw);
+  printTable(`(b) completed executions (map 3 fields + POST), ${EXEC_TOTAL} events × ${RUNS} runs, ${CONCURRENCY} in flight, alloy --concurrency 64 (median; latency = event sent → POST received)`, rows('(engine+log)', 'exec/s', execA, execRaw));
 }
-await dest.close();
-const execA = summarize(b.alloy);
-const execRaw = summarize(b.raw);
-printTable(`(b) completed executions (map 3 fields + POST), ${EXEC_TOTAL} events × ${RUNS} runs, ${CONCURRENCY} in flight, alloy --concurrency 64 (median; latency = event sent → POST received)`, rows('(engine+log)', 'exec/s', execA, execRaw));
-console.log(`\nratios: ingest ${ratio(ingestA.rate, ingestRaw.rate)} (aim ≥ 0.5x), executions ${ratio(execA.rate, execRaw.rate)} (aim ≥ 0.5x)`);
+const parts = [];
+if (ingestA) parts.push(`ingest ${ratio(ingestA.rate, ingestRaw.rate)} (aim ≥ 0.5x)`);
+if (execA) parts.push(`executions ${ratio(execA.rate, execRaw.rate)} (aim ≥ 0.5x)`);
+console.log(`\nratios: ${parts.join(', ')}`);

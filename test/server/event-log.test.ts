@@ -3,7 +3,8 @@ import { execa } from 'execa';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { openEventLog, type EventLog } from '../../src/server/event-log.js';
-import { REPO_ROOT, tempDir } from './helpers.js';
+import Database from 'better-sqlite3';
+import { FIXTURES_DIR, REPO_ROOT, tempDir } from './helpers.js';
 
 function delivery(id: string, dedupeKey?: string) {
   return {
@@ -58,6 +59,25 @@ describe('event log', () => {
     expect(log.getExecution('ex_1')?.finishedAt).toBeTypeOf('number');
     expect(log.getDelivery('dl_1')?.body.toString()).toBe('{"a":1}');
     expect(log.readLog(undefined).map((e) => e.executionId)).toEqual(['ex_1']);
+  });
+
+  it('gives back the exact bytes of a large body it stores deflated, and small ones as they came', async () => {
+    const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+    log = openEventLog({ file });
+    await log.appendDelivery({ ...delivery('dl_big'), body: order }, [exec('ex_big')]);
+    await log.appendDelivery(delivery('dl_small'), [exec('ex_small')]);
+    log.close(); // it holds the file's exclusive lock while open
+    const raw = new Database(file, { readonly: true });
+    const rows = raw.prepare('SELECT id, length(body) AS stored, body_encoding AS encoding FROM deliveries ORDER BY id').all() as { id: string; stored: number; encoding: string | null }[];
+    raw.close();
+    expect(rows).toEqual([
+      { id: 'dl_big', stored: expect.any(Number), encoding: 'deflate-raw' },
+      { id: 'dl_small', stored: 7, encoding: null },
+    ]);
+    expect(rows[0].stored).toBeLessThan(order.length / 2);
+    log = openEventLog({ file, readonly: true });
+    expect(log.getDelivery('dl_big')!.body.equals(order)).toBe(true);
+    expect(log.getDelivery('dl_small')!.body.toString()).toBe('{"a":1}');
   });
 
   it('refuses a duplicate dedupe key and returns the first delivery and its executions', async () => {
