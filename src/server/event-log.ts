@@ -469,22 +469,7 @@ export class EventLog {
         const ids = (s.executionIdsByDelivery.all(first.id) as { id: string }[]).map((r) => r.id);
         return { duplicate: true, deliveryId: first.id, executionIds: ids };
       }
-      const now = delivery.receivedAt;
-      for (const e of executions) {
-        s.insertExecution!.run(
-          e.id,
-          delivery.id,
-          e.workflow,
-          e.record.status,
-          e.userId ?? null,
-          e.replayOf ?? null,
-          now,
-          now,
-          e.eventRef ?? null,
-          this.recordJson(e.record, e.eventRef),
-        );
-        if (e.eventRef) this.eventRefs.set(e.id, e.eventRef);
-      }
+      this.insertExecutions(delivery.id, executions, delivery.receivedAt);
       return { duplicate: false, deliveryId: delivery.id, executionIds: executions.map((e) => e.id) };
     });
   }
@@ -492,24 +477,28 @@ export class EventLog {
   /** Adds executions for an already stored delivery (replay). */
   appendExecutions(deliveryId: string, executions: NewExecution[]): Promise<string[]> {
     return this.write(() => {
-      const now = this.clock();
-      for (const e of executions) {
-        this.stmts.insertExecution!.run(
-          e.id,
-          deliveryId,
-          e.workflow,
-          e.record.status,
-          e.userId ?? null,
-          e.replayOf ?? null,
-          now,
-          now,
-          e.eventRef ?? null,
-          this.recordJson(e.record, e.eventRef),
-        );
-        if (e.eventRef) this.eventRefs.set(e.id, e.eventRef);
-      }
+      this.insertExecutions(deliveryId, executions, this.clock());
       return executions.map((e) => e.id);
     });
+  }
+
+  /** Inside a write: the execution rows of one delivery, created and updated `now`. */
+  private insertExecutions(deliveryId: string, executions: NewExecution[], now: number): void {
+    for (const e of executions) {
+      this.stmts.insertExecution!.run(
+        e.id,
+        deliveryId,
+        e.workflow,
+        e.record.status,
+        e.userId ?? null,
+        e.replayOf ?? null,
+        now,
+        now,
+        e.eventRef ?? null,
+        this.recordJson(e.record, e.eventRef),
+      );
+      if (e.eventRef) this.eventRefs.set(e.id, e.eventRef);
+    }
   }
 
   /** Stores a checkpoint (or the final record). A terminal status also appends a log entry. */

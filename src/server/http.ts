@@ -5,29 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BodyTooLargeError, readRequestBody } from '../net/read-body.js';
+import { HttpError } from '../net/http-error.js';
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly hint?: string,
-    readonly details?: Record<string, unknown>,
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
-  }
-  toBody(): { error: Record<string, unknown> } {
-    return {
-      error: {
-        code: this.code,
-        message: this.message,
-        ...(this.hint ? { hint: this.hint } : {}),
-        ...(this.details ? { details: this.details } : {}),
-      },
-    };
-  }
-}
+export { HttpError } from '../net/http-error.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);

@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import { BodyTooLargeError, readRequestBody } from '../../net/read-body.js';
+import { HttpError } from '../../net/http-error.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
@@ -35,17 +36,6 @@ export interface StoreApiOptions {
   limits?: Partial<StoreApiLimits>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly hint?: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-}
 
 interface RouteContext {
   store: LocalStore;
