@@ -18,6 +18,7 @@ import {
   TemplateSyntaxError,
 } from './expressions.js';
 import { childStepLists, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
+import { MODEL_KEYS } from './model-keys.js';
 import { getUserAjv, mapSchemaErrors } from './schema-check.js';
 import { keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
 
@@ -263,7 +264,10 @@ function checkUses(source: SourceFile, entry: StepEntry, s: Record<string, unkno
     diag(pointer, 'E_UNKNOWN_ACTION', `connector "${name}" has no action "${action}"`, guess ? `did you mean "${name}/${guess}"?` : `${name} actions: ${Object.keys(actions).join(', ') || 'none'}`);
     return;
   }
-  if (def.input) checkActionInput(source, entry, s.with, def.input, uses, diag);
+  // A misspelled `with` is already an unknown-key error; checking the missing inputs too
+  // would report the same mistake twice.
+  const unknownKey = s.with === undefined && Object.keys(s).some((k) => !(k in MODEL_KEYS.step));
+  if (def.input && !unknownKey) checkActionInput(source, entry, s.with, def.input, uses, diag);
 }
 
 /**

@@ -130,3 +130,25 @@ describe('examples/shopify-sync', () => {
     }
   });
 });
+
+describe("README's worked example", () => {
+  it('a misspelled `with` in the scaffold is exactly one located error with the fix', async () => {
+    await runInProcess(['init', 'demo', '--yes'], { cwd: dir });
+    const file = path.join(dir, 'demo', 'integrations/shopify-sync/workflows/create-order.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('    with:', '    wth:'));
+    const r = await runInProcess(['validate', '--json'], { cwd: path.join(dir, 'demo') });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toEqual([
+      expect.objectContaining({
+        file: 'integrations/shopify-sync/workflows/create-order.yaml',
+        line: 31,
+        column: 5,
+        code: 'E_SCHEMA_UNKNOWN_KEY',
+        message: 'unknown key "wth" in step "order"',
+        hint: 'did you mean "with"?',
+      }),
+    ]);
+    const human = await runInProcess(['validate'], { cwd: path.join(dir, 'demo') });
+    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (4 files checked)');
+  });
+});
