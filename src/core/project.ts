@@ -14,6 +14,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AlloyError, EXIT_USAGE } from '../errors.js';
 import { checkWorkflow, type ConnectorCatalog } from './check-workflow.js';
+import { mapLimit } from './map-limit.js';
 import { closest, makeDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expressions.js';
 import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
@@ -39,19 +40,6 @@ export const CONFIG_FILES = [
 const DEFINITION_EXTENSIONS = ['.yaml', '.yml', '.json'];
 const READ_CONCURRENCY = 16;
 
-/** Maps with at most `limit` promises pending; results keep the input order. */
-async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 export interface LoadProjectOptions {
   /** Built-in connector manifests; the CLI passes src/connectors' list. */
@@ -250,7 +238,7 @@ async function loadIntegration(
   const wfFiles = (await listDir(wfDir)).filter(isDefinitionFile);
   // Read concurrently (a few at a time), check in order: reading one by one left the
   // process waiting on the file system for most of a large project's validation.
-  const sources = await mapConcurrent(wfFiles, READ_CONCURRENCY, (f) => readSourceFile(path.join(wfDir, f), rel(root, path.join(wfDir, f))));
+  const sources = await mapLimit(wfFiles, READ_CONCURRENCY, (f) => readSourceFile(path.join(wfDir, f), rel(root, path.join(wfDir, f))));
   for (const [i, f] of wfFiles.entries()) {
     const wf = sources[i];
     diagnostics.push(...wf.diagnostics);

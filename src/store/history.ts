@@ -4,6 +4,7 @@
  * released definition.
  */
 import type { IntegrationDef, WorkflowDef } from '../core/model.js';
+import { mapLimit } from '../core/map-limit.js';
 import { BadStoreInputError, StoreError, StoreNotFoundError } from './errors.js';
 import { assertIntegrationName, INTEGRATION_NAME } from './names.js';
 import type { ReleaseObject } from './objects.js';
@@ -187,16 +188,3 @@ export async function listVersionInfo(store: Store, integration: string, options
   });
 }
 
-/** Map with at most `limit` calls in flight; results keep the input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
