@@ -10,7 +10,6 @@ import {
   compileTemplate,
   type CompiledTemplate,
   type ExpressionRefs,
-  escapePointer,
   expressionRefs,
   ExpressionSyntaxError,
   forEachString,
@@ -353,4 +352,3 @@ function checkTemplateString(
   }
 }
 
-export { escapePointer };
