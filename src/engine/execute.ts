@@ -415,8 +415,13 @@ class Execution {
 
   private async withTimeout(fn: (signal: AbortSignal) => Promise<unknown>, timeoutMs: number | undefined, path: string) {
     const execSignal = this.controller.signal;
+    // The step's signal: aborted by its timeout or with the execution's (timeout, interrupt).
+    // Linked by hand and unlinked in `finally`: cheaper than AbortSignal.any per call.
     const local = new AbortController();
-    const signal = AbortSignal.any([execSignal, local.signal]);
+    const signal = local.signal;
+    const followExec = () => local.abort(execSignal.reason);
+    if (execSignal.aborted) followExec();
+    else execSignal.addEventListener('abort', followExec, { once: true });
     let cancelTimer: (() => void) | undefined;
     if (timeoutMs !== undefined) {
       cancelTimer = setLongTimeout(
@@ -444,6 +449,7 @@ class Execution {
     } finally {
       cancelTimer?.();
       if (onAbort) signal.removeEventListener('abort', onAbort);
+      execSignal.removeEventListener('abort', followExec);
     }
   }
 

@@ -10,7 +10,7 @@ import type { EngineDeps, EngineLogger } from '../engine/types.js';
 import type { WorkflowDef } from '../core/model.js';
 import type { LoadedProject } from '../core/project-types.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
-import { createHttpClient } from '../connectors/http-client.js';
+import { createHttpClient, followSignal } from '../connectors/http-client.js';
 import { resolveConnection } from '../connectors/credentials.js';
 import type { ConnectorRegistry, HttpClient } from '../connectors/types.js';
 import { MissingSecretError } from '../errors.js';
@@ -61,7 +61,19 @@ export function createEngineExecutor(options: EngineExecutorOptions): WorkflowEx
     const execSignal = local.signal;
     const deps: EngineDeps = {
       connectors,
-      http: (req) => http({ ...req, signal: req.signal ? AbortSignal.any([req.signal, execSignal]) : execSignal }),
+      http: async (req) => {
+        if (!req.signal) return http({ ...req, signal: execSignal });
+        // Both the step's signal and the runtime's stop the call (linked by hand: cheaper than AbortSignal.any per call).
+        const both = new AbortController();
+        const unlinkStep = followSignal(req.signal, both);
+        const unlinkExec = followSignal(execSignal, both);
+        try {
+          return await http({ ...req, signal: both.signal });
+        } finally {
+          unlinkStep();
+          unlinkExec();
+        }
+      },
       clock: { now, sleep: (ms, s) => realClock.sleep(ms, s ? AbortSignal.any([s, execSignal]) : execSignal) },
       random: Math.random,
       checkpoint,

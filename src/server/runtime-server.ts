@@ -156,9 +156,20 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   // ------------------------------------------------------------------ executions
 
+  /**
+   * Records of executions just committed by ingest, handed to the pool so their first run
+   * needs no read (row, record JSON and the delivery body to put the event back). They are
+   * the very objects stored (status queued); anything else (resume, replay, a full cache)
+   * is read from the log. Bounded, so a backlog does not hold parsed events in memory.
+   */
+  const committed = new Map<string, { workflow: string; record: ExecutionRecord }>();
+  const COMMITTED_MAX = 1024;
+
   async function runExecution(id: string): Promise<void> {
-    const row = log.getExecution(id);
-    if (!row || isTerminal(row.status)) return;
+    const handed = committed.get(id);
+    if (handed) committed.delete(id);
+    const row = handed ?? log.getExecution(id);
+    if (!row || (!handed && isTerminal((row as ExecutionRow).status))) return;
     const started = clock();
     let last = row.record as unknown as ExecutionRecord;
     const newlyFinished = createStepTracker(last);
@@ -261,6 +272,12 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         executions: result.executionIds.map((id) => ({ id })),
       });
       return;
+    }
+    // One execution per delivery (the usual case) is handed over as is; several share one
+    // parsed event, so each reads its own copy from the log instead.
+    if (executions.length === 1 && committed.size < COMMITTED_MAX) {
+      const e = executions[0];
+      committed.set(e.id, { workflow: e.workflow, record: e.record as unknown as ExecutionRecord });
     }
     for (const id of result.executionIds) pool.push(id);
     sendJson(ctx.res, 202, {
