@@ -71,10 +71,11 @@ function applyEnvironment(command: Command, env: NodeJS.ProcessEnv): void {
 function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (code: number) => void): void {
   const cmd = program.command(spec.usage).description(spec.summary);
   spec.options?.(cmd);
-  // Every flag is also readable from ALLOY_<FLAG> (flags win over the environment).
+  // Every flag is also readable from <prefix>_<FLAG> (flags win over the environment).
+  const prefix = spec.envPrefix ?? 'ALLOY';
   for (const option of cmd.options) {
     if (option.envVar || !option.long || option.negate) continue;
-    option.env(`ALLOY_${option.long.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`);
+    option.env(`${prefix}_${option.long.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`);
   }
   if (spec.examples?.length) {
     cmd.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);

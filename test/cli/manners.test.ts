@@ -55,6 +55,16 @@ describe('CLI manners', () => {
     expect(body.error.code).toBe('E_NO_PROJECT');
   });
 
+  it('servers read their flags from their own variables, so one ALLOY_PORT cannot move them all', async () => {
+    const dev = await runInProcess(['dev', '--help']);
+    const relay = await runInProcess(['relay', '--help']);
+    expect(dev.stdout).toContain('ALLOY_DEV_PORT');
+    expect(relay.stdout).toContain('ALLOY_RELAY_PORT');
+    expect(dev.stdout + relay.stdout).not.toMatch(/\bALLOY_PORT\b/);
+    // no flag shows two variables
+    for (const text of [dev.stdout, relay.stdout]) expect(text).not.toMatch(/env ALLOY_[A-Z_]+[^\n]*\(env:/);
+  });
+
   it('colours follow NO_COLOR, FORCE_COLOR and the TTY', () => {
     expect(colorLevel({ write: () => true, isTTY: true }, {})).toBe(1);
     expect(colorLevel({ write: () => true, isTTY: true }, { NO_COLOR: '1' })).toBe(0);

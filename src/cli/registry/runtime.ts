@@ -1,3 +1,4 @@
+import { Option } from 'commander';
 import type { CommandSpec } from './types.js';
 
 /** The local runtime: `dev` serves the working tree; the others talk to it (or read its log). */
@@ -5,16 +6,17 @@ export const runtimeCommands: CommandSpec[] = [
   {
     usage: 'dev',
     summary: 'Run the working tree locally: event API, webhook ingress, durable event log, hot reload',
+    envPrefix: 'ALLOY_DEV',
     options: (c) =>
       c
-        .option('-p, --port <port>', 'port to listen on (default 4000, env ALLOY_DEV_PORT, config dev.port; 0 for any free port)')
-        .option('--host <host>', 'interface to bind (default 127.0.0.1, env ALLOY_DEV_HOST)')
+        .option('-p, --port <port>', 'port to listen on (default 4000, config dev.port; 0 for any free port)')
+        .option('--host <host>', 'interface to bind (default 127.0.0.1, config dev.host)')
         .option('--fresh', 'forget the event log history before starting')
         .option('--record [dir]', 'also save every accepted delivery as a fixture (default .alloy/recordings)')
         .option('--concurrency <n>', 'executions run at the same time (default 16)')
         .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok')
-        .option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com (env ALLOY_RELAY_URL)')
-        .option('--tunnel-name <name>', 'stable relay tunnel name (env ALLOY_TUNNEL_NAME)'),
+        .addOption(new Option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com').env('ALLOY_RELAY_URL'))
+        .addOption(new Option('--tunnel-name <name>', 'stable relay tunnel name').env('ALLOY_TUNNEL_NAME')),
     examples: ['alloy dev', 'alloy dev -p 4001 --fresh -v', 'alloy dev --record', 'alloy dev --tunnel relay --tunnel-url wss://relay.example.com'],
     load: () => import('../commands/dev.js'),
   },

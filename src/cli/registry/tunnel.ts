@@ -4,9 +4,10 @@ export const tunnelCommands: CommandSpec[] = [
   {
     usage: 'relay',
     summary: 'Run the self-hostable tunnel relay: stable public webhook URLs for each developer',
+    envPrefix: 'ALLOY_RELAY',
     options: (c) =>
       c
-        .option('-p, --port <port>', 'port to listen on (default 8787, env ALLOY_RELAY_PORT)')
+        .option('-p, --port <port>', 'port to listen on (default 8787)')
         .option('--host <host>', 'interface to bind (default 127.0.0.1; put a TLS proxy in front)')
         .option('--data <dir>', 'where queued requests are kept (default .alloy/relay)')
         .option('--tokens-file <file>', 'developer tokens, one name:token a line (else env ALLOY_RELAY_TOKENS)')

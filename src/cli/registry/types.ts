@@ -21,6 +21,12 @@ export interface CommandSpec {
   /** Commander usage, e.g. `validate [paths...]`. */
   usage: string;
   summary: string;
+  /**
+   * Prefix of the environment variables for this command's flags (default `ALLOY`): a
+   * server's `--port` is `ALLOY_DEV_PORT` or `ALLOY_RELAY_PORT`, not one `ALLOY_PORT` that
+   * would move every server at once. An option that calls `.env()` itself keeps its own.
+   */
+  envPrefix?: string;
   /** Adds flags; --json, -C/--cwd, -v and --no-color are global. */
   options?: (cmd: Command) => void;
   /** Extra text after the options in `alloy <cmd> --help`. */
