@@ -77,6 +77,9 @@ interface Frame {
 
 const TERMINAL = new Set(['succeeded', 'failed', 'filtered']);
 
+/** Longest run of steps without giving the event loop a turn (no stall above 50 ms: issue 13). */
+export const YIELD_AFTER_MS = 10;
+
 /**
  * Runs (or resumes) the execution in `record`, mutating it, and returns it when it has
  * ended. Rejects only when `deps.checkpoint` throws (CheckpointError): that is a crash, and
@@ -113,6 +116,26 @@ class Execution {
     };
   }
 
+  /** When this execution last let the event loop run (see yieldIfLong). */
+  private lastYield = performance.now();
+
+  /**
+   * Steps whose expressions and checkpoints complete without I/O run as one chain of
+   * microtasks, which never lets the event loop serve anything else: an `each` over 10,000
+   * items would hold it for its whole run. Before each step, once YIELD_AFTER_MS have passed
+   * since the last turn, wait for the next one (setImmediate: after pending I/O callbacks).
+   */
+  private yieldIfLong(): Promise<void> | undefined {
+    const now = performance.now();
+    if (now - this.lastYield < YIELD_AFTER_MS) return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.lastYield = performance.now();
+        resolve();
+      }),
+    );
+  }
+
   private lastMs = NaN;
   private lastIso = '';
   /** ISO time of `ms` (default now); consecutive steps often share a millisecond, so cache one. */
@@ -124,13 +147,17 @@ class Execution {
     return this.lastIso;
   }
 
-  /** Checkpoints are serialized (each concurrency) and a failed one stops everything. */
-  private persist(): Promise<void> {
+  /**
+   * Checkpoints are serialized (each concurrency) and a failed one stops everything.
+   * `step` is the step record that changed (none: the execution's own status changed).
+   */
+  private persist(step?: StepRecord): Promise<void> {
     if (this.crashed) return Promise.reject(this.crashed);
+    const changed = step ? [step] : [];
     this.persistChain = this.persistChain.then(async () => {
       if (this.crashed) throw this.crashed;
       try {
-        await this.deps.checkpoint(this.record);
+        await this.deps.checkpoint(this.record, changed);
       } catch (err) {
         this.crashed = err instanceof CheckpointError ? err : new CheckpointError(err);
         throw this.crashed;
@@ -199,6 +226,8 @@ class Execution {
   }
 
   private async runStep(step: CompiledStep, frame: Frame): Promise<void> {
+    const turn = this.yieldIfLong();
+    if (turn) await turn;
     const path = frame.prefix + step.id;
     const prev = this.record.steps[path];
     const leaf = step.kind === 'action' || step.kind === 'delay' || step.kind === 'stop';
@@ -235,7 +264,7 @@ class Execution {
         delete rec.error;
         finish('skipped');
         frame.steps[step.id] = {};
-        await this.persist();
+        await this.persist(rec);
         return;
       }
       const output = await this.dispatch(step, frame, rec, ctx, path);
@@ -244,13 +273,13 @@ class Execution {
       finish('succeeded');
       frame.steps[step.id] = { output };
       this.deps.logger.debug('step succeeded', { execution: this.record.id, step: path, attempts: rec.attempts });
-      await this.persist();
+      await this.persist(rec);
     } catch (err) {
       if (err instanceof CheckpointError) throw err;
       if (this.interrupted()) throw this.controller.signal.reason;
       if (err instanceof FilteredSignal) {
         if (rec.status === 'running') finish('succeeded');
-        await this.persist();
+        await this.persist(rec);
         throw err;
       }
       const info = toErrorInfo(err, path, this.redactor);
@@ -259,7 +288,7 @@ class Execution {
       this.deps.logger.debug('step failed', { execution: this.record.id, step: path, code: info.code });
       // An execution timeout is not the step's to handle.
       if (this.controller.signal.aborted) {
-        await this.persist();
+        await this.persist(rec);
         throw new StepFailed(info);
       }
       await this.handleFailure(step, rec, info, frame);
@@ -271,12 +300,12 @@ class Execution {
     const onError = step.onError;
     if (onError === 'fail') {
       delete rec.handled;
-      await this.persist();
+      await this.persist(rec);
       throw new StepFailed(info);
     }
     rec.handled = true;
     frame.steps[step.id] = { error: info };
-    await this.persist();
+    await this.persist(rec);
     if (onError === 'continue') return;
     const error = { message: info.message, code: info.code, status: info.status, step: info.step };
     await this.runSteps(onError.steps, { steps: frame.steps, vars: { ...frame.vars, error }, prefix: frame.prefix });
@@ -351,7 +380,7 @@ class Execution {
     // `running` with inputs and fails it instead of creating the same thing twice.
     if (!idempotent) {
       rec.callInFlight = true;
-      await this.persist();
+      await this.persist(rec);
     }
     const actionContext = (signal: AbortSignal): ActionContext => ({
       connection,

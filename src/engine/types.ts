@@ -104,8 +104,12 @@ export interface EngineDeps {
   clock: Clock;
   /** Uniform in [0, 1): backoff jitter. Seed it in tests. */
   random(): number;
-  /** Persists the record; awaited after every step. If it throws, the execution stops (a crash). */
-  checkpoint(record: ExecutionRecord): Promise<void>;
+  /**
+   * Persists the record; awaited after every step. If it throws, the execution stops (a crash).
+   * `changed` lists the step records changed since the previous checkpoint (empty for a change
+   * of the execution's own status), so a checkpoint can cost what changed, not the record's size.
+   */
+  checkpoint(record: ExecutionRecord, changed: readonly StepRecord[]): Promise<void>;
   logger: EngineLogger;
   /** Connection fields of `app` for `userId` (credentials included; never logged or stored). */
   resolveConnection(app: string, userId: string | undefined): Promise<Record<string, string>>;

@@ -175,6 +175,15 @@ CREATE INDEX IF NOT EXISTS executions_status ON executions(status, seq);
 CREATE INDEX IF NOT EXISTS executions_workflow ON executions(workflow, seq);
 CREATE INDEX IF NOT EXISTS executions_delivery ON executions(delivery_id);
 CREATE INDEX IF NOT EXISTS executions_queue ON executions(seq) WHERE status IN ('queued', 'running');
+-- Progress of unfinished executions, one row per step record changed since the record column
+-- was last written whole (schema 2): a checkpoint writes what changed, not the whole record.
+-- The final save writes the whole record and deletes these rows.
+CREATE TABLE IF NOT EXISTS execution_steps (
+  execution_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  step TEXT NOT NULL,
+  PRIMARY KEY (execution_id, path)
+);
 CREATE TABLE IF NOT EXISTS log (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   time INTEGER NOT NULL,
@@ -187,7 +196,7 @@ CREATE TABLE IF NOT EXISTS log (
 );
 `;
 
-const SCHEMA_VERSION = '1';
+const SCHEMA_VERSION = '2';
 
 interface PendingWrite {
   run: () => unknown;
@@ -215,6 +224,8 @@ export class EventLog {
   private readonly compressBodies: boolean;
   /** False only for a file from before body_encoding, opened read-only (it cannot be migrated then). */
   private hasBodyEncoding = true;
+  /** False only for a file from before execution_steps, opened read-only. */
+  private hasStepsTable = true;
 
   constructor(options: EventLogOptions) {
     this.file = options.file;
@@ -239,7 +250,10 @@ export class EventLog {
       this.db.exec('BEGIN EXCLUSIVE; COMMIT;');
       if (!this.readonly) {
         this.db.exec(SCHEMA);
-        this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
+        // Schema 2 added execution_steps (created above on older files too).
+        this.db
+          .prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+          .run('schema', SCHEMA_VERSION);
         // Files from before body_encoding (schema 1) gain the column; their bodies stay as they are (NULL = raw).
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
         writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
@@ -249,6 +263,7 @@ export class EventLog {
         this.db.pragma('query_only = ON');
         this.db.prepare('SELECT 1 FROM executions LIMIT 1').get();
         this.hasBodyEncoding = this.columnExists('deliveries', 'body_encoding');
+        this.hasStepsTable = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'execution_steps'`).get() !== undefined;
       }
     } catch (err) {
       try {
@@ -278,6 +293,11 @@ export class EventLog {
     return this.db.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) !== undefined;
   }
 
+  /** Executions with rows in execution_steps (written by this process or found when read). */
+  private readonly stepRows = new Set<string>();
+  /** Progress not yet written, by execution id (see saveProgress). */
+  private readonly progress = new Map<string, PendingProgress>();
+
   private prepare() {
     const db = this.db;
     const encoding = this.hasBodyEncoding ? 'body_encoding' : 'NULL AS body_encoding';
@@ -295,10 +315,19 @@ export class EventLog {
       updateExecution: w<unknown[]>(
         `UPDATE executions SET status = ?, updated_at = ?, finished_at = ?, record = ? WHERE id = ?`,
       ),
+      updateProgress: w<unknown[]>(`UPDATE executions SET status = ?, updated_at = ?, record = ? WHERE id = ?`),
+      upsertStep: w<unknown[]>(
+        `INSERT INTO execution_steps(execution_id, path, step) VALUES (?, ?, ?)
+         ON CONFLICT(execution_id, path) DO UPDATE SET step = excluded.step`,
+      ),
+      deleteSteps: w<[string]>(`DELETE FROM execution_steps WHERE execution_id = ?`),
       insertLog: w<unknown[]>(
         `INSERT INTO log(time, kind, execution_id, workflow, status, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       eventRefOf: db.prepare<[string]>(`SELECT event_ref FROM executions WHERE id = ?`),
+      stepsOf: this.hasStepsTable
+        ? db.prepare<[string]>(`SELECT path, step FROM execution_steps WHERE execution_id = ? ORDER BY rowid`)
+        : undefined,
       deliveryBody: db.prepare<[string]>(`SELECT body, ${encoding} FROM deliveries WHERE id = ?`),
       deliveryByDedupe: db.prepare<[string]>(`SELECT id FROM deliveries WHERE dedupe_key = ?`),
       executionIdsByDelivery: db.prepare<[string]>(`SELECT id FROM executions WHERE delivery_id = ? ORDER BY seq`),
@@ -501,23 +530,75 @@ export class EventLog {
     }
   }
 
-  /** Stores a checkpoint (or the final record). A terminal status also appends a log entry. */
-  saveRecord(record: StoredRecord, logEntry?: Omit<LogEntry, 'seq' | 'time'>): Promise<void> {
+  /**
+   * Stores the whole record (the final one, usually). A terminal status also appends a log
+   * entry. Progress saved with saveProgress and not yet written is dropped (this supersedes
+   * it), and the execution's step rows are deleted: the record column holds everything again.
+   * Records with many steps are serialized a slice at a time, letting the event loop run
+   * between slices (the caller must not change the record until the promise settles).
+   */
+  async saveRecord(record: StoredRecord, logEntry?: Omit<LogEntry, 'seq' | 'time'>): Promise<void> {
+    this.progress.delete(record.id);
     let ref: EventRef | null | undefined = this.eventRefs.get(record.id);
     if (ref === undefined) {
       const row = this.stmts.eventRefOf.get(record.id) as { event_ref: EventRef | null } | undefined;
       ref = row?.event_ref ?? null;
     }
-    // Serialized now: the engine mutates the record after this call returns.
-    const json = this.recordJson(record, ref ?? undefined);
+    const json = await stringifyRecord(record, ref ?? undefined);
     const terminal = isTerminal(record.status);
     if (terminal) this.eventRefs.delete(record.id);
+    const hadSteps = this.stepRows.delete(record.id);
     return this.write(() => {
+      this.progress.delete(record.id);
       const now = this.clock();
       const info = this.stmts.updateExecution!.run(record.status, now, terminal ? now : null, json, record.id);
       if (info.changes === 0) throw new StoreError('E_EXECUTION_NOT_FOUND', `no execution ${record.id} in the event log`);
+      if (hadSteps) this.stmts.deleteSteps!.run(record.id);
       if (logEntry) this.insertLog(now, logEntry);
     });
+  }
+
+  /**
+   * Stores the progress of an unfinished execution at the cost of what changed: its own
+   * fields (the record without steps and event) and the given step records, upserted one row
+   * each. Calls before the next group commit are merged into one write, serialized when the
+   * commit runs (so the latest state of each step is stored) and skipped when saveRecord was
+   * called for the execution meanwhile (the final record supersedes it). The promise resolves
+   * once the progress is durable; callers that need no durability now may ignore it (a
+   * failed write fails the final save too).
+   */
+  saveProgress(record: StoredRecord, steps: readonly { path: string }[]): Promise<void> {
+    const pending = this.progress.get(record.id);
+    if (pending) {
+      pending.record = record;
+      for (const st of steps) pending.steps.set(st.path, st);
+      return pending.done;
+    }
+    const entry: PendingProgress = { record, steps: new Map(steps.map((st) => [st.path, st])), done: Promise.resolve() };
+    this.progress.set(record.id, entry);
+    entry.done = this.write(() => {
+      // Superseded by saveRecord: nothing to do.
+      if (this.progress.get(record.id) !== entry) return;
+      this.progress.delete(record.id);
+      const r = entry.record;
+      const { steps: _steps, event: _event, ...head } = r;
+      const now = this.clock();
+      const info = this.stmts.updateProgress!.run(r.status, now, JSON.stringify({ ...head, steps: {} }), r.id);
+      if (info.changes === 0) throw new StoreError('E_EXECUTION_NOT_FOUND', `no execution ${r.id} in the event log`);
+      for (const [path, st] of entry.steps) this.stmts.upsertStep!.run(r.id, path, JSON.stringify(st));
+      if (entry.steps.size > 0) this.stepRows.add(r.id);
+    });
+    return entry.done;
+  }
+
+  /** The record of a row with its step rows merged in (unfinished executions saved by saveProgress). */
+  private withSteps(id: string, record: StoredRecord): StoredRecord {
+    const rows = this.stmts.stepsOf?.all(id) as { path: string; step: string }[] | undefined;
+    if (!rows || rows.length === 0) return record;
+    if (!this.readonly) this.stepRows.add(id);
+    const steps = { ...((record.steps as Record<string, unknown> | undefined) ?? {}) };
+    for (const r of rows) steps[r.path] = JSON.parse(r.step);
+    return { ...record, steps };
   }
 
   private recordJson(record: StoredRecord, ref: EventRef | undefined): string {
@@ -564,6 +645,7 @@ export class EventLog {
     const row = this.stmts.getExecution.get(id) as RawExecution | undefined;
     if (!row) return undefined;
     const out = toExecution(row);
+    if (!isTerminal(row.status)) out.record = this.withSteps(row.id, out.record);
     out.record = this.withEvent(row, out.record);
     if (row.event_ref && !isTerminal(row.status)) this.eventRefs.set(row.id, row.event_ref as EventRef);
     return out;
@@ -593,7 +675,11 @@ export class EventLog {
     }
     const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
     const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit}`;
-    return (this.db.prepare(sql).all(...params) as RawExecution[]).map(toExecution);
+    return (this.db.prepare(sql).all(...params) as RawExecution[]).map((row) => {
+      const out = toExecution(row);
+      if (!isTerminal(row.status)) out.record = this.withSteps(row.id, out.record);
+      return out;
+    });
   }
 
   /** Ids of unfinished executions, oldest first: what the worker pool resumes on start. */
@@ -620,7 +706,7 @@ export class EventLog {
   /** Forgets every delivery, execution and log entry (`alloy dev --fresh`). */
   clear(): Promise<void> {
     return this.write(() => {
-      this.db.exec('DELETE FROM deliveries; DELETE FROM executions; DELETE FROM log;');
+      this.db.exec('DELETE FROM deliveries; DELETE FROM executions; DELETE FROM execution_steps; DELETE FROM log;');
     });
   }
 
@@ -654,6 +740,47 @@ function readLockInfo(file: string): { pid: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+interface PendingProgress {
+  record: StoredRecord;
+  steps: Map<string, { path: string }>;
+  done: Promise<void>;
+}
+
+/** Step records serialized between two turns of the event loop (a few milliseconds' worth). */
+const STEPS_PER_SLICE = 500;
+
+/**
+ * JSON.stringify(record) (without `event` when it lives in the delivery): the same text, but
+ * for a record with many steps a slice of steps at a time with a turn of the event loop in
+ * between, since a 10,000-step record is megabytes of JSON, too long to build in one go.
+ */
+export async function stringifyRecord(record: StoredRecord, ref: EventRef | undefined): Promise<string> {
+  const steps = record.steps as Record<string, unknown> | undefined;
+  const keys = steps && typeof steps === 'object' ? Object.keys(steps) : [];
+  if (keys.length <= STEPS_PER_SLICE) {
+    if (!ref) return JSON.stringify(record);
+    const { event: _event, ...rest } = record;
+    return JSON.stringify(rest);
+  }
+  const parts: string[] = [];
+  for (const key of Object.keys(record)) {
+    if (ref && key === 'event') continue;
+    if (key === 'steps') {
+      const inner: string[] = [];
+      for (let i = 0; i < keys.length; i++) {
+        if (i > 0 && i % STEPS_PER_SLICE === 0) await new Promise<void>((r) => setImmediate(r));
+        const text = JSON.stringify(steps![keys[i]]);
+        if (text !== undefined) inner.push(`${JSON.stringify(keys[i])}:${text}`);
+      }
+      parts.push(`"steps":{${inner.join(',')}}`);
+      continue;
+    }
+    const text = JSON.stringify(record[key]);
+    if (text !== undefined) parts.push(`${JSON.stringify(key)}:${text}`);
+  }
+  return `{${parts.join(',')}}`;
 }
 
 interface RawExecution {

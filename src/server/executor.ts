@@ -9,8 +9,12 @@ import type { LoadedWorkflow } from '../core/project-types.js';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
 
 export interface ExecuteOptions {
-  /** Persist the record; resolves once it is durable. Throws when the runtime is stopping. */
-  checkpoint(record: ExecutionRecord): Promise<void>;
+  /**
+   * Persist the record; resolves once it is durable. Throws when the runtime is stopping.
+   * `changed`: the step records changed since the previous call, when the caller knows them
+   * (the engine does); without it every step is compared.
+   */
+  checkpoint(record: ExecutionRecord, changed?: readonly StepRecord[]): Promise<void>;
   /** Aborted when the runtime stops for good (after the shutdown grace period). */
   signal: AbortSignal;
 }
@@ -45,18 +49,22 @@ export function newExecutionRecord(input: {
 /**
  * Tracks which steps have been reported, for `-v` output per checkpoint. The engine mutates
  * one record in place, so progress is compared against remembered states, not an old record.
+ * Given the steps that changed (the engine's checkpoint says), only those are compared, so
+ * a checkpoint costs what changed: scanning every step made an `each` over n items O(n²).
  */
-export function createStepTracker(initial?: ExecutionRecord): (record: ExecutionRecord) => StepRecord[] {
-  const seen = new Map<string, string>();
-  const state = (s: StepRecord) => `${s.status}:${s.endedAt ?? ''}`;
-  for (const [p, s] of Object.entries(initial?.steps ?? {})) if (s.status !== 'running') seen.set(p, state(s));
-  return (record) => {
+export function createStepTracker(
+  initial?: ExecutionRecord,
+): (record: ExecutionRecord, changed?: readonly StepRecord[]) => StepRecord[] {
+  // Per path, the status and end time last reported (a step can end, then run again on resume).
+  const seen = new Map<string, { status: string; endedAt: string | undefined }>();
+  for (const [p, s] of Object.entries(initial?.steps ?? {})) if (s.status !== 'running') seen.set(p, { status: s.status, endedAt: s.endedAt });
+  return (record, changed) => {
     const out: StepRecord[] = [];
-    for (const [p, step] of Object.entries(record.steps ?? {})) {
+    for (const step of changed ?? Object.values(record.steps ?? {})) {
       if (step.status === 'running') continue;
-      const st = state(step);
-      if (seen.get(p) !== st) {
-        seen.set(p, st);
+      const was = seen.get(step.path);
+      if (was === undefined || was.status !== step.status || was.endedAt !== step.endedAt) {
+        seen.set(step.path, { status: step.status, endedAt: step.endedAt });
         out.push(step);
       }
     }

@@ -19,7 +19,7 @@ import { safeEqual, verifyShopifyWebhook } from '../connectors/shopify/webhooks.
 import { verifyStandardWebhook } from '../engine/standard-webhooks.js';
 import { compileTemplate, renderTemplate } from '../core/expressions.js';
 import type { WebhookTrigger } from '../core/model.js';
-import { isTerminal, type EventLog, type EventRef, type ExecutionRow, type NewExecution } from './event-log.js';
+import { isTerminal, type EventLog, type EventRef, type ExecutionRow, type NewExecution, type StoredRecord } from './event-log.js';
 import { checkTriggerData, type RoutedWorkflow, type RuntimeDefinitions } from './definitions.js';
 import { createStepTracker, newExecutionRecord, type WorkflowExecutor } from './executor.js';
 import {
@@ -173,6 +173,8 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     const started = clock();
     let last = row.record as unknown as ExecutionRecord;
     const newlyFinished = createStepTracker(last);
+    /** Step records changed since the last progress write (see checkpoint). */
+    const dirty = new Map<string, StepRecord>();
     const routed = definitions.workflows.get(row.workflow);
     let final: ExecutionRecord;
     if (!routed) {
@@ -186,18 +188,28 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         },
       };
     } else {
-      const checkpoint = async (record: ExecutionRecord) => {
+      const checkpoint = async (record: ExecutionRecord, changed?: readonly StepRecord[]) => {
         // After the grace period the runtime stops for good: refuse, so the engine stops here
         // and the execution resumes from the last stored checkpoint on the next start.
         if (abort.signal.aborted) throw new Error('the runtime is stopping');
-        const fresh = newlyFinished(record);
-        // Only a finished step with an effect outside the process must be durable before the
-        // engine goes on: re-running a pure step (transform, if, branch) after a crash gives
-        // the same result, so its checkpoint rides along with the next durable one.
-        // A non-idempotent call about to happen (shopify/createOrder) must be on disk first:
-        // after a crash, that record is what keeps resume from creating the order twice.
-        const callInFlight = Object.values(record.steps).some((s) => s.status === 'running' && s.callInFlight);
-        if (callInFlight || fresh.some(hasSideEffects)) await log.saveRecord(record as unknown as Parameters<EventLog['saveRecord']>[0]);
+        const fresh = newlyFinished(record, changed);
+        // What a checkpoint must make durable before the engine goes on (docs/runtime.md,
+        // "Durable writes"): only a non-idempotent call about to happen (shopify/createOrder),
+        // since after a crash that record is what keeps resume from making the call twice.
+        // Every other change is written with the next group commit without waiting for it: a
+        // pure step (transform, if, branch) gives the same result when run again, and an
+        // idempotent call repeated after a crash carries the same idempotency key. Usually the
+        // final record, saved moments later, supersedes it before it is written at all.
+        // Only the steps that changed are written, so a checkpoint costs what changed.
+        for (const step of changed ?? Object.values(record.steps)) dirty.set(step.path, step);
+        const callInFlight = changed ? changed.some(isCallInFlight) : Object.values(record.steps).some(isCallInFlight);
+        if (callInFlight || fresh.some(hasSideEffects)) {
+          const steps = [...dirty.values()];
+          dirty.clear();
+          const saved = log.saveProgress(record as unknown as StoredRecord, steps);
+          if (callInFlight) await saved;
+          else saved.catch(() => {}); // a failed write fails the final save too
+        }
         for (const step of fresh) emit({ type: 'step', executionId: id, workflow: row.workflow, step });
         last = record;
       };
@@ -674,6 +686,10 @@ function pathParam(raw: string): string {
 }
 
 /** Steps whose completion must be stored before the next one starts: calls to the outside world, and waits. */
+function isCallInFlight(step: StepRecord): boolean {
+  return step.status === 'running' && step.callInFlight === true;
+}
+
 export function hasSideEffects(step: StepRecord): boolean {
   if (step.kind === 'delay') return true;
   return step.kind === 'action' && step.uses !== 'transform';

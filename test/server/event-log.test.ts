@@ -47,6 +47,76 @@ describe('event log', () => {
     tmp.cleanup();
   });
 
+  it('saves progress as changed step rows, merged back in order when read, and replaced by the final record', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_p'), [exec('ex_p')]);
+    const step = (p: string, status = 'succeeded') => ({ path: p, id: p, kind: 'action', status, attempts: 1, startedAt: 't' });
+    const record: any = { id: 'ex_p', status: 'running', startedAt: 't', steps: {} };
+    // 3,000 steps saved one progress write each: each write carries only its step.
+    for (let i = 0; i < 3000; i++) {
+      record.steps[`s${i}`] = step(`s${i}`);
+      await log.saveProgress(record, [record.steps[`s${i}`]]);
+    }
+    // The execution's own column holds the record without steps: a checkpoint does not rewrite them.
+    log.close();
+    const db = new Database(file, { readonly: true });
+    const raw = db.prepare('SELECT record FROM executions WHERE id = ?').get('ex_p') as { record: string };
+    expect(JSON.parse(raw.record)).toEqual({ id: 'ex_p', status: 'running', startedAt: 't', steps: {} });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM execution_steps').get() as { n: number }).n).toBe(3000);
+    db.close();
+    // Reopened (as after a crash): the record reads whole, steps in the order first saved.
+    log = openEventLog({ file });
+    const back = log.getExecution('ex_p')!.record as any;
+    expect(Object.keys(back.steps)).toEqual(Object.keys(record.steps));
+    expect(back.steps.s2999).toEqual(step('s2999'));
+    expect((log.listExecutions()[0].record as any).steps.s0).toEqual(step('s0'));
+    // A step saved again is updated in place; the final record replaces the rows.
+    back.steps.s0 = step('s0', 'failed');
+    await log.saveProgress(back, [back.steps.s0]);
+    expect((log.getExecution('ex_p')!.record as any).steps.s0.status).toBe('failed');
+    await log.saveRecord({ ...back, status: 'succeeded' });
+    expect(Object.keys((log.getExecution('ex_p')!.record as any).steps)).toHaveLength(3000);
+    log.close();
+    const db2 = new Database(file, { readonly: true });
+    expect((db2.prepare('SELECT COUNT(*) AS n FROM execution_steps').get() as { n: number }).n).toBe(0);
+    db2.close();
+    log = undefined;
+  });
+
+  it('merges progress saved in one turn into one write, and skips it when the final record follows', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_m'), [exec('ex_m')]);
+    const record: any = { id: 'ex_m', status: 'running', steps: { a: { path: 'a', status: 'succeeded' } } };
+    const first = log.saveProgress(record, [record.steps.a]);
+    record.steps.b = { path: 'b', status: 'succeeded' };
+    const second = log.saveProgress(record, [record.steps.b]);
+    expect(second).toBe(first);
+    await first;
+    expect(Object.keys((log.getExecution('ex_m')!.record as any).steps)).toEqual(['a', 'b']);
+    // Progress then the final record in the same turn: the progress write is dropped.
+    record.steps.c = { path: 'c', status: 'succeeded' };
+    const progress = log.saveProgress(record, [record.steps.c]);
+    const final = log.saveRecord({ ...record, status: 'succeeded' });
+    await Promise.all([progress, final]);
+    expect(log.getExecution('ex_m')!.status).toBe('succeeded');
+    expect(Object.keys((log.getExecution('ex_m')!.record as any).steps)).toEqual(['a', 'b', 'c']);
+    log.close();
+    log = undefined;
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM execution_steps').get() as { n: number }).n).toBe(0);
+    db.close();
+  });
+
+  it('serializes a record with many steps to the same JSON as JSON.stringify', async () => {
+    const { stringifyRecord } = await import('../../src/server/event-log.js');
+    const steps: Record<string, unknown> = {};
+    for (let i = 0; i < 2_345; i++) steps[`e[${i}].map`] = { path: `e[${i}].map`, output: { q: i, s: 'x"\u2028' }, skip: undefined };
+    const record = { id: 'ex', workflow: 'w', event: { big: true }, status: 'succeeded', steps, endedAt: 'z', gone: undefined };
+    expect(await stringifyRecord(record, undefined)).toBe(JSON.stringify(record));
+    const { event: _e, ...rest } = record;
+    expect(await stringifyRecord(record, 'body')).toBe(JSON.stringify(rest));
+  });
+
   it('stores deliveries with their executions and finds unfinished ones after reopening', async () => {
     log = openEventLog({ file });
     const r = await log.appendDelivery(delivery('dl_1'), [exec('ex_1'), exec('ex_2')]);

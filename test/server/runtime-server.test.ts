@@ -79,8 +79,9 @@ describe('runtime server', () => {
     expect(got.json.execution.userId).toBe('u1');
     expect(got.json.execution.record.event).toEqual({ email: 'a@b.co' });
     expect(Object.keys(got.json.execution.record.steps)).toEqual(['a', 'b']);
+    // The answer may come as soon as the final record is committed, the event once it is synced.
+    await waitFor(() => events.some((e) => e.type === 'execution' && e.record.id === id), 'the execution event');
     expect(events.filter((e) => e.type === 'step')).toHaveLength(2);
-    expect(events.some((e) => e.type === 'execution' && e.record.id === id)).toBe(true);
     const list = await http('GET', `${base}/v1/executions?status=succeeded&workflow=create-order`);
     expect(list.json.executions.map((e: any) => e.id)).toEqual([id]);
   });
@@ -284,13 +285,22 @@ describe('runtime server', () => {
     expect(hasSideEffects(step('action', 'shopify/createOrder'))).toBe(true);
     expect(hasSideEffects(step('delay'))).toBe(true);
 
-    // An executor whose first step is a transform: its checkpoint is not written, the http one is.
-    const saved: string[][] = [];
+    // An executor whose first step is a transform: its checkpoint is not written, the http one
+    // is (both steps, as step rows, without waiting for the disk); then it pauses, so that
+    // write lands before the final record replaces it.
+    const saved: string[] = [];
+    let pause!: () => void;
+    const paused = new Promise<void>((r) => (pause = r));
+    let resume!: () => void;
+    const resumed = new Promise<void>((r) => (resume = r));
     const mixed: typeof fake.executor = async (wf, record, { checkpoint }) => {
+      record.status = 'running';
       for (const s of wf.def.steps as any[]) {
         record.steps[s.id] = { path: s.id, id: s.id, kind: 'action', uses: s.uses, status: 'succeeded', attempts: 1, startedAt: '', endedAt: '' };
-        await checkpoint(record);
+        await checkpoint(record, [record.steps[s.id]]);
       }
+      pause();
+      await resumed;
       record.status = 'succeeded';
       return record;
     };
@@ -300,16 +310,29 @@ describe('runtime server', () => {
       executor: mixed,
     });
     base = await server.listen();
-    const origSave2 = server.log.saveRecord.bind(server.log);
-    (server.log as any).saveRecord = (r: any, e?: any) => {
-      saved.push(Object.keys(r.steps));
-      return origSave2(r, e);
+    const log = server.log as any;
+    const origProgress = log.saveProgress.bind(log);
+    log.saveProgress = (r: any, steps: any[]) => {
+      saved.push(`progress ${steps.map((x) => x.path).join(',')}`);
+      return origProgress(r, steps);
+    };
+    const origSave = log.saveRecord.bind(log);
+    log.saveRecord = (r: any, e?: any) => {
+      saved.push(`record ${Object.keys(r.steps).join(',')}`);
+      return origSave(r, e);
     };
     const res = await postJson(`${base}/v1/run/event`, { event: 'mixed', data: {} });
-    const got = await http('GET', `${base}/v1/executions/${res.json.executions[0].id}?wait=5000`);
+    const id = res.json.executions[0].id;
+    await paused;
+    // The progress write goes out with the next group commit: then the stored execution shows both steps.
+    await waitFor(() => Object.keys((server.log.getExecution(id)?.record.steps ?? {}) as object).length === 2, 'the progress write');
+    expect(server.log.getExecution(id)?.status).toBe('running');
+    resume();
+    const got = await http('GET', `${base}/v1/executions/${id}?wait=5000`);
     expect(got.json.execution.status).toBe('succeeded');
-    // One checkpoint after the http step (with both steps), then the final record.
-    expect(saved).toEqual([['t', 'h'], ['t', 'h']]);
+    // One progress write after the http step (both steps), then the final record.
+    expect(saved).toEqual(['progress t,h', 'record t,h']);
+    expect(Object.keys(got.json.execution.record.steps)).toEqual(['t', 'h']);
   });
 
   it('stores the "call in flight" mark of a non-idempotent action before the call is made', async () => {
