@@ -1,10 +1,13 @@
-// A benchmark target, run as a child process (so its CPU and peak RSS are its own):
+// A benchmark target, run as a child process (so its CPU and peak RSS are its own, read by
+// the bench from /proc/<pid>/stat):
 //   alloy-ingest   createRuntimeServer (dist/) verifying and persisting Shopify webhooks
-//   raw-ingest     node:http that parses the JSON and answers 202
+//   raw-ingest     node:http that parses the JSON, maps 3 fields and answers 202
 //   alloy-exec     createRuntimeServer + the real engine: a workflow mapping 3 fields and POSTing to DEST
 //   raw-forward    node:http that answers 202, maps the same 3 fields and POSTs to DEST (no persistence)
-// Prints {"url": ...} on IPC when listening; answers {"type":"stats"} with its peak RSS.
+// Prints {"url": ...} on IPC when listening; answers {"type":"stats"} with its peak RSS, CPU
+// and the longest event-loop delay since the last {"type":"reset"} (monitorEventLoopDelay).
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,6 +24,7 @@ const [mode, dest, sync = 'full'] = process.argv.slice(2);
 export const EXEC_CONCURRENCY = 64;
 const SECRET = 'bench_shopify_secret';
 let closeTarget = async () => {};
+let queueSize;
 
 async function listen(server) {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -71,6 +75,7 @@ async function alloyTarget(kind) {
     shutdownGraceMs: 10,
   });
   const url = await server.listen();
+  queueSize = () => server.queueSize();
   closeTarget = async () => {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
@@ -81,7 +86,9 @@ async function alloyTarget(kind) {
 async function rawIngest() {
   const server = http.createServer(async (req, res) => {
     const body = await readBody(req);
-    JSON.parse(body.toString('utf8'));
+    const order = JSON.parse(body.toString('utf8'));
+    // The same mapping as the alloy workflow's first step would do.
+    globalThis.mapped = { id: order.id, email: order.email, total: order.total_price };
     res.writeHead(202, { 'content-type': 'application/json' });
     res.end('{"ok":true}');
   });
@@ -101,13 +108,26 @@ async function rawForward() {
   return listen(server);
 }
 
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const url =
   mode === 'alloy-ingest' ? await alloyTarget('ingest') : mode === 'alloy-exec' ? await alloyTarget('exec') : mode === 'raw-ingest' ? await rawIngest() : await rawForward();
 process.send({ type: 'ready', url });
 process.on('message', async (m) => {
+  if (m.type === 'reset') {
+    loopDelay.reset();
+    process.send({ type: 'reset' });
+  }
   if (m.type === 'stats') {
     const ru = process.resourceUsage();
-    process.send({ type: 'stats', maxRssKb: ru.maxRSS, cpuMs: (ru.userCPUTime + ru.systemCPUTime) / 1000, elu: performance.eventLoopUtilization() });
+    process.send({
+      type: 'stats',
+      maxRssKb: ru.maxRSS,
+      cpuMs: (ru.userCPUTime + ru.systemCPUTime) / 1000,
+      elu: performance.eventLoopUtilization(),
+      maxLoopDelayMs: loopDelay.max / 1e6,
+      queue: queueSize?.(),
+    });
   }
   if (m.type === 'stop') {
     await closeTarget();

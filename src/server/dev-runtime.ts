@@ -35,6 +35,8 @@ export interface DevRuntimeOptions {
   /** Save every accepted delivery as a fixture: true for `.alloy/recordings`, or a folder. */
   record?: boolean | string;
   concurrency?: number;
+  /** See RuntimeServerOptions.maxQueued. */
+  maxQueued?: number;
   /** How long stopping waits for running executions before checkpointing them (default 5 s). */
   shutdownGraceMs?: number;
   watch?: boolean;
@@ -129,6 +131,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     host: options.host,
     port: options.port,
     concurrency: options.concurrency,
+    maxQueued: options.maxQueued,
     shutdownGraceMs: options.shutdownGraceMs,
     secrets: serverSecrets,
     recordDir,

@@ -37,6 +37,14 @@ import { WorkerPool } from './worker-pool.js';
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 export const DEFAULT_CONCURRENCY = 16;
+/**
+ * Executions waiting for a worker beyond which ingest answers 503 with Retry-After (issue 13):
+ * up to here every queued execution keeps its parsed event in memory (COMMITTED_MAX), so the
+ * CPU per execution stays what it is when idle; past it, senders are asked to come back.
+ */
+export const DEFAULT_MAX_QUEUED = 1024;
+/** Seconds a sender refused for overload is asked to wait (Retry-After). */
+export const OVERLOAD_RETRY_AFTER_S = 1;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
 /** Longest `?wait=` on GET /v1/executions/:id. */
 export const MAX_WAIT_MS = 60_000;
@@ -59,6 +67,8 @@ export interface RuntimeServerOptions {
   /** Default 0 (an ephemeral port). */
   port?: number;
   concurrency?: number;
+  /** Queued executions past which ingress answers 503 + Retry-After (default DEFAULT_MAX_QUEUED). */
+  maxQueued?: number;
   bodyLimit?: number;
   /** Milliseconds close() lets running executions finish before aborting them (they resume on the next start). */
   shutdownGraceMs?: number;
@@ -163,7 +173,37 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
    * is read from the log. Bounded, so a backlog does not hold parsed events in memory.
    */
   const committed = new Map<string, { workflow: string; record: ExecutionRecord }>();
-  const COMMITTED_MAX = 1024;
+  const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+  const COMMITTED_MAX = Math.max(1024, maxQueued);
+  /** Overload refusals since the last one reported (reported at most once a second). */
+  const overload = { refused: 0, reportedAt: 0 };
+
+  /** Ingress refuses work the pool cannot start soon: before reading or verifying the body. */
+  function refuseIfOverloaded(route: string): void {
+    const queued = pool.size.queued;
+    if (queued < maxQueued) return;
+    overload.refused++;
+    const now = clock();
+    if (now - overload.reportedAt >= 1000) {
+      emit({
+        type: 'rejected',
+        route,
+        status: 503,
+        code: 'E_OVERLOADED',
+        message: `${overload.refused} deliveries refused with 503: ${queued} executions are queued (limit ${maxQueued})`,
+      });
+      overload.refused = 0;
+      overload.reportedAt = now;
+    }
+    throw new HttpError(
+      503,
+      'E_OVERLOADED',
+      `the runtime has ${queued} executions queued (limit ${maxQueued})`,
+      `retry after ${OVERLOAD_RETRY_AFTER_S} s; senders such as Shopify retry on their own`,
+      undefined,
+      { 'retry-after': String(OVERLOAD_RETRY_AFTER_S) },
+    );
+  }
 
   async function runExecution(id: string): Promise<void> {
     const handed = committed.get(id);
@@ -553,6 +593,14 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
             continue;
           }
           routeName = route.name;
+          if (route.ingress) {
+            try {
+              refuseIfOverloaded(`${req.method} ${url.pathname}`);
+            } catch (err) {
+              routeName = 'overloaded'; // reported above, at most once a second
+              throw err;
+            }
+          }
           inFlight.count++;
           try {
             await route.handle({ req, res, url, params: m.slice(1) });

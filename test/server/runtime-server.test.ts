@@ -368,6 +368,42 @@ describe('runtime server', () => {
     expect(got.json.execution.status).toBe('succeeded');
   });
 
+  it('answers 503 with Retry-After past the queue limit, stores nothing then, and accepts again once drained', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    fake = fakeExecutor({ gate });
+    events = [];
+    server = createRuntimeServer({
+      log: openEventLog({ file: path.join(tmp.dir, 'dev.sqlite') }),
+      definitions: indexDefinitions(projectOf(tmp.dir, workflows)),
+      executor: fake.executor,
+      secrets: { SHOPIFY_API_SECRET: SECRET },
+      concurrency: 1,
+      maxQueued: 3,
+      onEvent: (e) => events.push(e),
+    });
+    base = await server.listen();
+    const send = () => postJson(`${base}/v1/run/event`, { event: 'acme.order.requested', data: { email: 'a@b.co' } });
+    // One running, three queued: the limit.
+    for (let i = 0; i < 4; i++) expect((await send()).status).toBe(202);
+    await waitFor(() => server.queueSize().running === 1, 'one running');
+    expect(server.queueSize().queued).toBe(3);
+    const refused = await send();
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.json.error.code).toBe('E_OVERLOADED');
+    // Webhooks too, before their signature is even checked; and nothing was stored.
+    const hook = await http('POST', `${base}/v1/webhooks/shopify`, orderPayload, { 'content-type': 'application/json' });
+    expect(hook.status).toBe(503);
+    expect(server.log.countDeliveries()).toBe(4);
+    expect(events.filter((e) => e.type === 'rejected' && e.code === 'E_OVERLOADED')).toHaveLength(1);
+    // The API stays up, and the queue drains.
+    expect((await http('GET', `${base}/healthz`)).status).toBe(200);
+    release();
+    await waitFor(() => server.queueSize().queued === 0 && server.queueSize().running === 0, 'the queue to drain');
+    expect((await send()).status).toBe(202);
+  });
+
   it('fails an execution whose workflow disappeared, and lists it with its error', async () => {
     await start();
     const res = await postJson(`${base}/v1/run/event`, { event: 'acme.order.requested', data: { email: 'a@b.co' } });

@@ -26,6 +26,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   const port = parsePort(opts.port ?? ctx.env.ALLOY_DEV_PORT ?? cfgDev.port ?? DEFAULT_DEV_PORT);
   const host: string = opts.host ?? ctx.env.ALLOY_DEV_HOST ?? cfgDev.host ?? '127.0.0.1';
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
+  const maxQueued = opts.maxQueued !== undefined ? parsePositive(opts.maxQueued, '--max-queued') : undefined;
   const c = ctx.color;
   const line = (s: string) => (ctx.json ? undefined : ctx.out(s));
   const jsonLine = (value: unknown) => ctx.json && ctx.io.stdout.write(`${JSON.stringify(value)}\n`);
@@ -88,6 +89,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       fresh: Boolean(opts.fresh),
       record: opts.record === undefined ? undefined : opts.record === true ? true : String(opts.record),
       concurrency,
+      maxQueued,
       onEvent,
     });
   } catch (err) {

@@ -14,6 +14,7 @@ export const runtimeCommands: CommandSpec[] = [
         .option('--fresh', 'forget the event log history before starting')
         .option('--record [dir]', 'also save every accepted delivery as a fixture (default .alloy/recordings)')
         .option('--concurrency <n>', 'executions run at the same time (default 16)')
+        .option('--max-queued <n>', 'queued executions past which deliveries get 503 + Retry-After (default 1024)')
         .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok')
         .addOption(new Option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com').env('ALLOY_RELAY_URL'))
         .addOption(new Option('--tunnel-name <name>', 'stable relay tunnel name').env('ALLOY_TUNNEL_NAME')),
