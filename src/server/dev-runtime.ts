@@ -105,13 +105,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     Object.assign(target, source);
   };
 
-  const log = openEventLog({ file: devLogFile(root) });
-  try {
-    if (options.fresh) await log.clear();
-  } catch (err) {
-    log.close();
-    throw err;
-  }
+  const log = openEventLog({ file: devLogFile(root), fresh: options.fresh });
 
   const baseExecutor =
     options.executor ??

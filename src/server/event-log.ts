@@ -29,7 +29,7 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { StoreError } from '../errors.js';
@@ -135,6 +135,12 @@ export interface EventLogOptions {
   readonly?: boolean;
   /** Store bodies of COMPRESS_MIN_BYTES or more deflated (default true); see appendDelivery. */
   compressBodies?: boolean;
+  /**
+   * Start from an empty log (`alloy dev --fresh`): the old file is checked to be free (the
+   * lock), then removed with its WAL, and a new one created. Deleting rows instead took
+   * seconds for a long history and never shrank the file.
+   */
+  fresh?: boolean;
 }
 
 /** Bodies from this size up are stored deflated; smaller ones gain too little to pay for it. */
@@ -174,6 +180,8 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, seq);
 CREATE INDEX IF NOT EXISTS executions_workflow ON executions(workflow, seq);
 CREATE INDEX IF NOT EXISTS executions_delivery ON executions(delivery_id);
+-- The workflow's bare name (after "integration/"), for \`executions --workflow <name>\` (schema 2).
+CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions(substr(workflow, instr(workflow, '/') + 1), seq);
 CREATE INDEX IF NOT EXISTS executions_queue ON executions(seq) WHERE status IN ('queued', 'running');
 -- Progress of unfinished executions, one row per step record changed since the record column
 -- was last written whole (schema 2): a checkpoint writes what changed, not the whole record.
@@ -197,6 +205,8 @@ CREATE TABLE IF NOT EXISTS log (
 `;
 
 const SCHEMA_VERSION = '2';
+/** The expression executions_workflow_name indexes: queries must spell it the same way to use it. */
+const WORKFLOW_NAME = "substr(workflow, instr(workflow, '/') + 1)";
 
 interface PendingWrite {
   run: () => unknown;
@@ -665,8 +675,8 @@ export class EventLog {
       params.push(filter.status);
     }
     if (filter.workflow) {
-      // `integration/workflow` exactly, or a bare workflow name.
-      where.push(filter.workflow.includes('/') ? 'workflow = ?' : "workflow LIKE '%/' || ?");
+      // `integration/workflow` exactly, or a bare workflow name (through executions_workflow_name).
+      where.push(filter.workflow.includes('/') ? 'workflow = ?' : `${WORKFLOW_NAME} = ?`);
       params.push(filter.workflow);
     }
     if (filter.before !== undefined) {
@@ -726,6 +736,11 @@ export class EventLog {
 }
 
 export function openEventLog(options: EventLogOptions): EventLog {
+  if (options.fresh && !options.readonly && existsSync(options.file)) {
+    // Opening takes the lock: this fails (E_EVENT_LOG_LOCKED) while another process uses it.
+    new EventLog({ ...options, fresh: false, synchronous: 'normal' }).close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${options.file}${suffix}`, { force: true });
+  }
   return new EventLog(options);
 }
 

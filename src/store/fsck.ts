@@ -9,8 +9,9 @@ import { sha256Hex } from './canonical.js';
 import { AlloyError } from '../errors.js';
 import { isTempName, readdirIfExists, readFileIfExists } from './fs-util.js';
 import { isLockStale, isPidAlive, readLockOwner } from './lock.js';
-import { LocalStore, parsePublishLog } from './local-store.js';
-import { decodeObject, releaseDependencies, type ReleaseObject } from './objects.js';
+import { LocalStore, parsePublishLog, READ_CONCURRENCY } from './local-store.js';
+import { decodeObject, releaseDependencies, type ReleaseObject, type StoreObject } from './objects.js';
+import { mapLimit } from '../core/map-limit.js';
 import type { Store } from './store.js';
 
 export interface FsckProblem {
@@ -56,27 +57,42 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
   let objects = 0;
   const now = options.now ?? Date.now;
 
-  // 1. Every object file (local only: a remote store is checked through its refs).
+  // Objects verified so far, decoded: each object is read once (step 1 for a local store,
+  // on first use for a remote one), and the refs below reuse it instead of reading it again.
+  const verified = new Map<string, StoreObject>();
+  const readOnce = new Map<string, Promise<StoreObject>>();
+  const readObject = (id: string): Promise<StoreObject> => {
+    const known = verified.get(id);
+    if (known) return Promise.resolve(known);
+    let p = readOnce.get(id);
+    if (!p) {
+      p = store.readObject(id);
+      readOnce.set(id, p);
+      p.catch(() => {}); // reported where it is awaited
+    }
+    return p;
+  };
+
+  // 1. Every object file (local only: a remote store is checked through its refs), read
+  //    READ_CONCURRENCY at a time; problems are reported in file order.
   if (store instanceof LocalStore) {
-    for (const { id, file } of await store.listObjectFiles()) {
-      const base = path.basename(file);
-      if (isTempName(base)) {
-        push({ severity: 'warning', code: 'W_STORE_TEMP_FILE', message: `leftover temp file from an interrupted write (safe to delete)`, path: file });
-        continue;
+    const files = await store.listObjectFiles();
+    const found = await mapLimit(files, READ_CONCURRENCY, async ({ id, file }): Promise<FsckProblem | undefined> => {
+      if (isTempName(path.basename(file))) {
+        return { severity: 'warning', code: 'W_STORE_TEMP_FILE', message: `leftover temp file from an interrupted write (safe to delete)`, path: file };
       }
-      if (!id) {
-        push({ severity: 'error', code: 'E_STORE_STRAY_FILE', message: 'file in objects/ whose name is not an object id', path: file });
-        continue;
-      }
+      if (!id) return { severity: 'error', code: 'E_STORE_STRAY_FILE', message: 'file in objects/ whose name is not an object id', path: file };
       objects++;
       const bytes = await fsp.readFile(file);
       if (sha256Hex(bytes) !== id) {
-        push({ severity: 'error', code: 'E_STORE_CORRUPT', message: `object ${id} does not match its sha256 (changed after it was written)`, path: file, object: id });
-        continue;
+        return { severity: 'error', code: 'E_STORE_CORRUPT', message: `object ${id} does not match its sha256 (changed after it was written)`, path: file, object: id };
       }
       const value = decodeObject(bytes);
-      if (typeof value === 'string') push({ severity: 'error', code: 'E_STORE_CORRUPT', message: `object ${id}: ${value}`, path: file, object: id });
-    }
+      if (typeof value === 'string') return { severity: 'error', code: 'E_STORE_CORRUPT', message: `object ${id}: ${value}`, path: file, object: id };
+      verified.set(id, value);
+      return undefined;
+    });
+    for (const p of found) if (p) push(p);
   }
 
   // 2. Refs: every version names a verified release, with every dependency present, in an unbroken chain.
@@ -86,7 +102,7 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
   const checkObject = async (id: string, where: string): Promise<boolean> => {
     if (checked.has(id)) return true;
     try {
-      await store.readObject(id);
+      await readObject(id);
       checked.add(id);
       return true;
     } catch (err) {
@@ -103,6 +119,8 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
       continue;
     }
     versions += refs.length;
+    // A remote store answers each read with one GET: fetch the releases a few at a time first.
+    if (!(store instanceof LocalStore)) await mapLimit(refs, 8, (ref) => readObject(ref.id).catch(() => undefined));
     let prev: { version: number; id: string } | undefined;
     for (const ref of refs) {
       const where = `refs/${integration}/versions/${ref.version}`;
@@ -113,7 +131,7 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
       }
       let release: ReleaseObject | undefined;
       try {
-        const obj = await store.readObject(ref.id);
+        const obj = await readObject(ref.id);
         if (obj.type !== 'release') throw new Error(`names a ${obj.type} object, not a release`);
         release = obj;
         checked.add(ref.id);

@@ -167,8 +167,7 @@ export interface VersionInfo extends VersionRef {
 }
 
 export async function listVersionInfo(store: Store, integration: string, options: { limit?: number } = {}): Promise<VersionInfo[]> {
-  let refs = await store.listVersions(integration);
-  if (options.limit && options.limit > 0) refs = refs.slice(-options.limit);
+  const refs = await store.listVersions(integration, options.limit && options.limit > 0 ? { newest: options.limit } : {});
   const published = await store.readPublished(integration);
   // Release objects are independent reads: a few at a time (a remote store answers each with one GET).
   return mapLimit(refs, 8, async (ref) => {

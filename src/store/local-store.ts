@@ -31,6 +31,7 @@ import {
   writeFileAtomic,
 } from './fs-util.js';
 import { withLock, type LockOptions } from './lock.js';
+import { mapLimit } from '../core/map-limit.js';
 import { assertIntegrationName, assertVersionNumber } from './names.js';
 import { decodeObject, releaseDependencies, type EncodedObject, type StoreObject } from './objects.js';
 import type { PublishLogEntry, PublishRequest, Store, VersionRef } from './store.js';
@@ -45,6 +46,8 @@ export interface LocalStoreOptions {
 }
 
 const WRITE_CONCURRENCY = 16;
+/** Files read at once (refs, objects for fsck). */
+export const READ_CONCURRENCY = 16;
 
 export class LocalStore implements Store {
   readonly kind = 'local' as const;
@@ -205,12 +208,16 @@ export class LocalStore implements Store {
     return { version, id };
   }
 
-  async listVersions(integration: string): Promise<VersionRef[]> {
+  async listVersions(integration: string, options: { newest?: number } = {}): Promise<VersionRef[]> {
+    let numbers = await this.versionNumbers(integration);
+    // One readdir, then only the refs asked for: `versions --limit 20` reads 20 files, not every one.
+    if (options.newest !== undefined && options.newest > 0) numbers = numbers.slice(-options.newest);
+    const ids = await mapLimit(numbers, READ_CONCURRENCY, (n) => this.readVersionFile(integration, n));
     const out: VersionRef[] = [];
-    for (const n of await this.versionNumbers(integration)) {
-      const id = await this.readVersionFile(integration, n);
+    numbers.forEach((n, i) => {
+      const id = ids[i];
       if (id) out.push({ version: n, id });
-    }
+    });
     return out;
   }
 

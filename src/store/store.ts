@@ -51,7 +51,8 @@ export interface Store {
   latestVersion(integration: string): Promise<VersionRef | null>;
   /** Throws StoreNotFoundError when the version does not exist. */
   readVersion(integration: string, version: number): Promise<VersionRef>;
-  listVersions(integration: string): Promise<VersionRef[]>;
+  /** Oldest first; `newest: n` reads only the newest n refs (what `versions --limit` shows). */
+  listVersions(integration: string, options?: { newest?: number }): Promise<VersionRef[]>;
   /** Create versions/<n>; throws VersionExistsError when it exists (never overwrites). */
   createVersion(integration: string, ref: VersionRef): Promise<void>;
 

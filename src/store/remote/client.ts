@@ -191,8 +191,9 @@ export class RemoteStore implements Store {
     return this.json<VersionRef>('GET', `${this.ip(integration)}/versions/${assertVersionNumber(version)}`);
   }
 
-  async listVersions(integration: string): Promise<VersionRef[]> {
-    return (await this.json<{ versions: VersionRef[] }>('GET', `${this.ip(integration)}/versions`)).versions;
+  async listVersions(integration: string, options: { newest?: number } = {}): Promise<VersionRef[]> {
+    const newest = options.newest !== undefined && options.newest > 0 ? `?newest=${Math.floor(options.newest)}` : '';
+    return (await this.json<{ versions: VersionRef[] }>('GET', `${this.ip(integration)}/versions${newest}`)).versions;
   }
 
   async createVersion(integration: string, ref: VersionRef): Promise<void> {

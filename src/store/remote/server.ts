@@ -40,6 +40,7 @@ export interface StoreApiOptions {
 interface RouteContext {
   store: LocalStore;
   params: Record<string, string>;
+  query: URLSearchParams;
   body: () => Promise<unknown>;
   rawBody: (limit: number) => Promise<Buffer>;
   limits: StoreApiLimits;
@@ -159,7 +160,10 @@ export const storeRoutes: StoreRoute[] = [
     method: 'GET',
     path: '/integrations/:integration/versions',
     role: 'read',
-    handler: async (c) => c.send(200, { versions: await c.store.listVersions(c.params.integration) }),
+    handler: async (c) => {
+      const newest = Number(c.query.get('newest') ?? '');
+      c.send(200, { versions: await c.store.listVersions(c.params.integration, Number.isSafeInteger(newest) && newest > 0 ? { newest } : {}) });
+    },
   },
   {
     method: 'GET',
@@ -309,6 +313,7 @@ export function createStoreRequestHandler(options: StoreApiOptions): StoreReques
       await route.handler({
         store: options.store,
         params,
+        query: url.searchParams,
         limits,
         rawBody,
         body: async () => {
