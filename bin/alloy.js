@@ -10,6 +10,20 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   process.exit(0);
 }
 
+// `alloy --help` too, from the text the build wrote (scripts/build-help.mjs); without it, the CLI answers.
+if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+  let help;
+  try {
+    help = readFileSync(new URL('../dist/cli/help.txt', import.meta.url), 'utf8');
+  } catch {
+    help = undefined;
+  }
+  if (help !== undefined) {
+    process.stdout.write(help);
+    process.exit(0);
+  }
+}
+
 // `alloy ... | head` closes the pipe early: that is not an error worth a stack trace.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err) => {

@@ -8,6 +8,9 @@ import type { CliIO } from './context.js';
 import { commands, type CommandSpec } from './registry/index.js';
 import { VERSION } from '../version.js';
 
+/** Columns help text is laid out for. */
+const HELP_WIDTH = 80;
+
 interface GlobalOptions {
   json?: boolean;
   cwd?: string;
@@ -31,6 +34,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     .configureOutput({
       writeOut: (s) => void io.stdout.write(s),
       writeErr: (s) => void io.stderr.write(s),
+      // One width everywhere (not the terminal's): the same help on every terminal, so
+      // bin/alloy.js can print `alloy --help` from dist/cli/help.txt (scripts/build-help.mjs).
+      getOutHelpWidth: () => HELP_WIDTH,
+      getErrHelpWidth: () => HELP_WIDTH,
     })
     .exitOverride();
 

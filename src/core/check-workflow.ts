@@ -18,7 +18,7 @@ import {
 } from './expressions.js';
 import { childStepLists, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
 import { MODEL_KEYS } from './model-keys.js';
-import { getUserAjv, mapSchemaErrors } from './schema-check.js';
+import { mapSchemaErrors, userSchemaProblem, userValidator } from './schema-check.js';
 import { keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
 
 /** Steps built into the engine rather than provided by a connector. */
@@ -157,9 +157,7 @@ function checkTrigger(source: SourceFile, trigger: unknown, ctx: WorkflowCheckCo
  * compiles it once when it loads the workflow.
  */
 function triggerSchemaProblem(schema: object): string | undefined {
-  const ajv = getUserAjv();
-  if (ajv.validateSchema(schema)) return undefined;
-  return ajv.errorsText(ajv.errors, { dataVar: 'schema' });
+  return userSchemaProblem(schema);
 }
 
 /** Compiled templates by source text: the same mapping appears in many workflows. */
@@ -277,7 +275,7 @@ function checkUses(source: SourceFile, entry: StepEntry, s: Record<string, unkno
 function checkActionInput(source: SourceFile, entry: StepEntry, input: unknown, schema: object, uses: string, diag: Report): void {
   let validate;
   try {
-    validate = getUserAjv().compile(schema);
+    validate = userValidator(schema);
   } catch {
     return; // the connector's own validation reports a bad input schema
   }

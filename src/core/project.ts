@@ -12,7 +12,6 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AlloyError, EXIT_USAGE } from '../errors.js';
 import { checkWorkflow, type ConnectorCatalog } from './check-workflow.js';
 import { mapLimit } from './map-limit.js';
 import { closest, makeDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostics.js';
@@ -21,21 +20,10 @@ import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } fr
 import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedWorkflow } from './project-types.js';
 import { checkSchema, getUserAjv, type SchemaName } from './schema-check.js';
 import { parseSource, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+import { findConfig, noProjectError, type FoundConfig } from './find-config.js';
 
-export const CONFIG_FILES = [
-  'alloy.config.yaml',
-  'alloy.config.yml',
-  'alloy.config.json',
-  'alloy.config.js',
-  'alloy.config.mjs',
-  '.alloyrc',
-  '.alloyrc.json',
-  '.alloyrc.yaml',
-  '.alloyrc.yml',
-  '.alloyrc.js',
-  '.alloyrc.mjs',
-  'package.json',
-];
+// Finding the project lives apart (light to import for the client commands); re-exported here.
+export { CONFIG_FILES, findConfig, noProjectError, type FoundConfig } from './find-config.js';
 
 const DEFINITION_EXTENSIONS = ['.yaml', '.yml', '.json'];
 const READ_CONCURRENCY = 16;
@@ -44,52 +32,6 @@ const READ_CONCURRENCY = 16;
 export interface LoadProjectOptions {
   /** Built-in connector manifests; the CLI passes src/connectors' list. */
   builtinConnectors: readonly ConnectorManifest[];
-}
-
-export interface FoundConfig {
-  root: string;
-  /** Absolute path of the config file. */
-  filepath: string;
-  /** The config object as loaded (before validation). */
-  config: unknown;
-}
-
-/** Finds the project config from `cwd` upward (cosmiconfig, same search places as docs). */
-export async function findConfig(cwd: string): Promise<FoundConfig | undefined> {
-  const { cosmiconfig } = await import('cosmiconfig');
-  const { parse } = await import('yaml');
-  // Never throw while searching: a broken file is still "the config", reported with positions later.
-  const lenientYaml = (_file: string, content: string) => {
-    try {
-      return parse(content) ?? {};
-    } catch {
-      return { __unparsable: true };
-    }
-  };
-  const explorer = cosmiconfig('alloy', {
-    searchPlaces: CONFIG_FILES,
-    searchStrategy: 'project',
-    loaders: { '.yaml': lenientYaml, '.yml': lenientYaml, '.json': lenientYaml, noExt: lenientYaml },
-    cache: false,
-  });
-  let result;
-  try {
-    result = await explorer.search(cwd);
-  } catch (err) {
-    throw new AlloyError('E_CONFIG_LOAD', `could not load the project config: ${(err as Error).message}`, {
-      hint: 'fix the syntax of alloy.config.* (or .alloyrc*)',
-      exitCode: EXIT_USAGE,
-    });
-  }
-  if (!result || result.isEmpty) return undefined;
-  return { root: path.dirname(result.filepath), filepath: result.filepath, config: result.config };
-}
-
-export function noProjectError(cwd: string): AlloyError {
-  return new AlloyError('E_NO_PROJECT', `no alloy project in ${cwd} or any folder above it`, {
-    hint: 'run `alloy init` to create one, or point at one with -C <dir>',
-    exitCode: EXIT_USAGE,
-  });
 }
 
 function rel(root: string, abs: string): string {

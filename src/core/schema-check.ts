@@ -6,17 +6,25 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import Ajv2020Module from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import type Ajv2020Module from 'ajv/dist/2020.js';
 import { closest, makeDiagnostic, type Diagnostic } from './diagnostics.js';
 import { keyRange, rangeAt, type SourceFile } from './source-file.js';
 import { PACKAGE_ROOT } from '../package-paths.js';
 
-// ajv and ajv-formats are CommonJS; their default export arrives under `.default`.
-const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as typeof Ajv2020Module.default;
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (
-  ajv: InstanceType<typeof Ajv2020>,
-) => void;
+type Ajv2020 = typeof Ajv2020Module.default;
+
+/**
+ * ajv and ajv-formats, loaded on first need: checks of the shipped schemas and of trigger
+ * schemas and built-in action inputs run on code generated at build time, so a project that
+ * only uses those never loads ajv (about half of `alloy validate`'s start-up, issue 13).
+ */
+function loadAjv(): { Ajv2020: Ajv2020; addFormats: (ajv: InstanceType<Ajv2020>) => void } {
+  const require = createRequire(import.meta.url);
+  // CommonJS; the default export arrives under `.default`.
+  const a = require('ajv/dist/2020.js') as { default?: Ajv2020 } & Ajv2020;
+  const f = require('ajv-formats') as { default?: (ajv: InstanceType<Ajv2020>) => void } & ((ajv: InstanceType<Ajv2020>) => void);
+  return { Ajv2020: a.default ?? a, addFormats: f.default ?? f };
+}
 
 export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector';
 
@@ -27,12 +35,13 @@ export function schemaPath(name: SchemaName): string {
   return path.join(SCHEMAS_DIR, `${name}.schema.json`);
 }
 
-let ajvInstance: InstanceType<typeof Ajv2020> | undefined;
+let ajvInstance: InstanceType<Ajv2020> | undefined;
 const validators = new Map<SchemaName, ValidateFunction>();
 
 /** One ajv per process; each schema compiled once, on first use. */
-export function getAjv(): InstanceType<typeof Ajv2020> {
+export function getAjv(): InstanceType<Ajv2020> {
   if (!ajvInstance) {
+    const { Ajv2020, addFormats } = loadAjv();
     ajvInstance = new Ajv2020({ strict: true, allErrors: true, verbose: true });
     addFormats(ajvInstance);
   }
@@ -66,13 +75,51 @@ function loadGenerated(require: NodeJS.Require): Partial<Record<SchemaName, Vali
 }
 
 /** A separate, lenient ajv for user-written schemas (trigger schemas, action inputs). */
-let userAjv: InstanceType<typeof Ajv2020> | undefined;
-export function getUserAjv(): InstanceType<typeof Ajv2020> {
+let userAjv: InstanceType<Ajv2020> | undefined;
+export function getUserAjv(): InstanceType<Ajv2020> {
   if (!userAjv) {
+    const { Ajv2020, addFormats } = loadAjv();
     userAjv = new Ajv2020({ strict: false, allErrors: true, verbose: true });
     addFormats(userAjv);
   }
   return userAjv;
+}
+
+interface UserGenerated {
+  meta: ValidateFunction;
+  inputsByJson: Record<string, ValidateFunction>;
+}
+let userGenerated: UserGenerated | null | undefined;
+/** Build-time code for the user ajv (scripts/build-validators.mjs), or null when running from source. */
+function loadUserGenerated(): UserGenerated | null {
+  if (userGenerated === undefined) {
+    try {
+      userGenerated = createRequire(import.meta.url)('./generated/user-validators.cjs') as UserGenerated;
+    } catch {
+      userGenerated = null;
+    }
+  }
+  return userGenerated;
+}
+
+/** Why `schema` is not a valid draft 2020-12 JSON Schema (as ajv's errorsText), or undefined. */
+export function userSchemaProblem(schema: object): string | undefined {
+  const meta = loadUserGenerated()?.meta;
+  if (meta) return meta(schema) ? undefined : errorsText(meta.errors, 'schema');
+  const ajv = getUserAjv();
+  if (ajv.validateSchema(schema)) return undefined;
+  return ajv.errorsText(ajv.errors, { dataVar: 'schema' });
+}
+
+/** A validator for a user-facing schema: built at build time for the built-in action inputs, else compiled. */
+export function userValidator(schema: object): ValidateFunction {
+  return loadUserGenerated()?.inputsByJson[JSON.stringify(schema)] ?? getUserAjv().compile(schema);
+}
+
+/** ajv's Ajv#errorsText (default separator), without an ajv instance. */
+function errorsText(errors: ErrorObject[] | null | undefined, dataVar: string): string {
+  if (!errors || errors.length === 0) return 'No errors';
+  return errors.map((e) => `${dataVar}${e.instancePath} ${e.message}`).join(', ');
 }
 
 export function checkSchema(source: SourceFile, name: SchemaName, basePointer = ''): Diagnostic[] {

@@ -2,8 +2,12 @@
  * A client for the runtime's HTTP API (docs/http-api.md), used by `alloy emit`,
  * `executions`, `replay` and `logs`. The server is found from `--to <url>` or
  * `.alloy/dev.json` (written by `alloy dev`).
+ *
+ * Built on node:http, not undici: these commands make one or a few local requests, and
+ * loading undici cost them about 49 ms of start-up (issue 13); node:https is loaded only for
+ * an https runtime URL (a tunnel).
  */
-import { request } from 'undici';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { AlloyError, UsageError } from '../errors.js';
 import { readDevInfo } from './dev-state.js';
 import type { ExecutionSummary } from './runtime-server.js';
@@ -46,13 +50,7 @@ export class RuntimeClient {
     }
     let res;
     try {
-      res = await request(url, {
-        method: method as 'GET',
-        headers: options.headers,
-        body: options.body,
-        headersTimeout: options.timeoutMs ?? 30_000,
-        bodyTimeout: options.timeoutMs ?? 30_000,
-      });
+      res = await sendRequest(url, method, options.headers, options.body, options.timeoutMs ?? 30_000);
     } catch (err) {
       throw new AlloyError('E_DEV_UNREACHABLE', `cannot reach the alloy runtime at ${this.baseUrl}: ${(err as Error).message}`, {
         hint: 'start it with `alloy dev` (or pass --to <url>)',
@@ -141,6 +139,29 @@ export class RuntimeClient {
     if (!statuses.includes(res.status)) throw errorFromResponse(res);
     return res;
   }
+}
+
+/**
+ * One request on its own connection (no agent: nothing keeps the CLI's process alive after
+ * it). `timeoutMs` bounds every wait for the server: the answer's head, then each gap in the body.
+ */
+async function sendRequest(
+  url: URL,
+  method: string,
+  headers: Record<string, string> | undefined,
+  body: string | Buffer | undefined,
+  timeoutMs: number,
+): Promise<{ statusCode: number; headers: IncomingHttpHeaders; body: IncomingMessage }> {
+  const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
+      res.setTimeout(timeoutMs, () => res.destroy(new Error(`the answer stalled for ${timeoutMs} ms`)));
+      resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Turns a JSON error body into an AlloyError with its code, message and hint. */

@@ -1,14 +1,14 @@
 /**
  * Read access to the event log for `alloy executions`, `replay` and `logs`: through the
  * running runtime's HTTP API when one is up (it holds the SQLite file's exclusive lock),
- * else by opening `.alloy/dev.sqlite` directly for reading.
+ * else by opening `.alloy/dev.sqlite` directly for reading (SQLite is loaded only then).
  */
 import { existsSync } from 'node:fs';
 import { AlloyError } from '../errors.js';
 import { findRuntime, type RuntimeClient } from './client.js';
 import { devLogFile } from './dev-state.js';
-import { openEventLog, type LogEntry } from './event-log.js';
-import { summarizeExecution, type ExecutionSummary } from './runtime-server.js';
+import type { LogEntry } from './event-log.js';
+import type { ExecutionSummary } from './runtime-server.js';
 import type { ExecutionRecord } from '../engine/types.js';
 
 export interface LogReader {
@@ -44,6 +44,8 @@ export async function openLogReader(root: string, to?: string): Promise<LogReade
   if (!existsSync(file)) {
     throw new AlloyError('E_NO_EVENT_LOG', 'this project has no event log yet', { hint: 'start `alloy dev` and send an event (`alloy emit ...`)' });
   }
+  // SQLite and the server's summary code only when reading the file (a running runtime answers over HTTP).
+  const [{ openEventLog }, { summarizeExecution }] = await Promise.all([import('./event-log.js'), import('./runtime-server.js')]);
   const log = openEventLog({ file, readonly: true });
   return {
     via: 'file',

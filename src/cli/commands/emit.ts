@@ -8,7 +8,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
-import { findConfig } from '../../core/project.js';
+import { findConfig } from '../../core/find-config.js';
 import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
 import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
 import { loadProjectEnv } from '../../server/dev-state.js';

@@ -5,7 +5,7 @@
  */
 import type { CliContext } from '../context.js';
 import { NotFoundError, UsageError } from '../../errors.js';
-import { findConfig } from '../../core/project.js';
+import { findConfig } from '../../core/find-config.js';
 import { openLogReader } from '../../server/log-reader.js';
 import { formatDuration, preview, statusMark, stepLine, summaryLine } from '../../server/terminal-format.js';
 

@@ -5,7 +5,7 @@
  */
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
-import { findConfig } from '../../core/project.js';
+import { findConfig } from '../../core/find-config.js';
 import { openLogReader } from '../../server/log-reader.js';
 import { logLine } from '../../server/terminal-format.js';
 import type { LogEntry } from '../../server/event-log.js';

@@ -4,7 +4,7 @@
  */
 import type { CliContext } from '../context.js';
 import { AlloyError } from '../../errors.js';
-import { findConfig } from '../../core/project.js';
+import { findConfig } from '../../core/find-config.js';
 import { findRuntime } from '../../server/client.js';
 import { recordLine, stepLine } from '../../server/terminal-format.js';
 import { parseTimeout } from './emit.js';

@@ -1,0 +1,68 @@
+/**
+ * Finding the project: the config file from a folder upward. Apart from project.ts (which
+ * loads and checks every definition, and imports the schema and expression machinery) so the
+ * commands that only need the project root (executions, logs, replay, emit) start fast.
+ */
+import path from 'node:path';
+import { AlloyError, EXIT_USAGE } from '../errors.js';
+
+export const CONFIG_FILES = [
+  'alloy.config.yaml',
+  'alloy.config.yml',
+  'alloy.config.json',
+  'alloy.config.js',
+  'alloy.config.mjs',
+  '.alloyrc',
+  '.alloyrc.json',
+  '.alloyrc.yaml',
+  '.alloyrc.yml',
+  '.alloyrc.js',
+  '.alloyrc.mjs',
+  'package.json',
+];
+
+export interface FoundConfig {
+  root: string;
+  /** Absolute path of the config file. */
+  filepath: string;
+  /** The config object as loaded (before validation). */
+  config: unknown;
+}
+
+/** Finds the project config from `cwd` upward (cosmiconfig, same search places as docs). */
+export async function findConfig(cwd: string): Promise<FoundConfig | undefined> {
+  const { cosmiconfig } = await import('cosmiconfig');
+  const { parse } = await import('yaml');
+  // Never throw while searching: a broken file is still "the config", reported with positions later.
+  const lenientYaml = (_file: string, content: string) => {
+    try {
+      return parse(content) ?? {};
+    } catch {
+      return { __unparsable: true };
+    }
+  };
+  const explorer = cosmiconfig('alloy', {
+    searchPlaces: CONFIG_FILES,
+    searchStrategy: 'project',
+    loaders: { '.yaml': lenientYaml, '.yml': lenientYaml, '.json': lenientYaml, noExt: lenientYaml },
+    cache: false,
+  });
+  let result;
+  try {
+    result = await explorer.search(cwd);
+  } catch (err) {
+    throw new AlloyError('E_CONFIG_LOAD', `could not load the project config: ${(err as Error).message}`, {
+      hint: 'fix the syntax of alloy.config.* (or .alloyrc*)',
+      exitCode: EXIT_USAGE,
+    });
+  }
+  if (!result || result.isEmpty) return undefined;
+  return { root: path.dirname(result.filepath), filepath: result.filepath, config: result.config };
+}
+
+export function noProjectError(cwd: string): AlloyError {
+  return new AlloyError('E_NO_PROJECT', `no alloy project in ${cwd} or any folder above it`, {
+    hint: 'run `alloy init` to create one, or point at one with -C <dir>',
+    exitCode: EXIT_USAGE,
+  });
+}
