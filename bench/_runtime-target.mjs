@@ -67,11 +67,13 @@ async function alloyTarget(kind) {
   // Ingest measures verify + persist + 202 only: executions are queued but not run.
   const executor = kind === 'ingest' ? () => new Promise(() => {}) : createEngineExecutor({ project: () => project, env: {} });
   const server = createRuntimeServer({
-    log: openEventLog({ file: path.join(dir, 'dev.sqlite'), synchronous: sync }),
+    log: openEventLog({ file: path.join(dir, 'dev.sqlite'), synchronous: sync, compressBodies: process.env.BENCH_COMPRESS === '1' }),
     definitions: indexDefinitions(project),
     executor,
     secrets: { SHOPIFY_API_SECRET: SECRET },
     concurrency: EXEC_CONCURRENCY,
+    // Ingest never runs what it queues: no queue limit there (it measures accepting only).
+    ...(kind === 'ingest' ? { maxQueued: Number.MAX_SAFE_INTEGER } : {}),
     shutdownGraceMs: 10,
   });
   const url = await server.listen();

@@ -174,14 +174,18 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
    */
   const committed = new Map<string, { workflow: string; record: ExecutionRecord }>();
   const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
-  const COMMITTED_MAX = Math.max(1024, maxQueued);
+  const COMMITTED_MAX = 1024;
   /** Overload refusals since the last one reported (reported at most once a second). */
   const overload = { refused: 0, reportedAt: 0 };
 
-  /** Ingress refuses work the pool cannot start soon: before reading or verifying the body. */
-  function refuseIfOverloaded(route: string): void {
+  /**
+   * Ingress refuses work the pool cannot start soon, before reading or verifying the body,
+   * answering 503 here (no error object: under overload this runs for most requests).
+   * Returns true when it answered.
+   */
+  function refusedForOverload(route: string, res: ServerResponse): boolean {
     const queued = pool.size.queued;
-    if (queued < maxQueued) return;
+    if (queued < maxQueued) return false;
     overload.refused++;
     const now = clock();
     if (now - overload.reportedAt >= 1000) {
@@ -195,14 +199,19 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       overload.refused = 0;
       overload.reportedAt = now;
     }
-    throw new HttpError(
+    sendJson(
+      res,
       503,
-      'E_OVERLOADED',
-      `the runtime has ${queued} executions queued (limit ${maxQueued})`,
-      `retry after ${OVERLOAD_RETRY_AFTER_S} s; senders such as Shopify retry on their own`,
-      undefined,
+      {
+        error: {
+          code: 'E_OVERLOADED',
+          message: `the runtime has ${queued} executions queued (limit ${maxQueued})`,
+          hint: `retry after ${OVERLOAD_RETRY_AFTER_S} s; senders such as Shopify retry on their own`,
+        },
+      },
       { 'retry-after': String(OVERLOAD_RETRY_AFTER_S) },
     );
+    return true;
   }
 
   async function runExecution(id: string): Promise<void> {
@@ -593,14 +602,8 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
             continue;
           }
           routeName = route.name;
-          if (route.ingress) {
-            try {
-              refuseIfOverloaded(`${req.method} ${url.pathname}`);
-            } catch (err) {
-              routeName = 'overloaded'; // reported above, at most once a second
-              throw err;
-            }
-          }
+          // The body is left unread: Node discards it once the answer is sent, keeping the connection.
+          if (route.ingress && refusedForOverload(`${req.method} ${url.pathname}`, res)) return;
           inFlight.count++;
           try {
             await route.handle({ req, res, url, params: m.slice(1) });

@@ -131,9 +131,20 @@ describe('event log', () => {
     expect(log.readLog(undefined).map((e) => e.executionId)).toEqual(['ex_1']);
   });
 
-  it('gives back the exact bytes of a large body it stores deflated, and small ones as they came', async () => {
+  it('stores bodies as received by default (deflate costs more CPU than it saves)', async () => {
     const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
     log = openEventLog({ file });
+    await log.appendDelivery({ ...delivery('dl_big'), body: order }, [exec('ex_big')]);
+    log.close();
+    const raw = new Database(file, { readonly: true });
+    expect(raw.prepare('SELECT length(body) AS stored, body_encoding AS encoding FROM deliveries').get()).toEqual({ stored: order.length, encoding: null });
+    raw.close();
+    log = undefined;
+  });
+
+  it('with compressBodies, gives back the exact bytes of a large body it stores deflated, and small ones as they came', async () => {
+    const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+    log = openEventLog({ file, compressBodies: true });
     await log.appendDelivery({ ...delivery('dl_big'), body: order }, [exec('ex_big')]);
     await log.appendDelivery(delivery('dl_small'), [exec('ex_small')]);
     log.close(); // it holds the file's exclusive lock while open
