@@ -1,0 +1,109 @@
+// An `each` over 10,000 items (issue 13, items 2 and 3): the durable runtime (createRuntimeServer
+// with the event log, as `alloy dev` runs it) against the engine alone with a checkpoint that
+// keeps nothing (as `alloy run` runs it), alternated, best of RUNS; and while the durable one
+// runs, /healthz is probed every 10 ms (latency p50/p99/max) and the longest event-loop delay
+// is read from monitorEventLoopDelay. Aims: dev <= 2x run; /healthz p99 < 50 ms.
+// Usage: npm run build && node bench/large-each.mjs [--quick]
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { printTable } from './lib.mjs';
+
+const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+const { openEventLog } = await import(path.join(dist, 'server', 'event-log.js'));
+const { indexDefinitions } = await import(path.join(dist, 'server', 'definitions.js'));
+const { createRuntimeServer } = await import(path.join(dist, 'server', 'runtime-server.js'));
+const { createEngineExecutor } = await import(path.join(dist, 'server', 'engine-executor.js'));
+const { compileWorkflow } = await import(path.join(dist, 'engine', 'compile.js'));
+const { createExecutionRecord, executeWorkflow } = await import(path.join(dist, 'engine', 'execute.js'));
+const { createConnectorRegistry } = await import(path.join(dist, 'connectors', 'registry.js'));
+
+const RUNS = process.argv.includes('--quick') ? 2 : 3;
+const N = 10_000;
+const items = Array.from({ length: N }, (_, i) => ({ sku: `SKU-${i}`, qty: (i % 7) + 1, price: '9.99' }));
+const def = {
+  apiVersion: 'alloy/v1',
+  kind: 'Workflow',
+  name: 'lines',
+  trigger: { event: 'bulk.lines' },
+  steps: [{ id: 'lines', each: '{{ event.items }}', as: 'line', steps: [{ id: 'map', uses: 'transform', with: { sku: '{{ line.sku }}', qty: '{{ line.qty }}' } }] }],
+};
+const dir = mkdtempSync(path.join(os.tmpdir(), 'alloy-each-bench-'));
+const project = {
+  root: dir,
+  config: { name: 'bench' },
+  integrations: [{ name: 'demo', dir: 'x', file: 'x', def: { apiVersion: 'alloy/v1', kind: 'Integration', name: 'demo', app: 'shopify' }, workflows: [{ integration: 'demo', name: 'lines', file: 'x', def }] }],
+  connectors: [],
+  diagnostics: [],
+};
+
+async function timeRun() {
+  const record = createExecutionRecord({ workflow: 'demo/lines', event: { items } }, Date.now());
+  const t0 = performance.now();
+  await executeWorkflow(compileWorkflow(def), record, {
+    connectors: createConnectorRegistry({ userConnectors: [] }),
+    http: async () => ({}),
+    clock: { now: Date.now, sleep: async () => {} },
+    random: Math.random,
+    checkpoint: async () => {},
+    logger: { debug() {}, info() {}, warn() {} },
+    resolveConnection: async () => ({}),
+  });
+  return performance.now() - t0;
+}
+
+const ended = new Map();
+const server = createRuntimeServer({
+  log: openEventLog({ file: path.join(dir, 'dev.sqlite') }),
+  definitions: indexDefinitions(project),
+  executor: createEngineExecutor({ project: () => project, env: {} }),
+  onEvent: (e) => e.type === 'execution' && ended.get(e.record.id)?.(),
+});
+const base = await server.listen();
+const loop = monitorEventLoopDelay({ resolution: 5 });
+loop.enable();
+
+async function timeDev() {
+  const body = JSON.stringify({ event: 'bulk.lines', data: { items } });
+  loop.reset();
+  const t0 = performance.now();
+  const res = await fetch(`${base}/v1/run/event`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const id = (await res.json()).executions[0].id;
+  let finished = false;
+  const done = new Promise((r) => ended.set(id, () => r(performance.now() - t0)));
+  done.then(() => (finished = true));
+  const probes = [];
+  while (!finished) {
+    const p0 = performance.now();
+    await (await fetch(`${base}/healthz`)).text();
+    probes.push(performance.now() - p0);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { ms: await done, probes, loopMaxMs: loop.max / 1e6 };
+}
+
+await timeRun(); // warm-up
+const run = [];
+const dev = [];
+for (let i = 0; i < RUNS; i++) {
+  run.push(await timeRun());
+  dev.push(await timeDev());
+}
+await server.close();
+rmSync(dir, { recursive: true, force: true });
+const probes = dev.flatMap((d) => d.probes).sort((a, b) => a - b);
+const pct = (p) => probes[Math.min(probes.length - 1, Math.floor((probes.length * p) / 100))];
+const bestRun = Math.min(...run);
+const bestDev = Math.min(...dev.map((d) => d.ms));
+printTable(`each over ${N.toLocaleString('en')} items (transform per item), best of ${RUNS}, alternated`, [
+  ['', 'time', 'vs alloy run'],
+  ['engine alone (alloy run)', `${bestRun.toFixed(0)} ms`, '1.00x'],
+  ['durable runtime (alloy dev)', `${bestDev.toFixed(0)} ms`, `${(bestDev / bestRun).toFixed(2)}x (aim <= 2x)`],
+]);
+console.log(`  runs: alloy run ${run.map((x) => x.toFixed(0)).join(' / ')} ms; dev ${dev.map((d) => d.ms.toFixed(0)).join(' / ')} ms`);
+console.log(
+  `  /healthz during the dev runs: ${probes.length} probes, p50 ${pct(50).toFixed(1)} ms, p99 ${pct(99).toFixed(1)} ms (aim < 50 ms), max ${probes.at(-1).toFixed(1)} ms; ` +
+    `longest event-loop delay per run ${dev.map((d) => d.loopMaxMs.toFixed(0)).join(' / ')} ms (includes time descheduled on a loaded machine)`,
+);
