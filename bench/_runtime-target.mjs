@@ -73,7 +73,7 @@ async function alloyTarget(kind) {
     secrets: { SHOPIFY_API_SECRET: SECRET },
     concurrency: EXEC_CONCURRENCY,
     // Ingest never runs what it queues: no queue limit there (it measures accepting only).
-    ...(kind === 'ingest' ? { maxQueued: Number.MAX_SAFE_INTEGER } : {}),
+    ...(kind === 'ingest' ? { maxQueued: Number.MAX_SAFE_INTEGER } : process.env.BENCH_MAX_QUEUED ? { maxQueued: Number(process.env.BENCH_MAX_QUEUED) } : {}),
     shutdownGraceMs: 10,
   });
   const url = await server.listen();

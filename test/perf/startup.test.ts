@@ -58,17 +58,19 @@ describe('start-up', () => {
     expect(r.has('ajv-formats')).toBe(false);
   });
 
-  it('validate still reports a broken trigger schema (generated meta-schema validator)', async () => {
+  it('validate still reports a broken trigger schema and a bad action input (generated validators)', async () => {
     const broken = path.join(tmp.dir, 'broken');
     cpSync(root, broken, { recursive: true });
     const file = path.join(broken, 'integrations', 'shopify-sync', 'workflows', 'create-order.yaml');
     const { readFileSync } = await import('node:fs');
     const text = readFileSync(file, 'utf8');
-    writeFileSync(file, text.replace(/schema:\s*\n(\s+)type: object/, 'schema:\n$1type: objekt'));
+    writeFileSync(file, text.replace(/schema:\s*\n(\s+)type: object/, 'schema:\n$1type: objekt').replace('      tags: [acme]', '      tags: 5'));
     const r = await runProbed(broken, ['validate', '--json']);
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toContain('E_TRIGGER_SCHEMA_INVALID');
     expect(r.stdout).toContain('schema/type must be equal to one of the allowed values');
+    // And the built-in action's input schema (generated too) still checks literal values.
+    expect(r.stdout).toContain("field \\\"tags\\\" must be array, got number");
   });
 
   it('client commands talk to a running alloy dev without undici or SQLite', async () => {
