@@ -29,8 +29,8 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, readdir, renameSync, rm, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { StoreError } from '../errors.js';
 
@@ -743,9 +743,26 @@ export function openEventLog(options: EventLogOptions): EventLog {
   if (options.fresh && !options.readonly && existsSync(options.file)) {
     // Opening takes the lock: this fails (E_EVENT_LOG_LOCKED) while another process uses it.
     new EventLog({ ...options, fresh: false, synchronous: 'normal' }).close();
-    for (const suffix of ['', '-wal', '-shm']) rmSync(`${options.file}${suffix}`, { force: true });
+    // Renamed aside (constant time) and deleted in the background: unlinking a large file
+    // takes time in proportion to its size. A leftover from a crash is removed next time.
+    const aside = `${options.file}.discarded-${process.pid}-${Date.now()}`;
+    for (const suffix of ['', '-wal', '-shm']) {
+      if (existsSync(`${options.file}${suffix}`)) renameSync(`${options.file}${suffix}`, `${aside}${suffix}`);
+    }
   }
-  return new EventLog(options);
+  const log = new EventLog(options);
+  if (!options.readonly) removeDiscarded(options.file);
+  return log;
+}
+
+/** Deletes, off the event loop, old files `--fresh` set aside (see openEventLog). */
+function removeDiscarded(file: string): void {
+  const dir = dirname(file);
+  const prefix = `${basename(file)}.discarded-`;
+  readdir(dir, (err, names) => {
+    if (err) return;
+    for (const name of names) if (name.startsWith(prefix)) rm(join(dir, name), { force: true }, () => {});
+  });
 }
 
 function lockInfoFile(file: string): string {

@@ -209,9 +209,17 @@ export class LocalStore implements Store {
   }
 
   async listVersions(integration: string, options: { newest?: number } = {}): Promise<VersionRef[]> {
-    let numbers = await this.versionNumbers(integration);
-    // One readdir, then only the refs asked for: `versions --limit 20` reads 20 files, not every one.
-    if (options.newest !== undefined && options.newest > 0) numbers = numbers.slice(-options.newest);
+    let numbers: number[];
+    if (options.newest !== undefined && options.newest > 0) {
+      // History has no gaps (createVersion, fsck): the newest n are latest-n+1..latest, found
+      // from the `latest` hint without listing versions/ (`versions --limit 20` reads about 20 files).
+      const latest = await this.latestVersion(integration);
+      if (!latest) return [];
+      const from = Math.max(1, latest.version - Math.floor(options.newest) + 1);
+      numbers = Array.from({ length: latest.version - from + 1 }, (_, i) => from + i);
+    } else {
+      numbers = await this.versionNumbers(integration);
+    }
     const ids = await mapLimit(numbers, READ_CONCURRENCY, (n) => this.readVersionFile(integration, n));
     const out: VersionRef[] = [];
     numbers.forEach((n, i) => {
