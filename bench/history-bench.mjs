@@ -47,6 +47,7 @@ for (const size of VERSION_SIZES) {
   await releaseIntegration(store, { name: 'bench', def: { apiVersion: 'alloy/v1', kind: 'Integration', name: 'bench', app: 'shopify' }, workflows: [{ name: 'w', def: wf }] }, { author: 'bench', now: () => new Date('2026-01-01T00:00:00Z') });
   const first = await store.readVersion('bench', 1);
   for (let v = 2; v <= size; v++) writeFileSync(store.versionPath('bench', v), `${first.id}\n`);
+  writeFileSync(store.latestHintPath('bench'), `${size}\n`); // as releases leave it
   await listVersionInfo(store, 'bench', { limit: 20 }); // warm-up
   const limited = await timeMedian(RUNS * 2, async () => {
     const list = await listVersionInfo(store, 'bench', { limit: 20 });
