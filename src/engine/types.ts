@@ -5,6 +5,7 @@
  */
 import type { AppSettings, StepKind } from '../core/model.js';
 import type { ConnectorRegistry, HttpClient } from '../connectors/types.js';
+import type { ExpressionLimits } from '../core/expression-limits.js';
 
 export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'filtered';
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'skipped';
@@ -120,4 +121,6 @@ export interface EngineDeps {
    * executeWorkflow rejects with ExecutionInterruptedError, leaving the record resumable.
    */
   signal?: AbortSignal;
+  /** Time and memory bounds of each expression evaluation; default DEFAULT_EXPRESSION_LIMITS. */
+  limits?: ExpressionLimits;
 }

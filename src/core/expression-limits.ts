@@ -1,0 +1,234 @@
+/**
+ * Bounds on one JSONata evaluation: time, memory, and a fair share of the event loop.
+ *
+ * JSONata 2.x looks up `__evaluate_entry` / `__evaluate_exit` callbacks in the environment
+ * and awaits them around every AST node it evaluates. `bound(expression)` binds both on a
+ * compiled expression, plus size-aware wrappers of the built-ins that can allocate far more
+ * than their arguments ($pad, $join, $replace):
+ *
+ * - entry: stops the evaluation when its signal aborted (step or workflow timeout) or its
+ *   compute time passed `limits.timeMs`; every YIELD_EVERY_MS of evaluating (across all
+ *   evaluations in the process) it awaits setImmediate, so timers, HTTP and other executions
+ *   run while expressions are hot (time spent yielded does not count against the limit).
+ * - exit: charges the new strings and arrays a node built (string concatenation, ranges,
+ *   function and constructor results) to the evaluation's budget, `limits.memoryBytes`.
+ * - the range operator and $append are capped through jsonata's own `sequence` option, set
+ *   per evaluation, so `[1..1e7]` fails before it allocates.
+ *
+ * Sizes are estimates: 2 bytes per string character (UTF-16), 16 per array item, 64 per
+ * object key built by a constructor or group-by.
+ */
+import jsonata from 'jsonata';
+
+export interface ExpressionLimits {
+  /** Longest one evaluation may compute, in ms (time yielded to other work does not count). */
+  timeMs: number;
+  /** Most one evaluation may allocate in new strings, arrays and objects, in bytes (estimated). */
+  memoryBytes: number;
+}
+
+export const DEFAULT_EXPRESSION_LIMITS: Readonly<ExpressionLimits> = Object.freeze({ timeMs: 1000, memoryBytes: 64 * 1024 * 1024 });
+
+/** An evaluation hands the event loop back after this much computing (ms). */
+export const YIELD_EVERY_MS = 5;
+
+const CHAR_BYTES = 2;
+const ITEM_BYTES = 16;
+const KEY_BYTES = 64;
+
+export interface EvaluateOptions {
+  limits?: ExpressionLimits;
+  /** Aborting it stops the evaluation at its next node, throwing the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Thrown from inside jsonata when an evaluation passes one of its limits. */
+export class ExpressionLimitExceeded extends Error {
+  readonly code = 'E_EXPRESSION_LIMIT';
+  constructor(
+    readonly kind: 'time' | 'memory',
+    readonly limit: number,
+    /** Index just past the token being evaluated, in the expression source (jsonata's convention). */
+    readonly at: number,
+  ) {
+    super(kind === 'time' ? `expression ran longer than its time limit of ${limit} ms` : `expression allocated more than its memory limit of ${formatBytes(limit)}`);
+  }
+}
+
+/** Thrown from inside jsonata when the evaluation's signal aborted; carries the reason out. */
+export class EvaluationAborted extends Error {
+  constructor(readonly reason: unknown) {
+    super('evaluation aborted');
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+/** Per-evaluation state, handed to jsonata as a binding no expression can name. */
+export class Budget {
+  deadline: number;
+  used = 0;
+  at = 0;
+  readonly options: { stack: number; sequence: number };
+
+  constructor(
+    readonly limits: ExpressionLimits,
+    readonly signal: AbortSignal | undefined,
+    stack: number,
+  ) {
+    const now = performance.now();
+    this.deadline = now + limits.timeMs;
+    this.options = { stack, sequence: Math.max(1, Math.floor(limits.memoryBytes / ITEM_BYTES)) };
+  }
+
+  charge(bytes: number, at: number | undefined): void {
+    this.used += bytes;
+    if (this.used > this.limits.memoryBytes) throw new ExpressionLimitExceeded('memory', this.limits.memoryBytes, at ?? this.at);
+  }
+
+  /** Throws when `bytes` more would pass the limit (checked before allocating). */
+  precheck(bytes: number): void {
+    if (this.used + bytes > this.limits.memoryBytes) throw new ExpressionLimitExceeded('memory', this.limits.memoryBytes, this.at);
+  }
+
+  pause(now: number): Promise<void> {
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const back = performance.now();
+      this.deadline += back - now;
+      lastTurn = back;
+    });
+  }
+}
+
+/**
+ * When an evaluation last gave the event loop a turn. Shared by all evaluations: many short
+ * ones in a row (an `each` over thousands of items) hold the loop as long as one long one.
+ */
+let lastTurn = performance.now();
+
+/** A space cannot appear in a JSONata variable name, so `$…` can never read or rebind this. */
+export const BUDGET_BINDING = ' alloy budget';
+const BUDGET = Symbol('alloy.budget');
+
+interface Env {
+  base: Env & { [BUDGET]?: Budget; options?: unknown };
+  lookup(name: string | symbol): unknown;
+}
+interface Node {
+  type: string;
+  value?: unknown;
+  position?: number;
+  group?: unknown;
+}
+
+/** jsonata's stack bound when an evaluation was given no bindings (GUARDRAILS.stack). */
+const DEFAULT_STACK = 500;
+
+function budgetOf(env: Env): Budget {
+  const base = env.base;
+  let b = base[BUDGET];
+  if (b === undefined) {
+    b = (base.lookup(BUDGET_BINDING) as Budget | undefined) ?? new Budget(DEFAULT_EXPRESSION_LIMITS, undefined, DEFAULT_STACK);
+    base[BUDGET] = b;
+    // Read by jsonata's range operator and $append: sequences longer than this fail (D2015).
+    base.options = b.options;
+  }
+  return b;
+}
+
+function onEntry(expr: Node, _input: unknown, env: Env): Promise<void> | undefined {
+  const b = budgetOf(env);
+  if (expr.position !== undefined) b.at = expr.position;
+  if (b.signal?.aborted) throw new EvaluationAborted(b.signal.reason);
+  const now = performance.now();
+  if (now > b.deadline) throw new ExpressionLimitExceeded('time', b.limits.timeMs, b.at);
+  if (now - lastTurn >= YIELD_EVERY_MS) return b.pause(now);
+  return undefined;
+}
+
+function onExit(expr: Node, _input: unknown, env: Env, result: unknown): void {
+  if (result === undefined || result === null) return;
+  const t = typeof result;
+  if (t !== 'string' && t !== 'object') return;
+  const type = expr.type;
+  let bytes = 0;
+  if (type === 'function' || type === 'apply' || type === 'partial' || (type === 'binary' && (expr.value === '&' || expr.value === '..'))) {
+    if (t === 'string') bytes = (result as string).length * CHAR_BYTES;
+    else if (Array.isArray(result)) bytes = result.length * ITEM_BYTES;
+  }
+  if ((type === 'unary' && expr.value === '{') || expr.group !== undefined) {
+    if (t === 'object' && !Array.isArray(result)) bytes += Object.keys(result as object).length * KEY_BYTES;
+  }
+  if (bytes > 0) budgetOf(env).charge(bytes, expr.position);
+}
+
+interface JsonataFunction {
+  _jsonata_function: true;
+  implementation: (this: { environment: Env }, ...args: unknown[]) => unknown;
+  signature?: unknown;
+}
+
+// The built-ins wrapped below, taken from jsonata itself (their signatures included).
+const [padFn, joinFn, replaceFn] = (await jsonata('[$pad, $join, $replace]').evaluate({})) as JsonataFunction[];
+
+function wrap(orig: JsonataFunction, precheck: (b: Budget, args: unknown[]) => void): JsonataFunction {
+  return {
+    _jsonata_function: true,
+    signature: orig.signature,
+    implementation(...args: unknown[]) {
+      precheck(budgetOf(this.environment), args);
+      return orig.implementation.apply(this, args);
+    },
+  };
+}
+
+const padBounded = wrap(padFn, (b, [str, width, char]) => {
+  if (typeof width !== 'number' || typeof str !== 'string') return;
+  const padding = typeof char === 'string' && char.length > 0 ? char.length : 1;
+  b.precheck((Math.abs(width) + str.length) * padding * CHAR_BYTES);
+});
+
+const joinBounded = wrap(joinFn, (b, [strs, sep]) => {
+  if (!Array.isArray(strs)) return;
+  let chars = Math.max(0, strs.length - 1) * (typeof sep === 'string' ? sep.length : 0);
+  for (const s of strs) if (typeof s === 'string') chars += s.length;
+  b.precheck(chars * CHAR_BYTES);
+});
+
+const replaceBounded = wrap(replaceFn, (b, [str, _pattern, replacement]) => {
+  if (typeof str !== 'string' || typeof replacement !== 'string') return;
+  // At most one match per position (and one at the end): an upper bound of the result.
+  b.precheck((str.length + (str.length + 1) * replacement.length) * CHAR_BYTES);
+});
+
+/** Binds the limit callbacks and the size-aware built-ins on a compiled expression. */
+export function bound(expression: ReturnType<typeof jsonata>): void {
+  expression.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, onEntry);
+  expression.assign(Symbol.for('jsonata.__evaluate_exit') as unknown as string, onExit);
+  expression.assign('pad', padBounded);
+  expression.assign('join', joinBounded);
+  expression.assign('replace', replaceBounded);
+}
+
+/** Bindings for one evaluation. */
+export function evaluationBindings(options: EvaluateOptions | undefined, stack: number): Record<string, unknown> {
+  return { [BUDGET_BINDING]: new Budget(options?.limits ?? DEFAULT_EXPRESSION_LIMITS, options?.signal, stack) };
+}
+
+/** 1-based line and column of a jsonata position (index just past the token) in `source`. */
+export function lineCol(source: string, at: number): { line: number; column: number } {
+  const end = Math.max(0, Math.min(at, source.length));
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < end; i++) {
+    if (source.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: Math.max(1, end - lineStart) };
+}

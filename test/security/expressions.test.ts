@@ -1,0 +1,139 @@
+/**
+ * Issue 9 item 1: expressions are bounded (time, memory) and interruptible. A runaway or an
+ * allocation bomb fails its step with E_EXPRESSION_LIMIT (naming the step, line:col and the
+ * limit); step and workflow timeouts fire while an expression is hot; the event loop keeps
+ * turning.
+ */
+import { describe, expect, it } from 'vitest';
+import { compileWorkflow, createExecutionRecord, executeWorkflow } from '../../src/engine/index.js';
+import { realClock } from '../../src/engine/clock.js';
+import type { EngineDeps, ExecutionRecord } from '../../src/engine/types.js';
+import type { WorkflowDef } from '../../src/core/model.js';
+
+const deps = (extra: Partial<EngineDeps> = {}): EngineDeps => ({
+  connectors: { get: () => undefined, names: () => [] } as unknown as EngineDeps['connectors'],
+  http: async () => {
+    throw new Error('no http');
+  },
+  clock: realClock,
+  random: Math.random,
+  checkpoint: async () => {},
+  logger: { debug() {}, info() {}, warn() {} },
+  resolveConnection: async () => ({}),
+  ...extra,
+});
+
+function flow(steps: unknown[], extra: Partial<WorkflowDef> = {}): WorkflowDef {
+  return { apiVersion: 'alloy/v1', kind: 'Workflow', name: 'bomb', trigger: { event: 'x' }, steps, ...extra } as WorkflowDef;
+}
+
+async function run(def: WorkflowDef, d: EngineDeps = deps(), event: unknown = {}): Promise<ExecutionRecord> {
+  const record = createExecutionRecord({ workflow: 'sec/bomb', event }, Date.now());
+  return executeWorkflow(compileWorkflow(def), record, d);
+}
+
+/** Largest gap between event-loop turns while `work` runs. */
+async function maxLoopGap<T>(work: () => Promise<T>): Promise<{ result: T; gap: number }> {
+  let last = performance.now();
+  let gap = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 1);
+  try {
+    const result = await work();
+    return { result, gap };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const BUSY = "($f := function($n) { $n <= 0 ? 0 : 1 + $f($n - 1) }; $sum([1..100000].($f(20))))";
+
+describe('expression limits', () => {
+  it('a runaway expression fails its step with E_EXPRESSION_LIMIT naming step, line:col and limit; the loop keeps turning', async () => {
+    const def = flow([{ id: 'spin', uses: 'transform', with: { v: `{{ ${BUSY} }}` } }]);
+    const t0 = performance.now();
+    const { result: r, gap } = await maxLoopGap(() => run(def, deps({ limits: { timeMs: 300, memoryBytes: 64 * 1024 * 1024 } })));
+    const took = performance.now() - t0;
+    expect(r.status).toBe('failed');
+    expect(r.error?.code).toBe('E_EXPRESSION_LIMIT');
+    expect(r.error?.step).toBe('spin');
+    expect(r.error?.message).toMatch(/step "spin", field \/with\/v: expression ran longer than its time limit of 300 ms at 1:\d+/);
+    expect(took).toBeLessThan(300 * 1.1 + 400);
+    expect(gap).toBeLessThan(100);
+  });
+
+  it('a workflow timeout fires while an expression is hot (within 10 % + 100 ms), not after it', async () => {
+    const def = flow([{ id: 'spin', uses: 'transform', with: { v: `{{ ${BUSY} }}` } }], { timeout: '500ms' });
+    const t0 = performance.now();
+    const r = await run(def, deps({ limits: { timeMs: 60_000, memoryBytes: 64 * 1024 * 1024 } }));
+    const took = performance.now() - t0;
+    expect(r.status).toBe('failed');
+    expect(r.error?.code).toBe('E_EXECUTION_TIMEOUT');
+    expect(took).toBeLessThan(500 * 1.1 + 100);
+  });
+
+  it('a workflow timeout fires in an each whose items each run a short JSONata loop', async () => {
+    const inner = "$sum([1..3000].($ * 2))";
+    const def = flow([{ id: 'loop', each: '{{ [1..100000] }}', steps: [{ id: 'calc', uses: 'transform', with: { v: `{{ ${inner} }}` } }] }], {
+      timeout: '400ms',
+    });
+    const t0 = performance.now();
+    const { result: r, gap } = await maxLoopGap(() => run(def));
+    expect(r.status).toBe('failed');
+    expect(r.error?.code).toBe('E_EXECUTION_TIMEOUT');
+    expect(performance.now() - t0).toBeLessThan(400 * 1.1 + 100);
+    expect(gap).toBeLessThan(100);
+  });
+
+  it('a step timeout fires while the step renders a hot expression', async () => {
+    const def = flow([{ id: 'spin', uses: 'transform', timeout: '300ms', with: { v: `{{ ${BUSY} }}` } }]);
+    const t0 = performance.now();
+    const r = await run(def, deps({ limits: { timeMs: 60_000, memoryBytes: 64 * 1024 * 1024 } }));
+    expect(r.status).toBe('failed');
+    expect(r.error?.code).toBe('E_STEP_TIMEOUT');
+    expect(performance.now() - t0).toBeLessThan(300 * 1.1 + 100);
+  });
+
+  const bombs: [string, string][] = [
+    ['$pad', "$pad('x', 300000000)"],
+    ['$join of a huge range', "$join([1..10000000].$string(), ',')"],
+    ['the range operator', '$count([1..10000000])'],
+    ['string doubling in a recursive function', "($d := function($s, $n) { $n = 0 ? $s : $d($s & $s, $n - 1) }; $length($d('xy', 40)))"],
+    ['many mid-sized strings', "$count([1..1000].$pad('', 1000000))"],
+    ['$replace blow-up', "$length($replace($pad('', 100000, 'a'), 'a', $pad('', 100000, 'b')))"],
+  ];
+  for (const [name, expr] of bombs) {
+    it(`an allocation bomb (${name}) fails the step and memory stays bounded`, async () => {
+      global.gc?.();
+      const before = process.memoryUsage().rss;
+      const def = flow([{ id: 'bomb', uses: 'transform', with: { v: `{{ ${expr} }}` } }]);
+      const r = await run(def);
+      const grown = process.memoryUsage().rss - before;
+      expect(r.status).toBe('failed');
+      expect(r.error?.code).toBe('E_EXPRESSION_LIMIT');
+      expect(r.error?.message).toMatch(/memory limit of 64 MiB at \d+:\d+/);
+      expect(grown).toBeLessThan(256 * 1024 * 1024);
+    });
+  }
+
+  it('other executions go on while one runs away', async () => {
+    const spin = run(flow([{ id: 'spin', uses: 'transform', with: { v: `{{ ${BUSY} }}` } }]), deps({ limits: { timeMs: 1000, memoryBytes: 1 << 26 } }));
+    const t0 = performance.now();
+    const quick = await run(flow([{ id: 'q', uses: 'transform', with: { v: '{{ $uppercase("ok") }}' } }]));
+    expect(performance.now() - t0).toBeLessThan(200);
+    expect(quick.status).toBe('succeeded');
+    expect((await spin).error?.code).toBe('E_EXPRESSION_LIMIT');
+  });
+
+  it('ordinary expressions are unaffected', async () => {
+    const def = flow([
+      { id: 'a', uses: 'transform', with: { s: "{{ $join(['a','b'], '-') & $pad('x', 3) }}", r: "{{ $replace('a.b', '.', '/') }}", n: '{{ $sum([1..100]) }}' } },
+    ]);
+    const r = await run(def);
+    expect(r.status).toBe('succeeded');
+    expect(r.steps.a.output).toEqual({ s: 'a-bx  ', r: 'a/b', n: 5050 });
+  });
+});
