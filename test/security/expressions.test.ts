@@ -137,3 +137,84 @@ describe('expression limits', () => {
     expect(r.steps.a.output).toEqual({ s: 'a-bx  ', r: 'a/b', n: 5050 });
   });
 });
+
+describe('alloy dev (built binary) while expressions run away', () => {
+  it('answers /healthz within 100 ms, survives a $pad bomb, and reports E_EXPRESSION_LIMIT', async () => {
+    const { requireBuild, startDev, writeTree } = await import('../runtime/helpers.js');
+    const { tempDir } = await import('../server/helpers.js');
+    const { request } = await import('undici');
+    requireBuild();
+    const tmp = tempDir('alloy-expr-limits-');
+    writeTree(tmp.dir, {
+      'alloy.config.yaml': 'apiVersion: alloy/v1\nkind: Project\nname: limits\nlimits:\n  expressionTime: 20s\n  expressionMemory: 32mb\n',
+      'integrations/demo/integration.yaml': 'apiVersion: alloy/v1\nkind: Integration\nname: demo\napp: shopify\n',
+      'integrations/demo/workflows/spin.yaml': `apiVersion: alloy/v1
+kind: Workflow
+name: spin
+trigger:
+  event: spin
+timeout: 3s
+steps:
+  - id: loop
+    each: "{{ [1..20] }}"
+    steps:
+      - id: calc
+        uses: transform
+        with: { v: "{{ ${BUSY} }}" }
+`,
+      'integrations/demo/workflows/bomb.yaml': `apiVersion: alloy/v1
+kind: Workflow
+name: bomb
+trigger:
+  event: bomb
+steps:
+  - id: pad
+    uses: transform
+    with:
+      v: "{{ $pad('x', 300000000) }}"
+`,
+    });
+    const dev = await startDev(tmp.dir);
+    try {
+      const post = async (event: string) => {
+        const res = await request(`${dev.url}/v1/run/event`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ event, data: {} }) });
+        expect(res.statusCode).toBe(202);
+        return ((await res.body.json()) as { executions: { id: string }[] }).executions[0].id;
+      };
+      const status = async (id: string) => {
+        const res = await request(`${dev.url}/v1/executions/${id}`);
+        return ((await res.body.json()) as { execution: ExecutionRecord }).execution;
+      };
+      const spin = await post('spin');
+      const bomb = await post('bomb');
+      const t0 = Date.now();
+      let worst = 0;
+      let spun: ExecutionRecord | undefined;
+      for (;;) {
+        const h0 = performance.now();
+        const h = await request(`${dev.url}/healthz`);
+        await h.body.dump();
+        worst = Math.max(worst, performance.now() - h0);
+        expect(h.statusCode).toBe(200);
+        spun = await status(spin);
+        if (spun.status !== 'running' && spun.status !== 'queued') break;
+        if (Date.now() - t0 > 15_000) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // The workflow timeout (3 s) fired while expressions were hot.
+      expect(spun?.status).toBe('failed');
+      expect(spun?.error?.code, spun?.error?.message).toBe('E_EXECUTION_TIMEOUT');
+      expect(Date.now() - t0).toBeLessThan(3000 * 1.1 + 1000);
+      expect(worst).toBeLessThan(100);
+      const bombed = await status(bomb);
+      expect(bombed.status).toBe('failed');
+      expect(bombed.error?.code).toBe('E_EXPRESSION_LIMIT');
+      expect(bombed.error?.message).toMatch(/step "pad", field \/with\/v: .*memory limit of 32 MiB at 1:\d+/);
+      expect(dev.proc.exitCode).toBeNull();
+    } finally {
+      dev.proc.kill('SIGTERM');
+      await dev.proc;
+      tmp.cleanup();
+    }
+  }, 60_000);
+});
