@@ -277,7 +277,7 @@ export class ExpressionEvaluationError extends Error {
     readonly code: string,
     options?: { cause?: unknown },
     /** For E_EXPRESSION_LIMIT: which limit, its value, and where in the expression it was hit. */
-    readonly limit?: { kind: 'time' | 'memory'; value: number; line: number; column: number },
+    readonly limit?: { kind: 'time' | 'memory'; value: number; line: number; column: number; templateOffset: number },
   ) {
     super(message, options);
   }
@@ -342,6 +342,7 @@ export async function evaluateExpression(
         value: err.limit,
         line,
         column,
+        templateOffset: expr.offset + Math.max(0, err.at - 1),
       });
     }
     const e = err as { message?: string; code?: string; value?: unknown; position?: number };
@@ -355,7 +356,7 @@ export async function evaluateExpression(
         expr.source,
         'E_EXPRESSION_LIMIT',
         { cause: err },
-        { kind: 'memory', value: limit, line, column },
+        { kind: 'memory', value: limit, line, column, templateOffset: expr.offset + Math.max(0, (e.position ?? 1) - 1) },
       );
     }
     const message = code === 'D1011' ? `expression nested deeper than ${GUARDRAILS.stack} levels` : (e.message ?? String(err));

@@ -22,6 +22,8 @@ export interface RenderSite {
   field: string;
   /** Limits and the abort signal (step and execution timeouts) for the evaluations. */
   options?: EvaluateOptions;
+  /** JSON pointer of the step in the workflow file (compiled step `pointer`). */
+  stepPointer?: string;
 }
 
 export class ExpressionFailure extends StepError {
@@ -44,6 +46,7 @@ export class ExpressionFailure extends StepError {
         field: site.field,
         expression: expression,
         ...(limit ? { limit: limit.kind, limitValue: limit.value, line: limit.line, column: limit.column } : {}),
+        ...(limit && site.stepPointer !== undefined ? { pointer: site.stepPointer + site.field, templateOffset: limit.templateOffset } : {}),
       },
     });
   }
@@ -52,7 +55,7 @@ export class ExpressionFailure extends StepError {
 /** The engine's error for a failed expression: the step path, the field and the expression. */
 function failureAt(site: RenderSite) {
   return (err: ExpressionEvaluationError, field: string) =>
-    new ExpressionFailure(err.message, { step: site.step, field: `${site.field}${field}` }, err.source, err);
+    new ExpressionFailure(err.message, { step: site.step, field: `${site.field}${field}`, stepPointer: site.stepPointer }, err.source, err);
 }
 
 export function evaluateExpression(expr: CompiledExpression, context: Record<string, unknown>, site: RenderSite): Promise<unknown> {

@@ -31,7 +31,7 @@ import {
   StepFailed,
   toErrorInfo,
 } from './errors.js';
-import { isTruthy, renderAt } from './evaluate.js';
+import { ExpressionFailure, isTruthy, renderAt } from './evaluate.js';
 import type { CompiledValue } from '../core/expressions.js';
 import { DEFAULT_EXPRESSION_LIMITS } from '../core/expression-limits.js';
 import { createRedactor, isSecretKey, redactActionInput, type Redactor } from './redact.js';
@@ -208,14 +208,15 @@ class Execution {
     const limits = this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS;
     const execSignal = this.controller.signal;
     const timeoutMs = step.timeoutMs;
-    if (timeoutMs === undefined || value.kind === 'literal') return renderAt(value, ctx, { step: path, field, options: { limits, signal: execSignal } });
+    const site = { step: path, field, stepPointer: step.pointer };
+    if (timeoutMs === undefined || value.kind === 'literal') return renderAt(value, ctx, { ...site, options: { limits, signal: execSignal } });
     const local = new AbortController();
     const followExec = () => local.abort(execSignal.reason);
     if (execSignal.aborted) followExec();
     else execSignal.addEventListener('abort', followExec, { once: true });
     const cancelTimer = setLongTimeout(() => local.abort(stepTimeoutError(path, timeoutMs)), timeoutMs);
     try {
-      return await renderAt(value, ctx, { step: path, field, options: { limits, signal: local.signal } });
+      return await renderAt(value, ctx, { ...site, options: { limits, signal: local.signal } });
     } finally {
       cancelTimer();
       execSignal.removeEventListener('abort', followExec);
@@ -286,6 +287,7 @@ class Execution {
         throw err;
       }
       const info = toErrorInfo(err, path, this.redactor);
+      await this.locate(err, info);
       rec.error = info;
       finish('failed');
       this.deps.logger.debug('step failed', { execution: this.record.id, step: path, code: info.code });
@@ -295,6 +297,22 @@ class Execution {
         throw new StepFailed(info);
       }
       await this.handleFailure(step, rec, info, frame);
+    }
+  }
+
+  /** Adds where in the workflow file an expression hit its limit (`deps.locate`), when known. */
+  private async locate(err: unknown, info: ErrorInfo): Promise<void> {
+    if (!this.deps.locate || !(err instanceof ExpressionFailure)) return;
+    const d = err.details ?? {};
+    if (typeof d.pointer !== 'string' || typeof d.templateOffset !== 'number') return;
+    try {
+      const where = await this.deps.locate(d.pointer, d.templateOffset);
+      if (where) {
+        info.location = where;
+        info.message = `${info.message} (${where})`;
+      }
+    } catch {
+      // The location is a courtesy: the error stands without it.
     }
   }
 

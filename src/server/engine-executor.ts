@@ -9,6 +9,8 @@ import { realClock } from '../engine/clock.js';
 import type { EngineDeps, EngineLogger } from '../engine/types.js';
 import { resolveExpressionLimits } from '../engine/limits.js';
 import type { ExpressionLimits } from '../core/expression-limits.js';
+import { locateInFile } from '../core/source-file.js';
+import path from 'node:path';
 import type { WorkflowDef } from '../core/model.js';
 import type { LoadedProject } from '../core/project-types.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
@@ -114,6 +116,7 @@ export function createEngineExecutor(options: EngineExecutorOptions): WorkflowEx
       secrets: options.secrets,
       env: options.env,
       limits: limitsFor(project),
+      locate: (pointer, offset) => locateInFile(path.join(project.root, workflow.file), workflow.file, pointer, offset),
     };
     try {
       return await executeWorkflow(c, record, deps);

@@ -21,6 +21,7 @@ import { resolveConnection } from '../../connectors/credentials.js';
 import { createHttpClient } from '../../connectors/http-client.js';
 import { egressAgent } from '../../connectors/egress.js';
 import { resolveExpressionLimits } from '../../engine/limits.js';
+import { locateInFile } from '../../core/source-file.js';
 import type { ConnectorRegistry } from '../../connectors/types.js';
 import {
   compileWorkflow,
@@ -91,6 +92,7 @@ export default async function runCommand(ctx: CliContext, args: string[], opts: 
     secrets,
     env,
     limits: resolveExpressionLimits(project.config.limits),
+    locate: (pointer, offset) => locateInFile(path.join(project.root, workflow.file), workflow.file, pointer, offset),
   }).finally(() => agent.close());
 
   if (ctx.json) ctx.printJson({ ok: result.status !== 'failed', execution: result });
