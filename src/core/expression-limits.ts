@@ -15,10 +15,20 @@
  * - the range operator and $append are capped through jsonata's own `sequence` option, set
  *   per evaluation, so `[1..1e7]` fails before it allocates.
  *
+ * Catastrophic regex backtracking is bounded by a V8 flag set below (linear-time fallback).
+ *
  * Sizes are estimates: 2 bytes per string character (UTF-16), 16 per array item, 64 per
  * object key built by a constructor or group-by.
  */
+import v8 from 'node:v8';
 import jsonata from 'jsonata';
+
+// A regular expression that backtracks catastrophically (`/^(a+)+$/` against "aaaa…b" from an
+// event) runs inside one call no evaluator callback can interrupt: it held the thread for 43 s
+// in a test. With this V8 flag a regex that backtracks excessively is re-run on V8's linear-time
+// engine instead (same result for the regexes it supports). It applies to regexes run after it
+// is set, process-wide.
+v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
 export interface ExpressionLimits {
   /** Longest one evaluation may compute, in ms (time yielded to other work does not count). */

@@ -128,6 +128,15 @@ describe('expression limits', () => {
     expect((await spin).error?.code).toBe('E_EXPRESSION_LIMIT');
   });
 
+  it('a regex that backtracks catastrophically on event data does not hold the thread', async () => {
+    const def = flow([{ id: 're', uses: 'transform', with: { v: "{{ $contains(event.s, /^(a+)+$/) }}" } }]);
+    const t0 = performance.now();
+    const r = await run(def, deps(), { s: `${'a'.repeat(30)}b` });
+    expect(r.status).toBe('succeeded');
+    expect(r.steps.re.output).toEqual({ v: false });
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
   it('ordinary expressions are unaffected', async () => {
     const def = flow([
       { id: 'a', uses: 'transform', with: { s: "{{ $join(['a','b'], '-') & $pad('x', 3) }}", r: "{{ $replace('a.b', '.', '/') }}", n: '{{ $sum([1..100]) }}' } },
