@@ -182,27 +182,16 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     // Counted durably before it runs again: an execution that took the process down every
     // time it ran must not take it down forever (it is failed instead of resumed).
     const resumes = resuming.delete(id) ? await log.countResume(id) : 0;
+    // The record as it stands, failed without running (again) for `error`'s reason.
+    const failedNow = (error: ExecutionRecord['error']): ExecutionRecord => ({ ...last, status: 'failed', endedAt: new Date(clock()).toISOString(), error });
     if (resumes >= CRASH_LOOP_LIMIT) {
-      final = {
-        ...last,
-        status: 'failed',
-        endedAt: new Date(clock()).toISOString(),
-        error: {
-          code: 'E_CRASH_LOOP',
-          message: `the runtime stopped ${resumes} times while this execution was running (crashed or killed); it is not resumed again`,
-          hint: 'Look at the steps it ran last (alloy executions <id>) for what brings the process down, fix the workflow, then `alloy replay <id>`.',
-        },
-      };
+      final = failedNow({
+        code: 'E_CRASH_LOOP',
+        message: `the runtime stopped ${resumes} times while this execution was running (crashed or killed); it is not resumed again`,
+        hint: 'Look at the steps it ran last (alloy executions <id>) for what brings the process down, fix the workflow, then `alloy replay <id>`.',
+      });
     } else if (!routed) {
-      final = {
-        ...last,
-        status: 'failed',
-        endedAt: new Date(clock()).toISOString(),
-        error: {
-          code: 'E_WORKFLOW_NOT_FOUND',
-          message: `workflow ${row.workflow} is no longer defined in the working tree`,
-        },
-      };
+      final = failedNow({ code: 'E_WORKFLOW_NOT_FOUND', message: `workflow ${row.workflow} is no longer defined in the working tree` });
     } else {
       const checkpoint = async (record: ExecutionRecord) => {
         // After the grace period the runtime stops for good: refuse, so the engine stops here
@@ -223,12 +212,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         final = await options.executor(routed.workflow, last, { checkpoint, signal: abort.signal });
       } catch (err) {
         if (abort.signal.aborted) return;
-        final = {
-          ...last,
-          status: 'failed',
-          endedAt: new Date(clock()).toISOString(),
-          error: { code: 'E_INTERNAL', message: (err as Error).message },
-        };
+        final = failedNow({ code: 'E_INTERNAL', message: (err as Error).message });
       }
       if (abort.signal.aborted) return;
     }
