@@ -9,6 +9,8 @@ import { compileWorkflow, createExecutionRecord, executeWorkflow } from '../../s
 import { realClock } from '../../src/engine/clock.js';
 import type { EngineDeps, ExecutionRecord } from '../../src/engine/types.js';
 import type { WorkflowDef } from '../../src/core/model.js';
+import { resolveExpressionLimits } from '../../src/engine/limits.js';
+import { DEFAULT_EXPRESSION_LIMITS } from '../../src/core/expression-limits.js';
 
 const deps = (extra: Partial<EngineDeps> = {}): EngineDeps => ({
   connectors: { get: () => undefined, names: () => [] } as unknown as EngineDeps['connectors'],
@@ -135,6 +137,15 @@ describe('expression limits', () => {
     expect(r.status).toBe('succeeded');
     expect(r.steps.re.output).toEqual({ v: false });
     expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it('limits.* from the config: defaults, durations and sizes, clear errors', () => {
+    expect(DEFAULT_EXPRESSION_LIMITS).toEqual({ timeMs: 1000, memoryBytes: 64 * 1024 * 1024 });
+    expect(resolveExpressionLimits(undefined)).toEqual(DEFAULT_EXPRESSION_LIMITS);
+    expect(resolveExpressionLimits({ expressionTime: '2s', expressionMemory: '16mb' })).toEqual({ timeMs: 2000, memoryBytes: 16 * 1024 * 1024 });
+    expect(resolveExpressionLimits({ expressionTime: 250, expressionMemory: 1_000_000 })).toEqual({ timeMs: 250, memoryBytes: 1_000_000 });
+    expect(() => resolveExpressionLimits({ expressionTime: 'fast' })).toThrow(/limits\.expressionTime: "fast" is not a duration/);
+    expect(() => resolveExpressionLimits({ expressionMemory: 'lots' })).toThrow(/limits\.expressionMemory: "lots" is not a size/);
   });
 
   it('ordinary expressions are unaffected', async () => {
