@@ -15,7 +15,8 @@
  * - the range operator and $append are capped through jsonata's own `sequence` option, set
  *   per evaluation, so `[1..1e7]` fails before it allocates.
  *
- * Catastrophic regex backtracking is bounded by a V8 flag set below (linear-time fallback).
+ * Catastrophic regex backtracking is bounded by a V8 flag set below (linear-time fallback),
+ * and $distinct (n² comparisons in one native call) is replaced by a linear version.
  *
  * Sizes are estimates: 2 bytes per string character (UTF-16), 16 per array item, 64 per
  * object key built by a constructor or group-by.
@@ -178,12 +179,12 @@ function onExit(expr: Node, _input: unknown, env: Env, result: unknown): void {
 
 interface JsonataFunction {
   _jsonata_function: true;
-  implementation: (this: { environment: Env }, ...args: unknown[]) => unknown;
+  implementation: (this: { environment: Env; createSequence?: () => unknown[] }, ...args: unknown[]) => unknown;
   signature?: unknown;
 }
 
 // The built-ins wrapped below, taken from jsonata itself (their signatures included).
-const [padFn, joinFn, replaceFn] = (await jsonata('[$pad, $join, $replace]').evaluate({})) as JsonataFunction[];
+const [padFn, joinFn, replaceFn, distinctFn] = (await jsonata('[$pad, $join, $replace, $distinct]').evaluate({})) as JsonataFunction[];
 
 function wrap(orig: JsonataFunction, precheck: (b: Budget, args: unknown[]) => void): JsonataFunction {
   return {
@@ -215,6 +216,54 @@ const replaceBounded = wrap(replaceFn, (b, [str, _pattern, replacement]) => {
   b.precheck((str.length + (str.length + 1) * replacement.length) * CHAR_BYTES);
 });
 
+/** A key equal for two values exactly when jsonata's deep equality says so (JSON values). */
+function equalityKey(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object') {
+    const t = typeof v;
+    return t === 'string' || t === 'number' || t === 'boolean' || v === null ? `${t}:${String(v)}` : undefined;
+  }
+  if (Array.isArray(v)) {
+    const parts: string[] = [];
+    for (const x of v) {
+      const k = equalityKey(x);
+      if (k === undefined) return undefined;
+      parts.push(k);
+    }
+    return `[${parts.join(',')}]`;
+  }
+  const parts: string[] = [];
+  for (const name of Object.getOwnPropertyNames(v).sort()) {
+    const k = equalityKey((v as Record<string, unknown>)[name]);
+    if (k === undefined) return undefined;
+    parts.push(`${JSON.stringify(name)}:${k}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/**
+ * jsonata's $distinct compares every item with every kept one (n² deep comparisons in one
+ * native call: 100,000 numbers hold the thread for minutes). Same result in linear time,
+ * keyed by value, for JSON data; anything else goes to the original.
+ */
+const distinctLinear: JsonataFunction = {
+  _jsonata_function: true,
+  signature: distinctFn.signature,
+  implementation(this: { environment: Env; createSequence?: () => unknown[] }, arr: unknown) {
+    if (!Array.isArray(arr) || arr.length <= 64) return distinctFn.implementation.call(this, arr);
+    const seen = new Set<string>();
+    const out: unknown[] = (arr as { sequence?: boolean }).sequence && this.createSequence ? this.createSequence() : [];
+    for (const item of arr) {
+      const key = equalityKey(item);
+      if (key === undefined) return distinctFn.implementation.call(this, arr);
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(item);
+      }
+    }
+    return out;
+  },
+};
+
 /** Binds the limit callbacks and the size-aware built-ins on a compiled expression. */
 export function bound(expression: ReturnType<typeof jsonata>): void {
   expression.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, onEntry);
@@ -222,6 +271,7 @@ export function bound(expression: ReturnType<typeof jsonata>): void {
   expression.assign('pad', padBounded);
   expression.assign('join', joinBounded);
   expression.assign('replace', replaceBounded);
+  expression.assign('distinct', distinctLinear);
 }
 
 /** Bindings for one evaluation. */

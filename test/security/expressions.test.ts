@@ -139,6 +139,35 @@ describe('expression limits', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 
+  it('$distinct of a large array is linear (jsonata compares every pair in one native call), with the same result', async () => {
+    const def = flow([
+      {
+        id: 'd',
+        uses: 'transform',
+        with: {
+          n: '{{ $count($distinct([1..100000])) }}',
+          mixed: "{{ $distinct($append([1..100].({'a': $ % 3, 'b': [$ % 2]}), [1..100].({'b': [$ % 2], 'a': $ % 3})) ) }}",
+          kinds: "{{ $distinct($append([1..70], ['1', '2', true, null, 1, '1'])) ~> $count }}",
+        },
+      },
+    ]);
+    const t0 = performance.now();
+    const r = await run(def);
+    expect(r.status, JSON.stringify(r.error)).toBe('succeeded');
+    const out = r.steps.d.output as { n: number; mixed: unknown[]; kinds: number };
+    expect(out.n).toBe(100000);
+    expect(out.mixed).toEqual([
+      { a: 1, b: [1] },
+      { a: 2, b: [0] },
+      { a: 0, b: [1] },
+      { a: 1, b: [0] },
+      { a: 2, b: [1] },
+      { a: 0, b: [0] },
+    ]);
+    expect(out.kinds).toBe(74);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
   it('limits.* from the config: defaults, durations and sizes, clear errors', () => {
     expect(DEFAULT_EXPRESSION_LIMITS).toEqual({ timeMs: 1000, memoryBytes: 64 * 1024 * 1024 });
     expect(resolveExpressionLimits(undefined)).toEqual(DEFAULT_EXPRESSION_LIMITS);
