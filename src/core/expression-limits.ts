@@ -16,7 +16,8 @@
  *   per evaluation, so `[1..1e7]` fails before it allocates.
  *
  * Catastrophic regex backtracking is bounded by a V8 flag set below (linear-time fallback),
- * and $distinct (n² comparisons in one native call) is replaced by a linear version.
+ * $distinct (n² comparisons in one native call) by a linear version and $sort (quadratic
+ * copying, fatal on a million items) by an O(n log n) one.
  *
  * Sizes are estimates: 2 bytes per string character (UTF-16), 16 per array item, 64 per
  * object key built by a constructor or group-by.
@@ -184,7 +185,7 @@ interface JsonataFunction {
 }
 
 // The built-ins wrapped below, taken from jsonata itself (their signatures included).
-const [padFn, joinFn, replaceFn, distinctFn] = (await jsonata('[$pad, $join, $replace, $distinct]').evaluate({})) as JsonataFunction[];
+const [padFn, joinFn, replaceFn, distinctFn, sortFn] = (await jsonata('[$pad, $join, $replace, $distinct, $sort]').evaluate({})) as JsonataFunction[];
 
 function wrap(orig: JsonataFunction, precheck: (b: Budget, args: unknown[]) => void): JsonataFunction {
   return {
@@ -264,6 +265,44 @@ const distinctLinear: JsonataFunction = {
   },
 };
 
+/**
+ * jsonata's $sort is a merge sort that copies the rest of a list for every element it takes
+ * (`slice(1)`) in an async recursion as deep as the list, in callbacks no limit sees: sorting
+ * 1,000,000 numbers ran 3 minutes and ended in a fatal out-of-memory. Same order here (stable,
+ * `a > b` swaps), in O(n log n): V8's stable sort without a comparator, a bottom-up merge sort
+ * over indexes with one (the comparator, a jsonata function, is awaited as jsonata does).
+ */
+const sortLinearithmic: JsonataFunction = {
+  _jsonata_function: true,
+  signature: sortFn.signature,
+  async implementation(this: { environment: Env }, arr: unknown, comparator?: unknown) {
+    if (!Array.isArray(arr) || arr.length <= 1) return sortFn.implementation.call(this, arr, comparator);
+    if (comparator === undefined) {
+      const numbers = arr.every((v) => typeof v === 'number');
+      if (!numbers && !arr.every((v) => typeof v === 'string')) return sortFn.implementation.call(this, arr); // jsonata's D3070
+      return [...arr].sort((a, b) => (a > b ? 1 : a < b ? -1 : 0));
+    }
+    if (typeof comparator !== 'function') return sortFn.implementation.call(this, arr, comparator);
+    const swap = comparator as (a: unknown, b: unknown) => unknown;
+    let from = [...arr];
+    let to: unknown[] = new Array(from.length);
+    for (let width = 1; width < from.length; width *= 2) {
+      for (let lo = 0; lo < from.length; lo += 2 * width) {
+        const mid = Math.min(lo + width, from.length);
+        const hi = Math.min(lo + 2 * width, from.length);
+        let i = lo;
+        let j = mid;
+        let k = lo;
+        while (i < mid && j < hi) to[k++] = (await swap(from[i], from[j])) ? from[j++] : from[i++];
+        while (i < mid) to[k++] = from[i++];
+        while (j < hi) to[k++] = from[j++];
+      }
+      [from, to] = [to, from];
+    }
+    return from;
+  },
+};
+
 /** Binds the limit callbacks and the size-aware built-ins on a compiled expression. */
 export function bound(expression: ReturnType<typeof jsonata>): void {
   expression.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, onEntry);
@@ -272,6 +311,7 @@ export function bound(expression: ReturnType<typeof jsonata>): void {
   expression.assign('join', joinBounded);
   expression.assign('replace', replaceBounded);
   expression.assign('distinct', distinctLinear);
+  expression.assign('sort', sortLinearithmic);
 }
 
 /** Bindings for one evaluation. */
