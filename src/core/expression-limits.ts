@@ -80,6 +80,17 @@ export function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
+const optionsCache = new WeakMap<ExpressionLimits, { stack: number; sequence: number }>();
+/** jsonata options for evaluations under `limits` (one object per limits object). */
+function sequenceOptions(limits: ExpressionLimits, stack: number): { stack: number; sequence: number } {
+  let o = optionsCache.get(limits);
+  if (!o || o.stack !== stack) {
+    o = { stack, sequence: Math.max(1, Math.floor(limits.memoryBytes / ITEM_BYTES)) };
+    optionsCache.set(limits, o);
+  }
+  return o;
+}
+
 /** Per-evaluation state, handed to jsonata as a binding no expression can name. */
 export class Budget {
   deadline: number;
@@ -94,7 +105,7 @@ export class Budget {
   ) {
     const now = performance.now();
     this.deadline = now + limits.timeMs;
-    this.options = { stack, sequence: Math.max(1, Math.floor(limits.memoryBytes / ITEM_BYTES)) };
+    this.options = sequenceOptions(limits, stack);
   }
 
   charge(bytes: number, at: number | undefined): void {
@@ -303,10 +314,34 @@ const sortLinearithmic: JsonataFunction = {
   },
 };
 
+/** Built-ins whose result is a number or boolean: nothing for the exit callback to charge. */
+const SCALAR_FUNCTIONS = new Set([
+  'number', 'boolean', 'not', 'exists', 'count', 'sum', 'max', 'min', 'average', 'abs', 'floor', 'ceil',
+  'round', 'power', 'sqrt', 'length', 'contains', 'toMillis', 'millis', 'random',
+]);
+
+/**
+ * Whether an expression can build strings, arrays or objects the exit callback must charge:
+ * any string concatenation, range, constructor, group-by, lambda, transform, or call of a
+ * function not known to return a scalar. Expressions that cannot (`$number(event.total) > 100`)
+ * skip the exit callback: one awaited call less per node.
+ */
+export function mayAllocate(node: unknown): boolean {
+  if (!node || typeof node !== 'object') return false;
+  if (Array.isArray(node)) return node.some(mayAllocate);
+  const n = node as Node & { procedure?: { type?: string; value?: unknown }; [key: string]: unknown };
+  if (n.type === 'binary' && (n.value === '&' || n.value === '..')) return true;
+  if (n.type === 'unary' && (n.value === '{' || n.value === '[')) return true;
+  if (n.type === 'lambda' || n.type === 'bind' || n.type === 'transform' || n.type === 'partial' || n.type === 'apply' || n.group !== undefined) return true;
+  if (n.type === 'function' && !(n.procedure?.type === 'variable' && SCALAR_FUNCTIONS.has(String(n.procedure.value)))) return true;
+  for (const [key, value] of Object.entries(n)) if (key !== 'procedure' && value && typeof value === 'object' && mayAllocate(value)) return true;
+  return false;
+}
+
 /** Binds the limit callbacks and the size-aware built-ins on a compiled expression. */
 export function bound(expression: ReturnType<typeof jsonata>): void {
   expression.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, onEntry);
-  expression.assign(Symbol.for('jsonata.__evaluate_exit') as unknown as string, onExit);
+  if (mayAllocate(expression.ast())) expression.assign(Symbol.for('jsonata.__evaluate_exit') as unknown as string, onExit);
   expression.assign('pad', padBounded);
   expression.assign('join', joinBounded);
   expression.assign('replace', replaceBounded);

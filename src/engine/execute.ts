@@ -32,7 +32,7 @@ import {
   toErrorInfo,
 } from './errors.js';
 import { ExpressionFailure, isTruthy, renderAt } from './evaluate.js';
-import type { CompiledValue } from '../core/expressions.js';
+import type { CompiledValue, EvaluateOptions } from '../core/expressions.js';
 import { DEFAULT_EXPRESSION_LIMITS } from '../core/expression-limits.js';
 import { createRedactor, isSecretKey, redactActionInput, type Redactor } from './redact.js';
 import { isRetryable, retryDelay } from './retry.js';
@@ -200,23 +200,29 @@ class Execution {
     return this.controller.signal.reason instanceof ExecutionInterruptedError;
   }
 
+  /** Evaluation options under the execution's signal alone (steps without a `timeout`), made once. */
+  private evalOptions: EvaluateOptions | undefined;
+
   /**
    * Renders a step's field within the expression limits; the execution's abort (timeout,
    * interrupt) and the step's own `timeout` stop an evaluation that is still running.
    */
-  private async render(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string): Promise<unknown> {
-    const limits = this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS;
+  private render(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string): Promise<unknown> {
+    if (step.timeoutMs !== undefined && value.kind !== 'literal') return this.renderTimed(value, ctx, step, path, field, step.timeoutMs);
+    this.evalOptions ??= { limits: this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS, signal: this.controller.signal };
+    return renderAt(value, ctx, { step: path, field, stepPointer: step.pointer, options: this.evalOptions });
+  }
+
+  private async renderTimed(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string, timeoutMs: number) {
     const execSignal = this.controller.signal;
-    const timeoutMs = step.timeoutMs;
-    const site = { step: path, field, stepPointer: step.pointer };
-    if (timeoutMs === undefined || value.kind === 'literal') return renderAt(value, ctx, { ...site, options: { limits, signal: execSignal } });
     const local = new AbortController();
     const followExec = () => local.abort(execSignal.reason);
     if (execSignal.aborted) followExec();
     else execSignal.addEventListener('abort', followExec, { once: true });
     const cancelTimer = setLongTimeout(() => local.abort(stepTimeoutError(path, timeoutMs)), timeoutMs);
     try {
-      return await renderAt(value, ctx, { ...site, options: { limits, signal: local.signal } });
+      const options = { limits: this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS, signal: local.signal };
+      return await renderAt(value, ctx, { step: path, field, stepPointer: step.pointer, options });
     } finally {
       cancelTimer();
       execSignal.removeEventListener('abort', followExec);
