@@ -31,6 +31,8 @@ export interface ProjectConfig {
   dev?: { port?: number; host?: string };
   /** Per-app settings, e.g. `shopify: { apiVersion: "2025-07", baseUrl: "http://127.0.0.1:4010" }`. */
   apps?: Record<string, AppSettings>;
+  /** `alloy release` runs the project's tests first unless `test: false`. */
+  release?: { test?: boolean };
 }
 
 export interface AppSettings {
