@@ -6,3 +6,6 @@ export type { HarnessInput } from './harness.js';
 export { formatResultLine, formatSummary, toJunitXml } from './report.js';
 export { partialMatch, lineDiff } from './match.js';
 export type * from './types.js';
+export { compareDefinitions, diffRuns } from './compare.js';
+export type { Comparison, CompareSide, StepChange, Verdict } from './compare.js';
+export { answersFromRecord, streamPlaceholders, testFileFromRecord } from './recorded.js';

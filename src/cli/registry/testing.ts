@@ -19,4 +19,23 @@ export const testingCommands: CommandSpec[] = [
     ],
     load: () => import('../commands/test.js'),
   },
+  {
+    usage: 'compare <target> [a] [b]',
+    summary: 'Run a stored execution (or a fixture) on two versions and show what changes, step by step',
+    options: (c) =>
+      c
+        .option('--workflow <workflow>', 'with a fixture file: the workflow it is for')
+        .option('--all', '<target> is a workflow: compare every stored execution of it and summarise')
+        .option('--since <time>', 'with --all: only executions since an ISO time or a duration ago (24h, 7d)')
+        .option('--to <url>', 'the runtime URL (default: .alloy/dev.json, else the log file)')
+        .option('--store <dir|url>', 'the store to read versions from (default: the project\'s)')
+        .option('--remote <name>', 'a remote store named in the config'),
+    examples: [
+      'alloy compare ex_0mi0k2v1s3a1b2c3d4e5f6                 # published (else latest) vs the working tree',
+      'alloy compare ex_0mi0k2v1s3a1b2c3d4e5f6 2 3',
+      'alloy compare integrations/shopify-sync/fixtures/orders-create.json --workflow shopify-sync/order-created',
+      'alloy compare --all shopify-sync/create-order --since 7d',
+    ],
+    load: () => import('../commands/compare.js'),
+  },
 ];
