@@ -108,7 +108,7 @@ export function diffRuns(workflow: string, a: string, b: string, ra: HarnessResu
     const vb = view(sb);
     const fields: FieldDiff[] = [];
     for (const f of ['status', 'attempts', 'inputs', 'output', 'error'] as const) {
-      if (!isDeepStrictEqual(va[f], vb[f])) fields.push({ field: f, a: va[f], b: vb[f], diff: lineDiff(va[f], vb[f]) });
+      if (!isDeepStrictEqual(va[f], vb[f])) fields.push({ field: f, a: va[f], b: vb[f], diff: lineDiff(va[f], vb[f], { context: 3 }) });
     }
     steps.push({ path: p, change: fields.length ? 'changed' : 'same', uses: sb.uses ?? sb.kind, fields });
   }
@@ -132,7 +132,7 @@ export function diffRuns(workflow: string, a: string, b: string, ra: HarnessResu
       ? { error: { a: ra.record.error && `${ra.record.error.code}: ${ra.record.error.message}`, b: rb.record.error && `${rb.record.error.code}: ${rb.record.error.message}` } }
       : {}),
     steps,
-    requests: { a: reqA, b: reqB, ...(isDeepStrictEqual(reqA, reqB) ? {} : { diff: lineDiff(reqA, reqB) }) },
-    stream: { a: strA, b: strB, ...(isDeepStrictEqual(strA, strB) ? {} : { diff: lineDiff(strA, strB) }) },
+    requests: { a: reqA, b: reqB, ...(isDeepStrictEqual(reqA, reqB) ? {} : { diff: lineDiff(reqA, reqB, { context: 3 }) }) },
+    stream: { a: strA, b: strB, ...(isDeepStrictEqual(strA, strB) ? {} : { diff: lineDiff(strA, strB, { context: 3 }) }) },
   };
 }

@@ -122,7 +122,7 @@ export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
     checkpoint: async () => {},
     logger: silent,
     resolveConnection: async (app) => connectionFor(input.connectors.get(app), setup, fake),
-    settings: input.settings,
+    settings: withoutBaseUrls(input.settings),
     secrets: setup.secrets ?? {},
     env: setup.env ?? {},
   };
@@ -132,6 +132,15 @@ export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
     await fake?.close();
   }
   return { record, requests, calls, stream, unanswered };
+}
+
+/**
+ * Tests see the app's real URLs whatever `apps.<app>.baseUrl` says: an override points dev
+ * at a local fake, and a test's expectations must not depend on where that runs.
+ */
+function withoutBaseUrls(settings: Record<string, AppSettings> | undefined): Record<string, AppSettings> | undefined {
+  if (!settings) return undefined;
+  return Object.fromEntries(Object.entries(settings).map(([app, s]) => [app, { ...s, baseUrl: undefined }]));
 }
 
 /** Compiles once per definition object (a test file's tests share their workflow). */

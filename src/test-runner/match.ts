@@ -33,18 +33,41 @@ export function project(expected: unknown, actual: unknown): unknown {
   return out;
 }
 
-function pretty(v: unknown): string {
-  return v === undefined ? 'undefined' : JSON.stringify(v, null, 2);
+/** Sorted keys (as vitest's pretty-format does), so key order never shows as a change. */
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
 }
 
-/** A line diff, expected lines prefixed `- `, received `+ `, common lines `  `. */
-export function lineDiff(expected: unknown, actual: unknown): string {
-  const out: string[] = ['- Expected', '+ Received', ''];
+function pretty(v: unknown): string {
+  return v === undefined ? 'undefined' : JSON.stringify(sortKeys(v), null, 2);
+}
+
+/**
+ * A line diff, expected lines prefixed `- `, received `+ `, common lines `  `. With
+ * `context`, unchanged runs longer than that many lines around a change fold into `  …`.
+ */
+export function lineDiff(expected: unknown, actual: unknown, options: { context?: number } = {}): string {
+  const lines: string[] = [];
   for (const part of diffLines(pretty(expected) + '\n', pretty(actual) + '\n')) {
     const mark = part.added ? '+ ' : part.removed ? '- ' : '  ';
-    for (const line of part.value.replace(/\n$/, '').split('\n')) out.push(mark + line);
+    for (const line of part.value.replace(/\n$/, '').split('\n')) lines.push(mark + line);
   }
-  return out.join('\n');
+  const n = options.context;
+  let body = lines;
+  if (n !== undefined) {
+    const keep = lines.map(() => false);
+    lines.forEach((l, i) => {
+      if (!l.startsWith('  ')) for (let j = Math.max(0, i - n); j <= Math.min(lines.length - 1, i + n); j++) keep[j] = true;
+    });
+    body = [];
+    lines.forEach((l, i) => {
+      if (keep[i]) body.push(l);
+      else if (body[body.length - 1] !== '  …') body.push('  …');
+    });
+  }
+  return ['- Expected', '+ Received', '', ...body].join('\n');
 }
 
 /**
