@@ -75,7 +75,8 @@ export async function runTests(options: RunTestsOptions): Promise<TestRunSummary
   const book = new SnapshotBook(project.root, { update: options.update ?? false, ci: options.ci ?? false });
   let bailed = false;
   let notRun = 0;
-  const results = await mapLimit(jobs, options.concurrency ?? 8, async (job) => {
+  // --bail runs one test at a time, so "stop after the first failure" means exactly that.
+  const results = await mapLimit(jobs, options.bail ? 1 : (options.concurrency ?? 8), async (job) => {
     if (bailed) {
       notRun++;
       return undefined;
@@ -194,6 +195,7 @@ async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): P
       else if (outcome.state === 'written' || outcome.state === 'updated') snapshot = outcome.state;
     }
   }
+  failures.sort((x, y) => x.line - y.line || x.column - y.column);
   return {
     ...head,
     state: failures.length ? 'failed' : 'passed',

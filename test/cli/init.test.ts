@@ -123,7 +123,7 @@ describe('examples/shopify-sync', () => {
   });
 
   it('ships the same JSON Schemas as the package', async () => {
-    for (const name of ['workflow', 'integration', 'config', 'connector']) {
+    for (const name of ['workflow', 'integration', 'config', 'connector', 'test']) {
       const a = await readFile(path.join(REPO_ROOT, 'schemas', `${name}.schema.json`), 'utf8');
       const b = await readFile(path.join(REPO_ROOT, 'examples', 'shopify-sync', 'schemas', `${name}.schema.json`), 'utf8');
       expect(b, name).toBe(a);
