@@ -21,7 +21,10 @@ import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expr
 import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
 import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedTestFile, LoadedWorkflow } from './project-types.js';
 import { checkSchema, getUserAjv, type SchemaName } from './schema-check.js';
-import { parseSource, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+import { MAX_DEFINITION_BYTES, parseSource, parseSourceLazily, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+
+/** Test files hold events and answers: allowed to be larger than definitions. */
+const MAX_TEST_FILE_BYTES = 8 * MAX_DEFINITION_BYTES;
 
 export const CONFIG_FILES = [
   'alloy.config.yaml',
@@ -271,7 +274,8 @@ async function loadIntegration(
 /** `tests/*.test.yaml`: schema-checked, and the workflow each names must exist here. */
 async function loadTestFiles(root: string, testsDir: string, workflows: LoadedWorkflow[], diagnostics: Diagnostic[]): Promise<LoadedTestFile[]> {
   const names = (await listDir(testsDir)).filter((f) => isTestFile(f));
-  const sources = await mapLimit(names, READ_CONCURRENCY, (f) => readSourceFile(path.join(testsDir, f), rel(root, path.join(testsDir, f))));
+  // Test files grow large (recorded and generated suites); their positions are parsed only when needed.
+  const sources = await mapLimit(names, READ_CONCURRENCY, (f) => readSourceFile(path.join(testsDir, f), rel(root, path.join(testsDir, f)), MAX_TEST_FILE_BYTES, parseSourceLazily));
   return sources.map((source) => {
     const found = [...source.diagnostics];
     if (source.value !== undefined) found.push(...checkTestSource(source, workflows.map((w) => w.name)));

@@ -86,7 +86,7 @@ export function toJunitXml(summary: TestRunSummary): string {
       `  <testsuite name="${xmlEscape(file)}" tests="${results.length}" failures="${results.filter((r) => r.state === 'failed').length}" errors="0" skipped="${results.filter((r) => r.state === 'skipped').length}" time="${secs(time)}">`,
     );
     for (const r of results) {
-      const open = `    <testcase classname="${xmlEscape(r.workflow)}" name="${xmlEscape(r.name)}" file="${xmlEscape(r.file)}" line="${r.line}" time="${secs(r.durationMs)}"`;
+      const open = `    <testcase classname="${xmlEscape(r.workflow)}" name="${xmlEscape(r.name)}" file="${xmlEscape(r.file)}"${r.line ? ` line="${r.line}"` : ''} time="${secs(r.durationMs)}"`;
       if (r.state === 'passed') out.push(`${open}/>`);
       else if (r.state === 'skipped') out.push(`${open}>`, '      <skipped/>', '    </testcase>');
       else {

@@ -107,13 +107,8 @@ function lineOf(source: SourceFile, pointer: string): { line: number; column: nu
   return range ? source.index.position(range[0]) : { line: 1, column: 1 };
 }
 
-function base(job: Job): Pick<TestResult, 'file' | 'workflow' | 'name' | 'line'> {
-  return {
-    file: job.file.file,
-    workflow: `${job.workflow.integration}/${job.workflow.name}`,
-    name: job.test.name,
-    line: lineOf(job.file.source, `/tests/${job.index}/name`).line,
-  };
+function base(job: Job): Pick<TestResult, 'file' | 'workflow' | 'name'> {
+  return { file: job.file.file, workflow: `${job.workflow.integration}/${job.workflow.name}`, name: job.test.name };
 }
 
 function skipped(job: Job): TestResult {
@@ -198,6 +193,7 @@ async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): P
   failures.sort((x, y) => x.line - y.line || x.column - y.column);
   return {
     ...head,
+    ...(failures.length ? { line: lineOf(job.file.source, `${at}/name`).line } : {}),
     state: failures.length ? 'failed' : 'passed',
     durationMs: Math.round((performance.now() - t0) * 10) / 10,
     failures,
@@ -225,6 +221,18 @@ export function assertionContext(result: HarnessResult): Record<string, unknown>
     requests: result.requests.map((q) => ({ method: q.method, url: q.url, body: q.json ?? q.body, status: q.status })),
     stream: (result.stream as { data?: unknown } | undefined)?.data,
   };
+}
+
+/** Generated and recorded suites repeat the same assertions: compile each text once. */
+const assertionCache = new Map<string, CompiledExpression>();
+function compiledAssertion(source: string): CompiledExpression {
+  let expr = assertionCache.get(source);
+  if (!expr) {
+    expr = compileTemplate(`{{ ${source} }}`).parts[0] as CompiledExpression;
+    if (assertionCache.size > 1000) assertionCache.clear();
+    assertionCache.set(source, expr);
+  }
+  return expr;
 }
 
 type Fail = (pointer: string, message: string, extra?: Partial<TestFailure>) => void;
@@ -266,7 +274,7 @@ async function checkExpectations(expect: Expectations, result: HarnessResult, at
       const p = `${at}/assert/${i}`;
       let expr: CompiledExpression;
       try {
-        expr = compileTemplate(`{{ ${source} }}`).parts[0] as CompiledExpression;
+        expr = compiledAssertion(source);
       } catch (err) {
         if (err instanceof ExpressionSyntaxError || err instanceof TemplateSyntaxError) {
           fail(p, `assertion is not a valid expression: ${err.message}`);

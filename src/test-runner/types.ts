@@ -137,8 +137,8 @@ export interface TestResult {
   failures: TestFailure[];
   /** Snapshot written or rewritten by this run. */
   snapshot?: 'written' | 'updated';
-  /** Line of the test's `name:` in the file. */
-  line: number;
+  /** Line of the test's `name:` in the file; set for failed tests (finding it parses the file's positions). */
+  line?: number;
   execution?: { id: string; status: string };
 }
 
