@@ -20,7 +20,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   // -V/--version before any command prints alloy's version. After a command it is that
   // command's own flag (`alloy replay <id> --version 3`), which commander's .version() on
   // the root would swallow wherever it appears, so the root flag is handled here.
-  const firstOperand = argv.findIndex((a) => !a.startsWith('-'));
+  const firstOperand = argv.findIndex((a, i) => !a.startsWith('-') && argv[i - 1] !== '-C' && argv[i - 1] !== '--cwd');
   const versionAt = argv.findIndex((a) => a === '-V' || a === '--version');
   if (versionAt >= 0 && (firstOperand < 0 || versionAt < firstOperand)) {
     io.stdout.write(`${VERSION}\n`);

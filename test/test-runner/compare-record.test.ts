@@ -136,6 +136,7 @@ describe('alloy replay --version', () => {
     expect(wt.execution.steps.result.output.acmeOrderId).toBe('acme-1-v2');
     // The root --version still prints alloy's version before a command.
     expect((await runInProcess(['--version'], { cwd: dir })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect((await runInProcess(['-C', dir, '-V'], { cwd: REPO_ROOT })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 });
 
