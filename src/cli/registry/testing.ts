@@ -1,3 +1,4 @@
+import { Option } from 'commander';
 import type { CommandSpec } from './types.js';
 
 export const testingCommands: CommandSpec[] = [
@@ -10,7 +11,8 @@ export const testingCommands: CommandSpec[] = [
         .option('-u, --update', 'rewrite snapshots that differ')
         .option('--reporter <name>', 'default, or junit (JUnit XML on stdout)')
         .option('--bail', 'stop after the first failed test')
-        .option('--record <execution-id>', 'write a test file from a stored execution (event, answers, outputs)'),
+        // Not ALLOY_RECORD: that one is `alloy dev --record`.
+        .addOption(new Option('--record <execution-id>', 'write a test file from a stored execution (event, answers, outputs)').env('ALLOY_TEST_RECORD')),
     examples: [
       'alloy test',
       'alloy test integrations/shopify-sync/tests/create-order.test.yaml --filter retries',
