@@ -268,6 +268,33 @@ tests:
   });
 });
 
+describe('skip and only', () => {
+  it('only runs the tests marked only; the others are reported skipped (JUnit <skipped/>, names escaped)', async () => {
+    await addTests(
+      'focus.test.yaml',
+      `apiVersion: alloy/v1
+kind: Test
+workflow: create-order
+defaults:
+  fixture: acme-order-requested.json
+  answers: { shopify/createOrder: { returns: { id: "gid://shopify/Order/5", name: "#5" } } }
+tests:
+  - name: "focused <one> & only"
+    only: true
+    expect: { steps: { result: { output: { shopifyOrderName: "#5" } } } }
+  - name: skipped one
+    skip: true
+    expect: { status: failed }
+`,
+    );
+    const r = await runInProcess(['test', `${TESTS}/focus.test.yaml`, '--reporter', 'junit'], { cwd: dir });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('<testcase classname="shopify-sync/create-order" name="focused &lt;one&gt; &amp; only"');
+    expect(r.stdout).toMatch(/name="skipped one" file="[^"]+" time="0.000">\n      <skipped\/>/);
+    expect(r.stderr).toMatch(/Tests\s+1 passed \| 1 skipped \(2\)/);
+  });
+});
+
 describe('paths, --filter and no tests', () => {
   it('runs only what is named, and says so when nothing matches', async () => {
     const one = JSON.parse((await runInProcess(['test', `${TESTS}/order-created.test.yaml`, '--json'], { cwd: dir })).stdout);
