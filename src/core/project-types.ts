@@ -50,4 +50,9 @@ export interface LoadedProject {
   /** Every definition file read (relative to root), valid or not. */
   files: string[];
   diagnostics: Diagnostic[];
+  /**
+   * Problems in test files (tests/*.test.yaml), apart: `validate`, `test` and `release`
+   * report them, while a broken test never stops `dev` or `run` from serving the workflows.
+   */
+  testDiagnostics?: Diagnostic[];
 }

@@ -144,11 +144,12 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
   const catalog = catalogOf(options.builtinConnectors, connectors);
 
   const integrations: LoadedIntegration[] = [];
+  const testDiagnostics: Diagnostic[] = [];
   const integrationsDir = path.join(root, config.integrationsDir ?? 'integrations');
   for (const name of await listDir(integrationsDir)) {
     const dir = path.join(integrationsDir, name);
     if (!(await isDir(dir))) continue;
-    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics);
+    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics);
     if (loaded) integrations.push(loaded);
   }
   if (integrations.length === 0 && diagnostics.length === 0) {
@@ -159,7 +160,7 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
   files.push(...connectors.map((c) => c.file));
   for (const i of integrations) files.push(i.file, ...i.workflows.map((w) => w.file), ...(i.tests ?? []).map((t) => t.file));
   for (const d of diagnostics) if (!files.includes(d.file)) files.push(d.file);
-  return { root, configFile, config, integrations, connectors, files, diagnostics: sortDiagnostics(diagnostics) };
+  return { root, configFile, config, integrations, connectors, files, diagnostics: sortDiagnostics(diagnostics), testDiagnostics: sortDiagnostics(testDiagnostics) };
 }
 
 async function loadConfig(found: FoundConfig, diagnostics: Diagnostic[]): Promise<{ config: ProjectConfig; configFile: string }> {
@@ -199,6 +200,7 @@ async function loadIntegration(
   name: string,
   catalog: ConnectorCatalog,
   diagnostics: Diagnostic[],
+  testDiagnostics: Diagnostic[],
 ): Promise<LoadedIntegration | undefined> {
   const files = await listDir(dir);
   const integrationFile = files.find((f) => f === 'integration.yaml' || f === 'integration.yml');
@@ -267,7 +269,7 @@ async function loadIntegration(
     }
     workflows.push({ integration: integrationName, name: wdef.name, file: wf.file, def: wdef });
   }
-  const tests = await loadTestFiles(root, path.join(dir, 'tests'), workflows, diagnostics);
+  const tests = await loadTestFiles(root, path.join(dir, 'tests'), workflows, testDiagnostics);
   return { name: integrationName, dir: rel(root, dir), file: source.file, def, workflows, tests };
 }
 

@@ -258,8 +258,11 @@ tests:
     expect(JSON.parse(again.stdout)).toEqual([
       expect.objectContaining({ file: `${TESTS}/bad.test.yaml`, line: 3, column: 11, code: 'E_TEST_UNKNOWN_WORKFLOW', hint: 'did you mean "create-order"?' }),
     ]);
-    // `alloy test` refuses an invalid project like every command (exit 2).
+    // `alloy test` and `alloy release` refuse (exit 2); a broken test never stops running the workflows.
     expect((await runInProcess(['test'], { cwd: dir })).code).toBe(2);
+    expect((await runInProcess(['release', '--dry-run'], { cwd: dir })).code).toBe(2);
+    const run = await runInProcess(['run', 'shopify-sync/create-order', '--event', '@integrations/shopify-sync/fixtures/acme-order-requested.json', '--dry-run'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(0);
   });
 
   it('a test file alone validates against the shipped schema', async () => {

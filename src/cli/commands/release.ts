@@ -24,7 +24,7 @@ import {
 import { openCommandStore, withStore } from './store-common.js';
 
 export default async function releaseCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
-  const project = await loadValidProject(ctx);
+  const project = await loadValidProject(ctx, { tests: true });
   const wanted = args.length ? args : project.integrations.map((i) => i.name);
   const sources = wanted.map((name) => {
     const found = project.integrations.find((i) => i.name === name);

@@ -19,7 +19,7 @@ export default async function testCommand(ctx: CliContext, args: string[], opts:
   const reporter = String(opts.reporter ?? 'default');
   if (!['default', 'junit'].includes(reporter)) throw new UsageError(`unknown reporter "${reporter}"`, { hint: 'use --reporter default or --reporter junit' });
   if (reporter === 'junit' && ctx.json) throw new UsageError('--json and --reporter junit both want stdout', { hint: 'pick one' });
-  const project = await loadValidProject(ctx);
+  const project = await loadValidProject(ctx, { tests: true });
   const connectors = createConnectorRegistry({ userConnectors: project.connectors.map((c) => c.def) });
   const stream = !ctx.json && reporter === 'default';
   const summary = await runTests({
