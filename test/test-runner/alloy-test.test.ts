@@ -30,8 +30,9 @@ async function edit(rel: string, from: string, to: string): Promise<void> {
   await writeFile(file, text.replace(from, to));
 }
 
-async function addTests(name: string, yaml: string): Promise<void> {
-  await writeFile(path.join(dir, TESTS, name), yaml);
+/** Writes tests/<name> for `workflow`; `rest` is the YAML after the header. */
+async function addTests(name: string, workflow: string, rest: string): Promise<void> {
+  await writeFile(path.join(dir, TESTS, name), `apiVersion: alloy/v1\nkind: Test\nworkflow: ${workflow}\n${rest}`);
 }
 
 describe('the scaffold', () => {
@@ -103,10 +104,8 @@ describe('no network', () => {
   it('a request no test answers fails that test, showing the request; nothing leaves the process', async () => {
     await addTests(
       'unanswered.test.yaml',
-      `apiVersion: alloy/v1
-kind: Test
-workflow: create-order
-tests:
+      'create-order',
+      `tests:
   - name: forgets to answer Shopify
     fixture: acme-order-requested.json
     # Even a reachable shop is never called: only answers, the fake and http entries answer.
@@ -139,10 +138,8 @@ steps:
     );
     await addTests(
       'ping.test.yaml',
-      `apiVersion: alloy/v1
-kind: Test
-workflow: ping
-tests:
+      'ping',
+      `tests:
   - name: answered
     event: { n: 1 }
     http:
@@ -180,10 +177,8 @@ describe('answers and the clock', () => {
   it('a 429 then success is retried on a virtual clock: no real waiting', async () => {
     await addTests(
       'slow.test.yaml',
-      `apiVersion: alloy/v1
-kind: Test
-workflow: create-order
-tests:
+      'create-order',
+      `tests:
   - name: two long Retry-Afters
     fixture: acme-order-requested.json
     clock: "2026-03-01T10:00:00Z"
@@ -241,10 +236,8 @@ describe('validate checks test files', () => {
   it('schema errors and unknown workflows are located, with the fix', async () => {
     await addTests(
       'bad.test.yaml',
-      `apiVersion: alloy/v1
-kind: Test
-workflow: create-ordr
-tests:
+      'create-ordr',
+      `tests:
   - name: typo
     expcet: { status: succeeded }
 `,
@@ -275,10 +268,8 @@ describe('skip and only', () => {
   it('only runs the tests marked only; the others are reported skipped (JUnit <skipped/>, names escaped)', async () => {
     await addTests(
       'focus.test.yaml',
-      `apiVersion: alloy/v1
-kind: Test
-workflow: create-order
-defaults:
+      'create-order',
+      `defaults:
   fixture: acme-order-requested.json
   answers: { shopify/createOrder: { returns: { id: "gid://shopify/Order/5", name: "#5" } } }
 tests:
