@@ -6,7 +6,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { compileTemplate, evaluateExpression, ExpressionSyntaxError, TemplateSyntaxError, type CompiledExpression } from '../core/expressions.js';
 import { mapLimit } from '../core/map-limit.js';
 import type { LoadedProject, LoadedTestFile, LoadedWorkflow } from '../core/project-types.js';
@@ -148,9 +147,21 @@ export async function eventOf(setup: TestSetup, integrationDir: string): Promise
   }
 }
 
-/** A stable execution id per test, so idempotency keys, stream ids and snapshots are too. */
+/**
+ * A stable execution id per test, so idempotency keys, stream ids and snapshots are too.
+ * Two 32-bit FNV-1a lanes: not a security boundary, and a sha256 per test cost more than
+ * the rest of the runner's bookkeeping.
+ */
 export function testExecutionId(file: string, name: string): string {
-  return `exec_test_${createHash('sha256').update(`${file}\0${name}`).digest('hex').slice(0, 16)}`;
+  const text = `${file}\0${name}`;
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c ^ (a >>> 15), 0x5bd1e995);
+  }
+  return `exec_test_${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): Promise<TestResult> {
