@@ -26,7 +26,7 @@ function loadAjv(): { Ajv2020: Ajv2020; addFormats: (ajv: InstanceType<Ajv2020>)
   return { Ajv2020: a.default ?? a, addFormats: f.default ?? f };
 }
 
-export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector';
+export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector' | 'test';
 
 /** schemas/ ships in the package next to dist/. */
 export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');
