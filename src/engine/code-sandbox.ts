@@ -1,0 +1,349 @@
+/**
+ * The `code:` step's sandbox: QuickJS compiled to WebAssembly (quickjs-emscripten, the
+ * release "sync" build whose .wasm ships inside the npm package; nothing is downloaded).
+ * Why this engine: docs/decisions/0001-code-step-sandbox.md.
+ *
+ * User code is the body of a function that sees `event`, `steps`, `config`, `user` and
+ * `execution` (plain JSON, copied in as text) and returns a JSON value (copied out as
+ * text). Inside there is no `process`, `require`, module loader, timers, network, file
+ * system or host object: the only thing the host exposes is one function that receives
+ * `console.log` lines as strings. Each call gets a fresh context (its own globals and
+ * prototypes); the runtime, which holds the memory limit, is reused while calls end
+ * normally and thrown away after any failure (an out-of-memory or interrupted runtime is
+ * not trusted again). The CPU limit is an interrupt handler checked by the interpreter;
+ * the memory limit is QuickJS's allocator limit; the stack is capped so deep recursion is
+ * a RangeError-like InternalError, not a crash of the host.
+ *
+ * This module is loaded lazily (dynamic import) by the executor and the validator, only
+ * when a workflow holds a code step.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import {
+  newQuickJSWASMModuleFromVariant,
+  newVariant,
+  type QuickJSSyncVariant,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSRuntime,
+  type QuickJSWASMModule,
+} from 'quickjs-emscripten-core';
+import { StepError } from '../errors.js';
+
+export interface CodeLimits {
+  /** CPU (wall time inside the interpreter) per call. Default 1000 ms. */
+  cpuMs?: number;
+  /** Memory the sandbox may grow by above QuickJS's 16 MiB base. Default 32 MiB. */
+  memoryBytes?: number;
+  /** Interpreter stack limit. Default 256 KiB (well under the host's own stack). */
+  stackBytes?: number;
+}
+
+export interface CodeInput {
+  event: unknown;
+  steps: Record<string, unknown>;
+  config: Record<string, unknown>;
+  user?: unknown;
+  execution?: unknown;
+}
+
+export interface CodeResult {
+  value: unknown;
+  /** `console.log` (and warn/error/info) lines, in order, capped. */
+  logs: string[];
+}
+
+/** A syntax error in a code step, with its 1-based line and column inside the code. */
+export interface CodeSyntaxProblem {
+  message: string;
+  line: number;
+  column: number;
+}
+
+export const CODE_DEFAULT_LIMITS = { cpuMs: 1000, memoryBytes: 32 * 1024 * 1024, stackBytes: 256 * 1024 } as const;
+const MAX_LOG_LINES = 200;
+const MAX_LOG_CHARS = 2000;
+const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
+const FILE_NAME = 'code.js';
+
+/*
+ * The wrapper puts everything before the user's code on line 1, so the code's line N is
+ * line N of the script; columns on line 1 are shifted by PREFIX.length.
+ */
+const PREFIX =
+  '(function(){"use strict";var __i=JSON.parse(globalThis.__alloyInput);delete globalThis.__alloyInput;' +
+  'var __r=(function(event,steps,config,user,execution){';
+const SUFFIX =
+  '\n}).call(undefined,__i.event,__i.steps,__i.config,__i.user,__i.execution);' +
+  'return __alloyOut(__r);})()';
+
+/** Runs before the user code in each fresh context: console and the output check. */
+const PRELUDE = `(function(){
+  var send = globalThis.__alloyLog; delete globalThis.__alloyLog;
+  function fmt(v){ if (typeof v === 'string') return v; try { var s = JSON.stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); } }
+  function log(){ var parts = []; for (var i = 0; i < arguments.length; i++) parts.push(fmt(arguments[i])); send(parts.join(' ')); }
+  globalThis.console = { log: log, info: log, warn: log, error: log, debug: log };
+  var stringify = JSON.stringify;
+  globalThis.__alloyOut = function(value){
+    if (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function') throw new TypeError('code steps are synchronous: return a value, not a Promise');
+    return stringify(value === undefined ? null : value, function(k, v){
+      var t = typeof v;
+      if (t === 'function' || t === 'symbol' || t === 'bigint') throw new TypeError('the returned value holds a ' + t + (k ? ' at key "' + k + '"' : '') + '; return JSON (objects, arrays, strings, numbers, booleans, null)');
+      if (t === 'number' && !isFinite(v)) throw new TypeError('the returned value holds ' + v + (k ? ' at key "' + k + '"' : '') + ', which JSON cannot hold');
+      return v;
+    });
+  };
+})();`;
+
+const PAGE = 64 * 1024;
+/** The prebuilt module's INITIAL_MEMORY (16 MiB): a smaller memory fails to instantiate. */
+const BASE_PAGES = 256;
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** The QuickJS wasm, read from node_modules and compiled once per process. */
+function compiledQuickJS(): Promise<WebAssembly.Module> {
+  compiled ??= (async () => {
+    const require = createRequire(import.meta.url);
+    const bytes = await readFile(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'));
+    return WebAssembly.compile(bytes);
+  })();
+  return compiled;
+}
+
+/**
+ * A QuickJS instance with its own linear memory, capped at `memoryBytes` above the base.
+ * QuickJS's own `setMemoryLimit` does not bound the total under Emscripten (it counts 8
+ * bytes per allocation: justjake/quickjs-emscripten#255, #271), so the hard cap is the
+ * WebAssembly memory's maximum: when it cannot grow, malloc fails and QuickJS throws
+ * "out of memory" inside the sandbox.
+ */
+async function newQuickJSInstance(memoryBytes: number): Promise<QuickJSWASMModule> {
+  const variant = (await import('@jitl/quickjs-wasmfile-release-sync')).default as QuickJSSyncVariant;
+  const wasmMemory = new WebAssembly.Memory({ initial: BASE_PAGES, maximum: BASE_PAGES + Math.ceil(memoryBytes / PAGE) });
+  return newQuickJSWASMModuleFromVariant(newVariant(variant, { wasmModule: await compiledQuickJS(), wasmMemory }));
+}
+
+export class CodeSandbox {
+  private quickjs: QuickJSWASMModule | undefined;
+  private runtime: QuickJSRuntime | undefined;
+  private readonly limits: Required<CodeLimits>;
+
+  constructor(limits: CodeLimits = {}) {
+    this.limits = { ...CODE_DEFAULT_LIMITS, ...limits };
+  }
+
+  /** Instantiates QuickJS (again, after a call that broke it). */
+  async ready(): Promise<this> {
+    this.quickjs ??= await newQuickJSInstance(this.limits.memoryBytes);
+    return this;
+  }
+
+  private instance(): QuickJSWASMModule {
+    if (!this.quickjs) throw new Error('CodeSandbox: call ready() first');
+    return this.quickjs;
+  }
+
+  /** The first syntax error of `code` (a function body), or undefined. Runs nothing. */
+  checkSyntax(code: string): CodeSyntaxProblem | undefined {
+    const rt = this.instance().newRuntime();
+    try {
+      rt.setMaxStackSize(this.limits.stackBytes);
+      const ctx = rt.newContext();
+      try {
+        const r = ctx.evalCode(PREFIX + code + SUFFIX, FILE_NAME, { compileOnly: true });
+        if (!r.error) {
+          r.value.dispose();
+          return undefined;
+        }
+        const err = dumpError(ctx, r.error);
+        r.error.dispose();
+        const at = positionOf(err);
+        return { message: err.message, line: at?.line ?? 1, column: at?.column ?? 1 };
+      } finally {
+        ctx.dispose();
+      }
+    } finally {
+      rt.dispose();
+    }
+  }
+
+  /** Runs `code` with `input`; throws StepError (E_CODE_*) naming the line on failure. */
+  async run(code: string, input: CodeInput, limits: Pick<CodeLimits, 'cpuMs'> = {}): Promise<CodeResult> {
+    await this.ready();
+    const lim = { ...this.limits, ...limits };
+    const rt = this.getRuntime();
+    const deadline = Date.now() + lim.cpuMs;
+    let interrupted = false;
+    rt.setInterruptHandler(() => {
+      if (Date.now() > deadline) interrupted = true;
+      return interrupted;
+    });
+    const logs: string[] = [];
+    let healthy = false;
+    const ctx = rt.newContext();
+    try {
+      const logFn = ctx.newFunction('log', (line: QuickJSHandle) => {
+        if (logs.length >= MAX_LOG_LINES) return;
+        const text = ctx.typeof(line) === 'string' ? ctx.getString(line) : '';
+        logs.push(text.length > MAX_LOG_CHARS ? `${text.slice(0, MAX_LOG_CHARS)}…` : text);
+        if (logs.length === MAX_LOG_LINES) logs.push(`… more console output dropped (limit ${MAX_LOG_LINES} lines)`);
+      });
+      ctx.setProp(ctx.global, '__alloyLog', logFn);
+      logFn.dispose();
+      const inputText = JSON.stringify(input);
+      const inputHandle = ctx.newString(inputText);
+      ctx.setProp(ctx.global, '__alloyInput', inputHandle);
+      inputHandle.dispose();
+      const prelude = ctx.evalCode(PRELUDE, 'prelude.js');
+      if (prelude.error) {
+        prelude.error.dispose();
+        throw new StepError('the code sandbox failed to start', { code: 'E_CODE_SANDBOX' });
+      }
+      prelude.value.dispose();
+
+      const r = ctx.evalCode(PREFIX + code + SUFFIX, FILE_NAME);
+      if (r.error) {
+        const err = dumpError(ctx, r.error);
+        r.error.dispose();
+        throw codeRuntimeError(err, interrupted, lim, code);
+      }
+      const out = ctx.typeof(r.value) === 'string' ? ctx.getString(r.value) : 'null';
+      r.value.dispose();
+      if (out.length > MAX_OUTPUT_CHARS) {
+        throw new StepError(`the code step returned ${out.length} characters of JSON (limit ${MAX_OUTPUT_CHARS})`, {
+          code: 'E_CODE_OUTPUT',
+          hint: 'Return less data: pick the fields later steps need.',
+        });
+      }
+      healthy = true;
+      return { value: JSON.parse(out) as unknown, logs };
+    } catch (err) {
+      if (err instanceof StepError) {
+        // A normal user exception leaves the runtime fine; limits and OOM do not.
+        if (err.code === 'E_CODE_ERROR') healthy = true;
+        (err as StepError & { logs?: string[] }).logs = logs;
+        throw err;
+      }
+      if (err instanceof RangeError && /call stack/i.test(err.message)) {
+        throw new StepError('the code step overflowed its stack', { code: 'E_CODE_STACK', hint: 'Look for unbounded recursion.' });
+      }
+      throw new StepError(`the code sandbox failed: ${(err as Error).message}`, { code: 'E_CODE_SANDBOX', cause: err });
+    } finally {
+      try {
+        ctx.dispose();
+      } catch {
+        healthy = false;
+      }
+      rt.removeInterruptHandler();
+      if (!healthy) this.dropRuntime();
+    }
+  }
+
+  dispose(): void {
+    const rt = this.runtime;
+    this.runtime = undefined;
+    try {
+      rt?.dispose();
+    } catch {
+      // Dropped either way.
+    }
+    this.quickjs = undefined;
+  }
+
+  private getRuntime(): QuickJSRuntime {
+    if (!this.runtime) {
+      const rt = this.instance().newRuntime();
+      rt.setMaxStackSize(this.limits.stackBytes);
+      // No module loader: `import()` cannot resolve anything.
+      this.runtime = rt;
+    }
+    return this.runtime;
+  }
+
+  /**
+   * Forgets the runtime and its whole QuickJS instance: after an out-of-memory, an interrupt
+   * or a host stack overflow, freeing the runtime can abort the wasm module (QuickJS asserts
+   * that every object was freed), so the instance is dropped to the garbage collector and
+   * the next call builds a new one.
+   */
+  private dropRuntime(): void {
+    this.runtime = undefined;
+    this.quickjs = undefined;
+  }
+}
+
+interface DumpedError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+function dumpError(ctx: QuickJSContext, handle: QuickJSHandle): DumpedError {
+  let dumped: unknown;
+  try {
+    dumped = ctx.dump(handle);
+  } catch {
+    dumped = undefined;
+  }
+  if (dumped && typeof dumped === 'object') {
+    const d = dumped as Record<string, unknown>;
+    return { name: String(d.name ?? 'Error'), message: String(d.message ?? ''), stack: typeof d.stack === 'string' ? d.stack : undefined };
+  }
+  // `throw "text"` and other non-Error throws.
+  return { name: 'Error', message: typeof dumped === 'string' ? dumped : JSON.stringify(dumped) ?? 'thrown value' };
+}
+
+/** The first `code.js:line:col` in a QuickJS stack, mapped from the wrapped script to the user's code. */
+function positionOf(err: DumpedError): { line: number; column: number } | undefined {
+  const m = /code\.js:(\d+)(?::(\d+))?/.exec(err.stack ?? '');
+  if (!m) return undefined;
+  const line = Number(m[1]);
+  let column = m[2] ? Number(m[2]) : 1;
+  if (line === 1) column = Math.max(1, column - PREFIX.length);
+  return { line, column };
+}
+
+function codeRuntimeError(err: DumpedError, interrupted: boolean, lim: Required<CodeLimits>, code: string): StepError {
+  const at = positionOf(err);
+  const lines = code.split('\n').length;
+  // The wrapper's own lines (after the code) are where output checks fail.
+  const userAt = at && at.line <= lines ? at : undefined;
+  const where = userAt ? ` (code line ${userAt.line}, column ${userAt.column})` : '';
+  const details = userAt ? { line: userAt.line, column: userAt.column } : undefined;
+  if (interrupted) {
+    return new StepError(`the code step ran past its CPU limit of ${lim.cpuMs} ms${where}`, {
+      code: 'E_CODE_TIMEOUT',
+      hint: 'Look for an endless loop; the limit is per call.',
+      details,
+    });
+  }
+  if (/out of memory/i.test(err.message)) {
+    return new StepError(`the code step ran out of memory (limit ${Math.round(lim.memoryBytes / 1024 / 1024)} MiB)${where}`, {
+      code: 'E_CODE_MEMORY',
+      hint: 'Build smaller values; the sandbox heap is capped.',
+      details,
+    });
+  }
+  if (/stack overflow/i.test(err.message)) {
+    return new StepError(`the code step overflowed its stack${where}`, {
+      code: 'E_CODE_STACK',
+      hint: 'Look for unbounded recursion.',
+      details,
+    });
+  }
+  const codeLine = userAt ? code.split('\n')[userAt.line - 1]?.trim() : undefined;
+  return new StepError(`${err.name}: ${err.message}${where}${codeLine ? `: ${codeLine}` : ''}`, {
+    code: 'E_CODE_ERROR',
+    hint: 'Fix the code step; its line is shown above.',
+    details,
+  });
+}
+
+let shared: Promise<CodeSandbox> | undefined;
+
+/** One sandbox per process (the executor's and the validator's), created on first use. */
+export function sharedCodeSandbox(): Promise<CodeSandbox> {
+  shared ??= new CodeSandbox().ready();
+  return shared;
+}
