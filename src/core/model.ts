@@ -163,8 +163,16 @@ export interface StopStep extends StepBase {
   stop: Template;
 }
 
-export type Step = ActionStep | IfStep | BranchStep | EachStep | DelayStep | StopStep;
-export type StepKind = 'action' | 'if' | 'branch' | 'each' | 'delay' | 'stop';
+/**
+ * JavaScript run in a sandbox (QuickJS compiled to WebAssembly): the body of a function that
+ * reads `event`, `steps`, `config` (plus `user`, `execution`) and returns JSON.
+ */
+export interface CodeStep extends StepBase {
+  code: string;
+}
+
+export type Step = ActionStep | IfStep | BranchStep | EachStep | DelayStep | StopStep | CodeStep;
+export type StepKind = 'action' | 'if' | 'branch' | 'each' | 'delay' | 'stop' | 'code';
 
 /** The key that decides a step's kind. EachStep also uses `stop`, so `each` wins over `stop`. */
 export function stepKind(step: Step): StepKind | undefined {
@@ -175,6 +183,7 @@ export function stepKind(step: Step): StepKind | undefined {
   if ('each' in s) return 'each';
   if ('delay' in s) return 'delay';
   if ('stop' in s) return 'stop';
+  if ('code' in s) return 'code';
   return undefined;
 }
 

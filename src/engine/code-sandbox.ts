@@ -99,14 +99,21 @@ const PAGE = 64 * 1024;
 /** The prebuilt module's INITIAL_MEMORY (16 MiB): a smaller memory fails to instantiate. */
 const BASE_PAGES = 256;
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+/** The few WebAssembly APIs used here (the project compiles without the DOM lib). */
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<object>;
+  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
+}
+const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+let compiled: Promise<object> | undefined;
 
 /** The QuickJS wasm, read from node_modules and compiled once per process. */
-function compiledQuickJS(): Promise<WebAssembly.Module> {
+function compiledQuickJS(): Promise<object> {
   compiled ??= (async () => {
     const require = createRequire(import.meta.url);
     const bytes = await readFile(require.resolve('@jitl/quickjs-wasmfile-release-sync/wasm'));
-    return WebAssembly.compile(bytes);
+    return Wasm.compile(bytes);
   })();
   return compiled;
 }
@@ -119,9 +126,11 @@ function compiledQuickJS(): Promise<WebAssembly.Module> {
  * "out of memory" inside the sandbox.
  */
 async function newQuickJSInstance(memoryBytes: number): Promise<QuickJSWASMModule> {
-  const variant = (await import('@jitl/quickjs-wasmfile-release-sync')).default as QuickJSSyncVariant;
-  const wasmMemory = new WebAssembly.Memory({ initial: BASE_PAGES, maximum: BASE_PAGES + Math.ceil(memoryBytes / PAGE) });
-  return newQuickJSWASMModuleFromVariant(newVariant(variant, { wasmModule: await compiledQuickJS(), wasmMemory }));
+  const variant = (await import('@jitl/quickjs-wasmfile-release-sync')).default as unknown as QuickJSSyncVariant;
+  const wasmMemory = new Wasm.Memory({ initial: BASE_PAGES, maximum: BASE_PAGES + Math.ceil(memoryBytes / PAGE) });
+  type Options = Parameters<typeof newVariant>[1];
+  const options = { wasmModule: await compiledQuickJS(), wasmMemory } as unknown as Options;
+  return newQuickJSWASMModuleFromVariant(newVariant(variant, options));
 }
 
 export class CodeSandbox {

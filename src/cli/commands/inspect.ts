@@ -31,6 +31,8 @@ export function describeStep(step: Step): string {
       return `delay ${String(s.delay)}`;
     case 'stop':
       return `stop ${String(s.stop)}`;
+    case 'code':
+      return `code (${String(s.code).split('\n').length} lines)`;
     default:
       return '?';
   }
