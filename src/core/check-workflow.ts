@@ -18,6 +18,7 @@ import {
 } from './expressions.js';
 import { childStepLists, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
 import { MODEL_KEYS } from './model-keys.js';
+import { parseSchedule } from './schedule.js';
 import { getUserAjv, mapSchemaErrors } from './schema-check.js';
 import { codeOffset, keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
 
@@ -157,6 +158,25 @@ function checkTrigger(source: SourceFile, trigger: unknown, ctx: WorkflowCheckCo
   }
   if ('schedule' in t && ('event' in t || 'schema' in t)) {
     diag('/trigger', 'E_TRIGGER_KIND', 'a schedule trigger takes no event or schema', 'remove them, or use a custom event trigger');
+  }
+  if ('schedule' in t) {
+    const { problem } = parseSchedule(t.schedule);
+    if (problem) diag(`/trigger/schedule${problem.at}`, 'E_SCHEDULE_INVALID', problem.message, problem.hint);
+  }
+  if ('poll' in t) {
+    const app = typeof t.app === 'string' ? ctx.catalog.get(t.app) : undefined;
+    const trig = app && typeof t.event === 'string' ? app.triggers?.[t.event] : undefined;
+    if (!('app' in t)) diag('/trigger/poll', 'E_TRIGGER_KEY', '"poll" applies to app triggers only', 'use {app, event, poll}');
+    else if (app && trig && !trig.poll) diag('/trigger/poll', 'E_TRIGGER_KEY', `${String(t.app)} ${String(t.event)} arrives by webhook and is not polled`, 'remove poll, or pick a trigger the connector polls');
+    const poll = t.poll as Record<string, unknown> | undefined;
+    if (poll && typeof poll === 'object') {
+      if (poll.every !== undefined && parseSchedule({ every: poll.every }).problem) {
+        diag('/trigger/poll/every', 'E_POLL_INVALID', `every: ${JSON.stringify(poll.every)} is not an interval of at least 1s`, 'write an interval like 30s, 5m or 1h');
+      }
+      if (typeof poll.since === 'string' && poll.since !== 'now' && Number.isNaN(Date.parse(poll.since))) {
+        diag('/trigger/poll/since', 'E_POLL_INVALID', `since: ${JSON.stringify(poll.since)} is neither "now" nor an ISO time`, 'write since: now, or since: 2026-01-01T00:00:00Z');
+      }
+    }
   }
   if (t.schema && typeof t.schema === 'object') {
     const problem = triggerSchemaProblem(t.schema as object);

@@ -33,7 +33,7 @@ type TriggerKeys = UnionKeys<CustomEventTrigger | AppEventTrigger | WebhookTrigg
 const projectConfig: Keys<ProjectConfig> = { apiVersion: true, kind: true, name: true, integrationsDir: true, connectorsDir: true, store: true, remotes: true, dev: true, apps: true };
 const integration: Keys<IntegrationDef> = { apiVersion: true, kind: true, name: true, app: true, description: true, connectors: true };
 const workflow: Keys<WorkflowDef> = { apiVersion: true, kind: true, name: true, description: true, trigger: true, steps: true, stream: true, timeout: true };
-const trigger: Record<TriggerKeys, true> = { event: true, schema: true, app: true, webhook: true, verify: true, schedule: true };
+const trigger: Record<TriggerKeys, true> = { event: true, schema: true, app: true, webhook: true, verify: true, schedule: true, poll: true };
 const step: Record<StepKeys, true> = {
   id: true, name: true, when: true, retry: true, timeout: true, onError: true,
   uses: true, with: true, if: true, then: true, else: true, branch: true, each: true, as: true, concurrency: true, stop: true, steps: true, delay: true, code: true,
