@@ -20,7 +20,7 @@ export interface ScheduleTarget {
 
 export type SchedulerEvent =
   | { type: 'tick'; workflow: string; scheduledAt: string; missed: boolean; duplicate: boolean }
-  | { type: 'error'; workflow: string; message: string };
+  | { type: 'error'; workflow: string; message: string; executionId?: string };
 
 export interface SchedulerOptions {
   clock: TimerClock;
