@@ -35,6 +35,9 @@ describe('alloy init', () => {
       'integrations/shopify-sync/workflows/order-created.yaml',
       'integrations/shopify-sync/fixtures/orders-create.json',
       'integrations/shopify-sync/fixtures/acme-order-requested.json',
+      'integrations/shopify-sync/workflows/tag-customer.yaml',
+      'integrations/shopify-sync/workflows/daily-digest.yaml',
+      'integrations/shopify-sync/fixtures/acme-customer-tagged.json',
     ]) {
       expect(files).toContain(f);
     }
