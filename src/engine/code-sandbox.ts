@@ -65,19 +65,24 @@ const MAX_LOG_LINES = 200;
 const MAX_LOG_CHARS = 2000;
 const MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
 const FILE_NAME = 'code.js';
+/** Compiled code steps kept per realm (a project rarely has more). */
+const MAX_COMPILED = 256;
 
 /*
  * The wrapper puts everything before the user's code on line 1, so the code's line N is
- * line N of the script; columns on line 1 are shifted by PREFIX.length.
+ * line N of the script; columns on line 1 are shifted by PREFIX.length. Evaluating it gives
+ * a function of the input JSON text; it is compiled once per code text and context.
  */
-const PREFIX =
-  '(function(){"use strict";var __i=JSON.parse(globalThis.__alloyInput);delete globalThis.__alloyInput;' +
-  'var __r=(function(event,steps,config,user,execution){';
-const SUFFIX =
-  '\n}).call(undefined,__i.event,__i.steps,__i.config,__i.user,__i.execution);' +
-  'return __alloyOut(__r);})()';
+const PREFIX = '(function(__in){"use strict";var __i=JSON.parse(__in);var __r=(function(event,steps,config,user,execution){';
+const SUFFIX = '\n}).call(undefined,__i.event,__i.steps,__i.config,__i.user,__i.execution);return __alloyOut(__r);})';
 
-/** Runs before the user code in each fresh context: console and the output check. */
+/**
+ * Runs once per context, before any user code: console, the output check, then the realm is
+ * frozen (every object reachable from globalThis, and the hidden intrinsics reachable from
+ * sample functions and iterators: their prototypes and constructors), as SES's lockdown
+ * does. User code can then store nothing anywhere another call could read it, so the
+ * context is reused across calls (a fresh context per call cost about 1 ms).
+ */
 const PRELUDE = `(function(){
   var send = globalThis.__alloyLog; delete globalThis.__alloyLog;
   function fmt(v){ if (typeof v === 'string') return v; try { var s = JSON.stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); } }
@@ -93,6 +98,27 @@ const PRELUDE = `(function(){
       return v;
     });
   };
+  var seen = new Set();
+  function harden(o){
+    if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) return;
+    seen.add(o);
+    var keys = Reflect.ownKeys(o);
+    for (var i = 0; i < keys.length; i++) {
+      var d = Object.getOwnPropertyDescriptor(o, keys[i]);
+      if (!d) continue;
+      if ('value' in d) harden(d.value); else { harden(d.get); harden(d.set); }
+    }
+    harden(Object.getPrototypeOf(o));
+    Object.freeze(o);
+  }
+  var samples = [
+    function*(){}, async function(){}, async function*(){}, (function*(){})(), (async function*(){})(),
+    [][Symbol.iterator](), new Map().entries(), new Set().values(), ''[Symbol.iterator](),
+    /x/[Symbol.matchAll](''), Object.getPrototypeOf(Int8Array), Promise.resolve(), new Error(''),
+    (function(){ return arguments; })(), new WeakMap(), new WeakSet(), new ArrayBuffer(0), new DataView(new ArrayBuffer(0))
+  ];
+  for (var j = 0; j < samples.length; j++) harden(samples[j]);
+  harden(globalThis);
 })();`;
 
 const PAGE = 64 * 1024;
@@ -135,7 +161,9 @@ async function newQuickJSInstance(memoryBytes: number): Promise<QuickJSWASMModul
 
 export class CodeSandbox {
   private quickjs: QuickJSWASMModule | undefined;
-  private runtime: QuickJSRuntime | undefined;
+  private realm: Realm | undefined;
+  private deadline = Infinity;
+  private interrupted = false;
   private readonly limits: Required<CodeLimits>;
 
   constructor(limits: CodeLimits = {}) {
@@ -181,41 +209,39 @@ export class CodeSandbox {
   async run(code: string, input: CodeInput, limits: Pick<CodeLimits, 'cpuMs'> = {}): Promise<CodeResult> {
     await this.ready();
     const lim = { ...this.limits, ...limits };
-    const rt = this.getRuntime();
-    const deadline = Date.now() + lim.cpuMs;
-    let interrupted = false;
-    rt.setInterruptHandler(() => {
-      if (Date.now() > deadline) interrupted = true;
-      return interrupted;
-    });
+    this.interrupted = false;
+    // Building the realm (once) is alloy's work, not the step's: it gets its own budget.
+    this.deadline = Date.now() + 10_000;
+    const realm = this.getRealm();
+    const { ctx } = realm;
+    this.deadline = Date.now() + lim.cpuMs;
     const logs: string[] = [];
+    realm.logs = logs;
     let healthy = false;
-    const ctx = rt.newContext();
     try {
-      const logFn = ctx.newFunction('log', (line: QuickJSHandle) => {
-        if (logs.length >= MAX_LOG_LINES) return;
-        const text = ctx.typeof(line) === 'string' ? ctx.getString(line) : '';
-        logs.push(text.length > MAX_LOG_CHARS ? `${text.slice(0, MAX_LOG_CHARS)}…` : text);
-        if (logs.length === MAX_LOG_LINES) logs.push(`… more console output dropped (limit ${MAX_LOG_LINES} lines)`);
-      });
-      ctx.setProp(ctx.global, '__alloyLog', logFn);
-      logFn.dispose();
-      const inputText = JSON.stringify(input);
-      const inputHandle = ctx.newString(inputText);
-      ctx.setProp(ctx.global, '__alloyInput', inputHandle);
-      inputHandle.dispose();
-      const prelude = ctx.evalCode(PRELUDE, 'prelude.js');
-      if (prelude.error) {
-        prelude.error.dispose();
-        throw new StepError('the code sandbox failed to start', { code: 'E_CODE_SANDBOX' });
+      let fn = realm.compiled.get(code);
+      if (!fn) {
+        const r = ctx.evalCode(PREFIX + code + SUFFIX, FILE_NAME);
+        if (r.error) {
+          const err = dumpError(ctx, r.error);
+          r.error.dispose();
+          throw codeRuntimeError(err, this.interrupted, lim, code);
+        }
+        fn = r.value;
+        if (realm.compiled.size >= MAX_COMPILED) {
+          const [oldest, handle] = realm.compiled.entries().next().value as [string, QuickJSHandle];
+          handle.dispose();
+          realm.compiled.delete(oldest);
+        }
+        realm.compiled.set(code, fn);
       }
-      prelude.value.dispose();
-
-      const r = ctx.evalCode(PREFIX + code + SUFFIX, FILE_NAME);
+      const inputHandle = ctx.newString(JSON.stringify(input));
+      const r = ctx.callFunction(fn, ctx.undefined, inputHandle);
+      inputHandle.dispose();
       if (r.error) {
         const err = dumpError(ctx, r.error);
         r.error.dispose();
-        throw codeRuntimeError(err, interrupted, lim, code);
+        throw codeRuntimeError(err, this.interrupted, lim, code);
       }
       const out = ctx.typeof(r.value) === 'string' ? ctx.getString(r.value) : 'null';
       r.value.dispose();
@@ -229,8 +255,8 @@ export class CodeSandbox {
       return { value: JSON.parse(out) as unknown, logs };
     } catch (err) {
       if (err instanceof StepError) {
-        // A normal user exception leaves the runtime fine; limits and OOM do not.
-        if (err.code === 'E_CODE_ERROR') healthy = true;
+        // A user exception or a too-large output leaves the realm fine; limits and OOM do not.
+        if (err.code === 'E_CODE_ERROR' || err.code === 'E_CODE_OUTPUT') healthy = true;
         (err as StepError & { logs?: string[] }).logs = logs;
         throw err;
       }
@@ -239,47 +265,82 @@ export class CodeSandbox {
       }
       throw new StepError(`the code sandbox failed: ${(err as Error).message}`, { code: 'E_CODE_SANDBOX', cause: err });
     } finally {
-      try {
-        ctx.dispose();
-      } catch {
-        healthy = false;
-      }
-      rt.removeInterruptHandler();
+      realm.logs = undefined;
+      this.deadline = Infinity;
       if (!healthy) this.dropRuntime();
     }
   }
 
+  private getRealm(): Realm {
+    if (this.realm) return this.realm;
+    const rt = this.instance().newRuntime();
+    rt.setMaxStackSize(this.limits.stackBytes);
+    // Checked by the interpreter every few thousand instructions; once past the deadline it
+    // keeps answering true, so code that catches the interrupt is stopped again.
+    rt.setInterruptHandler(() => {
+      if (Date.now() > this.deadline) this.interrupted = true;
+      return this.interrupted;
+    });
+    // No module loader: `import()` cannot resolve anything.
+    const ctx = rt.newContext();
+    const realm: Realm = { rt, ctx, compiled: new Map(), logs: undefined };
+    const logFn = ctx.newFunction('log', (line: QuickJSHandle) => {
+      const logs = realm.logs;
+      if (!logs || logs.length > MAX_LOG_LINES) return;
+      if (logs.length === MAX_LOG_LINES) {
+        logs.push(`… more console output dropped (limit ${MAX_LOG_LINES} lines)`);
+        return;
+      }
+      const text = ctx.typeof(line) === 'string' ? ctx.getString(line) : '';
+      logs.push(text.length > MAX_LOG_CHARS ? `${text.slice(0, MAX_LOG_CHARS)}…` : text);
+    });
+    ctx.setProp(ctx.global, '__alloyLog', logFn);
+    logFn.dispose();
+    const prelude = ctx.evalCode(PRELUDE, 'prelude.js');
+    if (prelude.error) {
+      const err = dumpError(ctx, prelude.error);
+      prelude.error.dispose();
+      ctx.dispose();
+      rt.dispose();
+      throw new StepError(`the code sandbox failed to start: ${err.message}`, { code: 'E_CODE_SANDBOX' });
+    }
+    prelude.value.dispose();
+    this.realm = realm;
+    return realm;
+  }
+
   dispose(): void {
-    const rt = this.runtime;
-    this.runtime = undefined;
+    const realm = this.realm;
+    this.realm = undefined;
     try {
-      rt?.dispose();
+      for (const h of realm?.compiled.values() ?? []) h.dispose();
+      realm?.ctx.dispose();
+      realm?.rt.dispose();
     } catch {
       // Dropped either way.
     }
     this.quickjs = undefined;
   }
 
-  private getRuntime(): QuickJSRuntime {
-    if (!this.runtime) {
-      const rt = this.instance().newRuntime();
-      rt.setMaxStackSize(this.limits.stackBytes);
-      // No module loader: `import()` cannot resolve anything.
-      this.runtime = rt;
-    }
-    return this.runtime;
-  }
-
   /**
-   * Forgets the runtime and its whole QuickJS instance: after an out-of-memory, an interrupt
+   * Forgets the realm and its whole QuickJS instance: after an out-of-memory, an interrupt
    * or a host stack overflow, freeing the runtime can abort the wasm module (QuickJS asserts
-   * that every object was freed), so the instance is dropped to the garbage collector and
-   * the next call builds a new one.
+   * that every object was freed), so the instance is left to the garbage collector and the
+   * next call builds a new one.
    */
   private dropRuntime(): void {
-    this.runtime = undefined;
+    this.realm = undefined;
     this.quickjs = undefined;
   }
+}
+
+interface Realm {
+  rt: QuickJSRuntime;
+  ctx: QuickJSContext;
+  /** Compiled wrappers by code text (each a function of the input JSON text). */
+  compiled: Map<string, QuickJSHandle>;
+  /** Where console lines of the current call go. */
+  logs: string[] | undefined;
 }
 
 interface DumpedError {
