@@ -7,10 +7,10 @@
  * `execution` (plain JSON, copied in as text) and returns a JSON value (copied out as
  * text). Inside there is no `process`, `require`, module loader, timers, network, file
  * system or host object: the only thing the host exposes is one function that receives
- * `console.log` lines as strings. Each call gets a fresh context (its own globals and
- * prototypes); the runtime, which holds the memory limit, is reused while calls end
- * normally and thrown away after any failure (an out-of-memory or interrupted runtime is
- * not trusted again). The CPU limit is an interrupt handler checked by the interpreter;
+ * `console.log` lines as strings. One context is built per sandbox with its built-ins
+ * frozen (PRELUDE), so calls cannot leave anything for each other; it is reused while calls
+ * end normally and thrown away, with its whole wasm instance, after any limit is hit (an
+ * out-of-memory or interrupted runtime is not trusted again). The CPU limit is an interrupt handler checked by the interpreter;
  * the memory limit is QuickJS's allocator limit; the stack is capped so deep recursion is
  * a RangeError-like InternalError, not a crash of the host.
  *
