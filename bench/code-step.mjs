@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { fmt, median, printTable } from './lib.mjs';
+import { benchEngineDeps, fmt, median, printTable } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const distDir = path.resolve(here, '..', process.env.ENGINE_DIST ?? 'dist');
@@ -65,18 +65,7 @@ await sandbox.ready();
 await sandbox.run('return 1', { event: {}, steps: {}, config: {} });
 const coldMs = Number(process.hrtime.bigint() - coldStart) / 1e6;
 
-const deps = {
-  connectors: { get: () => undefined, names: () => [] },
-  http: async () => {
-    throw new Error('no http in this bench');
-  },
-  clock: { now: () => Date.now(), sleep: async () => {} },
-  random: Math.random,
-  checkpoint: async () => {},
-  logger: { debug() {}, info() {}, warn() {} },
-  resolveConnection: async () => ({}),
-  codeSandbox: async () => sandbox,
-};
+const deps = benchEngineDeps({ codeSandbox: async () => sandbox });
 
 async function perStepUs(def) {
   const compiled = compileWorkflow(def);

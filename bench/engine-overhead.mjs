@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { benchEngineDeps } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const distDir = path.resolve(here, '..', process.env.ENGINE_DIST ?? 'dist');
@@ -38,18 +39,7 @@ const ifFlow = {
   steps: Array.from({ length: STEPS }, (_, i) => ({ id: `check${i}`, if: '{{ $number(event.total_price) > 100 }}', then: [] })),
 };
 
-const deps = {
-  connectors: { get: () => undefined, names: () => [] },
-  http: async () => {
-    throw new Error('no http in this bench');
-  },
-  // The real clock: record timestamps cost what they cost in production.
-  clock: { now: () => Date.now(), sleep: async () => {} },
-  random: Math.random,
-  checkpoint: async () => {},
-  logger: { debug() {}, info() {}, warn() {} },
-  resolveConnection: async () => ({}),
-};
+const deps = benchEngineDeps();
 
 const events = Array.from({ length: 64 }, (_, i) => ({ id: 1000 + i, email: `c${i}@example.com`, total_price: String(50 + i * 3.5) }));
 

@@ -33,3 +33,20 @@ export function printTable(title, rows) {
 
 export const fmt = (ms) => `${ms.toFixed(1)} ms`;
 export const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
+
+/** Engine dependencies with no I/O (no connectors, no HTTP, no persistence) for in-process engine benches. */
+export function benchEngineDeps(extra = {}) {
+  return {
+    connectors: { get: () => undefined, names: () => [] },
+    http: async () => {
+      throw new Error('no http in this bench');
+    },
+    // The real clock: record timestamps cost what they cost in production.
+    clock: { now: () => Date.now(), sleep: async () => {} },
+    random: Math.random,
+    checkpoint: async () => {},
+    logger: { debug() {}, info() {}, warn() {} },
+    resolveConnection: async () => ({}),
+    ...extra,
+  };
+}
