@@ -61,7 +61,7 @@ describe('alloy init', () => {
     await runInProcess(['init', 'p', '--yes'], { cwd: dir });
     const root = path.join(dir, 'p');
     const yamlFiles = (await listTree(root)).filter((f) => f.endsWith('.yaml'));
-    expect(yamlFiles.length).toBe(4);
+    expect(yamlFiles.length).toBe(6);
     for (const f of yamlFiles) {
       const first = (await readFile(path.join(root, f), 'utf8')).split('\n')[0];
       const m = /^# yaml-language-server: \$schema=(.+)$/.exec(first);
@@ -152,6 +152,6 @@ describe("README's worked example", () => {
       }),
     ]);
     const human = await runInProcess(['validate'], { cwd: path.join(dir, 'demo') });
-    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (4 files checked)');
+    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (6 files checked)');
   });
 });
