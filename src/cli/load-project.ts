@@ -19,8 +19,8 @@ export async function loadProjectWithDiagnostics(ctx: CliContext): Promise<Loade
 
 /** The code step's syntax checker, imported only when a workflow has a code step. */
 export async function loadCodeChecker(): Promise<CodeChecker> {
-  const { sharedCodeSandbox } = await import('../engine/code-sandbox.js');
-  const sandbox = await sharedCodeSandbox();
+  const { sharedSyntaxChecker } = await import('../engine/code-sandbox.js');
+  const sandbox = await sharedSyntaxChecker();
   return (code) => sandbox.checkSyntax(code);
 }
 

@@ -412,8 +412,19 @@ function codeRuntimeError(err: DumpedError, interrupted: boolean, lim: Required<
 
 let shared: Promise<CodeSandbox> | undefined;
 
-/** One sandbox per process (the executor's and the validator's), created on first use. */
+/** One sandbox per process for running code steps, created on first use. */
 export function sharedCodeSandbox(): Promise<CodeSandbox> {
   shared ??= new CodeSandbox().ready();
   return shared;
+}
+
+let checker: Promise<CodeSandbox> | undefined;
+
+/**
+ * The validator's own sandbox: it only compiles (never runs user code), so no limit can
+ * drop its instance while a code step that ran out of memory drops the executor's.
+ */
+export function sharedSyntaxChecker(): Promise<CodeSandbox> {
+  checker ??= new CodeSandbox().ready();
+  return checker;
 }
