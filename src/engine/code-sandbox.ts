@@ -45,6 +45,8 @@ export interface CodeInput {
   config: Record<string, unknown>;
   user?: unknown;
   execution?: unknown;
+  /** Names in scope: inside `each` the item (`item` or its `as` name) and `index`; in onError steps `error`. */
+  vars?: Record<string, unknown>;
 }
 
 export interface CodeResult {
@@ -73,8 +75,8 @@ const MAX_COMPILED = 256;
  * line N of the script; columns on line 1 are shifted by PREFIX.length. Evaluating it gives
  * a function of the input JSON text; it is compiled once per code text and context.
  */
-const PREFIX = '(function(__in){"use strict";var __i=JSON.parse(__in);var __r=(function(event,steps,config,user,execution){';
-const SUFFIX = '\n}).call(undefined,__i.event,__i.steps,__i.config,__i.user,__i.execution);return __alloyOut(__r);})';
+const PREFIX = '(function(__in){"use strict";var __i=JSON.parse(__in),__v=__i.vars||{};var __r=(function(event,steps,config,user,execution,vars,item,index,error){';
+const SUFFIX = '\n}).call(undefined,__i.event,__i.steps,__i.config,__i.user,__i.execution,__v,__v.item,__v.index,__v.error);return __alloyOut(__r);})';
 
 /**
  * Runs once per context, before any user code: console, the output check, then the realm is

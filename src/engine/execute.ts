@@ -572,7 +572,7 @@ class Execution {
         config: this.deps.config ?? {},
         user: this.base.user,
         execution: this.base.execution,
-        ...frame.vars,
+        vars: frame.vars,
       });
       if (result.logs.length > 0) rec.logs = result.logs.map((l) => this.redactor.text(l));
       return result.value;

@@ -76,6 +76,20 @@ describe('code step', () => {
     expect(human.stdout + human.stderr).toContain('items 0');
   });
 
+  it('inside each, the item and index are in scope', async () => {
+    await workflow(`  - id: loop
+    each: "{{ event.items }}"
+    steps:
+      - id: shout
+        code: |
+          return { i: index, name: item.name.toUpperCase(), same: vars.item === item };
+`);
+    const r = await runInProcess(['run', 'acme/mapper', '--event', JSON.stringify({ items: [{ name: 'a' }, { name: 'b' }] }), '--json'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const rec = (JSON.parse(r.stdout) as { execution: unknown }).execution as { steps: Record<string, { output?: unknown }> };
+    expect(rec.steps['loop[1].shout'].output).toEqual({ i: 1, name: 'B', same: true });
+  });
+
   it('a runtime error fails the step naming the code line', async () => {
     await workflow(`  - id: map
     code: |
