@@ -15,6 +15,7 @@ import { makeContext, thrown } from './helpers.js';
 import { startServer } from './local-server.js';
 
 const ITEMS = Array.from({ length: 23 }, (_, i) => ({ id: i + 1 }));
+const TICKETS = Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, changed_at: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() }));
 let server: Awaited<ReturnType<typeof startServer>>;
 let other: Awaited<ReturnType<typeof startServer>>;
 beforeAll(async () => {
@@ -34,6 +35,14 @@ beforeAll(async () => {
       const page = ITEMS.slice(start, start + 10);
       const next = start + 10 < ITEMS.length ? `<${server.url}/link?page_info=${start + 10}>; rel="next"` : '';
       return json(page, next ? { Link: `<${server.url}/link?page_info=0>; rel="previous", ${next}` } : {});
+    }
+    if (url.pathname === '/tickets') {
+      const since = Date.parse(url.searchParams.get('changed_since') ?? '1970-01-01T00:00:00Z');
+      const all = TICKETS.filter((t) => Date.parse(t.changed_at) >= since);
+      const start = Number(url.searchParams.get('cursor') ?? 0);
+      const page = all.slice(start, start + 4);
+      const next = start + 4 < all.length ? `<${server.url}/tickets?changed_since=${encodeURIComponent(url.searchParams.get('changed_since') ?? '')}&cursor=${start + 4}>; rel="next"` : '';
+      return json(page, next ? { Link: next } : {});
     }
     if (url.pathname === '/evil-link') return json(ITEMS.slice(0, 2), { Link: `<${other.url}/steal>; rel="next"` });
     if (url.pathname === '/offset') {
@@ -99,6 +108,32 @@ describe('pagination in manifests', () => {
     const err = await thrown(() => call('evilLinkList'));
     expect(err.code).toBe('E_CONNECTOR_ORIGIN');
     expect(other.seen).toHaveLength(0);
+  });
+});
+
+describe('a user connector poll with Link paging', () => {
+  it('reads every page from the cursor and moves the cursor to the newest change', async () => {
+    const m: ConnectorManifest = {
+      ...manifest(),
+      triggers: {
+        'ticket.changed': {
+          poll: {
+            every: '30s',
+            request: { method: 'GET', path: '/tickets', query: { changed_since: '{{ since }}' } },
+            items: '{{ response.body }}',
+            id: 'id',
+            updatedAt: 'changed_at',
+            paginate: { style: 'link' },
+          },
+        },
+      },
+    };
+    const poll = compilePoll(m, 'ticket.changed')!;
+    const ctx = makeContext({ connection: { token: 't' } });
+    const got: string[] = [];
+    const r = await poll.run({ since: TICKETS[3].changed_at, seen: [`t3@${TICKETS[3].changed_at}`] }, ctx, async (items) => void got.push(...items.map((i) => i.id)));
+    expect(got).toEqual(['t4', 't5', 't6', 't7', 't8', 't9']);
+    expect(r).toMatchObject({ pages: 2, emitted: 6, cursor: { since: TICKETS[9].changed_at, seen: [`t9@${TICKETS[9].changed_at}`] } });
   });
 });
 
