@@ -79,9 +79,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       a.chain = a.chain.then(async () => {
         if (closed || armed.get(a.target.workflow) !== a) return;
         const now = clock.now();
-        await fire(a, at, false);
-        // Ticks that passed while this one was handled (a slow claim, a suspended laptop).
-        for (const t of missedTicks(a.target.spec, at, now)) await fire(a, t, true);
+        const following = nextTick(a.target.spec, at);
+        if (following === undefined || following > now) await fire(a, at, false);
+        // Fired so late that later ticks have passed too (a suspended laptop, a blocked
+        // process): these are missed ticks, and the `missed` policy decides, as after a stop.
+        else for (const t of missedTicks(a.target.spec, at - 1, now)) await fire(a, t, true);
         arm(a, Math.max(at, clock.now()));
       });
     });

@@ -61,7 +61,13 @@ export interface ClaimInput {
 export type Claim = (input: ClaimInput) => Promise<{ duplicate: boolean }>;
 
 /** A manual clock for tests: timers fire only when `advance` passes their time. */
-export function manualTimerClock(start: number): TimerClock & { advance(ms: number): Promise<void>; set(ms: number): Promise<void>; pending(): number } {
+export function manualTimerClock(start: number): TimerClock & {
+  advance(ms: number): Promise<void>;
+  set(ms: number): Promise<void>;
+  /** Moves time forward without firing anything (a suspended machine); `advance(0)` then fires what is overdue, late. */
+  jump(ms: number): void;
+  pending(): number;
+} {
   let now = start;
   let seq = 0;
   const timers = new Map<number, { at: number; fn: () => void }>();
@@ -88,6 +94,9 @@ export function manualTimerClock(start: number): TimerClock & { advance(ms: numb
         for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
       }
       now = Math.max(now, target);
+    },
+    jump(ms: number) {
+      now += ms;
     },
     pending: () => timers.size,
   };

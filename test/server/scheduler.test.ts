@@ -122,6 +122,20 @@ describe('scheduler', () => {
     expect(claims.fired.at(-1)?.event).toMatchObject({ scheduledAt: '2026-03-02T09:15:00.000Z', missed: false });
   });
 
+  it.each([
+    ['latest', ['2026-03-02T09:00:00.000Z']],
+    ['skip', []],
+    ['all', ['2026-03-02T08:15:00.000Z', '2026-03-02T08:30:00.000Z', '2026-03-02T08:45:00.000Z', '2026-03-02T09:00:00.000Z']],
+  ])('a timer that fires an hour late (suspended machine) follows missed: %s', async (missed, expected) => {
+    const clock = manualTimerClock(T0 + 1000);
+    const { s, claims } = make(clock);
+    await s.setTargets([{ workflow: 'acme/sweep', spec: spec({ every: '15m', missed }) }]);
+    clock.jump(60 * 60_000 + 5000);
+    await clock.advance(0);
+    expect(claims.fired.map((f) => (f.event as { scheduledAt: string }).scheduledAt)).toEqual(expected);
+    expect(s.next()[0].nextAt).toBe('2026-03-02T09:15:00.000Z');
+  });
+
   it('three schedulers sharing a claim store and cursors run each tick once', async () => {
     const clock = manualTimerClock(T0);
     const cursors = memoryCursors();
