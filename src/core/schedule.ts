@@ -13,7 +13,17 @@
  *   latest (default): run the most recent missed tick once; skip: run none; all: run each
  *   (at most MAX_CATCH_UP, oldest first).
  */
-import { Cron } from 'croner';
+import { createRequire } from 'node:module';
+import type { Cron as CronClass } from 'croner';
+
+// croner is loaded on first use (synchronously, its CommonJS build): projects without a
+// schedule never pay for it when they validate or start.
+let CronCtor: typeof CronClass | undefined;
+function Cron(...args: ConstructorParameters<typeof CronClass>): CronClass<unknown> {
+  CronCtor ??= (createRequire(import.meta.url)('croner') as { Cron: typeof CronClass }).Cron;
+  return new CronCtor(...args);
+}
+type Cron = CronClass<unknown>;
 
 export type MissedPolicy = 'latest' | 'skip' | 'all';
 
@@ -64,7 +74,7 @@ function cronOf(expr: string, timezone: string | undefined): Cron {
   const key = `${timezone ?? ''}\u0000${expr}`;
   let c = cronCache.get(key);
   if (!c) {
-    c = new Cron(expr, { timezone, paused: true, mode: '5-or-6-parts' });
+    c = Cron(expr, { timezone, paused: true, mode: '5-or-6-parts' });
     if (cronCache.size > 1000) cronCache.clear();
     cronCache.set(key, c);
   }
