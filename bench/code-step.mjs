@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { benchEngineDeps, fmt, median, printTable } from './lib.mjs';
+import { benchEngineDeps, fmt, pairedMedians, printTable } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const distDir = path.resolve(here, '..', process.env.ENGINE_DIST ?? 'dist');
@@ -85,17 +85,7 @@ const outputs = await Promise.all([transformFlow, codeFlow].map(async (def) => {
 }));
 if (outputs[0] !== outputs[1]) throw new Error(`the two mappings differ: ${outputs[0]} vs ${outputs[1]}`);
 
-// Warm up, then alternate runs so drift hits both alike.
-await perStepUs(transformFlow);
-await perStepUs(codeFlow);
-const t = [];
-const c = [];
-for (let r = 0; r < RUNS; r++) {
-  t.push(await perStepUs(transformFlow));
-  c.push(await perStepUs(codeFlow));
-}
-const tm = median(t);
-const cm = median(c);
+const [tm, cm] = await pairedMedians(RUNS, () => perStepUs(transformFlow), () => perStepUs(codeFlow));
 printTable(`code step vs JSONata transform, same mapping (${RUNS} runs × ${EXECUTIONS} executions × ${STEPS} steps, median)`, [
   ['step', 'µs / step', 'ratio'],
   ['transform (JSONata)', tm.toFixed(1), '1.00x'],

@@ -50,3 +50,16 @@ export function benchEngineDeps(extra = {}) {
     ...extra,
   };
 }
+
+/** Warms up two measurements, then alternates them `runs` times (so drift hits both alike); their medians. */
+export async function pairedMedians(runs, first, second) {
+  await first();
+  await second();
+  const a = [];
+  const b = [];
+  for (let i = 0; i < runs; i++) {
+    a.push(await first());
+    b.push(await second());
+  }
+  return [median(a), median(b)];
+}
