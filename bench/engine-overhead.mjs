@@ -69,7 +69,6 @@ async function plainRun(fn) {
   return Number(process.hrtime.bigint() - t0) / 1000 / (EXECUTIONS * STEPS);
 }
 
-
 async function measure(label, def, fn) {
   const [e, p] = await pairedMedians(RUNS, () => engineRun(def), () => plainRun(fn));
   console.log(`${label.padEnd(22)} engine ${e.toFixed(2).padStart(7)} µs/step   plain JS ${p.toFixed(3).padStart(6)} µs/step   ratio ${(e / p).toFixed(0)}x   (target < 50 µs/step)`);
