@@ -88,7 +88,8 @@ export function compilePoll(manifest: ConnectorManifest, topic: string): Compile
           for (const item of list) {
             const id = field(item, poll.id);
             const updatedAt = field(item, poll.updatedAt);
-            if (id === undefined || id === null || typeof updatedAt !== 'string') continue;
+            // An item without an id or a readable change time cannot be tracked: skipped, not re-sent forever.
+            if (id === undefined || id === null || typeof updatedAt !== 'string' || Number.isNaN(Date.parse(updatedAt))) continue;
             const key = `${String(id)}@${updatedAt}`;
             if (seen.has(key) || Date.parse(updatedAt) < Date.parse(cursor.since)) continue;
             seen.add(key);
