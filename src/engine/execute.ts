@@ -566,6 +566,8 @@ class Execution {
     for (const [id, scope] of Object.entries(frame.steps)) steps[id] = scope.error ? { error: scope.error } : { output: scope.output };
     rec.attempts += 1;
     try {
+      // The step's `timeout` sets the time limit (default 1 s, at most 5 s: the call holds the event loop).
+      const cpuMs = Math.min(step.timeoutMs ?? 1000, 5000);
       const result = await sandbox.run(step.code, {
         event: this.record.event,
         steps,
@@ -573,7 +575,7 @@ class Execution {
         user: this.base.user,
         execution: this.base.execution,
         vars: frame.vars,
-      });
+      }, { cpuMs });
       if (result.logs.length > 0) rec.logs = result.logs.map((l) => this.redactor.text(l));
       return result.value;
     } catch (err) {

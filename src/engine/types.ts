@@ -120,7 +120,7 @@ export interface EngineDeps {
   /** Visible as `config` to code steps (installation config in serve; `{}` in dev). */
   config?: Record<string, unknown>;
   /** The code step's sandbox (default: one per process, loaded on first use). */
-  codeSandbox?: () => Promise<{ run(code: string, input: import('./code-sandbox.js').CodeInput): Promise<import('./code-sandbox.js').CodeResult> }>;
+  codeSandbox?: () => Promise<{ run(code: string, input: import('./code-sandbox.js').CodeInput, limits?: { cpuMs?: number }): Promise<import('./code-sandbox.js').CodeResult> }>;
   /**
    * Aborting it interrupts the run (shutdown): calls in flight are aborted and
    * executeWorkflow rejects with ExecutionInterruptedError, leaving the record resumable.

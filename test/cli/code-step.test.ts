@@ -90,6 +90,21 @@ describe('code step', () => {
     expect(rec.steps['loop[1].shout'].output).toEqual({ i: 1, name: 'B', same: true });
   });
 
+  it("the step's timeout is its time limit", async () => {
+    await workflow(`  - id: spin
+    timeout: 100ms
+    code: |
+      while (true) {}
+`);
+    const started = Date.now();
+    const r = await runInProcess(['run', 'acme/mapper', '--event', '{}', '--json'], { cwd: dir });
+    expect(r.code).toBe(1);
+    const rec = (JSON.parse(r.stdout) as { execution: unknown }).execution as { error: { code: string; message: string } };
+    expect(rec.error.code).toBe('E_CODE_TIMEOUT');
+    expect(rec.error.message).toContain('100 ms');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('a runtime error fails the step naming the code line', async () => {
     await workflow(`  - id: map
     code: |
