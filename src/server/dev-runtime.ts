@@ -14,7 +14,7 @@ import { diffDefinitions, indexDefinitions, type RuntimeDefinitions } from './de
 import { createEngineExecutor, referencedSecretNames } from './engine-executor.js';
 import type { WorkflowExecutor } from './executor.js';
 import { createRuntimeServer, type RuntimeEvent, type RuntimeServer } from './runtime-server.js';
-import { devLogFile, loadOrCreateStreamSecret, loadProjectEnv, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
+import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, loadProjectEnv, prepareDevLogFile, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
 
 export type DevEvent =
   | RuntimeEvent
@@ -50,6 +50,8 @@ export interface DevRuntime {
   server: RuntimeServer;
   url: string;
   streamSecret: string;
+  /** Signs events and custom webhooks sent through a tunnel (`alloy emit` uses it). */
+  ingressSecret: string;
   /** Stream secret names (`secrets.X` in a stream) that fall back to the dev secret because X is unset. */
   streamSecretNames: string[];
   /** Diagnostics of the initial load (errors mean nothing is served until fixed). */
@@ -75,6 +77,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
   const emit = (e: DevEvent) => options.onEvent?.(e);
   const env = await loadProjectEnv(root, options.processEnv);
   const { secret: streamSecret } = loadOrCreateStreamSecret(root);
+  const { secret: ingressSecret } = loadOrCreateIngressSecret(root);
 
   let project = options.initialProject ?? (await options.loadProject());
   const initialDiagnostics = project.diagnostics;
@@ -103,7 +106,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     Object.assign(target, source);
   };
 
-  const log = openEventLog({ file: devLogFile(root) });
+  // 0600 before SQLite opens it (its -wal and -shm files take the same mode); never a symlink.
+  const log = openEventLog({ file: prepareDevLogFile(root) });
   try {
     if (options.fresh) await log.clear();
   } catch (err) {
@@ -131,6 +135,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     concurrency: options.concurrency,
     shutdownGraceMs: options.shutdownGraceMs,
     secrets: serverSecrets,
+    ingressSecret,
     recordDir,
     // Broken files at start: unfinished executions wait for a good reload instead of failing as "workflow not found".
     resumeOnListen: !hasErrors(project.diagnostics),
@@ -221,6 +226,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     server,
     url,
     streamSecret,
+    ingressSecret,
     get streamSecretNames() {
       return fallbacks;
     },

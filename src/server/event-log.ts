@@ -29,7 +29,8 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileSafeSync } from '../core/safe-fs.js';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { StoreError } from '../errors.js';
@@ -242,7 +243,7 @@ export class EventLog {
         this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
         // Files from before body_encoding (schema 1) gain the column; their bodies stay as they are (NULL = raw).
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
-        writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
+        writeFileSafeSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
         // The WAL exists from the first write and stays while the connection is open (exclusive mode).
         if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
       } else {
