@@ -247,9 +247,19 @@ export class RelayQueue {
     const state = await this.state(name);
     const entry = state.entries.find((e) => e.seq === seq);
     if (!entry) return;
-    await rm(join(this.dir, name, entry.file), { force: true });
+    // Forget it before the file goes: a concurrent peek (an old connection's drain during a
+    // reconnect storm) that then finds the file gone must see a delivered entry, not count a
+    // phantom "unreadable" drop (setAside skips entries no longer first in line).
     state.entries = state.entries.filter((e) => e !== entry);
     state.bytes -= entry.bytes;
+    try {
+      await rm(join(this.dir, name, entry.file), { force: true });
+    } catch (err) {
+      // Still on disk: keep it in line (it is delivered again: at least once).
+      state.entries = [entry, ...state.entries].sort((a, b) => a.seq - b.seq);
+      state.bytes += entry.bytes;
+      throw err;
+    }
   }
 
   /** The developer has seen this drop report: subtract it (new drops since then remain). */

@@ -27,8 +27,9 @@ import {
   CLOSE_SHUTDOWN,
   RELAY_CONNECT_PATH,
   TUNNEL_NAME_HEADER,
+  CLOSE_BAD_FRAME,
+  decodeFrame,
   isRetryableStatus,
-  parseFrame,
   type ClientToRelayFrame,
   type HelloFrame,
   type NackFrame,
@@ -97,6 +98,7 @@ interface Connection {
   wake?: () => void;
 }
 
+const CLIENT_FRAME_TYPES: readonly ClientToRelayFrame['type'][] = ['hello-ack', 'response', 'nack'];
 const DEFAULT_MAX_BODY = 5 * 1024 * 1024;
 const MAX_RESPONSE_BODY = 10 * 1024 * 1024;
 /** Node timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
@@ -379,12 +381,18 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     ws.on('pong', () => (conn.alive = true));
     ws.on('message', (data) => {
       conn.alive = true;
-      const frame = parseFrame<ClientToRelayFrame>(data);
-      if (!frame) return;
+      const decoded = decodeFrame<ClientToRelayFrame>(data, CLIENT_FRAME_TYPES);
+      if (!decoded.ok) {
+        // One bad frame ends that connection only (its in-flight requests are queued again).
+        logger.warn(`relay: "${name}" sent a bad frame (${decoded.reason}); closing the connection (1008)`);
+        closeConnection(conn, CLOSE_BAD_FRAME, 'bad frame');
+        return;
+      }
+      const frame = decoded.frame;
       if (frame.type === 'response' || frame.type === 'nack') {
-        conn.inflight.get(String(frame.id))?.(frame.type === 'response' ? { kind: 'response', frame } : { kind: 'nack', frame });
-      } else if (frame.type === 'hello-ack') {
-        void queue.acknowledgeDropped(name, frame.dropped ?? { overflow: 0, expired: 0 }).catch(() => {});
+        conn.inflight.get(frame.id)?.(frame.type === 'response' ? { kind: 'response', frame } : { kind: 'nack', frame });
+      } else {
+        void queue.acknowledgeDropped(name, frame.dropped).catch(() => {});
       }
     });
     ws.on('close', () => onClosed(conn));
