@@ -13,8 +13,9 @@
  * `<file>.bad` (kept for inspection, never deleted) and counted; the counts are kept in
  * `dropped.json` and reported to the developer on reconnect until they acknowledge them.
  */
-import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import type { DropReport, HeaderPairs } from './protocol.js';
 
 export interface QueueLimits {
@@ -100,7 +101,7 @@ export class RelayQueue {
 
   /** Open (creating) the queue directory and index what a previous run left. */
   static async open(dir: string, limits: QueueLimits, options: RelayQueueOptions = {}): Promise<RelayQueue> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await ensurePrivateDirAsync(dir);
     const queue = new RelayQueue(dir, limits, options);
     for (const dirent of await readdir(dir, { withFileTypes: true })) {
       if (dirent.isDirectory()) await queue.load(dirent.name);
@@ -111,7 +112,8 @@ export class RelayQueue {
   private async load(name: string): Promise<NameState> {
     const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve() };
     const nameDir = join(this.dir, name);
-    await mkdir(nameDir, { recursive: true });
+    // 0700, and never a symlink: queued requests are written here.
+    await ensurePrivateDirAsync(nameDir);
     let lastBadSeq = 0;
     for (const file of await readdir(nameDir)) {
       const m = FILE_PATTERN.exec(file);
@@ -122,7 +124,7 @@ export class RelayQueue {
         const { size } = await stat(join(nameDir, file));
         state.entries.push({ file, seq: Number(m[1]), bytes: size, receivedAtMs: Number(m[2]) });
         state.bytes += size;
-      } else if (file.endsWith('.tmp')) {
+      } else if (file.endsWith('.tmp') || file.startsWith('.tmp-')) {
         // A write that crashed before its rename was never acknowledged to the app: discard.
         await rm(join(nameDir, file), { force: true });
       }
@@ -328,15 +330,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** temp file + fsync + rename + directory fsync: the file is either whole or absent. */
 async function writeDurably(dir: string, file: string, text: string): Promise<void> {
-  const tmp = join(dir, `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, file));
+  // The shared safe write (core/safe-fs.ts): no symlinks, 0600, temp file + fsync + rename.
+  await writeFileSafe(join(dir, file), text);
   const dh = await open(dir, 'r');
   try {
     await dh.sync();

@@ -176,14 +176,19 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(target);
     const name = m?.[1];
     const ingress = m ? checkIngressTarget(m[2]) : undefined;
-    if (!m || !name || !isValidTunnelName(name) || !options.tokens.has(name) || !ingress) {
-      // Unknown names and non-ingress paths look the same from outside.
+    if (!m || !name || !ingress) {
       sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
       return;
     }
+    // The method is judged before the name: a known and an unknown name answer alike (405 for
+    // both), so probing with GET cannot list the tunnel names.
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       sendJson(res, 405, { error: { code: 'E_METHOD', message: 'only POST is relayed' } });
+      return;
+    }
+    if (!isValidTunnelName(name) || !options.tokens.has(name)) {
+      sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
