@@ -35,6 +35,8 @@ export interface DevRuntimeOptions {
   /** Save every accepted delivery as a fixture: true for `.alloy/recordings`, or a folder. */
   record?: boolean | string;
   concurrency?: number;
+  /** Oldest X-Shopify-Triggered-At accepted, in ms (config `dev.shopifyMaxAge`; default 24 h). */
+  shopifyMaxAgeMs?: number;
   /** How long stopping waits for running executions before checkpointing them (default 5 s). */
   shutdownGraceMs?: number;
   watch?: boolean;
@@ -136,6 +138,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     shutdownGraceMs: options.shutdownGraceMs,
     secrets: serverSecrets,
     ingressSecret,
+    shopifyMaxAgeMs: options.shopifyMaxAgeMs,
     recordDir,
     // Broken files at start: unfinished executions wait for a good reload instead of failing as "workflow not found".
     resumeOnListen: !hasErrors(project.diagnostics),

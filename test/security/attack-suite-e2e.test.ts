@@ -20,7 +20,8 @@ const JSON_TYPE = { 'content-type': 'application/json' };
 const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
 
 const project = {
-  'alloy.config.yaml': 'apiVersion: alloy/v1\nkind: Project\nname: attacked\n',
+  // The Triggered-At window is configurable (default 24h).
+  'alloy.config.yaml': 'apiVersion: alloy/v1\nkind: Project\nname: attacked\ndev:\n  shopifyMaxAge: 30h\n',
   'integrations/demo/integration.yaml': 'apiVersion: alloy/v1\nkind: Integration\nname: demo\napp: shopify\n',
   'integrations/demo/workflows/orders.yaml':
     'apiVersion: alloy/v1\nkind: Workflow\nname: orders\ntrigger: { app: shopify, event: orders/create }\nsteps:\n  - id: pick\n    uses: transform\n    with: { id: "{{ event.id }}" }\n',
@@ -178,6 +179,9 @@ describe('one alloy dev survives the whole attack list', () => {
     expect([again.status, again.json.duplicate]).toEqual([200, true]);
     const stale = await post(`${dev.url}/v1/webhooks/shopify`, order, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, triggeredAt: new Date(Date.now() - 48 * 3600_000).toISOString() }));
     expect(stale.status).toBe(401);
+    const other = Buffer.from(order.toString().replace('450789469', '450789471'));
+    const withinWindow = await post(`${dev.url}/v1/webhooks/shopify`, other, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: other, secret: SECRET, triggeredAt: new Date(Date.now() - 26 * 3600_000).toISOString() }));
+    expect(withinWindow.status).toBe(202);
 
     // 10. an event nested 500,000 levels deep.
     const deep = `{"event":"acme.ping","data":{"n":${'['.repeat(500_000)}${']'.repeat(500_000)}}}`;

@@ -13,6 +13,7 @@ import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.j
 import { startDevRuntime, type DevEvent, type DevRuntime } from '../../server/dev-runtime.js';
 import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js';
 import type { RuntimeDefinitions } from '../../server/definitions.js';
+import { parseDuration } from '../../engine/duration.js';
 
 export const DEFAULT_DEV_PORT = 4000;
 
@@ -91,6 +92,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       fresh: Boolean(opts.fresh),
       record: opts.record === undefined ? undefined : opts.record === true ? true : String(opts.record),
       concurrency,
+      shopifyMaxAgeMs: cfgDev.shopifyMaxAge === undefined ? undefined : parseDuration(cfgDev.shopifyMaxAge, 'dev.shopifyMaxAge'),
       onEvent,
     });
   } catch (err) {
