@@ -437,7 +437,13 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       // Known and unknown names answer alike until the request is proven to be the developer's.
       requireJsonContentType(ctx.req);
       body = await readBody(ctx.req, bodyLimit);
-      authenticateIngress(ctx, body);
+      try {
+        authenticateIngress(ctx, body);
+      } catch (err) {
+        // A webhook with its own `verify` is authenticated by its sender's signature (a third
+        // party cannot sign with the ingress secret); any failure answers as for unknown names.
+        if (!(await passesOwnVerification(name, ctx, body))) throw err;
+      }
     }
     const routes = definitions.byWebhook.get(name);
     if (!routes || routes.length === 0) {
@@ -472,6 +478,23 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       });
     }
     await ingest(ctx, { source: `webhook:${name}`, name, req: ctx.req, body, event, dedupeKey, verification, routes, eventRef: 'body' });
+  }
+
+  /** True when `name` is a webhook whose every workflow has `verify` and the request passes all of them. */
+  async function passesOwnVerification(name: string, ctx: RequestContext, body: Buffer): Promise<boolean> {
+    const routes = definitions.byWebhook.get(name);
+    if (!routes?.length) return false;
+    const headers = lowerHeaders(ctx.req);
+    for (const r of routes) {
+      const verify = (r.workflow.def.trigger as WebhookTrigger).verify;
+      if (!verify) return false;
+      try {
+        if (!verifyCustom(verify, await resolveSecret(verify.secret, r.key), headers, body, clock).ok) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   async function resolveSecret(template: string, workflow: string): Promise<string> {

@@ -46,6 +46,19 @@ describe('tunnel ingress needs the ingress signature', () => {
     expect(rt.server.log.countDeliveries()).toBe(4);
   });
 
+  it('lets a third-party sender through with the webhook\'s own verify signature, and answers a bad one like an unknown name', async () => {
+    const body = '{"c":3}';
+    const own = standardWebhookHeaders(STD_SECRET, 'msg_2', Math.floor(Date.now() / 1000), body);
+    expect((await http('POST', `${rt.ingress}/v1/webhooks/custom/std-hook`, body, { ...JSON_TYPE, ...own })).status).toBe(202);
+    const forged = standardWebhookHeaders('whsec_Zm9yZ2VkLWZvcmdlZC1mb3JnZWQtZm9yZ2Vk', 'msg_3', Math.floor(Date.now() / 1000), body);
+    const bad = await http('POST', `${rt.ingress}/v1/webhooks/custom/std-hook`, body, { ...JSON_TYPE, ...forged });
+    const unknown = await http('POST', `${rt.ingress}/v1/webhooks/custom/nope`, body, { ...JSON_TYPE, ...forged });
+    expect([bad.status, bad.json]).toEqual([401, unknown.json]);
+    // An unsigned request to a webhook without verify is refused too.
+    expect((await http('POST', `${rt.ingress}/v1/webhooks/custom/secret-hook-name`, body, JSON_TYPE)).status).toBe(401);
+    expect(rt.server.log.countDeliveries()).toBe(1);
+  });
+
   it('keeps loopback open: unsigned events on the API listener are accepted', async () => {
     expect((await http('POST', `${rt.base}/v1/run/event`, event, JSON_TYPE)).status).toBe(202);
   });
