@@ -420,10 +420,12 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       req: ctx.req,
       body,
       event,
-      // On signed content only: X-Shopify-Webhook-Id and X-Shopify-Event-Id are not covered by the
-      // HMAC, so a captured delivery resent with new ids must still be recognised. A retry by
-      // Shopify carries the same bytes, so it is a duplicate too.
-      dedupeKey: shopifyDedupeKey(headers['x-shopify-shop-domain'] ?? '', topic, body),
+      // From outside (a tunnel, another machine), on signed content only: X-Shopify-Webhook-Id
+      // and X-Shopify-Event-Id are not covered by the HMAC, so a captured delivery resent with
+      // new ids must still be recognised (a retry by Shopify carries the same bytes). On
+      // loopback the sender is the developer: `alloy emit --fixture` resends a recorded delivery
+      // with a fresh webhook id on purpose, and that id is the key.
+      dedupeKey: ctx.untrusted ? shopifyDedupeKey(headers['x-shopify-shop-domain'] ?? '', topic, body) : `shopify:${check.deliveryId}`,
       verification: 'shopify-hmac',
       routes: definitions.byAppEvent.get(`shopify:${topic}`) ?? [],
       eventRef: 'body',

@@ -173,9 +173,9 @@ describe('one alloy dev survives the whole attack list', () => {
     expect((await post(`${dev.url}/v1/executions/${execId}/replay`, 'a=1', { 'content-type': 'application/x-www-form-urlencoded' })).status).toBe(415);
 
     // 7. a captured Shopify delivery resent with a new webhook id; a stale one.
-    const first = await post(`${dev.url}/v1/webhooks/shopify`, order, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, webhookId: 'w1' }));
+    const first = await relay.relay('/v1/webhooks/shopify', order, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, webhookId: 'w1' }));
     expect(first.status).toBe(202);
-    const again = await post(`${dev.url}/v1/webhooks/shopify`, order, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, webhookId: 'w2' }));
+    const again = await relay.relay('/v1/webhooks/shopify', order, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, webhookId: 'w2', eventId: 'e2' }));
     expect([again.status, again.json.duplicate]).toEqual([200, true]);
     const stale = await post(`${dev.url}/v1/webhooks/shopify`, order, shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, triggeredAt: new Date(Date.now() - 48 * 3600_000).toISOString() }));
     expect(stale.status).toBe(401);

@@ -18,16 +18,19 @@ let rt: Awaited<ReturnType<typeof startRuntime>> | undefined;
 afterEach(async () => rt?.cleanup());
 
 describe('Shopify de-duplication', () => {
-  it('does not run a captured delivery again when it is resent with new delivery and event ids', async () => {
+  it('does not run a captured delivery again when it is resent through the tunnel with new delivery and event ids', async () => {
     rt = await startRuntime();
-    const first = await http('POST', `${rt.base}/v1/webhooks/shopify`, order, sign(order, { webhookId: 'w-1', eventId: 'e-1' }));
+    const first = await http('POST', `${rt.ingress}/v1/webhooks/shopify`, order, sign(order, { webhookId: 'w-1', eventId: 'e-1' }));
     expect(first.status).toBe(202);
-    const replayed = await http('POST', `${rt.base}/v1/webhooks/shopify`, order, sign(order, { webhookId: 'w-2-forged', eventId: 'e-2-forged' }));
+    const replayed = await http('POST', `${rt.ingress}/v1/webhooks/shopify`, order, sign(order, { webhookId: 'w-2-forged', eventId: 'e-2-forged' }));
     expect([replayed.status, replayed.json.duplicate, replayed.json.deliveryId]).toEqual([200, true, first.json.deliveryId]);
     expect(rt.server.log.listExecutions({ limit: 10 })).toHaveLength(1);
     // Different signed content is a different delivery.
     const other = Buffer.from(order.toString().replace('450789469', '450789470'));
-    expect((await http('POST', `${rt.base}/v1/webhooks/shopify`, other, sign(other))).status).toBe(202);
+    expect((await http('POST', `${rt.ingress}/v1/webhooks/shopify`, other, sign(other))).status).toBe(202);
+    // On loopback the developer's own resend (`alloy emit --fixture`: same body, fresh id) runs again.
+    expect((await http('POST', `${rt.base}/v1/webhooks/shopify`, order, sign(order, { webhookId: 'w-3-local' }))).status).toBe(202);
+    expect((await http('POST', `${rt.base}/v1/webhooks/shopify`, order, sign(order, { webhookId: 'w-3-local' }))).json.duplicate).toBe(true);
   });
 
   it('refuses a delivery triggered longer ago than the window, and the window is configurable', async () => {
