@@ -8,11 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { request } from 'undici';
 import { WebSocketServer, WebSocket } from 'ws';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
 import { signIngress } from '../../src/server/client.js';
-import { FIXTURES_DIR, tempDir } from '../server/helpers.js';
+import { FIXTURES_DIR, http, tempDir } from '../server/helpers.js';
 import { requireBuild, runAlloy, startDev, writeTree } from '../runtime/helpers.js';
 
 const SECRET = 'shpss_attack_suite_secret';
@@ -94,22 +93,8 @@ async function startHostileRelay() {
   };
 }
 
-async function get(url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers });
-  const text = await res.body.text();
-  return { status: res.statusCode, text };
-}
-async function post(url: string, body: string | Buffer, headers: Record<string, string>) {
-  const res = await request(url, { method: 'POST', body, headers });
-  const text = await res.body.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, json, text };
-}
+const get = (url: string, headers: Record<string, string> = {}) => http('GET', url, undefined, headers);
+const post = (url: string, body: string | Buffer, headers: Record<string, string>) => http('POST', url, body, headers);
 
 describe('one alloy dev survives the whole attack list', () => {
   let tmp: ReturnType<typeof tempDir>;
