@@ -142,3 +142,13 @@ export function decodeFrame<T extends { type: string }>(data: unknown, accepted:
   if (!accepted.includes(frame.type)) return { ok: false, reason: `unexpected "${frame.type}" frame` };
   return { ok: true, frame };
 }
+
+/**
+ * Whether a frame this side built would pass the other side's check. The relay checks each
+ * request before it forwards or queues it: a public request the client would refuse (too
+ * many headers, a path too long) must be answered here, not become a frame that closes the
+ * developer's connection on every redelivery.
+ */
+export function isValidFrame(frame: RelayToClientFrame | ClientToRelayFrame): boolean {
+  return getValidator('tunnel-frame')(frame) === true;
+}

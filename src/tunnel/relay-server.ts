@@ -30,6 +30,7 @@ import {
   CLOSE_BAD_FRAME,
   decodeFrame,
   isRetryableStatus,
+  isValidFrame,
   type ClientToRelayFrame,
   type HelloFrame,
   type NackFrame,
@@ -209,6 +210,11 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       headers: forwardableHeaders(req.rawHeaders),
       body: body.toString('base64'),
     };
+    if (!isValidFrame({ type: 'request', ...request, queued: false } satisfies RequestFrame)) {
+      // 431 (RFC 6585 section 5): more or longer headers, or a longer path, than the protocol carries.
+      sendJson(res, 431, { error: { code: 'E_RELAY_REQUEST', message: 'the request headers or path are too large to relay' } });
+      return;
+    }
     const conn = conns.get(name);
     // Anything already waiting goes first: a new request joins the queue behind it.
     if (!conn || queue.pending(name) > 0 || conn.ws.readyState !== WebSocket.OPEN) {

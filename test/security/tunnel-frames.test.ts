@@ -128,6 +128,19 @@ describe('tunnel frames are checked against the protocol schema', () => {
     expect(problems).toEqual([]);
   });
 
+  it('answers 431 for a public request the protocol cannot carry, instead of a frame that would close the developer\'s connection', async () => {
+    const relay = await startRelayServer({ dataDir: dir, tokens, logger: captureLogger() });
+    toClose.push(relay);
+    const ws = await open(relay.url, TOKENS[0][1]);
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    for (let i = 0; i < 600; i++) headers[`x-h${i}`] = '1';
+    const res = await post(`${relay.url}/t/fuzz0/v1/run/event`, '{}', headers);
+    expect(res.status).toBe(431);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    expect(relay.pending('fuzz0')).toBe(0);
+    ws.close();
+  });
+
   it(`the relay survives ${FRAMES} random and mutated frames from developers`, async () => {
     const vector = await loadHmacVector();
     const dev = await startStandInDevServer(vector.secret);
