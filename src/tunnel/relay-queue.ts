@@ -63,6 +63,8 @@ interface NameState {
   reservedBytes: number;
   /** Serialises disk writes for a name so files land in sequence order. */
   chain: Promise<unknown>;
+  /** Entries whose delivered file is being deleted (seq -> the deletion). */
+  removing: Map<number, Promise<void>>;
 }
 
 export type EnqueueResult = { ok: true; item: QueuedRequest } | { ok: false; reason: 'items' | 'bytes' };
@@ -110,7 +112,7 @@ export class RelayQueue {
   }
 
   private async load(name: string): Promise<NameState> {
-    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve() };
+    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve(), removing: new Map() };
     const nameDir = join(this.dir, name);
     // 0700, and never a symlink: queued requests are written here.
     await ensurePrivateDirAsync(nameDir);
@@ -214,6 +216,12 @@ export class RelayQueue {
         const code = (err as NodeJS.ErrnoException).code;
         vanished = code === 'ENOENT';
         reason = code ?? (err as Error).message;
+        const removal = vanished ? state.removing.get(entry.seq) : undefined;
+        if (removal) {
+          // Delivered and being deleted right now: not a drop. Look again once it is gone.
+          await removal.catch(() => undefined);
+          continue;
+        }
       }
       await this.setAside(name, state, entry, reason, vanished);
     }
@@ -249,18 +257,19 @@ export class RelayQueue {
     const state = await this.state(name);
     const entry = state.entries.find((e) => e.seq === seq);
     if (!entry) return;
-    // Forget it before the file goes: a concurrent peek (an old connection's drain during a
-    // reconnect storm) that then finds the file gone must see a delivered entry, not count a
-    // phantom "unreadable" drop (setAside skips entries no longer first in line).
-    state.entries = state.entries.filter((e) => e !== entry);
-    state.bytes -= entry.bytes;
-    try {
+    // Announced while the file goes: a concurrent peek (an old connection's drain during a
+    // reconnect storm) that finds the file gone waits for this instead of counting a phantom
+    // "unreadable" drop.
+    const done = (async () => {
       await rm(join(this.dir, name, entry.file), { force: true });
-    } catch (err) {
-      // Still on disk: keep it in line (it is delivered again: at least once).
-      state.entries = [entry, ...state.entries].sort((a, b) => a.seq - b.seq);
-      state.bytes += entry.bytes;
-      throw err;
+      state.entries = state.entries.filter((e) => e !== entry);
+      state.bytes -= entry.bytes;
+    })();
+    state.removing.set(entry.seq, done);
+    try {
+      await done;
+    } finally {
+      state.removing.delete(entry.seq);
     }
   }
 
