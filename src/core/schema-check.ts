@@ -26,7 +26,8 @@ function loadAjv(): { Ajv2020: Ajv2020; addFormats: (ajv: InstanceType<Ajv2020>)
   return { Ajv2020: a.default ?? a, addFormats: f.default ?? f };
 }
 
-export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector' | 'test';
+/** `tunnel-frame` is the relay wire protocol (src/tunnel/protocol.ts), checked on both ends. */
+export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector' | 'test' | 'tunnel-frame';
 
 /** schemas/ ships in the package next to dist/. */
 export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');

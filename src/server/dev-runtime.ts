@@ -9,7 +9,7 @@ import path from 'node:path';
 import { hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import type { LoadedProject } from '../core/project-types.js';
 import { CONFIG_FILES } from '../core/project.js';
-import { openEventLog } from './event-log.js';
+import { discardEventLog, openEventLog } from './event-log.js';
 import { diffDefinitions, indexDefinitions, type RuntimeDefinitions } from './definitions.js';
 import { createEngineExecutor, referencedSecretNames } from './engine-executor.js';
 import type { WorkflowExecutor } from './executor.js';
@@ -20,7 +20,7 @@ import type { HttpClient } from '../connectors/types.js';
 import { createScheduler, scheduleTargets, type SchedulerEvent } from './scheduler.js';
 import { createConnectorPollSource, createPoller, pollTargets, type PollerEvent } from './poller.js';
 import { eventLogCursors, realTimerClock, type TimerClock } from './time-ports.js';
-import { devLogFile, loadOrCreateStreamSecret, loadProjectEnv, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
+import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, loadProjectEnv, devLogFile, prepareDevLogFile, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
 
 export type DevEvent =
   | RuntimeEvent
@@ -45,6 +45,8 @@ export interface DevRuntimeOptions {
   concurrency?: number;
   /** See RuntimeServerOptions.maxQueued. */
   maxQueued?: number;
+  /** Oldest X-Shopify-Triggered-At accepted, in ms (config `dev.shopifyMaxAge`; default 24 h). */
+  shopifyMaxAgeMs?: number;
   /** How long stopping waits for running executions before checkpointing them (default 5 s). */
   shutdownGraceMs?: number;
   watch?: boolean;
@@ -64,6 +66,8 @@ export interface DevRuntime {
   server: RuntimeServer;
   url: string;
   streamSecret: string;
+  /** Signs events and custom webhooks sent through a tunnel (`alloy emit` uses it). */
+  ingressSecret: string;
   /** Stream secret names (`secrets.X` in a stream) that fall back to the dev secret because X is unset. */
   streamSecretNames: string[];
   /** Diagnostics of the initial load (errors mean nothing is served until fixed). */
@@ -93,6 +97,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
   const emit = (e: DevEvent) => options.onEvent?.(e);
   const env = await loadProjectEnv(root, options.processEnv);
   const { secret: streamSecret } = loadOrCreateStreamSecret(root);
+  const { secret: ingressSecret } = loadOrCreateIngressSecret(root);
 
   let project = options.initialProject ?? (await options.loadProject());
   const initialDiagnostics = project.diagnostics;
@@ -121,7 +126,10 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     Object.assign(target, source);
   };
 
-  const log = openEventLog({ file: devLogFile(root), fresh: options.fresh });
+  // --fresh: the old file (checked not in use) is set aside, then a new one made 0600 as below.
+  if (options.fresh) discardEventLog(devLogFile(root));
+  // 0600 before SQLite opens it (its -wal and -shm files take the same mode); never a symlink.
+  const log = openEventLog({ file: prepareDevLogFile(root) });
 
   const baseExecutor =
     options.executor ??
@@ -144,6 +152,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     maxQueued: options.maxQueued,
     shutdownGraceMs: options.shutdownGraceMs,
     secrets: serverSecrets,
+    ingressSecret,
+    shopifyMaxAgeMs: options.shopifyMaxAgeMs,
     recordDir,
     // Broken files at start: unfinished executions wait for a good reload instead of failing as "workflow not found".
     resumeOnListen: !hasErrors(project.diagnostics),
@@ -261,6 +271,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     server,
     url,
     streamSecret,
+    ingressSecret,
     get streamSecretNames() {
       return fallbacks;
     },

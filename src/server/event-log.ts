@@ -29,7 +29,8 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, readdir, renameSync, rm, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdir, readFileSync, renameSync, rm, rmSync } from 'node:fs';
+import { writeFileSafeSync } from '../core/safe-fs.js';
 import { basename, dirname, join } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { StoreError } from '../errors.js';
@@ -272,7 +273,7 @@ export class EventLog {
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
         // How many times an unfinished execution was resumed after the process died (crash-loop guard).
         if (!this.columnExists('executions', 'resumes')) this.db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-        writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
+        writeFileSafeSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
         // The WAL exists from the first write and stays while the connection is open (exclusive mode).
         if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
       } else {
@@ -767,19 +768,25 @@ export class EventLog {
 }
 
 export function openEventLog(options: EventLogOptions): EventLog {
-  if (options.fresh && !options.readonly && existsSync(options.file)) {
-    // Opening takes the lock: this fails (E_EVENT_LOG_LOCKED) while another process uses it.
-    new EventLog({ ...options, fresh: false, synchronous: 'normal' }).close();
-    // Renamed aside (constant time) and deleted in the background: unlinking a large file
-    // takes time in proportion to its size. A leftover from a crash is removed next time.
-    const aside = `${options.file}.discarded-${process.pid}-${Date.now()}`;
-    for (const suffix of ['', '-wal', '-shm']) {
-      if (existsSync(`${options.file}${suffix}`)) renameSync(`${options.file}${suffix}`, `${aside}${suffix}`);
-    }
-  }
+  if (options.fresh && !options.readonly) discardEventLog(options.file);
   const log = new EventLog(options);
   if (!options.readonly) removeDiscarded(options.file);
   return log;
+}
+
+/**
+ * `alloy dev --fresh`: checks the log is not in use (opening takes the lock: this fails with
+ * E_EVENT_LOG_LOCKED while another process has it), then renames it and its WAL aside
+ * (constant time) for removeDiscarded to delete in the background: unlinking a large file
+ * takes time in proportion to its size. A leftover from a crash is removed next time.
+ */
+export function discardEventLog(file: string): void {
+  if (!existsSync(file)) return;
+  new EventLog({ file, synchronous: 'normal' }).close();
+  const aside = `${file}.discarded-${process.pid}-${Date.now()}`;
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(`${file}${suffix}`)) renameSync(`${file}${suffix}`, `${aside}${suffix}`);
+  }
 }
 
 /** Deletes, off the event loop, old files `--fresh` set aside (see openEventLog). */

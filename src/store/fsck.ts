@@ -10,7 +10,7 @@ import { AlloyError } from '../errors.js';
 import { isTempName, readdirIfExists, readFileIfExists } from './fs-util.js';
 import { isLockStale, isPidAlive, readLockOwner } from './lock.js';
 import { LocalStore, parsePublishLog, READ_CONCURRENCY } from './local-store.js';
-import { decodeObject, releaseDependencies, type ReleaseObject, type StoreObject } from './objects.js';
+import { decodeObject, definitionProblems, releaseDependencies, type ReleaseObject, type StoreObject } from './objects.js';
 import { mapLimit } from '../core/map-limit.js';
 import type { Store } from './store.js';
 
@@ -56,6 +56,11 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
   };
   let objects = 0;
   const now = options.now ?? Date.now;
+  /** A definition that breaks the schemas (e.g. pushed by a client that skipped validation). */
+  const schemaProblem = (value: StoreObject, id: string, where: string) => {
+    const errors = definitionProblems(value);
+    if (errors.length) push({ severity: 'error', code: 'E_STORE_SCHEMA', message: `${value.type} object ${id} does not match the schema: ${errors.slice(0, 5).join('; ')}`, path: where, object: id });
+  };
 
   // Objects verified so far, decoded: each object is read once (step 1 for a local store,
   // on first use for a remote one), and the refs below reuse it instead of reading it again.
@@ -90,6 +95,7 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
       const value = decodeObject(bytes);
       if (typeof value === 'string') return { severity: 'error', code: 'E_STORE_CORRUPT', message: `object ${id}: ${value}`, path: file, object: id };
       verified.set(id, value);
+      schemaProblem(value, id, file);
       return undefined;
     });
     for (const p of found) if (p) push(p);
@@ -102,8 +108,9 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
   const checkObject = async (id: string, where: string): Promise<boolean> => {
     if (checked.has(id)) return true;
     try {
-      await readObject(id);
+      const value = await readObject(id);
       checked.add(id);
+      if (!(store instanceof LocalStore)) schemaProblem(value, id, where);
       return true;
     } catch (err) {
       push(errorProblem(err, where));
@@ -111,9 +118,20 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
     }
   };
   for (const integration of integrations) {
-    let refs;
+    let refs: { version: number; id: string }[] = [];
     try {
-      refs = await store.listVersions(integration);
+      if (store instanceof LocalStore) {
+        // One ref at a time: a bad ref is reported and the rest are still checked.
+        for (const n of await store.versionNumbers(integration)) {
+          try {
+            refs.push(await store.readVersion(integration, n));
+          } catch (err) {
+            push(errorProblem(err, `refs/${integration}/versions/${n}`));
+          }
+        }
+      } else {
+        refs = await store.listVersions(integration);
+      }
     } catch (err) {
       push(errorProblem(err, `refs/${integration}/versions`));
       continue;
