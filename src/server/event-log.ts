@@ -118,6 +118,12 @@ export interface ExecutionFilter {
   limit?: number;
   /** Only executions with seq below this (paging backwards). */
   before?: number;
+  /** Created at or after this time (ms since the epoch). */
+  since?: number;
+  /** Created before this time (ms since the epoch). */
+  until?: number;
+  /** Ids starting with this text (search by id). */
+  idPrefix?: string;
 }
 
 export interface AppendResult {
@@ -590,6 +596,19 @@ export class EventLog {
     if (filter.before !== undefined) {
       where.push('seq < ?');
       params.push(filter.before);
+    }
+    if (filter.since !== undefined) {
+      where.push('created_at >= ?');
+      params.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      where.push('created_at < ?');
+      params.push(filter.until);
+    }
+    if (filter.idPrefix) {
+      // A range on the unique id index: a prefix search without a scan.
+      where.push('id >= ? AND id < ?');
+      params.push(filter.idPrefix, `${filter.idPrefix}\u{10ffff}`);
     }
     const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
     const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit}`;
