@@ -1,0 +1,194 @@
+/**
+ * The UI's data layer: the runtime's HTTP API (docs/http-api.md) as `alloy dev` offers it
+ * and `alloy serve` can (the same paths under a base, an optional bearer token).
+ * State-changing calls always send JSON with `content-type: application/json`.
+ * Live updates come from GET /v1/stream (server-sent events), read with fetch so a token
+ * can ride in the Authorization header (EventSource cannot send one).
+ */
+import { createSseParser, type SseMessage } from '../../src/net/sse.js';
+
+export interface ExecutionSummary {
+  id: string;
+  workflow: string;
+  status: string;
+  userId?: string;
+  deliveryId: string;
+  replayOf?: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+  reason?: string;
+  error?: ErrorInfo;
+}
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  step?: string;
+  status?: number;
+  hint?: string;
+  field?: string;
+  expression?: string;
+}
+
+export interface StepRecord {
+  path: string;
+  id: string;
+  name?: string;
+  kind: string;
+  uses?: string;
+  status: string;
+  attempts: number;
+  inputs?: unknown;
+  output?: unknown;
+  error?: ErrorInfo;
+  handled?: boolean;
+  startedAt: string;
+  endedAt?: string;
+  durationMs?: number;
+}
+
+export interface StreamDelivery {
+  status: string;
+  url: string;
+  messageId: string;
+  attempts: number;
+  statusCode?: number;
+  error?: ErrorInfo;
+  at: string;
+}
+
+export interface ExecutionDetail extends ExecutionSummary {
+  record: {
+    event: unknown;
+    version?: string;
+    startedAt?: string;
+    endedAt?: string;
+    steps: Record<string, StepRecord>;
+    stream?: StreamDelivery;
+    error?: ErrorInfo;
+  };
+  delivery?: { id: string; source: string; name: string; receivedAt: string; verification: string; headers: Record<string, string> };
+}
+
+export interface WorkflowInfo {
+  key: string;
+  integration: string;
+  name: string;
+  file: string;
+  description?: string;
+  trigger: { kind: string; [k: string]: unknown };
+  steps: { id: string; uses?: string }[];
+  streams?: boolean;
+  fixtures: string[];
+}
+
+export interface ExecutionQuery {
+  status?: string;
+  workflow?: string;
+  since?: string;
+  id?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface Accepted {
+  deliveryId: string;
+  executions: { id: string; workflow?: string; replayOf?: string }[];
+  note?: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ApiOptions {
+  /** Prefix of every path ('' for the runtime's own origin). */
+  base?: string;
+  /** Bearer token (an `alloy serve` admin key or user token). */
+  token?: string;
+}
+
+export function createApi(options: ApiOptions = {}) {
+  const base = options.base ?? '';
+  const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { accept: 'application/json', ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      credentials: 'same-origin',
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const e = json?.error;
+      throw new ApiError(res.status, e?.code ?? `E_HTTP_${res.status}`, e?.message ?? `the runtime answered ${res.status}`, e?.hint);
+    }
+    return json as T;
+  }
+
+  return {
+    listExecutions(q: ExecutionQuery): Promise<{ executions: ExecutionSummary[]; nextCursor?: string }> {
+      const p = new URLSearchParams();
+      for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
+      const qs = p.toString();
+      return call('GET', `/v1/executions${qs ? `?${qs}` : ''}`);
+    },
+    async getExecution(id: string): Promise<ExecutionDetail> {
+      return (await call<{ execution: ExecutionDetail }>('GET', `/v1/executions/${encodeURIComponent(id)}`)).execution;
+    },
+    replay(id: string, event?: unknown): Promise<Accepted> {
+      return call('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, event === undefined ? {} : { event });
+    },
+    workflows(): Promise<{ version: string; workflows: WorkflowInfo[] }> {
+      return call('GET', '/v1/workflows');
+    },
+    sendFixture(key: string, fixture: string): Promise<Accepted> {
+      const [integration, workflow] = key.split('/');
+      return call('POST', `/v1/workflows/${encodeURIComponent(integration)}/${encodeURIComponent(workflow)}/send`, { fixture });
+    },
+    /** Follows the event stream, reconnecting after a second when it drops; returns a stop function. */
+    subscribe(onMessage: (m: SseMessage) => void, onState?: (connected: boolean) => void): () => void {
+      const stop = new AbortController();
+      const loop = async () => {
+        while (!stop.signal.aborted) {
+          try {
+            const res = await fetch(`${base}/v1/stream`, { headers: { accept: 'text/event-stream', ...auth }, signal: stop.signal });
+            if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+            onState?.(true);
+            const feed = createSseParser(onMessage);
+            const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) break;
+              feed(value);
+            }
+          } catch {
+            /* reconnect below */
+          }
+          onState?.(false);
+          if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
+        }
+      };
+      void loop();
+      return () => stop.abort();
+    },
+  };
+}
+
+export type Api = ReturnType<typeof createApi>;
