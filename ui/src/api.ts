@@ -7,57 +7,11 @@
  */
 import { createSseParser, type SseMessage } from '../../src/net/sse.js';
 
-export interface ExecutionSummary {
-  id: string;
-  workflow: string;
-  status: string;
-  userId?: string;
-  deliveryId: string;
-  replayOf?: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-  durationMs?: number;
-  reason?: string;
-  error?: ErrorInfo;
-}
+// The runtime's own types (type-only imports: nothing of the server reaches the bundle).
+import type { ExecutionSummary } from '../../src/server/runtime-server.js';
+import type { ErrorInfo, StepRecord, StreamDelivery } from '../../src/engine/types.js';
 
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  step?: string;
-  status?: number;
-  hint?: string;
-  field?: string;
-  expression?: string;
-}
-
-export interface StepRecord {
-  path: string;
-  id: string;
-  name?: string;
-  kind: string;
-  uses?: string;
-  status: string;
-  attempts: number;
-  inputs?: unknown;
-  output?: unknown;
-  error?: ErrorInfo;
-  handled?: boolean;
-  startedAt: string;
-  endedAt?: string;
-  durationMs?: number;
-}
-
-export interface StreamDelivery {
-  status: string;
-  url: string;
-  messageId: string;
-  attempts: number;
-  statusCode?: number;
-  error?: ErrorInfo;
-  at: string;
-}
+export type { ErrorInfo, ExecutionSummary, StepRecord, StreamDelivery };
 
 export interface ExecutionDetail extends ExecutionSummary {
   record: {

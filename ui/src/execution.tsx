@@ -1,3 +1,4 @@
+import { Alert, TableHead } from './parts.js';
 import { useEffect, useState } from 'preact/hooks';
 import type { Api, ErrorInfo, ExecutionDetail, ExecutionSummary, StepRecord } from './api.js';
 import type { Live } from './live.js';
@@ -124,9 +125,7 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
     return (
       <section>
         <h1>Execution {id}</h1>
-        <p class="error" role="alert">
-          {error}
-        </p>
+        <Alert message={error} />
         <a href="#/">Back to executions</a>
       </section>
     );
@@ -197,21 +196,13 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
         <form id="edit-event" class="edit" onSubmit={submitEdited}>
           <label for="event-draft">Event (JSON)</label>
           <textarea id="event-draft" rows={12} spellcheck={false} value={draft} onInput={(e) => setDraft((e.currentTarget as HTMLTextAreaElement).value)} />
-          {draftError && (
-            <p class="error" role="alert">
-              {draftError}
-            </p>
-          )}
+          <Alert message={draftError} />
           <button type="submit" disabled={busy}>
             Replay with this event
           </button>
         </form>
       )}
-      {!editing && draftError && (
-        <p class="error" role="alert">
-          {draftError}
-        </p>
-      )}
+      {!editing && <Alert message={draftError} />}
       {replays.length > 0 && (
         <section aria-labelledby="replays-title">
           <h2 id="replays-title">Replays</h2>
@@ -250,16 +241,7 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
         <h2 id="stream-title">Stream deliveries</h2>
         {stream ? (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">URL</th>
-                <th scope="col">Status</th>
-                <th scope="col">Answer</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Message id</th>
-                <th scope="col">At</th>
-              </tr>
-            </thead>
+            <TableHead columns={['URL', 'Status', 'Answer', 'Attempts', 'Message id', 'At']} />
             <tbody>
               <tr data-testid="stream">
                 <td class="mono">{stream.url}</td>

@@ -1,3 +1,4 @@
+import { Alert, TableHead } from './parts.js';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Api, ExecutionQuery, ExecutionSummary } from './api.js';
 import type { Live } from './live.js';
@@ -147,23 +148,10 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
           <input type="search" placeholder="ex_…" value={filters.id} onInput={set('id')} autocomplete="off" spellcheck={false} />
         </label>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <table class="executions" data-testid="executions">
         <caption class="sr-only">Executions, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Execution</th>
-            <th scope="col">Workflow</th>
-            <th scope="col">Status</th>
-            <th scope="col">Started</th>
-            <th scope="col">Duration</th>
-            <th scope="col">Error</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Execution', 'Workflow', 'Status', 'Started', 'Duration', 'Error']} />
         <tbody>
           {rows.map((r) => (
             <tr key={r.id} data-id={r.id} data-status={r.status}>

@@ -1,3 +1,4 @@
+import { Alert } from './parts.js';
 import { useEffect, useState } from 'preact/hooks';
 import type { Api, WorkflowInfo } from './api.js';
 import { json } from './format.js';
@@ -32,13 +33,7 @@ export function WorkflowsView({ api }: { api: Api }) {
     }
   };
 
-  if (error) {
-    return (
-      <p class="error" role="alert">
-        {error}
-      </p>
-    );
-  }
+  if (error) return <Alert message={error} />;
   if (!workflows) return <p role="status">Loading workflows…</p>;
   return (
     <section aria-labelledby="workflows-title">
