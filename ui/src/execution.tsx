@@ -78,7 +78,8 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
   useEffect(
     () =>
       live.on((m) => {
-        if (m.event === 'execution') {
+        if (m.event === 'open') void load();
+        else if (m.event === 'execution') {
           const s = JSON.parse(m.data) as ExecutionSummary;
           if (s.id === id) void load();
           if (s.replayOf === id) setReplays((list) => (list.some((r) => r.id === s.id) ? list.map((r) => (r.id === s.id ? s : r)) : [...list, s]));

@@ -78,7 +78,16 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
   useEffect(
     () =>
       live.on((m) => {
-        if (m.event === 'execution') {
+        if (m.event === 'open') {
+          // (Re)connected: re-read the first page for whatever the stream did not carry.
+          api.listExecutions(query(current.current)).then(
+            (page) => {
+              setRows(page.executions);
+              setCursor(page.nextCursor);
+            },
+            () => {},
+          );
+        } else if (m.event === 'execution') {
           const s = JSON.parse(m.data) as ExecutionSummary;
           setRows((list) => {
             const i = list.findIndex((r) => r.id === s.id);
