@@ -97,14 +97,14 @@ export function createApi(options: ApiOptions = {}) {
   }
 
   return {
-    listExecutions(q: ExecutionQuery): Promise<{ executions: ExecutionSummary[]; nextCursor?: string }> {
+    async listExecutions(q: ExecutionQuery): Promise<{ executions: ExecutionSummary[]; nextCursor?: string }> {
       const p = new URLSearchParams();
       for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
       const qs = p.toString();
-      return call('GET', `/v1/executions${qs ? `?${qs}` : ''}`);
+      return normalizePage(await call('GET', `/v1/executions${qs ? `?${qs}` : ''}`));
     },
     async getExecution(id: string): Promise<ExecutionDetail> {
-      return (await call<{ execution: ExecutionDetail }>('GET', `/v1/executions/${encodeURIComponent(id)}`)).execution;
+      return normalizeExecution(await call('GET', `/v1/executions/${encodeURIComponent(id)}`));
     },
     replay(id: string, event?: unknown): Promise<Accepted> {
       return call('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, event === undefined ? {} : { event });
@@ -146,3 +146,29 @@ export function createApi(options: ApiOptions = {}) {
 }
 
 export type Api = ReturnType<typeof createApi>;
+
+/**
+ * Pages come as `{executions, nextCursor}` (alloy dev) or `{items, next}` (the paged lists of
+ * `alloy serve`); both take `?cursor=` for the next page.
+ */
+export function normalizePage(body: any): { executions: ExecutionSummary[]; nextCursor?: string } {
+  const executions = (body?.executions ?? body?.items ?? []) as ExecutionSummary[];
+  const next = body?.nextCursor ?? body?.next ?? undefined;
+  return { executions, ...(next ? { nextCursor: String(next) } : {}) };
+}
+
+/**
+ * One execution as `{execution: {...summary, record}}` (alloy dev) or a flat view with
+ * `steps` as a list and `rerunOf` (alloy serve): the same shape out.
+ */
+export function normalizeExecution(body: any): ExecutionDetail {
+  const e = body?.execution ?? body;
+  if (e?.record) return e as ExecutionDetail;
+  const steps: Record<string, StepRecord> = {};
+  for (const s of (e?.steps ?? []) as StepRecord[]) steps[s.path] = s;
+  return {
+    ...e,
+    ...(e?.rerunOf && !e.replayOf ? { replayOf: e.rerunOf } : {}),
+    record: { event: e?.event, version: e?.version !== undefined ? String(e.version) : undefined, startedAt: e?.startedAt, endedAt: e?.endedAt, steps, stream: e?.stream, error: e?.error },
+  } as ExecutionDetail;
+}
