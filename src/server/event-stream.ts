@@ -5,7 +5,8 @@
  * - `execution`: an execution's summary, when it is accepted, replayed or finishes;
  * - `step`: `{executionId, workflow, step}` when a step finishes (the execution page);
  * - `log`: one event-log entry, with `id: <seq>`, so a client that reconnects with
- *   `Last-Event-ID` (or `?after=<seq>`) misses none.
+ *   `Last-Event-ID` (or `?after=<seq>`) misses none;
+ * - `definitions`: `{version, workflows}` after a hot reload swapped the definitions.
  *
  * Summaries and log entries are read only while someone listens: with no subscriber the
  * runtime does no extra work per execution.

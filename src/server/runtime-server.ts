@@ -792,6 +792,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
     setDefinitions(defs) {
       definitions = defs;
+      stream.publish('definitions', { version: defs.version, workflows: defs.workflows.size });
     },
     get definitions() {
       return definitions;

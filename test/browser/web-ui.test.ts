@@ -252,6 +252,11 @@ describe.skipIf(!HAVE_BROWSER)('web UI in Chromium', () => {
     await link.click();
     await page.getByTestId('execution').waitFor();
     await expect.poll(async () => (await page.getByTestId('execution').getAttribute('data-status')) ?? '', { timeout: 15_000 }).toBe('succeeded');
+    // A new workflow file appears on the page by itself (hot reload, then the `definitions` event).
+    await page.goto(`${dev.url}/#/workflows`);
+    await wf.waitFor();
+    writeFileSync(path.join(root, 'integrations', 'shopify-sync', 'workflows', 'extra.yaml'), EXPLODE.replace('name: explode', 'name: extra').replace('acme.explode', 'acme.extra'));
+    await page.locator('[data-workflow="shopify-sync/extra"]').waitFor({ timeout: 15_000 });
     expect(cspErrors, 'no Content-Security-Policy violations').toEqual([]);
   }, 60_000);
 });

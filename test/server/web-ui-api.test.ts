@@ -141,6 +141,15 @@ describe('runtime API for the web UI', () => {
     expect((await http('GET', `${base}/v1/stream?after=x`)).status).toBe(400);
   });
 
+  it('announces a hot reload of the definitions on the stream', async () => {
+    const s = await openStream(`${base}/v1/stream`);
+    await waitFor(() => s.res.statusCode === 200 || undefined);
+    server.setDefinitions(indexDefinitions(projectOf(tmp.dir, [...workflows, workflow('extra', { event: 'x' })])));
+    const m = await waitFor(() => s.messages.find((x) => x.event === 'definitions'), 'the definitions event');
+    expect(JSON.parse(m.data)).toMatchObject({ workflows: 4, version: server.definitions.version });
+    s.close();
+  });
+
   it('close() ends open streams instead of waiting for them', async () => {
     const s = await openStream(`${base}/v1/stream`);
     const started = Date.now();

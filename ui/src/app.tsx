@@ -40,7 +40,7 @@ export function App() {
       </header>
       <main id="main">
         {page === 'execution' && <ExecutionView key={m![1]} api={api} live={live} id={decodeURIComponent(m![1])} />}
-        {page === 'workflows' && <WorkflowsView api={api} />}
+        {page === 'workflows' && <WorkflowsView api={api} live={live} />}
         {page === 'executions' && <ExecutionsView api={api} live={live} />}
       </main>
     </>

@@ -1,6 +1,7 @@
 import { Alert } from './parts.js';
 import { useEffect, useState } from 'preact/hooks';
 import type { Api, WorkflowInfo } from './api.js';
+import type { Live } from './live.js';
 import { json } from './format.js';
 
 function triggerText(t: WorkflowInfo['trigger']): string {
@@ -10,17 +11,24 @@ function triggerText(t: WorkflowInfo['trigger']): string {
   return t.kind;
 }
 
-export function WorkflowsView({ api }: { api: Api }) {
+export function WorkflowsView({ api, live }: { api: Api; live: Live }) {
   const [workflows, setWorkflows] = useState<WorkflowInfo[] | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [sent, setSent] = useState<Record<string, { id?: string; message: string; failed?: boolean }>>({});
 
-  useEffect(() => {
+  const load = () =>
     api.workflows().then(
-      (w) => setWorkflows(w.workflows),
+      (w) => {
+        setWorkflows(w.workflows);
+        setError(undefined);
+      },
       (err: Error) => setError(err.message),
     );
+  useEffect(() => {
+    void load();
   }, [api]);
+  // A hot reload changed the definitions: show the new ones.
+  useEffect(() => live.on((m) => m.event === 'definitions' && void load()), [live]);
 
   const send = async (w: WorkflowInfo, fixture: string) => {
     const key = `${w.key}:${fixture}`;
