@@ -1,4 +1,4 @@
-import { Alert, TableHead } from './parts.js';
+import { Alert, Choice, TableHead } from './parts.js';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Api, ExecutionQuery, ExecutionSummary } from './api.js';
 import type { Live } from './live.js';
@@ -126,32 +126,9 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
     <section aria-labelledby="executions-title">
       <h1 id="executions-title">Executions</h1>
       <form class="filters" role="search" aria-label="Filter executions" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Workflow
-          <select value={filters.workflow} onChange={set('workflow')}>
-            <option value="">All workflows</option>
-            {workflows.map((w) => (
-              <option value={w}>{w}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filters.status} onChange={set('status')}>
-            <option value="">Any status</option>
-            {STATUSES.map((s) => (
-              <option value={s}>{s}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Time
-          <select value={filters.since} onChange={set('since')}>
-            {SINCE.map((s) => (
-              <option value={s.ms ? s.label : ''}>{s.label}</option>
-            ))}
-          </select>
-        </label>
+        <Choice label="Workflow" value={filters.workflow} onChange={set('workflow')} options={[['', 'All workflows'], ...workflows.map((w): [string, string] => [w, w])]} />
+        <Choice label="Status" value={filters.status} onChange={set('status')} options={[['', 'Any status'], ...STATUSES.map((s): [string, string] => [s, s])]} />
+        <Choice label="Time" value={filters.since} onChange={set('since')} options={SINCE.map((s): [string, string] => [s.ms ? s.label : '', s.label])} />
         <label>
           Search by id
           <input type="search" placeholder="ex_…" value={filters.id} onInput={set('id')} autocomplete="off" spellcheck={false} />

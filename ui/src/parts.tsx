@@ -21,3 +21,17 @@ export function Alert({ message }: { message: string | undefined }) {
     </p>
   );
 }
+
+/** A labelled select; options are [value, text] pairs. */
+export function Choice({ label, value, options, onChange }: { label: string; value: string; options: [string, string][]; onChange: (e: Event) => void }) {
+  return (
+    <label>
+      {label}
+      <select value={value} onChange={onChange}>
+        {options.map(([v, text]) => (
+          <option value={v}>{text}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
