@@ -330,3 +330,22 @@ describe('the schema shipped with the scaffold', () => {
     expect(await readFile(path.join(EXAMPLE, 'schemas', 'test.schema.json'), 'utf8')).toBe(await readFile(path.join(REPO_ROOT, 'schemas', 'test.schema.json'), 'utf8'));
   });
 });
+
+describe('fixtures stay inside fixtures/', () => {
+  it('a symlink under fixtures/ pointing outside the project is refused, its target never read or shown', async () => {
+    const outside = await tempDir();
+    try {
+      const secret = path.join(outside.dir, 'secret.json');
+      await writeFile(secret, '{"token": "outside-secret-1234"}');
+      const { symlink } = await import('node:fs/promises');
+      await symlink(secret, path.join(dir, 'integrations/shopify-sync/fixtures/linked.json'));
+      await addTests('linked.test.yaml', 'create-order', 'tests:\n  - name: reads a linked fixture\n    fixture: linked.json\n    expect: { steps: { result: { output: { acmeOrderId: x } } } }\n');
+      const r = await runInProcess(['test', `${TESTS}/linked.test.yaml`], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stdout + r.stderr).toContain('fixture "linked.json" is outside the integration\'s fixtures/ folder');
+      expect(r.stdout + r.stderr).not.toContain('outside-secret-1234');
+    } finally {
+      await outside.cleanup();
+    }
+  });
+});
