@@ -99,6 +99,18 @@ describe('expression limits', () => {
     expect(performance.now() - t0).toBeLessThan(300 * 1.1 + 100);
   });
 
+  it('$eval of event text keeps the limit and timeout codes (jsonata wraps what its evaluation throws in D3121)', async () => {
+    const bomb = await run(flow([{ id: 'ev', uses: 'transform', with: { v: '{{ $eval(event.expr) }}' } }]), deps(), { expr: "$pad('x', 300000000)" });
+    expect(bomb.status).toBe('failed');
+    expect(bomb.error?.code).toBe('E_EXPRESSION_LIMIT');
+    expect(bomb.error?.message).toMatch(/step "ev", field \/with\/v: expression allocated more than its memory limit of 64 MiB at 1:\d+ of \{\{ \$eval\(event\.expr\) \}\}/);
+    const t0 = performance.now();
+    const def = flow([{ id: 'spin', uses: 'transform', timeout: '300ms', with: { v: '{{ $eval(event.expr) }}' } }]);
+    const slow = await run(def, deps({ limits: { timeMs: 60_000, memoryBytes: 64 * 1024 * 1024 } }), { expr: BUSY });
+    expect(slow.error?.code).toBe('E_STEP_TIMEOUT');
+    expect(performance.now() - t0).toBeLessThan(300 * 1.1 + 100);
+  });
+
   const bombs: [string, string][] = [
     ['$pad', "$pad('x', 300000000)"],
     ['$join of a huge range', "$join([1..10000000].$string(), ',')"],
