@@ -343,8 +343,12 @@ export async function evaluateExpression(
       err = (err as { error: unknown }).error;
     }
     if (err instanceof EvaluationAborted) throw err.reason;
-    if (!(err instanceof ExpressionLimitExceeded)) err = thrown;
-    else if (evalAt !== undefined) err = new ExpressionLimitExceeded(err.kind, err.limit, evalAt);
+    const innerCode = (err as { code?: string } | null)?.code;
+    if (err instanceof ExpressionLimitExceeded) {
+      if (evalAt !== undefined) err = new ExpressionLimitExceeded(err.kind, err.limit, evalAt);
+    } else if (evalAt !== undefined && (innerCode === 'D2015' || innerCode === 'D2014')) {
+      err = { ...(err as object), position: evalAt };
+    } else err = thrown;
     if (err instanceof ExpressionLimitExceeded) {
       const { line, column } = lineCol(expr.source, err.at);
       throw new ExpressionEvaluationError(`${err.message} at ${line}:${column} of {{${expr.source}}}`, expr.source, err.code, { cause: err }, {

@@ -100,6 +100,8 @@ describe('expression limits', () => {
   });
 
   it('$eval of event text keeps the limit and timeout codes (jsonata wraps what its evaluation throws in D3121)', async () => {
+    const range = await run(flow([{ id: 'ev', uses: 'transform', with: { v: '{{ $eval(event.expr) }}' } }]), deps(), { expr: '$count([1..100000000])' });
+    expect(range.error?.code).toBe('E_EXPRESSION_LIMIT');
     const bomb = await run(flow([{ id: 'ev', uses: 'transform', with: { v: '{{ $eval(event.expr) }}' } }]), deps(), { expr: "$pad('x', 300000000)" });
     expect(bomb.status).toBe('failed');
     expect(bomb.error?.code).toBe('E_EXPRESSION_LIMIT');
