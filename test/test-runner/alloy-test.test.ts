@@ -324,6 +324,18 @@ describe('alloy release runs the tests', () => {
   });
 });
 
+describe('alloy release --skip-tests', () => {
+  it('releases past a test file that does not parse (the hint offers --skip-tests for exactly this); without it, refuses', async () => {
+    await writeFile(path.join(dir, TESTS, 'broken.test.yaml'), 'apiVersion: alloy/v1\nkind: Test\nworkflow: create-order\ntests:\n  - name: x\n    expect: { status: [succeeded\n');
+    const refused = await runInProcess(['release', '-m', 'broken'], { cwd: dir });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('E_YAML_SYNTAX');
+    const skipped = await runInProcess(['release', '-m', 'hotfix', '--skip-tests'], { cwd: dir });
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stdout).toContain('released shopify-sync v1');
+  });
+});
+
 describe('the schema shipped with the scaffold', () => {
   it('is the package schema', async () => {
     await mkdir(dir, { recursive: true });
