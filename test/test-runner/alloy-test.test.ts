@@ -361,3 +361,24 @@ describe('fixtures stay inside fixtures/', () => {
     }
   });
 });
+
+describe('snapshots stay inside __snapshots__/', () => {
+  it('a snapshot file symlinked out of the project is not read, its target never shown', async () => {
+    const outside = await tempDir();
+    try {
+      const secret = path.join(outside.dir, 'secret.txt');
+      await writeFile(secret, 'outside-secret-5678 not json');
+      const { symlink } = await import('node:fs/promises');
+      const snap = path.join(dir, TESTS, '__snapshots__', 'order-created.test.yaml.snap.json');
+      await rm(snap, { force: true });
+      await mkdir(path.dirname(snap), { recursive: true });
+      await symlink(secret, snap);
+      const r = await runInProcess(['test'], { cwd: dir });
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain('a link out of __snapshots__/');
+      expect(r.stdout + r.stderr).not.toContain('outside-secret-5678');
+    } finally {
+      await outside.cleanup();
+    }
+  });
+});
