@@ -4,7 +4,7 @@
  * the checks `alloy validate` makes of test files. Runs the CLI in process (runInProcess)
  * on copies of the bundled example.
  */
-import { cp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -343,42 +343,35 @@ describe('the schema shipped with the scaffold', () => {
   });
 });
 
-describe('fixtures stay inside fixtures/', () => {
-  it('a symlink under fixtures/ pointing outside the project is refused, its target never read or shown', async () => {
-    const outside = await tempDir();
-    try {
-      const secret = path.join(outside.dir, 'secret.json');
-      await writeFile(secret, '{"token": "outside-secret-1234"}');
-      const { symlink } = await import('node:fs/promises');
-      await symlink(secret, path.join(dir, 'integrations/shopify-sync/fixtures/linked.json'));
-      await addTests('linked.test.yaml', 'create-order', 'tests:\n  - name: reads a linked fixture\n    fixture: linked.json\n    expect: { steps: { result: { output: { acmeOrderId: x } } } }\n');
-      const r = await runInProcess(['test', `${TESTS}/linked.test.yaml`], { cwd: dir });
-      expect(r.code).toBe(1);
-      expect(r.stdout + r.stderr).toContain('fixture "linked.json" is outside the integration\'s fixtures/ folder');
-      expect(r.stdout + r.stderr).not.toContain('outside-secret-1234');
-    } finally {
-      await outside.cleanup();
-    }
-  });
-});
+/** Makes `at` (in the project) a symlink to a file outside it holding `content`; runs `alloy test args`. */
+async function testWithLinkOut(at: string, content: string, args: string[]) {
+  const outside = await tempDir();
+  try {
+    const secret = path.join(outside.dir, 'secret');
+    await writeFile(secret, content);
+    const link = path.join(dir, at);
+    await rm(link, { force: true });
+    await mkdir(path.dirname(link), { recursive: true });
+    await symlink(secret, link);
+    return await runInProcess(['test', ...args], { cwd: dir });
+  } finally {
+    await outside.cleanup();
+  }
+}
 
-describe('snapshots stay inside __snapshots__/', () => {
+describe('fixtures and snapshots stay inside the project', () => {
+  it('a symlink under fixtures/ pointing outside the project is refused, its target never read or shown', async () => {
+    await addTests('linked.test.yaml', 'create-order', 'tests:\n  - name: reads a linked fixture\n    fixture: linked.json\n    expect: { steps: { result: { output: { acmeOrderId: x } } } }\n');
+    const r = await testWithLinkOut('integrations/shopify-sync/fixtures/linked.json', '{"token": "outside-secret-1234"}', [`${TESTS}/linked.test.yaml`]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain('fixture "linked.json" is outside the integration\'s fixtures/ folder');
+    expect(r.stdout + r.stderr).not.toContain('outside-secret-1234');
+  });
+
   it('a snapshot file symlinked out of the project is not read, its target never shown', async () => {
-    const outside = await tempDir();
-    try {
-      const secret = path.join(outside.dir, 'secret.txt');
-      await writeFile(secret, 'outside-secret-5678 not json');
-      const { symlink } = await import('node:fs/promises');
-      const snap = path.join(dir, TESTS, '__snapshots__', 'order-created.test.yaml.snap.json');
-      await rm(snap, { force: true });
-      await mkdir(path.dirname(snap), { recursive: true });
-      await symlink(secret, snap);
-      const r = await runInProcess(['test'], { cwd: dir });
-      expect(r.code).not.toBe(0);
-      expect(r.stdout + r.stderr).toContain('a link out of __snapshots__/');
-      expect(r.stdout + r.stderr).not.toContain('outside-secret-5678');
-    } finally {
-      await outside.cleanup();
-    }
+    const r = await testWithLinkOut(`${TESTS}/__snapshots__/order-created.test.yaml.snap.json`, 'outside-secret-5678 not json', []);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain('a link out of __snapshots__/');
+    expect(r.stdout + r.stderr).not.toContain('outside-secret-5678');
   });
 });
