@@ -621,11 +621,12 @@ export class EventLog {
   /**
    * Counts one more resume of an unfinished execution, durably, before it runs again; resolves
    * with the new count. An execution resumed this many times died with the process each time
-   * (the crash-loop guard in the runtime fails it past a limit).
+   * (the crash-loop guard in the runtime fails it past a limit). `by: -1` takes back a stop
+   * that was not a death (the runtime closed cleanly while it ran).
    */
-  countResume(id: string): Promise<number> {
+  countResume(id: string, by: 1 | -1 = 1): Promise<number> {
     return this.write(() => {
-      const row = this.db.prepare<[string]>('UPDATE executions SET resumes = resumes + 1 WHERE id = ? RETURNING resumes').get(id) as { resumes: number } | undefined;
+      const row = this.db.prepare<[number, string]>('UPDATE executions SET resumes = resumes + ? WHERE id = ? RETURNING resumes').get(by, id) as { resumes: number } | undefined;
       return row?.resumes ?? 0;
     });
   }

@@ -273,13 +273,19 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         for (const step of fresh) emit({ type: 'step', executionId: id, workflow: row.workflow, step });
         last = record;
       };
+      // Stopped by close(), not by a crash: that stop does not count towards E_CRASH_LOOP
+      // (a long delay across a few `alloy dev` restarts is not a crash loop).
+      const stoppedCleanly = () => log.countResume(id, -1).then(
+        () => undefined,
+        () => undefined, // the log closed first: counted as a death, the safe side
+      );
       try {
         final = await options.executor(routed.workflow, last, { checkpoint, signal: abort.signal });
       } catch (err) {
-        if (abort.signal.aborted) return;
+        if (abort.signal.aborted) return stoppedCleanly();
         final = failedNow({ code: 'E_INTERNAL', message: (err as Error).message });
       }
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted) return stoppedCleanly();
     }
     await log.saveRecord(final as unknown as Parameters<EventLog['saveRecord']>[0], {
       kind: 'execution',
