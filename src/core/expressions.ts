@@ -333,8 +333,22 @@ export async function evaluateExpression(
   }
   try {
     return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)));
-  } catch (err) {
+  } catch (thrown) {
+    let err = thrown;
+    // $eval wraps what its evaluation threw (D3121, the original under `error`, the $eval
+    // call's position on the wrapper): a limit or an abort inside it is still that.
+    let evalAt: number | undefined;
+    while ((err as { code?: string } | null)?.code === 'D3121' && (err as { error?: unknown }).error) {
+      evalAt ??= (err as { position?: number }).position;
+      err = (err as { error: unknown }).error;
+    }
     if (err instanceof EvaluationAborted) throw err.reason;
+    const innerCode = (err as { code?: string } | null)?.code;
+    if (err instanceof ExpressionLimitExceeded) {
+      if (evalAt !== undefined) err = new ExpressionLimitExceeded(err.kind, err.limit, evalAt);
+    } else if (evalAt !== undefined && (innerCode === 'D2015' || innerCode === 'D2014')) {
+      err = { ...(err as object), position: evalAt };
+    } else err = thrown;
     if (err instanceof ExpressionLimitExceeded) {
       const { line, column } = lineCol(expr.source, err.at);
       throw new ExpressionEvaluationError(`${err.message} at ${line}:${column} of {{${expr.source}}}`, expr.source, err.code, { cause: err }, {

@@ -15,6 +15,7 @@ import { readDevInfo, readIngressSecret } from './dev-state.js';
 import type { ExecutionSummary } from './runtime-server.js';
 import type { ExecutionRecord } from '../engine/types.js';
 import type { LogEntry } from './event-log.js';
+import { createSseParser, type SseMessage } from '../net/sse.js';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -123,11 +124,50 @@ export class RuntimeClient {
     return (await this.expect('GET', `/v1/executions${qs ? `?${qs}` : ''}`, [200])).body.executions;
   }
 
-  async replay(id: string): Promise<AcceptedResponse> {
-    // State-changing routes take JSON only (a cross-site form cannot send it without a preflight).
-    const res = await this.send('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, { body: '{}', headers: { 'content-type': 'application/json' } });
+  /** Replays the stored event, or `edited.event` instead (the body is JSON either way: state-changing routes take JSON only). */
+  async replay(id: string, edited?: { event: unknown }): Promise<AcceptedResponse> {
+    const res = await this.send('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, {
+      body: JSON.stringify(edited ?? {}),
+      headers: { 'content-type': 'application/json' },
+    });
     if (res.status !== 202) throw errorFromResponse(res);
     return res.body;
+  }
+
+  /**
+   * Follows GET /v1/stream (server-sent events) until `signal` aborts or the runtime ends
+   * the stream; resolves then. `after` asks for the log entries after that seq first.
+   */
+  async stream(onMessage: (message: SseMessage) => void, options: { after?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const url = new URL(`v1/stream${options.after !== undefined ? `?after=${options.after}` : ''}`, new URL(this.baseUrl));
+    let res;
+    try {
+      res = await request(url, { method: 'GET', headers: { accept: 'text/event-stream' }, signal: options.signal, bodyTimeout: 0, headersTimeout: 10_000 });
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw new AlloyError('E_DEV_UNREACHABLE', `cannot reach the alloy runtime at ${this.baseUrl}: ${(err as Error).message}`, {
+        hint: 'start it with `alloy dev` (or pass --to <url>)',
+        cause: err,
+      });
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        /* keep text */
+      }
+      throw errorFromResponse({ status: res.statusCode, headers: {}, body });
+    }
+    const feed = createSseParser(onMessage);
+    res.body.setEncoding('utf8');
+    try {
+      for await (const chunk of res.body) feed(chunk as unknown as string);
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw new AlloyError('E_DEV_UNREACHABLE', `lost the alloy runtime at ${this.baseUrl}: ${(err as Error).message}`, { hint: 'is `alloy dev` still running?', cause: err });
+    }
   }
 
   async readLogs(after?: number, limit?: number): Promise<{ entries: LogEntry[]; last: number }> {

@@ -119,6 +119,12 @@ export interface ExecutionFilter {
   limit?: number;
   /** Only executions with seq below this (paging backwards). */
   before?: number;
+  /** Created at or after this time (ms since the epoch). */
+  since?: number;
+  /** Created before this time (ms since the epoch). */
+  until?: number;
+  /** Ids starting with this text (search by id). */
+  idPrefix?: string;
 }
 
 export interface AppendResult {
@@ -690,6 +696,19 @@ export class EventLog {
       where.push('seq < ?');
       params.push(filter.before);
     }
+    if (filter.since !== undefined) {
+      where.push('created_at >= ?');
+      params.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      where.push('created_at < ?');
+      params.push(filter.until);
+    }
+    if (filter.idPrefix) {
+      // A range on the unique id index: a prefix search without a scan.
+      where.push('id >= ? AND id < ?');
+      params.push(filter.idPrefix, `${filter.idPrefix}\u{10ffff}`);
+    }
     const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
     const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit}`;
     return (this.db.prepare(sql).all(...params) as RawExecution[]).map((row) => {
@@ -702,11 +721,12 @@ export class EventLog {
   /**
    * Counts one more resume of an unfinished execution, durably, before it runs again; resolves
    * with the new count. An execution resumed this many times died with the process each time
-   * (the crash-loop guard in the runtime fails it past a limit).
+   * (the crash-loop guard in the runtime fails it past a limit). `by: -1` takes back a stop
+   * that was not a death (the runtime closed cleanly while it ran).
    */
-  countResume(id: string): Promise<number> {
+  countResume(id: string, by: 1 | -1 = 1): Promise<number> {
     return this.write(() => {
-      const row = this.db.prepare<[string]>('UPDATE executions SET resumes = resumes + 1 WHERE id = ? RETURNING resumes').get(id) as { resumes: number } | undefined;
+      const row = this.db.prepare<[number, string]>('UPDATE executions SET resumes = resumes + ? WHERE id = ? RETURNING resumes').get(by, id) as { resumes: number } | undefined;
       return row?.resumes ?? 0;
     });
   }

@@ -11,6 +11,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter, setMaxListeners } from 'node:events';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import path from 'node:path';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
@@ -35,6 +36,8 @@ import {
 } from './http.js';
 import { newId } from './ids.js';
 import { WorkerPool } from './worker-pool.js';
+import { createEventStream } from './event-stream.js';
+import { createUiAssets, type UiAssets } from './ui-assets.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -163,6 +166,8 @@ interface IngestInput {
   routes: RoutedWorkflow[];
   /** Where the event sits in the body, so the log stores it once (see event-log.ts). */
   eventRef: EventRef;
+  /** Headers to store instead of the request's (a fixture sent from the web UI). */
+  headers?: Record<string, string>;
 }
 
 export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServer {
@@ -170,6 +175,9 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   const clock = options.clock ?? Date.now;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const secrets = options.secrets ?? {};
+  /** Live updates for the web UI and `alloy logs -f` (GET /v1/stream). */
+  const stream = createEventStream(log);
+  let uiAssets: UiAssets | undefined;
   const maxDepth = options.maxJsonDepth ?? JSON_MAX_DEPTH;
   const shopifyMaxAgeMs = options.shopifyMaxAgeMs ?? DEFAULT_SHOPIFY_MAX_AGE_MS;
   const parseJson = (body: Buffer) => parseJsonBody(body, maxDepth);
@@ -179,7 +187,28 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     } catch {
       /* a broken printer must not break the runtime */
     }
+    if (stream.size > 0) publishLive(e);
   };
+  /** Only called while someone listens: summaries are read from the log for them. */
+  function publishLive(e: RuntimeEvent): void {
+    try {
+      if (e.type === 'accepted' && !e.duplicate) {
+        for (const id of e.executionIds) publishExecution(id);
+      } else if (e.type === 'execution') {
+        publishExecution(e.record.id);
+        stream.logChanged();
+      } else if (e.type === 'step') {
+        stream.publish('step', { executionId: e.executionId, workflow: e.workflow, step: e.step });
+      }
+    } catch {
+      /* the log is closing: nothing more to tell */
+    }
+  }
+  function publishExecution(id: string): void {
+    if (log.isClosed) return;
+    const row = log.getExecution(id);
+    if (row) stream.publish('execution', summarizeExecution(row));
+  }
   let definitions = options.definitions;
   const abort = new AbortController();
   // One listener per running execution (engine-executor.ts ties each to this signal).
@@ -305,13 +334,19 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         for (const step of fresh) emit({ type: 'step', executionId: id, workflow: row.workflow, step });
         last = record;
       };
+      // Stopped by close(), not by a crash: that stop does not count towards E_CRASH_LOOP
+      // (a long delay across a few `alloy dev` restarts is not a crash loop).
+      const stoppedCleanly = () => log.countResume(id, -1).then(
+        () => undefined,
+        () => undefined, // the log closed first: counted as a death, the safe side
+      );
       try {
         final = await options.executor(routed.workflow, last, { checkpoint, signal: abort.signal });
       } catch (err) {
-        if (abort.signal.aborted) return;
+        if (abort.signal.aborted) return stoppedCleanly();
         final = failedNow({ code: 'E_INTERNAL', message: (err as Error).message });
       }
-      if (abort.signal.aborted) return;
+      if (abort.signal.aborted) return stoppedCleanly();
     }
     await log.saveRecord(final as unknown as Parameters<EventLog['saveRecord']>[0], {
       kind: 'execution',
@@ -340,7 +375,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         eventRef: input.eventRef,
       };
     });
-    const headers = redactHeaders(input.req.headers);
+    const headers = input.headers ?? redactHeaders(input.req.headers);
     const result = await log.appendDelivery(
       {
         id: deliveryId,
@@ -615,8 +650,24 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     if (status && !['queued', 'running', 'succeeded', 'failed', 'filtered'].includes(status)) {
       throw new HttpError(400, 'E_BAD_QUERY', `unknown status "${status}"`, 'use queued, running, succeeded, failed or filtered');
     }
-    const rows = log.listExecutions({ status, workflow: q.get('workflow') ?? undefined, limit });
-    sendJson(ctx.res, 200, { executions: rows.map(summarizeExecution) });
+    const cursorText = q.get('cursor');
+    const before = cursorText ? Number(cursorText) : undefined;
+    if (before !== undefined && (!Number.isInteger(before) || before < 1)) {
+      throw new HttpError(400, 'E_BAD_QUERY', 'cursor is not one this runtime gave', 'pass the nextCursor of the previous page');
+    }
+    const rows = log.listExecutions({
+      status,
+      workflow: q.get('workflow') ?? undefined,
+      limit: limit + 1,
+      before,
+      since: timeParam(q.get('since'), 'since'),
+      until: timeParam(q.get('until'), 'until'),
+      idPrefix: q.get('id') ?? undefined,
+    });
+    // One row more than asked says whether another page exists; its cursor is the last seq shown.
+    const page = rows.slice(0, limit);
+    const nextCursor = rows.length > limit ? String(page[page.length - 1].seq) : undefined;
+    sendJson(ctx.res, 200, { executions: page.map(summarizeExecution), ...(nextCursor ? { nextCursor } : {}) });
   }
 
   async function getExecutionRoute(ctx: RequestContext): Promise<void> {
@@ -629,7 +680,25 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       await waitForFinish(id, waitMs);
       row = log.getExecution(id)!;
     }
-    sendJson(ctx.res, 200, { execution: { ...summarizeExecution(row), record: row.record } });
+    const delivery = log.getDelivery(row.deliveryId);
+    sendJson(ctx.res, 200, {
+      execution: {
+        ...summarizeExecution(row),
+        record: row.record,
+        ...(delivery
+          ? {
+              delivery: {
+                id: delivery.id,
+                source: delivery.source,
+                name: delivery.name,
+                receivedAt: new Date(delivery.receivedAt).toISOString(),
+                verification: delivery.verification,
+                headers: delivery.headers,
+              },
+            }
+          : {}),
+      },
+    });
   }
 
   function waitForFinish(id: string, ms: number): Promise<void> {
@@ -657,15 +726,114 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     if (!routed) {
       throw new HttpError(409, 'E_WORKFLOW_NOT_FOUND', `workflow ${row.workflow} is no longer defined`, 'restore the workflow file, then replay');
     }
+    // An optional JSON body {"event": ...} replays with an edited event (the web UI's "replay with edits").
+    let edited: { event: unknown } | undefined;
+    const body = await readBody(ctx.req, bodyLimit);
+    if (body.length > 0) {
+      requireJsonContentType(ctx.req);
+      const payload = parseJson(body);
+      if (payload === null || typeof payload !== 'object' || Array.isArray(payload) || Object.keys(payload).some((k) => k !== 'event')) {
+        throw new HttpError(422, 'E_BAD_REPLAY', 'the replay body must be {"event": <the edited event>} or empty', 'send {} to replay the stored event');
+      }
+      if ('event' in payload) {
+        edited = payload as { event: unknown };
+        const violations = checkTriggerData([routed], edited.event);
+        if (violations.length) {
+          throw new HttpError(422, 'E_EVENT_SCHEMA', `the edited event does not match the trigger schema of ${routed.key}`, 'fix the fields listed in details.errors', {
+            errors: violations,
+          });
+        }
+      }
+    }
     const now = clock();
     const newIdValue = newId('ex', now);
     const original = row.record as unknown as ExecutionRecord;
-    const record = newExecutionRecord({ id: newIdValue, workflow: routed.key, version: definitions.version, event: original.event, userId: row.userId, now });
+    const record = newExecutionRecord({ id: newIdValue, workflow: routed.key, version: definitions.version, event: edited ? edited.event : original.event, userId: row.userId, now });
     const delivery = log.getDelivery(row.deliveryId);
-    const eventRef: EventRef | undefined = delivery ? (delivery.source === 'event' ? 'body.data' : 'body') : undefined;
+    // An edited event lives in the record itself (no eventRef): the delivery still holds the original.
+    const eventRef: EventRef | undefined = edited ? undefined : delivery ? (delivery.source === 'event' ? 'body.data' : 'body') : undefined;
     await log.appendExecutions(row.deliveryId, [{ id: newIdValue, workflow: routed.key, userId: row.userId, replayOf: id, record: record as never, eventRef }]);
     pool.push(newIdValue);
-    sendJson(ctx.res, 202, { ok: true, deliveryId: row.deliveryId, executions: [{ id: newIdValue, workflow: routed.key, replayOf: id }] });
+    if (stream.size > 0) publishExecution(newIdValue);
+    sendJson(ctx.res, 202, { ok: true, deliveryId: row.deliveryId, executions: [{ id: newIdValue, workflow: routed.key, replayOf: id }], ...(edited ? { edited: true } : {}) });
+  }
+
+  async function streamRoute(ctx: RequestContext): Promise<void> {
+    const afterText = ctx.url.searchParams.get('after') ?? headerText(ctx.req.headers['last-event-id']);
+    const after = afterText === undefined || afterText === null || afterText === '' ? undefined : Number(afterText);
+    if (after !== undefined && (!Number.isInteger(after) || after < 0)) throw new HttpError(400, 'E_BAD_QUERY', 'after (or Last-Event-ID) must be a log seq');
+    stream.subscribe(ctx.req, ctx.res, after);
+  }
+
+  async function workflowsRoute(ctx: RequestContext): Promise<void> {
+    const root = definitions.project.root;
+    const fixturesByIntegration = new Map<string, string[]>();
+    for (const integration of definitions.project.integrations) {
+      fixturesByIntegration.set(integration.name, await listFixtures(path.join(root, integration.dir, 'fixtures')));
+    }
+    const workflows = [...definitions.workflows.values()].map((r) => {
+      const def = r.workflow.def;
+      return {
+        key: r.key,
+        integration: r.workflow.integration,
+        name: r.workflow.name,
+        file: r.workflow.file,
+        ...(def.description ? { description: def.description } : {}),
+        trigger: triggerSummary(def.trigger as unknown as Record<string, unknown>),
+        steps: def.steps.map((s) => ({ id: s.id, ...((s as { uses?: string }).uses ? { uses: (s as { uses?: string }).uses } : {}) })),
+        ...(def.stream ? { streams: true } : {}),
+        fixtures: fixturesByIntegration.get(r.workflow.integration) ?? [],
+      };
+    });
+    sendJson(ctx.res, 200, { version: definitions.version, workflows });
+  }
+
+  /** Sends a fixture from integrations/<name>/fixtures/ as the trigger of one workflow (the web UI's "send"). */
+  async function sendFixtureRoute(ctx: RequestContext): Promise<void> {
+    requireJsonContentType(ctx.req);
+    const key = `${pathParam(ctx.params[0])}/${pathParam(ctx.params[1])}`;
+    const routed = definitions.workflows.get(key);
+    if (!routed) throw new HttpError(404, 'E_WORKFLOW_NOT_FOUND', `no workflow ${key}`, 'list workflows with GET /v1/workflows');
+    const payload = parseJson(await readBody(ctx.req, bodyLimit)) as { fixture?: unknown } | null;
+    const name = payload && typeof payload === 'object' ? payload.fixture : undefined;
+    if (typeof name !== 'string' || !FIXTURE_NAME.test(name)) {
+      throw new HttpError(422, 'E_BAD_FIXTURE', 'the body must be {"fixture": "<file name>.json"}', 'use a name from GET /v1/workflows');
+    }
+    const integration = definitions.project.integrations.find((i) => i.name === routed.workflow.integration);
+    const file = path.join(definitions.project.root, integration?.dir ?? '', 'fixtures', name);
+    let bytes: Buffer;
+    try {
+      // A fixture is a plain file of the project: never follow a link out of it.
+      if (!(await lstat(file)).isFile()) throw new Error('not a file');
+      bytes = await readFile(file);
+    } catch {
+      throw new HttpError(404, 'E_FIXTURE_NOT_FOUND', `no fixture ${name} in ${integration?.dir ?? ''}/fixtures`, 'use a name from GET /v1/workflows');
+    }
+    const data = parseJson(bytes);
+    const violations = checkTriggerData([routed], data);
+    if (violations.length) {
+      throw new HttpError(422, 'E_EVENT_SCHEMA', `${name} does not match the trigger schema of ${key}`, 'fix the fixture file', { errors: violations });
+    }
+    const trigger = routed.workflow.def.trigger as unknown as Record<string, unknown>;
+    const headers = { 'content-type': 'application/json', 'x-alloy-fixture': name };
+    if (typeof trigger.app === 'string' && typeof trigger.event === 'string') {
+      const routes = definitions.byAppEvent.get(`${trigger.app}:${trigger.event}`) ?? [routed];
+      await ingest(ctx, { source: trigger.app, name: trigger.event, req: ctx.req, body: bytes, event: data, verification: 'fixture', routes, eventRef: 'body', headers });
+    } else if (typeof trigger.event === 'string') {
+      const body = Buffer.from(JSON.stringify({ event: trigger.event, data }));
+      const routes = definitions.byEvent.get(trigger.event) ?? [routed];
+      await ingest(ctx, { source: 'event', name: trigger.event, req: ctx.req, body, event: data, verification: 'fixture', routes, eventRef: 'body.data', headers });
+    } else if (typeof trigger.webhook === 'string') {
+      const routes = definitions.byWebhook.get(trigger.webhook) ?? [routed];
+      await ingest(ctx, { source: `webhook:${trigger.webhook}`, name: trigger.webhook, req: ctx.req, body: bytes, event: data, verification: 'fixture', routes, eventRef: 'body', headers });
+    } else {
+      throw new HttpError(409, 'E_NOT_SENDABLE', `${key} has a ${Object.keys(trigger)[0] ?? 'non-event'} trigger: nothing to send a fixture to`);
+    }
+  }
+
+  async function uiRoute(ctx: RequestContext): Promise<void> {
+    uiAssets ??= createUiAssets();
+    await uiAssets.serve(ctx.res, ctx.url.pathname);
   }
 
   async function logsRoute(ctx: RequestContext): Promise<void> {
@@ -690,6 +858,11 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     { method: 'GET', pattern: /^\/v1\/executions\/([^/]+)$/, ingress: false, name: 'execution', handle: getExecutionRoute },
     { method: 'POST', pattern: /^\/v1\/executions\/([^/]+)\/replay$/, ingress: false, name: 'replay', handle: replayRoute },
     { method: 'GET', pattern: /^\/v1\/logs$/, ingress: false, name: 'logs', handle: logsRoute },
+    { method: 'GET', pattern: /^\/v1\/stream$/, ingress: false, name: 'stream', handle: streamRoute },
+    { method: 'GET', pattern: /^\/v1\/workflows$/, ingress: false, name: 'workflows', handle: workflowsRoute },
+    { method: 'POST', pattern: /^\/v1\/workflows\/([^/]+)\/([^/]+)\/send$/, ingress: false, name: 'send-fixture', handle: sendFixtureRoute },
+    // The web UI: the API listener only, never the ingress (tunnel) one.
+    { method: 'GET', pattern: /^\/(?:index\.html|assets\/[^/]+)?$/, ingress: false, name: 'ui', handle: uiRoute },
   ];
 
   function createHandler(ingressOnly: boolean) {
@@ -807,6 +980,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
     setDefinitions(defs) {
       definitions = defs;
+      stream.publish('definitions', { version: defs.version, workflows: defs.workflows.size });
     },
     get definitions() {
       return definitions;
@@ -849,6 +1023,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         for (const s of servers) s.closeIdleConnections();
         for (const done of [...waiters]) done();
+        stream.close();
         pool.stop();
         const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
         let timer: NodeJS.Timeout | undefined;
@@ -910,6 +1085,38 @@ function pathParam(raw: string): string {
   } catch {
     throw new HttpError(400, 'E_BAD_PATH', `malformed percent-encoding in "${raw}"`, 'encode the path segment with encodeURIComponent');
   }
+}
+
+/** `?since=` / `?until=`: ms since the epoch or an ISO 8601 time. */
+function timeParam(text: string | null, name: string): number | undefined {
+  if (text === null || text === '') return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n)) throw new HttpError(400, 'E_BAD_QUERY', `${name} must be a time (ISO 8601 or ms since the epoch)`, `e.g. ${name}=2026-01-31T12:00:00Z`);
+  return n;
+}
+
+function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Fixture file names: plain `.json` files directly in the fixtures folder. */
+const FIXTURE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.json$/;
+
+async function listFixtures(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isFile() && FIXTURE_NAME.test(e.name)).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** What the web UI shows of a trigger (schemas included; never secrets: verify names only the variable). */
+function triggerSummary(trigger: Record<string, unknown>): Record<string, unknown> {
+  if (typeof trigger.app === 'string') return { kind: 'app', app: trigger.app, event: trigger.event };
+  if (typeof trigger.event === 'string') return { kind: 'event', event: trigger.event, ...(trigger.schema ? { schema: trigger.schema } : {}) };
+  if (typeof trigger.webhook === 'string') return { kind: 'webhook', webhook: trigger.webhook, ...(trigger.verify ? { verify: (trigger.verify as { scheme?: string }).scheme } : {}) };
+  return { kind: Object.keys(trigger)[0] ?? 'unknown', ...trigger };
 }
 
 /** Steps whose completion must be stored before the next one starts: calls to the outside world, and waits. */

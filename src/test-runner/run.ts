@@ -4,7 +4,7 @@
  * `runHarness` (in process, concurrently, no network), checks the expectations and
  * returns located results. `alloy test` and `alloy release` are thin over it.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { compileTemplate, evaluateExpression, ExpressionSyntaxError, TemplateSyntaxError, type CompiledExpression } from '../core/expressions.js';
 import { mapLimit } from '../core/map-limit.js';
@@ -133,12 +133,19 @@ export async function eventOf(setup: TestSetup, integrationDir: string): Promise
   if (setup.fixture === undefined) return setup.event ?? {};
   const fixtures = path.join(integrationDir, 'fixtures');
   const file = path.resolve(fixtures, setup.fixture);
-  if (!file.startsWith(fixtures + path.sep)) throw new Error(`fixture "${setup.fixture}" is outside the integration's fixtures/ folder`);
+  const outside = () => new Error(`fixture "${setup.fixture}" is outside the integration's fixtures/ folder`);
+  if (!file.startsWith(fixtures + path.sep)) throw outside();
+  let real: string;
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    real = await realpath(file);
+    // A symlink (the file's, or fixtures/ itself) may not lead out of fixtures/: a cloned
+    // repository's link to ~/.ssh or a CI secret would otherwise be read and shown in a diff.
+    if (!real.startsWith(path.join(await realpath(integrationDir), 'fixtures') + path.sep)) throw outside();
+    text = await readFile(real, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read fixture ${setup.fixture}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (!(err as NodeJS.ErrnoException).code) throw err;
+    throw new Error(`cannot read fixture ${setup.fixture}: ${(err as NodeJS.ErrnoException).code}`);
   }
   try {
     return JSON.parse(text);

@@ -4,7 +4,7 @@
  * snapshot is written (except under CI); a different one fails the test, or is rewritten
  * with `--update`. Files are written once at the end of a run, atomically.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { rename, writeFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -52,7 +52,13 @@ export class SnapshotBook {
     if (!b) {
       let data: Record<string, unknown> = {};
       try {
-        data = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        // A symlink planted at the snapshot (or its folder) pointing out of the tests folder is
+        // not read: its target would be shown in a diff or a parse error.
+        const real = realpathSync(file);
+        if (!real.startsWith(path.join(realpathSync(path.dirname(path.dirname(file))), '__snapshots__') + path.sep)) {
+          throw new Error(`cannot read snapshot file ${path.relative(this.root, file)}: it is a link out of __snapshots__/`);
+        }
+        data = JSON.parse(readFileSync(real, 'utf8')) as Record<string, unknown>;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read snapshot file ${path.relative(this.root, file)}: ${(err as Error).message}`);
       }

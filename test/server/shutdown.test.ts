@@ -92,3 +92,28 @@ describe('runtime shutdown and odd paths', () => {
     tmp.cleanup();
   });
 });
+
+describe('clean restarts are not crashes', () => {
+  it('an execution stopped by close() three times (a long delay across dev restarts) is resumed again, not failed E_CRASH_LOOP', async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'dev.sqlite');
+    const never = new Promise<void>(() => {});
+    let id = '';
+    for (let start = 0; start < 5; start++) {
+      const { executor, calls } = fakeExecutor({ gate: never });
+      const log = openEventLog({ file });
+      const server = createRuntimeServer({ log, definitions: indexDefinitions(projectOf(tmp.dir, workflows)), executor, shutdownGraceMs: 20 });
+      const base = await server.listen();
+      if (start === 0) id = (await postJson(`${base}/v1/run/event`, { event: 'go', data: {} })).json.executions[0].id;
+      for (let i = 0; i < 100 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(calls.length, `start ${start}: the execution runs (again)`).toBe(1);
+      await server.close();
+    }
+    const again = openEventLog({ file, readonly: true });
+    const row = again.getExecution(id);
+    again.close();
+    expect(row?.status).not.toBe('failed');
+    expect((row?.record as { error?: { code?: string } }).error?.code).toBeUndefined();
+    tmp.cleanup();
+  });
+});

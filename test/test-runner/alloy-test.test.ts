@@ -4,7 +4,7 @@
  * the checks `alloy validate` makes of test files. Runs the CLI in process (runInProcess)
  * on copies of the bundled example.
  */
-import { cp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -324,9 +324,54 @@ describe('alloy release runs the tests', () => {
   });
 });
 
+describe('alloy release --skip-tests', () => {
+  it('releases past a test file that does not parse (the hint offers --skip-tests for exactly this); without it, refuses', async () => {
+    await writeFile(path.join(dir, TESTS, 'broken.test.yaml'), 'apiVersion: alloy/v1\nkind: Test\nworkflow: create-order\ntests:\n  - name: x\n    expect: { status: [succeeded\n');
+    const refused = await runInProcess(['release', '-m', 'broken'], { cwd: dir });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('E_YAML_SYNTAX');
+    const skipped = await runInProcess(['release', '-m', 'hotfix', '--skip-tests'], { cwd: dir });
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stdout).toContain('released shopify-sync v1');
+  });
+});
+
 describe('the schema shipped with the scaffold', () => {
   it('is the package schema', async () => {
     await mkdir(dir, { recursive: true });
     expect(await readFile(path.join(EXAMPLE, 'schemas', 'test.schema.json'), 'utf8')).toBe(await readFile(path.join(REPO_ROOT, 'schemas', 'test.schema.json'), 'utf8'));
+  });
+});
+
+/** Makes `at` (in the project) a symlink to a file outside it holding `content`; runs `alloy test args`. */
+async function testWithLinkOut(at: string, content: string, args: string[]) {
+  const outside = await tempDir();
+  try {
+    const secret = path.join(outside.dir, 'secret');
+    await writeFile(secret, content);
+    const link = path.join(dir, at);
+    await rm(link, { force: true });
+    await mkdir(path.dirname(link), { recursive: true });
+    await symlink(secret, link);
+    return await runInProcess(['test', ...args], { cwd: dir });
+  } finally {
+    await outside.cleanup();
+  }
+}
+
+describe('fixtures and snapshots stay inside the project', () => {
+  it('a symlink under fixtures/ pointing outside the project is refused, its target never read or shown', async () => {
+    await addTests('linked.test.yaml', 'create-order', 'tests:\n  - name: reads a linked fixture\n    fixture: linked.json\n    expect: { steps: { result: { output: { acmeOrderId: x } } } }\n');
+    const r = await testWithLinkOut('integrations/shopify-sync/fixtures/linked.json', '{"token": "outside-secret-1234"}', [`${TESTS}/linked.test.yaml`]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain('fixture "linked.json" is outside the integration\'s fixtures/ folder');
+    expect(r.stdout + r.stderr).not.toContain('outside-secret-1234');
+  });
+
+  it('a snapshot file symlinked out of the project is not read, its target never shown', async () => {
+    const r = await testWithLinkOut(`${TESTS}/__snapshots__/order-created.test.yaml.snap.json`, 'outside-secret-5678 not json', []);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain('a link out of __snapshots__/');
+    expect(r.stdout + r.stderr).not.toContain('outside-secret-5678');
   });
 });

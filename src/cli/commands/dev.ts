@@ -187,6 +187,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
       `${JSON.stringify({
         type: 'ready',
         url,
+        ui: `${url}/`,
         publicUrl,
         eventApi: `${url}/v1/run/event`,
         webhooks: webhookUrls(defs, webhookBase),
@@ -203,6 +204,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   const row = (label: string, value: string) => ctx.out(`  ${c.dim(label.padEnd(17))}${value}`);
   ctx.out(`${c.bold('alloy dev')} ${c.dim(`ready in ${ms}ms`)}`);
   ctx.out();
+  row('web UI', `${url}/${/^http:\/\/(127\.|\[::1\]|localhost)/.test(url) ? c.dim('  (this machine only)') : ''}`);
   row('event API', `POST ${url}/v1/run/event`);
   for (const w of webhookUrls(defs, webhookBase)) row(w.label, `POST ${w.url}${w.topics.length ? c.dim(`  (${w.topics.join(', ')})`) : ''}`);
   if (publicUrl) row('public URL', `${publicUrl} ${c.dim('(ingress routes only)')}`);

@@ -24,7 +24,8 @@ import {
 import { openCommandStore, withStore } from './store-common.js';
 
 export default async function releaseCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
-  const project = await loadValidProject(ctx, { tests: true });
+  // With --skip-tests a broken test file does not stop the release either.
+  const project = await loadValidProject(ctx, { tests: !opts.skipTests });
   const wanted = args.length ? args : project.integrations.map((i) => i.name);
   const sources = wanted.map((name) => {
     const found = project.integrations.find((i) => i.name === name);
