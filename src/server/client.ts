@@ -140,6 +140,8 @@ export class RuntimeClient {
    */
   async stream(onMessage: (message: SseMessage) => void, options: { after?: number; signal?: AbortSignal } = {}): Promise<void> {
     const url = new URL(`v1/stream${options.after !== undefined ? `?after=${options.after}` : ''}`, new URL(this.baseUrl));
+    // undici only for this long-lived stream (loaded here, so the other commands start without it).
+    const { request } = await import('undici');
     let res;
     try {
       res = await request(url, { method: 'GET', headers: { accept: 'text/event-stream' }, signal: options.signal, bodyTimeout: 0, headersTimeout: 10_000 });
