@@ -33,7 +33,9 @@ const INGEST_TOTAL = quick ? 2000 : 6000;
 const EXEC_TOTAL = quick ? 1000 : 3000;
 const CONCURRENCY = 32;
 const SECRET = 'bench_shopify_secret';
-const fixture = path.resolve(here, '..', '..', 'shared', 'fixtures', 'shopify', 'orders-create.json');
+// The bundled third-party fixture (fixtures/third-party/README.md), where the package reads it.
+const { FIXTURES_DIR } = await import('../dist/testing/index.js');
+const fixture = path.join(FIXTURES_DIR, 'shopify', 'orders-create.json');
 const orderBody = readFileSync(fixture);
 
 function startTarget(mode, dest, sync = 'full') {

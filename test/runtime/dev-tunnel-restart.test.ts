@@ -6,14 +6,14 @@
  * HMAC over the bytes it got verifies, and runs it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from 'undici';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
-import { FIXTURES_DIR, tempDir } from '../server/helpers.js';
+import { tempDir } from '../server/helpers.js';
 import { freePort, waitFor } from '../tunnel/helpers.js';
 import { BIN, requireBuild, startDev, writeTree } from './helpers.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 
 const SECRET = 'shpss_tunnel_restart_secret';
 const TOKEN = 'tok_restart_0123456789abcdef0123';
@@ -44,7 +44,7 @@ describe('alloy dev --tunnel relay across a relay restart and a dev restart (bui
     return { child, publicUrl: info!.publicUrls.alice };
   }
 
-  const body = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+  const body = readThirdPartyFixture('shopify/orders-create.json');
   async function sendWebhook(publicUrl: string, n: number) {
     // A distinct delivery id each time, so dev does not de-duplicate them.
     const headers = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body, secret: SECRET, webhookId: `restart-${n}` });
