@@ -28,7 +28,8 @@ export interface ProjectConfig {
   store?: { path?: string };
   /** Named remote stores (`alloy serve`); the token comes from ALLOY_TOKEN, never this file. */
   remotes?: Record<string, { url: string }>;
-  dev?: { port?: number; host?: string };
+  /** `alloy dev` settings; `fakes` as with --fake (e.g. [shopify]). */
+  dev?: { port?: number; host?: string; fakes?: string[] };
   /** Per-app settings, e.g. `shopify: { apiVersion: "2025-07", baseUrl: "http://127.0.0.1:4010" }`. */
   apps?: Record<string, AppSettings>;
 }

@@ -41,6 +41,8 @@ export interface DevRuntimeOptions {
   debounceMs?: number;
   /** Replace fs.watch (tests see what is watched). */
   watchFn?: WatchFn;
+  /** Apps faked for this run (`alloy dev --fake`), recorded in dev.json for `alloy emit`. */
+  fakes?: string[];
   /** Replace the engine (tests). */
   executor?: WorkflowExecutor;
   onEvent?(event: DevEvent): void;
@@ -57,6 +59,8 @@ export interface DevRuntime {
   project: LoadedProject;
   env: Record<string, string | undefined>;
   recordDir?: string;
+  /** Apps faked for this run. */
+  fakes?: string[];
   /** Re-reads the working tree now (the watcher calls this, debounced). */
   reload(files?: string[]): Promise<void>;
   close(): Promise<void>;
@@ -145,7 +149,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     await server.close();
     throw err;
   }
-  writeDevInfo(root, { url, pid: process.pid, startedAt: new Date().toISOString() });
+  writeDevInfo(root, { url, pid: process.pid, startedAt: new Date().toISOString(), ...(options.fakes?.length ? { fakes: options.fakes } : {}) });
 
   let reloading: Promise<void> = Promise.resolve();
   const reload = (files: string[] = []) => {
@@ -230,6 +234,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     },
     env,
     recordDir,
+    fakes: options.fakes?.length ? options.fakes : undefined,
     reload,
     close() {
       if (closing) return closing;

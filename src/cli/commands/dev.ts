@@ -13,6 +13,7 @@ import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.j
 import { startDevRuntime, type DevEvent, type DevRuntime } from '../../server/dev-runtime.js';
 import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js';
 import type { RuntimeDefinitions } from '../../server/definitions.js';
+import { parseFakeNames, withFakeApps, type DevFakes } from '../../server/dev-fakes.js';
 
 export const DEFAULT_DEV_PORT = 4000;
 
@@ -76,13 +77,17 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   };
 
   const started = Date.now();
+  // --fake shopify (or dev.fakes): local stand-ins the connectors and credentials point at for this run.
+  const fakes = await startFakes(root, opts.fake ?? cfgDev.fakes);
+  const withFakes = (p: Awaited<ReturnType<typeof loadProjectWithDiagnostics>>) => (fakes ? withFakeApps(p, fakes.apps) : p);
   let runtime: DevRuntime;
   try {
     runtime = await startDevRuntime({
       root,
-      loadProject: () => loadProjectWithDiagnostics(loadCtx),
-      initialProject: first,
-      processEnv: ctx.env,
+      loadProject: async () => withFakes(await loadProjectWithDiagnostics(loadCtx)),
+      initialProject: withFakes(first),
+      processEnv: fakes ? { ...ctx.env, ...fakes.env } : ctx.env,
+      fakes: fakes?.names,
       host,
       port,
       fresh: Boolean(opts.fresh),
@@ -91,6 +96,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       onEvent,
     });
   } catch (err) {
+    await fakes?.close();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, {
         hint: `pass another port with -p <port> (or -p 0 for any free one), or stop the other process`,
@@ -107,10 +113,11 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
     }
   } catch (err) {
     await runtime.close();
+    await fakes?.close();
     throw err;
   }
 
-  printBanner(ctx, runtime, Date.now() - started, tunnel?.publicUrl, root);
+  printBanner(ctx, runtime, Date.now() - started, tunnel?.publicUrl, root, fakes);
 
   // The one long wait: until SIGINT/SIGTERM. A second signal gets Node's default (immediate exit).
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -126,6 +133,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${q.running} running execution${q.running === 1 ? '' : 's'})` : ''}…`));
   await tunnel?.close().catch(() => {});
   await runtime.close();
+  await fakes?.close();
   ctx.note(ctx.errColor.dim('stopped; the event log is closed'));
   return 0;
 }
@@ -154,11 +162,18 @@ async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<str
   tunnel.on?.('restored', () => ctx.note(ctx.errColor.green('tunnel restored')));
   tunnel.on?.('fatal', (e: Error) => ctx.note(ctx.errColor.red(`tunnel stopped: ${e?.message}`)));
   const { writeDevInfo } = await import('../../server/dev-state.js');
-  writeDevInfo(runtime.project.root, { url: runtime.url, pid: process.pid, startedAt: new Date().toISOString(), ingressUrl, publicUrl: tunnel.publicUrl });
+  writeDevInfo(runtime.project.root, { url: runtime.url, pid: process.pid, startedAt: new Date().toISOString(), ingressUrl, publicUrl: tunnel.publicUrl, fakes: runtime.fakes });
   return tunnel;
 }
 
-function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl: string | undefined, root: string): void {
+async function startFakes(root: string, requested: unknown): Promise<DevFakes | undefined> {
+  const names = parseFakeNames(requested);
+  if (names.length === 0) return undefined;
+  const [{ startDevFakes }, { loadOrCreateStreamSecret }] = await Promise.all([import('../../server/dev-fakes.js'), import('../../server/dev-state.js')]);
+  return startDevFakes(names, { streamSecret: loadOrCreateStreamSecret(root).secret });
+}
+
+function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl: string | undefined, root: string, fakes?: DevFakes): void {
   const defs: RuntimeDefinitions = runtime.server.definitions;
   const url = runtime.url;
   const webhookBase = publicUrl ?? url;
@@ -174,6 +189,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
         version: defs.version,
         eventLog: path.relative(root, runtime.server.log.file),
         pending: runtime.server.queueSize(),
+        ...(fakes ? { fakes: fakes.urls } : {}),
       })}\n`,
     );
     return;
@@ -184,6 +200,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   ctx.out();
   row('event API', `POST ${url}/v1/run/event`);
   for (const w of webhookUrls(defs, webhookBase)) row(w.label, `POST ${w.url}${w.topics.length ? c.dim(`  (${w.topics.join(', ')})`) : ''}`);
+  for (const f of fakes?.rows ?? []) row(f.label, `${f.value}${c.dim(`  (${f.note})`)}`);
   if (publicUrl) row('public URL', `${publicUrl} ${c.dim('(ingress routes only)')}`);
   row('executions', `GET  ${url}/v1/executions`);
   row('stream secret', `${runtime.streamSecret}${runtime.streamSecretNames.length ? c.dim(`  (signs streams: ${runtime.streamSecretNames.join(', ')} unset)`) : ''}`);

@@ -11,7 +11,7 @@ import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/project.js';
 import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
 import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
-import { loadProjectEnv } from '../../server/dev-state.js';
+import { loadProjectEnv, readDevInfo } from '../../server/dev-state.js';
 import { recordLine, stepLine } from '../../server/terminal-format.js';
 import { connectionEnvName } from '../../connectors/credentials.js';
 import { DEFAULT_SHOPIFY_API_VERSION, shopifyManifest } from '../../connectors/builtin-manifests.js';
@@ -27,6 +27,8 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
   const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
   const client = (await findRuntime(root, opts.to))!;
   const env = await loadProjectEnv(root, ctx.env);
+  // While `alloy dev --fake shopify` runs, sign and send as the fake shop it expects.
+  if (!opts.to && readDevInfo(root)?.fakes?.includes('shopify')) Object.assign(env, await (await import('../../server/dev-fakes.js')).fakeShopifyEmitEnv(root));
 
   let res: ApiResponse<AcceptedResponse>;
   if (opts.fixture) {
