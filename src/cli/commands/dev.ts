@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import type { CliContext } from '../context.js';
+import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { hasErrors } from '../../core/diagnostics.js';
 import { findConfig, noProjectError } from '../../core/project.js';
@@ -15,7 +16,7 @@ import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js
 import type { RuntimeDefinitions } from '../../server/definitions.js';
 import { parseFakeNames, withFakeApps, type DevFakes } from '../../server/dev-fakes.js';
 
-export const DEFAULT_DEV_PORT = 4000;
+export const DEFAULT_DEV_PORT = DEFAULT_PORTS.dev;
 
 export default async function dev(ctx: CliContext, _args: string[], opts: Record<string, any>): Promise<number> {
   const found = await findConfig(ctx.cwd);
@@ -24,8 +25,9 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   const loadCtx = { ...ctx, cwd: root };
   const first = await loadProjectWithDiagnostics(loadCtx);
   const cfgDev = first.config?.dev ?? {};
-  const port = parsePort(opts.port ?? ctx.env.ALLOY_DEV_PORT ?? cfgDev.port ?? DEFAULT_DEV_PORT);
-  const host: string = opts.host ?? ctx.env.ALLOY_DEV_HOST ?? cfgDev.host ?? '127.0.0.1';
+  // Flags arrive already filled from ALLOY_DEV_<FLAG> (src/cli/main.ts); the config comes after.
+  const port = parsePort(opts.port ?? cfgDev.port ?? DEFAULT_DEV_PORT);
+  const host: string = opts.host ?? cfgDev.host ?? '127.0.0.1';
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
   const c = ctx.color;
   const line = (s: string) => (ctx.json ? undefined : ctx.out(s));
@@ -141,7 +143,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
 async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<string, any>) {
   const { startTunnel, TUNNEL_PROVIDERS } = await import('../../tunnel/index.js');
   const requested = typeof opts.tunnel === 'string' ? opts.tunnel : undefined;
-  const provider = requested ?? (opts.tunnelUrl || ctx.env.ALLOY_RELAY_URL ? 'relay' : 'cloudflared');
+  const provider = requested ?? (opts.tunnelUrl ? 'relay' : 'cloudflared');
   if (!(TUNNEL_PROVIDERS as readonly string[]).includes(provider)) {
     throw new UsageError(`unknown tunnel provider "${provider}"`, { code: 'E_TUNNEL_PROVIDER', hint: `use one of: ${TUNNEL_PROVIDERS.join(', ')}` });
   }

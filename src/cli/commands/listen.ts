@@ -18,13 +18,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
+import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/project.js';
 import { verifyStandardWebhook } from '../../engine/standard-webhooks.js';
 import { BodyTooLargeError, readRequestBody } from '../../net/read-body.js';
 import { clockTime, statusMark } from '../../server/terminal-format.js';
 
-export const DEFAULT_LISTEN_PORT = 4100;
+export const DEFAULT_LISTEN_PORT = DEFAULT_PORTS.listen;
 /** The address the scaffold's ACME_STREAM_URL defaults to. */
 export const DEFAULT_LISTEN_URL = `http://127.0.0.1:${DEFAULT_LISTEN_PORT}/alloy/stream`;
 const MAX_BODY = 5 * 1024 * 1024;

@@ -1,4 +1,3 @@
-import { Option } from 'commander';
 import type { CommandSpec } from './types.js';
 
 /** The local runtime: `dev` serves the working tree; the others talk to it (or read its log). */
@@ -16,8 +15,9 @@ export const runtimeCommands: CommandSpec[] = [
         .option('--concurrency <n>', 'executions run at the same time (default 16)')
         .option('--fake <app>', 'start a local fake of the app and point its connector and credentials at it for this run (shopify; config dev.fakes)')
         .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok')
-        .addOption(new Option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com').env('ALLOY_RELAY_URL'))
-        .addOption(new Option('--tunnel-name <name>', 'stable relay tunnel name').env('ALLOY_TUNNEL_NAME')),
+        .option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com')
+        .option('--tunnel-name <name>', 'stable relay tunnel name'),
+    legacyEnv: { '--tunnel-url': 'ALLOY_RELAY_URL', '--tunnel-name': 'ALLOY_TUNNEL_NAME' },
     examples: ['alloy dev', 'alloy dev --fake shopify', 'alloy dev -p 4001 --fresh -v', 'alloy dev --record', 'alloy dev --tunnel relay --tunnel-url wss://relay.example.com'],
     load: () => import('../commands/dev.js'),
   },

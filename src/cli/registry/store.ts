@@ -67,12 +67,13 @@ export const storeCommands: CommandSpec[] = [
   {
     usage: 'serve',
     summary: 'Serve a store over HTTP (tokens from ALLOY_SERVE_TOKENS)',
+    envPrefix: 'ALLOY_SERVE',
     options: (c) =>
       c
-        .addOption(new Option('--port <port>', 'port (0 picks a free one)').default('8787').env('ALLOY_SERVE_PORT'))
-        .addOption(new Option('--host <host>', 'interface to bind').default('127.0.0.1').env('ALLOY_SERVE_HOST'))
+        .option('--port <port>', 'port (default 4200; 0 picks a free one)')
+        .option('--host <host>', 'interface to bind (default 127.0.0.1)')
         .addOption(new Option('--store <dir>', 'store directory (default: the project\'s store.path)').env('ALLOY_STORE')),
-    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 8787 --store /srv/alloy-store'],
+    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 4200 --store /srv/alloy-store'],
     load: () => import('../commands/serve.js'),
   },
 ];
