@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { builtinConnectorManifests, shopifyManifest } from '../../src/connectors/builtin-manifests.js';
 import { strictAjv } from './helpers.js';
