@@ -3,7 +3,7 @@
  * the answers are typed into it. Skipped where `script` is not installed.
  */
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -49,5 +49,27 @@ describe.skipIf(!hasScript)('alloy init on a TTY', () => {
     expect(r.exitCode).toBe(0);
     expect(output).toContain('Created acme-sync');
     expect(await readFile(path.join(dir, 'demo', 'alloy.config.yaml'), 'utf8')).toContain('name: acme-sync');
+  });
+
+  it('Ctrl-C at a prompt prints "cancelled", exits 130 and writes nothing', async () => {
+    const child = execa('script', ['-qefc', `node ${BIN} init demo`, '/dev/null'], {
+      cwd: dir,
+      env: { CI: '', NO_COLOR: '1', TERM: 'xterm', COLUMNS: '100', LINES: '30' },
+      extendEnv: true,
+      reject: false,
+      timeout: 20_000,
+    });
+    let output = '';
+    child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+    await new Promise<void>((resolve) => {
+      const check = () => (output.includes('Project name') ? resolve() : setTimeout(check, 25));
+      check();
+    });
+    child.stdin!.write('\x03');
+    const r = await child;
+    expect(output).toContain('cancelled');
+    expect(output).not.toMatch(/internal error|bug in alloy/);
+    expect(r.exitCode).toBe(130);
+    await expect(readdir(dir)).resolves.toEqual([]);
   });
 });
