@@ -224,7 +224,9 @@ function checkStep(source: SourceFile, entry: StepEntry, byId: Map<string, StepE
   const roots = [...BASE_ROOTS, ...entry.scope];
   for (const key of ['when', 'if', 'each', 'stop', 'delay']) {
     const value = s[key];
-    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, roots, entry, byId, diag);
+    // An each step's `stop` is checked before each item, with the item (its `as`) and index in scope.
+    const keyRoots = key === 'stop' && kind === 'each' ? [...roots, String(s.as ?? 'item'), 'index'] : roots;
+    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, keyRoots, entry, byId, diag);
   }
   if (s.with && typeof s.with === 'object') {
     forEachString(s.with, `${entry.pointer}/with`, (text, pointer) => checkTemplateString(source, text, pointer, roots, entry, byId, diag));
