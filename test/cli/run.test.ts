@@ -81,6 +81,8 @@ describe('alloy run', () => {
     expect(out.ok).toBe(true);
     expect(out.execution).toMatchObject({ workflow: 'shopify-sync/create-order', userId: 'acme', status: 'succeeded' });
     expect(out.execution.version).toMatch(/^wt-[0-9a-f]{12}$/);
+    // One execution id format for run and dev (src/server/ids.ts): ex_<ms base36><12 hex>.
+    expect(out.execution.id).toMatch(/^ex_[0-9a-z]{9}[0-9a-f]{12}$/);
     expect(out.execution.steps.order).toMatchObject({ status: 'succeeded', attempts: 1, inputs: { email: 'jon@example.com' } });
     expect(out.execution.steps.order.output.id).toMatch(/^gid:\/\/shopify\/Order\/\d+$/);
     expect(out.execution.steps.result.output.shopifyOrderId).toBe(out.execution.steps.order.output.id);

@@ -6,6 +6,7 @@
  * connectors and credentials (env, .env, users/<id>.env) and prints a step trace.
  * Exit 0 on succeeded or filtered, 1 on failed, 2 on a bad event or invalid project.
  */
+import { newId } from '../../server/ids.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Agent } from 'undici';
@@ -65,9 +66,11 @@ export default async function runCommand(ctx: CliContext, args: string[], opts: 
   const dotenv = await readDotenv(project.root);
   const env: Record<string, string | undefined> = { ...dotenv, ...ctx.env };
   const secrets = streamSecrets(workflow.def, env);
+  const startedAt = realClock.now();
+  // The same id format as alloy dev's executions (ex_<time><random>), so ids look alike everywhere.
   const record = createExecutionRecord(
-    { workflow: workflowRef, userId: opts.user, event, version: workingTreeVersion(workflow.def) },
-    realClock.now(),
+    { id: newId('ex', startedAt), workflow: workflowRef, userId: opts.user, event, version: workingTreeVersion(workflow.def) },
+    startedAt,
   );
   if (!ctx.json) ctx.note(ctx.errColor.dim(`running ${workflowRef} (${record.id}${opts.user ? `, user ${opts.user}` : ''})`));
   // Our own connection pool, closed when the run ends: idle keep-alive sockets would
