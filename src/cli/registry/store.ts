@@ -25,10 +25,23 @@ export const storeCommands: CommandSpec[] = [
   },
   {
     usage: 'rollback <integration>',
-    summary: 'Publish the previously published version again',
-    options: (c) => storeFlags(c.option('-m, --message <message>', 'why (kept in the publish log)')),
-    examples: ['alloy rollback shopify-sync'],
+    summary: 'Publish the previously published version again (or --to a version); asks first on a TTY',
+    options: (c) =>
+      storeFlags(
+        c
+          .option('--to <version>', 'roll back to this released version instead of the previous one')
+          .option('-m, --message <message>', 'why (kept in the publish log)')
+          .option('-y, --yes', 'do not ask for confirmation'),
+      ),
+    examples: ['alloy rollback shopify-sync', 'alloy rollback shopify-sync --to 3 -m "v5 breaks refunds" --yes'],
     load: () => import('../commands/rollback.js'),
+  },
+  {
+    usage: 'deployments [integration]',
+    summary: 'List the publish log: when, who, from → to, message',
+    options: (c) => storeFlags(c),
+    examples: ['alloy deployments', 'alloy deployments shopify-sync --json'],
+    load: () => import('../commands/deployments.js'),
   },
   {
     usage: 'versions [integration]',
