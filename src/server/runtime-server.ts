@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { streamNote, type StreamNote } from './stream-note.js';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
 import { createHmac } from 'node:crypto';
 import { safeEqual, verifyShopifyWebhook } from '../connectors/shopify/webhooks.js';
@@ -220,7 +221,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       workflow: row.workflow,
       status: final.status,
       message: final.error?.message ?? final.reason ?? final.status,
-      data: { durationMs: final.durationMs ?? clock() - started },
+      data: { durationMs: final.durationMs ?? clock() - started, ...(final.stream ? { stream: streamNote(final.stream) } : {}) },
     });
     emit({ type: 'execution', record: final, durationMs: final.durationMs ?? clock() - started });
     finished.emit(id);
@@ -698,6 +699,8 @@ export interface ExecutionSummary {
   durationMs?: number;
   reason?: string;
   error?: { code: string; message: string; step?: string };
+  /** The stream delivery's outcome, with the reason when it failed. */
+  stream?: StreamNote;
 }
 
 export function summarizeExecution(row: ExecutionRow): ExecutionSummary {
@@ -715,6 +718,7 @@ export function summarizeExecution(row: ExecutionRow): ExecutionSummary {
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
     ...(r.error ? { error: { code: r.error.code, message: r.error.message, ...(r.error.step ? { step: r.error.step } : {}) } } : {}),
+    ...(r.stream ? { stream: streamNote(r.stream)! } : {}),
   };
 }
 

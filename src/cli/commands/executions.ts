@@ -38,7 +38,8 @@ export default async function executions(ctx: CliContext, args: string[], opts: 
       }
       if (ex.record.stream) {
         const st = ex.record.stream;
-        ctx.out(`    ${c.dim('↳')} stream ${st.url}  ${statusMark(c, st.status === 'delivered' ? 'succeeded' : 'failed')}  ${c.dim(`${st.attempts} attempt(s)`)}${st.statusCode ? c.dim(`  HTTP ${st.statusCode}`) : ''}`);
+        const why = st.status === 'failed' && st.error ? `  ${c.red(st.error.message)}` : '';
+        ctx.out(`    ${c.dim('↳')} stream ${st.url}  ${statusMark(c, st.status === 'delivered' ? 'succeeded' : 'failed')}  ${c.dim(`${st.attempts} ${st.attempts === 1 ? 'attempt' : 'attempts'}`)}${st.statusCode ? c.dim(`  HTTP ${st.statusCode}`) : ''}${why}`);
       }
       return ex.status === 'failed' ? 1 : 0;
     }
