@@ -76,3 +76,10 @@ describe('environment variables', () => {
     }
   });
 });
+
+describe('dev --help', () => {
+  it('says what a bare --tunnel picks', async () => {
+    const help = (await runInProcess(['dev', '--help'])).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('bare --tunnel: relay when --tunnel-url is set, else cloudflared');
+  });
+});

@@ -113,4 +113,27 @@ describe('alloy dev --tunnel relay across a relay restart and a dev restart (bui
     // Nothing was refused for a bad signature on the way.
     expect(dev.output()).not.toMatch(/\b401\b/);
   }, 90_000);
+
+  it('prints each tunnel event once (lost, restored)', async () => {
+    // The dev and relay of the test before hold this project's event log and a port: stop them.
+    for (const c of children.splice(0)) {
+      c.kill('SIGTERM');
+      await c.catch(() => {});
+    }
+    const port = await freePort();
+    let relay = await startRelay(port);
+    const dev = await startDev(root, ['--tunnel', 'relay', '--tunnel-url', `ws://127.0.0.1:${port}`, '--tunnel-name', 'alice'], { ALLOY_RELAY_TOKEN: TOKEN });
+    children.push(dev.proc);
+    await waitFor(() => /public URL\s+\S+/.test(dev.output()), 'the tunnel to connect', 15_000);
+    relay.child.kill('SIGKILL');
+    await relay.child.catch(() => {});
+    await waitFor(() => /tunnel lost/.test(dev.output()), 'the loss to be reported', 15_000);
+    relay = await startRelay(port);
+    await waitFor(() => /tunnel restored/.test(dev.output()), 'the tunnel to come back', 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(dev.output().match(/tunnel lost/g)).toHaveLength(1);
+    expect(dev.output().match(/tunnel restored/g)).toHaveLength(1);
+    dev.proc.kill('SIGTERM');
+    await dev.proc;
+  }, 90_000);
 });

@@ -160,9 +160,7 @@ async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<str
       warn: (m: string) => ctx.note(ctx.errColor.yellow(`tunnel  ${m}`)),
     },
   });
-  tunnel.on?.('lost', (a: { delayMs?: number }) => ctx.note(ctx.errColor.yellow(`tunnel lost; reconnecting in ${a?.delayMs ?? '?'}ms`)));
-  tunnel.on?.('restored', () => ctx.note(ctx.errColor.green('tunnel restored')));
-  tunnel.on?.('fatal', (e: Error) => ctx.note(ctx.errColor.red(`tunnel stopped: ${e?.message}`)));
+  // Lost, restored and stopped are reported once, by the tunnel's logger above.
   const { writeDevInfo } = await import('../../server/dev-state.js');
   writeDevInfo(runtime.project.root, { url: runtime.url, pid: process.pid, startedAt: new Date().toISOString(), ingressUrl, publicUrl: tunnel.publicUrl, fakes: runtime.fakes });
   return tunnel;

@@ -14,7 +14,7 @@ export const runtimeCommands: CommandSpec[] = [
         .option('--record [dir]', 'also save every accepted delivery as a fixture (default .alloy/recordings)')
         .option('--concurrency <n>', 'executions run at the same time (default 16)')
         .option('--fake <app>', 'start a local fake of the app and point its connector and credentials at it for this run (shopify; config dev.fakes)')
-        .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok')
+        .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok (bare --tunnel: relay when --tunnel-url is set, else cloudflared)')
         .option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com')
         .option('--tunnel-name <name>', 'stable relay tunnel name'),
     legacyEnv: { '--tunnel-url': 'ALLOY_RELAY_URL', '--tunnel-name': 'ALLOY_TUNNEL_NAME' },
