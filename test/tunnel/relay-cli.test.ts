@@ -74,6 +74,26 @@ async function startRelay(port: number): Promise<{ child: ResultPromise; info: {
 }
 
 describe('alloy relay (built binary)', () => {
+  it("says developers need ALLOY_RELAY_TOKEN, and emit --to the relay reports its 202 as queued for an offline developer", async () => {
+    const port = await freePort();
+    const child = execa(process.execPath, [bin, 'relay', '--port', String(port), '--data', 'relay-data'], {
+      cwd: dir,
+      env: { ALLOY_RELAY_TOKENS: `alice:${TOKEN}`, NO_COLOR: '1', PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      buffer: false,
+    });
+    children.push(child);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await waitFor(() => err.includes('data (offline queue)'), 'the relay banner', 10_000);
+    expect(err).toContain('ALLOY_RELAY_TOKEN');
+    const sent = await alloy(['emit', 'acme.order.requested', '-d', '{"orderId":"1"}', '--to', `http://127.0.0.1:${port}/t/alice`]);
+    expect(sent.exitCode, sent.stderr).toBe(0);
+    expect(sent.stdout).toContain('queued by the relay for alice, who is offline (position 1)');
+    expect(sent.stderr).not.toContain('E_NOT_ALLOY');
+  });
+
   it('relays a signed webhook, queues while the developer is away, and keeps the queue across a restart', async () => {
     const vector = await loadHmacVector();
     const port = await freePort();

@@ -61,6 +61,14 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
     throw err;
   }
   const body = res.body;
+  // `--to <relay URL>`: the relay answers 202 `{ queued: true }` while the developer is offline.
+  const queued = body as { queued?: unknown; id?: unknown; name?: unknown; position?: unknown } | undefined;
+  if (res.status === 202 && queued && typeof queued === 'object' && queued.queued === true) {
+    if (ctx.json) ctx.printJson({ ok: true, queued: true, id: queued.id, name: queued.name, position: queued.position });
+    else ctx.out(`queued by the relay for ${String(queued.name ?? 'the developer')}, who is offline (position ${String(queued.position ?? '?')}): it runs when their alloy dev --tunnel reconnects`);
+    if (opts.wait) ctx.note(ctx.errColor.yellow('--wait: nothing to wait for until the developer reconnects'));
+    return 0;
+  }
   // Another server on that port (or a proxy page) can answer 2xx with something else.
   if (!body || typeof body !== 'object' || !Array.isArray((body as { executions?: unknown }).executions)) {
     throw new AlloyError('E_NOT_ALLOY', `the server at ${client.baseUrl} answered ${res.status} but not as an alloy runtime`, {

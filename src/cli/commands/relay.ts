@@ -47,7 +47,8 @@ export default async function relay(ctx: CliContext, _args: string[], opts: Reco
     ctx.printJson({ url: server.url, connectUrl, names: tokens.names(), publicUrls: Object.fromEntries(tokens.names().map((n) => [n, `${base}/t/${n}`])), dataDir });
   } else {
     ctx.out(`alloy relay listening on ${server.url}`);
-    ctx.note(`  developers connect with: alloy dev --tunnel relay --tunnel-url ${publicUrl ? base.replace(/^http/, 'ws') : connectUrl.replace(RELAY_CONNECT_PATH, '')}`);
+    ctx.note(`  developers connect with: ALLOY_RELAY_TOKEN=<their token> alloy dev --tunnel relay --tunnel-url ${publicUrl ? base.replace(/^http/, 'ws') : connectUrl.replace(RELAY_CONNECT_PATH, '')}`);
+    ctx.note(`  (each developer needs ALLOY_RELAY_TOKEN set to their token from ALLOY_RELAY_TOKENS or --tokens-file)`);
     for (const name of tokens.names()) ctx.note(`  ${name}: ${base}/t/${name}/v1/webhooks/<app>`);
     ctx.note(`  data (offline queue): ${dataDir}`);
     if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') {
