@@ -5,6 +5,7 @@
  * checkpointed, the event log is closed. With --json, stdout carries one JSON object per line.
  */
 import path from 'node:path';
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -132,7 +133,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
     process.on('SIGTERM', onSignal);
   });
   const q = runtime.server.queueSize();
-  ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${q.running} running execution${q.running === 1 ? '' : 's'})` : ''}…`));
+  ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${count(q.running, 'running execution')})` : ''}…`));
   await tunnel?.close().catch(() => {});
   await runtime.close();
   await fakes?.close();
@@ -205,7 +206,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   row('executions', `GET  ${url}/v1/executions`);
   row('stream secret', `${runtime.streamSecret}${runtime.streamSecretNames.length ? c.dim(`  (signs streams: ${runtime.streamSecretNames.join(', ')} unset)`) : ''}`);
   const pending = runtime.server.queueSize();
-  row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${pending.queued + pending.running} unfinished execution(s) resumed)`) : ''}`);
+  row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${count(pending.queued + pending.running, 'unfinished execution')} resumed)`) : ''}`);
   row('workflows', `${defs.workflows.size}${defs.workflows.size ? c.dim(`  ${[...defs.workflows.keys()].join(', ')}`) : ''}`);
   if (!runtime.env.SHOPIFY_API_SECRET && [...defs.byAppEvent.keys()].some((k) => k.startsWith('shopify:'))) {
     ctx.note(ctx.errColor.yellow('  SHOPIFY_API_SECRET is not set: Shopify webhooks will be refused (500) until it is (env or .env).'));

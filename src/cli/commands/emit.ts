@@ -6,6 +6,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/project.js';
@@ -82,7 +83,7 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
   }
 
   if (!ctx.json) printAccepted(ctx, body);
-  const spinner = await ctx.spinner(`waiting for ${body.executions.length} execution(s)`);
+  const spinner = await ctx.spinner(`waiting for ${count(body.executions.length, 'execution')}`);
   const results: ExecutionRecord[] = [];
   let timedOut = false;
   try {

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent } from 'undici';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
 import { AlloyError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../../errors.js';
@@ -264,7 +265,7 @@ function printTrace(ctx: CliContext, r: ExecutionRecord): void {
     if (r.error?.hint) ctx.note(`${ctx.errColor.cyan('hint')}  ${r.error.hint}`);
   }
   if (r.stream) {
-    if (r.stream.status === 'delivered') ctx.out(c.dim(`streamed to ${r.stream.url} (HTTP ${r.stream.statusCode}, ${r.stream.attempts} attempt(s))`));
+    if (r.stream.status === 'delivered') ctx.out(c.dim(`streamed to ${r.stream.url} (HTTP ${r.stream.statusCode}, ${count(r.stream.attempts, 'attempt')})`));
     else {
       ctx.out(`${c.yellow('stream failed')}: ${r.stream.error?.message ?? 'unknown error'}`);
       if (r.stream.error?.hint) ctx.note(`${ctx.errColor.cyan('hint')}  ${r.stream.error.hint}`);
