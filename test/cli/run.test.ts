@@ -105,6 +105,23 @@ describe('alloy run', () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  it('--dry-run warns about credentials a real run would need and lacks; -v shows inputs in full', async () => {
+    const full = await runInProcess([...CREATE, '--dry-run'], { cwd: dir });
+    expect(full.stderr).not.toContain('warning');
+    await writeEnv({ SHOPIFY_ACCESS_TOKEN: undefined });
+    const r = await runInProcess([...CREATE, '--dry-run'], { cwd: dir, env: { SHOPIFY_ACCESS_TOKEN: '' } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: a real run needs shopify credentials it lacks \(order would fail\): .*SHOPIFY_ACCESS_TOKEN/);
+    const j = await runInProcess([...CREATE, '--dry-run', '--json'], { cwd: dir, env: { SHOPIFY_ACCESS_TOKEN: '' } });
+    expect(JSON.parse(j.stdout).warnings).toEqual([expect.stringContaining('SHOPIFY_ACCESS_TOKEN')]);
+    const short = await runInProcess([...CREATE, '--dry-run'], { cwd: dir });
+    const verbose = await runInProcess([...CREATE, '--dry-run', '-v'], { cwd: dir });
+    const withLine = (t: string) => t.split('\n').find((l) => l.trim().startsWith('with'))!;
+    expect(withLine(short.stdout)).toMatch(/…$/);
+    expect(() => JSON.parse(withLine(verbose.stdout).trim().replace(/^with /, ''))).not.toThrow();
+    expect(fake.requests).toHaveLength(0);
+  });
+
   it('rejects an event that does not match the trigger schema, with JSON paths (exit 2)', async () => {
     const r = await runInProcess(['run', 'shopify-sync/create-order', '--event', '{"orderId":"x","email":"not-an-email","lineItems":[{"title":"t","quantity":0,"price":1}]}'], {
       cwd: dir,
