@@ -221,7 +221,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       workflow: row.workflow,
       status: final.status,
       message: final.error?.message ?? final.reason ?? final.status,
-      data: { durationMs: final.durationMs ?? clock() - started, ...(final.stream ? { stream: streamNote(final.stream) } : {}) },
+      data: { durationMs: final.durationMs ?? clock() - started, ...(final.startedAt ? { startedAt: final.startedAt } : {}), ...(final.stream ? { stream: streamNote(final.stream) } : {}) },
     });
     emit({ type: 'execution', record: final, durationMs: final.durationMs ?? clock() - started });
     finished.emit(id);
@@ -694,6 +694,8 @@ export interface ExecutionSummary {
   deliveryId: string;
   replayOf?: string;
   createdAt: string;
+  /** When it started running (the time every execution line shows). */
+  startedAt?: string;
   updatedAt: string;
   finishedAt?: string;
   durationMs?: number;
@@ -713,6 +715,7 @@ export function summarizeExecution(row: ExecutionRow): ExecutionSummary {
     deliveryId: row.deliveryId,
     ...(row.replayOf ? { replayOf: row.replayOf } : {}),
     createdAt: new Date(row.createdAt).toISOString(),
+    ...(r.startedAt ? { startedAt: r.startedAt } : {}),
     updatedAt: new Date(row.updatedAt).toISOString(),
     ...(row.finishedAt ? { finishedAt: new Date(row.finishedAt).toISOString() } : {}),
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),

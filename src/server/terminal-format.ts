@@ -53,9 +53,10 @@ export function executionLine(
   return `${c.dim(clockTime(e.time))}  ${status}  ${e.workflow}  ${c.dim(formatDuration(e.durationMs))}  ${c.dim(e.id)}${extra}`;
 }
 
+// Every view shows one time per row, the same one: when the execution started.
 export function recordLine(c: ChalkInstance, record: ExecutionRecord, durationMs?: number): string {
   return executionLine(c, {
-    time: record.endedAt,
+    time: record.startedAt ?? record.createdAt,
     workflow: record.workflow,
     status: record.status,
     durationMs: record.durationMs ?? durationMs,
@@ -74,7 +75,7 @@ export function stepLine(c: ChalkInstance, step: StepRecord): string {
 
 export function summaryLine(c: ChalkInstance, e: ExecutionSummary): string {
   return executionLine(c, {
-    time: e.finishedAt ?? e.updatedAt,
+    time: e.startedAt ?? e.createdAt,
     workflow: e.workflow,
     status: e.status,
     durationMs: e.durationMs,
@@ -87,7 +88,7 @@ export function summaryLine(c: ChalkInstance, e: ExecutionSummary): string {
 export function logLine(c: ChalkInstance, entry: LogEntry): string {
   if (entry.kind === 'execution' && entry.executionId && entry.workflow) {
     return executionLine(c, {
-      time: entry.time,
+      time: typeof entry.data?.startedAt === 'string' ? entry.data.startedAt : entry.time,
       workflow: entry.workflow,
       status: entry.status ?? '?',
       durationMs: typeof entry.data?.durationMs === 'number' ? entry.data.durationMs : undefined,
