@@ -30,6 +30,10 @@ export interface ProjectConfig {
   remotes?: Record<string, { url: string }>;
   /** `alloy dev` settings; `fakes` as with --fake (e.g. [shopify]). */
   dev?: { port?: number; host?: string; fakes?: string[] };
+  /** Bounds on each expression evaluation: `expressionTime` (duration, default 1s), `expressionMemory` (size, default 64mb). */
+  limits?: { expressionTime?: Duration; expressionMemory?: number | string };
+  /** Outbound connections: addresses (IPs, CIDR ranges) allowed despite the default refusals. */
+  egress?: { allow?: string[] };
   /** Per-app settings, e.g. `shopify: { apiVersion: "2025-07", baseUrl: "http://127.0.0.1:4010" }`. */
   apps?: Record<string, AppSettings>;
 }

@@ -230,3 +230,17 @@ export function stringOffset(source: SourceFile, pointer: string, i: number, nee
   }
   return start;
 }
+
+/**
+ * `file:line:column` of character `offset` of the template string at `pointer` in a
+ * definition file (for run-time errors that name where an expression is); undefined when
+ * the file cannot be read or no longer has that string.
+ */
+export async function locateInFile(absPath: string, file: string, pointer: string, offset: number): Promise<string | undefined> {
+  const source = await readSourceFile(absPath, file);
+  if (!source.doc) return undefined;
+  const at = stringOffset(source, pointer, offset);
+  if (at === undefined) return undefined;
+  const { line, column } = source.index.position(at);
+  return `${file}:${line}:${column}`;
+}
