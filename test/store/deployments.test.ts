@@ -1,10 +1,8 @@
 /** `alloy deployments` (the publish log) and `alloy rollback [--to] [--yes]` with accurate errors and a TTY confirmation. */
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, cli, integration, tempDir, workflow, writeProject, writeWorkflow } from './helpers.js';
 import { BIN } from '../helpers/cli.js';
+import { hasScript, inPty } from '../helpers/pty.js';
 
 afterEach(cleanupTempDirs);
 
@@ -19,15 +17,6 @@ async function threeVersions() {
   }
   return root;
 }
-
-const hasScript = (() => {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe('alloy deployments and rollback', () => {
   it('rollback with nothing published, or nothing before, says so with E_ROLLBACK_NOTHING', async () => {
@@ -75,23 +64,12 @@ describe('alloy deployments and rollback', () => {
     const root = await threeVersions();
     expect((await cli(root, ['publish', 'shop@1'])).code).toBe(0);
     expect((await cli(root, ['publish', 'shop@2'])).code).toBe(0);
-    const child = execa('script', ['-qefc', `node ${BIN} rollback shop`, '/dev/null'], {
-      cwd: root,
-      env: { CI: '', NO_COLOR: '1', TERM: 'xterm', ALLOY_AUTHOR: 'T <t@example.com>' },
-      extendEnv: true,
-      reject: false,
-      timeout: 20_000,
-    });
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    await new Promise<void>((resolve) => {
-      const check = () => (out.includes('Roll shop back from v2 to v1') ? resolve() : setTimeout(check, 25));
-      check();
-    });
+    const { child, output, seen } = inPty(`node ${BIN} rollback shop`, root, { ALLOY_AUTHOR: 'T <t@example.com>' });
+    await seen('Roll shop back from v2 to v1');
     child.stdin!.write('n\r');
     const r = await child;
     expect(r.exitCode).toBe(1);
-    expect(out).toContain('cancelled: nothing changed');
+    expect(output()).toContain('cancelled: nothing changed');
     const list = await cli(root, ['deployments', 'shop', '--json']);
     expect(list.json().integrations[0].published).toBe(2);
   });

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { count } from '../render/count.js';
+import { untilSignal } from '../signals.js';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -123,15 +124,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   printBanner(ctx, runtime, Date.now() - started, tunnel?.publicUrl, root, fakes);
 
   // The one long wait: until SIGINT/SIGTERM. A second signal gets Node's default (immediate exit).
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (s: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(s);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  const signal = await untilSignal();
   const q = runtime.server.queueSize();
   ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${count(q.running, 'running execution')})` : ''}…`));
   await tunnel?.close().catch(() => {});

@@ -17,6 +17,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { untilSignal } from '../signals.js';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -145,15 +146,7 @@ export default async function listen(ctx: CliContext, _args: string[], opts: Rec
     if (opts.out) ctx.out(c.dim(`  appending each delivery to ${opts.out}`));
   }
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (s: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(s);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  const signal = await untilSignal();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await out?.close();
