@@ -155,7 +155,7 @@ describe('store commands: refusals and failures', () => {
     const f = await cli(root, ['fsck']);
     expect(f.code).toBe(1);
     expect(f.stdout).toContain(file);
-    expect(f.stdout).toMatch(/1 errors/);
+    expect(f.stdout).toMatch(/1 error\b/);
   });
 
   it('show prints YAML that parses back to the released definition', async () => {
