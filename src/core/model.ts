@@ -36,6 +36,8 @@ export interface ProjectConfig {
   egress?: { allow?: string[] };
   /** Per-app settings, e.g. `shopify: { apiVersion: "2025-07", baseUrl: "http://127.0.0.1:4010" }`. */
   apps?: Record<string, AppSettings>;
+  /** `alloy release` runs the project's tests first unless `test: false`. */
+  release?: { test?: boolean };
 }
 
 export interface AppSettings {

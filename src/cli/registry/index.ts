@@ -5,12 +5,14 @@ import { engineCommands } from './engine.js';
 import { storeCommands } from './store.js';
 import { runtimeCommands } from './runtime.js';
 import { tunnelCommands } from './tunnel.js';
+import { testingCommands } from './testing.js';
 
 export type { CommandSpec, CommandHandler } from './types.js';
 
 export const commands: CommandSpec[] = [
   ...foundationCommands,
   ...engineCommands,
+  ...testingCommands,
   ...storeCommands,
   ...runtimeCommands,
   ...tunnelCommands,
