@@ -72,7 +72,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
  * `false` and the empty string turn a boolean flag off. A deprecated name still works when
  * the new one is unset, with a note on stderr.
  */
-function applyEnvironment(command: Command, env: NodeJS.ProcessEnv, stderr: CliIO['stderr']): void {
+function applyEnvironment(command: Command, env: NodeJS.ProcessEnv, stderr: CliIO['stderr']): Set<string> {
+  const fromEnvironment = new Set<string>();
   for (const cmd of [command, command.parent].filter((c): c is Command => Boolean(c))) {
     for (const option of cmd.options) {
       let raw = option.envVar ? env[option.envVar] : undefined;
@@ -86,8 +87,10 @@ function applyEnvironment(command: Command, env: NodeJS.ProcessEnv, stderr: CliI
       if (raw === undefined) continue;
       const value = option.isBoolean() ? !['0', 'false', ''].includes(raw.toLowerCase()) : raw;
       cmd.setOptionValueWithSource(key, value, 'env');
+      fromEnvironment.add(key);
     }
   }
+  return fromEnvironment;
 }
 
 /** Every flag's environment variable, per command (the README's table is checked against this). */
@@ -133,8 +136,10 @@ function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (co
   cmd.action(async (...actionArgs: unknown[]) => {
     // commander passes (...positionals, options, command)
     const command = actionArgs[actionArgs.length - 1] as Command;
-    applyEnvironment(command, io.env, io.stderr);
+    const fromEnvironment = applyEnvironment(command, io.env, io.stderr);
     const opts = command.optsWithGlobals<GlobalOptions & Record<string, unknown>>();
+    // Which options came from the environment, for the few that treat it like config (dev --host).
+    Object.defineProperty(opts, 'fromEnvironment', { value: fromEnvironment, enumerable: false });
     const positionals = actionArgs.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : a === undefined ? [] : [a]));
     // The context (chalk) and error handling load only when a command runs, not for --help.
     const [{ resolve }, { createContext }, { handleError }] = await Promise.all([

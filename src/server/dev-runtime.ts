@@ -14,12 +14,20 @@ import { diffDefinitions, indexDefinitions, type RuntimeDefinitions } from './de
 import { createEngineExecutor, referencedSecretNames } from './engine-executor.js';
 import type { WorkflowExecutor } from './executor.js';
 import { createRuntimeServer, type RuntimeEvent, type RuntimeServer } from './runtime-server.js';
-import { devLogFile, loadOrCreateStreamSecret, loadProjectEnv, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
+import { parseSchedule } from '../core/schedule.js';
+import { createHttpClient } from '../connectors/http-client.js';
+import type { HttpClient } from '../connectors/types.js';
+import { createScheduler, scheduleTargets, type SchedulerEvent } from './scheduler.js';
+import { createConnectorPollSource, createPoller, pollTargets, type PollerEvent } from './poller.js';
+import { eventLogCursors, realTimerClock, type TimerClock } from './time-ports.js';
+import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, loadProjectEnv, prepareDevLogFile, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
 
 export type DevEvent =
   | RuntimeEvent
   | { type: 'reload'; changes: string[]; files: string[]; version: string }
-  | { type: 'reload-failed'; diagnostics: Diagnostic[]; project: LoadedProject; files: string[] };
+  | { type: 'reload-failed'; diagnostics: Diagnostic[]; project: LoadedProject; files: string[] }
+  | SchedulerEvent
+  | PollerEvent;
 
 export interface DevRuntimeOptions {
   root: string;
@@ -35,6 +43,8 @@ export interface DevRuntimeOptions {
   /** Save every accepted delivery as a fixture: true for `.alloy/recordings`, or a folder. */
   record?: boolean | string;
   concurrency?: number;
+  /** Oldest X-Shopify-Triggered-At accepted, in ms (config `dev.shopifyMaxAge`; default 24 h). */
+  shopifyMaxAgeMs?: number;
   /** How long stopping waits for running executions before checkpointing them (default 5 s). */
   shutdownGraceMs?: number;
   watch?: boolean;
@@ -45,6 +55,10 @@ export interface DevRuntimeOptions {
   fakes?: string[];
   /** Replace the engine (tests). */
   executor?: WorkflowExecutor;
+  /** Time and timers for schedules and polls (tests pass a manual clock). */
+  timerClock?: TimerClock;
+  /** HTTP client for polls (default the production client). */
+  pollHttp?: HttpClient;
   onEvent?(event: DevEvent): void;
 }
 
@@ -52,6 +66,8 @@ export interface DevRuntime {
   server: RuntimeServer;
   url: string;
   streamSecret: string;
+  /** Signs events and custom webhooks sent through a tunnel (`alloy emit` uses it). */
+  ingressSecret: string;
   /** Stream secret names (`secrets.X` in a stream) that fall back to the dev secret because X is unset. */
   streamSecretNames: string[];
   /** Diagnostics of the initial load (errors mean nothing is served until fixed). */
@@ -61,6 +77,10 @@ export interface DevRuntime {
   recordDir?: string;
   /** Apps faked for this run. */
   fakes?: string[];
+  /** Schedules and polls with their next run, for the banner. */
+  timers(): { workflow: string; label: string; nextAt?: string }[];
+  /** Runs a polled trigger now instead of waiting for its interval. */
+  pollNow(workflow: string): Promise<void>;
   /** Re-reads the working tree now (the watcher calls this, debounced). */
   reload(files?: string[]): Promise<void>;
   close(): Promise<void>;
@@ -79,6 +99,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
   const emit = (e: DevEvent) => options.onEvent?.(e);
   const env = await loadProjectEnv(root, options.processEnv);
   const { secret: streamSecret } = loadOrCreateStreamSecret(root);
+  const { secret: ingressSecret } = loadOrCreateIngressSecret(root);
 
   let project = options.initialProject ?? (await options.loadProject());
   const initialDiagnostics = project.diagnostics;
@@ -107,7 +128,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     Object.assign(target, source);
   };
 
-  const log = openEventLog({ file: devLogFile(root) });
+  // 0600 before SQLite opens it (its -wal and -shm files take the same mode); never a symlink.
+  const log = openEventLog({ file: prepareDevLogFile(root) });
   try {
     if (options.fresh) await log.clear();
   } catch (err) {
@@ -135,6 +157,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     concurrency: options.concurrency,
     shutdownGraceMs: options.shutdownGraceMs,
     secrets: serverSecrets,
+    ingressSecret,
+    shopifyMaxAgeMs: options.shopifyMaxAgeMs,
     recordDir,
     // Broken files at start: unfinished executions wait for a good reload instead of failing as "workflow not found".
     resumeOnListen: !hasErrors(project.diagnostics),
@@ -150,6 +174,32 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     throw err;
   }
   writeDevInfo(root, { url, pid: process.pid, startedAt: new Date().toISOString(), ...(options.fakes?.length ? { fakes: options.fakes } : {}) });
+
+  // Schedules and polls: cursors in the event log, each tick or item claimed through the
+  // log's unique dedupe key (server.submit), so a restart neither repeats nor loses one.
+  const timerClock = options.timerClock ?? realTimerClock;
+  const cursors = eventLogCursors(log);
+  const claim = (input: Parameters<RuntimeServer['submit']>[0]) => server.submit(input);
+  const scheduler = createScheduler({ clock: timerClock, cursors, claim, onEvent: emit });
+  const pollAbort = new AbortController();
+  const poller = createPoller({
+    clock: timerClock,
+    cursors,
+    claim,
+    source: createConnectorPollSource({ project: () => goodProject, env, http: options.pollHttp ?? createHttpClient(), signal: pollAbort.signal }),
+    onEvent: emit,
+  });
+  const syncTimers = async (p: LoadedProject, d: RuntimeDefinitions) => {
+    const workflows = [...d.workflows.values()].map((r) => ({ key: r.key, trigger: r.workflow.def.trigger }));
+    await scheduler.setTargets(scheduleTargets(workflows, parseSchedule));
+    // Polls run their first request in the background: a slow app must not hold up start or reload.
+    void poller.setTargets(hasErrors(p.diagnostics) ? [] : pollTargets(p));
+  };
+  try {
+    await syncTimers(project, defs);
+  } catch (err) {
+    emit({ type: 'error', message: `schedules could not start: ${(err as Error).message}` });
+  }
 
   let reloading: Promise<void> = Promise.resolve();
   const reload = (files: string[] = []) => {
@@ -190,6 +240,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     ({ secrets, fallbacks } = secretsFor(next));
     replaceContents(serverSecrets, { ...env, ...secrets });
     server.setDefinitions(nextDefs);
+    await syncTimers(next, nextDefs);
     if (!resumed) {
       resumed = true;
       server.resumePending();
@@ -225,10 +276,13 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     server,
     url,
     streamSecret,
+    ingressSecret,
     get streamSecretNames() {
       return fallbacks;
     },
     initialDiagnostics,
+    timers: () => [...scheduler.next(), ...poller.next()],
+    pollNow: (workflow) => poller.runNow(workflow),
     get project() {
       return project;
     },
@@ -240,6 +294,9 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
       if (closing) return closing;
       closing = (async () => {
         clearTimeout(timer);
+        scheduler.close();
+        poller.close();
+        pollAbort.abort();
         watchers?.close();
         await reloading.catch(() => {});
         await server.close();

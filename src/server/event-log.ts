@@ -29,7 +29,8 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileSafeSync } from '../core/safe-fs.js';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { StoreError } from '../errors.js';
@@ -244,7 +245,7 @@ export class EventLog {
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
         // How many times an unfinished execution was resumed after the process died (crash-loop guard).
         if (!this.columnExists('executions', 'resumes')) this.db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-        writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
+        writeFileSafeSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
         // The WAL exists from the first write and stays while the connection is open (exclusive mode).
         if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
       } else {
@@ -635,6 +636,19 @@ export class EventLog {
   clear(): Promise<void> {
     return this.write(() => {
       this.db.exec('DELETE FROM deliveries; DELETE FROM executions; DELETE FROM log;');
+    });
+  }
+
+  /** A durable named cursor (schedule ticks, poll positions), kept in `meta` under `cursor:`. */
+  getCursor(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(`cursor:${key}`) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  /** Stores a cursor through the write queue (committed with the writes queued before it). */
+  setCursor(key: string, value: string): Promise<void> {
+    return this.write(() => {
+      this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(`cursor:${key}`, value);
     });
   }
 

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BodyTooLargeError, readRequestBody } from '../net/read-body.js';
 import { HttpError } from '../net/http-error.js';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
 
 export { HttpError } from '../net/http-error.js';
 
@@ -51,9 +52,16 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-export function parseJsonBody(body: Buffer): unknown {
+/** The body parsed as JSON; 400 E_BAD_JSON when it is not, 400 E_JSON_TOO_DEEP when it nests deeper than `maxDepth`. */
+export function parseJsonBody(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
+  const text = body.toString('utf8');
+  if (jsonTooDeep(text, maxDepth)) {
+    throw new HttpError(400, 'E_JSON_TOO_DEEP', `the JSON body nests deeper than ${maxDepth} levels`, `flatten the document (alloy accepts at most ${maxDepth} levels of objects and arrays)`, {
+      maxDepth,
+    });
+  }
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
     throw new HttpError(400, 'E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`, 'send a JSON document');
   }

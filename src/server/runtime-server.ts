@@ -11,11 +11,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import path from 'node:path';
 import { streamNote, type StreamNote } from './stream-note.js';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { isIP } from 'node:net';
+import { JSON_MAX_DEPTH } from '../core/json-depth.js';
 import { safeEqual, verifyShopifyWebhook } from '../connectors/shopify/webhooks.js';
 import { verifyStandardWebhook } from '../engine/standard-webhooks.js';
 import { compileTemplate, renderTemplate } from '../core/expressions.js';
@@ -70,6 +72,16 @@ export interface RuntimeServerOptions {
   secrets?: Record<string, string | undefined>;
   /** When set, every accepted delivery is also written there as a fixture file (`--record`). */
   recordDir?: string;
+  /**
+   * Standard Webhooks secret (`whsec_…`) that events and custom webhooks arriving through a
+   * tunnel (the ingress listener) or from a non-loopback address must be signed with. Without
+   * one, such requests are refused (401). Loopback clients on the API listener need no signature.
+   */
+  ingressSecret?: string;
+  /** Largest JSON nesting accepted at ingest (400 E_JSON_TOO_DEEP above). Default JSON_MAX_DEPTH. */
+  maxJsonDepth?: number;
+  /** Oldest `X-Shopify-Triggered-At` accepted, in ms (401 E_STALE_DELIVERY above). Default 24 h. */
+  shopifyMaxAgeMs?: number;
   /** Resume unfinished executions in listen() (default true). False while the definitions are known to be broken. */
   resumeOnListen?: boolean;
   onEvent?(event: RuntimeEvent): void;
@@ -89,8 +101,27 @@ export interface RuntimeServer {
   readonly definitions: RuntimeDefinitions;
   readonly log: EventLog;
   queueSize(): { queued: number; running: number };
+  /**
+   * Accepts an event produced inside the process (a schedule tick, a polled item) for one
+   * workflow: stored with its executions in one transaction and queued. `dedupeKey` is the
+   * claim: a second submit with the same key (another tick handler, a restart, another
+   * process on the same log) is a duplicate and runs nothing.
+   */
+  submit(input: SubmitInput): Promise<{ duplicate: boolean; executionIds: string[] }>;
   /** Stops listening, lets running executions finish (or checkpoints them), closes the log. Idempotent. */
   close(): Promise<void>;
+}
+
+export interface SubmitInput {
+  /** `schedule` or `poll:<app>`. */
+  source: string;
+  /** What is shown as the event name (e.g. the topic). */
+  name: string;
+  /** `<integration>/<workflow>`. */
+  workflow: string;
+  event: unknown;
+  dedupeKey: string;
+  userId?: string;
 }
 
 interface RequestContext {
@@ -98,6 +129,8 @@ interface RequestContext {
   res: ServerResponse;
   url: URL;
   params: string[];
+  /** Arrived on the ingress (tunnel) listener or from another machine: ingress must be signed, errors say little. */
+  untrusted: boolean;
 }
 
 interface Route {
@@ -128,6 +161,9 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   const clock = options.clock ?? Date.now;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const secrets = options.secrets ?? {};
+  const maxDepth = options.maxJsonDepth ?? JSON_MAX_DEPTH;
+  const shopifyMaxAgeMs = options.shopifyMaxAgeMs ?? DEFAULT_SHOPIFY_MAX_AGE_MS;
+  const parseJson = (body: Buffer) => parseJsonBody(body, maxDepth);
   const emit = (e: RuntimeEvent) => {
     try {
       options.onEvent?.(e);
@@ -294,10 +330,10 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   async function recordFixture(dir: string, input: IngestInput, headers: Record<string, string>, id: string, urlPath: string) {
     try {
-      await mkdir(dir, { recursive: true });
+      await ensurePrivateDirAsync(dir);
       const safe = `${input.source}-${input.name}`.replace(/[^A-Za-z0-9._-]+/g, '_');
       const fixture = { alloyFixture: 1, source: input.source, name: input.name, method: 'POST', path: urlPath, headers, body: input.body.toString('utf8') };
-      await writeFile(path.join(dir, `${id}-${safe}.json`), `${JSON.stringify(fixture, null, 2)}\n`);
+      await writeFileSafe(path.join(dir, `${id}-${safe}.json`), `${JSON.stringify(fixture, null, 2)}\n`);
     } catch (err) {
       emit({ type: 'error', message: `could not record fixture: ${(err as Error).message}` });
     }
@@ -305,10 +341,26 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   // ------------------------------------------------------------------ route handlers
 
+  /**
+   * Ingress from a tunnel (or another machine) must be signed with the ingress secret
+   * (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Checked before the
+   * body is parsed or any name is looked up, so an unsigned request learns nothing and stores nothing.
+   */
+  function authenticateIngress(ctx: RequestContext, body: Buffer): void {
+    if (!ctx.untrusted) return;
+    const secret = options.ingressSecret;
+    const refuse = (reason: string) =>
+      new HttpError(401, 'E_INGRESS_SIGNATURE', `ingress through a tunnel must be signed: ${reason}`, 'sign with the ingress secret `alloy dev` prints (Standard Webhooks headers); `alloy emit --to <public url>` does it for you');
+    if (!secret) throw refuse('this runtime has no ingress secret');
+    const r = verifyStandardWebhook(secret, lowerHeaders(ctx.req), body.toString('utf8'), { nowSeconds: Math.floor(clock() / 1000) });
+    if (!r.ok) throw refuse(r.reason ?? 'bad signature');
+  }
+
   async function runEventRoute(ctx: RequestContext): Promise<void> {
     requireJsonContentType(ctx.req);
     const body = await readBody(ctx.req, bodyLimit);
-    const payload = parseJsonBody(body);
+    authenticateIngress(ctx, body);
+    const payload = parseJson(body);
     const problems: { path: string; message: string }[] = [];
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       problems.push({ path: '', message: 'must be an object {event, userId?, data}' });
@@ -357,6 +409,20 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     }
     const headers = lowerHeaders(ctx.req);
     const check = verifyShopifyWebhook({ rawBody: body, headers }, secret);
+    // X-Shopify-Triggered-At is not covered by the HMAC, but a captured delivery replayed as
+    // is carries its old time: refuse one older than the window (Shopify retries for 4 h at most).
+    const triggeredAt = headers['x-shopify-triggered-at'];
+    if (check.ok && triggeredAt !== undefined) {
+      const at = Date.parse(triggeredAt);
+      if (!Number.isFinite(at) || clock() - at > shopifyMaxAgeMs) {
+        throw new HttpError(
+          401,
+          'E_STALE_DELIVERY',
+          Number.isFinite(at) ? `X-Shopify-Triggered-At (${triggeredAt}) is older than ${Math.round(shopifyMaxAgeMs / 60_000)} min: refused as a replay` : 'X-Shopify-Triggered-At is not a time',
+          'Shopify retries a delivery for about 4 hours; a much older one is a replay. Resend a fresh one (alloy emit shopify:<topic>)',
+        );
+      }
+    }
     if (!check.ok) {
       const status = check.status ?? 401;
       throw new HttpError(
@@ -368,7 +434,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
           : 'sign the exact bytes sent with SHOPIFY_API_SECRET (alloy emit shopify:<topic> does)',
       );
     }
-    const event = parseJsonBody(body);
+    const event = parseJson(body);
     const topic = check.topic!;
     await ingest(ctx, {
       source: 'shopify',
@@ -376,8 +442,12 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       req: ctx.req,
       body,
       event,
-      // Shopify's delivery id: the same webhook retried by Shopify carries the same id.
-      dedupeKey: `shopify:${check.deliveryId}`,
+      // From outside (a tunnel, another machine), on signed content only: X-Shopify-Webhook-Id
+      // and X-Shopify-Event-Id are not covered by the HMAC, so a captured delivery resent with
+      // new ids must still be recognised (a retry by Shopify carries the same bytes). On
+      // loopback the sender is the developer: `alloy emit --fixture` resends a recorded delivery
+      // with a fresh webhook id on purpose, and that id is the key.
+      dedupeKey: ctx.untrusted ? shopifyDedupeKey(headers['x-shopify-shop-domain'] ?? '', topic, body) : `shopify:${check.deliveryId}`,
       verification: 'shopify-hmac',
       routes: definitions.byAppEvent.get(`shopify:${topic}`) ?? [],
       eventRef: 'body',
@@ -386,13 +456,30 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   async function customWebhookRoute(ctx: RequestContext): Promise<void> {
     const name = pathParam(ctx.params[0]);
+    let body: Buffer | undefined;
+    if (ctx.untrusted) {
+      // Known and unknown names answer alike until the request is proven to be the developer's.
+      requireJsonContentType(ctx.req);
+      body = await readBody(ctx.req, bodyLimit);
+      try {
+        authenticateIngress(ctx, body);
+      } catch (err) {
+        // A webhook with its own `verify` is authenticated by its sender's signature (a third
+        // party cannot sign with the ingress secret); any failure answers as for unknown names.
+        if (!(await passesOwnVerification(name, ctx, body))) throw err;
+      }
+    }
     const routes = definitions.byWebhook.get(name);
     if (!routes || routes.length === 0) {
       const known = [...definitions.byWebhook.keys()];
-      throw new HttpError(404, 'E_UNKNOWN_WEBHOOK', `no workflow has the webhook trigger "${name}"`, known.length ? `known webhooks: ${known.join(', ')}` : 'add a workflow with `trigger: { webhook: <name> }`');
+      // Names are listed to the developer on loopback only, never through a tunnel.
+      const hint = ctx.untrusted ? 'check the webhook name' : known.length ? `known webhooks: ${known.join(', ')}` : 'add a workflow with `trigger: { webhook: <name> }`';
+      throw new HttpError(404, 'E_UNKNOWN_WEBHOOK', ctx.untrusted ? 'no such webhook' : `no workflow has the webhook trigger "${name}"`, hint);
     }
-    requireJsonContentType(ctx.req);
-    const body = await readBody(ctx.req, bodyLimit);
+    if (!body) {
+      requireJsonContentType(ctx.req);
+      body = await readBody(ctx.req, bodyLimit);
+    }
     const headers = lowerHeaders(ctx.req);
     let verification = 'none';
     let dedupeKey: string | undefined;
@@ -407,7 +494,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       verification = verify.scheme;
       if (verify.scheme === 'standard-webhooks') dedupeKey = `webhook:${name}:${headers['webhook-id']}`;
     }
-    const event = parseJsonBody(body);
+    const event = parseJson(body);
     const violations = checkTriggerData(routes, event);
     if (violations.length) {
       throw new HttpError(422, 'E_EVENT_SCHEMA', `the body does not match the trigger schema of ${[...new Set(violations.map((v) => v.workflow))].join(', ')}`, 'fix the fields listed in details.errors', {
@@ -415,6 +502,23 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       });
     }
     await ingest(ctx, { source: `webhook:${name}`, name, req: ctx.req, body, event, dedupeKey, verification, routes, eventRef: 'body' });
+  }
+
+  /** True when `name` is a webhook whose every workflow has `verify` and the request passes all of them. */
+  async function passesOwnVerification(name: string, ctx: RequestContext, body: Buffer): Promise<boolean> {
+    const routes = definitions.byWebhook.get(name);
+    if (!routes?.length) return false;
+    const headers = lowerHeaders(ctx.req);
+    for (const r of routes) {
+      const verify = (r.workflow.def.trigger as WebhookTrigger).verify;
+      if (!verify) return false;
+      try {
+        if (!verifyCustom(verify, await resolveSecret(verify.secret, r.key), headers, body, clock).ok) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   async function resolveSecret(template: string, workflow: string): Promise<string> {
@@ -535,6 +639,15 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       const handle = async () => {
         const url = new URL(req.url ?? '/', 'http://localhost');
         if (closing) throw new HttpError(503, 'E_SHUTTING_DOWN', 'the runtime is shutting down', 'retry in a moment', undefined, { 'retry-after': '1', connection: 'close' });
+        const untrusted = ingressOnly || !isLoopbackAddress(req.socket.remoteAddress);
+        if (!ingressOnly) {
+          // DNS rebinding: a web page whose name now resolves to 127.0.0.1 sends its own Host.
+          if (!allowedHost(req.headers.host, options.host)) {
+            throw new HttpError(403, 'E_HOST_NOT_ALLOWED', `Host ${JSON.stringify(String(req.headers.host).slice(0, 100))} is not this runtime`, 'address the runtime as localhost or 127.0.0.1 (or the --host it was started with)');
+          }
+          // A cross-site form can POST text/plain or form data without a preflight; JSON it cannot.
+          if (req.method === 'POST') requireJsonContentType(req);
+        }
         let allowed: string[] = [];
         for (const route of visible) {
           const m = route.pattern.exec(url.pathname);
@@ -546,7 +659,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
           routeName = route.name;
           inFlight.count++;
           try {
-            await route.handle({ req, res, url, params: m.slice(1) });
+            await route.handle({ req, res, url, params: m.slice(1), untrusted });
           } finally {
             if (--inFlight.count === 0) inFlight.drained?.();
           }
@@ -556,7 +669,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
           allowed = [...new Set(allowed)];
           throw new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`, `use ${allowed.join(' or ')}`, undefined, { allow: allowed.join(', ') });
         }
-        throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${url.pathname}`, 'see docs/http-api.md for the routes');
+        throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${ingressOnly ? 'here' : url.pathname}`, 'see docs/http-api.md for the routes');
       };
       handle().catch((err) => errorHandler(err, req, res, routeName));
     };
@@ -638,6 +751,35 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
     log,
     queueSize: () => pool.size,
+    async submit(input) {
+      const now = clock();
+      const id = newId('ex', now);
+      const result = await log.appendDelivery(
+        {
+          id: newId('dl', now),
+          source: input.source,
+          name: input.name,
+          receivedAt: now,
+          dedupeKey: input.dedupeKey,
+          userId: input.userId,
+          headers: {},
+          body: Buffer.from(JSON.stringify(input.event ?? null)),
+          verification: 'none',
+        },
+        [
+          {
+            id,
+            workflow: input.workflow,
+            userId: input.userId,
+            record: newExecutionRecord({ id, workflow: input.workflow, version: definitions.version, event: input.event, userId: input.userId, now }) as never,
+            eventRef: 'body',
+          },
+        ],
+      );
+      emit({ type: 'accepted', source: input.source, name: input.name, deliveryId: result.deliveryId, executionIds: result.executionIds, duplicate: result.duplicate });
+      if (!result.duplicate) for (const e of result.executionIds) pool.push(e);
+      return { duplicate: result.duplicate, executionIds: result.executionIds };
+    },
     close() {
       if (closing) return closing;
       closing = (async () => {
@@ -668,6 +810,35 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
   };
   return runtime;
+}
+
+/** Default window for X-Shopify-Triggered-At: well above Shopify's retry span (about 4 hours). */
+export const DEFAULT_SHOPIFY_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** De-duplication key of a Shopify delivery: what the HMAC covers (the body), for its shop and topic. */
+export function shopifyDedupeKey(shop: string, topic: string, body: Buffer): string {
+  return `shopify:${shop}:${topic}:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1']);
+
+/** Whether a Host header names this runtime: a loopback name, an IP address or the configured host, any port. */
+export function allowedHost(hostHeader: string | undefined, configured: string | undefined): boolean {
+  // HTTP/1.0 clients may send none; browsers always do.
+  if (hostHeader === undefined) return true;
+  let name = hostHeader.trim().toLowerCase();
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(name);
+  if (v6) name = v6[1];
+  else name = name.replace(/:\d+$/, '');
+  // An IP literal cannot be rebound (rebinding needs a name the attacker's DNS answers for).
+  if (LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || isIP(name) !== 0) return true;
+  return Boolean(configured && name === configured.toLowerCase());
 }
 
 /** A path segment, percent-decoded; malformed encoding (`%ZZ`) is the client's mistake: 400. */

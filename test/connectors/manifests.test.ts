@@ -21,7 +21,7 @@ describe('built-in manifests', () => {
       for (const a of Object.values(m.actions ?? {})) if (a.input) (ajv.compile(a.input), compiled++);
       for (const t of Object.values(m.triggers ?? {})) if (t.payload) (ajv.compile(t.payload), compiled++);
     }
-    expect(compiled).toBe(7);
+    expect(compiled).toBe(8);
   });
 
   it('createOrder input catches mapping typos and accepts numeric-string prices', () => {
@@ -41,11 +41,13 @@ describe('built-in manifests', () => {
   });
 
   it('shopify triggers verify with the app secret and dedupe on the webhook id', () => {
-    for (const t of Object.values(shopifyManifest.triggers!)) {
+    // orders/updated is polled (GraphQL), not received: it has no signature or delivery id.
+    for (const t of Object.values(shopifyManifest.triggers!).filter((t) => !t.poll)) {
       expect(t.verify).toEqual({ scheme: 'hmac-sha256', header: 'X-Shopify-Hmac-Sha256', encoding: 'base64', secret: '{{ connection.apiSecret }}' });
       expect(t.dedupeHeader).toBe('X-Shopify-Webhook-Id');
       expect(t.topicHeader).toBe('X-Shopify-Topic');
     }
-    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create']);
+    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create', 'orders/updated']);
+    expect(shopifyManifest.triggers!['orders/updated'].poll).toMatchObject({ every: '1m', paginate: { style: 'cursor', pageSize: 250, maxPages: 40 } });
   });
 });

@@ -17,6 +17,7 @@ import { startDevRuntime, type DevEvent, type DevRuntime } from '../../server/de
 import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js';
 import type { RuntimeDefinitions } from '../../server/definitions.js';
 import { parseFakeNames, withFakeApps, type DevFakes } from '../../server/dev-fakes.js';
+import { parseDuration } from '../../engine/duration.js';
 
 export const DEFAULT_DEV_PORT = DEFAULT_PORTS.dev;
 
@@ -29,7 +30,12 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   const cfgDev = first.config?.dev ?? {};
   // Flags arrive already filled from ALLOY_DEV_<FLAG> (src/cli/main.ts); the config comes after.
   const port = parsePort(opts.port ?? cfgDev.port ?? DEFAULT_DEV_PORT);
-  const host: string = opts.host ?? cfgDev.host ?? '127.0.0.1';
+  // ALLOY_DEV_HOST counts as configuration, not as the flag: a non-loopback host needs the flag itself.
+  const hostFromEnv = (opts.fromEnvironment as Set<string> | undefined)?.has('host');
+  const host = devHost(hostFromEnv ? undefined : opts.host, hostFromEnv ? opts.host : cfgDev.host);
+  if (!isLoopbackHost(host)) {
+    ctx.note(ctx.errColor.yellow(`warning: listening on ${host}: other machines on the network can reach this runtime's API (stored events, replays)`));
+  }
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
   const c = ctx.color;
   const line = (s: string) => (ctx.json ? undefined : ctx.out(s));
@@ -72,6 +78,19 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
             (e.changes.length ? `: ${e.changes.join(', ')}` : ': no workflow changed'),
         );
         break;
+      case 'tick':
+        jsonLine({ type: 'tick', workflow: e.workflow, scheduledAt: e.scheduledAt, missed: e.missed, duplicate: e.duplicate });
+        if (ctx.verbose || e.missed) ctx.note(`${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.cyan('schedule')} ${e.workflow} ${e.missed ? `(missed tick ${e.scheduledAt}, run once now)` : e.scheduledAt}`);
+        break;
+      case 'poll':
+        jsonLine({ type: 'poll', workflow: e.workflow, pages: e.pages, emitted: e.emitted, duplicates: e.duplicates, truncated: e.truncated, since: e.since });
+        if (ctx.verbose || e.emitted > 0 || e.truncated) {
+          ctx.note(
+            `${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.cyan('poll')} ${e.workflow}: ${e.emitted} new item(s) in ${e.pages} page(s)` +
+              (e.truncated ? ctx.errColor.yellow(' (page cap reached; the rest comes next poll)') : ''),
+          );
+        }
+        break;
       case 'reload-failed':
         jsonLine({ type: 'reload-failed', files: e.files, diagnostics: e.diagnostics });
         reportDiagnostics(ctx, e.project, e.diagnostics);
@@ -97,6 +116,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       fresh: Boolean(opts.fresh),
       record: opts.record === undefined ? undefined : opts.record === true ? true : String(opts.record),
       concurrency,
+      shopifyMaxAgeMs: cfgDev.shopifyMaxAge === undefined ? undefined : parseDuration(cfgDev.shopifyMaxAge, 'dev.shopifyMaxAge'),
       onEvent,
     });
   } catch (err) {
@@ -180,6 +200,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
         eventApi: `${url}/v1/run/event`,
         webhooks: webhookUrls(defs, webhookBase),
         workflows: [...defs.workflows.keys()],
+        schedules: runtime.timers(),
         version: defs.version,
         eventLog: path.relative(root, runtime.server.log.file),
         pending: runtime.server.queueSize(),
@@ -197,6 +218,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   for (const f of fakes?.rows ?? []) row(f.label, `${f.value}${c.dim(`  (${f.note})`)}`);
   if (publicUrl) row('public URL', `${publicUrl} ${c.dim('(ingress routes only)')}`);
   row('executions', `GET  ${url}/v1/executions`);
+  row('ingress secret', `${runtime.ingressSecret}${c.dim('  (sign tunnel events and webhooks with it; alloy emit does)')}`);
   row('stream secret', `${runtime.streamSecret}${runtime.streamSecretNames.length ? c.dim(`  (signs streams: ${runtime.streamSecretNames.join(', ')} unset)`) : ''}`);
   const pending = runtime.server.queueSize();
   row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${count(pending.queued + pending.running, 'unfinished execution')} resumed)`) : ''}`);
@@ -204,6 +226,10 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   if (!runtime.env.SHOPIFY_API_SECRET && [...defs.byAppEvent.keys()].some((k) => k.startsWith('shopify:'))) {
     ctx.note(ctx.errColor.yellow('  SHOPIFY_API_SECRET is not set: Shopify webhooks will be refused (500) until it is (env or .env).'));
   }
+  runtime.timers().forEach((t, i) => {
+    const next = t.nextAt ? `${t.nextAt.slice(0, 10)} ${t.nextAt.slice(11, 19)} UTC` : c.dim('never');
+    row(i === 0 ? 'schedules' : '', `${t.workflow}  ${c.dim(t.label)}  next ${next}`);
+  });
   if (runtime.recordDir) row('recording to', path.relative(root, runtime.recordDir) || '.');
   ctx.out();
   ctx.note(ctx.errColor.dim('Watching for changes. Ctrl-C to stop.'));
@@ -220,6 +246,27 @@ function webhookUrls(defs: RuntimeDefinitions, base: string): { label: string; u
   const out = [...apps].sort().map(([app, topics]) => ({ label: `${app} webhooks`, url: `${base}/v1/webhooks/${app}`, topics: topics.sort() }));
   for (const name of [...defs.byWebhook.keys()].sort()) out.push({ label: `webhook ${name}`, url: `${base}/v1/webhooks/custom/${encodeURIComponent(name)}`, topics: [] });
   return out;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The interface to bind: loopback unless `--host` says otherwise on the command line. A
+ * committed `dev.host` (or ALLOY_DEV_HOST) may only name a loopback address: a cloned
+ * repository must not open a developer's runtime to the network.
+ */
+export function devHost(flag: string | undefined, configured: string | undefined): string {
+  if (flag !== undefined) return flag;
+  const host = configured ?? '127.0.0.1';
+  if (!isLoopbackHost(host)) {
+    throw new UsageError(`dev.host (or ALLOY_DEV_HOST) is ${host}, a non-loopback address: refused`, {
+      code: 'E_DEV_HOST',
+      hint: `binding beyond this machine needs the flag on the command line: alloy dev --host ${host}`,
+    });
+  }
+  return host;
 }
 
 function parsePort(value: unknown): number {
