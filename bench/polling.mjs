@@ -36,7 +36,8 @@ const ORDERS = arg('orders', 10_000);
 const SINCE = '2026-03-02T08:00:00.000Z';
 const API_VERSION = '2025-10';
 
-const fake = await startFakeShopify({ fixturesDir: path.resolve(here, '..', '..', 'shared', 'fixtures') });
+// The fake reads the bundled third-party fixtures (fixtures/third-party/README.md) by default.
+const fake = await startFakeShopify();
 const base = Date.parse(SINCE);
 for (let i = 0; i < ORDERS; i++) {
   fake.addOrder({ email: `buyer${i}@example.com`, totalPrice: '10.00', updatedAt: new Date(base + i * 1000).toISOString() });

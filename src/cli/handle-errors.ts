@@ -6,6 +6,9 @@
 import type { CliContext } from './context.js';
 import { AlloyError, EXIT_FAILURE } from '../errors.js';
 
+/** 128 + SIGINT, as shells report an interrupted program. */
+export const EXIT_CANCELLED = 130;
+
 export const REPORT_URL = 'https://github.com/alloy-integrations/alloy/issues';
 
 export function handleError(err: unknown, ctx: CliContext): number {
@@ -19,6 +22,12 @@ export function handleError(err: unknown, ctx: CliContext): number {
       if (debug && err.stack) ctx.note(c.dim(err.stack));
     }
     return err.exitCode;
+  }
+  // Ctrl-C at a prompt (@inquirer/prompts' ExitPromptError): the user's choice, not a bug.
+  if (err instanceof Error && (err.name === 'ExitPromptError' || err.name === 'AbortPromptError')) {
+    if (ctx.json) ctx.printJson({ ok: false, error: { code: 'E_CANCELLED', message: 'cancelled' } });
+    else ctx.note('cancelled');
+    return EXIT_CANCELLED;
   }
   const e = err instanceof Error ? err : new Error(String(err));
   if (ctx.json) {

@@ -68,30 +68,74 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 }
 
 /**
- * Fills options not given on the command line from ALLOY_* variables of the injected
- * environment (commander itself only reads process.env, which in-process callers do not
- * control). Flags win; `0`, `false` and the empty string turn a boolean flag off.
+ * The one place flags are read from the environment. Every flag of `alloy <command>` is
+ * `ALLOY_<COMMAND>_<FLAG>` (`alloy release -m` is ALLOY_RELEASE_MESSAGE, `alloy dev --port`
+ * ALLOY_DEV_PORT), so one variable never moves two commands. Flags many commands share keep
+ * one name, set with `.env()` where they are declared: ALLOY_CWD and ALLOY_JSON (global),
+ * ALLOY_STORE and ALLOY_REMOTE (store selection). README "Environment variables" lists them all.
+ *
+ * Options not given on the command line are filled from the injected environment (commander
+ * itself only reads process.env, which in-process callers do not control). Flags win; `0`,
+ * `false` and the empty string turn a boolean flag off. A deprecated name still works when
+ * the new one is unset, with a note on stderr.
  */
-function applyEnvironment(command: Command, env: NodeJS.ProcessEnv): void {
+function applyEnvironment(command: Command, env: NodeJS.ProcessEnv, stderr: CliIO['stderr']): Set<string> {
+  const fromEnvironment = new Set<string>();
   for (const cmd of [command, command.parent].filter((c): c is Command => Boolean(c))) {
     for (const option of cmd.options) {
-      const raw = option.envVar ? env[option.envVar] : undefined;
+      let raw = option.envVar ? env[option.envVar] : undefined;
       const key = option.attributeName();
-      if (raw === undefined || cmd.getOptionValueSource(key) === 'cli') continue;
+      if (cmd.getOptionValueSource(key) === 'cli') continue;
+      const legacy = LEGACY_ENV.get(option);
+      if (raw === undefined && legacy && env[legacy] !== undefined) {
+        raw = env[legacy];
+        stderr.write(`alloy: ${legacy} is deprecated; use ${option.envVar} (README, "Environment variables")\n`);
+      }
+      if (raw === undefined) continue;
       const value = option.isBoolean() ? !['0', 'false', ''].includes(raw.toLowerCase()) : raw;
       cmd.setOptionValueWithSource(key, value, 'env');
+      fromEnvironment.add(key);
     }
   }
+  return fromEnvironment;
+}
+
+/** Every flag's environment variable, per command (the README's table is checked against this). */
+export function flagEnvironmentVariables(): { command: string; flag: string; name: string; deprecated?: string }[] {
+  const program = new Command('alloy');
+  program.addOption(new Option('-C, --cwd <dir>').env('ALLOY_CWD')).addOption(new Option('--json').env('ALLOY_JSON'));
+  const rows: { command: string; flag: string; name: string; deprecated?: string }[] = program.options.map((o) => ({ command: '(every command)', flag: o.long!, name: o.envVar! }));
+  const io = { stdout: { write: () => true }, stderr: { write: () => true }, env: {}, cwd: '.' };
+  for (const spec of commands) addCommand(program, spec, io, () => {});
+  for (const cmd of program.commands) {
+    for (const o of cmd.options) if (o.envVar) rows.push({ command: cmd.name(), flag: o.long!, name: o.envVar, ...(LEGACY_ENV.has(o) ? { deprecated: LEGACY_ENV.get(o) } : {}) });
+  }
+  return rows;
+}
+
+/** Deprecated variable names still read for an option (when its own is unset). */
+const LEGACY_ENV = new WeakMap<Option, string>();
+
+/** `--fail-on-warn` → `FAIL_ON_WARN`. */
+const envName = (long: string) => long.replace(/^--/, '').replace(/-/g, '_').toUpperCase();
+
+/** The environment variable prefix of a command's flags: ALLOY_<COMMAND>. */
+export function commandEnvPrefix(spec: Pick<CommandSpec, 'usage' | 'envPrefix'>): string {
+  return spec.envPrefix ?? `ALLOY_${envName(spec.usage.split(' ')[0])}`;
 }
 
 function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (code: number) => void): void {
   const cmd = program.command(spec.usage).description(spec.summary);
   spec.options?.(cmd);
-  // Every flag is also readable from <prefix>_<FLAG> (flags win over the environment).
-  const prefix = spec.envPrefix ?? 'ALLOY';
+  // Every flag is also readable from ALLOY_<COMMAND>_<FLAG> (flags win over the environment).
+  const prefix = commandEnvPrefix(spec);
   for (const option of cmd.options) {
     if (option.envVar || !option.long || option.negate) continue;
-    option.env(`${prefix}_${option.long.replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`);
+    const flag = envName(option.long);
+    option.env(`${prefix}_${flag}`);
+    // Until 0.2: the names used before one scheme (ALLOY_<FLAG> outside the servers, and a few renamed ones).
+    const legacy = spec.legacyEnv?.[option.long] ?? (spec.envPrefix ? undefined : `ALLOY_${flag}`);
+    if (legacy) LEGACY_ENV.set(option, legacy);
   }
   if (spec.examples?.length) {
     cmd.addHelpText('after', `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n`);
@@ -99,8 +143,10 @@ function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (co
   cmd.action(async (...actionArgs: unknown[]) => {
     // commander passes (...positionals, options, command)
     const command = actionArgs[actionArgs.length - 1] as Command;
-    applyEnvironment(command, io.env);
+    const fromEnvironment = applyEnvironment(command, io.env, io.stderr);
     const opts = command.optsWithGlobals<GlobalOptions & Record<string, unknown>>();
+    // Which options came from the environment, for the few that treat it like config (dev --host).
+    Object.defineProperty(opts, 'fromEnvironment', { value: fromEnvironment, enumerable: false });
     const positionals = actionArgs.slice(0, -2).flatMap((a) => (Array.isArray(a) ? a : a === undefined ? [] : [a]));
     // The context (chalk) and error handling load only when a command runs, not for --help.
     const [{ resolve }, { createContext }, { handleError }] = await Promise.all([

@@ -79,7 +79,13 @@ export function checkWorkflow(source: SourceFile, ctx: WorkflowCheckContext): Di
     (pointer: string, code: string, message: string, hint?: string, range?: [number, number]) => {
       out.push(makeDiagnostic(source.file, source.index, range ?? rangeAt(source, pointer), 'error', code, message, hint));
     },
-    { push: (d: Diagnostic) => void out.push(d) },
+    {
+      push: (d: Diagnostic) => void out.push(d),
+      warn: (pointer: string, code: string, message: string, hint?: string, range?: [number, number]) => {
+        out.push(makeDiagnostic(source.file, source.index, range ?? rangeAt(source, pointer), 'warning', code, message, hint));
+      },
+      eventSchema: triggerSchema(def.trigger, ctx),
+    },
   );
 
   checkTrigger(source, def.trigger, ctx, diag);
@@ -121,6 +127,47 @@ interface Report {
   (pointer: string, code: string, message: string, hint?: string, range?: [number, number]): void;
   /** Adds an already located diagnostic. */
   push(d: Diagnostic): void;
+  /** Reports a warning. */
+  warn(pointer: string, code: string, message: string, hint?: string, range?: [number, number]): void;
+  /** The JSON Schema of the trigger's event, when it has one: `event.<path>` is checked against it. */
+  eventSchema?: JsonSchemaLike;
+}
+
+type JsonSchemaLike = { type?: unknown; properties?: Record<string, JsonSchemaLike>; items?: unknown; additionalProperties?: unknown; [k: string]: unknown };
+
+/** The event's schema: a custom event's `schema`, or the connector's payload schema for an app event. */
+function triggerSchema(trigger: unknown, ctx: WorkflowCheckContext): JsonSchemaLike | undefined {
+  if (!trigger || typeof trigger !== 'object') return undefined;
+  const t = trigger as { event?: unknown; app?: unknown; schema?: unknown };
+  if (typeof t.event !== 'string') return undefined;
+  if (typeof t.app === 'string') {
+    const triggers = (ctx.catalog.get(t.app) as { triggers?: Record<string, { payload?: unknown }> } | undefined)?.triggers;
+    const payload = triggers?.[t.event]?.payload;
+    return payload && typeof payload === 'object' ? (payload as JsonSchemaLike) : undefined;
+  }
+  return t.schema && typeof t.schema === 'object' ? (t.schema as JsonSchemaLike) : undefined;
+}
+
+/**
+ * Follows `event.a.b` through the schema: an object's `properties` (through an array's
+ * `items`, as JSONata maps over arrays). Returns the first name the schema does not have, with
+ * the names it does; undefined when the path fits or the schema stops saying (no
+ * `properties`, or composition keywords).
+ */
+function unknownEventProperty(schema: JsonSchemaLike, path: { name: string; offset: number }[]): { name: string; offset: number; known: string[]; at: string } | undefined {
+  let s: JsonSchemaLike | undefined = schema;
+  const seen: string[] = ['event'];
+  for (const seg of path) {
+    while (s && (s.type === 'array' || (Array.isArray(s.type) && s.type.includes('array'))) && s.items && typeof s.items === 'object' && !Array.isArray(s.items)) s = s.items as JsonSchemaLike;
+    if (!s || typeof s !== 'object' || !s.properties || typeof s.properties !== 'object') return undefined;
+    if (['$ref', 'oneOf', 'anyOf', 'allOf', 'patternProperties', 'if'].some((k) => k in s!)) return undefined;
+    if (s.additionalProperties !== undefined && s.additionalProperties !== false) return undefined;
+    const next: JsonSchemaLike | undefined = s.properties[seg.name];
+    if (!next) return { ...seg, known: Object.keys(s.properties), at: seen.join('.') };
+    seen.push(seg.name);
+    s = next;
+  }
+  return undefined;
 }
 
 function checkTrigger(source: SourceFile, trigger: unknown, ctx: WorkflowCheckContext, diag: Report): void {
@@ -202,7 +249,7 @@ function compileCached(text: string): { compiled?: CompiledTemplate; refs?: Expr
   if (!hit) {
     try {
       const compiled = compileTemplate(text);
-      hit = { compiled, refs: compiled.parts.map((p) => ('kind' in p ? { roots: new Set<string>(), steps: [] } : expressionRefs(p))) };
+      hit = { compiled, refs: compiled.parts.map((p) => ('kind' in p ? { roots: new Set<string>(), steps: [], eventPaths: [] } : expressionRefs(p))) };
     } catch (error) {
       hit = { error };
     }
@@ -268,7 +315,9 @@ function checkStep(source: SourceFile, entry: StepEntry, byId: Map<string, StepE
   const roots = [...BASE_ROOTS, ...entry.scope];
   for (const key of ['when', 'if', 'each', 'stop', 'delay']) {
     const value = s[key];
-    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, roots, entry, byId, diag);
+    // An each step's `stop` is checked before each item, with the item (its `as`) and index in scope.
+    const keyRoots = key === 'stop' && kind === 'each' ? [...roots, String(s.as ?? 'item'), 'index'] : roots;
+    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, keyRoots, entry, byId, diag);
   }
   if (s.with && typeof s.with === 'object') {
     forEachString(s.with, `${entry.pointer}/with`, (text, pointer) => checkTemplateString(source, text, pointer, roots, entry, byId, diag));
@@ -369,6 +418,20 @@ function checkTemplateString(
   for (const [i, part] of compiled!.parts.entries()) {
     if ('kind' in part) continue;
     const refs = allRefs![i];
+    if (diag.eventSchema && roots.includes('event')) {
+      for (const p of refs.eventPaths) {
+        const miss = unknownEventProperty(diag.eventSchema, p);
+        if (!miss) continue;
+        const guess = closest(miss.name, miss.known);
+        diag.warn(
+          pointer,
+          'W_EVENT_UNKNOWN_PROPERTY',
+          `${miss.at}.${miss.name}: the trigger's event schema has no property "${miss.name}"`,
+          guess ? `did you mean "${miss.at}.${guess}"?` : `${miss.at} has: ${miss.known.join(', ') || 'no properties'}`,
+          at(miss.offset, miss.name.length),
+        );
+      }
+    }
     for (const root of refs.roots) {
       if (roots.includes(root)) continue;
       const offset = part.offset + Math.max(0, part.source.indexOf(root));

@@ -12,7 +12,7 @@ export interface Diagnostic {
   endLine: number;
   endColumn: number;
   severity: Severity;
-  /** Stable code, e.g. E_YAML_SYNTAX, E_SCHEMA_UNKNOWN_KEY (docs/diagnostics.md lists them). */
+  /** Stable code, e.g. E_YAML_SYNTAX, E_SCHEMA_UNKNOWN_KEY (docs/file-format.md lists them). */
   code: string;
   message: string;
   /** One sentence naming the fix. */

@@ -189,6 +189,8 @@ function compileExpression(part: TemplateExprPart): CompiledExpression {
 export interface ExpressionRefs {
   roots: Set<string>;
   steps: { id: string; offset: number }[];
+  /** Property paths read from `event` (`event.customer.email` → ['customer', 'email']), each name with its offset. */
+  eventPaths: { name: string; offset: number }[][];
 }
 
 interface AstNode {
@@ -200,7 +202,7 @@ interface AstNode {
 }
 
 export function expressionRefs(compiled: CompiledExpression): ExpressionRefs {
-  const refs: ExpressionRefs = { roots: new Set(), steps: [] };
+  const refs: ExpressionRefs = { roots: new Set(), steps: [], eventPaths: [] };
   collectRefs(compiled.expression.ast() as unknown as AstNode, false, refs, compiled.offset);
   return refs;
 }
@@ -224,6 +226,16 @@ function collectRefs(node: unknown, relative: boolean, refs: ExpressionRefs, bas
     if (first.type === 'name' && typeof first.value === 'string') {
       if (!relative) {
         refs.roots.add(first.value);
+        if (first.value === 'event') {
+          // The plain names after `event`, up to the first step that is not one (a predicate, a function…).
+          const names: { name: string; offset: number }[] = [];
+          for (const step of n.steps.slice(1)) {
+            if (step.type !== 'name' || typeof step.value !== 'string' || step.predicate || step.stages || step.group) break;
+            const pos = typeof step.position === 'number' ? step.position - step.value.length : 0;
+            names.push({ name: step.value, offset: base + Math.max(0, pos) });
+          }
+          if (names.length) refs.eventPaths.push(names);
+        }
         if (first.value === 'steps' && second?.type === 'name' && typeof second.value === 'string') {
           const pos = typeof second.position === 'number' ? second.position - second.value.length : 0;
           refs.steps.push({ id: second.value, offset: base + Math.max(0, pos) });

@@ -121,7 +121,9 @@ export async function deliverStream(
           return { status: 'delivered', url: redactor.text(url), messageId, attempts, statusCode: res.status, at: new Date(deps.clock.now()).toISOString() };
         }
         const retryAfter = res.headers['retry-after'];
-        throw new StepError(`stream receiver answered HTTP ${res.status}`, {
+        // The receiver's own words (first 200 characters) say why; secrets in them are redacted.
+        const said = redactor.text(String(res.text ?? '').replace(/\s+/g, ' ').trim());
+        throw new StepError(`stream receiver answered HTTP ${res.status}${said ? `: ${said.length > 200 ? `${said.slice(0, 200)}…` : said}` : ''}`, {
           code: 'E_STREAM_HTTP',
           status: res.status,
           retryable: res.status === 408 || res.status === 429 || res.status >= 500,

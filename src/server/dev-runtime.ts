@@ -4,7 +4,7 @@
  * secret, and a debounced file watcher that reloads definitions (keeping the last good
  * ones while files are broken). The CLI command only prints what this reports.
  */
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import type { LoadedProject } from '../core/project-types.js';
@@ -53,6 +53,8 @@ export interface DevRuntimeOptions {
   debounceMs?: number;
   /** Replace fs.watch (tests see what is watched). */
   watchFn?: WatchFn;
+  /** Apps faked for this run (`alloy dev --fake`), recorded in dev.json for `alloy emit`. */
+  fakes?: string[];
   /** Replace the engine (tests). */
   executor?: WorkflowExecutor;
   /** Time and timers for schedules and polls (tests pass a manual clock). */
@@ -75,6 +77,8 @@ export interface DevRuntime {
   project: LoadedProject;
   env: Record<string, string | undefined>;
   recordDir?: string;
+  /** Apps faked for this run. */
+  fakes?: string[];
   /** Schedules and polls with their next run, for the banner. */
   timers(): { workflow: string; label: string; nextAt?: string }[];
   /** Runs a polled trigger now instead of waiting for its interval. */
@@ -168,7 +172,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     await server.close();
     throw err;
   }
-  writeDevInfo(root, { url, pid: process.pid, startedAt: new Date().toISOString() });
+  writeDevInfo(root, { url, pid: process.pid, startedAt: new Date().toISOString(), ...(options.fakes?.length ? { fakes: options.fakes } : {}) });
 
   // Schedules and polls: cursors in the event log, each tick or item claimed through the
   // log's unique dedupe key (server.submit), so a restart neither repeats nor loses one.
@@ -283,6 +287,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     },
     env,
     recordDir,
+    fakes: options.fakes?.length ? options.fakes : undefined,
     reload,
     close() {
       if (closing) return closing;
@@ -315,10 +320,25 @@ interface DefinitionWatchersOptions {
   onError(message: string): void;
 }
 
+/** A definition folder and every folder below it (not node_modules, .git, .alloy, dist). */
+function definitionFolders(dir: string): string[] {
+  const out = [dir];
+  let entries: import('node:fs').Dirent[] = [];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (e.isDirectory() && !IGNORED.test(e.name)) out.push(...definitionFolders(path.join(dir, e.name)));
+  }
+  return out;
+}
+
 /**
  * Watches only what definitions come from: the root (not recursive: the config file and
- * .env live there), and the integrations and connectors folders (recursive, they are
- * small). A recursive watch of the root would also put an inotify watch on every folder of
+ * .env live there), and the integrations and connectors folders (each of their folders, they
+ * are small). A recursive watch of the root would also put an inotify watch on every folder of
  * node_modules, .git and .alloy (thousands, up to fs.inotify.max_user_watches). A folder
  * that does not exist yet is waited for by watching its nearest existing parent.
  */
@@ -381,19 +401,27 @@ function createDefinitionWatchers(o: DefinitionWatchersOptions) {
     open(o.root, false, parentListener(o.root), wanted);
     for (const dir of new Set(o.dirs())) {
       if (statDir(dir)) {
-        const fresh = open(
-          dir,
-          true,
-          (filename) => {
-            if (!filename) return;
-            const rel = relOf(path.join(dir, filename));
-            if (IGNORED.test(rel) || !DEFINITION_FILE.test(rel)) return;
-            o.onChange(rel);
-          },
-          wanted,
-        );
-        // Files written before this watcher started are read by a reload now.
-        if (fresh && started) o.onChange(relOf(dir));
+        // One plain watcher per folder, not fs.watch(recursive): Node 20's recursive watcher on
+        // Linux watches files by inode and loses a file replaced by rename, which is how vim,
+        // `sed -i` and VS Code save (write a temp file, rename it over). A folder's own watcher
+        // sees every name in it, whatever the inode.
+        for (const sub of definitionFolders(dir)) {
+          const fresh = open(
+            sub,
+            false,
+            (filename) => {
+              // A folder made, moved or removed below: start or stop its watcher.
+              sync();
+              if (!filename) return;
+              const rel = relOf(path.join(sub, filename));
+              if (IGNORED.test(rel) || !DEFINITION_FILE.test(rel)) return;
+              o.onChange(rel);
+            },
+            wanted,
+          );
+          // Files written before this watcher started are read by a reload now.
+          if (fresh && started) o.onChange(relOf(sub));
+        }
       } else {
         let parent = path.dirname(dir);
         while (parent !== path.dirname(parent) && !statDir(parent)) parent = path.dirname(parent);

@@ -22,6 +22,8 @@ export interface DevInfo {
   ingressUrl?: string;
   /** The tunnel's public URL. */
   publicUrl?: string;
+  /** Apps faked for this run (`alloy dev --fake`): `alloy emit` signs as the fake. */
+  fakes?: string[];
 }
 
 export function alloyDir(root: string): string {

@@ -14,6 +14,7 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import path from 'node:path';
+import { streamNote, type StreamNote } from './stream-note.js';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
 import { createHash, createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -354,7 +355,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       workflow: row.workflow,
       status: final.status,
       message: final.error?.message ?? final.reason ?? final.status,
-      data: { durationMs: final.durationMs ?? clock() - started },
+      data: { durationMs: final.durationMs ?? clock() - started, ...(final.startedAt ? { startedAt: final.startedAt } : {}), ...(final.stream ? { stream: streamNote(final.stream) } : {}) },
     });
     emit({ type: 'execution', record: final, durationMs: final.durationMs ?? clock() - started });
     finished.emit(id);
@@ -1143,11 +1144,15 @@ export interface ExecutionSummary {
   deliveryId: string;
   replayOf?: string;
   createdAt: string;
+  /** When it started running (the time every execution line shows). */
+  startedAt?: string;
   updatedAt: string;
   finishedAt?: string;
   durationMs?: number;
   reason?: string;
   error?: { code: string; message: string; step?: string };
+  /** The stream delivery's outcome, with the reason when it failed. */
+  stream?: StreamNote;
 }
 
 export function summarizeExecution(row: ExecutionRow): ExecutionSummary {
@@ -1160,11 +1165,13 @@ export function summarizeExecution(row: ExecutionRow): ExecutionSummary {
     deliveryId: row.deliveryId,
     ...(row.replayOf ? { replayOf: row.replayOf } : {}),
     createdAt: new Date(row.createdAt).toISOString(),
+    ...(r.startedAt ? { startedAt: r.startedAt } : {}),
     updatedAt: new Date(row.updatedAt).toISOString(),
     ...(row.finishedAt ? { finishedAt: new Date(row.finishedAt).toISOString() } : {}),
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
     ...(r.error ? { error: { code: r.error.code, message: r.error.message, ...(r.error.step ? { step: r.error.step } : {}) } } : {}),
+    ...(r.stream ? { stream: streamNote(r.stream)! } : {}),
   };
 }
 

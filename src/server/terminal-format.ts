@@ -7,6 +7,7 @@ import type { ChalkInstance } from 'chalk';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
 import type { LogEntry } from './event-log.js';
 import type { ExecutionSummary } from './runtime-server.js';
+import { streamNote, type StreamNote } from './stream-note.js';
 
 export function clockTime(ms: number | string | undefined): string {
   const d = ms === undefined ? new Date() : new Date(ms);
@@ -37,23 +38,31 @@ export function statusMark(c: ChalkInstance, status: string): string {
   }
 }
 
-/** `10:42:01  ✓ succeeded  shopify-sync/create-order  123ms  ex_…  [reason or error]` */
+/**
+ * `10:42:01  ✓ succeeded  shopify-sync/create-order  123ms  ex_…  [reason or error]`; a failed
+ * stream delivery reads `✓ succeeded · stream failed  …  <why it failed>`.
+ */
 export function executionLine(
   c: ChalkInstance,
-  e: { time?: number | string; workflow: string; status: string; durationMs?: number; id: string; message?: string },
+  e: { time?: number | string; workflow: string; status: string; durationMs?: number; id: string; message?: string; stream?: StreamNote },
 ): string {
-  const extra = e.message && e.message !== e.status ? `  ${e.status === 'failed' ? c.red(e.message) : c.dim(e.message)}` : '';
-  return `${c.dim(clockTime(e.time))}  ${statusMark(c, e.status)}  ${e.workflow}  ${c.dim(formatDuration(e.durationMs))}  ${c.dim(e.id)}${extra}`;
+  const streamFailed = e.stream?.status === 'failed';
+  const message = e.message && e.message !== e.status ? e.message : streamFailed ? (e.stream!.error ?? 'stream delivery failed') : undefined;
+  const extra = message ? `  ${e.status === 'failed' || streamFailed ? c.red(message) : c.dim(message)}` : '';
+  const status = streamFailed ? `${statusMark(c, e.status).trimEnd()} ${c.red('· stream failed')}` : statusMark(c, e.status);
+  return `${c.dim(clockTime(e.time))}  ${status}  ${e.workflow}  ${c.dim(formatDuration(e.durationMs))}  ${c.dim(e.id)}${extra}`;
 }
 
+// Every view shows one time per row, the same one: when the execution started.
 export function recordLine(c: ChalkInstance, record: ExecutionRecord, durationMs?: number): string {
   return executionLine(c, {
-    time: record.endedAt,
+    time: record.startedAt ?? record.createdAt,
     workflow: record.workflow,
     status: record.status,
     durationMs: record.durationMs ?? durationMs,
     id: record.id,
     message: record.error ? `${record.error.step ? `${record.error.step}: ` : ''}${record.error.message}` : record.reason,
+    stream: streamNote(record.stream),
   });
 }
 
@@ -66,24 +75,26 @@ export function stepLine(c: ChalkInstance, step: StepRecord): string {
 
 export function summaryLine(c: ChalkInstance, e: ExecutionSummary): string {
   return executionLine(c, {
-    time: e.finishedAt ?? e.updatedAt,
+    time: e.startedAt ?? e.createdAt,
     workflow: e.workflow,
     status: e.status,
     durationMs: e.durationMs,
     id: e.id,
     message: e.error ? `${e.error.step ? `${e.error.step}: ` : ''}${e.error.message}` : e.reason,
+    stream: e.stream,
   });
 }
 
 export function logLine(c: ChalkInstance, entry: LogEntry): string {
   if (entry.kind === 'execution' && entry.executionId && entry.workflow) {
     return executionLine(c, {
-      time: entry.time,
+      time: typeof entry.data?.startedAt === 'string' ? entry.data.startedAt : entry.time,
       workflow: entry.workflow,
       status: entry.status ?? '?',
       durationMs: typeof entry.data?.durationMs === 'number' ? entry.data.durationMs : undefined,
       id: entry.executionId,
       message: entry.message,
+      stream: entry.data?.stream as StreamNote | undefined,
     });
   }
   return `${c.dim(clockTime(entry.time))}  ${entry.kind}  ${entry.message}`;

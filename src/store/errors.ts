@@ -152,3 +152,10 @@ export class RemoteStoreError extends StoreError {
     super(code, message, { hint, details: status === undefined ? undefined : { status } });
   }
 }
+
+/** A rollback with no version to go back to (nothing published, or only one version ever published). */
+export class NothingToRollBackError extends StoreError {
+  constructor(message: string, hint: string) {
+    super('E_ROLLBACK_NOTHING', message, { hint, exitCode: EXIT_FAILURE });
+  }
+}

@@ -5,7 +5,7 @@
  */
 import type { IntegrationDef, WorkflowDef } from '../core/model.js';
 import { mapLimit } from '../core/map-limit.js';
-import { BadStoreInputError, StoreError, StoreNotFoundError } from './errors.js';
+import { BadStoreInputError, NothingToRollBackError, StoreError, StoreNotFoundError } from './errors.js';
 import { assertIntegrationName, INTEGRATION_NAME } from './names.js';
 import type { ReleaseObject } from './objects.js';
 import { readRelease } from './release.js';
@@ -140,17 +140,34 @@ export function publishStack(log: PublishLogEntry[], currentId?: string | null):
   return stack;
 }
 
-export async function rollbackPublished(store: Store, integration: string, options: PublishOptions): Promise<PublishResult> {
+/**
+ * Where a rollback would go, without moving anything (the CLI asks before moving): the
+ * version published before the current one along the publish log, or `to` (any released
+ * version other than the current one).
+ */
+export async function planRollback(store: Store, integration: string, to?: VersionSpec): Promise<{ current: VersionRef; target: VersionRef }> {
   assertIntegrationName(integration);
   const current = await store.readPublished(integration);
-  if (!current) throw new StoreNotFoundError(`${integration} has no published version to roll back`, `Publish one with \`alloy publish ${integration}@<version>\`.`);
+  if (!current) throw new NothingToRollBackError(`${integration} has no published version to roll back`, `Publish one with \`alloy publish ${integration}@<version>\`.`);
+  if (to) {
+    const target = await resolveVersion(store, to);
+    if (target.id === current.id) {
+      throw new NothingToRollBackError(`${integration} v${target.version} is already the published version`, `Name another version: \`alloy deployments ${integration}\` lists what was published.`);
+    }
+    return { current, target };
+  }
   const stack = publishStack(await store.readPublishLog(integration), current.id);
   // The pointer is the truth; if the log's top still disagrees (a log edited by hand), start from the pointer.
   while (stack.length && stack[stack.length - 1].id !== current.id) stack.pop();
   const target = stack.length >= 2 ? stack[stack.length - 2] : undefined;
   if (!target) {
-    throw new StoreNotFoundError(`${integration} v${current.version} is the first published version; there is nothing to roll back to`, `Publish a specific version with \`alloy publish ${integration}@<version>\`.`);
+    throw new NothingToRollBackError(`${integration} v${current.version} is the first published version; there is nothing to roll back to`, `Publish a specific version with \`alloy publish ${integration}@<version>\`, or name one with \`alloy rollback ${integration} --to <version>\`.`);
   }
+  return { current, target };
+}
+
+export async function rollbackPublished(store: Store, integration: string, options: PublishOptions & { to?: VersionSpec; plan?: { current: VersionRef; target: VersionRef } }): Promise<PublishResult> {
+  const { current, target } = options.plan ?? (await planRollback(store, integration, options.to));
   const entry = await store.movePublished(integration, { expected: current.id, to: target, action: 'rollback', who: options.who, message: options.message });
   return { integration, status: 'published', entry, ref: target, previous: current };
 }

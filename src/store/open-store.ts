@@ -45,7 +45,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     if (!remote?.url) {
       const known = Object.keys(options.config?.remotes ?? {});
       throw new UsageError(`no remote named "${remoteName}" in the config`, {
-        hint: known.length ? `Known remotes: ${known.join(', ')}.` : 'Add `remotes: { origin: { url: "http://127.0.0.1:8787" } }` to alloy.config.yaml.',
+        hint: known.length ? `Known remotes: ${known.join(', ')}.` : 'Add `remotes: { origin: { url: "http://127.0.0.1:4200" } }` to alloy.config.yaml.',
       });
     }
     return remoteStore(remote.url, token);

@@ -103,7 +103,7 @@ export interface FakeShopifyOptions {
   now?: () => number;
   /** Shop currency; default EUR (the fixtures' currency). */
   currency?: string;
-  /** Where `shopify/rest-orders-create-examples.json` lives; default ../shared/fixtures beside the repo. */
+  /** Where `shopify/rest-orders-create-examples.json` lives; default the package's fixtures/third-party (FIXTURES_DIR). */
   fixturesDir?: string;
   /** false: no HTTP server (url is ''); requests are answered in process by `handle` (alloy test). */
   listen?: boolean;

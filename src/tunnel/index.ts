@@ -58,7 +58,7 @@ export async function startTunnel(options: StartTunnelOptions): Promise<Tunnel> 
     if (!relayUrl) {
       throw new UsageError('--tunnel relay needs the relay address', {
         code: 'E_TUNNEL_URL',
-        hint: 'Pass --tunnel-url wss://relay.example.com (or set ALLOY_RELAY_URL).',
+        hint: 'Pass --tunnel-url wss://relay.example.com (or set ALLOY_DEV_TUNNEL_URL).',
       });
     }
     const token = options.token ?? env.ALLOY_RELAY_TOKEN;

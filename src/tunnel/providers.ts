@@ -49,8 +49,11 @@ export interface LineVerdict {
 const TRYCLOUDFLARE = /https:\/\/[a-z0-9-]+\.trycloudflare\.com\b/i;
 
 export function parseCloudflaredLine(line: string): LineVerdict {
+  // Error and warning lines name cloudflared's own API (`https://api.trycloudflare.com/tunnel`,
+  // "failed to request quick Tunnel …"): never a public URL. Only info lines announce it.
+  if (/\s(ERR|WRN|FTL)\s/.test(` ${line} `)) return {};
   const url = TRYCLOUDFLARE.exec(line)?.[0];
-  if (url) return { url: url.toLowerCase() };
+  if (url && !/^https:\/\/api\.trycloudflare\.com$/i.test(url)) return { url: url.toLowerCase() };
   // cloudflared logs fatal problems as "ERR ..." lines and exits; keep the text for the error.
   return {};
 }
@@ -122,6 +125,7 @@ export async function startProvider(name: ProviderName, options: ProviderOptions
   const publicUrl = await new Promise<string>((resolve, reject) => {
     const fail = (err: AlloyError): void => {
       clearTimeout(timer);
+      clearInterval(progress);
       options.signal?.removeEventListener('abort', onAbort);
       stopping = true;
       child.kill();
@@ -136,6 +140,12 @@ export async function startProvider(name: ProviderName, options: ProviderOptions
         ),
       timeoutMs,
     );
+    // Progress while waiting (quick tunnels can take several seconds).
+    const startedAt = Date.now();
+    const progress = setInterval(() => {
+      if (!found) options.logger.info(`waiting for ${spec.name} to print its public URL (${Math.round((Date.now() - startedAt) / 1000)}s)…`);
+    }, 5_000);
+    child.finally(() => clearInterval(progress)).catch(() => {});
     const onAbort = (): void => fail(new AlloyError('E_ABORTED', `${spec.name} start was cancelled`));
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -147,6 +157,7 @@ export async function startProvider(name: ProviderName, options: ProviderOptions
       if (verdict.url) {
         found = true;
         clearTimeout(timer);
+        clearInterval(progress);
         options.signal?.removeEventListener('abort', onAbort);
         resolve(verdict.url);
       } else if (verdict.error) {

@@ -1,7 +1,8 @@
 import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runBin, runInProcess, SHARED_FIXTURES, tempDir } from '../helpers/cli.js';
+import { REPO_ROOT, runBin, runInProcess, tempDir } from '../helpers/cli.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -50,10 +51,10 @@ describe('alloy init', () => {
     expect(validate.stdout).toContain('no problems');
   });
 
-  it('copies the Shopify orders/create payload from the shared fixtures byte for byte', async () => {
+  it('copies the Shopify orders/create payload from the bundled third-party fixtures byte for byte', async () => {
     await runInProcess(['init', 'p', '--yes'], { cwd: dir });
     const ours = await readFile(path.join(dir, 'p', 'integrations/shopify-sync/fixtures/orders-create.json'));
-    const theirs = await readFile(path.join(SHARED_FIXTURES, 'shopify', 'orders-create.json'));
+    const theirs = readThirdPartyFixture('shopify/orders-create.json');
     expect(ours.equals(theirs)).toBe(true);
   });
 

@@ -81,6 +81,8 @@ describe('alloy run', () => {
     expect(out.ok).toBe(true);
     expect(out.execution).toMatchObject({ workflow: 'shopify-sync/create-order', userId: 'acme', status: 'succeeded' });
     expect(out.execution.version).toMatch(/^wt-[0-9a-f]{12}$/);
+    // One execution id format for run and dev (src/server/ids.ts): ex_<ms base36><12 hex>.
+    expect(out.execution.id).toMatch(/^ex_[0-9a-z]{9}[0-9a-f]{12}$/);
     expect(out.execution.steps.order).toMatchObject({ status: 'succeeded', attempts: 1, inputs: { email: 'jon@example.com' } });
     expect(out.execution.steps.order.output.id).toMatch(/^gid:\/\/shopify\/Order\/\d+$/);
     expect(out.execution.steps.result.output.shopifyOrderId).toBe(out.execution.steps.order.output.id);
@@ -100,6 +102,23 @@ describe('alloy run', () => {
     const j = await runInProcess([...CREATE, '--dry-run', '--json'], { cwd: dir });
     const plan = JSON.parse(j.stdout).plan;
     expect(plan.steps.map((s: { path: string }) => s.path)).toEqual(['order', 'result']);
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('--dry-run warns about credentials a real run would need and lacks; -v shows inputs in full', async () => {
+    const full = await runInProcess([...CREATE, '--dry-run'], { cwd: dir });
+    expect(full.stderr).not.toContain('warning');
+    await writeEnv({ SHOPIFY_ACCESS_TOKEN: undefined });
+    const r = await runInProcess([...CREATE, '--dry-run'], { cwd: dir, env: { SHOPIFY_ACCESS_TOKEN: '' } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: a real run needs shopify credentials it lacks \(order would fail\): .*SHOPIFY_ACCESS_TOKEN/);
+    const j = await runInProcess([...CREATE, '--dry-run', '--json'], { cwd: dir, env: { SHOPIFY_ACCESS_TOKEN: '' } });
+    expect(JSON.parse(j.stdout).warnings).toEqual([expect.stringContaining('SHOPIFY_ACCESS_TOKEN')]);
+    const short = await runInProcess([...CREATE, '--dry-run'], { cwd: dir });
+    const verbose = await runInProcess([...CREATE, '--dry-run', '-v'], { cwd: dir });
+    const withLine = (t: string) => t.split('\n').find((l) => l.trim().startsWith('with'))!;
+    expect(withLine(short.stdout)).toMatch(/…$/);
+    expect(() => JSON.parse(withLine(verbose.stdout).trim().replace(/^with /, ''))).not.toThrow();
     expect(fake.requests).toHaveLength(0);
   });
 

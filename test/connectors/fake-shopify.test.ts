@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FIXTURES_DIR, startFakeShopify, type FakeShopify } from '../fakes/fake-shopify.js';
+import { startFakeShopify, type FakeShopify } from '../fakes/fake-shopify.js';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
 let fake: FakeShopify;
 beforeAll(async () => {
@@ -10,7 +9,7 @@ beforeAll(async () => {
 afterAll(() => fake.close());
 beforeEach(() => fake.reset());
 
-const rest = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'rest-orders-create-examples.json'), 'utf8')) as {
+const rest = thirdPartyJson('shopify/rest-orders-create-examples.json') as {
   fixtures: { test: string; request: { path: string; headers: Record<string, string>; body: unknown }; mock_response: { order: Record<string, any> } }[];
 };
 
@@ -68,7 +67,7 @@ describe('fake Shopify GraphQL', () => {
   const token = { 'X-Shopify-Access-Token': 'this_is_a_test_token' };
 
   it('runs the shopify.dev orderCreate example and returns only the selected fields', async () => {
-    const example = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'graphql-orderCreate-example.json'), 'utf8'));
+    const example = thirdPartyJson('shopify/graphql-orderCreate-example.json');
     const full = await post('/admin/api/2024-10/graphql.json', { query: example.query, variables: example.variables }, token);
     expect(full.status).toBe(200);
     expect(full.json.data.orderCreate.userErrors).toEqual([]);

@@ -1,12 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { builtinConnectorManifests, shopifyManifest } from '../../src/connectors/builtin-manifests.js';
 import { strictAjv } from './helpers.js';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
 const ajv = strictAjv();
 
 describe('built-in manifests', () => {
   it('builtin-manifests.ts is pure data: it imports types only', async () => {
-    const { readFileSync } = await import('node:fs');
     const { REPO_ROOT } = await import('../fakes/fake-shopify.js');
     const source = readFileSync(`${REPO_ROOT}/src/connectors/builtin-manifests.ts`, 'utf8');
     const imports = source.split('\n').filter((l) => /^import\b/.test(l));
@@ -33,10 +34,7 @@ describe('built-in manifests', () => {
   });
 
   it('orders/create payload accepts the real webhook fixture', async () => {
-    const { readFileSync } = await import('node:fs');
-    const path = await import('node:path');
-    const { FIXTURES_DIR } = await import('../fakes/fake-shopify.js');
-    const payload = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'), 'utf8'));
+    const payload = thirdPartyJson('shopify/orders-create.json');
     const validate = ajv.compile(shopifyManifest.triggers!['orders/create'].payload!);
     expect(validate(payload)).toBe(true);
     expect(validate({ ...payload, id: 'not-a-number' })).toBe(false);

@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createShopifyConnector, toOrderCreateVariables } from '../../src/connectors/index.js';
 import { MAX_THROTTLE_WAITS } from '../../src/connectors/shopify/graphql.js';
 import { StepError } from '../../src/errors.js';
-import { FIXTURES_DIR, startFakeShopify, type FakeShopify } from '../fakes/fake-shopify.js';
+import { startFakeShopify, type FakeShopify } from '../fakes/fake-shopify.js';
 import { makeContext, thrown } from './helpers.js';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
 const shopify = createShopifyConnector();
 let fake: FakeShopify;
@@ -59,7 +58,7 @@ describe('shopify createOrder against the fake', () => {
   });
 
   it('sends the orderCreate variables of the shopify.dev example unchanged in shape', () => {
-    const example = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'graphql-orderCreate-example.json'), 'utf8'));
+    const example = thirdPartyJson('shopify/graphql-orderCreate-example.json');
     const { order } = toOrderCreateVariables({
       currency: 'EUR',
       lineItems: [{ title: 'Big Brown Bear Boots', price: 74.99, quantity: 3 }],

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   createShopifyConnector,
@@ -9,9 +7,9 @@ import {
   SHOPIFY_REQUIRED_WEBHOOK_HEADERS,
 } from '../../src/connectors/index.js';
 import { MissingSecretError } from '../../src/errors.js';
-import { FIXTURES_DIR } from '../fakes/fake-shopify.js';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
-const vector = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'webhook-hmac-vector.json'), 'utf8')) as {
+const vector = thirdPartyJson('shopify/webhook-hmac-vector.json') as {
   secret: string;
   raw_body: string;
   expected_hmac_header: string;

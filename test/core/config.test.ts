@@ -68,9 +68,12 @@ describe('config discovery (cosmiconfig)', () => {
     expect((JSON.parse(relaxed.stdout) as { code: string }[])[0].code).toBe('W_WORKFLOW_NAME');
     const strict = await runInProcess(['validate', '--fail-on-warn'], { cwd: dir });
     expect(strict.code).toBe(2);
-    // every flag is also read from ALLOY_<FLAG>
-    const fromEnv = await runInProcess(['validate'], { cwd: dir, env: { ALLOY_FAIL_ON_WARN: '1' } });
+    // every flag is also read from ALLOY_<COMMAND>_<FLAG>; the old ALLOY_<FLAG> still works, with a note
+    const fromEnv = await runInProcess(['validate'], { cwd: dir, env: { ALLOY_VALIDATE_FAIL_ON_WARN: '1' } });
     expect(fromEnv.code).toBe(2);
+    const legacy = await runInProcess(['validate'], { cwd: dir, env: { ALLOY_FAIL_ON_WARN: '1' } });
+    expect(legacy.code).toBe(2);
+    expect(legacy.stderr).toContain('ALLOY_FAIL_ON_WARN is deprecated; use ALLOY_VALIDATE_FAIL_ON_WARN');
   });
 });
 

@@ -1,13 +1,8 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { signStandardWebhook, standardWebhookHeaders, verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const vector = JSON.parse(
-  readFileSync(path.resolve(repoRoot, '..', 'shared', 'fixtures', 'standard-webhooks', 'vector.json'), 'utf8'),
-) as { secret: string; msg_id: string; timestamp: number; payload: string; expected_signature: string; tolerance_seconds: number };
+const vector = thirdPartyJson('standard-webhooks/vector.json') as { secret: string; msg_id: string; timestamp: number; payload: string; expected_signature: string; tolerance_seconds: number };
 
 describe('Standard Webhooks', () => {
   it('reproduces the reference library vector exactly', () => {

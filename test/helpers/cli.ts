@@ -11,8 +11,6 @@ import { runCli } from '../../src/cli/main.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'alloy.js');
-/** Third-party fixtures: ../shared/fixtures beside the clone (CI lays shared/ there too). */
-export const SHARED_FIXTURES = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures');
 
 export interface CliRun {
   code: number;

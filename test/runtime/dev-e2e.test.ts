@@ -12,6 +12,7 @@ import { startFakeShopify, type FakeShopify } from '../fakes/fake-shopify.js';
 import { verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
 import { REPO_ROOT, tempDir } from '../server/helpers.js';
 import { requireBuild, runAlloy, startDev } from './helpers.js';
+import { thirdPartyFixture } from '../helpers/fixtures.js';
 
 const SHOPIFY_SECRET = 'shpss_e2e_secret';
 
@@ -93,11 +94,11 @@ describe('alloy dev + emit on the example project', () => {
   });
 
   it('emit shopify:orders/create streams the order, signed with Standard Webhooks', async () => {
-    const r = await runAlloy(root, ['emit', 'shopify:orders/create', '-d', path.join(REPO_ROOT, '..', 'shared', 'fixtures', 'shopify', 'orders-create.json'), '--wait']);
+    const r = await runAlloy(root, ['emit', 'shopify:orders/create', '-d', thirdPartyFixture('shopify/orders-create.json'), '--wait']);
     // -d without @ is inline JSON: a path is not JSON, so this is a usage error (exit 2).
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('E_DATA_JSON');
-    const ok = await runAlloy(root, ['emit', 'shopify:orders/create', '-d', `@${path.join(REPO_ROOT, '..', 'shared', 'fixtures', 'shopify', 'orders-create.json')}`, '--wait', '--shop', 'acme.myshopify.com']);
+    const ok = await runAlloy(root, ['emit', 'shopify:orders/create', '-d', `@${thirdPartyFixture('shopify/orders-create.json')}`, '--wait', '--shop', 'acme.myshopify.com']);
     expect(ok.exitCode, ok.stderr + ok.stdout).toBe(0);
     expect(ok.stdout).toMatch(/succeeded\s+shopify-sync\/order-created/);
     expect(streamed).toHaveLength(1);

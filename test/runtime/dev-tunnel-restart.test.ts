@@ -6,14 +6,14 @@
  * HMAC over the bytes it got verifies, and runs it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from 'undici';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
-import { FIXTURES_DIR, tempDir } from '../server/helpers.js';
+import { tempDir } from '../server/helpers.js';
 import { freePort, waitFor } from '../tunnel/helpers.js';
 import { BIN, requireBuild, startDev, writeTree } from './helpers.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 
 const SECRET = 'shpss_tunnel_restart_secret';
 const TOKEN = 'tok_restart_0123456789abcdef0123';
@@ -44,7 +44,7 @@ describe('alloy dev --tunnel relay across a relay restart and a dev restart (bui
     return { child, publicUrl: info!.publicUrls.alice };
   }
 
-  const body = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+  const body = readThirdPartyFixture('shopify/orders-create.json');
   async function sendWebhook(publicUrl: string, n: number) {
     // A distinct order each time: through a tunnel dev de-duplicates on the signed body, and
     // distinct Shopify events always differ in their body.
@@ -114,5 +114,28 @@ describe('alloy dev --tunnel relay across a relay restart and a dev restart (bui
     expect(all.map((e) => e.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     // Nothing was refused for a bad signature on the way.
     expect(dev.output()).not.toMatch(/\b401\b/);
+  }, 90_000);
+
+  it('prints each tunnel event once (lost, restored)', async () => {
+    // The dev and relay of the test before hold this project's event log and a port: stop them.
+    for (const c of children.splice(0)) {
+      c.kill('SIGTERM');
+      await c.catch(() => {});
+    }
+    const port = await freePort();
+    let relay = await startRelay(port);
+    const dev = await startDev(root, ['--tunnel', 'relay', '--tunnel-url', `ws://127.0.0.1:${port}`, '--tunnel-name', 'alice'], { ALLOY_RELAY_TOKEN: TOKEN });
+    children.push(dev.proc);
+    await waitFor(() => /public URL\s+\S+/.test(dev.output()), 'the tunnel to connect', 15_000);
+    relay.child.kill('SIGKILL');
+    await relay.child.catch(() => {});
+    await waitFor(() => /tunnel lost/.test(dev.output()), 'the loss to be reported', 15_000);
+    relay = await startRelay(port);
+    await waitFor(() => /tunnel restored/.test(dev.output()), 'the tunnel to come back', 30_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(dev.output().match(/tunnel lost/g)).toHaveLength(1);
+    expect(dev.output().match(/tunnel restored/g)).toHaveLength(1);
+    dev.proc.kill('SIGTERM');
+    await dev.proc;
   }, 90_000);
 });

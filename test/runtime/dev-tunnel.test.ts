@@ -3,14 +3,14 @@
  * carries signed Shopify webhooks into the event log, and never the executions API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { startRelayServer, type RelayServer } from '../../src/tunnel/relay-server.js';
 import { parseRelayTokens } from '../../src/tunnel/relay-tokens.js';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
-import { FIXTURES_DIR, tempDir } from '../server/helpers.js';
+import { tempDir } from '../server/helpers.js';
 import { requireBuild, startDev, writeTree } from './helpers.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 
 const SECRET = 'shpss_tunnel_secret';
 const TOKEN = 'tok_0123456789abcdef0123456789abcdef';
@@ -49,7 +49,7 @@ describe('alloy dev --tunnel relay', () => {
   it('prints the public webhook URL and forwards only ingress routes', async () => {
     const publicUrl = /public URL\s+(\S+)/.exec(dev.output())![1];
     expect(dev.output()).toContain(`POST ${publicUrl}/v1/webhooks/shopify`);
-    const body = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+    const body = readThirdPartyFixture('shopify/orders-create.json');
     const headers = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body, secret: SECRET });
     const res = await request(`${publicUrl}/v1/webhooks/shopify`, { method: 'POST', headers, body });
     expect(res.statusCode).toBe(202);

@@ -11,12 +11,13 @@ import path from 'node:path';
 import { WebSocketServer, WebSocket } from 'ws';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
 import { signIngress } from '../../src/server/client.js';
-import { FIXTURES_DIR, http, tempDir } from '../server/helpers.js';
+import { http, tempDir } from '../server/helpers.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 import { requireBuild, runAlloy, startDev, writeTree } from '../runtime/helpers.js';
 
 const SECRET = 'shpss_attack_suite_secret';
 const JSON_TYPE = { 'content-type': 'application/json' };
-const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+const order = readThirdPartyFixture('shopify/orders-create.json');
 
 const project = {
   // The Triggered-At window is configurable (default 24h).

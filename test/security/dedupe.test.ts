@@ -7,10 +7,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
-import { FIXTURES_DIR, http } from '../server/helpers.js';
+import { http } from '../server/helpers.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 import { SHOPIFY_SECRET, startRuntime } from './helpers.js';
 
-const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+const order = readThirdPartyFixture('shopify/orders-create.json');
 const sign = (body: Buffer, extra: Partial<Parameters<typeof shopifyWebhookHeaders>[0]> = {}) =>
   shopifyWebhookHeaders({ topic: 'orders/create', shop: 'acme.myshopify.com', apiVersion: '2025-10', body, secret: SHOPIFY_SECRET, ...extra });
 

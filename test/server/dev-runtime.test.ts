@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { mkdirSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { loadProject } from '../../src/core/project.js';
 import { builtinConnectorManifests } from '../../src/connectors/builtin-manifests.js';
@@ -134,7 +134,8 @@ describe('startDevRuntime file watching', () => {
     for (let i = 0; i < 200; i++) mkdirSync(path.join(tmp.dir, 'node_modules', `pkg-${i}`, 'lib'), { recursive: true });
     mkdirSync(path.join(tmp.dir, '.git', 'objects'), { recursive: true });
     rt = await start();
-    expect(watched.map((w) => `${w.dir}${w.recursive ? ' (recursive)' : ''}`).sort()).toEqual(['.', 'integrations (recursive)']);
+    // One plain watcher per definition folder (a recursive one loses files saved by rename).
+    expect(watched.map((w) => `${w.dir}${w.recursive ? ' (recursive)' : ''}`).sort()).toEqual(['.', 'integrations', 'integrations/demo', 'integrations/demo/workflows']);
     // A change in node_modules reaches no watcher; a workflow edit still reloads.
     writeFileSync(path.join(tmp.dir, 'node_modules', 'pkg-1', 'package.json'), '{}');
     writeFileSync(path.join(tmp.dir, 'node_modules', 'pkg-1', 'lib', 'x.yaml'), 'a: 1\n');
@@ -160,7 +161,7 @@ describe('startDevRuntime file watching', () => {
 
     // connectors/ does not exist at start: its appearance is noticed and then its files are watched.
     mkdirSync(path.join(tmp.dir, 'connectors'));
-    await waitFor(() => watched.some((w) => w.dir === 'connectors' && w.recursive));
+    await waitFor(() => watched.some((w) => w.dir === 'connectors'));
     const connector = 'connectors/acme.yaml';
     writeFileSync(path.join(tmp.dir, connector), 'apiVersion: alloy/v1\nkind: Connector\nname: acme\nbaseUrl: https://api.acme.test\nauth: { type: none }\n');
     await waitFor(() => reloadedWith(connector));
@@ -172,6 +173,22 @@ describe('startDevRuntime file watching', () => {
     await waitFor(() => reloadedWith('.env'));
     expect(rt.env.PING_STREAM_SECRET).toBe('set-in-dotenv');
     expect(rt.streamSecretNames).toEqual([]);
+  });
+
+  it('keeps reloading a file saved atomically (temp file renamed over it), as vim, sed -i and VS Code save', async () => {
+    rt = await start();
+    const wf = 'integrations/demo/workflows/ping.yaml';
+    const abs = path.join(tmp.dir, wf);
+    for (const [i, name] of ['ping-a', 'ping-b', 'ping-c'].entries()) {
+      const temp = path.join(tmp.dir, 'integrations/demo/workflows', `.ping.yaml.tmp${i}`);
+      writeFileSync(temp, files[wf].replace('event: ping', `event: ${name}`));
+      renameSync(temp, abs);
+      await waitFor(() => JSON.stringify(rt!.project.integrations).includes(name), `reload ${i + 1} after an atomic save`, 5000);
+      expect((await postJson(`${rt.url}/v1/run/event`, { event: name, data: {} })).json.executions).toHaveLength(1);
+    }
+    // A plain write after the atomic saves still reloads too.
+    writeFileSync(abs, files[wf].replace('event: ping', 'event: ping-d'));
+    await waitFor(() => JSON.stringify(rt!.project.integrations).includes('ping-d'), 'reload after a plain write', 5000);
   });
 
   it('reports a watcher error and keeps serving', async () => {

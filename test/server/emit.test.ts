@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buildShopifyDelivery, readDataArg, readFixture, resignFixture, type DeliveryFixture } from '../../src/server/emit.js';
 import { verifyShopifyWebhook } from '../../src/connectors/shopify/webhooks.js';
 import { verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
-import { FIXTURES_DIR, tempDir } from './helpers.js';
+import { tempDir } from './helpers.js';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
-const vector = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'webhook-hmac-vector.json'), 'utf8'));
+const vector = thirdPartyJson('shopify/webhook-hmac-vector.json');
 
 describe('emit helpers', () => {
   it('signs a Shopify delivery exactly like the shopify-app-js vector, with every header and fresh ids', () => {

@@ -4,7 +4,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { openEventLog, type EventLog } from '../../src/server/event-log.js';
 import Database from 'better-sqlite3';
-import { FIXTURES_DIR, REPO_ROOT, tempDir } from './helpers.js';
+import { REPO_ROOT, tempDir } from './helpers.js';
+import { readThirdPartyFixture } from '../helpers/fixtures.js';
 
 function delivery(id: string, dedupeKey?: string) {
   return {
@@ -132,7 +133,7 @@ describe('event log', () => {
   });
 
   it('stores bodies as received by default (deflate costs more CPU than it saves)', async () => {
-    const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+    const order = readThirdPartyFixture('shopify/orders-create.json');
     log = openEventLog({ file });
     await log.appendDelivery({ ...delivery('dl_big'), body: order }, [exec('ex_big')]);
     log.close();
@@ -143,7 +144,7 @@ describe('event log', () => {
   });
 
   it('with compressBodies, gives back the exact bytes of a large body it stores deflated, and small ones as they came', async () => {
-    const order = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+    const order = readThirdPartyFixture('shopify/orders-create.json');
     log = openEventLog({ file, compressBodies: true });
     await log.appendDelivery({ ...delivery('dl_big'), body: order }, [exec('ex_big')]);
     await log.appendDelivery(delivery('dl_small'), [exec('ex_small')]);

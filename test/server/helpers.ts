@@ -10,7 +10,6 @@ import type { ExecutionRecord } from '../../src/engine/types.js';
 import type { WorkflowExecutor } from '../../src/server/executor.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const FIXTURES_DIR = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures');
 
 export function tempDir(prefix = 'alloy-rt-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -8,11 +8,12 @@ import { createRuntimeServer, type RuntimeEvent, type RuntimeServer } from '../.
 import { standardWebhookHeaders } from '../../src/engine/standard-webhooks.js';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
 import { signIngress } from '../../src/server/client.js';
-import { FIXTURES_DIR, fakeExecutor, http, postJson, projectOf, tempDir, waitFor, workflow } from './helpers.js';
+import { fakeExecutor, http, postJson, projectOf, tempDir, waitFor, workflow } from './helpers.js';
+import { readThirdPartyFixture, thirdPartyJson } from '../helpers/fixtures.js';
 
 const SECRET = 'shpss_test_secret';
-const vector = JSON.parse(readFileSync(path.join(FIXTURES_DIR, 'shopify', 'webhook-hmac-vector.json'), 'utf8'));
-const orderPayload = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
+const vector = thirdPartyJson('shopify/webhook-hmac-vector.json');
+const orderPayload = readThirdPartyFixture('shopify/orders-create.json');
 
 const workflows = [
   workflow('create-order', {

@@ -103,7 +103,7 @@ describe.each(targets)('store commands against the $name', (target) => {
       expect((await run('status', '--json')).json().integrations[0].published.version).toBe(1);
       const rb2 = await run('rollback', 'shop', '--json');
       expect(rb2.code).toBe(1);
-      expect(rb2.json().error.code).toBe('E_STORE_NOT_FOUND');
+      expect(rb2.json().error.code).toBe('E_ROLLBACK_NOTHING');
 
       const f = await run('fsck', '--json');
       expect(f.code).toBe(0);
@@ -155,7 +155,7 @@ describe('store commands: refusals and failures', () => {
     const f = await cli(root, ['fsck']);
     expect(f.code).toBe(1);
     expect(f.stdout).toContain(file);
-    expect(f.stdout).toMatch(/1 errors/);
+    expect(f.stdout).toMatch(/1 error\b/);
   });
 
   it('show prints YAML that parses back to the released definition', async () => {

@@ -1,13 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { thirdPartyJson } from '../helpers/fixtures.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const fixturesDir = path.resolve(repoRoot, '..', 'shared', 'fixtures');
 
 export interface HmacVector {
   secret: string;
@@ -17,7 +17,7 @@ export interface HmacVector {
 }
 
 export async function loadHmacVector(): Promise<HmacVector> {
-  return JSON.parse(await readFile(path.join(fixturesDir, 'shopify', 'webhook-hmac-vector.json'), 'utf8')) as HmacVector;
+  return thirdPartyJson<HmacVector>('shopify/webhook-hmac-vector.json');
 }
 
 /** base64(HMAC-SHA256(key=utf8(secret), msg=raw body)), the vector's algorithm. */

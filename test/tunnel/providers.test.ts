@@ -164,6 +164,29 @@ describe('cloudflared and ngrok with stand-in executables on PATH', () => {
     expect((err as Error).message).toContain('429 Too Many Requests');
   });
 
+  it("cloudflared's own error lines naming api.trycloudflare.com are not the public URL; the exit is E_TUNNEL_START with them", async () => {
+    const lines = [
+      '2026-11-29T09:00:00Z INF Requesting new quick Tunnel on trycloudflare.com...',
+      '2026-11-29T09:00:01Z ERR Error unmarshaling QuickTunnel response: error code: 1015 error="invalid character \'e\' looking for beginning of value" status_code="429 Too Many Requests"',
+      '2026-11-29T09:00:01Z ERR failed to request quick Tunnel: Post "https://api.trycloudflare.com/tunnel": dial tcp: lookup api.trycloudflare.com: no such host',
+    ];
+    for (const l of lines) expect(parseCloudflaredLine(l)).toEqual({});
+    expect(parseCloudflaredLine('2026-11-29T09:00:01Z INF |  https://api.trycloudflare.com  |')).toEqual({});
+    await standIn('cloudflared', lines, 'stderr', 'exit1');
+    const err = await startTunnel({ provider: 'cloudflared', localUrl: dev.url, logger: captureLogger(), env: env() }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_TUNNEL_START' });
+    expect((err as Error).message).toMatch(/exited \(code 1\) before printing a public URL/);
+    expect((err as Error).message).toContain('no such host');
+  });
+
+  it('shows progress while waiting for the URL', async () => {
+    await standIn('cloudflared', [], 'stderr', 'silent');
+    const logger = captureLogger();
+    const err = await startTunnel({ provider: 'cloudflared', localUrl: dev.url, logger, env: env(), startTimeoutMs: 6_500 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_TUNNEL_START' });
+    expect(logger.lines.some((l) => /waiting for cloudflared to print its public URL \(5s\)/.test(l))).toBe(true);
+  });
+
   it('times out when no URL is printed, and kills the process', async () => {
     const log = await standIn('cloudflared', [], 'stderr', 'silent');
     const err = await startTunnel({ provider: 'cloudflared', localUrl: dev.url, logger: captureLogger(), env: env(), startTimeoutMs: 2_000 }).catch((e: unknown) => e);

@@ -47,9 +47,9 @@ function alloy(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-/** Start `alloy relay --json` and wait for its JSON start line. */
-async function startRelay(port: number): Promise<{ child: ResultPromise; info: { url: string; connectUrl: string; names: string[]; publicUrls: Record<string, string> }; stderr: () => string }> {
-  const child = execa(process.execPath, [bin, 'relay', '--json', '--port', String(port), '--data', 'relay-data', '--queue-max', '5'], {
+/** Spawn `alloy relay` for alice's token (killed after the test). */
+function spawnRelay(args: string[]): ResultPromise {
+  const child = execa(process.execPath, [bin, 'relay', ...args], {
     cwd: dir,
     env: { ALLOY_RELAY_TOKENS: `alice:${TOKEN}`, NO_COLOR: '1', PATH: process.env.PATH ?? '' },
     extendEnv: false,
@@ -57,6 +57,12 @@ async function startRelay(port: number): Promise<{ child: ResultPromise; info: {
     buffer: false,
   });
   children.push(child);
+  return child;
+}
+
+/** Start `alloy relay --json` and wait for its JSON start line. */
+async function startRelay(port: number): Promise<{ child: ResultPromise; info: { url: string; connectUrl: string; names: string[]; publicUrls: Record<string, string> }; stderr: () => string }> {
+  const child = spawnRelay(['--json', '--port', String(port), '--data', 'relay-data', '--queue-max', '5']);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -74,6 +80,19 @@ async function startRelay(port: number): Promise<{ child: ResultPromise; info: {
 }
 
 describe('alloy relay (built binary)', () => {
+  it("says developers need ALLOY_RELAY_TOKEN, and emit --to the relay reports its 202 as queued for an offline developer", async () => {
+    const port = await freePort();
+    const child = spawnRelay(['--port', String(port), '--data', 'relay-data']);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await waitFor(() => err.includes('data (offline queue)'), 'the relay banner', 10_000);
+    expect(err).toContain('ALLOY_RELAY_TOKEN');
+    const sent = await alloy(['emit', 'acme.order.requested', '-d', '{"orderId":"1"}', '--to', `http://127.0.0.1:${port}/t/alice`]);
+    expect(sent.exitCode, sent.stderr).toBe(0);
+    expect(sent.stdout).toContain('queued by the relay for alice, who is offline (position 1)');
+    expect(sent.stderr).not.toContain('E_NOT_ALLOY');
+  });
+
   it('relays a signed webhook, queues while the developer is away, and keeps the queue across a restart', async () => {
     const vector = await loadHmacVector();
     const port = await freePort();

@@ -5,7 +5,10 @@
  * checkpointed, the event log is closed. With --json, stdout carries one JSON object per line.
  */
 import path from 'node:path';
+import { count } from '../render/count.js';
+import { untilSignal } from '../signals.js';
 import type { CliContext } from '../context.js';
+import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { hasErrors } from '../../core/diagnostics.js';
 import { findConfig, noProjectError } from '../../core/project.js';
@@ -13,9 +16,10 @@ import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.j
 import { startDevRuntime, type DevEvent, type DevRuntime } from '../../server/dev-runtime.js';
 import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js';
 import type { RuntimeDefinitions } from '../../server/definitions.js';
+import { parseFakeNames, withFakeApps, type DevFakes } from '../../server/dev-fakes.js';
 import { parseDuration } from '../../engine/duration.js';
 
-export const DEFAULT_DEV_PORT = 4000;
+export const DEFAULT_DEV_PORT = DEFAULT_PORTS.dev;
 
 export default async function dev(ctx: CliContext, _args: string[], opts: Record<string, any>): Promise<number> {
   const found = await findConfig(ctx.cwd);
@@ -24,8 +28,11 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   const loadCtx = { ...ctx, cwd: root };
   const first = await loadProjectWithDiagnostics(loadCtx);
   const cfgDev = first.config?.dev ?? {};
-  const port = parsePort(opts.port ?? ctx.env.ALLOY_DEV_PORT ?? cfgDev.port ?? DEFAULT_DEV_PORT);
-  const host = devHost(opts.host, ctx.env.ALLOY_DEV_HOST ?? cfgDev.host);
+  // Flags arrive already filled from ALLOY_DEV_<FLAG> (src/cli/main.ts); the config comes after.
+  const port = parsePort(opts.port ?? cfgDev.port ?? DEFAULT_DEV_PORT);
+  // ALLOY_DEV_HOST counts as configuration, not as the flag: a non-loopback host needs the flag itself.
+  const hostFromEnv = (opts.fromEnvironment as Set<string> | undefined)?.has('host');
+  const host = devHost(hostFromEnv ? undefined : opts.host, hostFromEnv ? opts.host : cfgDev.host);
   if (!isLoopbackHost(host)) {
     ctx.note(ctx.errColor.yellow(`warning: listening on ${host}: other machines on the network can reach this runtime's API (stored events, replays)`));
   }
@@ -94,13 +101,17 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   };
 
   const started = Date.now();
+  // --fake shopify (or dev.fakes): local stand-ins the connectors and credentials point at for this run.
+  const fakes = await startFakes(root, opts.fake ?? cfgDev.fakes);
+  const withFakes = (p: Awaited<ReturnType<typeof loadProjectWithDiagnostics>>) => (fakes ? withFakeApps(p, fakes.apps) : p);
   let runtime: DevRuntime;
   try {
     runtime = await startDevRuntime({
       root,
-      loadProject: () => loadProjectWithDiagnostics(loadCtx),
-      initialProject: first,
-      processEnv: ctx.env,
+      loadProject: async () => withFakes(await loadProjectWithDiagnostics(loadCtx)),
+      initialProject: withFakes(first),
+      processEnv: fakes ? { ...ctx.env, ...fakes.env } : ctx.env,
+      fakes: fakes?.names,
       host,
       port,
       fresh: Boolean(opts.fresh),
@@ -111,6 +122,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       onEvent,
     });
   } catch (err) {
+    await fakes?.close();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, {
         hint: `pass another port with -p <port> (or -p 0 for any free one), or stop the other process`,
@@ -127,25 +139,19 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
     }
   } catch (err) {
     await runtime.close();
+    await fakes?.close();
     throw err;
   }
 
-  printBanner(ctx, runtime, Date.now() - started, tunnel?.publicUrl, root);
+  printBanner(ctx, runtime, Date.now() - started, tunnel?.publicUrl, root, fakes);
 
   // The one long wait: until SIGINT/SIGTERM. A second signal gets Node's default (immediate exit).
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (s: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(s);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  const signal = await untilSignal();
   const q = runtime.server.queueSize();
-  ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${q.running} running execution${q.running === 1 ? '' : 's'})` : ''}…`));
+  ctx.note(ctx.errColor.dim(`${signal}: stopping${q.running ? ` (waiting for ${count(q.running, 'running execution')})` : ''}…`));
   await tunnel?.close().catch(() => {});
   await runtime.close();
+  await fakes?.close();
   ctx.note(ctx.errColor.dim('stopped; the event log is closed'));
   return 0;
 }
@@ -153,7 +159,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
 async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<string, any>) {
   const { startTunnel, TUNNEL_PROVIDERS } = await import('../../tunnel/index.js');
   const requested = typeof opts.tunnel === 'string' ? opts.tunnel : undefined;
-  const provider = requested ?? (opts.tunnelUrl || ctx.env.ALLOY_RELAY_URL ? 'relay' : 'cloudflared');
+  const provider = requested ?? (opts.tunnelUrl ? 'relay' : 'cloudflared');
   if (!(TUNNEL_PROVIDERS as readonly string[]).includes(provider)) {
     throw new UsageError(`unknown tunnel provider "${provider}"`, { code: 'E_TUNNEL_PROVIDER', hint: `use one of: ${TUNNEL_PROVIDERS.join(', ')}` });
   }
@@ -170,15 +176,20 @@ async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<str
       warn: (m: string) => ctx.note(ctx.errColor.yellow(`tunnel  ${m}`)),
     },
   });
-  tunnel.on?.('lost', (a: { delayMs?: number }) => ctx.note(ctx.errColor.yellow(`tunnel lost; reconnecting in ${a?.delayMs ?? '?'}ms`)));
-  tunnel.on?.('restored', () => ctx.note(ctx.errColor.green('tunnel restored')));
-  tunnel.on?.('fatal', (e: Error) => ctx.note(ctx.errColor.red(`tunnel stopped: ${e?.message}`)));
+  // Lost, restored and stopped are reported once, by the tunnel's logger above.
   const { writeDevInfo } = await import('../../server/dev-state.js');
-  writeDevInfo(runtime.project.root, { url: runtime.url, pid: process.pid, startedAt: new Date().toISOString(), ingressUrl, publicUrl: tunnel.publicUrl });
+  writeDevInfo(runtime.project.root, { url: runtime.url, pid: process.pid, startedAt: new Date().toISOString(), ingressUrl, publicUrl: tunnel.publicUrl, fakes: runtime.fakes });
   return tunnel;
 }
 
-function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl: string | undefined, root: string): void {
+async function startFakes(root: string, requested: unknown): Promise<DevFakes | undefined> {
+  const names = parseFakeNames(requested);
+  if (names.length === 0) return undefined;
+  const [{ startDevFakes }, { loadOrCreateStreamSecret }] = await Promise.all([import('../../server/dev-fakes.js'), import('../../server/dev-state.js')]);
+  return startDevFakes(names, { streamSecret: loadOrCreateStreamSecret(root).secret });
+}
+
+function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl: string | undefined, root: string, fakes?: DevFakes): void {
   const defs: RuntimeDefinitions = runtime.server.definitions;
   const url = runtime.url;
   const webhookBase = publicUrl ?? url;
@@ -196,6 +207,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
         version: defs.version,
         eventLog: path.relative(root, runtime.server.log.file),
         pending: runtime.server.queueSize(),
+        ...(fakes ? { fakes: fakes.urls } : {}),
       })}\n`,
     );
     return;
@@ -207,12 +219,13 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   row('web UI', `${url}/${/^http:\/\/(127\.|\[::1\]|localhost)/.test(url) ? c.dim('  (this machine only)') : ''}`);
   row('event API', `POST ${url}/v1/run/event`);
   for (const w of webhookUrls(defs, webhookBase)) row(w.label, `POST ${w.url}${w.topics.length ? c.dim(`  (${w.topics.join(', ')})`) : ''}`);
+  for (const f of fakes?.rows ?? []) row(f.label, `${f.value}${c.dim(`  (${f.note})`)}`);
   if (publicUrl) row('public URL', `${publicUrl} ${c.dim('(ingress routes only)')}`);
   row('executions', `GET  ${url}/v1/executions`);
   row('ingress secret', `${runtime.ingressSecret}${c.dim('  (sign tunnel events and webhooks with it; alloy emit does)')}`);
   row('stream secret', `${runtime.streamSecret}${runtime.streamSecretNames.length ? c.dim(`  (signs streams: ${runtime.streamSecretNames.join(', ')} unset)`) : ''}`);
   const pending = runtime.server.queueSize();
-  row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${pending.queued + pending.running} unfinished execution(s) resumed)`) : ''}`);
+  row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${count(pending.queued + pending.running, 'unfinished execution')} resumed)`) : ''}`);
   row('workflows', `${defs.workflows.size}${defs.workflows.size ? c.dim(`  ${[...defs.workflows.keys()].join(', ')}`) : ''}`);
   if (!runtime.env.SHOPIFY_API_SECRET && [...defs.byAppEvent.keys()].some((k) => k.startsWith('shopify:'))) {
     ctx.note(ctx.errColor.yellow('  SHOPIFY_API_SECRET is not set: Shopify webhooks will be refused (500) until it is (env or .env).'));

@@ -6,6 +6,7 @@
  *   alloy diff shopify-sync@3       working tree against v3
  *   alloy diff shopify-sync@3 shopify-sync@5   (or `shopify-sync@3 @5`)
  */
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { UsageError } from '../../errors.js';
 import type { LoadedIntegration } from '../../core/project-types.js';
@@ -93,7 +94,7 @@ function renderDiff(ctx: CliContext, d: IntegrationDiff): void {
   for (const f of d.fields) ctx.out(`  ${c.yellow('~')} integration ${formatFieldChange(f)}`);
   for (const w of d.workflows) {
     if (w.status === 'added') {
-      ctx.out(`  ${c.green('+')} workflow ${w.name} (${w.steps.length} step${w.steps.length === 1 ? '' : 's'})`);
+      ctx.out(`  ${c.green('+')} workflow ${w.name} (${count(w.steps.length, 'step')})`);
       continue;
     }
     if (w.status === 'removed') {

@@ -6,12 +6,13 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/find-config.js';
 import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
 import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
-import { loadProjectEnv } from '../../server/dev-state.js';
+import { loadProjectEnv, readDevInfo } from '../../server/dev-state.js';
 import { recordLine, stepLine } from '../../server/terminal-format.js';
 import { connectionEnvName } from '../../connectors/credentials.js';
 import { DEFAULT_SHOPIFY_API_VERSION, shopifyManifest } from '../../connectors/builtin-manifests.js';
@@ -27,6 +28,8 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
   const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
   const client = (await findRuntime(root, opts.to))!;
   const env = await loadProjectEnv(root, ctx.env);
+  // While `alloy dev --fake shopify` runs, sign and send as the fake shop it expects.
+  if (!opts.to && readDevInfo(root)?.fakes?.includes('shopify')) Object.assign(env, await (await import('../../server/dev-fakes.js')).fakeShopifyEmitEnv(root));
 
   let res: ApiResponse<AcceptedResponse>;
   if (opts.fixture) {
@@ -59,6 +62,14 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
     throw err;
   }
   const body = res.body;
+  // `--to <relay URL>`: the relay answers 202 `{ queued: true }` while the developer is offline.
+  const queued = body as { queued?: unknown; id?: unknown; name?: unknown; position?: unknown } | undefined;
+  if (res.status === 202 && queued && typeof queued === 'object' && queued.queued === true) {
+    if (ctx.json) ctx.printJson({ ok: true, queued: true, id: queued.id, name: queued.name, position: queued.position });
+    else ctx.out(`queued by the relay for ${String(queued.name ?? 'the developer')}, who is offline (position ${String(queued.position ?? '?')}): it runs when their alloy dev --tunnel reconnects`);
+    if (opts.wait) ctx.note(ctx.errColor.yellow('--wait: nothing to wait for until the developer reconnects'));
+    return 0;
+  }
   // Another server on that port (or a proxy page) can answer 2xx with something else.
   if (!body || typeof body !== 'object' || !Array.isArray((body as { executions?: unknown }).executions)) {
     throw new AlloyError('E_NOT_ALLOY', `the server at ${client.baseUrl} answered ${res.status} but not as an alloy runtime`, {
@@ -72,7 +83,7 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
   }
 
   if (!ctx.json) printAccepted(ctx, body);
-  const spinner = await ctx.spinner(`waiting for ${body.executions.length} execution(s)`);
+  const spinner = await ctx.spinner(`waiting for ${count(body.executions.length, 'execution')}`);
   const results: ExecutionRecord[] = [];
   let timedOut = false;
   try {

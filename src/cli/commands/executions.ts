@@ -3,6 +3,7 @@
  * from the event log (through the running `alloy dev`, or the file when it is stopped).
  * With an id: that execution's step trace.
  */
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/find-config.js';
@@ -39,7 +40,8 @@ export default async function executions(ctx: CliContext, args: string[], opts: 
       }
       if (ex.record.stream) {
         const st = ex.record.stream;
-        ctx.out(`    ${c.dim('↳')} stream ${st.url}  ${statusMark(c, st.status === 'delivered' ? 'succeeded' : 'failed')}  ${c.dim(`${st.attempts} attempt(s)`)}${st.statusCode ? c.dim(`  HTTP ${st.statusCode}`) : ''}`);
+        const why = st.status === 'failed' && st.error ? `  ${c.red(st.error.message)}` : '';
+        ctx.out(`    ${c.dim('↳')} stream ${st.url}  ${statusMark(c, st.status === 'delivered' ? 'succeeded' : 'failed')}  ${c.dim(count(st.attempts, 'attempt'))}${st.statusCode ? c.dim(`  HTTP ${st.statusCode}`) : ''}${why}`);
       }
       return ex.status === 'failed' ? 1 : 0;
     }
@@ -54,7 +56,7 @@ export default async function executions(ctx: CliContext, args: string[], opts: 
     }
     // Oldest first, like a log, so the newest is next to the prompt.
     for (const e of [...list].reverse()) ctx.out(summaryLine(ctx.color, e));
-    if (ctx.verbose) ctx.note(ctx.errColor.dim(`${list.length} execution(s), read ${reader.via === 'api' ? 'from the running alloy dev' : 'from .alloy/dev.sqlite'}`));
+    if (ctx.verbose) ctx.note(ctx.errColor.dim(`${count(list.length, 'execution')}, read ${reader.via === 'api' ? 'from the running alloy dev' : 'from .alloy/dev.sqlite'}`));
     return 0;
   } finally {
     reader.close();

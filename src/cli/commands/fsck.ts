@@ -1,4 +1,5 @@
 /** `alloy fsck`: verify every object and ref of a store; report each problem; exit 1 on any error. */
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { fsckStore } from '../../store/lib.js';
 import { findProjectLocation, openCommandStore, withStore } from './store-common.js';
@@ -16,7 +17,7 @@ export default async function fsckCommand(ctx: CliContext, _args: string[], opts
         const tag = p.severity === 'error' ? c.red('error') : c.yellow('warning');
         ctx.out(`${tag} ${c.dim(p.code)} ${p.message}${p.path && !p.message.includes(p.path) ? ` (${p.path})` : ''}`);
       }
-      const summary = `checked ${report.objects} objects and ${report.versions} versions in ${report.integrations} integrations: ${report.errors} errors, ${report.warnings} warnings`;
+      const summary = `checked ${count(report.objects, 'object')} and ${count(report.versions, 'version')} in ${count(report.integrations, 'integration')}: ${count(report.errors, 'error')}, ${count(report.warnings, 'warning')}`;
       ctx.out(report.errors ? c.red(summary) : summary);
     }
     return report.errors ? 1 : 0;

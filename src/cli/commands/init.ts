@@ -97,9 +97,10 @@ export default async function initCommand(ctx: CliContext, args: string[], opts:
   ctx.out();
   ctx.out('Next steps:');
   if (shown !== '.') ctx.out(`  cd ${shown}`);
-  ctx.out('  cp .env.example .env      # add your Shopify credentials');
   ctx.out('  alloy validate            # check every file');
-  ctx.out('  alloy run shopify-sync/create-order --event @integrations/shopify-sync/fixtures/acme-order-requested.json --dry-run');
-  ctx.out('  alloy dev                 # local runtime with webhooks, replay and hot reload');
+  ctx.out('  alloy listen &            # receive and verify what the workflows stream');
+  ctx.out('  alloy dev --fake shopify  # local runtime against a fake Shopify: no account needed');
+  ctx.out('  alloy emit acme.order.requested -d @integrations/shopify-sync/fixtures/acme-order-requested.json --wait');
+  ctx.out('For a real store: cp .env.example .env, add your Shopify credentials, run alloy dev.');
   return 0;
 }

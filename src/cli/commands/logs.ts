@@ -6,6 +6,7 @@
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/find-config.js';
+import { findRuntime } from '../../server/client.js';
 import { openLogReader } from '../../server/log-reader.js';
 import { logLine } from '../../server/terminal-format.js';
 import type { LogEntry } from '../../server/event-log.js';
@@ -14,6 +15,13 @@ export default async function logs(ctx: CliContext, _args: string[], opts: Recor
   const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
   const lines = opts.lines === undefined ? 50 : Number(opts.lines);
   if (!Number.isInteger(lines) || lines < 1 || lines > 1000) throw new UsageError('-n/--lines must be an integer from 1 to 1000', { hint: 'e.g. -n 100' });
+  const intervalMs = 1000;
+  if (opts.follow && !opts.to && !(await findRuntime(root, undefined, false))) {
+    // Started before dev (two terminals opened at once): wait for it rather than fail.
+    ctx.note(ctx.errColor.dim('no alloy dev is running for this project yet: waiting for it to start (Ctrl-C to stop)…'));
+    if (!(await waitForRuntime(root, intervalMs))) return 0;
+    ctx.note(ctx.errColor.dim('alloy dev started: following its log'));
+  }
   const reader = await openLogReader(root, opts.to);
   const print = (entries: LogEntry[]) => {
     for (const e of entries) {
@@ -62,5 +70,30 @@ export default async function logs(ctx: CliContext, _args: string[], opts: Recor
     return 0;
   } finally {
     reader.close();
+  }
+}
+
+/** Polls for a running `alloy dev` until one answers (true) or SIGINT/SIGTERM (false). */
+async function waitForRuntime(root: string, intervalMs: number): Promise<boolean> {
+  let stop = false;
+  let wake: () => void = () => {};
+  const onSignal = () => {
+    stop = true;
+    wake();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    while (!stop) {
+      if (await findRuntime(root, undefined, false)) return true;
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, intervalMs);
+      });
+    }
+    return false;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
+import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError, MissingSecretError } from '../../errors.js';
 import { parseRelayTokens, type RelayTokens } from '../../tunnel/relay-tokens.js';
 import { MAX_TIMER_MS, startRelayServer, type RelayServer } from '../../tunnel/relay-server.js';
@@ -12,11 +13,12 @@ import { DEFAULT_QUEUE_LIMITS } from '../../tunnel/relay-queue.js';
 import { RELAY_CONNECT_PATH } from '../../tunnel/protocol.js';
 
 export default async function relay(ctx: CliContext, _args: string[], opts: Record<string, any>): Promise<number> {
-  const port = parseIntOption(opts.port ?? ctx.env.ALLOY_RELAY_PORT ?? '8787', '--port', 0, 65535);
-  const host = String(opts.host ?? ctx.env.ALLOY_RELAY_HOST ?? '127.0.0.1');
-  const dataDir = resolve(ctx.cwd, String(opts.data ?? ctx.env.ALLOY_RELAY_DATA ?? '.alloy/relay'));
-  const tokens = await loadTokens(ctx, opts.tokensFile ?? ctx.env.ALLOY_RELAY_TOKENS_FILE);
-  const publicUrl = opts.publicUrl ?? ctx.env.ALLOY_RELAY_PUBLIC_URL;
+  // Flags arrive already filled from ALLOY_RELAY_<FLAG> (src/cli/main.ts).
+  const port = parseIntOption(opts.port ?? String(DEFAULT_PORTS.relay), '--port', 0, 65535);
+  const host = String(opts.host ?? '127.0.0.1');
+  const dataDir = resolve(ctx.cwd, String(opts.data ?? '.alloy/relay'));
+  const tokens = await loadTokens(ctx, opts.tokensFile);
+  const publicUrl = opts.publicUrl;
   if (publicUrl !== undefined && !/^https?:\/\/[^/]+/.test(String(publicUrl))) {
     throw new UsageError(`--public-url "${publicUrl}" is not an http(s) URL`, { hint: 'Pass e.g. --public-url https://relay.example.com' });
   }
@@ -45,7 +47,8 @@ export default async function relay(ctx: CliContext, _args: string[], opts: Reco
     ctx.printJson({ url: server.url, connectUrl, names: tokens.names(), publicUrls: Object.fromEntries(tokens.names().map((n) => [n, `${base}/t/${n}`])), dataDir });
   } else {
     ctx.out(`alloy relay listening on ${server.url}`);
-    ctx.note(`  developers connect with: alloy dev --tunnel relay --tunnel-url ${publicUrl ? base.replace(/^http/, 'ws') : connectUrl.replace(RELAY_CONNECT_PATH, '')}`);
+    ctx.note(`  developers connect with: ALLOY_RELAY_TOKEN=<their token> alloy dev --tunnel relay --tunnel-url ${publicUrl ? base.replace(/^http/, 'ws') : connectUrl.replace(RELAY_CONNECT_PATH, '')}`);
+    ctx.note(`  (each developer needs ALLOY_RELAY_TOKEN set to their token from ALLOY_RELAY_TOKENS or --tokens-file)`);
     for (const name of tokens.names()) ctx.note(`  ${name}: ${base}/t/${name}/v1/webhooks/<app>`);
     ctx.note(`  data (offline queue): ${dataDir}`);
     if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') {

@@ -5,6 +5,7 @@
  * of each integration whose content differs from its latest version ("up to date" otherwise,
  * exit 0: CI runs it on every push). One line per integration on success.
  */
+import { count } from '../render/count.js';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import type { LoadedIntegration, LoadedProject } from '../../core/project-types.js';
@@ -51,7 +52,7 @@ export default async function releaseCommand(ctx: CliContext, args: string[], op
 
   const store = await openCommandStore(ctx, opts, { root: project.root, config: project.config });
   return withStore(store, async () => {
-    const spinner = await ctx.spinner(`${opts.dryRun ? 'planning' : 'releasing'} ${sources.length} integration(s) into ${store.location}`);
+    const spinner = await ctx.spinner(`${opts.dryRun ? 'planning' : 'releasing'} ${count(sources.length, 'integration')} into ${store.location}`);
     const plans: ReleasePlan[] = [];
     const results: ReleaseResult[] = [];
     try {
@@ -99,7 +100,7 @@ export default async function releaseCommand(ctx: CliContext, args: string[], op
       for (const r of results) {
         if (r.status === 'released') {
           const n = r.changes.added.length + r.changes.removed.length + r.changes.changed.length;
-          ctx.out(`${c.green('released')} ${r.integration} v${r.version} ${c.dim(shortId(r.id))} (${n} workflow${n === 1 ? '' : 's'} changed)`);
+          ctx.out(`${c.green('released')} ${r.integration} v${r.version} ${c.dim(shortId(r.id))} (${count(n, 'workflow')} changed)`);
         } else ctx.out(`${r.integration} is up to date at v${r.version} ${c.dim(shortId(r.id))}`);
       }
     }

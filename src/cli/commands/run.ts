@@ -6,10 +6,12 @@
  * connectors and credentials (env, .env, users/<id>.env) and prints a step trace.
  * Exit 0 on succeeded or filtered, 1 on failed, 2 on a bad event or invalid project.
  */
+import { newId } from '../../server/ids.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
 import { AlloyError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../../errors.js';
@@ -17,7 +19,7 @@ import type { JsonSchema, WorkflowDef } from '../../core/model.js';
 import type { LoadedProject } from '../../core/project-types.js';
 import { getUserAjv } from '../../core/schema-check.js';
 import { createConnectorRegistry } from '../../connectors/registry.js';
-import { resolveConnection } from '../../connectors/credentials.js';
+import { resolveConnection, resolveConnectionWithSources } from '../../connectors/credentials.js';
 import { createHttpClient } from '../../connectors/http-client.js';
 import { egressAgent } from '../../connectors/egress.js';
 import { resolveExpressionLimits } from '../../engine/limits.js';
@@ -59,17 +61,23 @@ export default async function runCommand(ctx: CliContext, args: string[], opts: 
 
   if (opts.dryRun) {
     const p = await plan(compiled, event, { userId: opts.user });
-    if (ctx.json) ctx.printJson({ ok: true, dryRun: true, workflow: workflowRef, plan: p });
-    else printPlan(ctx, workflowRef, p);
+    const warnings = await missingCredentials(p, registry, ctx.env, project.root, opts.user);
+    if (ctx.json) ctx.printJson({ ok: true, dryRun: true, workflow: workflowRef, plan: p, warnings });
+    else {
+      printPlan(ctx, workflowRef, p);
+      for (const w of warnings) ctx.note(ctx.errColor.yellow(`warning: ${w}`));
+    }
     return EXIT_OK;
   }
 
   const dotenv = await readDotenv(project.root);
   const env: Record<string, string | undefined> = { ...dotenv, ...ctx.env };
   const secrets = streamSecrets(workflow.def, env);
+  const startedAt = realClock.now();
+  // The same id format as alloy dev's executions (ex_<time><random>), so ids look alike everywhere.
   const record = createExecutionRecord(
-    { workflow: workflowRef, userId: opts.user, event, version: workingTreeVersion(workflow.def) },
-    realClock.now(),
+    { id: newId('ex', startedAt), workflow: workflowRef, userId: opts.user, event, version: workingTreeVersion(workflow.def) },
+    startedAt,
   );
   if (!ctx.json) ctx.note(ctx.errColor.dim(`running ${workflowRef} (${record.id}${opts.user ? `, user ${opts.user}` : ''})`));
   // Our own connection pool, closed when the run ends: idle keep-alive sockets would
@@ -222,6 +230,31 @@ export function preview(value: unknown, width = PREVIEW): string {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text;
 }
 
+/**
+ * What a real run would lack: for each app the planned action steps call, the connection
+ * variables that are not set (checked as the run would, env over .env, per user). Nothing is called.
+ */
+async function missingCredentials(p: ExecutionPlan, registry: ConnectorRegistry, env: NodeJS.ProcessEnv, projectRoot: string, userId?: string): Promise<string[]> {
+  const byApp = new Map<string, string[]>();
+  for (const s of p.steps) {
+    if (s.kind !== 'action' || !s.uses?.includes('/') || s.will === 'skip') continue;
+    const app = s.uses.slice(0, s.uses.indexOf('/'));
+    byApp.set(app, [...(byApp.get(app) ?? []), s.path]);
+  }
+  const out: string[] = [];
+  for (const [app, steps] of byApp) {
+    const runtime = registry.get(app);
+    if (!runtime) continue;
+    try {
+      await resolveConnectionWithSources({ manifest: runtime.manifest, userId, env, projectRoot });
+    } catch (err) {
+      if (!(err instanceof AlloyError)) throw err;
+      out.push(`a real run needs ${app} credentials it lacks (${steps.join(', ')} would fail): ${err.message}${err.hint ? `; ${err.hint}` : ''}`);
+    }
+  }
+  return out;
+}
+
 function printPlan(ctx: CliContext, ref: string, p: ExecutionPlan): void {
   const c = ctx.color;
   ctx.out(`${c.bold('plan')} ${ref} ${c.dim('(dry run: nothing is called)')}`);
@@ -231,7 +264,8 @@ function printPlan(ctx: CliContext, ref: string, p: ExecutionPlan): void {
     const what = s.uses ?? s.kind;
     const note = s.will === 'skip' ? c.dim(' skipped (when is false)') : s.will === 'maybe' ? c.yellow(' maybe') : '';
     ctx.out(`${pad}${mark} ${s.path} ${c.dim(what)}${note}${s.decision ? c.dim(` [${s.decision}]`) : ''}`);
-    if (s.inputs !== undefined && s.kind === 'action') ctx.out(`${pad}    ${c.dim('with')} ${preview(s.inputs, 160)}`);
+    // -v: the inputs in full.
+    if (s.inputs !== undefined && s.kind === 'action') ctx.out(`${pad}    ${c.dim('with')} ${ctx.verbose ? JSON.stringify(s.inputs) : preview(s.inputs, 160)}`);
     if (s.dependsOn) ctx.out(`${pad}    ${c.dim(`needs the run-time output of ${s.dependsOn.join(', ')}`)}`);
     if (s.error) ctx.out(`${pad}    ${c.red('error')} ${s.error}`);
   }
@@ -266,7 +300,7 @@ function printTrace(ctx: CliContext, r: ExecutionRecord): void {
     if (r.error?.hint) ctx.note(`${ctx.errColor.cyan('hint')}  ${r.error.hint}`);
   }
   if (r.stream) {
-    if (r.stream.status === 'delivered') ctx.out(c.dim(`streamed to ${r.stream.url} (HTTP ${r.stream.statusCode}, ${r.stream.attempts} attempt(s))`));
+    if (r.stream.status === 'delivered') ctx.out(c.dim(`streamed to ${r.stream.url} (HTTP ${r.stream.statusCode}, ${count(r.stream.attempts, 'attempt')})`));
     else {
       ctx.out(`${c.yellow('stream failed')}: ${r.stream.error?.message ?? 'unknown error'}`);
       if (r.stream.error?.hint) ctx.note(`${ctx.errColor.cyan('hint')}  ${r.stream.error.hint}`);

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
+import { DEFAULT_PORTS } from '../defaults.js';
 import { UsageError } from '../../errors.js';
 import { DEFAULT_STORE_PATH, LocalStore } from '../../store/lib.js';
 import { createStoreServer } from '../../store/remote/server.js';
@@ -13,7 +14,7 @@ import { parseTokenList } from '../../store/remote/auth.js';
 import { findProjectLocation } from './store-common.js';
 
 export default async function serveCommand(ctx: CliContext, _args: string[], opts: Record<string, any>): Promise<number> {
-  const port = opts.port === undefined ? 8787 : Number(opts.port);
+  const port = opts.port === undefined ? DEFAULT_PORTS.serve : Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${opts.port} is not a port number`, { hint: 'Use 0..65535 (0 picks a free port).' });
   let dir: string;
   if (opts.store) dir = path.resolve(ctx.cwd, opts.store);

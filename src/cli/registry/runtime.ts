@@ -15,10 +15,12 @@ export const runtimeCommands: CommandSpec[] = [
         .option('--record [dir]', 'also save every accepted delivery as a fixture (default .alloy/recordings)')
         .option('--concurrency <n>', 'executions run at the same time (default 16)')
         .option('--max-queued <n>', 'queued executions past which deliveries get 503 + Retry-After (default 1024)')
-        .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok')
-        .addOption(new Option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com').env('ALLOY_RELAY_URL'))
-        .addOption(new Option('--tunnel-name <name>', 'stable relay tunnel name').env('ALLOY_TUNNEL_NAME')),
-    examples: ['alloy dev', 'alloy dev -p 4001 --fresh -v', 'alloy dev --record', 'alloy dev --tunnel relay --tunnel-url wss://relay.example.com'],
+        .option('--fake <app>', 'start a local fake of the app and point its connector and credentials at it for this run (shopify; config dev.fakes)')
+        .option('--tunnel [provider]', 'expose the ingress routes publicly: relay, cloudflared or ngrok (bare --tunnel: relay when --tunnel-url is set, else cloudflared)')
+        .option('--tunnel-url <url>', 'relay address, e.g. wss://relay.example.com')
+        .option('--tunnel-name <name>', 'stable relay tunnel name'),
+    legacyEnv: { '--tunnel-url': 'ALLOY_RELAY_URL', '--tunnel-name': 'ALLOY_TUNNEL_NAME' },
+    examples: ['alloy dev', 'alloy dev --fake shopify', 'alloy dev -p 4001 --fresh -v', 'alloy dev --record', 'alloy dev --tunnel relay --tunnel-url wss://relay.example.com'],
     load: () => import('../commands/dev.js'),
   },
   {
@@ -65,6 +67,18 @@ export const runtimeCommands: CommandSpec[] = [
         .option('--to <url>', 'the runtime URL (default: read from .alloy/dev.json)'),
     examples: ['alloy replay ex_0mi0k2v1s3a1b2c3d4e5f6 --wait', 'alloy replay ex_0mi0k2v1s3a1b2c3d4e5f6 --version 2'],
     load: () => import('../commands/replay.js'),
+  },
+  {
+    usage: 'listen',
+    summary: 'Receive workflow stream deliveries locally, verify their Standard Webhooks signature and print each',
+    envPrefix: 'ALLOY_LISTEN',
+    options: (c) =>
+      c
+        .option('--port <port>', 'port on 127.0.0.1 (default 4100, where the scaffold streams; 0 for any free port)')
+        .option('--secret <whsec>', "verify with this secret (default: the project's stream secrets, as alloy dev signs)")
+        .option('--out <file>', 'also append each delivery to this file as a JSON line'),
+    examples: ['alloy listen &', 'alloy listen --port 4200 --secret "$ACME_STREAM_SECRET" --out deliveries.jsonl'],
+    load: () => import('../commands/listen.js'),
   },
   {
     usage: 'logs',

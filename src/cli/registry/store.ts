@@ -31,10 +31,23 @@ export const storeCommands: CommandSpec[] = [
   },
   {
     usage: 'rollback <integration>',
-    summary: 'Publish the previously published version again',
-    options: (c) => storeFlags(c.option('-m, --message <message>', 'why (kept in the publish log)')),
-    examples: ['alloy rollback shopify-sync'],
+    summary: 'Publish the previously published version again (or --to a version); asks first on a TTY',
+    options: (c) =>
+      storeFlags(
+        c
+          .option('--to <version>', 'roll back to this released version instead of the previous one')
+          .option('-m, --message <message>', 'why (kept in the publish log)')
+          .option('-y, --yes', 'do not ask for confirmation'),
+      ),
+    examples: ['alloy rollback shopify-sync', 'alloy rollback shopify-sync --to 3 -m "v5 breaks refunds" --yes'],
     load: () => import('../commands/rollback.js'),
+  },
+  {
+    usage: 'deployments [integration]',
+    summary: 'List the publish log: when, who, from → to, message',
+    options: (c) => storeFlags(c),
+    examples: ['alloy deployments', 'alloy deployments shopify-sync --json'],
+    load: () => import('../commands/deployments.js'),
   },
   {
     usage: 'versions [integration]',
@@ -73,12 +86,13 @@ export const storeCommands: CommandSpec[] = [
   {
     usage: 'serve',
     summary: 'Serve a store over HTTP (tokens from ALLOY_SERVE_TOKENS)',
+    envPrefix: 'ALLOY_SERVE',
     options: (c) =>
       c
-        .addOption(new Option('--port <port>', 'port (0 picks a free one)').default('8787').env('ALLOY_SERVE_PORT'))
-        .addOption(new Option('--host <host>', 'interface to bind').default('127.0.0.1').env('ALLOY_SERVE_HOST'))
+        .option('--port <port>', 'port (default 4200; 0 picks a free one)')
+        .option('--host <host>', 'interface to bind (default 127.0.0.1)')
         .addOption(new Option('--store <dir>', 'store directory (default: the project\'s store.path)').env('ALLOY_STORE')),
-    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 8787 --store /srv/alloy-store'],
+    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 4200 --store /srv/alloy-store'],
     load: () => import('../commands/serve.js'),
   },
 ];

@@ -30,8 +30,9 @@ export const testingCommands: CommandSpec[] = [
         .option('--all', '<target> is a workflow: compare every stored execution of it and summarise')
         .option('--since <time>', 'with --all: only executions since an ISO time or a duration ago (24h, 7d)')
         .option('--to <url>', 'the runtime URL (default: .alloy/dev.json, else the log file)')
-        .option('--store <dir|url>', 'the store to read versions from (default: the project\'s)')
-        .option('--remote <name>', 'a remote store named in the config'),
+        // The store flags keep the one name every store command shares (ALLOY_STORE, ALLOY_REMOTE).
+        .addOption(new Option('--store <dir|url>', 'the store to read versions from (default: the project\'s)').env('ALLOY_STORE'))
+        .addOption(new Option('--remote <name>', 'a remote store named in the config').env('ALLOY_REMOTE')),
     examples: [
       'alloy compare ex_0mi0k2v1s3a1b2c3d4e5f6                 # published (else latest) vs the working tree',
       'alloy compare ex_0mi0k2v1s3a1b2c3d4e5f6 2 3',

@@ -7,7 +7,7 @@ export const tunnelCommands: CommandSpec[] = [
     envPrefix: 'ALLOY_RELAY',
     options: (c) =>
       c
-        .option('-p, --port <port>', 'port to listen on (default 8787)')
+        .option('-p, --port <port>', 'port to listen on (default 4300)')
         .option('--host <host>', 'interface to bind (default 127.0.0.1; put a TLS proxy in front)')
         .option('--data <dir>', 'where queued requests are kept (default .alloy/relay)')
         .option('--tokens-file <file>', 'developer tokens, one name:token a line (else env ALLOY_RELAY_TOKENS)')
@@ -18,7 +18,7 @@ export const tunnelCommands: CommandSpec[] = [
         .option('--queue-max-bytes <size>', 'most bytes kept per developer while offline (default 64mb)')
         .option('--queue-ttl <duration>', 'how long a queued request is kept (default 48h)'),
     examples: [
-      'ALLOY_RELAY_TOKENS="alice:$(openssl rand -hex 24)" alloy relay --port 8787',
+      'ALLOY_RELAY_TOKENS="alice:$(openssl rand -hex 24)" alloy relay --port 4300',
       'alloy relay --host 127.0.0.1 --public-url https://relay.example.com --tokens-file /etc/alloy/relay-tokens',
     ],
     load: () => import('../commands/relay.js'),

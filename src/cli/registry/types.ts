@@ -22,11 +22,14 @@ export interface CommandSpec {
   usage: string;
   summary: string;
   /**
-   * Prefix of the environment variables for this command's flags (default `ALLOY`): a
-   * server's `--port` is `ALLOY_DEV_PORT` or `ALLOY_RELAY_PORT`, not one `ALLOY_PORT` that
-   * would move every server at once. An option that calls `.env()` itself keeps its own.
+   * Prefix of the environment variables for this command's flags (default `ALLOY_<COMMAND>`,
+   * e.g. ALLOY_RELEASE_MESSAGE): one variable never moves two commands. An option that calls
+   * `.env()` itself keeps its own (the shared ALLOY_STORE, ALLOY_REMOTE). Commands that set
+   * it have no deprecated `ALLOY_<FLAG>` names.
    */
   envPrefix?: string;
+  /** Deprecated variable names of flags (`--tunnel-url` → `ALLOY_RELAY_URL`), read when the new one is unset. */
+  legacyEnv?: Record<string, string>;
   /** Adds flags; --json, -C/--cwd, -v and --no-color are global. */
   options?: (cmd: Command) => void;
   /** Extra text after the options in `alloy <cmd> --help`. */

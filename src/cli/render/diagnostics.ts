@@ -2,6 +2,7 @@
  * Human rendering of diagnostics: `path:line:col  severity  CODE  message`, a code frame
  * around the position, and the hint. The --json form is the Diagnostic objects themselves.
  */
+import { count } from './count.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
@@ -71,10 +72,9 @@ export function summarize(list: readonly Diagnostic[], fileCount: number): { err
   const errors = list.filter((d) => d.severity === 'error').length;
   const warnings = list.length - errors;
   const files = new Set(list.map((d) => d.file)).size;
-  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
   const text =
     list.length === 0
-      ? `${plural(fileCount, 'file')} checked, no problems`
-      : `${plural(errors, 'error')}, ${plural(warnings, 'warning')} in ${plural(files, 'file')} (${plural(fileCount, 'file')} checked)`;
+      ? `${count(fileCount, 'file')} checked, no problems`
+      : `${count(errors, 'error')}, ${count(warnings, 'warning')} in ${count(files, 'file')} (${count(fileCount, 'file')} checked)`;
   return { errors, warnings, text };
 }
