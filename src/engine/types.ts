@@ -115,6 +115,8 @@ export interface EngineDeps {
   secrets?: Record<string, string>;
   /** Visible as `env` to the stream url/secret only. */
   env?: Record<string, string | undefined>;
+  /** The installation's config values (`alloy serve`), visible everywhere as `config`. */
+  config?: Record<string, unknown>;
   /**
    * Aborting it interrupts the run (shutdown): calls in flight are aborted and
    * executeWorkflow rejects with ExecutionInterruptedError, leaving the record resumable.
