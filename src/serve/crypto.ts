@@ -11,7 +11,7 @@
  *   line, newest last; created with one key (mode 0600) when missing.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { Sealed } from './state/types.js';
 
@@ -54,7 +54,35 @@ export function loadKeyring(env: NodeJS.ProcessEnv, keyFile: string): Keyring {
     return makeKeyring(env.ALLOY_MASTER_KEY.split(',').filter((s) => s.trim()).map((s) => parseMasterKey(s, 'ALLOY_MASTER_KEY')));
   }
   if (!existsSync(keyFile)) writeFileSync(keyFile, `${newMasterKeyText()}\n`, { mode: 0o600, flag: 'wx' });
-  return readKeyFile(keyFile);
+  return fileKeyring(keyFile);
+}
+
+/**
+ * A keyring over a key file that re-reads the file when it changes (checked at most once a
+ * second), so `alloy serve keys rotate` takes effect in a running server: new data keys are
+ * wrapped with the new key, and values re-wrapped under it still open.
+ */
+export function fileKeyring(keyFile: string): Keyring {
+  let ring = readKeyFile(keyFile);
+  let mtime = statSync(keyFile).mtimeMs;
+  let checked = Date.now();
+  const fresh = (force = false) => {
+    if (!force && Date.now() - checked < 1000) return ring;
+    checked = Date.now();
+    const m = statSync(keyFile).mtimeMs;
+    if (m !== mtime) {
+      mtime = m;
+      ring = readKeyFile(keyFile);
+    }
+    return ring;
+  };
+  return {
+    get current() {
+      return fresh().current;
+    },
+    get: (kid) => fresh().get(kid) ?? fresh(true).get(kid),
+    all: () => fresh().all(),
+  };
 }
 
 export function readKeyFile(keyFile: string): Keyring {

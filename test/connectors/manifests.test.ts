@@ -20,7 +20,7 @@ describe('built-in manifests', () => {
       for (const a of Object.values(m.actions ?? {})) if (a.input) (ajv.compile(a.input), compiled++);
       for (const t of Object.values(m.triggers ?? {})) if (t.payload) (ajv.compile(t.payload), compiled++);
     }
-    expect(compiled).toBe(7);
+    expect(compiled).toBe(8);
   });
 
   it('createOrder input catches mapping typos and accepts numeric-string prices', () => {
@@ -48,6 +48,8 @@ describe('built-in manifests', () => {
       expect(t.dedupeHeader).toBe('X-Shopify-Webhook-Id');
       expect(t.topicHeader).toBe('X-Shopify-Topic');
     }
-    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create']);
+    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create', 'app/uninstalled']);
+    expect(shopifyManifest.triggers!['app/uninstalled'].uninstalls).toBe(true);
+    expect(shopifyManifest.triggers!['orders/create'].accountHeader).toBe('X-Shopify-Shop-Domain');
   });
 });

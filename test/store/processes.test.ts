@@ -207,7 +207,8 @@ describe('alloy serve (built binary) as a remote store', () => {
     await writeProject(root, [integration('shop', [workflow('a')])]);
     const WRITE = 'e2e-write-token-0123456789';
     const READ = 'e2e-read-token-0123456789';
-    const serve = execa('node', [binPath, 'serve', '--port', '0', '--store', storeDir, '--json'], {
+    const dataDir = await tempDir('alloy-serve-data-');
+    const serve = execa('node', [binPath, 'serve', '--port', '0', '--store', storeDir, '--data', dataDir, '--json'], {
       env: { ...baseEnv, ALLOY_SERVE_TOKENS: `read:${READ},write:${WRITE}` },
       extendEnv: false,
       reject: false,

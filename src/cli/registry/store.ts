@@ -65,14 +65,23 @@ export const storeCommands: CommandSpec[] = [
     load: () => import('../commands/fsck.js'),
   },
   {
-    usage: 'serve',
-    summary: 'Serve a store over HTTP (tokens from ALLOY_SERVE_TOKENS)',
+    usage: 'serve [action...]',
+    summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|rotate` manage keys',
     options: (c) =>
       c
         .addOption(new Option('--port <port>', 'port (0 picks a free one)').default('8787').env('ALLOY_SERVE_PORT'))
         .addOption(new Option('--host <host>', 'interface to bind').default('127.0.0.1').env('ALLOY_SERVE_HOST'))
-        .addOption(new Option('--store <dir>', 'store directory (default: the project\'s store.path)').env('ALLOY_STORE')),
-    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 8787 --store /srv/alloy-store'],
+        .addOption(new Option('--store <dir|url>', 'store the published versions come from (default: the project\'s store.path)').env('ALLOY_STORE'))
+        .addOption(new Option('--data <dir>', 'data folder: the serve database and master key file (default: .alloy/serve in the project)').env('ALLOY_SERVE_DATA'))
+        .addOption(new Option('--public-url <url>', 'URL apps reach this server at (OAuth redirect URIs)').env('ALLOY_SERVE_PUBLIC_URL'))
+        .addOption(new Option('--role <role>', 'keys create: admin, ingest or read'))
+        .addOption(new Option('--name <name>', 'keys create: a label for the key')),
+    examples: [
+      'alloy serve keys create --role admin --data /srv/alloy',
+      'ALLOY_MASTER_KEY=$(cat /run/secrets/alloy-master) alloy serve --data /srv/alloy --store /srv/alloy-store',
+      'ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 8787 --store /srv/alloy-store',
+      'alloy serve keys rotate --data /srv/alloy',
+    ],
     load: () => import('../commands/serve.js'),
   },
 ];
