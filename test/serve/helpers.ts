@@ -1,4 +1,5 @@
 /** Helpers for the `alloy serve` tests: a store with the example released, a server over a temp data folder, a JSON client. */
+import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -68,6 +69,40 @@ export async function startTestServe(options: Partial<ServeServerOptions> & { st
   return { server, url: server.url, state, store, dataDir, admin: await key('admin'), key, close: () => server.close() };
 }
 
+// ------------------------------------------------------------ the OpenAPI document
+
+const require = createRequire(import.meta.url);
+export const OPENAPI = JSON.parse(readFileSync(path.join(REPO_ROOT, 'schemas', 'serve-api.openapi.json'), 'utf8'));
+const Ajv2020 = require('ajv/dist/2020.js').default;
+const addFormats = require('ajv-formats').default;
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+ajv.addSchema({ $id: 'openapi', components: OPENAPI.components });
+const templates = Object.keys(OPENAPI.paths).map((t) => ({ t, re: new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`) }));
+
+const compiled = new Map<string, any>();
+
+/** The OpenAPI path template a request path belongs to. */
+export function templateOf(pathname: string): string | undefined {
+  return templates.find((x) => x.re.test(pathname.split('?')[0]))?.t;
+}
+
+/** Throws unless the answer is described by the document (status and JSON body schema). */
+export function checkAgainstOpenApi(method: string, pathname: string, a: { status: number; body: unknown }): void {
+  const t = templateOf(pathname);
+  if (!t) throw new Error(`${method} ${pathname} is not in schemas/serve-api.openapi.json`);
+  const op = OPENAPI.paths[t][method.toLowerCase()];
+  if (!op) throw new Error(`${method} ${t} is not in schemas/serve-api.openapi.json`);
+  const resp = op.responses[String(a.status)];
+  if (!resp) throw new Error(`${method} ${t} answered ${a.status}, which the document does not list`);
+  const schema = resp.content?.['application/json']?.schema;
+  if (!schema) return;
+  const json = JSON.stringify(schema).replaceAll('"#/components', '"openapi#/components');
+  let validate = compiled.get(json);
+  if (!validate) compiled.set(json, (validate = ajv.compile(JSON.parse(json))));
+  if (!validate(a.body)) throw new Error(`${method} ${t} ${a.status} does not match the document: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(a.body).slice(0, 500)}`);
+}
+
 export interface Answer {
   status: number;
   body: any;
@@ -86,6 +121,8 @@ export async function call(url: string, method: string, pathname: string, opts: 
   } catch {
     /* text */
   }
+  // Every answer a test sees is checked against the OpenAPI document.
+  checkAgainstOpenApi(method, pathname, { status: res.status, body });
   return { status: res.status, body, headers: res.headers };
 }
 
