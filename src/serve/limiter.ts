@@ -41,6 +41,27 @@ export class KeyedSemaphore {
     };
   }
 
+  /** A slot now, or undefined when the key is at its limit (the caller parks the work instead of waiting). */
+  tryAcquire(key: string): (() => void) | undefined {
+    const n = this.active.get(key) ?? 0;
+    if (n >= this.limit) return undefined;
+    this.active.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const q = this.waiting.get(key);
+      const next = q?.shift();
+      if (q && q.length === 0) this.waiting.delete(key);
+      if (next) next();
+      else {
+        const left = (this.active.get(key) ?? 1) - 1;
+        if (left <= 0) this.active.delete(key);
+        else this.active.set(key, left);
+      }
+    };
+  }
+
   running(key: string): number {
     return this.active.get(key) ?? 0;
   }

@@ -64,12 +64,21 @@ export function createRunner(options: RunnerOptions): Runner {
   const clock = { now, sleep: realClock.sleep };
   const costs = new CostLimiter(clock);
   const running = new Map<string, AbortController>();
+  const parked = new Map<string, string[]>();
   const stopAll = new AbortController();
 
   async function run(id: string): Promise<void> {
     const row = await options.state.executions.get(id);
     if (!row || (row.status !== 'queued' && row.status !== 'running')) return;
-    const release = await perInstallation.acquire(row.installationId);
+    // At its bound, an installation's execution is parked (not holding a worker), so a busy
+    // installation's backlog never keeps another installation's work from starting.
+    const release = perInstallation.tryAcquire(row.installationId);
+    if (!release) {
+      const q = parked.get(row.installationId) ?? [];
+      q.push(id);
+      parked.set(row.installationId, q);
+      return;
+    }
     const controller = new AbortController();
     running.set(id, controller);
     const unlink = followSignal(stopAll.signal, controller);
@@ -138,6 +147,10 @@ export function createRunner(options: RunnerOptions): Runner {
       unlink();
       running.delete(id);
       release();
+      const q = parked.get(row.installationId);
+      const next = q?.shift();
+      if (q && q.length === 0) parked.delete(row.installationId);
+      if (next) pool.push(next);
     }
   }
 
