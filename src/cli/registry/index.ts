@@ -5,6 +5,7 @@ import { engineCommands } from './engine.js';
 import { storeCommands } from './store.js';
 import { runtimeCommands } from './runtime.js';
 import { tunnelCommands } from './tunnel.js';
+import { serveCommands } from './serve.js';
 
 export type { CommandSpec, CommandHandler } from './types.js';
 
@@ -14,4 +15,5 @@ export const commands: CommandSpec[] = [
   ...storeCommands,
   ...runtimeCommands,
   ...tunnelCommands,
+  ...serveCommands,
 ];
