@@ -1,11 +1,12 @@
 /**
  * ServeState on one SQLite file (better-sqlite3, WAL, synchronous=FULL) in the serve data
  * folder: the embedded default. Rows keep their indexed columns beside a JSON document, so
- * the same shapes map onto PostgreSQL tables (issue 12). Normal locking with a busy timeout,
+ * the same shapes map onto PostgreSQL tables (issue 12). Every write is on disk (WAL
+ * fdatasync) before its promise resolves. Normal locking with a busy timeout,
  * so operator commands (`alloy serve keys create`) can write while the server runs.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { fdatasync, mkdirSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecutionRecord } from '../../engine/types.js';
 import type {
@@ -55,10 +56,54 @@ export function openSqliteState(file: string): ServeState {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  // Durability as in the dev event log (src/server/event-log.ts): commits run with
+  // synchronous=NORMAL (no fsync inside COMMIT, which would block the event loop), and every
+  // write's promise resolves only after an fdatasync of the WAL on libuv's thread pool; one
+  // sync covers every commit made before it started, so concurrent writers share it.
+  db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('secure_delete = ON');
   db.exec(SCHEMA);
+  let walFd: number | undefined;
+  const doSync = () =>
+    new Promise<void>((resolve, reject) => {
+      if (walFd === undefined) {
+        try {
+          walFd = openSync(`${file}-wal`, 'r');
+        } catch {
+          return resolve(); // no WAL yet: nothing written
+        }
+      }
+      fdatasync(walFd, (err) => (err ? reject(err) : resolve()));
+    });
+  let inflight: Promise<void> | null = null;
+  let nextSync: Promise<void> | null = null;
+  const syncWal = (): Promise<void> => {
+    if (nextSync) return nextSync;
+    if (!inflight) {
+      inflight = doSync().finally(() => (inflight = null));
+      return inflight;
+    }
+    nextSync = inflight.then(() => {
+      nextSync = null;
+      inflight = doSync().finally(() => (inflight = null));
+      return inflight;
+    });
+    return nextSync;
+  };
+  /** Runs a write, then waits until it is on disk. */
+  const durable = async <T>(fn: () => T): Promise<T> => {
+    const r = fn();
+    await syncWal();
+    return r;
+  };
+  // Prepared once per SQL text (preparing is most of the cost of a small query).
+  const cache = new Map<string, Database.Statement>();
+  const stmt = (sql: string): Database.Statement => {
+    let st = cache.get(sql);
+    if (!st) cache.set(sql, (st = db.prepare(sql)));
+    return st;
+  };
 
   /** Filtered, cursor-paginated select over one table. */
   const listWhere = (table: string, where: Record<string, string | undefined>, page?: PageRequest) => {
@@ -75,42 +120,48 @@ export function openSqliteState(file: string): ServeState {
       args.push(page.after);
     }
     const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
-    return { rows: db.prepare(sql).all(...args, limit + 1) as { doc: string }[], limit };
+    return { rows: stmt(sql).all(...args, limit + 1) as { doc: string }[], limit };
   };
 
   const putInstallation = db.transaction((i: InstallationRecord) => {
-    db.prepare('INSERT OR REPLACE INTO installations (id, user_id, integration, status, doc) VALUES (?, ?, ?, ?, ?)').run(i.id, i.userId, i.integration, i.status, JSON.stringify(i));
-    db.prepare('DELETE FROM installation_credentials WHERE installation_id = ?').run(i.id);
-    const ins = db.prepare('INSERT OR IGNORE INTO installation_credentials (installation_id, credential_id) VALUES (?, ?)');
+    stmt('INSERT OR REPLACE INTO installations (id, user_id, integration, status, doc) VALUES (?, ?, ?, ?, ?)').run(i.id, i.userId, i.integration, i.status, JSON.stringify(i));
+    stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(i.id);
+    const ins = stmt('INSERT OR IGNORE INTO installation_credentials (installation_id, credential_id) VALUES (?, ?)');
     for (const c of Object.values(i.credentials)) ins.run(i.id, c);
   });
 
   const deleteUser = db.transaction((id: string) => {
-    const n = db.prepare('DELETE FROM users WHERE id = ?').run(id).changes;
-    db.prepare('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = ?)').run(id);
-    db.prepare('DELETE FROM installations WHERE user_id = ?').run(id);
-    db.prepare('DELETE FROM credentials WHERE user_id = ?').run(id);
-    db.prepare('DELETE FROM executions WHERE user_id = ?').run(id);
+    const n = stmt('DELETE FROM users WHERE id = ?').run(id).changes;
+    stmt('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = ?)').run(id);
+    stmt('DELETE FROM installations WHERE user_id = ?').run(id);
+    stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
+    stmt('DELETE FROM executions WHERE user_id = ?').run(id);
     return n > 0;
   });
 
-  const insertExecution = db.prepare('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
+  const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
   const ingest = db.transaction((input: IngestInput): IngestResult => {
     if (input.dedupeKey) {
-      const seen = db.prepare('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
+      const seen = stmt('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
       if (seen) return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
     }
     for (const e of input.executions) insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, JSON.stringify(e));
     const ids = input.executions.map((e) => e.id);
-    if (input.dedupeKey) db.prepare('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
+    if (input.dedupeKey) stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
     return { duplicate: false, executionIds: ids };
   });
 
+  const deleteInstallation = db.transaction((id: string) => {
+    const n = stmt('DELETE FROM installations WHERE id = ?').run(id).changes;
+    stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(id);
+    return n > 0;
+  });
+
   const getExecution = (id: string): ExecutionRow | undefined => {
-    const row = db.prepare('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined;
+    const row = stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as ExecutionRow) : undefined;
   };
-  const writeExecution = (e: ExecutionRow) => db.prepare('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+  const writeExecution = (e: ExecutionRow) => stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
 
   const checkpoint = db.transaction((id: string, record: ExecutionRecord) => {
     const e = getExecution(id);
@@ -125,14 +176,14 @@ export function openSqliteState(file: string): ServeState {
     return true;
   });
   const take = db.transaction((nonce: string, now: string) => {
-    const row = db.prepare('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
+    const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
     if (!row) return undefined;
-    db.prepare('DELETE FROM oauth_states WHERE nonce = ?').run(nonce);
+    stmt('DELETE FROM oauth_states WHERE nonce = ?').run(nonce);
     return row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
   });
 
   const one = <T>(sql: string, id: string): T | undefined => {
-    const row = db.prepare(sql).get(id) as { doc: string } | undefined;
+    const row = stmt(sql).get(id) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as T) : undefined;
   };
   const docs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
@@ -141,7 +192,7 @@ export function openSqliteState(file: string): ServeState {
   return {
     users: {
       async create(u: UserRecord) {
-        db.prepare('INSERT INTO users (id, doc) VALUES (?, ?)').run(u.id, JSON.stringify(u));
+        await durable(() => stmt('INSERT INTO users (id, doc) VALUES (?, ?)').run(u.id, JSON.stringify(u)));
         return u;
       },
       async get(id) {
@@ -152,47 +203,47 @@ export function openSqliteState(file: string): ServeState {
         return pageOf<UserRecord>(rows, limit);
       },
       async delete(id) {
-        return deleteUser(id);
+        return durable(() => deleteUser(id));
       },
     },
     apiKeys: {
       async create(k: ApiKeyRecord) {
-        db.prepare('INSERT INTO api_keys (id, hash, doc) VALUES (?, ?, ?)').run(k.id, k.hash, JSON.stringify(k));
+        await durable(() => stmt('INSERT INTO api_keys (id, hash, doc) VALUES (?, ?, ?)').run(k.id, k.hash, JSON.stringify(k)));
       },
       async findByHash(hash) {
-        const row = db.prepare('SELECT doc FROM api_keys WHERE hash = ?').get(hash) as { doc: string } | undefined;
+        const row = stmt('SELECT doc FROM api_keys WHERE hash = ?').get(hash) as { doc: string } | undefined;
         return row ? (JSON.parse(row.doc) as ApiKeyRecord) : undefined;
       },
       async list() {
-        return docs<ApiKeyRecord>(db.prepare('SELECT doc FROM api_keys ORDER BY id').all());
+        return docs<ApiKeyRecord>(stmt('SELECT doc FROM api_keys ORDER BY id').all());
       },
       async delete(id) {
-        return db.prepare('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0;
+        return durable(() => stmt('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0);
       },
     },
     credentials: {
       async put(c: CredentialRecord) {
-        db.prepare('INSERT OR REPLACE INTO credentials (id, user_id, app, account, doc) VALUES (?, ?, ?, ?, ?)').run(c.id, c.userId, c.app, c.account ?? null, JSON.stringify(c));
+        await durable(() => stmt('INSERT OR REPLACE INTO credentials (id, user_id, app, account, doc) VALUES (?, ?, ?, ?, ?)').run(c.id, c.userId, c.app, c.account ?? null, JSON.stringify(c)));
       },
       async get(id) {
         return one<CredentialRecord>('SELECT doc FROM credentials WHERE id = ?', id);
       },
       async listByUser(userId) {
-        return docs<CredentialRecord>(db.prepare('SELECT doc FROM credentials WHERE user_id = ? ORDER BY id').all(userId));
+        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE user_id = ? ORDER BY id').all(userId));
       },
       async findByAccount(app, account) {
-        return docs<CredentialRecord>(db.prepare('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id').all(app, account));
+        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id').all(app, account));
       },
       async delete(id) {
-        return db.prepare('DELETE FROM credentials WHERE id = ?').run(id).changes > 0;
+        return durable(() => stmt('DELETE FROM credentials WHERE id = ?').run(id).changes > 0);
       },
       async all() {
-        return docs<CredentialRecord>(db.prepare('SELECT doc FROM credentials ORDER BY id').all());
+        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials ORDER BY id').all());
       },
     },
     installations: {
       async put(i) {
-        putInstallation(i);
+        await durable(() => putInstallation(i));
       },
       async get(id) {
         return one<InstallationRecord>('SELECT doc FROM installations WHERE id = ?', id);
@@ -209,17 +260,15 @@ export function openSqliteState(file: string): ServeState {
         return docs<InstallationRecord>(rows);
       },
       async delete(id) {
-        const n = db.prepare('DELETE FROM installations WHERE id = ?').run(id).changes;
-        db.prepare('DELETE FROM installation_credentials WHERE installation_id = ?').run(id);
-        return n > 0;
+        return durable(() => deleteInstallation(id));
       },
       async all() {
-        return docs<InstallationRecord>(db.prepare('SELECT doc FROM installations ORDER BY id').all());
+        return docs<InstallationRecord>(stmt('SELECT doc FROM installations ORDER BY id').all());
       },
     },
     executions: {
       async ingest(input) {
-        return ingest(input);
+        return durable(() => ingest(input));
       },
       async get(id) {
         return getExecution(id);
@@ -229,27 +278,27 @@ export function openSqliteState(file: string): ServeState {
         return pageOf<ExecutionRow>(rows, limit);
       },
       async checkpoint(id, record) {
-        checkpoint(id, record);
+        await durable(() => checkpoint(id, record));
       },
       async cancel(id, at) {
-        return cancel(id, at);
+        return durable(() => cancel(id, at));
       },
       async unfinished() {
-        return (db.prepare("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id").all() as { id: string }[]).map((r) => r.id);
+        return (stmt("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id").all() as { id: string }[]).map((r) => r.id);
       },
     },
     oauthStates: {
       async put(s) {
-        db.prepare('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s));
+        await durable(() => stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s)));
       },
       async take(nonce, now) {
-        return take(nonce, now);
+        return durable(() => take(nonce, now));
       },
     },
     async ping() {
       if (closed) return false;
       try {
-        db.prepare('SELECT 1').get();
+        stmt('SELECT 1').get();
         return true;
       } catch {
         return false;
@@ -258,6 +307,8 @@ export function openSqliteState(file: string): ServeState {
     async close() {
       if (closed) return;
       closed = true;
+      await inflight;
+      if (walFd !== undefined) closeSync(walFd);
       db.close();
     },
   };
