@@ -75,11 +75,16 @@ export function parseJson(body: Buffer): unknown {
   }
 }
 
+/** 415 unless the request says its body is JSON. */
+export function requireJsonContentType(req: IncomingMessage): void {
+  if (!isJsonContentType(req.headers['content-type'])) {
+    throw new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', `expected content-type application/json, got ${req.headers['content-type'] ?? 'none'}`, 'send the body as JSON with `content-type: application/json`');
+  }
+}
+
 /** A JSON body (415 without a JSON content type when there is a body, 413 over the limit, 400 when not JSON). */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
   const raw = await readBody(req, limit);
-  if (raw.length > 0 && !isJsonContentType(req.headers['content-type'])) {
-    throw new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', `expected content-type application/json, got ${req.headers['content-type'] ?? 'none'}`, 'send the body as JSON with `content-type: application/json`');
-  }
+  if (raw.length > 0) requireJsonContentType(req);
   return parseJson(raw);
 }
