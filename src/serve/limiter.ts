@@ -25,20 +25,7 @@ export class KeyedSemaphore {
       q.push(resolve);
       this.waiting.set(key, q);
     });
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const q = this.waiting.get(key);
-      const next = q?.shift();
-      if (q && q.length === 0) this.waiting.delete(key);
-      if (next) next(); // the slot passes to the next waiter of this key
-      else {
-        const left = (this.active.get(key) ?? 1) - 1;
-        if (left <= 0) this.active.delete(key);
-        else this.active.set(key, left);
-      }
-    };
+    return this.releaser(key);
   }
 
   /** A slot now, or undefined when the key is at its limit (the caller parks the work instead of waiting). */
@@ -46,6 +33,11 @@ export class KeyedSemaphore {
     const n = this.active.get(key) ?? 0;
     if (n >= this.limit) return undefined;
     this.active.set(key, n + 1);
+    return this.releaser(key);
+  }
+
+  /** Releases once: the slot passes to the next waiter of this key, else frees up. */
+  private releaser(key: string): () => void {
     let released = false;
     return () => {
       if (released) return;
