@@ -81,7 +81,7 @@ if (process.argv[2] === '--target') {
   // ------------------------------------------------------------ the driver
   const start = (mode) =>
     new Promise((resolve, reject) => {
-      const child = fork(fileURLToPath(import.meta.url), ['--target', mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(fileURLToPath(import.meta.url), ['--target', mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.SERVE_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.SERVE_BENCH_PROF] : [] });
       child.once('error', reject);
       child.once('message', (m) =>
         resolve({
