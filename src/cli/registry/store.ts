@@ -66,6 +66,7 @@ export const storeCommands: CommandSpec[] = [
   },
   {
     usage: 'serve [action...]',
+    envPrefix: 'ALLOY_SERVE',
     summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|rotate` manage keys',
     options: (c) =>
       c
