@@ -5,7 +5,9 @@
 // Standard Webhooks signature), then drives the real `alloy` binary:
 //   validate → dev → emit acme.order.requested (an order appears in "Shopify")
 //   → emit shopify:orders/create (signed like Shopify; the order streams to Acme, signed)
-//   → executions → replay → release → publish → versions
+//   → executions → replay → test → release (runs the tests) → publish → versions
+//   → a changed mapping: compare (step-level diff on a recorded execution), replay --version,
+//     release refused by the failing test, test --record.
 //   → alloy serve (the production runtime, published v1): a user connects the shop through
 //     OAuth, installs shopify-sync, and Acme's event creates an order in that user's shop.
 // Exit 0 when every step did what it should, 1 otherwise.
@@ -87,6 +89,8 @@ let dev;
 let serve;
 try {
   check((await alloy(['validate'])).code === 0, 'the project validates');
+  const tested = await alloy(['test']);
+  check(tested.code === 0 && /Tests\s+\d+ passed/.test(tested.stdout), 'the scaffold\'s tests pass (alloy test)');
 
   // 2. The local runtime, on any free port; it writes its address to .alloy/dev.json.
   console.log('$ alloy dev --port 0   (in the background)');
@@ -126,7 +130,25 @@ try {
   check((await alloy(['publish', 'shopify-sync@latest'])).code === 0, 'published v1');
   await alloy(['versions']);
 
-  // 7. The production runtime: alloy serve runs the published version for each user.
+  // 7. Change a mapping (the total as Shopify's string, not a number) and see what it would change before releasing it.
+  const wfFile = path.join(dir, 'integrations/shopify-sync/workflows/order-created.yaml');
+  writeFileSync(wfFile, readFileSync(wfFile, 'utf8').replace('total: "{{ $number(event.total_price) }}"', 'total: "{{ event.total_price }}"'));
+  if (toReplay) {
+    const compared = await alloy(['compare', toReplay.id]);
+    check(compared.code === 0 && compared.stdout.includes('~ step summary') && compared.stdout.includes('"total": "598.94"'), 'compare shows the step-level change between v1 and the working tree on a recorded execution');
+    const onV1 = await alloy(['replay', toReplay.id, '--version', '1']);
+    check(onV1.code === 0, 'replay --version 1 ran the stored event on v1 (in process)');
+  }
+  const refused = await alloy(['release', '-m', 'total as a string']);
+  check(refused.code === 1 && refused.stderr.includes('maps the Shopify order and streams it to Acme'), 'release refuses while a test fails, naming it');
+  const createdId = items.find((e) => String(e.workflow).endsWith('create-order'))?.id;
+  if (createdId) {
+    const recorded = await alloy(['test', '--record', createdId, '--json'], { show: false });
+    const file = recorded.code === 0 ? JSON.parse(recorded.stdout).file : undefined;
+    check(Boolean(file) && (await alloy(['test', file])).code === 0, 'test --record wrote a test from the create-order execution, and it passes');
+  } else check(false, 'found the create-order execution to record');
+
+  // 8. The production runtime: alloy serve runs the published version for each user.
   const serveEnv = { ...env, SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret, ACME_STREAM_URL: streamUrl, ACME_STREAM_SECRET: streamSecret };
   const keyRun = spawn(process.execPath, [bin, 'serve', 'keys', 'create', '--role', 'admin', '--json'], { cwd: dir, env: serveEnv, stdio: ['ignore', 'pipe', 'inherit'] });
   let keyOut = '';

@@ -31,3 +31,5 @@ export {
   shopifyWebhookHeaders,
 } from './connectors/index.js';
 export { startTunnel, startRelayServer } from './tunnel/index.js';
+export { runTests, runHarness, compareDefinitions, toJunitXml, testFileFromRecord } from './test-runner/index.js';
+export type { RunTestsOptions, TestRunSummary, TestResult, TestFailure, TestFileDef, Comparison } from './test-runner/index.js';

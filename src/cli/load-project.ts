@@ -23,13 +23,17 @@ export function reportDiagnostics(ctx: CliContext, project: Pick<LoadedProject, 
   ctx.note();
 }
 
-/** Loads the project and throws ValidationFailedError (exit 2) after printing any errors. */
-export async function loadValidProject(ctx: CliContext): Promise<LoadedProject> {
+/**
+ * Loads the project and throws ValidationFailedError (exit 2) after printing any errors.
+ * `tests: true` (test, release) counts problems in test files too.
+ */
+export async function loadValidProject(ctx: CliContext, options: { tests?: boolean } = {}): Promise<LoadedProject> {
   const project = await loadProjectWithDiagnostics(ctx);
-  if (hasErrors(project.diagnostics)) {
-    reportDiagnostics(ctx, project, project.diagnostics);
-    const { text } = summarize(project.diagnostics, 0);
-    throw new ValidationFailedError(`the project has errors (${text.replace(/ \(.*\)$/, '')})`, project.diagnostics, {
+  const diagnostics = options.tests ? [...project.diagnostics, ...(project.testDiagnostics ?? [])] : project.diagnostics;
+  if (hasErrors(diagnostics)) {
+    reportDiagnostics(ctx, project, diagnostics);
+    const { text } = summarize(diagnostics, 0);
+    throw new ValidationFailedError(`the project has errors (${text.replace(/ \(.*\)$/, '')})`, diagnostics, {
       hint: 'fix them, then run `alloy validate` to check',
     });
   }

@@ -17,10 +17,19 @@ interface GlobalOptions {
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   let exitCode = 0;
+  // -V/--version before any command prints alloy's version. After a command it is that
+  // command's own flag (`alloy replay <id> --version 3`), which commander's .version() on
+  // the root would swallow wherever it appears, so the root flag is handled here.
+  const firstOperand = argv.findIndex((a, i) => !a.startsWith('-') && argv[i - 1] !== '-C' && argv[i - 1] !== '--cwd');
+  const versionAt = argv.findIndex((a) => a === '-V' || a === '--version');
+  if (versionAt >= 0 && (firstOperand < 0 || versionAt < firstOperand)) {
+    io.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   const program = new Command('alloy');
   program
     .description('Embedded integrations as code: validate, run, release and serve workflows.')
-    .version(VERSION, '-V, --version', 'print the version')
+    .addHelpText('after', '\nalloy -V, --version prints the version.')
     .addOption(new Option('-C, --cwd <dir>', 'run as if started in <dir>').env('ALLOY_CWD'))
     .addOption(new Option('--json', 'print machine-readable JSON on stdout').env('ALLOY_JSON'))
     .option('-v, --verbose', 'more detail')

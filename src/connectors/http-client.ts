@@ -7,6 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import { StepError } from '../errors.js';
 import { parseRetryAfter, isRetryableStatus } from '../core/http-retry.js';
 import type { ActionContext, HttpClient, HttpRequest, HttpResponse } from './types.js';
+import { EgressDeniedError, egressAgent, type EgressPolicy } from './egress.js';
 
 export interface HttpClientOptions {
   /** Upper bound for one call (connect to last body byte). Default 30 s. */
@@ -20,6 +21,11 @@ export interface HttpClientOptions {
    * Default 10 MiB.
    */
   maxResponseBytes?: number;
+  /**
+   * Where calls may connect, checked at connect time (connectors/egress.ts). Used when no
+   * `dispatcher` is given; without either, the policy is `{ loopback: true }`.
+   */
+  egress?: EgressPolicy;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -29,6 +35,7 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const dispatcher = options.dispatcher ?? egressAgent(options.egress ?? { loopback: true });
   return async (req: HttpRequest): Promise<HttpResponse> => {
     // One controller per call, aborted by the caller's signal or by a timer cleared when the
     // call ends. (AbortSignal.timeout + AbortSignal.any cost a timer that lives the full
@@ -45,7 +52,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
         headers,
         body: req.body,
         signal: controller.signal,
-        dispatcher: options.dispatcher,
+        dispatcher,
       });
       const responseHeaders = flattenHeaders(res.headers);
       const text = await readBodyCapped(res.body, responseHeaders, maxBytes, req);
@@ -186,6 +193,8 @@ function hintForStatus(status: number): string | undefined {
 /** Network failure, timeout or abort → StepError. Aborts by the caller's own signal are not retried. */
 export function stepErrorFromNetwork(err: unknown, label: string, callerSignal?: AbortSignal): StepError {
   if (err instanceof StepError) return err;
+  const denied = egressDenial(err);
+  if (denied) return denied;
   const e = err as { name?: string; code?: string; message?: string };
   if (callerSignal?.aborted) {
     // The engine aborts with its own StepError (step timeout): keep its code and retry advice.
@@ -199,6 +208,12 @@ export function stepErrorFromNetwork(err: unknown, label: string, callerSignal?:
     retryable: true,
     cause: err,
   });
+}
+
+/** The EgressDeniedError behind a failed call (undici may wrap the connect error). */
+export function egressDenial(err: unknown): EgressDeniedError | undefined {
+  for (let e = err, i = 0; e && i < 4; e = (e as { cause?: unknown }).cause, i++) if (e instanceof EgressDeniedError) return e;
+  return undefined;
 }
 
 function bodySnippet(text: string): string {

@@ -11,6 +11,18 @@
  * eval, Function or vm.
  */
 import jsonata from 'jsonata';
+import {
+  bound,
+  DEFAULT_EXPRESSION_LIMITS as DEFAULT_LIMITS,
+  EvaluationAborted,
+  evaluationBindings,
+  ExpressionLimitExceeded,
+  formatBytes,
+  lineCol,
+  type EvaluateOptions,
+} from './expression-limits.js';
+
+export { DEFAULT_EXPRESSION_LIMITS, type EvaluateOptions, type ExpressionLimits } from './expression-limits.js';
 
 export interface TemplateTextPart {
   kind: 'text';
@@ -119,10 +131,10 @@ export class ExpressionSyntaxError extends Error {
 export type JsonataExpression = ReturnType<typeof jsonata>;
 
 /**
- * Evaluation bounds, enforced by jsonata itself on every evaluation step (errors D1011
- * stack too deep, D1012 timeout): a runaway expression fails its step instead of hanging.
+ * Stack bound, enforced by jsonata itself on every evaluation step (error D1011 stack too
+ * deep). Time and memory are bounded per evaluation by ExpressionLimits (see `bound`).
  */
-export const GUARDRAILS = { timeout: 1000, stack: 500 } as const;
+export const GUARDRAILS = { stack: 500 } as const;
 
 export interface CompiledExpression {
   source: string;
@@ -148,7 +160,9 @@ export function compileTemplate(value: string): CompiledTemplate {
 
 function compileExpression(part: TemplateExprPart): CompiledExpression {
   try {
-    return { source: part.source, offset: part.offset, expression: jsonata(part.source, GUARDRAILS) };
+    const expression = jsonata(part.source, GUARDRAILS);
+    bound(expression);
+    return { source: part.source, offset: part.offset, expression };
   } catch (err) {
     const e = err as { message?: string; position?: number; token?: string; code?: string };
     // jsonata reports `position` as the index just past the offending token.
@@ -262,6 +276,8 @@ export class ExpressionEvaluationError extends Error {
     readonly source: string,
     readonly code: string,
     options?: { cause?: unknown },
+    /** For E_EXPRESSION_LIMIT: which limit, its value, and where in the expression it was hit. */
+    readonly limit?: { kind: 'time' | 'memory'; value: number; line: number; column: number; templateOffset: number },
   ) {
     super(message, options);
   }
@@ -300,24 +316,50 @@ function readFastPath(names: string[], context: Record<string, unknown>): unknow
   return t === 'string' || t === 'number' || t === 'boolean' ? v : MISS;
 }
 
-/** Evaluates one compiled expression. Throws ExpressionEvaluationError naming the expression. */
-export async function evaluateExpression(expr: CompiledExpression, context: Record<string, unknown>): Promise<unknown> {
+/**
+ * Evaluates one compiled expression within `options.limits` (default
+ * DEFAULT_EXPRESSION_LIMITS). Throws ExpressionEvaluationError naming the expression (code
+ * E_EXPRESSION_LIMIT past a limit), or the signal's reason when `options.signal` aborts.
+ */
+export async function evaluateExpression(
+  expr: CompiledExpression,
+  context: Record<string, unknown>,
+  options?: EvaluateOptions,
+): Promise<unknown> {
   const path = fastPathOf(expr);
   if (path) {
     const v = readFastPath(path, context);
     if (v !== MISS) return v;
   }
   try {
-    return normalizeResult(await expr.expression.evaluate(context));
+    return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)));
   } catch (err) {
-    const e = err as { message?: string; code?: string };
+    if (err instanceof EvaluationAborted) throw err.reason;
+    if (err instanceof ExpressionLimitExceeded) {
+      const { line, column } = lineCol(expr.source, err.at);
+      throw new ExpressionEvaluationError(`${err.message} at ${line}:${column} of {{${expr.source}}}`, expr.source, err.code, { cause: err }, {
+        kind: err.kind,
+        value: err.limit,
+        line,
+        column,
+        templateOffset: expr.offset + Math.max(0, err.at - 1),
+      });
+    }
+    const e = err as { message?: string; code?: string; value?: unknown; position?: number };
     const code = e.code ?? 'D0000';
-    const message =
-      code === 'D1012'
-        ? `expression ran longer than ${GUARDRAILS.timeout} ms`
-        : code === 'D1011'
-          ? `expression nested deeper than ${GUARDRAILS.stack} levels`
-          : (e.message ?? String(err));
+    if (code === 'D2015' || code === 'D2014') {
+      // A range or $append longer than the memory limit allows (checked before allocating).
+      const limit = options?.limits?.memoryBytes ?? DEFAULT_LIMITS.memoryBytes;
+      const { line, column } = lineCol(expr.source, e.position ?? 0);
+      throw new ExpressionEvaluationError(
+        `expression built a sequence of ${String(e.value)} items, past its memory limit of ${formatBytes(limit)} at ${line}:${column} of {{${expr.source}}}`,
+        expr.source,
+        'E_EXPRESSION_LIMIT',
+        { cause: err },
+        { kind: 'memory', value: limit, line, column, templateOffset: expr.offset + Math.max(0, (e.position ?? 1) - 1) },
+      );
+    }
+    const message = code === 'D1011' ? `expression nested deeper than ${GUARDRAILS.stack} levels` : (e.message ?? String(err));
     throw new ExpressionEvaluationError(`${message} in {{${expr.source}}}`, expr.source, code, { cause: err });
   }
 }
@@ -334,13 +376,14 @@ export async function renderTemplate(
   context: Record<string, unknown>,
   onError?: RenderErrorHook,
   field = '',
+  options?: EvaluateOptions,
 ): Promise<unknown> {
   try {
-    if (t.single) return await evaluateExpression(t.parts[0] as CompiledExpression, context);
+    if (t.single) return await evaluateExpression(t.parts[0] as CompiledExpression, context, options);
     let text = '';
     for (const part of t.parts) {
       if ('kind' in part) text += part.text;
-      else text += stringify(await evaluateExpression(part, context));
+      else text += stringify(await evaluateExpression(part, context, options));
     }
     return text;
   } catch (err) {
@@ -386,21 +429,22 @@ export async function renderValue(
   context: Record<string, unknown>,
   onError?: RenderErrorHook,
   field = '',
+  options?: EvaluateOptions,
 ): Promise<unknown> {
   switch (value.kind) {
     case 'literal':
       return value.value;
     case 'template':
-      return renderTemplate(value.template, context, onError, field);
+      return renderTemplate(value.template, context, onError, field, options);
     case 'array': {
       const out: unknown[] = [];
-      for (let i = 0; i < value.items.length; i++) out.push(await renderValue(value.items[i], context, onError, `${field}/${i}`));
+      for (let i = 0; i < value.items.length; i++) out.push(await renderValue(value.items[i], context, onError, `${field}/${i}`, options));
       return out;
     }
     case 'object': {
       const out: Record<string, unknown> = {};
       for (const [k, v] of value.entries) {
-        const rendered = await renderValue(v, context, onError, `${field}/${escapePointer(k)}`);
+        const rendered = await renderValue(v, context, onError, `${field}/${escapePointer(k)}`, options);
         if (rendered !== undefined) out[k] = rendered;
       }
       return out;

@@ -29,8 +29,14 @@ export interface ProjectConfig {
   /** Named remote stores (`alloy serve`); the token comes from ALLOY_TOKEN, never this file. */
   remotes?: Record<string, { url: string }>;
   dev?: { port?: number; host?: string };
+  /** Bounds on each expression evaluation: `expressionTime` (duration, default 1s), `expressionMemory` (size, default 64mb). */
+  limits?: { expressionTime?: Duration; expressionMemory?: number | string };
+  /** Outbound connections: addresses (IPs, CIDR ranges) allowed despite the default refusals. */
+  egress?: { allow?: string[] };
   /** Per-app settings, e.g. `shopify: { apiVersion: "2025-07", baseUrl: "http://127.0.0.1:4010" }`. */
   apps?: Record<string, AppSettings>;
+  /** `alloy release` runs the project's tests first unless `test: false`. */
+  release?: { test?: boolean };
 }
 
 export interface AppSettings {

@@ -3,6 +3,7 @@
  * diagnostic found on the way. Loading never throws for user mistakes; it returns them.
  */
 import type { Diagnostic } from './diagnostics.js';
+import type { SourceFile } from './source-file.js';
 import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
 
 export interface LoadedWorkflow {
@@ -20,6 +21,17 @@ export interface LoadedIntegration {
   file: string;
   def: IntegrationDef;
   workflows: LoadedWorkflow[];
+  /** Test files under tests/ (`*.test.yaml`), schema-checked; run by `alloy test`. */
+  tests?: LoadedTestFile[];
+}
+
+export interface LoadedTestFile {
+  /** Path relative to the project root. */
+  file: string;
+  /** The parsed file (positions kept, for locating failed expectations). */
+  source: SourceFile;
+  /** True when the file passed its checks (schema, workflow name). */
+  valid: boolean;
 }
 
 export interface LoadedConnector {
@@ -38,4 +50,9 @@ export interface LoadedProject {
   /** Every definition file read (relative to root), valid or not. */
   files: string[];
   diagnostics: Diagnostic[];
+  /**
+   * Problems in test files (tests/*.test.yaml), apart: `validate`, `test` and `release`
+   * report them, while a broken test never stops `dev` or `run` from serving the workflows.
+   */
+  testDiagnostics?: Diagnostic[];
 }

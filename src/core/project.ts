@@ -8,6 +8,7 @@
  *   alloy.config.yaml
  *   integrations/<name>/integration.yaml
  *   integrations/<name>/workflows/<workflow>.yaml
+ *   integrations/<name>/tests/<anything>.test.yaml
  *   connectors/<name>.yaml
  */
 import { readdir, stat } from 'node:fs/promises';
@@ -18,9 +19,12 @@ import { mapLimit } from './map-limit.js';
 import { closest, makeDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expressions.js';
 import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
-import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedWorkflow } from './project-types.js';
+import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedTestFile, LoadedWorkflow } from './project-types.js';
 import { checkSchema, getUserAjv, type SchemaName } from './schema-check.js';
-import { parseSource, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+import { MAX_DEFINITION_BYTES, parseSource, parseSourceLazily, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+
+/** Test files hold events and answers: allowed to be larger than definitions. */
+const MAX_TEST_FILE_BYTES = 8 * MAX_DEFINITION_BYTES;
 
 export const CONFIG_FILES = [
   'alloy.config.yaml',
@@ -140,11 +144,12 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
   const catalog = catalogOf(options.builtinConnectors, connectors);
 
   const integrations: LoadedIntegration[] = [];
+  const testDiagnostics: Diagnostic[] = [];
   const integrationsDir = path.join(root, config.integrationsDir ?? 'integrations');
   for (const name of await listDir(integrationsDir)) {
     const dir = path.join(integrationsDir, name);
     if (!(await isDir(dir))) continue;
-    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics);
+    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics);
     if (loaded) integrations.push(loaded);
   }
   if (integrations.length === 0 && diagnostics.length === 0) {
@@ -153,9 +158,9 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
     );
   }
   files.push(...connectors.map((c) => c.file));
-  for (const i of integrations) files.push(i.file, ...i.workflows.map((w) => w.file));
+  for (const i of integrations) files.push(i.file, ...i.workflows.map((w) => w.file), ...(i.tests ?? []).map((t) => t.file));
   for (const d of diagnostics) if (!files.includes(d.file)) files.push(d.file);
-  return { root, configFile, config, integrations, connectors, files, diagnostics: sortDiagnostics(diagnostics) };
+  return { root, configFile, config, integrations, connectors, files, diagnostics: sortDiagnostics(diagnostics), testDiagnostics: sortDiagnostics(testDiagnostics) };
 }
 
 async function loadConfig(found: FoundConfig, diagnostics: Diagnostic[]): Promise<{ config: ProjectConfig; configFile: string }> {
@@ -195,6 +200,7 @@ async function loadIntegration(
   name: string,
   catalog: ConnectorCatalog,
   diagnostics: Diagnostic[],
+  testDiagnostics: Diagnostic[],
 ): Promise<LoadedIntegration | undefined> {
   const files = await listDir(dir);
   const integrationFile = files.find((f) => f === 'integration.yaml' || f === 'integration.yml');
@@ -263,7 +269,39 @@ async function loadIntegration(
     }
     workflows.push({ integration: integrationName, name: wdef.name, file: wf.file, def: wdef });
   }
-  return { name: integrationName, dir: rel(root, dir), file: source.file, def, workflows };
+  const tests = await loadTestFiles(root, path.join(dir, 'tests'), workflows, testDiagnostics);
+  return { name: integrationName, dir: rel(root, dir), file: source.file, def, workflows, tests };
+}
+
+/** `tests/*.test.yaml`: schema-checked, and the workflow each names must exist here. */
+async function loadTestFiles(root: string, testsDir: string, workflows: LoadedWorkflow[], diagnostics: Diagnostic[]): Promise<LoadedTestFile[]> {
+  const names = (await listDir(testsDir)).filter((f) => isTestFile(f));
+  // Test files grow large (recorded and generated suites); their positions are parsed only when needed.
+  const sources = await mapLimit(names, READ_CONCURRENCY, (f) => readSourceFile(path.join(testsDir, f), rel(root, path.join(testsDir, f)), MAX_TEST_FILE_BYTES, parseSourceLazily));
+  return sources.map((source) => {
+    const found = [...source.diagnostics];
+    if (source.value !== undefined) found.push(...checkTestSource(source, workflows.map((w) => w.name)));
+    diagnostics.push(...found);
+    return { file: source.file, source, valid: source.value !== undefined && !found.some((d) => d.severity === 'error') };
+  });
+}
+
+/** A test file's name: `<anything>.test.yaml` (or .yml/.json). */
+export function isTestFile(name: string): boolean {
+  return isDefinitionFile(name) && /\.test\.(ya?ml|json)$/.test(name);
+}
+
+/** Schema checks of a test file, and (given the integration's workflows) that its workflow exists. */
+export function checkTestSource(source: SourceFile, workflowNames?: readonly string[]): Diagnostic[] {
+  const out = checkSchema(source, 'test');
+  const value = source.value as { workflow?: unknown } | undefined;
+  if (out.length === 0 && workflowNames && typeof value?.workflow === 'string' && !workflowNames.includes(value.workflow)) {
+    const guess = closest(value.workflow, workflowNames);
+    out.push(
+      makeDiagnostic(source.file, source.index, rangeAt(source, '/workflow'), 'error', 'E_TEST_UNKNOWN_WORKFLOW', `no workflow "${value.workflow}" in this integration`, guess ? `did you mean "${guess}"?` : `workflows: ${workflowNames.join(', ') || '(none)'}`),
+    );
+  }
+  return out;
 }
 
 async function loadConnectors(
@@ -321,7 +359,7 @@ export function checkConnectorSource(source: SourceFile): Diagnostic[] {
   return out;
 }
 
-const KINDS: Record<string, SchemaName> = { Workflow: 'workflow', Integration: 'integration', Connector: 'connector', Project: 'config' };
+const KINDS: Record<string, SchemaName> = { Workflow: 'workflow', Integration: 'integration', Connector: 'connector', Project: 'config', Test: 'test' };
 
 /**
  * Checks one file outside a project (or given explicitly): the kind comes from its `kind`
@@ -356,6 +394,7 @@ export async function checkStandaloneFile(absPath: string, file: string, builtin
     ];
   }
   if (kind === 'connector') return checkConnectorSource(source);
+  if (kind === 'test') return sortDiagnostics(checkTestSource(source));
   const out = checkSchema(source, kind);
   if (kind === 'workflow') out.push(...checkWorkflow(source, { catalog: catalogOf(builtins, []) }));
   return sortDiagnostics(out);

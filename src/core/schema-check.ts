@@ -18,7 +18,7 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
   ajv: InstanceType<typeof Ajv2020>,
 ) => void;
 
-export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector';
+export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector' | 'test';
 
 /** schemas/ ships in the package next to dist/. */
 export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');

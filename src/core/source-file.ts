@@ -5,6 +5,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
 import { LineIndex, makeDiagnostic, type Diagnostic } from './diagnostics.js';
 
 /** Definition files are small; anything larger is refused by size before it is read. */
@@ -22,7 +23,12 @@ export interface SourceFile {
 }
 
 /** Reads a file, refusing oversized and binary files without loading them whole. */
-export async function readSourceFile(absPath: string, file: string, maxBytes = MAX_DEFINITION_BYTES): Promise<SourceFile> {
+export async function readSourceFile(
+  absPath: string,
+  file: string,
+  maxBytes = MAX_DEFINITION_BYTES,
+  parse: (file: string, text: string) => SourceFile = parseSource,
+): Promise<SourceFile> {
   const empty = (d: Diagnostic): SourceFile => ({ file, text: '', index: new LineIndex(''), value: undefined, diagnostics: [d] });
   const unreadable = (err: unknown) =>
     empty(makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_READ', `cannot read file: ${(err as Error).message}`, 'check the path and its permissions'));
@@ -72,7 +78,7 @@ export async function readSourceFile(absPath: string, file: string, maxBytes = M
       makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_BINARY', 'file is not UTF-8 text', 'definition files must be YAML or JSON text'),
     );
   }
-  return parseSource(file, bytes.toString('utf8'));
+  return parse(file, bytes.toString('utf8'));
 }
 
 function isValidUtf8(bytes: Buffer): boolean {
@@ -132,6 +138,46 @@ export function parseSource(file: string, text: string): SourceFile {
     diagnostics.push(makeDiagnostic(file, index, [0, 0], 'error', 'E_YAML_SYNTAX', (err as Error).message));
   }
   return { file, text, index, doc, value, diagnostics };
+}
+
+/** An anchor or alias token: such files take the positioned path, which bounds alias expansion. */
+const ANCHOR_OR_ALIAS = /(^|[\s[{,])[&*][^\s,\]}]/m;
+
+/**
+ * Like parseSource, but the value comes from js-yaml (YAML 1.2 core schema, many times
+ * faster than building a positioned document) and the positioned document is parsed only
+ * when something asks for `doc`, i.e. when a diagnostic or a failure needs a line:col.
+ * For large files read often and rarely wrong (test files). Anything js-yaml refuses, and
+ * files with anchors or aliases, take parseSource, which reports located errors.
+ */
+export function parseSourceLazily(file: string, text: string): SourceFile {
+  const body = text.replace(/^\uFEFF/, '');
+  if (body.trim() === '' || ANCHOR_OR_ALIAS.test(body)) return parseSource(file, text);
+  let value: unknown;
+  try {
+    value = loadYaml(body, { schema: CORE_SCHEMA, json: false });
+  } catch {
+    return parseSource(file, text);
+  }
+  if (value === undefined || value === null) return parseSource(file, text);
+  let doc: Document.Parsed | undefined;
+  let parsed = false;
+  const source = { file, text, index: new LineIndex(text), value, diagnostics: [] as Diagnostic[] } as SourceFile;
+  Object.defineProperty(source, 'doc', {
+    enumerable: true,
+    get: () => {
+      if (!parsed) {
+        parsed = true;
+        doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
+      }
+      return doc;
+    },
+    set: (d: Document.Parsed | undefined) => {
+      parsed = true;
+      doc = d;
+    },
+  });
+  return source;
 }
 
 /** Splits a JSON pointer (RFC 6901) into unescaped segments. */
@@ -229,4 +275,18 @@ export function stringOffset(source: SourceFile, pointer: string, i: number, nee
     if (at >= 0) return start + at;
   }
   return start;
+}
+
+/**
+ * `file:line:column` of character `offset` of the template string at `pointer` in a
+ * definition file (for run-time errors that name where an expression is); undefined when
+ * the file cannot be read or no longer has that string.
+ */
+export async function locateInFile(absPath: string, file: string, pointer: string, offset: number): Promise<string | undefined> {
+  const source = await readSourceFile(absPath, file);
+  if (!source.doc) return undefined;
+  const at = stringOffset(source, pointer, offset);
+  if (at === undefined) return undefined;
+  const { line, column } = source.index.position(at);
+  return `${file}:${line}:${column}`;
 }

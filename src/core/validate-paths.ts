@@ -29,7 +29,7 @@ export async function validatePaths(
     const found = await findConfig(cwd);
     if (!found) throw noProjectError(cwd);
     const project = await loadProjectAt(found, { builtinConnectors });
-    for (const d of project.diagnostics) diagnostics.push({ ...d, file: show(path.join(project.root, d.file)) });
+    for (const d of [...project.diagnostics, ...(project.testDiagnostics ?? [])]) diagnostics.push({ ...d, file: show(path.join(project.root, d.file)) });
     for (const f of project.files) files.add(show(path.join(project.root, f)));
     return { diagnostics: sortDiagnostics(diagnostics), files: [...files] };
   }
@@ -58,7 +58,7 @@ export async function validatePaths(
         const fa = path.join(found.root, f);
         return fa === abs || fa.startsWith(abs + path.sep) || (!isDirectory && fa === abs);
       };
-      for (const d of project.diagnostics) if (within(d.file)) diagnostics.push({ ...d, file: show(path.join(found.root, d.file)) });
+      for (const d of [...project.diagnostics, ...(project.testDiagnostics ?? [])]) if (within(d.file)) diagnostics.push({ ...d, file: show(path.join(found.root, d.file)) });
       for (const f of project.files) if (within(f)) files.add(show(path.join(found.root, f)));
       continue;
     }

@@ -31,7 +31,9 @@ import {
   StepFailed,
   toErrorInfo,
 } from './errors.js';
-import { isTruthy, renderAt } from './evaluate.js';
+import { ExpressionFailure, isTruthy, renderAt } from './evaluate.js';
+import type { CompiledValue, EvaluateOptions } from '../core/expressions.js';
+import { DEFAULT_EXPRESSION_LIMITS } from '../core/expression-limits.js';
 import { createRedactor, isSecretKey, redactActionInput, type Redactor } from './redact.js';
 import { isRetryable, retryDelay } from './retry.js';
 import { deliverStream } from './stream.js';
@@ -73,6 +75,14 @@ interface Frame {
   vars: Record<string, unknown>;
   /** Prepended to step ids to make paths: '' at top level, `lines[2].` inside an each. */
   prefix: string;
+}
+
+function stepTimeoutError(path: string, timeoutMs: number): StepError {
+  return new StepError(`step "${path}" timed out after ${timeoutMs} ms`, {
+    code: 'E_STEP_TIMEOUT',
+    retryable: true,
+    hint: 'Raise the step `timeout`, or check the service it calls.',
+  });
 }
 
 const TERMINAL = new Set(['succeeded', 'failed', 'filtered']);
@@ -191,6 +201,35 @@ class Execution {
     return this.controller.signal.reason instanceof ExecutionInterruptedError;
   }
 
+  /** Evaluation options under the execution's signal alone (steps without a `timeout`), made once. */
+  private evalOptions: EvaluateOptions | undefined;
+
+  /**
+   * Renders a step's field within the expression limits; the execution's abort (timeout,
+   * interrupt) and the step's own `timeout` stop an evaluation that is still running.
+   */
+  private render(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string): Promise<unknown> {
+    if (step.timeoutMs !== undefined && value.kind !== 'literal') return this.renderTimed(value, ctx, step, path, field, step.timeoutMs);
+    this.evalOptions ??= { limits: this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS, signal: this.controller.signal };
+    return renderAt(value, ctx, { step: path, field, stepPointer: step.pointer, options: this.evalOptions });
+  }
+
+  private async renderTimed(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string, timeoutMs: number) {
+    const execSignal = this.controller.signal;
+    const local = new AbortController();
+    const followExec = () => local.abort(execSignal.reason);
+    if (execSignal.aborted) followExec();
+    else execSignal.addEventListener('abort', followExec, { once: true });
+    const cancelTimer = setLongTimeout(() => local.abort(stepTimeoutError(path, timeoutMs)), timeoutMs);
+    try {
+      const options = { limits: this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS, signal: local.signal };
+      return await renderAt(value, ctx, { step: path, field, stepPointer: step.pointer, options });
+    } finally {
+      cancelTimer();
+      execSignal.removeEventListener('abort', followExec);
+    }
+  }
+
   private context(frame: Frame): Record<string, unknown> {
     return { ...this.base, steps: frame.steps, ...frame.vars };
   }
@@ -231,7 +270,7 @@ class Execution {
     try {
       if (this.controller.signal.aborted) throw this.controller.signal.reason;
       const ctx = this.context(frame);
-      if (step.when && !isTruthy(await renderAt(step.when, ctx, { step: path, field: '/when' }))) {
+      if (step.when && !isTruthy(await this.render(step.when, ctx, step, path, '/when'))) {
         delete rec.output;
         delete rec.error;
         finish('skipped');
@@ -255,6 +294,7 @@ class Execution {
         throw err;
       }
       const info = toErrorInfo(err, path, this.redactor);
+      await this.locate(err, info);
       rec.error = info;
       finish('failed');
       this.deps.logger.debug('step failed', { execution: this.record.id, step: path, code: info.code });
@@ -264,6 +304,22 @@ class Execution {
         throw new StepFailed(info);
       }
       await this.handleFailure(step, rec, info, frame);
+    }
+  }
+
+  /** Adds where in the workflow file an expression hit its limit (`deps.locate`), when known. */
+  private async locate(err: unknown, info: ErrorInfo): Promise<void> {
+    if (!this.deps.locate || !(err instanceof ExpressionFailure)) return;
+    const d = err.details ?? {};
+    if (typeof d.pointer !== 'string' || typeof d.templateOffset !== 'number') return;
+    try {
+      const where = await this.deps.locate(d.pointer, d.templateOffset);
+      if (where) {
+        info.location = where;
+        info.message = `${info.message} (${where})`;
+      }
+    } catch {
+      // The location is a courtesy: the error stands without it.
     }
   }
 
@@ -321,7 +377,7 @@ class Execution {
 
   private async runAction(step: CompiledActionStep, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<unknown> {
     if (step.app === 'transform' && step.action === 'transform') {
-      const value = await renderAt(step.with, ctx, { step: path, field: '/with' });
+      const value = await this.render(step.with, ctx, step, path, '/with');
       rec.inputs = redactActionInput(this.redactor, value);
       rec.attempts += 1;
       return value;
@@ -346,7 +402,7 @@ class Execution {
       throw outcomeUnknownError(path, step.uses, 'the previous run stopped during its call');
     }
     const connection = await this.connection(step.app, runtime);
-    const input = (await renderAt(step.with, ctx, { step: path, field: '/with' })) as Record<string, unknown>;
+    const input = (await this.render(step.with, ctx, step, path, '/with')) as Record<string, unknown>;
     rec.inputs = redactActionInput(this.redactor, input);
     // Durable "about to call" mark: if the process dies during the call, resume sees the step
     // `running` with inputs and fails it instead of creating the same thing twice.
@@ -425,17 +481,7 @@ class Execution {
     else execSignal.addEventListener('abort', followExec, { once: true });
     let cancelTimer: (() => void) | undefined;
     if (timeoutMs !== undefined) {
-      cancelTimer = setLongTimeout(
-        () =>
-          local.abort(
-            new StepError(`step "${path}" timed out after ${timeoutMs} ms`, {
-              code: 'E_STEP_TIMEOUT',
-              retryable: true,
-              hint: 'Raise the step `timeout`, or check the service it calls.',
-            }),
-          ),
-        timeoutMs,
-      );
+      cancelTimer = setLongTimeout(() => local.abort(stepTimeoutError(path, timeoutMs)), timeoutMs);
     }
     // Settle on abort even when the action ignores its signal.
     let onAbort: (() => void) | undefined;
@@ -457,7 +503,7 @@ class Execution {
   // ------------------------------------------------------------ control flow
 
   private async runIf(step: CompiledIfStep, frame: Frame, rec: StepRecord, ctx: Record<string, unknown>, path: string) {
-    const condition = isTruthy(await renderAt(step.if, ctx, { step: path, field: '/if' }));
+    const condition = isTruthy(await this.render(step.if, ctx, step, path, '/if'));
     rec.inputs = { condition };
     await this.runSteps(condition ? step.then : step.else, frame);
     return { condition, branch: condition ? 'then' : step.else.length > 0 ? 'else' : null };
@@ -467,7 +513,7 @@ class Execution {
     const matched: number[] = [];
     // `all`: every condition is read before any case runs, so cases do not steer each other.
     for (let i = 0; i < step.cases.length; i++) {
-      const pass = isTruthy(await renderAt(step.cases[i].when, ctx, { step: path, field: `/branch/cases/${i}/when` }));
+      const pass = isTruthy(await this.render(step.cases[i].when, ctx, step, path, `/branch/cases/${i}/when`));
       if (pass) {
         matched.push(i);
         if (step.mode === 'first') break;
@@ -481,7 +527,7 @@ class Execution {
   }
 
   private async runEach(step: CompiledEachStep, frame: Frame, rec: StepRecord, ctx: Record<string, unknown>, path: string) {
-    const list = await renderAt(step.each, ctx, { step: path, field: '/each' });
+    const list = await this.render(step.each, ctx, step, path, '/each');
     const items = list === undefined || list === null ? [] : Array.isArray(list) ? list : [list];
     rec.inputs = { count: items.length, concurrency: step.concurrency };
     const outputs: unknown[] = [];
@@ -506,7 +552,7 @@ class Execution {
       const i = next++;
       if (step.stop) {
         const sctx = { ...this.context(frame), [step.as]: items[i], index: i };
-        if (isTruthy(await renderAt(step.stop, sctx, { step: path, field: '/stop' }))) {
+        if (isTruthy(await this.render(step.stop, sctx, step, path, '/stop'))) {
           stopped = true;
           return undefined;
         }
@@ -535,7 +581,7 @@ class Execution {
     let ms: number | undefined;
     if (typeof step.delay === 'number') ms = step.delay;
     else {
-      const value = await renderAt(step.delay, ctx, { step: path, field: '/delay' });
+      const value = await this.render(step.delay, ctx, step, path, '/delay');
       ms = tryParseDuration(value);
       if (ms === undefined) {
         throw new StepError(`step "${path}": delay ${JSON.stringify(value)} is not a duration`, {
@@ -555,7 +601,7 @@ class Execution {
   }
 
   private async runStop(step: CompiledStopStep, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<never> {
-    const value = await renderAt(step.stop, ctx, { step: path, field: '/stop' });
+    const value = await this.render(step.stop, ctx, step, path, '/stop');
     const reason = this.redactor.text(typeof value === 'string' ? value : JSON.stringify(value ?? null));
     rec.inputs = { reason };
     rec.output = { reason };

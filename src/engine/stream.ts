@@ -77,8 +77,8 @@ export async function deliverStream(
   let url = '';
   let attempts = 0;
   try {
-    url = String((await renderAt(stream.url, ctx, { step: 'stream', field: '/stream/url' })) ?? '');
-    const secret = await renderAt(stream.secret, ctx, { step: 'stream', field: '/stream/secret' });
+    url = String((await renderAt(stream.url, ctx, { step: 'stream', field: '/stream/url', options: { limits: deps.limits } })) ?? '');
+    const secret = await renderAt(stream.secret, ctx, { step: 'stream', field: '/stream/secret', options: { limits: deps.limits } });
     if (!/^https?:\/\//.test(url)) {
       throw new AlloyError('E_STREAM_URL', `stream url resolved to ${JSON.stringify(url)}, not an http(s) URL`, {
         hint: 'Set the variable the workflow `stream.url` reads (e.g. ACME_STREAM_URL in .env).',

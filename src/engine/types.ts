@@ -5,6 +5,7 @@
  */
 import type { AppSettings, StepKind } from '../core/model.js';
 import type { ConnectorRegistry, HttpClient } from '../connectors/types.js';
+import type { ExpressionLimits } from '../core/expression-limits.js';
 
 export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'filtered';
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'skipped';
@@ -21,6 +22,8 @@ export interface ErrorInfo {
   /** For expression failures: JSON pointer of the field inside the step, and the expression. */
   field?: string;
   expression?: string;
+  /** `file:line:column` in the workflow file, for an expression that hit its limit (when known). */
+  location?: string;
   /** What to do about it, when the error says. */
   hint?: string;
 }
@@ -122,4 +125,11 @@ export interface EngineDeps {
    * executeWorkflow rejects with ExecutionInterruptedError, leaving the record resumable.
    */
   signal?: AbortSignal;
+  /** Time and memory bounds of each expression evaluation; default DEFAULT_EXPRESSION_LIMITS. */
+  limits?: ExpressionLimits;
+  /**
+   * `file:line:column` of character `offset` of the template at JSON `pointer` in the
+   * workflow's file, added to E_EXPRESSION_LIMIT errors; optional (hosts that know the file).
+   */
+  locate?(pointer: string, offset: number): Promise<string | undefined>;
 }

@@ -7,6 +7,10 @@ import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
 import { executeWorkflow } from '../engine/execute.js';
 import { realClock } from '../engine/clock.js';
 import type { EngineDeps, EngineLogger } from '../engine/types.js';
+import { resolveExpressionLimits } from '../engine/limits.js';
+import type { ExpressionLimits } from '../core/expression-limits.js';
+import { locateInFile } from '../core/source-file.js';
+import path from 'node:path';
 import type { WorkflowDef } from '../core/model.js';
 import type { LoadedProject } from '../core/project-types.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
@@ -23,7 +27,13 @@ export interface EngineExecutorOptions {
   env: Record<string, string | undefined>;
   /** Values workflows may read as `secrets.*` (stream secrets); redacted everywhere. */
   secrets?: Record<string, string>;
+  /** Outbound HTTP; default a client under the egress policy below and the project's `egress.allow`. */
   http?: HttpClient;
+  /**
+   * Egress policy of the default client: loopback is allowed unless `loopback: false`
+   * (`alloy serve` passes false; `alloy dev` reaches the customer's local server).
+   */
+  egress?: { loopback?: boolean };
   logger?: EngineLogger;
   now?: () => number;
 }
@@ -33,7 +43,25 @@ const silentLogger: EngineLogger = { debug() {}, info() {}, warn() {} };
 export function createEngineExecutor(options: EngineExecutorOptions): WorkflowExecutor {
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const registries = new WeakMap<LoadedProject, ConnectorRegistry>();
-  const http = options.http ?? createHttpClient();
+  const clients = new WeakMap<LoadedProject, HttpClient>();
+  const limits = new WeakMap<LoadedProject, ExpressionLimits>();
+  const httpFor = (project: LoadedProject) => {
+    if (options.http) return options.http;
+    let c = clients.get(project);
+    if (!c) {
+      c = createHttpClient({ egress: { loopback: options.egress?.loopback ?? true, allow: project.config.egress?.allow } });
+      clients.set(project, c);
+    }
+    return c;
+  };
+  const limitsFor = (project: LoadedProject) => {
+    let l = limits.get(project);
+    if (!l) {
+      l = resolveExpressionLimits(project.config.limits);
+      limits.set(project, l);
+    }
+    return l;
+  };
   const now = options.now ?? Date.now;
   const registryFor = (project: LoadedProject) => {
     let r = registries.get(project);
@@ -51,6 +79,7 @@ export function createEngineExecutor(options: EngineExecutorOptions): WorkflowEx
     }
     const project = options.project();
     const connectors = registryFor(project);
+    const http = httpFor(project);
     // One signal per execution, tied to the runtime's: requests and sleeps stop when the
     // runtime stops for good. (Combining with the long-lived runtime signal per request would
     // pile dependents onto it.)
@@ -86,6 +115,8 @@ export function createEngineExecutor(options: EngineExecutorOptions): WorkflowEx
       settings: project.config.apps,
       secrets: options.secrets,
       env: options.env,
+      limits: limitsFor(project),
+      locate: (pointer, offset) => locateInFile(path.join(project.root, workflow.file), workflow.file, pointer, offset),
     };
     try {
       return await executeWorkflow(c, record, deps);

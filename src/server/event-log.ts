@@ -242,6 +242,8 @@ export class EventLog {
         this.db.prepare('INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
         // Files from before body_encoding (schema 1) gain the column; their bodies stay as they are (NULL = raw).
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
+        // How many times an unfinished execution was resumed after the process died (crash-loop guard).
+        if (!this.columnExists('executions', 'resumes')) this.db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
         writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
         // The WAL exists from the first write and stays while the connection is open (exclusive mode).
         if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
@@ -594,6 +596,18 @@ export class EventLog {
     const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
     const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit}`;
     return (this.db.prepare(sql).all(...params) as RawExecution[]).map(toExecution);
+  }
+
+  /**
+   * Counts one more resume of an unfinished execution, durably, before it runs again; resolves
+   * with the new count. An execution resumed this many times died with the process each time
+   * (the crash-loop guard in the runtime fails it past a limit).
+   */
+  countResume(id: string): Promise<number> {
+    return this.write(() => {
+      const row = this.db.prepare<[string]>('UPDATE executions SET resumes = resumes + 1 WHERE id = ? RETURNING resumes').get(id) as { resumes: number } | undefined;
+      return row?.resumes ?? 0;
+    });
   }
 
   /** Ids of unfinished executions, oldest first: what the worker pool resumes on start. */

@@ -36,6 +36,8 @@ import { WorkerPool } from './worker-pool.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+/** Resumes after which an unfinished execution is failed with E_CRASH_LOOP instead (it was in flight at each of that many process deaths). */
+export const CRASH_LOOP_LIMIT = 3;
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
 /** Longest `?wait=` on GET /v1/executions/:id. */
@@ -163,6 +165,8 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
    * is read from the log. Bounded, so a backlog does not hold parsed events in memory.
    */
   const committed = new Map<string, { workflow: string; record: ExecutionRecord }>();
+  /** Ids handed to the pool by resumePending: left unfinished when the last process stopped. */
+  const resuming = new Set<string>();
   const COMMITTED_MAX = 1024;
 
   async function runExecution(id: string): Promise<void> {
@@ -175,16 +179,19 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     const newlyFinished = createStepTracker(last);
     const routed = definitions.workflows.get(row.workflow);
     let final: ExecutionRecord;
-    if (!routed) {
-      final = {
-        ...last,
-        status: 'failed',
-        endedAt: new Date(clock()).toISOString(),
-        error: {
-          code: 'E_WORKFLOW_NOT_FOUND',
-          message: `workflow ${row.workflow} is no longer defined in the working tree`,
-        },
-      };
+    // Counted durably before it runs again: an execution that took the process down every
+    // time it ran must not take it down forever (it is failed instead of resumed).
+    const resumes = resuming.delete(id) ? await log.countResume(id) : 0;
+    // The record as it stands, failed without running (again) for `error`'s reason.
+    const failedNow = (error: ExecutionRecord['error']): ExecutionRecord => ({ ...last, status: 'failed', endedAt: new Date(clock()).toISOString(), error });
+    if (resumes >= CRASH_LOOP_LIMIT) {
+      final = failedNow({
+        code: 'E_CRASH_LOOP',
+        message: `the runtime stopped ${resumes} times while this execution was running (crashed or killed); it is not resumed again`,
+        hint: 'Look at the steps it ran last (alloy executions <id>) for what brings the process down, fix the workflow, then `alloy replay <id>`.',
+      });
+    } else if (!routed) {
+      final = failedNow({ code: 'E_WORKFLOW_NOT_FOUND', message: `workflow ${row.workflow} is no longer defined in the working tree` });
     } else {
       const checkpoint = async (record: ExecutionRecord) => {
         // After the grace period the runtime stops for good: refuse, so the engine stops here
@@ -205,12 +212,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         final = await options.executor(routed.workflow, last, { checkpoint, signal: abort.signal });
       } catch (err) {
         if (abort.signal.aborted) return;
-        final = {
-          ...last,
-          status: 'failed',
-          endedAt: new Date(clock()).toISOString(),
-          error: { code: 'E_INTERNAL', message: (err as Error).message },
-        };
+        final = failedNow({ code: 'E_INTERNAL', message: (err as Error).message });
       }
       if (abort.signal.aborted) return;
     }
@@ -615,7 +617,10 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     resumePending() {
       // What the last process left unfinished, oldest first.
       const ids = log.pendingExecutionIds();
-      for (const id of ids) pool.push(id);
+      for (const id of ids) {
+        resuming.add(id);
+        pool.push(id);
+      }
       return ids.length;
     },
     get url() {

@@ -115,6 +115,22 @@ export interface FakeShopifyOptions {
   tokenTtlSeconds?: number;
   /** Answer each authenticated API call after this delay, so concurrent calls overlap (see maxConcurrent). */
   callDelayMs?: number;
+  /** false: no HTTP server (url is ''); requests are answered in process by `handle` (alloy test). */
+  listen?: boolean;
+}
+
+/** The fake's answer to one request. */
+export interface FakeAnswer {
+  status: number;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  body: string;
+}
+
+function lowerKeys(h: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = v;
+  return out;
 }
 
 export interface FailureControl {
@@ -133,7 +149,10 @@ export interface ThrottleControl {
 }
 
 export interface FakeShopify {
+  /** http://127.0.0.1:<port>, or '' with `listen: false`. */
   url: string;
+  /** Answers one request in process, exactly as the server would (recorded in `requests` too). */
+  handle(req: { method: string; url: string; headers?: Record<string, string>; body?: string }): FakeAnswer;
   shop: string;
   accessToken: string;
   orders: FakeOrder[];
@@ -349,42 +368,50 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
   const seedCustomers = () => (options.customers ?? []).forEach(addCustomer);
   seedCustomers();
 
+  /** One request, answered in process (the HTTP server and `handle` both come here). */
+  function answer(method: string, reqPath: string, headers: Record<string, string>, body: string): FakeAnswer {
+    const record: RecordedRequest = { method, path: reqPath, headers, body };
+    try {
+      record.json = body ? JSON.parse(body) : undefined;
+    } catch {
+      /* not JSON: left undefined */
+    }
+    requests.push(record);
+    let out: FakeAnswer = { status: 500, headers: {}, body: '' };
+    const send = (status: number, payload: unknown, extra: Record<string, string> = {}) => {
+      record.status = status;
+      const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+      out = { status, headers: { 'content-type': 'application/json; charset=utf-8', ...lowerKeys(extra) }, body: text };
+    };
+    try {
+      route(record, send);
+    } catch (err) {
+      send(500, { errors: `fake shopify: ${(err as Error).message}` });
+    }
+    return out;
+  }
+
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      const record: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers, body };
-      try {
-        record.json = body ? JSON.parse(body) : undefined;
-      } catch {
-        /* not JSON: left undefined */
-      }
-      requests.push(record);
-      const send = (status: number, payload: unknown, extra: Record<string, string> = {}) => {
-        record.status = status;
-        const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
-        res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', ...extra });
-        res.end(text);
-      };
-      const run = () => {
-        try {
-          route(record, send);
-        } catch (err) {
-          send(500, { errors: `fake shopify: ${(err as Error).message}` });
-        }
+      const body = Buffer.concat(chunks).toString('utf8');
+      const reply = () => {
+        const out = answer(req.method ?? 'GET', req.url ?? '/', headers, body);
+        res.writeHead(out.status, out.headers);
+        res.end(out.body);
       };
       const callShop = tokens.get(headers['x-shopify-access-token'] ?? '');
-      if (!callShop || !options.callDelayMs) return run();
+      if (!callShop || !options.callDelayMs) return reply();
       // Count calls in flight per shop (the limiter tests read maxConcurrent).
       const n = (inFlight.get(callShop) ?? 0) + 1;
       inFlight.set(callShop, n);
       maxInFlight.set(callShop, Math.max(n, maxInFlight.get(callShop) ?? 0));
       setTimeout(() => {
         inFlight.set(callShop, (inFlight.get(callShop) ?? 1) - 1);
-        run();
+        reply();
       }, options.callDelayMs);
     });
   });
@@ -849,11 +876,19 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     send(200, issue(target));
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  let url = '';
+  if (options.listen !== false) {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
 
   const api: FakeShopify = {
-    url: `http://127.0.0.1:${port}`,
+    url,
+    handle: (req) => {
+      const u = new URL(req.url);
+      const headers = lowerKeys(req.headers ?? {});
+      return answer(req.method.toUpperCase(), u.pathname + u.search, headers, req.body ?? '');
+    },
     shop,
     accessToken,
     clientId,
@@ -882,6 +917,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
+        if (!server.listening) return resolve();
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
       }),

@@ -58,7 +58,7 @@ describe('alloy init', () => {
     await runInProcess(['init', 'p', '--yes'], { cwd: dir });
     const root = path.join(dir, 'p');
     const yamlFiles = (await listTree(root)).filter((f) => f.endsWith('.yaml'));
-    expect(yamlFiles.length).toBe(4);
+    expect(yamlFiles.length).toBe(6);
     for (const f of yamlFiles) {
       const first = (await readFile(path.join(root, f), 'utf8')).split('\n')[0];
       const m = /^# yaml-language-server: \$schema=(.+)$/.exec(first);
@@ -123,7 +123,7 @@ describe('examples/shopify-sync', () => {
   });
 
   it('ships the same JSON Schemas as the package', async () => {
-    for (const name of ['workflow', 'integration', 'config', 'connector']) {
+    for (const name of ['workflow', 'integration', 'config', 'connector', 'test']) {
       const a = await readFile(path.join(REPO_ROOT, 'schemas', `${name}.schema.json`), 'utf8');
       const b = await readFile(path.join(REPO_ROOT, 'examples', 'shopify-sync', 'schemas', `${name}.schema.json`), 'utf8');
       expect(b, name).toBe(a);
@@ -149,6 +149,6 @@ describe("README's worked example", () => {
       }),
     ]);
     const human = await runInProcess(['validate'], { cwd: path.join(dir, 'demo') });
-    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (4 files checked)');
+    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (6 files checked)');
   });
 });

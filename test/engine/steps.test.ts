@@ -57,8 +57,8 @@ describe('expression time bound', () => {
   it('a long-running (tail-recursive) expression is stopped by the time guardrail', async () => {
     const started = Date.now();
     const r = await run(workflow([{ id: 'spin', uses: 'transform', with: { v: '{{ ($f := function($n){ $n > 0 ? $f($n - 1) : 0 }; $f(1000000000)) }}' } }]), {});
-    expect(r.steps.spin.error).toMatchObject({ code: 'E_EXPRESSION', field: '/with/v' });
-    expect(r.steps.spin.error?.message).toContain('longer than 1000 ms');
+    expect(r.steps.spin.error).toMatchObject({ code: 'E_EXPRESSION_LIMIT', field: '/with/v' });
+    expect(r.steps.spin.error?.message).toContain('longer than its time limit of 1000 ms');
     expect(Date.now() - started).toBeLessThan(5000);
   });
 });

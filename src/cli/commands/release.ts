@@ -1,11 +1,15 @@
 /**
- * `alloy release [integration..]`: validate, refuse literal secrets, then make version N+1
+ * `alloy release [integration..]`: validate, refuse literal secrets, run the integrations'
+ * tests (config `release.test`, default on; `--skip-tests` is recorded in the version's
+ * message) and refuse on a failure, then make version N+1
  * of each integration whose content differs from its latest version ("up to date" otherwise,
  * exit 0: CI runs it on every push). One line per integration on success.
  */
+import path from 'node:path';
 import type { CliContext } from '../context.js';
+import type { LoadedIntegration, LoadedProject } from '../../core/project-types.js';
 import { loadValidProject } from '../load-project.js';
-import { NotFoundError } from '../../errors.js';
+import { AlloyError, NotFoundError } from '../../errors.js';
 import {
   applyRelease,
   assertNoLiteralSecrets,
@@ -20,7 +24,7 @@ import {
 import { openCommandStore, withStore } from './store-common.js';
 
 export default async function releaseCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
-  const project = await loadValidProject(ctx);
+  const project = await loadValidProject(ctx, { tests: true });
   const wanted = args.length ? args : project.integrations.map((i) => i.name);
   const sources = wanted.map((name) => {
     const found = project.integrations.find((i) => i.name === name);
@@ -41,6 +45,9 @@ export default async function releaseCommand(ctx: CliContext, args: string[], op
     throw err;
   }
 
+  if (!opts.skipTests && project.config.release?.test !== false) await runTestsFirst(ctx, project, sources);
+  const message = opts.skipTests ? [opts.message, '[tests skipped: --skip-tests]'].filter(Boolean).join(' ') : opts.message;
+
   const store = await openCommandStore(ctx, opts, { root: project.root, config: project.config });
   return withStore(store, async () => {
     const spinner = await ctx.spinner(`${opts.dryRun ? 'planning' : 'releasing'} ${sources.length} integration(s) into ${store.location}`);
@@ -53,7 +60,7 @@ export default async function releaseCommand(ctx: CliContext, args: string[], op
         for (const plan of plans) {
           spinner.update(`releasing ${plan.integration}`);
           results.push(
-            await applyRelease(store, plan, { message: opts.message, author, provenance, now: () => ctx.now(), crashAt: crashHookFromEnv(ctx.env) }),
+            await applyRelease(store, plan, { message, author, provenance, now: () => ctx.now(), crashAt: crashHookFromEnv(ctx.env) }),
           );
         }
       }
@@ -96,5 +103,28 @@ export default async function releaseCommand(ctx: CliContext, args: string[], op
       }
     }
     return 0;
+  });
+}
+
+/** Runs the tests of the integrations being released; a failure stops the release, naming the tests. */
+async function runTestsFirst(ctx: CliContext, project: LoadedProject, sources: LoadedIntegration[]): Promise<void> {
+  if (!sources.some((s) => (s.tests ?? []).length > 0)) return;
+  const [{ runTests }, { createConnectorRegistry }] = await Promise.all([import('../../test-runner/index.js'), import('../../connectors/registry.js')]);
+  const spinner = await ctx.spinner('running the tests before releasing');
+  const summary = await runTests({
+    project,
+    connectors: createConnectorRegistry({ userConnectors: project.connectors.map((c) => c.def) }),
+    paths: sources.map((s) => path.join(project.root, s.dir)),
+    ci: true,
+  }).finally(() => spinner.stop());
+  if (summary.ok) {
+    if (!ctx.json) ctx.note(ctx.errColor.dim(`tests: ${summary.passed} passed${summary.skipped ? `, ${summary.skipped} skipped` : ''}`));
+    return;
+  }
+  const failed = summary.results.filter((r) => r.state === 'failed');
+  const names = failed.map((r) => `${r.file}:${r.failures[0]?.line ?? r.line} > ${r.name}`);
+  throw new AlloyError('E_TESTS_FAILED', `${failed.length} test(s) failed, so nothing was released:\n${names.map((n) => `  × ${n}`).join('\n')}`, {
+    hint: 'run `alloy test` to see the diffs and fix them, or release anyway with --skip-tests (recorded in the version message)',
+    details: { failed: failed.map((r) => ({ file: r.file, name: r.name, failures: r.failures.map((f) => ({ line: f.line, column: f.column, message: f.message })) })) },
   });
 }

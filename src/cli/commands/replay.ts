@@ -1,6 +1,8 @@
 /**
  * `alloy replay <id> [--wait] [--timeout]`: a new execution from the stored event of
  * execution <id>, on the current definitions, run by the running `alloy dev`.
+ * `alloy replay <id> --version <v>`: the stored event on released version <v> (or
+ * `working`), in process, the app answering as recorded: nothing is called or stored.
  */
 import type { CliContext } from '../context.js';
 import { AlloyError } from '../../errors.js';
@@ -11,6 +13,10 @@ import { parseTimeout } from './emit.js';
 
 export default async function replay(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
   const [id] = args;
+  if (opts.version !== undefined) {
+    const { default: replayOnVersion } = await import('./replay-version.js');
+    return replayOnVersion(ctx, id, opts);
+  }
   const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
   const timeoutMs = parseTimeout(opts.timeout ?? '30s');
   const client = (await findRuntime(root, opts.to))!;

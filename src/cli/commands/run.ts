@@ -8,7 +8,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Agent } from 'undici';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import type { CliContext } from '../context.js';
@@ -20,6 +19,9 @@ import { getUserAjv } from '../../core/schema-check.js';
 import { createConnectorRegistry } from '../../connectors/registry.js';
 import { resolveConnection } from '../../connectors/credentials.js';
 import { createHttpClient } from '../../connectors/http-client.js';
+import { egressAgent } from '../../connectors/egress.js';
+import { resolveExpressionLimits } from '../../engine/limits.js';
+import { locateInFile } from '../../core/source-file.js';
 import type { ConnectorRegistry } from '../../connectors/types.js';
 import {
   compileWorkflow,
@@ -72,7 +74,7 @@ export default async function runCommand(ctx: CliContext, args: string[], opts: 
   if (!ctx.json) ctx.note(ctx.errColor.dim(`running ${workflowRef} (${record.id}${opts.user ? `, user ${opts.user}` : ''})`));
   // Our own connection pool, closed when the run ends: idle keep-alive sockets would
   // otherwise hold the process open for seconds after the trace is printed.
-  const agent = new Agent();
+  const agent = egressAgent({ loopback: true, allow: project.config.egress?.allow });
   const result = await executeWorkflow(compiled, record, {
     connectors: registry,
     http: createHttpClient({ userAgent: `alloy/${VERSION}`, dispatcher: agent }),
@@ -89,6 +91,8 @@ export default async function runCommand(ctx: CliContext, args: string[], opts: 
     settings: project.config.apps ?? {},
     secrets,
     env,
+    limits: resolveExpressionLimits(project.config.limits),
+    locate: (pointer, offset) => locateInFile(path.join(project.root, workflow.file), workflow.file, pointer, offset),
   }).finally(() => agent.close());
 
   if (ctx.json) ctx.printJson({ ok: result.status !== 'failed', execution: result });

@@ -6,12 +6,14 @@ import { storeCommands } from './store.js';
 import { runtimeCommands } from './runtime.js';
 import { tunnelCommands } from './tunnel.js';
 import { serveCommands } from './serve.js';
+import { testingCommands } from './testing.js';
 
 export type { CommandSpec, CommandHandler } from './types.js';
 
 export const commands: CommandSpec[] = [
   ...foundationCommands,
   ...engineCommands,
+  ...testingCommands,
   ...storeCommands,
   ...runtimeCommands,
   ...tunnelCommands,

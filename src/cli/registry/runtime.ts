@@ -60,9 +60,11 @@ export const runtimeCommands: CommandSpec[] = [
     options: (c) =>
       c
         .option('--wait', 'wait for the new execution: exit 0 on success, 1 on failure')
+        // Its own variable: a general ALLOY_VERSION (a CLI pin in CI) must not turn every replay into this.
+        .addOption(new Option('--version <v>', 'run the stored event on a released version (3, latest, published) in process, the app answering as recorded').env('ALLOY_REPLAY_VERSION'))
         .option('--timeout <duration>', 'how long --wait waits (default 30s)')
         .option('--to <url>', 'the runtime URL (default: read from .alloy/dev.json)'),
-    examples: ['alloy replay ex_0mi0k2v1s3a1b2c3d4e5f6 --wait'],
+    examples: ['alloy replay ex_0mi0k2v1s3a1b2c3d4e5f6 --wait', 'alloy replay ex_0mi0k2v1s3a1b2c3d4e5f6 --version 2'],
     load: () => import('../commands/replay.js'),
   },
   {

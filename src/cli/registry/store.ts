@@ -12,8 +12,14 @@ export const storeCommands: CommandSpec[] = [
   {
     usage: 'release [integrations...]',
     summary: 'Make an immutable version of each integration whose definitions changed',
-    options: (c) => storeFlags(c.option('-m, --message <message>', 'release message').option('--dry-run', 'show which workflows would change; write nothing')),
-    examples: ['alloy release -m "map phone numbers"', 'alloy release shopify-sync --dry-run', 'ALLOY_TOKEN=… alloy release --remote origin --json'],
+    options: (c) =>
+      storeFlags(
+        c
+          .option('-m, --message <message>', 'release message')
+          .option('--dry-run', 'show which workflows would change; write nothing')
+          .option('--skip-tests', 'release without running `alloy test` first (recorded in the version message)'),
+      ),
+    examples: ['alloy release -m "map phone numbers"', 'alloy release --skip-tests -m "hotfix"', 'alloy release shopify-sync --dry-run', 'ALLOY_TOKEN=… alloy release --remote origin --json'],
     load: () => import('../commands/release.js'),
   },
   {

@@ -1,0 +1,369 @@
+/**
+ * Bounds on one JSONata evaluation: time, memory, and a fair share of the event loop.
+ *
+ * JSONata 2.x looks up `__evaluate_entry` / `__evaluate_exit` callbacks in the environment
+ * and awaits them around every AST node it evaluates. `bound(expression)` binds both on a
+ * compiled expression, plus size-aware wrappers of the built-ins that can allocate far more
+ * than their arguments ($pad, $join, $replace):
+ *
+ * - entry: stops the evaluation when its signal aborted (step or workflow timeout) or its
+ *   compute time passed `limits.timeMs`; every YIELD_EVERY_MS of evaluating (across all
+ *   evaluations in the process) it awaits setImmediate, so timers, HTTP and other executions
+ *   run while expressions are hot (time spent yielded does not count against the limit).
+ * - exit: charges the new strings and arrays a node built (string concatenation, ranges,
+ *   function and constructor results) to the evaluation's budget, `limits.memoryBytes`.
+ * - the range operator and $append are capped through jsonata's own `sequence` option, set
+ *   per evaluation, so `[1..1e7]` fails before it allocates.
+ *
+ * Catastrophic regex backtracking is bounded by a V8 flag set below (linear-time fallback),
+ * $distinct (n² comparisons in one native call) by a linear version and $sort (quadratic
+ * copying, fatal on a million items) by an O(n log n) one.
+ *
+ * Sizes are estimates: 2 bytes per string character (UTF-16), 16 per array item, 64 per
+ * object key built by a constructor or group-by.
+ */
+import v8 from 'node:v8';
+import jsonata from 'jsonata';
+
+// A regular expression that backtracks catastrophically (`/^(a+)+$/` against "aaaa…b" from an
+// event) runs inside one call no evaluator callback can interrupt: it held the thread for 43 s
+// in a test. With this V8 flag a regex that backtracks excessively is re-run on V8's linear-time
+// engine instead (same result for the regexes it supports). It applies to regexes run after it
+// is set, process-wide.
+v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+
+export interface ExpressionLimits {
+  /** Longest one evaluation may compute, in ms (time yielded to other work does not count). */
+  timeMs: number;
+  /** Most one evaluation may allocate in new strings, arrays and objects, in bytes (estimated). */
+  memoryBytes: number;
+}
+
+export const DEFAULT_EXPRESSION_LIMITS: Readonly<ExpressionLimits> = Object.freeze({ timeMs: 1000, memoryBytes: 64 * 1024 * 1024 });
+
+/** An evaluation hands the event loop back after this much computing (ms). */
+export const YIELD_EVERY_MS = 5;
+
+const CHAR_BYTES = 2;
+const ITEM_BYTES = 16;
+const KEY_BYTES = 64;
+
+export interface EvaluateOptions {
+  limits?: ExpressionLimits;
+  /** Aborting it stops the evaluation at its next node, throwing the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Thrown from inside jsonata when an evaluation passes one of its limits. */
+export class ExpressionLimitExceeded extends Error {
+  readonly code = 'E_EXPRESSION_LIMIT';
+  constructor(
+    readonly kind: 'time' | 'memory',
+    readonly limit: number,
+    /** Index just past the token being evaluated, in the expression source (jsonata's convention). */
+    readonly at: number,
+  ) {
+    super(kind === 'time' ? `expression ran longer than its time limit of ${limit} ms` : `expression allocated more than its memory limit of ${formatBytes(limit)}`);
+  }
+}
+
+/** Thrown from inside jsonata when the evaluation's signal aborted; carries the reason out. */
+export class EvaluationAborted extends Error {
+  constructor(readonly reason: unknown) {
+    super('evaluation aborted');
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+const optionsCache = new WeakMap<ExpressionLimits, { stack: number; sequence: number }>();
+/** jsonata options for evaluations under `limits` (one object per limits object). */
+function sequenceOptions(limits: ExpressionLimits, stack: number): { stack: number; sequence: number } {
+  let o = optionsCache.get(limits);
+  if (!o || o.stack !== stack) {
+    o = { stack, sequence: Math.max(1, Math.floor(limits.memoryBytes / ITEM_BYTES)) };
+    optionsCache.set(limits, o);
+  }
+  return o;
+}
+
+/** Per-evaluation state, handed to jsonata as a binding no expression can name. */
+export class Budget {
+  deadline: number;
+  used = 0;
+  at = 0;
+  readonly options: { stack: number; sequence: number };
+
+  constructor(
+    readonly limits: ExpressionLimits,
+    readonly signal: AbortSignal | undefined,
+    stack: number,
+  ) {
+    const now = performance.now();
+    this.deadline = now + limits.timeMs;
+    this.options = sequenceOptions(limits, stack);
+  }
+
+  charge(bytes: number, at: number | undefined): void {
+    this.used += bytes;
+    if (this.used > this.limits.memoryBytes) throw new ExpressionLimitExceeded('memory', this.limits.memoryBytes, at ?? this.at);
+  }
+
+  /** Throws when `bytes` more would pass the limit (checked before allocating). */
+  precheck(bytes: number): void {
+    if (this.used + bytes > this.limits.memoryBytes) throw new ExpressionLimitExceeded('memory', this.limits.memoryBytes, this.at);
+  }
+
+  pause(now: number): Promise<void> {
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const back = performance.now();
+      this.deadline += back - now;
+      lastTurn = back;
+    });
+  }
+}
+
+/**
+ * When an evaluation last gave the event loop a turn. Shared by all evaluations: many short
+ * ones in a row (an `each` over thousands of items) hold the loop as long as one long one.
+ */
+let lastTurn = performance.now();
+
+/** A space cannot appear in a JSONata variable name, so `$…` can never read or rebind this. */
+export const BUDGET_BINDING = ' alloy budget';
+const BUDGET = Symbol('alloy.budget');
+
+interface Env {
+  base: Env & { [BUDGET]?: Budget; options?: unknown };
+  lookup(name: string | symbol): unknown;
+}
+interface Node {
+  type: string;
+  value?: unknown;
+  position?: number;
+  group?: unknown;
+}
+
+/** jsonata's stack bound when an evaluation was given no bindings (GUARDRAILS.stack). */
+const DEFAULT_STACK = 500;
+
+function budgetOf(env: Env): Budget {
+  const base = env.base;
+  let b = base[BUDGET];
+  if (b === undefined) {
+    b = (base.lookup(BUDGET_BINDING) as Budget | undefined) ?? new Budget(DEFAULT_EXPRESSION_LIMITS, undefined, DEFAULT_STACK);
+    base[BUDGET] = b;
+    // Read by jsonata's range operator and $append: sequences longer than this fail (D2015).
+    base.options = b.options;
+  }
+  return b;
+}
+
+function onEntry(expr: Node, _input: unknown, env: Env): Promise<void> | undefined {
+  const b = budgetOf(env);
+  if (expr.position !== undefined) b.at = expr.position;
+  if (b.signal?.aborted) throw new EvaluationAborted(b.signal.reason);
+  const now = performance.now();
+  if (now > b.deadline) throw new ExpressionLimitExceeded('time', b.limits.timeMs, b.at);
+  if (now - lastTurn >= YIELD_EVERY_MS) return b.pause(now);
+  return undefined;
+}
+
+function onExit(expr: Node, _input: unknown, env: Env, result: unknown): void {
+  if (result === undefined || result === null) return;
+  const t = typeof result;
+  if (t !== 'string' && t !== 'object') return;
+  const type = expr.type;
+  let bytes = 0;
+  if (type === 'function' || type === 'apply' || type === 'partial' || (type === 'binary' && (expr.value === '&' || expr.value === '..'))) {
+    if (t === 'string') bytes = (result as string).length * CHAR_BYTES;
+    else if (Array.isArray(result)) bytes = result.length * ITEM_BYTES;
+  }
+  if ((type === 'unary' && expr.value === '{') || expr.group !== undefined) {
+    if (t === 'object' && !Array.isArray(result)) bytes += Object.keys(result as object).length * KEY_BYTES;
+  }
+  if (bytes > 0) budgetOf(env).charge(bytes, expr.position);
+}
+
+interface JsonataFunction {
+  _jsonata_function: true;
+  implementation: (this: { environment: Env; createSequence?: () => unknown[] }, ...args: unknown[]) => unknown;
+  signature?: unknown;
+}
+
+// The built-ins wrapped below, taken from jsonata itself (their signatures included).
+const [padFn, joinFn, replaceFn, distinctFn, sortFn] = (await jsonata('[$pad, $join, $replace, $distinct, $sort]').evaluate({})) as JsonataFunction[];
+
+function wrap(orig: JsonataFunction, precheck: (b: Budget, args: unknown[]) => void): JsonataFunction {
+  return {
+    _jsonata_function: true,
+    signature: orig.signature,
+    implementation(...args: unknown[]) {
+      precheck(budgetOf(this.environment), args);
+      return orig.implementation.apply(this, args);
+    },
+  };
+}
+
+const padBounded = wrap(padFn, (b, [str, width, char]) => {
+  if (typeof width !== 'number' || typeof str !== 'string') return;
+  const padding = typeof char === 'string' && char.length > 0 ? char.length : 1;
+  b.precheck((Math.abs(width) + str.length) * padding * CHAR_BYTES);
+});
+
+const joinBounded = wrap(joinFn, (b, [strs, sep]) => {
+  if (!Array.isArray(strs)) return;
+  let chars = Math.max(0, strs.length - 1) * (typeof sep === 'string' ? sep.length : 0);
+  for (const s of strs) if (typeof s === 'string') chars += s.length;
+  b.precheck(chars * CHAR_BYTES);
+});
+
+const replaceBounded = wrap(replaceFn, (b, [str, _pattern, replacement]) => {
+  if (typeof str !== 'string' || typeof replacement !== 'string') return;
+  // At most one match per position (and one at the end): an upper bound of the result.
+  b.precheck((str.length + (str.length + 1) * replacement.length) * CHAR_BYTES);
+});
+
+/** A key equal for two values exactly when jsonata's deep equality says so (JSON values). */
+function equalityKey(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object') {
+    const t = typeof v;
+    return t === 'string' || t === 'number' || t === 'boolean' || v === null ? `${t}:${String(v)}` : undefined;
+  }
+  if (Array.isArray(v)) {
+    const parts: string[] = [];
+    for (const x of v) {
+      const k = equalityKey(x);
+      if (k === undefined) return undefined;
+      parts.push(k);
+    }
+    return `[${parts.join(',')}]`;
+  }
+  const parts: string[] = [];
+  for (const name of Object.getOwnPropertyNames(v).sort()) {
+    const k = equalityKey((v as Record<string, unknown>)[name]);
+    if (k === undefined) return undefined;
+    parts.push(`${JSON.stringify(name)}:${k}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/**
+ * jsonata's $distinct compares every item with every kept one (n² deep comparisons in one
+ * native call: 100,000 numbers hold the thread for minutes). Same result in linear time,
+ * keyed by value, for JSON data; anything else goes to the original.
+ */
+const distinctLinear: JsonataFunction = {
+  _jsonata_function: true,
+  signature: distinctFn.signature,
+  implementation(this: { environment: Env; createSequence?: () => unknown[] }, arr: unknown) {
+    if (!Array.isArray(arr) || arr.length <= 64) return distinctFn.implementation.call(this, arr);
+    const seen = new Set<string>();
+    const out: unknown[] = (arr as { sequence?: boolean }).sequence && this.createSequence ? this.createSequence() : [];
+    for (const item of arr) {
+      const key = equalityKey(item);
+      if (key === undefined) return distinctFn.implementation.call(this, arr);
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(item);
+      }
+    }
+    return out;
+  },
+};
+
+/**
+ * jsonata's $sort is a merge sort that copies the rest of a list for every element it takes
+ * (`slice(1)`) in an async recursion as deep as the list, in callbacks no limit sees: sorting
+ * 1,000,000 numbers ran 3 minutes and ended in a fatal out-of-memory. Same order here (stable,
+ * `a > b` swaps), in O(n log n): V8's stable sort without a comparator, a bottom-up merge sort
+ * over indexes with one (the comparator, a jsonata function, is awaited as jsonata does).
+ */
+const sortLinearithmic: JsonataFunction = {
+  _jsonata_function: true,
+  signature: sortFn.signature,
+  async implementation(this: { environment: Env }, arr: unknown, comparator?: unknown) {
+    if (!Array.isArray(arr) || arr.length <= 1) return sortFn.implementation.call(this, arr, comparator);
+    if (comparator === undefined) {
+      const numbers = arr.every((v) => typeof v === 'number');
+      if (!numbers && !arr.every((v) => typeof v === 'string')) return sortFn.implementation.call(this, arr); // jsonata's D3070
+      return [...arr].sort((a, b) => (a > b ? 1 : a < b ? -1 : 0));
+    }
+    if (typeof comparator !== 'function') return sortFn.implementation.call(this, arr, comparator);
+    const swap = comparator as (a: unknown, b: unknown) => unknown;
+    let from = [...arr];
+    let to: unknown[] = new Array(from.length);
+    for (let width = 1; width < from.length; width *= 2) {
+      for (let lo = 0; lo < from.length; lo += 2 * width) {
+        const mid = Math.min(lo + width, from.length);
+        const hi = Math.min(lo + 2 * width, from.length);
+        let i = lo;
+        let j = mid;
+        let k = lo;
+        while (i < mid && j < hi) to[k++] = (await swap(from[i], from[j])) ? from[j++] : from[i++];
+        while (i < mid) to[k++] = from[i++];
+        while (j < hi) to[k++] = from[j++];
+      }
+      [from, to] = [to, from];
+    }
+    return from;
+  },
+};
+
+/** Built-ins whose result is a number or boolean: nothing for the exit callback to charge. */
+const SCALAR_FUNCTIONS = new Set([
+  'number', 'boolean', 'not', 'exists', 'count', 'sum', 'max', 'min', 'average', 'abs', 'floor', 'ceil',
+  'round', 'power', 'sqrt', 'length', 'contains', 'toMillis', 'millis', 'random',
+]);
+
+/**
+ * Whether an expression can build strings, arrays or objects the exit callback must charge:
+ * any string concatenation, range, constructor, group-by, lambda, transform, or call of a
+ * function not known to return a scalar. Expressions that cannot (`$number(event.total) > 100`)
+ * skip the exit callback: one awaited call less per node.
+ */
+export function mayAllocate(node: unknown): boolean {
+  if (!node || typeof node !== 'object') return false;
+  if (Array.isArray(node)) return node.some(mayAllocate);
+  const n = node as Node & { procedure?: { type?: string; value?: unknown }; [key: string]: unknown };
+  if (n.type === 'binary' && (n.value === '&' || n.value === '..')) return true;
+  if (n.type === 'unary' && (n.value === '{' || n.value === '[')) return true;
+  if (n.type === 'lambda' || n.type === 'bind' || n.type === 'transform' || n.type === 'partial' || n.type === 'apply' || n.group !== undefined) return true;
+  if (n.type === 'function' && !(n.procedure?.type === 'variable' && SCALAR_FUNCTIONS.has(String(n.procedure.value)))) return true;
+  for (const [key, value] of Object.entries(n)) if (key !== 'procedure' && value && typeof value === 'object' && mayAllocate(value)) return true;
+  return false;
+}
+
+/** Binds the limit callbacks and the size-aware built-ins on a compiled expression. */
+export function bound(expression: ReturnType<typeof jsonata>): void {
+  expression.assign(Symbol.for('jsonata.__evaluate_entry') as unknown as string, onEntry);
+  if (mayAllocate(expression.ast())) expression.assign(Symbol.for('jsonata.__evaluate_exit') as unknown as string, onExit);
+  expression.assign('pad', padBounded);
+  expression.assign('join', joinBounded);
+  expression.assign('replace', replaceBounded);
+  expression.assign('distinct', distinctLinear);
+  expression.assign('sort', sortLinearithmic);
+}
+
+/** Bindings for one evaluation. */
+export function evaluationBindings(options: EvaluateOptions | undefined, stack: number): Record<string, unknown> {
+  return { [BUDGET_BINDING]: new Budget(options?.limits ?? DEFAULT_EXPRESSION_LIMITS, options?.signal, stack) };
+}
+
+/** 1-based line and column of a jsonata position (index just past the token) in `source`. */
+export function lineCol(source: string, at: number): { line: number; column: number } {
+  const end = Math.max(0, Math.min(at, source.length));
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < end; i++) {
+    if (source.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: Math.max(1, end - lineStart) };
+}

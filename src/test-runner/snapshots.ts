@@ -1,0 +1,100 @@
+/**
+ * Snapshots of step outputs and the stream payload, per test file in
+ * `tests/__snapshots__/<file>.snap.json` (a JSON object keyed by test name). A missing
+ * snapshot is written (except under CI); a different one fails the test, or is rewritten
+ * with `--update`. Files are written once at the end of a run, atomically.
+ */
+import { readFileSync } from 'node:fs';
+import { rename, writeFile, mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import type { HarnessResult } from './types.js';
+
+export type SnapshotOutcome =
+  | { state: 'match' | 'written' | 'updated' }
+  | { state: 'mismatch'; expected: unknown; actual: unknown }
+  | { state: 'missing' };
+
+/** What a snapshot holds: the final status, each step's output, and the streamed data. */
+export function snapshotOf(result: HarnessResult): unknown {
+  const steps: Record<string, unknown> = {};
+  for (const [p, s] of Object.entries(result.record.steps)) steps[p] = s.status === 'failed' ? { error: s.error?.code } : (s.output ?? null);
+  return {
+    status: result.record.status,
+    steps,
+    // The stream's data without the event (the test's input, not something the workflow made).
+    ...(result.stream ? { stream: withoutEvent((result.stream as { data?: unknown }).data) } : {}),
+  };
+}
+
+function withoutEvent(data: unknown): unknown {
+  if (!data || typeof data !== 'object') return data;
+  const { event: _event, ...rest } = data as Record<string, unknown>;
+  return rest;
+}
+
+export function snapshotPath(root: string, testFile: string): string {
+  const abs = path.join(root, testFile);
+  return path.join(path.dirname(abs), '__snapshots__', `${path.basename(abs)}.snap.json`);
+}
+
+export class SnapshotBook {
+  private readonly books = new Map<string, { data: Record<string, unknown>; dirty: boolean }>();
+  constructor(
+    private readonly root: string,
+    private readonly options: { update: boolean; ci: boolean },
+  ) {}
+
+  private book(testFile: string) {
+    const file = snapshotPath(this.root, testFile);
+    let b = this.books.get(file);
+    if (!b) {
+      let data: Record<string, unknown> = {};
+      try {
+        data = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read snapshot file ${path.relative(this.root, file)}: ${(err as Error).message}`);
+      }
+      b = { data, dirty: false };
+      this.books.set(file, b);
+    }
+    return b;
+  }
+
+  check(testFile: string, name: string, actual: unknown): SnapshotOutcome {
+    const b = this.book(testFile);
+    const plain = JSON.parse(JSON.stringify(actual)) as unknown;
+    if (!Object.prototype.hasOwnProperty.call(b.data, name)) {
+      if (this.options.ci && !this.options.update) return { state: 'missing' };
+      b.data[name] = plain;
+      b.dirty = true;
+      return { state: 'written' };
+    }
+    if (isDeepStrictEqual(b.data[name], plain)) return { state: 'match' };
+    if (this.options.update) {
+      b.data[name] = plain;
+      b.dirty = true;
+      return { state: 'updated' };
+    }
+    return { state: 'mismatch', expected: b.data[name], actual: plain };
+  }
+
+  /** Writes changed snapshot files (temp file + rename: never a half-written file, never through a symlink). */
+  async save(): Promise<void> {
+    for (const [file, b] of this.books) {
+      if (!b.dirty) continue;
+      await mkdir(path.dirname(file), { recursive: true });
+      const sorted = Object.fromEntries(Object.keys(b.data).sort().map((k) => [k, b.data[k]]));
+      const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+      try {
+        await writeFile(tmp, JSON.stringify(sorted, null, 2) + '\n', { flag: 'wx' });
+        await rename(tmp, file);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      b.dirty = false;
+    }
+  }
+}

@@ -1,0 +1,40 @@
+/** parseSourceLazily: the same values as parseSource, positions parsed only when asked for. */
+import { describe, expect, it } from 'vitest';
+import { parseSource, parseSourceLazily, rangeAt } from '../../src/core/source-file.js';
+
+const TEXT = `apiVersion: alloy/v1
+kind: Test
+workflow: create-order
+tests:
+  - name: one
+    clock: 2026-01-01T00:00:00Z
+    event: { n: 1, on: yes, nul: ~, big: 12345678901234567890, list: [a, "b", 'c'] }
+    expect:
+      status: succeeded
+`;
+
+describe('parseSourceLazily', () => {
+  it('yields what parseSource yields (YAML 1.2 core: timestamps stay strings, yes is a string)', () => {
+    const lazy = parseSourceLazily('t.yaml', TEXT);
+    expect(lazy.value).toEqual(parseSource('t.yaml', TEXT).value);
+    expect((lazy.value as { tests: { clock: unknown }[] }).tests[0].clock).toBe('2026-01-01T00:00:00Z');
+    expect(lazy.diagnostics).toEqual([]);
+  });
+
+  it('parses positions on first use, for located failures', () => {
+    const lazy = parseSourceLazily('t.yaml', TEXT);
+    const range = rangeAt(lazy, '/tests/0/expect/status');
+    expect(lazy.index.position(range![0])).toEqual({ line: 9, column: 15 });
+  });
+
+  it('falls back to the positioned parser for syntax errors, duplicate keys and aliases', () => {
+    const broken = parseSourceLazily('t.yaml', 'a: [1, 2\nb: 3\n');
+    expect(broken.value).toBeUndefined();
+    expect(broken.diagnostics[0]).toMatchObject({ code: expect.stringMatching(/^E_YAML/), line: expect.any(Number) });
+    const dup = parseSourceLazily('t.yaml', 'a: 1\na: 2\n');
+    expect(dup.diagnostics[0]?.code).toMatch(/^E_YAML/);
+    const aliases = 'a: &x [1, 2]\nb: *x\n';
+    expect(parseSourceLazily('t.yaml', aliases).doc).toBeDefined();
+    expect(parseSourceLazily('t.yaml', aliases).value).toEqual(parseSource('t.yaml', aliases).value);
+  });
+});
