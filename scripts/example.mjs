@@ -51,7 +51,7 @@ await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
 const streamUrl = `http://127.0.0.1:${receiver.address().port}/alloy/stream`;
 writeFileSync(
   path.join(dir, 'alloy.config.yaml'),
-  readFileSync(path.join(dir, 'alloy.config.yaml'), 'utf8') + `# npm run example: Shopify is a local fake\napps:\n  shopify:\n    baseUrl: "${fake.url}"\n`,
+  readFileSync(path.join(dir, 'alloy.config.yaml'), 'utf8') + `# npm run example: Shopify is a local fake\napps:\n  shopify:\n    baseUrl: "${fake.url}"\n# alloy serve refuses loopback unless allowed\negress:\n  allow: ["127.0.0.1"]\n`,
 );
 writeFileSync(
   path.join(dir, '.env'),

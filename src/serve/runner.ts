@@ -57,7 +57,7 @@ const silentLogger = { debug() {}, info() {}, warn() {} };
 
 export function createRunner(options: RunnerOptions): Runner {
   const now = options.now ?? Date.now;
-  const http = options.http ?? createHttpClient();
+  const http = options.http ?? createHttpClient({ egress: { loopback: false } });
   const connectors = createConnectorRegistry({ userConnectors: [] });
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const perInstallation = new KeyedSemaphore(options.perInstallation ?? 4);

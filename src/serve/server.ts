@@ -35,7 +35,14 @@ export interface ServeServerOptions {
   /** Per-app settings (baseUrl for a local fake, apiVersion, OAuth scopes). */
   settings?: Record<string, AppSettings & { scopes?: string }>;
   env?: Record<string, string | undefined>;
+  /** Outbound HTTP; default a client under `egress`. */
   http?: HttpClient;
+  /**
+   * Where outbound calls may connect (connectors/egress.ts). Serve refuses loopback by
+   * default (a workflow must not reach services on the server's own machine); `allow` takes
+   * the config's `egress.allow` (e.g. a local fake Shopify in tests).
+   */
+  egress?: { loopback?: boolean; allow?: readonly string[] };
   host?: string;
   port?: number;
   /** Base URL the outside world reaches this server at (OAuth redirect URIs); default the listening URL. */
@@ -58,7 +65,7 @@ export interface ServeServer {
 export async function startServeServer(options: ServeServerOptions): Promise<ServeServer> {
   const now = options.now ?? Date.now;
   const env = options.env ?? process.env;
-  const http = options.http ?? createHttpClient();
+  const http = options.http ?? createHttpClient({ egress: { loopback: options.egress?.loopback ?? false, allow: options.egress?.allow } });
   const settings = options.settings ?? {};
   const metrics = createMetrics();
   const log = options.log ?? (() => {});

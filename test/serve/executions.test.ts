@@ -72,4 +72,25 @@ describe('executions', () => {
       await fake.close();
     }
   });
+
+  it('refuses outbound calls to loopback by default (egress policy), so a workflow cannot reach the server\'s own machine', async () => {
+    const fake = await startFakeShopify();
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, egress: {} });
+    try {
+      await releaseAndPublish(serve.store, exampleSource());
+      await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
+      const cred = await call(serve.url, 'POST', '/v1/users/u1/credentials', { token: serve.admin, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: fake.accessToken } } });
+      await call(serve.url, 'POST', '/v1/installations', { token: serve.admin, body: { userId: 'u1', integration: 'shopify-sync', credentials: { shopify: cred.body.id } } });
+      const ev = await call(serve.url, 'POST', '/v1/run/event', { token: serve.admin, body: { event: 'acme.order.requested', userId: 'u1', data: { orderId: 'e', email: 'e@example.com', currency: 'EUR', lineItems: [{ title: 'x', quantity: 1, price: 1 }] } } });
+      const failed = await waitFor(async () => {
+        const e = (await call(serve.url, 'GET', `/v1/executions/${ev.body.executionIds[0]}`, { token: serve.admin })).body;
+        return e.status === 'failed' ? e : undefined;
+      }, 'the refused execution');
+      expect(failed.error.code).toBe('E_EGRESS_DENIED');
+      expect(fake.requests).toHaveLength(0);
+    } finally {
+      await serve.close();
+      await fake.close();
+    }
+  });
 });

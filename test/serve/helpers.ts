@@ -64,7 +64,8 @@ export async function startTestServe(options: Partial<ServeServerOptions> & { st
   await store.init();
   const state = openSqliteState(path.join(dataDir, 'serve.db'));
   const keyring = options.keyring ?? makeKeyring([MASTER]);
-  const server = await startServeServer({ state, keyring, source: storeDefinitionSource(store), ...options });
+  // The fakes listen on loopback, which serve refuses by default: allow it as an operator would (egress.allow).
+  const server = await startServeServer({ state, keyring, source: storeDefinitionSource(store), egress: { allow: ['127.0.0.1'] }, ...options });
   const key = async (role: 'admin' | 'ingest' | 'read') => (await createApiKey(state, role, undefined, Date.now())).key;
   return { server, url: server.url, state, store, dataDir, admin: await key('admin'), key, close: () => server.close() };
 }

@@ -20,7 +20,7 @@ describe('alloy serve (built binary) under kill -9', () => {
     const fakeOpts = { callDelayMs: 100 };
     const fake = await startFakeShopify(fakeOpts);
     const project = tempDir('alloy-serve-kill-');
-    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'kill', apps: { shopify: { baseUrl: fake.url } } }));
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'kill', apps: { shopify: { baseUrl: fake.url } }, egress: { allow: ['127.0.0.1'] } }));
     const data = path.join(project, 'data');
     const storeDir = path.join(project, 'store');
     const store = new LocalStore(storeDir);

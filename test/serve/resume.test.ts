@@ -31,7 +31,7 @@ describe('resume after a stop', () => {
 
     const state = openSqliteState(path.join(first.dataDir, 'serve.db'));
     const store = new LocalStore(first.store.dir);
-    const second = await startServeServer({ state, keyring: makeKeyring([MASTER]), source: storeDefinitionSource(store), settings: { shopify: { baseUrl: fake.url } } });
+    const second = await startServeServer({ state, keyring: makeKeyring([MASTER]), source: storeDefinitionSource(store), settings: { shopify: { baseUrl: fake.url } }, egress: { allow: ['127.0.0.1'] } });
     try {
       const row = await waitFor(async () => {
         const e = await state.executions.get(ev.body.executionIds[0]);

@@ -12,7 +12,7 @@ import { runAlloy, spawnServe } from './binary.js';
 
 seedFlow('built binary', async ({ settings, env }) => {
   const project = tempDir('alloy-serve-project-');
-  writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'serve-e2e', apps: settings }));
+  writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'serve-e2e', apps: settings, egress: { allow: ['127.0.0.1'] } }));
   const data = path.join(project, 'data');
   const storeDir = path.join(project, 'store');
   const fullEnv = { ...env, ALLOY_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') };

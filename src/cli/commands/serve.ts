@@ -122,6 +122,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     keyring,
     source: storeDefinitionSource(store),
     settings: (loc?.config.apps ?? {}) as Record<string, AppSettings>,
+    egress: { loopback: false, allow: ((loc?.config.egress as { allow?: string[] } | undefined)?.allow) },
     env: ctx.env,
     host: opts.host ?? '127.0.0.1',
     port,
