@@ -59,7 +59,9 @@ describe('alloy serve (built binary) under kill -9', () => {
       expect(failed.length).toBeLessThanOrEqual(16);
       const succeeded = ends.length - failed.length;
       expect(fake.orders.length).toBeGreaterThanOrEqual(succeeded);
-      expect(fake.orders.length).toBeLessThanOrEqual(killedAt);
+      // Events committed just before the kill whose 202 never reached the client also run (the
+      // client would retry them with its Idempotency-Key): at most one order per event sent.
+      expect(fake.orders.length).toBeLessThanOrEqual(30);
       expect(new Set(fake.orders.map((o) => o.email)).size).toBe(fake.orders.length);
     } finally {
       await served.stop();
