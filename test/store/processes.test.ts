@@ -267,5 +267,5 @@ describe('alloy serve (built binary) as a remote store', () => {
       const res = await serve;
       expect(res.exitCode).toBe(0);
     }
-  });
+  }, 60_000); // seven CLI processes and a server that now also opens the runtime state: slow on a loaded 2-core machine
 });
