@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { benchEngineDeps, pairedMedians } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const distDir = path.resolve(here, '..', process.env.ENGINE_DIST ?? 'dist');
@@ -38,18 +39,7 @@ const ifFlow = {
   steps: Array.from({ length: STEPS }, (_, i) => ({ id: `check${i}`, if: '{{ $number(event.total_price) > 100 }}', then: [] })),
 };
 
-const deps = {
-  connectors: { get: () => undefined, names: () => [] },
-  http: async () => {
-    throw new Error('no http in this bench');
-  },
-  // The real clock: record timestamps cost what they cost in production.
-  clock: { now: () => Date.now(), sleep: async () => {} },
-  random: Math.random,
-  checkpoint: async () => {},
-  logger: { debug() {}, info() {}, warn() {} },
-  resolveConnection: async () => ({}),
-};
+const deps = benchEngineDeps();
 
 const events = Array.from({ length: 64 }, (_, i) => ({ id: 1000 + i, email: `c${i}@example.com`, total_price: String(50 + i * 3.5) }));
 
@@ -79,19 +69,8 @@ async function plainRun(fn) {
   return Number(process.hrtime.bigint() - t0) / 1000 / (EXECUTIONS * STEPS);
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 async function measure(label, def, fn) {
-  await engineRun(def); // warm up
-  await plainRun(fn);
-  const engine = [];
-  const plain = [];
-  for (let i = 0; i < RUNS; i++) {
-    engine.push(await engineRun(def));
-    plain.push(await plainRun(fn));
-  }
-  const e = median(engine);
-  const p = median(plain);
+  const [e, p] = await pairedMedians(RUNS, () => engineRun(def), () => plainRun(fn));
   console.log(`${label.padEnd(22)} engine ${e.toFixed(2).padStart(7)} µs/step   plain JS ${p.toFixed(3).padStart(6)} µs/step   ratio ${(e / p).toFixed(0)}x   (target < 50 µs/step)`);
   return e;
 }

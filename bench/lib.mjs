@@ -33,3 +33,33 @@ export function printTable(title, rows) {
 
 export const fmt = (ms) => `${ms.toFixed(1)} ms`;
 export const ratio = (a, b) => `${(a / b).toFixed(2)}x`;
+
+/** Engine dependencies with no I/O (no connectors, no HTTP, no persistence) for in-process engine benches. */
+export function benchEngineDeps(extra = {}) {
+  return {
+    connectors: { get: () => undefined, names: () => [] },
+    http: async () => {
+      throw new Error('no http in this bench');
+    },
+    // The real clock: record timestamps cost what they cost in production.
+    clock: { now: () => Date.now(), sleep: async () => {} },
+    random: Math.random,
+    checkpoint: async () => {},
+    logger: { debug() {}, info() {}, warn() {} },
+    resolveConnection: async () => ({}),
+    ...extra,
+  };
+}
+
+/** Warms up two measurements, then alternates them `runs` times (so drift hits both alike); their medians. */
+export async function pairedMedians(runs, first, second) {
+  await first();
+  await second();
+  const a = [];
+  const b = [];
+  for (let i = 0; i < runs; i++) {
+    a.push(await first());
+    b.push(await second());
+  }
+  return [median(a), median(b)];
+}

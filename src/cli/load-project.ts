@@ -7,13 +7,21 @@ import type { CliContext } from './context.js';
 import { ValidationFailedError, NotFoundError, UsageError } from '../errors.js';
 import { hasErrors, type Diagnostic } from '../core/diagnostics.js';
 import { loadProject } from '../core/project.js';
+import type { CodeChecker } from '../core/check-workflow.js';
 import type { LoadedProject, LoadedWorkflow } from '../core/project-types.js';
 import { builtinConnectorManifests } from '../connectors/builtin-manifests.js';
 import { renderDiagnostics, summarize } from './render/diagnostics.js';
 
 /** Loads the project without judging it (dev's hot reload keeps the last good one). */
 export async function loadProjectWithDiagnostics(ctx: CliContext): Promise<LoadedProject> {
-  return loadProject(ctx.cwd, { builtinConnectors: builtinConnectorManifests });
+  return loadProject(ctx.cwd, { builtinConnectors: builtinConnectorManifests, codeChecker: loadCodeChecker });
+}
+
+/** The code step's syntax checker, imported only when a workflow has a code step. */
+export async function loadCodeChecker(): Promise<CodeChecker> {
+  const { sharedSyntaxChecker } = await import('../engine/code-sandbox.js');
+  const sandbox = await sharedSyntaxChecker();
+  return (code) => sandbox.checkSyntax(code);
 }
 
 /** Prints diagnostics to stderr (human) — commands other than validate keep stdout for results. */

@@ -132,6 +132,38 @@ const customerPayload: JsonSchema = {
   },
 };
 
+/** The Order fields a polled `orders/updated` event carries (GraphQL names). */
+const POLL_ORDERS_QUERY = `query AlloyPollOrders($first: Int!, $after: String, $query: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    nodes {
+      id legacyResourceId name email phone createdAt updatedAt displayFinancialStatus tags note currencyCode
+      customer { id }
+      totalPriceSet { shopMoney { amount currencyCode } }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+const polledOrderPayload: JsonSchema = {
+  type: 'object',
+  required: ['id', 'updatedAt'],
+  properties: {
+    id: gid('Order'),
+    legacyResourceId: { type: 'string' },
+    name: { type: 'string' },
+    email: nullable({ type: 'string' }),
+    phone: nullable({ type: 'string' }),
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    displayFinancialStatus: nullable({ type: 'string' }),
+    tags: { type: 'array', items: { type: 'string' } },
+    note: nullable({ type: 'string' }),
+    currencyCode: { type: 'string' },
+    customer: nullable({ type: 'object' }),
+    totalPriceSet: { type: 'object' },
+  },
+};
+
 /** Shopify signs each delivery with the app's client secret (shopify.dev, webhooks/https). */
 const shopifyVerify = {
   scheme: 'hmac-sha256',
@@ -227,6 +259,27 @@ export const shopifyManifest: ConnectorManifest = {
     'customers/create': shopifyTrigger('A customer was created', customerPayload),
     // Sent when the merchant uninstalls the app; `alloy serve` deactivates the shop's installations.
     'app/uninstalled': { ...shopifyTrigger('The app was uninstalled from the shop', { type: 'object' }), uninstalls: true },
+    'orders/updated': {
+      description: 'An order was created or changed (polled: GraphQL orders by updated_at; the event is the Order node)',
+      payload: polledOrderPayload,
+      poll: {
+        every: '1m',
+        // shopify.dev Admin GraphQL queries/orders: cursor pagination (first/after, pageInfo),
+        // search syntax `updated_at:>=<time>`, sortKey UPDATED_AT so the cursor time only grows.
+        request: {
+          method: 'POST',
+          path: '/admin/api/{{ connection.apiVersion }}/graphql.json',
+          body: {
+            query: POLL_ORDERS_QUERY,
+            variables: { first: 250, after: '{{ page.cursor }}', query: "updated_at:>='{{ since }}'" },
+          },
+        },
+        items: '{{ response.body.data.orders.nodes }}',
+        id: 'id',
+        updatedAt: 'updatedAt',
+        paginate: { style: 'cursor', pageInfo: '{{ response.body.data.orders.pageInfo }}', pageSize: 250, maxPages: 40 },
+      },
+    },
   },
 };
 

@@ -16,9 +16,10 @@ import {
 } from '../core/expressions.js';
 import type { ConnectorAction, ConnectorAuth, ConnectorManifest } from '../core/model.js';
 import { decodeBody, hasHeader, safeUrl, sendActionRequest } from './http-client.js';
+import { walkPages } from './paginate.js';
 import type { ActionContext, ActionHandler, ConnectorRuntime } from './types.js';
 
-function compileAt(value: unknown, where: string): CompiledValue {
+export function compileAt(value: unknown, where: string): CompiledValue {
   try {
     return compileValue(value);
   } catch (err) {
@@ -30,7 +31,7 @@ function compileAt(value: unknown, where: string): CompiledValue {
   }
 }
 
-interface CompiledAuth {
+export interface CompiledAuth {
   type: ConnectorAuth['type'];
   header?: string;
   value?: CompiledValue;
@@ -38,7 +39,7 @@ interface CompiledAuth {
   password?: CompiledValue;
 }
 
-function compileAuth(auth: ConnectorAuth, where: string): CompiledAuth {
+export function compileAuth(auth: ConnectorAuth, where: string): CompiledAuth {
   return {
     type: auth.type,
     header: auth.header,
@@ -136,6 +137,67 @@ function appendQuery(url: string, query: Record<string, unknown> | undefined): s
   return `${url}${url.includes('?') ? '&' : '?'}${qs}`;
 }
 
+/** A declarative request compiled once; `send` renders it over a context and sends it. */
+export interface CompiledRequest {
+  send(context: Record<string, unknown>, ctx: ActionContext, urlOverride?: string): Promise<{ status: number; headers: Record<string, string>; body: unknown }>;
+}
+
+/**
+ * Compiles `request` (path, query, headers, body templates) with the connector's auth. The
+ * context is what templates see (`input`, `connection`, and for pages `page`, for polls
+ * `since`). `urlOverride` is a next-page URL from a Link header: it gets the same origin
+ * check as any rendered URL, so credentials never leave the connector's base origin.
+ */
+export function compileRequest(
+  manifest: ConnectorManifest,
+  where: string,
+  req: NonNullable<ConnectorAction['request']>,
+  auth: CompiledAuth,
+  baseUrl: CompiledValue,
+  fixHint: string,
+): CompiledRequest {
+  const path = compilePath(req.path, `${where} request.path`);
+  const headers = compileAt(req.headers ?? {}, `${where} request.headers`);
+  const query = req.query === undefined ? undefined : compileAt(req.query, `${where} request.query`);
+  const body = req.body === undefined ? undefined : compileAt(req.body, `${where} request.body`);
+  const label = where.replace(/^connector /, '').replace(/ (action|trigger) /, ' ');
+  return {
+    async send(context, ctx, urlOverride) {
+      const base = ctx.settings.baseUrl || (await renderText(baseUrl, context));
+      const url =
+        urlOverride ??
+        appendQuery(joinUrl(base, await renderPath(path, context)), query ? ((await renderValue(query, context)) as Record<string, unknown>) : undefined);
+      const rendered = (await renderValue(headers, context)) as Record<string, unknown>;
+      const outHeaders: Record<string, string> = { Accept: 'application/json' };
+      for (const [k, v] of Object.entries(rendered)) if (v !== undefined && v !== null) outHeaders[k] = String(v);
+      if (auth.type !== 'none') {
+        // Credentials go only to the connector's own origin: a path that is (or renders to) an
+        // absolute URL elsewhere is refused rather than sent with the connection's credentials.
+        // (A URL that does not parse is refused by sendActionRequest before anything is sent.)
+        const target = originOf(url);
+        const own = originOf(base);
+        if (target !== undefined && target !== own) {
+          throw new StepError(
+            `${label}: refusing to send ${manifest.name} credentials to ${target ?? safeUrl(url)}, which is not the connector's base URL origin (${own ?? 'no base URL'})`,
+            { code: 'E_CONNECTOR_ORIGIN', retryable: false, hint: fixHint },
+          );
+        }
+        if (target !== undefined) Object.assign(outHeaders, await authHeaders(auth, context, manifest.name));
+      }
+      let payload: string | undefined;
+      if (body !== undefined) {
+        const value = await renderValue(body, context);
+        if (value !== undefined) {
+          payload = typeof value === 'string' ? value : JSON.stringify(value);
+          if (typeof value !== 'string' && !hasHeader(outHeaders, 'content-type')) outHeaders['Content-Type'] = 'application/json';
+        }
+      }
+      const res = await sendActionRequest(ctx, { method: req.method, url, headers: outHeaders, body: payload }, `${label} (${req.method} ${safeUrl(url)})`);
+      return { status: res.status, headers: res.headers, body: decodeBody(res) };
+    },
+  };
+}
+
 function compileAction(manifest: ConnectorManifest, actionName: string, action: ConnectorAction, auth: CompiledAuth, baseUrl: CompiledValue): ActionHandler {
   const where = `connector ${manifest.name} action ${actionName}`;
   const req = action.request;
@@ -147,52 +209,36 @@ function compileAction(manifest: ConnectorManifest, actionName: string, action: 
       });
     };
   }
-  const path = compilePath(req.path, `${where} request.path`);
-  const headers = compileAt(req.headers ?? {}, `${where} request.headers`);
-  const query = req.query === undefined ? undefined : compileAt(req.query, `${where} request.query`);
-  const body = req.body === undefined ? undefined : compileAt(req.body, `${where} request.body`);
+  const request = compileRequest(
+    manifest,
+    where,
+    req,
+    auth,
+    baseUrl,
+    `Make actions.${actionName}.request.path relative to baseUrl in connectors/${manifest.name}.yaml (or set baseUrl / apps.${manifest.name}.baseUrl to that origin).`,
+  );
   const output = action.output === undefined ? undefined : compileAt(action.output, `${where} output`);
-  const label = `${manifest.name} ${actionName}`;
+  const paginate = action.paginate;
+  const pageInfo = paginate?.pageInfo === undefined ? undefined : compileAt(paginate.pageInfo, `${where} paginate.pageInfo`);
 
   return async (input, ctx: ActionContext) => {
-    const context = { input, connection: ctx.connection };
-    const base = ctx.settings.baseUrl || (await renderText(baseUrl, context));
-    const url = appendQuery(
-      joinUrl(base, await renderPath(path, context)),
-      query ? ((await renderValue(query, context)) as Record<string, unknown>) : undefined,
-    );
-    const rendered = (await renderValue(headers, context)) as Record<string, unknown>;
-    const outHeaders: Record<string, string> = { Accept: 'application/json' };
-    for (const [k, v] of Object.entries(rendered)) if (v !== undefined && v !== null) outHeaders[k] = String(v);
-    if (auth.type !== 'none') {
-      // Credentials go only to the connector's own origin: a path that is (or renders to) an
-      // absolute URL elsewhere is refused rather than sent with the connection's credentials.
-      // (A URL that does not parse is refused by sendActionRequest before anything is sent.)
-      const target = originOf(url);
-      const own = originOf(base);
-      if (target !== undefined && target !== own) {
-        throw new StepError(
-          `${label}: refusing to send ${manifest.name} credentials to ${target ?? safeUrl(url)}, which is not the connector's base URL origin (${own ?? 'no base URL'})`,
-          {
-            code: 'E_CONNECTOR_ORIGIN',
-            retryable: false,
-            hint: `Make actions.${actionName}.request.path relative to baseUrl in connectors/${manifest.name}.yaml (or set baseUrl / apps.${manifest.name}.baseUrl to that origin).`,
-          },
-        );
-      }
-      if (target !== undefined) Object.assign(outHeaders, await authHeaders(auth, context, manifest.name));
+    const connection = ctx.connection;
+    if (!paginate) {
+      const response = await request.send({ input, connection }, ctx);
+      return output === undefined ? response.body : renderValue(output, { response, input });
     }
-    let payload: string | undefined;
-    if (body !== undefined) {
-      const value = await renderValue(body, context);
-      if (value !== undefined) {
-        payload = typeof value === 'string' ? value : JSON.stringify(value);
-        if (typeof value !== 'string' && !hasHeader(outHeaders, 'content-type')) outHeaders['Content-Type'] = 'application/json';
-      }
-    }
-    const res = await sendActionRequest(ctx, { method: req.method, url, headers: outHeaders, body: payload }, `${label} (${req.method} ${safeUrl(url)})`);
-    const response = { status: res.status, headers: res.headers, body: decodeBody(res) };
-    return output === undefined ? response.body : renderValue(output, { response, input });
+    // A list action: every page's output (a list) concatenated, up to maxPages.
+    const result = await walkPages<unknown>({
+      paginate,
+      send: (page) => request.send({ input, connection, page }, ctx, page.url),
+      items: async (response) => {
+        const out = output === undefined ? response.body : await renderValue(output, { response, input });
+        return Array.isArray(out) ? out : out === undefined || out === null ? [] : [out];
+      },
+      pageInfo: pageInfo ? (response) => renderValue(pageInfo, { response, input }) : undefined,
+    });
+    if (result.truncated) ctx.logger.warn(`${manifest.name} ${actionName}: stopped after ${result.pages} pages (paginate.maxPages)`, { pages: result.pages });
+    return result.items;
   };
 }
 

@@ -18,8 +18,9 @@ import {
 } from './expressions.js';
 import { childStepLists, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
 import { MODEL_KEYS } from './model-keys.js';
+import { parseSchedule } from './schedule.js';
 import { getUserAjv, mapSchemaErrors } from './schema-check.js';
-import { keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
+import { codeOffset, keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
 
 /** Steps built into the engine rather than provided by a connector. */
 export const BUILTIN_STEP_TYPES = ['transform', 'http'] as const;
@@ -31,7 +32,7 @@ export type ConnectorCatalog = ReadonlyMap<string, ConnectorManifest>;
 const BASE_ROOTS = ['event', 'steps', 'user', 'execution'];
 const STREAM_ROOTS = [...BASE_ROOTS, 'env', 'secrets'];
 
-const KIND_KEYS = ['uses', 'if', 'branch', 'each', 'delay', 'stop'] as const;
+const KIND_KEYS = ['uses', 'if', 'branch', 'each', 'delay', 'stop', 'code'] as const;
 /** Keys that only make sense with one kind of step. */
 const KIND_ONLY_KEYS: Record<string, string[]> = {
   with: ['uses'],
@@ -52,9 +53,22 @@ interface StepEntry {
   scope: string[];
 }
 
+/** The first syntax error of a code step's JavaScript (1-based line and column in the code). */
+export type CodeChecker = (code: string) => { message: string; line: number; column: number } | undefined;
+
 export interface WorkflowCheckContext {
   integration?: IntegrationDef;
   catalog: ConnectorCatalog;
+  /** Syntax check for `code:` steps (the loader passes it only when a workflow has one). */
+  checkCode?: CodeChecker;
+}
+
+/** True when a parsed workflow holds a `code:` step anywhere (so the checker is worth loading). */
+export function workflowHasCode(def: unknown): boolean {
+  const walk = (steps: unknown): boolean =>
+    Array.isArray(steps) &&
+    steps.some((s) => s && typeof s === 'object' && (typeof (s as { code?: unknown }).code === 'string' || childStepLists(s as Step).some((c) => walk(c.steps))));
+  return !!def && typeof def === 'object' && walk((def as { steps?: unknown }).steps);
 }
 
 export function checkWorkflow(source: SourceFile, ctx: WorkflowCheckContext): Diagnostic[] {
@@ -145,6 +159,25 @@ function checkTrigger(source: SourceFile, trigger: unknown, ctx: WorkflowCheckCo
   if ('schedule' in t && ('event' in t || 'schema' in t)) {
     diag('/trigger', 'E_TRIGGER_KIND', 'a schedule trigger takes no event or schema', 'remove them, or use a custom event trigger');
   }
+  if ('schedule' in t) {
+    const { problem } = parseSchedule(t.schedule);
+    if (problem) diag(`/trigger/schedule${problem.at}`, 'E_SCHEDULE_INVALID', problem.message, problem.hint);
+  }
+  if ('poll' in t) {
+    const app = typeof t.app === 'string' ? ctx.catalog.get(t.app) : undefined;
+    const trig = app && typeof t.event === 'string' ? app.triggers?.[t.event] : undefined;
+    if (!('app' in t)) diag('/trigger/poll', 'E_TRIGGER_KEY', '"poll" applies to app triggers only', 'use {app, event, poll}');
+    else if (app && trig && !trig.poll) diag('/trigger/poll', 'E_TRIGGER_KEY', `${String(t.app)} ${String(t.event)} arrives by webhook and is not polled`, 'remove poll, or pick a trigger the connector polls');
+    const poll = t.poll as Record<string, unknown> | undefined;
+    if (poll && typeof poll === 'object') {
+      if (poll.every !== undefined && parseSchedule({ every: poll.every }).problem) {
+        diag('/trigger/poll/every', 'E_POLL_INVALID', `every: ${JSON.stringify(poll.every)} is not an interval of at least 1s`, 'write an interval like 30s, 5m or 1h');
+      }
+      if (typeof poll.since === 'string' && poll.since !== 'now' && Number.isNaN(Date.parse(poll.since))) {
+        diag('/trigger/poll/since', 'E_POLL_INVALID', `since: ${JSON.stringify(poll.since)} is neither "now" nor an ISO time`, 'write since: now, or since: 2026-01-01T00:00:00Z');
+      }
+    }
+  }
   if (t.schema && typeof t.schema === 'object') {
     const problem = triggerSchemaProblem(t.schema as object);
     if (problem) diag('/trigger/schema', 'E_TRIGGER_SCHEMA_INVALID', `trigger schema is not a valid JSON Schema: ${problem}`, 'fix the schema (draft 2020-12)');
@@ -204,7 +237,7 @@ function checkStep(source: SourceFile, entry: StepEntry, byId: Map<string, StepE
   // `each` has its own `stop` (the loop's end condition), so each+stop is one kind.
   const effective = kinds.includes('each') ? kinds.filter((k) => k !== 'stop') : kinds;
   if (effective.length === 0) {
-    diag(entry.pointer, 'E_STEP_KIND', `${label} has no kind`, 'add one of: uses, if, branch, each, delay, stop');
+    diag(entry.pointer, 'E_STEP_KIND', `${label} has no kind`, 'add one of: uses, if, branch, each, delay, stop, code');
     return;
   }
   if (effective.length > 1) {
@@ -220,6 +253,19 @@ function checkStep(source: SourceFile, entry: StepEntry, byId: Map<string, StepE
   if (kind === 'if' && !('then' in s)) diag(entry.pointer, 'E_STEP_KEY', `${label}: "if" needs "then"`, 'add then: [steps]', keyRange(source, entry.pointer, 'if'));
   if (kind === 'each' && !('steps' in s)) diag(entry.pointer, 'E_STEP_KEY', `${label}: "each" needs "steps"`, 'add steps: [steps]', keyRange(source, entry.pointer, 'each'));
   if (kind === 'uses' && typeof s.uses === 'string') checkUses(source, entry, s, ctx, diag);
+  if (kind === 'code' && typeof s.code === 'string' && ctx.checkCode) {
+    const problem = ctx.checkCode(s.code);
+    if (problem) {
+      const at = codeOffset(source, `${entry.pointer}/code`, problem.line, problem.column);
+      diag(
+        `${entry.pointer}/code`,
+        'E_CODE_SYNTAX',
+        `${label}: JavaScript syntax error: ${problem.message} (code line ${problem.line})`,
+        'fix the JavaScript; the code is the body of a function that returns JSON',
+        at === undefined ? undefined : [at, at + 1],
+      );
+    }
+  }
 
   // `config` is readable when the integration declares config variables (alloy serve fills them per installation).
   const configNames = ctx.integration?.config ? new Set(Object.keys(ctx.integration.config)) : undefined;

@@ -87,6 +87,14 @@ export interface CustomEventTrigger {
 export interface AppEventTrigger {
   app: string;
   event: string;
+  /** For a trigger the connector polls (no webhook): interval and start. */
+  poll?: PollSettings;
+}
+export interface PollSettings {
+  /** Default: the connector trigger's `poll.every`. */
+  every?: Duration;
+  /** `now` (default): items changed after the first poll; or an ISO time. */
+  since?: string;
 }
 /** A generic inbound webhook at /v1/webhooks/custom/<webhook>. */
 export interface WebhookTrigger {
@@ -95,8 +103,17 @@ export interface WebhookTrigger {
   verify?: WebhookVerification;
 }
 export interface ScheduleTrigger {
-  /** Five-field cron expression. */
-  schedule: string;
+  /** A cron expression (5 fields, or 6 with seconds first), or an object form (core/schedule.ts). */
+  schedule: string | ScheduleObject;
+}
+export interface ScheduleObject {
+  cron?: string;
+  /** IANA zone name; default UTC. */
+  timezone?: string;
+  /** An interval such as 15m, aligned to the epoch. */
+  every?: Duration;
+  /** Ticks missed while down: `latest` (default) runs the last one once; `skip`; `all` (capped). */
+  missed?: 'latest' | 'skip' | 'all';
 }
 export type Trigger = CustomEventTrigger | AppEventTrigger | WebhookTrigger | ScheduleTrigger;
 
@@ -174,8 +191,16 @@ export interface StopStep extends StepBase {
   stop: Template;
 }
 
-export type Step = ActionStep | IfStep | BranchStep | EachStep | DelayStep | StopStep;
-export type StepKind = 'action' | 'if' | 'branch' | 'each' | 'delay' | 'stop';
+/**
+ * JavaScript run in a sandbox (QuickJS compiled to WebAssembly): the body of a function that
+ * reads `event`, `steps`, `config` (plus `user`, `execution`) and returns JSON.
+ */
+export interface CodeStep extends StepBase {
+  code: string;
+}
+
+export type Step = ActionStep | IfStep | BranchStep | EachStep | DelayStep | StopStep | CodeStep;
+export type StepKind = 'action' | 'if' | 'branch' | 'each' | 'delay' | 'stop' | 'code';
 
 /** The key that decides a step's kind. EachStep also uses `stop`, so `each` wins over `stop`. */
 export function stepKind(step: Step): StepKind | undefined {
@@ -186,6 +211,7 @@ export function stepKind(step: Step): StepKind | undefined {
   if ('each' in s) return 'each';
   if ('delay' in s) return 'delay';
   if ('stop' in s) return 'stop';
+  if ('code' in s) return 'code';
   return undefined;
 }
 
@@ -258,6 +284,8 @@ export interface ConnectorAction {
   };
   /** Template over `response` (`status`, `headers`, `body`); default the body. */
   output?: unknown;
+  /** A list action that pages: every page is fetched (up to `maxPages`) and the outputs concatenated. */
+  paginate?: Pagination;
   /**
    * `false` when calling the action twice may apply it twice (e.g. Shopify orderCreate, which
    * takes no idempotency key). The engine then never calls it again for a step whose first
@@ -279,4 +307,41 @@ export interface ConnectorTrigger {
   accountHeader?: string;
   /** This topic means the account removed the app: `alloy serve` deactivates its installations. */
   uninstalls?: boolean;
+  /** The trigger is polled (the app sends no webhook for it): see ConnectorPoll. */
+  poll?: ConnectorPoll;
+}
+
+/**
+ * A polled trigger: a request listing items changed since a cursor time, paged per
+ * `paginate`, each item becoming one execution. Templates see `connection`, `since` (ISO
+ * time, the cursor) and `page` (the pagination state).
+ */
+export interface ConnectorPoll {
+  /** Default interval. */
+  every: Duration;
+  request: NonNullable<ConnectorAction['request']>;
+  /** JSONata over `response` (`status`, `headers`, `body`) giving the list of items. */
+  items: Template;
+  /** Field of an item holding its id. */
+  id: string;
+  /** Field of an item holding its change time (ISO); the cursor advances to the latest seen. */
+  updatedAt: string;
+  paginate?: Pagination;
+}
+
+/**
+ * How a list is paged: `cursor` (GraphQL pageInfo { hasNextPage endCursor }, the cursor
+ * passed back as a variable), `link` (RFC 8288 `Link: <...>; rel="next"`, Shopify REST and
+ * GitHub style), or `offset` (limit/offset query parameters).
+ */
+export interface Pagination {
+  style: 'cursor' | 'link' | 'offset';
+  /** cursor: JSONata over `response` giving pageInfo, e.g. `{{ response.body.data.orders.pageInfo }}`. */
+  pageInfo?: Template;
+  /** offset: query parameter names and page size. */
+  limitParam?: string;
+  offsetParam?: string;
+  pageSize?: number;
+  /** The most pages one run (a poll, or a list action) reads. Default 40. */
+  maxPages?: number;
 }

@@ -14,7 +14,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AlloyError, EXIT_USAGE } from '../errors.js';
-import { checkWorkflow, type ConnectorCatalog } from './check-workflow.js';
+import { checkWorkflow, workflowHasCode, type CodeChecker, type ConnectorCatalog } from './check-workflow.js';
 import { mapLimit } from './map-limit.js';
 import { closest, makeDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expressions.js';
@@ -48,6 +48,11 @@ const READ_CONCURRENCY = 16;
 export interface LoadProjectOptions {
   /** Built-in connector manifests; the CLI passes src/connectors' list. */
   builtinConnectors: readonly ConnectorManifest[];
+  /**
+   * Loads the syntax checker of `code:` steps (QuickJS, heavy): called only when a workflow
+   * holds a code step. Without it, code steps are not syntax-checked.
+   */
+  codeChecker?: () => Promise<CodeChecker>;
 }
 
 export interface FoundConfig {
@@ -143,13 +148,15 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
   const connectors = await loadConnectors(root, path.join(root, config.connectorsDir ?? 'connectors'), options, diagnostics);
   const catalog = catalogOf(options.builtinConnectors, connectors);
 
+  let checker: Promise<CodeChecker | undefined> | undefined;
+  const codeCheckerOnce = () => (checker ??= options.codeChecker ? options.codeChecker() : Promise.resolve(undefined));
   const integrations: LoadedIntegration[] = [];
   const testDiagnostics: Diagnostic[] = [];
   const integrationsDir = path.join(root, config.integrationsDir ?? 'integrations');
   for (const name of await listDir(integrationsDir)) {
     const dir = path.join(integrationsDir, name);
     if (!(await isDir(dir))) continue;
-    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics);
+    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics, codeCheckerOnce);
     if (loaded) integrations.push(loaded);
   }
   if (integrations.length === 0 && diagnostics.length === 0) {
@@ -201,6 +208,7 @@ async function loadIntegration(
   catalog: ConnectorCatalog,
   diagnostics: Diagnostic[],
   testDiagnostics: Diagnostic[],
+  codeChecker: () => Promise<CodeChecker | undefined>,
 ): Promise<LoadedIntegration | undefined> {
   const files = await listDir(dir);
   const integrationFile = files.find((f) => f === 'integration.yaml' || f === 'integration.yml');
@@ -250,7 +258,8 @@ async function loadIntegration(
     diagnostics.push(...wf.diagnostics);
     if (wf.value === undefined) continue;
     diagnostics.push(...checkSchema(wf, 'workflow'));
-    diagnostics.push(...checkWorkflow(wf, { integration: def, catalog }));
+    const checkCode = workflowHasCode(wf.value) ? await codeChecker() : undefined;
+    diagnostics.push(...checkWorkflow(wf, { integration: def, catalog, checkCode }));
     const wdef = wf.value as WorkflowDef;
     if (!wdef || typeof wdef !== 'object' || typeof wdef.name !== 'string') continue;
     const first = seen.get(wdef.name);
@@ -365,7 +374,12 @@ const KINDS: Record<string, SchemaName> = { Workflow: 'workflow', Integration: '
  * Checks one file outside a project (or given explicitly): the kind comes from its `kind`
  * key, or from the file name for configs. Cross-file checks need a project and are skipped.
  */
-export async function checkStandaloneFile(absPath: string, file: string, builtins: readonly ConnectorManifest[]): Promise<Diagnostic[]> {
+export async function checkStandaloneFile(
+  absPath: string,
+  file: string,
+  builtins: readonly ConnectorManifest[],
+  codeChecker?: () => Promise<CodeChecker>,
+): Promise<Diagnostic[]> {
   const source = await readSourceFile(absPath, file);
   if (source.value === undefined) return source.diagnostics;
   const value = source.value as Record<string, unknown>;
@@ -396,7 +410,10 @@ export async function checkStandaloneFile(absPath: string, file: string, builtin
   if (kind === 'connector') return checkConnectorSource(source);
   if (kind === 'test') return sortDiagnostics(checkTestSource(source));
   const out = checkSchema(source, kind);
-  if (kind === 'workflow') out.push(...checkWorkflow(source, { catalog: catalogOf(builtins, []) }));
+  if (kind === 'workflow') {
+    const checkCode = codeChecker && workflowHasCode(source.value) ? await codeChecker() : undefined;
+    out.push(...checkWorkflow(source, { catalog: catalogOf(builtins, []), checkCode }));
+  }
   return sortDiagnostics(out);
 }
 

@@ -278,6 +278,36 @@ export function stringOffset(source: SourceFile, pointer: string, i: number, nee
 }
 
 /**
+ * The offset in the source of 1-based `line`:`column` inside the string value at `pointer`
+ * (a `code: |` block, usually). Exact for block scalars (`|`, `|-`, `|2`) and single-line
+ * plain or quoted scalars without escapes; otherwise the value's start.
+ */
+export function codeOffset(source: SourceFile, pointer: string, line: number, column: number): number | undefined {
+  const { node } = locate(source.doc, pointer);
+  if (!isScalar(node) || typeof node.value !== 'string' || !node.range) return undefined;
+  const [start, end] = node.range;
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+    // The range starts at the `|` header; content lines follow, all indented alike.
+    const text = source.text;
+    let at = text.indexOf('\n', start);
+    if (at < 0 || at >= end) return start;
+    const lines: number[] = [];
+    while (at >= 0 && at < end) {
+      lines.push(at + 1);
+      at = text.indexOf('\n', at + 1);
+    }
+    const indentOf = (lineStart: number) => /^ */.exec(text.slice(lineStart))![0].length;
+    const firstContent = lines.find((l) => text.slice(l, text.indexOf('\n', l) < 0 ? undefined : text.indexOf('\n', l)).trim() !== '');
+    const indent = firstContent === undefined ? 0 : indentOf(firstContent);
+    const lineStart = lines[line - 1];
+    if (lineStart === undefined) return start;
+    return lineStart + indent + column - 1;
+  }
+  if (line === 1) return stringOffset(source, pointer, column - 1);
+  return start;
+}
+
+/**
  * `file:line:column` of character `offset` of the template string at `pointer` in a
  * definition file (for run-time errors that name where an expression is); undefined when
  * the file cannot be read or no longer has that string.

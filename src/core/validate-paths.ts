@@ -8,7 +8,7 @@ import path from 'node:path';
 import { AlloyError, EXIT_USAGE } from '../errors.js';
 import { sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import type { ConnectorManifest } from './model.js';
-import { checkStandaloneFile, definitionFilesUnder, findConfig, loadProjectAt, noProjectError } from './project.js';
+import { checkStandaloneFile, definitionFilesUnder, findConfig, loadProjectAt, noProjectError, type LoadProjectOptions } from './project.js';
 
 export interface ValidateResult {
   diagnostics: Diagnostic[];
@@ -20,6 +20,7 @@ export async function validatePaths(
   cwd: string,
   paths: string[],
   builtinConnectors: readonly ConnectorManifest[],
+  codeChecker?: LoadProjectOptions['codeChecker'],
 ): Promise<ValidateResult> {
   const diagnostics: Diagnostic[] = [];
   const files = new Set<string>();
@@ -28,7 +29,7 @@ export async function validatePaths(
   if (paths.length === 0) {
     const found = await findConfig(cwd);
     if (!found) throw noProjectError(cwd);
-    const project = await loadProjectAt(found, { builtinConnectors });
+    const project = await loadProjectAt(found, { builtinConnectors, codeChecker });
     for (const d of [...project.diagnostics, ...(project.testDiagnostics ?? [])]) diagnostics.push({ ...d, file: show(path.join(project.root, d.file)) });
     for (const f of project.files) files.add(show(path.join(project.root, f)));
     return { diagnostics: sortDiagnostics(diagnostics), files: [...files] };
@@ -51,7 +52,7 @@ export async function validatePaths(
     if (found && inProject) {
       let project = projects.get(found.root);
       if (!project) {
-        project = await loadProjectAt(found, { builtinConnectors });
+        project = await loadProjectAt(found, { builtinConnectors, codeChecker });
         projects.set(found.root, project);
       }
       const within = (f: string) => {
@@ -65,7 +66,7 @@ export async function validatePaths(
     const targets = isDirectory ? await definitionFilesUnder(abs) : [abs];
     for (const t of targets) {
       files.add(show(t));
-      diagnostics.push(...(await checkStandaloneFile(t, show(t), builtinConnectors)));
+      diagnostics.push(...(await checkStandaloneFile(t, show(t), builtinConnectors, codeChecker)));
     }
   }
   const unique = new Map(diagnostics.map((d) => [`${d.file}:${d.line}:${d.column}:${d.code}:${d.message}`, d]));

@@ -63,13 +63,19 @@ export interface CompiledStopStep extends CompiledStepBase {
   stop: CompiledValue;
 }
 
+export interface CompiledCodeStep extends CompiledStepBase {
+  kind: 'code';
+  code: string;
+}
+
 export type CompiledStep =
   | CompiledActionStep
   | CompiledIfStep
   | CompiledBranchStep
   | CompiledEachStep
   | CompiledDelayStep
-  | CompiledStopStep;
+  | CompiledStopStep
+  | CompiledCodeStep;
 
 export interface CompiledStream {
   url: CompiledValue;
@@ -204,8 +210,10 @@ function compileStep(step: Step, pointer: string): CompiledStep {
     }
     case 'stop':
       return { ...base, kind, stop: compileAt(s.stop, `${pointer}/stop`) };
+    case 'code':
+      return { ...base, kind, code: String(s.code) };
     default:
-      throw new WorkflowCompileError(`step "${step.id}" has no kind (uses, if, branch, each, delay or stop)`, pointer);
+      throw new WorkflowCompileError(`step "${step.id}" has no kind (uses, if, branch, each, delay, stop or code)`, pointer);
   }
 }
 

@@ -13,6 +13,7 @@ import { StepError } from '../errors.js';
 import type {
   CompiledActionStep,
   CompiledBranchStep,
+  CompiledCodeStep,
   CompiledDelayStep,
   CompiledEachStep,
   CompiledIfStep,
@@ -241,7 +242,7 @@ class Execution {
   private async runStep(step: CompiledStep, frame: Frame): Promise<void> {
     const path = frame.prefix + step.id;
     const prev = this.record.steps[path];
-    const leaf = step.kind === 'action' || step.kind === 'delay' || step.kind === 'stop';
+    const leaf = step.kind === 'action' || step.kind === 'delay' || step.kind === 'stop' || step.kind === 'code';
     if (prev && leaf && prev.status !== 'running') return this.replay(step, prev, frame);
     // Inputs are recorded just before an action is called: with them, the call may have happened.
     if (prev && step.kind === 'action' && prev.status === 'running' && prev.inputs !== undefined) this.caughtRunning.add(path);
@@ -370,6 +371,8 @@ class Execution {
         return this.runDelay(step, rec, ctx, path);
       case 'stop':
         return this.runStop(step, rec, ctx, path);
+      case 'code':
+        return this.runCode(step, rec, frame, path);
     }
   }
 
@@ -598,6 +601,35 @@ class Execution {
       throw this.controller.signal.aborted ? this.controller.signal.reason : err;
     }
     return { ms };
+  }
+
+  /**
+   * A `code:` step: the sandbox is imported on first use only (workflows without code
+   * steps never load QuickJS). `console.log` lines go to the step record's `logs`.
+   */
+  private async runCode(step: CompiledCodeStep, rec: StepRecord, frame: Frame, path: string): Promise<unknown> {
+    const sandbox = await (this.deps.codeSandbox ?? (await import('./code-sandbox.js')).sharedCodeSandbox)();
+    const steps: Record<string, unknown> = {};
+    for (const [id, scope] of Object.entries(frame.steps)) steps[id] = scope.error ? { error: scope.error } : { output: scope.output };
+    rec.attempts += 1;
+    try {
+      // The step's `timeout` sets the time limit (default 1 s, at most 5 s: the call holds the event loop).
+      const cpuMs = Math.min(step.timeoutMs ?? 1000, 5000);
+      const result = await sandbox.run(step.code, {
+        event: this.record.event,
+        steps,
+        config: this.deps.config ?? {},
+        user: this.base.user,
+        execution: this.base.execution,
+        vars: frame.vars,
+      }, { cpuMs });
+      if (result.logs.length > 0) rec.logs = result.logs.map((l) => this.redactor.text(l));
+      return result.value;
+    } catch (err) {
+      const logs = (err as { logs?: string[] }).logs;
+      if (logs && logs.length > 0) rec.logs = logs.map((l) => this.redactor.text(l));
+      throw err;
+    }
   }
 
   private async runStop(step: CompiledStopStep, rec: StepRecord, ctx: Record<string, unknown>, path: string): Promise<never> {

@@ -260,6 +260,11 @@ class Planner {
         if (certain) throw new PlanStop(text);
         return;
       }
+      case 'code': {
+        // The plan calls nothing and runs no user code: the output is unknown until run.
+        entry.inputs = { lines: step.code.split('\n').length };
+        return;
+      }
     }
   }
 

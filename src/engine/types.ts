@@ -38,6 +38,8 @@ export interface StepRecord {
   status: StepStatus;
   /** Calls made (actions, delays); 0 for skipped and container steps. */
   attempts: number;
+  /** `console.log` lines of a code step, secrets redacted. */
+  logs?: string[];
   /** Resolved inputs, secrets redacted. */
   inputs?: unknown;
   /** Output, secret values redacted. */
@@ -118,8 +120,10 @@ export interface EngineDeps {
   secrets?: Record<string, string>;
   /** Visible as `env` to the stream url/secret only. */
   env?: Record<string, string | undefined>;
-  /** The installation's config values (`alloy serve`), visible everywhere as `config`. */
+  /** The installation's config values (`alloy serve`): `{{ config.x }}` in templates and `config` in code steps (`{}` in dev). */
   config?: Record<string, unknown>;
+  /** The code step's sandbox (default: one per process, loaded on first use). */
+  codeSandbox?: () => Promise<{ run(code: string, input: import('./code-sandbox.js').CodeInput, limits?: { cpuMs?: number }): Promise<import('./code-sandbox.js').CodeResult> }>;
   /**
    * Aborting it interrupts the run (shutdown): calls in flight are aborted and
    * executeWorkflow rejects with ExecutionInterruptedError, leaving the record resumable.

@@ -14,12 +14,20 @@ import { diffDefinitions, indexDefinitions, type RuntimeDefinitions } from './de
 import { createEngineExecutor, referencedSecretNames } from './engine-executor.js';
 import type { WorkflowExecutor } from './executor.js';
 import { createRuntimeServer, type RuntimeEvent, type RuntimeServer } from './runtime-server.js';
+import { parseSchedule } from '../core/schedule.js';
+import { createHttpClient } from '../connectors/http-client.js';
+import type { HttpClient } from '../connectors/types.js';
+import { createScheduler, scheduleTargets, type SchedulerEvent } from './scheduler.js';
+import { createConnectorPollSource, createPoller, pollTargets, type PollerEvent } from './poller.js';
+import { eventLogCursors, realTimerClock, type TimerClock } from './time-ports.js';
 import { devLogFile, loadOrCreateStreamSecret, loadProjectEnv, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
 
 export type DevEvent =
   | RuntimeEvent
   | { type: 'reload'; changes: string[]; files: string[]; version: string }
-  | { type: 'reload-failed'; diagnostics: Diagnostic[]; project: LoadedProject; files: string[] };
+  | { type: 'reload-failed'; diagnostics: Diagnostic[]; project: LoadedProject; files: string[] }
+  | SchedulerEvent
+  | PollerEvent;
 
 export interface DevRuntimeOptions {
   root: string;
@@ -43,6 +51,10 @@ export interface DevRuntimeOptions {
   watchFn?: WatchFn;
   /** Replace the engine (tests). */
   executor?: WorkflowExecutor;
+  /** Time and timers for schedules and polls (tests pass a manual clock). */
+  timerClock?: TimerClock;
+  /** HTTP client for polls (default the production client). */
+  pollHttp?: HttpClient;
   onEvent?(event: DevEvent): void;
 }
 
@@ -57,6 +69,10 @@ export interface DevRuntime {
   project: LoadedProject;
   env: Record<string, string | undefined>;
   recordDir?: string;
+  /** Schedules and polls with their next run, for the banner. */
+  timers(): { workflow: string; label: string; nextAt?: string }[];
+  /** Runs a polled trigger now instead of waiting for its interval. */
+  pollNow(workflow: string): Promise<void>;
   /** Re-reads the working tree now (the watcher calls this, debounced). */
   reload(files?: string[]): Promise<void>;
   close(): Promise<void>;
@@ -147,6 +163,32 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
   }
   writeDevInfo(root, { url, pid: process.pid, startedAt: new Date().toISOString() });
 
+  // Schedules and polls: cursors in the event log, each tick or item claimed through the
+  // log's unique dedupe key (server.submit), so a restart neither repeats nor loses one.
+  const timerClock = options.timerClock ?? realTimerClock;
+  const cursors = eventLogCursors(log);
+  const claim = (input: Parameters<RuntimeServer['submit']>[0]) => server.submit(input);
+  const scheduler = createScheduler({ clock: timerClock, cursors, claim, onEvent: emit });
+  const pollAbort = new AbortController();
+  const poller = createPoller({
+    clock: timerClock,
+    cursors,
+    claim,
+    source: createConnectorPollSource({ project: () => goodProject, env, http: options.pollHttp ?? createHttpClient(), signal: pollAbort.signal }),
+    onEvent: emit,
+  });
+  const syncTimers = async (p: LoadedProject, d: RuntimeDefinitions) => {
+    const workflows = [...d.workflows.values()].map((r) => ({ key: r.key, trigger: r.workflow.def.trigger }));
+    await scheduler.setTargets(scheduleTargets(workflows, parseSchedule));
+    // Polls run their first request in the background: a slow app must not hold up start or reload.
+    void poller.setTargets(hasErrors(p.diagnostics) ? [] : pollTargets(p));
+  };
+  try {
+    await syncTimers(project, defs);
+  } catch (err) {
+    emit({ type: 'error', message: `schedules could not start: ${(err as Error).message}` });
+  }
+
   let reloading: Promise<void> = Promise.resolve();
   const reload = (files: string[] = []) => {
     reloading = reloading.then(async () => {
@@ -186,6 +228,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     ({ secrets, fallbacks } = secretsFor(next));
     replaceContents(serverSecrets, { ...env, ...secrets });
     server.setDefinitions(nextDefs);
+    await syncTimers(next, nextDefs);
     if (!resumed) {
       resumed = true;
       server.resumePending();
@@ -225,6 +268,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
       return fallbacks;
     },
     initialDiagnostics,
+    timers: () => [...scheduler.next(), ...poller.next()],
+    pollNow: (workflow) => poller.runNow(workflow),
     get project() {
       return project;
     },
@@ -235,6 +280,9 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
       if (closing) return closing;
       closing = (async () => {
         clearTimeout(timer);
+        scheduler.close();
+        poller.close();
+        pollAbort.abort();
         watchers?.close();
         await reloading.catch(() => {});
         await server.close();

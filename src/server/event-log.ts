@@ -638,6 +638,19 @@ export class EventLog {
     });
   }
 
+  /** A durable named cursor (schedule ticks, poll positions), kept in `meta` under `cursor:`. */
+  getCursor(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(`cursor:${key}`) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  /** Stores a cursor through the write queue (committed with the writes queued before it). */
+  setCursor(key: string, value: string): Promise<void> {
+    return this.write(() => {
+      this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(`cursor:${key}`, value);
+    });
+  }
+
   /** Commits what is queued, closes the database and removes the pid file. Idempotent. */
   close(): void {
     if (this.closed) return;

@@ -88,8 +88,27 @@ export interface RuntimeServer {
   readonly definitions: RuntimeDefinitions;
   readonly log: EventLog;
   queueSize(): { queued: number; running: number };
+  /**
+   * Accepts an event produced inside the process (a schedule tick, a polled item) for one
+   * workflow: stored with its executions in one transaction and queued. `dedupeKey` is the
+   * claim: a second submit with the same key (another tick handler, a restart, another
+   * process on the same log) is a duplicate and runs nothing.
+   */
+  submit(input: SubmitInput): Promise<{ duplicate: boolean; executionIds: string[] }>;
   /** Stops listening, lets running executions finish (or checkpoints them), closes the log. Idempotent. */
   close(): Promise<void>;
+}
+
+export interface SubmitInput {
+  /** `schedule` or `poll:<app>`. */
+  source: string;
+  /** What is shown as the event name (e.g. the topic). */
+  name: string;
+  /** `<integration>/<workflow>`. */
+  workflow: string;
+  event: unknown;
+  dedupeKey: string;
+  userId?: string;
 }
 
 interface RequestContext {
@@ -637,6 +656,35 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
     log,
     queueSize: () => pool.size,
+    async submit(input) {
+      const now = clock();
+      const id = newId('ex', now);
+      const result = await log.appendDelivery(
+        {
+          id: newId('dl', now),
+          source: input.source,
+          name: input.name,
+          receivedAt: now,
+          dedupeKey: input.dedupeKey,
+          userId: input.userId,
+          headers: {},
+          body: Buffer.from(JSON.stringify(input.event ?? null)),
+          verification: 'none',
+        },
+        [
+          {
+            id,
+            workflow: input.workflow,
+            userId: input.userId,
+            record: newExecutionRecord({ id, workflow: input.workflow, version: definitions.version, event: input.event, userId: input.userId, now }) as never,
+            eventRef: 'body',
+          },
+        ],
+      );
+      emit({ type: 'accepted', source: input.source, name: input.name, deliveryId: result.deliveryId, executionIds: result.executionIds, duplicate: result.duplicate });
+      if (!result.duplicate) for (const e of result.executionIds) pool.push(e);
+      return { duplicate: result.duplicate, executionIds: result.executionIds };
+    },
     close() {
       if (closing) return closing;
       closing = (async () => {

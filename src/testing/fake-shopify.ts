@@ -64,6 +64,8 @@ export interface FakeOrder {
   phone: string | null;
   currency: string;
   createdAt: string;
+  /** Last change (creation, tagsAdd, updateOrder); what `orders(query: "updated_at:>=...")` filters on. */
+  updatedAt: string;
   financialStatus: string | null;
   tags: string[];
   note: string | null;
@@ -173,6 +175,10 @@ export interface FakeShopify {
   clientId: string;
   clientSecret: string;
   refreshes: number;
+  /** Adds an order directly (seeding a shop for polling tests and benches). */
+  addOrder(order?: Partial<FakeOrder>): FakeOrder;
+  /** Changes an order and bumps its updatedAt to now (or `at`), as an edit in the admin would. */
+  updateOrder(id: number, changes?: Partial<FakeOrder>, at?: string): FakeOrder;
   /** Orders, customers (back to the seeded ones), requests and controls cleared. */
   reset(): void;
   close(): Promise<void>;
@@ -510,6 +516,11 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
           const ref = parseGid(argValue(sel.args.id, variables));
           const order = ref?.type === 'Order' ? orders.find((o) => o.id === ref.id) : undefined;
           result = order ? gqlOrder(order) : null;
+        } else if (op.type === 'query' && sel.name === 'orders') {
+          const r = ordersConnection(sel, variables);
+          if ('errors' in r) return send(200, { errors: r.errors }, extra);
+          requested += r.cost;
+          result = r.value;
         } else {
           throw new UndefinedFieldError(sel.name, op.type === 'mutation' ? 'Mutation' : 'QueryRoot');
         }
@@ -533,6 +544,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       email: order.email,
       phone: order.phone,
       createdAt: order.createdAt,
+      updatedAt: order.updatedAt,
       displayFinancialStatus: order.financialStatus,
       tags: order.tags,
       note: order.note,
@@ -667,6 +679,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       phone: (order.phone as string | undefined) ?? null,
       currency,
       createdAt: new Date(now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      updatedAt: new Date(now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       financialStatus: (order.financialStatus as string | undefined) ?? 'PAID',
       tags: [...((order.tags as string[] | undefined) ?? [])],
       note: (order.note as string | undefined) ?? null,
@@ -698,7 +711,129 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       return { __typename: 'TagsAddPayload', node: null, userErrors: [{ field: ['tags'], message: "Tags can't be blank" }] };
     }
     for (const t of clean) if (!target.tags.includes(t)) target.tags.push(t);
+    if (ref!.type === 'Order') (target as FakeOrder).updatedAt = new Date(now()).toISOString();
     return { __typename: 'TagsAddPayload', node: { __typename: ref!.type, id }, userErrors: [] };
+  }
+
+  /**
+   * `orders(first|last, after|before, query, sortKey, reverse)` as Shopify pages it
+   * (shopify.dev: Admin GraphQL queries/orders, "Paginating results with GraphQL"): at most
+   * 250 a page, opaque cursors, `pageInfo { hasNextPage hasPreviousPage startCursor endCursor }`,
+   * `nodes` and `edges { cursor node }`. The search syntax understood here is the part
+   * polling uses: `updated_at` / `created_at` with `:>=`, `:>`, `:<=`, `:<`, `:` and a
+   * (quoted) ISO time, several terms joined by spaces or AND.
+   */
+  function ordersConnection(sel: Selection, variables: Record<string, unknown>): { value: unknown; cost: number } | { errors: unknown[] } {
+    const first = argValue(sel.args.first, variables) as number | undefined;
+    const after = argValue(sel.args.after, variables) as string | undefined | null;
+    const query = argValue(sel.args.query, variables) as string | undefined | null;
+    const sortKey = String(argValue(sel.args.sortKey, variables) ?? 'ID');
+    const reverse = argValue(sel.args.reverse, variables) === true;
+    if (typeof first !== 'number' || !Number.isInteger(first) || first < 1) {
+      return { errors: [{ message: 'you must provide one of first or last', extensions: { code: 'argumentLiteralsIncompatible' } }] };
+    }
+    if (first > 250) {
+      return { errors: [{ message: 'The page size of the connection is limited to 250 records', extensions: { code: 'MAX_PAGE_SIZE_EXCEEDED' } }] };
+    }
+    const fields: Record<string, (o: FakeOrder) => string | number> = {
+      ID: (o) => o.id,
+      UPDATED_AT: (o) => Date.parse(o.updatedAt),
+      CREATED_AT: (o) => Date.parse(o.createdAt),
+    };
+    const key = fields[sortKey];
+    if (!key) return { errors: [{ message: `Argument 'sortKey' on Field 'orders' has an invalid value (${sortKey}).`, extensions: { code: 'argumentLiteralsIncompatible' } }] };
+    let list = orders.filter(searchFilter(query ?? ''));
+    const cmp = (a: FakeOrder, b: FakeOrder) => {
+      const ka = key(a);
+      const kb = key(b);
+      return ka < kb ? -1 : ka > kb ? 1 : a.id - b.id;
+    };
+    list.sort((a, b) => (reverse ? -cmp(a, b) : cmp(a, b)));
+    if (after) {
+      let pos: { k: string | number; id: number };
+      try {
+        pos = JSON.parse(Buffer.from(after, 'base64url').toString('utf8')) as { k: string | number; id: number };
+      } catch {
+        return { errors: [{ message: 'Invalid cursor for current pagination sort.', extensions: { code: 'BAD_REQUEST' } }] };
+      }
+      const cmpPos = (o: FakeOrder) => {
+        const k = key(o);
+        const c = k < pos.k ? -1 : k > pos.k ? 1 : o.id - pos.id;
+        return reverse ? -c : c;
+      };
+      list = list.filter((o) => cmpPos(o) > 0);
+    }
+    const page = list.slice(0, first);
+    const cursorOf = (o: FakeOrder) => Buffer.from(JSON.stringify({ k: key(o), id: o.id })).toString('base64url');
+    const nodes = page.map(gqlOrder);
+    return {
+      cost: 2 + Math.ceil(page.length / 10),
+      value: {
+        __typename: 'OrderConnection',
+        nodes,
+        edges: page.map((o, i) => ({ __typename: 'OrderEdge', cursor: cursorOf(o), node: nodes[i] })),
+        pageInfo: {
+          __typename: 'PageInfo',
+          hasNextPage: list.length > page.length,
+          hasPreviousPage: Boolean(after),
+          startCursor: page.length ? cursorOf(page[0]) : null,
+          endCursor: page.length ? cursorOf(page[page.length - 1]) : null,
+        },
+      },
+    };
+  }
+
+  function searchFilter(query: string): (o: FakeOrder) => boolean {
+    const terms = query
+      .split(/\s+(?:AND\s+)?/)
+      .map((t) => t.trim())
+      .filter((t) => t && t !== 'AND');
+    const tests = terms.map((term) => {
+      const m = /^(updated_at|created_at):(>=|<=|>|<)?['"]?([^'"]+)['"]?$/.exec(term);
+      if (!m) return () => true; // Shopify ignores search terms it does not know
+      const at = Date.parse(m[3]);
+      const get = (o: FakeOrder) => Date.parse(m[1] === 'updated_at' ? o.updatedAt : o.createdAt);
+      switch (m[2]) {
+        case '>=':
+          return (o: FakeOrder) => get(o) >= at;
+        case '>':
+          return (o: FakeOrder) => get(o) > at;
+        case '<=':
+          return (o: FakeOrder) => get(o) <= at;
+        case '<':
+          return (o: FakeOrder) => get(o) < at;
+        default:
+          return (o: FakeOrder) => get(o) === at;
+      }
+    });
+    return (o) => tests.every((t) => t(o));
+  }
+
+  /** Adds an order directly (tests and benches seeding a shop). */
+  function addOrder(partial: Partial<FakeOrder> = {}): FakeOrder {
+    const at = new Date(now()).toISOString();
+    const order: FakeOrder = {
+      id: nextOrderId++,
+      name: `#${orderNumber++}`,
+      email: null,
+      phone: null,
+      currency: shopCurrency,
+      createdAt: at,
+      updatedAt: partial.createdAt ?? at,
+      financialStatus: 'PAID',
+      tags: [],
+      note: null,
+      customerId: null,
+      lineItems: [],
+      totalPrice: '0.00',
+      sourceIdentifier: null,
+      via: 'graphql',
+      idempotencyKey: null,
+      ...partial,
+      shop: partial.shop ?? shop,
+    };
+    orders.push(order);
+    return order;
   }
 
   // ------------------------------------------------------------ REST
@@ -742,6 +877,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       phone: (order.phone as string | undefined) ?? null,
       currency,
       createdAt: new Date(now()).toISOString(),
+      updatedAt: new Date(now()).toISOString(),
       financialStatus: (order.financial_status as string | undefined)?.toUpperCase() ?? 'PAID',
       tags: typeof order.tags === 'string' ? order.tags.split(',').map((t) => t.trim()).filter(Boolean) : [],
       note: (order.note as string | undefined) ?? null,
@@ -907,6 +1043,13 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       throttles = { remaining: count, control };
     },
     addCustomer,
+    addOrder,
+    updateOrder(id, changes = {}, at) {
+      const order = orders.find((o) => o.id === id);
+      if (!order) throw new Error(`fake Shopify: no order ${id}`);
+      Object.assign(order, changes, { updatedAt: at ?? new Date(now()).toISOString() });
+      return order;
+    },
     reset() {
       orders.length = 0;
       customers.length = 0;

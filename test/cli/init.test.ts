@@ -35,6 +35,9 @@ describe('alloy init', () => {
       'integrations/shopify-sync/workflows/order-created.yaml',
       'integrations/shopify-sync/fixtures/orders-create.json',
       'integrations/shopify-sync/fixtures/acme-order-requested.json',
+      'integrations/shopify-sync/workflows/tag-customer.yaml',
+      'integrations/shopify-sync/workflows/daily-digest.yaml',
+      'integrations/shopify-sync/fixtures/acme-customer-tagged.json',
     ]) {
       expect(files).toContain(f);
     }
@@ -58,7 +61,7 @@ describe('alloy init', () => {
     await runInProcess(['init', 'p', '--yes'], { cwd: dir });
     const root = path.join(dir, 'p');
     const yamlFiles = (await listTree(root)).filter((f) => f.endsWith('.yaml'));
-    expect(yamlFiles.length).toBe(6);
+    expect(yamlFiles.length).toBe(10);
     for (const f of yamlFiles) {
       const first = (await readFile(path.join(root, f), 'utf8')).split('\n')[0];
       const m = /^# yaml-language-server: \$schema=(.+)$/.exec(first);
@@ -149,6 +152,6 @@ describe("README's worked example", () => {
       }),
     ]);
     const human = await runInProcess(['validate'], { cwd: path.join(dir, 'demo') });
-    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (6 files checked)');
+    expect(human.stdout).toContain('✖ 1 error, 0 warnings in 1 file (10 files checked)');
   });
 });

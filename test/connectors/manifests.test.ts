@@ -43,13 +43,15 @@ describe('built-in manifests', () => {
   });
 
   it('shopify triggers verify with the app secret and dedupe on the webhook id', () => {
-    for (const t of Object.values(shopifyManifest.triggers!)) {
+    // orders/updated is polled (GraphQL), not received: it has no signature or delivery id.
+    for (const t of Object.values(shopifyManifest.triggers!).filter((t) => !t.poll)) {
       expect(t.verify).toEqual({ scheme: 'hmac-sha256', header: 'X-Shopify-Hmac-Sha256', encoding: 'base64', secret: '{{ connection.apiSecret }}' });
       expect(t.dedupeHeader).toBe('X-Shopify-Webhook-Id');
       expect(t.topicHeader).toBe('X-Shopify-Topic');
     }
-    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create', 'app/uninstalled']);
+    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create', 'app/uninstalled', 'orders/updated']);
     expect(shopifyManifest.triggers!['app/uninstalled'].uninstalls).toBe(true);
     expect(shopifyManifest.triggers!['orders/create'].accountHeader).toBe('X-Shopify-Shop-Domain');
+    expect(shopifyManifest.triggers!['orders/updated'].poll).toMatchObject({ every: '1m', paginate: { style: 'cursor', pageSize: 250, maxPages: 40 } });
   });
 });

@@ -40,17 +40,17 @@ describe('the scaffold', () => {
     const r = await runInProcess(['test', '--json'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
-    expect(summary).toMatchObject({ ok: true, failed: 0, files: 2 });
-    expect(summary.passed).toBeGreaterThanOrEqual(6);
+    expect(summary).toMatchObject({ ok: true, failed: 0, files: 4 });
+    expect(summary.passed).toBeGreaterThanOrEqual(9);
     const files = new Set(summary.results.map((x: { file: string }) => x.file));
-    expect(files).toEqual(new Set([`${TESTS}/create-order.test.yaml`, `${TESTS}/order-created.test.yaml`]));
+    expect(files).toEqual(new Set([`${TESTS}/create-order.test.yaml`, `${TESTS}/order-created.test.yaml`, `${TESTS}/tag-customer.test.yaml`, `${TESTS}/daily-digest.test.yaml`]));
   });
 
   it('prints one line per test and a summary line, like vitest', async () => {
     const r = await runInProcess(['test'], { cwd: dir });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/✓ integrations\/shopify-sync\/tests\/create-order\.test\.yaml > waits out Shopify's 429 and retries \d/);
-    expect(r.stdout).toMatch(/Tests\s+6 passed \(6\)/);
+    expect(r.stdout).toMatch(/Tests\s+9 passed \(9\)/);
   });
 });
 
@@ -66,14 +66,14 @@ describe('a deliberately broken mapping', () => {
     // The key inside the flow mapping on line 24, not just the test.
     expect(r.stdout).toContain(`❯ ${TESTS}/create-order.test.yaml:24:63`);
     expect(r.stdout).toMatch(/> 24 \| +output: \{ acmeOrderId: acme-1001, shopifyOrderName: "#1001" \}/);
-    expect(r.stdout).toMatch(/Tests\s+2 failed \| 4 passed \(6\)/);
+    expect(r.stdout).toMatch(/Tests\s+2 failed \| 7 passed \(9\)/);
   });
 
   it('JUnit XML names the failure with its location; --bail stops after it', async () => {
     await edit(CREATE_ORDER, 'shopifyOrderName: "{{ steps.order.output.name }}"', 'shopifyOrderName: "{{ steps.order.output.legacyResourceId }}"');
     const r = await runInProcess(['test', '--reporter', 'junit'], { cwd: dir });
     expect(r.code).toBe(1);
-    expect(r.stdout.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="alloy test" tests="6" failures="2"')).toBe(true);
+    expect(r.stdout.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="alloy test" tests="9" failures="2"')).toBe(true);
     expect(r.stdout).toMatch(/<testcase classname="shopify-sync\/create-order" name="waits out Shopify&apos;s 429 and retries|<testcase classname="shopify-sync\/create-order" name="waits out Shopify's 429 and retries/);
     expect(r.stdout).toMatch(/<failure message="step &quot;result&quot; output does not match" type="AssertionError">integrations\/shopify-sync\/tests\/create-order\.test\.yaml:24:63/);
     expect(r.stdout.trimEnd().endsWith('</testsuites>')).toBe(true);

@@ -67,6 +67,19 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
             (e.changes.length ? `: ${e.changes.join(', ')}` : ': no workflow changed'),
         );
         break;
+      case 'tick':
+        jsonLine({ type: 'tick', workflow: e.workflow, scheduledAt: e.scheduledAt, missed: e.missed, duplicate: e.duplicate });
+        if (ctx.verbose || e.missed) ctx.note(`${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.cyan('schedule')} ${e.workflow} ${e.missed ? `(missed tick ${e.scheduledAt}, run once now)` : e.scheduledAt}`);
+        break;
+      case 'poll':
+        jsonLine({ type: 'poll', workflow: e.workflow, pages: e.pages, emitted: e.emitted, duplicates: e.duplicates, truncated: e.truncated, since: e.since });
+        if (ctx.verbose || e.emitted > 0 || e.truncated) {
+          ctx.note(
+            `${ctx.errColor.dim(clockTime(undefined))}  ${ctx.errColor.cyan('poll')} ${e.workflow}: ${e.emitted} new item(s) in ${e.pages} page(s)` +
+              (e.truncated ? ctx.errColor.yellow(' (page cap reached; the rest comes next poll)') : ''),
+          );
+        }
+        break;
       case 'reload-failed':
         jsonLine({ type: 'reload-failed', files: e.files, diagnostics: e.diagnostics });
         reportDiagnostics(ctx, e.project, e.diagnostics);
@@ -171,6 +184,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
         eventApi: `${url}/v1/run/event`,
         webhooks: webhookUrls(defs, webhookBase),
         workflows: [...defs.workflows.keys()],
+        schedules: runtime.timers(),
         version: defs.version,
         eventLog: path.relative(root, runtime.server.log.file),
         pending: runtime.server.queueSize(),
@@ -193,6 +207,10 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   if (!runtime.env.SHOPIFY_API_SECRET && [...defs.byAppEvent.keys()].some((k) => k.startsWith('shopify:'))) {
     ctx.note(ctx.errColor.yellow('  SHOPIFY_API_SECRET is not set: Shopify webhooks will be refused (500) until it is (env or .env).'));
   }
+  runtime.timers().forEach((t, i) => {
+    const next = t.nextAt ? `${t.nextAt.slice(0, 10)} ${t.nextAt.slice(11, 19)} UTC` : c.dim('never');
+    row(i === 0 ? 'schedules' : '', `${t.workflow}  ${c.dim(t.label)}  next ${next}`);
+  });
   if (runtime.recordDir) row('recording to', path.relative(root, runtime.recordDir) || '.');
   ctx.out();
   ctx.note(ctx.errColor.dim('Watching for changes. Ctrl-C to stop.'));

@@ -35,6 +35,7 @@ export default async function executions(ctx: CliContext, args: string[], opts: 
       for (const s of Object.values(ex.record.steps ?? {})) {
         ctx.out(stepLine(c, s));
         if (ctx.verbose && s.inputs !== undefined) ctx.out(`        ${c.dim('in ')} ${preview(s.inputs, 160)}`);
+        for (const line of s.logs ?? []) ctx.out(`        ${c.dim('log')} ${line}`);
         if (s.output !== undefined) ctx.out(`        ${c.dim('out')} ${preview(s.output, ctx.verbose ? 400 : 100)}`);
       }
       if (ex.record.stream) {

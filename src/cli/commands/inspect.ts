@@ -7,12 +7,13 @@ import { NotFoundError } from '../../errors.js';
 import { childStepLists, stepKind, type Step, type Trigger } from '../../core/model.js';
 import type { LoadedProject } from '../../core/project-types.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
+import { parseSchedule } from '../../core/schedule.js';
 
 export function describeTrigger(t: Trigger): string {
   const r = t as unknown as Record<string, string>;
-  if ('app' in r) return `${r.app} webhook ${r.event}`;
+  if ('app' in r) return `${r.app} ${'poll' in r ? 'poll' : 'webhook'} ${r.event}`;
   if ('webhook' in r) return `webhook /v1/webhooks/custom/${r.webhook}`;
-  if ('schedule' in r) return `schedule ${r.schedule}`;
+  if ('schedule' in r) return `schedule ${parseSchedule(r.schedule).spec?.label ?? JSON.stringify(r.schedule)}`;
   return `event ${r.event}`;
 }
 
@@ -31,6 +32,8 @@ export function describeStep(step: Step): string {
       return `delay ${String(s.delay)}`;
     case 'stop':
       return `stop ${String(s.stop)}`;
+    case 'code':
+      return `code (${String(s.code).split('\n').length} lines)`;
     default:
       return '?';
   }

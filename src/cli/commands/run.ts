@@ -251,6 +251,7 @@ function printTrace(ctx: CliContext, r: ExecutionRecord): void {
     const attempts = s.attempts > 1 ? ` ${s.attempts} attempts` : '';
     const head = `${'  '.repeat(depth)}${mark} ${s.path.padEnd(width - depth * 2)} ${c.dim((s.uses ?? s.kind).padEnd(20))} ${timing.padStart(7)}${attempts}`;
     ctx.out(head);
+    for (const line of s.logs ?? []) ctx.out(`${'  '.repeat(depth)}    ${c.dim('log')} ${line}`);
     if (s.status === 'failed' && s.error) {
       ctx.out(`${'  '.repeat(depth)}    ${s.handled ? c.yellow('handled') : c.red('error')} ${s.error.code}: ${s.error.message}`);
     } else if (s.output !== undefined) {

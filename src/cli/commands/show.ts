@@ -7,7 +7,7 @@ import { findProjectLocation, openCommandStore, withStore } from './store-common
 
 // Objects are stored with sorted keys; print them in the order people write them.
 const TOP_ORDER = ['apiVersion', 'kind', 'name', 'description', 'app', 'connectors', 'trigger', 'steps', 'stream', 'timeout'];
-const STEP_ORDER = ['id', 'name', 'uses', 'if', 'then', 'else', 'each', 'as', 'concurrency', 'stop', 'branch', 'delay', 'when', 'with', 'retry', 'timeout', 'onError', 'steps'];
+const STEP_ORDER = ['id', 'name', 'uses', 'if', 'then', 'else', 'each', 'as', 'concurrency', 'stop', 'branch', 'delay', 'code', 'when', 'with', 'retry', 'timeout', 'onError', 'steps'];
 
 function ordered(value: unknown, order: string[]): unknown {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return value;

@@ -8,12 +8,13 @@ import { hasErrors } from '../../core/diagnostics.js';
 import { validatePaths, type ValidateResult } from '../../core/validate-paths.js';
 import { builtinConnectorManifests } from '../../connectors/builtin-manifests.js';
 import { renderDiagnostics, summarize } from '../render/diagnostics.js';
+import { loadCodeChecker } from '../load-project.js';
 
 export default async function validateCommand(ctx: CliContext, paths: string[], opts: { failOnWarn?: boolean }): Promise<number> {
   const spinner = await ctx.spinner('Validating');
   let result: ValidateResult;
   try {
-    result = await validatePaths(ctx.cwd, paths, builtinConnectorManifests);
+    result = await validatePaths(ctx.cwd, paths, builtinConnectorManifests, loadCodeChecker);
   } finally {
     spinner.stop();
   }
