@@ -20,7 +20,7 @@ describe('built-in manifests', () => {
       for (const a of Object.values(m.actions ?? {})) if (a.input) (ajv.compile(a.input), compiled++);
       for (const t of Object.values(m.triggers ?? {})) if (t.payload) (ajv.compile(t.payload), compiled++);
     }
-    expect(compiled).toBe(8);
+    expect(compiled).toBe(9);
   });
 
   it('createOrder input catches mapping typos and accepts numeric-string prices', () => {

@@ -38,7 +38,7 @@ describe('DefinitionSource', () => {
     } as unknown as Parameters<typeof indexDefinitions>[0];
     const source = workingTreeDefinitionSource(() => project);
     expect(await source.published('shopify-sync')).toBe(0);
-    expect((await source.get('shopify-sync', 0)).defs.workflows.size).toBe(2);
+    expect((await source.get('shopify-sync', 0)).defs.workflows.size).toBe(src.workflows.length);
     await expect(source.get('nope', 0)).rejects.toMatchObject({ code: 'E_STORE_NOT_FOUND' });
   });
 });
