@@ -12,7 +12,7 @@ const require = createRequire(path.join(root, 'package.json'));
 const Ajv2020 = require('ajv/dist/2020.js').default;
 const standaloneCode = require('ajv/dist/standalone').default;
 
-const names = ['workflow', 'integration', 'config', 'connector', 'test'];
+const names = ['workflow', 'integration', 'config', 'connector', 'test', 'tunnel-frame'];
 const ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true, code: { source: true } });
 const refs = {};
 for (const name of names) {

@@ -11,6 +11,8 @@ const bin = (name) => path.join('node_modules', '.bin', name);
 
 const build = run(bin('tsc'), ['-p', 'tsconfig.build.json']);
 if (build.status === 0) Object.assign(build, run(process.execPath, ['scripts/build-validators.mjs']));
+// The web UI (ui/ → dist/ui/), which the runtime serves and the browser tests open.
+if (build.status === 0) Object.assign(build, run(bin('vite'), ['build', '--config', 'ui/vite.config.mjs']));
 if (build.status !== 0) {
   console.error('build failed');
   process.exit(build.status ?? 1);

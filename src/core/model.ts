@@ -28,7 +28,7 @@ export interface ProjectConfig {
   store?: { path?: string };
   /** Named remote stores (`alloy serve`); the token comes from ALLOY_TOKEN, never this file. */
   remotes?: Record<string, { url: string }>;
-  dev?: { port?: number; host?: string };
+  dev?: { port?: number; host?: string; shopifyMaxAge?: string | number };
   /** Bounds on each expression evaluation: `expressionTime` (duration, default 1s), `expressionMemory` (size, default 64mb). */
   limits?: { expressionTime?: Duration; expressionMemory?: number | string };
   /** Outbound connections: addresses (IPs, CIDR ranges) allowed despite the default refusals. */

@@ -18,7 +18,8 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
   ajv: InstanceType<typeof Ajv2020>,
 ) => void;
 
-export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector' | 'test';
+/** `tunnel-frame` is the relay wire protocol (src/tunnel/protocol.ts), checked on both ends. */
+export type SchemaName = 'workflow' | 'integration' | 'config' | 'connector' | 'test' | 'tunnel-frame';
 
 /** schemas/ ships in the package next to dist/. */
 export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');

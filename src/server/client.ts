@@ -3,12 +3,15 @@
  * `executions`, `replay` and `logs`. The server is found from `--to <url>` or
  * `.alloy/dev.json` (written by `alloy dev`).
  */
+import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { AlloyError, UsageError } from '../errors.js';
-import { readDevInfo } from './dev-state.js';
+import { signStandardWebhook, standardWebhookHeaders } from '../engine/standard-webhooks.js';
+import { readDevInfo, readIngressSecret } from './dev-state.js';
 import type { ExecutionSummary } from './runtime-server.js';
 import type { ExecutionRecord } from '../engine/types.js';
 import type { LogEntry } from './event-log.js';
+import { createSseParser, type SseMessage } from '../net/sse.js';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -27,10 +30,15 @@ export interface AcceptedResponse {
 /** The most a runtime answer may be: bigger means a wrong server or a broken one, not a result to hold in memory. */
 export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
+/** Paths whose requests are signed with the ingress secret (a tunnel refuses them unsigned). */
+const SIGNED_INGRESS = /^\/?v1\/(run\/event|webhooks\/custom\/[^/]+)$/;
+
 export class RuntimeClient {
   constructor(
     readonly baseUrl: string,
     readonly maxResponseBytes = MAX_RESPONSE_BYTES,
+    /** The runtime's ingress secret: events and custom webhooks sent through this client are signed with it. */
+    readonly ingressSecret?: string,
   ) {}
 
   async send(method: string, path: string, options: { body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<ApiResponse> {
@@ -44,11 +52,15 @@ export class RuntimeClient {
         hint: 'pass a path such as /v1/run/event (no scheme or host)',
       });
     }
+    const sentHeaders =
+      this.ingressSecret && method === 'POST' && SIGNED_INGRESS.test(path.split('?')[0])
+        ? signIngress(options.headers ?? {}, options.body ?? '', this.ingressSecret)
+        : options.headers;
     let res;
     try {
       res = await request(url, {
         method: method as 'GET',
-        headers: options.headers,
+        headers: sentHeaders,
         body: options.body,
         headersTimeout: options.timeoutMs ?? 30_000,
         bodyTimeout: options.timeoutMs ?? 30_000,
@@ -114,8 +126,50 @@ export class RuntimeClient {
     return (await this.expect('GET', `/v1/executions${qs ? `?${qs}` : ''}`, [200])).body.executions;
   }
 
-  async replay(id: string): Promise<AcceptedResponse> {
-    return (await this.expect('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, [202])).body;
+  /** Replays the stored event, or `edited.event` instead (the body is JSON either way: state-changing routes take JSON only). */
+  async replay(id: string, edited?: { event: unknown }): Promise<AcceptedResponse> {
+    const res = await this.send('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, {
+      body: JSON.stringify(edited ?? {}),
+      headers: { 'content-type': 'application/json' },
+    });
+    if (res.status !== 202) throw errorFromResponse(res);
+    return res.body;
+  }
+
+  /**
+   * Follows GET /v1/stream (server-sent events) until `signal` aborts or the runtime ends
+   * the stream; resolves then. `after` asks for the log entries after that seq first.
+   */
+  async stream(onMessage: (message: SseMessage) => void, options: { after?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const url = new URL(`v1/stream${options.after !== undefined ? `?after=${options.after}` : ''}`, new URL(this.baseUrl));
+    let res;
+    try {
+      res = await request(url, { method: 'GET', headers: { accept: 'text/event-stream' }, signal: options.signal, bodyTimeout: 0, headersTimeout: 10_000 });
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw new AlloyError('E_DEV_UNREACHABLE', `cannot reach the alloy runtime at ${this.baseUrl}: ${(err as Error).message}`, {
+        hint: 'start it with `alloy dev` (or pass --to <url>)',
+        cause: err,
+      });
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        /* keep text */
+      }
+      throw errorFromResponse({ status: res.statusCode, headers: {}, body });
+    }
+    const feed = createSseParser(onMessage);
+    res.body.setEncoding('utf8');
+    try {
+      for await (const chunk of res.body) feed(chunk as unknown as string);
+    } catch (err) {
+      if (options.signal?.aborted) return;
+      throw new AlloyError('E_DEV_UNREACHABLE', `lost the alloy runtime at ${this.baseUrl}: ${(err as Error).message}`, { hint: 'is `alloy dev` still running?', cause: err });
+    }
   }
 
   async readLogs(after?: number, limit?: number): Promise<{ entries: LogEntry[]; last: number }> {
@@ -143,6 +197,25 @@ export class RuntimeClient {
   }
 }
 
+/**
+ * Adds the Standard Webhooks headers for the ingress secret. When the request already carries
+ * a Standard Webhooks signature (a custom webhook verified with its own secret), the same id and
+ * timestamp are reused and this signature is appended: the header holds several (the spec allows it).
+ */
+export function signIngress(headers: Record<string, string>, body: string | Buffer, secret: string, nowSeconds = Math.floor(Date.now() / 1000)): Record<string, string> {
+  const out = { ...headers };
+  const find = (name: string) => Object.keys(out).find((k) => k.toLowerCase() === name);
+  const idKey = find('webhook-id');
+  const tsKey = find('webhook-timestamp');
+  const sigKey = find('webhook-signature');
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  if (idKey && tsKey && sigKey && /^[0-9]+$/.test(out[tsKey])) {
+    out[sigKey] = `${out[sigKey]} ${signStandardWebhook(secret, out[idKey], Number(out[tsKey]), text)}`;
+    return out;
+  }
+  return { ...out, ...standardWebhookHeaders(secret, `msg_${randomUUID().replace(/-/g, '')}`, nowSeconds, text) };
+}
+
 /** Turns a JSON error body into an AlloyError with its code, message and hint. */
 export function errorFromResponse(res: ApiResponse): AlloyError {
   const e = (res.body as { error?: { code?: string; message?: string; hint?: string; details?: Record<string, unknown> } })?.error;
@@ -159,17 +232,18 @@ export function errorFromResponse(res: ApiResponse): AlloyError {
  * returns undefined when no server is running (commands then read the log file directly).
  */
 export async function findRuntime(root: string, to: string | undefined, required = true): Promise<RuntimeClient | undefined> {
+  const ingressSecret = readIngressSecret(root);
   if (to) {
     try {
       new URL(to);
     } catch {
       throw new UsageError(`--to ${to} is not a URL`, { hint: 'e.g. --to http://127.0.0.1:4000' });
     }
-    return new RuntimeClient(to.replace(/\/+$/, '') + '/');
+    return new RuntimeClient(to.replace(/\/+$/, '') + '/', MAX_RESPONSE_BYTES, ingressSecret);
   }
   const info = readDevInfo(root);
   if (info) {
-    const client = new RuntimeClient(info.url.replace(/\/+$/, '') + '/');
+    const client = new RuntimeClient(info.url.replace(/\/+$/, '') + '/', MAX_RESPONSE_BYTES, ingressSecret);
     try {
       await client.health();
       return client;

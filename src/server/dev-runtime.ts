@@ -20,7 +20,7 @@ import type { HttpClient } from '../connectors/types.js';
 import { createScheduler, scheduleTargets, type SchedulerEvent } from './scheduler.js';
 import { createConnectorPollSource, createPoller, pollTargets, type PollerEvent } from './poller.js';
 import { eventLogCursors, realTimerClock, type TimerClock } from './time-ports.js';
-import { devLogFile, loadOrCreateStreamSecret, loadProjectEnv, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
+import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, loadProjectEnv, prepareDevLogFile, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
 
 export type DevEvent =
   | RuntimeEvent
@@ -43,6 +43,8 @@ export interface DevRuntimeOptions {
   /** Save every accepted delivery as a fixture: true for `.alloy/recordings`, or a folder. */
   record?: boolean | string;
   concurrency?: number;
+  /** Oldest X-Shopify-Triggered-At accepted, in ms (config `dev.shopifyMaxAge`; default 24 h). */
+  shopifyMaxAgeMs?: number;
   /** How long stopping waits for running executions before checkpointing them (default 5 s). */
   shutdownGraceMs?: number;
   watch?: boolean;
@@ -62,6 +64,8 @@ export interface DevRuntime {
   server: RuntimeServer;
   url: string;
   streamSecret: string;
+  /** Signs events and custom webhooks sent through a tunnel (`alloy emit` uses it). */
+  ingressSecret: string;
   /** Stream secret names (`secrets.X` in a stream) that fall back to the dev secret because X is unset. */
   streamSecretNames: string[];
   /** Diagnostics of the initial load (errors mean nothing is served until fixed). */
@@ -91,6 +95,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
   const emit = (e: DevEvent) => options.onEvent?.(e);
   const env = await loadProjectEnv(root, options.processEnv);
   const { secret: streamSecret } = loadOrCreateStreamSecret(root);
+  const { secret: ingressSecret } = loadOrCreateIngressSecret(root);
 
   let project = options.initialProject ?? (await options.loadProject());
   const initialDiagnostics = project.diagnostics;
@@ -119,7 +124,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     Object.assign(target, source);
   };
 
-  const log = openEventLog({ file: devLogFile(root) });
+  // 0600 before SQLite opens it (its -wal and -shm files take the same mode); never a symlink.
+  const log = openEventLog({ file: prepareDevLogFile(root) });
   try {
     if (options.fresh) await log.clear();
   } catch (err) {
@@ -147,6 +153,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     concurrency: options.concurrency,
     shutdownGraceMs: options.shutdownGraceMs,
     secrets: serverSecrets,
+    ingressSecret,
+    shopifyMaxAgeMs: options.shopifyMaxAgeMs,
     recordDir,
     // Broken files at start: unfinished executions wait for a good reload instead of failing as "workflow not found".
     resumeOnListen: !hasErrors(project.diagnostics),
@@ -264,6 +272,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     server,
     url,
     streamSecret,
+    ingressSecret,
     get streamSecretNames() {
       return fallbacks;
     },

@@ -3,13 +3,16 @@
  *   dev.sqlite       the event log (see event-log.ts), dev.sqlite.pid beside it while open
  *   dev.json         the running server's address, so `emit`, `executions`, `replay`, `logs` find it
  *   stream-secret    the Standard Webhooks secret (`whsec_…`) generated once, stable across restarts
+ *   ingress-secret   the Standard Webhooks secret tunnel ingress must be signed with (same life)
+ * The folder is 0700, its files 0600, and nothing here is written through a symlink.
  *   recordings/      fixtures written by `alloy dev --record`
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { ensurePrivateDir, preparePrivateFile, refuseSymlink, writeFileSafeSync } from '../core/safe-fs.js';
 
 export interface DevInfo {
   url: string;
@@ -37,12 +40,25 @@ export function recordingsDir(root: string): string {
   return path.join(alloyDir(root), 'recordings');
 }
 
+/** `.alloy/` itself: created 0700; a symlinked `.alloy` (or file in it) is refused (core/safe-fs.ts). */
+export function ensureAlloyDir(root: string): string {
+  const dir = alloyDir(root);
+  ensurePrivateDir(dir, root);
+  return dir;
+}
+
+/** The event log file, checked and made private (0600, with its -wal/-shm) before SQLite opens it. */
+export function prepareDevLogFile(root: string): string {
+  ensureAlloyDir(root);
+  const file = devLogFile(root);
+  preparePrivateFile(file, [`${file}-wal`, `${file}-shm`, `${file}.pid`]);
+  return file;
+}
+
 export function writeDevInfo(root: string, info: DevInfo): void {
-  mkdirSync(alloyDir(root), { recursive: true });
-  const file = devInfoFile(root);
-  // Write then rename, so a reader never sees half a file.
-  writeFileSync(`${file}.${process.pid}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
-  renameSync(`${file}.${process.pid}.tmp`, file);
+  ensureAlloyDir(root);
+  // Temp file + rename (a reader never sees half a file); never through a symlink.
+  writeFileSafeSync(devInfoFile(root), `${JSON.stringify(info, null, 2)}\n`);
 }
 
 export function readDevInfo(root: string): DevInfo | undefined {
@@ -62,17 +78,45 @@ export function removeDevInfo(root: string, pid: number): void {
 
 /** The stream signing secret: created once (0600), then the same on every start. */
 export function loadOrCreateStreamSecret(root: string): { secret: string; created: boolean } {
-  const file = path.join(alloyDir(root), 'stream-secret');
+  return loadOrCreateSecret(root, 'stream-secret');
+}
+
+/**
+ * The ingress secret: requests that arrive through a tunnel (POST /v1/run/event, custom
+ * webhooks) must carry a Standard Webhooks signature made with it. Kept like the stream secret.
+ */
+export function loadOrCreateIngressSecret(root: string): { secret: string; created: boolean } {
+  return loadOrCreateSecret(root, 'ingress-secret');
+}
+
+/** The ingress secret when `alloy dev` has made one (never creates it; a symlink is not followed). */
+export function readIngressSecret(root: string): string | undefined {
+  const file = path.join(alloyDir(root), 'ingress-secret');
+  try {
+    if (!lstatSync(file).isFile()) return undefined;
+    const value = readFileSync(file, 'utf8').trim();
+    return SECRET_FORMAT.test(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const SECRET_FORMAT = /^whsec_[A-Za-z0-9+/=]{20,}$/;
+
+function loadOrCreateSecret(root: string, name: string): { secret: string; created: boolean } {
+  const file = path.join(alloyDir(root), name);
+  ensureAlloyDir(root);
+  // A committed symlink (`.alloy/stream-secret -> ~/victim`) is neither read nor written.
+  refuseSymlink(file);
   try {
     const existing = readFileSync(file, 'utf8').trim();
-    if (/^whsec_[A-Za-z0-9+/=]{20,}$/.test(existing)) return { secret: existing, created: false };
+    if (SECRET_FORMAT.test(existing)) return { secret: existing, created: false };
   } catch {
     /* create below */
   }
-  mkdirSync(alloyDir(root), { recursive: true });
   // Standard Webhooks secrets are `whsec_` + base64 of 24 to 64 random bytes.
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  writeFileSafeSync(file, `${secret}\n`);
   return { secret, created: true };
 }
 

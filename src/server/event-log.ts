@@ -29,7 +29,8 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileSafeSync } from '../core/safe-fs.js';
 import { dirname } from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { StoreError } from '../errors.js';
@@ -118,6 +119,12 @@ export interface ExecutionFilter {
   limit?: number;
   /** Only executions with seq below this (paging backwards). */
   before?: number;
+  /** Created at or after this time (ms since the epoch). */
+  since?: number;
+  /** Created before this time (ms since the epoch). */
+  until?: number;
+  /** Ids starting with this text (search by id). */
+  idPrefix?: string;
 }
 
 export interface AppendResult {
@@ -244,7 +251,7 @@ export class EventLog {
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
         // How many times an unfinished execution was resumed after the process died (crash-loop guard).
         if (!this.columnExists('executions', 'resumes')) this.db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-        writeFileSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
+        writeFileSafeSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
         // The WAL exists from the first write and stays while the connection is open (exclusive mode).
         if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
       } else {
@@ -592,6 +599,19 @@ export class EventLog {
     if (filter.before !== undefined) {
       where.push('seq < ?');
       params.push(filter.before);
+    }
+    if (filter.since !== undefined) {
+      where.push('created_at >= ?');
+      params.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      where.push('created_at < ?');
+      params.push(filter.until);
+    }
+    if (filter.idPrefix) {
+      // A range on the unique id index: a prefix search without a scan.
+      where.push('id >= ? AND id < ?');
+      params.push(filter.idPrefix, `${filter.idPrefix}\u{10ffff}`);
     }
     const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
     const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${limit}`;

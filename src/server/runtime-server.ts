@@ -11,10 +11,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
+import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import path from 'node:path';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { isIP } from 'node:net';
+import { JSON_MAX_DEPTH } from '../core/json-depth.js';
 import { safeEqual, verifyShopifyWebhook } from '../connectors/shopify/webhooks.js';
 import { verifyStandardWebhook } from '../engine/standard-webhooks.js';
 import { compileTemplate, renderTemplate } from '../core/expressions.js';
@@ -33,6 +36,8 @@ import {
 } from './http.js';
 import { newId } from './ids.js';
 import { WorkerPool } from './worker-pool.js';
+import { createEventStream } from './event-stream.js';
+import { createUiAssets, type UiAssets } from './ui-assets.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -69,6 +74,16 @@ export interface RuntimeServerOptions {
   secrets?: Record<string, string | undefined>;
   /** When set, every accepted delivery is also written there as a fixture file (`--record`). */
   recordDir?: string;
+  /**
+   * Standard Webhooks secret (`whsec_…`) that events and custom webhooks arriving through a
+   * tunnel (the ingress listener) or from a non-loopback address must be signed with. Without
+   * one, such requests are refused (401). Loopback clients on the API listener need no signature.
+   */
+  ingressSecret?: string;
+  /** Largest JSON nesting accepted at ingest (400 E_JSON_TOO_DEEP above). Default JSON_MAX_DEPTH. */
+  maxJsonDepth?: number;
+  /** Oldest `X-Shopify-Triggered-At` accepted, in ms (401 E_STALE_DELIVERY above). Default 24 h. */
+  shopifyMaxAgeMs?: number;
   /** Resume unfinished executions in listen() (default true). False while the definitions are known to be broken. */
   resumeOnListen?: boolean;
   onEvent?(event: RuntimeEvent): void;
@@ -116,6 +131,8 @@ interface RequestContext {
   res: ServerResponse;
   url: URL;
   params: string[];
+  /** Arrived on the ingress (tunnel) listener or from another machine: ingress must be signed, errors say little. */
+  untrusted: boolean;
 }
 
 interface Route {
@@ -139,6 +156,8 @@ interface IngestInput {
   routes: RoutedWorkflow[];
   /** Where the event sits in the body, so the log stores it once (see event-log.ts). */
   eventRef: EventRef;
+  /** Headers to store instead of the request's (a fixture sent from the web UI). */
+  headers?: Record<string, string>;
 }
 
 export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServer {
@@ -146,13 +165,40 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   const clock = options.clock ?? Date.now;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const secrets = options.secrets ?? {};
+  /** Live updates for the web UI and `alloy logs -f` (GET /v1/stream). */
+  const stream = createEventStream(log);
+  let uiAssets: UiAssets | undefined;
+  const maxDepth = options.maxJsonDepth ?? JSON_MAX_DEPTH;
+  const shopifyMaxAgeMs = options.shopifyMaxAgeMs ?? DEFAULT_SHOPIFY_MAX_AGE_MS;
+  const parseJson = (body: Buffer) => parseJsonBody(body, maxDepth);
   const emit = (e: RuntimeEvent) => {
     try {
       options.onEvent?.(e);
     } catch {
       /* a broken printer must not break the runtime */
     }
+    if (stream.size > 0) publishLive(e);
   };
+  /** Only called while someone listens: summaries are read from the log for them. */
+  function publishLive(e: RuntimeEvent): void {
+    try {
+      if (e.type === 'accepted' && !e.duplicate) {
+        for (const id of e.executionIds) publishExecution(id);
+      } else if (e.type === 'execution') {
+        publishExecution(e.record.id);
+        stream.logChanged();
+      } else if (e.type === 'step') {
+        stream.publish('step', { executionId: e.executionId, workflow: e.workflow, step: e.step });
+      }
+    } catch {
+      /* the log is closing: nothing more to tell */
+    }
+  }
+  function publishExecution(id: string): void {
+    if (log.isClosed) return;
+    const row = log.getExecution(id);
+    if (row) stream.publish('execution', summarizeExecution(row));
+  }
   let definitions = options.definitions;
   const abort = new AbortController();
   // One listener per running execution (engine-executor.ts ties each to this signal).
@@ -262,7 +308,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         eventRef: input.eventRef,
       };
     });
-    const headers = redactHeaders(input.req.headers);
+    const headers = input.headers ?? redactHeaders(input.req.headers);
     const result = await log.appendDelivery(
       {
         id: deliveryId,
@@ -312,10 +358,10 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   async function recordFixture(dir: string, input: IngestInput, headers: Record<string, string>, id: string, urlPath: string) {
     try {
-      await mkdir(dir, { recursive: true });
+      await ensurePrivateDirAsync(dir);
       const safe = `${input.source}-${input.name}`.replace(/[^A-Za-z0-9._-]+/g, '_');
       const fixture = { alloyFixture: 1, source: input.source, name: input.name, method: 'POST', path: urlPath, headers, body: input.body.toString('utf8') };
-      await writeFile(path.join(dir, `${id}-${safe}.json`), `${JSON.stringify(fixture, null, 2)}\n`);
+      await writeFileSafe(path.join(dir, `${id}-${safe}.json`), `${JSON.stringify(fixture, null, 2)}\n`);
     } catch (err) {
       emit({ type: 'error', message: `could not record fixture: ${(err as Error).message}` });
     }
@@ -323,10 +369,26 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   // ------------------------------------------------------------------ route handlers
 
+  /**
+   * Ingress from a tunnel (or another machine) must be signed with the ingress secret
+   * (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Checked before the
+   * body is parsed or any name is looked up, so an unsigned request learns nothing and stores nothing.
+   */
+  function authenticateIngress(ctx: RequestContext, body: Buffer): void {
+    if (!ctx.untrusted) return;
+    const secret = options.ingressSecret;
+    const refuse = (reason: string) =>
+      new HttpError(401, 'E_INGRESS_SIGNATURE', `ingress through a tunnel must be signed: ${reason}`, 'sign with the ingress secret `alloy dev` prints (Standard Webhooks headers); `alloy emit --to <public url>` does it for you');
+    if (!secret) throw refuse('this runtime has no ingress secret');
+    const r = verifyStandardWebhook(secret, lowerHeaders(ctx.req), body.toString('utf8'), { nowSeconds: Math.floor(clock() / 1000) });
+    if (!r.ok) throw refuse(r.reason ?? 'bad signature');
+  }
+
   async function runEventRoute(ctx: RequestContext): Promise<void> {
     requireJsonContentType(ctx.req);
     const body = await readBody(ctx.req, bodyLimit);
-    const payload = parseJsonBody(body);
+    authenticateIngress(ctx, body);
+    const payload = parseJson(body);
     const problems: { path: string; message: string }[] = [];
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       problems.push({ path: '', message: 'must be an object {event, userId?, data}' });
@@ -375,6 +437,20 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     }
     const headers = lowerHeaders(ctx.req);
     const check = verifyShopifyWebhook({ rawBody: body, headers }, secret);
+    // X-Shopify-Triggered-At is not covered by the HMAC, but a captured delivery replayed as
+    // is carries its old time: refuse one older than the window (Shopify retries for 4 h at most).
+    const triggeredAt = headers['x-shopify-triggered-at'];
+    if (check.ok && triggeredAt !== undefined) {
+      const at = Date.parse(triggeredAt);
+      if (!Number.isFinite(at) || clock() - at > shopifyMaxAgeMs) {
+        throw new HttpError(
+          401,
+          'E_STALE_DELIVERY',
+          Number.isFinite(at) ? `X-Shopify-Triggered-At (${triggeredAt}) is older than ${Math.round(shopifyMaxAgeMs / 60_000)} min: refused as a replay` : 'X-Shopify-Triggered-At is not a time',
+          'Shopify retries a delivery for about 4 hours; a much older one is a replay. Resend a fresh one (alloy emit shopify:<topic>)',
+        );
+      }
+    }
     if (!check.ok) {
       const status = check.status ?? 401;
       throw new HttpError(
@@ -386,7 +462,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
           : 'sign the exact bytes sent with SHOPIFY_API_SECRET (alloy emit shopify:<topic> does)',
       );
     }
-    const event = parseJsonBody(body);
+    const event = parseJson(body);
     const topic = check.topic!;
     await ingest(ctx, {
       source: 'shopify',
@@ -394,8 +470,12 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       req: ctx.req,
       body,
       event,
-      // Shopify's delivery id: the same webhook retried by Shopify carries the same id.
-      dedupeKey: `shopify:${check.deliveryId}`,
+      // From outside (a tunnel, another machine), on signed content only: X-Shopify-Webhook-Id
+      // and X-Shopify-Event-Id are not covered by the HMAC, so a captured delivery resent with
+      // new ids must still be recognised (a retry by Shopify carries the same bytes). On
+      // loopback the sender is the developer: `alloy emit --fixture` resends a recorded delivery
+      // with a fresh webhook id on purpose, and that id is the key.
+      dedupeKey: ctx.untrusted ? shopifyDedupeKey(headers['x-shopify-shop-domain'] ?? '', topic, body) : `shopify:${check.deliveryId}`,
       verification: 'shopify-hmac',
       routes: definitions.byAppEvent.get(`shopify:${topic}`) ?? [],
       eventRef: 'body',
@@ -404,13 +484,30 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
 
   async function customWebhookRoute(ctx: RequestContext): Promise<void> {
     const name = pathParam(ctx.params[0]);
+    let body: Buffer | undefined;
+    if (ctx.untrusted) {
+      // Known and unknown names answer alike until the request is proven to be the developer's.
+      requireJsonContentType(ctx.req);
+      body = await readBody(ctx.req, bodyLimit);
+      try {
+        authenticateIngress(ctx, body);
+      } catch (err) {
+        // A webhook with its own `verify` is authenticated by its sender's signature (a third
+        // party cannot sign with the ingress secret); any failure answers as for unknown names.
+        if (!(await passesOwnVerification(name, ctx, body))) throw err;
+      }
+    }
     const routes = definitions.byWebhook.get(name);
     if (!routes || routes.length === 0) {
       const known = [...definitions.byWebhook.keys()];
-      throw new HttpError(404, 'E_UNKNOWN_WEBHOOK', `no workflow has the webhook trigger "${name}"`, known.length ? `known webhooks: ${known.join(', ')}` : 'add a workflow with `trigger: { webhook: <name> }`');
+      // Names are listed to the developer on loopback only, never through a tunnel.
+      const hint = ctx.untrusted ? 'check the webhook name' : known.length ? `known webhooks: ${known.join(', ')}` : 'add a workflow with `trigger: { webhook: <name> }`';
+      throw new HttpError(404, 'E_UNKNOWN_WEBHOOK', ctx.untrusted ? 'no such webhook' : `no workflow has the webhook trigger "${name}"`, hint);
     }
-    requireJsonContentType(ctx.req);
-    const body = await readBody(ctx.req, bodyLimit);
+    if (!body) {
+      requireJsonContentType(ctx.req);
+      body = await readBody(ctx.req, bodyLimit);
+    }
     const headers = lowerHeaders(ctx.req);
     let verification = 'none';
     let dedupeKey: string | undefined;
@@ -425,7 +522,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       verification = verify.scheme;
       if (verify.scheme === 'standard-webhooks') dedupeKey = `webhook:${name}:${headers['webhook-id']}`;
     }
-    const event = parseJsonBody(body);
+    const event = parseJson(body);
     const violations = checkTriggerData(routes, event);
     if (violations.length) {
       throw new HttpError(422, 'E_EVENT_SCHEMA', `the body does not match the trigger schema of ${[...new Set(violations.map((v) => v.workflow))].join(', ')}`, 'fix the fields listed in details.errors', {
@@ -433,6 +530,23 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       });
     }
     await ingest(ctx, { source: `webhook:${name}`, name, req: ctx.req, body, event, dedupeKey, verification, routes, eventRef: 'body' });
+  }
+
+  /** True when `name` is a webhook whose every workflow has `verify` and the request passes all of them. */
+  async function passesOwnVerification(name: string, ctx: RequestContext, body: Buffer): Promise<boolean> {
+    const routes = definitions.byWebhook.get(name);
+    if (!routes?.length) return false;
+    const headers = lowerHeaders(ctx.req);
+    for (const r of routes) {
+      const verify = (r.workflow.def.trigger as WebhookTrigger).verify;
+      if (!verify) return false;
+      try {
+        if (!verifyCustom(verify, await resolveSecret(verify.secret, r.key), headers, body, clock).ok) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   async function resolveSecret(template: string, workflow: string): Promise<string> {
@@ -469,8 +583,24 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     if (status && !['queued', 'running', 'succeeded', 'failed', 'filtered'].includes(status)) {
       throw new HttpError(400, 'E_BAD_QUERY', `unknown status "${status}"`, 'use queued, running, succeeded, failed or filtered');
     }
-    const rows = log.listExecutions({ status, workflow: q.get('workflow') ?? undefined, limit });
-    sendJson(ctx.res, 200, { executions: rows.map(summarizeExecution) });
+    const cursorText = q.get('cursor');
+    const before = cursorText ? Number(cursorText) : undefined;
+    if (before !== undefined && (!Number.isInteger(before) || before < 1)) {
+      throw new HttpError(400, 'E_BAD_QUERY', 'cursor is not one this runtime gave', 'pass the nextCursor of the previous page');
+    }
+    const rows = log.listExecutions({
+      status,
+      workflow: q.get('workflow') ?? undefined,
+      limit: limit + 1,
+      before,
+      since: timeParam(q.get('since'), 'since'),
+      until: timeParam(q.get('until'), 'until'),
+      idPrefix: q.get('id') ?? undefined,
+    });
+    // One row more than asked says whether another page exists; its cursor is the last seq shown.
+    const page = rows.slice(0, limit);
+    const nextCursor = rows.length > limit ? String(page[page.length - 1].seq) : undefined;
+    sendJson(ctx.res, 200, { executions: page.map(summarizeExecution), ...(nextCursor ? { nextCursor } : {}) });
   }
 
   async function getExecutionRoute(ctx: RequestContext): Promise<void> {
@@ -483,7 +613,25 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       await waitForFinish(id, waitMs);
       row = log.getExecution(id)!;
     }
-    sendJson(ctx.res, 200, { execution: { ...summarizeExecution(row), record: row.record } });
+    const delivery = log.getDelivery(row.deliveryId);
+    sendJson(ctx.res, 200, {
+      execution: {
+        ...summarizeExecution(row),
+        record: row.record,
+        ...(delivery
+          ? {
+              delivery: {
+                id: delivery.id,
+                source: delivery.source,
+                name: delivery.name,
+                receivedAt: new Date(delivery.receivedAt).toISOString(),
+                verification: delivery.verification,
+                headers: delivery.headers,
+              },
+            }
+          : {}),
+      },
+    });
   }
 
   function waitForFinish(id: string, ms: number): Promise<void> {
@@ -511,15 +659,114 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     if (!routed) {
       throw new HttpError(409, 'E_WORKFLOW_NOT_FOUND', `workflow ${row.workflow} is no longer defined`, 'restore the workflow file, then replay');
     }
+    // An optional JSON body {"event": ...} replays with an edited event (the web UI's "replay with edits").
+    let edited: { event: unknown } | undefined;
+    const body = await readBody(ctx.req, bodyLimit);
+    if (body.length > 0) {
+      requireJsonContentType(ctx.req);
+      const payload = parseJson(body);
+      if (payload === null || typeof payload !== 'object' || Array.isArray(payload) || Object.keys(payload).some((k) => k !== 'event')) {
+        throw new HttpError(422, 'E_BAD_REPLAY', 'the replay body must be {"event": <the edited event>} or empty', 'send {} to replay the stored event');
+      }
+      if ('event' in payload) {
+        edited = payload as { event: unknown };
+        const violations = checkTriggerData([routed], edited.event);
+        if (violations.length) {
+          throw new HttpError(422, 'E_EVENT_SCHEMA', `the edited event does not match the trigger schema of ${routed.key}`, 'fix the fields listed in details.errors', {
+            errors: violations,
+          });
+        }
+      }
+    }
     const now = clock();
     const newIdValue = newId('ex', now);
     const original = row.record as unknown as ExecutionRecord;
-    const record = newExecutionRecord({ id: newIdValue, workflow: routed.key, version: definitions.version, event: original.event, userId: row.userId, now });
+    const record = newExecutionRecord({ id: newIdValue, workflow: routed.key, version: definitions.version, event: edited ? edited.event : original.event, userId: row.userId, now });
     const delivery = log.getDelivery(row.deliveryId);
-    const eventRef: EventRef | undefined = delivery ? (delivery.source === 'event' ? 'body.data' : 'body') : undefined;
+    // An edited event lives in the record itself (no eventRef): the delivery still holds the original.
+    const eventRef: EventRef | undefined = edited ? undefined : delivery ? (delivery.source === 'event' ? 'body.data' : 'body') : undefined;
     await log.appendExecutions(row.deliveryId, [{ id: newIdValue, workflow: routed.key, userId: row.userId, replayOf: id, record: record as never, eventRef }]);
     pool.push(newIdValue);
-    sendJson(ctx.res, 202, { ok: true, deliveryId: row.deliveryId, executions: [{ id: newIdValue, workflow: routed.key, replayOf: id }] });
+    if (stream.size > 0) publishExecution(newIdValue);
+    sendJson(ctx.res, 202, { ok: true, deliveryId: row.deliveryId, executions: [{ id: newIdValue, workflow: routed.key, replayOf: id }], ...(edited ? { edited: true } : {}) });
+  }
+
+  async function streamRoute(ctx: RequestContext): Promise<void> {
+    const afterText = ctx.url.searchParams.get('after') ?? headerText(ctx.req.headers['last-event-id']);
+    const after = afterText === undefined || afterText === null || afterText === '' ? undefined : Number(afterText);
+    if (after !== undefined && (!Number.isInteger(after) || after < 0)) throw new HttpError(400, 'E_BAD_QUERY', 'after (or Last-Event-ID) must be a log seq');
+    stream.subscribe(ctx.req, ctx.res, after);
+  }
+
+  async function workflowsRoute(ctx: RequestContext): Promise<void> {
+    const root = definitions.project.root;
+    const fixturesByIntegration = new Map<string, string[]>();
+    for (const integration of definitions.project.integrations) {
+      fixturesByIntegration.set(integration.name, await listFixtures(path.join(root, integration.dir, 'fixtures')));
+    }
+    const workflows = [...definitions.workflows.values()].map((r) => {
+      const def = r.workflow.def;
+      return {
+        key: r.key,
+        integration: r.workflow.integration,
+        name: r.workflow.name,
+        file: r.workflow.file,
+        ...(def.description ? { description: def.description } : {}),
+        trigger: triggerSummary(def.trigger as unknown as Record<string, unknown>),
+        steps: def.steps.map((s) => ({ id: s.id, ...((s as { uses?: string }).uses ? { uses: (s as { uses?: string }).uses } : {}) })),
+        ...(def.stream ? { streams: true } : {}),
+        fixtures: fixturesByIntegration.get(r.workflow.integration) ?? [],
+      };
+    });
+    sendJson(ctx.res, 200, { version: definitions.version, workflows });
+  }
+
+  /** Sends a fixture from integrations/<name>/fixtures/ as the trigger of one workflow (the web UI's "send"). */
+  async function sendFixtureRoute(ctx: RequestContext): Promise<void> {
+    requireJsonContentType(ctx.req);
+    const key = `${pathParam(ctx.params[0])}/${pathParam(ctx.params[1])}`;
+    const routed = definitions.workflows.get(key);
+    if (!routed) throw new HttpError(404, 'E_WORKFLOW_NOT_FOUND', `no workflow ${key}`, 'list workflows with GET /v1/workflows');
+    const payload = parseJson(await readBody(ctx.req, bodyLimit)) as { fixture?: unknown } | null;
+    const name = payload && typeof payload === 'object' ? payload.fixture : undefined;
+    if (typeof name !== 'string' || !FIXTURE_NAME.test(name)) {
+      throw new HttpError(422, 'E_BAD_FIXTURE', 'the body must be {"fixture": "<file name>.json"}', 'use a name from GET /v1/workflows');
+    }
+    const integration = definitions.project.integrations.find((i) => i.name === routed.workflow.integration);
+    const file = path.join(definitions.project.root, integration?.dir ?? '', 'fixtures', name);
+    let bytes: Buffer;
+    try {
+      // A fixture is a plain file of the project: never follow a link out of it.
+      if (!(await lstat(file)).isFile()) throw new Error('not a file');
+      bytes = await readFile(file);
+    } catch {
+      throw new HttpError(404, 'E_FIXTURE_NOT_FOUND', `no fixture ${name} in ${integration?.dir ?? ''}/fixtures`, 'use a name from GET /v1/workflows');
+    }
+    const data = parseJson(bytes);
+    const violations = checkTriggerData([routed], data);
+    if (violations.length) {
+      throw new HttpError(422, 'E_EVENT_SCHEMA', `${name} does not match the trigger schema of ${key}`, 'fix the fixture file', { errors: violations });
+    }
+    const trigger = routed.workflow.def.trigger as unknown as Record<string, unknown>;
+    const headers = { 'content-type': 'application/json', 'x-alloy-fixture': name };
+    if (typeof trigger.app === 'string' && typeof trigger.event === 'string') {
+      const routes = definitions.byAppEvent.get(`${trigger.app}:${trigger.event}`) ?? [routed];
+      await ingest(ctx, { source: trigger.app, name: trigger.event, req: ctx.req, body: bytes, event: data, verification: 'fixture', routes, eventRef: 'body', headers });
+    } else if (typeof trigger.event === 'string') {
+      const body = Buffer.from(JSON.stringify({ event: trigger.event, data }));
+      const routes = definitions.byEvent.get(trigger.event) ?? [routed];
+      await ingest(ctx, { source: 'event', name: trigger.event, req: ctx.req, body, event: data, verification: 'fixture', routes, eventRef: 'body.data', headers });
+    } else if (typeof trigger.webhook === 'string') {
+      const routes = definitions.byWebhook.get(trigger.webhook) ?? [routed];
+      await ingest(ctx, { source: `webhook:${trigger.webhook}`, name: trigger.webhook, req: ctx.req, body: bytes, event: data, verification: 'fixture', routes, eventRef: 'body', headers });
+    } else {
+      throw new HttpError(409, 'E_NOT_SENDABLE', `${key} has a ${Object.keys(trigger)[0] ?? 'non-event'} trigger: nothing to send a fixture to`);
+    }
+  }
+
+  async function uiRoute(ctx: RequestContext): Promise<void> {
+    uiAssets ??= createUiAssets();
+    await uiAssets.serve(ctx.res, ctx.url.pathname);
   }
 
   async function logsRoute(ctx: RequestContext): Promise<void> {
@@ -544,6 +791,11 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     { method: 'GET', pattern: /^\/v1\/executions\/([^/]+)$/, ingress: false, name: 'execution', handle: getExecutionRoute },
     { method: 'POST', pattern: /^\/v1\/executions\/([^/]+)\/replay$/, ingress: false, name: 'replay', handle: replayRoute },
     { method: 'GET', pattern: /^\/v1\/logs$/, ingress: false, name: 'logs', handle: logsRoute },
+    { method: 'GET', pattern: /^\/v1\/stream$/, ingress: false, name: 'stream', handle: streamRoute },
+    { method: 'GET', pattern: /^\/v1\/workflows$/, ingress: false, name: 'workflows', handle: workflowsRoute },
+    { method: 'POST', pattern: /^\/v1\/workflows\/([^/]+)\/([^/]+)\/send$/, ingress: false, name: 'send-fixture', handle: sendFixtureRoute },
+    // The web UI: the API listener only, never the ingress (tunnel) one.
+    { method: 'GET', pattern: /^\/(?:index\.html|assets\/[^/]+)?$/, ingress: false, name: 'ui', handle: uiRoute },
   ];
 
   function createHandler(ingressOnly: boolean) {
@@ -553,6 +805,15 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
       const handle = async () => {
         const url = new URL(req.url ?? '/', 'http://localhost');
         if (closing) throw new HttpError(503, 'E_SHUTTING_DOWN', 'the runtime is shutting down', 'retry in a moment', undefined, { 'retry-after': '1', connection: 'close' });
+        const untrusted = ingressOnly || !isLoopbackAddress(req.socket.remoteAddress);
+        if (!ingressOnly) {
+          // DNS rebinding: a web page whose name now resolves to 127.0.0.1 sends its own Host.
+          if (!allowedHost(req.headers.host, options.host)) {
+            throw new HttpError(403, 'E_HOST_NOT_ALLOWED', `Host ${JSON.stringify(String(req.headers.host).slice(0, 100))} is not this runtime`, 'address the runtime as localhost or 127.0.0.1 (or the --host it was started with)');
+          }
+          // A cross-site form can POST text/plain or form data without a preflight; JSON it cannot.
+          if (req.method === 'POST') requireJsonContentType(req);
+        }
         let allowed: string[] = [];
         for (const route of visible) {
           const m = route.pattern.exec(url.pathname);
@@ -564,7 +825,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
           routeName = route.name;
           inFlight.count++;
           try {
-            await route.handle({ req, res, url, params: m.slice(1) });
+            await route.handle({ req, res, url, params: m.slice(1), untrusted });
           } finally {
             if (--inFlight.count === 0) inFlight.drained?.();
           }
@@ -574,7 +835,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
           allowed = [...new Set(allowed)];
           throw new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`, `use ${allowed.join(' or ')}`, undefined, { allow: allowed.join(', ') });
         }
-        throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${url.pathname}`, 'see docs/http-api.md for the routes');
+        throw new HttpError(404, 'E_NOT_FOUND', `no route ${req.method} ${ingressOnly ? 'here' : url.pathname}`, 'see docs/http-api.md for the routes');
       };
       handle().catch((err) => errorHandler(err, req, res, routeName));
     };
@@ -650,6 +911,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     },
     setDefinitions(defs) {
       definitions = defs;
+      stream.publish('definitions', { version: defs.version, workflows: defs.workflows.size });
     },
     get definitions() {
       return definitions;
@@ -692,6 +954,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         for (const s of servers) s.closeIdleConnections();
         for (const done of [...waiters]) done();
+        stream.close();
         pool.stop();
         const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
         let timer: NodeJS.Timeout | undefined;
@@ -717,6 +980,35 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   return runtime;
 }
 
+/** Default window for X-Shopify-Triggered-At: well above Shopify's retry span (about 4 hours). */
+export const DEFAULT_SHOPIFY_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** De-duplication key of a Shopify delivery: what the HMAC covers (the body), for its shop and topic. */
+export function shopifyDedupeKey(shop: string, topic: string, body: Buffer): string {
+  return `shopify:${shop}:${topic}:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1']);
+
+/** Whether a Host header names this runtime: a loopback name, an IP address or the configured host, any port. */
+export function allowedHost(hostHeader: string | undefined, configured: string | undefined): boolean {
+  // HTTP/1.0 clients may send none; browsers always do.
+  if (hostHeader === undefined) return true;
+  let name = hostHeader.trim().toLowerCase();
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(name);
+  if (v6) name = v6[1];
+  else name = name.replace(/:\d+$/, '');
+  // An IP literal cannot be rebound (rebinding needs a name the attacker's DNS answers for).
+  if (LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || isIP(name) !== 0) return true;
+  return Boolean(configured && name === configured.toLowerCase());
+}
+
 /** A path segment, percent-decoded; malformed encoding (`%ZZ`) is the client's mistake: 400. */
 function pathParam(raw: string): string {
   try {
@@ -724,6 +1016,38 @@ function pathParam(raw: string): string {
   } catch {
     throw new HttpError(400, 'E_BAD_PATH', `malformed percent-encoding in "${raw}"`, 'encode the path segment with encodeURIComponent');
   }
+}
+
+/** `?since=` / `?until=`: ms since the epoch or an ISO 8601 time. */
+function timeParam(text: string | null, name: string): number | undefined {
+  if (text === null || text === '') return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n)) throw new HttpError(400, 'E_BAD_QUERY', `${name} must be a time (ISO 8601 or ms since the epoch)`, `e.g. ${name}=2026-01-31T12:00:00Z`);
+  return n;
+}
+
+function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Fixture file names: plain `.json` files directly in the fixtures folder. */
+const FIXTURE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.json$/;
+
+async function listFixtures(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isFile() && FIXTURE_NAME.test(e.name)).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** What the web UI shows of a trigger (schemas included; never secrets: verify names only the variable). */
+function triggerSummary(trigger: Record<string, unknown>): Record<string, unknown> {
+  if (typeof trigger.app === 'string') return { kind: 'app', app: trigger.app, event: trigger.event };
+  if (typeof trigger.event === 'string') return { kind: 'event', event: trigger.event, ...(trigger.schema ? { schema: trigger.schema } : {}) };
+  if (typeof trigger.webhook === 'string') return { kind: 'webhook', webhook: trigger.webhook, ...(trigger.verify ? { verify: (trigger.verify as { scheme?: string }).scheme } : {}) };
+  return { kind: Object.keys(trigger)[0] ?? 'unknown', ...trigger };
 }
 
 /** Steps whose completion must be stored before the next one starts: calls to the outside world, and waits. */

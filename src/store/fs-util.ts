@@ -11,6 +11,17 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { fsyncDir } from './dir-sync.js';
+import { refuseSymlinkAsync } from '../core/safe-fs.js';
+
+/**
+ * Writes never go through a symbolic link (core/safe-fs.ts): the target and its folder are
+ * checked with lstat, and temp files are opened O_EXCL|O_NOFOLLOW.
+ */
+async function refuseLinks(target: string): Promise<void> {
+  await refuseSymlinkAsync(path.dirname(target));
+  await refuseSymlinkAsync(target);
+}
+const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 
 export function tempName(target: string): string {
   return path.join(path.dirname(target), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
@@ -22,7 +33,7 @@ export function isTempName(name: string): boolean {
 
 async function writeTemp(target: string, data: Uint8Array | string): Promise<string> {
   const tmp = tempName(target);
-  const fh = await fsp.open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+  const fh = await fsp.open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW, 0o644);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -53,6 +64,7 @@ export async function mkdirDurable(dir: string): Promise<void> {
 /** Replace `target` atomically (temp + fsync + rename). Used for pointers that move. */
 export async function writeFileAtomic(target: string, data: Uint8Array | string, options: { syncDir?: boolean } = {}): Promise<void> {
   await mkdirDurable(path.dirname(target));
+  await refuseLinks(target);
   const tmp = await writeTemp(target, data);
   try {
     await fsp.rename(tmp, target);
@@ -71,6 +83,7 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
  */
 export async function createFileOnce(target: string, data: Uint8Array | string, options: { syncDir?: boolean } = {}): Promise<boolean> {
   await mkdirDurable(path.dirname(target));
+  await refuseLinks(target);
   const tmp = await writeTemp(target, data);
   let created = true;
   try {
@@ -113,6 +126,7 @@ async function createExclusiveDirect(target: string, data: Uint8Array | string):
  */
 export async function appendLineDurable(file: string, line: string): Promise<void> {
   await mkdirDurable(path.dirname(file));
+  await refuseLinks(file);
   let fh: fsp.FileHandle;
   let created = false;
   try {
@@ -120,7 +134,7 @@ export async function appendLineDurable(file: string, line: string): Promise<voi
     created = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    fh = await fsp.open(file, 'a', 0o644);
+    fh = await fsp.open(file, fsConstants.O_WRONLY | fsConstants.O_APPEND | O_NOFOLLOW, 0o644);
   }
   try {
     await fh.write(`${line}\n`);

@@ -10,7 +10,7 @@ import { AlloyError } from '../errors.js';
 import { isTempName, readdirIfExists, readFileIfExists } from './fs-util.js';
 import { isLockStale, isPidAlive, readLockOwner } from './lock.js';
 import { LocalStore, parsePublishLog } from './local-store.js';
-import { decodeObject, releaseDependencies, type ReleaseObject } from './objects.js';
+import { decodeObject, definitionProblems, releaseDependencies, type ReleaseObject, type StoreObject } from './objects.js';
 import type { Store } from './store.js';
 
 export interface FsckProblem {
@@ -55,6 +55,11 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
   };
   let objects = 0;
   const now = options.now ?? Date.now;
+  /** A definition that breaks the schemas (e.g. pushed by a client that skipped validation). */
+  const schemaProblem = (value: StoreObject, id: string, where: string) => {
+    const errors = definitionProblems(value);
+    if (errors.length) push({ severity: 'error', code: 'E_STORE_SCHEMA', message: `${value.type} object ${id} does not match the schema: ${errors.slice(0, 5).join('; ')}`, path: where, object: id });
+  };
 
   // 1. Every object file (local only: a remote store is checked through its refs).
   if (store instanceof LocalStore) {
@@ -76,6 +81,7 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
       }
       const value = decodeObject(bytes);
       if (typeof value === 'string') push({ severity: 'error', code: 'E_STORE_CORRUPT', message: `object ${id}: ${value}`, path: file, object: id });
+      else schemaProblem(value, id, file);
     }
   }
 
@@ -86,8 +92,9 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
   const checkObject = async (id: string, where: string): Promise<boolean> => {
     if (checked.has(id)) return true;
     try {
-      await store.readObject(id);
+      const value = await store.readObject(id);
       checked.add(id);
+      if (!(store instanceof LocalStore)) schemaProblem(value, id, where);
       return true;
     } catch (err) {
       push(errorProblem(err, where));
@@ -95,9 +102,20 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
     }
   };
   for (const integration of integrations) {
-    let refs;
+    let refs: { version: number; id: string }[] = [];
     try {
-      refs = await store.listVersions(integration);
+      if (store instanceof LocalStore) {
+        // One ref at a time: a bad ref is reported and the rest are still checked.
+        for (const n of await store.versionNumbers(integration)) {
+          try {
+            refs.push(await store.readVersion(integration, n));
+          } catch (err) {
+            push(errorProblem(err, `refs/${integration}/versions/${n}`));
+          }
+        }
+      } else {
+        refs = await store.listVersions(integration);
+      }
     } catch (err) {
       push(errorProblem(err, `refs/${integration}/versions`));
       continue;

@@ -10,6 +10,7 @@
  *
  * Every object read is re-hashed; a mismatch throws CorruptObjectError naming the file.
  */
+import { refuseSymlinkAsync } from '../core/safe-fs.js';
 import path from 'node:path';
 import { isObjectId, sha256Hex } from './canonical.js';
 import {
@@ -99,6 +100,7 @@ export class LocalStore implements Store {
   }
 
   async putObjects(objects: EncodedObject[]): Promise<void> {
+    await this.refuseLinkedFolders();
     const dirs = new Set<string>();
     const queue = [...new Map(objects.map((o) => [o.id, o])).values()];
     const worker = async () => {
@@ -215,6 +217,7 @@ export class LocalStore implements Store {
   }
 
   async createVersion(integration: string, ref: VersionRef): Promise<void> {
+    await this.refuseLinkedFolders(integration);
     // Objects before refs: a ref never names an object the store lacks.
     const release = await this.readObject(ref.id);
     if (release.type !== 'release' || release.integration !== integration || release.version !== ref.version) {
@@ -266,6 +269,7 @@ export class LocalStore implements Store {
   }
 
   async movePublished(integration: string, request: PublishRequest): Promise<PublishLogEntry> {
+    await this.refuseLinkedFolders(integration);
     return withLock(this.lockPath(integration, 'publish'), this.lockOptions, async (lock) => {
       const current = await this.readPublished(integration);
       if ((current?.id ?? null) !== request.expected) {
@@ -306,15 +310,30 @@ export class LocalStore implements Store {
     return parsePublishLog(buf.toString('utf8')).entries;
   }
 
-  withReleaseLock<T>(integration: string, fn: () => Promise<T>): Promise<T> {
+  async withReleaseLock<T>(integration: string, fn: () => Promise<T>): Promise<T> {
+    await this.refuseLinkedFolders(integration);
     return withLock(this.lockPath(integration, 'release'), this.lockOptions, fn);
   }
 
   async close(): Promise<void> {}
 
+  /**
+   * Writes never go through links (core/safe-fs.ts): the store's own folders, and an
+   * integration's, are checked before writing (each written file's folder is checked too).
+   */
+  private async refuseLinkedFolders(integration?: string): Promise<void> {
+    const dirs = [this.dir, ...['objects', 'refs', 'logs', 'locks'].map((d) => path.join(this.dir, d))];
+    if (integration) dirs.push(this.refsDir(integration), path.dirname(this.publishLogPath(integration)));
+    for (const d of dirs) await refuseSymlinkAsync(d);
+  }
+
   /** Make the store's top folders (idempotent). */
   async init(): Promise<void> {
-    for (const d of ['objects', 'refs', 'logs', 'locks']) await mkdirDurable(path.join(this.dir, d));
+    for (const d of ['objects', 'refs', 'logs', 'locks']) {
+      await mkdirDurable(path.join(this.dir, d));
+      // Writes never go through links: a committed `.alloy/store/objects -> ~/x` is refused.
+      await refuseSymlinkAsync(path.join(this.dir, d));
+    }
   }
 }
 

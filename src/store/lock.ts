@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LockLostError, LockTimeoutError } from './errors.js';
 import { mkdirDurable, tempName } from './fs-util.js';
+import { refuseSymlinkAsync } from '../core/safe-fs.js';
 
 export interface LockOwner {
   pid: number;
@@ -102,6 +103,9 @@ export async function acquireLock(file: string, options: LockOptions = {}): Prom
   const isAlive = options.isAlive ?? isPidAlive;
   const deadline = now() + timeoutMs;
   await mkdirDurable(path.dirname(file));
+  // A symlinked lock (or locks/ folder) would look held forever, or be written through.
+  await refuseSymlinkAsync(path.dirname(file));
+  await refuseSymlinkAsync(file);
   let delay = 5;
   for (;;) {
     const owner: LockOwner = { pid: process.pid, host: os.hostname(), time: now(), token: randomBytes(16).toString('hex') };

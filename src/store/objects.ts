@@ -5,6 +5,8 @@
  */
 import type { IntegrationDef, WorkflowDef } from '../core/model.js';
 import { canonicalJson, isObjectId, sha256Hex } from './canonical.js';
+import { getValidator } from '../core/schema-check.js';
+import { JSON_MAX_DEPTH } from '../core/json-depth.js';
 
 export interface WorkflowObject {
   type: 'workflow';
@@ -96,6 +98,39 @@ export function checkObjectShape(value: unknown): StoreObject | string {
     default:
       return `unknown object type ${JSON.stringify(v.type)}`;
   }
+}
+
+/**
+ * What is wrong with a definition object by the shipped schemas (workflow, integration), plus
+ * URLs that are not http(s) where a literal URL is given. Empty for a good object (and for
+ * releases, whose claims are checked elsewhere). A store (and the store server, which trusts
+ * nothing it is sent) runs this on every definition it accepts; fsck runs it again.
+ */
+export function definitionProblems(value: StoreObject): string[] {
+  if (value.type === 'release') return [];
+  const validate = getValidator(value.type);
+  const out: string[] = [];
+  if (!validate(value.def)) {
+    for (const e of validate.errors ?? []) out.push(`${e.instancePath || '/'} ${e.message ?? 'is not valid'}`);
+  }
+  // Iterative walk (no recursion on uploaded data): every literal `url` must be http(s).
+  const stack: Array<{ v: unknown; at: string; depth: number }> = [{ v: value.def, at: '', depth: 0 }];
+  while (stack.length) {
+    const { v, at, depth } = stack.pop()!;
+    if (depth > JSON_MAX_DEPTH) {
+      out.push(`${at || '/'} nests deeper than ${JSON_MAX_DEPTH} levels`);
+      break;
+    }
+    if (!v || typeof v !== 'object') continue;
+    for (const [k, child] of Object.entries(v as Record<string, unknown>)) {
+      const here = `${at}/${k}`;
+      if (k === 'url' && typeof child === 'string' && !child.includes('{{') && !/^https?:\/\//i.test(child)) {
+        out.push(`${here} must be an http(s) URL, not ${JSON.stringify(child.slice(0, 40))}`);
+      }
+      if (child && typeof child === 'object') stack.push({ v: child, at: here, depth: depth + 1 });
+    }
+  }
+  return [...new Set(out)];
 }
 
 /** The ids a release depends on (must exist before versions/<n> may point at it). */

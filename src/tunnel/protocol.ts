@@ -15,6 +15,9 @@
  *                                                     the relay keeps it and retries)
  */
 
+import { jsonTooDeep } from '../core/json-depth.js';
+import { getValidator } from '../core/schema-check.js';
+
 /** Header list as [name, value] pairs (lower-case names), repeatable names allowed. */
 export type HeaderPairs = Array<[string, string]>;
 
@@ -97,19 +100,55 @@ export const TUNNEL_NAME_HEADER = 'x-alloy-tunnel-name';
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_SHUTDOWN = 1001;
 
-export function parseFrame<T extends { type: string }>(data: unknown): T | undefined {
+/** WebSocket close code for a frame that breaks the protocol (RFC 6455 section 7.4.1: policy violation). */
+export const CLOSE_BAD_FRAME = 1008;
+/** No frame of this protocol nests deeper than this; deeper text is refused before parsing. */
+const FRAME_MAX_DEPTH = 6;
+
+const FRAME_DEFS: Record<string, string> = { hello: 'hello', 'hello-ack': 'helloAck', request: 'request', response: 'response', nack: 'nack' };
+
+export type DecodedFrame<T> = { ok: true; frame: T } | { ok: false; reason: string };
+
+/**
+ * Parses one frame and checks it against schemas/tunnel-frame.schema.json (ajv; standalone
+ * code generated at build time) and against the frame types this side accepts. Nothing of a
+ * frame is used before it passed: a peer that sends `{"id": {"toString": 0}}` gets a reason,
+ * not a crash. The caller closes that one connection with CLOSE_BAD_FRAME.
+ */
+export function decodeFrame<T extends { type: string }>(data: unknown, accepted: readonly T['type'][]): DecodedFrame<T> {
+  let text: string;
+  if (typeof data === 'string') text = data;
+  else if (Buffer.isBuffer(data)) text = data.toString('utf8');
+  else if (Array.isArray(data)) text = Buffer.concat(data as Buffer[]).toString('utf8');
+  else if (data instanceof ArrayBuffer) text = Buffer.from(data).toString('utf8');
+  else return { ok: false, reason: 'not a text frame' };
+  if (jsonTooDeep(text, FRAME_MAX_DEPTH)) return { ok: false, reason: `nested deeper than ${FRAME_MAX_DEPTH} levels` };
+  let value: unknown;
   try {
-    const text = Buffer.isBuffer(data)
-      ? data.toString('utf8')
-      : Array.isArray(data)
-        ? Buffer.concat(data as Buffer[]).toString('utf8')
-        : data instanceof ArrayBuffer
-          ? Buffer.from(data).toString('utf8')
-          : String(data);
-    const value = JSON.parse(text) as unknown;
-    if (value && typeof value === 'object' && typeof (value as { type?: unknown }).type === 'string') return value as T;
+    value = JSON.parse(text);
   } catch {
-    // fall through: a malformed frame is ignored by the caller
+    return { ok: false, reason: 'not JSON' };
   }
-  return undefined;
+  const validate = getValidator('tunnel-frame');
+  if (!validate(value)) {
+    const rawType = value && typeof value === 'object' ? (value as { type?: unknown }).type : undefined;
+    const def = typeof rawType === 'string' ? FRAME_DEFS[rawType] : undefined;
+    // Report the failure of the branch the frame claims to be (the others fail on `type`).
+    const first = def ? validate.errors?.find((e) => e.schemaPath.startsWith(`#/$defs/${def}/`)) : undefined;
+    const type = def ? `"${String(rawType)}" ` : '';
+    return { ok: false, reason: `${type}frame does not match the protocol${first ? ` (${first.instancePath || '/'} ${first.message})` : def ? '' : ' (unknown type)'}` };
+  }
+  const frame = value as T;
+  if (!accepted.includes(frame.type)) return { ok: false, reason: `unexpected "${frame.type}" frame` };
+  return { ok: true, frame };
+}
+
+/**
+ * Whether a frame this side built would pass the other side's check. The relay checks each
+ * request before it forwards or queues it: a public request the client would refuse (too
+ * many headers, a path too long) must be answered here, not become a frame that closes the
+ * developer's connection on every redelivery.
+ */
+export function isValidFrame(frame: RelayToClientFrame | ClientToRelayFrame): boolean {
+  return getValidator('tunnel-frame')(frame) === true;
 }

@@ -20,14 +20,17 @@ import {
   CLOSE_REPLACED,
   RELAY_CONNECT_PATH,
   TUNNEL_NAME_HEADER,
+  CLOSE_BAD_FRAME,
+  decodeFrame,
   isRetryableStatus,
-  parseFrame,
   type ClientToRelayFrame,
   type DropReport,
   type HelloFrame,
   type RelayToClientFrame,
   type RequestFrame,
 } from './protocol.js';
+
+const RELAY_FRAME_TYPES: readonly RelayToClientFrame['type'][] = ['hello', 'request'];
 
 export interface TunnelLogger {
   info(msg: string): void;
@@ -173,15 +176,22 @@ class RelayClient {
       this.pongTimer = undefined;
     });
     ws.on('message', (data) => {
-      const frame = parseFrame<RelayToClientFrame>(data);
-      if (!frame) return;
+      const decoded = decodeFrame<RelayToClientFrame>(data, RELAY_FRAME_TYPES);
+      if (!decoded.ok) {
+        // A relay that breaks the protocol gets nothing from us: close (1008) and reconnect later.
+        this.options.logger.warn(`tunnel: the relay sent a bad frame (${decoded.reason}); closing the connection (1008)`);
+        ws.close(CLOSE_BAD_FRAME, 'bad frame');
+        setTimeout(() => ws.terminate(), 1_000).unref();
+        return;
+      }
+      const frame = decoded.frame;
       if (frame.type === 'hello') {
         helloSeen = true;
         this.onHello(ws, frame);
         first?.resolve();
         first = undefined;
       } else if (frame.type === 'request') {
-        void this.onRequest(ws, frame);
+        this.onRequest(ws, frame).catch((err: unknown) => this.options.logger.warn(`tunnel: relaying a request failed: ${(err as Error).message}`));
       }
     });
     ws.on('error', () => {

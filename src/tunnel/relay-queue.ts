@@ -13,8 +13,9 @@
  * `<file>.bad` (kept for inspection, never deleted) and counted; the counts are kept in
  * `dropped.json` and reported to the developer on reconnect until they acknowledge them.
  */
-import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import type { DropReport, HeaderPairs } from './protocol.js';
 
 export interface QueueLimits {
@@ -62,6 +63,8 @@ interface NameState {
   reservedBytes: number;
   /** Serialises disk writes for a name so files land in sequence order. */
   chain: Promise<unknown>;
+  /** Entries whose delivered file is being deleted (seq -> the deletion). */
+  removing: Map<number, Promise<void>>;
 }
 
 export type EnqueueResult = { ok: true; item: QueuedRequest } | { ok: false; reason: 'items' | 'bytes' };
@@ -100,7 +103,7 @@ export class RelayQueue {
 
   /** Open (creating) the queue directory and index what a previous run left. */
   static async open(dir: string, limits: QueueLimits, options: RelayQueueOptions = {}): Promise<RelayQueue> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await ensurePrivateDirAsync(dir);
     const queue = new RelayQueue(dir, limits, options);
     for (const dirent of await readdir(dir, { withFileTypes: true })) {
       if (dirent.isDirectory()) await queue.load(dirent.name);
@@ -109,9 +112,10 @@ export class RelayQueue {
   }
 
   private async load(name: string): Promise<NameState> {
-    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve() };
+    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve(), removing: new Map() };
     const nameDir = join(this.dir, name);
-    await mkdir(nameDir, { recursive: true });
+    // 0700, and never a symlink: queued requests are written here.
+    await ensurePrivateDirAsync(nameDir);
     let lastBadSeq = 0;
     for (const file of await readdir(nameDir)) {
       const m = FILE_PATTERN.exec(file);
@@ -122,7 +126,7 @@ export class RelayQueue {
         const { size } = await stat(join(nameDir, file));
         state.entries.push({ file, seq: Number(m[1]), bytes: size, receivedAtMs: Number(m[2]) });
         state.bytes += size;
-      } else if (file.endsWith('.tmp')) {
+      } else if (file.endsWith('.tmp') || file.startsWith('.tmp-')) {
         // A write that crashed before its rename was never acknowledged to the app: discard.
         await rm(join(nameDir, file), { force: true });
       }
@@ -212,6 +216,12 @@ export class RelayQueue {
         const code = (err as NodeJS.ErrnoException).code;
         vanished = code === 'ENOENT';
         reason = code ?? (err as Error).message;
+        const removal = vanished ? state.removing.get(entry.seq) : undefined;
+        if (removal) {
+          // Delivered and being deleted right now: not a drop. Look again once it is gone.
+          await removal.catch(() => undefined);
+          continue;
+        }
       }
       await this.setAside(name, state, entry, reason, vanished);
     }
@@ -247,9 +257,20 @@ export class RelayQueue {
     const state = await this.state(name);
     const entry = state.entries.find((e) => e.seq === seq);
     if (!entry) return;
-    await rm(join(this.dir, name, entry.file), { force: true });
-    state.entries = state.entries.filter((e) => e !== entry);
-    state.bytes -= entry.bytes;
+    // Announced while the file goes: a concurrent peek (an old connection's drain during a
+    // reconnect storm) that finds the file gone waits for this instead of counting a phantom
+    // "unreadable" drop.
+    const done = (async () => {
+      await rm(join(this.dir, name, entry.file), { force: true });
+      state.entries = state.entries.filter((e) => e !== entry);
+      state.bytes -= entry.bytes;
+    })();
+    state.removing.set(entry.seq, done);
+    try {
+      await done;
+    } finally {
+      state.removing.delete(entry.seq);
+    }
   }
 
   /** The developer has seen this drop report: subtract it (new drops since then remain). */
@@ -318,15 +339,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** temp file + fsync + rename + directory fsync: the file is either whole or absent. */
 async function writeDurably(dir: string, file: string, text: string): Promise<void> {
-  const tmp = join(dir, `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, file));
+  // The shared safe write (core/safe-fs.ts): no symlinks, 0600, temp file + fsync + rename.
+  await writeFileSafe(join(dir, file), text);
   const dh = await open(dir, 'r');
   try {
     await dh.sync();

@@ -27,8 +27,10 @@ import {
   CLOSE_SHUTDOWN,
   RELAY_CONNECT_PATH,
   TUNNEL_NAME_HEADER,
+  CLOSE_BAD_FRAME,
+  decodeFrame,
   isRetryableStatus,
-  parseFrame,
+  isValidFrame,
   type ClientToRelayFrame,
   type HelloFrame,
   type NackFrame,
@@ -97,6 +99,7 @@ interface Connection {
   wake?: () => void;
 }
 
+const CLIENT_FRAME_TYPES: readonly ClientToRelayFrame['type'][] = ['hello-ack', 'response', 'nack'];
 const DEFAULT_MAX_BODY = 5 * 1024 * 1024;
 const MAX_RESPONSE_BODY = 10 * 1024 * 1024;
 /** Node timers hold at most 2^31-1 ms; a longer delay fires after 1 ms (TimeoutOverflowWarning). */
@@ -174,14 +177,19 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(target);
     const name = m?.[1];
     const ingress = m ? checkIngressTarget(m[2]) : undefined;
-    if (!m || !name || !isValidTunnelName(name) || !options.tokens.has(name) || !ingress) {
-      // Unknown names and non-ingress paths look the same from outside.
+    if (!m || !name || !ingress) {
       sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
       return;
     }
+    // The method is judged before the name: a known and an unknown name answer alike (405 for
+    // both), so probing with GET cannot list the tunnel names.
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       sendJson(res, 405, { error: { code: 'E_METHOD', message: 'only POST is relayed' } });
+      return;
+    }
+    if (!isValidTunnelName(name) || !options.tokens.has(name)) {
+      sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -202,6 +210,11 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       headers: forwardableHeaders(req.rawHeaders),
       body: body.toString('base64'),
     };
+    if (!isValidFrame({ type: 'request', ...request, queued: false } satisfies RequestFrame)) {
+      // 431 (RFC 6585 section 5): more or longer headers, or a longer path, than the protocol carries.
+      sendJson(res, 431, { error: { code: 'E_RELAY_REQUEST', message: 'the request headers or path are too large to relay' } });
+      return;
+    }
     const conn = conns.get(name);
     // Anything already waiting goes first: a new request joins the queue behind it.
     if (!conn || queue.pending(name) > 0 || conn.ws.readyState !== WebSocket.OPEN) {
@@ -379,12 +392,18 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     ws.on('pong', () => (conn.alive = true));
     ws.on('message', (data) => {
       conn.alive = true;
-      const frame = parseFrame<ClientToRelayFrame>(data);
-      if (!frame) return;
+      const decoded = decodeFrame<ClientToRelayFrame>(data, CLIENT_FRAME_TYPES);
+      if (!decoded.ok) {
+        // One bad frame ends that connection only (its in-flight requests are queued again).
+        logger.warn(`relay: "${name}" sent a bad frame (${decoded.reason}); closing the connection (1008)`);
+        closeConnection(conn, CLOSE_BAD_FRAME, 'bad frame');
+        return;
+      }
+      const frame = decoded.frame;
       if (frame.type === 'response' || frame.type === 'nack') {
-        conn.inflight.get(String(frame.id))?.(frame.type === 'response' ? { kind: 'response', frame } : { kind: 'nack', frame });
-      } else if (frame.type === 'hello-ack') {
-        void queue.acknowledgeDropped(name, frame.dropped ?? { overflow: 0, expired: 0 }).catch(() => {});
+        conn.inflight.get(frame.id)?.(frame.type === 'response' ? { kind: 'response', frame } : { kind: 'nack', frame });
+      } else {
+        void queue.acknowledgeDropped(name, frame.dropped).catch(() => {});
       }
     });
     ws.on('close', () => onClosed(conn));

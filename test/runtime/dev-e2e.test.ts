@@ -63,6 +63,22 @@ describe('alloy dev + emit on the example project', () => {
     expect(out).toContain(secret);
   });
 
+  it('serves the built web UI at the URL the banner prints, with a strict CSP', async () => {
+    expect(dev.output()).toMatch(new RegExp(`web UI\\s+${dev.url.replace(/[.]/g, '\\.')}/\\s+\\(this machine only\\)`));
+    const page = await fetch(`${dev.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await page.text();
+    const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(script, html).toBeDefined();
+    const js = await fetch(`${dev.url}/${script}`);
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect((await js.text()).length).toBeGreaterThan(1000);
+    // No inline script for the CSP to refuse.
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+  });
+
   it('emit acme.order.requested --wait creates the order in the fake Shopify', async () => {
     const r = await runAlloy(root, ['emit', 'acme.order.requested', '-d', '@integrations/shopify-sync/fixtures/acme-order-requested.json', '--wait', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);

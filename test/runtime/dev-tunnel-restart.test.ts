@@ -46,9 +46,11 @@ describe('alloy dev --tunnel relay across a relay restart and a dev restart (bui
 
   const body = readFileSync(path.join(FIXTURES_DIR, 'shopify', 'orders-create.json'));
   async function sendWebhook(publicUrl: string, n: number) {
-    // A distinct delivery id each time, so dev does not de-duplicate them.
-    const headers = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body, secret: SECRET, webhookId: `restart-${n}` });
-    const res = await request(`${publicUrl}/v1/webhooks/shopify`, { method: 'POST', headers, body });
+    // A distinct order each time: through a tunnel dev de-duplicates on the signed body, and
+    // distinct Shopify events always differ in their body.
+    const order = Buffer.from(JSON.stringify({ ...JSON.parse(body.toString('utf8')), id: 450789469 + n }));
+    const headers = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'a.myshopify.com', apiVersion: '2025-10', body: order, secret: SECRET, webhookId: `restart-${n}` });
+    const res = await request(`${publicUrl}/v1/webhooks/shopify`, { method: 'POST', headers, body: order });
     await res.body.text();
     return res.statusCode;
   }

@@ -7,6 +7,7 @@ import { indexDefinitions } from '../../src/server/definitions.js';
 import { createRuntimeServer, type RuntimeEvent, type RuntimeServer } from '../../src/server/runtime-server.js';
 import { standardWebhookHeaders } from '../../src/engine/standard-webhooks.js';
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
+import { signIngress } from '../../src/server/client.js';
 import { FIXTURES_DIR, fakeExecutor, http, postJson, projectOf, tempDir, waitFor, workflow } from './helpers.js';
 
 const SECRET = 'shpss_test_secret';
@@ -25,6 +26,8 @@ const workflows = [
   workflow('hook-open', { webhook: 'open', schema: { type: 'object', required: ['n'] } }),
 ];
 const STD_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const INGRESS_SECRET = 'whsec_aW5ncmVzcy1zZWNyZXQtZm9yLXRlc3Rz';
+const JSON_TYPE = { 'content-type': 'application/json' };
 
 describe('runtime server', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -41,6 +44,7 @@ describe('runtime server', () => {
       definitions: indexDefinitions(projectOf(tmp.dir, workflows)),
       executor: fake.executor,
       secrets: { SHOPIFY_API_SECRET: SECRET, ACME_HOOK_SECRET: 'hook-secret', ACME_STD_SECRET: STD_SECRET },
+      ingressSecret: INGRESS_SECRET,
       bodyLimit: options.bodyLimit,
       recordDir: options.recordDir,
       shutdownGraceMs: options.shutdownGraceMs,
@@ -135,6 +139,7 @@ describe('runtime server', () => {
     const stored = server.log.getDelivery(res.json.deliveryId)!;
     expect(stored.body.toString()).toBe(vector.raw_body);
     expect(stored.verification).toBe('shopify-hmac');
+    // On loopback the key is the delivery id (test/security/dedupe.test.ts covers the tunnel).
     expect(stored.dedupeKey).toBe('shopify:123456789');
   });
 
@@ -215,14 +220,14 @@ describe('runtime server', () => {
     const res = await postJson(`${base}/v1/run/event`, { event: 'acme.order.requested', data: { email: 'r@b.co' } });
     const id = res.json.executions[0].id;
     await http('GET', `${base}/v1/executions/${id}?wait=5000`);
-    const replay = await http('POST', `${base}/v1/executions/${id}/replay`);
+    const replay = await http('POST', `${base}/v1/executions/${id}/replay`, '{}', JSON_TYPE);
     expect(replay.status).toBe(202);
     const newId = replay.json.executions[0].id;
     expect(newId).not.toBe(id);
     const got = await http('GET', `${base}/v1/executions/${newId}?wait=5000`);
     expect(got.json.execution).toMatchObject({ status: 'succeeded', replayOf: id, deliveryId: res.json.deliveryId });
     expect(got.json.execution.record.event).toEqual({ email: 'r@b.co' });
-    const missing = await http('POST', `${base}/v1/executions/ex_nope/replay`);
+    const missing = await http('POST', `${base}/v1/executions/ex_nope/replay`, '{}', JSON_TYPE);
     expect(missing.status).toBe(404);
   });
 
@@ -233,7 +238,9 @@ describe('runtime server', () => {
     expect((await http('GET', `${ingress}/v1/executions`)).status).toBe(404);
     expect((await http('GET', `${ingress}/healthz`)).status).toBe(404);
     expect((await http('POST', `${ingress}/v1/executions/x/replay`)).status).toBe(404);
-    expect((await postJson(`${ingress}/v1/run/event`, { event: 'acme.order.requested', data: { email: 'a@b.co' } })).status).toBe(202);
+    const body = JSON.stringify({ event: 'acme.order.requested', data: { email: 'a@b.co' } });
+    const signed = signIngress(JSON_TYPE, body, INGRESS_SECRET);
+    expect((await http('POST', `${ingress}/v1/run/event`, body, signed)).status).toBe(202);
   });
 
   it('records accepted deliveries as fixtures with --record', async () => {
@@ -350,7 +357,7 @@ describe('runtime server', () => {
     const res = await postJson(`${base}/v1/run/event`, { event: 'acme.order.requested', data: { email: 'a@b.co' } });
     await http('GET', `${base}/v1/executions/${res.json.executions[0].id}?wait=5000`);
     server.setDefinitions(indexDefinitions(projectOf(tmp.dir, [])));
-    const replay = await http('POST', `${base}/v1/executions/${res.json.executions[0].id}/replay`);
+    const replay = await http('POST', `${base}/v1/executions/${res.json.executions[0].id}/replay`, '{}', JSON_TYPE);
     expect([replay.status, replay.json.error.code]).toEqual([409, 'E_WORKFLOW_NOT_FOUND']);
     const unmatched = await postJson(`${base}/v1/run/event`, { event: 'acme.order.requested', data: {} });
     expect(unmatched.status).toBe(202);

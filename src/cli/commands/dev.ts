@@ -13,6 +13,7 @@ import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.j
 import { startDevRuntime, type DevEvent, type DevRuntime } from '../../server/dev-runtime.js';
 import { recordLine, stepLine, clockTime } from '../../server/terminal-format.js';
 import type { RuntimeDefinitions } from '../../server/definitions.js';
+import { parseDuration } from '../../engine/duration.js';
 
 export const DEFAULT_DEV_PORT = 4000;
 
@@ -24,7 +25,10 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   const first = await loadProjectWithDiagnostics(loadCtx);
   const cfgDev = first.config?.dev ?? {};
   const port = parsePort(opts.port ?? ctx.env.ALLOY_DEV_PORT ?? cfgDev.port ?? DEFAULT_DEV_PORT);
-  const host: string = opts.host ?? ctx.env.ALLOY_DEV_HOST ?? cfgDev.host ?? '127.0.0.1';
+  const host = devHost(opts.host, ctx.env.ALLOY_DEV_HOST ?? cfgDev.host);
+  if (!isLoopbackHost(host)) {
+    ctx.note(ctx.errColor.yellow(`warning: listening on ${host}: other machines on the network can reach this runtime's API (stored events, replays)`));
+  }
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
   const c = ctx.color;
   const line = (s: string) => (ctx.json ? undefined : ctx.out(s));
@@ -101,6 +105,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       fresh: Boolean(opts.fresh),
       record: opts.record === undefined ? undefined : opts.record === true ? true : String(opts.record),
       concurrency,
+      shopifyMaxAgeMs: cfgDev.shopifyMaxAge === undefined ? undefined : parseDuration(cfgDev.shopifyMaxAge, 'dev.shopifyMaxAge'),
       onEvent,
     });
   } catch (err) {
@@ -180,6 +185,7 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
       `${JSON.stringify({
         type: 'ready',
         url,
+        ui: `${url}/`,
         publicUrl,
         eventApi: `${url}/v1/run/event`,
         webhooks: webhookUrls(defs, webhookBase),
@@ -196,10 +202,12 @@ function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl
   const row = (label: string, value: string) => ctx.out(`  ${c.dim(label.padEnd(17))}${value}`);
   ctx.out(`${c.bold('alloy dev')} ${c.dim(`ready in ${ms}ms`)}`);
   ctx.out();
+  row('web UI', `${url}/${/^http:\/\/(127\.|\[::1\]|localhost)/.test(url) ? c.dim('  (this machine only)') : ''}`);
   row('event API', `POST ${url}/v1/run/event`);
   for (const w of webhookUrls(defs, webhookBase)) row(w.label, `POST ${w.url}${w.topics.length ? c.dim(`  (${w.topics.join(', ')})`) : ''}`);
   if (publicUrl) row('public URL', `${publicUrl} ${c.dim('(ingress routes only)')}`);
   row('executions', `GET  ${url}/v1/executions`);
+  row('ingress secret', `${runtime.ingressSecret}${c.dim('  (sign tunnel events and webhooks with it; alloy emit does)')}`);
   row('stream secret', `${runtime.streamSecret}${runtime.streamSecretNames.length ? c.dim(`  (signs streams: ${runtime.streamSecretNames.join(', ')} unset)`) : ''}`);
   const pending = runtime.server.queueSize();
   row('event log', `${path.relative(root, runtime.server.log.file)}${pending.queued + pending.running ? c.dim(`  (${pending.queued + pending.running} unfinished execution(s) resumed)`) : ''}`);
@@ -227,6 +235,27 @@ function webhookUrls(defs: RuntimeDefinitions, base: string): { label: string; u
   const out = [...apps].sort().map(([app, topics]) => ({ label: `${app} webhooks`, url: `${base}/v1/webhooks/${app}`, topics: topics.sort() }));
   for (const name of [...defs.byWebhook.keys()].sort()) out.push({ label: `webhook ${name}`, url: `${base}/v1/webhooks/custom/${encodeURIComponent(name)}`, topics: [] });
   return out;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The interface to bind: loopback unless `--host` says otherwise on the command line. A
+ * committed `dev.host` (or ALLOY_DEV_HOST) may only name a loopback address: a cloned
+ * repository must not open a developer's runtime to the network.
+ */
+export function devHost(flag: string | undefined, configured: string | undefined): string {
+  if (flag !== undefined) return flag;
+  const host = configured ?? '127.0.0.1';
+  if (!isLoopbackHost(host)) {
+    throw new UsageError(`dev.host (or ALLOY_DEV_HOST) is ${host}, a non-loopback address: refused`, {
+      code: 'E_DEV_HOST',
+      hint: `binding beyond this machine needs the flag on the command line: alloy dev --host ${host}`,
+    });
+  }
+  return host;
 }
 
 function parsePort(value: unknown): number {

@@ -1,7 +1,7 @@
 /**
  * `alloy logs [-f] [-n N]`: one line per finished execution from the event log, oldest
- * first; `-f` keeps following the running `alloy dev` (polling its /v1/logs once a
- * second) until interrupted. With --json, one JSON object per line.
+ * first; `-f` keeps following the running `alloy dev` (its server-sent event stream,
+ * GET /v1/stream) until interrupted. With --json, one JSON object per line.
  */
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -14,7 +14,6 @@ export default async function logs(ctx: CliContext, _args: string[], opts: Recor
   const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
   const lines = opts.lines === undefined ? 50 : Number(opts.lines);
   if (!Number.isInteger(lines) || lines < 1 || lines > 1000) throw new UsageError('-n/--lines must be an integer from 1 to 1000', { hint: 'e.g. -n 100' });
-  const intervalMs = 1000;
   const reader = await openLogReader(root, opts.to);
   const print = (entries: LogEntry[]) => {
     for (const e of entries) {
@@ -23,37 +22,39 @@ export default async function logs(ctx: CliContext, _args: string[], opts: Recor
     }
   };
   try {
-    let { entries, last } = await reader.readLogs(undefined, lines);
-    print(entries);
+    const first = await reader.readLogs(undefined, lines);
+    let last = first.last;
+    print(first.entries);
     if (!opts.follow) return 0;
     if (reader.via !== 'api') {
       throw new AlloyError('E_DEV_NOT_RUNNING', 'logs -f follows a running `alloy dev`, and none is running for this project', {
         hint: 'start `alloy dev` first (or pass --to <url>)',
       });
     }
-    // Follow until SIGINT/SIGTERM (the command's one long wait).
-    let stop = false;
-    const onSignal = () => {
-      stop = true;
-    };
+    // Follow the runtime's event stream (GET /v1/stream, server-sent events) from the last
+    // entry printed, until SIGINT/SIGTERM (the command's one long wait) or the runtime stops.
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      while (!stop) {
-        await new Promise((r) => setTimeout(r, intervalMs));
-        if (stop) break;
-        try {
-          const next = await reader.readLogs(last, 1000);
-          print(next.entries);
-          last = next.last;
-        } catch (err) {
-          if ((err as AlloyError).code === 'E_DEV_UNREACHABLE') {
-            ctx.note(ctx.errColor.yellow('alloy dev stopped; no more logs'));
-            return 0;
-          }
-          throw err;
-        }
+      await reader.client!.stream(
+        (m) => {
+          if (m.event !== 'log') return;
+          const entry = JSON.parse(m.data) as LogEntry;
+          if (entry.seq <= last) return;
+          last = entry.seq;
+          print([entry]);
+        },
+        { after: last, signal: stop.signal },
+      );
+      if (!stop.signal.aborted) ctx.note(ctx.errColor.yellow('alloy dev stopped; no more logs'));
+    } catch (err) {
+      if ((err as AlloyError).code === 'E_DEV_UNREACHABLE') {
+        ctx.note(ctx.errColor.yellow('alloy dev stopped; no more logs'));
+        return 0;
       }
+      throw err;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

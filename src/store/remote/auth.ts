@@ -44,6 +44,14 @@ export function parseTokenList(text: string, source = 'ALLOY_SERVE_TOKENS'): Tok
   return makeTokens(out);
 }
 
+/**
+ * Names a token without revealing it: `sha256:` and the first 12 hex digits of its digest.
+ * Recorded beside each version the token pushed (the client's `author` is only a claim).
+ */
+export function tokenFingerprint(presented: string): string {
+  return `sha256:${digest(presented).toString('hex').slice(0, 12)}`;
+}
+
 /** The role of a presented token, or undefined when it is unknown. */
 export function roleOf(tokens: TokenEntry[], presented: string): Role | undefined {
   const d = digest(presented);

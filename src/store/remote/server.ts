@@ -13,9 +13,11 @@ import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
 import type { LocalStore } from '../local-store.js';
-import { decodeObject, type EncodedObject } from '../objects.js';
+import { decodeObject, definitionProblems, type EncodedObject } from '../objects.js';
+import { appendLineDurable, readFileIfExists } from '../fs-util.js';
+import path from 'node:path';
 import type { PublishAction } from '../store.js';
-import { allows, bearerToken, roleOf, type Role, type TokenEntry } from './auth.js';
+import { allows, bearerToken, roleOf, tokenFingerprint, type Role, type TokenEntry } from './auth.js';
 
 export const STORE_API_PREFIX = '/v1/store';
 
@@ -43,6 +45,8 @@ interface RouteContext {
   body: () => Promise<unknown>;
   rawBody: (limit: number) => Promise<Buffer>;
   limits: StoreApiLimits;
+  /** Who sent this request: the token's role and fingerprint (never the token). */
+  pusher: string;
   send: (status: number, body: unknown) => void;
   sendBytes: (status: number, bytes: Buffer) => void;
 }
@@ -116,6 +120,7 @@ export const storeRoutes: StoreRoute[] = [
       const accepted: EncodedObject[] = [];
       const mismatched: string[] = [];
       const invalid: { id: string; reason: string }[] = [];
+      const schema: { id: string; type: string; errors: string[] }[] = [];
       for (const item of list) {
         const o = asObject(item);
         if (!isObjectId(o.id) || typeof o.data !== 'string') throw new HttpError(400, 'E_BAD_REQUEST', 'each object needs `id` (64 hex digits) and `data` (its canonical JSON text)');
@@ -130,7 +135,18 @@ export const storeRoutes: StoreRoute[] = [
           invalid.push({ id: o.id, reason: value });
           continue;
         }
+        // The schemas hold on the server too: a write token is not a licence to store anything.
+        const problems = definitionProblems(value);
+        if (problems.length) {
+          schema.push({ id: o.id, type: value.type, errors: problems.slice(0, 50) });
+          continue;
+        }
         accepted.push({ id: o.id, bytes, value });
+      }
+      if (schema.length && !mismatched.length && !invalid.length) {
+        throw new HttpError(400, 'E_STORE_SCHEMA', `${schema.length} definition object(s) do not match the schemas; nothing was stored`, 'Run `alloy validate` on the definitions, then release again.', {
+          invalid: schema,
+        });
       }
       if (mismatched.length || invalid.length) {
         throw new HttpError(422, mismatched.length ? 'E_STORE_HASH_MISMATCH' : 'E_STORE_BAD_OBJECT',
@@ -171,7 +187,11 @@ export const storeRoutes: StoreRoute[] = [
     method: 'GET',
     path: '/integrations/:integration/versions/:version',
     role: 'read',
-    handler: async (c) => c.send(200, await c.store.readVersion(c.params.integration, versionNumber(c.params.version))),
+    handler: async (c) => {
+      const ref = await c.store.readVersion(c.params.integration, versionNumber(c.params.version));
+      const pushedBy = await readPushedBy(c.store, c.params.integration, ref.version, ref.id);
+      c.send(200, { ...ref, ...(pushedBy ? { pushedBy } : {}) });
+    },
   },
   {
     method: 'PUT',
@@ -182,7 +202,10 @@ export const storeRoutes: StoreRoute[] = [
       if (!isObjectId(body.id)) throw new HttpError(400, 'E_BAD_REQUEST', '`id` must be the release object id');
       const ref = { version: versionNumber(c.params.version), id: body.id };
       await c.store.createVersion(c.params.integration, ref);
-      c.send(201, ref);
+      // The release's author and time are the client's claims; this is what the server saw.
+      const pushedBy = { by: c.pusher, at: new Date().toISOString() };
+      await appendLineDurable(pushLogPath(c.store, c.params.integration), JSON.stringify({ version: ref.version, id: ref.id, ...pushedBy }));
+      c.send(201, { ...ref, pushedBy });
     },
   },
   {
@@ -215,6 +238,24 @@ export const storeRoutes: StoreRoute[] = [
     handler: async (c) => c.send(200, { entries: await c.store.readPublishLog(c.params.integration) }),
   },
 ];
+
+/** `logs/<integration>/pushes`: one JSON line per version pushed through the server (token fingerprint, time). */
+function pushLogPath(store: LocalStore, integration: string): string {
+  return path.join(path.dirname(store.publishLogPath(integration)), 'pushes');
+}
+
+async function readPushedBy(store: LocalStore, integration: string, version: number, id: string): Promise<{ by: string; at: string } | undefined> {
+  const text = await readFileIfExists(pushLogPath(store, integration));
+  for (const line of text?.toString('utf8').split('\n') ?? []) {
+    try {
+      const e = JSON.parse(line) as { version?: unknown; id?: unknown; by?: unknown; at?: unknown };
+      if (e.version === version && e.id === id && typeof e.by === 'string' && typeof e.at === 'string') return { by: e.by, at: e.at };
+    } catch {
+      /* a torn last line */
+    }
+  }
+  return undefined;
+}
 
 interface CompiledRoute extends StoreRoute {
   re: RegExp;
@@ -310,6 +351,7 @@ export function createStoreRequestHandler(options: StoreApiOptions): StoreReques
         store: options.store,
         params,
         limits,
+        pusher: `${role}:${tokenFingerprint(token!)}`,
         rawBody,
         body: async () => {
           const raw = await rawBody(limits.maxJsonBytes);

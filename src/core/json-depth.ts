@@ -1,0 +1,32 @@
+/**
+ * How deep a JSON text nests, measured without recursion and without parsing, so a
+ * hostile body (`[[[[…` half a million levels deep) is refused before anything builds it
+ * or tries to print it again (JSON.stringify of such a value throws RangeError, which made
+ * its stored record unreadable).
+ */
+
+/** Deepest nesting alloy accepts in a JSON body it ingests or stores (objects and arrays both count). */
+export const JSON_MAX_DEPTH = 128;
+
+/**
+ * True when `text` nests objects/arrays more than `max` levels deep. Brackets inside strings
+ * do not count (escapes are honoured); the text need not be valid JSON (the parser judges that).
+ */
+export function jsonTooDeep(text: string, max = JSON_MAX_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,47 @@
+/**
+ * Nesting is bounded: JSON deeper than JSON_MAX_DEPTH is refused at ingest (400
+ * E_JSON_TOO_DEEP) without recursion, nothing is stored, and every stored record stays readable.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../../src/core/json-depth.js';
+import { signIngress } from '../../src/server/client.js';
+import { http } from '../server/helpers.js';
+import { INGRESS_SECRET, startRuntime } from './helpers.js';
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+
+let rt: Awaited<ReturnType<typeof startRuntime>> | undefined;
+afterEach(async () => rt?.cleanup());
+
+describe('JSON depth limit', () => {
+  it('refuses an event nested 500,000 levels deep with 400 E_JSON_TOO_DEEP and stores nothing', async () => {
+    rt = await startRuntime({ bodyLimit: 2 * 1024 * 1024 });
+    const body = `{"event":"acme.order.requested","data":{"x":${nested(500_000)}}}`;
+    const res = await http('POST', `${rt.base}/v1/run/event`, body, JSON_TYPE);
+    expect([res.status, res.json.error.code]).toEqual([400, 'E_JSON_TOO_DEEP']);
+    const custom = await http('POST', `${rt.base}/v1/webhooks/custom/secret-hook-name`, nested(500_000), JSON_TYPE);
+    expect(custom.status).toBe(400);
+    const viaTunnel = await http('POST', `${rt.ingress}/v1/run/event`, body, signIngress(JSON_TYPE, body, INGRESS_SECRET));
+    expect(viaTunnel.status).toBe(400);
+    expect(rt.server.log.countDeliveries()).toBe(0);
+  });
+
+  it('accepts the limit itself, and that record reads back', async () => {
+    rt = await startRuntime();
+    // body {event, data:{x: …}}: two levels above x.
+    const body = `{"event":"acme.order.requested","data":{"x":${nested(JSON_MAX_DEPTH - 2)}}}`;
+    const res = await http('POST', `${rt.base}/v1/run/event`, body, JSON_TYPE);
+    expect(res.status).toBe(202);
+    const got = await http('GET', `${rt.base}/v1/executions/${res.json.executions[0].id}?wait=5000`);
+    expect(got.status).toBe(200);
+    const over = `{"event":"acme.order.requested","data":{"x":${nested(JSON_MAX_DEPTH - 1)}}}`;
+    expect((await http('POST', `${rt.base}/v1/run/event`, over, JSON_TYPE)).status).toBe(400);
+  });
+
+  it('counts brackets inside strings as text, not nesting', () => {
+    expect(jsonTooDeep(JSON.stringify({ s: '['.repeat(10_000) }), 4)).toBe(false);
+    expect(jsonTooDeep(JSON.stringify({ s: '\\"[[[[' }), 1)).toBe(false);
+    expect(jsonTooDeep(nested(5), 4)).toBe(true);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * Writes never follow symlinks: a cloned repository with committed links under .alloy/
+ * (stream-secret, dev.json, the event log, the store, locks, the relay queue) gets a clear
+ * E_SYMLINK naming the path, and the link's target is left untouched.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, prepareDevLogFile, writeDevInfo } from '../../src/server/dev-state.js';
+import { LocalStore, releaseIntegration } from '../../src/store/index.js';
+import { acquireLock } from '../../src/store/lock.js';
+import { RelayQueue } from '../../src/tunnel/relay-queue.js';
+import { fixedClock, integration, workflow } from '../store/helpers.js';
+
+let root: string;
+let victim: string;
+beforeEach(() => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'alloy-sec-link-'));
+  victim = path.join(root, 'victim');
+  writeFileSync(victim, 'precious\n');
+  mkdirSync(path.join(root, 'repo', '.alloy'), { recursive: true });
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+const repo = () => path.join(root, 'repo');
+const link = (rel: string, target = victim) => symlinkSync(target, path.join(repo(), rel));
+function refusal(fn: () => unknown): { code?: string; message?: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as { code?: string; message?: string };
+  }
+  return {};
+}
+async function refusalAsync(fn: () => Promise<unknown>): Promise<{ code?: string; message?: string }> {
+  try {
+    await fn();
+  } catch (err) {
+    return err as { code?: string; message?: string };
+  }
+  return {};
+}
+
+describe('no writes through symlinks under .alloy', () => {
+  it('.alloy/stream-secret -> victim: refused, victim untouched (also when the target does not exist yet)', () => {
+    link('.alloy/stream-secret');
+    const err = refusal(() => loadOrCreateStreamSecret(repo()));
+    expect(err.code).toBe('E_SYMLINK');
+    expect(err.message).toContain(path.join('.alloy', 'stream-secret'));
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    const dangling = path.join(root, 'created-by-link');
+    link('.alloy/ingress-secret', dangling);
+    expect(refusal(() => loadOrCreateIngressSecret(repo())).code).toBe('E_SYMLINK');
+    expect(existsSync(dangling)).toBe(false);
+  });
+
+  it('dev.json, the event log and .alloy itself', () => {
+    link('.alloy/dev.json');
+    expect(refusal(() => writeDevInfo(repo(), { url: 'http://127.0.0.1:1', pid: 1, startedAt: '' })).code).toBe('E_SYMLINK');
+    link('.alloy/dev.sqlite');
+    expect(refusal(() => prepareDevLogFile(repo())).code).toBe('E_SYMLINK');
+    const other = path.join(root, 'other');
+    mkdirSync(path.join(other, 'repo'), { recursive: true });
+    symlinkSync(root, path.join(other, 'repo', '.alloy'));
+    expect(refusal(() => loadOrCreateStreamSecret(path.join(other, 'repo'))).code).toBe('E_SYMLINK');
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  });
+
+  it('store objects, refs and locks', async () => {
+    const storeDir = path.join(repo(), '.alloy', 'store');
+    const elsewhere = path.join(root, 'elsewhere');
+    mkdirSync(elsewhere);
+    mkdirSync(storeDir);
+    symlinkSync(elsewhere, path.join(storeDir, 'objects'));
+    const store = new LocalStore(storeDir);
+    const err = await refusalAsync(() => releaseIntegration(store, integration('shop', [workflow('a')]), { author: 'ci', now: fixedClock() }));
+    expect(err.code).toBe('E_SYMLINK');
+    const lockFile = path.join(root, 'x.lock');
+    symlinkSync(victim, lockFile);
+    expect((await refusalAsync(() => acquireLock(lockFile, { timeoutMs: 100 }))).code).toBe('E_SYMLINK');
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  });
+
+  it('the relay queue', async () => {
+    const queueDir = path.join(repo(), '.alloy', 'relay', 'queue');
+    mkdirSync(queueDir, { recursive: true });
+    const elsewhere = path.join(root, 'q-elsewhere');
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, path.join(queueDir, 'alice'));
+    const q = await RelayQueue.open(queueDir, { maxItems: 1, maxBytes: 1e6, maxAgeMs: 1e9 });
+    const request = (id: string) => ({ id, receivedAt: new Date().toISOString(), method: 'POST', path: '/v1/run/event', headers: [] as [string, string][], body: '' });
+    expect((await refusalAsync(() => q.enqueue('alice', request('a')))).code).toBe('E_SYMLINK');
+    expect((await import('node:fs')).readdirSync(elsewhere)).toEqual([]);
+    expect((await q.enqueue('bob', request('b'))).ok).toBe(true);
+    symlinkSync(victim, path.join(queueDir, 'bob', 'dropped.json'));
+    // Over the bound: the drop count is saved to dropped.json, which is now a link.
+    expect((await refusalAsync(() => q.enqueue('bob', request('c')))).code).toBe('E_SYMLINK');
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  });
+});

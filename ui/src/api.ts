@@ -1,0 +1,174 @@
+/**
+ * The UI's data layer: the runtime's HTTP API (docs/http-api.md) as `alloy dev` offers it
+ * and `alloy serve` can (the same paths under a base, an optional bearer token).
+ * State-changing calls always send JSON with `content-type: application/json`.
+ * Live updates come from GET /v1/stream (server-sent events), read with fetch so a token
+ * can ride in the Authorization header (EventSource cannot send one).
+ */
+import { createSseParser, type SseMessage } from '../../src/net/sse.js';
+
+// The runtime's own types (type-only imports: nothing of the server reaches the bundle).
+import type { ExecutionSummary } from '../../src/server/runtime-server.js';
+import type { ErrorInfo, StepRecord, StreamDelivery } from '../../src/engine/types.js';
+
+export type { ErrorInfo, ExecutionSummary, StepRecord, StreamDelivery };
+
+export interface ExecutionDetail extends ExecutionSummary {
+  record: {
+    event: unknown;
+    version?: string;
+    startedAt?: string;
+    endedAt?: string;
+    steps: Record<string, StepRecord>;
+    stream?: StreamDelivery;
+    error?: ErrorInfo;
+  };
+  delivery?: { id: string; source: string; name: string; receivedAt: string; verification: string; headers: Record<string, string> };
+}
+
+export interface WorkflowInfo {
+  key: string;
+  integration: string;
+  name: string;
+  file: string;
+  description?: string;
+  trigger: { kind: string; [k: string]: unknown };
+  steps: { id: string; uses?: string }[];
+  streams?: boolean;
+  fixtures: string[];
+}
+
+export interface ExecutionQuery {
+  status?: string;
+  workflow?: string;
+  since?: string;
+  id?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+export interface Accepted {
+  deliveryId: string;
+  executions: { id: string; workflow?: string; replayOf?: string }[];
+  note?: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ApiOptions {
+  /** Prefix of every path ('' for the runtime's own origin). */
+  base?: string;
+  /** Bearer token (an `alloy serve` admin key or user token). */
+  token?: string;
+}
+
+export function createApi(options: ApiOptions = {}) {
+  const base = options.base ?? '';
+  const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { accept: 'application/json', ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      credentials: 'same-origin',
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const e = json?.error;
+      throw new ApiError(res.status, e?.code ?? `E_HTTP_${res.status}`, e?.message ?? `the runtime answered ${res.status}`, e?.hint);
+    }
+    return json as T;
+  }
+
+  return {
+    async listExecutions(q: ExecutionQuery): Promise<{ executions: ExecutionSummary[]; nextCursor?: string }> {
+      const p = new URLSearchParams();
+      for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
+      const qs = p.toString();
+      return normalizePage(await call('GET', `/v1/executions${qs ? `?${qs}` : ''}`));
+    },
+    async getExecution(id: string): Promise<ExecutionDetail> {
+      return normalizeExecution(await call('GET', `/v1/executions/${encodeURIComponent(id)}`));
+    },
+    replay(id: string, event?: unknown): Promise<Accepted> {
+      return call('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, event === undefined ? {} : { event });
+    },
+    workflows(): Promise<{ version: string; workflows: WorkflowInfo[] }> {
+      return call('GET', '/v1/workflows');
+    },
+    sendFixture(key: string, fixture: string): Promise<Accepted> {
+      const [integration, workflow] = key.split('/');
+      return call('POST', `/v1/workflows/${encodeURIComponent(integration)}/${encodeURIComponent(workflow)}/send`, { fixture });
+    },
+    /** Follows the event stream, reconnecting after a second when it drops; returns a stop function. */
+    subscribe(onMessage: (m: SseMessage) => void, onState?: (connected: boolean) => void): () => void {
+      const stop = new AbortController();
+      const loop = async () => {
+        while (!stop.signal.aborted) {
+          try {
+            const res = await fetch(`${base}/v1/stream`, { headers: { accept: 'text/event-stream', ...auth }, signal: stop.signal });
+            if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+            onState?.(true);
+            const feed = createSseParser(onMessage);
+            const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) break;
+              feed(value);
+            }
+          } catch {
+            /* reconnect below */
+          }
+          onState?.(false);
+          if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, 1000));
+        }
+      };
+      void loop();
+      return () => stop.abort();
+    },
+  };
+}
+
+export type Api = ReturnType<typeof createApi>;
+
+/**
+ * Pages come as `{executions, nextCursor}` (alloy dev) or `{items, next}` (the paged lists of
+ * `alloy serve`); both take `?cursor=` for the next page.
+ */
+export function normalizePage(body: any): { executions: ExecutionSummary[]; nextCursor?: string } {
+  const executions = (body?.executions ?? body?.items ?? []) as ExecutionSummary[];
+  const next = body?.nextCursor ?? body?.next ?? undefined;
+  return { executions, ...(next ? { nextCursor: String(next) } : {}) };
+}
+
+/**
+ * One execution as `{execution: {...summary, record}}` (alloy dev) or a flat view with
+ * `steps` as a list and `rerunOf` (alloy serve): the same shape out.
+ */
+export function normalizeExecution(body: any): ExecutionDetail {
+  const e = body?.execution ?? body;
+  if (e?.record) return e as ExecutionDetail;
+  const steps: Record<string, StepRecord> = {};
+  for (const s of (e?.steps ?? []) as StepRecord[]) steps[s.path] = s;
+  return {
+    ...e,
+    ...(e?.rerunOf && !e.replayOf ? { replayOf: e.rerunOf } : {}),
+    record: { event: e?.event, version: e?.version !== undefined ? String(e.version) : undefined, startedAt: e?.startedAt, endedAt: e?.endedAt, steps, stream: e?.stream, error: e?.error },
+  } as ExecutionDetail;
+}
