@@ -8,6 +8,8 @@
 //   → executions → replay → test → release (runs the tests) → publish → versions
 //   → a changed mapping: compare (step-level diff on a recorded execution), replay --version,
 //     release refused by the failing test, test --record.
+//   → alloy serve (the production runtime, published v1): a user connects the shop through
+//     OAuth, installs shopify-sync, and Acme's event creates an order in that user's shop.
 // Exit 0 when every step did what it should, 1 otherwise.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -49,7 +51,7 @@ await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
 const streamUrl = `http://127.0.0.1:${receiver.address().port}/alloy/stream`;
 writeFileSync(
   path.join(dir, 'alloy.config.yaml'),
-  readFileSync(path.join(dir, 'alloy.config.yaml'), 'utf8') + `# npm run example: Shopify is a local fake\napps:\n  shopify:\n    baseUrl: "${fake.url}"\n`,
+  readFileSync(path.join(dir, 'alloy.config.yaml'), 'utf8') + `# npm run example: Shopify is a local fake\napps:\n  shopify:\n    baseUrl: "${fake.url}"\n# alloy serve refuses loopback unless allowed\negress:\n  allow: ["127.0.0.1"]\n`,
 );
 writeFileSync(
   path.join(dir, '.env'),
@@ -84,6 +86,7 @@ async function alloy(args, { show = true } = {}) {
 }
 
 let dev;
+let serve;
 try {
   check((await alloy(['validate'])).code === 0, 'the project validates');
   const tested = await alloy(['test']);
@@ -144,6 +147,50 @@ try {
     const file = recorded.code === 0 ? JSON.parse(recorded.stdout).file : undefined;
     check(Boolean(file) && (await alloy(['test', file])).code === 0, 'test --record wrote a test from the create-order execution, and it passes');
   } else check(false, 'found the create-order execution to record');
+
+  // 8. The production runtime: alloy serve runs the published version for each user.
+  const serveEnv = { ...env, SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret, ACME_STREAM_URL: streamUrl, ACME_STREAM_SECRET: streamSecret };
+  const keyRun = spawn(process.execPath, [bin, 'serve', 'keys', 'create', '--role', 'admin', '--json'], { cwd: dir, env: serveEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+  let keyOut = '';
+  keyRun.stdout.on('data', (b) => (keyOut += b));
+  await new Promise((resolve) => keyRun.on('close', resolve));
+  const adminKey = JSON.parse(keyOut).key;
+  console.log('$ alloy serve keys create --role admin   (the key is shown once)');
+  console.log('$ alloy serve --port 0   (in the background)');
+  serve = spawn(process.execPath, [bin, 'serve', '--port', '0', '--json'], { cwd: dir, env: serveEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let serveErr = '';
+  serve.stderr.on('data', (b) => (serveErr += b));
+  const serveUrl = await new Promise((resolve, reject) => {
+    let out = '';
+    serve.stdout.on('data', (b) => {
+      out += b;
+      if (out.trim().endsWith('}')) resolve(JSON.parse(out).url);
+    });
+    serve.once('exit', () => reject(new Error(`alloy serve exited: ${serveErr}`)));
+  });
+  const api = async (method, p, body, token = adminKey) => {
+    const res = await fetch(serveUrl + p, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    return { status: res.status, body: await res.json() };
+  };
+  check((await api('POST', '/v1/users', { id: 'acme-customer-1' })).status === 201, 'your backend created a user');
+  const userToken = (await api('POST', '/v1/users/acme-customer-1/token')).body.token;
+  const start = await api('POST', '/v1/oauth/shopify/start', { userId: 'acme-customer-1', account: fake.shop }, userToken);
+  const authorize = await fetch(start.body.authorizeUrl, { redirect: 'manual' });
+  const callback = await fetch(authorize.headers.get('location'), { redirect: 'manual' });
+  const credential = (await callback.json()).credential;
+  check(callback.status === 201 && credential?.account === fake.shop, `the user connected ${fake.shop} through OAuth`);
+  const installation = await api('POST', '/v1/installations', { userId: 'acme-customer-1', integration: 'shopify-sync', credentials: { shopify: credential.id } }, userToken);
+  check(installation.status === 201 && installation.body.version === 1, 'the user installed shopify-sync at the published version (v1)');
+  const ordersBefore = fake.ordersFor(fake.shop).length;
+  const data = JSON.parse(readFileSync(path.join(dir, 'integrations/shopify-sync/fixtures/acme-order-requested.json'), 'utf8'));
+  const sent = await api('POST', '/v1/run/event', { event: 'acme.order.requested', userId: 'acme-customer-1', data });
+  let execution;
+  for (let i = 0; i < 200; i++) {
+    execution = (await api('GET', `/v1/executions/${sent.body.executionIds?.[0]}`)).body;
+    if (execution.status === 'succeeded' || execution.status === 'failed') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  check(execution?.status === 'succeeded' && fake.ordersFor(fake.shop).length === ordersBefore + 1, `run/event created the order in the user's shop on v${execution?.version}`);
 } catch (err) {
   failures.push(String(err?.message ?? err));
   console.error(err);
@@ -151,6 +198,10 @@ try {
   if (dev && dev.exitCode === null) {
     dev.kill('SIGINT');
     await new Promise((resolve) => dev.once('exit', resolve));
+  }
+  if (serve && serve.exitCode === null) {
+    serve.kill('SIGTERM');
+    await new Promise((resolve) => serve.once('exit', resolve));
   }
   await fake.close();
   await new Promise((resolve) => receiver.close(resolve));

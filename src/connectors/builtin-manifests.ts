@@ -178,6 +178,7 @@ const shopifyTrigger = (description: string, payload: JsonSchema) => ({
   verify: { ...shopifyVerify },
   dedupeHeader: 'X-Shopify-Webhook-Id',
   topicHeader: 'X-Shopify-Topic',
+  accountHeader: 'X-Shopify-Shop-Domain',
 });
 
 export const shopifyManifest: ConnectorManifest = {
@@ -256,6 +257,8 @@ export const shopifyManifest: ConnectorManifest = {
     'orders/create': shopifyTrigger('An order was created', orderPayload),
     'orders/paid': shopifyTrigger("An order's payment was completed", orderPayload),
     'customers/create': shopifyTrigger('A customer was created', customerPayload),
+    // Sent when the merchant uninstalls the app; `alloy serve` deactivates the shop's installations.
+    'app/uninstalled': { ...shopifyTrigger('The app was uninstalled from the shop', { type: 'object' }), uninstalls: true },
     'orders/updated': {
       description: 'An order was created or changed (polled: GraphQL orders by updated_at; the event is the Order node)',
       payload: polledOrderPayload,

@@ -312,19 +312,21 @@ function checkStep(source: SourceFile, entry: StepEntry, byId: Map<string, StepE
     }
   }
 
-  const roots = [...BASE_ROOTS, ...entry.scope];
+  // `config` is readable when the integration declares config variables (alloy serve fills them per installation).
+  const configNames = ctx.integration?.config ? new Set(Object.keys(ctx.integration.config)) : undefined;
+  const roots = [...BASE_ROOTS, ...(configNames ? ['config'] : []), ...entry.scope];
   for (const key of ['when', 'if', 'each', 'stop', 'delay']) {
     const value = s[key];
     // An each step's `stop` is checked before each item, with the item (its `as`) and index in scope.
     const keyRoots = key === 'stop' && kind === 'each' ? [...roots, String(s.as ?? 'item'), 'index'] : roots;
-    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, keyRoots, entry, byId, diag);
+    if (typeof value === 'string') checkTemplateString(source, value, `${entry.pointer}/${key}`, keyRoots, entry, byId, diag, configNames);
   }
   if (s.with && typeof s.with === 'object') {
-    forEachString(s.with, `${entry.pointer}/with`, (text, pointer) => checkTemplateString(source, text, pointer, roots, entry, byId, diag));
+    forEachString(s.with, `${entry.pointer}/with`, (text, pointer) => checkTemplateString(source, text, pointer, roots, entry, byId, diag, configNames));
   }
   const branch = s.branch as { cases?: { when?: unknown }[] } | undefined;
   branch?.cases?.forEach((c, i) => {
-    if (typeof c?.when === 'string') checkTemplateString(source, c.when, `${entry.pointer}/branch/cases/${i}/when`, roots, entry, byId, diag);
+    if (typeof c?.when === 'string') checkTemplateString(source, c.when, `${entry.pointer}/branch/cases/${i}/when`, roots, entry, byId, diag, configNames);
   });
 }
 
@@ -401,6 +403,7 @@ function checkTemplateString(
   entry: StepEntry | undefined,
   byId: Map<string, StepEntry>,
   diag: Report,
+  configNames?: ReadonlySet<string>,
 ): void {
   if (!hasTemplate(text)) return;
   const at = (offset: number, length: number): [number, number] | undefined => {
@@ -430,6 +433,13 @@ function checkTemplateString(
           guess ? `did you mean "${miss.at}.${guess}"?` : `${miss.at} has: ${miss.known.join(', ') || 'no properties'}`,
           at(miss.offset, miss.name.length),
         );
+      }
+    }
+    if (configNames && refs.roots.has('config')) {
+      for (const m of part.source.matchAll(/\bconfig\.([A-Za-z_][A-Za-z0-9_]*)/g)) {
+        if (configNames.has(m[1])) continue;
+        const guess = closest(m[1], configNames);
+        diag(pointer, 'E_CONFIG_UNKNOWN', `expression reads config variable "${m[1]}", which the integration does not declare`, guess ? `did you mean "${guess}"?` : `declare it under config: in integration.yaml (declared: ${[...configNames].join(', ') || 'none'})`, at(part.offset + (m.index ?? 0) + 7, m[1].length));
       }
     }
     for (const root of refs.roots) {

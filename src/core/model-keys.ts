@@ -31,7 +31,7 @@ type StepKeys = UnionKeys<ActionStep | IfStep | BranchStep | EachStep | DelaySte
 type TriggerKeys = UnionKeys<CustomEventTrigger | AppEventTrigger | WebhookTrigger | ScheduleTrigger>;
 
 const projectConfig: Keys<ProjectConfig> = { apiVersion: true, kind: true, name: true, integrationsDir: true, connectorsDir: true, store: true, remotes: true, dev: true, limits: true, egress: true, apps: true, release: true };
-const integration: Keys<IntegrationDef> = { apiVersion: true, kind: true, name: true, app: true, description: true, connectors: true };
+const integration: Keys<IntegrationDef> = { apiVersion: true, kind: true, name: true, app: true, description: true, connectors: true, config: true };
 const workflow: Keys<WorkflowDef> = { apiVersion: true, kind: true, name: true, description: true, trigger: true, steps: true, stream: true, timeout: true };
 const trigger: Record<TriggerKeys, true> = { event: true, schema: true, app: true, webhook: true, verify: true, schedule: true, poll: true };
 const step: Record<StepKeys, true> = {

@@ -57,7 +57,12 @@ export interface IntegrationDef {
   description?: string;
   /** Other connectors the workflows may use besides `app`, `http` and `transform`. */
   connectors?: string[];
+  /** Per-installation variables (`alloy serve`), read by workflows as `{{ config.<name> }}`. */
+  config?: Record<string, ConfigVariable>;
 }
+
+/** A JSON Schema for one value, plus `secret` (never echoed, sealed at rest) and `required`. */
+export type ConfigVariable = JsonSchema & { secret?: boolean; required?: boolean; default?: unknown; description?: string };
 
 // ---------------------------------------------------------------- workflow
 
@@ -299,6 +304,10 @@ export interface ConnectorTrigger {
   dedupeHeader?: string;
   /** Header carrying the topic, for routing. */
   topicHeader?: string;
+  /** Header naming the account that sent it (Shopify: the shop domain); `alloy serve` routes by it. */
+  accountHeader?: string;
+  /** This topic means the account removed the app: `alloy serve` deactivates its installations. */
+  uninstalls?: boolean;
   /** The trigger is polled (the app sends no webhook for it): see ConnectorPoll. */
   poll?: ConnectorPoll;
 }

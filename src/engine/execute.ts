@@ -124,6 +124,7 @@ class Execution {
       event: record.event,
       user: { id: record.userId },
       execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
+      ...(deps.config ? { config: deps.config } : {}),
     };
   }
 

@@ -124,7 +124,7 @@ export interface EngineDeps {
   secrets?: Record<string, string>;
   /** Visible as `env` to the stream url/secret only. */
   env?: Record<string, string | undefined>;
-  /** Visible as `config` to code steps (installation config in serve; `{}` in dev). */
+  /** The installation's config values (`alloy serve`): `{{ config.x }}` in templates and `config` in code steps (`{}` in dev). */
   config?: Record<string, unknown>;
   /** The code step's sandbox (default: one per process, loaded on first use). */
   codeSandbox?: () => Promise<{ run(code: string, input: import('./code-sandbox.js').CodeInput, limits?: { cpuMs?: number }): Promise<import('./code-sandbox.js').CodeResult> }>;

@@ -17,6 +17,7 @@
  * Simplified: user error messages follow Shopify's wording where known, otherwise they are
  * close paraphrases; the query cost is a fixed estimate; the bucket does not drain.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -76,6 +77,8 @@ export interface FakeOrder {
   via: 'graphql' | 'rest';
   /** The Idempotency-Key header of the creating request, if any. */
   idempotencyKey: string | null;
+  /** The shop whose access token created it (each token belongs to one shop). */
+  shop: string;
 }
 
 export interface RecordedRequest {
@@ -90,6 +93,8 @@ export interface RecordedRequest {
   operation?: string;
   /** The status the fake answered with. */
   status?: number;
+  /** The shop the access token belongs to (authenticated API calls). */
+  shop?: string;
 }
 
 export interface FakeShopifyOptions {
@@ -105,6 +110,13 @@ export interface FakeShopifyOptions {
   currency?: string;
   /** Where `shopify/rest-orders-create-examples.json` lives; default the package's fixtures/third-party (FIXTURES_DIR). */
   fixturesDir?: string;
+  /** The app's client id and secret for the OAuth endpoints. Defaults `fake_client_id`, `fake_client_secret`. */
+  clientId?: string;
+  clientSecret?: string;
+  /** OAuth tokens that expire after this many seconds, with a rotating refresh token. Default: offline tokens that never expire. */
+  tokenTtlSeconds?: number;
+  /** Answer each authenticated API call after this delay, so concurrent calls overlap (see maxConcurrent). */
+  callDelayMs?: number;
   /** false: no HTTP server (url is ''); requests are answered in process by `handle` (alloy test). */
   listen?: boolean;
 }
@@ -153,6 +165,16 @@ export interface FakeShopify {
   /** Answer the next `count` GraphQL calls with THROTTLED and this cost report. */
   throttleNext(count: number, control?: ThrottleControl): void;
   addCustomer(customer: Partial<FakeCustomer>): FakeCustomer;
+  /** The orders of one shop. */
+  ordersFor(shop: string): FakeOrder[];
+  /** The most API calls of one shop that were in flight at the same time. */
+  maxConcurrent(shop: string): number;
+  /** Adds a shop with its own access token (as if the app were installed there). */
+  addShop(shop: string, accessToken: string): void;
+  /** OAuth: the app's client id and secret, and how many times each refresh token was used. */
+  clientId: string;
+  clientSecret: string;
+  refreshes: number;
   /** Adds an order directly (seeding a shop for polling tests and benches). */
   addOrder(order?: Partial<FakeOrder>): FakeOrder;
   /** Changes an order and bumps its updatedAt to now (or `at`), as an edit in the admin would. */
@@ -328,6 +350,14 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
   let nextLineItemId = 1071830000;
   let nextCustomerId = 1073340000;
   let orderNumber = 1001;
+  const clientId = options.clientId ?? 'fake_client_id';
+  const clientSecret = options.clientSecret ?? 'fake_client_secret';
+  /** Access token -> shop; OAuth adds one per installed shop. */
+  const tokens = new Map<string, string>([[accessToken, shop]]);
+  const codes = new Map<string, string>();
+  const refreshTokens = new Map<string, string>();
+  const inFlight = new Map<string, number>();
+  const maxInFlight = new Map<string, number>();
 
   const addCustomer = (c: Partial<FakeCustomer>): FakeCustomer => {
     const customer: FakeCustomer = {
@@ -373,9 +403,22 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     req.on('end', () => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      const out = answer(req.method ?? 'GET', req.url ?? '/', headers, Buffer.concat(chunks).toString('utf8'));
-      res.writeHead(out.status, out.headers);
-      res.end(out.body);
+      const body = Buffer.concat(chunks).toString('utf8');
+      const reply = () => {
+        const out = answer(req.method ?? 'GET', req.url ?? '/', headers, body);
+        res.writeHead(out.status, out.headers);
+        res.end(out.body);
+      };
+      const callShop = tokens.get(headers['x-shopify-access-token'] ?? '');
+      if (!callShop || !options.callDelayMs) return reply();
+      // Count calls in flight per shop (the limiter tests read maxConcurrent).
+      const n = (inFlight.get(callShop) ?? 0) + 1;
+      inFlight.set(callShop, n);
+      maxInFlight.set(callShop, Math.max(n, maxInFlight.get(callShop) ?? 0));
+      setTimeout(() => {
+        inFlight.set(callShop, (inFlight.get(callShop) ?? 1) - 1);
+        reply();
+      }, options.callDelayMs);
     });
   });
 
@@ -383,6 +426,8 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
 
   function route(record: RecordedRequest, send: Send): void {
     const url = new URL(record.path, 'http://fake');
+    if (url.pathname === '/admin/oauth/authorize') return oauthAuthorize(url, send);
+    if (url.pathname === '/admin/oauth/access_token') return oauthToken(record, send);
     const m = /^\/admin\/api\/([^/]+)\/(graphql|orders)\.json$/.exec(url.pathname);
     if (!m) return send(404, { errors: 'Not Found' });
     const [, version, resource] = m;
@@ -390,7 +435,9 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     if (!/^(\d{4}-(01|04|07|10)|unstable)$/.test(version)) return send(404, { errors: 'Not Found' });
     const versionHeader = { 'X-Shopify-API-Version': version };
     if (record.method !== 'POST') return send(406, { errors: 'Not Acceptable' }, versionHeader);
-    if (record.headers['x-shopify-access-token'] !== accessToken) return send(401, INVALID_TOKEN_BODY, versionHeader);
+    const tokenShop = tokens.get(record.headers['x-shopify-access-token'] ?? '');
+    if (!tokenShop) return send(401, INVALID_TOKEN_BODY, versionHeader);
+    record.shop = tokenShop;
     if (failures && failures.remaining > 0) {
       failures.remaining--;
       const status = failures.control.status ?? 429;
@@ -642,6 +689,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       sourceIdentifier: (order.sourceIdentifier as string | undefined) ?? null,
       via: 'graphql',
       idempotencyKey: record.headers['idempotency-key'] ?? null,
+      shop: record.shop ?? shop,
     };
     orders.push(created);
     return { value: { __typename: 'OrderCreatePayload', userErrors: [], order: gqlOrder(created) } };
@@ -782,6 +830,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       via: 'graphql',
       idempotencyKey: null,
       ...partial,
+      shop: partial.shop ?? shop,
     };
     orders.push(order);
     return order;
@@ -838,6 +887,7 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
       sourceIdentifier: (order.source_identifier as string | undefined) ?? null,
       via: 'rest',
       idempotencyKey: record.headers['idempotency-key'] ?? null,
+      shop: record.shop ?? shop,
     };
     orders.push(created);
     send(201, { order: restOrder(created) }, extra);
@@ -907,13 +957,68 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     };
   }
 
+  // ------------------------------------------------------------ OAuth (authorization code grant)
+
+  /**
+   * Shopify's authorize page, minus the merchant's click: redirects at once to redirect_uri
+   * with code, shop, state, timestamp and `hmac` (hex HMAC-SHA256 of the other parameters
+   * sorted by name, keyed with the client secret). The shop comes from the `shop` query
+   * parameter (on Shopify it is the host).
+   */
+  function oauthAuthorize(url: URL, send: Send): void {
+    const q = url.searchParams;
+    const target = q.get('shop') ?? shop;
+    if (q.get('client_id') !== clientId) return send(400, { errors: 'Oauth error invalid_request: The client_id is invalid' });
+    const redirect = q.get('redirect_uri');
+    if (!redirect) return send(400, { errors: 'Oauth error invalid_request: The redirect_uri is missing' });
+    const code = randomBytes(16).toString('hex');
+    codes.set(code, target);
+    const params = new URLSearchParams({ code, shop: target, state: q.get('state') ?? '', timestamp: String(Math.floor(now() / 1000)) });
+    const sorted = [...params.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join('&');
+    params.set('hmac', createHmac('sha256', clientSecret).update(sorted).digest('hex'));
+    const to = new URL(redirect);
+    for (const [k, v] of params) to.searchParams.set(k, v);
+    send(302, '', { Location: to.toString() });
+  }
+
+  function issue(target: string): Record<string, unknown> {
+    const token = `shpat_${randomBytes(16).toString('hex')}`;
+    tokens.set(token, target);
+    const out: Record<string, unknown> = { access_token: token, scope: 'write_orders,read_orders' };
+    if (options.tokenTtlSeconds) {
+      const refresh = `shprt_${randomBytes(16).toString('hex')}`;
+      refreshTokens.set(refresh, target);
+      out.expires_in = options.tokenTtlSeconds;
+      out.refresh_token = refresh;
+    }
+    return out;
+  }
+
+  function oauthToken(record: RecordedRequest, send: Send): void {
+    const b = (record.json ?? {}) as Record<string, string>;
+    if (record.method !== 'POST') return send(406, { errors: 'Not Acceptable' });
+    if (b.client_id !== clientId || b.client_secret !== clientSecret) return send(400, { error: 'invalid_client', error_description: 'Client credentials are invalid' });
+    if (b.grant_type === 'refresh_token') {
+      const target = refreshTokens.get(b.refresh_token ?? '');
+      // Refresh tokens rotate: each is good once.
+      if (!target) return send(400, { error: 'invalid_grant', error_description: 'The refresh token is invalid or was already used' });
+      refreshTokens.delete(b.refresh_token);
+      api.refreshes++;
+      return send(200, issue(target));
+    }
+    const target = codes.get(b.code ?? '');
+    if (!target) return send(400, { error: 'invalid_request', error_description: 'The authorization code was not found or was already used' });
+    codes.delete(b.code);
+    send(200, issue(target));
+  }
+
   let url = '';
   if (options.listen !== false) {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
 
-  return {
+  const api: FakeShopify = {
     url,
     handle: (req) => {
       const u = new URL(req.url);
@@ -922,6 +1027,12 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
     },
     shop,
     accessToken,
+    clientId,
+    clientSecret,
+    refreshes: 0,
+    ordersFor: (s) => orders.filter((o) => o.shop === s),
+    maxConcurrent: (s) => maxInFlight.get(s) ?? 0,
+    addShop: (s, token) => void tokens.set(token, s),
     orders,
     customers,
     requests,
@@ -954,4 +1065,5 @@ export async function startFakeShopify(options: FakeShopifyOptions = {}): Promis
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+  return api;
 }

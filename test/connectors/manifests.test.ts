@@ -21,7 +21,7 @@ describe('built-in manifests', () => {
       for (const a of Object.values(m.actions ?? {})) if (a.input) (ajv.compile(a.input), compiled++);
       for (const t of Object.values(m.triggers ?? {})) if (t.payload) (ajv.compile(t.payload), compiled++);
     }
-    expect(compiled).toBe(8);
+    expect(compiled).toBe(9);
   });
 
   it('createOrder input catches mapping typos and accepts numeric-string prices', () => {
@@ -47,7 +47,9 @@ describe('built-in manifests', () => {
       expect(t.dedupeHeader).toBe('X-Shopify-Webhook-Id');
       expect(t.topicHeader).toBe('X-Shopify-Topic');
     }
-    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create', 'orders/updated']);
+    expect(Object.keys(shopifyManifest.triggers!)).toEqual(['orders/create', 'orders/paid', 'customers/create', 'app/uninstalled', 'orders/updated']);
+    expect(shopifyManifest.triggers!['app/uninstalled'].uninstalls).toBe(true);
+    expect(shopifyManifest.triggers!['orders/create'].accountHeader).toBe('X-Shopify-Shop-Domain');
     expect(shopifyManifest.triggers!['orders/updated'].poll).toMatchObject({ every: '1m', paginate: { style: 'cursor', pageSize: 250, maxPages: 40 } });
   });
 });

@@ -169,11 +169,11 @@ describe('store commands: refusals and failures', () => {
     expect(out.split('\n').slice(2, 5)).toEqual(['apiVersion: alloy/v1', 'kind: Workflow', 'name: a']);
   });
 
-  it('serve refuses to start without tokens, or with short ones (exit 2)', async () => {
+  it('serve refuses to start without a data folder outside a project, or with short store tokens (exit 2)', async () => {
     const dir = await tempDir();
     const none = await cli(dir, ['serve', '--store', dir, '--port', '0']);
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain('ALLOY_SERVE_TOKENS');
+    expect(none.stderr).toContain('--data');
     const short = await cli(dir, ['serve', '--store', dir, '--port', '0'], { ALLOY_SERVE_TOKENS: 'write:short' });
     expect(short.code).toBe(2);
     expect(short.stderr).toContain('shorter than 16');

@@ -207,7 +207,8 @@ describe('alloy serve (built binary) as a remote store', () => {
     await writeProject(root, [integration('shop', [workflow('a')])]);
     const WRITE = 'e2e-write-token-0123456789';
     const READ = 'e2e-read-token-0123456789';
-    const serve = execa('node', [binPath, 'serve', '--port', '0', '--store', storeDir, '--json'], {
+    const dataDir = await tempDir('alloy-serve-data-');
+    const serve = execa('node', [binPath, 'serve', '--port', '0', '--store', storeDir, '--data', dataDir, '--json'], {
       env: { ...baseEnv, ALLOY_SERVE_TOKENS: `read:${READ},write:${WRITE}` },
       extendEnv: false,
       reject: false,
@@ -266,5 +267,5 @@ describe('alloy serve (built binary) as a remote store', () => {
       const res = await serve;
       expect(res.exitCode).toBe(0);
     }
-  });
+  }, 60_000); // seven CLI processes and a server that now also opens the runtime state: slow on a loaded 2-core machine
 });

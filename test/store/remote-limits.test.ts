@@ -77,7 +77,7 @@ describe('negotiating many ids', () => {
     expect(ok.body.missing).toHaveLength(5000);
     const over = await post(fakeIds(5001));
     expect(over.status).toBe(413);
-    expect(over.body.error.code).toBe('E_TOO_LARGE');
+    expect(over.body.error.code).toBe('E_BODY_TOO_LARGE');
   });
 
   it('a release of 1,000 workflows through the client lands whole in the server store', async () => {

@@ -149,7 +149,7 @@ describe('remote store over HTTP', () => {
     // Routes with small JSON bodies read at most maxJsonBytes (/objects/missing is sized by maxIds: remote-limits.test.ts).
     const big = await http('PUT', '/integrations/shop/published', WRITE, { expected: null, to: { version: 1, id: 'a'.repeat(64) }, pad: 'x'.repeat(10_000) });
     expect(big.status).toBe(413);
-    expect(big.body.error.code).toBe('E_TOO_LARGE');
+    expect(big.body.error.code).toBe('E_BODY_TOO_LARGE');
     expect((await http('GET', '/nope', READ)).body.error.code).toBe('E_NO_ROUTE');
     expect((await http('POST', '/objects/missing', READ, '{not json')).status).toBe(400);
     expect((await http('DELETE', '/integrations', WRITE)).status).toBe(405);

@@ -13,6 +13,7 @@ import { formatDuration, preview, statusMark, stepLine, summaryLine } from '../.
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'filtered'];
 
 export default async function executions(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
+  if (opts.remote) return (await import('./executions-remote.js')).default(ctx, args, opts);
   const root = (await findConfig(ctx.cwd))?.root ?? ctx.cwd;
   if (opts.status && !STATUSES.includes(opts.status)) {
     throw new UsageError(`unknown status "${opts.status}"`, { hint: `use one of: ${STATUSES.join(', ')}` });

@@ -1,53 +1,143 @@
 /**
- * `alloy serve`: the remote store over HTTP (store part; the runtime mounts beside it later
- * through createStoreRequestHandler). Tokens come from ALLOY_SERVE_TOKENS, never flags, so
- * they stay out of shell history and process lists. Binds 127.0.0.1 unless --host.
+ * `alloy serve`: the production runtime (the Embedded API under /v1, published versions run
+ * for each user's installations) and, when ALLOY_SERVE_TOKENS is set, the store API under
+ * /v1/store as before. `alloy serve keys create|rotate|list` manage API keys and the master
+ * key of the data folder. Secrets come from the environment or files, never flags. Binds
+ * 127.0.0.1 unless --host.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { UsageError } from '../../errors.js';
-import { DEFAULT_STORE_PATH, LocalStore } from '../../store/lib.js';
-import { createStoreServer } from '../../store/remote/server.js';
+import type { AppSettings } from '../../core/model.js';
+import { DEFAULT_STORE_PATH, LocalStore, isStoreUrl, openStore, type Store } from '../../store/lib.js';
+import { findConfig } from '../../core/find-config.js';
 import { parseTokenList } from '../../store/remote/auth.js';
-import { findProjectLocation } from './store-common.js';
 
-export default async function serveCommand(ctx: CliContext, _args: string[], opts: Record<string, any>): Promise<number> {
-  const port = opts.port === undefined ? DEFAULT_PORTS.serve : Number(opts.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${opts.port} is not a port number`, { hint: 'Use 0..65535 (0 picks a free port).' });
-  let dir: string;
-  if (opts.store) dir = path.resolve(ctx.cwd, opts.store);
-  else {
-    const loc = await findProjectLocation(ctx, false);
-    if (!loc) throw new UsageError('no store to serve', { hint: 'Pass --store <dir>, or run inside an alloy project (its store.path).' });
-    dir = path.resolve(loc.root, loc.config.store?.path ?? DEFAULT_STORE_PATH);
-  }
-  // ALLOY_SERVE_TOKENS, or ALLOY_SERVE_TOKENS_FILE for secrets mounted as files (one role:token per line).
-  let tokenText = ctx.env.ALLOY_SERVE_TOKENS;
+const DEFAULT_DATA = '.alloy/serve';
+
+interface Located {
+  root: string;
+  config: Record<string, unknown>;
+}
+
+async function locate(ctx: CliContext): Promise<Located | undefined> {
+  const found = await findConfig(ctx.cwd);
+  if (!found) return undefined;
+  return { root: found.root, config: (found.config && typeof found.config === 'object' ? found.config : {}) as Record<string, unknown> };
+}
+
+function dataDir(ctx: CliContext, opts: Record<string, any>, loc: Located | undefined): string {
+  if (opts.data) return path.resolve(ctx.cwd, opts.data);
+  if (loc) return path.join(loc.root, DEFAULT_DATA);
+  throw new UsageError('no data folder', { hint: 'Pass --data <dir> (where alloy serve keeps its database), or run inside an alloy project.' });
+}
+
+async function storeTokens(ctx: CliContext) {
+  let text = ctx.env.ALLOY_SERVE_TOKENS;
   let source = 'ALLOY_SERVE_TOKENS';
-  if (!tokenText && ctx.env.ALLOY_SERVE_TOKENS_FILE) {
+  if (!text && ctx.env.ALLOY_SERVE_TOKENS_FILE) {
     source = 'ALLOY_SERVE_TOKENS_FILE';
     try {
-      tokenText = (await readFile(path.resolve(ctx.cwd, ctx.env.ALLOY_SERVE_TOKENS_FILE), 'utf8')).split(/\r?\n/).join(',');
+      text = (await readFile(path.resolve(ctx.cwd, ctx.env.ALLOY_SERVE_TOKENS_FILE), 'utf8')).split(/\r?\n/).join(',');
     } catch (err) {
       throw new UsageError(`cannot read ALLOY_SERVE_TOKENS_FILE: ${(err as Error).message}`, { hint: 'Point it at a readable file with one role:token per line.' });
     }
   }
-  if (!tokenText) {
-    throw new UsageError('no tokens configured; refusing to serve a store without authentication', {
-      hint: 'Set ALLOY_SERVE_TOKENS="read:<token>,write:<token>" (e.g. tokens from `openssl rand -hex 32`), or ALLOY_SERVE_TOKENS_FILE.',
-    });
+  return text ? parseTokenList(text, source) : undefined;
+}
+
+async function keysCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
+  const loc = await locate(ctx);
+  const dir = dataDir(ctx, opts, loc);
+  const verb = args[1];
+  const { openDataDir, createApiKey, rotateMasterKey } = await import('../../serve/admin.js');
+  if (verb === 'create') {
+    if (!opts.role) throw new UsageError('name the key\'s role', { hint: 'alloy serve keys create --role admin|ingest|read' });
+    const { state } = openDataDir(dir, ctx.env);
+    try {
+      const { key, record } = await createApiKey(state, opts.role, opts.name, ctx.now().getTime());
+      if (ctx.json) ctx.printJson({ ok: true, id: record.id, role: record.role, key });
+      else {
+        ctx.out(key);
+        ctx.note(`created ${record.role} key ${record.id}; it is shown once, only its hash is stored`);
+      }
+    } finally {
+      await state.close();
+    }
+    return 0;
   }
-  const tokens = parseTokenList(tokenText, source);
-  const store = new LocalStore(dir, { now: () => ctx.now() });
-  await store.init();
-  const server = createStoreServer({ store, tokens, host: opts.host ?? '127.0.0.1', port });
-  const url = await server.listen();
-  if (ctx.json) ctx.printJson({ ok: true, url, store: dir, api: `${url}/v1/store` });
-  else ctx.out(`alloy store listening on ${url} (store ${dir})`);
+  if (verb === 'list') {
+    const { state } = openDataDir(dir, ctx.env);
+    try {
+      const keys = (await state.apiKeys.list()).map((k) => ({ id: k.id, role: k.role, ...(k.name ? { name: k.name } : {}), createdAt: k.createdAt }));
+      if (ctx.json) ctx.printJson({ ok: true, keys });
+      else for (const k of keys) ctx.out(`${k.id}  ${k.role.padEnd(6)}  ${k.createdAt}${k.name ? `  ${k.name}` : ''}`);
+    } finally {
+      await state.close();
+    }
+    return 0;
+  }
+  if (verb === 'rotate') {
+    const r = await rotateMasterKey(dir, ctx.env);
+    if (ctx.json) ctx.printJson({ ok: true, ...r });
+    else ctx.out(`master key ${r.kid}: re-wrapped ${r.credentials} credential(s) and ${r.installations} installation config(s)`);
+    return 0;
+  }
+  throw new UsageError(`unknown keys action "${verb ?? ''}"`, { hint: 'alloy serve keys create --role admin|ingest|read, alloy serve keys list, or alloy serve keys rotate' });
+}
+
+export default async function serveCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
+  if (args[0] === 'keys') return keysCommand(ctx, args, opts);
+  if (args.length) throw new UsageError(`unknown serve action "${args[0]}"`, { hint: 'alloy serve [--data dir] [--store dir|url], or alloy serve keys create|list|rotate' });
+  const port = opts.port === undefined ? DEFAULT_PORTS.serve : Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${opts.port} is not a port number`, { hint: 'Use 0..65535 (0 picks a free port).' });
+  const loc = await locate(ctx);
+  const tokens = await storeTokens(ctx);
+  const storeFlag: string | undefined = opts.store;
+  let store: Store;
+  let storeDir: string | undefined;
+  if (storeFlag && isStoreUrl(storeFlag)) store = await openStore({ root: ctx.cwd, store: storeFlag, env: ctx.env });
+  else {
+    if (storeFlag) storeDir = path.resolve(ctx.cwd, storeFlag);
+    else if (loc) storeDir = path.resolve(loc.root, ((loc.config.store as { path?: string } | undefined)?.path) ?? DEFAULT_STORE_PATH);
+    else throw new UsageError('no store to serve', { hint: 'Pass --store <dir|url>, or run inside an alloy project (its store.path).' });
+    const local = new LocalStore(storeDir, { now: () => ctx.now() });
+    await local.init();
+    store = local;
+  }
+  const dir = dataDir(ctx, opts, loc);
+  const { openDataDir } = await import('../../serve/admin.js');
+  const { storeDefinitionSource } = await import('../../serve/definitions.js');
+  const { startServeServer } = await import('../../serve/server.js');
+  const { state, keyring } = openDataDir(dir, ctx.env);
+  let storeHandler;
+  if (tokens && store instanceof LocalStore) {
+    const { createStoreRequestHandler } = await import('../../store/remote/server.js');
+    storeHandler = createStoreRequestHandler({ store, tokens });
+  }
+  const log = (message: string, fields?: Record<string, unknown>) => ctx.note(`${new Date().toISOString()} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
+  const server = await startServeServer({
+    state,
+    keyring,
+    source: storeDefinitionSource(store),
+    settings: (loc?.config.apps ?? {}) as Record<string, AppSettings>,
+    egress: { loopback: false, allow: ((loc?.config.egress as { allow?: string[] } | undefined)?.allow) },
+    env: ctx.env,
+    host: opts.host ?? '127.0.0.1',
+    port,
+    publicUrl: opts.publicUrl,
+    storeHandler,
+    log,
+  });
+  if (ctx.json) ctx.printJson({ ok: true, url: server.url, data: dir, store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
+  else {
+    ctx.out(`alloy serve listening on ${server.url} (data ${dir}, store ${storeDir ?? store.location})`);
+    if (!storeHandler) ctx.note('note: the store API (/v1/store) is off; set ALLOY_SERVE_TOKENS to serve it');
+  }
   if (opts.host && opts.host !== '127.0.0.1' && opts.host !== 'localhost' && opts.host !== '::1') {
-    ctx.note('note: listening beyond this machine; put TLS in front of it (a reverse proxy) so tokens are not sent in clear text');
+    ctx.note('note: listening beyond this machine; put TLS in front of it (a reverse proxy) so keys and tokens are not sent in clear text');
   }
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -55,5 +145,6 @@ export default async function serveCommand(ctx: CliContext, _args: string[], opt
     process.once('SIGTERM', stop);
   });
   await server.close();
+  await store.close();
   return 0;
 }

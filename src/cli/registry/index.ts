@@ -5,6 +5,7 @@ import { engineCommands } from './engine.js';
 import { storeCommands } from './store.js';
 import { runtimeCommands } from './runtime.js';
 import { tunnelCommands } from './tunnel.js';
+import { serveCommands } from './serve.js';
 import { testingCommands } from './testing.js';
 
 export type { CommandSpec, CommandHandler } from './types.js';
@@ -16,4 +17,5 @@ export const commands: CommandSpec[] = [
   ...storeCommands,
   ...runtimeCommands,
   ...tunnelCommands,
+  ...serveCommands,
 ];

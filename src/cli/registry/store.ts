@@ -84,15 +84,24 @@ export const storeCommands: CommandSpec[] = [
     load: () => import('../commands/fsck.js'),
   },
   {
-    usage: 'serve',
-    summary: 'Serve a store over HTTP (tokens from ALLOY_SERVE_TOKENS)',
+    usage: 'serve [action...]',
     envPrefix: 'ALLOY_SERVE',
+    summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|rotate` manage keys',
     options: (c) =>
       c
         .option('--port <port>', 'port (default 4200; 0 picks a free one)')
         .option('--host <host>', 'interface to bind (default 127.0.0.1)')
-        .addOption(new Option('--store <dir>', 'store directory (default: the project\'s store.path)').env('ALLOY_STORE')),
-    examples: ['ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 4200 --store /srv/alloy-store'],
+        .addOption(new Option('--store <dir|url>', 'store the published versions come from (default: the project\'s store.path)').env('ALLOY_STORE'))
+        .option('--data <dir>', 'data folder: the serve database and master key file (default: .alloy/serve in the project)')
+        .option('--public-url <url>', 'URL apps reach this server at (OAuth redirect URIs)')
+        .option('--role <role>', 'keys create: admin, ingest or read')
+        .option('--name <name>', 'keys create: a label for the key'),
+    examples: [
+      'alloy serve keys create --role admin --data /srv/alloy',
+      'ALLOY_MASTER_KEY=$(cat /run/secrets/alloy-master) alloy serve --data /srv/alloy --store /srv/alloy-store',
+      'ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 4200 --store /srv/alloy-store',
+      'alloy serve keys rotate --data /srv/alloy',
+    ],
     load: () => import('../commands/serve.js'),
   },
 ];

@@ -7,8 +7,8 @@
  * `published` moves by compare-and-swap (409); refs never name a missing object (422).
  */
 import http from 'node:http';
-import { BodyTooLargeError, readRequestBody } from '../../net/read-body.js';
-import { HttpError } from '../../net/http-error.js';
+import { readBody } from '../../http/body.js';
+import { BODY_TOO_LARGE, HttpError } from '../../http/error.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
@@ -99,7 +99,7 @@ export const storeRoutes: StoreRoute[] = [
       const body = asObject(parsed);
       const ids = body.ids;
       if (!Array.isArray(ids) || !ids.every(isObjectId)) throw new HttpError(400, 'E_BAD_REQUEST', '`ids` must be a list of object ids (64 hex digits)');
-      if (ids.length > c.limits.maxIds) throw new HttpError(413, 'E_TOO_LARGE', `at most ${c.limits.maxIds} ids per request`);
+      if (ids.length > c.limits.maxIds) throw new HttpError(413, BODY_TOO_LARGE, `at most ${c.limits.maxIds} ids per request`);
       c.send(200, { missing: await c.store.missingObjects(ids as string[]) });
     },
   },
@@ -387,11 +387,6 @@ export function createStoreRequestHandler(options: StoreApiOptions): StoreReques
   };
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return readRequestBody(req, limit).catch((err: unknown) => {
-    throw err instanceof BodyTooLargeError ? new HttpError(413, 'E_TOO_LARGE', `the body is larger than ${limit} bytes`) : err;
-  });
-}
 
 export interface StoreServerOptions extends StoreApiOptions {
   host?: string;

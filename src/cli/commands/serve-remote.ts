@@ -1,0 +1,31 @@
+/** Shared by the operator commands: which serve to talk to (`--remote <name>` or `--url`), with ALLOY_API_KEY. */
+import type { CliContext } from '../context.js';
+import { UsageError } from '../../errors.js';
+import { findConfig } from '../../core/project.js';
+import { serveClient, type ServeClient } from '../../serve/client.js';
+
+export async function openServeClient(ctx: CliContext, opts: Record<string, any>): Promise<ServeClient> {
+  let url: string | undefined = opts.url;
+  if (!url) {
+    const name: string | undefined = opts.remote;
+    if (!name) throw new UsageError('name the serve to talk to', { hint: 'Pass --remote <name> (a remote in alloy.config) or --url http://host:port.' });
+    const found = await findConfig(ctx.cwd);
+    const remotes = ((found?.config as Record<string, unknown> | undefined)?.remotes ?? {}) as Record<string, { url?: string }>;
+    url = remotes[name]?.url;
+    if (!url) throw new UsageError(`no remote named "${name}" in the config`, { hint: Object.keys(remotes).length ? `Known remotes: ${Object.keys(remotes).join(', ')}.` : 'Add `remotes: { prod: { url: "https://alloy.example.com" } }` to alloy.config.yaml.' });
+  }
+  return serveClient(url, ctx.env.ALLOY_API_KEY);
+}
+
+/** All pages of a list route. */
+export async function listAll<T>(client: ServeClient, path: string, max = 10_000): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page: { items: T[]; next: string | null } = await client.request('GET', `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    out.push(...page.items);
+    cursor = page.next;
+  } while (cursor && out.length < max);
+  return out;
+}

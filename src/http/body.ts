@@ -1,0 +1,90 @@
+/**
+ * Reading a request body for the three servers (runtime, store, relay): the exact bytes
+ * received, since signatures are computed over them, and never more than `limit`. A
+ * declared Content-Length over the limit is refused before reading; a streamed body that
+ * grows past it stops being kept (the rest is discarded, not buffered). Each server turns
+ * BodyTooLargeError into its own 413; new code calls readBody/readJsonBody, which throw
+ * the kit's one 413 HttpError.
+ */
+import type { IncomingMessage } from 'node:http';
+import { BODY_TOO_LARGE, HttpError } from './error.js';
+
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`request body is larger than ${limit} bytes`);
+  }
+}
+
+export function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.reject(new BodyTooLargeError(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        chunks.length = 0;
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    });
+    req.on('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(err);
+    });
+  });
+}
+
+/** The exact bytes, or HttpError 413 E_BODY_TOO_LARGE. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return readRequestBody(req, limit).catch((err: unknown) => {
+    throw err instanceof BodyTooLargeError
+      ? new HttpError(413, BODY_TOO_LARGE, `request body is larger than the limit of ${limit} bytes`, 'send a smaller body')
+      : err;
+  });
+}
+
+/** `application/json` or any `+json` media type (RFC 6839), parameters ignored. */
+export function isJsonContentType(value: string | undefined): boolean {
+  if (!value) return false;
+  const type = value.split(';')[0].trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+}
+
+/** Parses JSON bytes; 400 E_BAD_JSON otherwise. An empty body is `undefined`. */
+export function parseJson(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, 'E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`, 'send a JSON document');
+  }
+}
+
+/** 415 unless the request says its body is JSON. */
+export function requireJsonContentType(req: IncomingMessage): void {
+  if (!isJsonContentType(req.headers['content-type'])) {
+    throw new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', `expected content-type application/json, got ${req.headers['content-type'] ?? 'none'}`, 'send the body as JSON with `content-type: application/json`');
+  }
+}
+
+/** A JSON body (415 without a JSON content type when there is a body, 413 over the limit, 400 when not JSON). */
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const raw = await readBody(req, limit);
+  if (raw.length > 0) requireJsonContentType(req);
+  return parseJson(raw);
+}

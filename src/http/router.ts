@@ -1,0 +1,86 @@
+/**
+ * Routing for alloy's servers: find-my-way (the radix-tree router under Fastify) behind a
+ * small table of route modules. A route module is a list of `{ method, path, handler }`; a
+ * server mounts modules in one visible order and gets one request handler that answers 404
+ * (E_NO_ROUTE) and 405 (E_METHOD_NOT_ALLOWED, with Allow) itself and turns every thrown
+ * error into the one error shape (respond.ts). Handlers get the decoded path params and
+ * the parsed query; they read bodies through body.ts.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import createFindMyWay from 'find-my-way';
+import { HttpError } from './error.js';
+import { sendError } from './respond.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The route's path pattern, e.g. `/v1/users/:id` (metrics label; never the raw URL). */
+  route: string;
+}
+
+export interface Route<C = RequestContext> {
+  method: Method;
+  path: string;
+  handler: (ctx: C) => Promise<void> | void;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+export interface RouterOptions<C> {
+  /** Builds the handler's context from the base one (auth, state, …). */
+  context: (base: RequestContext) => C;
+  /** Called when no route matches, before answering 404: return true when handled (a mounted legacy handler). */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** Called after every answer (metrics). */
+  onResponse?: (info: { method: string; route: string; status: number; ms: number }) => void;
+}
+
+export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): RequestHandler {
+  const router = createFindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
+  const byPath = new Map<string, Set<string>>();
+  for (const r of routes) {
+    router.on(r.method, r.path, () => undefined, r);
+    const set = byPath.get(r.path) ?? new Set<string>();
+    set.add(r.method);
+    byPath.set(r.path, set);
+  }
+  const allowed = (pathname: string): string[] => {
+    const out = new Set<string>();
+    for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const) if (router.find(m, pathname)) out.add(m);
+    return [...out];
+  };
+  return async (req, res) => {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    let routeName = 'unmatched';
+    try {
+      let found;
+      try {
+        found = router.find(method as Method, pathname);
+      } catch {
+        throw new HttpError(400, 'E_BAD_REQUEST', 'malformed percent-encoding in the path');
+      }
+      if (!found) {
+        if (options.fallback && (await options.fallback(req, res))) return;
+        const allow = allowed(pathname);
+        if (allow.length) throw new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathname}`, undefined, undefined, { allow: allow.join(', ') });
+        throw new HttpError(404, 'E_NO_ROUTE', `no route ${method} ${pathname}`, 'See docs/serve-api.md for the routes.');
+      }
+      const route = found.store as Route<C>;
+      routeName = route.path;
+      const base: RequestContext = { req, res, params: { ...found.params } as Record<string, string>, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), route: route.path };
+      await route.handler(options.context(base));
+    } catch (err) {
+      sendError(req, res, err);
+    } finally {
+      options.onResponse?.({ method, route: routeName, status: res.statusCode, ms: performance.now() - started });
+    }
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * Credentials per user and app: created from key/token fields, or connected through OAuth2
+ * (start → the app → callback). Answers carry metadata only, never a secret.
+ */
+import { randomBytes } from 'node:crypto';
+import { HttpError } from '../../http/error.js';
+import { newId } from '../../server/ids.js';
+import { sealCredential } from '../connections.js';
+import { oauthProviders } from '../oauth.js';
+import type { CredentialRecord } from '../state/types.js';
+import { notFound, obj, str, type ApiRoute } from './context.js';
+
+const STATE_TTL_MS = 10 * 60_000;
+
+export const credentialView = (c: CredentialRecord) => ({
+  id: c.id,
+  userId: c.userId,
+  app: c.app,
+  kind: c.kind,
+  ...(c.account ? { account: c.account } : {}),
+  ...(c.expiresAt ? { expiresAt: c.expiresAt } : {}),
+  createdAt: c.createdAt,
+  updatedAt: c.updatedAt,
+});
+
+export const credentialRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/v1/users/:userId/credentials',
+    access: ['read', 'user'],
+    async handler(c) {
+      c.own(c.params.userId, 'user');
+      if (!(await c.deps.state.users.get(c.params.userId))) throw notFound('user');
+      c.send(200, { items: (await c.deps.state.credentials.listByUser(c.params.userId)).map(credentialView), next: null });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/users/:userId/credentials',
+    access: ['user'],
+    async handler(c) {
+      c.own(c.params.userId, 'user');
+      const body = await c.body();
+      const app = str(body, 'app', { required: true })!;
+      const kind = str(body, 'kind', { required: true })!;
+      if (kind !== 'key' && kind !== 'token') throw new HttpError(400, 'E_BAD_REQUEST', '`kind` must be key or token (use /v1/oauth/:app/start for oauth2)', undefined, { fields: [{ path: '/kind', message: 'must be key or token' }] });
+      const runtime = c.deps.connectors.get(app);
+      if (!runtime) throw new HttpError(400, 'E_BAD_REQUEST', `no connector "${app}"`, undefined, { fields: [{ path: '/app', message: 'is not a connector' }] });
+      const fields = obj(body, 'fields') ?? {};
+      const declared = runtime.manifest.connection ?? {};
+      const bad = Object.entries(fields).filter(([k, v]) => !(k in declared) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
+      if (bad.length) throw new HttpError(400, 'E_BAD_REQUEST', 'some credential fields are not valid', `Fields of ${app}: ${Object.keys(declared).join(', ')}.`, { fields: bad });
+      const account = str(body, 'account', { max: 255 });
+      if (!(await c.deps.state.users.get(c.params.userId))) throw notFound('user');
+      const id = newId('cred', c.deps.now());
+      const now = c.iso();
+      const rec: CredentialRecord = { id, userId: c.params.userId, app, kind, ...(account ? { account: account.toLowerCase() } : {}), secret: sealCredential(c.deps.keyring, id, { fields: fields as Record<string, string> }), createdAt: now, updatedAt: now };
+      await c.deps.state.credentials.put(rec);
+      c.send(201, credentialView(rec));
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/credentials/:credentialId',
+    access: ['user'],
+    async handler(c) {
+      const cred = await c.deps.state.credentials.get(c.params.credentialId);
+      if (!cred) throw notFound('credential');
+      c.own(cred.userId, 'credential');
+      await c.deps.state.credentials.delete(cred.id);
+      c.send(200, { deleted: true });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/oauth/:app/start',
+    access: ['user'],
+    async handler(c) {
+      const body = await c.body();
+      const userId = str(body, 'userId', { required: true })!;
+      c.own(userId, 'user');
+      const provider = oauthProviders[c.params.app];
+      const app = c.deps.connections.appOAuth(c.params.app);
+      if (!provider) throw new HttpError(404, 'E_NOT_FOUND', `no OAuth flow for ${c.params.app}`);
+      if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
+      if (!(await c.deps.state.users.get(userId))) throw notFound('user');
+      const account = provider.account(str(body, 'account') ?? undefined);
+      const redirectAfter = str(body, 'redirectAfter', { pattern: /^https?:\/\//, max: 2000 });
+      const nonce = randomBytes(24).toString('base64url');
+      await c.deps.state.oauthStates.put({ nonce, userId, app: c.params.app, account, ...(redirectAfter ? { redirectAfter } : {}), expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString() });
+      const redirectUri = `${c.deps.publicUrl()}/v1/oauth/${encodeURIComponent(c.params.app)}/callback`;
+      c.send(201, { authorizeUrl: provider.authorizeUrl(app, { account, redirectUri, state: nonce }), expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString() });
+    },
+  },
+  {
+    // Public: the app's redirect carries no API key. Trust comes from the one-time state
+    // nonce and the app's signature over the query (checked before anything is stored).
+    method: 'GET',
+    path: '/v1/oauth/:app/callback',
+    access: 'public',
+    async handler(c) {
+      const provider = oauthProviders[c.params.app];
+      const app = c.deps.connections.appOAuth(c.params.app);
+      if (!provider || !app) throw new HttpError(404, 'E_NOT_FOUND', `no OAuth flow for ${c.params.app}`);
+      if (!provider.verifyCallback(app, c.query)) throw new HttpError(401, 'E_OAUTH_SIGNATURE', 'the callback is not signed by the app', 'Start the connection again from your product.');
+      const nonce = c.query.get('state') ?? '';
+      const st = nonce ? await c.deps.state.oauthStates.take(nonce, c.iso()) : undefined;
+      if (!st || st.app !== c.params.app) throw new HttpError(400, 'E_OAUTH_STATE', 'unknown, used or expired state', 'Start the connection again (a state is good once, for 10 minutes).');
+      const account = provider.account(c.query.get('shop') ?? undefined);
+      if (st.account && st.account !== account) throw new HttpError(400, 'E_OAUTH_STATE', 'the callback is for another account than the one started', 'Start the connection again.');
+      const code = c.query.get('code');
+      if (!code) throw new HttpError(400, 'E_BAD_REQUEST', 'the callback has no code');
+      const t = await provider.exchange(c.deps.http, app, { account, code });
+      // One credential per (user, app, account): reconnecting replaces the token in place.
+      const existing = (await c.deps.state.credentials.listByUser(st.userId)).find((x) => x.app === c.params.app && x.account === account);
+      const id = existing?.id ?? newId('cred', c.deps.now());
+      const now = c.iso();
+      const rec: CredentialRecord = {
+        id,
+        userId: st.userId,
+        app: c.params.app,
+        kind: 'oauth2',
+        account,
+        ...(t.expiresIn ? { expiresAt: new Date(c.deps.now() + t.expiresIn * 1000).toISOString() } : {}),
+        secret: sealCredential(c.deps.keyring, id, { fields: { accessToken: t.accessToken }, ...(t.refreshToken ? { refreshToken: t.refreshToken } : {}) }),
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      };
+      await c.deps.state.credentials.put(rec);
+      if (st.redirectAfter) {
+        const to = new URL(st.redirectAfter);
+        to.searchParams.set('credentialId', id);
+        c.send(302, { credential: credentialView(rec) }, { location: to.toString() });
+      } else c.send(201, { credential: credentialView(rec) });
+    },
+  },
+];

@@ -1,0 +1,137 @@
+/**
+ * Ingest: custom events from the customer's backend (`POST /v1/run/event`) and app webhooks
+ * (`POST /v1/webhooks/:app`). Both persist every execution they create, with the dedupe key,
+ * in one transaction before answering 202; a refused request stores nothing.
+ */
+import { createHmac } from 'node:crypto';
+import { safeEqual } from '../../connectors/shopify/webhooks.js';
+import { connectionEnvName } from '../../connectors/credentials.js';
+import type { ConnectorTrigger } from '../../core/model.js';
+import { HttpError } from '../../http/error.js';
+import { parseJson, readBody } from '../../http/body.js';
+import { headerValue } from '../../http/respond.js';
+import { newId } from '../../server/ids.js';
+import { checkTriggerData, type RoutedWorkflow } from '../../server/definitions.js';
+import { newExecutionRecord } from '../../server/executor.js';
+import type { ExecutionRow, InstallationRecord } from '../state/types.js';
+import { str, type ApiContext, type ApiRoute } from './context.js';
+
+const EVENT_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+const KEY_RE = /^[\x21-\x7e]{1,200}$/;
+
+async function allActive(c: ApiContext, userId: string): Promise<InstallationRecord[]> {
+  const out: InstallationRecord[] = [];
+  let after: string | undefined;
+  do {
+    const p = await c.deps.state.installations.list({ userId, status: 'active' }, { limit: 200, after });
+    out.push(...p.items);
+    after = p.next;
+  } while (after);
+  return out;
+}
+
+function executionRow(c: ApiContext, i: InstallationRecord, r: RoutedWorkflow, event: unknown): ExecutionRow {
+  const id = newId('ex', c.deps.now());
+  const record = newExecutionRecord({ id, workflow: r.key, version: `v${i.version}`, event, userId: i.userId, now: c.deps.now() });
+  return { id, installationId: i.id, userId: i.userId, integration: i.integration, version: i.version, workflow: r.key, status: 'queued', record, createdAt: record.createdAt, updatedAt: record.createdAt };
+}
+
+async function commit(c: ApiContext, source: string, dedupeKey: string | undefined, rows: ExecutionRow[]) {
+  const result = await c.deps.state.executions.ingest({ dedupeKey, executions: rows });
+  if (!result.duplicate) {
+    c.deps.metrics.ingested(source, rows.length);
+    c.deps.runner.enqueue(result.executionIds);
+  }
+  return result;
+}
+
+/** The app-level value of a manifest template like `{{ connection.apiSecret }}`, from the server's environment. */
+function appSecret(c: ApiContext, app: string, template: string): string | undefined {
+  const m = /^\{\{\s*connection\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$/.exec(template.trim());
+  const manifest = c.deps.connectors.get(app)?.manifest;
+  if (!m || !manifest) return undefined;
+  return c.deps.env[connectionEnvName(manifest, m[1])] || undefined;
+}
+
+export const eventRoutes: ApiRoute[] = [
+  {
+    method: 'POST',
+    path: '/v1/run/event',
+    access: ['ingest'],
+    async handler(c) {
+      const key = headerValue(c.req, 'idempotency-key');
+      if (key !== undefined && !KEY_RE.test(key)) throw new HttpError(400, 'E_BAD_REQUEST', 'Idempotency-Key must be 1 to 200 visible ASCII characters');
+      const body = await c.body();
+      const event = str(body, 'event', { required: true, pattern: EVENT_RE, max: 200 })!;
+      const userId = str(body, 'userId', { required: true })!;
+      const data = body.data ?? {};
+      if (!(await c.deps.state.users.get(userId))) throw new HttpError(404, 'E_NOT_FOUND', 'no such user', 'Create the user first (POST /v1/users).');
+      const planned: { i: InstallationRecord; r: RoutedWorkflow }[] = [];
+      const fields: { path: string; message: string; workflow: string; version: number }[] = [];
+      for (const i of await allActive(c, userId)) {
+        const v = await c.deps.source.get(i.integration, i.version);
+        const routes = v.defs.byEvent.get(event) ?? [];
+        for (const violation of checkTriggerData(routes, data)) fields.push({ ...violation, version: i.version });
+        for (const r of routes) planned.push({ i, r });
+      }
+      if (fields.length) {
+        throw new HttpError(422, 'E_EVENT_INVALID', `the data of ${event} does not fit the trigger schema: ${fields.map((f) => `${f.path || '/'} ${f.message}`).join('; ')}`, 'Fix the named fields; nothing was stored.', { fields });
+      }
+      const rows = planned.map(({ i, r }) => executionRow(c, i, r, data));
+      const result = await commit(c, 'event', key ? `event:${userId}:${key}` : undefined, rows);
+      c.send(202, { executionIds: result.executionIds, duplicate: result.duplicate });
+    },
+  },
+  {
+    // Public: verified with the app's secret before anything is stored (see docs/serve-api.md).
+    method: 'POST',
+    path: '/v1/webhooks/:app',
+    access: 'public',
+    async handler(c) {
+      const app = c.params.app;
+      const runtime = c.deps.connectors.get(app);
+      const triggers = Object.entries(runtime?.manifest.triggers ?? {}) as [string, ConnectorTrigger][];
+      const spec = triggers.find(([, t]) => t.verify)?.[1];
+      if (!runtime || !spec?.verify) throw new HttpError(404, 'E_NOT_FOUND', `no webhooks for app ${app}`);
+      const raw = await readBody(c.req, c.deps.maxBodyBytes);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(c.req.headers)) if (typeof v === 'string') headers[k] = v;
+      const secret = appSecret(c, app, spec.verify.secret);
+      if (!secret) throw new HttpError(500, 'E_MISSING_SECRET', `the server has no ${app} app secret to verify webhooks`, `Set ${connectionEnvName(runtime.manifest, 'apiSecret')} for alloy serve.`);
+      // The manifest's verification: an HMAC-SHA256 of the exact bytes in `header`, compared in constant time.
+      const given = headers[(spec.verify.header ?? '').toLowerCase()];
+      if (!given) throw new HttpError(401, 'E_SIGNATURE', `missing ${spec.verify.header}`, 'Deliveries must be signed by the app.');
+      const expected = createHmac('sha256', secret).update(raw).digest(spec.verify.encoding === 'base64' ? 'base64' : 'hex');
+      if (!safeEqual(expected, given.trim())) throw new HttpError(401, 'E_SIGNATURE', `${spec.verify.header} does not match the body`, 'Deliveries must be signed with the app secret.');
+      const topic = spec.topicHeader ? headers[spec.topicHeader.toLowerCase()] : undefined;
+      const account = spec.accountHeader ? headers[spec.accountHeader.toLowerCase()]?.toLowerCase() : undefined;
+      const deliveryId = spec.dedupeHeader ? headers[spec.dedupeHeader.toLowerCase()] : undefined;
+      if (!topic || !account) throw new HttpError(400, 'E_BAD_REQUEST', `missing ${!topic ? spec.topicHeader : spec.accountHeader}`);
+      const payload = parseJson(raw) ?? {};
+      const creds = await c.deps.state.credentials.findByAccount(app, account);
+      const installations = await c.deps.state.installations.byCredentials(creds.map((x) => x.id));
+      const trigger = runtime.manifest.triggers?.[topic];
+      if (trigger?.uninstalls) {
+        for (const i of installations) await c.deps.state.installations.put({ ...i, status: 'inactive', updatedAt: c.iso() });
+        c.deps.log('app uninstalled: installations deactivated', { app, account, installations: installations.length });
+        c.send(200, { deactivated: installations.map((i) => i.id) });
+        return;
+      }
+      if (installations.length === 0) {
+        // Answered 200 (and logged), not 4xx: the delivery is genuine (signed) and there is
+        // nothing to run; an error would only make the app retry it for hours.
+        c.deps.log('webhook for an account with no active installation', { app, account, topic });
+        c.send(200, { executionIds: [], routed: 0 });
+        return;
+      }
+      const rows: ExecutionRow[] = [];
+      for (const i of installations) {
+        if (!Object.values(i.credentials).some((id) => creds.some((x) => x.id === id && x.app === app))) continue;
+        const v = await c.deps.source.get(i.integration, i.version);
+        for (const r of v.defs.byAppEvent.get(`${app}:${topic}`) ?? []) rows.push(executionRow(c, i, r, payload));
+      }
+      const result = await commit(c, `webhook:${app}`, deliveryId ? `${app}:${deliveryId}` : undefined, rows);
+      c.send(202, { executionIds: result.executionIds, duplicate: result.duplicate, routed: installations.length });
+    },
+  },
+];

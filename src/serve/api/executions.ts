@@ -1,0 +1,103 @@
+/** Executions: list, get (steps, attempts, version, stream delivery), rerun, cancel. */
+import { HttpError } from '../../http/error.js';
+import { newId } from '../../server/ids.js';
+import { newExecutionRecord } from '../../server/executor.js';
+import { StoreNotFoundError } from '../../store/lib.js';
+import type { ExecutionRow } from '../state/types.js';
+import { notFound, str, type ApiContext, type ApiRoute } from './context.js';
+
+export function executionView(e: ExecutionRow) {
+  const r = e.record;
+  return {
+    id: e.id,
+    userId: e.userId,
+    installationId: e.installationId,
+    integration: e.integration,
+    version: e.version,
+    workflow: e.workflow,
+    status: e.status,
+    ...(e.rerunOf ? { rerunOf: e.rerunOf } : {}),
+    createdAt: e.createdAt,
+    updatedAt: e.updatedAt,
+    ...(r.startedAt ? { startedAt: r.startedAt } : {}),
+    ...(r.endedAt ? { endedAt: r.endedAt } : {}),
+    ...(r.error ? { error: r.error } : {}),
+    steps: Object.values(r.steps ?? {}).map((s) => ({ path: s.path, id: s.id, kind: s.kind, ...(s.uses ? { uses: s.uses } : {}), status: s.status, attempts: s.attempts, ...(s.error ? { error: s.error } : {}), ...(s.output !== undefined ? { output: s.output } : {}) })),
+    ...(r.stream ? { stream: r.stream } : {}),
+  };
+}
+
+async function loadOwned(c: ApiContext): Promise<ExecutionRow> {
+  const e = await c.deps.state.executions.get(c.params.executionId);
+  if (!e) throw notFound('execution');
+  c.own(e.userId, 'execution');
+  return e;
+}
+
+export const executionRoutes: ApiRoute[] = [
+  {
+    method: 'GET',
+    path: '/v1/executions',
+    access: ['read', 'user'],
+    async handler(c) {
+      const q = c.query;
+      if (c.principal.kind === 'user' && q.get('userId') && q.get('userId') !== c.principal.userId) throw notFound('user');
+      const userId = c.principal.kind === 'user' ? c.principal.userId : (q.get('userId') ?? undefined);
+      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status: q.get('status') ?? undefined }, c.page());
+      c.send(200, { items: p.items.map(executionView), next: p.next ?? null });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/executions/:executionId',
+    access: ['read', 'user'],
+    async handler(c) {
+      c.send(200, executionView(await loadOwned(c)));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/executions/:executionId/cancel',
+    access: ['user'],
+    async handler(c) {
+      const e = await loadOwned(c);
+      if (!(await c.deps.state.executions.cancel(e.id, c.iso()))) throw new HttpError(409, 'E_ALREADY_ENDED', `execution ${e.id} has already ended (${e.status})`);
+      c.deps.runner.abort(e.id);
+      c.send(200, executionView((await c.deps.state.executions.get(e.id))!));
+    },
+  },
+  {
+    // A new execution with the same event: from the start, or from `fromStep` (the steps
+    // before it keep their recorded results), on the same version unless `version` says.
+    method: 'POST',
+    path: '/v1/executions/:executionId/rerun',
+    access: ['admin'],
+    async handler(c) {
+      const e = await loadOwned(c);
+      const body = await c.body();
+      const fromStep = str(body, 'fromStep');
+      const version = body.version === undefined ? e.version : body.version;
+      if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new HttpError(400, 'E_BAD_REQUEST', '`version` must be a positive integer', undefined, { fields: [{ path: '/version', message: 'is not a version' }] });
+      let defs;
+      try {
+        defs = await c.deps.source.get(e.integration, version);
+      } catch (err) {
+        if (err instanceof StoreNotFoundError) throw new HttpError(404, 'E_NOT_FOUND', `${e.integration} v${version} is not in the store`);
+        throw err;
+      }
+      if (!defs.defs.workflows.has(e.workflow)) throw new HttpError(422, 'E_NOT_IN_VERSION', `${e.workflow} is not in ${e.integration} v${version}`);
+      const id = newId('ex', c.deps.now());
+      const record = newExecutionRecord({ id, workflow: e.workflow, version: `v${version}`, event: e.record.event, userId: e.userId, now: c.deps.now() });
+      if (fromStep) {
+        const steps = Object.entries(e.record.steps ?? {});
+        const at = steps.findIndex(([path]) => path === fromStep);
+        if (at < 0) throw new HttpError(422, 'E_NO_STEP', `execution ${e.id} has no step "${fromStep}"`, `Steps: ${steps.map(([p]) => p).join(', ') || '(none)'}.`, { fields: [{ path: '/fromStep', message: 'is not a step of this execution' }] });
+        for (const [path, s] of steps.slice(0, at)) if (s.status === 'succeeded' || s.status === 'skipped') record.steps[path] = s;
+      }
+      const row: ExecutionRow = { id, installationId: e.installationId, userId: e.userId, integration: e.integration, version, workflow: e.workflow, status: 'queued', record, rerunOf: e.id, createdAt: record.createdAt, updatedAt: record.createdAt };
+      await c.deps.state.executions.ingest({ executions: [row] });
+      c.deps.runner.enqueue([id]);
+      c.send(202, { executionIds: [id], duplicate: false });
+    },
+  },
+];

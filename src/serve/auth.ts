@@ -1,0 +1,99 @@
+/**
+ * Who is calling `alloy serve`:
+ * - the customer's backend, with an API key (`alk_…`, created by `alloy serve keys create`)
+ *   whose role is admin (everything), ingest (POST /v1/run/event and webhooks) or read (GETs).
+ *   Only the key's sha256 is stored; a presented key is hashed, looked up, and the stored
+ *   hash compared again in constant time.
+ * - an end user, with a short-lived JWT from POST /v1/users/:id/token (HS256, jose), that
+ *   reaches only that user's resources. The signing key is derived (HKDF) from the master
+ *   key, so no other secret has to be managed; every master key in the ring verifies.
+ */
+import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { HttpError } from '../http/error.js';
+import { bearerToken } from '../store/remote/auth.js';
+import type { Keyring } from './crypto.js';
+import type { ApiKeyRole, ApiKeyStore } from './state/types.js';
+
+export type Principal = { kind: 'key'; role: ApiKeyRole; keyId: string } | { kind: 'user'; userId: string };
+
+export const API_KEY_ROLES: readonly ApiKeyRole[] = ['admin', 'ingest', 'read'];
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+export function newApiKey(role: ApiKeyRole): string {
+  return `alk_${role}_${randomBytes(32).toString('base64url')}`;
+}
+
+const ISSUER = 'alloy-serve';
+const AUDIENCE = 'alloy-user';
+
+function tokenKey(master: Buffer): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', master, Buffer.alloc(0), 'alloy user token v1', 32));
+}
+
+export async function signUserToken(keyring: Keyring, userId: string, ttlSeconds: number, nowMs: number): Promise<{ token: string; expiresAt: string }> {
+  const { SignJWT } = await import('jose');
+  const iat = Math.floor(nowMs / 1000);
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256', kid: keyring.current.kid })
+    .setSubject(userId)
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ttlSeconds)
+    .sign(tokenKey(keyring.current.key));
+  return { token, expiresAt: new Date((iat + ttlSeconds) * 1000).toISOString() };
+}
+
+async function verifyUserToken(keyring: Keyring, token: string, nowMs: number): Promise<string | undefined> {
+  const { jwtVerify, decodeProtectedHeader } = await import('jose');
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch {
+    return undefined;
+  }
+  const master = kid ? keyring.get(kid) : undefined;
+  if (!master) return undefined;
+  try {
+    const { payload } = await jwtVerify(token, tokenKey(master.key), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], currentDate: new Date(nowMs) });
+    return typeof payload.sub === 'string' ? payload.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const UNAUTHORIZED_HINT = 'Send Authorization: Bearer <API key> (alloy serve keys create) or a user token (POST /v1/users/:id/token).';
+
+/** The caller of a request, or 401. */
+export async function authenticate(header: string | undefined, keys: ApiKeyStore, keyring: Keyring, nowMs: number): Promise<Principal> {
+  const token = bearerToken(header);
+  if (!token) throw new HttpError(401, 'E_UNAUTHORIZED', 'missing bearer token', UNAUTHORIZED_HINT, undefined, { 'www-authenticate': 'Bearer realm="alloy"' });
+  if (token.startsWith('alk_')) {
+    const hash = hashApiKey(token);
+    const rec = await keys.findByHash(hash);
+    if (rec && timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(hash, 'hex'))) return { kind: 'key', role: rec.role, keyId: rec.id };
+  } else {
+    const userId = await verifyUserToken(keyring, token, nowMs);
+    if (userId) return { kind: 'user', userId };
+  }
+  throw new HttpError(401, 'E_UNAUTHORIZED', 'unknown or expired token', UNAUTHORIZED_HINT, undefined, { 'www-authenticate': 'Bearer realm="alloy", error="invalid_token"' });
+}
+
+/** What a route allows: API key roles, and `user` for end-user tokens (own resources only). */
+export type Access = ApiKeyRole | 'user';
+
+export function authorize(p: Principal, allowed: readonly Access[], route: string): void {
+  if (p.kind === 'key') {
+    if (p.role === 'admin' || allowed.includes(p.role)) return;
+    throw new HttpError(403, 'E_FORBIDDEN', `an API key with the ${p.role} role cannot call ${route}`, `Use a key with one of the roles: ${['admin', ...allowed.filter((a) => a !== 'user' && a !== 'admin')].join(', ')}.`);
+  }
+  if (!allowed.includes('user')) throw new HttpError(403, 'E_FORBIDDEN', `a user token cannot call ${route}`, 'Call this route from your backend with an API key.');
+}
+
+/** A user token reaches only its own user's resources (404, not 403: nothing about others leaks). */
+export function assertOwner(p: Principal, userId: string, what = 'resource'): void {
+  if (p.kind === 'user' && p.userId !== userId) throw new HttpError(404, 'E_NOT_FOUND', `no such ${what}`);
+}

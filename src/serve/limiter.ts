@@ -1,0 +1,111 @@
+/**
+ * Fairness toward shops (issue 11, item 6):
+ * - KeyedSemaphore bounds how many executions of one installation run at once, so one busy
+ *   installation cannot take every worker while others wait (waiters are served FIFO per key,
+ *   and keys do not share a queue).
+ * - CostLimiter paces calls per (app, shop) from Shopify's GraphQL cost report
+ *   (`extensions.cost.throttleStatus`: currentlyAvailable, maximumAvailable, restoreRate per
+ *   second; shopify.dev/docs/api/usage/limits): before a call, when the bucket last reported
+ *   holds less than the last requested cost (after restoring since), the call waits for it to
+ *   refill rather than collect THROTTLED answers.
+ */
+export class KeyedSemaphore {
+  private readonly active = new Map<string, number>();
+  private readonly waiting = new Map<string, (() => void)[]>();
+
+  constructor(private readonly limit: number) {
+    if (!(limit >= 1)) throw new RangeError('limit must be at least 1');
+  }
+
+  async acquire(key: string): Promise<() => void> {
+    const n = this.active.get(key) ?? 0;
+    if (n < this.limit) this.active.set(key, n + 1);
+    else await new Promise<void>((resolve) => {
+      const q = this.waiting.get(key) ?? [];
+      q.push(resolve);
+      this.waiting.set(key, q);
+    });
+    return this.releaser(key);
+  }
+
+  /** A slot now, or undefined when the key is at its limit (the caller parks the work instead of waiting). */
+  tryAcquire(key: string): (() => void) | undefined {
+    const n = this.active.get(key) ?? 0;
+    if (n >= this.limit) return undefined;
+    this.active.set(key, n + 1);
+    return this.releaser(key);
+  }
+
+  /** Releases once: the slot passes to the next waiter of this key, else frees up. */
+  private releaser(key: string): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const q = this.waiting.get(key);
+      const next = q?.shift();
+      if (q && q.length === 0) this.waiting.delete(key);
+      if (next) next();
+      else {
+        const left = (this.active.get(key) ?? 1) - 1;
+        if (left <= 0) this.active.delete(key);
+        else this.active.set(key, left);
+      }
+    };
+  }
+
+  running(key: string): number {
+    return this.active.get(key) ?? 0;
+  }
+}
+
+export interface ThrottleStatus {
+  maximumAvailable: number;
+  currentlyAvailable: number;
+  restoreRate: number;
+}
+
+interface Bucket extends ThrottleStatus {
+  at: number;
+  lastCost: number;
+}
+
+export class CostLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(private readonly clock: { now(): number; sleep(ms: number, signal?: AbortSignal): Promise<void> }) {}
+
+  /** Milliseconds to wait before the next call on `key` (0 when the bucket is unknown or full enough). */
+  waitMs(key: string): number {
+    const b = this.buckets.get(key);
+    if (!b || b.restoreRate <= 0) return 0;
+    const now = this.clock.now();
+    const available = Math.min(b.maximumAvailable, b.currentlyAvailable + ((now - b.at) / 1000) * b.restoreRate);
+    if (available >= b.lastCost) return 0;
+    return Math.ceil(((b.lastCost - available) / b.restoreRate) * 1000);
+  }
+
+  async before(key: string, signal?: AbortSignal): Promise<void> {
+    const ms = this.waitMs(key);
+    if (ms > 0) await this.clock.sleep(ms, signal);
+  }
+
+  /** Records a response body's cost report, when it has one. */
+  after(key: string, responseText: string): void {
+    if (!responseText.includes('throttleStatus')) return;
+    try {
+      const cost = (JSON.parse(responseText) as { extensions?: { cost?: { requestedQueryCost?: number; throttleStatus?: Partial<ThrottleStatus> } } }).extensions?.cost;
+      const t = cost?.throttleStatus;
+      if (!t || typeof t.currentlyAvailable !== 'number' || typeof t.restoreRate !== 'number') return;
+      this.buckets.set(key, {
+        maximumAvailable: t.maximumAvailable ?? t.currentlyAvailable,
+        currentlyAvailable: t.currentlyAvailable,
+        restoreRate: t.restoreRate,
+        at: this.clock.now(),
+        lastCost: typeof cost?.requestedQueryCost === 'number' ? cost.requestedQueryCost : 10,
+      });
+    } catch {
+      /* not JSON: nothing to learn */
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/** Prometheus metrics of `alloy serve` (prom-client), one registry per server (tests run several). */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ServeMetrics {
+  registry: Registry;
+  request(info: { method: string; route: string; status: number; ms: number }): void;
+  executionFinished(status: string): void;
+  ingested(source: string, count: number): void;
+}
+
+export function createMetrics(): ServeMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'alloy_' });
+  const requests = new Counter({ name: 'alloy_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
+  const duration = new Histogram({ name: 'alloy_http_request_duration_seconds', help: 'Time to answer', labelNames: ['method', 'route'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
+  const finished = new Counter({ name: 'alloy_executions_finished_total', help: 'Executions that ended', labelNames: ['status'] as const, registers: [registry] });
+  const ingested = new Counter({ name: 'alloy_executions_created_total', help: 'Executions created by ingest', labelNames: ['source'] as const, registers: [registry] });
+  return {
+    registry,
+    request(i) {
+      requests.inc({ method: i.method, route: i.route, status: String(i.status) });
+      duration.observe({ method: i.method, route: i.route }, i.ms / 1000);
+    },
+    executionFinished: (status) => finished.inc({ status }),
+    ingested: (source, count) => ingested.inc({ source }, count),
+  };
+}

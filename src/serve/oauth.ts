@@ -1,0 +1,96 @@
+/**
+ * OAuth2 authorization code for app credentials. The flow is the runtime's
+ * (`/v1/oauth/:app/start` stores a one-time state nonce, `/callback` checks it, exchanges the
+ * code and stores the token sealed); what differs per app is here, behind OAuthProvider.
+ * Shopify's (shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant):
+ * the authorize URL is on the shop's domain; the callback's query is signed with the app's
+ * client secret (`hmac` = hex HMAC-SHA256 of the other parameters sorted by name, joined as
+ * `k=v&…`), checked in constant time; the code is exchanged at `/admin/oauth/access_token`.
+ * Expiring offline tokens come with a refresh token, renewed with grant_type=refresh_token.
+ */
+import { createHmac } from 'node:crypto';
+import { safeEqual } from '../connectors/shopify/webhooks.js';
+import type { HttpClient } from '../connectors/types.js';
+import { HttpError } from '../http/error.js';
+
+export interface TokenSet {
+  accessToken: string;
+  refreshToken?: string;
+  /** Seconds until the access token expires. */
+  expiresIn?: number;
+  scope?: string;
+}
+
+export interface AppOAuth {
+  clientId: string;
+  clientSecret: string;
+  scopes: string;
+  /** Base URL override (a local fake); otherwise the account's own host. */
+  baseUrl?: string;
+}
+
+export interface OAuthProvider {
+  /** Checks the account named by the caller (Shopify: a shop domain) and normalizes it. */
+  account(value: string | undefined): string;
+  authorizeUrl(app: AppOAuth, p: { account: string; redirectUri: string; state: string }): string;
+  /** True when the callback's query is genuinely from the app. */
+  verifyCallback(app: AppOAuth, query: URLSearchParams): boolean;
+  exchange(http: HttpClient, app: AppOAuth, p: { account: string; code: string }): Promise<TokenSet>;
+  refresh(http: HttpClient, app: AppOAuth, p: { account: string; refreshToken: string }): Promise<TokenSet>;
+}
+
+const SHOP_RE = /^[a-z0-9][a-z0-9-]*\.myshopify\.com$/;
+
+function shopBase(app: AppOAuth, shop: string): string {
+  return (app.baseUrl ?? `https://${shop}`).replace(/\/+$/, '');
+}
+
+export function shopifyCallbackHmac(query: URLSearchParams, secret: string): string {
+  const pairs = [...query.entries()].filter(([k]) => k !== 'hmac' && k !== 'signature').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHmac('sha256', secret).update(pairs.map(([k, v]) => `${k}=${v}`).join('&')).digest('hex');
+}
+
+async function tokenCall(http: HttpClient, url: string, body: Record<string, string>): Promise<TokenSet> {
+  const res = await http({ method: 'POST', url, headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(res.text) as Record<string, unknown>;
+  } catch {
+    /* handled below */
+  }
+  if (res.status !== 200 || typeof json.access_token !== 'string') {
+    throw new HttpError(502, 'E_OAUTH_EXCHANGE', `the app refused the token request (HTTP ${res.status})`, 'Check the app\'s client id and secret (SHOPIFY_API_KEY, SHOPIFY_API_SECRET) and start the connection again.');
+  }
+  return {
+    accessToken: json.access_token,
+    ...(typeof json.refresh_token === 'string' ? { refreshToken: json.refresh_token } : {}),
+    ...(typeof json.expires_in === 'number' ? { expiresIn: json.expires_in } : {}),
+    ...(typeof json.scope === 'string' ? { scope: json.scope } : {}),
+  };
+}
+
+export const shopifyOAuth: OAuthProvider = {
+  account(value) {
+    const shop = (value ?? '').trim().toLowerCase();
+    if (!SHOP_RE.test(shop)) throw new HttpError(400, 'E_BAD_REQUEST', '`shop` must be a shop domain like acme.myshopify.com', 'Pass ?shop=<name>.myshopify.com.');
+    return shop;
+  },
+  authorizeUrl(app, p) {
+    const q = new URLSearchParams({ client_id: app.clientId, scope: app.scopes, redirect_uri: p.redirectUri, state: p.state, 'grant_options[]': '' });
+    // With a base URL override (a local fake) the shop is not in the host: name it in the query.
+    if (app.baseUrl) q.set('shop', p.account);
+    return `${shopBase(app, p.account)}/admin/oauth/authorize?${q}`;
+  },
+  verifyCallback(app, query) {
+    const given = query.get('hmac');
+    return !!given && safeEqual(shopifyCallbackHmac(query, app.clientSecret), given);
+  },
+  exchange(http, app, p) {
+    return tokenCall(http, `${shopBase(app, p.account)}/admin/oauth/access_token`, { client_id: app.clientId, client_secret: app.clientSecret, code: p.code, ...(app.baseUrl ? { shop: p.account } : {}) });
+  },
+  refresh(http, app, p) {
+    return tokenCall(http, `${shopBase(app, p.account)}/admin/oauth/access_token`, { client_id: app.clientId, client_secret: app.clientSecret, grant_type: 'refresh_token', refresh_token: p.refreshToken, ...(app.baseUrl ? { shop: p.account } : {}) });
+  },
+};
+
+export const oauthProviders: Record<string, OAuthProvider> = { shopify: shopifyOAuth };

@@ -1,0 +1,133 @@
+/**
+ * `alloy serve` as a programmatic API: the Embedded API (/v1, route modules under api/),
+ * the store API (/v1/store, when store tokens are configured) and the runner, over one
+ * ServeState. The CLI command (src/cli/commands/serve.ts) only parses flags and calls this.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AppSettings } from '../core/model.js';
+import { createConnectorRegistry } from '../connectors/registry.js';
+import { createHttpClient } from '../connectors/http-client.js';
+import type { HttpClient } from '../connectors/types.js';
+import { listen } from '../http/listen.js';
+import { createRouter } from '../http/router.js';
+import { authenticate, authorize } from './auth.js';
+import { createConnections } from './connections.js';
+import type { Keyring } from './crypto.js';
+import type { DefinitionSource } from './definitions.js';
+import { createMetrics } from './metrics.js';
+import { createRunner, type Runner } from './runner.js';
+import type { ServeState } from './state/types.js';
+import { makeContext, type ApiContext, type ApiRoute, type ServeDeps } from './api/context.js';
+import { userRoutes } from './api/users.js';
+import { credentialRoutes } from './api/credentials.js';
+import { installationRoutes } from './api/installations.js';
+import { eventRoutes } from './api/events.js';
+import { executionRoutes } from './api/executions.js';
+import { opsRoutes } from './api/ops.js';
+
+/** Every route of the Embedded API, in the order they are mounted. */
+export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes];
+
+export interface ServeServerOptions {
+  state: ServeState;
+  keyring: Keyring;
+  source: DefinitionSource;
+  /** Per-app settings (baseUrl for a local fake, apiVersion, OAuth scopes). */
+  settings?: Record<string, AppSettings & { scopes?: string }>;
+  env?: Record<string, string | undefined>;
+  /** Outbound HTTP; default a client under `egress`. */
+  http?: HttpClient;
+  /**
+   * Where outbound calls may connect (connectors/egress.ts). Serve refuses loopback by
+   * default (a workflow must not reach services on the server's own machine); `allow` takes
+   * the config's `egress.allow` (e.g. a local fake Shopify in tests).
+   */
+  egress?: { loopback?: boolean; allow?: readonly string[] };
+  host?: string;
+  port?: number;
+  /** Base URL the outside world reaches this server at (OAuth redirect URIs); default the listening URL. */
+  publicUrl?: string;
+  /** Mounted under /v1/store (the store API with its own tokens), tried when no /v1 route matches. */
+  storeHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  concurrency?: number;
+  perInstallation?: number;
+  maxBodyBytes?: number;
+  now?: () => number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface ServeServer {
+  url: string;
+  runner: Runner;
+  close(): Promise<void>;
+}
+
+export async function startServeServer(options: ServeServerOptions): Promise<ServeServer> {
+  const now = options.now ?? Date.now;
+  const env = options.env ?? process.env;
+  const http = options.http ?? createHttpClient({ egress: { loopback: options.egress?.loopback ?? false, allow: options.egress?.allow } });
+  const settings = options.settings ?? {};
+  const metrics = createMetrics();
+  const log = options.log ?? (() => {});
+  const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
+  const runner = createRunner({
+    state: options.state,
+    source: options.source,
+    connections,
+    keyring: options.keyring,
+    settings,
+    env,
+    http,
+    now,
+    concurrency: options.concurrency,
+    perInstallation: options.perInstallation,
+    onFinished: (_row, record) => metrics.executionFinished(record.status),
+    onError: (id, err) => log('execution error', { execution: id, error: (err as Error).message }),
+  });
+  let url = '';
+  const deps: ServeDeps = {
+    state: options.state,
+    keyring: options.keyring,
+    source: options.source,
+    runner,
+    connections,
+    connectors: createConnectorRegistry({ userConnectors: [] }),
+    http,
+    metrics,
+    env,
+    now,
+    publicUrl: () => options.publicUrl ?? url,
+    log,
+    maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+  };
+  const routes = SERVE_ROUTES.map((r) => ({
+    method: r.method,
+    path: r.path,
+    handler: async (c: ApiContext) => {
+      if (r.access !== 'public') {
+        c.principal = await authenticate(c.req.headers.authorization, options.state.apiKeys, options.keyring, now());
+        authorize(c.principal, r.access, `${r.method} ${r.path}`);
+      }
+      await r.handler(c);
+    },
+  }));
+  const handler = createRouter(routes, {
+    context: (base) => makeContext(base, deps),
+    fallback: options.storeHandler,
+    onResponse: (i) => metrics.request(i),
+  });
+  const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
+  url = server.url;
+  await runner.start();
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    runner,
+    close: () =>
+      (closing ??= (async () => {
+        await server.close();
+        await runner.stop();
+        await options.state.close();
+      })()),
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * ServeState on one SQLite file (better-sqlite3, WAL, synchronous=FULL) in the serve data
+ * folder: the embedded default. Rows keep their indexed columns beside a JSON document, so
+ * the same shapes map onto PostgreSQL tables (issue 12). Every write is on disk (WAL
+ * fdatasync) before its promise resolves. Normal locking with a busy timeout,
+ * so operator commands (`alloy serve keys create`) can write while the server runs.
+ */
+import Database from 'better-sqlite3';
+import { fdatasync, mkdirSync, openSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import type { ExecutionRecord } from '../../engine/types.js';
+import type {
+  ApiKeyRecord,
+  CredentialRecord,
+  ExecutionFilter,
+  ExecutionRow,
+  IngestInput,
+  IngestResult,
+  InstallationFilter,
+  InstallationRecord,
+  OAuthStateRecord,
+  Page,
+  PageRequest,
+  ServeState,
+  UserRecord,
+} from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, app TEXT NOT NULL, account TEXT, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS credentials_user ON credentials(user_id);
+CREATE INDEX IF NOT EXISTS credentials_account ON credentials(app, account);
+CREATE TABLE IF NOT EXISTS installations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, integration TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS installations_user ON installations(user_id);
+CREATE INDEX IF NOT EXISTS installations_integration ON installations(integration);
+CREATE TABLE IF NOT EXISTS installation_credentials (installation_id TEXT NOT NULL, credential_id TEXT NOT NULL, PRIMARY KEY (credential_id, installation_id));
+CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS executions_user ON executions(user_id, id);
+CREATE INDEX IF NOT EXISTS executions_installation ON executions(installation_id, id);
+CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oauth_states (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+`;
+
+const MAX_PAGE = 200;
+
+function pageOf<T extends { id: string }>(rows: { doc: string }[], limit: number): Page<T> {
+  const items = rows.slice(0, limit).map((r) => JSON.parse(r.doc) as T);
+  return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
+}
+
+const limitOf = (p?: PageRequest) => Math.max(1, Math.min(MAX_PAGE, p?.limit ?? 50));
+
+export function openSqliteState(file: string): ServeState {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // Durability as in the dev event log (src/server/event-log.ts): commits run with
+  // synchronous=NORMAL (no fsync inside COMMIT, which would block the event loop), and every
+  // write's promise resolves only after an fdatasync of the WAL on libuv's thread pool; one
+  // sync covers every commit made before it started, so concurrent writers share it.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('secure_delete = ON');
+  db.exec(SCHEMA);
+  let walFd: number | undefined;
+  const doSync = () =>
+    new Promise<void>((resolve, reject) => {
+      if (walFd === undefined) {
+        try {
+          walFd = openSync(`${file}-wal`, 'r');
+        } catch {
+          return resolve(); // no WAL yet: nothing written
+        }
+      }
+      fdatasync(walFd, (err) => (err ? reject(err) : resolve()));
+    });
+  let inflight: Promise<void> | null = null;
+  let nextSync: Promise<void> | null = null;
+  const syncWal = (): Promise<void> => {
+    if (nextSync) return nextSync;
+    if (!inflight) {
+      inflight = doSync().finally(() => (inflight = null));
+      return inflight;
+    }
+    nextSync = inflight.then(() => {
+      nextSync = null;
+      inflight = doSync().finally(() => (inflight = null));
+      return inflight;
+    });
+    return nextSync;
+  };
+  /** Runs a write, then waits until it is on disk. */
+  const durable = async <T>(fn: () => T): Promise<T> => {
+    const r = fn();
+    await syncWal();
+    return r;
+  };
+  // Prepared once per SQL text (preparing is most of the cost of a small query).
+  const cache = new Map<string, Database.Statement>();
+  const stmt = (sql: string): Database.Statement => {
+    let st = cache.get(sql);
+    if (!st) cache.set(sql, (st = db.prepare(sql)));
+    return st;
+  };
+
+  /** Filtered, cursor-paginated select over one table. */
+  const listWhere = (table: string, where: Record<string, string | undefined>, page?: PageRequest) => {
+    const limit = limitOf(page);
+    const clauses: string[] = [];
+    const args: unknown[] = [];
+    for (const [col, v] of Object.entries(where)) {
+      if (v === undefined) continue;
+      clauses.push(`${col} = ?`);
+      args.push(v);
+    }
+    if (page?.after) {
+      clauses.push('id > ?');
+      args.push(page.after);
+    }
+    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    return { rows: stmt(sql).all(...args, limit + 1) as { doc: string }[], limit };
+  };
+
+  const putInstallation = db.transaction((i: InstallationRecord) => {
+    stmt('INSERT OR REPLACE INTO installations (id, user_id, integration, status, doc) VALUES (?, ?, ?, ?, ?)').run(i.id, i.userId, i.integration, i.status, JSON.stringify(i));
+    stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(i.id);
+    const ins = stmt('INSERT OR IGNORE INTO installation_credentials (installation_id, credential_id) VALUES (?, ?)');
+    for (const c of Object.values(i.credentials)) ins.run(i.id, c);
+  });
+
+  const deleteUser = db.transaction((id: string) => {
+    const n = stmt('DELETE FROM users WHERE id = ?').run(id).changes;
+    stmt('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = ?)').run(id);
+    stmt('DELETE FROM installations WHERE user_id = ?').run(id);
+    stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
+    stmt('DELETE FROM executions WHERE user_id = ?').run(id);
+    return n > 0;
+  });
+
+  const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
+  const ingest = db.transaction((input: IngestInput): IngestResult => {
+    if (input.dedupeKey) {
+      const seen = stmt('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
+      if (seen) return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
+    }
+    for (const e of input.executions) insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, JSON.stringify(e));
+    const ids = input.executions.map((e) => e.id);
+    if (input.dedupeKey) stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
+    return { duplicate: false, executionIds: ids };
+  });
+
+  const deleteInstallation = db.transaction((id: string) => {
+    const n = stmt('DELETE FROM installations WHERE id = ?').run(id).changes;
+    stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(id);
+    return n > 0;
+  });
+
+  const getExecution = (id: string): ExecutionRow | undefined => {
+    const row = stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as ExecutionRow) : undefined;
+  };
+  const writeExecution = (e: ExecutionRow) => stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+
+  const checkpoint = db.transaction((id: string, record: ExecutionRecord) => {
+    const e = getExecution(id);
+    if (!e) return;
+    // A cancelled execution stays cancelled: the engine's later checkpoints only update the record.
+    writeExecution({ ...e, status: e.status === 'cancelled' ? 'cancelled' : record.status, record, updatedAt: new Date().toISOString() });
+  });
+  const cancel = db.transaction((id: string, at: string) => {
+    const e = getExecution(id);
+    if (!e || (e.status !== 'queued' && e.status !== 'running')) return false;
+    writeExecution({ ...e, status: 'cancelled', updatedAt: at });
+    return true;
+  });
+  const take = db.transaction((nonce: string, now: string) => {
+    const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
+    if (!row) return undefined;
+    stmt('DELETE FROM oauth_states WHERE nonce = ?').run(nonce);
+    return row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
+  });
+
+  const one = <T>(sql: string, id: string): T | undefined => {
+    const row = stmt(sql).get(id) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as T) : undefined;
+  };
+  const docs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
+  let closed = false;
+
+  return {
+    users: {
+      async create(u: UserRecord) {
+        await durable(() => stmt('INSERT INTO users (id, doc) VALUES (?, ?)').run(u.id, JSON.stringify(u)));
+        return u;
+      },
+      async get(id) {
+        return one<UserRecord>('SELECT doc FROM users WHERE id = ?', id);
+      },
+      async list(page) {
+        const { rows, limit } = listWhere('users', {}, page);
+        return pageOf<UserRecord>(rows, limit);
+      },
+      async delete(id) {
+        return durable(() => deleteUser(id));
+      },
+    },
+    apiKeys: {
+      async create(k: ApiKeyRecord) {
+        await durable(() => stmt('INSERT INTO api_keys (id, hash, doc) VALUES (?, ?, ?)').run(k.id, k.hash, JSON.stringify(k)));
+      },
+      async findByHash(hash) {
+        const row = stmt('SELECT doc FROM api_keys WHERE hash = ?').get(hash) as { doc: string } | undefined;
+        return row ? (JSON.parse(row.doc) as ApiKeyRecord) : undefined;
+      },
+      async list() {
+        return docs<ApiKeyRecord>(stmt('SELECT doc FROM api_keys ORDER BY id').all());
+      },
+      async delete(id) {
+        return durable(() => stmt('DELETE FROM api_keys WHERE id = ?').run(id).changes > 0);
+      },
+    },
+    credentials: {
+      async put(c: CredentialRecord) {
+        await durable(() => stmt('INSERT OR REPLACE INTO credentials (id, user_id, app, account, doc) VALUES (?, ?, ?, ?, ?)').run(c.id, c.userId, c.app, c.account ?? null, JSON.stringify(c)));
+      },
+      async get(id) {
+        return one<CredentialRecord>('SELECT doc FROM credentials WHERE id = ?', id);
+      },
+      async listByUser(userId) {
+        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE user_id = ? ORDER BY id').all(userId));
+      },
+      async findByAccount(app, account) {
+        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id').all(app, account));
+      },
+      async delete(id) {
+        return durable(() => stmt('DELETE FROM credentials WHERE id = ?').run(id).changes > 0);
+      },
+      async all() {
+        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials ORDER BY id').all());
+      },
+    },
+    installations: {
+      async put(i) {
+        await durable(() => putInstallation(i));
+      },
+      async get(id) {
+        return one<InstallationRecord>('SELECT doc FROM installations WHERE id = ?', id);
+      },
+      async list(filter: InstallationFilter, page) {
+        const { rows, limit } = listWhere('installations', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page);
+        return pageOf<InstallationRecord>(rows, limit);
+      },
+      async byCredentials(ids) {
+        if (ids.length === 0) return [];
+        const rows = db
+          .prepare(`SELECT DISTINCT i.doc AS doc, i.id AS id FROM installations i JOIN installation_credentials c ON c.installation_id = i.id WHERE c.credential_id IN (${ids.map(() => '?').join(',')}) AND i.status = 'active' ORDER BY i.id`)
+          .all(...ids);
+        return docs<InstallationRecord>(rows);
+      },
+      async delete(id) {
+        return durable(() => deleteInstallation(id));
+      },
+      async all() {
+        return docs<InstallationRecord>(stmt('SELECT doc FROM installations ORDER BY id').all());
+      },
+    },
+    executions: {
+      async ingest(input) {
+        return durable(() => ingest(input));
+      },
+      async get(id) {
+        return getExecution(id);
+      },
+      async list(filter: ExecutionFilter, page) {
+        const { rows, limit } = listWhere('executions', { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page);
+        return pageOf<ExecutionRow>(rows, limit);
+      },
+      async checkpoint(id, record) {
+        await durable(() => checkpoint(id, record));
+      },
+      async cancel(id, at) {
+        return durable(() => cancel(id, at));
+      },
+      async unfinished() {
+        return (stmt("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id").all() as { id: string }[]).map((r) => r.id);
+      },
+    },
+    oauthStates: {
+      async put(s) {
+        await durable(() => stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s)));
+      },
+      async take(nonce, now) {
+        return durable(() => take(nonce, now));
+      },
+    },
+    async ping() {
+      if (closed) return false;
+      try {
+        stmt('SELECT 1').get();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await inflight;
+      if (walFd !== undefined) closeSync(walFd);
+      db.close();
+    },
+  };
+}

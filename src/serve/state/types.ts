@@ -1,0 +1,206 @@
+/**
+ * The runtime state of `alloy serve`, behind async interfaces so that a second backend
+ * (PostgreSQL, issue 12) can implement the same contract. test/serve/state-contract.ts is
+ * the one contract suite every implementation must pass; SQLite (sqlite-state.ts) is the
+ * first. Rules every implementation keeps:
+ *
+ * - Every method is async and every write is durable when its promise resolves.
+ * - Lists are ordered by id ascending (ids are time-sortable) and paginated by cursor:
+ *   `after` is the last id of the previous page; `next` is set when more rows may follow.
+ * - Secrets are stored only as `Sealed` values (crypto.ts): the state never sees clear text.
+ * - `ingest` is atomic: the dedupe key, the event and its executions are stored together or
+ *   not at all; a repeated key returns the first call's execution ids and stores nothing.
+ * - Deleting a user deletes their credentials, installations and executions.
+ */
+import type { ExecutionRecord } from '../../engine/types.js';
+
+export interface Page<T> {
+  items: T[];
+  /** Cursor for the next page, when there may be one. */
+  next?: string;
+}
+
+export interface PageRequest {
+  limit?: number;
+  after?: string;
+}
+
+/** An envelope-encrypted value (see crypto.ts). */
+export interface Sealed {
+  /** Id of the master key that wrapped the data key. */
+  kid: string;
+  /** Wrapped data key, iv and tag of the wrap, base64. */
+  wrapped: string;
+  /** iv, ciphertext and tag of the value, base64. */
+  iv: string;
+  data: string;
+  tag: string;
+}
+
+export interface UserRecord {
+  id: string;
+  name?: string;
+  createdAt: string;
+}
+
+export type ApiKeyRole = 'admin' | 'ingest' | 'read';
+
+export interface ApiKeyRecord {
+  id: string;
+  role: ApiKeyRole;
+  /** sha256 hex of the key (the key itself is shown once, at creation). */
+  hash: string;
+  name?: string;
+  createdAt: string;
+}
+
+export type CredentialKind = 'key' | 'token' | 'oauth2';
+
+export interface CredentialRecord {
+  id: string;
+  userId: string;
+  app: string;
+  kind: CredentialKind;
+  /** The account the credential is for (Shopify: the shop domain); routes app webhooks. */
+  account?: string;
+  /** When an access token expires (oauth2 with refresh), ISO 8601. */
+  expiresAt?: string;
+  /** The connection fields (accessToken, refreshToken, …), sealed. */
+  secret: Sealed;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type InstallationStatus = 'active' | 'inactive';
+
+export interface InstallationRecord {
+  id: string;
+  userId: string;
+  integration: string;
+  version: number;
+  status: InstallationStatus;
+  /** App name -> credential id. */
+  credentials: Record<string, string>;
+  /** The config values, sealed (some may be secret). */
+  config: Sealed;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ExecutionRow {
+  id: string;
+  installationId: string;
+  userId: string;
+  integration: string;
+  version: number;
+  /** `<integration>/<workflow>`. */
+  workflow: string;
+  status: ExecutionRecord['status'] | 'cancelled';
+  /** The engine's record (secrets redacted by the engine). */
+  record: ExecutionRecord;
+  /** The execution this one re-runs, when it is a rerun. */
+  rerunOf?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface IngestInput {
+  /** Idempotency-Key or the app's delivery id, scoped by the caller (`event:<key>`, `shopify:<id>`). */
+  dedupeKey?: string;
+  executions: ExecutionRow[];
+}
+
+export interface IngestResult {
+  duplicate: boolean;
+  executionIds: string[];
+}
+
+export interface ExecutionFilter {
+  userId?: string;
+  installationId?: string;
+  workflow?: string;
+  status?: string;
+}
+
+export interface InstallationFilter {
+  userId?: string;
+  integration?: string;
+  status?: InstallationStatus;
+}
+
+export interface OAuthStateRecord {
+  /** The state nonce sent to the app. */
+  nonce: string;
+  userId: string;
+  app: string;
+  account?: string;
+  redirectAfter?: string;
+  expiresAt: string;
+}
+
+export interface UserStore {
+  create(user: UserRecord): Promise<UserRecord>;
+  get(id: string): Promise<UserRecord | undefined>;
+  list(page?: PageRequest): Promise<Page<UserRecord>>;
+  /** Removes the user and their credentials, installations and executions; false when unknown. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface ApiKeyStore {
+  create(key: ApiKeyRecord): Promise<void>;
+  findByHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  list(): Promise<ApiKeyRecord[]>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface CredentialStore {
+  put(credential: CredentialRecord): Promise<void>;
+  get(id: string): Promise<CredentialRecord | undefined>;
+  listByUser(userId: string): Promise<CredentialRecord[]>;
+  /** Credentials of `app` for `account` (a shop domain), any user. */
+  findByAccount(app: string, account: string): Promise<CredentialRecord[]>;
+  delete(id: string): Promise<boolean>;
+  /** Every credential (for re-wrapping data keys under a new master key). */
+  all(): Promise<CredentialRecord[]>;
+}
+
+export interface InstallationStore {
+  put(installation: InstallationRecord): Promise<void>;
+  get(id: string): Promise<InstallationRecord | undefined>;
+  list(filter: InstallationFilter, page?: PageRequest): Promise<Page<InstallationRecord>>;
+  /** Active installations using one of these credentials. */
+  byCredentials(credentialIds: string[]): Promise<InstallationRecord[]>;
+  delete(id: string): Promise<boolean>;
+  all(): Promise<InstallationRecord[]>;
+}
+
+export interface ExecutionStore {
+  /** Stores the executions and the dedupe key in one transaction (see the header). */
+  ingest(input: IngestInput): Promise<IngestResult>;
+  get(id: string): Promise<ExecutionRow | undefined>;
+  list(filter: ExecutionFilter, page?: PageRequest): Promise<Page<ExecutionRow>>;
+  /** Stores a checkpoint of the engine's record (status follows the record). */
+  checkpoint(id: string, record: ExecutionRecord): Promise<void>;
+  /** Marks a queued or running execution cancelled; false when it already ended. */
+  cancel(id: string, at: string): Promise<boolean>;
+  /** Ids of executions queued or running (to resume after a restart), oldest first. */
+  unfinished(): Promise<string[]>;
+}
+
+export interface OAuthStateStore {
+  put(state: OAuthStateRecord): Promise<void>;
+  /** Returns and deletes the state (a nonce is good once); undefined when unknown or expired. */
+  take(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
+}
+
+export interface ServeState {
+  users: UserStore;
+  apiKeys: ApiKeyStore;
+  credentials: CredentialStore;
+  installations: InstallationStore;
+  executions: ExecutionStore;
+  oauthStates: OAuthStateStore;
+  /** True while the backend answers (readiness). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,119 @@
+/**
+ * Every route of the Embedded API against every kind of caller: no token, a wrong token, an
+ * expired user token, an API key of the wrong role, and another user's token. Also: the
+ * OpenAPI document lists exactly the routes the server mounts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVE_ROUTES } from '../../src/serve/server.js';
+import { signUserToken } from '../../src/serve/auth.js';
+import { makeKeyring } from '../../src/serve/crypto.js';
+import { startFakeShopify, type FakeShopify } from '../../src/testing/fake-shopify.js';
+import { call, cleanup, exampleSource, MASTER, OPENAPI, releaseAndPublish, startTestServe, waitFor, type TestServe } from './helpers.js';
+
+describe('alloy serve: authentication and authorization on every route', () => {
+  let serve: TestServe;
+  let fake: FakeShopify;
+  let ids: Record<string, string>;
+  let keys: Record<'admin' | 'ingest' | 'read', string>;
+  let tokenA: string;
+  let tokenB: string;
+
+  beforeAll(async () => {
+    fake = await startFakeShopify();
+    serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret } });
+    await releaseAndPublish(serve.store, exampleSource());
+    keys = { admin: serve.admin, ingest: await serve.key('ingest'), read: await serve.key('read') };
+    for (const id of ['user-a', 'user-b']) await call(serve.url, 'POST', '/v1/users', { token: keys.admin, body: { id } });
+    tokenA = (await call(serve.url, 'POST', '/v1/users/user-a/token', { token: keys.admin })).body.token;
+    tokenB = (await call(serve.url, 'POST', '/v1/users/user-b/token', { token: keys.admin })).body.token;
+    const cred = await call(serve.url, 'POST', '/v1/users/user-a/credentials', { token: tokenA, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: fake.accessToken } } });
+    expect(cred.status).toBe(201);
+    expect(JSON.stringify(cred.body)).not.toContain(fake.accessToken);
+    const inst = await call(serve.url, 'POST', '/v1/installations', { token: tokenA, body: { userId: 'user-a', integration: 'shopify-sync', credentials: { shopify: cred.body.id } } });
+    const ev = await call(serve.url, 'POST', '/v1/run/event', { token: keys.ingest, body: { event: 'acme.order.requested', userId: 'user-a', data: { orderId: '1', email: 'a@example.com', lineItems: [{ title: 'x', quantity: 1, price: 1 }] } } });
+    await waitFor(async () => (await call(serve.url, 'GET', `/v1/executions/${ev.body.executionIds[0]}`, { token: keys.admin })).body.status === 'succeeded', 'the execution');
+    ids = { userId: 'user-a', credentialId: cred.body.id, installationId: inst.body.id, executionId: ev.body.executionIds[0], app: 'shopify', integration: 'shopify-sync' };
+  });
+
+  afterAll(async () => {
+    await serve?.close();
+    await fake?.close();
+    cleanup();
+  });
+
+  it('the OpenAPI document lists exactly the mounted routes', () => {
+    const mounted = SERVE_ROUTES.map((r) => `${r.method} ${r.path.replace(/:([A-Za-z]+)/g, '{$1}')}`).sort();
+    const documented = Object.entries(OPENAPI.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([p, ops]) => Object.keys(ops).filter((m) => m !== 'parameters').map((m) => `${m.toUpperCase()} ${p}`))
+      .sort();
+    expect(documented).toEqual(mounted);
+    for (const r of SERVE_ROUTES) {
+      const op = OPENAPI.paths[r.path.replace(/:([A-Za-z]+)/g, '{$1}')][r.method.toLowerCase()];
+      const access = r.access === 'public' ? 'public' : ['admin', ...r.access].filter((a, i, all) => all.indexOf(a) === i).sort();
+      expect(op['x-alloy-access'] === 'public' ? 'public' : [...op['x-alloy-access']].sort(), `${r.method} ${r.path}`).toEqual(access);
+    }
+  });
+
+  const concrete = (p: string) => p.replace(/:([A-Za-z]+)/g, (_m, n: string) => encodeURIComponent(ids[n]));
+  const protectedRoutes = () => SERVE_ROUTES.filter((r) => r.access !== 'public');
+
+  it('refuses no token, unknown keys, forged and expired user tokens with 401 on every protected route', async () => {
+    const other = makeKeyring([{ kid: MASTER.kid, key: Buffer.alloc(32, 9) }]);
+    const forged = (await signUserToken(other, 'user-a', 600, Date.now())).token;
+    const expired = (await signUserToken(makeKeyring([MASTER]), 'user-a', 60, Date.now() - 3600_000)).token;
+    for (const r of protectedRoutes()) {
+      for (const token of [undefined, 'alk_admin_not-a-real-key', 'garbage', forged, expired]) {
+        const a = await call(serve.url, r.method, concrete(r.path), { token, body: r.method === 'GET' || r.method === 'DELETE' ? undefined : {} });
+        expect(a.status, `${r.method} ${r.path} with ${token ?? 'no token'}`).toBe(401);
+        expect(a.body.error.code).toBe('E_UNAUTHORIZED');
+      }
+    }
+  });
+
+  it('refuses API keys of the wrong role with 403', async () => {
+    for (const r of protectedRoutes()) {
+      const access = r.access as readonly string[];
+      for (const role of ['ingest', 'read'] as const) {
+        if (access.includes(role)) continue;
+        const a = await call(serve.url, r.method, concrete(r.path), { token: keys[role], body: r.method === 'GET' || r.method === 'DELETE' ? undefined : {} });
+        expect(a.status, `${r.method} ${r.path} with a ${role} key`).toBe(403);
+        expect(a.body.error.code).toBe('E_FORBIDDEN');
+      }
+    }
+  });
+
+  it('a user token reaches only its own user: another user\'s resources are 404, backend-only routes 403', async () => {
+    for (const r of protectedRoutes()) {
+      const access = r.access as readonly string[];
+      const body = r.method === 'GET' || r.method === 'DELETE' ? undefined : { userId: 'user-a', account: fake.shop, integration: 'shopify-sync', app: 'shopify', kind: 'token' };
+      const a = await call(serve.url, r.method, concrete(r.path), { token: tokenB, body });
+      if (!access.includes('user')) {
+        expect(a.status, `${r.method} ${r.path} with a user token`).toBe(403);
+        continue;
+      }
+      // Lists scoped to the caller are 200 with only the caller's items.
+      if (r.path === '/v1/installations' && r.method === 'GET') {
+        expect(a.body.items).toEqual([]);
+        continue;
+      }
+      if (r.path === '/v1/executions' && r.method === 'GET') {
+        expect(a.body.items).toEqual([]);
+        continue;
+      }
+      expect(a.status, `${r.method} ${r.path} with another user's token`).toBe(404);
+    }
+    // And nothing of user-a changed.
+    expect((await call(serve.url, 'GET', `/v1/installations/${ids.installationId}`, { token: tokenA })).body.status).toBe('active');
+    expect((await call(serve.url, 'GET', '/v1/users/user-a/credentials', { token: tokenA })).body.items).toHaveLength(1);
+  });
+
+  it('public routes need no token; the OAuth callback and webhooks authenticate themselves', async () => {
+    expect((await call(serve.url, 'GET', '/healthz')).status).toBe(200);
+    expect((await call(serve.url, 'GET', '/readyz')).status).toBe(200);
+    const m = await fetch(`${serve.url}/metrics`);
+    expect(await m.text()).toContain('alloy_http_requests_total');
+    expect((await call(serve.url, 'GET', '/v1/oauth/shopify/callback?code=x&state=y&shop=a.myshopify.com&hmac=00')).status).toBe(401);
+    expect((await call(serve.url, 'POST', '/v1/webhooks/shopify', { body: {} })).status).toBe(401);
+    expect((await call(serve.url, 'POST', '/v1/webhooks/nope', { body: {} })).status).toBe(404);
+  });
+});

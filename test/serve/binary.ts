@@ -1,0 +1,44 @@
+/** Spawning the built `alloy` binary for the serve end-to-end tests (`npm run build` first). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { REPO_ROOT } from './helpers.js';
+
+export const BIN = path.join(REPO_ROOT, 'bin', 'alloy.js');
+
+const baseEnv = (env: Record<string, string>) => ({ PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env });
+
+export function runAlloy(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: baseEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** `alloy serve --port 0 --json …` in the background; resolves once it printed its URL. */
+export async function spawnServe(args: string[], cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', ...args], { cwd, env: baseEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b) => (stderr += b));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (b) => {
+      out += b;
+      if (out.trim().endsWith('}')) resolve(JSON.parse(out).url);
+    });
+    child.once('exit', () => reject(new Error(`alloy serve exited: ${stderr}`)));
+  });
+  return {
+    child,
+    url,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/** `alloy users`, `install`, `installations`, `upgrade`, `executions --remote` against a running serve, with --json. */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startFakeShopify } from '../../src/testing/fake-shopify.js';
+import { cli } from '../store/helpers.js';
+import { call, cleanup, exampleSource, releaseAndPublish, startTestServe, tempDir, waitFor } from './helpers.js';
+
+afterAll(cleanup);
+
+describe('operator commands', () => {
+  it('manage users and installations, upgrade, and list executions of a remote serve', async () => {
+    const fake = await startFakeShopify();
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } } });
+    try {
+      await releaseAndPublish(serve.store, exampleSource());
+      const project = tempDir('alloy-ops-');
+      writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ops', remotes: { prod: { url: serve.url } } }));
+      const env = { ALLOY_API_KEY: serve.admin };
+      const run = (args: string[], e: Record<string, string> = env) => cli(project, [...args, '--remote', 'prod'], e);
+
+      expect((await run(['users', 'create', 'acme-1', '--json'])).json()).toMatchObject({ ok: true, user: { id: 'acme-1' } });
+      const users = await run(['users', '--json']);
+      expect(users.json().users.map((u: { id: string }) => u.id)).toEqual(['acme-1']);
+      const noKey = await run(['users'], {});
+      expect(noKey.code).toBe(2);
+      expect(noKey.stderr).toContain('ALLOY_API_KEY');
+      const badKey = await run(['users'], { ALLOY_API_KEY: 'alk_admin_wrong' });
+      expect(badKey.code).toBe(1);
+      expect(badKey.stderr).toContain('E_UNAUTHORIZED');
+
+      const cred = await call(serve.url, 'POST', '/v1/users/acme-1/credentials', { token: serve.admin, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: fake.accessToken } } });
+      const installed = await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', `shopify=${cred.body.id}`, '--json']);
+      expect(installed.code).toBe(0);
+      expect(installed.json().installation).toMatchObject({ integration: 'shopify-sync', version: 1, userId: 'acme-1' });
+      const human = await run(['installations']);
+      expect(human.stdout).toContain('shopify-sync@1  active');
+
+      await releaseAndPublish(serve.store, exampleSource((_d, w) => ((w.get('create-order')!.steps[1] as { with: Record<string, unknown> }).with.v = 2)));
+      expect((await run(['upgrade', 'shopify-sync', '--all', '--json'])).json()).toMatchObject({ ok: true, version: 2, upgraded: [installed.json().installation.id] });
+      expect((await run(['upgrade', 'shopify-sync'])).code).toBe(2);
+      expect((await run(['installations', '--json'])).json().installations[0].version).toBe(2);
+
+      const ev = await call(serve.url, 'POST', '/v1/run/event', { token: serve.admin, body: { event: 'acme.order.requested', userId: 'acme-1', data: { orderId: '1', email: 'a@example.com', currency: 'EUR', lineItems: [{ title: 'x', quantity: 1, price: 1 }] } } });
+      await waitFor(async () => (await call(serve.url, 'GET', `/v1/executions/${ev.body.executionIds[0]}`, { token: serve.admin })).body.status === 'succeeded', 'the execution');
+      const list = await run(['executions', '--user', 'acme-1', '--json']);
+      expect(list.json().executions.map((e: { id: string; version: number }) => [e.id, e.version])).toEqual([[ev.body.executionIds[0], 2]]);
+      const one = await run(['executions', ev.body.executionIds[0]]);
+      expect(one.stdout).toContain('succeeded');
+      expect((await run(['users', 'delete', 'acme-1', '--json'])).json()).toEqual({ ok: true, deleted: 'acme-1' });
+    } finally {
+      await serve.close();
+      await fake.close();
+    }
+  });
+});

@@ -1,0 +1,8 @@
+/** The seed flow in-process (see seed-flow.ts). */
+import { seedFlow } from './seed-flow.js';
+import { startTestServe } from './helpers.js';
+
+seedFlow('in-process', async ({ settings, env }) => {
+  const s = await startTestServe({ settings, env });
+  return { url: s.url, admin: s.admin, store: s.store, key: s.key, close: s.close };
+});

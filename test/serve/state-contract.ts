@@ -1,0 +1,125 @@
+/**
+ * The contract every ServeState implementation must pass (cf. n8n's job-queue contract):
+ * run it from one test file per backend with a factory that opens a fresh, empty state.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ExecutionRow, InstallationRecord, Sealed, ServeState } from '../../src/serve/state/types.js';
+import type { ExecutionRecord } from '../../src/engine/types.js';
+
+const sealed: Sealed = { kid: 'k1', wrapped: 'w', iv: 'i', data: 'd', tag: 't' };
+const at = '2026-01-01T00:00:00.000Z';
+
+function installation(id: string, userId: string, credentials: Record<string, string> = {}, status: 'active' | 'inactive' = 'active'): InstallationRecord {
+  return { id, userId, integration: 'shopify-sync', version: 1, status, credentials, config: sealed, createdAt: at, updatedAt: at };
+}
+
+function execution(id: string, userId = 'u1', installationId = 'in_1'): ExecutionRow {
+  const record: ExecutionRecord = { id, workflow: 'shopify-sync/create-order', version: 'v1', userId, event: {}, status: 'queued', createdAt: at, steps: {} };
+  return { id, installationId, userId, integration: 'shopify-sync', version: 1, workflow: record.workflow, status: 'queued', record, createdAt: at, updatedAt: at };
+}
+
+export function runStateContract(name: string, open: () => Promise<ServeState>): void {
+  describe(`ServeState contract: ${name}`, () => {
+    let state: ServeState;
+    beforeEach(async () => {
+      state = await open();
+    });
+    afterEach(async () => {
+      await state.close();
+    });
+
+    it('creates, gets, pages and deletes users', async () => {
+      for (const id of ['u1', 'u2', 'u3']) await state.users.create({ id, createdAt: at });
+      expect(await state.users.get('u2')).toEqual({ id: 'u2', createdAt: at });
+      expect(await state.users.get('nope')).toBeUndefined();
+      const p1 = await state.users.list({ limit: 2 });
+      expect(p1.items.map((u) => u.id)).toEqual(['u1', 'u2']);
+      expect(p1.next).toBe('u2');
+      const p2 = await state.users.list({ limit: 2, after: p1.next });
+      expect(p2.items.map((u) => u.id)).toEqual(['u3']);
+      expect(p2.next).toBeUndefined();
+      await expect(state.users.create({ id: 'u1', createdAt: at })).rejects.toThrow();
+    });
+
+    it('deleting a user removes their credentials, installations and executions, nobody else\'s', async () => {
+      await state.users.create({ id: 'u1', createdAt: at });
+      await state.users.create({ id: 'u2', createdAt: at });
+      await state.credentials.put({ id: 'c1', userId: 'u1', app: 'shopify', kind: 'token', account: 'a.myshopify.com', secret: sealed, createdAt: at, updatedAt: at });
+      await state.credentials.put({ id: 'c2', userId: 'u2', app: 'shopify', kind: 'token', account: 'b.myshopify.com', secret: sealed, createdAt: at, updatedAt: at });
+      await state.installations.put(installation('in_1', 'u1', { shopify: 'c1' }));
+      await state.installations.put(installation('in_2', 'u2', { shopify: 'c2' }));
+      await state.executions.ingest({ executions: [execution('ex_1', 'u1', 'in_1'), execution('ex_2', 'u2', 'in_2')] });
+      expect(await state.users.delete('u1')).toBe(true);
+      expect(await state.users.delete('u1')).toBe(false);
+      expect(await state.credentials.listByUser('u1')).toEqual([]);
+      expect((await state.installations.list({ userId: 'u1' })).items).toEqual([]);
+      expect(await state.executions.get('ex_1')).toBeUndefined();
+      expect(await state.installations.byCredentials(['c1'])).toEqual([]);
+      expect((await state.credentials.listByUser('u2')).map((c) => c.id)).toEqual(['c2']);
+      expect((await state.executions.get('ex_2'))?.id).toBe('ex_2');
+    });
+
+    it('stores API keys by hash only', async () => {
+      await state.apiKeys.create({ id: 'key_1', role: 'admin', hash: 'ab'.repeat(32), createdAt: at });
+      expect((await state.apiKeys.findByHash('ab'.repeat(32)))?.role).toBe('admin');
+      expect(await state.apiKeys.findByHash('cd'.repeat(32))).toBeUndefined();
+      expect((await state.apiKeys.list()).map((k) => k.id)).toEqual(['key_1']);
+      expect(await state.apiKeys.delete('key_1')).toBe(true);
+    });
+
+    it('finds credentials by account and installations by credential (active only)', async () => {
+      await state.credentials.put({ id: 'c1', userId: 'u1', app: 'shopify', kind: 'oauth2', account: 'a.myshopify.com', secret: sealed, createdAt: at, updatedAt: at });
+      await state.installations.put(installation('in_1', 'u1', { shopify: 'c1' }));
+      await state.installations.put(installation('in_2', 'u1', { shopify: 'c1' }, 'inactive'));
+      expect((await state.credentials.findByAccount('shopify', 'a.myshopify.com')).map((c) => c.id)).toEqual(['c1']);
+      expect(await state.credentials.findByAccount('shopify', 'b.myshopify.com')).toEqual([]);
+      expect((await state.installations.byCredentials(['c1'])).map((i) => i.id)).toEqual(['in_1']);
+      // Re-pointing an installation at another credential drops the old link.
+      await state.installations.put(installation('in_1', 'u1', { shopify: 'c9' }));
+      expect(await state.installations.byCredentials(['c1'])).toEqual([]);
+      expect((await state.installations.list({ integration: 'shopify-sync', status: 'inactive' })).items.map((i) => i.id)).toEqual(['in_2']);
+    });
+
+    it('ingest is idempotent on its dedupe key and stores nothing the second time', async () => {
+      const first = await state.executions.ingest({ dedupeKey: 'event:k1', executions: [execution('ex_1'), execution('ex_2')] });
+      expect(first).toEqual({ duplicate: false, executionIds: ['ex_1', 'ex_2'] });
+      const again = await state.executions.ingest({ dedupeKey: 'event:k1', executions: [execution('ex_3')] });
+      expect(again).toEqual({ duplicate: true, executionIds: ['ex_1', 'ex_2'] });
+      expect(await state.executions.get('ex_3')).toBeUndefined();
+      // An ingest that fails stores neither its executions nor its key.
+      await expect(state.executions.ingest({ dedupeKey: 'event:k2', executions: [execution('ex_4'), execution('ex_1')] })).rejects.toThrow();
+      expect(await state.executions.get('ex_4')).toBeUndefined();
+      expect((await state.executions.ingest({ dedupeKey: 'event:k2', executions: [] })).duplicate).toBe(false);
+    });
+
+    it('checkpoints, lists by filter, cancels and reports unfinished work', async () => {
+      await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2', 'u2', 'in_2'), execution('ex_3')] });
+      expect(await state.executions.unfinished()).toEqual(['ex_1', 'ex_2', 'ex_3']);
+      const done = { ...execution('ex_1').record, status: 'succeeded' as const };
+      await state.executions.checkpoint('ex_1', done);
+      expect((await state.executions.get('ex_1'))?.status).toBe('succeeded');
+      expect(await state.executions.cancel('ex_1', at)).toBe(false);
+      expect(await state.executions.cancel('ex_3', at)).toBe(true);
+      await state.executions.checkpoint('ex_3', { ...execution('ex_3').record, status: 'running' });
+      expect((await state.executions.get('ex_3'))?.status).toBe('cancelled');
+      expect(await state.executions.unfinished()).toEqual(['ex_2']);
+      expect((await state.executions.list({ userId: 'u1' })).items.map((e) => e.id)).toEqual(['ex_1', 'ex_3']);
+      expect((await state.executions.list({ status: 'succeeded' })).items.map((e) => e.id)).toEqual(['ex_1']);
+      expect((await state.executions.list({ installationId: 'in_2' })).items.map((e) => e.id)).toEqual(['ex_2']);
+      const p = await state.executions.list({}, { limit: 1 });
+      expect(p.next).toBe('ex_1');
+    });
+
+    it('an OAuth state is taken once and not after it expires', async () => {
+      await state.oauthStates.put({ nonce: 'n1', userId: 'u1', app: 'shopify', expiresAt: '2026-01-01T00:10:00.000Z' });
+      await state.oauthStates.put({ nonce: 'n2', userId: 'u1', app: 'shopify', expiresAt: '2026-01-01T00:10:00.000Z' });
+      expect((await state.oauthStates.take('n1', at))?.userId).toBe('u1');
+      expect(await state.oauthStates.take('n1', at)).toBeUndefined();
+      expect(await state.oauthStates.take('n2', '2026-01-01T00:11:00.000Z')).toBeUndefined();
+    });
+
+    it('answers ping while open', async () => {
+      expect(await state.ping()).toBe(true);
+    });
+  });
+}
