@@ -52,7 +52,7 @@ export const runtimeCommands: CommandSpec[] = [
         .option('--workflow <name>', '<integration>/<workflow> or a workflow name')
         .option('--limit <n>', 'how many (default 20)')
         .option('--to <url>', 'the runtime URL (default: .alloy/dev.json, else the log file)')
-        .option('--remote <name>', 'a running alloy serve named under remotes in alloy.config (key from ALLOY_API_KEY)')
+        .addOption(new Option('--remote <name>', 'a running alloy serve named under remotes in alloy.config (key from ALLOY_API_KEY)').env('ALLOY_REMOTE'))
         .option('--user <id>', 'with --remote: only this user\'s executions'),
     examples: ['alloy executions --status failed', 'ALLOY_API_KEY=… alloy executions --remote prod --user acme-123', 'alloy executions ex_0mi0k2v1s3a1b2c3d4e5f6 -v', 'alloy executions --json'],
     load: () => import('../commands/executions.js'),

@@ -12,6 +12,8 @@ function serveFlags(c: Command): Command {
 export const serveCommands: CommandSpec[] = [
   {
     usage: 'users [action] [id]',
+    // New with serve: no names from before the one scheme to keep.
+    envPrefix: 'ALLOY_USERS',
     summary: 'List, create or delete the users of a running alloy serve, or mint a user token',
     options: (c) => serveFlags(c.option('--name <name>', 'create: a display name').option('--ttl <seconds>', 'token: lifetime (default 900)')),
     examples: ['ALLOY_API_KEY=… alloy users --remote prod', 'alloy users create acme-123 --remote prod', 'alloy users delete acme-123 --remote prod --json'],
@@ -19,6 +21,7 @@ export const serveCommands: CommandSpec[] = [
   },
   {
     usage: 'install <integration>',
+    envPrefix: 'ALLOY_INSTALL',
     summary: 'Install an integration for a user on a running alloy serve (default: the published version)',
     options: (c) =>
       serveFlags(
@@ -33,6 +36,7 @@ export const serveCommands: CommandSpec[] = [
   },
   {
     usage: 'installations',
+    envPrefix: 'ALLOY_INSTALLATIONS',
     summary: 'List installations on a running alloy serve',
     options: (c) => serveFlags(c.option('--user <id>', 'only this user\'s').option('--integration <name>', 'only this integration\'s').option('--status <status>', 'active or inactive')),
     examples: ['alloy installations --integration shopify-sync --remote prod --json'],
@@ -40,6 +44,7 @@ export const serveCommands: CommandSpec[] = [
   },
   {
     usage: 'upgrade <integration[@version]>',
+    envPrefix: 'ALLOY_UPGRADE',
     summary: 'Upgrade installations to a version (default: the published one); running executions finish on theirs',
     options: (c) => serveFlags(c.option('--user <id>', 'only this user\'s installations').option('--all', 'every installation of the integration')),
     examples: ['alloy upgrade shopify-sync@3 --all --remote prod', 'alloy upgrade shopify-sync --user acme-123 --remote prod'],
