@@ -138,7 +138,8 @@ describe('non-idempotent actions on resume', () => {
 
   it('a step timeout on a non-idempotent action is not retried', async () => {
     const server = await countingServer(true);
-    const steps: Step[] = [{ id: 'order', uses: 'mint/create', with: {}, timeout: '50ms', retry: { attempts: 3, initialDelay: 1 } }];
+    // The server never answers: the timeout is long enough for the request to arrive on a loaded machine.
+    const steps: Step[] = [{ id: 'order', uses: 'mint/create', with: {}, timeout: '500ms', retry: { attempts: 3, initialDelay: 1 } }];
     const r = await executeWorkflow(
       compileWorkflow(workflow(steps)),
       createExecutionRecord({ id: 'exec_u5', workflow: 'acme/mint', event: {} }, 0),
