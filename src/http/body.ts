@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { BODY_TOO_LARGE, HttpError } from './error.js';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -65,11 +66,21 @@ export function isJsonContentType(value: string | undefined): boolean {
   return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
-/** Parses JSON bytes; 400 E_BAD_JSON otherwise. An empty body is `undefined`. */
-export function parseJson(body: Buffer): unknown {
+/**
+ * Parses JSON bytes; 400 E_BAD_JSON when they are not JSON, 400 E_JSON_TOO_DEEP when they nest
+ * deeper than `maxDepth` (checked without recursion first: a deep document would otherwise
+ * be stored, then break every reader of it). An empty body is `undefined`.
+ */
+export function parseJson(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
   if (body.length === 0) return undefined;
+  const text = body.toString('utf8');
+  if (jsonTooDeep(text, maxDepth)) {
+    throw new HttpError(400, 'E_JSON_TOO_DEEP', `the JSON body nests deeper than ${maxDepth} levels`, `flatten the document (alloy accepts at most ${maxDepth} levels of objects and arrays)`, {
+      maxDepth,
+    });
+  }
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
     throw new HttpError(400, 'E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`, 'send a JSON document');
   }

@@ -4,67 +4,20 @@
  * Every error answer has the same JSON shape: `{ "error": { code, message, hint?, details? } }`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BodyTooLargeError, readRequestBody } from '../net/read-body.js';
-import { HttpError } from '../net/http-error.js';
-import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
+import { HttpError, parseJson, sendJson } from '../http/index.js';
+import { JSON_MAX_DEPTH } from '../core/json-depth.js';
 
-export { HttpError } from '../net/http-error.js';
-
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
+// The shared HTTP kit (src/http) does the work; these names are the runtime server's.
+export { HttpError, isJsonContentType, readBody, requireJsonContentType, sendJson, headerValue } from '../http/index.js';
 
 export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, err.toBody(), err.headers);
 }
 
-/** `application/json` or any `+json` media type (RFC 6839), parameters ignored. */
-export function isJsonContentType(value: string | undefined): boolean {
-  if (!value) return false;
-  const type = value.split(';')[0].trim().toLowerCase();
-  return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
-}
-
-export function requireJsonContentType(req: IncomingMessage): void {
-  if (!isJsonContentType(req.headers['content-type'])) {
-    throw new HttpError(
-      415,
-      'E_UNSUPPORTED_MEDIA_TYPE',
-      `expected content-type application/json, got ${req.headers['content-type'] ?? 'none'}`,
-      'send the body as JSON with `content-type: application/json`',
-    );
-  }
-}
-
-/** The request body's exact bytes (signatures are computed over them), or a 413 HttpError. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return readRequestBody(req, limit).catch((err: unknown) => {
-    throw err instanceof BodyTooLargeError
-      ? new HttpError(413, 'E_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes`, 'send a smaller body')
-      : err;
-  });
-}
-
-/** The body parsed as JSON; 400 E_BAD_JSON when it is not, 400 E_JSON_TOO_DEEP when it nests deeper than `maxDepth`. */
+/** The body parsed as JSON; 400 E_BAD_JSON when it is not (an empty body included), 400 E_JSON_TOO_DEEP past `maxDepth`. */
 export function parseJsonBody(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
-  const text = body.toString('utf8');
-  if (jsonTooDeep(text, maxDepth)) {
-    throw new HttpError(400, 'E_JSON_TOO_DEEP', `the JSON body nests deeper than ${maxDepth} levels`, `flatten the document (alloy accepts at most ${maxDepth} levels of objects and arrays)`, {
-      maxDepth,
-    });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HttpError(400, 'E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`, 'send a JSON document');
-  }
+  if (body.length === 0) throw new HttpError(400, 'E_BAD_JSON', 'request body is empty', 'send a JSON document');
+  return parseJson(body, maxDepth);
 }
 
 /** Header names whose values are credentials: never stored, logged or recorded. */
@@ -86,7 +39,3 @@ export function redactHeaders(headers: IncomingMessage['headers']): Record<strin
   return out;
 }
 
-export function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}

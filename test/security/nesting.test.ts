@@ -45,3 +45,22 @@ describe('JSON depth limit', () => {
     expect(jsonTooDeep(nested(5), 4)).toBe(true);
   });
 });
+
+describe('JSON depth limit in alloy serve', () => {
+  it('refuses a run/event nested 500,000 levels deep with 400 E_JSON_TOO_DEEP (the shared HTTP kit checks it)', async () => {
+    const { startTestServe, cleanup } = await import('../serve/helpers.js');
+    const serve = await startTestServe();
+    try {
+      const body = `{"event":"acme.order.requested","userId":"u1","data":{"x":${nested(500_000)}}}`;
+      const res = await fetch(`${serve.url}/v1/run/event`, { method: 'POST', headers: { ...JSON_TYPE, authorization: `Bearer ${serve.admin}` }, body });
+      const answer = (await res.json()) as { error: { code: string } };
+      expect([res.status, answer.error.code]).toEqual([400, 'E_JSON_TOO_DEEP']);
+      // The limit itself still parses.
+      const ok = await fetch(`${serve.url}/v1/run/event`, { method: 'POST', headers: { ...JSON_TYPE, authorization: `Bearer ${serve.admin}` }, body: `{"event":"acme.order.requested","userId":"u1","data":{"x":${nested(JSON_MAX_DEPTH - 3)}}}` });
+      expect(ok.status).not.toBe(400);
+    } finally {
+      await serve.close();
+      cleanup();
+    }
+  });
+});
