@@ -7,8 +7,9 @@
  * transform), with 10 test files of 100 tests, each answering createOrder and expecting
  * step outputs, a request-free run and an assertion. "alloy test" is the whole programmatic
  * path the command takes: load and validate the project (test files included), then
- * runTests. The baseline compiles the workflow once and runs executeWorkflow 1,000 times
- * with a connector answering createOrder the same way. Median of several runs. Build first.
+ * runTests. The baseline compiles the workflow once and runs executeWorkflow 1,000 times,
+ * each with its own deps (clock, connectors answering createOrder the same way). Median of
+ * several runs. Build first.
  *
  *   node bench/test-runner.mjs [--runs 5] [--tests 1000]
  */
@@ -87,30 +88,38 @@ async function alloyTest() {
   return ms;
 }
 
-// The baseline: the same executions through the engine's API, answered the same way.
+// The baseline: the same executions through the engine's API, answered the same way. Each
+// execution builds what it inherently needs, as a test does: its own clock, connectors
+// answering createOrder with that execution's answer, and its deps.
 const project0 = await loadProject(dir, { builtinConnectors: builtinConnectorManifests });
 const def = project0.integrations[0].workflows.find((w) => w.name === 'create-order').def;
-const shopify = createConnectorRegistry().get('shopify');
-let current = 0;
-const registry = createConnectorRegistry({ overrides: [{ ...shopify, actions: { ...shopify.actions, createOrder: async () => answerOf(current) } }] });
-const deps = {
-  connectors: registry,
-  http: async () => {
-    throw new Error('no http in this bench');
-  },
-  clock: { now: () => Date.now(), sleep: async () => {} },
-  random: () => 0.5,
-  checkpoint: async () => {},
-  logger: { debug() {}, info() {}, warn() {} },
-  resolveConnection: async () => ({ shop: 'acme-test.myshopify.com', accessToken: 'shpat_x' }),
+const base = createConnectorRegistry();
+const shopify = base.get('shopify');
+const depsFor = (n) => {
+  const answer = answerOf(n);
+  const runtime = { ...shopify, actions: { ...shopify.actions, createOrder: async () => answer } };
+  let t = Date.parse('2026-01-01T00:00:00.000Z');
+  return {
+    connectors: { names: () => base.names(), get: (name) => (name === 'shopify' ? runtime : base.get(name)) },
+    http: async () => {
+      throw new Error('no http in this bench');
+    },
+    clock: { now: () => t, sleep: async (ms) => void (t += ms) },
+    random: () => 0.5,
+    checkpoint: async () => {},
+    logger: { debug() {}, info() {}, warn() {} },
+    resolveConnection: async () => ({ shop: 'acme-test.myshopify.com', accessToken: 'shpat_x' }),
+    secrets: {},
+    env: {},
+  };
 };
 async function engineApi() {
   const c0 = cpuMs();
   const t0 = process.hrtime.bigint();
   const compiled = compileWorkflow(def);
   for (let n = 0; n < TESTS; n++) {
-    current = n;
-    const r = await executeWorkflow(compiled, createExecutionRecord({ id: `e${n}`, workflow: 'shopify-sync/create-order', event: eventOf(n) }, Date.now()), deps);
+    const deps = depsFor(n);
+    const r = await executeWorkflow(compiled, createExecutionRecord({ id: `e${n}`, workflow: 'shopify-sync/create-order', event: eventOf(n) }, deps.clock.now()), deps);
     if (r.status !== 'succeeded' || r.steps.result.output.shopifyOrderName !== `#${1000 + n}`) throw new Error(`engine run ${n}: ${r.status}`);
   }
   cpu.engine.push(cpuMs() - c0);
