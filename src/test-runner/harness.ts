@@ -140,8 +140,15 @@ export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
  */
 function withoutBaseUrls(settings: Record<string, AppSettings> | undefined): Record<string, AppSettings> | undefined {
   if (!settings) return undefined;
-  return Object.fromEntries(Object.entries(settings).map(([app, s]) => [app, { ...s, baseUrl: undefined }]));
+  // Once per settings object (a run's tests share the project's), not once per test.
+  let out = withoutBaseUrlsCache.get(settings);
+  if (!out) {
+    out = Object.freeze(Object.fromEntries(Object.entries(settings).map(([app, s]) => [app, Object.freeze({ ...s, baseUrl: undefined })])));
+    withoutBaseUrlsCache.set(settings, out);
+  }
+  return out;
 }
+const withoutBaseUrlsCache = new WeakMap<Record<string, AppSettings>, Record<string, AppSettings>>();
 
 /** Compiles once per definition object (a test file's tests share their workflow). */
 const compiledCache = new WeakMap<WorkflowDef, CompiledWorkflow>();

@@ -9,12 +9,20 @@ import { diffLines } from 'diff';
 export function partialMatch(expected: unknown, actual: unknown): boolean {
   if (expected === null || typeof expected !== 'object') return Object.is(expected, actual) || (expected === actual);
   if (Array.isArray(expected)) {
-    return Array.isArray(actual) && actual.length === expected.length && expected.every((e, i) => partialMatch(e, actual[i]));
+    if (!Array.isArray(actual) || actual.length !== expected.length) return false;
+    for (let i = 0; i < expected.length; i++) if (!partialMatch(expected[i], actual[i])) return false;
+    return true;
   }
   if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return false;
   const a = actual as Record<string, unknown>;
-  return Object.entries(expected as Record<string, unknown>).every(([k, v]) => Object.prototype.hasOwnProperty.call(a, k) && partialMatch(v, a[k]));
+  const e = expected as Record<string, unknown>;
+  // A plain loop over own keys: this runs for every expectation of every test, and
+  // Object.entries(...).every allocated an array of pairs per object compared.
+  for (const k of Object.keys(e)) if (!hasOwn.call(a, k) || !partialMatch(e[k], a[k])) return false;
+  return true;
 }
+
+const hasOwn = Object.prototype.hasOwnProperty;
 
 /**
  * `actual` cut down to the shape of `expected` (keys it does not name dropped), so a diff
