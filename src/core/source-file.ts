@@ -3,6 +3,7 @@
  * parses) goes through the `yaml` package's Document API so every key and value keeps its
  * source range; diagnostics point at line:column, not at a JSON pointer alone.
  */
+import { isUtf8 } from 'node:buffer';
 import { open, stat } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
 import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
@@ -81,13 +82,9 @@ export async function readSourceFile(
   return parse(file, bytes.toString('utf8'));
 }
 
+/** Validates without decoding: the text is decoded once, after this check. */
 function isValidUtf8(bytes: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
+  return isUtf8(bytes);
 }
 
 function formatBytes(n: number): string {
@@ -162,7 +159,16 @@ export function parseSourceLazily(file: string, text: string): SourceFile {
   if (value === undefined || value === null) return parseSource(file, text);
   let doc: Document.Parsed | undefined;
   let parsed = false;
-  const source = { file, text, index: new LineIndex(text), value, diagnostics: [] as Diagnostic[] } as SourceFile;
+  let index: LineIndex | undefined;
+  const source = { file, text, value, diagnostics: [] as Diagnostic[] } as unknown as SourceFile;
+  // The line index, like the document, is built when a position is first asked for.
+  Object.defineProperty(source, 'index', {
+    enumerable: true,
+    get: () => (index ??= new LineIndex(text)),
+    set: (i: LineIndex) => {
+      index = i;
+    },
+  });
   Object.defineProperty(source, 'doc', {
     enumerable: true,
     get: () => {
