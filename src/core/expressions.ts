@@ -305,15 +305,37 @@ const JSONATA_WORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'func
 const fastPaths = new WeakMap<CompiledExpression, string[] | null>();
 const MISS = Symbol('miss');
 
+function pathNames(source: string): string[] | null {
+  if (!PATH_RE.test(source)) return null;
+  const names = source.split('.').map((n) => n.trim());
+  return names.some((n) => JSONATA_WORDS.has(n)) ? null : names;
+}
+
 function fastPathOf(expr: CompiledExpression): string[] | null {
   let p = fastPaths.get(expr);
   if (p !== undefined) return p;
-  p = null;
-  if (PATH_RE.test(expr.source)) {
-    const names = expr.source.split('.').map((n) => n.trim());
-    if (!names.some((n) => JSONATA_WORDS.has(n))) p = names;
-  }
+  p = pathNames(expr.source);
   fastPaths.set(expr, p);
+  return p;
+}
+
+/**
+ * Second fast path: `<path> = <path>` (a test's assertion that two outputs agree). When both
+ * sides read as strings, numbers or booleans, JSONata's `=` is strict equality; anything
+ * else (a missing side, objects, arrays) goes to JSONata.
+ */
+const fastEquals = new WeakMap<CompiledExpression, [string[], string[]] | null>();
+function fastEqualsOf(expr: CompiledExpression): [string[], string[]] | null {
+  let p = fastEquals.get(expr);
+  if (p !== undefined) return p;
+  p = null;
+  const parts = expr.source.split('=');
+  if (parts.length === 2 && !/[!<>]$/.test(parts[0])) {
+    const a = pathNames(parts[0]);
+    const b = a && pathNames(parts[1]);
+    if (a && b) p = [a, b];
+  }
+  fastEquals.set(expr, p);
   return p;
 }
 
@@ -342,6 +364,13 @@ export async function evaluateExpression(
   if (path) {
     const v = readFastPath(path, context);
     if (v !== MISS) return v;
+  } else {
+    const eq = fastEqualsOf(expr);
+    if (eq) {
+      const a = readFastPath(eq[0], context);
+      const b = a === MISS ? MISS : readFastPath(eq[1], context);
+      if (b !== MISS) return a === b;
+    }
   }
   try {
     return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)));

@@ -110,3 +110,32 @@ describe('references', () => {
     expect([...refs('{{ [event.line_items.{ "sku": sku, "q": quantity }] }}').roots]).toEqual(['event']);
   });
 });
+
+describe('the `<path> = <path>` fast path', () => {
+  const contexts: Record<string, unknown>[] = [
+    { a: { x: 'same' }, b: { y: 'same' } },
+    { a: { x: 'one' }, b: { y: 'two' } },
+    { a: { x: 1 }, b: { y: '1' } },
+    { a: { x: 0 }, b: { y: -0 } },
+    { a: { x: true }, b: { y: true } },
+    { a: { x: 'v' }, b: {} },
+    { a: {}, b: {} },
+    { a: { x: [1] }, b: { y: [1] } },
+    { a: { x: { k: 1 } }, b: { y: { k: 2 } } },
+    { a: { x: null }, b: { y: null } },
+  ];
+  it('gives what JSONata gives for every kind of operand', async () => {
+    for (const ctx of contexts) {
+      // Parenthesised, the same comparison is not on the fast path: JSONata evaluates it.
+      const fast = await renderTemplate(compileTemplate('{{ a.x = b.y }}'), ctx);
+      const slow = await renderTemplate(compileTemplate('{{ (a.x) = (b.y) }}'), ctx);
+      expect(fast, JSON.stringify(ctx)).toEqual(slow);
+    }
+  });
+  it('leaves != , <= and >= to JSONata', async () => {
+    const ctx = { a: { x: 2 }, b: { y: 2 } };
+    expect(await renderTemplate(compileTemplate('{{ a.x != b.y }}'), ctx)).toBe(false);
+    expect(await renderTemplate(compileTemplate('{{ a.x <= b.y }}'), ctx)).toBe(true);
+    expect(await renderTemplate(compileTemplate('{{ a.x >= b.y }}'), ctx)).toBe(true);
+  });
+});
