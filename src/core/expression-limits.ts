@@ -319,7 +319,7 @@ const zipBounded: JsonataFunction = {
   async implementation(this: { environment: Env }, ...args: unknown[]) {
     const b = budgetOf(this.environment);
     const length = Math.min(...args.map((a) => (Array.isArray(a) ? a.length : 0)));
-    if (!(length > 0)) return zipFn.implementation.apply(this, args);
+    if (!(length > 0) || !Number.isFinite(length)) return zipFn.implementation.apply(this, args);
     b.precheck(length * (ITEM_BYTES + args.length * ITEM_BYTES));
     const result: unknown[][] = [];
     for (let i = 0; i < length; i++) {
