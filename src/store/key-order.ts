@@ -16,7 +16,7 @@ export function keyOrderOf(value: unknown): string[] {
     const entries = Array.isArray(v) ? v.map((c, i) => [String(i), c] as const) : Object.entries(v as Record<string, unknown>).filter(([, c]) => c !== undefined);
     const children: Array<{ v: unknown; at: string }> = [];
     for (const [k, c] of entries) {
-      const here = `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const here = member(at, k);
       if (!Array.isArray(v)) out.push(here);
       children.push({ v: c, at: here });
     }
@@ -35,10 +35,15 @@ export function applyKeyOrder(value: unknown, order: readonly string[] | undefin
     if (!v || typeof v !== 'object') return v;
     if (Array.isArray(v)) return v.map((c, i) => walk(c, `${at}/${i}`));
     const obj = v as Record<string, unknown>;
-    const ptr = (k: string) => `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    const ptr = (k: string) => member(at, k);
     const known = Object.keys(obj).filter((k) => rank.has(ptr(k))).sort((a, b) => rank.get(ptr(a))! - rank.get(ptr(b))!);
     const rest = fallback(at, Object.keys(obj).filter((k) => !rank.has(ptr(k))));
     return Object.fromEntries([...known, ...rest].map((k) => [k, walk(obj[k], ptr(k))]));
   };
   return walk(value, '');
+}
+
+/** The pointer of member `key` of the object at `at` (RFC 6901 escaping). */
+function member(at: string, key: string): string {
+  return `${at}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 }
