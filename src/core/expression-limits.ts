@@ -4,7 +4,7 @@
  * JSONata 2.x looks up `__evaluate_entry` / `__evaluate_exit` callbacks in the environment
  * and awaits them around every AST node it evaluates. `bound(expression)` binds both on a
  * compiled expression, plus size-aware wrappers of the built-ins that can allocate far more
- * than their arguments ($pad, $join, $replace):
+ * than their arguments ($pad, $join, $replace) or loop inside one call:
  *
  * - entry: stops the evaluation when its signal aborted (step or workflow timeout) or its
  *   compute time passed `limits.timeMs`; every YIELD_EVERY_MS of evaluating (across all
@@ -17,7 +17,9 @@
  *
  * Catastrophic regex backtracking is bounded by a V8 flag set below (linear-time fallback),
  * $distinct (n² comparisons in one native call) and $spread (n² copying) by linear versions
- * and $sort (quadratic copying, fatal on a million items) by an O(n log n) one.
+ * and $sort (quadratic copying, fatal on a million items) by an O(n log n) one. Built-ins that
+ * loop inside one call ($zip, $shuffle, $match, $replace) are sized first and tick (signal,
+ * deadline, loop turn) as they go; $string sizes its input before JSON.stringify runs.
  *
  * Sizes are estimates: 2 bytes per string character (UTF-16), 16 per array item, 64 per
  * object key built by a constructor or group-by.
@@ -196,7 +198,9 @@ interface JsonataFunction {
 }
 
 // The built-ins wrapped below, taken from jsonata itself (their signatures included).
-const [padFn, joinFn, replaceFn, distinctFn, sortFn, spreadFn] = (await jsonata('[$pad, $join, $replace, $distinct, $sort, $spread]').evaluate({})) as JsonataFunction[];
+const [padFn, joinFn, replaceFn, distinctFn, sortFn, spreadFn, zipFn, stringFn, shuffleFn, matchFn] = (await jsonata(
+  '[$pad, $join, $replace, $distinct, $sort, $spread, $zip, $string, $shuffle, $match]',
+).evaluate({})) as JsonataFunction[];
 
 function wrap(orig: JsonataFunction, precheck: (b: Budget, args: unknown[]) => void): JsonataFunction {
   return {
@@ -222,11 +226,172 @@ const joinBounded = wrap(joinFn, (b, [strs, sep]) => {
   b.precheck(chars * CHAR_BYTES);
 });
 
-const replaceBounded = wrap(replaceFn, (b, [str, _pattern, replacement]) => {
-  if (typeof str !== 'string' || typeof replacement !== 'string') return;
-  // At most one match per position (and one at the end): an upper bound of the result.
-  b.precheck((str.length + (str.length + 1) * replacement.length) * CHAR_BYTES);
-});
+/**
+ * Checks the signal and the deadline, and hands the event loop a turn when due: the entry
+ * callback's work, for built-ins that loop inside one call (every CHUNK items or matches).
+ */
+function tick(b: Budget): Promise<void> | undefined {
+  if (b.signal?.aborted) throw new EvaluationAborted(b.signal.reason);
+  const now = performance.now();
+  if (now > b.deadline) throw new ExpressionLimitExceeded('time', b.limits.timeMs, b.at);
+  if (now - lastTurn >= YIELD_EVERY_MS) return b.pause(now);
+  return undefined;
+}
+
+const CHUNK = 4096;
+
+type Matcher = (this: unknown, str?: string) => unknown;
+interface MatchResult {
+  match: string;
+  start: number;
+  end: number;
+  groups: string[];
+  next: Matcher;
+}
+
+/**
+ * A regex (jsonata compiles one to a matcher function whose result's `next` finds the next
+ * match) whose every match is charged and ticks: $match and $replace loop over a million matches
+ * inside one call, awaiting only microtasks, so no evaluator callback saw them.
+ */
+function guardMatcher(matcher: Matcher, b: Budget): Matcher {
+  return function (this: unknown, ...args: [string?]) {
+    const wrapResult = (r: unknown): unknown => {
+      if (!r || typeof r !== 'object' || typeof (r as MatchResult).next !== 'function') return r;
+      const m = r as MatchResult;
+      b.charge((m.match.length + m.groups.length * 8) * CHAR_BYTES + 3 * KEY_BYTES, undefined);
+      const out = { ...m, next: guardMatcher(m.next, b) };
+      const wait = tick(b);
+      return wait ? wait.then(() => out) : out;
+    };
+    const r = matcher.apply(this, args);
+    return r instanceof Promise ? r.then(wrapResult) : wrapResult(r);
+  };
+}
+
+/** jsonata's string-pattern replace, ticking every CHUNK matches (same result). */
+async function replaceLiteral(b: Budget, str: string, pattern: string, replacement: string, limit: number | undefined): Promise<string> {
+  let result = '';
+  let position = 0;
+  let count = 0;
+  let index = str.indexOf(pattern, position);
+  while (index !== -1 && (limit === undefined || count < limit)) {
+    result += str.substring(position, index) + replacement;
+    position = index + pattern.length;
+    count++;
+    if (count % CHUNK === 0) await tick(b);
+    index = str.indexOf(pattern, position);
+  }
+  return result + str.substring(position);
+}
+
+const replaceBounded: JsonataFunction = {
+  _jsonata_function: true,
+  signature: replaceFn.signature,
+  implementation(this: { environment: Env }, ...args: unknown[]) {
+    const [str, pattern, replacement, limit] = args;
+    const b = budgetOf(this.environment);
+    if (typeof str === 'string' && typeof replacement === 'string') {
+      // At most one match per position (and one at the end): an upper bound of the result.
+      b.precheck((str.length + (str.length + 1) * replacement.length) * CHAR_BYTES);
+    }
+    if (typeof str === 'string' && typeof pattern === 'string' && pattern !== '' && typeof replacement === 'string' && (limit === undefined || (typeof limit === 'number' && limit >= 0))) {
+      return replaceLiteral(b, str, pattern, replacement, limit);
+    }
+    if (typeof pattern === 'function') args[1] = guardMatcher(pattern as Matcher, b);
+    return replaceFn.implementation.apply(this, args);
+  },
+};
+
+const matchBounded: JsonataFunction = {
+  _jsonata_function: true,
+  signature: matchFn.signature,
+  implementation(this: { environment: Env }, ...args: unknown[]) {
+    if (typeof args[1] === 'function') args[1] = guardMatcher(args[1] as Matcher, budgetOf(this.environment));
+    return matchFn.implementation.apply(this, args);
+  },
+};
+
+/** jsonata's $zip (one tuple per index of the shortest array), sized first and ticking. */
+const zipBounded: JsonataFunction = {
+  _jsonata_function: true,
+  signature: zipFn.signature,
+  async implementation(this: { environment: Env }, ...args: unknown[]) {
+    const b = budgetOf(this.environment);
+    const length = Math.min(...args.map((a) => (Array.isArray(a) ? a.length : 0)));
+    if (!(length > 0) || !Number.isFinite(length)) return zipFn.implementation.apply(this, args);
+    b.precheck(length * (ITEM_BYTES + args.length * ITEM_BYTES));
+    const result: unknown[][] = [];
+    for (let i = 0; i < length; i++) {
+      result.push(args.map((a) => (a as unknown[])[i]));
+      if (i % CHUNK === CHUNK - 1) await tick(b);
+    }
+    return result;
+  },
+};
+
+/** jsonata's $shuffle ('inside-out' Fisher-Yates, Math.random), sized first and ticking. */
+const shuffleBounded: JsonataFunction = {
+  _jsonata_function: true,
+  signature: shuffleFn.signature,
+  async implementation(this: { environment: Env }, arr: unknown) {
+    if (!Array.isArray(arr) || arr.length <= CHUNK) return shuffleFn.implementation.call(this, arr);
+    const b = budgetOf(this.environment);
+    b.precheck(arr.length * ITEM_BYTES);
+    const result = new Array<unknown>(arr.length);
+    for (let i = 0; i < arr.length; i++) {
+      const j = Math.floor(Math.random() * (i + 1));
+      if (i !== j) result[i] = result[j];
+      result[j] = arr[i];
+      if (i % CHUNK === CHUNK - 1) await tick(b);
+    }
+    return result;
+  },
+};
+
+/**
+ * A lower bound of the characters JSON.stringify writes for `v`, walking no further than
+ * `max` characters: throws the memory limit once past it. Ticks the deadline as it walks.
+ */
+function jsonLengthAtLeast(v: unknown, max: number, b: Budget): number {
+  let chars = 0;
+  let seen = 0;
+  const stack: unknown[] = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (++seen % CHUNK === 0) {
+      const now = performance.now();
+      if (b.signal?.aborted) throw new EvaluationAborted(b.signal.reason);
+      if (now > b.deadline) throw new ExpressionLimitExceeded('time', b.limits.timeMs, b.at);
+    }
+    if (typeof x === 'string') chars += x.length + 2;
+    else if (Array.isArray(x)) {
+      chars += 1 + x.length;
+      for (const item of x) stack.push(item);
+    } else if (x !== null && typeof x === 'object') {
+      for (const [k, item] of Object.entries(x)) {
+        chars += k.length + 4;
+        stack.push(item);
+      }
+    } else chars += 1;
+    if (chars > max) throw new ExpressionLimitExceeded('memory', b.limits.memoryBytes, b.at);
+  }
+  return chars;
+}
+
+/** jsonata's $string, refusing (before JSON.stringify runs) an input whose text passes the budget. */
+const stringBounded: JsonataFunction = {
+  _jsonata_function: true,
+  signature: stringFn.signature,
+  implementation(this: { environment: Env }, ...args: unknown[]) {
+    const arg = args[0];
+    if (arg !== null && typeof arg === 'object') {
+      const b = budgetOf(this.environment);
+      jsonLengthAtLeast(arg, Math.max(0, (b.limits.memoryBytes - b.used) / CHAR_BYTES), b);
+    }
+    return stringFn.implementation.apply(this, args);
+  },
+};
 
 /** A key equal for two values exactly when jsonata's deep equality says so (JSON values). */
 function equalityKey(v: unknown): string | undefined {
@@ -378,6 +543,10 @@ export function bound(expression: ReturnType<typeof jsonata>): void {
   expression.assign('distinct', distinctLinear);
   expression.assign('sort', sortLinearithmic);
   expression.assign('spread', spreadLinear);
+  expression.assign('zip', zipBounded);
+  expression.assign('string', stringBounded);
+  expression.assign('shuffle', shuffleBounded);
+  expression.assign('match', matchBounded);
 }
 
 /** Bindings for one evaluation. */

@@ -218,7 +218,15 @@ class Execution {
       await this.persist();
     }
     if (this.compiled.stream && !r.stream) {
-      r.stream = await deliverStream(this.compiled.stream, r, this.deps, this.redactor);
+      r.stream = await deliverStream(this.compiled.stream, r, this.deps, this.redactor, async (wait) => {
+        if (!wait) {
+          delete r.streamRetry;
+          return;
+        }
+        r.streamRetry = wait;
+        // A failed checkpoint is not a failed delivery: the persist after delivery reports it.
+        await this.persist().catch(() => {});
+      });
       await this.persist();
     }
     return r;
@@ -493,10 +501,15 @@ class Execution {
         if (!isRetryable(err) || rec.attempts >= policy.attempts) throw err;
         const wait = retryDelay(err, policy, rec.attempts, this.deps.random);
         this.deps.logger.debug('retrying step', { execution: this.record.id, step: path, attempt: rec.attempts, waitMs: wait });
+        // Checkpointed, so a host can show what the execution waits for (`emit --wait`).
+        rec.retryAt = this.iso(this.deps.clock.now() + wait);
+        await this.persist(rec);
         try {
           await this.deps.clock.sleep(wait, this.controller.signal);
         } catch (sleepErr) {
           throw this.controller.signal.aborted ? this.controller.signal.reason : sleepErr;
+        } finally {
+          delete rec.retryAt;
         }
       }
     }

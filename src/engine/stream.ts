@@ -63,6 +63,8 @@ export async function deliverStream(
   record: ExecutionRecord,
   deps: EngineDeps,
   redactor: Redactor,
+  /** Told before each sleep between attempts (and with undefined after it), so the host can show the wait. */
+  onRetryWait?: (wait: { attempts: number; at: string } | undefined) => Promise<void>,
 ): Promise<StreamDelivery> {
   const shutdown = deps.signal;
   if (shutdown?.aborted) throw new ExecutionInterruptedError();
@@ -132,11 +134,15 @@ export async function deliverStream(
       } catch (err) {
         if (err instanceof ExecutionInterruptedError) throw err;
         if (!isRetryable(err) || attempts >= stream.retry.attempts) throw err;
+        const wait = retryDelay(err, stream.retry, attempts, deps.random);
+        await onRetryWait?.({ attempts, at: new Date(deps.clock.now() + wait).toISOString() });
         try {
-          await deps.clock.sleep(retryDelay(err, stream.retry, attempts, deps.random), shutdown);
+          await deps.clock.sleep(wait, shutdown);
         } catch (sleepErr) {
           if (shutdown?.aborted) throw new ExecutionInterruptedError();
           throw sleepErr;
+        } finally {
+          await onRetryWait?.(undefined);
         }
       }
     }

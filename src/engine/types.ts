@@ -52,6 +52,8 @@ export interface StepRecord {
    * checkpoint durably, because after a crash it is what stops the call being made twice.
    */
   callInFlight?: boolean;
+  /** While the step sleeps before its next attempt: when that attempt is due (ISO). Cleared when it starts. */
+  retryAt?: string;
   startedAt: string;
   endedAt?: string;
   durationMs?: number;
@@ -89,6 +91,8 @@ export interface ExecutionRecord {
   /** Step records keyed by step path, in the order they started. */
   steps: Record<string, StepRecord>;
   stream?: StreamDelivery;
+  /** While the stream delivery sleeps before its next attempt: attempts made so far and when the next is due (ISO). */
+  streamRetry?: { attempts: number; at: string };
 }
 
 export interface Clock {

@@ -181,12 +181,21 @@ export class RuntimeClient {
   }
 
   /** Waits until the execution ends or `timeoutMs` passes (long-polling GET ?wait=). */
-  async waitForExecution(id: string, timeoutMs: number): Promise<ExecutionSummary & { record: ExecutionRecord }> {
+  /**
+   * Long-polls until the execution ends or `timeoutMs` passes. With `onProgress`, polls about
+   * once a second instead and hands it each record seen meanwhile (to say what it waits for).
+   */
+  async waitForExecution(
+    id: string,
+    timeoutMs: number,
+    onProgress?: (ex: ExecutionSummary & { record: ExecutionRecord }) => void,
+  ): Promise<ExecutionSummary & { record: ExecutionRecord }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = deadline - Date.now();
-      const ex = await this.getExecution(id, Math.max(0, Math.min(left, 30_000)));
+      const ex = await this.getExecution(id, Math.max(0, Math.min(left, onProgress ? 1000 : 30_000)));
       if (['succeeded', 'failed', 'filtered'].includes(ex.status) || Date.now() >= deadline) return ex;
+      onProgress?.(ex);
     }
   }
 

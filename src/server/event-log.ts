@@ -606,7 +606,11 @@ export class EventLog {
       const r = entry.record;
       const { steps: _steps, event: _event, ...head } = r;
       const now = this.clock();
-      const info = this.stmts.updateProgress!.run(r.status, now, JSON.stringify({ ...head, steps: {} }), r.id);
+      // Progress never finishes a row, only saveRecord does: the record may say succeeded
+      // while its stream delivery is still under way (or waits to retry), and a
+      // `GET /v1/executions/:id?wait=` must not answer before that delivery is recorded.
+      const status = isTerminal(r.status) ? 'running' : r.status;
+      const info = this.stmts.updateProgress!.run(status, now, JSON.stringify({ ...head, steps: {} }), r.id);
       if (info.changes === 0) throw new StoreError('E_EXECUTION_NOT_FOUND', `no execution ${r.id} in the event log`);
       for (const [path, st] of entry.steps) this.stmts.upsertStep!.run(r.id, path, JSON.stringify(st));
       if (entry.steps.size > 0) this.stepRows.add(r.id);

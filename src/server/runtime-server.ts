@@ -325,7 +325,9 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
         // Only the steps that changed are written, so a checkpoint costs what changed.
         for (const step of changed ?? Object.values(record.steps)) dirty.set(step.path, step);
         const callInFlight = changed ? changed.some(isCallInFlight) : Object.values(record.steps).some(isCallInFlight);
-        if (callInFlight || fresh.some(hasSideEffects)) {
+        // A step waiting to retry is written too: `emit --wait` shows what it waits for.
+        const retrying = record.streamRetry !== undefined || (changed ?? []).some((s) => s.retryAt !== undefined);
+        if (callInFlight || retrying || fresh.some(hasSideEffects)) {
           const steps = [...dirty.values()];
           dirty.clear();
           const saved = log.saveProgress(record as unknown as StoredRecord, steps);

@@ -106,3 +106,26 @@ export function preview(value: unknown, max = 80): string {
   const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
+
+/**
+ * What a running execution waits for, from its record: `{ key, text }`, where `key` changes
+ * only when the state does (not as the seconds count down), so a caller prints once per change.
+ * e.g. `waiting: step order, retry 2 in 4 s`, `waiting: stream delivery, retry 1 in 4 s`.
+ */
+export function waitingStatus(record: ExecutionRecord, nowMs: number): { key: string; text: string } | undefined {
+  const inSeconds = (iso: string) => {
+    const s = Math.max(0, Math.ceil((Date.parse(iso) - nowMs) / 1000));
+    return s > 0 ? ` in ${s} s` : ' now';
+  };
+  if (record.streamRetry) {
+    const n = record.streamRetry.attempts;
+    return { key: `stream:${n}`, text: `waiting: stream delivery, retry ${n}${inSeconds(record.streamRetry.at)}` };
+  }
+  const running = Object.values(record.steps ?? {}).filter((s) => s.status === 'running');
+  const retrying = running.find((s) => s.retryAt !== undefined);
+  if (retrying) {
+    return { key: `retry:${retrying.path}:${retrying.attempts}`, text: `waiting: step ${retrying.path}, retry ${retrying.attempts}${inSeconds(retrying.retryAt!)}` };
+  }
+  if (record.status === 'queued') return { key: 'queued', text: 'waiting: queued for a worker' };
+  return undefined;
+}

@@ -12,6 +12,7 @@ import { isLockStale, isPidAlive, readLockOwner } from './lock.js';
 import { LocalStore, parsePublishLog, READ_CONCURRENCY } from './local-store.js';
 import { decodeObject, definitionProblems, releaseDependencies, type ReleaseObject, type StoreObject } from './objects.js';
 import { mapLimit } from '../core/map-limit.js';
+import type { RefProblem } from './remote/client.js';
 import type { Store } from './store.js';
 
 export interface FsckProblem {
@@ -45,6 +46,11 @@ function errorProblem(err: unknown, where: string): FsckProblem {
     };
   }
   return { severity: 'error', code: 'E_STORE_IO', message: `${where}: ${(err as Error).message}`, path: where };
+}
+
+/** A remote store (duck-typed, so a local fsck does not load the HTTP client). */
+function reportsBadRefs(store: Store): store is Store & { versionsWithProblems(integration: string): Promise<{ versions: { version: number; id: string }[]; problems: RefProblem[] }> } {
+  return typeof (store as { versionsWithProblems?: unknown }).versionsWithProblems === 'function';
 }
 
 export async function fsckStore(store: Store, options: { now?: () => number } = {}): Promise<FsckReport> {
@@ -122,13 +128,14 @@ export async function fsckStore(store: Store, options: { now?: () => number } = 
     try {
       if (store instanceof LocalStore) {
         // One ref at a time: a bad ref is reported and the rest are still checked.
-        for (const n of await store.versionNumbers(integration)) {
-          try {
-            refs.push(await store.readVersion(integration, n));
-          } catch (err) {
-            push(errorProblem(err, `refs/${integration}/versions/${n}`));
-          }
-        }
+        const { versions: good, bad } = await store.checkedVersions(integration);
+        refs = good;
+        for (const b of bad) push(errorProblem(b.error, `refs/${integration}/versions/${b.version}`));
+      } else if (reportsBadRefs(store)) {
+        // The server lists the good refs and reports the bad ones, instead of failing the list.
+        const { versions: good, problems: bad } = await store.versionsWithProblems(integration);
+        refs = good;
+        for (const b of bad) push({ severity: 'error', code: b.code, message: `${integration} v${b.version}: ${b.message}`, path: `refs/${integration}/versions/${b.version}` });
       } else {
         refs = await store.listVersions(integration);
       }

@@ -210,6 +210,23 @@ export class LocalStore implements Store {
     return { version, id };
   }
 
+  /**
+   * Every version, reading one ref at a time: a bad ref is returned in `bad` (with its error)
+   * and the rest are still read (fsck, and the store server's `?problems=1` listing).
+   */
+  async checkedVersions(integration: string): Promise<{ versions: VersionRef[]; bad: { version: number; error: unknown }[] }> {
+    const versions: VersionRef[] = [];
+    const bad: { version: number; error: unknown }[] = [];
+    for (const n of await this.versionNumbers(integration)) {
+      try {
+        versions.push(await this.readVersion(integration, n));
+      } catch (error) {
+        bad.push({ version: n, error });
+      }
+    }
+    return { versions, bad };
+  }
+
   async listVersions(integration: string, options: { newest?: number } = {}): Promise<VersionRef[]> {
     let numbers: number[];
     if (options.newest !== undefined && options.newest > 0) {

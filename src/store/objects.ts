@@ -40,6 +40,11 @@ export interface ReleaseObject {
   /** ISO 8601 time from the injected clock. */
   time: string;
   provenance?: ReleaseProvenance;
+  /**
+   * The files' key order (key-order.ts), for `alloy show`: JSON pointers of every object
+   * member in document order. Not part of the content ids, so reordering keys is no change.
+   */
+  keyOrder?: { integration: string[]; workflows: Record<string, string[]> };
 }
 
 export type StoreObject = WorkflowObject | IntegrationObject | ReleaseObject;
@@ -93,6 +98,7 @@ export function checkObjectShape(value: unknown): StoreObject | string {
       if (typeof v.time !== 'string' || typeof v.author !== 'string' || typeof v.message !== 'string') {
         return 'release without time, author or message';
       }
+      if (v.keyOrder !== undefined && !isKeyOrder(v.keyOrder)) return 'release with a bad keyOrder';
       return v as unknown as ReleaseObject;
     }
     default:
@@ -147,4 +153,12 @@ export function sameTree(
   const ka = Object.keys(a.workflows).sort();
   const kb = Object.keys(b.workflows).sort();
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a.workflows[k] === b.workflows[k]);
+}
+
+function isKeyOrder(v: unknown): boolean {
+  const list = (l: unknown) => Array.isArray(l) && l.every((p) => typeof p === 'string');
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  if (!list(o.integration) || !o.workflows || typeof o.workflows !== 'object' || Array.isArray(o.workflows)) return false;
+  return Object.values(o.workflows as Record<string, unknown>).every(list);
 }

@@ -23,6 +23,7 @@ import {
 import { findLiteralSecrets } from './secrets.js';
 import type { Store, VersionRef } from './store.js';
 import { noCrash, type CrashHook } from './test-hooks.js';
+import { keyOrderOf } from './key-order.js';
 
 /** An integration as the project loader gives it (LoadedIntegration fits). */
 export interface IntegrationSource {
@@ -38,6 +39,8 @@ export interface Tree {
   integrationObject: EncodedObject<IntegrationObject>;
   workflows: Map<string, EncodedObject<WorkflowObject>>;
   ids: { integrationObject: string; workflows: Record<string, string> };
+  /** The files' key order, recorded in the release object (not in the content ids). */
+  keyOrder: { integration: string[]; workflows: Record<string, string[]> };
 }
 
 export function buildTree(source: IntegrationSource): Tree {
@@ -51,7 +54,11 @@ export function buildTree(source: IntegrationSource): Tree {
     integrationObject: integrationObject.id,
     workflows: Object.fromEntries([...workflows].map(([name, o]) => [name, o.id])),
   };
-  return { integration, integrationObject, workflows, ids };
+  const keyOrder = {
+    integration: keyOrderOf(source.def),
+    workflows: Object.fromEntries(source.workflows.map((w) => [w.name, keyOrderOf(w.def)])),
+  };
+  return { integration, integrationObject, workflows, ids, keyOrder };
 }
 
 export function scanSourceForSecrets(source: IntegrationSource): SecretFinding[] {
@@ -170,6 +177,7 @@ export async function applyRelease(store: Store, plan: ReleasePlan, options: App
       author: options.author,
       time: options.now().toISOString(),
       ...(options.provenance && Object.keys(options.provenance).length ? { provenance: options.provenance } : {}),
+      keyOrder: tree.keyOrder,
     });
     await store.putObjects([release]);
     crashAt('release-object-written');

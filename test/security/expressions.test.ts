@@ -5,6 +5,7 @@
  * turning.
  */
 import { describe, expect, it } from 'vitest';
+import jsonata from 'jsonata';
 import { compileWorkflow, createExecutionRecord, executeWorkflow } from '../../src/engine/index.js';
 import { realClock } from '../../src/engine/clock.js';
 import type { EngineDeps, ExecutionRecord } from '../../src/engine/types.js';
@@ -225,6 +226,53 @@ describe('expression limits', { retry: 2 }, () => {
     const mixed = await run(flow([{ id: 'm', uses: 'transform', with: { v: "{{ $sort([1, 'a']) }}" } }]));
     expect(mixed.error?.code).toBe('E_EXPRESSION');
     expect(mixed.error?.message).toContain("The single argument form of the sort function can only be applied to an array of strings or an array of numbers");
+  });
+
+  it('$zip, $string, $shuffle, $match and $replace are sized first or tick: bombs fail with E_EXPRESSION_LIMIT and the loop keeps turning', async () => {
+    const bombs: Record<string, string> = {
+      zip: '{{ $count($zip([1..1000000], [1..1000000])) }}',
+      string: "{{ $length($string([1..1000000].{'a': $, 'b': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'})) }}",
+      shuffle: '{{ ($a := [1..3000000]; $count($shuffle($a)) + $count($shuffle($a)) + $count($shuffle($a)) + $count($shuffle($a))) }}',
+      match: "{{ ($s := $pad('', 1000000, 'a'); $count($match($s, /a/)) + $count($match($s, /a/)) + $count($match($s, /a/))) }}",
+      replace: "{{ ($s := $pad('', 1000000, 'a'); $length($replace($s, /a/, 'b')) + $length($replace($s, /a/, 'b')) + $length($replace($s, /a/, 'b'))) }}",
+    };
+    for (const [name, v] of Object.entries(bombs)) {
+      const t0 = performance.now();
+      const { result: r, gap } = await maxLoopGap(() => run(flow([{ id: name, uses: 'transform', with: { v } }])));
+      expect(r.error?.code, `${name}: ${JSON.stringify(r.error)}`).toBe('E_EXPRESSION_LIMIT');
+      expect(performance.now() - t0, name).toBeLessThan(2500);
+      expect(gap, name).toBeLessThan(250);
+    }
+  });
+
+  it('$zip, $string, $shuffle, $match and $replace give jsonata\'s own results for ordinary inputs', async () => {
+    const exprs = [
+      '$zip([1, 2, 3], ["a", "b"], [true, false, null])',
+      '$zip([1..5000], [1..5000])[[0, 4095, 4096, 4999]]',
+      '$zip(1, [2])',
+      '$zip([1], [2, 3])',
+      '$shuffle([])',
+      '$exists($match("a", /b/))',
+      '$string({"a": [1, 2.5, "x"], "b": {"c": null}})',
+      '$string([1, 2], true)',
+      '$string("s") & $string(3) & $string(0.1 + 0.2)',
+      '$count($shuffle([1..10000]))',
+      '$sort($shuffle([1..10000]))[[0, 9999]]',
+      '$shuffle([7])',
+      '$match("ab12cd345", /[0-9]+/)',
+      '$match("aXbXc", /(X)/, 1)',
+      '$replace("John Smith and John Jones", /(\\w+)\\s(\\w+)/, "$2, $1")',
+      '$replace("abcabc", "b", "$1X")',
+      '$replace("aaaa", "a", "b", 2)',
+      '$replace("aaaa", /a/, function($m) { "<" & $m.match & ">" }, 3)',
+      '$length($replace($pad("", 10000, "a"), "a", "bc"))',
+    ];
+    for (const e of exprs) {
+      const expected = await jsonata(e).evaluate({});
+      const r = await run(flow([{ id: 'o', uses: 'transform', with: { v: `{{ ${e} }}` } }]));
+      expect(r.status, `${e}: ${JSON.stringify(r.error)}`).toBe('succeeded');
+      expect((r.steps.o.output as { v: unknown }).v, e).toEqual(JSON.parse(JSON.stringify(expected)));
+    }
   });
 
   it('limits.* from the config: defaults, durations and sizes, clear errors', () => {

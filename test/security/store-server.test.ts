@@ -79,6 +79,28 @@ describe('fsck', () => {
     expect(badRefs.some((p) => p?.endsWith(path.join('versions', '3')))).toBe(true);
   });
 
+  it('against a served store (remote) reports every bad ref and keeps going, without the server\'s paths', async () => {
+    await releaseIntegration(backing, integration('shop', [workflow('a')]), { author: 'ci', now: fixedClock() });
+    await releaseIntegration(backing, integration('shop', [workflow('a'), workflow('b')]), { author: 'ci', now: fixedClock() });
+    await releaseIntegration(backing, integration('shop', [workflow('c')]), { author: 'ci', now: fixedClock() });
+    await releaseIntegration(backing, integration('other', [workflow('d')]), { author: 'ci', now: fixedClock() });
+    const versions = path.join(backing.refsDir('shop'), 'versions');
+    await writeFile(path.join(versions, '1'), 'not an id\n');
+    await writeFile(path.join(versions, '3'), 'also not an id\n');
+    const store = new RemoteStore({ url, token: WRITE });
+    clients.push(store);
+    const report = await fsckStore(store);
+    const badRefs = report.problems.filter((p) => p.code === 'E_STORE_BAD_REF');
+    expect(badRefs.map((p) => p.path).sort()).toEqual(['refs/shop/versions/1', 'refs/shop/versions/3']);
+    expect(badRefs[0]?.message).toContain('does not hold an object id');
+    expect(JSON.stringify(report)).not.toContain(backing.dir);
+    // The rest was still checked: the good v2 of shop and the other integration.
+    expect(report.versions).toBe(2);
+    expect(report.integrations).toBe(2);
+    // The plain listing (older clients, `alloy versions`) still fails on the bad ref as before.
+    expect((await http('GET', '/integrations/shop/versions')).status).toBeGreaterThanOrEqual(400);
+  });
+
   it('flags a stored definition that breaks the schema', async () => {
     const store = new LocalStore(await tempDir());
     const bad = encodeObject({ type: 'workflow', def: { ...workflow('x', [{ id: 'g', uses: 'http', with: { url: 'file:///etc/passwd' } }]) } as never });

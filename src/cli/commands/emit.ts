@@ -13,7 +13,7 @@ import { findConfig } from '../../core/find-config.js';
 import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
 import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
 import { loadProjectEnv, readDevInfo } from '../../server/dev-state.js';
-import { recordLine, stepLine } from '../../server/terminal-format.js';
+import { recordLine, stepLine, waitingStatus } from '../../server/terminal-format.js';
 import { connectionEnvName } from '../../connectors/credentials.js';
 import { DEFAULT_SHOPIFY_API_VERSION, shopifyManifest } from '../../connectors/builtin-manifests.js';
 import type { ExecutionRecord } from '../../engine/types.js';
@@ -88,7 +88,7 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
   let timedOut = false;
   try {
     for (const e of body.executions) {
-      const ex = await client.waitForExecution(e.id, timeoutMs);
+      const ex = await client.waitForExecution(e.id, timeoutMs, waitProgress(ctx, spinner));
       if (!['succeeded', 'failed', 'filtered'].includes(ex.status)) timedOut = true;
       results.push(ex.record);
     }
@@ -109,6 +109,24 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
     });
   }
   return results.every((r) => r.status === 'succeeded' || r.status === 'filtered') ? 0 : 1;
+}
+
+/**
+ * `--wait`'s status line (what the execution still waits for, e.g. a retry in 4 s): on a TTY
+ * in the spinner, else with -v as a note; on stderr only, once per change. Undefined when
+ * nothing would show it, so the wait long-polls as before.
+ */
+export function waitProgress(ctx: CliContext, spinner: { update(text: string): void }) {
+  const tty = Boolean(ctx.io.stderr.isTTY) && !ctx.json;
+  if (!tty && !ctx.verbose) return undefined;
+  let last: string | undefined;
+  return (ex: { record: ExecutionRecord }) => {
+    const status = waitingStatus(ex.record, Date.now());
+    if (tty && status) spinner.update(status.text);
+    if (!status || status.key === last) return;
+    last = status.key;
+    if (!tty) ctx.note(ctx.errColor.dim(status.text));
+  };
 }
 
 /** For a recorded custom webhook: its trigger's verify settings, so the resend is signed the same way. */

@@ -9,7 +9,7 @@ import { AlloyError } from '../../errors.js';
 import { findConfig } from '../../core/find-config.js';
 import { findRuntime } from '../../server/client.js';
 import { recordLine, stepLine } from '../../server/terminal-format.js';
-import { parseTimeout } from './emit.js';
+import { parseTimeout, waitProgress } from './emit.js';
 
 export default async function replay(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
   const [id] = args;
@@ -28,7 +28,7 @@ export default async function replay(ctx: CliContext, args: string[], opts: Reco
     return 0;
   }
   const spinner = await ctx.spinner(`waiting for ${newId}`);
-  const ex = await client.waitForExecution(newId, timeoutMs).finally(() => spinner.stop());
+  const ex = await client.waitForExecution(newId, timeoutMs, waitProgress(ctx, spinner)).finally(() => spinner.stop());
   if (ctx.json) ctx.printJson({ ...accepted, result: ex });
   else {
     ctx.out(recordLine(ctx.color, ex.record));

@@ -4,21 +4,22 @@ import type { CliContext } from '../context.js';
 import { UsageError } from '../../errors.js';
 import { loadRelease, parseVersionSpec, resolveVersion, shortId, StoreNotFoundError } from '../../store/lib.js';
 import { findProjectLocation, openCommandStore, withStore } from './store-common.js';
+import { applyKeyOrder } from '../../store/key-order.js';
 
 // Objects are stored with sorted keys; print them in the order people write them.
 const TOP_ORDER = ['apiVersion', 'kind', 'name', 'description', 'app', 'connectors', 'trigger', 'steps', 'stream', 'timeout'];
 const STEP_ORDER = ['id', 'name', 'uses', 'if', 'then', 'else', 'each', 'as', 'concurrency', 'stop', 'branch', 'delay', 'code', 'when', 'with', 'retry', 'timeout', 'onError', 'steps'];
 
-function ordered(value: unknown, order: string[]): unknown {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
-  const obj = value as Record<string, unknown>;
-  const keys = [...order.filter((k) => k in obj), ...Object.keys(obj).filter((k) => !order.includes(k)).sort()];
-  return Object.fromEntries(keys.map((k) => [k, stepLists.has(k) && Array.isArray(obj[k]) ? (obj[k] as unknown[]).map((s) => ordered(s, STEP_ORDER)) : obj[k]]));
+// Releases record the file's key order (keyOrder): print with it. Keys it does not cover (a
+// release made before it was recorded) go in the conventional order, then alphabetically.
+const STEP_AT = /\/(?:steps|then|else)\/\d+$/;
+function conventional(at: string, keys: string[]): string[] {
+  const order = at === '' ? TOP_ORDER : STEP_AT.test(at) ? STEP_ORDER : [];
+  return [...order.filter((k) => keys.includes(k)), ...keys.filter((k) => !order.includes(k)).sort()];
 }
-const stepLists = new Set(['steps', 'then', 'else']);
 
-function toYaml(def: unknown): string {
-  return stringify(ordered(def, TOP_ORDER), { lineWidth: 0 }).trimEnd();
+function toYaml(def: unknown, keyOrder: string[] | undefined): string {
+  return stringify(applyKeyOrder(def, keyOrder, conventional), { lineWidth: 0 }).trimEnd();
 }
 
 export default async function showCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
@@ -50,15 +51,15 @@ export default async function showCommand(ctx: CliContext, args: string[], opts:
     ctx.out(`# ${spec.integration} v${ref.version} ${ref.id}`);
     ctx.out(`# released ${r.time} by ${r.author}${r.message ? `: ${r.message.split('\n')[0]}` : ''}`);
     if (wf !== undefined) {
-      ctx.out(toYaml(rel.workflows.get(wf)));
+      ctx.out(toYaml(rel.workflows.get(wf), r.keyOrder?.workflows[wf]));
       return 0;
     }
     ctx.out(`# ${shortId(r.integrationObject)} integration.yaml`);
-    ctx.out(toYaml(rel.integration));
+    ctx.out(toYaml(rel.integration, r.keyOrder?.integration));
     for (const [name, def] of rel.workflows) {
       ctx.out('---');
       ctx.out(`# ${shortId(r.workflows[name])} workflows/${name}.yaml`);
-      ctx.out(toYaml(def));
+      ctx.out(toYaml(def, r.keyOrder?.workflows[name]));
     }
     return 0;
   });

@@ -18,6 +18,13 @@ import { decodeObject, type EncodedObject, type StoreObject } from '../objects.j
 import type { PublishLogEntry, PublishRequest, Store, VersionRef } from '../store.js';
 import { STORE_API_PREFIX } from './server.js';
 
+/** A ref the server could not read, reported by its `?problems=1` version listing. */
+export interface RefProblem {
+  version: number;
+  code: string;
+  message: string;
+}
+
 export interface RemoteStoreOptions {
   /** Base URL of `alloy serve`, e.g. https://alloy.example.com */
   url: string;
@@ -194,6 +201,15 @@ export class RemoteStore implements Store {
   async listVersions(integration: string, options: { newest?: number } = {}): Promise<VersionRef[]> {
     const newest = options.newest !== undefined && options.newest > 0 ? `?newest=${Math.floor(options.newest)}` : '';
     return (await this.json<{ versions: VersionRef[] }>('GET', `${this.ip(integration)}/versions${newest}`)).versions;
+  }
+
+  /**
+   * Every version the server can read, and the refs it cannot (fsck): one bad ref no longer
+   * fails the whole listing. A server without `?problems=1` answers the plain list.
+   */
+  async versionsWithProblems(integration: string): Promise<{ versions: VersionRef[]; problems: RefProblem[] }> {
+    const body = await this.json<{ versions: VersionRef[]; problems?: RefProblem[] }>('GET', `${this.ip(integration)}/versions?problems=1`);
+    return { versions: body.versions, problems: body.problems ?? [] };
   }
 
   async createVersion(integration: string, ref: VersionRef): Promise<void> {

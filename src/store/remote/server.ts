@@ -177,6 +177,17 @@ export const storeRoutes: StoreRoute[] = [
     path: '/integrations/:integration/versions',
     role: 'read',
     handler: async (c) => {
+      if (c.query.get('problems') === '1') {
+        // fsck: the readable refs, and each unreadable one reported instead of failing the list.
+        // Messages name the version only, not the server's file paths.
+        const { versions, bad } = await c.store.checkedVersions(c.params.integration);
+        const problems = bad.map(({ version, error }) => {
+          const code = error instanceof AlloyError ? error.code : 'E_STORE_IO';
+          return { version, code, message: code === 'E_STORE_BAD_REF' ? 'the ref does not hold an object id' : 'the ref could not be read' };
+        });
+        c.send(200, { versions, problems });
+        return;
+      }
       const newest = Number(c.query.get('newest') ?? '');
       c.send(200, { versions: await c.store.listVersions(c.params.integration, Number.isSafeInteger(newest) && newest > 0 ? { newest } : {}) });
     },
