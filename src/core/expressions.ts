@@ -275,8 +275,9 @@ export function forEachString(
   }
 }
 
+/** RFC 6901 escaping of one segment; most keys have nothing to escape, and skip the regexes. */
 export function escapePointer(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+  return key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key;
 }
 
 // ---------------------------------------------------------------- evaluation

@@ -6,7 +6,7 @@
  */
 import { readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { compileTemplate, evaluateExpression, ExpressionSyntaxError, TemplateSyntaxError, type CompiledExpression } from '../core/expressions.js';
+import { compileTemplate, escapePointer, evaluateExpression, ExpressionSyntaxError, TemplateSyntaxError, type CompiledExpression } from '../core/expressions.js';
 import { mapLimit } from '../core/map-limit.js';
 import type { LoadedProject, LoadedTestFile, LoadedWorkflow } from '../core/project-types.js';
 import { rangeAt, type SourceFile } from '../core/source-file.js';
@@ -252,11 +252,6 @@ function compiledAssertion(source: string): CompiledExpression {
     assertionCache.set(source, expr);
   }
   return expr;
-}
-
-/** RFC 6901 escaping of one segment; most step paths have nothing to escape. */
-function escapePointer(segment: string): string {
-  return segment.includes('~') || segment.includes('/') ? segment.replace(/~/g, '~0').replace(/\//g, '~1') : segment;
 }
 
 type Fail = (pointer: string, message: string, extra?: Partial<TestFailure>) => void;
