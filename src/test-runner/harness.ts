@@ -18,6 +18,7 @@ import type { FakeShopify } from '../testing/fake-shopify.js';
 import type { AnswerDef, AnsweredCall, HarnessResult, HttpAnswerDef, SeenRequest, TestSetup } from './types.js';
 
 export const DEFAULT_TEST_CLOCK = '2026-01-01T00:00:00.000Z';
+const DEFAULT_START = Date.parse(DEFAULT_TEST_CLOCK);
 
 export interface HarnessInput {
   compiled: CompiledWorkflow;
@@ -51,8 +52,8 @@ let fakeModule: Promise<typeof import('../testing/fake-shopify.js')> | undefined
 /** Runs one execution; never touches the network. */
 export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
   const { setup } = input;
-  const start = Date.parse(setup.clock ?? DEFAULT_TEST_CLOCK);
-  const clock = virtualClock(Number.isNaN(start) ? Date.parse(DEFAULT_TEST_CLOCK) : start);
+  const start = setup.clock === undefined ? DEFAULT_START : Date.parse(setup.clock);
+  const clock = virtualClock(Number.isNaN(start) ? DEFAULT_START : start);
   const requests: SeenRequest[] = [];
   const unanswered: SeenRequest[] = [];
   const calls: AnsweredCall[] = [];
@@ -129,7 +130,7 @@ export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
   try {
     await executeWorkflow(input.compiled, record, deps);
   } finally {
-    await fake?.close();
+    if (fake) await fake.close();
   }
   return { record, requests, calls, stream, unanswered };
 }
@@ -222,11 +223,11 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
             const step = ctx.idempotencyKey.startsWith(`${executionId}:`) ? ctx.idempotencyKey.slice(executionId.length + 1) : '';
             const key = step in answers ? step : uses in answers ? uses : undefined;
             if (key === undefined) return handler(input, ctx);
-            const list = ([] as AnswerDef[]).concat(answers[key]);
+            const given = answers[key];
             const n = used.get(key) ?? 0;
             used.set(key, n + 1);
             calls.push({ step, action: uses, input });
-            return applyAnswer(list[Math.min(n, list.length - 1)], uses);
+            return applyAnswer(Array.isArray(given) ? given[Math.min(n, given.length - 1)] : given, uses);
           };
         }
         w = { ...runtime, actions };
