@@ -65,6 +65,8 @@ interface NameState {
   chain: Promise<unknown>;
   /** Entries whose delivered file is being deleted (seq -> the deletion). */
   removing: Map<number, Promise<void>>;
+  /** Entries taken off the front while they are being moved aside: still waiting until that succeeds. */
+  settingAside: number;
 }
 
 export type EnqueueResult = { ok: true; item: QueuedRequest } | { ok: false; reason: 'items' | 'bytes' };
@@ -112,7 +114,7 @@ export class RelayQueue {
   }
 
   private async load(name: string): Promise<NameState> {
-    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve(), removing: new Map() };
+    const state: NameState = { entries: [], bytes: 0, nextSeq: 1, dropped: noDrops(), reservedItems: 0, reservedBytes: 0, chain: Promise.resolve(), removing: new Map(), settingAside: 0 };
     const nameDir = join(this.dir, name);
     // 0700, and never a symlink: queued requests are written here.
     await ensurePrivateDirAsync(nameDir);
@@ -157,7 +159,7 @@ export class RelayQueue {
   /** Requests waiting for `name` (0 for a name never seen). */
   pending(name: string): number {
     const state = this.states.get(name);
-    return state ? state.entries.length + state.reservedItems : 0;
+    return state ? state.entries.length + state.reservedItems + state.settingAside : 0;
   }
 
   dropped(name: string): Required<DropReport> {
@@ -236,6 +238,7 @@ export class RelayQueue {
     const nameDir = join(this.dir, name);
     const badFile = `${entry.file}.bad`;
     if (!vanished) {
+      state.settingAside += 1;
       try {
         // Never overwrite: an earlier .bad file is someone's evidence too.
         if (await exists(join(nameDir, badFile))) throw new Error(`${badFile} already exists`);
@@ -245,6 +248,8 @@ export class RelayQueue {
         state.entries.unshift(entry);
         state.bytes += entry.bytes;
         throw err;
+      } finally {
+        state.settingAside -= 1;
       }
     }
     state.dropped.unreadable += 1;
