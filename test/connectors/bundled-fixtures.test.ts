@@ -25,7 +25,7 @@ describe('bundled third-party fixtures', () => {
     for (const f of files) expect(createHash('sha256').update(readThirdPartyFixture(f)).digest('hex'), f).toBe(listed.get(f));
   });
 
-  it('are what tests, scripts and benches read: nothing reaches outside the repository for ../shared', () => {
+  it('are what tests, scripts and benches read: nothing reaches out of the repository into a sibling shared folder', () => {
     const offenders: string[] = [];
     for (const dir of ['test', 'src', 'scripts', 'bench', 'examples', '.ci']) {
       for (const rel of walk(path.join(REPO_ROOT, dir))) {
