@@ -15,7 +15,7 @@
  *   Over the queue's bound the app gets 507 and the drop is logged and reported.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { BodyTooLargeError, readRequestBody } from '../net/read-body.js';
+import { BodyTooLargeError, readRequestBody } from '../http/body.js';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';

@@ -23,7 +23,7 @@ import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/project.js';
 import { verifyStandardWebhook } from '../../engine/standard-webhooks.js';
-import { BodyTooLargeError, readRequestBody } from '../../net/read-body.js';
+import { BodyTooLargeError, readRequestBody } from '../../http/body.js';
 import { clockTime, statusMark } from '../../server/terminal-format.js';
 
 export const DEFAULT_LISTEN_PORT = DEFAULT_PORTS.listen;
