@@ -49,4 +49,19 @@ CREATE TABLE dedupe (key text PRIMARY KEY, execution_ids json NOT NULL);
 CREATE TABLE oauth_states (nonce text PRIMARY KEY, expires_at text NOT NULL, doc json NOT NULL);
 `,
   },
+  {
+    id: 2,
+    name: 'rate buckets',
+    sql: `
+-- The limiter's cost buckets per (app, account), shared by every process (state/buckets.ts).
+CREATE TABLE rate_buckets (
+  key text PRIMARY KEY,
+  maximum_available double precision NOT NULL,
+  current_available double precision NOT NULL,
+  restore_rate double precision NOT NULL,
+  last_cost double precision NOT NULL,
+  at_ms bigint NOT NULL
+);
+`,
+  },
 ];
