@@ -77,4 +77,12 @@ CREATE INDEX store_publish_log_integration ON store_publish_log (integration, se
 CREATE TABLE store_pushes (integration text NOT NULL, version integer NOT NULL, id text NOT NULL, pushed_by text NOT NULL, at text NOT NULL, PRIMARY KEY (integration, version));
 `,
   },
+  {
+    id: 4,
+    name: 'crash-loop counter',
+    sql: `
+-- How many times an execution was resumed after the process running it stopped (ExecutionStore.countResume).
+ALTER TABLE executions ADD COLUMN resumes integer NOT NULL DEFAULT 0;
+`,
+  },
 ];
