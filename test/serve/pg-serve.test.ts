@@ -59,6 +59,9 @@ describePg('alloy serve on PostgreSQL', () => {
     const noKey = await runAlloy(['serve', 'keys', 'list', '--database', PG_URL, '--schema', freshSchema('nokey')], cwd, {});
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toMatch(/every serve process needs the same master key/);
+    const schemaAlone = await runAlloy(['serve', 'keys', 'list', '--data', cwd, '--schema', 'x'], cwd, {});
+    expect(schemaAlone.code).toBe(2);
+    expect(schemaAlone.stderr).toMatch(/--schema applies to PostgreSQL only/);
     const badUrl = await runAlloy(['serve', 'migrate', '--database', 'mysql://x@y/z'], cwd, {});
     expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toMatch(/--database takes a postgres:\/\/ URL/);
@@ -82,7 +85,14 @@ describePg('two alloy serve processes over one database', () => {
     expect(created.code, created.stderr).toBe(0);
     const admin = JSON.parse(created.stdout).key as string;
     // Both start at once on a new schema: the migrations run once between them.
-    const [a, b] = await Promise.all([spawnServe(db, cwd, env), spawnServe(db, cwd, env)]);
+    // One of them is given a password in its URL (trust auth ignores it): it must never be printed.
+    const u = new URL(PG_URL);
+    u.password = 'pw-must-not-show';
+    const withPassword = u.toString();
+    const [a, b] = await Promise.all([spawnServe(db, cwd, env), spawnServe(['--database', withPassword, ...db.slice(2)], cwd, env)]);
+    let bOut = b.first;
+    b.child.stdout!.on('data', (d) => (bOut += d));
+    b.child.stderr!.on('data', (d) => (bOut += d));
     try {
       const remote = await openStore({ root: cwd, store: a.url, env: { ALLOY_TOKEN: 'store-write-token-1234567890' } });
       await releaseAndPublish(remote, exampleSource());
@@ -97,5 +107,7 @@ describePg('two alloy serve processes over one database', () => {
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
+    expect(JSON.parse(b.first).store).toMatch(/^database postgres:\/\/postgres:\*\*\*@/);
+    expect(bOut).not.toContain('pw-must-not-show');
   }, 60_000);
 });
