@@ -38,6 +38,8 @@ export interface ProjectConfig {
   apps?: Record<string, AppSettings>;
   /** `alloy release` runs the project's tests first unless `test: false`. */
   release?: { test?: boolean };
+  /** `alloy serve`: state (and store) in PostgreSQL, as --database / --schema. */
+  serve?: { database?: string; schema?: string };
 }
 
 export interface AppSettings {
