@@ -1,0 +1,131 @@
+/**
+ * GET /v1/stream in `alloy serve`: executions arrive as server-sent events read from the
+ * state, so rows another process writes (here: a second handle on the same SQLite file)
+ * arrive too; a user token's stream carries only that user's; the stream ends when its key
+ * is deleted; the web UI's files are served at `/` marked as serve's.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSseParser, type SseMessage } from '../../src/net/sse.js';
+import { newId } from '../../src/server/ids.js';
+import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
+import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
+import type { ExecutionRecord } from '../../src/engine/types.js';
+import { call, cleanup, startTestServe, waitFor, type TestServe } from './helpers.js';
+
+interface Stream {
+  messages: SseMessage[];
+  status: number;
+  ended: Promise<void>;
+  stop(): void;
+}
+
+async function openStream(url: string, token: string): Promise<Stream> {
+  const abort = new AbortController();
+  const res = await fetch(`${url}/v1/stream`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: abort.signal });
+  const messages: SseMessage[] = [];
+  const feed = createSseParser((m) => messages.push(m));
+  const ended = (async () => {
+    if (!res.body) return;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        feed(value);
+      }
+    } catch {
+      /* aborted */
+    }
+  })();
+  return { messages, status: res.status, ended, stop: () => abort.abort() };
+}
+
+function row(userId: string, installationId: string, laterMs = 0): ExecutionRow {
+  // Ids sort by their millisecond; within one, by chance.
+  const id = newId('ex', Date.now() + laterMs);
+  const at = new Date().toISOString();
+  const record: ExecutionRecord = { id, workflow: 'shopify-sync/create-order', version: 'v1', userId, event: { orderId: id }, status: 'queued', createdAt: at, steps: {} };
+  return { id, installationId, userId, integration: 'shopify-sync', version: 1, workflow: record.workflow, status: 'queued', record, createdAt: at, updatedAt: at };
+}
+
+const executionsOf = (s: Stream) => s.messages.filter((m) => m.event === 'execution').map((m) => JSON.parse(m.data) as { id: string; status: string; userId: string });
+
+describe('alloy serve: the live stream and the web UI files', () => {
+  let serve: TestServe;
+  let other: ServeState;
+  const streams: Stream[] = [];
+
+  beforeAll(async () => {
+    serve = await startTestServe();
+    // Another serve process's view of the same database.
+    other = openSqliteState(path.join(serve.dataDir, 'serve.db'));
+    for (const id of ['ann', 'bob']) expect((await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id } })).status).toBe(201);
+  });
+
+  afterAll(async () => {
+    for (const s of streams) s.stop();
+    await other?.close();
+    await serve?.close();
+    cleanup();
+  });
+
+  it('sends executions written by another process, as they are created and as they change, scoped to a user token', async () => {
+    const admin = await openStream(serve.url, serve.admin);
+    const annToken = (await call(serve.url, 'POST', '/v1/users/ann/token', { token: serve.admin })).body.token as string;
+    const ann = await openStream(serve.url, annToken);
+    streams.push(admin, ann);
+    expect(admin.status).toBe(200);
+    expect(ann.status).toBe(200);
+    // Let both polls prime (they start at the newest execution, not at the beginning).
+    await new Promise((r) => setTimeout(r, 700));
+
+    const forAnn = row('ann', 'inst_a');
+    const forBob = row('bob', 'inst_b');
+    await other.executions.ingest({ executions: [forAnn, forBob] });
+    await waitFor(() => executionsOf(admin).filter((e) => e.status === 'queued').length === 2, 'both queued executions on the admin stream');
+    await other.executions.checkpoint(forAnn.id, { ...forAnn.record, status: 'succeeded', endedAt: new Date().toISOString(), durationMs: 5 });
+    await waitFor(() => executionsOf(admin).some((e) => e.id === forAnn.id && e.status === 'succeeded'), 'the finished execution on the admin stream');
+    await waitFor(() => executionsOf(ann).some((e) => e.id === forAnn.id && e.status === 'succeeded'), "ann's execution on ann's stream");
+    // Each change once; bob's execution never reaches ann.
+    expect(executionsOf(admin).map((e) => `${e.id}:${e.status}`).sort()).toEqual([`${forAnn.id}:queued`, `${forAnn.id}:succeeded`, `${forBob.id}:queued`].sort());
+    expect(executionsOf(ann).every((e) => e.userId === 'ann')).toBe(true);
+    expect(executionsOf(ann).some((e) => e.id === forBob.id)).toBe(false);
+  });
+
+  it('refuses a wrong token, an ingest key, and an unknown order', async () => {
+    const wrong = await fetch(`${serve.url}/v1/stream`, { headers: { authorization: 'Bearer alk_admin_nope' } });
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as any).error.code).toBe('E_UNAUTHORIZED');
+    const ingest = await fetch(`${serve.url}/v1/stream`, { headers: { authorization: `Bearer ${await serve.key('ingest')}` } });
+    expect(ingest.status).toBe(403);
+    await ingest.body?.cancel();
+    expect((await call(serve.url, 'GET', '/v1/executions?order=sideways', { token: serve.admin })).status).toBe(400);
+  });
+
+  it('lists executions newest first with order=desc, paged downwards', async () => {
+    const rows = [row('bob', 'inst_b', 1), row('bob', 'inst_b', 2), row('bob', 'inst_b', 3)];
+    for (const r of rows) await other.executions.ingest({ executions: [r] });
+    const p1 = await call(serve.url, 'GET', '/v1/executions?userId=bob&order=desc&limit=2', { token: serve.admin });
+    const ids = rows.map((r) => r.id).reverse();
+    expect(p1.body.items.map((e: { id: string }) => e.id)).toEqual(ids.slice(0, 2));
+    const p2 = await call(serve.url, 'GET', `/v1/executions?userId=bob&order=desc&limit=2&cursor=${p1.body.next}`, { token: serve.admin });
+    expect(p2.body.items.map((e: { id: string }) => e.id)).toEqual([ids[2], expect.any(String)]);
+  });
+
+  it('serves the web UI at / with a strict CSP, marked as served by serve', async () => {
+    const res = await fetch(`${serve.url}/`);
+    if (res.status === 404) {
+      // Without a build there is no UI to serve; the answer says how to get one.
+      expect(((await res.json()) as any).error.code).toBe('E_UI_NOT_BUILT');
+      return;
+    }
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const html = await res.text();
+    expect(html).toContain('<meta name="alloy-runtime" content="serve" />');
+    const asset = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)![1];
+    expect((await fetch(`${serve.url}/${asset}`)).status).toBe(200);
+    expect((await fetch(`${serve.url}/assets/..%2Fserve.db`)).status).toBe(404);
+  });
+});
