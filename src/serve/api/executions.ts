@@ -23,6 +23,7 @@ export function executionView(e: ExecutionRow) {
     ...(r.endedAt ? { endedAt: r.endedAt } : {}),
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
     ...(r.error ? { error: r.error } : {}),
+    event: r.event,
     // The step trace: what ran, with what (inputs and output, secrets redacted by the engine), when and how long.
     steps: Object.values(r.steps ?? {}).map((s) => ({
       path: s.path,
