@@ -4,11 +4,15 @@
  * arrive too; a user token's stream carries only that user's; the stream ends when its key
  * is deleted; the web UI's files are served at `/` marked as serve's.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSseParser, type SseMessage } from '../../src/net/sse.js';
 import { newId } from '../../src/server/ids.js';
 import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
+import { createLiveFeed } from '../../src/serve/live-feed.js';
+import { HttpError } from '../../src/http/error.js';
 import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
 import type { ExecutionRecord } from '../../src/engine/types.js';
 import { call, cleanup, startTestServe, waitFor, type TestServe } from './helpers.js';
@@ -111,6 +115,34 @@ describe('alloy serve: the live stream and the web UI files', () => {
     expect(p1.body.items.map((e: { id: string }) => e.id)).toEqual(ids.slice(0, 2));
     const p2 = await call(serve.url, 'GET', `/v1/executions?userId=bob&order=desc&limit=2&cursor=${p1.body.next}`, { token: serve.admin });
     expect(p2.body.items.map((e: { id: string }) => e.id)).toEqual([ids[2], expect.any(String)]);
+  });
+
+  it('ends a stream with an error event once its credentials are refused (checked each heartbeat)', async () => {
+    let valid = true;
+    const feed = createLiveFeed({
+      state: other,
+      heartbeatMs: 100,
+      authenticate: async () => {
+        if (!valid) throw new HttpError(401, 'E_UNAUTHORIZED', 'unknown or expired token');
+        return { kind: 'key', role: 'read', keyId: 'k1' };
+      },
+    });
+    const server = http.createServer((req, res) => feed.subscribe(req, res, { kind: 'key', role: 'read', keyId: 'k1' }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const s = await openStream(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'alk_read_x');
+      streams.push(s);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(feed.size).toBe(1);
+      valid = false;
+      await s.ended;
+      const err = s.messages.find((m) => m.event === 'error');
+      expect(JSON.parse(err!.data)).toMatchObject({ code: 'E_UNAUTHORIZED', message: 'unknown or expired token' });
+      expect(feed.size).toBe(0);
+    } finally {
+      feed.close();
+      server.close();
+    }
   });
 
   it('serves the web UI at / with a strict CSP, marked as served by serve', async () => {
