@@ -29,6 +29,8 @@ const LOOK_BACK_MS = 2_000;
 const PAGE = 200;
 /** Executions in flight re-read per poll at most (the rest wait for the next poll). */
 const IN_FLIGHT_PER_POLL = 200;
+/** Executions already in flight when the first page subscribes that are followed. */
+const MAX_FOLLOWED = 1_000;
 
 /** What the stream says about one execution: its row without the step trace. */
 export function executionSummary(e: ExecutionRow) {
@@ -114,6 +116,8 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
     if (priming) {
       // Start at the newest execution: a new subscriber reads the past from the list API.
       cursor = (await executions.list({}, { limit: 1, order: 'desc' })).items[0]?.id ?? '';
+      // Those already in flight are followed to their end too (the newest, if there is a backlog).
+      for (const id of (await executions.unfinished()).slice(-MAX_FOLLOWED)) inFlight.add(id);
     }
     const t = idTime(cursor!);
     const floor = t === undefined ? cursor! : idFloor('ex', t - LOOK_BACK_MS);

@@ -97,6 +97,22 @@ describe('alloy serve: the live stream and the web UI files', () => {
     expect(executionsOf(ann).some((e) => e.id === forBob.id)).toBe(false);
   });
 
+  it('follows an execution that was already running when the stream opened to its end', async () => {
+    const old = row('bob', 'inst_b', -60_000);
+    await other.executions.ingest({ executions: [old] });
+    await other.executions.checkpoint(old.id, { ...old.record, status: 'running' });
+    // Newer ones: the old one is far below the look-back window.
+    await other.executions.ingest({ executions: [row('bob', 'inst_b')] });
+    // Every stream closed, so the poller starts afresh with this one.
+    for (const open of streams) open.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    const s = await openStream(serve.url, serve.admin);
+    streams.push(s);
+    await new Promise((r) => setTimeout(r, 700));
+    await other.executions.checkpoint(old.id, { ...old.record, status: 'failed', error: { code: 'E_X', message: 'no' } });
+    await waitFor(() => executionsOf(s).some((e) => e.id === old.id && e.status === 'failed'), 'the old execution ending on the stream');
+  });
+
   it('refuses a wrong token, an ingest key, and an unknown order', async () => {
     const wrong = await fetch(`${serve.url}/v1/stream`, { headers: { authorization: 'Bearer alk_admin_nope' } });
     expect(wrong.status).toBe(401);
