@@ -170,6 +170,19 @@ describe.skipIf(!HAVE_BROWSER)('web UI in alloy serve, in Chromium', () => {
     const viaApi = await call(url, 'GET', `/v1/executions/${rerunId}`, { token: admin });
     expect(viaApi.body).toMatchObject({ rerunOf: id, status: 'succeeded', userId: 'ann', version: 1 });
     expect(fake.ordersFor(fake.shop).filter((o) => o.email === 'ann@example.com')).toHaveLength(2);
+
+    // Rerun from the last step on v2: the order step keeps its recorded result (no new order).
+    await page.getByRole('button', { name: 'Rerun from a step or on a version…' }).click();
+    await page.getByLabel('From step').selectOption('result');
+    await page.getByLabel('On version').fill('2');
+    await checkAccessibility(page, 'the rerun options');
+    await page.getByRole('button', { name: 'Rerun with these' }).click();
+    const second = page.getByTestId('replays').locator('li').nth(1);
+    await second.waitFor({ timeout: 15_000 });
+    await expect.poll(() => second.getAttribute('data-status'), { timeout: 20_000 }).toBe('succeeded');
+    const fromStep = await call(url, 'GET', `/v1/executions/${await second.getAttribute('data-id')}`, { token: admin });
+    expect(fromStep.body).toMatchObject({ rerunOf: id, version: 2, status: 'succeeded' });
+    expect(fake.ordersFor(fake.shop).filter((o) => o.email === 'ann@example.com')).toHaveLength(2);
   }, 90_000);
 
   it('upgrades an installation to another version', async () => {

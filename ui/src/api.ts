@@ -138,13 +138,15 @@ export function createApi(options: ApiOptions = {}) {
     return json as T;
   }
 
+  const getExecution = async (id: string): Promise<ExecutionDetail> => normalizeExecution(await call('GET', `/v1/executions/${encodeURIComponent(id)}`));
+
   return {
     runtime: serve ? ('serve' as const) : ('dev' as const),
     async listExecutions(q: ExecutionQuery): Promise<{ executions: ExecutionSummary[]; nextCursor?: string }> {
       if (serve && q.id) {
         // serve has no id-prefix search: an id is looked up as it is.
         try {
-          const e = await this.getExecution(q.id);
+          const e = await getExecution(q.id);
           return { executions: [e] };
         } catch (err) {
           if (err instanceof ApiError && (err.status === 404 || err.status === 400)) return { executions: [] };
@@ -161,13 +163,14 @@ export function createApi(options: ApiOptions = {}) {
       const qs = p.toString();
       return normalizePage(await call('GET', `/v1/executions${qs ? `?${qs}` : ''}`));
     },
-    async getExecution(id: string): Promise<ExecutionDetail> {
-      return normalizeExecution(await call('GET', `/v1/executions/${encodeURIComponent(id)}`));
-    },
-    /** dev: replay (optionally with an edited event); serve: rerun (same event, same version). */
-    async replay(id: string, event?: unknown): Promise<Accepted> {
+    getExecution,
+    /**
+     * dev: replay (optionally with an edited event); serve: rerun with the same event, from
+     * the start or `fromStep`, on the same version or `version`.
+     */
+    async replay(id: string, event?: unknown, rerun: { fromStep?: string; version?: number } = {}): Promise<Accepted> {
       if (serve) {
-        const r = await call<{ executionIds: string[] }>('POST', `/v1/executions/${encodeURIComponent(id)}/rerun`, {});
+        const r = await call<{ executionIds: string[] }>('POST', `/v1/executions/${encodeURIComponent(id)}/rerun`, rerun);
         return { deliveryId: '', executions: r.executionIds.map((x) => ({ id: x, replayOf: id })) };
       }
       return call('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, event === undefined ? {} : { event });

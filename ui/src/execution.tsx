@@ -1,4 +1,4 @@
-import { Alert, TableHead } from './parts.js';
+import { Alert, Choice, TableHead } from './parts.js';
 import { useEffect, useState } from 'preact/hooks';
 import { normalizeSummary, type Api, type ErrorInfo, type ExecutionDetail, type ExecutionSummary, type StepRecord } from './api.js';
 import type { Live } from './live.js';
@@ -68,6 +68,9 @@ export function ExecutionView({ api, live, id, session }: { api: Api; live: Live
   const [draft, setDraft] = useState('');
   const [draftError, setDraftError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  // serve's rerun options (kept in state: live updates re-render the page).
+  const [fromStep, setFromStep] = useState('');
+  const [rerunVersion, setRerunVersion] = useState('');
 
   const load = () =>
     api.getExecution(id).then(
@@ -95,10 +98,10 @@ export function ExecutionView({ api, live, id, session }: { api: Api; live: Live
     [live, id],
   );
 
-  const replay = async (event?: unknown) => {
+  const replay = async (event?: unknown, rerun?: { fromStep?: string; version?: number }) => {
     setBusy(true);
     try {
-      const r = await api.replay(id, event);
+      const r = await api.replay(id, event, rerun);
       const started = r.executions[0];
       if (started) {
         setReplays((list) =>
@@ -113,6 +116,17 @@ export function ExecutionView({ api, live, id, session }: { api: Api; live: Live
     } finally {
       setBusy(false);
     }
+  };
+  const submitRerun = (e: Event) => {
+    e.preventDefault();
+    const raw = rerunVersion.trim();
+    const version = raw === '' ? undefined : Number(raw.replace(/^v/, ''));
+    if (version !== undefined && (!Number.isInteger(version) || version < 1)) {
+      setDraftError('A version is a whole number from 1 (blank: the same version).');
+      return;
+    }
+    setDraftError(undefined);
+    void replay(undefined, { ...(fromStep ? { fromStep } : {}), ...(version !== undefined ? { version } : {}) });
   };
   const submitEdited = (e: Event) => {
     e.preventDefault();
@@ -196,23 +210,35 @@ export function ExecutionView({ api, live, id, session }: { api: Api; live: Live
           <button type="button" onClick={() => replay()} disabled={busy}>
             {word}
           </button>
-          {!serve && (
-            <button
-              type="button"
-              aria-expanded={editing}
-              aria-controls="edit-event"
-              onClick={() => {
-                setDraft(json(ex.record.event));
-                setDraftError(undefined);
-                setEditing(!editing);
-              }}
-            >
-              Replay with edited event…
-            </button>
-          )}
+          <button
+            type="button"
+            aria-expanded={editing}
+            aria-controls="edit-event"
+            onClick={() => {
+              setDraft(json(ex.record.event));
+              setDraftError(undefined);
+              setEditing(!editing);
+            }}
+          >
+            {serve ? 'Rerun from a step or on a version…' : 'Replay with edited event…'}
+          </button>
         </div>
       )}
-      {editing && (
+      {editing && serve && (
+        <form id="edit-event" class="edit" onSubmit={submitRerun}>
+          <Choice label="From step" value={fromStep} onChange={(e) => setFromStep((e.currentTarget as HTMLSelectElement).value)} options={[['', 'the start'], ...steps.map((s): [string, string] => [s.path, s.path])]} />
+          <label>
+            On version
+            <input inputMode="numeric" size={6} placeholder={ex.record.version ?? ''} value={rerunVersion} onInput={(e) => setRerunVersion((e.currentTarget as HTMLInputElement).value)} />
+          </label>
+          <p class="dim">The steps before the chosen one keep their recorded results; blank version: the same one.</p>
+          <Alert message={draftError} />
+          <button type="submit" disabled={busy}>
+            Rerun with these
+          </button>
+        </form>
+      )}
+      {editing && !serve && (
         <form id="edit-event" class="edit" onSubmit={submitEdited}>
           <label for="event-draft">Event (JSON)</label>
           <textarea id="event-draft" rows={12} spellcheck={false} value={draft} onInput={(e) => setDraft((e.currentTarget as HTMLTextAreaElement).value)} />
