@@ -13,6 +13,8 @@ import { newId } from '../../src/server/ids.js';
 import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
 import { createLiveFeed } from '../../src/serve/live-feed.js';
 import { HttpError } from '../../src/http/error.js';
+import { openPgState } from '../../src/serve/state/pg-state.js';
+import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
 import type { ExecutionRecord } from '../../src/engine/types.js';
 import { call, cleanup, startTestServe, waitFor, type TestServe } from './helpers.js';
@@ -55,6 +57,34 @@ function row(userId: string, installationId: string, laterMs = 0): ExecutionRow 
 
 const executionsOf = (s: Stream) => s.messages.filter((m) => m.event === 'execution').map((m) => JSON.parse(m.data) as { id: string; status: string; userId: string });
 
+/** Two users' executions written through `other` (another process's handle on the same database) reach the streams of `serve`. */
+async function expectLiveFromAnotherProcess(serve: TestServe, other: ServeState, streams: Stream[]): Promise<void> {
+  for (const id of ['ann', 'bob']) {
+  const u = await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id } });
+  expect([201, 409]).toContain(u.status);
+  }
+  const admin = await openStream(serve.url, serve.admin);
+  const annToken = (await call(serve.url, 'POST', '/v1/users/ann/token', { token: serve.admin })).body.token as string;
+  const ann = await openStream(serve.url, annToken);
+  streams.push(admin, ann);
+  expect(admin.status).toBe(200);
+  expect(ann.status).toBe(200);
+  // Let both polls prime (they start at the newest execution, not at the beginning).
+  await new Promise((r) => setTimeout(r, 700));
+
+  const forAnn = row('ann', 'inst_a');
+  const forBob = row('bob', 'inst_b');
+  await other.executions.ingest({ executions: [forAnn, forBob] });
+  await waitFor(() => executionsOf(admin).filter((e) => e.status === 'queued').length === 2, 'both queued executions on the admin stream');
+  await other.executions.checkpoint(forAnn.id, { ...forAnn.record, status: 'succeeded', endedAt: new Date().toISOString(), durationMs: 5 });
+  await waitFor(() => executionsOf(admin).some((e) => e.id === forAnn.id && e.status === 'succeeded'), 'the finished execution on the admin stream');
+  await waitFor(() => executionsOf(ann).some((e) => e.id === forAnn.id && e.status === 'succeeded'), "ann's execution on ann's stream");
+  // Each change once; bob's execution never reaches ann.
+  expect(executionsOf(admin).map((e) => `${e.id}:${e.status}`).sort()).toEqual([`${forAnn.id}:queued`, `${forAnn.id}:succeeded`, `${forBob.id}:queued`].sort());
+  expect(executionsOf(ann).every((e) => e.userId === 'ann')).toBe(true);
+  expect(executionsOf(ann).some((e) => e.id === forBob.id)).toBe(false);
+}
+
 describe('alloy serve: the live stream and the web UI files', () => {
   let serve: TestServe;
   let other: ServeState;
@@ -64,7 +94,6 @@ describe('alloy serve: the live stream and the web UI files', () => {
     serve = await startTestServe();
     // Another serve process's view of the same database.
     other = openSqliteState(path.join(serve.dataDir, 'serve.db'));
-    for (const id of ['ann', 'bob']) expect((await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id } })).status).toBe(201);
   });
 
   afterAll(async () => {
@@ -75,26 +104,7 @@ describe('alloy serve: the live stream and the web UI files', () => {
   });
 
   it('sends executions written by another process, as they are created and as they change, scoped to a user token', async () => {
-    const admin = await openStream(serve.url, serve.admin);
-    const annToken = (await call(serve.url, 'POST', '/v1/users/ann/token', { token: serve.admin })).body.token as string;
-    const ann = await openStream(serve.url, annToken);
-    streams.push(admin, ann);
-    expect(admin.status).toBe(200);
-    expect(ann.status).toBe(200);
-    // Let both polls prime (they start at the newest execution, not at the beginning).
-    await new Promise((r) => setTimeout(r, 700));
-
-    const forAnn = row('ann', 'inst_a');
-    const forBob = row('bob', 'inst_b');
-    await other.executions.ingest({ executions: [forAnn, forBob] });
-    await waitFor(() => executionsOf(admin).filter((e) => e.status === 'queued').length === 2, 'both queued executions on the admin stream');
-    await other.executions.checkpoint(forAnn.id, { ...forAnn.record, status: 'succeeded', endedAt: new Date().toISOString(), durationMs: 5 });
-    await waitFor(() => executionsOf(admin).some((e) => e.id === forAnn.id && e.status === 'succeeded'), 'the finished execution on the admin stream');
-    await waitFor(() => executionsOf(ann).some((e) => e.id === forAnn.id && e.status === 'succeeded'), "ann's execution on ann's stream");
-    // Each change once; bob's execution never reaches ann.
-    expect(executionsOf(admin).map((e) => `${e.id}:${e.status}`).sort()).toEqual([`${forAnn.id}:queued`, `${forAnn.id}:succeeded`, `${forBob.id}:queued`].sort());
-    expect(executionsOf(ann).every((e) => e.userId === 'ann')).toBe(true);
-    expect(executionsOf(ann).some((e) => e.id === forBob.id)).toBe(false);
+    await expectLiveFromAnotherProcess(serve, other, streams);
   });
 
   it('follows an execution that was already running when the stream opened to its end', async () => {
@@ -175,5 +185,31 @@ describe('alloy serve: the live stream and the web UI files', () => {
     const asset = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)![1];
     expect((await fetch(`${serve.url}/${asset}`)).status).toBe(200);
     expect((await fetch(`${serve.url}/assets/..%2Fserve.db`)).status).toBe(404);
+  });
+});
+
+describePg('alloy serve on PostgreSQL: the live stream reads the shared database', () => {
+  let serve: TestServe;
+  let other: ServeState;
+  const streams: Stream[] = [];
+
+  beforeAll(async () => {
+    assertPgReachable();
+    const schema = freshSchema('stream');
+    // Two handles on one schema: the server's, and another serve process's.
+    serve = await startTestServe({ state: await openPgState({ url: PG_URL, schema, poolSize: 4 }) });
+    other = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+  });
+
+  afterAll(async () => {
+    for (const s of streams) s.stop();
+    await other?.close();
+    await serve?.close();
+    await dropSchemas();
+    cleanup();
+  });
+
+  it('sends executions another process writes, as they are created and as they change, scoped to a user token', async () => {
+    await expectLiveFromAnotherProcess(serve, other, streams);
   });
 });
