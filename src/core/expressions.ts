@@ -21,6 +21,7 @@ import {
   lineCol,
   type EvaluateOptions,
 } from './expression-limits.js';
+import { compileScalar, MISS, type ScalarEvaluator } from './scalar-expressions.js';
 
 export { DEFAULT_EXPRESSION_LIMITS, type EvaluateOptions, type ExpressionLimits } from './expression-limits.js';
 
@@ -140,6 +141,8 @@ export interface CompiledExpression {
   source: string;
   offset: number;
   expression: JsonataExpression;
+  /** Its synchronous evaluator (scalar-expressions.ts), null when JSONata must evaluate it; made on first use. */
+  scalar?: ScalarEvaluator | null;
 }
 
 export interface CompiledTemplate {
@@ -297,61 +300,6 @@ export class ExpressionEvaluationError extends Error {
 }
 
 /**
- * Fast path: an expression that is a plain dotted path (`event.customer.email`) resolving
- * through plain objects to a string, number or boolean is read directly; JSONata gives the
- * same value for it. Anything else (arrays on the way, objects, functions) goes to JSONata.
- */
-const PATH_RE = /^\s*([A-Za-z_][A-Za-z0-9_]*)(\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*\s*$/;
-const JSONATA_WORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'function']);
-const fastPaths = new WeakMap<CompiledExpression, string[] | null>();
-const MISS = Symbol('miss');
-
-function pathNames(source: string): string[] | null {
-  if (!PATH_RE.test(source)) return null;
-  const names = source.split('.').map((n) => n.trim());
-  return names.some((n) => JSONATA_WORDS.has(n)) ? null : names;
-}
-
-function fastPathOf(expr: CompiledExpression): string[] | null {
-  let p = fastPaths.get(expr);
-  if (p !== undefined) return p;
-  p = pathNames(expr.source);
-  fastPaths.set(expr, p);
-  return p;
-}
-
-/**
- * Second fast path: `<path> = <path>` (a test's assertion that two outputs agree). When both
- * sides read as strings, numbers or booleans, JSONata's `=` is strict equality; anything
- * else (a missing side, objects, arrays) goes to JSONata.
- */
-const fastEquals = new WeakMap<CompiledExpression, [string[], string[]] | null>();
-function fastEqualsOf(expr: CompiledExpression): [string[], string[]] | null {
-  let p = fastEquals.get(expr);
-  if (p !== undefined) return p;
-  p = null;
-  const parts = expr.source.split('=');
-  if (parts.length === 2 && !/[!<>]$/.test(parts[0])) {
-    const a = pathNames(parts[0]);
-    const b = a && pathNames(parts[1]);
-    if (a && b) p = [a, b];
-  }
-  fastEquals.set(expr, p);
-  return p;
-}
-
-function readFastPath(names: string[], context: Record<string, unknown>): unknown {
-  let v: unknown = context;
-  for (const name of names) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return MISS;
-    if (!Object.prototype.hasOwnProperty.call(v, name)) return MISS;
-    v = (v as Record<string, unknown>)[name];
-  }
-  const t = typeof v;
-  return t === 'string' || t === 'number' || t === 'boolean' ? v : MISS;
-}
-
-/**
  * Evaluates one compiled expression within `options.limits` (default
  * DEFAULT_EXPRESSION_LIMITS). Throws ExpressionEvaluationError naming the expression (code
  * E_EXPRESSION_LIMIT past a limit), or the signal's reason when `options.signal` aborts.
@@ -361,17 +309,9 @@ export async function evaluateExpression(
   context: Record<string, unknown>,
   options?: EvaluateOptions,
 ): Promise<unknown> {
-  const path = fastPathOf(expr);
-  if (path) {
-    const v = readFastPath(path, context);
+  if (!options?.signal?.aborted) {
+    const v = quickExpression(expr, context, options?.limits ?? DEFAULT_LIMITS);
     if (v !== MISS) return v;
-  } else {
-    const eq = fastEqualsOf(expr);
-    if (eq) {
-      const a = readFastPath(eq[0], context);
-      const b = a === MISS ? MISS : readFastPath(eq[1], context);
-      if (b !== MISS) return a === b;
-    }
   }
   try {
     return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)));
@@ -479,13 +419,74 @@ export function compileValue(value: unknown): CompiledValue {
   return { kind: 'literal', value };
 }
 
+/**
+ * Renders a value at once when every expression in it is answered by its synchronous evaluator
+ * (the usual mapping of fields); MISS otherwise, and the caller renders it with JSONata.
+ */
+function renderQuick(value: CompiledValue, context: Record<string, unknown>, options: EvaluateOptions | undefined): unknown {
+  switch (value.kind) {
+    case 'literal':
+      return value.value;
+    case 'template': {
+      const t = value.template;
+      if (options?.signal?.aborted) return MISS;
+      const budget = options?.limits ?? DEFAULT_LIMITS;
+      if (t.single) return quickExpression(t.parts[0] as CompiledExpression, context, budget);
+      let text = '';
+      for (const part of t.parts) {
+        if ('kind' in part) text += part.text;
+        else {
+          const v = quickExpression(part, context, budget);
+          if (v === MISS) return MISS;
+          text += stringify(v);
+        }
+      }
+      return text;
+    }
+    case 'array': {
+      const out: unknown[] = [];
+      for (const item of value.items) {
+        const v = renderQuick(item, context, options);
+        if (v === MISS) return MISS;
+        out.push(v);
+      }
+      return out;
+    }
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const [k, item] of value.entries) {
+        const v = renderQuick(item, context, options);
+        if (v === MISS) return MISS;
+        if (v !== undefined) out[k] = v;
+      }
+      return out;
+    }
+  }
+}
+
+function quickExpression(expr: CompiledExpression, context: Record<string, unknown>, budget: { memoryBytes: number }): unknown {
+  const scalar = expr.scalar === undefined ? (expr.scalar = compileScalar(expr.expression.ast())) : expr.scalar;
+  return scalar ? scalar(context, budget) : MISS;
+}
+
 /** Renders a compiled value in order; an object key whose value renders to undefined is left out. */
-export async function renderValue(
+export function renderValue(
   value: CompiledValue,
   context: Record<string, unknown>,
   onError?: RenderErrorHook,
   field = '',
   options?: EvaluateOptions,
+): Promise<unknown> {
+  const quick = renderQuick(value, context, options);
+  return quick === MISS ? renderSlow(value, context, onError, field, options) : Promise.resolve(quick);
+}
+
+async function renderSlow(
+  value: CompiledValue,
+  context: Record<string, unknown>,
+  onError: RenderErrorHook | undefined,
+  field: string,
+  options: EvaluateOptions | undefined,
 ): Promise<unknown> {
   switch (value.kind) {
     case 'literal':
@@ -494,13 +495,13 @@ export async function renderValue(
       return renderTemplate(value.template, context, onError, field, options);
     case 'array': {
       const out: unknown[] = [];
-      for (let i = 0; i < value.items.length; i++) out.push(await renderValue(value.items[i], context, onError, `${field}/${i}`, options));
+      for (let i = 0; i < value.items.length; i++) out.push(await renderSlow(value.items[i], context, onError, `${field}/${i}`, options));
       return out;
     }
     case 'object': {
       const out: Record<string, unknown> = {};
       for (const [k, v] of value.entries) {
-        const rendered = await renderValue(v, context, onError, `${field}/${escapePointer(k)}`, options);
+        const rendered = await renderSlow(v, context, onError, `${field}/${escapePointer(k)}`, options);
         if (rendered !== undefined) out[k] = rendered;
       }
       return out;
