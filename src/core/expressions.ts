@@ -388,10 +388,70 @@ export async function renderTemplate(
   }
 }
 
-/** jsonata returns arrays tagged as sequences and may share input objects; return plain JSON. */
+/**
+ * jsonata returns arrays tagged as sequences (extra properties); return plain JSON, as a JSON
+ * round trip would (undefined and functions left out of objects and null in arrays, numbers
+ * that are not finite null, -0 as 0), but copying only what differs: a result that is
+ * already plain (`event.line_items`, 10,000 items) is returned as it is, sharing the input's
+ * objects, instead of costing a stringify and a parse on the event loop. Values are read-only
+ * from here on (the engine and the redactor never change them).
+ */
 function normalizeResult(value: unknown): unknown {
   if (value === undefined || value === null || typeof value !== 'object') return value;
-  return JSON.parse(JSON.stringify(value));
+  return plainJson(value, 0);
+}
+
+const SEQUENCE_FLAGS = ['sequence', 'keepSingleton', 'cons', 'tupleStream', 'outerWrapper'];
+/** Past this depth, or for anything but plain objects and arrays, the round trip decides. */
+const PLAIN_DEPTH = 200;
+
+function plainJson(v: object, depth: number): unknown {
+  if (depth > PLAIN_DEPTH) return JSON.parse(JSON.stringify(v));
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined = SEQUENCE_FLAGS.some((f) => Object.prototype.hasOwnProperty.call(v, f)) ? [] : undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      const y = plainItem(x, depth, true);
+      if (out === undefined && !Object.is(y, x)) out = v.slice(0, i);
+      if (out !== undefined) out.push(y);
+    }
+    return out ?? v;
+  }
+  const proto = Object.getPrototypeOf(v);
+  const o = v as Record<string, unknown>;
+  if ((proto !== Object.prototype && proto !== null) || typeof o.toJSON === 'function' || o._jsonata_lambda === true || o._jsonata_function === true) {
+    return JSON.parse(JSON.stringify(v) ?? 'null');
+  }
+  // jsonata's object constructors make objects without a prototype: copied into plain ones.
+  let out: Record<string, unknown> | undefined = proto === null ? {} : undefined;
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const x = o[k];
+    const y = plainItem(x, depth, false);
+    if (out === undefined && (y === undefined || !Object.is(y, x))) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]] = o[keys[j]];
+    }
+    if (out !== undefined && y !== undefined) out[k] = y;
+  }
+  return out ?? v;
+}
+
+/** One member: what JSON.stringify would write for it (undefined: left out of an object). */
+function plainItem(x: unknown, depth: number, inArray: boolean): unknown {
+  switch (typeof x) {
+    case 'string':
+    case 'boolean':
+      return x;
+    case 'number':
+      return Number.isFinite(x) ? x + 0 : null; // -0 + 0 is 0
+    case 'object':
+      return x === null ? null : plainJson(x, depth + 1);
+    default:
+      // undefined, functions, symbols
+      return inArray ? null : undefined;
+  }
 }
 
 function stringify(value: unknown): string {
