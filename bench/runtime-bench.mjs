@@ -190,7 +190,8 @@ request = function()
     ["X-Shopify-Api-Version"] = "2025-10",
     ["X-Shopify-Webhook-Id"] = run .. "-" .. n,
     ["X-Shopify-Event-Id"] = run .. "-e-" .. n,
-    ["X-Shopify-Triggered-At"] = "2026-01-01T00:00:00.000Z",
+    -- Now (the runtime refuses deliveries older than 24 h as replays).
+    ["X-Shopify-Triggered-At"] = "${new Date().toISOString()}",
   }, body)
 end
 `,
