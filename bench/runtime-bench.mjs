@@ -70,6 +70,8 @@ function cpuSeconds(pid) {
 
 function startTarget(mode, dest = '', extra = {}) {
   const child = fork(path.join(here, '_runtime-target.mjs'), [mode, dest, 'full'], {
+    // e.g. BENCH_TARGET_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the targets.
+    execArgv: process.env.BENCH_TARGET_ARGS ? process.env.BENCH_TARGET_ARGS.split(' ') : [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...extra },
   });

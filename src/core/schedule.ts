@@ -60,13 +60,20 @@ function intervalMs(value: unknown): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/** Answers per zone name: building an Intl.DateTimeFormat for a zone costs milliseconds, and every load checks every schedule. */
+const timezoneValidity = new Map<string, boolean>();
 function validTimezone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
+  let ok = timezoneValidity.get(tz);
+  if (ok === undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    if (timezoneValidity.size < 1000) timezoneValidity.set(tz, ok);
   }
+  return ok;
 }
 
 const cronCache = new Map<string, Cron>();
