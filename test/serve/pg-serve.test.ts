@@ -67,5 +67,10 @@ describePg('alloy serve on PostgreSQL', () => {
     expect(down.stderr).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
     expect(down.stderr).not.toContain('hunter2-secret');
     expect(down.stderr).not.toMatch(/\n\s+at /);
+    // `serve migrate` reaches the database without opening the state: the same clear error, not "internal error".
+    const migrateDown = await runAlloy(['serve', 'migrate', '--database', 'postgres://alloy:hunter2-secret@127.0.0.1:1/alloy'], cwd, {});
+    expect(migrateDown.code).toBe(2);
+    expect(migrateDown.stderr).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
+    expect(migrateDown.stderr).not.toMatch(/internal error|bug in alloy|hunter2-secret/);
   });
 });

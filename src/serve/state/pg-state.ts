@@ -159,9 +159,17 @@ export async function migrateDatabase(options: PgStateOptions): Promise<Migratio
   const pool = poolOf({ ...options, poolSize: 1 }, schema);
   try {
     return await migrate(pool, schema);
+  } catch (err) {
+    throw openError(options.url, err);
   } finally {
-    await pool.end();
+    await pool.end().catch(() => {});
   }
+}
+
+/** A failure to reach or migrate the database, as a user error naming the URL without its password. */
+function openError(url: string, err: unknown): UsageError {
+  if (err instanceof UsageError) return err;
+  return new UsageError(`cannot open the PostgreSQL state at ${redactUrl(url)}: ${(err as Error).message}`, { hint: 'Check that the server runs and the URL (user, host, port, database) is right.' });
 }
 
 type Row = { doc: unknown };
@@ -233,8 +241,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     } else await migrate(pool, schema);
   } catch (err) {
     await pool.end().catch(() => {});
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot open the PostgreSQL state at ${redactUrl(options.url)}: ${(err as Error).message}`, { hint: 'Check that the server runs and the URL (user, host, port, database) is right.' });
+    throw openError(options.url, err);
   }
 
   const q = async <R extends pg.QueryResultRow = any>(text: string, values: unknown[] = [], name?: string) => (await pool.query<R>(name ? { name, text, values } : { text, values })).rows;
