@@ -191,8 +191,8 @@ WITH d AS (
   ON CONFLICT (key) DO NOTHING RETURNING key
 ), e AS (
   INSERT INTO executions (id, installation_id, user_id, workflow, status, updated_at, doc, record)
-  SELECT x.id, x.installation_id, x.user_id, x.workflow, x.status, x.updated_at, x.doc, x.record
-  FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc json, record json)
+  SELECT x.id, x.installation_id, x.user_id, x.workflow, x.status, x.updated_at, x.doc::json, x.record::json
+  FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc text, record text)
   WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM d)
   RETURNING id
 )
@@ -215,6 +215,11 @@ WITH b AS (
 )
 SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took FROM b`;
 
+/**
+ * The rows for INGEST_SQL. `doc` and `record` travel as JSON text inside the JSON array: a
+ * `json` field taken out by json_to_recordset is converted through text, which refuses
+ * `\u0000` (an event payload may carry it); a text field holding the escaped form is not.
+ */
 function ingestRows(executions: ExecutionRow[]): string {
   return JSON.stringify(
     executions.map(({ status, record, updatedAt, ...doc }) => ({
@@ -224,8 +229,8 @@ function ingestRows(executions: ExecutionRow[]): string {
       workflow: doc.workflow,
       status,
       updated_at: updatedAt,
-      doc,
-      record,
+      doc: JSON.stringify(doc),
+      record: JSON.stringify(record),
     })),
   );
 }
