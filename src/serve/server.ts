@@ -115,6 +115,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     context: (base) => makeContext(base, deps),
     fallback: options.storeHandler,
     onResponse: (i) => metrics.request(i),
+    onInternalError: (err, i) => log('internal error', { route: `${i.method} ${i.route}`, error: err instanceof Error ? err.message : String(err) }),
   });
   const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
   url = server.url;

@@ -11,7 +11,7 @@ import { openPgState } from '../../src/serve/state/pg-state.js';
 import { LocalStore } from '../../src/store/lib.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import { runAlloy, spawnServe } from './binary.js';
-import { startTestServe, tempDir } from './helpers.js';
+import { call, exampleSource, releaseAndPublish, startTestServe, tempDir } from './helpers.js';
 import { seedFlow } from './seed-flow.js';
 
 describePg('alloy serve on PostgreSQL', () => {
@@ -41,6 +41,36 @@ describePg('alloy serve on PostgreSQL', () => {
     const served = await spawnServe([...db, '--store', storeDir], project, fullEnv);
     return { url: served.url, admin, store, key, close: () => served.stop() };
   }, 90_000);
+
+  it('NUL in an id, a cursor, a filter or a body field is a 400, not a 500 from PostgreSQL; an unexpected error is logged', async () => {
+    const logged: string[] = [];
+    const state = await openPgState({ url: PG_URL, schema: freshSchema('nul'), poolSize: 2 });
+    const s = await startTestServe({ state, log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
+    try {
+      const admin = s.admin;
+      await releaseAndPublish(s.store, exampleSource());
+      expect((await call(s.url, 'POST', '/v1/users', { token: admin, body: { id: 'u1' } })).status).toBe(201);
+      for (const p of ['/v1/users/u1%00', '/v1/users?cursor=%00', '/v1/executions?workflow=a%00', '/v1/executions/ex%00', '/v1/installations?userId=u%00']) {
+        const r = await call(s.url, 'GET', p, { token: admin });
+        expect([p, r.status, (r.body as { error: { code: string } }).error.code]).toEqual([p, 400, 'E_BAD_REQUEST']);
+      }
+      const bodies: [string, unknown][] = [
+        ['/v1/run/event', { event: 'acme.order.requested', userId: 'u\u0000' }],
+        ['/v1/users/u1/credentials', { app: 'shopify', kind: 'token', account: 'x\u0000.myshopify.com', fields: { accessToken: 'a' } }],
+        ['/v1/installations', { userId: 'u1', integration: 'shopify-sync', credentials: { shopify: 'cred\u0000' } }],
+      ];
+      for (const [p, body] of bodies) expect([p, (await call(s.url, 'POST', p, { token: admin, body })).status]).toEqual([p, p === '/v1/installations' ? 422 : 400]);
+      expect(logged.filter((l) => l.startsWith('internal error'))).toEqual([]);
+      // A failure that is not the caller's: answered 500 with no detail, and the server log says what it was.
+      await state.close();
+      const down = await fetch(`${s.url}/v1/users/u1`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(down.status).toBe(500);
+      expect(await down.text()).not.toMatch(/pool|postgres/i);
+      expect(logged.some((l) => l.startsWith('internal error') && l.includes('GET /v1/users/:userId'))).toBe(true);
+    } finally {
+      await s.server.close().catch(() => {});
+    }
+  });
 
   it('alloy serve migrate applies the migrations once; a second run finds nothing to do', async () => {
     const cwd = tempDir('alloy-serve-migrate-');
