@@ -42,7 +42,7 @@ describePg('alloy serve on PostgreSQL', () => {
     return { url: served.url, admin, store, key, close: () => served.stop() };
   }, 90_000);
 
-  it('NUL in an id, a cursor, a filter or a body field is a 400, not a 500 from PostgreSQL; an unexpected error is logged', async () => {
+  it('NUL in an id, a cursor, a filter or a body field is a 400, not a 500 from PostgreSQL; the database gone is a 503', async () => {
     const logged: string[] = [];
     const state = await openPgState({ url: PG_URL, schema: freshSchema('nul'), poolSize: 2 });
     const s = await startTestServe({ state, log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
@@ -61,12 +61,12 @@ describePg('alloy serve on PostgreSQL', () => {
       ];
       for (const [p, body] of bodies) expect([p, (await call(s.url, 'POST', p, { token: admin, body })).status]).toEqual([p, p === '/v1/installations' ? 422 : 400]);
       expect(logged.filter((l) => l.startsWith('internal error'))).toEqual([]);
-      // A failure that is not the caller's: answered 500 with no detail, and the server log says what it was.
+      // The database gone: 503 with Retry-After (not a 500 'internal error'), and the log says so.
       await state.close();
       const down = await fetch(`${s.url}/v1/users/u1`, { headers: { authorization: `Bearer ${admin}` } });
-      expect(down.status).toBe(500);
-      expect(await down.text()).not.toMatch(/pool|postgres/i);
-      expect(logged.some((l) => l.startsWith('internal error') && l.includes('GET /v1/users/:userId'))).toBe(true);
+      expect([down.status, down.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(((await down.json()) as { error: { code: string } }).error.code).toBe('E_UNAVAILABLE');
+      expect(logged.some((l) => l.startsWith('state database unavailable') && l.includes('GET /v1/users/:userId'))).toBe(true);
     } finally {
       await s.server.close().catch(() => {});
     }
