@@ -28,6 +28,11 @@ it('takes a state once, refuses a tampered query and a state started for another
       const auth = await fetch(start.body.authorizeUrl, { redirect: 'manual' });
       return new URL(auth.headers.get('location')!);
     };
+    // An app name that is a property of every object is no OAuth flow (it was a 501 naming __PROTO___API_KEY).
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      const r = await call(serve.url, 'POST', `/v1/oauth/${name}/start`, { token: serve.admin, body: { userId: 'u1', account: fake.shop } });
+      expect([name, r.status]).toEqual([name, 404]);
+    }
     const callback = await begin(fake.shop);
     const errorCode = async (r: Response) => ((await r.json()) as { error: { code: string } }).error.code;
 
