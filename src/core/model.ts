@@ -38,7 +38,7 @@ export interface ProjectConfig {
   apps?: Record<string, AppSettings>;
   /** `alloy release` runs the project's tests first unless `test: false`. */
   release?: { test?: boolean };
-  /** `alloy serve`: state (and store) in PostgreSQL, as --database / --schema. */
+  /** `alloy serve`: PostgreSQL for state and store (as --database) and its schema (as --schema). */
   serve?: { database?: string; schema?: string };
 }
 

@@ -37,6 +37,8 @@ export interface RouterOptions<C> {
   fallback?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   /** Called after every answer (metrics). */
   onResponse?: (info: { method: string; route: string; status: number; ms: number }) => void;
+  /** Called with an unexpected error (not an HttpError) before it is answered as 500, so the server log says what the 500 was. */
+  onInternalError?: (err: unknown, info: { method: string; route: string }) => void;
 }
 
 export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): RequestHandler {
@@ -76,11 +78,16 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
       const route = found.store as Route<C>;
       routeName = route.path;
       const base: RequestContext = { req, res, params: { ...found.params } as Record<string, string>, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), route: route.path };
+      // No id, cursor or filter holds NUL; PostgreSQL text refuses it, so it would surface as a 500.
+      if (Object.values(base.params).some(hasNul) || [...base.query.values()].some(hasNul)) throw new HttpError(400, 'E_BAD_REQUEST', 'the path or query holds a NUL character');
       await route.handler(options.context(base));
     } catch (err) {
+      if (!(err instanceof HttpError)) options.onInternalError?.(err, { method, route: routeName });
       sendError(req, res, err);
     } finally {
       options.onResponse?.({ method, route: routeName, status: res.statusCode, ms: performance.now() - started });
     }
   };
 }
+
+const hasNul = (s: string): boolean => s.includes('\u0000');

@@ -93,4 +93,5 @@ export const shopifyOAuth: OAuthProvider = {
   },
 };
 
-export const oauthProviders: Record<string, OAuthProvider> = { shopify: shopifyOAuth };
+// No prototype: `oauthProviders[name]` with a name from a URL (`__proto__`, `constructor`) finds nothing.
+export const oauthProviders: Record<string, OAuthProvider> = Object.assign(Object.create(null) as Record<string, OAuthProvider>, { shopify: shopifyOAuth });

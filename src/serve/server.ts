@@ -8,6 +8,7 @@ import type { AppSettings } from '../core/model.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
+import { HttpError } from '../http/error.js';
 import { listen } from '../http/listen.js';
 import { createRouter, type Route } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
@@ -112,11 +113,21 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     method: r.method,
     path: r.path,
     handler: async (c: ApiContext) => {
-      if (r.access !== 'public') {
-        c.principal = await auth(c.req.headers.authorization);
-        authorize(c.principal, r.access, `${r.method} ${r.path}`);
+      try {
+        if (r.access !== 'public') {
+          c.principal = await auth(c.req.headers.authorization);
+          authorize(c.principal, r.access, `${r.method} ${r.path}`);
+        }
+        await r.handler(c);
+      } catch (err) {
+        // The state database gone (PostgreSQL restarting, network) is not a bug: tell the
+        // client to retry, as /readyz tells the load balancer; nothing was acknowledged.
+        if (!(err instanceof HttpError) && !(await options.state.ping().catch(() => false))) {
+          log('state database unavailable', { route: `${r.method} ${r.path}`, error: err instanceof Error ? err.message : String(err) });
+          throw new HttpError(503, 'E_UNAVAILABLE', 'the state database is not answering', 'Retry later (with the same Idempotency-Key, a request that was stored after all is not stored twice).', undefined, { 'retry-after': '5' });
+        }
+        throw err;
       }
-      await r.handler(c);
     },
   }));
   // The web UI's files sit outside the API (no auth: the page holds no data).
@@ -124,6 +135,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     context: (base) => makeContext(base, deps),
     fallback: options.storeHandler,
     onResponse: (i) => metrics.request(i),
+    onInternalError: (err, i) => log('internal error', { route: `${i.method} ${i.route}`, error: err instanceof Error ? err.message : String(err) }),
   });
   const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
   url = server.url;

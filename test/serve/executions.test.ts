@@ -63,6 +63,17 @@ describe('executions', () => {
       const second = (await (await fetch(`${serve.url}/v1/webhooks/shopify`, { method: 'POST', body, headers })).json()) as { executionIds: string[]; duplicate: boolean };
       expect(first.duplicate).toBe(false);
       expect(second).toMatchObject({ duplicate: true, executionIds: first.executionIds });
+      // The delivery id is not signed: the captured delivery resent with a fresh id is still a duplicate.
+      const resent = shopifyWebhookHeaders({ topic: 'orders/create', shop: fake.shop, apiVersion: '2025-10', body, secret: 'app-secret', webhookId: 'attacker-fresh-id' });
+      const replayed = (await (await fetch(`${serve.url}/v1/webhooks/shopify`, { method: 'POST', body, headers: resent })).json()) as { executionIds: string[]; duplicate: boolean };
+      expect(replayed).toMatchObject({ duplicate: true, executionIds: first.executionIds });
+      // Another event (another body) under the first delivery id still runs.
+      const body2 = body.replace('"id":1', '"id":2');
+      const other = shopifyWebhookHeaders({ topic: 'orders/create', shop: fake.shop, apiVersion: '2025-10', body: body2, secret: 'app-secret', webhookId: 'delivery-1' });
+      const third = (await (await fetch(`${serve.url}/v1/webhooks/shopify`, { method: 'POST', body: body2, headers: other })).json()) as { executionIds: string[]; duplicate: boolean };
+      expect(third.duplicate).toBe(false);
+      expect(third.executionIds).toHaveLength(1);
+      expect(third.executionIds).not.toEqual(first.executionIds);
       // A verified delivery for a shop nobody installed: answered 200, nothing stored.
       const stranger = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'nobody.myshopify.com', apiVersion: '2025-10', body, secret: 'app-secret' });
       const r = await fetch(`${serve.url}/v1/webhooks/shopify`, { method: 'POST', body, headers: stranger });

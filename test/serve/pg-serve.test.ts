@@ -42,6 +42,36 @@ describePg('alloy serve on PostgreSQL', () => {
     return { url: served.url, admin, store, key, close: () => served.stop() };
   }, 90_000);
 
+  it('NUL in an id, a cursor, a filter or a body field is a 400, not a 500 from PostgreSQL; the database gone is a 503', async () => {
+    const logged: string[] = [];
+    const state = await openPgState({ url: PG_URL, schema: freshSchema('nul'), poolSize: 2 });
+    const s = await startTestServe({ state, log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
+    try {
+      const admin = s.admin;
+      await releaseAndPublish(s.store, exampleSource());
+      expect((await call(s.url, 'POST', '/v1/users', { token: admin, body: { id: 'u1' } })).status).toBe(201);
+      for (const p of ['/v1/users/u1%00', '/v1/users?cursor=%00', '/v1/executions?workflow=a%00', '/v1/executions/ex%00', '/v1/installations?userId=u%00']) {
+        const r = await call(s.url, 'GET', p, { token: admin });
+        expect([p, r.status, (r.body as { error: { code: string } }).error.code]).toEqual([p, 400, 'E_BAD_REQUEST']);
+      }
+      const bodies: [string, unknown][] = [
+        ['/v1/run/event', { event: 'acme.order.requested', userId: 'u\u0000' }],
+        ['/v1/users/u1/credentials', { app: 'shopify', kind: 'token', account: 'x\u0000.myshopify.com', fields: { accessToken: 'a' } }],
+        ['/v1/installations', { userId: 'u1', integration: 'shopify-sync', credentials: { shopify: 'cred\u0000' } }],
+      ];
+      for (const [p, body] of bodies) expect([p, (await call(s.url, 'POST', p, { token: admin, body })).status]).toEqual([p, p === '/v1/installations' ? 422 : 400]);
+      expect(logged.filter((l) => l.startsWith('internal error'))).toEqual([]);
+      // The database gone: 503 with Retry-After (not a 500 'internal error'), and the log says so.
+      await state.close();
+      const down = await fetch(`${s.url}/v1/users/u1`, { headers: { authorization: `Bearer ${admin}` } });
+      expect([down.status, down.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(((await down.json()) as { error: { code: string } }).error.code).toBe('E_UNAVAILABLE');
+      expect(logged.some((l) => l.startsWith('state database unavailable') && l.includes('GET /v1/users/:userId'))).toBe(true);
+    } finally {
+      await s.server.close().catch(() => {});
+    }
+  });
+
   it('alloy serve migrate applies the migrations once; a second run finds nothing to do', async () => {
     const cwd = tempDir('alloy-serve-migrate-');
     const schema = freshSchema('migrate');
@@ -70,6 +100,11 @@ describePg('alloy serve on PostgreSQL', () => {
     expect(down.stderr).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
     expect(down.stderr).not.toContain('hunter2-secret');
     expect(down.stderr).not.toMatch(/\n\s+at /);
+    // `serve migrate` reaches the database without opening the state: the same clear error, not "internal error".
+    const migrateDown = await runAlloy(['serve', 'migrate', '--database', 'postgres://alloy:hunter2-secret@127.0.0.1:1/alloy'], cwd, {});
+    expect(migrateDown.code).toBe(2);
+    expect(migrateDown.stderr).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
+    expect(migrateDown.stderr).not.toMatch(/internal error|bug in alloy|hunter2-secret/);
   });
 });
 

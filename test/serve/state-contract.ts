@@ -92,6 +92,13 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.executions.ingest({ dedupeKey: 'event:k2', executions: [] })).duplicate).toBe(false);
     });
 
+    it('ingest keeps an event payload holding \\u0000 as sent (webhook bodies may carry it)', async () => {
+      const row = execution('ex_nul');
+      row.record.event = { note: 'a\u0000b', nested: [{ s: '\u0000' }] };
+      expect(await state.executions.ingest({ dedupeKey: 'event:nul', executions: [row] })).toEqual({ duplicate: false, executionIds: ['ex_nul'] });
+      expect((await state.executions.get('ex_nul'))?.record.event).toEqual({ note: 'a\u0000b', nested: [{ s: '\u0000' }] });
+    });
+
     it('checkpoints, lists by filter, cancels and reports unfinished work', async () => {
       await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2', 'u2', 'in_2'), execution('ex_3')] });
       expect(await state.executions.unfinished()).toEqual(['ex_1', 'ex_2', 'ex_3']);

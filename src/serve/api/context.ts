@@ -93,7 +93,8 @@ export function str(body: Record<string, unknown>, name: string, opts: { require
     if (opts.required) throw new HttpError(400, 'E_BAD_REQUEST', `\`${name}\` is required`, undefined, { fields: [{ path: `/${name}`, message: 'is required' }] });
     return undefined;
   }
-  if (typeof v !== 'string' || (opts.pattern && !opts.pattern.test(v)) || v.length > (opts.max ?? 256)) {
+  // NUL is refused everywhere: PostgreSQL text cannot hold it.
+  if (typeof v !== 'string' || (opts.pattern && !opts.pattern.test(v)) || v.length > (opts.max ?? 256) || v.includes('\u0000')) {
     throw new HttpError(400, 'E_BAD_REQUEST', `\`${name}\` is not valid`, opts.pattern ? `It must match ${opts.pattern}.` : undefined, { fields: [{ path: `/${name}`, message: 'is not valid' }] });
   }
   return v;

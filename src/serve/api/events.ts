@@ -3,7 +3,7 @@
  * (`POST /v1/webhooks/:app`). Both persist every execution they create, with the dedupe key,
  * in one transaction before answering 202; a refused request stores nothing.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { safeEqual } from '../../connectors/shopify/webhooks.js';
 import { connectionEnvName } from '../../connectors/credentials.js';
 import type { ConnectorTrigger } from '../../core/model.js';
@@ -105,7 +105,6 @@ export const eventRoutes: ApiRoute[] = [
       if (!safeEqual(expected, given.trim())) throw new HttpError(401, 'E_SIGNATURE', `${spec.verify.header} does not match the body`, 'Deliveries must be signed with the app secret.');
       const topic = spec.topicHeader ? headers[spec.topicHeader.toLowerCase()] : undefined;
       const account = spec.accountHeader ? headers[spec.accountHeader.toLowerCase()]?.toLowerCase() : undefined;
-      const deliveryId = spec.dedupeHeader ? headers[spec.dedupeHeader.toLowerCase()] : undefined;
       if (!topic || !account) throw new HttpError(400, 'E_BAD_REQUEST', `missing ${!topic ? spec.topicHeader : spec.accountHeader}`);
       const payload = parseJson(raw) ?? {};
       const creds = await c.deps.state.credentials.findByAccount(app, account);
@@ -130,7 +129,11 @@ export const eventRoutes: ApiRoute[] = [
         const v = await c.deps.source.get(i.integration, i.version);
         for (const r of v.defs.byAppEvent.get(`${app}:${topic}`) ?? []) rows.push(executionRow(c, i, r, payload));
       }
-      const result = await commit(c, `webhook:${app}`, deliveryId ? `${app}:${deliveryId}` : undefined, rows);
+      // De-duplicated on what the signature covers (the body), for the account and topic: the
+      // delivery-id header is unsigned, so keying on it let anyone resend a captured delivery
+      // with a fresh id and run it again. A retry of the same delivery carries the same bytes.
+      const dedupeKey = `${app}:${account}:${topic}:${createHash('sha256').update(raw).digest('hex')}`;
+      const result = await commit(c, `webhook:${app}`, dedupeKey, rows);
       c.send(202, { executionIds: result.executionIds, duplicate: result.duplicate, routed: installations.length });
     },
   },

@@ -9,7 +9,7 @@ import { StoreNotFoundError } from '../../store/lib.js';
 import { checkConfig, maskConfig, openConfig, sealConfig } from '../config-values.js';
 import type { IntegrationVersion } from '../definitions.js';
 import type { InstallationRecord, InstallationStatus } from '../state/types.js';
-import { notFound, obj, str, type ApiContext, type ApiRoute } from './context.js';
+import { ID_RE, notFound, obj, str, type ApiContext, type ApiRoute } from './context.js';
 
 export async function installationView(c: ApiContext, i: InstallationRecord) {
   let def;
@@ -54,7 +54,7 @@ function configError(integration: string, version: number, violations: { path: s
 async function checkCredentials(c: ApiContext, userId: string, creds: Record<string, unknown>): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const [app, id] of Object.entries(creds)) {
-    const cred = typeof id === 'string' ? await c.deps.state.credentials.get(id) : undefined;
+    const cred = typeof id === 'string' && ID_RE.test(id) ? await c.deps.state.credentials.get(id) : undefined;
     if (!cred || cred.userId !== userId || cred.app !== app) throw new HttpError(422, 'E_CREDENTIAL', `credentials.${app} is not a ${app} credential of user ${userId}`, 'Create or connect one first (POST /v1/users/:userId/credentials or /v1/oauth/:app/start).', { fields: [{ path: `/credentials/${app}`, message: 'is not a credential of this user for this app' }] });
     out[app] = cred.id;
   }

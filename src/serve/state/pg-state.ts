@@ -159,9 +159,17 @@ export async function migrateDatabase(options: PgStateOptions): Promise<Migratio
   const pool = poolOf({ ...options, poolSize: 1 }, schema);
   try {
     return await migrate(pool, schema);
+  } catch (err) {
+    throw openError(options.url, err);
   } finally {
-    await pool.end();
+    await pool.end().catch(() => {});
   }
+}
+
+/** A failure to reach or migrate the database, as a user error naming the URL without its password. */
+function openError(url: string, err: unknown): UsageError {
+  if (err instanceof UsageError) return err;
+  return new UsageError(`cannot open the PostgreSQL state at ${redactUrl(url)}: ${(err as Error).message}`, { hint: 'Check that the server runs and the URL (user, host, port, database) is right.' });
 }
 
 type Row = { doc: unknown };
@@ -183,8 +191,8 @@ WITH d AS (
   ON CONFLICT (key) DO NOTHING RETURNING key
 ), e AS (
   INSERT INTO executions (id, installation_id, user_id, workflow, status, updated_at, doc, record)
-  SELECT x.id, x.installation_id, x.user_id, x.workflow, x.status, x.updated_at, x.doc, x.record
-  FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc json, record json)
+  SELECT x.id, x.installation_id, x.user_id, x.workflow, x.status, x.updated_at, x.doc::json, x.record::json
+  FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc text, record text)
   WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM d)
   RETURNING id
 )
@@ -207,6 +215,11 @@ WITH b AS (
 )
 SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took FROM b`;
 
+/**
+ * The rows for INGEST_SQL. `doc` and `record` travel as JSON text inside the JSON array: a
+ * `json` field taken out by json_to_recordset is converted through text, which refuses
+ * `\u0000` (an event payload may carry it); a text field holding the escaped form is not.
+ */
 function ingestRows(executions: ExecutionRow[]): string {
   return JSON.stringify(
     executions.map(({ status, record, updatedAt, ...doc }) => ({
@@ -216,8 +229,8 @@ function ingestRows(executions: ExecutionRow[]): string {
       workflow: doc.workflow,
       status,
       updated_at: updatedAt,
-      doc,
-      record,
+      doc: JSON.stringify(doc),
+      record: JSON.stringify(record),
     })),
   );
 }
@@ -233,8 +246,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     } else await migrate(pool, schema);
   } catch (err) {
     await pool.end().catch(() => {});
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot open the PostgreSQL state at ${redactUrl(options.url)}: ${(err as Error).message}`, { hint: 'Check that the server runs and the URL (user, host, port, database) is right.' });
+    throw openError(options.url, err);
   }
 
   const q = async <R extends pg.QueryResultRow = any>(text: string, values: unknown[] = [], name?: string) => (await pool.query<R>(name ? { name, text, values } : { text, values })).rows;
