@@ -1,8 +1,8 @@
 /**
- * The runtime state of `alloy serve`, behind async interfaces so that a second backend
- * (PostgreSQL, issue 12) can implement the same contract. test/serve/state-contract.ts is
- * the one contract suite every implementation must pass; SQLite (sqlite-state.ts) is the
- * first. Rules every implementation keeps:
+ * The runtime state of `alloy serve`, behind async interfaces with two backends: SQLite
+ * (sqlite-state.ts, the default, one process) and PostgreSQL (pg-state.ts, shared by many
+ * processes); open.ts picks one. test/serve/state-contract.ts is the one contract suite both
+ * pass. Rules every implementation keeps:
  *
  * - Every method is async and every write is durable when its promise resolves.
  * - Lists are ordered by id ascending (ids are time-sortable) and paginated by cursor:
