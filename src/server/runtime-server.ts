@@ -36,6 +36,9 @@ import {
   sendJson,
 } from './http.js';
 import { newId } from './ids.js';
+import { hasSideEffects, isCallInFlight } from '../engine/durability.js';
+
+export { hasSideEffects };
 import { WorkerPool } from './worker-pool.js';
 import { createEventStream } from './event-stream.js';
 import { createUiAssets, type UiAssets } from './ui-assets.js';
@@ -1122,15 +1125,6 @@ function triggerSummary(trigger: Record<string, unknown>): Record<string, unknow
   return { kind: Object.keys(trigger)[0] ?? 'unknown', ...trigger };
 }
 
-/** Steps whose completion must be stored before the next one starts: calls to the outside world, and waits. */
-function isCallInFlight(step: StepRecord): boolean {
-  return step.status === 'running' && step.callInFlight === true;
-}
-
-export function hasSideEffects(step: StepRecord): boolean {
-  if (step.kind === 'delay') return true;
-  return step.kind === 'action' && step.uses !== 'transform';
-}
 
 function lowerHeaders(req: IncomingMessage): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};

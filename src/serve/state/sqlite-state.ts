@@ -179,11 +179,16 @@ export function openSqliteState(file: string): ServeState {
   };
   const writeExecution = (e: ExecutionRow) => stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
 
+  // In place with json_set (SQLite's JSON functions, in C): a checkpoint serializes only the
+  // record, without reading and re-serializing the whole row in JS. A cancelled execution
+  // stays cancelled: the engine's later checkpoints only update the record.
+  const checkpointStmt = stmt(
+    `UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE @status END,
+       doc = json_set(doc, '$.status', CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE @status END, '$.record', json(@record), '$.updatedAt', @at)
+     WHERE id = @id`,
+  );
   const checkpoint = (id: string, record: ExecutionRecord) => {
-    const e = getExecution(id);
-    if (!e) return;
-    // A cancelled execution stays cancelled: the engine's later checkpoints only update the record.
-    writeExecution({ ...e, status: e.status === 'cancelled' ? 'cancelled' : record.status, record, updatedAt: new Date().toISOString() });
+    checkpointStmt.run({ status: record.status, record: JSON.stringify(record), at: new Date().toISOString(), id });
   };
   const cancel = (id: string, at: string) => {
     const e = getExecution(id);
