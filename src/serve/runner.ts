@@ -104,14 +104,13 @@ export function createRunner(options: RunnerOptions): Runner {
       const signal = controller.signal;
       // What is waited for follows the engine's durability rules (engine/durability.ts, as in
       // alloy dev): a non-idempotent call's in-flight mark and the final record are durable
-      // before the engine goes on; a changed status or a finished call is queued for the next
-      // group commit without waiting; after a pure step nothing is written (the next write
-      // carries it). A failed queued write fails the final one too.
-      let writtenStatus: string = row.status;
+      // before the engine goes on; a step that acted outside the process, or one waiting to
+      // retry, is queued for the next group commit without waiting; after a pure step or the
+      // `running` status nothing is written (the next write carries it). A failed queued write
+      // fails the final one too.
       const checkpoint = (record: ExecutionRecord, changed: readonly StepRecord[]): Promise<void> => {
         if (isFinalRecord(record) || changed.some(isCallInFlight)) return options.state.executions.checkpoint(id, record);
-        if (record.status !== writtenStatus || record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) {
-          writtenStatus = record.status;
+        if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) {
           options.state.executions.checkpoint(id, record).catch(() => {});
         }
         return Promise.resolve();
