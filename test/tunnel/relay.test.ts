@@ -424,6 +424,7 @@ describe('relay end to end', () => {
     await client(r, dev.url);
     const big = await post(`${r.url}/t/alice/v1/webhooks/shopify`, Buffer.alloc(4096, 0x61));
     expect(big.status).toBe(413);
+    expect(JSON.parse(big.text).error.code).toBe('E_BODY_TOO_LARGE');
     expect(dev.received).toHaveLength(0);
     dev.delayMs = 600;
     const slow = await post(`${r.url}/t/alice/v1/webhooks/shopify`, '{}');
