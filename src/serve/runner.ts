@@ -63,7 +63,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const perInstallation = new KeyedSemaphore(options.perInstallation ?? 4);
   const clock = { now, sleep: realClock.sleep };
-  const costs = new CostLimiter(clock);
+  const costs = new CostLimiter(clock, options.state.buckets);
   const running = new Map<string, AbortController>();
   const parked = new Map<string, string[]>();
   const stopAll = new AbortController();
@@ -126,7 +126,7 @@ export function createRunner(options: RunnerOptions): Runner {
           try {
             if (key) await costs.before(key, both.signal);
             const res = await http({ ...req, signal: both.signal });
-            if (key) costs.after(key, res.text);
+            if (key) await costs.after(key, res.text);
             return res;
           } finally {
             unlinkA();

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecutionRecord } from '../../engine/types.js';
+import { memoryBucketStore } from './buckets.js';
 import { createGroupCommit } from './sqlite-group-commit.js';
 import type {
   ApiKeyRecord,
@@ -321,6 +322,8 @@ export function openSqliteState(file: string): ServeState {
         return durable(() => take(nonce, now), true);
       },
     },
+    // One process owns the SQLite file, so its buckets can stay in memory.
+    buckets: memoryBucketStore(),
     async ping() {
       if (closed) return false;
       try {

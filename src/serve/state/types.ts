@@ -13,6 +13,9 @@
  * - Deleting a user deletes their credentials, installations and executions.
  */
 import type { ExecutionRecord } from '../../engine/types.js';
+import type { BucketStore } from './buckets.js';
+
+export type { BucketStore, RateBucket } from './buckets.js';
 
 export interface Page<T> {
   items: T[];
@@ -200,6 +203,8 @@ export interface ServeState {
   installations: InstallationStore;
   executions: ExecutionStore;
   oauthStates: OAuthStateStore;
+  /** Cost buckets per (app, account) for the limiter; shared by every process where the state is. */
+  buckets: BucketStore;
   /** True while the backend answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
