@@ -7,6 +7,7 @@
  * most `perInstallation` at a time; calls to an app are paced per (app, account) by the
  * cost limiter.
  */
+import { setMaxListeners } from 'node:events';
 import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
 import { executeWorkflow } from '../engine/execute.js';
 import { realClock } from '../engine/clock.js';
@@ -67,6 +68,8 @@ export function createRunner(options: RunnerOptions): Runner {
   const running = new Map<string, AbortController>();
   const parked = new Map<string, string[]>();
   const stopAll = new AbortController();
+  // Every running execution listens for the stop (more than the 10 listeners Node warns at).
+  setMaxListeners(0, stopAll.signal);
 
   async function run(id: string): Promise<void> {
     const row = await options.state.executions.get(id);
