@@ -111,11 +111,13 @@ export function createRunner(options: RunnerOptions): Runner {
       // retry, is queued for the next group commit without waiting; after a pure step or the
       // `running` status nothing is written (the next write carries it). A failed queued write
       // fails the final one too.
+      // One execution's writes are chained, so a state whose writes may complete out of order
+      // (PostgreSQL's pool) never lets a progress write land after the final record.
+      let writes: Promise<void> = Promise.resolve();
+      const write = (record: ExecutionRecord) => (writes = writes.then(() => options.state.executions.checkpoint(id, record)));
       const checkpoint = (record: ExecutionRecord, changed: readonly StepRecord[]): Promise<void> => {
-        if (isFinalRecord(record) || changed.some(isCallInFlight)) return options.state.executions.checkpoint(id, record);
-        if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) {
-          options.state.executions.checkpoint(id, record).catch(() => {});
-        }
+        if (isFinalRecord(record) || changed.some(isCallInFlight)) return write(record);
+        if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record).catch(() => {});
         return Promise.resolve();
       };
       const deps: EngineDeps = {
