@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/body.js';
 import { HttpError } from '../http/error.js';
 import { listen } from '../http/listen.js';
+import { sendError } from '../http/respond.js';
 import { createRouter, type RequestContext } from '../http/router.js';
 import { checkIngressTarget, forwardableHeaders } from './ingress-paths.js';
 import { forwardToLocal } from './local-forward.js';
@@ -21,7 +22,7 @@ export interface IngressGate {
 export async function startIngressGate(options: { localUrl: string; maxBodyBytes?: number; timeoutMs?: number }): Promise<IngressGate> {
   const maxBodyBytes = options.maxBodyBytes ?? 5 * 1024 * 1024;
 
-  // POST on any path (other methods: 405 from the router); the raw target is checked exactly here.
+  // POST on any path; the raw target is checked exactly here.
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = checkIngressTarget(req.url ?? '/');
     if (!target) throw new HttpError(404, 'E_NOT_FOUND', 'not an ingress route');
@@ -42,7 +43,15 @@ export async function startIngressGate(options: { localUrl: string; maxBodyBytes
     res.end(answer.body);
   }
 
-  const route = createRouter<RequestContext>([{ method: 'POST', path: '/*', handler: ({ req, res }) => handle(req, res) }], { context: (base) => base });
+  const route = createRouter<RequestContext>([{ method: 'POST', path: '/*', handler: ({ req, res }) => handle(req, res) }], {
+    context: (base) => base,
+    // Another method: 405 (Allow: POST) on an ingress route, 404 anywhere else.
+    fallback: async (req, res) => {
+      if (checkIngressTarget(req.url ?? '/')) return false;
+      sendError(req, res, new HttpError(404, 'E_NOT_FOUND', 'not an ingress route'));
+      return true;
+    },
+  });
   const listening = await listen((req, res) => void route(req, res), { closeGraceMs: 0 });
   return { url: listening.url, close: () => listening.close() };
 }

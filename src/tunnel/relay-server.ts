@@ -18,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/body.js';
 import { HttpError } from '../http/error.js';
 import { listen, type Listening } from '../http/listen.js';
-import { sendJson } from '../http/respond.js';
+import { sendError, sendJson } from '../http/respond.js';
 import { createRouter, type Route } from '../http/router.js';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -171,7 +171,16 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
         }),
     },
   ];
-  const route = createRouter(routes, { context: (base) => base });
+  const route = createRouter(routes, {
+    context: (base) => base,
+    // Another method on an ingress path: the router's 405 (Allow: POST), the same for every
+    // name; anything else: 404, whatever the method.
+    fallback: async (req, res) => {
+      if (ingressTarget(req.url)) return false;
+      sendError(req, res, new HttpError(404, 'E_NOT_FOUND', 'no such tunnel route'));
+      return true;
+    },
+  });
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const p = route(req, res);
     handlers.add(p);
@@ -180,10 +189,9 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 
   /** POST /t/<name>/<ingress path>. The method is judged first (by the router): a known and an unknown name answer alike (405 for both), so probing with GET cannot list the tunnel names. */
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(req.url ?? '/');
-    const name = m?.[1];
-    const ingress = m ? checkIngressTarget(m[2]) : undefined;
-    if (!m || !name || !ingress || !isValidTunnelName(name) || !options.tokens.has(name)) throw new HttpError(404, 'E_NOT_FOUND', 'no such tunnel route');
+    const target = ingressTarget(req.url);
+    if (!target || !isValidTunnelName(target.name) || !options.tokens.has(target.name)) throw new HttpError(404, 'E_NOT_FOUND', 'no such tunnel route');
+    const { name, ingress } = target;
     // Over the limit: 413 E_BODY_TOO_LARGE, the connection closed after the answer (the kit's body reader).
     const body = await readBody(req, maxBodyBytes);
     const request: Omit<QueuedRequest, 'seq' | 'name'> = {
@@ -485,6 +493,13 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** `/t/<name>/<ingress path>`, checked exactly on the raw target (no decoding or normalising). */
+function ingressTarget(url: string | undefined): { name: string; ingress: NonNullable<ReturnType<typeof checkIngressTarget>> } | undefined {
+  const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(url ?? '/');
+  const ingress = m ? checkIngressTarget(m[2]) : undefined;
+  return m && m[1] && ingress ? { name: m[1], ingress } : undefined;
 }
 
 function derivePublicBase(req: IncomingMessage): string {
