@@ -108,6 +108,25 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.executions.list({ installationId: 'in_2' })).items.map((e) => e.id)).toEqual(['ex_2']);
       const p = await state.executions.list({}, { limit: 1 });
       expect(p.next).toBe('ex_1');
+      // Newest first, paged downwards, with and without a filter.
+      const d1 = await state.executions.list({}, { limit: 2, order: 'desc' });
+      expect(d1.items.map((e) => e.id)).toEqual(['ex_3', 'ex_2']);
+      expect(d1.next).toBe('ex_2');
+      const d2 = await state.executions.list({}, { limit: 2, order: 'desc', after: d1.next });
+      expect(d2.items.map((e) => e.id)).toEqual(['ex_1']);
+      expect(d2.next).toBeUndefined();
+      expect((await state.executions.list({ userId: 'u1' }, { order: 'desc' })).items.map((e) => e.id)).toEqual(['ex_3', 'ex_1']);
+    });
+
+    it('counts resumes per execution (the crash-loop guard), and takes one back', async () => {
+      await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2')] });
+      expect(await state.executions.countResume('ex_1')).toBe(1);
+      expect(await state.executions.countResume('ex_1')).toBe(2);
+      expect(await state.executions.countResume('ex_1', -1)).toBe(1);
+      expect(await state.executions.countResume('ex_2')).toBe(1);
+      expect(await state.executions.countResume('nope')).toBe(0);
+      // The counter is not part of the execution's record.
+      expect(await state.executions.get('ex_1')).toEqual(execution('ex_1'));
     });
 
     it('an OAuth state is taken once and not after it expires', async () => {

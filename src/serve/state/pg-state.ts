@@ -264,12 +264,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       args.push(v);
       clauses.push(`${col} = $${args.length}`);
     }
+    const desc = page?.order === 'desc';
     if (page?.after) {
       args.push(page.after);
-      clauses.push(`id > $${args.length}`);
+      clauses.push(`id ${desc ? '<' : '>'} $${args.length}`);
     }
     args.push(limit + 1);
-    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT $${args.length}`, args);
+    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT $${args.length}`, args);
     const items = rows.slice(0, limit).map(map);
     return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
   }
@@ -394,6 +395,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return rows.length > 0;
       },
       unfinished: async () => (await q<{ id: string }>("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id")).map((r) => r.id),
+      countResume: async (id, by = 1) => (await q<{ resumes: number }>('UPDATE executions SET resumes = resumes + $2 WHERE id = $1 RETURNING resumes', [id, by], 'alloy_count_resume'))[0]?.resumes ?? 0,
     },
     oauthStates: {
       async put(s: OAuthStateRecord) {

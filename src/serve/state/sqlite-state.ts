@@ -42,7 +42,7 @@ CREATE INDEX IF NOT EXISTS installations_user_status ON installations(user_id, s
 CREATE INDEX IF NOT EXISTS installations_user_id ON installations(user_id, id);
 CREATE INDEX IF NOT EXISTS installations_integration_id ON installations(integration, id);
 CREATE TABLE IF NOT EXISTS installation_credentials (installation_id TEXT NOT NULL, credential_id TEXT NOT NULL, PRIMARY KEY (credential_id, installation_id));
-CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL, resumes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS executions_user ON executions(user_id, id);
 CREATE INDEX IF NOT EXISTS executions_installation ON executions(installation_id, id);
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
@@ -74,6 +74,8 @@ export function openSqliteState(file: string): ServeState {
   // checkpoint, and a cache smaller than the working set turns every update into page reads.
   db.pragma('cache_size = -32768');
   db.exec(SCHEMA);
+  // Files from before the crash-loop counter gain the column.
+  if (!(db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = 'resumes'").get())) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
   // Every write goes through one group commit: writes of one event-loop turn share a
   // transaction and an fdatasync of the WAL, and resolve only once that sync is done.
   const group = createGroupCommit(db, `${file}-wal`);
@@ -133,13 +135,14 @@ export function openSqliteState(file: string): ServeState {
       clauses.push(`${col} = ?`);
       args.push(v);
     }
+    const desc = page?.order === 'desc';
     if (page?.after) {
-      clauses.push('id > ?');
+      clauses.push(desc ? 'id < ?' : 'id > ?');
       args.push(page.after);
     }
     // The limit is written into the SQL (an integer from 1 to 201): a bound LIMIT parameter
     // measured ~40 µs more per query than a literal one with better-sqlite3 12.
-    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT ${limit + 1}`;
+    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT ${limit + 1}`;
     return { rows: (cached ? cachedAll(sql, args) : stmt(sql).all(...args)) as { doc: string }[], limit };
   };
 
@@ -312,6 +315,9 @@ export function openSqliteState(file: string): ServeState {
       },
       async unfinished() {
         return (stmt("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id").all() as { id: string }[]).map((r) => r.id);
+      },
+      async countResume(id, by = 1) {
+        return durable(() => (stmt('UPDATE executions SET resumes = resumes + ? WHERE id = ? RETURNING resumes').get(by, id) as { resumes: number } | undefined)?.resumes ?? 0, true);
       },
     },
     oauthStates: {
