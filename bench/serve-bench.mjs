@@ -1,118 +1,260 @@
-// `alloy serve` ingest benchmark (issue 11): POST /v1/run/event with an API key (authenticate,
-// read and check the body against the trigger schema, find the user's installations, persist
-// the executions in one transaction, 202) against a raw node:http server that only parses the
-// JSON and answers 202, with the same load tool (bench/_runtime-load.mjs), each target in its
-// own child process. The runner is stopped in the serve target, so this measures ingest, not
-// execution. Prints req/s, p50/p99 and the ratio; median of RUNS runs.
-// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--runs N]
+// `alloy serve` HTTP benchmarks (issue 11): alloy serve (dist/) and its baselines, each in its own
+// child process (bench/_serve-target.mjs), driven by one external load generator, wrk; targets
+// alternated within each run, medians of RUNS runs.
+//   (a) POST /v1/run/event durable ingest (API key, trigger schema, routing, executions and the
+//       Idempotency-Key persisted and fsynced, 202; runner stopped) vs a raw node:http server that
+//       parses the JSON and answers 202;
+//   (b) completed executions (run/event, then a workflow mapping 3 fields and POSTing them to a
+//       local destination; every step checkpointed) vs the raw forwarder of runtime-bench.mjs
+//       (parse, 202, map, POST with undici, nothing stored), wrk flat out for the duration, then
+//       until the destination received every accepted event;
+//   (c) routing cost with scale: per-request CPU of run/event and of a signed
+//       POST /v1/webhooks/shopify for the measured user/shop (one installation) with 1,000
+//       installations over 100 shops in the state vs with that one installation only.
+// Per target: req/s or completed executions/s, the server process's CPU per request (utime +
+// stime from /proc/<pid>/stat), wrk's p50/p99, the server's longest event-loop delay, ratios.
+// The 2 cores are shared (wrk, targets, other work): CPU per request is the steadier column.
+//
+// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S]
+// Profile a target: SERVE_BENCH_PROF=<dir> adds --cpu-prof to the serve targets.
 import { fork } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runLoad, percentile } from './_runtime-load.mjs';
-import { median, printTable, ratio } from './lib.mjs';
+import { median, printTable } from './lib.mjs';
+import { cpuSeconds, requireWrk, runWrk, wrkScript } from './_wrk.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const argValue = (name) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
 const quick = process.argv.includes('--quick');
-const runsArg = process.argv.indexOf('--runs');
-const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : quick ? 1 : 3;
-const TOTAL = quick ? 1500 : 5000;
-const CONCURRENCY = 32;
+const only = argValue('--only');
+const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
+const DURATION_S = Number(argValue('--duration') ?? (quick ? 3 : 5));
+const CONNECTIONS = 50;
+const SCALE = 1000;
+const SHOPIFY_SECRET = 'bench_shopify_secret';
 
-// ------------------------------------------------------------ targets (child processes)
-if (process.argv[2] === '--target') {
-  const mode = process.argv[3];
-  let url;
-  let close = async () => {};
-  if (mode === 'raw') {
-    const server = http.createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        const text = JSON.stringify({ executionIds: ['ex_1'], duplicate: false });
-        res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
+requireWrk('serve-bench');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'alloy-serve-wrk-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+function startTarget(mode, { dest = '', env = {} } = {}) {
+  const prof = process.env.SERVE_BENCH_PROF && mode.startsWith('serve') ? ['--cpu-prof', '--cpu-prof-dir', process.env.SERVE_BENCH_PROF] : [];
+  const child = fork(path.join(here, '_serve-target.mjs'), [mode, dest], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv: prof });
+  const ask = (type) => new Promise((r) => { child.once('message', r); child.send({ type }); });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('message', (m) => {
+      if (m.type !== 'ready') return reject(new Error(`unexpected ${JSON.stringify(m)}`));
+      resolve({
+        url: m.url,
+        key: m.key ?? 'none',
+        pid: child.pid,
+        reset: () => ask('reset'),
+        stats: () => ask('stats'),
+        stop: () => new Promise((r) => { child.once('exit', r); child.send({ type: 'stop' }); }),
       });
     });
-    await new Promise((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${server.address().port}`;
-    close = () => new Promise((r) => server.close(r));
-  } else {
-    const dist = new URL('../dist/', import.meta.url).href;
-    const { LocalStore, releaseIntegration, publishVersion } = await import(`${dist}store/lib.js`);
-    const { openSqliteState } = await import(`${dist}serve/state/sqlite-state.js`);
-    const { makeKeyring, parseMasterKey } = await import(`${dist}serve/crypto.js`);
-    const { storeDefinitionSource } = await import(`${dist}serve/definitions.js`);
-    const { startServeServer } = await import(`${dist}serve/server.js`);
-    const { createApiKey } = await import(`${dist}serve/admin.js`);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'alloy-serve-bench-'));
-    const store = new LocalStore(path.join(dir, 'store'));
-    await store.init();
-    const wf = { apiVersion: 'alloy/v1', kind: 'Workflow', name: 'ingest', trigger: { event: 'bench.item', schema: { type: 'object', required: ['n', 'sku'], properties: { n: { type: 'integer' }, sku: { type: 'string' }, qty: { type: 'integer' } } } }, steps: [{ id: 'map', uses: 'transform', with: { item: '{{ event.n }}' } }] };
-    await releaseIntegration(store, { name: 'bench', def: { apiVersion: 'alloy/v1', kind: 'Integration', name: 'bench', app: 'shopify' }, workflows: [{ name: 'ingest', def: wf }] }, { author: 'bench', now: () => new Date() });
-    await publishVersion(store, { integration: 'bench', selector: 1 }, { who: 'bench' });
-    const state = openSqliteState(path.join(dir, 'serve.db'));
-    const server = await startServeServer({ state, keyring: makeKeyring([parseMasterKey(Buffer.alloc(32, 5).toString('base64'), 'bench')]), source: storeDefinitionSource(store) });
-    await server.runner.stop(0);
-    const { key } = await createApiKey(state, 'ingest', 'bench', Date.now());
-    await state.users.create({ id: 'u1', createdAt: new Date().toISOString() });
-    const { sealConfig } = await import(`${dist}serve/config-values.js`);
-    const keyring = makeKeyring([parseMasterKey(Buffer.alloc(32, 5).toString('base64'), 'bench')]);
-    await state.installations.put({ id: 'inst_1', userId: 'u1', integration: 'bench', version: 1, status: 'active', credentials: {}, config: sealConfig(keyring, 'inst_1', {}), createdAt: '', updatedAt: '' });
-    url = server.url;
-    process.env.BENCH_KEY = key;
-    close = async () => {
-      await server.close();
-      rmSync(dir, { recursive: true, force: true });
-    };
-  }
-  process.send({ type: 'ready', url, key: process.env.BENCH_KEY });
-  process.on('message', async (m) => {
-    if (m.type === 'stats') process.send({ cpuMs: process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000 });
-    if (m.type === 'stop') {
-      await close();
-      process.exit(0);
-    }
   });
-} else {
-  // ------------------------------------------------------------ the driver
-  const start = (mode) =>
-    new Promise((resolve, reject) => {
-      const child = fork(fileURLToPath(import.meta.url), ['--target', mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: process.env.SERVE_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.SERVE_BENCH_PROF] : [] });
-      child.once('error', reject);
-      child.once('message', (m) =>
-        resolve({
-          ...m,
-          stats: () => new Promise((r) => { child.once('message', r); child.send({ type: 'stats' }); }),
-          stop: () => new Promise((r) => { child.once('exit', r); child.send({ type: 'stop' }); }),
-        }),
-      );
+}
+
+// ------------------------------------------------------------------ wrk scripts
+
+// Distinct events and Idempotency-Keys (no request is a duplicate); the key comes from BENCH_KEY.
+const eventScript = (name, delayMs) =>
+  wrkScript(
+    tmp,
+    name,
+    `
+local n = 0
+local run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
+local auth = "Bearer " .. (os.getenv("BENCH_KEY") or "none")
+request = function()
+  n = n + 1
+  local body = '{"event":"bench.item","userId":"u1","data":{"n":' .. n .. ',"sku":"SKU-' .. n .. '","qty":' .. (n % 5 + 1) .. '}}'
+  return wrk.format("POST", "/v1/run/event", { ["Content-Type"] = "application/json", ["Authorization"] = auth, ["Idempotency-Key"] = run .. "-" .. n }, body)
+end
+`,
+    { delayMs },
+  );
+
+// One small signed order (routing, not HMAC over 28 KB, is what (c) measures); distinct delivery ids.
+const ORDER = '{"id":820982911946154500,"email":"jon@example.com","total_price":"199.65","line_items":[{"sku":"SKU-1","quantity":1}]}';
+const webhookScript = () =>
+  wrkScript(
+    tmp,
+    'webhook',
+    `
+local n = 0
+local run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
+local body = '${ORDER}'
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v1/webhooks/shopify", {
+    ["Content-Type"] = "application/json",
+    ["X-Shopify-Topic"] = "orders/create",
+    ["X-Shopify-Hmac-Sha256"] = "${createHmac('sha256', SHOPIFY_SECRET).update(ORDER).digest('base64')}",
+    ["X-Shopify-Shop-Domain"] = "bench.myshopify.com",
+    ["X-Shopify-Api-Version"] = "2025-10",
+    ["X-Shopify-Webhook-Id"] = run .. "-" .. n,
+  }, body)
+end
+`,
+  );
+
+// ------------------------------------------------------------------ measurements
+
+/** One wrk measurement of an ingest route on a running target: every answer must be 202. */
+async function measureIngest(target, script) {
+  const env = { BENCH_KEY: target.key };
+  await runWrk(target.url, script, { durationS: 1, connections: CONNECTIONS, env }); // warm-up
+  await target.reset();
+  const cpu0 = cpuSeconds(target.pid);
+  const r = await runWrk(target.url, script, { durationS: DURATION_S, connections: CONNECTIONS, env });
+  const cpu = cpuSeconds(target.pid) - cpu0;
+  const stats = await target.stats();
+  const ok = r.statuses[202] ?? 0;
+  if (ok !== r.requests || r.socketErrors) throw new Error(`expected only 202 answers, got ${JSON.stringify(r.statuses)} of ${r.requests}, ${r.socketErrors} socket errors`);
+  return { rate: r.requests / DURATION_S, cpuUs: (cpu / r.requests) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
+}
+
+/** The destination the (b) targets POST to: counts arrivals. */
+async function startDestination() {
+  let count = 0;
+  let last = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      count++;
+      last = performance.now();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
     });
-  const run = async (mode) => {
-    const t = await start(mode);
-    const makeRequest = (i) => ({ path: '/v1/run/event', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key ?? 'x'}`, 'idempotency-key': `k-${mode}-${i}-${Math.random()}` }, body: JSON.stringify({ event: 'bench.item', userId: 'u1', data: { n: i, sku: `SKU-${i}`, qty: 1 } }) });
-    await runLoad({ url: t.url, total: 300, concurrency: CONCURRENCY, makeRequest });
-    const before = await t.stats();
-    const r = await runLoad({ url: t.url, total: TOTAL, concurrency: CONCURRENCY, makeRequest });
-    const after = await t.stats();
-    await t.stop();
-    if ((r.statuses[202] ?? 0) !== TOTAL) throw new Error(`${mode}: expected ${TOTAL} × 202, got ${JSON.stringify(r.statuses)}`);
-    return { rate: (TOTAL / r.wallMs) * 1000, p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99), cpuUs: ((after.cpuMs - before.cpuMs) / TOTAL) * 1000 };
+  });
+  server.keepAliveTimeout = 10_000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    get count() {
+      return count;
+    },
+    get last() {
+      return last;
+    },
+    reset: () => {
+      count = 0;
+      last = 0;
+    },
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
   };
-  const raw = [];
-  const serve = [];
-  for (let i = 0; i < RUNS; i++) {
-    raw.push(await run('raw'));
-    serve.push(await run('serve'));
+}
+
+async function waitForCount(dest, n, ms) {
+  const deadline = Date.now() + ms;
+  while (dest.count < n) {
+    if (Date.now() > deadline) throw new Error(`only ${dest.count}/${n} executions completed`);
+    await new Promise((r) => setTimeout(r, 20));
   }
-  const pick = (rs, k) => median(rs.map((r) => r[k]));
-  printTable(`alloy serve: POST /v1/run/event durable ingest (${TOTAL} requests, ${CONCURRENCY} in flight, median of ${RUNS})`, [
-    ['target', 'req/s', 'p50', 'p99', 'CPU/req'],
-    ['raw node:http (parse + 202)', pick(raw, 'rate').toFixed(0), `${pick(raw, 'p50').toFixed(1)} ms`, `${pick(raw, 'p99').toFixed(1)} ms`, `${pick(raw, 'cpuUs').toFixed(0)} µs`],
-    ['alloy serve (auth, schema, persist, 202)', pick(serve, 'rate').toFixed(0), `${pick(serve, 'p50').toFixed(1)} ms`, `${pick(serve, 'p99').toFixed(1)} ms`, `${pick(serve, 'cpuUs').toFixed(0)} µs`],
-  ]);
-  console.log(`  ratio (serve / raw): ${ratio(pick(serve, 'rate'), pick(raw, 'rate'))}  (target ≥ 0.5x)`);
+}
+
+async function measureExec(mode, dest, script) {
+  const target = await startTarget(mode, { dest: dest.url });
+  try {
+    const env = { BENCH_KEY: target.key };
+    dest.reset();
+    const warm = await runWrk(target.url, script, { durationS: 1, connections: CONNECTIONS, env });
+    await waitForCount(dest, warm.statuses[202] ?? 0, 120_000);
+    dest.reset();
+    await target.reset();
+    const cpu0 = cpuSeconds(target.pid);
+    const t0 = performance.now();
+    const r = await runWrk(target.url, script, { durationS: DURATION_S, connections: CONNECTIONS, env });
+    const accepted = r.statuses[202] ?? 0;
+    if (accepted !== r.requests || r.socketErrors) throw new Error(`${mode}: unexpected answers ${JSON.stringify(r.statuses)}, ${r.socketErrors} socket errors`);
+    // Completed = every accepted event's POST arrived at the destination (the queue drained).
+    await waitForCount(dest, accepted, 300_000);
+    const cpu = cpuSeconds(target.pid) - cpu0;
+    const wallS = (Math.max(dest.last, t0) - t0) / 1000;
+    const stats = await target.stats();
+    return { rate: accepted / wallS, cpuUs: (cpu / accepted) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
+  } finally {
+    await target.stop();
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+const summarize = (runs) => Object.fromEntries(['rate', 'cpuUs', 'p50', 'p99', 'loopMs'].map((k) => [k, median(runs.map((r) => r[k]))]));
+
+function table(title, unit, rows, base) {
+  const line = (label, x) => [label, x.rate.toFixed(0), `${x.cpuUs.toFixed(0)} µs`, `${x.p50.toFixed(2)} ms`, `${x.p99.toFixed(2)} ms`, `${x.loopMs.toFixed(1)} ms`, `${(x.rate / base.rate).toFixed(2)}x`, `${(x.cpuUs / base.cpuUs).toFixed(2)}x`];
+  printTable(title, [['target', unit, 'CPU/unit', 'p50', 'p99', 'max loop delay', 'rate ratio', 'CPU ratio'], ...rows.map(([label, x]) => line(label, x))]);
+}
+
+console.log(`wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s, ${RUNS} run(s), targets alternated within each run; medians. The 2 cores are shared: compare CPU/unit.`);
+
+if (only === undefined || only === 'a' || only === 'c') {
+  const events = eventScript('event');
+  const webhook = webhookScript();
+  const m = { raw: [], event1: [], eventN: [], hook1: [], hookN: [] };
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 ? ['serveN', 'serve1', 'raw'] : ['raw', 'serve1', 'serveN'];
+    for (const which of order) {
+      if (which === 'raw') {
+        if (only === 'c') continue;
+        const t = await startTarget('raw-ingest');
+        try {
+          m.raw.push(await measureIngest(t, events));
+        } finally {
+          await t.stop();
+        }
+        continue;
+      }
+      const n = which === 'serve1' ? 1 : SCALE;
+      if (only === 'a' && n !== 1) continue;
+      const t = await startTarget('serve-ingest', { env: { BENCH_INSTALLATIONS: String(n) } });
+      try {
+        (n === 1 ? m.event1 : m.eventN).push(await measureIngest(t, events));
+        if (only !== 'a') (n === 1 ? m.hook1 : m.hookN).push(await measureIngest(t, webhook));
+      } finally {
+        await t.stop();
+      }
+    }
+  }
+  if (only !== 'c') {
+    const raw = summarize(m.raw);
+    const serve = summarize(m.event1);
+    table('(a) POST /v1/run/event durable ingest: alloy serve (API key, schema, route, persist + fsync, 202) vs raw node:http (parse, 202)', 'req/s', [['alloy serve', serve], ['raw node:http', raw]], raw);
+    console.log(`  rate ratio ${(serve.rate / raw.rate).toFixed(2)}x (aim ≥ 0.5x)`);
+  }
+  if (only !== 'a') {
+    const e1 = summarize(m.event1);
+    const eN = summarize(m.eventN);
+    const h1 = summarize(m.hook1);
+    const hN = summarize(m.hookN);
+    table(`(c) routing with scale, POST /v1/run/event for a user with 1 installation: ${SCALE} installations over 100 shops vs 1 installation`, 'req/s', [[`${SCALE} installations`, eN], ['1 installation', e1]], e1);
+    table(`(c) routing with scale, signed POST /v1/webhooks/shopify for a shop with 1 installation: ${SCALE} installations over 100 shops vs 1 installation`, 'req/s', [[`${SCALE} installations`, hN], ['1 installation', h1]], h1);
+    console.log(`  CPU/request ratios: run/event ${(eN.cpuUs / e1.cpuUs).toFixed(2)}x, webhooks ${(hN.cpuUs / h1.cpuUs).toFixed(2)}x (aim ≤ 1.10x)`);
+  }
+}
+
+if (only === undefined || only === 'b') {
+  const dest = await startDestination();
+  const script = eventScript('exec');
+  const m = { serve: [], raw: [] };
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 ? ['raw-forward', 'serve-exec'] : ['serve-exec', 'raw-forward'];
+    for (const mode of order) (mode === 'raw-forward' ? m.raw : m.serve).push(await measureExec(mode, dest, script));
+  }
+  await dest.close();
+  const raw = summarize(m.raw);
+  const serve = summarize(m.serve);
+  table('(b) completed executions (run/event → map 3 fields + POST, checkpointed): alloy serve vs raw forwarder (parse, 202, map, POST with undici)', 'exec/s', [['alloy serve', serve], ['raw forwarder', raw]], raw);
+  console.log(`  rate ratio ${(serve.rate / raw.rate).toFixed(2)}x (aim ≥ 0.5x)`);
 }

@@ -11,6 +11,10 @@ export interface ListenOptions {
   port?: number;
   /** Default 60 s. */
   requestTimeoutMs?: number;
+  /** Default min(15 s, requestTimeoutMs). */
+  headersTimeoutMs?: number;
+  /** Idle keep-alive sockets are closed after this; default Node's (5 s). */
+  keepAliveTimeoutMs?: number;
   /** How long close() waits before dropping connections still open. Default 2 s. */
   closeGraceMs?: number;
 }
@@ -30,7 +34,8 @@ export function baseUrl(server: http.Server): string {
 export async function listen(handler: http.RequestListener, options: ListenOptions = {}): Promise<Listening> {
   const server = http.createServer(handler);
   server.requestTimeout = options.requestTimeoutMs ?? 60_000;
-  server.headersTimeout = Math.min(15_000, server.requestTimeout);
+  server.headersTimeout = options.headersTimeoutMs ?? Math.min(15_000, server.requestTimeout);
+  if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {

@@ -50,10 +50,17 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
     set.add(r.method);
     byPath.set(r.path, set);
   }
-  const allowed = (pathname: string): string[] => {
-    const out = new Set<string>();
-    for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const) if (router.find(m, pathname)) out.add(m);
-    return [...out];
+  /** The methods a path has routes for, and the pattern they matched (named in a 405: never the raw path, which may hold a name to keep private). */
+  const allowed = (pathname: string): { methods: string[]; pattern: string } => {
+    const methods: string[] = [];
+    let pattern = '';
+    for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const) {
+      const f = router.find(m, pathname);
+      if (!f) continue;
+      methods.push(m);
+      pattern = (f.store as Route<C>).path;
+    }
+    return { methods, pattern };
   };
   return async (req, res) => {
     const started = performance.now();
@@ -72,7 +79,7 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
       if (!found) {
         if (options.fallback && (await options.fallback(req, res))) return;
         const allow = allowed(pathname);
-        if (allow.length) throw new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathname}`, undefined, undefined, { allow: allow.join(', ') });
+        if (allow.methods.length) throw new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${allow.pattern}`, `use ${allow.methods.join(' or ')}`, undefined, { allow: allow.methods.join(', ') });
         throw new HttpError(404, 'E_NO_ROUTE', `no route ${method} ${pathname}`, 'See docs/serve-api.md for the routes.');
       }
       const route = found.store as Route<C>;

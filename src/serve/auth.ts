@@ -8,7 +8,7 @@
  *   reaches only that user's resources. The signing key is derived (HKDF) from the master
  *   key, so no other secret has to be managed; every master key in the ring verifies.
  */
-import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash as digest, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HttpError } from '../http/error.js';
 import { bearerToken } from '../store/remote/auth.js';
 import type { Keyring } from './crypto.js';
@@ -19,7 +19,8 @@ export type Principal = { kind: 'key'; role: ApiKeyRole; keyId: string } | { kin
 export const API_KEY_ROLES: readonly ApiKeyRole[] = ['admin', 'ingest', 'read'];
 
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  // crypto.hash: the one-shot digest (no Hash object per request).
+  return digest('sha256', key, 'hex');
 }
 
 export function newApiKey(role: ApiKeyRole): string {

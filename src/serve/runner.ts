@@ -7,10 +7,12 @@
  * most `perInstallation` at a time; calls to an app are paced per (app, account) by the
  * cost limiter.
  */
+import { setMaxListeners } from 'node:events';
 import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
 import { executeWorkflow } from '../engine/execute.js';
 import { realClock } from '../engine/clock.js';
-import type { EngineDeps, ExecutionRecord } from '../engine/types.js';
+import type { EngineDeps, ExecutionRecord, StepRecord } from '../engine/types.js';
+import { hasSideEffects, isCallInFlight, isFinalRecord } from '../engine/durability.js';
 import type { AppSettings, WorkflowDef } from '../core/model.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient, followSignal } from '../connectors/http-client.js';
@@ -66,6 +68,8 @@ export function createRunner(options: RunnerOptions): Runner {
   const running = new Map<string, AbortController>();
   const parked = new Map<string, string[]>();
   const stopAll = new AbortController();
+  // Every running execution listens for the stop (more than the 10 listeners Node warns at).
+  setMaxListeners(0, stopAll.signal);
 
   async function run(id: string): Promise<void> {
     const row = await options.state.executions.get(id);
@@ -101,6 +105,21 @@ export function createRunner(options: RunnerOptions): Runner {
       const secrets: Record<string, string> = { ...streamSecrets(version.defs.project, options.env), ...config.secretValues };
       const accounts = new Map<string, string>();
       const signal = controller.signal;
+      // What is waited for follows the engine's durability rules (engine/durability.ts, as in
+      // alloy dev): a non-idempotent call's in-flight mark and the final record are durable
+      // before the engine goes on; a step that acted outside the process, or one waiting to
+      // retry, is queued for the next group commit without waiting; after a pure step or the
+      // `running` status nothing is written (the next write carries it). A failed queued write
+      // fails the final one too.
+      // One execution's writes are chained, so a state whose writes may complete out of order
+      // (PostgreSQL's pool) never lets a progress write land after the final record.
+      let writes: Promise<void> = Promise.resolve();
+      const write = (record: ExecutionRecord) => (writes = writes.then(() => options.state.executions.checkpoint(id, record)));
+      const checkpoint = (record: ExecutionRecord, changed: readonly StepRecord[]): Promise<void> => {
+        if (isFinalRecord(record) || changed.some(isCallInFlight)) return write(record);
+        if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record).catch(() => {});
+        return Promise.resolve();
+      };
       const deps: EngineDeps = {
         connectors,
         http: async (req) => {
@@ -121,7 +140,7 @@ export function createRunner(options: RunnerOptions): Runner {
         },
         clock: { now, sleep: (ms, s) => realClock.sleep(ms, s ? AbortSignal.any([s, signal]) : signal) },
         random: Math.random,
-        checkpoint: (record) => options.state.executions.checkpoint(id, record),
+        checkpoint: (record, changed) => checkpoint(record, changed),
         logger: silentLogger,
         resolveConnection: async (app) => {
           const runtime = connectors.get(app);
@@ -137,7 +156,8 @@ export function createRunner(options: RunnerOptions): Runner {
         signal,
         config: config.values,
       };
-      const record = structuredClone(row.record);
+      // The row was read for this run only (a fresh object): the engine may update its record in place.
+      const record = row.record;
       record.version = `v${row.version}`;
       const done = await executeWorkflow(c, record, deps);
       options.onFinished?.(row, done);

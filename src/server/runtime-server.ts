@@ -8,8 +8,8 @@
  * to the event log before the answer (202), and executed afterwards by the pool. See
  * docs/http-api.md for every route and status.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { listen } from '../http/listen.js';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { ensurePrivateDirAsync, writeFileSafe } from '../core/safe-fs.js';
@@ -36,6 +36,9 @@ import {
   sendJson,
 } from './http.js';
 import { newId } from './ids.js';
+import { hasSideEffects, isCallInFlight } from '../engine/durability.js';
+
+export { hasSideEffects };
 import { WorkerPool } from './worker-pool.js';
 import { createEventStream } from './event-stream.js';
 import { createUiAssets, type UiAssets } from './ui-assets.js';
@@ -931,39 +934,27 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
     if (httpErr.status === 413) req.resume();
   }
 
-  async function listenOn(server: Server, host: string, port: number): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = server.address() as AddressInfo;
-    const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `http://${h}:${addr.port}`;
-  }
-
-  function configure(server: Server): Server {
+  /** The kit's listen helper; the runtime keeps its own close order (see close()). */
+  async function listenWith(handler: (req: IncomingMessage, res: ServerResponse) => void, host: string, port: number): Promise<{ server: Server; url: string }> {
     // Shopify waits 5 s for an answer; slow clients must not hold sockets forever.
-    server.requestTimeout = 30_000;
-    server.headersTimeout = 10_000;
-    server.keepAliveTimeout = 5_000;
-    return server;
+    const { server, url } = await listen(handler, { host, port, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 });
+    return { server, url };
   }
 
   const runtime: RuntimeServer = {
     async listen() {
       if (apiUrl) return apiUrl;
-      apiServer = configure(createServer(createHandler(false)));
-      apiUrl = await listenOn(apiServer, options.host ?? '127.0.0.1', options.port ?? 0);
+      const api = await listenWith(createHandler(false), options.host ?? '127.0.0.1', options.port ?? 0);
+      apiServer = api.server;
+      apiUrl = api.url;
       if (options.resumeOnListen !== false) runtime.resumePending();
       return apiUrl;
     },
     async listenIngress(host = '127.0.0.1', port = 0) {
       if (ingressUrl) return ingressUrl;
-      ingressServer = configure(createServer(createHandler(true)));
-      ingressUrl = await listenOn(ingressServer, host, port);
+      const ingress = await listenWith(createHandler(true), host, port);
+      ingressServer = ingress.server;
+      ingressUrl = ingress.url;
       return ingressUrl;
     },
     resumePending() {
@@ -1122,15 +1113,6 @@ function triggerSummary(trigger: Record<string, unknown>): Record<string, unknow
   return { kind: Object.keys(trigger)[0] ?? 'unknown', ...trigger };
 }
 
-/** Steps whose completion must be stored before the next one starts: calls to the outside world, and waits. */
-function isCallInFlight(step: StepRecord): boolean {
-  return step.status === 'running' && step.callInFlight === true;
-}
-
-export function hasSideEffects(step: StepRecord): boolean {
-  if (step.kind === 'delay') return true;
-  return step.kind === 'action' && step.uses !== 'transform';
-}
 
 function lowerHeaders(req: IncomingMessage): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};

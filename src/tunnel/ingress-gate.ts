@@ -1,10 +1,15 @@
 /**
  * A tiny loopback proxy put in front of the local ingress listener when a third-party
  * tunnel (cloudflared, ngrok) is used: those forward every path they receive, so the gate
- * answers 404 to anything but the ingress routes before it reaches the dev server.
+ * answers 404 to anything but the ingress routes before it reaches the dev server. Built on
+ * the HTTP kit (src/http): its router, body reader (413 E_BODY_TOO_LARGE), errors and listen.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody } from '../http/body.js';
+import { HttpError } from '../http/error.js';
+import { listen } from '../http/listen.js';
+import { sendError } from '../http/respond.js';
+import { createRouter, type RequestContext } from '../http/router.js';
 import { checkIngressTarget, forwardableHeaders } from './ingress-paths.js';
 import { forwardToLocal } from './local-forward.js';
 
@@ -16,58 +21,37 @@ export interface IngressGate {
 
 export async function startIngressGate(options: { localUrl: string; maxBodyBytes?: number; timeoutMs?: number }): Promise<IngressGate> {
   const maxBodyBytes = options.maxBodyBytes ?? 5 * 1024 * 1024;
-  const server = createServer((req, res) => {
-    void handle(req, res).catch(() => {
-      if (!res.headersSent) json(res, 502, { error: { code: 'E_TUNNEL_LOCAL', message: 'the dev server did not answer' } });
-      else res.destroy();
-    });
-  });
 
+  // POST on any path; the raw target is checked exactly here.
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = checkIngressTarget(req.url ?? '/');
-    if (!target) return json(res, 404, { error: { code: 'E_NOT_FOUND', message: 'not an ingress route' } });
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      return json(res, 405, { error: { code: 'E_METHOD', message: 'only POST is accepted' } });
+    if (!target) throw new HttpError(404, 'E_NOT_FOUND', 'not an ingress route');
+    const body = await readBody(req, maxBodyBytes);
+    let answer: Awaited<ReturnType<typeof forwardToLocal>>;
+    try {
+      answer = await forwardToLocal(
+        options.localUrl,
+        { method: 'POST', path: target.pathname + target.search, headers: forwardableHeaders(req.rawHeaders), body },
+        { timeoutMs: options.timeoutMs },
+      );
+    } catch {
+      throw new HttpError(502, 'E_TUNNEL_LOCAL', 'the dev server did not answer');
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        res.setHeader('connection', 'close');
-        return json(res, 413, { error: { code: 'E_TOO_LARGE', message: 'request body is too large' } });
-      }
-      chunks.push(chunk);
-    }
-    const answer = await forwardToLocal(
-      options.localUrl,
-      { method: 'POST', path: target.pathname + target.search, headers: forwardableHeaders(req.rawHeaders), body: Buffer.concat(chunks, size) },
-      { timeoutMs: options.timeoutMs },
-    );
     for (const [name, value] of answer.headers) res.appendHeader(name, value);
     res.setHeader('content-length', answer.body.length);
     res.writeHead(answer.status);
     res.end(answer.body);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+  const route = createRouter<RequestContext>([{ method: 'POST', path: '/*', handler: ({ req, res }) => handle(req, res) }], {
+    context: (base) => base,
+    // Another method: 405 (Allow: POST) on an ingress route, 404 anywhere else.
+    fallback: async (req, res) => {
+      if (checkIngressTarget(req.url ?? '/')) return false;
+      sendError(req, res, new HttpError(404, 'E_NOT_FOUND', 'not an ingress route'));
+      return true;
+    },
   });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
-function json(res: ServerResponse, status: number, value: unknown): void {
-  const body = Buffer.from(JSON.stringify(value));
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
-  res.end(body);
+  const listening = await listen((req, res) => void route(req, res), { closeGraceMs: 0 });
+  return { url: listening.url, close: () => listening.close() };
 }

@@ -14,8 +14,12 @@
  *   server, mean "not taken": the request stays queued and is redelivered with backoff).
  *   Over the queue's bound the app gets 507 and the drop is logged and reported.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { BodyTooLargeError, readRequestBody } from '../http/body.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody } from '../http/body.js';
+import { HttpError } from '../http/error.js';
+import { listen, type Listening } from '../http/listen.js';
+import { sendError, sendJson } from '../http/respond.js';
+import { createRouter, type Route } from '../http/router.js';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -153,55 +157,43 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(maxBodyBytes, MAX_RESPONSE_BODY) * 2 });
 
-  const server: Server = createServer((req, res) => {
-    const p = handleHttp(req, res).catch((err: unknown) => {
-      logger.warn(`relay: request failed: ${(err as Error).message}`);
-      if (!res.headersSent) sendJson(res, 500, { error: { code: 'E_RELAY_INTERNAL', message: 'relay error' } });
-      else res.destroy();
-    });
+  // The kit's router: /healthz, and POST /t/* whose raw target the relay checks itself
+  // (exactly, without the router's decoding) in handleHttp; any other method there is 405.
+  const routes: Route[] = [
+    { method: 'GET', path: '/healthz', handler: ({ res }) => sendJson(res, 200, { ok: true }) },
+    {
+      method: 'POST',
+      path: '/t/*',
+      handler: ({ req, res }) =>
+        handleHttp(req, res).catch((err: unknown) => {
+          if (!(err instanceof HttpError)) logger.warn(`relay: request failed: ${(err as Error).message}`);
+          throw err; // answered by the router: HttpError as itself, anything else 500 E_INTERNAL
+        }),
+    },
+  ];
+  const route = createRouter(routes, {
+    context: (base) => base,
+    // Another method on an ingress path: the router's 405 (Allow: POST), the same for every
+    // name; anything else: 404, whatever the method.
+    fallback: async (req, res) => {
+      if (ingressTarget(req.url)) return false;
+      sendError(req, res, new HttpError(404, 'E_NOT_FOUND', 'no such tunnel route'));
+      return true;
+    },
+  });
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const p = route(req, res);
     handlers.add(p);
     void p.finally(() => handlers.delete(p));
-  });
-  // Slow-loris guard: the whole request must arrive within this time (node's own timer).
-  server.requestTimeout = Math.max(requestTimeoutMs, 10_000);
-  server.headersTimeout = 10_000;
+  };
 
-  server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head));
-
+  /** POST /t/<name>/<ingress path>. The method is judged first (by the router): a known and an unknown name answer alike (405 for both), so probing with GET cannot list the tunnel names. */
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const target = req.url ?? '/';
-    if (target === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      sendJson(res, 200, { ok: true });
-      return;
-    }
-    const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(target);
-    const name = m?.[1];
-    const ingress = m ? checkIngressTarget(m[2]) : undefined;
-    if (!m || !name || !ingress) {
-      sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
-      return;
-    }
-    // The method is judged before the name: a known and an unknown name answer alike (405 for
-    // both), so probing with GET cannot list the tunnel names.
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      sendJson(res, 405, { error: { code: 'E_METHOD', message: 'only POST is relayed' } });
-      return;
-    }
-    if (!isValidTunnelName(name) || !options.tokens.has(name)) {
-      sendJson(res, 404, { error: { code: 'E_NOT_FOUND', message: 'no such tunnel route' } });
-      return;
-    }
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBodyBytes) {
-      tooLarge(res);
-      return;
-    }
+    const target = ingressTarget(req.url);
+    if (!target || !isValidTunnelName(target.name) || !options.tokens.has(target.name)) throw new HttpError(404, 'E_NOT_FOUND', 'no such tunnel route');
+    const { name, ingress } = target;
+    // Over the limit: 413 E_BODY_TOO_LARGE, the connection closed after the answer (the kit's body reader).
     const body = await readBody(req, maxBodyBytes);
-    if (body === undefined) {
-      tooLarge(res);
-      return;
-    }
     const request: Omit<QueuedRequest, 'seq' | 'name'> = {
       id: randomUUID(),
       receivedAt: new Date(now()).toISOString(),
@@ -456,14 +448,10 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
 
   const listenHost = options.host ?? '127.0.0.1';
   const listenPort = options.port ?? 0;
+  let listening: Listening;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listenPort, listenHost, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    // Slow-loris guard: the whole request must arrive within this time (node's own timer).
+    listening = await listen(onRequest, { host: listenHost, port: listenPort, requestTimeoutMs: Math.max(requestTimeoutMs, 10_000) });
   } catch (err) {
     clearInterval(heartbeat);
     wss.close();
@@ -482,12 +470,13 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       details: { host: listenHost, port: listenPort, errno: code },
     });
   }
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const server = listening.server;
+  server.headersTimeout = 10_000;
+  server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head));
 
   return {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
+    url: listening.url,
+    port: (server.address() as AddressInfo).port,
     connectedNames: () => [...conns.keys()],
     pending: (name) => queue.pending(name),
     async close() {
@@ -496,7 +485,7 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       clearInterval(heartbeat);
       // Closing developer connections turns their in-flight requests into queued ones.
       for (const conn of [...conns.values()]) closeConnection(conn, CLOSE_SHUTDOWN, 'relay shutting down');
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = listening.close();
       await Promise.allSettled([...handlers]);
       server.closeAllConnections();
       await closed;
@@ -506,24 +495,17 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
   };
 }
 
+/** `/t/<name>/<ingress path>`, checked exactly on the raw target (no decoding or normalising). */
+function ingressTarget(url: string | undefined): { name: string; ingress: NonNullable<ReturnType<typeof checkIngressTarget>> } | undefined {
+  const m = /^\/t\/([^/?#]+)(\/[^#]*)$/.exec(url ?? '/');
+  const ingress = m ? checkIngressTarget(m[2]) : undefined;
+  return m && m[1] && ingress ? { name: m[1], ingress } : undefined;
+}
+
 function derivePublicBase(req: IncomingMessage): string {
   const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0].trim() || 'http';
   const host = String(req.headers['x-forwarded-host'] ?? req.headers.host ?? 'localhost').split(',')[0].trim();
   return `${proto === 'https' ? 'https' : 'http'}://${host}`;
-}
-
-/** The exact bytes of the body, or undefined when it is over the limit (answered 413). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return readRequestBody(req, limit).catch((err: unknown) => {
-    if (err instanceof BodyTooLargeError) return undefined;
-    throw err;
-  });
-}
-
-function tooLarge(res: ServerResponse): void {
-  // The rest of an oversized body is not read: close the connection after answering.
-  res.setHeader('connection', 'close');
-  sendJson(res, 413, { error: { code: 'E_TOO_LARGE', message: 'request body is larger than the relay accepts' } });
 }
 
 function writeRelayedResponse(res: ServerResponse, frame: ResponseFrame): void {
@@ -537,12 +519,6 @@ function writeRelayedResponse(res: ServerResponse, frame: ResponseFrame): void {
   for (const [name, value] of headers) res.appendHeader(name, value);
   res.setHeader('content-length', body.length);
   res.writeHead(status);
-  res.end(body);
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = Buffer.from(JSON.stringify(value));
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
   res.end(body);
 }
 

@@ -131,6 +131,8 @@ describe('relay end to end', () => {
     const get = await fetch(`${r.url}/t/alice/v1/webhooks/shopify`);
     expect(get.status).toBe(405);
     expect(get.headers.get('allow')).toBe('POST');
+    // Another method on a path that is not an ingress route stays 404.
+    expect((await fetch(`${r.url}/t/alice/v1/executions`)).status).toBe(404);
     expect(dev.received).toHaveLength(0);
     expect((await fetch(`${r.url}/healthz`)).status).toBe(200);
   });
@@ -424,6 +426,7 @@ describe('relay end to end', () => {
     await client(r, dev.url);
     const big = await post(`${r.url}/t/alice/v1/webhooks/shopify`, Buffer.alloc(4096, 0x61));
     expect(big.status).toBe(413);
+    expect(JSON.parse(big.text).error.code).toBe('E_BODY_TOO_LARGE');
     expect(dev.received).toHaveLength(0);
     dev.delayMs = 600;
     const slow = await post(`${r.url}/t/alice/v1/webhooks/shopify`, '{}');

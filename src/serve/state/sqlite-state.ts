@@ -6,10 +6,11 @@
  * so operator commands (`alloy serve keys create`) can write while the server runs.
  */
 import Database from 'better-sqlite3';
-import { fdatasync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecutionRecord } from '../../engine/types.js';
 import { memoryBucketStore } from './buckets.js';
+import { createGroupCommit } from './sqlite-group-commit.js';
 import type {
   ApiKeyRecord,
   CredentialRecord,
@@ -33,14 +34,19 @@ CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY, user_id TEXT NOT NU
 CREATE INDEX IF NOT EXISTS credentials_user ON credentials(user_id);
 CREATE INDEX IF NOT EXISTS credentials_account ON credentials(app, account);
 CREATE TABLE IF NOT EXISTS installations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, integration TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS installations_user ON installations(user_id);
-CREATE INDEX IF NOT EXISTS installations_integration ON installations(integration);
+DROP INDEX IF EXISTS installations_user;
+DROP INDEX IF EXISTS installations_integration;
+-- Each list filter ends in id, so a filtered page is read in index order with no sort
+-- (run/event reads the user's active installations on every request).
+CREATE INDEX IF NOT EXISTS installations_user_status ON installations(user_id, status, id);
+CREATE INDEX IF NOT EXISTS installations_user_id ON installations(user_id, id);
+CREATE INDEX IF NOT EXISTS installations_integration_id ON installations(integration, id);
 CREATE TABLE IF NOT EXISTS installation_credentials (installation_id TEXT NOT NULL, credential_id TEXT NOT NULL, PRIMARY KEY (credential_id, installation_id));
 CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL, resumes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS executions_user ON executions(user_id, id);
 CREATE INDEX IF NOT EXISTS executions_installation ON executions(installation_id, id);
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
-CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS oauth_states (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
 `;
 
@@ -51,7 +57,7 @@ function pageOf<T extends { id: string }>(rows: { doc: string }[], limit: number
   return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
 }
 
-const limitOf = (p?: PageRequest) => Math.max(1, Math.min(MAX_PAGE, p?.limit ?? 50));
+const limitOf = (p?: PageRequest) => Math.max(1, Math.min(MAX_PAGE, Math.trunc(p?.limit ?? 50) || 50));
 
 export function openSqliteState(file: string): ServeState {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -59,47 +65,58 @@ export function openSqliteState(file: string): ServeState {
   db.pragma('journal_mode = WAL');
   // Durability as in the dev event log (src/server/event-log.ts): commits run with
   // synchronous=NORMAL (no fsync inside COMMIT, which would block the event loop), and every
-  // write's promise resolves only after an fdatasync of the WAL on libuv's thread pool; one
-  // sync covers every commit made before it started, so concurrent writers share it.
+  // write's promise resolves only after an fdatasync of the WAL on libuv's thread pool
+  // (sqlite-group-commit.ts).
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('secure_delete = ON');
+  // 32 MiB of page cache (SQLite's default is 2 MiB): executions are updated at each
+  // checkpoint, and a cache smaller than the working set turns every update into page reads.
+  db.pragma('cache_size = -32768');
   db.exec(SCHEMA);
   // Files from before the crash-loop counter gain the column.
   if (!(db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = 'resumes'").get())) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-  let walFd: number | undefined;
-  const doSync = () =>
-    new Promise<void>((resolve, reject) => {
-      if (walFd === undefined) {
-        try {
-          walFd = openSync(`${file}-wal`, 'r');
-        } catch {
-          return resolve(); // no WAL yet: nothing written
-        }
+  // Every write goes through one group commit: writes of one event-loop turn share a
+  // transaction and an fdatasync of the WAL, and resolve only once that sync is done.
+  const group = createGroupCommit(db, `${file}-wal`);
+  /**
+   * Reads of the tables that change rarely (users, api keys, credentials, installations) are
+   * answered from memory: every run/event reads the API key, the user and their
+   * installations. The cache is dropped whenever this connection writes one of those tables
+   * and whenever another connection (an operator command like `alloy serve keys create`)
+   * has committed anything, which `PRAGMA data_version` tells (https://www.sqlite.org/pragma.html#pragma_data_version).
+   * It holds the rows' JSON text, so every caller still gets its own parsed objects.
+   */
+  const readCache = new Map<string, unknown[]>();
+  const dataVersion = db.prepare('PRAGMA data_version').pluck();
+  let seenVersion = dataVersion.get();
+  // Checked once per event-loop turn: the reads of one turn are taken as made at its start.
+  let versionChecked = false;
+  const cachedAll = (sql: string, args: unknown[]): unknown[] => {
+    if (!versionChecked) {
+      versionChecked = true;
+      setImmediate(() => (versionChecked = false));
+      const v = dataVersion.get();
+      if (v !== seenVersion) {
+        seenVersion = v;
+        readCache.clear();
       }
-      fdatasync(walFd, (err) => (err ? reject(err) : resolve()));
-    });
-  let inflight: Promise<void> | null = null;
-  let nextSync: Promise<void> | null = null;
-  const syncWal = (): Promise<void> => {
-    if (nextSync) return nextSync;
-    if (!inflight) {
-      inflight = doSync().finally(() => (inflight = null));
-      return inflight;
     }
-    nextSync = inflight.then(() => {
-      nextSync = null;
-      inflight = doSync().finally(() => (inflight = null));
-      return inflight;
+    const key = `${sql}\0${args.join('\0')}`;
+    let rows = readCache.get(key);
+    if (!rows) {
+      rows = stmt(sql).all(...args);
+      if (readCache.size >= 10_000) readCache.clear();
+      readCache.set(key, rows);
+    }
+    return rows;
+  };
+  /** A write, durable when it resolves; `keepsCache` only for writes of executions, dedupe keys and OAuth states. */
+  const durable = <T>(fn: () => T, keepsCache = false): Promise<T> =>
+    group.write(() => {
+      if (!keepsCache) readCache.clear();
+      return fn();
     });
-    return nextSync;
-  };
-  /** Runs a write, then waits until it is on disk. */
-  const durable = async <T>(fn: () => T): Promise<T> => {
-    const r = fn();
-    await syncWal();
-    return r;
-  };
   // Prepared once per SQL text (preparing is most of the cost of a small query).
   const cache = new Map<string, Database.Statement>();
   const stmt = (sql: string): Database.Statement => {
@@ -109,7 +126,7 @@ export function openSqliteState(file: string): ServeState {
   };
 
   /** Filtered, cursor-paginated select over one table. */
-  const listWhere = (table: string, where: Record<string, string | undefined>, page?: PageRequest) => {
+  const listWhere = (table: string, where: Record<string, string | undefined>, page?: PageRequest, cached = false) => {
     const limit = limitOf(page);
     const clauses: string[] = [];
     const args: unknown[] = [];
@@ -123,28 +140,30 @@ export function openSqliteState(file: string): ServeState {
       clauses.push(desc ? 'id < ?' : 'id > ?');
       args.push(page.after);
     }
-    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT ?`;
-    return { rows: stmt(sql).all(...args, limit + 1) as { doc: string }[], limit };
+    // The limit is written into the SQL (an integer from 1 to 201): a bound LIMIT parameter
+    // measured ~40 µs more per query than a literal one with better-sqlite3 12.
+    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT ${limit + 1}`;
+    return { rows: (cached ? cachedAll(sql, args) : stmt(sql).all(...args)) as { doc: string }[], limit };
   };
 
-  const putInstallation = db.transaction((i: InstallationRecord) => {
+  const putInstallation = (i: InstallationRecord) => {
     stmt('INSERT OR REPLACE INTO installations (id, user_id, integration, status, doc) VALUES (?, ?, ?, ?, ?)').run(i.id, i.userId, i.integration, i.status, JSON.stringify(i));
     stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(i.id);
     const ins = stmt('INSERT OR IGNORE INTO installation_credentials (installation_id, credential_id) VALUES (?, ?)');
     for (const c of Object.values(i.credentials)) ins.run(i.id, c);
-  });
+  };
 
-  const deleteUser = db.transaction((id: string) => {
+  const deleteUser = (id: string) => {
     const n = stmt('DELETE FROM users WHERE id = ?').run(id).changes;
     stmt('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = ?)').run(id);
     stmt('DELETE FROM installations WHERE user_id = ?').run(id);
     stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
     stmt('DELETE FROM executions WHERE user_id = ?').run(id);
     return n > 0;
-  });
+  };
 
   const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
-  const ingest = db.transaction((input: IngestInput): IngestResult => {
+  const ingest = (input: IngestInput): IngestResult => {
     if (input.dedupeKey) {
       const seen = stmt('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
       if (seen) return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
@@ -153,13 +172,13 @@ export function openSqliteState(file: string): ServeState {
     const ids = input.executions.map((e) => e.id);
     if (input.dedupeKey) stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
     return { duplicate: false, executionIds: ids };
-  });
+  };
 
-  const deleteInstallation = db.transaction((id: string) => {
+  const deleteInstallation = (id: string) => {
     const n = stmt('DELETE FROM installations WHERE id = ?').run(id).changes;
     stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(id);
     return n > 0;
-  });
+  };
 
   const getExecution = (id: string): ExecutionRow | undefined => {
     const row = stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined;
@@ -167,27 +186,37 @@ export function openSqliteState(file: string): ServeState {
   };
   const writeExecution = (e: ExecutionRow) => stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
 
-  const checkpoint = db.transaction((id: string, record: ExecutionRecord) => {
-    const e = getExecution(id);
-    if (!e) return;
-    // A cancelled execution stays cancelled: the engine's later checkpoints only update the record.
-    writeExecution({ ...e, status: e.status === 'cancelled' ? 'cancelled' : record.status, record, updatedAt: new Date().toISOString() });
-  });
-  const cancel = db.transaction((id: string, at: string) => {
+  // In place with json_set (SQLite's JSON functions, in C): a checkpoint serializes only the
+  // record, without reading and re-serializing the whole row in JS. A cancelled execution
+  // stays cancelled: the engine's later checkpoints only update the record.
+  const checkpointStmt = stmt(
+    `UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE @status END,
+       doc = json_set(doc, '$.status', CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE @status END, '$.record', json(@record), '$.updatedAt', @at)
+     WHERE id = @id`,
+  );
+  const checkpoint = (id: string, record: ExecutionRecord) => {
+    checkpointStmt.run({ status: record.status, record: JSON.stringify(record), at: new Date().toISOString(), id });
+  };
+  const cancel = (id: string, at: string) => {
     const e = getExecution(id);
     if (!e || (e.status !== 'queued' && e.status !== 'running')) return false;
     writeExecution({ ...e, status: 'cancelled', updatedAt: at });
     return true;
-  });
-  const take = db.transaction((nonce: string, now: string) => {
+  };
+  const take = (nonce: string, now: string) => {
     const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
     if (!row) return undefined;
     stmt('DELETE FROM oauth_states WHERE nonce = ?').run(nonce);
     return row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
-  });
+  };
 
   const one = <T>(sql: string, id: string): T | undefined => {
     const row = stmt(sql).get(id) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as T) : undefined;
+  };
+  /** `one` over a cached table (see cachedAll). */
+  const cachedOne = <T>(sql: string, id: string): T | undefined => {
+    const row = cachedAll(sql, [id])[0] as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as T) : undefined;
   };
   const docs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
@@ -200,7 +229,7 @@ export function openSqliteState(file: string): ServeState {
         return u;
       },
       async get(id) {
-        return one<UserRecord>('SELECT doc FROM users WHERE id = ?', id);
+        return cachedOne<UserRecord>('SELECT doc FROM users WHERE id = ?', id);
       },
       async list(page) {
         const { rows, limit } = listWhere('users', {}, page);
@@ -215,8 +244,7 @@ export function openSqliteState(file: string): ServeState {
         await durable(() => stmt('INSERT INTO api_keys (id, hash, doc) VALUES (?, ?, ?)').run(k.id, k.hash, JSON.stringify(k)));
       },
       async findByHash(hash) {
-        const row = stmt('SELECT doc FROM api_keys WHERE hash = ?').get(hash) as { doc: string } | undefined;
-        return row ? (JSON.parse(row.doc) as ApiKeyRecord) : undefined;
+        return cachedOne<ApiKeyRecord>('SELECT doc FROM api_keys WHERE hash = ?', hash);
       },
       async list() {
         return docs<ApiKeyRecord>(stmt('SELECT doc FROM api_keys ORDER BY id').all());
@@ -230,13 +258,13 @@ export function openSqliteState(file: string): ServeState {
         await durable(() => stmt('INSERT OR REPLACE INTO credentials (id, user_id, app, account, doc) VALUES (?, ?, ?, ?, ?)').run(c.id, c.userId, c.app, c.account ?? null, JSON.stringify(c)));
       },
       async get(id) {
-        return one<CredentialRecord>('SELECT doc FROM credentials WHERE id = ?', id);
+        return cachedOne<CredentialRecord>('SELECT doc FROM credentials WHERE id = ?', id);
       },
       async listByUser(userId) {
         return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE user_id = ? ORDER BY id').all(userId));
       },
       async findByAccount(app, account) {
-        return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id').all(app, account));
+        return docs<CredentialRecord>(cachedAll('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id', [app, account]));
       },
       async delete(id) {
         return durable(() => stmt('DELETE FROM credentials WHERE id = ?').run(id).changes > 0);
@@ -250,17 +278,15 @@ export function openSqliteState(file: string): ServeState {
         await durable(() => putInstallation(i));
       },
       async get(id) {
-        return one<InstallationRecord>('SELECT doc FROM installations WHERE id = ?', id);
+        return cachedOne<InstallationRecord>('SELECT doc FROM installations WHERE id = ?', id);
       },
       async list(filter: InstallationFilter, page) {
-        const { rows, limit } = listWhere('installations', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page);
+        const { rows, limit } = listWhere('installations', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page, true);
         return pageOf<InstallationRecord>(rows, limit);
       },
       async byCredentials(ids) {
         if (ids.length === 0) return [];
-        const rows = db
-          .prepare(`SELECT DISTINCT i.doc AS doc, i.id AS id FROM installations i JOIN installation_credentials c ON c.installation_id = i.id WHERE c.credential_id IN (${ids.map(() => '?').join(',')}) AND i.status = 'active' ORDER BY i.id`)
-          .all(...ids);
+        const rows = cachedAll(`SELECT DISTINCT i.doc AS doc, i.id AS id FROM installations i JOIN installation_credentials c ON c.installation_id = i.id WHERE c.credential_id IN (${ids.map(() => '?').join(',')}) AND i.status = 'active' ORDER BY i.id`, ids);
         return docs<InstallationRecord>(rows);
       },
       async delete(id) {
@@ -272,7 +298,7 @@ export function openSqliteState(file: string): ServeState {
     },
     executions: {
       async ingest(input) {
-        return durable(() => ingest(input));
+        return durable(() => ingest(input), true);
       },
       async get(id) {
         return getExecution(id);
@@ -282,24 +308,24 @@ export function openSqliteState(file: string): ServeState {
         return pageOf<ExecutionRow>(rows, limit);
       },
       async checkpoint(id, record) {
-        await durable(() => checkpoint(id, record));
+        await durable(() => checkpoint(id, record), true);
       },
       async cancel(id, at) {
-        return durable(() => cancel(id, at));
+        return durable(() => cancel(id, at), true);
       },
       async unfinished() {
         return (stmt("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id").all() as { id: string }[]).map((r) => r.id);
       },
       async countResume(id, by = 1) {
-        return durable(() => (stmt('UPDATE executions SET resumes = resumes + ? WHERE id = ? RETURNING resumes').get(by, id) as { resumes: number } | undefined)?.resumes ?? 0);
+        return durable(() => (stmt('UPDATE executions SET resumes = resumes + ? WHERE id = ? RETURNING resumes').get(by, id) as { resumes: number } | undefined)?.resumes ?? 0, true);
       },
     },
     oauthStates: {
       async put(s) {
-        await durable(() => stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s)));
+        await durable(() => stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s)), true);
       },
       async take(nonce, now) {
-        return durable(() => take(nonce, now));
+        return durable(() => take(nonce, now), true);
       },
     },
     // One process owns the SQLite file, so its buckets can stay in memory.
@@ -316,8 +342,7 @@ export function openSqliteState(file: string): ServeState {
     async close() {
       if (closed) return;
       closed = true;
-      await inflight;
-      if (walFd !== undefined) closeSync(walFd);
+      await group.close();
       db.close();
     },
   };

@@ -1,0 +1,96 @@
+// wrk, the one external load generator of the HTTP benches, and the measurements around it:
+// a runner that parses wrk's report (p50/p99, status counts printed by the script's done()),
+// a Lua script writer, and a process's CPU seconds from /proc/<pid>/stat. Used by
+// serve-bench.mjs (runtime-bench.mjs keeps its own copy of the same three for now).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+
+/** Exits with a clear message when wrk or /proc is missing. */
+export function requireWrk(bench) {
+  if (spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error) {
+    console.error(
+      `${bench} needs wrk, the HTTP load generator, and it is not installed.\n` +
+        '  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y wrk\n' +
+        '  macOS:         brew install wrk\n' +
+        'then run `npm run bench` again.',
+    );
+    process.exit(1);
+  }
+  if (!existsSync('/proc/self/stat')) {
+    console.error(`${bench} reads server CPU from /proc/<pid>/stat: run it on Linux.`);
+    process.exit(1);
+  }
+}
+
+/** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "(comm)": utime is field 14, stime 15 (1-based over the whole line).
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** Writes a wrk script whose thread prints `STATUS <code> <count>` lines when it finishes. */
+export function wrkScript(dir, name, requestLua, { delayMs } = {}) {
+  const file = path.join(dir, `${name}.lua`);
+  writeFileSync(
+    file,
+    `${requestLua}
+statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+${delayMs ? `function delay() return ${delayMs} end` : ''}
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for code, n in pairs(s) do io.write(string.format("STATUS %d %d\\n", code, n)) end
+  end
+end
+`,
+  );
+  return file;
+}
+
+/** Runs wrk (one thread) against `url` with `script`; its request count, p50/p99 (ms) and status counts. */
+export function runWrk(url, script, { durationS, connections, env }) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${durationS}s`, '--latency', '--timeout', '10s', '-s', script, url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out}`));
+      const num = (re) => out.match(re)?.[1];
+      const ms = (text) => {
+        const m = text?.match(/^([\d.]+)(us|ms|s|m)$/);
+        if (!m) return NaN;
+        const v = Number(m[1]);
+        return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60000;
+      };
+      const errors = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+      const statuses = {};
+      for (const line of out.match(/^STATUS (\d+) (\d+)$/gm) ?? []) {
+        const [, s, n] = line.split(' ');
+        statuses[s] = (statuses[s] ?? 0) + Number(n);
+      }
+      resolve({
+        requests: Number(num(/(\d+) requests in/)),
+        socketErrors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+        p50: ms(num(/^\s+50%\s+(\S+)\s*$/m)),
+        p99: ms(num(/^\s+99%\s+(\S+)\s*$/m)),
+        statuses,
+        raw: out,
+      });
+    });
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * The SQLite state answers reads of users, keys, credentials and installations from memory;
+ * a write through another connection (an operator command while serve runs) must be seen at
+ * once, so a revoked API key stops working on the next request.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
+import type { ServeState } from '../../src/serve/state/types.js';
+
+const open: ServeState[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+});
+
+function two(): [ServeState, ServeState] {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-cache-')), 'serve.db');
+  const a = openSqliteState(file);
+  const b = openSqliteState(file);
+  open.push(a, b);
+  return [a, b];
+}
+
+describe('sqlite state read cache', () => {
+  it('sees an API key deleted by another connection on the next lookup', async () => {
+    const [server, operator] = two();
+    await operator.apiKeys.create({ id: 'key_1', role: 'ingest', hash: 'a'.repeat(64), createdAt: '' });
+    expect(await server.apiKeys.findByHash('a'.repeat(64))).toMatchObject({ id: 'key_1' });
+    expect(await server.apiKeys.findByHash('a'.repeat(64))).toMatchObject({ id: 'key_1' }); // cached
+    expect(await operator.apiKeys.delete('key_1')).toBe(true);
+    expect(await server.apiKeys.findByHash('a'.repeat(64))).toBeUndefined();
+  });
+
+  it('sees its own writes and another connection’s installation changes', async () => {
+    const [server, other] = two();
+    await server.users.create({ id: 'u1', createdAt: '' });
+    const inst = { id: 'i1', userId: 'u1', integration: 'x', version: 1, status: 'active' as const, credentials: { shopify: 'c1' }, config: { kid: 'k', wrapped: '', iv: '', data: '', tag: '' }, createdAt: '', updatedAt: '' };
+    await server.installations.put(inst);
+    expect((await server.installations.list({ userId: 'u1', status: 'active' })).items.map((i) => i.id)).toEqual(['i1']);
+    expect((await server.installations.byCredentials(['c1'])).map((i) => i.id)).toEqual(['i1']);
+    await server.installations.put({ ...inst, status: 'inactive' });
+    expect((await server.installations.list({ userId: 'u1', status: 'active' })).items).toEqual([]);
+    expect(await server.installations.byCredentials(['c1'])).toEqual([]);
+    await other.installations.put({ ...inst, version: 2 });
+    expect((await server.installations.list({ userId: 'u1', status: 'active' })).items.map((i) => i.version)).toEqual([2]);
+    expect((await server.installations.get('i1'))?.version).toBe(2);
+    // Callers get their own objects: changing one does not change what the next read returns.
+    const got = (await server.installations.get('i1'))!;
+    got.version = 99;
+    expect((await server.installations.get('i1'))?.version).toBe(2);
+    await other.users.delete('u1');
+    expect(await server.users.get('u1')).toBeUndefined();
+    expect(await server.installations.get('i1')).toBeUndefined();
+  });
+});
