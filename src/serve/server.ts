@@ -15,7 +15,7 @@ import { createConnections } from './connections.js';
 import type { Keyring } from './crypto.js';
 import type { DefinitionSource } from './definitions.js';
 import { createMetrics } from './metrics.js';
-import { createRunner, type Runner } from './runner.js';
+import { createRunner, type Runner, type RunnerOptions } from './runner.js';
 import type { ServeState } from './state/types.js';
 import { makeContext, type ApiContext, type ApiRoute, type ServeDeps } from './api/context.js';
 import { userRoutes } from './api/users.js';
@@ -27,6 +27,9 @@ import { opsRoutes } from './api/ops.js';
 
 /** Every route of the Embedded API, in the order they are mounted. */
 export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes];
+
+export type ServeRole = 'api' | 'worker' | 'all';
+export const SERVE_ROLES: readonly ServeRole[] = ['api', 'worker', 'all'];
 
 export interface ServeServerOptions {
   state: ServeState;
@@ -51,6 +54,14 @@ export interface ServeServerOptions {
   storeHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   concurrency?: number;
   perInstallation?: number;
+  perShop?: number;
+  /** The execution queue; default in-process (one process over SQLite). */
+  queue?: RunnerOptions['queue'];
+  /**
+   * `all` (default) serves the API and runs executions; `api` serves the API and only
+   * enqueues; `worker` runs executions and serves only the ops routes (health, metrics).
+   */
+  role?: ServeRole;
   maxBodyBytes?: number;
   now?: () => number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
@@ -69,6 +80,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const settings = options.settings ?? {};
   const metrics = createMetrics();
   const log = options.log ?? (() => {});
+  const role = options.role ?? 'all';
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
   const runner = createRunner({
     state: options.state,
@@ -81,6 +93,9 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     now,
     concurrency: options.concurrency,
     perInstallation: options.perInstallation,
+    perShop: options.perShop,
+    queue: options.queue,
+    work: role !== 'api',
     onFinished: (_row, record) => metrics.executionFinished(record.status),
     onError: (id, err) => log('execution error', { execution: id, error: (err as Error).message }),
   });
@@ -100,7 +115,8 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     log,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
   };
-  const routes = SERVE_ROUTES.map((r) => ({
+  // A worker answers only the ops routes (health, readiness, metrics): it takes no API traffic.
+  const routes = (role === 'worker' ? opsRoutes : SERVE_ROUTES).map((r) => ({
     method: r.method,
     path: r.path,
     handler: async (c: ApiContext) => {
@@ -113,7 +129,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   }));
   const handler = createRouter(routes, {
     context: (base) => makeContext(base, deps),
-    fallback: options.storeHandler,
+    fallback: role === 'worker' ? undefined : options.storeHandler,
     onResponse: (i) => metrics.request(i),
   });
   const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
