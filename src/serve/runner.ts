@@ -175,7 +175,7 @@ export function createRunner(options: RunnerOptions): Runner {
     abort: (id) => queue.abort(id),
     idle: () => queue.idle(),
     async stop(graceMs = 10_000) {
-      if (started) await queue.stop(graceMs);
+      await queue.stop(started ? graceMs : 0);
     },
   };
 }
