@@ -19,6 +19,7 @@
 import pg from 'pg';
 import { UsageError } from '../../errors.js';
 import type { ExecutionRecord } from '../../engine/types.js';
+import { redactUrl } from './database-url.js';
 import { MIGRATIONS, type Migration } from './pg-migrations.js';
 import type {
   ApiKeyRecord,
@@ -81,17 +82,6 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export function checkSchemaName(schema: string): string {
   if (!SCHEMA_NAME.test(schema)) throw new UsageError(`"${schema}" is not a schema name alloy accepts`, { hint: 'Use lower-case letters, digits and _ (at most 63), starting with a letter or _.' });
   return schema;
-}
-
-/** `postgres://…` with any password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
 }
 
 function poolOf(options: PgStateOptions, schema: string): pg.Pool {
