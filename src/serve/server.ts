@@ -9,6 +9,7 @@ import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
 import { listen } from '../http/listen.js';
+import { UsageError } from '../errors.js';
 import { createRouter } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
 import { createConnections } from './connections.js';
@@ -62,6 +63,8 @@ export interface ServeServerOptions {
    * enqueues; `worker` runs executions and serves only the ops routes (health, metrics).
    */
   role?: ServeRole;
+  /** PostgreSQL: seconds after which a silent worker's executions go to another (pg-queue.ts). Default 30. */
+  recoverAfterSeconds?: number;
   maxBodyBytes?: number;
   now?: () => number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
@@ -82,6 +85,14 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const log = options.log ?? (() => {});
   const role = options.role ?? 'all';
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
+  // Over PostgreSQL the queue is shared by every serve process (pg-boss, loaded only then).
+  let queue = options.queue;
+  if (!queue && (options.state as { kind?: string }).kind === 'postgres') {
+    const { pgQueue } = await import('./queue/pg-queue.js');
+    queue = pgQueue({ recoverAfterSeconds: options.recoverAfterSeconds, log });
+  } else if (!queue && role !== 'all') {
+    throw new UsageError(`--role ${role} needs the state in PostgreSQL`, { hint: 'SQLite is owned by one process: run --role all, or give --database postgres://… to every process.' });
+  }
   const runner = createRunner({
     state: options.state,
     source: options.source,
@@ -94,7 +105,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     concurrency: options.concurrency,
     perInstallation: options.perInstallation,
     perShop: options.perShop,
-    queue: options.queue,
+    queue,
     work: role !== 'api',
     onFinished: (_row, record) => metrics.executionFinished(record.status),
     onError: (id, err) => log('execution error', { execution: id, error: (err as Error).message }),
