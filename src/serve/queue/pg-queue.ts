@@ -1,7 +1,7 @@
 /**
  * The execution queue of a cluster (`alloy serve --database postgres://…`): one pg-boss job
- * per execution (docs/decisions/0003-execution-engine.md), in pg-boss's own schema
- * `<state schema>_queue`, enqueued in the ingest's transaction. Any number of processes
+ * per execution (docs/decisions/0003-execution-engine.md), its tables in the state's schema,
+ * enqueued in the ingest's transaction. Any number of processes
  * take jobs; what pg-boss does not do is done with PostgreSQL session advisory locks held on
  * one connection per worker process (PostgreSQL frees them the moment that process or
  * connection dies, so nothing of ours expires or recovers a lease):
@@ -70,7 +70,9 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   const db = (c: pg.Pool | pg.PoolClient): PgBoss.Db => ({ executeSql: (text, values) => c.query(text, values) });
   const boss = new PgBoss({
     db: db(pool),
-    schema: `${state.schema}_queue`,
+    // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
+    // state's, so one schema holds a deployment and dropping it removes everything.
+    schema: state.schema,
     schedule: false,
     // Expired jobs are failed (and so retried) by whichever process's maintenance runs first
     // (pg-boss takes an advisory lock so one process at a time does it).
