@@ -161,9 +161,12 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     return r.rows[0].ok;
   }
 
-  async function unlock(kind: string, key: string, gen: number): Promise<void> {
-    if (gen !== generation || !session) return; // the session (and the lock) is gone already
-    await session.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [`${state.schema}:${kind}`, key]).catch(() => {});
+  /** Releases locks of this session in one round trip: [kind, key] pairs. */
+  async function unlock(locks: [string, string][], gen: number): Promise<void> {
+    if (gen !== generation || !session || locks.length === 0) return; // the session (and its locks) is gone already
+    await session
+      .query('SELECT pg_advisory_unlock(hashtext(k), hashtext(v)) FROM unnest($1::text[], $2::text[]) AS u(k, v)', [locks.map(([kind]) => `${state.schema}:${kind}`), locks.map(([, key]) => key)])
+      .catch(() => {});
   }
 
   /** A free slot of `key` among `limit`, locked; undefined when all are taken (here or elsewhere). */
@@ -176,11 +179,6 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       heldSlots.delete(slot);
     }
     return undefined;
-  }
-
-  async function releaseSlot(slot: string, gen: number): Promise<void> {
-    await unlock('slot', slot, gen);
-    if (gen === generation) heldSlots.delete(slot);
   }
 
   /** Puts a job back for later: a new job (fresh retry count) and this one completed, atomically. */
@@ -233,8 +231,8 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       work!.onError?.(id, err);
     } finally {
       stopAll.signal.removeEventListener('abort', onStop);
-      for (const s of slots) await releaseSlot(s, gen);
-      await unlock('execution', id, gen);
+      await unlock([...slots.map((s): [string, string] => ['slot', s]), ['execution', id]], gen);
+      if (gen === generation) for (const s of slots) heldSlots.delete(s);
       running.delete(id);
       try {
         if (outcome === 'complete') await boss.complete(JOB, job.id);
