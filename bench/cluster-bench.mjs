@@ -171,6 +171,7 @@ async function sendAll(c, api, customerId, from, count, width = 16, onAck = () =
           onAck(n, r.body.executionIds);
           break;
         }
+        if (api.child.exitCode !== null || api.child.signalCode !== null) throw new Error(`the api process exited: ${api.stderr().slice(-2000)}`);
         await sleep(200); // not acknowledged (e.g. PostgreSQL restarting): the sender retries with the same key
       }
     }

@@ -15,7 +15,7 @@ import type { AppSettings, WorkflowDef } from '../core/model.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient, followSignal } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
-import { MissingSecretError } from '../errors.js';
+import { AlloyError, MissingSecretError } from '../errors.js';
 import { referencedSecretNames } from '../server/engine-executor.js';
 import type { LoadedProject } from '../core/project-types.js';
 import type { DefinitionSource } from './definitions.js';
@@ -95,8 +95,21 @@ export function createRunner(options: RunnerOptions): Runner {
     return { installationId: row.installationId, shop, run: (signal) => run(row, installation, signal) };
   }
 
-  async function run(row: ExecutionRow, installation: InstallationRecord | undefined, signal: AbortSignal): Promise<boolean> {
+  async function run(row: ExecutionRow, installation: InstallationRecord | undefined, outer: AbortSignal): Promise<boolean> {
     const id = row.id;
+    // A state read inside a step that fails for want of the database (a lost connection, a
+    // restarted server) interrupts the execution instead of failing the step: it is resumed
+    // from its last checkpoint, here or on another worker.
+    const interrupt = new AbortController();
+    const signal = AbortSignal.any([outer, interrupt.signal]);
+    const fromState = async <T>(fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof AlloyError)) interrupt.abort(err);
+        throw err;
+      }
+    };
     try {
       const version = await options.source.get(row.integration, row.version);
       const routed = version.defs.workflows.get(row.workflow);
@@ -140,7 +153,7 @@ export function createRunner(options: RunnerOptions): Runner {
           const runtime = connectors.get(app);
           if (!runtime) throw new MissingSecretError(`no connector "${app}"`, 'use a built-in connector');
           const credentialId = installation.credentials[app];
-          const values = await options.connections.resolve(runtime.manifest, credentialId, installation.userId);
+          const values = await fromState(() => options.connections.resolve(runtime.manifest, credentialId, installation.userId));
           if (values.shop) accounts.set(app, values.shop);
           return values;
         },

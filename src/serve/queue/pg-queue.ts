@@ -26,6 +26,7 @@ import type { EnqueueOptions, ExecutionQueue, QueueLimits, QueueWork } from './t
 export interface PgQueueState {
   readonly pool: pg.Pool;
   readonly schema: string;
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   executions: {
     ingest(input: IngestInput, options?: { inTransaction?: (client: pg.PoolClient, result: IngestResult) => Promise<void> }): Promise<IngestResult>;
   };
@@ -152,49 +153,55 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     await client.query(`LISTEN "${channel}"`);
     await client.query(`LISTEN "${channel}_cancel"`);
     session = client;
+    sessionChain = Promise.resolve();
     heldSlots.clear();
+  }
+
+  // One query at a time on the session (pg 8 queues concurrent ones with a deprecation warning; pg 9 refuses them).
+  let sessionChain: Promise<unknown> = Promise.resolve();
+  function onSession<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    const client = session;
+    if (!client) return Promise.reject(new Error('no database session'));
+    const next = sessionChain.then(() => client.query<R>(text, values));
+    sessionChain = next.catch(() => {});
+    return next;
   }
 
   /** One advisory lock of this process's session; false when another session holds it. */
   async function tryLock(kind: string, key: string): Promise<boolean> {
-    const r = await session!.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [`${state.schema}:${kind}`, key]);
+    const r = await onSession<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [`${state.schema}:${kind}`, key]);
     return r.rows[0].ok;
   }
 
   /** Releases locks of this session in one round trip: [kind, key] pairs. */
   async function unlock(locks: [string, string][], gen: number): Promise<void> {
     if (gen !== generation || !session || locks.length === 0) return; // the session (and its locks) is gone already
-    await session
-      .query('SELECT pg_advisory_unlock(hashtext(k), hashtext(v)) FROM unnest($1::text[], $2::text[]) AS u(k, v)', [locks.map(([kind]) => `${state.schema}:${kind}`), locks.map(([, key]) => key)])
-      .catch(() => {});
+    await onSession('SELECT pg_advisory_unlock(hashtext(k), hashtext(v)) FROM unnest($1::text[], $2::text[]) AS u(k, v)', [locks.map(([kind]) => `${state.schema}:${kind}`), locks.map(([, key]) => key)]).catch(() => {});
   }
 
   /** A free slot of `key` among `limit`, locked; undefined when all are taken (here or elsewhere). */
   async function takeSlot(key: string, limit: number): Promise<string | undefined> {
-    for (let n = 0; n < limit; n++) {
-      const slot = `${key}#${n}`;
-      if (heldSlots.has(slot)) continue;
-      heldSlots.add(slot);
-      if (await tryLock('slot', slot)) return slot;
-      heldSlots.delete(slot);
+    // Slots this process holds are skipped here (the lock is re-entrant within our session);
+    // the others are tried in order in one query, which stops at the first it gets.
+    const candidates = Array.from({ length: limit }, (_, n) => `${key}#${n}`).filter((s) => !heldSlots.has(s));
+    if (candidates.length === 0) return undefined;
+    for (const c of candidates) heldSlots.add(c);
+    let got: string | undefined;
+    try {
+      const r = await onSession<{ slot: string }>('SELECT slot FROM unnest($2::text[]) AS s(slot) WHERE pg_try_advisory_lock(hashtext($1), hashtext(slot)) LIMIT 1', [`${state.schema}:slot`, candidates]);
+      got = r.rows[0]?.slot;
+      return got;
+    } finally {
+      for (const c of candidates) if (c !== got) heldSlots.delete(c);
     }
-    return undefined;
   }
 
   /** Puts a job back for later: a new job (fresh retry count) and this one completed, atomically. */
   async function putBack(job: PgBoss.Job<JobData>, delayMs: number, priority: number): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await state.transaction(async (client) => {
       await boss.insert([jobOf(job.data.id, priority, new Date(Date.now() + delayMs + Math.random() * delayMs))], { db: db(client) });
       await boss.complete(JOB, job.id, {}, { db: db(client) });
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async function handle(job: PgBoss.JobWithMetadata<JobData>): Promise<void> {
