@@ -62,6 +62,8 @@ export interface Runner {
 }
 
 const silentLogger = { debug() {}, info() {}, warn() {} };
+/** Deaths of a worker while an execution ran before it is failed with E_CRASH_LOOP (as alloy dev's CRASH_LOOP_LIMIT). */
+const CRASH_LOOP_LIMIT = 3;
 
 export function createRunner(options: RunnerOptions): Runner {
   const now = options.now ?? Date.now;
@@ -69,7 +71,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const connectors = createConnectorRegistry({ userConnectors: [] });
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const clock = { now, sleep: realClock.sleep };
-  const costs = new CostLimiter(clock);
+  const costs = new CostLimiter(clock, options.state.buckets);
   const limits: QueueLimits = {
     concurrency: options.concurrency ?? DEFAULT_LIMITS.concurrency,
     perInstallation: options.perInstallation ?? DEFAULT_LIMITS.perInstallation,
@@ -102,6 +104,11 @@ export function createRunner(options: RunnerOptions): Runner {
     // from its last checkpoint, here or on another worker.
     const interrupt = new AbortController();
     const signal = AbortSignal.any([outer, interrupt.signal]);
+    // An interrupted run (stopping, a lost database) was not a death: it does not count toward E_CRASH_LOOP.
+    const stoppedCleanly = async (): Promise<false> => {
+      await options.state.executions.countResume(id, -1).catch(() => {});
+      return false;
+    };
     const fromState = async <T>(fn: () => Promise<T>): Promise<T> => {
       try {
         return await fn();
@@ -111,6 +118,23 @@ export function createRunner(options: RunnerOptions): Runner {
       }
     };
     try {
+      // Counted durably before it runs again (as alloy dev does): an execution that took its
+      // worker down every time it ran is failed instead of resumed forever, whichever worker
+      // resumes it. A clean stop takes its count back below.
+      const resumes = row.status === 'running' ? await options.state.executions.countResume(id) : 0;
+      if (resumes >= CRASH_LOOP_LIMIT) {
+        await options.state.executions.checkpoint(id, {
+          ...row.record,
+          status: 'failed',
+          endedAt: new Date(now()).toISOString(),
+          error: {
+            code: 'E_CRASH_LOOP',
+            message: `the worker running it stopped ${resumes} times (crashed or killed); it is not resumed again`,
+            hint: 'Look at the steps it ran last (GET /v1/executions/:id) for what brings the process down, fix the workflow, then rerun it.',
+          },
+        });
+        return true;
+      }
       const version = await options.source.get(row.integration, row.version);
       const routed = version.defs.workflows.get(row.workflow);
       if (!installation || !routed) {
@@ -138,7 +162,7 @@ export function createRunner(options: RunnerOptions): Runner {
           try {
             if (key) await costs.before(key, both.signal);
             const res = await http({ ...req, signal: both.signal });
-            if (key) costs.after(key, res.text);
+            if (key) await costs.after(key, res.text);
             return res;
           } finally {
             unlinkA();
@@ -166,14 +190,15 @@ export function createRunner(options: RunnerOptions): Runner {
       const record = structuredClone(row.record);
       record.version = `v${row.version}`;
       const done = await executeWorkflow(c, record, deps);
-      if (signal.aborted && (done.status === 'queued' || done.status === 'running')) return false;
+      if (signal.aborted && (done.status === 'queued' || done.status === 'running')) return stoppedCleanly();
       options.onFinished?.(row, done);
       return true;
     } catch (err) {
       if (!signal.aborted) options.onError?.(id, err);
       // Interrupted (stopping, a lost database): unless it was cancelled, it is resumed later.
       const latest = await options.state.executions.get(id).catch(() => undefined);
-      return latest !== undefined && latest.status !== 'queued' && latest.status !== 'running';
+      if (latest !== undefined && latest.status !== 'queued' && latest.status !== 'running') return true;
+      return signal.aborted ? stoppedCleanly() : false;
     }
   }
 

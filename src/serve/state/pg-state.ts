@@ -20,6 +20,7 @@ import pg from 'pg';
 import { UsageError } from '../../errors.js';
 import type { ExecutionRecord } from '../../engine/types.js';
 import { redactUrl } from './database-url.js';
+import { waitFor } from './buckets.js';
 import { MIGRATIONS, type Migration } from './pg-migrations.js';
 import type {
   ApiKeyRecord,
@@ -188,6 +189,23 @@ WITH d AS (
   RETURNING id
 )
 SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted`;
+
+/**
+ * A bucket's reservation in one statement: the row is locked, restored to `now`, and the
+ * expected cost taken only when it is there; the answer says how much was available, so the
+ * caller can compute the wait. Concurrent takers queue on the row lock.
+ */
+const TAKE_SQL = `
+WITH b AS (
+  SELECT key, last_cost, restore_rate,
+    least(maximum_available, current_available + greatest(0, $2::bigint - at_ms) / 1000.0 * restore_rate) AS avail
+  FROM rate_buckets WHERE key = $1 FOR UPDATE
+), u AS (
+  UPDATE rate_buckets r SET current_available = b.avail - b.last_cost, at_ms = $2::bigint
+  FROM b WHERE r.key = b.key AND b.restore_rate > 0 AND b.avail >= b.last_cost
+  RETURNING r.key
+)
+SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took FROM b`;
 
 function ingestRows(executions: ExecutionRow[]): string {
   return JSON.stringify(
@@ -382,6 +400,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return rows.length > 0;
       },
       unfinished: async () => (await q<{ id: string }>("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id")).map((r) => r.id),
+      countResume: async (id, by = 1) => (await q<{ resumes: number }>('UPDATE executions SET resumes = resumes + $2 WHERE id = $1 RETURNING resumes', [id, by], 'alloy_count_resume'))[0]?.resumes ?? 0,
     },
     oauthStates: {
       async put(s: OAuthStateRecord) {
@@ -391,6 +410,20 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('DELETE FROM oauth_states WHERE nonce = $1 RETURNING doc, expires_at', [nonce]))[0];
         return r && r.expires_at > now ? r.doc : undefined;
+      },
+    },
+    buckets: {
+      async take(key, now) {
+        const r = (await q<{ avail: number; last_cost: number; restore_rate: number; took: number }>(TAKE_SQL, [key, now], 'alloy_bucket_take'))[0];
+        if (!r || r.took > 0 || r.restore_rate <= 0) return 0;
+        return waitFor(r.avail, r.last_cost, r.restore_rate);
+      },
+      async report(key, b) {
+        await q(
+          'INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms',
+          [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)],
+          'alloy_bucket_report',
+        );
       },
     },
     async ping() {

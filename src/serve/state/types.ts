@@ -13,6 +13,9 @@
  * - Deleting a user deletes their credentials, installations and executions.
  */
 import type { ExecutionRecord } from '../../engine/types.js';
+import type { BucketStore } from './buckets.js';
+
+export type { BucketStore, RateBucket } from './buckets.js';
 
 export interface Page<T> {
   items: T[];
@@ -185,6 +188,14 @@ export interface ExecutionStore {
   cancel(id: string, at: string): Promise<boolean>;
   /** Ids of executions queued or running (to resume after a restart), oldest first. */
   unfinished(): Promise<string[]>;
+  /**
+   * Adds `by` to how many times the execution was resumed after the process running it
+   * stopped, and answers the new count (0 when unknown): the crash-loop guard, as in the dev
+   * runtime (E_CRASH_LOOP past a limit). Kept in the state so it holds across processes: a
+   * worker that resumes another's execution counts on the same row. `-1` takes back a stop
+   * that was not a death.
+   */
+  countResume(id: string, by?: 1 | -1): Promise<number>;
 }
 
 export interface OAuthStateStore {
@@ -200,6 +211,8 @@ export interface ServeState {
   installations: InstallationStore;
   executions: ExecutionStore;
   oauthStates: OAuthStateStore;
+  /** Cost buckets per (app, account) for the limiter; shared by every process where the state is. */
+  buckets: BucketStore;
   /** True while the backend answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
