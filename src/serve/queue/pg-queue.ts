@@ -69,8 +69,25 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   const pool = state.pool;
   const channel = `alloy_${state.schema}`;
   const db = (c: pg.Pool | pg.PoolClient): PgBoss.Db => ({ executeSql: (text, values) => c.query(text, values) });
+  // pg-boss sends some scripts as one `BEGIN; …; COMMIT` text; when one fails (its install
+  // racing another process's: "already exists", which it expects) the connection would go
+  // back to the pool inside an aborted transaction. Roll back before releasing it.
+  const poolDb: PgBoss.Db = {
+    async executeSql(text, values) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await client.query(text, values);
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+  };
   const boss = new PgBoss({
-    db: db(pool),
+    db: poolDb,
     // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
     // state's, so one schema holds a deployment and dropping it removes everything.
     schema: state.schema,
