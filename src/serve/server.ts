@@ -10,7 +10,7 @@ import { createHttpClient } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
 import { listen } from '../http/listen.js';
 import { UsageError } from '../errors.js';
-import { createRouter } from '../http/router.js';
+import { createRouter, type Route } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
 import { createConnections } from './connections.js';
 import type { Keyring } from './crypto.js';
@@ -25,9 +25,11 @@ import { installationRoutes } from './api/installations.js';
 import { eventRoutes } from './api/events.js';
 import { executionRoutes } from './api/executions.js';
 import { opsRoutes } from './api/ops.js';
+import { streamRoutes, uiRoutes } from './api/web-ui.js';
+import { createLiveFeed } from './live-feed.js';
 
 /** Every route of the Embedded API, in the order they are mounted. */
-export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes];
+export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes, ...streamRoutes];
 
 export type ServeRole = 'api' | 'worker' | 'all';
 export const SERVE_ROLES: readonly ServeRole[] = ['api', 'worker', 'all'];
@@ -93,6 +95,8 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   } else if (!queue && role !== 'all') {
     throw new UsageError(`--role ${role} needs the state in PostgreSQL`, { hint: 'SQLite is owned by one process: run --role all, or give --database postgres://… to every process.' });
   }
+  const auth = (header: string | undefined) => authenticate(header, options.state.apiKeys, options.keyring, now());
+  const live = createLiveFeed({ state: options.state, authenticate: auth, onError: (err) => log('live feed error', { error: (err as Error).message }) });
   const runner = createRunner({
     state: options.state,
     source: options.source,
@@ -107,7 +111,10 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     perShop: options.perShop,
     queue,
     work: role !== 'api',
-    onFinished: (_row, record) => metrics.executionFinished(record.status),
+    onFinished: (_row, record) => {
+      metrics.executionFinished(record.status);
+      live.wake();
+    },
     onError: (id, err) => log('execution error', { execution: id, error: (err as Error).message }),
   });
   let url = '';
@@ -120,6 +127,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     connectors: createConnectorRegistry({ userConnectors: [] }),
     http,
     metrics,
+    live,
     env,
     now,
     publicUrl: () => options.publicUrl ?? url,
@@ -132,13 +140,14 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     path: r.path,
     handler: async (c: ApiContext) => {
       if (r.access !== 'public') {
-        c.principal = await authenticate(c.req.headers.authorization, options.state.apiKeys, options.keyring, now());
+        c.principal = await auth(c.req.headers.authorization);
         authorize(c.principal, r.access, `${r.method} ${r.path}`);
       }
       await r.handler(c);
     },
   }));
-  const handler = createRouter(routes, {
+  // The web UI's files sit outside the API (no auth: the page holds no data).
+  const handler = createRouter<ApiContext>([...routes, ...(role === 'worker' ? [] : (uiRoutes() as Route<ApiContext>[]))], {
     context: (base) => makeContext(base, deps),
     fallback: role === 'worker' ? undefined : options.storeHandler,
     onResponse: (i) => metrics.request(i),
@@ -152,6 +161,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     runner,
     close: () =>
       (closing ??= (async () => {
+        live.close();
         await server.close();
         await runner.stop();
         await options.state.close();
