@@ -2,12 +2,11 @@
  * Runs executions for `alloy serve` on the engine (src/engine): each execution on the
  * integration@version it recorded when created (so an upgrade never changes one in flight),
  * with the installation's credentials, config and the app settings, checkpointing every
- * step into the state before the next starts. One in-memory WorkerPool per process, seeded
- * from the state's unfinished executions at start; executions of one installation run at
- * most `perInstallation` at a time; calls to an app are paced per (app, account) by the
- * cost limiter.
+ * step into the state before the next starts (a resumed execution starts from its last
+ * checkpoint, so finished steps are not repeated). Which process runs what, and how many at
+ * once, is the execution queue's (queue/): in-process over SQLite, pg-boss over PostgreSQL.
+ * Calls to an app are paced per (app, account) by the cost limiter.
  */
-import { setMaxListeners } from 'node:events';
 import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
 import { executeWorkflow } from '../engine/execute.js';
 import { realClock } from '../engine/clock.js';
@@ -17,16 +16,17 @@ import type { AppSettings, WorkflowDef } from '../core/model.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient, followSignal } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
-import { MissingSecretError } from '../errors.js';
-import { WorkerPool } from '../server/worker-pool.js';
+import { AlloyError, MissingSecretError } from '../errors.js';
 import { referencedSecretNames } from '../server/engine-executor.js';
 import type { LoadedProject } from '../core/project-types.js';
 import type { DefinitionSource } from './definitions.js';
-import { CostLimiter, KeyedSemaphore } from './limiter.js';
+import { CostLimiter } from './limiter.js';
 import type { Connections } from './connections.js';
 import { openConfig } from './config-values.js';
 import type { Keyring } from './crypto.js';
-import type { ExecutionRow, ServeState } from './state/types.js';
+import type { ExecutionRow, IngestInput, IngestResult, InstallationRecord, ServeState } from './state/types.js';
+import { createLocalQueue } from './queue/local-queue.js';
+import { DEFAULT_LIMITS, type EnqueueOptions, type ExecutionQueue, type PreparedExecution, type QueueLimits } from './queue/types.js';
 
 export interface RunnerOptions {
   state: ServeState;
@@ -40,60 +40,108 @@ export interface RunnerOptions {
   concurrency?: number;
   /** Executions of one installation running at once. Default 4. */
   perInstallation?: number;
+  /** Executions calling one shop (app account) running at once. Default 4. */
+  perShop?: number;
+  /** Where executions are queued; default the in-process queue (SQLite, one process). */
+  queue?: (state: ServeState, limits: QueueLimits) => ExecutionQueue;
+  /** Take and run executions in this process (roles `worker`, `all`); false only enqueues (role `api`). Default true. */
+  work?: boolean;
   now?: () => number;
   onFinished?(row: ExecutionRow, record: ExecutionRecord): void;
   onError?(id: string, err: unknown): void;
 }
 
 export interface Runner {
-  enqueue(ids: string[]): void;
-  /** Re-queues what was unfinished when the process stopped. */
+  /** Stores new executions with their dedupe key and queues them (see ExecutionQueue.ingest). */
+  ingest(input: IngestInput, options?: EnqueueOptions): Promise<IngestResult>;
+  /** Starts running executions, from what was unfinished or queued before. */
   start(): Promise<void>;
-  /** Aborts a running execution (its status is already `cancelled` in the state). */
+  /** Aborts a running execution wherever it runs (its status is already `cancelled` in the state). */
   abort(id: string): void;
   idle(): Promise<void>;
   stop(graceMs?: number): Promise<void>;
 }
 
 const silentLogger = { debug() {}, info() {}, warn() {} };
+/** Deaths of a worker while an execution ran before it is failed with E_CRASH_LOOP (as alloy dev's CRASH_LOOP_LIMIT). */
+const CRASH_LOOP_LIMIT = 3;
 
 export function createRunner(options: RunnerOptions): Runner {
   const now = options.now ?? Date.now;
   const http = options.http ?? createHttpClient({ egress: { loopback: false } });
   const connectors = createConnectorRegistry({ userConnectors: [] });
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
-  const perInstallation = new KeyedSemaphore(options.perInstallation ?? 4);
   const clock = { now, sleep: realClock.sleep };
   const costs = new CostLimiter(clock, options.state.buckets);
-  const running = new Map<string, AbortController>();
-  const parked = new Map<string, string[]>();
-  const stopAll = new AbortController();
-  // Every running execution listens for the stop (more than the 10 listeners Node warns at).
-  setMaxListeners(0, stopAll.signal);
+  const limits: QueueLimits = {
+    concurrency: options.concurrency ?? DEFAULT_LIMITS.concurrency,
+    perInstallation: options.perInstallation ?? DEFAULT_LIMITS.perInstallation,
+    perShop: options.perShop ?? DEFAULT_LIMITS.perShop,
+  };
+  const queue = (options.queue ?? createLocalQueue)(options.state, limits);
 
-  async function run(id: string): Promise<void> {
+  /** Loads an execution and what its bounds apply to; the queue decides when it runs. */
+  async function prepare(id: string): Promise<PreparedExecution | undefined> {
     const row = await options.state.executions.get(id);
-    if (!row || (row.status !== 'queued' && row.status !== 'running')) return;
-    // At its bound, an installation's execution is parked (not holding a worker), so a busy
-    // installation's backlog never keeps another installation's work from starting.
-    const release = perInstallation.tryAcquire(row.installationId);
-    if (!release) {
-      const q = parked.get(row.installationId) ?? [];
-      q.push(id);
-      parked.set(row.installationId, q);
-      return;
+    if (!row || (row.status !== 'queued' && row.status !== 'running')) return undefined;
+    const installation = await options.state.installations.get(row.installationId);
+    let shop: string | undefined;
+    if (installation) {
+      for (const [app, credentialId] of Object.entries(installation.credentials).sort(([a], [b]) => a.localeCompare(b))) {
+        const account = (await options.state.credentials.get(credentialId))?.account;
+        if (account) {
+          shop = `${app}:${account}`;
+          break;
+        }
+      }
     }
-    const controller = new AbortController();
-    running.set(id, controller);
-    const unlink = followSignal(stopAll.signal, controller);
+    return { installationId: row.installationId, shop, run: (signal) => run(row, installation, signal) };
+  }
+
+  async function run(row: ExecutionRow, installation: InstallationRecord | undefined, outer: AbortSignal): Promise<boolean> {
+    const id = row.id;
+    // A state read inside a step that fails for want of the database (a lost connection, a
+    // restarted server) interrupts the execution instead of failing the step: it is resumed
+    // from its last checkpoint, here or on another worker.
+    const interrupt = new AbortController();
+    const signal = AbortSignal.any([outer, interrupt.signal]);
+    // An interrupted run (stopping, a lost database) was not a death: it does not count toward E_CRASH_LOOP.
+    const stoppedCleanly = async (): Promise<false> => {
+      await options.state.executions.countResume(id, -1).catch(() => {});
+      return false;
+    };
+    const fromState = async <T>(fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof AlloyError)) interrupt.abort(err);
+        throw err;
+      }
+    };
     try {
-      const installation = await options.state.installations.get(row.installationId);
+      // Counted durably before it runs again (as alloy dev does): an execution that took its
+      // worker down every time it ran is failed instead of resumed forever, whichever worker
+      // resumes it. A clean stop takes its count back below.
+      const resumes = row.status === 'running' ? await options.state.executions.countResume(id) : 0;
+      if (resumes >= CRASH_LOOP_LIMIT) {
+        await options.state.executions.checkpoint(id, {
+          ...row.record,
+          status: 'failed',
+          endedAt: new Date(now()).toISOString(),
+          error: {
+            code: 'E_CRASH_LOOP',
+            message: `the worker running it stopped ${resumes} times (crashed or killed); it is not resumed again`,
+            hint: 'Look at the steps it ran last (GET /v1/executions/:id) for what brings the process down, fix the workflow, then rerun it.',
+          },
+        });
+        return true;
+      }
       const version = await options.source.get(row.integration, row.version);
       const routed = version.defs.workflows.get(row.workflow);
       if (!installation || !routed) {
         const reason = !installation ? 'its installation was deleted' : `${row.workflow} is not in ${row.integration} v${row.version}`;
         await options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error: { code: 'E_GONE', message: `cannot run: ${reason}` } });
-        return;
+        return true;
       }
       let c = compiled.get(routed.workflow.def);
       if (!c) {
@@ -104,7 +152,6 @@ export function createRunner(options: RunnerOptions): Runner {
       // Config values marked secret are redacted wherever the engine records values.
       const secrets: Record<string, string> = { ...streamSecrets(version.defs.project, options.env), ...config.secretValues };
       const accounts = new Map<string, string>();
-      const signal = controller.signal;
       // What is waited for follows the engine's durability rules (engine/durability.ts, as in
       // alloy dev): a non-idempotent call's in-flight mark and the final record are durable
       // before the engine goes on; a step that acted outside the process, or one waiting to
@@ -146,7 +193,7 @@ export function createRunner(options: RunnerOptions): Runner {
           const runtime = connectors.get(app);
           if (!runtime) throw new MissingSecretError(`no connector "${app}"`, 'use a built-in connector');
           const credentialId = installation.credentials[app];
-          const values = await options.connections.resolve(runtime.manifest, credentialId, installation.userId);
+          const values = await fromState(() => options.connections.resolve(runtime.manifest, credentialId, installation.userId));
           if (values.shop) accounts.set(app, values.shop);
           return values;
         },
@@ -160,35 +207,30 @@ export function createRunner(options: RunnerOptions): Runner {
       const record = row.record;
       record.version = `v${row.version}`;
       const done = await executeWorkflow(c, record, deps);
+      if (signal.aborted && (done.status === 'queued' || done.status === 'running')) return stoppedCleanly();
       options.onFinished?.(row, done);
+      return true;
     } catch (err) {
-      if (!controller.signal.aborted) options.onError?.(id, err);
-    } finally {
-      unlink();
-      running.delete(id);
-      release();
-      const q = parked.get(row.installationId);
-      const next = q?.shift();
-      if (q && q.length === 0) parked.delete(row.installationId);
-      if (next) pool.push(next);
+      if (!signal.aborted) options.onError?.(id, err);
+      // Interrupted (stopping, a lost database): unless it was cancelled, it is resumed later.
+      const latest = await options.state.executions.get(id).catch(() => undefined);
+      if (latest !== undefined && latest.status !== 'queued' && latest.status !== 'running') return true;
+      return signal.aborted ? stoppedCleanly() : false;
     }
   }
 
-  const pool = new WorkerPool({ concurrency: options.concurrency ?? 16, run, onError: options.onError });
+  let started = false;
   return {
-    enqueue: (ids) => ids.forEach((i) => pool.push(i)),
+    ingest: (input, opts) => queue.ingest(input, opts),
     async start() {
-      for (const id of await options.state.executions.unfinished()) pool.push(id);
+      if (options.work === false) return;
+      started = true;
+      await queue.start({ prepare, onError: options.onError });
     },
-    abort(id) {
-      running.get(id)?.abort(new Error('cancelled'));
-    },
-    idle: () => pool.idle(),
+    abort: (id) => queue.abort(id),
+    idle: () => queue.idle(),
     async stop(graceMs = 10_000) {
-      pool.stop();
-      const timer = setTimeout(() => stopAll.abort(new Error('stopping')), graceMs);
-      await pool.idle();
-      clearTimeout(timer);
+      await queue.stop(started ? graceMs : 0);
     },
   };
 }

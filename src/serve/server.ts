@@ -10,13 +10,14 @@ import { createHttpClient } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
 import { HttpError } from '../http/error.js';
 import { listen } from '../http/listen.js';
+import { UsageError } from '../errors.js';
 import { createRouter, type Route } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
 import { createConnections } from './connections.js';
 import type { Keyring } from './crypto.js';
 import type { DefinitionSource } from './definitions.js';
 import { createMetrics } from './metrics.js';
-import { createRunner, type Runner } from './runner.js';
+import { createRunner, type Runner, type RunnerOptions } from './runner.js';
 import type { ServeState } from './state/types.js';
 import { makeContext, type ApiContext, type ApiRoute, type ServeDeps } from './api/context.js';
 import { userRoutes } from './api/users.js';
@@ -30,6 +31,9 @@ import { createLiveFeed } from './live-feed.js';
 
 /** Every route of the Embedded API, in the order they are mounted. */
 export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes, ...streamRoutes];
+
+export type ServeRole = 'api' | 'worker' | 'all';
+export const SERVE_ROLES: readonly ServeRole[] = ['api', 'worker', 'all'];
 
 export interface ServeServerOptions {
   state: ServeState;
@@ -54,6 +58,16 @@ export interface ServeServerOptions {
   storeHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   concurrency?: number;
   perInstallation?: number;
+  perShop?: number;
+  /** The execution queue; default in-process (one process over SQLite). */
+  queue?: RunnerOptions['queue'];
+  /**
+   * `all` (default) serves the API and runs executions; `api` serves the API and only
+   * enqueues; `worker` runs executions and serves only the ops routes (health, metrics).
+   */
+  role?: ServeRole;
+  /** PostgreSQL: seconds after which a silent worker's executions go to another (pg-queue.ts). Default 30. */
+  recoverAfterSeconds?: number;
   maxBodyBytes?: number;
   now?: () => number;
   log?: (message: string, fields?: Record<string, unknown>) => void;
@@ -72,7 +86,16 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const settings = options.settings ?? {};
   const metrics = createMetrics();
   const log = options.log ?? (() => {});
+  const role = options.role ?? 'all';
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
+  // Over PostgreSQL the queue is shared by every serve process (pg-boss, loaded only then).
+  let queue = options.queue;
+  if (!queue && (options.state as { kind?: string }).kind === 'postgres') {
+    const { pgQueue } = await import('./queue/pg-queue.js');
+    queue = pgQueue({ recoverAfterSeconds: options.recoverAfterSeconds, log });
+  } else if (!queue && role !== 'all') {
+    throw new UsageError(`--role ${role} needs the state in PostgreSQL`, { hint: 'SQLite is owned by one process: run --role all, or give --database postgres://… to every process.' });
+  }
   const auth = (header: string | undefined) => authenticate(header, options.state.apiKeys, options.keyring, now());
   const live = createLiveFeed({ state: options.state, authenticate: auth, onError: (err) => log('live feed error', { error: (err as Error).message }) });
   const runner = createRunner({
@@ -86,6 +109,9 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     now,
     concurrency: options.concurrency,
     perInstallation: options.perInstallation,
+    perShop: options.perShop,
+    queue,
+    work: role !== 'api',
     onFinished: (_row, record) => {
       metrics.executionFinished(record.status);
       live.wake();
@@ -109,7 +135,8 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     log,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
   };
-  const routes = SERVE_ROUTES.map((r) => ({
+  // A worker answers only the ops routes (health, readiness, metrics): it takes no API traffic.
+  const routes = (role === 'worker' ? opsRoutes : SERVE_ROUTES).map((r) => ({
     method: r.method,
     path: r.path,
     handler: async (c: ApiContext) => {
@@ -131,9 +158,9 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     },
   }));
   // The web UI's files sit outside the API (no auth: the page holds no data).
-  const handler = createRouter<ApiContext>([...routes, ...(uiRoutes() as Route<ApiContext>[])], {
+  const handler = createRouter<ApiContext>([...routes, ...(role === 'worker' ? [] : (uiRoutes() as Route<ApiContext>[]))], {
     context: (base) => makeContext(base, deps),
-    fallback: options.storeHandler,
+    fallback: role === 'worker' ? undefined : options.storeHandler,
     onResponse: (i) => metrics.request(i),
     onInternalError: (err, i) => log('internal error', { route: `${i.method} ${i.route}`, error: err instanceof Error ? err.message : String(err) }),
   });

@@ -118,6 +118,13 @@ async function migrateCommand(ctx: CliContext, opts: Record<string, any>): Promi
   return 0;
 }
 
+function positiveInt(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} ${value} is not a positive whole number`, { hint: `Give ${flag} a number like 16.` });
+  return n;
+}
+
 export default async function serveCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
   if (args[0] === 'keys') return keysCommand(ctx, args, opts);
   if (args[0] === 'migrate' && args.length === 1) return migrateCommand(ctx, opts);
@@ -140,6 +147,11 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     await local.init();
     store = local;
   }
+  const role = opts.role ?? 'all';
+  if (role !== 'api' && role !== 'worker' && role !== 'all') throw new UsageError(`--role ${role} is not a serve role`, { hint: 'Use api, worker or all (admin/ingest/read are for `alloy serve keys create`).' });
+  if (role !== 'all' && !where.database) throw new UsageError(`--role ${role} needs --database`, { hint: 'SQLite is owned by one process: run --role all, or give every process --database postgres://….' });
+  const concurrency = positiveInt(opts.concurrency, '--concurrency');
+  const recoverAfterSeconds = positiveInt(opts.recoverAfter, '--recover-after');
   const { openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
@@ -165,11 +177,14 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     port,
     publicUrl: opts.publicUrl,
     storeHandler,
+    role,
+    concurrency,
+    recoverAfterSeconds,
     log,
   });
-  if (ctx.json) ctx.printJson({ ok: true, url: server.url, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
+  if (ctx.json) ctx.printJson({ ok: true, url: server.url, role, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
   else {
-    ctx.out(`alloy serve listening on ${server.url} (${where.describe}, store ${storeDir ?? store.location})`);
+    ctx.out(`alloy serve${role === 'all' ? '' : ` (${role})`} listening on ${server.url} (${where.describe}, store ${storeDir ?? store.location})`);
     if (!storeHandler) ctx.note('note: the store API (/v1/store) is off; set ALLOY_SERVE_TOKENS to serve it');
   }
   if (opts.host && opts.host !== '127.0.0.1' && opts.host !== 'localhost' && opts.host !== '::1') {

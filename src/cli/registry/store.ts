@@ -96,7 +96,9 @@ export const storeCommands: CommandSpec[] = [
         .option('--database <url>', 'keep the state in PostgreSQL (postgres://…), shared by every serve process, instead of SQLite in the data folder (config serve.database)')
         .option('--schema <name>', 'with --database: the PostgreSQL schema for alloy\'s tables (default alloy; config serve.schema)')
         .option('--public-url <url>', 'URL apps reach this server at (OAuth redirect URIs)')
-        .option('--role <role>', 'keys create: admin, ingest or read')
+        .option('--role <role>', 'serve: api (take API traffic, enqueue), worker (run executions) or all (default); keys create: admin, ingest or read')
+        .option('--concurrency <n>', 'executions this process runs at once (default 16)')
+        .option('--recover-after <seconds>', 'with --database: hand a silent (killed) worker\'s executions to another after this many seconds (default 30)')
         .option('--name <name>', 'keys create: a label for the key'),
     examples: [
       'alloy serve keys create --role admin --data /srv/alloy',
@@ -105,6 +107,7 @@ export const storeCommands: CommandSpec[] = [
       'alloy serve keys rotate --data /srv/alloy',
       'ALLOY_MASTER_KEY=… alloy serve --database postgres://alloy@db.internal/alloy --store /srv/alloy-store',
       'alloy serve migrate --database postgres://alloy@db.internal/alloy',
+      'ALLOY_MASTER_KEY=… alloy serve --role worker --port 0 --database postgres://alloy@db.internal/alloy --store /srv/alloy-store',
     ],
     load: () => import('../commands/serve.js'),
   },

@@ -37,11 +37,8 @@ function executionRow(c: ApiContext, i: InstallationRecord, r: RoutedWorkflow, e
 }
 
 async function commit(c: ApiContext, source: string, dedupeKey: string | undefined, rows: ExecutionRow[]) {
-  const result = await c.deps.state.executions.ingest({ dedupeKey, executions: rows });
-  if (!result.duplicate) {
-    c.deps.metrics.ingested(source, rows.length);
-    c.deps.runner.enqueue(result.executionIds);
-  }
+  const result = await c.deps.runner.ingest({ dedupeKey, executions: rows });
+  if (!result.duplicate) c.deps.metrics.ingested(source, rows.length);
   return result;
 }
 

@@ -115,8 +115,7 @@ export const executionRoutes: ApiRoute[] = [
         for (const [path, s] of steps.slice(0, at)) if (s.status === 'succeeded' || s.status === 'skipped') record.steps[path] = s;
       }
       const row: ExecutionRow = { id, installationId: e.installationId, userId: e.userId, integration: e.integration, version, workflow: e.workflow, status: 'queued', record, rerunOf: e.id, createdAt: record.createdAt, updatedAt: record.createdAt };
-      await c.deps.state.executions.ingest({ executions: [row] });
-      c.deps.runner.enqueue([id]);
+      await c.deps.runner.ingest({ executions: [row] }, { rerun: true });
       c.send(202, { executionIds: [id], duplicate: false });
     },
   },

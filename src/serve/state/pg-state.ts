@@ -253,6 +253,11 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
 
   async function transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
+    // A connection cut while checked out (a restarted server) emits 'error' on the client; with
+    // no listener that would end the process. The query in progress rejects on its own.
+    let lost: Error | undefined;
+    const onError = (err: Error) => (lost = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const r = await fn(client);
@@ -262,7 +267,8 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(lost); // a broken connection is discarded, not returned to the pool
     }
   }
 

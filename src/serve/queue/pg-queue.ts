@@ -1,0 +1,359 @@
+/**
+ * The execution queue of a cluster (`alloy serve --database postgres://…`): one pg-boss job
+ * per execution (docs/decisions/0003-execution-engine.md), its tables in the state's schema,
+ * enqueued in the ingest's transaction. Any number of processes
+ * take jobs; what pg-boss does not do is done with PostgreSQL session advisory locks held on
+ * one connection per worker process (PostgreSQL frees them the moment that process or
+ * connection dies, so nothing of ours expires or recovers a lease):
+ *
+ * - An execution runs only under its lock. pg-boss has no heartbeat: a job still running after
+ *   `recoverAfterSeconds` is expired and retried; the retry finds the lock taken and is put
+ *   back for later, so a live execution never runs twice at once, and a dead worker's is
+ *   resumed (from its last checkpoint) within about recoverAfterSeconds + maintenance.
+ * - Per installation and per shop, N slots (`<key>#0…N-1`); a job whose slots are all taken is
+ *   put back with a short delay instead of holding a worker.
+ *
+ * Workers wake on NOTIFY from ingest (and every second for delayed retries), then fetch as
+ * many jobs as they have free workers: no polling interval caps throughput. Cancels are
+ * broadcast with NOTIFY to whichever process runs the execution.
+ */
+import { setMaxListeners } from 'node:events';
+import PgBoss from 'pg-boss';
+import type pg from 'pg';
+import type { IngestInput, IngestResult, ServeState } from '../state/types.js';
+import type { EnqueueOptions, ExecutionQueue, QueueLimits, QueueWork } from './types.js';
+
+/** What the queue needs of the PostgreSQL state (PgServeState has it). */
+export interface PgQueueState {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  executions: {
+    ingest(input: IngestInput, options?: { inTransaction?: (client: pg.PoolClient, result: IngestResult) => Promise<void> }): Promise<IngestResult>;
+  };
+}
+
+export interface PgQueueOptions {
+  /**
+   * Seconds after which a running execution whose worker went silent (killed, cut off) is
+   * handed to another worker. Default 30. A live execution is never handed over: it holds its lock.
+   */
+  recoverAfterSeconds?: number;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+const JOB = 'alloy-executions';
+/** Retries after an interrupted or failed run: 1 s, 2 s, 4 s, … (pg-boss backoff), at most this many. */
+const RETRY_LIMIT = 20;
+/** How long a job waits when its execution runs elsewhere or its slots are taken. */
+const BUSY_DELAY_MS = 250;
+const IDLE_POLL_MS = 1000;
+
+interface JobData {
+  id: string;
+}
+
+export function isPgQueueState(state: unknown): state is PgQueueState {
+  return typeof state === 'object' && state !== null && 'pool' in state && 'schema' in state;
+}
+
+export function pgQueue(options: PgQueueOptions = {}): (state: ServeState, limits: QueueLimits) => ExecutionQueue {
+  return (state, limits) => {
+    if (!isPgQueueState(state)) throw new Error('the PostgreSQL execution queue needs the PostgreSQL state (--database)');
+    return createPgQueue(state, limits, options);
+  };
+}
+
+export function createPgQueue(state: PgQueueState, limits: QueueLimits, options: PgQueueOptions = {}): ExecutionQueue {
+  const log = options.log ?? (() => {});
+  const recoverAfter = Math.max(2, Math.round(options.recoverAfterSeconds ?? 30));
+  const pool = state.pool;
+  const channel = `alloy_${state.schema}`;
+  const db = (c: pg.Pool | pg.PoolClient): PgBoss.Db => ({ executeSql: (text, values) => c.query(text, values) });
+  // pg-boss sends some scripts as one `BEGIN; …; COMMIT` text; when one fails (its install
+  // racing another process's: "already exists", which it expects) the connection would go
+  // back to the pool inside an aborted transaction. Roll back before releasing it.
+  const poolDb: PgBoss.Db = {
+    async executeSql(text, values) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await client.query(text, values);
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+  };
+  const boss = new PgBoss({
+    db: poolDb,
+    // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
+    // state's, so one schema holds a deployment and dropping it removes everything.
+    schema: state.schema,
+    schedule: false,
+    // Expired jobs are failed (and so retried) by whichever process's maintenance runs first
+    // (pg-boss takes an advisory lock so one process at a time does it).
+    supervise: true,
+    maintenanceIntervalSeconds: Math.max(1, Math.min(5, Math.floor(recoverAfter / 3))),
+  });
+  boss.on('error', (err) => log('queue error', { error: (err as Error).message }));
+
+  let ready: Promise<void> | undefined;
+  const ensureReady = () =>
+    (ready ??= (async () => {
+      await boss.start();
+      if (!(await boss.getQueue(JOB))) {
+        // Two processes may create it at once: the loser's insert fails; the queue exists either way.
+        await boss.createQueue(JOB, { name: JOB, policy: 'standard' }).catch(async (err) => {
+          if (!(await boss.getQueue(JOB))) throw err;
+        });
+      }
+    })().catch((err) => {
+      ready = undefined;
+      throw err;
+    }));
+
+  const jobOf = (id: string, priority: number, startAfter?: Date): PgBoss.JobInsert<JobData> => ({
+    name: JOB,
+    data: { id },
+    priority,
+    retryLimit: RETRY_LIMIT,
+    retryDelay: 1,
+    retryBackoff: true,
+    expireInSeconds: recoverAfter,
+    ...(startAfter ? { startAfter } : {}),
+  });
+
+  // ---- the worker side -------------------------------------------------------------------
+  let work: QueueWork | undefined;
+  let stopping = false;
+  let session: pg.PoolClient | undefined; // holds this process's advisory locks and LISTEN
+  let generation = 0; // bumps when the session is replaced (its locks are gone with it)
+  const running = new Map<string, AbortController>();
+  const heldSlots = new Set<string>(); // `<key>#<n>` held by this process (locks are re-entrant per session)
+  const stopAll = new AbortController();
+  // Every running execution listens for the stop (more than the 10 listeners Node warns at).
+  setMaxListeners(0, stopAll.signal);
+  let wake: (() => void) | undefined;
+  let poked = false; // set by a NOTIFY or a freed worker while the loop was fetching
+  let loopDone: Promise<void> | undefined;
+  let idleWaiters: (() => void)[] = [];
+  const poke = () => {
+    poked = true;
+    wake?.();
+  };
+
+  const checkIdle = () => {
+    if (running.size > 0) return;
+    const w = idleWaiters;
+    idleWaiters = [];
+    for (const f of w) f();
+  };
+
+  async function openSession(): Promise<void> {
+    const client = await pool.connect();
+    const gen = ++generation;
+    const lost = (err?: Error) => {
+      if (gen !== generation || session !== client) return;
+      session = undefined;
+      client.release(err ?? true);
+      // Our locks went with the connection: stop what runs under them; their jobs are retried.
+      for (const c of running.values()) c.abort(new Error('database session lost'));
+      log('queue session lost; reconnecting', { error: err?.message });
+      poke();
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    client.on('notification', (n) => {
+      if (n.channel === `${channel}_cancel` && n.payload) running.get(n.payload)?.abort(new Error('cancelled'));
+      else poke();
+    });
+    await client.query(`LISTEN "${channel}"`);
+    await client.query(`LISTEN "${channel}_cancel"`);
+    session = client;
+    sessionChain = Promise.resolve();
+    heldSlots.clear();
+  }
+
+  // One query at a time on the session (pg 8 queues concurrent ones with a deprecation warning; pg 9 refuses them).
+  let sessionChain: Promise<unknown> = Promise.resolve();
+  function onSession<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    const client = session;
+    if (!client) return Promise.reject(new Error('no database session'));
+    const next = sessionChain.then(() => client.query<R>(text, values));
+    sessionChain = next.catch(() => {});
+    return next;
+  }
+
+  /** One advisory lock of this process's session; false when another session holds it. */
+  async function tryLock(kind: string, key: string): Promise<boolean> {
+    const r = await onSession<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [`${state.schema}:${kind}`, key]);
+    return r.rows[0].ok;
+  }
+
+  /** Releases locks of this session in one round trip: [kind, key] pairs. */
+  async function unlock(locks: [string, string][], gen: number): Promise<void> {
+    if (gen !== generation || !session || locks.length === 0) return; // the session (and its locks) is gone already
+    await onSession('SELECT pg_advisory_unlock(hashtext(k), hashtext(v)) FROM unnest($1::text[], $2::text[]) AS u(k, v)', [locks.map(([kind]) => `${state.schema}:${kind}`), locks.map(([, key]) => key)]).catch(() => {});
+  }
+
+  /** A free slot of `key` among `limit`, locked; undefined when all are taken (here or elsewhere). */
+  async function takeSlot(key: string, limit: number): Promise<string | undefined> {
+    // Slots this process holds are skipped here (the lock is re-entrant within our session);
+    // the others are tried in order in one query, which stops at the first it gets.
+    const candidates = Array.from({ length: limit }, (_, n) => `${key}#${n}`).filter((s) => !heldSlots.has(s));
+    if (candidates.length === 0) return undefined;
+    for (const c of candidates) heldSlots.add(c);
+    let got: string | undefined;
+    try {
+      const r = await onSession<{ slot: string }>('SELECT slot FROM unnest($2::text[]) AS s(slot) WHERE pg_try_advisory_lock(hashtext($1), hashtext(slot)) LIMIT 1', [`${state.schema}:slot`, candidates]);
+      got = r.rows[0]?.slot;
+      return got;
+    } finally {
+      for (const c of candidates) if (c !== got) heldSlots.delete(c);
+    }
+  }
+
+  /** Puts a job back for later: a new job (fresh retry count) and this one completed, atomically. */
+  async function putBack(job: PgBoss.Job<JobData>, delayMs: number, priority: number): Promise<void> {
+    await state.transaction(async (client) => {
+      await boss.insert([jobOf(job.data.id, priority, new Date(Date.now() + delayMs + Math.random() * delayMs))], { db: db(client) });
+      await boss.complete(JOB, job.id, {}, { db: db(client) });
+    });
+  }
+
+  async function handle(job: PgBoss.JobWithMetadata<JobData>): Promise<void> {
+    const id = job.data.id;
+    const gen = generation;
+    const controller = new AbortController();
+    const onStop = () => controller.abort(stopAll.signal.reason);
+    stopAll.signal.addEventListener('abort', onStop, { once: true });
+    // Claimed here first (the lock is re-entrant within our session), then across processes.
+    const here = running.has(id);
+    if (!here) running.set(id, controller);
+    if (here || !(await tryLock('execution', id).catch(() => false))) {
+      // Runs here or in another live process (a retry of an expired job): look again later.
+      stopAll.signal.removeEventListener('abort', onStop);
+      if (!here) running.delete(id);
+      await putBack(job, recoverAfter * 500, job.priority).catch((err) => log('queue: could not put a job back', { execution: id, error: (err as Error).message }));
+      checkIdle();
+      return;
+    }
+    const slots: string[] = [];
+    let outcome: 'complete' | 'retry' | 'busy' = 'retry';
+    try {
+      const prepared = await work!.prepare(id);
+      if (!prepared) outcome = 'complete';
+      else {
+        const iSlot = await takeSlot(`i:${prepared.installationId}`, limits.perInstallation);
+        if (iSlot) slots.push(iSlot);
+        const sSlot = iSlot && prepared.shop ? await takeSlot(`s:${prepared.shop}`, limits.perShop) : undefined;
+        if (sSlot) slots.push(sSlot);
+        if (!iSlot || (prepared.shop && !sSlot)) outcome = 'busy';
+        else outcome = (await prepared.run(controller.signal)) ? 'complete' : 'retry';
+      }
+    } catch (err) {
+      work!.onError?.(id, err);
+    } finally {
+      stopAll.signal.removeEventListener('abort', onStop);
+      await unlock([...slots.map((s): [string, string] => ['slot', s]), ['execution', id]], gen);
+      if (gen === generation) for (const s of slots) heldSlots.delete(s);
+      running.delete(id);
+      try {
+        if (outcome === 'complete') await boss.complete(JOB, job.id);
+        else if (outcome === 'busy') await putBack(job, BUSY_DELAY_MS, job.priority);
+        else await boss.fail(JOB, job.id); // retried after a delay, by any worker
+      } catch (err) {
+        // The database is away: the job stays active and expires into a retry.
+        log('queue: could not settle a job', { execution: id, error: (err as Error).message });
+      }
+      checkIdle();
+      poke();
+    }
+  }
+
+  async function loop(): Promise<void> {
+    let backoff = 250;
+    while (!stopping) {
+      if (!session) {
+        try {
+          await openSession();
+          backoff = 250;
+        } catch (err) {
+          log('queue: database unreachable', { error: (err as Error).message });
+          await sleep(backoff);
+          backoff = Math.min(5000, backoff * 2);
+          continue;
+        }
+      }
+      const free = limits.concurrency - running.size;
+      poked = false;
+      let fetched = 0;
+      if (free > 0) {
+        const jobs = (await boss.fetch<JobData>(JOB, { batchSize: Math.min(free, 50), includeMetadata: true }).catch(() => [])) as PgBoss.JobWithMetadata<JobData>[];
+        fetched = jobs.length;
+        for (const j of jobs) void handle(j);
+        if (fetched > 0 && fetched === Math.min(free, 50)) continue; // more may be waiting
+      }
+      if (poked) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, IDLE_POLL_MS);
+        function done() {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      });
+    }
+  }
+
+  return {
+    async ingest(input, opts?: EnqueueOptions) {
+      await ensureReady();
+      const priority = opts?.rerun ? 1 : 0;
+      return state.executions.ingest(input, {
+        inTransaction: async (client, result) => {
+          if (result.executionIds.length === 0) return;
+          await boss.insert(result.executionIds.map((id) => jobOf(id, priority)), { db: db(client) });
+          await client.query('SELECT pg_notify($1, $2)', [channel, '']);
+        },
+      });
+    },
+    async start(w) {
+      await ensureReady();
+      work = w;
+      loopDone = loop();
+    },
+    abort(id) {
+      running.get(id)?.abort(new Error('cancelled'));
+      void pool.query('SELECT pg_notify($1, $2)', [`${channel}_cancel`, id]).catch(() => {});
+    },
+    idle() {
+      if (running.size === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+    async stop(graceMs) {
+      stopping = true;
+      poke();
+      await loopDone;
+      if (running.size > 0) {
+        const timer = setTimeout(() => stopAll.abort(new Error('stopping')), graceMs);
+        await new Promise<void>((resolve) => {
+          idleWaiters.push(resolve);
+          checkIdle();
+        });
+        clearTimeout(timer);
+      }
+      const s = session;
+      session = undefined;
+      generation++;
+      s?.release();
+      if (ready) await boss.stop({ graceful: false, wait: true, close: false }).catch(() => {});
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

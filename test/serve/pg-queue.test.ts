@@ -1,0 +1,154 @@
+/**
+ * The PostgreSQL execution queue (src/serve/queue/pg-queue.ts) on the real server: two queue
+ * instances with their own pools on one schema stand for two worker processes; the work is
+ * a stand-in that records when each execution runs. Bounds across instances, reruns first,
+ * a cancel reaching the instance that runs the execution, a slow execution never taken over
+ * after its job expires, a lost lock session handing the work to the other instance.
+ */
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { createPgQueue } from '../../src/serve/queue/pg-queue.js';
+import type { ExecutionQueue, PreparedExecution, QueueLimits } from '../../src/serve/queue/types.js';
+import { openPgState, type PgServeState } from '../../src/serve/state/pg-state.js';
+import type { ExecutionRow } from '../../src/serve/state/types.js';
+import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
+import { waitFor } from './helpers.js';
+
+let seq = 0;
+function row(installationId = 'in_1'): ExecutionRow {
+  const id = `ex_${Date.now().toString(36)}_${(seq++).toString().padStart(5, '0')}`;
+  const at = new Date().toISOString();
+  return {
+    id, installationId, userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued',
+    record: { id, workflow: 'i/w', version: 'v1', status: 'queued', trigger: { event: {} }, steps: {}, createdAt: at } as unknown as ExecutionRow['record'],
+    createdAt: at, updatedAt: at,
+  };
+}
+
+interface Node {
+  state: PgServeState;
+  queue: ExecutionQueue;
+}
+
+describePg('PostgreSQL execution queue', () => {
+  const nodes: Node[] = [];
+  beforeAll(() => assertPgReachable());
+  afterEach(async () => {
+    for (const n of nodes.splice(0)) {
+      await n.queue.stop(0).catch(() => {});
+      await n.state.close().catch(() => {});
+    }
+  });
+  afterAll(() => dropSchemas());
+
+  async function node(schema: string, limits: Partial<QueueLimits> = {}, recoverAfterSeconds = 30): Promise<Node> {
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+    const queue = createPgQueue(state, { concurrency: 8, perInstallation: 4, perShop: 4, ...limits }, { recoverAfterSeconds });
+    const n = { state, queue };
+    nodes.push(n);
+    return n;
+  }
+
+  /** Work whose runs are recorded; `hold` decides how long each takes. */
+  function recorder(name: string, log: { id: string; node: string; at: number }[], hold: (id: string, signal: AbortSignal) => Promise<boolean>, shop?: (id: string) => string | undefined, counters?: Map<string, number>, max?: Map<string, number>) {
+    return {
+      async prepare(id: string): Promise<PreparedExecution | undefined> {
+        const installationId = 'in_' + id.slice(-1);
+        const s = shop?.(id);
+        return {
+          installationId,
+          shop: s,
+          run: async (signal: AbortSignal) => {
+            log.push({ id, node: name, at: Date.now() });
+            const key = s ?? installationId;
+            const n = (counters?.get(key) ?? 0) + 1;
+            counters?.set(key, n);
+            max?.set(key, Math.max(max.get(key) ?? 0, n));
+            try {
+              return await hold(id, signal);
+            } finally {
+              counters?.set(key, (counters.get(key) ?? 1) - 1);
+            }
+          },
+        };
+      },
+    };
+  }
+
+  it('two processes share the work and keep the per-shop bound between them; every job completes once', async () => {
+    const schema = freshSchema('q_bound');
+    const a = await node(schema, { perShop: 2 });
+    const b = await node(schema, { perShop: 2 });
+    const log: { id: string; node: string; at: number }[] = [];
+    const counters = new Map<string, number>();
+    const max = new Map<string, number>();
+    const hold = () => new Promise<boolean>((r) => setTimeout(() => r(true), 30));
+    const shop = () => 'shopify:one.myshopify.com';
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push(...(await a.queue.ingest({ executions: [row()] })).executionIds);
+    await a.queue.start(recorder('a', log, hold, shop, counters, max));
+    await b.queue.start(recorder('b', log, hold, shop, counters, max));
+    await waitFor(async () => log.length >= 30, 'every execution ran', 60_000);
+    await waitFor(async () => (await a.state.pool.query(`SELECT count(*)::int AS n FROM ${schema}.job WHERE state <> 'completed'`)).rows[0].n === 0, 'every job completed', 30_000);
+    expect(new Set(log.map((l) => l.id))).toEqual(new Set(ids));
+    expect(log).toHaveLength(30); // none twice
+    expect(max.get('shopify:one.myshopify.com')).toBeLessThanOrEqual(2);
+    expect(max.get('shopify:one.myshopify.com')).toBe(2);
+    expect(new Set(log.map((l) => l.node))).toEqual(new Set(['a', 'b']));
+  });
+
+  it('runs a rerun before queued new work', async () => {
+    const schema = freshSchema('q_prio');
+    const a = await node(schema, { concurrency: 1 });
+    for (let i = 0; i < 5; i++) await a.queue.ingest({ executions: [row()] });
+    const rerun = (await a.queue.ingest({ executions: [row()] }, { rerun: true })).executionIds[0];
+    const log: { id: string; node: string; at: number }[] = [];
+    await a.queue.start(recorder('a', log, async () => true));
+    await waitFor(async () => log.length === 6, 'all six ran', 30_000);
+    expect(log[0].id).toBe(rerun);
+  });
+
+  it('a cancel reaches the process that runs the execution', async () => {
+    const schema = freshSchema('q_cancel');
+    const a = await node(schema);
+    const b = await node(schema);
+    const log: { id: string; node: string; at: number }[] = [];
+    let aborted = '';
+    const hold = (id: string, signal: AbortSignal) =>
+      new Promise<boolean>((resolve) => signal.addEventListener('abort', () => ((aborted = id), resolve(true)), { once: true }));
+    const [id] = (await b.queue.ingest({ executions: [row()] })).executionIds;
+    await a.queue.start(recorder('a', log, hold));
+    await waitFor(async () => log.length === 1, 'running on a');
+    b.queue.abort(id); // b does not run it: the NOTIFY reaches a
+    await waitFor(async () => aborted === id, 'aborted on a');
+  });
+
+  it('a slow execution is not taken over when its job expires; a lost session hands it to the other process', async () => {
+    const schema = freshSchema('q_recover');
+    const a = await node(schema, {}, 2);
+    const b = await node(schema, {}, 2);
+    const log: { id: string; node: string; at: number }[] = [];
+    let release = () => {};
+    const slow = (_id: string, signal: AbortSignal) =>
+      new Promise<boolean>((resolve) => {
+        release = () => resolve(true);
+        signal.addEventListener('abort', () => resolve(false), { once: true });
+      });
+    const [id] = (await a.queue.ingest({ executions: [row()] })).executionIds;
+    await a.queue.start(recorder('a', log, slow));
+    await waitFor(async () => log.length === 1, 'running on a');
+    await b.queue.start(recorder('b', log, async () => true));
+    // Its job expires after 2 s and is retried; b finds the execution's lock held by a.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(log.map((l) => l.node)).toEqual(['a']);
+    // a loses its lock session (as when its process dies): b resumes the execution.
+    // (Only the session holding this execution's lock: other tests share the server.)
+    const pids = (
+      await a.state.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = hashtext($1)::oid AND objid = hashtext($2)::oid`, [`${schema}:execution`, id])
+    ).rows.map((r) => r.pid);
+    expect(pids).toHaveLength(1);
+    await b.state.pool.query('SELECT pg_terminate_backend($1)', [pids[0]]);
+    await a.queue.stop(0);
+    await waitFor(async () => log.some((l) => l.node === 'b' && l.id === id), 'resumed on b', 30_000);
+    release();
+  }, 60_000);
+});
