@@ -1,6 +1,7 @@
 /**
- * Fires schedule triggers. For each target (a workflow with `trigger.schedule`) it keeps
- * one timer armed for the next tick; at a tick it claims `schedule:<workflow>:<tick ISO>`
+ * Fires schedule triggers. For each target (a workflow with `trigger.schedule`; in serve, one
+ * per installation of it) it keeps one timer armed for the next tick; at a tick it claims
+ * `schedule:<target id>:<tick ISO>`
  * (so a tick runs once however many schedulers see it), then stores the tick as the
  * target's cursor. On start (and when a target appears) it reads the cursor and applies
  * the `missed` policy to the ticks that passed while nothing ran (core/schedule.ts):
@@ -13,14 +14,16 @@ import { missedTicks, nextTick, type ScheduleSpec } from '../core/schedule.js';
 import type { Claim, CursorStore, TimerClock } from './time-ports.js';
 
 export interface ScheduleTarget {
+  /** Cursor and dedupe keys are per id; default the workflow (dev). */
+  id?: string;
   /** `<integration>/<workflow>`. */
   workflow: string;
   spec: ScheduleSpec;
 }
 
 export type SchedulerEvent =
-  | { type: 'tick'; workflow: string; scheduledAt: string; missed: boolean; duplicate: boolean }
-  | { type: 'error'; workflow: string; message: string; executionId?: string };
+  | { type: 'tick'; workflow: string; target: string; scheduledAt: string; missed: boolean; duplicate: boolean }
+  | { type: 'error'; workflow: string; target?: string; message: string; executionId?: string };
 
 export interface SchedulerOptions {
   clock: TimerClock;
@@ -37,7 +40,8 @@ export interface Scheduler {
   close(): void;
 }
 
-const cursorKey = (workflow: string) => `schedule:${workflow}`;
+const idOf = (t: ScheduleTarget) => t.id ?? t.workflow;
+const cursorKey = (t: ScheduleTarget) => `schedule:${idOf(t)}`;
 
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { clock, cursors, claim } = options;
@@ -57,16 +61,17 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const scheduledAt = new Date(tick).toISOString();
     try {
       const r = await claim({
+        target: idOf(a.target),
         source: 'schedule',
         name: a.target.spec.label,
         workflow: a.target.workflow,
         event: { scheduledAt, firedAt: new Date(clock.now()).toISOString(), schedule: a.target.spec.label, missed },
-        dedupeKey: `schedule:${a.target.workflow}:${scheduledAt}`,
+        dedupeKey: `schedule:${idOf(a.target)}:${scheduledAt}`,
       });
-      await cursors.set(cursorKey(a.target.workflow), String(tick));
-      emit({ type: 'tick', workflow: a.target.workflow, scheduledAt, missed, duplicate: r.duplicate });
+      await cursors.set(cursorKey(a.target), String(tick));
+      emit({ type: 'tick', workflow: a.target.workflow, target: idOf(a.target), scheduledAt, missed, duplicate: r.duplicate });
     } catch (err) {
-      emit({ type: 'error', workflow: a.target.workflow, message: `schedule tick ${scheduledAt} failed: ${(err as Error).message}` });
+      emit({ type: 'error', workflow: a.target.workflow, target: idOf(a.target), message: `schedule tick ${scheduledAt} failed: ${(err as Error).message}` });
     }
   };
 
@@ -77,7 +82,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const at = a.nextAt;
     a.cancel = clock.setTimer(at - clock.now(), () => {
       a.chain = a.chain.then(async () => {
-        if (closed || armed.get(a.target.workflow) !== a) return;
+        if (closed || armed.get(idOf(a.target)) !== a) return;
         const now = clock.now();
         const following = nextTick(a.target.spec, at);
         if (following === undefined || following > now) await fire(a, at, false);
@@ -91,11 +96,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   const start = async (a: Armed) => {
     const now = clock.now();
-    const stored = await cursors.get(cursorKey(a.target.workflow));
+    const stored = await cursors.get(cursorKey(a.target));
     const last = stored === undefined ? undefined : Number(stored);
     if (last === undefined || !Number.isFinite(last)) {
       // First sight: nothing before now counts as missed.
-      await cursors.set(cursorKey(a.target.workflow), String(now));
+      await cursors.set(cursorKey(a.target), String(now));
     } else {
       for (const t of missedTicks(a.target.spec, last, now)) await fire(a, t, true);
     }
@@ -104,7 +109,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   return {
     async setTargets(targets) {
-      const wanted = new Map(targets.map((t) => [t.workflow, t]));
+      const wanted = new Map(targets.map((t) => [idOf(t), t]));
       for (const [key, a] of armed) {
         if (!wanted.has(key)) {
           a.cancel?.();
@@ -114,11 +119,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const starts: Promise<void>[] = [];
       for (const t of targets) {
         const signature = JSON.stringify(t.spec);
-        const current = armed.get(t.workflow);
+        const current = armed.get(idOf(t));
         if (current && current.signature === signature) continue;
         current?.cancel?.();
         const a: Armed = { target: t, signature, chain: Promise.resolve() };
-        armed.set(t.workflow, a);
+        armed.set(idOf(t), a);
         a.chain = (current?.chain ?? Promise.resolve()).then(() => start(a));
         starts.push(a.chain);
       }
