@@ -7,8 +7,10 @@
  *   (`extensions.cost.throttleStatus`: currentlyAvailable, maximumAvailable, restoreRate per
  *   second; shopify.dev/docs/api/usage/limits): before a call, when the bucket last reported
  *   holds less than the last requested cost (after restoring since), the call waits for it to
- *   refill rather than collect THROTTLED answers.
+ *   refill rather than collect THROTTLED answers. One CostLimiter per process serves the
+ *   executions' calls and the polls' (pacedHttp), so a poll waits for the same bucket.
  */
+import type { HttpClient, HttpRequest } from '../connectors/types.js';
 export class KeyedSemaphore {
   private readonly active = new Map<string, number>();
   private readonly waiting = new Map<string, (() => void)[]>();
@@ -108,4 +110,18 @@ export class CostLimiter {
       /* not JSON: nothing to learn */
     }
   }
+}
+
+/**
+ * `http` paced by `costs`: a call whose `key(req)` names a bucket (`<app>:<account>`) waits
+ * for it before sending and feeds it the answer's cost report; other calls pass straight on.
+ */
+export function pacedHttp(http: HttpClient, costs: CostLimiter, key: (req: HttpRequest) => string | undefined): HttpClient {
+  return async (req) => {
+    const k = key(req);
+    if (k) await costs.before(k, req.signal);
+    const res = await http(req);
+    if (k) costs.after(k, res.text);
+    return res;
+  };
 }

@@ -20,7 +20,7 @@ import { WorkerPool } from '../server/worker-pool.js';
 import { referencedSecretNames } from '../server/engine-executor.js';
 import type { LoadedProject } from '../core/project-types.js';
 import type { DefinitionSource } from './definitions.js';
-import { CostLimiter, KeyedSemaphore } from './limiter.js';
+import { CostLimiter, KeyedSemaphore, pacedHttp } from './limiter.js';
 import type { Connections } from './connections.js';
 import { openConfig } from './config-values.js';
 import type { Keyring } from './crypto.js';
@@ -34,6 +34,8 @@ export interface RunnerOptions {
   settings: Record<string, AppSettings>;
   env: Record<string, string | undefined>;
   http?: HttpClient;
+  /** The process's per-(app, shop) cost limiter, shared with the polls; default a new one. */
+  costs?: CostLimiter;
   /** Executions running at once in this process. Default 16. */
   concurrency?: number;
   /** Executions of one installation running at once. Default 4. */
@@ -62,7 +64,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const perInstallation = new KeyedSemaphore(options.perInstallation ?? 4);
   const clock = { now, sleep: realClock.sleep };
-  const costs = new CostLimiter(clock);
+  const costs = options.costs ?? new CostLimiter(clock);
   const running = new Map<string, AbortController>();
   const parked = new Map<string, string[]>();
   const stopAll = new AbortController();
@@ -101,19 +103,15 @@ export function createRunner(options: RunnerOptions): Runner {
       const secrets: Record<string, string> = { ...streamSecrets(version.defs.project, options.env), ...config.secretValues };
       const accounts = new Map<string, string>();
       const signal = controller.signal;
+      const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts.get('shopify') ?? ''}` : undefined));
       const deps: EngineDeps = {
         connectors,
         http: async (req) => {
-          const token = req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'];
-          const key = token ? `shopify:${accounts.get('shopify') ?? ''}` : undefined;
           const both = new AbortController();
           const unlinkA = followSignal(signal, both);
           const unlinkB = req.signal ? followSignal(req.signal, both) : () => {};
           try {
-            if (key) await costs.before(key, both.signal);
-            const res = await http({ ...req, signal: both.signal });
-            if (key) costs.after(key, res.text);
-            return res;
+            return await paced({ ...req, signal: both.signal });
           } finally {
             unlinkA();
             unlinkB();

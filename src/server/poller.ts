@@ -18,7 +18,9 @@ import type { LoadedProject } from '../core/project-types.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
 import { resolveConnection } from '../connectors/credentials.js';
 import { compilePoll, type CompiledPoll, type PollCursor, type PolledItem, type PollRunResult } from '../connectors/poll.js';
-import type { HttpClient } from '../connectors/types.js';
+import type { ConnectorRegistry, HttpClient } from '../connectors/types.js';
+import type { AppSettings, ConnectorManifest } from '../core/model.js';
+import { pacedHttp, type CostLimiter } from '../serve/limiter.js';
 import { tryParseDuration } from '../engine/duration.js';
 import type { Claim, CursorStore, TimerClock } from './time-ports.js';
 
@@ -53,7 +55,7 @@ export interface Poller {
   setTargets(targets: PollTarget[]): Promise<void>;
   /** Runs a target's poll now, whatever its slot (tests, `pollNow`); resolves when it ended. */
   runNow(id: string): Promise<void>;
-  next(): { workflow: string; label: string; nextAt?: string }[];
+  next(): { target: string; workflow: string; label: string; nextAt?: string }[];
   close(): void;
 }
 
@@ -188,6 +190,7 @@ export function createPoller(options: PollerOptions): Poller {
     },
     next() {
       return [...active.values()].map((a) => ({
+        target: idOf(a.target),
         workflow: a.target.workflow,
         label: `poll ${a.target.app} ${a.target.topic} every ${Math.round(a.target.everyMs / 1000)}s`,
         ...(a.nextAt !== undefined ? { nextAt: new Date(a.nextAt).toISOString() } : {}),
@@ -218,33 +221,40 @@ export function pollTargets(project: LoadedProject, registry = createConnectorRe
 }
 
 export interface ConnectorPollSourceOptions {
-  project(): LoadedProject;
-  env: Record<string, string | undefined>;
+  /** The connectors a target's app is looked up in (dev: the project's; serve: the built-in ones). */
+  registry(): ConnectorRegistry;
+  /** The app's settings (baseUrl, apiVersion). */
+  settings(app: string): AppSettings;
+  /** The connection a target polls with (dev: env/.env; serve: the installation's credential). */
+  connection(target: PollTarget, manifest: ConnectorManifest): Promise<Record<string, string>>;
   http: HttpClient;
+  /** Paces the polls per (app, account) on the app's cost reports (serve: the runner's limiter too). */
+  costs?: CostLimiter;
   signal?: AbortSignal;
   maxPages?: number;
 }
 
-/** A PollSource over the project's connectors, with connections from env/.env (as `alloy dev` resolves them). */
+/** A PollSource over connector manifests: compiles each trigger's poll once and runs it with the target's connection. */
 export function createConnectorPollSource(options: ConnectorPollSourceOptions): PollSource {
   const compiled = new Map<string, CompiledPoll | undefined>();
   return async (target, cursor, onItems) => {
-    const project = options.project();
-    const registry = createConnectorRegistry({ userConnectors: project.connectors.map((c) => c.def) });
-    const runtime = registry.get(target.app);
+    const runtime = options.registry().get(target.app);
     if (!runtime) throw new Error(`no connector "${target.app}"`);
     const key = `${target.app}:${target.topic}:${JSON.stringify(runtime.manifest.triggers?.[target.topic]?.poll ?? null)}`;
     if (!compiled.has(key)) compiled.set(key, compilePoll(runtime.manifest, target.topic));
     const poll = compiled.get(key);
     if (!poll) throw new Error(`${target.app} ${target.topic} is not a polled trigger`);
-    const connection = await resolveConnection({ manifest: runtime.manifest, userId: undefined, env: options.env, projectRoot: project.root });
+    const connection = await options.connection(target, runtime.manifest);
     const signal = options.signal ?? new AbortController().signal;
+    // The same bucket key as the runner's calls: `<app>:<account>` (Shopify: the shop domain).
+    const bucket = `${target.app}:${connection.shop ?? ''}`;
+    const http = options.costs ? pacedHttp(options.http, options.costs, () => bucket) : options.http;
     return poll.run(
       cursor,
       {
         connection,
-        settings: project.config.apps?.[target.app] ?? {},
-        http: options.http,
+        settings: options.settings(target.app),
+        http,
         signal,
         now: Date.now,
         logger: { debug() {}, warn() {} },
@@ -253,4 +263,17 @@ export function createConnectorPollSource(options: ConnectorPollSourceOptions): 
       options.maxPages,
     );
   };
+}
+
+/** The dev poll source: the project's connectors and settings, connections from env/.env. */
+export function projectPollSource(options: { project(): LoadedProject; env: Record<string, string | undefined>; http: HttpClient; costs?: CostLimiter; signal?: AbortSignal; maxPages?: number }): PollSource {
+  return createConnectorPollSource({
+    registry: () => createConnectorRegistry({ userConnectors: options.project().connectors.map((c) => c.def) }),
+    settings: (app) => options.project().config.apps?.[app] ?? {},
+    connection: (_target, manifest) => resolveConnection({ manifest, userId: undefined, env: options.env, projectRoot: options.project().root }),
+    http: options.http,
+    costs: options.costs,
+    signal: options.signal,
+    maxPages: options.maxPages,
+  });
 }

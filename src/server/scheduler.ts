@@ -36,7 +36,7 @@ export interface Scheduler {
   /** Replaces the targets (hot reload): unchanged ones keep their timers. */
   setTargets(targets: ScheduleTarget[]): Promise<void>;
   /** The next fire time of each target, for the banner. */
-  next(): { workflow: string; label: string; nextAt?: string }[];
+  next(): { target: string; workflow: string; label: string; nextAt?: string }[];
   close(): void;
 }
 
@@ -131,6 +131,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     next() {
       return [...armed.values()].map((a) => ({
+        target: idOf(a.target),
         workflow: a.target.workflow,
         label: a.target.spec.label,
         ...(a.nextAt !== undefined ? { nextAt: new Date(a.nextAt).toISOString() } : {}),
