@@ -82,6 +82,7 @@ export function createServeTimers(options: ServeTimersOptions): ServeTimers {
     if (!version.defs.workflows.has(input.workflow)) return { duplicate: true };
     const row = executionRowFor(installation, input.workflow, input.event, clock.now());
     const r = await ingestExecutions(options, input.source, input.dedupeKey, [row]);
+    options.metrics?.timerClaim(input.source === 'schedule' ? 'schedule' : 'poll', r.duplicate ? 'duplicate' : 'stored');
     return { duplicate: r.duplicate };
   };
 
