@@ -121,7 +121,7 @@ export function pacedHttp(http: HttpClient, costs: CostLimiter, key: (req: HttpR
     const k = key(req);
     if (k) await costs.before(k, req.signal);
     const res = await http(req);
-    if (k) costs.after(k, res.text);
+    if (k) await costs.after(k, res.text);
     return res;
   };
 }
