@@ -85,11 +85,17 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         if (closed || armed.get(idOf(a.target)) !== a) return;
         const now = clock.now();
         const following = nextTick(a.target.spec, at);
-        if (following === undefined || following > now) await fire(a, at, false);
-        // Fired so late that later ticks have passed too (a suspended laptop, a blocked
-        // process): these are missed ticks, and the `missed` policy decides, as after a stop.
-        else for (const t of missedTicks(a.target.spec, at - 1, now)) await fire(a, t, true);
-        arm(a, Math.max(at, clock.now()));
+        if (following === undefined || following > now) {
+          await fire(a, at, false);
+          // From this tick, not from now: a tick that passed while this one was being stored
+          // (a slow state) fires at once, or goes to the missed policy below, never lost.
+          arm(a, at);
+        } else {
+          // Fired so late that later ticks have passed too (a suspended laptop, a blocked
+          // process): these are missed ticks, and the `missed` policy decides, as after a stop.
+          for (const t of missedTicks(a.target.spec, at - 1, now)) await fire(a, t, true);
+          arm(a, Math.max(at, now));
+        }
       });
     });
   };
