@@ -1,9 +1,9 @@
 /**
  * Fires schedule triggers. For each target (a workflow with `trigger.schedule`; in serve, one
  * per installation of it) it keeps one timer armed for the next tick; at a tick it claims
- * `schedule:<target id>:<tick ISO>`
- * (so a tick runs once however many schedulers see it), then stores the tick as the
- * target's cursor. On start (and when a target appears) it reads the cursor and applies
+ * `schedule:<target id>:<tick ISO>` (so a tick runs once however many schedulers see it),
+ * then moves the target's cursor forward to the tick (compare-and-set: never backwards when
+ * processes sharing it store ticks out of order). On start (and when a target appears) it reads the cursor and applies
  * the `missed` policy to the ticks that passed while nothing ran (core/schedule.ts):
  * `latest` (default) runs the newest missed tick once, `skip` none, `all` each (capped).
  * A target seen for the first time has no missed ticks: its cursor starts at "now".
@@ -57,6 +57,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const armed = new Map<string, Armed>();
   let closed = false;
 
+  // The cursor only moves forward: processes sharing it may store their ticks out of order.
+  const advance = async (t: ScheduleTarget, tick: number) => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const prev = await cursors.get(cursorKey(t));
+      if (prev !== undefined && Number(prev) >= tick) return;
+      if (await cursors.compareAndSet(cursorKey(t), prev, String(tick))) return;
+    }
+  };
+
   const fire = async (a: Armed, tick: number, missed: boolean) => {
     const scheduledAt = new Date(tick).toISOString();
     try {
@@ -68,7 +77,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         event: { scheduledAt, firedAt: new Date(clock.now()).toISOString(), schedule: a.target.spec.label, missed },
         dedupeKey: `schedule:${idOf(a.target)}:${scheduledAt}`,
       });
-      await cursors.set(cursorKey(a.target), String(tick));
+      await advance(a.target, tick);
       emit({ type: 'tick', workflow: a.target.workflow, target: idOf(a.target), scheduledAt, missed, duplicate: r.duplicate });
     } catch (err) {
       emit({ type: 'error', workflow: a.target.workflow, target: idOf(a.target), message: `schedule tick ${scheduledAt} failed: ${(err as Error).message}` });
@@ -105,8 +114,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const stored = await cursors.get(cursorKey(a.target));
     const last = stored === undefined ? undefined : Number(stored);
     if (last === undefined || !Number.isFinite(last)) {
-      // First sight: nothing before now counts as missed.
-      await cursors.set(cursorKey(a.target), String(now));
+      // First sight: nothing before now counts as missed (unless another process got here first).
+      await cursors.compareAndSet(cursorKey(a.target), stored, String(now));
     } else {
       for (const t of missedTicks(a.target.spec, last, now)) await fire(a, t, true);
     }
