@@ -1,22 +1,50 @@
-/** Operator actions on the serve data folder, used by `alloy serve keys …` (and tests). */
+/** Operator actions on the serve state, used by `alloy serve`, `alloy serve keys …` (and tests). */
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { newId } from '../server/ids.js';
 import { API_KEY_ROLES, hashApiKey, newApiKey } from './auth.js';
 import { addKeyToFile, loadKeyring, makeKeyring, parseMasterKey, rewrap, type Keyring } from './crypto.js';
-import { openSqliteState } from './state/sqlite-state.js';
+import { openServeState, type OpenServeStateOptions } from './state/open.js';
 import type { ApiKeyRecord, ApiKeyRole, ServeState } from './state/types.js';
 
-export const STATE_FILE = 'serve.db';
+export { STATE_FILE } from './state/open.js';
 export const KEY_FILE = 'master.keys';
 
-export function keyFileOf(dataDir: string, env: NodeJS.ProcessEnv): string {
-  return env.ALLOY_MASTER_KEY_FILE ? path.resolve(env.ALLOY_MASTER_KEY_FILE) : path.join(dataDir, KEY_FILE);
+/** Where the state lives and where the master key comes from. */
+export interface ServeLocation extends OpenServeStateOptions {
+  /** The data folder: SQLite's database and the default key file. */
+  dataDir?: string;
 }
 
-export function openDataDir(dataDir: string, env: NodeJS.ProcessEnv): { state: ServeState; keyring: Keyring } {
-  const state = openSqliteState(path.join(dataDir, STATE_FILE));
-  return { state, keyring: loadKeyring(env, keyFileOf(dataDir, env)) };
+export function keyFileOf(dataDir: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (env.ALLOY_MASTER_KEY_FILE) return path.resolve(env.ALLOY_MASTER_KEY_FILE);
+  return dataDir ? path.join(dataDir, KEY_FILE) : undefined;
+}
+
+/**
+ * The master keyring. With SQLite the key file is created on first use. With PostgreSQL it
+ * is not: every process over the database must wrap and open with the same key, and a key
+ * file made up by one machine would leave the others unable to read what it wrote.
+ */
+export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): Keyring {
+  if (env.ALLOY_MASTER_KEY) return loadKeyring(env, '');
+  const file = keyFileOf(where.dataDir, env);
+  if (where.database && (!file || !existsSync(file))) {
+    throw new UsageError('with --database, every serve process needs the same master key', {
+      hint: `Set ALLOY_MASTER_KEY (generate one with \`openssl rand -base64 32\`) to the same value for each process${file ? `, or put the key file at ${file}` : ', or point ALLOY_MASTER_KEY_FILE at a shared key file'}.`,
+    });
+  }
+  if (!file) throw new UsageError('no master key', { hint: 'Pass --data <dir> (its master.keys), or set ALLOY_MASTER_KEY.' });
+  if (where.dataDir) mkdirSync(where.dataDir, { recursive: true, mode: 0o700 });
+  return loadKeyring(env, file);
+}
+
+/** Opens the state (SQLite in the data folder, or PostgreSQL) and the master keyring. */
+export async function openServe(where: ServeLocation, env: NodeJS.ProcessEnv): Promise<{ state: ServeState; keyring: Keyring }> {
+  const keyring = loadServeKeyring(where, env);
+  const state = await openServeState(where);
+  return { state, keyring };
 }
 
 export async function createApiKey(state: ServeState, role: string, name: string | undefined, now: number): Promise<{ key: string; record: ApiKeyRecord }> {
@@ -47,19 +75,21 @@ export async function rewrapAll(state: ServeState, keyring: Keyring): Promise<{ 
 /**
  * A new master key: appended to the key file (a running server re-reads it), or, with
  * ALLOY_MASTER_KEY, taken from ALLOY_NEW_MASTER_KEY. Then every data key is re-wrapped.
+ * Several processes on several machines: use ALLOY_MASTER_KEY, so that each is restarted
+ * with the new list (a key file is per machine).
  */
-export async function rotateMasterKey(dataDir: string, env: NodeJS.ProcessEnv): Promise<{ kid: string; credentials: number; installations: number }> {
-  const state = openSqliteState(path.join(dataDir, STATE_FILE));
+export async function rotateMasterKey(where: ServeLocation, env: NodeJS.ProcessEnv): Promise<{ kid: string; credentials: number; installations: number }> {
+  let keyring: Keyring;
+  if (env.ALLOY_MASTER_KEY) {
+    if (!env.ALLOY_NEW_MASTER_KEY) throw new UsageError('ALLOY_MASTER_KEY is set: name the new key in ALLOY_NEW_MASTER_KEY', { hint: 'Then restart alloy serve with ALLOY_MASTER_KEY="<new>,<old>" (newest first).' });
+    const old = loadServeKeyring(where, env);
+    keyring = makeKeyring([parseMasterKey(env.ALLOY_NEW_MASTER_KEY, 'ALLOY_NEW_MASTER_KEY'), ...old.all()]);
+  } else {
+    loadServeKeyring(where, env);
+    keyring = addKeyToFile(keyFileOf(where.dataDir, env)!);
+  }
+  const state = await openServeState(where);
   try {
-    let keyring: Keyring;
-    if (env.ALLOY_MASTER_KEY) {
-      if (!env.ALLOY_NEW_MASTER_KEY) throw new UsageError('ALLOY_MASTER_KEY is set: name the new key in ALLOY_NEW_MASTER_KEY', { hint: 'Then restart alloy serve with ALLOY_MASTER_KEY="<new>,<old>" (newest first).' });
-      const old = loadKeyring(env, keyFileOf(dataDir, env));
-      keyring = makeKeyring([parseMasterKey(env.ALLOY_NEW_MASTER_KEY, 'ALLOY_NEW_MASTER_KEY'), ...old.all()]);
-    } else {
-      loadKeyring(env, keyFileOf(dataDir, env));
-      keyring = addKeyToFile(keyFileOf(dataDir, env));
-    }
     const counts = await rewrapAll(state, keyring);
     return { kid: keyring.current.kid, ...counts };
   } finally {

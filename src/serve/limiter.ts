@@ -7,10 +7,14 @@
  *   (`extensions.cost.throttleStatus`: currentlyAvailable, maximumAvailable, restoreRate per
  *   second; shopify.dev/docs/api/usage/limits): before a call, when the bucket last reported
  *   holds less than the last requested cost (after restoring since), the call waits for it to
- *   refill rather than collect THROTTLED answers. One CostLimiter per process serves the
- *   executions' calls and the polls' (pacedHttp), so a poll waits for the same bucket.
+ *   refill rather than collect THROTTLED answers; when it holds enough, the call reserves
+ *   that cost. The buckets live in the serve state (state/buckets.ts), so on PostgreSQL every
+ *   process paces a shop from one bucket. One CostLimiter per process serves the executions'
+ *   calls and the polls' (pacedHttp), so a poll waits for the same bucket.
  */
 import type { HttpClient, HttpRequest } from '../connectors/types.js';
+import { memoryBucketStore, type BucketStore } from './state/buckets.js';
+
 export class KeyedSemaphore {
   private readonly active = new Map<string, number>();
   private readonly waiting = new Map<string, (() => void)[]>();
@@ -67,48 +71,45 @@ export interface ThrottleStatus {
   restoreRate: number;
 }
 
-interface Bucket extends ThrottleStatus {
-  at: number;
-  lastCost: number;
-}
-
+/**
+ * Paces calls per key from the buckets in `store` (the serve state's, shared by every
+ * process on PostgreSQL): `before` reserves the expected cost, waiting while the bucket is
+ * short; `after` records the answer's cost report.
+ */
 export class CostLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  constructor(
+    private readonly clock: { now(): number; sleep(ms: number, signal?: AbortSignal): Promise<void> },
+    private readonly store: BucketStore = memoryBucketStore(),
+  ) {}
 
-  constructor(private readonly clock: { now(): number; sleep(ms: number, signal?: AbortSignal): Promise<void> }) {}
-
-  /** Milliseconds to wait before the next call on `key` (0 when the bucket is unknown or full enough). */
-  waitMs(key: string): number {
-    const b = this.buckets.get(key);
-    if (!b || b.restoreRate <= 0) return 0;
-    const now = this.clock.now();
-    const available = Math.min(b.maximumAvailable, b.currentlyAvailable + ((now - b.at) / 1000) * b.restoreRate);
-    if (available >= b.lastCost) return 0;
-    return Math.ceil(((b.lastCost - available) / b.restoreRate) * 1000);
-  }
-
+  /** Waits until the bucket holds the expected cost, and takes it. */
   async before(key: string, signal?: AbortSignal): Promise<void> {
-    const ms = this.waitMs(key);
-    if (ms > 0) await this.clock.sleep(ms, signal);
+    for (;;) {
+      const ms = await this.store.take(key, this.clock.now());
+      if (ms <= 0) return;
+      // Another process may take the points first: sleep, then try again.
+      await this.clock.sleep(ms, signal);
+    }
   }
 
   /** Records a response body's cost report, when it has one. */
-  after(key: string, responseText: string): void {
+  async after(key: string, responseText: string): Promise<void> {
     if (!responseText.includes('throttleStatus')) return;
+    let cost: { requestedQueryCost?: number; throttleStatus?: Partial<ThrottleStatus> } | undefined;
     try {
-      const cost = (JSON.parse(responseText) as { extensions?: { cost?: { requestedQueryCost?: number; throttleStatus?: Partial<ThrottleStatus> } } }).extensions?.cost;
-      const t = cost?.throttleStatus;
-      if (!t || typeof t.currentlyAvailable !== 'number' || typeof t.restoreRate !== 'number') return;
-      this.buckets.set(key, {
-        maximumAvailable: t.maximumAvailable ?? t.currentlyAvailable,
-        currentlyAvailable: t.currentlyAvailable,
-        restoreRate: t.restoreRate,
-        at: this.clock.now(),
-        lastCost: typeof cost?.requestedQueryCost === 'number' ? cost.requestedQueryCost : 10,
-      });
+      cost = (JSON.parse(responseText) as { extensions?: { cost?: typeof cost } }).extensions?.cost;
     } catch {
-      /* not JSON: nothing to learn */
+      return; // not JSON: nothing to learn
     }
+    const t = cost?.throttleStatus;
+    if (!t || typeof t.currentlyAvailable !== 'number' || typeof t.restoreRate !== 'number') return;
+    await this.store.report(key, {
+      maximumAvailable: t.maximumAvailable ?? t.currentlyAvailable,
+      currentlyAvailable: t.currentlyAvailable,
+      restoreRate: t.restoreRate,
+      at: this.clock.now(),
+      lastCost: typeof cost?.requestedQueryCost === 'number' ? cost.requestedQueryCost : 10,
+    });
   }
 }
 

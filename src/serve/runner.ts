@@ -64,7 +64,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const perInstallation = new KeyedSemaphore(options.perInstallation ?? 4);
   const clock = { now, sleep: realClock.sleep };
-  const costs = options.costs ?? new CostLimiter(clock);
+  const costs = options.costs ?? new CostLimiter(clock, options.state.buckets);
   const running = new Map<string, AbortController>();
   const parked = new Map<string, string[]>();
   const stopAll = new AbortController();

@@ -84,7 +84,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const log = options.log ?? (() => {});
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
   // One cost limiter per process: the executions' calls and the polls wait for the same bucket per (app, shop).
-  const costs = new CostLimiter({ now, sleep: realClock.sleep });
+  const costs = new CostLimiter({ now, sleep: realClock.sleep }, options.state.buckets);
   const runner = createRunner({
     costs,
     state: options.state,

@@ -117,7 +117,7 @@ describe('config variables and secrets at rest', () => {
 
       // Rotate the master key while serving: every data key re-wrapped, everything still opens.
       const before = (await serve.state.credentials.get(credentialId))!.secret.kid;
-      const rotated = await rotateMasterKey(serve.dataDir, { ALLOY_MASTER_KEY_FILE: path.join(dataDir, 'master.keys') });
+      const rotated = await rotateMasterKey({ dataDir: serve.dataDir }, { ALLOY_MASTER_KEY_FILE: path.join(dataDir, 'master.keys') });
       expect(rotated).toMatchObject({ credentials: 1, installations: 1 });
       expect(rotated.kid).not.toBe(before);
       expect((await serve.state.credentials.get(credentialId))!.secret.kid).toBe(rotated.kid);

@@ -62,7 +62,7 @@ export async function startTestServe(options: Partial<ServeServerOptions> & { st
   const dataDir = tempDir('alloy-serve-data-');
   const store = options.store ?? new LocalStore(tempDir('alloy-serve-store-'));
   await store.init();
-  const state = openSqliteState(path.join(dataDir, 'serve.db'));
+  const state = options.state ?? openSqliteState(path.join(dataDir, 'serve.db'));
   const keyring = options.keyring ?? makeKeyring([MASTER]);
   // The fakes listen on loopback, which serve refuses by default: allow it as an operator would (egress.allow).
   const server = await startServeServer({ state, keyring, source: storeDefinitionSource(store), egress: { allow: ['127.0.0.1'] }, ...options });

@@ -1,6 +1,7 @@
 /** Fairness to shops: a bound on concurrent executions per installation, and pacing from Shopify's cost report. */
 import { afterAll, describe, expect, it } from 'vitest';
 import { CostLimiter, KeyedSemaphore } from '../../src/serve/limiter.js';
+import { memoryBucketStore } from '../../src/serve/state/buckets.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
 import { call, cleanup, exampleSource, releaseAndPublish, startTestServe, waitFor } from './helpers.js';
 
@@ -27,19 +28,37 @@ describe('KeyedSemaphore', () => {
 });
 
 describe('CostLimiter', () => {
-  it('waits for the bucket to hold the last requested cost, at the restore rate', async () => {
+  it('waits for the bucket to hold the last requested cost, at the restore rate, and reserves it', async () => {
     let now = 1_000_000;
     const slept: number[] = [];
-    const l = new CostLimiter({ now: () => now, sleep: async (ms) => void slept.push(ms) });
-    expect(l.waitMs('shopify:a')).toBe(0);
-    l.after('shopify:a', JSON.stringify({ data: {}, extensions: { cost: { requestedQueryCost: 100, throttleStatus: { maximumAvailable: 2000, currentlyAvailable: 50, restoreRate: 100 } } } }));
-    expect(l.waitMs('shopify:a')).toBe(500);
-    expect(l.waitMs('shopify:b')).toBe(0);
-    now += 250;
+    // The clock moves only when the limiter sleeps.
+    const l = new CostLimiter({ now: () => now, sleep: async (ms) => void (slept.push(ms), (now += ms)) });
+    await l.before('shopify:a'); // unknown bucket: no wait
+    await l.after('shopify:a', JSON.stringify({ data: {}, extensions: { cost: { requestedQueryCost: 100, throttleStatus: { maximumAvailable: 2000, currentlyAvailable: 50, restoreRate: 100 } } } }));
+    await l.before('shopify:b');
+    expect(slept).toEqual([]);
+    now += 250; // 75 available: a quarter second more for 100
     await l.before('shopify:a');
     expect(slept).toEqual([250]);
-    now += 250;
-    expect(l.waitMs('shopify:a')).toBe(0);
+    // That call took its 100: the next one waits a full second.
+    await l.before('shopify:a');
+    expect(slept).toEqual([250, 1000]);
+    await l.after('shopify:a', 'not json, throttleStatus');
+    await l.after('shopify:a', JSON.stringify({ data: {} }));
+  });
+
+  it('two limiters over one bucket store pace one shop together', async () => {
+    let now = 0;
+    const store = memoryBucketStore();
+    const clock = { now: () => now, sleep: async (ms: number) => void (now += ms) };
+    const a = new CostLimiter(clock, store);
+    const b = new CostLimiter(clock, store);
+    await a.after('shopify:s', JSON.stringify({ extensions: { cost: { requestedQueryCost: 10, throttleStatus: { maximumAvailable: 20, currentlyAvailable: 20, restoreRate: 10 } } } }));
+    await a.before('shopify:s');
+    await b.before('shopify:s');
+    expect(now).toBe(0);
+    await b.before('shopify:s'); // 0 left: one second for 10
+    expect(now).toBe(1000);
   });
 });
 

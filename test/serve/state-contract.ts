@@ -152,6 +152,27 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect(await state.cursors.get('schedule:in_3:acme/w')).toBe('1');
     });
 
+    it('cost buckets: a take reserves the expected cost, or answers the wait; concurrent takes never overspend', async () => {
+      const t0 = 1_700_000_000_000;
+      expect(await state.buckets.take('shopify:unknown', t0)).toBe(0);
+      await state.buckets.report('shopify:a', { maximumAvailable: 100, currentlyAvailable: 30, restoreRate: 10, at: t0, lastCost: 20 });
+      expect(await state.buckets.take('shopify:a', t0)).toBe(0); // 30 -> 10
+      expect(await state.buckets.take('shopify:a', t0)).toBe(1000); // 10 of 20: one second at 10/s
+      expect(await state.buckets.take('shopify:a', t0 + 500)).toBe(500); // nothing was taken meanwhile
+      expect(await state.buckets.take('shopify:a', t0 + 1000)).toBe(0); // 20 -> 0
+      expect(await state.buckets.take('shopify:b', t0)).toBe(0); // buckets are per key
+      // Refills stop at the maximum.
+      expect(await state.buckets.take('shopify:a', t0 + 60_000)).toBe(0); // 100 -> 80
+      expect(await state.buckets.take('shopify:a', t0 + 60_000)).toBe(0); // 80 -> 60
+      // Ten takers at once with 60 points and a cost of 20: exactly three get through.
+      const waits = await Promise.all(Array.from({ length: 10 }, () => state.buckets.take('shopify:a', t0 + 60_000)));
+      expect(waits.filter((w) => w === 0)).toHaveLength(3);
+      expect(waits.filter((w) => w === 2000)).toHaveLength(7);
+      // A report replaces the bucket; one that never refills does not hold calls.
+      await state.buckets.report('shopify:a', { maximumAvailable: 100, currentlyAvailable: 0, restoreRate: 0, at: t0, lastCost: 20 });
+      expect(await state.buckets.take('shopify:a', t0)).toBe(0);
+    });
+
     it('answers ping while open', async () => {
       expect(await state.ping()).toBe(true);
     });

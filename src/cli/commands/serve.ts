@@ -14,6 +14,7 @@ import type { AppSettings } from '../../core/model.js';
 import { DEFAULT_STORE_PATH, LocalStore, isStoreUrl, openStore, type Store } from '../../store/lib.js';
 import { findConfig } from '../../core/find-config.js';
 import { parseTokenList } from '../../store/remote/auth.js';
+import { checkDatabaseUrl, redactUrl } from '../../serve/state/database-url.js';
 
 const DEFAULT_DATA = '.alloy/serve';
 
@@ -28,10 +29,25 @@ async function locate(ctx: CliContext): Promise<Located | undefined> {
   return { root: found.root, config: (found.config && typeof found.config === 'object' ? found.config : {}) as Record<string, unknown> };
 }
 
-function dataDir(ctx: CliContext, opts: Record<string, any>, loc: Located | undefined): string {
+function dataDir(ctx: CliContext, opts: Record<string, any>, loc: Located | undefined): string | undefined {
   if (opts.data) return path.resolve(ctx.cwd, opts.data);
   if (loc) return path.join(loc.root, DEFAULT_DATA);
-  throw new UsageError('no data folder', { hint: 'Pass --data <dir> (where alloy serve keeps its database), or run inside an alloy project.' });
+  return undefined;
+}
+
+/**
+ * Where the state lives: PostgreSQL when --database (ALLOY_SERVE_DATABASE) or the config's
+ * serve.database names one, else SQLite in the data folder (which also holds the default
+ * master key file).
+ */
+function serveLocation(ctx: CliContext, opts: Record<string, any>, loc: Located | undefined) {
+  const conf = (loc?.config.serve ?? {}) as { database?: string; schema?: string };
+  const database: string | undefined = opts.database ?? conf.database;
+  const dir = dataDir(ctx, opts, loc);
+  if (!database && !dir) throw new UsageError('no data folder', { hint: 'Pass --data <dir> (where alloy serve keeps its database), --database postgres://…, or run inside an alloy project.' });
+  if (!database) return { dataDir: dir, schema: opts.schema, describe: `data ${dir}` };
+  const schema: string | undefined = opts.schema ?? conf.schema;
+  return { dataDir: dir, database: checkDatabaseUrl(database), schema, describe: `database ${redactUrl(database)}${schema ? ` schema ${schema}` : ''}` };
 }
 
 async function storeTokens(ctx: CliContext) {
@@ -50,12 +66,12 @@ async function storeTokens(ctx: CliContext) {
 
 async function keysCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
   const loc = await locate(ctx);
-  const dir = dataDir(ctx, opts, loc);
+  const where = serveLocation(ctx, opts, loc);
   const verb = args[1];
-  const { openDataDir, createApiKey, rotateMasterKey } = await import('../../serve/admin.js');
+  const { openServe, createApiKey, rotateMasterKey } = await import('../../serve/admin.js');
   if (verb === 'create') {
     if (!opts.role) throw new UsageError('name the key\'s role', { hint: 'alloy serve keys create --role admin|ingest|read' });
-    const { state } = openDataDir(dir, ctx.env);
+    const { state } = await openServe(where, ctx.env);
     try {
       const { key, record } = await createApiKey(state, opts.role, opts.name, ctx.now().getTime());
       if (ctx.json) ctx.printJson({ ok: true, id: record.id, role: record.role, key });
@@ -69,7 +85,7 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
     return 0;
   }
   if (verb === 'list') {
-    const { state } = openDataDir(dir, ctx.env);
+    const { state } = await openServe(where, ctx.env);
     try {
       const keys = (await state.apiKeys.list()).map((k) => ({ id: k.id, role: k.role, ...(k.name ? { name: k.name } : {}), createdAt: k.createdAt }));
       if (ctx.json) ctx.printJson({ ok: true, keys });
@@ -80,7 +96,7 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
     return 0;
   }
   if (verb === 'rotate') {
-    const r = await rotateMasterKey(dir, ctx.env);
+    const r = await rotateMasterKey(where, ctx.env);
     if (ctx.json) ctx.printJson({ ok: true, ...r });
     else ctx.out(`master key ${r.kid}: re-wrapped ${r.credentials} credential(s) and ${r.installations} installation config(s)`);
     return 0;
@@ -88,9 +104,24 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
   throw new UsageError(`unknown keys action "${verb ?? ''}"`, { hint: 'alloy serve keys create --role admin|ingest|read, alloy serve keys list, or alloy serve keys rotate' });
 }
 
+/** `alloy serve migrate`: applies the PostgreSQL schema's missing migrations, then exits. */
+async function migrateCommand(ctx: CliContext, opts: Record<string, any>): Promise<number> {
+  const loc = await locate(ctx);
+  const where = serveLocation(ctx, opts, loc);
+  if (!where.database) throw new UsageError('alloy serve migrate is for PostgreSQL', { hint: 'Pass --database postgres://… (or set serve.database); SQLite state needs no migrating.' });
+  const { migrateDatabase } = await import('../../serve/state/pg-state.js');
+  const report = await migrateDatabase({ url: where.database, schema: where.schema });
+  const applied = report.applied.map((m) => ({ id: m.id, name: m.name }));
+  if (ctx.json) ctx.printJson({ ok: true, schema: report.schema, applied, current: report.current });
+  else if (applied.length) ctx.out(`schema ${report.schema}: applied ${applied.map((m) => `${m.id} (${m.name})`).join(', ')}; now at ${report.current}`);
+  else ctx.out(`schema ${report.schema}: up to date at migration ${report.current}`);
+  return 0;
+}
+
 export default async function serveCommand(ctx: CliContext, args: string[], opts: Record<string, any>): Promise<number> {
   if (args[0] === 'keys') return keysCommand(ctx, args, opts);
-  if (args.length) throw new UsageError(`unknown serve action "${args[0]}"`, { hint: 'alloy serve [--data dir] [--store dir|url], or alloy serve keys create|list|rotate' });
+  if (args[0] === 'migrate' && args.length === 1) return migrateCommand(ctx, opts);
+  if (args.length) throw new UsageError(`unknown serve action "${args[0]}"`, { hint: 'alloy serve [--data dir] [--database postgres://…] [--store dir|url], alloy serve migrate, or alloy serve keys create|list|rotate' });
   const port = opts.port === undefined ? DEFAULT_PORTS.serve : Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${opts.port} is not a port number`, { hint: 'Use 0..65535 (0 picks a free port).' });
   const loc = await locate(ctx);
@@ -107,17 +138,17 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     await local.init();
     store = local;
   }
-  const dir = dataDir(ctx, opts, loc);
-  const { openDataDir } = await import('../../serve/admin.js');
+  const where = serveLocation(ctx, opts, loc);
+  const { openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
-  const { state, keyring } = openDataDir(dir, ctx.env);
+  const log = (message: string, fields?: Record<string, unknown>) => ctx.note(`${new Date().toISOString()} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
+  const { state, keyring } = await openServe({ ...where, log }, ctx.env);
   let storeHandler;
   if (tokens && store instanceof LocalStore) {
     const { createStoreRequestHandler } = await import('../../store/remote/server.js');
     storeHandler = createStoreRequestHandler({ store, tokens });
   }
-  const log = (message: string, fields?: Record<string, unknown>) => ctx.note(`${new Date().toISOString()} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
   const server = await startServeServer({
     state,
     keyring,
@@ -131,9 +162,9 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     storeHandler,
     log,
   });
-  if (ctx.json) ctx.printJson({ ok: true, url: server.url, data: dir, store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
+  if (ctx.json) ctx.printJson({ ok: true, url: server.url, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
   else {
-    ctx.out(`alloy serve listening on ${server.url} (data ${dir}, store ${storeDir ?? store.location})`);
+    ctx.out(`alloy serve listening on ${server.url} (${where.describe}, store ${storeDir ?? store.location})`);
     if (!storeHandler) ctx.note('note: the store API (/v1/store) is off; set ALLOY_SERVE_TOKENS to serve it');
   }
   if (opts.host && opts.host !== '127.0.0.1' && opts.host !== 'localhost' && opts.host !== '::1') {

@@ -86,13 +86,15 @@ export const storeCommands: CommandSpec[] = [
   {
     usage: 'serve [action...]',
     envPrefix: 'ALLOY_SERVE',
-    summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|rotate` manage keys',
+    summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|rotate` manage keys; `serve migrate` migrates a PostgreSQL database',
     options: (c) =>
       c
         .option('--port <port>', 'port (default 4200; 0 picks a free one)')
         .option('--host <host>', 'interface to bind (default 127.0.0.1)')
         .addOption(new Option('--store <dir|url>', 'store the published versions come from (default: the project\'s store.path)').env('ALLOY_STORE'))
         .option('--data <dir>', 'data folder: the serve database and master key file (default: .alloy/serve in the project)')
+        .option('--database <url>', 'keep the state in PostgreSQL (postgres://…), shared by every serve process, instead of SQLite in the data folder (config serve.database)')
+        .option('--schema <name>', 'with --database: the PostgreSQL schema for alloy\'s tables (default alloy; config serve.schema)')
         .option('--public-url <url>', 'URL apps reach this server at (OAuth redirect URIs)')
         .option('--role <role>', 'keys create: admin, ingest or read')
         .option('--name <name>', 'keys create: a label for the key'),
@@ -101,6 +103,8 @@ export const storeCommands: CommandSpec[] = [
       'ALLOY_MASTER_KEY=$(cat /run/secrets/alloy-master) alloy serve --data /srv/alloy --store /srv/alloy-store',
       'ALLOY_SERVE_TOKENS="read:$READ_TOKEN,write:$WRITE_TOKEN" alloy serve --port 4200 --store /srv/alloy-store',
       'alloy serve keys rotate --data /srv/alloy',
+      'ALLOY_MASTER_KEY=… alloy serve --database postgres://alloy@db.internal/alloy --store /srv/alloy-store',
+      'alloy serve migrate --database postgres://alloy@db.internal/alloy',
     ],
     load: () => import('../commands/serve.js'),
   },

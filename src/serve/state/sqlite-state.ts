@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { fdatasync, mkdirSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecutionRecord } from '../../engine/types.js';
+import { memoryBucketStore } from './buckets.js';
 import type {
   ApiKeyRecord,
   CredentialRecord,
@@ -300,6 +301,8 @@ export function openSqliteState(file: string): ServeState {
         return durable(() => take(nonce, now));
       },
     },
+    // One process owns the SQLite file, so its buckets can stay in memory.
+    buckets: memoryBucketStore(),
     cursors: {
       async get(key) {
         return (stmt('SELECT value FROM cursors WHERE key = ?').get(key) as { value: string } | undefined)?.value;

@@ -16,6 +16,9 @@
  */
 import type { ExecutionRecord } from '../../engine/types.js';
 import type { CursorStore } from '../../server/time-ports.js';
+import type { BucketStore } from './buckets.js';
+
+export type { BucketStore, RateBucket } from './buckets.js';
 
 export interface Page<T> {
   items: T[];
@@ -209,6 +212,8 @@ export interface ServeState {
    * whose key contains `:<installation id>:`.
    */
   cursors: CursorStore;
+  /** Cost buckets per (app, account) for the limiter; shared by every process where the state is. */
+  buckets: BucketStore;
   /** True while the backend answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -1,0 +1,459 @@
+/**
+ * ServeState on PostgreSQL (node-postgres), for `alloy serve --database postgres://…`: every
+ * serve process of a cluster opens the same database and sees the same users, credentials,
+ * installations, events and executions. Loaded only when a database URL is given (the CLI
+ * imports it lazily), so SQLite users never load `pg`.
+ *
+ * The same contract as sqlite-state.ts (test/serve/state-contract.ts runs on both). What
+ * differs:
+ * - The schema is made by numbered migrations (pg-migrations.ts), run under an advisory lock
+ *   by whichever process opens the state first; `alloy serve migrate` runs them alone.
+ * - `schema` picks the PostgreSQL schema (search_path) the tables live in (default `alloy`),
+ *   so tests and several deployments can share one database.
+ * - Ingest is one statement (dedupe key and executions together, atomic without a
+ *   transaction round trip); with `inTransaction` it runs inside a transaction and the hook
+ *   runs in it too, so the execution queue can enqueue jobs that commit or roll back with
+ *   the executions (see PgIngestOptions).
+ * - Writes are durable when PostgreSQL's COMMIT returns (synchronous_commit as configured).
+ */
+import pg from 'pg';
+import { UsageError } from '../../errors.js';
+import type { ExecutionRecord } from '../../engine/types.js';
+import { redactUrl } from './database-url.js';
+import { waitFor } from './buckets.js';
+import { MIGRATIONS, type Migration } from './pg-migrations.js';
+import type {
+  ApiKeyRecord,
+  CredentialRecord,
+  ExecutionFilter,
+  ExecutionRow,
+  ExecutionStore,
+  IngestInput,
+  IngestResult,
+  InstallationRecord,
+  OAuthStateRecord,
+  Page,
+  PageRequest,
+  ServeState,
+  UserRecord,
+} from './types.js';
+
+export const DEFAULT_PG_SCHEMA = 'alloy';
+
+export interface PgStateOptions {
+  /** postgres://user@host:port/database (the password, if any, in the URL or PGPASSWORD). */
+  url: string;
+  /** Schema the tables live in; created when missing. Default `alloy`. */
+  schema?: string;
+  /** Connections in this process's pool. Default 10. */
+  poolSize?: number;
+  /** Apply missing migrations on open (default true); false refuses a database that needs them. */
+  migrate?: boolean;
+  /** Told about errors of idle connections (a restarted server); the pool reconnects on next use. */
+  onPoolError?: (err: Error) => void;
+}
+
+export interface PgIngestOptions {
+  /**
+   * Runs inside the ingest's transaction after the executions are inserted, on the same
+   * connection, when the ingest is not a duplicate: whatever it writes commits or rolls back
+   * with them (if it throws, nothing is stored and ingest rejects).
+   */
+  inTransaction?: (client: pg.PoolClient, result: IngestResult) => Promise<void>;
+}
+
+export interface PgExecutionStore extends ExecutionStore {
+  ingest(input: IngestInput, options?: PgIngestOptions): Promise<IngestResult>;
+}
+
+/** The PostgreSQL state; `pool` and `schema` are shared with the execution queue. */
+export interface PgServeState extends ServeState {
+  readonly kind: 'postgres';
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  executions: PgExecutionStore;
+  /** Runs `fn` in a transaction on one connection (COMMIT, or ROLLBACK when it throws). */
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+}
+
+const MAX_PAGE = 200;
+const limitOf = (p?: PageRequest) => Math.max(1, Math.min(MAX_PAGE, p?.limit ?? 50));
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function checkSchemaName(schema: string): string {
+  if (!SCHEMA_NAME.test(schema)) throw new UsageError(`"${schema}" is not a schema name alloy accepts`, { hint: 'Use lower-case letters, digits and _ (at most 63), starting with a letter or _.' });
+  return schema;
+}
+
+function poolOf(options: PgStateOptions, schema: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 10,
+    // Every connection works in the state's schema; nothing is schema-qualified in queries.
+    options: `-c search_path=${schema}`,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // Without a listener an idle connection's error (the server restarted) would crash the process.
+  pool.on('error', (err) => options.onPoolError?.(err));
+  return pool;
+}
+
+/** A stable 64-bit advisory lock key per schema, computed by the server. */
+const LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('alloy-serve-migrate:' || $1, 0))";
+
+export interface MigrationReport {
+  schema: string;
+  applied: Migration[];
+  /** Every migration the database has, after this run. */
+  current: number;
+}
+
+/**
+ * Applies the missing migrations in one transaction under an advisory lock, so processes
+ * starting together migrate once: the first takes the lock and migrates, the others wait for
+ * it and then find every migration recorded. A database migrated by a newer alloy (a
+ * migration this one does not know) is refused rather than run on a schema it does not know.
+ */
+export async function migrate(pool: pg.Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(LOCK_SQL, [schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${schema}.alloy_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await client.query<{ id: number }>(`SELECT id FROM ${schema}.alloy_migrations`)).rows.map((r) => r.id));
+    const known = new Set(migrations.map((m) => m.id));
+    const unknown = [...done].filter((id) => !known.has(id));
+    if (unknown.length) {
+      throw new UsageError(`schema ${schema} has migration ${Math.max(...unknown)}, newer than this alloy knows (${Math.max(0, ...known)})`, { hint: 'Run the alloy version that migrated it, or a newer one.' });
+    }
+    const applied: Migration[] = [];
+    for (const m of migrations) {
+      if (done.has(m.id)) continue;
+      await client.query(`SET LOCAL search_path = ${schema}`);
+      await client.query(m.sql);
+      await client.query(`INSERT INTO ${schema}.alloy_migrations (id, name) VALUES ($1, $2)`, [m.id, m.name]);
+      applied.push(m);
+    }
+    await client.query('COMMIT');
+    return { schema, applied, current: Math.max(0, ...done, ...applied.map((m) => m.id)) };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Ids of the migrations this alloy has that the database lacks (empty when up to date). */
+export async function pendingMigrations(pool: pg.Pool, schema: string): Promise<number[]> {
+  const exists = await pool.query(`SELECT to_regclass($1) AS t`, [`${schema}.alloy_migrations`]);
+  const done = exists.rows[0].t ? new Set((await pool.query<{ id: number }>(`SELECT id FROM ${schema}.alloy_migrations`)).rows.map((r) => r.id)) : new Set<number>();
+  return MIGRATIONS.filter((m) => !done.has(m.id)).map((m) => m.id);
+}
+
+/** Applies the migrations and closes the pool: `alloy serve migrate`. */
+export async function migrateDatabase(options: PgStateOptions): Promise<MigrationReport> {
+  const schema = checkSchemaName(options.schema ?? DEFAULT_PG_SCHEMA);
+  const pool = poolOf({ ...options, poolSize: 1 }, schema);
+  try {
+    return await migrate(pool, schema);
+  } finally {
+    await pool.end();
+  }
+}
+
+type Row = { doc: unknown };
+const docs = <T>(rows: Row[]) => rows.map((r) => r.doc as T);
+
+interface ExecutionDbRow {
+  doc: Omit<ExecutionRow, 'status' | 'record' | 'updatedAt'>;
+  status: ExecutionRow['status'];
+  updated_at: string;
+  record: ExecutionRecord;
+}
+const EXECUTION_COLUMNS = 'id, doc, status, updated_at, record';
+const executionOf = (r: ExecutionDbRow): ExecutionRow => ({ ...r.doc, status: r.status, updatedAt: r.updated_at, record: r.record });
+
+/** The ingest in one statement: the dedupe key, then the executions only if the key was new. */
+const INGEST_SQL = `
+WITH d AS (
+  INSERT INTO dedupe (key, execution_ids) SELECT $1, $2::json WHERE $1::text IS NOT NULL
+  ON CONFLICT (key) DO NOTHING RETURNING key
+), e AS (
+  INSERT INTO executions (id, installation_id, user_id, workflow, status, updated_at, doc, record)
+  SELECT x.id, x.installation_id, x.user_id, x.workflow, x.status, x.updated_at, x.doc, x.record
+  FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc json, record json)
+  WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM d)
+  RETURNING id
+)
+SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted`;
+
+/**
+ * A bucket's reservation in one statement: the row is locked, restored to `now`, and the
+ * expected cost taken only when it is there; the answer says how much was available, so the
+ * caller can compute the wait. Concurrent takers queue on the row lock.
+ */
+const TAKE_SQL = `
+WITH b AS (
+  SELECT key, last_cost, restore_rate,
+    least(maximum_available, current_available + greatest(0, $2::bigint - at_ms) / 1000.0 * restore_rate) AS avail
+  FROM rate_buckets WHERE key = $1 FOR UPDATE
+), u AS (
+  UPDATE rate_buckets r SET current_available = b.avail - b.last_cost, at_ms = $2::bigint
+  FROM b WHERE r.key = b.key AND b.restore_rate > 0 AND b.avail >= b.last_cost
+  RETURNING r.key
+)
+SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took FROM b`;
+
+function ingestRows(executions: ExecutionRow[]): string {
+  return JSON.stringify(
+    executions.map(({ status, record, updatedAt, ...doc }) => ({
+      id: doc.id,
+      installation_id: doc.installationId,
+      user_id: doc.userId,
+      workflow: doc.workflow,
+      status,
+      updated_at: updatedAt,
+      doc,
+      record,
+    })),
+  );
+}
+
+/** Opens the state, migrating first unless `migrate: false`. */
+// Cursor keys name their installation as `:<id>:` (strpos, not LIKE: ids contain `_`).
+const DELETE_CURSORS_OF = "DELETE FROM cursors WHERE strpos(key, ':' || $1 || ':') > 0";
+const DELETE_CURSORS_OF_USER = "DELETE FROM cursors c USING installations i WHERE i.user_id = $1 AND strpos(c.key, ':' || i.id || ':') > 0";
+
+export async function openPgState(options: PgStateOptions): Promise<PgServeState> {
+  const schema = checkSchemaName(options.schema ?? DEFAULT_PG_SCHEMA);
+  const pool = poolOf(options, schema);
+  try {
+    if (options.migrate === false) {
+      const pending = await pendingMigrations(pool, schema);
+      if (pending.length) throw new UsageError(`the database needs migration ${pending.join(', ')} (schema ${schema})`, { hint: 'Run alloy serve migrate --database … first.' });
+    } else await migrate(pool, schema);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot open the PostgreSQL state at ${redactUrl(options.url)}: ${(err as Error).message}`, { hint: 'Check that the server runs and the URL (user, host, port, database) is right.' });
+  }
+
+  const q = async <R extends pg.QueryResultRow = any>(text: string, values: unknown[] = [], name?: string) => (await pool.query<R>(name ? { name, text, values } : { text, values })).rows;
+
+  async function transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const r = await fn(client);
+      await client.query('COMMIT');
+      return r;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Filtered, cursor-paginated select over one table. */
+  async function listWhere<T extends { id: string }>(table: string, columns: string, where: Record<string, string | undefined>, page: PageRequest | undefined, map: (r: any) => T): Promise<Page<T>> {
+    const limit = limitOf(page);
+    const clauses: string[] = [];
+    const args: unknown[] = [];
+    for (const [col, v] of Object.entries(where)) {
+      if (v === undefined) continue;
+      args.push(v);
+      clauses.push(`${col} = $${args.length}`);
+    }
+    if (page?.after) {
+      args.push(page.after);
+      clauses.push(`id > $${args.length}`);
+    }
+    args.push(limit + 1);
+    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT $${args.length}`, args);
+    const items = rows.slice(0, limit).map(map);
+    return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
+  }
+
+  const one = async <T>(sql: string, id: string, name: string): Promise<T | undefined> => (await q<Row>(sql, [id], name))[0]?.doc as T | undefined;
+
+  async function ingest(input: IngestInput, opts?: PgIngestOptions): Promise<IngestResult> {
+    const ids = input.executions.map((e) => e.id);
+    const args = [input.dedupeKey ?? null, JSON.stringify(ids), ingestRows(input.executions)];
+    const run = async (c: pg.Pool | pg.PoolClient): Promise<IngestResult> => {
+      const { keyed } = (await c.query<{ keyed: number }>({ name: 'alloy_ingest', text: INGEST_SQL, values: args })).rows[0];
+      if (input.dedupeKey && keyed === 0) {
+        // The key was stored by an earlier (committed) ingest: answer with its executions.
+        const seen = (await c.query<{ execution_ids: string[] }>('SELECT execution_ids FROM dedupe WHERE key = $1', [input.dedupeKey])).rows[0];
+        return { duplicate: true, executionIds: seen?.execution_ids ?? [] };
+      }
+      return { duplicate: false, executionIds: ids };
+    };
+    const hook = opts?.inTransaction;
+    if (!hook) return run(pool);
+    return transaction(async (client) => {
+      const r = await run(client);
+      if (!r.duplicate) await hook(client, r);
+      return r;
+    });
+  }
+
+  let closed = false;
+  const state: PgServeState = {
+    kind: 'postgres',
+    pool,
+    schema,
+    transaction,
+    users: {
+      async create(u: UserRecord) {
+        await q('INSERT INTO users (id, doc) VALUES ($1, $2)', [u.id, JSON.stringify(u)]);
+        return u;
+      },
+      get: (id) => one<UserRecord>('SELECT doc FROM users WHERE id = $1', id, 'alloy_user_get'),
+      list: (page) => listWhere<UserRecord>('users', 'id, doc', {}, page, (r) => r.doc),
+      delete: (id) =>
+        transaction(async (c) => {
+          const n = (await c.query('DELETE FROM users WHERE id = $1', [id])).rowCount ?? 0;
+          await c.query(DELETE_CURSORS_OF_USER, [id]);
+          await c.query('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = $1)', [id]);
+          await c.query('DELETE FROM installations WHERE user_id = $1', [id]);
+          await c.query('DELETE FROM credentials WHERE user_id = $1', [id]);
+          await c.query('DELETE FROM executions WHERE user_id = $1', [id]);
+          return n > 0;
+        }),
+    },
+    apiKeys: {
+      async create(k: ApiKeyRecord) {
+        await q('INSERT INTO api_keys (id, hash, doc) VALUES ($1, $2, $3)', [k.id, k.hash, JSON.stringify(k)]);
+      },
+      findByHash: (hash) => one<ApiKeyRecord>('SELECT doc FROM api_keys WHERE hash = $1', hash, 'alloy_key_by_hash'),
+      list: async () => docs<ApiKeyRecord>(await q('SELECT doc FROM api_keys ORDER BY id')),
+      delete: async (id) => (await pool.query('DELETE FROM api_keys WHERE id = $1', [id])).rowCount! > 0,
+    },
+    credentials: {
+      async put(c: CredentialRecord) {
+        await q(
+          'INSERT INTO credentials (id, user_id, app, account, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, app = EXCLUDED.app, account = EXCLUDED.account, doc = EXCLUDED.doc',
+          [c.id, c.userId, c.app, c.account ?? null, JSON.stringify(c)],
+          'alloy_credential_put',
+        );
+      },
+      get: (id) => one<CredentialRecord>('SELECT doc FROM credentials WHERE id = $1', id, 'alloy_credential_get'),
+      listByUser: async (userId) => docs<CredentialRecord>(await q('SELECT doc FROM credentials WHERE user_id = $1 ORDER BY id', [userId])),
+      findByAccount: async (app, account) => docs<CredentialRecord>(await q('SELECT doc FROM credentials WHERE app = $1 AND account = $2 ORDER BY id', [app, account], 'alloy_credential_by_account')),
+      delete: async (id) => (await pool.query('DELETE FROM credentials WHERE id = $1', [id])).rowCount! > 0,
+      all: async () => docs<CredentialRecord>(await q('SELECT doc FROM credentials ORDER BY id')),
+    },
+    installations: {
+      put: (i: InstallationRecord) =>
+        transaction(async (c) => {
+          await c.query(
+            'INSERT INTO installations (id, user_id, integration, status, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, integration = EXCLUDED.integration, status = EXCLUDED.status, doc = EXCLUDED.doc',
+            [i.id, i.userId, i.integration, i.status, JSON.stringify(i)],
+          );
+          await c.query('DELETE FROM installation_credentials WHERE installation_id = $1', [i.id]);
+          const creds = [...new Set(Object.values(i.credentials))];
+          if (creds.length) await c.query('INSERT INTO installation_credentials (installation_id, credential_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [i.id, creds]);
+        }),
+      get: (id) => one<InstallationRecord>('SELECT doc FROM installations WHERE id = $1', id, 'alloy_installation_get'),
+      list: (filter, page) => listWhere<InstallationRecord>('installations', 'id, doc', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page, (r) => r.doc),
+      async byCredentials(ids) {
+        if (ids.length === 0) return [];
+        return docs<InstallationRecord>(
+          await q(
+            "SELECT i.doc FROM installations i WHERE i.status = 'active' AND i.id IN (SELECT installation_id FROM installation_credentials WHERE credential_id = ANY($1::text[])) ORDER BY i.id",
+            [ids],
+            'alloy_installations_by_credentials',
+          ),
+        );
+      },
+      delete: (id) =>
+        transaction(async (c) => {
+          const n = (await c.query('DELETE FROM installations WHERE id = $1', [id])).rowCount ?? 0;
+          await c.query('DELETE FROM installation_credentials WHERE installation_id = $1', [id]);
+          await c.query(DELETE_CURSORS_OF, [id]);
+          return n > 0;
+        }),
+      all: async () => docs<InstallationRecord>(await q('SELECT doc FROM installations ORDER BY id')),
+    },
+    executions: {
+      ingest,
+      async get(id) {
+        const r = (await q<ExecutionDbRow>(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = $1`, [id], 'alloy_execution_get'))[0];
+        return r ? executionOf(r) : undefined;
+      },
+      list: (filter: ExecutionFilter, page) =>
+        listWhere<ExecutionRow>('executions', EXECUTION_COLUMNS, { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, executionOf),
+      async checkpoint(id, record) {
+        // A cancelled execution stays cancelled: later checkpoints only update the record.
+        await q(
+          "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, record = $3, updated_at = $4 WHERE id = $1",
+          [id, record.status, JSON.stringify(record), new Date().toISOString()],
+          'alloy_checkpoint',
+        );
+      },
+      async cancel(id, at) {
+        const rows = await q("UPDATE executions SET status = 'cancelled', updated_at = $2 WHERE id = $1 AND status IN ('queued', 'running') RETURNING id", [id, at]);
+        return rows.length > 0;
+      },
+      unfinished: async () => (await q<{ id: string }>("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id")).map((r) => r.id),
+    },
+    oauthStates: {
+      async put(s: OAuthStateRecord) {
+        await q('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES ($1, $2, $3)', [s.nonce, s.expiresAt, JSON.stringify(s)]);
+      },
+      async take(nonce, now) {
+        // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.
+        const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('DELETE FROM oauth_states WHERE nonce = $1 RETURNING doc, expires_at', [nonce]))[0];
+        return r && r.expires_at > now ? r.doc : undefined;
+      },
+    },
+    cursors: {
+      get: async (key) => (await q<{ value: string }>('SELECT value FROM cursors WHERE key = $1', [key], 'alloy_cursor_get'))[0]?.value,
+      async set(key, value) {
+        await q('INSERT INTO cursors (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value', [key, value], 'alloy_cursor_set');
+      },
+      async compareAndSet(key, expected, next) {
+        // Under READ COMMITTED a second UPDATE waits for the first's row lock, then re-checks
+        // `value = expected` on the new row and matches nothing: one writer wins.
+        const r =
+          expected === undefined
+            ? await pool.query({ name: 'alloy_cursor_create', text: 'INSERT INTO cursors (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', values: [key, next] })
+            : await pool.query({ name: 'alloy_cursor_cas', text: 'UPDATE cursors SET value = $3 WHERE key = $1 AND value = $2', values: [key, expected, next] });
+        return (r.rowCount ?? 0) > 0;
+      },
+    },
+    buckets: {
+      async take(key, now) {
+        const r = (await q<{ avail: number; last_cost: number; restore_rate: number; took: number }>(TAKE_SQL, [key, now], 'alloy_bucket_take'))[0];
+        if (!r || r.took > 0 || r.restore_rate <= 0) return 0;
+        return waitFor(r.avail, r.last_cost, r.restore_rate);
+      },
+      async report(key, b) {
+        await q(
+          'INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms',
+          [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)],
+          'alloy_bucket_report',
+        );
+      },
+    },
+    async ping() {
+      if (closed) return false;
+      try {
+        await pool.query('SELECT 1');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+  return state;
+}

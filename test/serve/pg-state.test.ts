@@ -1,0 +1,105 @@
+/** The ServeState contract on PostgreSQL, each test in a schema of its own; and the migrations under concurrency. */
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../src/serve/state/pg-migrations.js';
+import { migrate, openPgState } from '../../src/serve/state/pg-state.js';
+import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
+import { runStateContract } from './state-contract.js';
+
+describePg('PostgreSQL state', () => {
+  beforeAll(() => assertPgReachable());
+  afterAll(() => dropSchemas());
+
+  runStateContract('postgres', () => openPgState({ url: PG_URL, schema: freshSchema('contract'), poolSize: 2 }));
+});
+
+describePg('PostgreSQL migrations and races', () => {
+  beforeAll(() => assertPgReachable());
+  afterAll(() => dropSchemas());
+
+  it('clients opening one new schema together migrate it exactly once', async () => {
+    const schema = freshSchema('race');
+    const pools = Array.from({ length: 6 }, () => new pg.Pool({ connectionString: PG_URL, max: 1 }));
+    try {
+      const reports = await Promise.all(pools.map((p) => migrate(p, schema)));
+      // One client applied every migration; the others waited on the lock and found them done.
+      expect(reports.filter((r) => r.applied.length > 0)).toHaveLength(1);
+      expect(reports.flatMap((r) => r.applied.map((m) => m.id))).toEqual(MIGRATIONS.map((m) => m.id));
+      expect(reports.every((r) => r.current === MIGRATIONS.at(-1)!.id)).toBe(true);
+      const rows = (await pools[0].query(`SELECT id FROM ${schema}.alloy_migrations ORDER BY id`)).rows.map((r) => r.id);
+      expect(rows).toEqual(MIGRATIONS.map((m) => m.id));
+      // Running again applies nothing.
+      expect((await migrate(pools[1], schema)).applied).toEqual([]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
+  it('refuses a schema migrated by a newer alloy, and one that needs migrating when told not to migrate', async () => {
+    const schema = freshSchema('newer');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 1 });
+    await state.pool.query(`INSERT INTO ${schema}.alloy_migrations (id, name) VALUES (9999, 'from the future')`);
+    await state.close();
+    await expect(openPgState({ url: PG_URL, schema, poolSize: 1 })).rejects.toThrow(/migration 9999, newer than this alloy knows/);
+    await expect(openPgState({ url: PG_URL, schema: freshSchema('unmigrated'), poolSize: 1, migrate: false })).rejects.toThrow(/needs migration 1/);
+  });
+
+  it('an unreachable server is a clear error that does not echo the password', async () => {
+    const err = await openPgState({ url: 'postgres://alloy:s3cret-pw@127.0.0.1:1/none', schema: freshSchema('x') }).catch((e) => e);
+    expect(err.message).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/none/);
+    expect(err.message).not.toContain('s3cret-pw');
+  });
+
+  it('the same dedupe key ingested by several processes at once stores one set of executions', async () => {
+    const schema = freshSchema('dedupe');
+    const states = await Promise.all(Array.from({ length: 4 }, () => openPgState({ url: PG_URL, schema, poolSize: 2 })));
+    try {
+      const at = new Date().toISOString();
+      const exec = (id: string) => ({
+        id,
+        installationId: 'in_1',
+        userId: 'u1',
+        integration: 'shopify-sync',
+        version: 1,
+        workflow: 'shopify-sync/create-order',
+        status: 'queued' as const,
+        record: { id, workflow: 'shopify-sync/create-order', version: 'v1', event: {}, status: 'queued' as const, createdAt: at, steps: {} },
+        createdAt: at,
+        updatedAt: at,
+      });
+      const results = await Promise.all(states.flatMap((s, i) => [0, 1, 2].map((j) => s.executions.ingest({ dedupeKey: 'shopify:d1', executions: [exec(`ex_${i}_${j}`)] }))));
+      const firsts = results.filter((r) => !r.duplicate);
+      expect(firsts).toHaveLength(1);
+      for (const r of results) expect(r.executionIds).toEqual(firsts[0].executionIds);
+      expect((await states[0].executions.list({})).items.map((e) => e.id)).toEqual(firsts[0].executionIds);
+    } finally {
+      await Promise.all(states.map((s) => s.close()));
+    }
+  });
+
+  it('the inTransaction hook commits with the ingest, and its failure stores nothing', async () => {
+    const schema = freshSchema('hook');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    try {
+      await state.pool.query('CREATE TABLE jobs (execution_id text PRIMARY KEY)');
+      const at = new Date().toISOString();
+      const exec = (id: string) => ({ id, installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: {}, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+      const enqueue = async (c: pg.PoolClient, r: { executionIds: string[] }) => {
+        await c.query('INSERT INTO jobs SELECT unnest($1::text[])', [r.executionIds]);
+      };
+      await state.executions.ingest({ dedupeKey: 'event:a', executions: [exec('ex_1'), exec('ex_2')] }, { inTransaction: enqueue });
+      let calls = 0;
+      const again = await state.executions.ingest({ dedupeKey: 'event:a', executions: [exec('ex_3')] }, { inTransaction: async () => void calls++ });
+      expect(again).toEqual({ duplicate: true, executionIds: ['ex_1', 'ex_2'] });
+      expect(calls).toBe(0);
+      await expect(
+        state.executions.ingest({ dedupeKey: 'event:b', executions: [exec('ex_4')] }, { inTransaction: async () => { throw new Error('queue down'); } }),
+      ).rejects.toThrow('queue down');
+      expect(await state.executions.get('ex_4')).toBeUndefined();
+      expect((await state.pool.query('SELECT execution_id FROM jobs ORDER BY 1')).rows.map((r) => r.execution_id)).toEqual(['ex_1', 'ex_2']);
+      expect((await state.executions.ingest({ dedupeKey: 'event:b', executions: [] })).duplicate).toBe(false);
+    } finally {
+      await state.close();
+    }
+  });
+});
