@@ -1,15 +1,17 @@
 /**
  * A schedule fires once per installation per tick across three `alloy serve` processes (the
- * built binary, `npm run build` first) on one state: every process arms the same `every: 1s`
- * schedule for two installations, and the state's atomic ingest stores each tick once.
+ * built binary, `npm run build` first) on one PostgreSQL database: every process arms the same
+ * `every: 1s` schedule for two installations, and the state's atomic ingest stores each tick
+ * once. Skipped (with one line) where no PostgreSQL answers, unless ALLOY_TEST_REQUIRE_PG=1.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { IntegrationDef, WorkflowDef } from '../../src/core/model.js';
 import { LocalStore } from '../../src/store/lib.js';
-import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
+import { openPgState } from '../../src/serve/state/pg-state.js';
+import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
 import { call, cleanup, releaseAndPublish, tempDir, waitFor } from './helpers.js';
 import { runAlloy, spawnServe } from './binary.js';
@@ -38,18 +40,22 @@ async function allExecutions(state: ServeState): Promise<ExecutionRow[]> {
   return out;
 }
 
-describe('schedules across three alloy serve processes (built binary)', () => {
-  it('one SQLite data folder: each tick runs once per installation', async () => {
+describePg('schedules across three alloy serve processes (built binary) on PostgreSQL', () => {
+  beforeAll(() => assertPgReachable());
+  afterAll(() => dropSchemas());
+
+  it('each tick runs once per installation', async () => {
     const project = tempDir('alloy-serve-ticks-');
     writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ticks' }));
-    const data = path.join(project, 'data');
+    const schema = freshSchema('ticks');
+    const db = ['--database', PG_URL, '--schema', schema];
     const storeDir = path.join(project, 'store');
     const store = new LocalStore(storeDir);
     await store.init();
     await releaseAndPublish(store, source());
     const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 3).toString('base64') };
-    const admin = JSON.parse((await runAlloy(['serve', 'keys', 'create', '--role', 'admin', '--data', data, '--json'], project, env)).stdout).key as string;
-    const args = ['--data', data, '--store', storeDir];
+    const admin = JSON.parse((await runAlloy(['serve', 'keys', 'create', '--role', 'admin', ...db, '--json'], project, env)).stdout).key as string;
+    const args = [...db, '--store', storeDir];
     const first = await spawnServe(args, project, env);
     const servers = [first];
     try {
@@ -59,7 +65,7 @@ describe('schedules across three alloy serve processes (built binary)', () => {
       }
       // The other two read the installations when they start.
       servers.push(await spawnServe(args, project, env), await spawnServe(args, project, env));
-      const state = openSqliteState(path.join(data, 'serve.db'));
+      const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });
       try {
         const startedAt = Date.now();
         // Ticks fired while all three ran: at least 4 seconds' worth.
