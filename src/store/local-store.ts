@@ -342,6 +342,28 @@ export class LocalStore implements Store {
     return parsePublishLog(buf.toString('utf8')).entries;
   }
 
+  /** `logs/<integration>/pushes`: one JSON line per version pushed through the store server (token fingerprint, time). */
+  pushLogPath(integration: string): string {
+    return path.join(path.dirname(this.publishLogPath(integration)), 'pushes');
+  }
+
+  async recordPush(integration: string, version: number, id: string, pushedBy: { by: string; at: string }): Promise<void> {
+    await appendLineDurable(this.pushLogPath(integration), JSON.stringify({ version, id, ...pushedBy }));
+  }
+
+  async readPush(integration: string, version: number, id: string): Promise<{ by: string; at: string } | undefined> {
+    const text = await readFileIfExists(this.pushLogPath(integration));
+    for (const line of text?.toString('utf8').split('\n') ?? []) {
+      try {
+        const e = JSON.parse(line) as { version?: unknown; id?: unknown; by?: unknown; at?: unknown };
+        if (e.version === version && e.id === id && typeof e.by === 'string' && typeof e.at === 'string') return { by: e.by, at: e.at };
+      } catch {
+        /* a torn last line */
+      }
+    }
+    return undefined;
+  }
+
   async withReleaseLock<T>(integration: string, fn: () => Promise<T>): Promise<T> {
     await this.refuseLinkedFolders(integration);
     return withLock(this.lockPath(integration, 'release'), this.lockOptions, fn);

@@ -35,7 +35,7 @@ export interface PublishRequest {
 }
 
 export interface Store {
-  readonly kind: 'local' | 'remote';
+  readonly kind: 'local' | 'remote' | 'postgres';
   /** Directory or URL, for messages. */
   readonly location: string;
 

@@ -19,21 +19,22 @@ export function runAlloy(args: string[], cwd: string, env: Record<string, string
 }
 
 /** `alloy serve --port 0 --json …` in the background; resolves once it printed its URL. */
-export async function spawnServe(args: string[], cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
+export async function spawnServe(args: string[], cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; first: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', ...args], { cwd, env: baseEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b) => (stderr += b));
+  let first = '';
   const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
     child.stdout!.on('data', (b) => {
-      out += b;
-      if (out.trim().endsWith('}')) resolve(JSON.parse(out).url);
+      first += b;
+      if (first.trim().endsWith('}')) resolve(JSON.parse(first).url);
     });
     child.once('exit', () => reject(new Error(`alloy serve exited: ${stderr}`)));
   });
   return {
     child,
     url,
+    first,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type { IntegrationDef, WorkflowDef } from '../../src/core/model.js';
-import { LocalStore, publishVersion, releaseIntegration, type IntegrationSource } from '../../src/store/lib.js';
+import { LocalStore, publishVersion, releaseIntegration, type IntegrationSource, type Store } from '../../src/store/lib.js';
 import { createApiKey } from '../../src/serve/admin.js';
 import { makeKeyring, parseMasterKey } from '../../src/serve/crypto.js';
 import { storeDefinitionSource } from '../../src/serve/definitions.js';
@@ -39,7 +39,7 @@ export function exampleSource(change?: (def: IntegrationDef, workflows: Map<stri
   return { name: def.name, def, workflows: [...workflows].map(([name, d]) => ({ name, def: d })) };
 }
 
-export async function releaseAndPublish(store: LocalStore, source: IntegrationSource, publish = true): Promise<number> {
+export async function releaseAndPublish(store: Store, source: IntegrationSource, publish = true): Promise<number> {
   const r = await releaseIntegration(store, source, { author: 'test', now: () => new Date(), message: 'test' });
   if (publish) await publishVersion(store, { integration: source.name, selector: r.version }, { who: 'test' });
   return r.version;

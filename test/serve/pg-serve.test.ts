@@ -8,10 +8,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openPgState } from '../../src/serve/state/pg-state.js';
-import { LocalStore } from '../../src/store/lib.js';
+import { LocalStore, openStore } from '../../src/store/lib.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import { runAlloy, spawnServe } from './binary.js';
-import { startTestServe, tempDir } from './helpers.js';
+import { call, exampleSource, releaseAndPublish, startTestServe, tempDir } from './helpers.js';
 import { seedFlow } from './seed-flow.js';
 
 describePg('alloy serve on PostgreSQL', () => {
@@ -59,6 +59,9 @@ describePg('alloy serve on PostgreSQL', () => {
     const noKey = await runAlloy(['serve', 'keys', 'list', '--database', PG_URL, '--schema', freshSchema('nokey')], cwd, {});
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toMatch(/every serve process needs the same master key/);
+    const schemaAlone = await runAlloy(['serve', 'keys', 'list', '--data', cwd, '--schema', 'x'], cwd, {});
+    expect(schemaAlone.code).toBe(2);
+    expect(schemaAlone.stderr).toMatch(/--schema applies to PostgreSQL only/);
     const badUrl = await runAlloy(['serve', 'migrate', '--database', 'mysql://x@y/z'], cwd, {});
     expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toMatch(/--database takes a postgres:\/\/ URL/);
@@ -68,4 +71,43 @@ describePg('alloy serve on PostgreSQL', () => {
     expect(down.stderr).not.toContain('hunter2-secret');
     expect(down.stderr).not.toMatch(/\n\s+at /);
   });
+});
+
+describePg('two alloy serve processes over one database', () => {
+  beforeAll(() => assertPgReachable());
+  afterAll(() => dropSchemas());
+
+  it('share one store and one state: a version published through one is installed through the other', async () => {
+    const cwd = tempDir('alloy-serve-pg-two-');
+    const db = ['--database', PG_URL, '--schema', freshSchema('two')];
+    const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 2).toString('base64'), ALLOY_SERVE_TOKENS: 'write:store-write-token-1234567890' };
+    const created = await runAlloy(['serve', 'keys', 'create', '--role', 'admin', ...db, '--json'], cwd, env);
+    expect(created.code, created.stderr).toBe(0);
+    const admin = JSON.parse(created.stdout).key as string;
+    // Both start at once on a new schema: the migrations run once between them.
+    // One of them is given a password in its URL (trust auth ignores it): it must never be printed.
+    const u = new URL(PG_URL);
+    u.password = 'pw-must-not-show';
+    const withPassword = u.toString();
+    const [a, b] = await Promise.all([spawnServe(db, cwd, env), spawnServe(['--database', withPassword, ...db.slice(2)], cwd, env)]);
+    let bOut = b.first;
+    b.child.stdout!.on('data', (d) => (bOut += d));
+    b.child.stderr!.on('data', (d) => (bOut += d));
+    try {
+      const remote = await openStore({ root: cwd, store: a.url, env: { ALLOY_TOKEN: 'store-write-token-1234567890' } });
+      await releaseAndPublish(remote, exampleSource());
+      await remote.close();
+      const published = await fetch(`${b.url}/v1/store/integrations/shopify-sync/published`, { headers: { authorization: 'Bearer store-write-token-1234567890' } });
+      expect((await published.json()).published.version).toBe(1);
+      expect((await call(a.url, 'POST', '/v1/users', { token: admin, body: { id: 'u-two' } })).status).toBe(201);
+      const inst = await call(b.url, 'POST', '/v1/installations', { token: admin, body: { userId: 'u-two', integration: 'shopify-sync' } });
+      expect(inst.status, JSON.stringify(inst.body)).toBe(201);
+      expect(inst.body.version).toBe(1);
+      expect((await call(a.url, 'GET', `/v1/installations/${inst.body.id}`, { token: admin })).body.userId).toBe('u-two');
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    expect(JSON.parse(b.first).store).toMatch(/^database postgres:\/\/postgres:\*\*\*@/);
+    expect(bOut).not.toContain('pw-must-not-show');
+  }, 60_000);
 });

@@ -110,6 +110,17 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect(p.next).toBe('ex_1');
     });
 
+    it('counts resumes per execution (the crash-loop guard), and takes one back', async () => {
+      await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2')] });
+      expect(await state.executions.countResume('ex_1')).toBe(1);
+      expect(await state.executions.countResume('ex_1')).toBe(2);
+      expect(await state.executions.countResume('ex_1', -1)).toBe(1);
+      expect(await state.executions.countResume('ex_2')).toBe(1);
+      expect(await state.executions.countResume('nope')).toBe(0);
+      // The counter is not part of the execution's record.
+      expect(await state.executions.get('ex_1')).toEqual(execution('ex_1'));
+    });
+
     it('an OAuth state is taken once and not after it expires', async () => {
       await state.oauthStates.put({ nonce: 'n1', userId: 'u1', app: 'shopify', expiresAt: '2026-01-01T00:10:00.000Z' });
       await state.oauthStates.put({ nonce: 'n2', userId: 'u1', app: 'shopify', expiresAt: '2026-01-01T00:10:00.000Z' });

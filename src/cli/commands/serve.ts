@@ -126,28 +126,33 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${opts.port} is not a port number`, { hint: 'Use 0..65535 (0 picks a free port).' });
   const loc = await locate(ctx);
   const tokens = await storeTokens(ctx);
+  const where = serveLocation(ctx, opts, loc);
   const storeFlag: string | undefined = opts.store;
-  let store: Store;
+  let store: Store | undefined;
   let storeDir: string | undefined;
   if (storeFlag && isStoreUrl(storeFlag)) store = await openStore({ root: ctx.cwd, store: storeFlag, env: ctx.env });
-  else {
+  else if (storeFlag || !where.database) {
+    // With --database and no --store, the store lives in the database too (below): one store for every process.
     if (storeFlag) storeDir = path.resolve(ctx.cwd, storeFlag);
     else if (loc) storeDir = path.resolve(loc.root, ((loc.config.store as { path?: string } | undefined)?.path) ?? DEFAULT_STORE_PATH);
-    else throw new UsageError('no store to serve', { hint: 'Pass --store <dir|url>, or run inside an alloy project (its store.path).' });
+    else throw new UsageError('no store to serve', { hint: 'Pass --store <dir|url>, --database postgres://… (the store in the database), or run inside an alloy project (its store.path).' });
     const local = new LocalStore(storeDir, { now: () => ctx.now() });
     await local.init();
     store = local;
   }
-  const where = serveLocation(ctx, opts, loc);
   const { openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
   const log = (message: string, fields?: Record<string, unknown>) => ctx.note(`${new Date().toISOString()} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
   const { state, keyring } = await openServe({ ...where, log }, ctx.env);
+  if (!store) {
+    const { PgStore } = await import('../../store/pg-store.js');
+    store = new PgStore((state as import('../../serve/state/pg-state.js').PgServeState).pool, where.describe, { now: () => ctx.now() });
+  }
   let storeHandler;
-  if (tokens && store instanceof LocalStore) {
+  if (tokens && store.kind !== 'remote') {
     const { createStoreRequestHandler } = await import('../../store/remote/server.js');
-    storeHandler = createStoreRequestHandler({ store, tokens });
+    storeHandler = createStoreRequestHandler({ store: store as import('../../store/remote/server.js').ServedStore, tokens });
   }
   const server = await startServeServer({
     state,

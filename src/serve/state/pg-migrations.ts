@@ -66,6 +66,27 @@ CREATE TABLE rate_buckets (
   },
   {
     id: 3,
+    name: 'store',
+    sql: `
+-- The store's objects and refs (src/store/pg-store.ts), so every serve process serves one store.
+CREATE TABLE store_objects (id text PRIMARY KEY, bytes bytea NOT NULL);
+CREATE TABLE store_versions (integration text COLLATE "C" NOT NULL, version integer NOT NULL, id text NOT NULL, PRIMARY KEY (integration, version));
+CREATE TABLE store_published (integration text PRIMARY KEY, version integer NOT NULL, id text NOT NULL);
+CREATE TABLE store_publish_log (seq bigserial PRIMARY KEY, integration text NOT NULL, entry json NOT NULL);
+CREATE INDEX store_publish_log_integration ON store_publish_log (integration, seq);
+CREATE TABLE store_pushes (integration text NOT NULL, version integer NOT NULL, id text NOT NULL, pushed_by text NOT NULL, at text NOT NULL, PRIMARY KEY (integration, version));
+`,
+  },
+  {
+    id: 4,
+    name: 'crash-loop counter',
+    sql: `
+-- How many times an execution was resumed after the process running it stopped (ExecutionStore.countResume).
+ALTER TABLE executions ADD COLUMN resumes integer NOT NULL DEFAULT 0;
+`,
+  },
+  {
+    id: 5,
     name: 'schedule and poll cursors',
     sql: `
 -- Named cursors of the schedules and polls (keys name their installation as ':<id>:'),

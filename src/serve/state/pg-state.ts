@@ -400,6 +400,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return rows.length > 0;
       },
       unfinished: async () => (await q<{ id: string }>("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id")).map((r) => r.id),
+      countResume: async (id, by = 1) => (await q<{ resumes: number }>('UPDATE executions SET resumes = resumes + $2 WHERE id = $1 RETURNING resumes', [id, by], 'alloy_count_resume'))[0]?.resumes ?? 0,
     },
     oauthStates: {
       async put(s: OAuthStateRecord) {

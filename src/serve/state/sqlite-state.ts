@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS installations (id TEXT PRIMARY KEY, user_id TEXT NOT 
 CREATE INDEX IF NOT EXISTS installations_user ON installations(user_id);
 CREATE INDEX IF NOT EXISTS installations_integration ON installations(integration);
 CREATE TABLE IF NOT EXISTS installation_credentials (installation_id TEXT NOT NULL, credential_id TEXT NOT NULL, PRIMARY KEY (credential_id, installation_id));
-CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL, resumes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS executions_user ON executions(user_id, id);
 CREATE INDEX IF NOT EXISTS executions_installation ON executions(installation_id, id);
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
@@ -66,6 +66,8 @@ export function openSqliteState(file: string): ServeState {
   db.pragma('busy_timeout = 5000');
   db.pragma('secure_delete = ON');
   db.exec(SCHEMA);
+  // Files from before the crash-loop counter gain the column.
+  if (!(db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = 'resumes'").get())) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
   let walFd: number | undefined;
   const doSync = () =>
     new Promise<void>((resolve, reject) => {
@@ -291,6 +293,9 @@ export function openSqliteState(file: string): ServeState {
       },
       async unfinished() {
         return (stmt("SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id").all() as { id: string }[]).map((r) => r.id);
+      },
+      async countResume(id, by = 1) {
+        return durable(() => (stmt('UPDATE executions SET resumes = resumes + ? WHERE id = ? RETURNING resumes').get(by, id) as { resumes: number } | undefined)?.resumes ?? 0);
       },
     },
     oauthStates: {

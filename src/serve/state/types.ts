@@ -191,6 +191,14 @@ export interface ExecutionStore {
   cancel(id: string, at: string): Promise<boolean>;
   /** Ids of executions queued or running (to resume after a restart), oldest first. */
   unfinished(): Promise<string[]>;
+  /**
+   * Adds `by` to how many times the execution was resumed after the process running it
+   * stopped, and answers the new count (0 when unknown): the crash-loop guard, as in the dev
+   * runtime (E_CRASH_LOOP past a limit). Kept in the state so it holds across processes: a
+   * worker that resumes another's execution counts on the same row. `-1` takes back a stop
+   * that was not a death.
+   */
+  countResume(id: string, by?: 1 | -1): Promise<number>;
 }
 
 export interface OAuthStateStore {

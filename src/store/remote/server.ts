@@ -12,11 +12,8 @@ import { BODY_TOO_LARGE, HttpError } from '../../http/error.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
-import type { LocalStore } from '../local-store.js';
 import { decodeObject, definitionProblems, type EncodedObject } from '../objects.js';
-import { appendLineDurable, readFileIfExists } from '../fs-util.js';
-import path from 'node:path';
-import type { PublishAction } from '../store.js';
+import type { PublishAction, Store, VersionRef } from '../store.js';
 import { allows, bearerToken, roleOf, tokenFingerprint, type Role, type TokenEntry } from './auth.js';
 
 export const STORE_API_PREFIX = '/v1/store';
@@ -32,15 +29,27 @@ export interface StoreApiLimits {
 
 export const DEFAULT_LIMITS: StoreApiLimits = { maxUploadBytes: 32 * 1024 * 1024, maxJsonBytes: 64 * 1024, maxIds: 100_000 };
 
+/**
+ * A store the API can serve: the Store interface plus verified raw bytes, a listing that
+ * reports unreadable refs, and the record of who pushed each version. LocalStore (files) and
+ * PgStore (`alloy serve --database`) are both one.
+ */
+export interface ServedStore extends Store {
+  readObjectBytes(id: string): Promise<Buffer>;
+  checkedVersions(integration: string): Promise<{ versions: VersionRef[]; bad: { version: number; error: unknown }[] }>;
+  recordPush(integration: string, version: number, id: string, pushedBy: { by: string; at: string }): Promise<void>;
+  readPush(integration: string, version: number, id: string): Promise<{ by: string; at: string } | undefined>;
+}
+
 export interface StoreApiOptions {
-  store: LocalStore;
+  store: ServedStore;
   tokens: TokenEntry[];
   limits?: Partial<StoreApiLimits>;
 }
 
 
 interface RouteContext {
-  store: LocalStore;
+  store: ServedStore;
   params: Record<string, string>;
   query: URLSearchParams;
   body: () => Promise<unknown>;
@@ -204,7 +213,7 @@ export const storeRoutes: StoreRoute[] = [
     role: 'read',
     handler: async (c) => {
       const ref = await c.store.readVersion(c.params.integration, versionNumber(c.params.version));
-      const pushedBy = await readPushedBy(c.store, c.params.integration, ref.version, ref.id);
+      const pushedBy = await c.store.readPush(c.params.integration, ref.version, ref.id);
       c.send(200, { ...ref, ...(pushedBy ? { pushedBy } : {}) });
     },
   },
@@ -219,7 +228,7 @@ export const storeRoutes: StoreRoute[] = [
       await c.store.createVersion(c.params.integration, ref);
       // The release's author and time are the client's claims; this is what the server saw.
       const pushedBy = { by: c.pusher, at: new Date().toISOString() };
-      await appendLineDurable(pushLogPath(c.store, c.params.integration), JSON.stringify({ version: ref.version, id: ref.id, ...pushedBy }));
+      await c.store.recordPush(c.params.integration, ref.version, ref.id, pushedBy);
       c.send(201, { ...ref, pushedBy });
     },
   },
@@ -253,24 +262,6 @@ export const storeRoutes: StoreRoute[] = [
     handler: async (c) => c.send(200, { entries: await c.store.readPublishLog(c.params.integration) }),
   },
 ];
-
-/** `logs/<integration>/pushes`: one JSON line per version pushed through the server (token fingerprint, time). */
-function pushLogPath(store: LocalStore, integration: string): string {
-  return path.join(path.dirname(store.publishLogPath(integration)), 'pushes');
-}
-
-async function readPushedBy(store: LocalStore, integration: string, version: number, id: string): Promise<{ by: string; at: string } | undefined> {
-  const text = await readFileIfExists(pushLogPath(store, integration));
-  for (const line of text?.toString('utf8').split('\n') ?? []) {
-    try {
-      const e = JSON.parse(line) as { version?: unknown; id?: unknown; by?: unknown; at?: unknown };
-      if (e.version === version && e.id === id && typeof e.by === 'string' && typeof e.at === 'string') return { by: e.by, at: e.at };
-    } catch {
-      /* a torn last line */
-    }
-  }
-  return undefined;
-}
 
 interface CompiledRoute extends StoreRoute {
   re: RegExp;
@@ -389,7 +380,7 @@ export function createStoreRequestHandler(options: StoreApiOptions): StoreReques
         const status = statusForCode(err.code);
         // Server-side file paths stay on the server.
         const details = err.details ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file')) : undefined;
-        sendError(new HttpError(status, err.code, err.message.replace(options.store.dir, '<store>'), err.hint, details));
+        sendError(new HttpError(status, err.code, 'dir' in options.store && typeof options.store.dir === 'string' ? err.message.replace(options.store.dir, '<store>') : err.message, err.hint, details));
       } else {
         sendError(new HttpError(500, 'E_INTERNAL', 'internal error'));
       }
