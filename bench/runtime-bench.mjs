@@ -70,6 +70,8 @@ function cpuSeconds(pid) {
 
 function startTarget(mode, dest = '', extra = {}) {
   const child = fork(path.join(here, '_runtime-target.mjs'), [mode, dest, 'full'], {
+    // e.g. BENCH_TARGET_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the targets.
+    execArgv: process.env.BENCH_TARGET_ARGS ? process.env.BENCH_TARGET_ARGS.split(' ') : [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...extra },
   });
@@ -190,7 +192,8 @@ request = function()
     ["X-Shopify-Api-Version"] = "2025-10",
     ["X-Shopify-Webhook-Id"] = run .. "-" .. n,
     ["X-Shopify-Event-Id"] = run .. "-e-" .. n,
-    ["X-Shopify-Triggered-At"] = "2026-01-01T00:00:00.000Z",
+    -- Now (the runtime refuses deliveries older than 24 h as replays).
+    ["X-Shopify-Triggered-At"] = "${new Date().toISOString()}",
   }, body)
 end
 `,

@@ -21,6 +21,7 @@ import {
   lineCol,
   type EvaluateOptions,
 } from './expression-limits.js';
+import { compileScalar, MISS, type ScalarEvaluator } from './scalar-expressions.js';
 
 export { DEFAULT_EXPRESSION_LIMITS, type EvaluateOptions, type ExpressionLimits } from './expression-limits.js';
 
@@ -140,6 +141,8 @@ export interface CompiledExpression {
   source: string;
   offset: number;
   expression: JsonataExpression;
+  /** Its synchronous evaluator (scalar-expressions.ts), null when JSONata must evaluate it; made on first use. */
+  scalar?: ScalarEvaluator | null;
 }
 
 export interface CompiledTemplate {
@@ -297,61 +300,6 @@ export class ExpressionEvaluationError extends Error {
 }
 
 /**
- * Fast path: an expression that is a plain dotted path (`event.customer.email`) resolving
- * through plain objects to a string, number or boolean is read directly; JSONata gives the
- * same value for it. Anything else (arrays on the way, objects, functions) goes to JSONata.
- */
-const PATH_RE = /^\s*([A-Za-z_][A-Za-z0-9_]*)(\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*\s*$/;
-const JSONATA_WORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'function']);
-const fastPaths = new WeakMap<CompiledExpression, string[] | null>();
-const MISS = Symbol('miss');
-
-function pathNames(source: string): string[] | null {
-  if (!PATH_RE.test(source)) return null;
-  const names = source.split('.').map((n) => n.trim());
-  return names.some((n) => JSONATA_WORDS.has(n)) ? null : names;
-}
-
-function fastPathOf(expr: CompiledExpression): string[] | null {
-  let p = fastPaths.get(expr);
-  if (p !== undefined) return p;
-  p = pathNames(expr.source);
-  fastPaths.set(expr, p);
-  return p;
-}
-
-/**
- * Second fast path: `<path> = <path>` (a test's assertion that two outputs agree). When both
- * sides read as strings, numbers or booleans, JSONata's `=` is strict equality; anything
- * else (a missing side, objects, arrays) goes to JSONata.
- */
-const fastEquals = new WeakMap<CompiledExpression, [string[], string[]] | null>();
-function fastEqualsOf(expr: CompiledExpression): [string[], string[]] | null {
-  let p = fastEquals.get(expr);
-  if (p !== undefined) return p;
-  p = null;
-  const parts = expr.source.split('=');
-  if (parts.length === 2 && !/[!<>]$/.test(parts[0])) {
-    const a = pathNames(parts[0]);
-    const b = a && pathNames(parts[1]);
-    if (a && b) p = [a, b];
-  }
-  fastEquals.set(expr, p);
-  return p;
-}
-
-function readFastPath(names: string[], context: Record<string, unknown>): unknown {
-  let v: unknown = context;
-  for (const name of names) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return MISS;
-    if (!Object.prototype.hasOwnProperty.call(v, name)) return MISS;
-    v = (v as Record<string, unknown>)[name];
-  }
-  const t = typeof v;
-  return t === 'string' || t === 'number' || t === 'boolean' ? v : MISS;
-}
-
-/**
  * Evaluates one compiled expression within `options.limits` (default
  * DEFAULT_EXPRESSION_LIMITS). Throws ExpressionEvaluationError naming the expression (code
  * E_EXPRESSION_LIMIT past a limit), or the signal's reason when `options.signal` aborts.
@@ -361,17 +309,9 @@ export async function evaluateExpression(
   context: Record<string, unknown>,
   options?: EvaluateOptions,
 ): Promise<unknown> {
-  const path = fastPathOf(expr);
-  if (path) {
-    const v = readFastPath(path, context);
+  if (!options?.signal?.aborted) {
+    const v = quickExpression(expr, context, options?.limits ?? DEFAULT_LIMITS);
     if (v !== MISS) return v;
-  } else {
-    const eq = fastEqualsOf(expr);
-    if (eq) {
-      const a = readFastPath(eq[0], context);
-      const b = a === MISS ? MISS : readFastPath(eq[1], context);
-      if (b !== MISS) return a === b;
-    }
   }
   try {
     return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)));
@@ -448,10 +388,70 @@ export async function renderTemplate(
   }
 }
 
-/** jsonata returns arrays tagged as sequences and may share input objects; return plain JSON. */
+/**
+ * jsonata returns arrays tagged as sequences (extra properties); return plain JSON, as a JSON
+ * round trip would (undefined and functions left out of objects and null in arrays, numbers
+ * that are not finite null, -0 as 0), but copying only what differs: a result that is
+ * already plain (`event.line_items`, 10,000 items) is returned as it is, sharing the input's
+ * objects, instead of costing a stringify and a parse on the event loop. Values are read-only
+ * from here on (the engine and the redactor never change them).
+ */
 function normalizeResult(value: unknown): unknown {
   if (value === undefined || value === null || typeof value !== 'object') return value;
-  return JSON.parse(JSON.stringify(value));
+  return plainJson(value, 0);
+}
+
+const SEQUENCE_FLAGS = ['sequence', 'keepSingleton', 'cons', 'tupleStream', 'outerWrapper'];
+/** Past this depth, or for anything but plain objects and arrays, the round trip decides. */
+const PLAIN_DEPTH = 200;
+
+function plainJson(v: object, depth: number): unknown {
+  if (depth > PLAIN_DEPTH) return JSON.parse(JSON.stringify(v));
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined = SEQUENCE_FLAGS.some((f) => Object.prototype.hasOwnProperty.call(v, f)) ? [] : undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      const y = plainItem(x, depth, true);
+      if (out === undefined && !Object.is(y, x)) out = v.slice(0, i);
+      if (out !== undefined) out.push(y);
+    }
+    return out ?? v;
+  }
+  const proto = Object.getPrototypeOf(v);
+  const o = v as Record<string, unknown>;
+  if ((proto !== Object.prototype && proto !== null) || typeof o.toJSON === 'function' || o._jsonata_lambda === true || o._jsonata_function === true) {
+    return JSON.parse(JSON.stringify(v) ?? 'null');
+  }
+  // jsonata's object constructors make objects without a prototype: copied into plain ones.
+  let out: Record<string, unknown> | undefined = proto === null ? {} : undefined;
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const x = o[k];
+    const y = plainItem(x, depth, false);
+    if (out === undefined && (y === undefined || !Object.is(y, x))) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]] = o[keys[j]];
+    }
+    if (out !== undefined && y !== undefined) out[k] = y;
+  }
+  return out ?? v;
+}
+
+/** One member: what JSON.stringify would write for it (undefined: left out of an object). */
+function plainItem(x: unknown, depth: number, inArray: boolean): unknown {
+  switch (typeof x) {
+    case 'string':
+    case 'boolean':
+      return x;
+    case 'number':
+      return Number.isFinite(x) ? x + 0 : null; // -0 + 0 is 0
+    case 'object':
+      return x === null ? null : plainJson(x, depth + 1);
+    default:
+      // undefined, functions, symbols
+      return inArray ? null : undefined;
+  }
 }
 
 function stringify(value: unknown): string {
@@ -479,13 +479,74 @@ export function compileValue(value: unknown): CompiledValue {
   return { kind: 'literal', value };
 }
 
+/**
+ * Renders a value at once when every expression in it is answered by its synchronous evaluator
+ * (the usual mapping of fields); MISS otherwise, and the caller renders it with JSONata.
+ */
+function renderQuick(value: CompiledValue, context: Record<string, unknown>, options: EvaluateOptions | undefined): unknown {
+  switch (value.kind) {
+    case 'literal':
+      return value.value;
+    case 'template': {
+      const t = value.template;
+      if (options?.signal?.aborted) return MISS;
+      const budget = options?.limits ?? DEFAULT_LIMITS;
+      if (t.single) return quickExpression(t.parts[0] as CompiledExpression, context, budget);
+      let text = '';
+      for (const part of t.parts) {
+        if ('kind' in part) text += part.text;
+        else {
+          const v = quickExpression(part, context, budget);
+          if (v === MISS) return MISS;
+          text += stringify(v);
+        }
+      }
+      return text;
+    }
+    case 'array': {
+      const out: unknown[] = [];
+      for (const item of value.items) {
+        const v = renderQuick(item, context, options);
+        if (v === MISS) return MISS;
+        out.push(v);
+      }
+      return out;
+    }
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const [k, item] of value.entries) {
+        const v = renderQuick(item, context, options);
+        if (v === MISS) return MISS;
+        if (v !== undefined) out[k] = v;
+      }
+      return out;
+    }
+  }
+}
+
+function quickExpression(expr: CompiledExpression, context: Record<string, unknown>, budget: { memoryBytes: number }): unknown {
+  const scalar = expr.scalar === undefined ? (expr.scalar = compileScalar(expr.expression.ast())) : expr.scalar;
+  return scalar ? scalar(context, budget) : MISS;
+}
+
 /** Renders a compiled value in order; an object key whose value renders to undefined is left out. */
-export async function renderValue(
+export function renderValue(
   value: CompiledValue,
   context: Record<string, unknown>,
   onError?: RenderErrorHook,
   field = '',
   options?: EvaluateOptions,
+): Promise<unknown> {
+  const quick = renderQuick(value, context, options);
+  return quick === MISS ? renderSlow(value, context, onError, field, options) : Promise.resolve(quick);
+}
+
+async function renderSlow(
+  value: CompiledValue,
+  context: Record<string, unknown>,
+  onError: RenderErrorHook | undefined,
+  field: string,
+  options: EvaluateOptions | undefined,
 ): Promise<unknown> {
   switch (value.kind) {
     case 'literal':
@@ -494,13 +555,13 @@ export async function renderValue(
       return renderTemplate(value.template, context, onError, field, options);
     case 'array': {
       const out: unknown[] = [];
-      for (let i = 0; i < value.items.length; i++) out.push(await renderValue(value.items[i], context, onError, `${field}/${i}`, options));
+      for (let i = 0; i < value.items.length; i++) out.push(await renderSlow(value.items[i], context, onError, `${field}/${i}`, options));
       return out;
     }
     case 'object': {
       const out: Record<string, unknown> = {};
       for (const [k, v] of value.entries) {
-        const rendered = await renderValue(v, context, onError, `${field}/${escapePointer(k)}`, options);
+        const rendered = await renderSlow(v, context, onError, `${field}/${escapePointer(k)}`, options);
         if (rendered !== undefined) out[k] = rendered;
       }
       return out;

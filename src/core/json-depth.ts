@@ -30,3 +30,28 @@ export function jsonTooDeep(text: string, max = JSON_MAX_DEPTH): boolean {
   }
   return false;
 }
+
+/**
+ * True when a parsed value nests objects/arrays more than `max` levels deep (the top level
+ * being 1, as jsonTooDeep counts). Stops at the first branch past `max`, so its recursion is
+ * bounded by `max` whatever the value.
+ */
+export function valueTooDeep(value: unknown, max = JSON_MAX_DEPTH): boolean {
+  return value !== null && typeof value === 'object' && deeperThan(value, 1, max);
+}
+
+function deeperThan(v: object, depth: number, max: number): boolean {
+  if (depth > max) return true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (x !== null && typeof x === 'object' && deeperThan(x, depth + 1, max)) return true;
+    }
+    return false;
+  }
+  for (const k in v) {
+    const x: unknown = (v as Record<string, unknown>)[k];
+    if (x !== null && typeof x === 'object' && deeperThan(x, depth + 1, max)) return true;
+  }
+  return false;
+}

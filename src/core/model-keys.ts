@@ -30,7 +30,7 @@ type UnionKeys<T> = T extends unknown ? keyof T : never;
 type StepKeys = UnionKeys<ActionStep | IfStep | BranchStep | EachStep | DelayStep | StopStep | CodeStep>;
 type TriggerKeys = UnionKeys<CustomEventTrigger | AppEventTrigger | WebhookTrigger | ScheduleTrigger>;
 
-const projectConfig: Keys<ProjectConfig> = { apiVersion: true, kind: true, name: true, integrationsDir: true, connectorsDir: true, store: true, remotes: true, dev: true, limits: true, egress: true, apps: true, release: true };
+const projectConfig: Keys<ProjectConfig> = { apiVersion: true, kind: true, name: true, integrationsDir: true, connectorsDir: true, store: true, remotes: true, dev: true, limits: true, egress: true, apps: true, release: true, serve: true };
 const integration: Keys<IntegrationDef> = { apiVersion: true, kind: true, name: true, app: true, description: true, connectors: true, config: true };
 const workflow: Keys<WorkflowDef> = { apiVersion: true, kind: true, name: true, description: true, trigger: true, steps: true, stream: true, timeout: true };
 const trigger: Record<TriggerKeys, true> = { event: true, schema: true, app: true, webhook: true, verify: true, schedule: true, poll: true };

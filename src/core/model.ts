@@ -38,6 +38,8 @@ export interface ProjectConfig {
   apps?: Record<string, AppSettings>;
   /** `alloy release` runs the project's tests first unless `test: false`. */
   release?: { test?: boolean };
+  /** `alloy serve`: PostgreSQL for state and store (as --database) and its schema (as --schema). */
+  serve?: { database?: string; schema?: string };
 }
 
 export interface AppSettings {

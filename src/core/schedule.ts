@@ -60,13 +60,28 @@ function intervalMs(value: unknown): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/**
+ * Canonical IANA zone names, listed once (about 4 ms); the first Intl.DateTimeFormat built for a
+ * zone costs about 25 ms of ICU set-up, which every `alloy validate` and `alloy test` of a project
+ * with a schedule used to pay. Names not listed (aliases such as `US/Eastern`, other spellings)
+ * are still decided by Intl.DateTimeFormat, once per name.
+ */
+let canonicalZones: Set<string> | undefined;
+const timezoneValidity = new Map<string, boolean>();
 function validTimezone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
+  canonicalZones ??= new Set(typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : []);
+  if (canonicalZones.has(tz)) return true;
+  let ok = timezoneValidity.get(tz);
+  if (ok === undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    if (timezoneValidity.size < 1000) timezoneValidity.set(tz, ok);
   }
+  return ok;
 }
 
 const cronCache = new Map<string, Cron>();

@@ -149,7 +149,8 @@ const ANCHOR_OR_ALIAS = /(^|[\s[{,])[&*][^\s,\]}]/m;
  */
 export function parseSourceLazily(file: string, text: string): SourceFile {
   const body = text.replace(/^\uFEFF/, '');
-  if (body.trim() === '' || ANCHOR_OR_ALIAS.test(body)) return parseSource(file, text);
+  // The regex tries every position of the text: look for its two characters first.
+  if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return parseSource(file, text);
   let value: unknown;
   try {
     value = loadYaml(body, { schema: CORE_SCHEMA, json: false });

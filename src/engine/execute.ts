@@ -76,6 +76,8 @@ interface Frame {
   vars: Record<string, unknown>;
   /** Prepended to step ids to make paths: '' at top level, `lines[2].` inside an each. */
   prefix: string;
+  /** The expression context of this frame, made once (its `steps` is the frame's own, updated in place). */
+  ctx?: Record<string, unknown>;
 }
 
 function stepTimeoutError(path: string, timeoutMs: number): StepError {
@@ -267,7 +269,7 @@ class Execution {
   }
 
   private context(frame: Frame): Record<string, unknown> {
-    return { ...this.base, steps: frame.steps, ...frame.vars };
+    return (frame.ctx ??= { ...this.base, steps: frame.steps, ...frame.vars });
   }
 
   private async runSteps(steps: CompiledStep[], frame: Frame): Promise<void> {

@@ -16,8 +16,9 @@ export interface Redactor {
   /** Adds known secret values (e.g. a user's connection credentials once resolved). */
   add(values: Iterable<string | undefined>): void;
   /**
-   * A redacted deep copy. Values under secret-looking keys are replaced whole and remembered
-   * as secret values; `byKey: false` only replaces known values.
+   * The value redacted: values under secret-looking keys are replaced whole and remembered as
+   * secret values; `byKey: false` only replaces known values. Parts with nothing to redact are
+   * shared with the value given, not copied (the value itself when nothing changed).
    */
   value<T>(value: T, options?: { byKey?: boolean }): T;
   text(value: string): string;
@@ -50,19 +51,39 @@ export function createRedactor(initial: Iterable<string | undefined> = []): Reda
     return out;
   };
 
+  // Copy on write: a value with nothing to redact comes back as itself (most step inputs and
+  // outputs), so storing it costs a scan, not a deep copy. Callers treat stored values as read-only.
   const walk = (v: unknown, byKey: boolean, depth: number): unknown => {
-    if (typeof v === 'string') return text(v);
+    if (typeof v === 'string') return sorted.length === 0 ? v : text(v);
     if (v === null || typeof v !== 'object' || depth > 64) return v;
-    if (Array.isArray(v)) return v.map((x) => walk(x, byKey, depth + 1));
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i];
+        const w = walk(x, byKey, depth + 1);
+        if (w !== x && out === undefined) out = v.slice(0, i);
+        if (out !== undefined) out.push(w);
+      }
+      return out ?? v;
+    }
+    let out: Record<string, unknown> | undefined;
+    const keys = Object.keys(v);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const x = (v as Record<string, unknown>)[k];
+      let w: unknown;
       if (byKey && x !== null && x !== undefined && typeof x !== 'object' && isSecretKey(k)) {
         // Learn it, so the same value echoed elsewhere (an output, an error) is redacted too.
         if (typeof x === 'string') add([x]);
-        out[k] = REDACTED;
-      } else out[k] = walk(x, byKey, depth + 1);
+        w = REDACTED;
+      } else w = walk(x, byKey, depth + 1);
+      if (w !== x && out === undefined) {
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]] = (v as Record<string, unknown>)[keys[j]];
+      }
+      if (out !== undefined) out[k] = w;
     }
-    return out;
+    return out ?? v;
   };
 
   return {

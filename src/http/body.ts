@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { BODY_TOO_LARGE, HttpError } from './error.js';
-import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, valueTooDeep } from '../core/json-depth.js';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -67,23 +67,40 @@ export function isJsonContentType(value: string | undefined): boolean {
 }
 
 /**
+ * Bodies up to this size are parsed first and their depth checked on the parsed value (a walk
+ * over its objects and arrays, about 12 µs for a 28 KB Shopify order, against about 200 µs for
+ * scanning its text); larger ones are scanned before parsing. Parsing deep nesting costs about
+ * ten times more per byte than ordinary JSON, so the size bounds what a hostile body costs
+ * before it is refused (a few ms at 64 KB; 200 ms for 1 MB of `[`).
+ */
+export const PARSE_FIRST_MAX_BYTES = 64 * 1024;
+
+/**
  * Parses JSON bytes; 400 E_BAD_JSON when they are not JSON, 400 E_JSON_TOO_DEEP when they nest
- * deeper than `maxDepth` (checked without recursion first: a deep document would otherwise
- * be stored, then break every reader of it). An empty body is `undefined`.
+ * deeper than `maxDepth` (a deep document would otherwise be stored, then break every reader
+ * of it). An empty body is `undefined`.
  */
 export function parseJson(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
   if (body.length === 0) return undefined;
   const text = body.toString('utf8');
-  if (jsonTooDeep(text, maxDepth)) {
-    throw new HttpError(400, 'E_JSON_TOO_DEEP', `the JSON body nests deeper than ${maxDepth} levels`, `flatten the document (alloy accepts at most ${maxDepth} levels of objects and arrays)`, {
-      maxDepth,
-    });
-  }
+  const parseFirst = body.length <= PARSE_FIRST_MAX_BYTES;
+  if (!parseFirst && jsonTooDeep(text, maxDepth)) throw tooDeep(maxDepth);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
+    // The same answer either way: too deep wins over invalid.
+    if (parseFirst && jsonTooDeep(text, maxDepth)) throw tooDeep(maxDepth);
     throw new HttpError(400, 'E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`, 'send a JSON document');
   }
+  if (parseFirst && valueTooDeep(value, maxDepth)) throw tooDeep(maxDepth);
+  return value;
+}
+
+function tooDeep(maxDepth: number): HttpError {
+  return new HttpError(400, 'E_JSON_TOO_DEEP', `the JSON body nests deeper than ${maxDepth} levels`, `flatten the document (alloy accepts at most ${maxDepth} levels of objects and arrays)`, {
+    maxDepth,
+  });
 }
 
 /** 415 unless the request says its body is JSON. */

@@ -9,7 +9,7 @@ import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
 import { listen } from '../http/listen.js';
-import { createRouter } from '../http/router.js';
+import { createRouter, type Route } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
 import { createConnections } from './connections.js';
 import type { Keyring } from './crypto.js';
@@ -30,9 +30,11 @@ import { installationRoutes } from './api/installations.js';
 import { eventRoutes } from './api/events.js';
 import { executionRoutes } from './api/executions.js';
 import { opsRoutes } from './api/ops.js';
+import { streamRoutes, uiRoutes } from './api/web-ui.js';
+import { createLiveFeed } from './live-feed.js';
 
 /** Every route of the Embedded API, in the order they are mounted. */
-export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes];
+export const SERVE_ROUTES: ApiRoute[] = [...opsRoutes, ...userRoutes, ...credentialRoutes, ...installationRoutes, ...eventRoutes, ...executionRoutes, ...streamRoutes];
 
 export interface ServeServerOptions {
   state: ServeState;
@@ -85,6 +87,8 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
   // One cost limiter per process: the executions' calls and the polls wait for the same bucket per (app, shop).
   const costs = new CostLimiter({ now, sleep: realClock.sleep }, options.state.buckets);
+  const auth = (header: string | undefined) => authenticate(header, options.state.apiKeys, options.keyring, now());
+  const live = createLiveFeed({ state: options.state, authenticate: auth, onError: (err) => log('live feed error', { error: (err as Error).message }) });
   const runner = createRunner({
     costs,
     state: options.state,
@@ -97,7 +101,10 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     now,
     concurrency: options.concurrency,
     perInstallation: options.perInstallation,
-    onFinished: (_row, record) => metrics.executionFinished(record.status),
+    onFinished: (_row, record) => {
+      metrics.executionFinished(record.status);
+      live.wake();
+    },
     onError: (id, err) => log('execution error', { execution: id, error: (err as Error).message }),
   });
   const timerClock = options.timerClock ?? realTimerClock;
@@ -127,6 +134,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     connectors: createConnectorRegistry({ userConnectors: [] }),
     http,
     metrics,
+    live,
     env,
     now,
     publicUrl: () => options.publicUrl ?? url,
@@ -138,7 +146,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     path: r.path,
     handler: async (c: ApiContext) => {
       if (r.access !== 'public') {
-        c.principal = await authenticate(c.req.headers.authorization, options.state.apiKeys, options.keyring, now());
+        c.principal = await auth(c.req.headers.authorization);
         authorize(c.principal, r.access, `${r.method} ${r.path}`);
       }
       await r.handler(c);
@@ -146,7 +154,8 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
       if (r.method !== 'GET' && (r.path.startsWith('/v1/installations') || (r.method === 'DELETE' && r.path.startsWith('/v1/users')))) void timers.refresh().catch(() => undefined);
     },
   }));
-  const handler = createRouter(routes, {
+  // The web UI's files sit outside the API (no auth: the page holds no data).
+  const handler = createRouter<ApiContext>([...routes, ...(uiRoutes() as Route<ApiContext>[])], {
     context: (base) => makeContext(base, deps),
     fallback: options.storeHandler,
     onResponse: (i) => metrics.request(i),
@@ -168,6 +177,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     close: () =>
       (closing ??= (async () => {
         timers.close();
+        live.close();
         await server.close();
         await runner.stop();
         await options.state.close();

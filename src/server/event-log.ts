@@ -32,7 +32,8 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdir, readFileSync, renameSync, rm, rmSync } from 'node:fs';
 import { writeFileSafeSync } from '../core/safe-fs.js';
 import { basename, dirname, join } from 'node:path';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
 import { StoreError } from '../errors.js';
 
 /** Statuses after which an execution never runs again (the engine's ExecutionStatus). */
@@ -158,6 +159,14 @@ export interface EventLogOptions {
 export const COMPRESS_MIN_BYTES = 1024;
 /** `deliveries.body_encoding` of a deflated body (RFC 1951 raw deflate); NULL means the bytes as received. */
 const DEFLATE_RAW = 'deflate-raw';
+/**
+ * Final records whose JSON is this long or longer are stored deflated (`executions.record_encoding`,
+ * schema 3): an `each` over 10,000 items is megabytes of step records repeating the same keys, a
+ * tenth of that deflated, and the deflate runs on libuv's thread pool, off the event loop.
+ * Ordinary records (a few KB: the event lives in the delivery) stay JSON text.
+ */
+export const RECORD_COMPRESS_MIN_BYTES = 64 * 1024;
+const deflateRawAsync = promisify(deflateRaw);
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -186,7 +195,9 @@ CREATE TABLE IF NOT EXISTS executions (
   updated_at INTEGER NOT NULL,
   finished_at INTEGER,
   event_ref TEXT,
-  record TEXT NOT NULL
+  record TEXT NOT NULL,
+  -- NULL: record is JSON text; 'deflate-raw': deflated JSON (schema 3, large final records).
+  record_encoding TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, seq);
 CREATE INDEX IF NOT EXISTS executions_workflow ON executions(workflow, seq);
@@ -215,7 +226,7 @@ CREATE TABLE IF NOT EXISTS log (
 );
 `;
 
-const SCHEMA_VERSION = '2';
+const SCHEMA_VERSION = '3';
 /** The expression executions_workflow_name indexes: queries must spell it the same way to use it. */
 const WORKFLOW_NAME = "substr(workflow, instr(workflow, '/') + 1)";
 
@@ -279,6 +290,8 @@ export class EventLog {
         if (!this.columnExists('deliveries', 'body_encoding')) this.db.exec('ALTER TABLE deliveries ADD COLUMN body_encoding TEXT');
         // How many times an unfinished execution was resumed after the process died (crash-loop guard).
         if (!this.columnExists('executions', 'resumes')) this.db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
+        // Schema 3: large final records stored deflated; older rows are JSON text (NULL).
+        if (!this.columnExists('executions', 'record_encoding')) this.db.exec('ALTER TABLE executions ADD COLUMN record_encoding TEXT');
         writeFileSafeSync(lockInfoFile(this.file), JSON.stringify({ pid: process.pid, startedAt: this.clock() }));
         // The WAL exists from the first write and stays while the connection is open (exclusive mode).
         if (options.synchronous !== 'normal') this.walFd = openSync(`${this.file}-wal`, 'r');
@@ -336,9 +349,9 @@ export class EventLog {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       updateExecution: w<unknown[]>(
-        `UPDATE executions SET status = ?, updated_at = ?, finished_at = ?, record = ? WHERE id = ?`,
+        `UPDATE executions SET status = ?, updated_at = ?, finished_at = ?, record = ?, record_encoding = ? WHERE id = ?`,
       ),
-      updateProgress: w<unknown[]>(`UPDATE executions SET status = ?, updated_at = ?, record = ? WHERE id = ?`),
+      updateProgress: w<unknown[]>(`UPDATE executions SET status = ?, updated_at = ?, record = ?, record_encoding = NULL WHERE id = ?`),
       upsertStep: w<unknown[]>(
         `INSERT INTO execution_steps(execution_id, path, step) VALUES (?, ?, ?)
          ON CONFLICT(execution_id, path) DO UPDATE SET step = excluded.step`,
@@ -568,13 +581,14 @@ export class EventLog {
       ref = row?.event_ref ?? null;
     }
     const json = await stringifyRecord(record, ref ?? undefined);
+    const stored: string | Buffer = json.length >= RECORD_COMPRESS_MIN_BYTES ? await deflateRawAsync(json, { level: 1 }) : json;
     const terminal = isTerminal(record.status);
     if (terminal) this.eventRefs.delete(record.id);
     const hadSteps = this.stepRows.delete(record.id);
     return this.write(() => {
       this.progress.delete(record.id);
       const now = this.clock();
-      const info = this.stmts.updateExecution!.run(record.status, now, terminal ? now : null, json, record.id);
+      const info = this.stmts.updateExecution!.run(record.status, now, terminal ? now : null, stored, typeof stored === 'string' ? null : DEFLATE_RAW, record.id);
       if (info.changes === 0) throw new StoreError('E_EXECUTION_NOT_FOUND', `no execution ${record.id} in the event log`);
       if (hadSteps) this.stmts.deleteSteps!.run(record.id);
       if (logEntry) this.insertLog(now, logEntry);
@@ -901,7 +915,9 @@ interface RawExecution {
   updated_at: number;
   finished_at: number | null;
   event_ref: string | null;
-  record: string;
+  record: string | Buffer;
+  /** Absent in files from before schema 3 opened read-only. */
+  record_encoding?: string | null;
 }
 interface RawDelivery {
   seq: number;
@@ -953,8 +969,18 @@ function toExecution(r: RawExecution): ExecutionRow {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     finishedAt: r.finished_at ?? undefined,
-    record: JSON.parse(r.record) as StoredRecord,
+    record: JSON.parse(recordText(r)) as StoredRecord,
   };
+}
+
+/** The record column as JSON text (deflated when record_encoding says so). */
+function recordText(r: RawExecution): string {
+  const enc = r.record_encoding ?? null;
+  if (enc === null) return r.record as string;
+  if (enc === DEFLATE_RAW) return inflateRawSync(r.record as Buffer).toString('utf8');
+  throw new StoreError('E_EVENT_LOG_ENCODING', `unknown record encoding "${enc}" in the event log`, {
+    hint: 'this event log was written by a newer alloy; upgrade to read it',
+  });
 }
 
 function toDelivery(r: RawDelivery): DeliveryRow {

@@ -18,3 +18,14 @@ export function newId(prefix: string, now: number): string {
   offset += 6;
   return `${prefix}_${now.toString(36).padStart(9, '0')}${random}`;
 }
+
+/** The smallest id with `prefix` made at `ms` or later: a cursor bound for "since a time". */
+export function idFloor(prefix: string, ms: number): string {
+  return `${prefix}_${Math.max(0, Math.floor(ms)).toString(36).padStart(9, '0')}`;
+}
+
+/** When an id from newId was made (ms since epoch), or undefined for an id of another shape. */
+export function idTime(id: string): number | undefined {
+  const m = /^[a-z]+_([0-9a-z]{9})[0-9a-f]{12}$/.exec(id);
+  return m ? parseInt(m[1], 36) : undefined;
+}

@@ -45,13 +45,21 @@ export interface UiAssets {
   serve(res: ServerResponse, urlPath: string): Promise<void>;
 }
 
-export function createUiAssets(dir = UI_DIR): UiAssets {
+/**
+ * `runtime` tells the page which runtime serves it (one bundle for both): `serve` adds
+ * `<meta name="alloy-runtime" content="serve">`, and the UI asks for a key and shows the
+ * serve views.
+ */
+export function createUiAssets(dir = UI_DIR, runtime: 'dev' | 'serve' = 'dev'): UiAssets {
   const cache = new Map<string, Buffer>();
   const load = async (rel: string): Promise<Buffer | undefined> => {
     const hit = cache.get(rel);
     if (hit) return hit;
     try {
-      const bytes = await readFile(path.join(dir, rel));
+      let bytes = await readFile(path.join(dir, rel));
+      if (rel === 'index.html' && runtime !== 'dev') {
+        bytes = Buffer.from(bytes.toString('utf8').replace('<head>', `<head>\n    <meta name="alloy-runtime" content="${runtime}" />`));
+      }
       cache.set(rel, bytes);
       return bytes;
     } catch {

@@ -11,24 +11,17 @@
  * (CI=true) a missing browser is a failure.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
+import { appendFileSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { startFakeShopify, type FakeShopify } from '../fakes/fake-shopify.js';
 import { REPO_ROOT, tempDir } from '../server/helpers.js';
 import { requireBuild, runAlloy, startDev, startSink } from '../runtime/helpers.js';
+import { ARTEFACTS, checkAccessibility as axeCheck, CI_MISSING_BROWSER, HAVE_BROWSER, IN_CI, launchChromium, noBrowserNote, type LaunchedBrowser } from './browser.js';
 
-const CHROMIUM = process.env.ALLOY_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_BROWSER = existsSync(CHROMIUM);
-const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
-const ARTEFACTS = path.join(REPO_ROOT, 'test-results', 'web-ui');
 const SHOPIFY_SECRET = 'shpss_browser_secret';
 
-if (!HAVE_BROWSER && !IN_CI) {
-  console.log(`browser tests skipped: no Chromium at ${CHROMIUM}; install it (sudo apt-get install chromium) or set ALLOY_CHROMIUM=<path>, then run npx vitest run test/browser`);
-}
+noBrowserNote();
 
 const EXPLODE = `apiVersion: alloy/v1
 kind: Workflow
@@ -51,7 +44,7 @@ steps:
 // Under CI a missing browser is a failed test, not a skip.
 describe.runIf(!HAVE_BROWSER && IN_CI)('web UI in Chromium (CI)', () => {
   it('has Chromium', () => {
-    throw new Error(`CI=true and no Chromium at ${CHROMIUM}: .ci/run installs the chromium package (apt-get install -y chromium)`);
+    throw new Error(CI_MISSING_BROWSER);
   });
 });
 
@@ -61,12 +54,9 @@ describe.skipIf(!HAVE_BROWSER)('web UI in Chromium', () => {
   let fake: FakeShopify;
   let sink: Awaited<ReturnType<typeof startSink>>;
   let dev: Awaited<ReturnType<typeof startDev>>;
-  let browser: Browser;
-  let context: BrowserContext;
+  let browser: LaunchedBrowser;
   let page: Page;
-  let userDataDir: string;
-  const cspErrors: string[] = [];
-  const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  let cspErrors: string[];
 
   beforeAll(async () => {
     requireBuild();
@@ -85,42 +75,21 @@ describe.skipIf(!HAVE_BROWSER)('web UI in Chromium', () => {
       `SHOPIFY_SHOP=${fake.shop}\nSHOPIFY_ACCESS_TOKEN=${fake.accessToken}\nSHOPIFY_API_SECRET=${SHOPIFY_SECRET}\nACME_STREAM_URL=${sink.url}/acme/stream\n`,
     );
     dev = await startDev(root);
-    const { chromium } = await import('playwright-core');
-    userDataDir = mkdtempSync(path.join(os.tmpdir(), 'alloy-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1280, height: 900 },
-      timeout: 60_000,
-    });
-    browser = context.browser()!;
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (/Content.Security.Policy/i.test(m.text())) cspErrors.push(m.text());
-    });
+    browser = await launchChromium();
+    page = browser.page;
+    cspErrors = browser.cspErrors;
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close().catch(() => {});
-    void browser;
+    await browser?.close();
     dev?.proc.kill('SIGTERM');
     await dev?.proc.catch(() => {});
     await fake?.close();
     await sink?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
     tmp?.cleanup();
   }, 30_000);
 
-  /** axe-core, injected as source (the page's CSP allows no inline script; DevTools evaluation is exempt). */
-  async function checkAccessibility(what: string) {
-    await page.evaluate(axeSource);
-    const result = (await page.evaluate(() => (globalThis as any).axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'best-practice'] } }))) as {
-      violations: { id: string; help: string; nodes: { target: string[] }[] }[];
-    };
-    const problems = result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-    expect(problems, `accessibility problems on ${what}`).toEqual([]);
-  }
+  const checkAccessibility = (what: string) => axeCheck(page, what);
 
   async function emit(event: string, fixture: string): Promise<string> {
     const r = await runAlloy(root, ['emit', event, '-d', `@integrations/shopify-sync/fixtures/${fixture}`, '--json']);

@@ -3,7 +3,8 @@
  * E_JSON_TOO_DEEP) without recursion, nothing is stored, and every stored record stays readable.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { JSON_MAX_DEPTH, jsonTooDeep } from '../../src/core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, valueTooDeep } from '../../src/core/json-depth.js';
+import { parseJson, PARSE_FIRST_MAX_BYTES } from '../../src/http/body.js';
 import { signIngress } from '../../src/server/client.js';
 import { http } from '../server/helpers.js';
 import { INGRESS_SECRET, startRuntime } from './helpers.js';
@@ -37,6 +38,24 @@ describe('JSON depth limit', () => {
     expect(got.status).toBe(200);
     const over = `{"event":"acme.order.requested","data":{"x":${nested(JSON_MAX_DEPTH - 1)}}}`;
     expect((await http('POST', `${rt.base}/v1/run/event`, over, JSON_TYPE)).status).toBe(400);
+  });
+
+  it('small bodies (parsed first, depth checked on the value) and large ones (scanned first) give the same answers', () => {
+    for (const size of [1_000, PARSE_FIRST_MAX_BYTES * 2]) {
+      const pad = 'x'.repeat(size);
+      const doc = (depth: number) => Buffer.from(`{"pad":"${pad}","x":${nested(depth - 1)}}`);
+      expect(parseJson(doc(JSON_MAX_DEPTH))).toMatchObject({ pad });
+      expect(() => parseJson(doc(JSON_MAX_DEPTH + 1))).toThrow(expect.objectContaining({ code: 'E_JSON_TOO_DEEP' }));
+      // Too deep and not JSON (unclosed): too deep either way; merely not JSON: E_BAD_JSON.
+      expect(() => parseJson(Buffer.from(`{"pad":"${pad}","x":${'['.repeat(JSON_MAX_DEPTH + 5)}`))).toThrow(expect.objectContaining({ code: 'E_JSON_TOO_DEEP' }));
+      expect(() => parseJson(Buffer.from(`{"pad":"${pad}",`))).toThrow(expect.objectContaining({ code: 'E_BAD_JSON' }));
+      // Brackets inside strings are text.
+      expect(parseJson(Buffer.from(JSON.stringify({ pad, s: '['.repeat(1000) })))).toMatchObject({ pad });
+    }
+    expect(valueTooDeep(JSON.parse(nested(5)), 5)).toBe(false);
+    expect(valueTooDeep(JSON.parse(nested(5)), 4)).toBe(true);
+    expect(valueTooDeep(JSON.parse('{"a":{"b":[{"c":1}]}}'), 3)).toBe(true);
+    expect(valueTooDeep('[[[[', 1)).toBe(false);
   });
 
   it('counts brackets inside strings as text, not nesting', () => {

@@ -108,6 +108,14 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.executions.list({ installationId: 'in_2' })).items.map((e) => e.id)).toEqual(['ex_2']);
       const p = await state.executions.list({}, { limit: 1 });
       expect(p.next).toBe('ex_1');
+      // Newest first, paged downwards, with and without a filter.
+      const d1 = await state.executions.list({}, { limit: 2, order: 'desc' });
+      expect(d1.items.map((e) => e.id)).toEqual(['ex_3', 'ex_2']);
+      expect(d1.next).toBe('ex_2');
+      const d2 = await state.executions.list({}, { limit: 2, order: 'desc', after: d1.next });
+      expect(d2.items.map((e) => e.id)).toEqual(['ex_1']);
+      expect(d2.next).toBeUndefined();
+      expect((await state.executions.list({ userId: 'u1' }, { order: 'desc' })).items.map((e) => e.id)).toEqual(['ex_3', 'ex_1']);
     });
 
     it('counts resumes per execution (the crash-loop guard), and takes one back', async () => {

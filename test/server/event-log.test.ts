@@ -108,6 +108,36 @@ describe('event log', () => {
     db.close();
   });
 
+  it('stores a large final record deflated and reads it back whole; small ones stay JSON text; progress rewrites it as text', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_big'), [exec('ex_big'), exec('ex_small')]);
+    const steps: Record<string, unknown> = {};
+    for (let i = 0; i < 2_000; i++) {
+      steps[`lines[${i}].map`] = { path: `lines[${i}].map`, id: 'map', kind: 'action', uses: 'transform', status: 'succeeded', attempts: 1, inputs: { sku: `SKU-${i}` }, output: { sku: `SKU-${i}` } };
+    }
+    const big = { id: 'ex_big', workflow: 'demo/wf', status: 'succeeded', steps };
+    await log.saveRecord(big);
+    await log.saveRecord({ id: 'ex_small', workflow: 'demo/wf', status: 'succeeded', steps: {} });
+    expect(log.getExecution('ex_big')!.record).toEqual(big);
+    expect(log.listExecutions().find((e) => e.id === 'ex_big')!.record).toEqual(big);
+    log.close();
+    log = undefined;
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT id, record, record_encoding FROM executions ORDER BY id').all() as { id: string; record: string | Buffer; record_encoding: string | null }[];
+    const [bigRow, smallRow] = rows;
+    expect(bigRow.record_encoding).toBe('deflate-raw');
+    expect(Buffer.isBuffer(bigRow.record)).toBe(true);
+    // A tenth of the JSON or less: the step records repeat the same keys.
+    expect(bigRow.record.length).toBeLessThan(JSON.stringify(big).length / 10);
+    expect(smallRow.record_encoding).toBeNull();
+    expect(typeof smallRow.record).toBe('string');
+    db.close();
+    // Read-only, as `alloy executions` and `alloy test --record` open it.
+    const reader = openEventLog({ file, readonly: true });
+    expect(reader.getExecution('ex_big')!.record).toEqual(big);
+    reader.close();
+  });
+
   it('serializes a record with many steps to the same JSON as JSON.stringify', async () => {
     const { stringifyRecord } = await import('../../src/server/event-log.js');
     const steps: Record<string, unknown> = {};

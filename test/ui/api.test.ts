@@ -98,7 +98,7 @@ describe('normalisers for the alloy serve shapes', () => {
     const e = normalizeExecution({ id: 'ex_2', workflow: 'a/w', status: 'failed', version: 3, rerunOf: 'ex_1', steps: [step], createdAt: 't', updatedAt: 't' });
     expect(e.replayOf).toBe('ex_1');
     expect(e.record.steps).toEqual({ order: step });
-    expect(e.record.version).toBe('3');
+    expect(e.record.version).toBe('v3');
     const dev = { execution: { id: 'ex_3', record: { event: {}, steps: {} } } };
     expect(normalizeExecution(dev)).toBe(dev.execution);
   });

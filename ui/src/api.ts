@@ -13,7 +13,14 @@ import type { ErrorInfo, StepRecord, StreamDelivery } from '../../src/engine/typ
 
 export type { ErrorInfo, ExecutionSummary, StepRecord, StreamDelivery };
 
-export interface ExecutionDetail extends ExecutionSummary {
+/** `alloy serve` adds who and what ran: the user, installation, integration and version. */
+export interface ServeFields {
+  installationId?: string;
+  integration?: string;
+  version?: number | string;
+}
+
+export interface ExecutionDetail extends ExecutionSummary, ServeFields {
   record: {
     event: unknown;
     version?: string;
@@ -45,6 +52,27 @@ export interface ExecutionQuery {
   id?: string;
   cursor?: string;
   limit?: number;
+  /** serve only */
+  userId?: string;
+  installationId?: string;
+}
+
+export interface UserInfo {
+  id: string;
+  name?: string;
+  createdAt: string;
+}
+
+export interface InstallationInfo {
+  id: string;
+  userId: string;
+  integration: string;
+  version: number;
+  status: 'active' | 'inactive';
+  credentials: Record<string, string>;
+  config: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface Accepted {
@@ -69,13 +97,27 @@ export interface ApiOptions {
   base?: string;
   /** Bearer token (an `alloy serve` admin key or user token). */
   token?: string;
+  /** Which runtime answers: `alloy dev` (default) or `alloy serve` (other routes for lists and replay). */
+  runtime?: 'dev' | 'serve';
+  /** Called when the runtime refuses the token (401), from any call or the stream. */
+  onUnauthorized?: (error: ApiError) => void;
 }
 
 export function createApi(options: ApiOptions = {}) {
   const base = options.base ?? '';
+  const serve = options.runtime === 'serve';
   const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
 
   async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    try {
+      return await request<T>(method, path, body);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) options.onUnauthorized?.(err);
+      throw err;
+    }
+  }
+
+  async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const res = await fetch(`${base}${path}`, {
       method,
       headers: { accept: 'application/json', ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -96,18 +138,64 @@ export function createApi(options: ApiOptions = {}) {
     return json as T;
   }
 
+  const getExecution = async (id: string): Promise<ExecutionDetail> => normalizeExecution(await call('GET', `/v1/executions/${encodeURIComponent(id)}`));
+
   return {
+    runtime: serve ? ('serve' as const) : ('dev' as const),
     async listExecutions(q: ExecutionQuery): Promise<{ executions: ExecutionSummary[]; nextCursor?: string }> {
+      if (serve && q.id) {
+        // serve has no id-prefix search: an id is looked up as it is.
+        try {
+          const e = await getExecution(q.id);
+          return { executions: [e] };
+        } catch (err) {
+          if (err instanceof ApiError && (err.status === 404 || err.status === 400)) return { executions: [] };
+          throw err;
+        }
+      }
       const p = new URLSearchParams();
       for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
+      // serve lists oldest first unless asked; it has no time filter (the views hide it).
+      if (serve) {
+        p.set('order', 'desc');
+        p.delete('since');
+      }
       const qs = p.toString();
       return normalizePage(await call('GET', `/v1/executions${qs ? `?${qs}` : ''}`));
     },
-    async getExecution(id: string): Promise<ExecutionDetail> {
-      return normalizeExecution(await call('GET', `/v1/executions/${encodeURIComponent(id)}`));
-    },
-    replay(id: string, event?: unknown): Promise<Accepted> {
+    getExecution,
+    /**
+     * dev: replay (optionally with an edited event); serve: rerun with the same event, from
+     * the start or `fromStep`, on the same version or `version`.
+     */
+    async replay(id: string, event?: unknown, rerun: { fromStep?: string; version?: number } = {}): Promise<Accepted> {
+      if (serve) {
+        const r = await call<{ executionIds: string[] }>('POST', `/v1/executions/${encodeURIComponent(id)}/rerun`, rerun);
+        return { deliveryId: '', executions: r.executionIds.map((x) => ({ id: x, replayOf: id })) };
+      }
       return call('POST', `/v1/executions/${encodeURIComponent(id)}/replay`, event === undefined ? {} : { event });
+    },
+    // alloy serve: users and installations (docs/serve-api.md).
+    async listUsers(cursor?: string): Promise<{ users: UserInfo[]; nextCursor?: string }> {
+      const body = await call<{ items: UserInfo[]; next: string | null }>('GET', `/v1/users?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      return { users: body.items, ...(body.next ? { nextCursor: body.next } : {}) };
+    },
+    getUser(id: string): Promise<UserInfo> {
+      return call('GET', `/v1/users/${encodeURIComponent(id)}`);
+    },
+    async listInstallations(q: { userId?: string; cursor?: string }): Promise<{ installations: InstallationInfo[]; nextCursor?: string }> {
+      const p = new URLSearchParams({ limit: '50' });
+      if (q.userId) p.set('userId', q.userId);
+      if (q.cursor) p.set('cursor', q.cursor);
+      const body = await call<{ items: InstallationInfo[]; next: string | null }>('GET', `/v1/installations?${p}`);
+      return { installations: body.items, ...(body.next ? { nextCursor: body.next } : {}) };
+    },
+    /** `version`: a number, or undefined for the published one. */
+    upgradeInstallation(id: string, version?: number): Promise<InstallationInfo> {
+      return call('POST', `/v1/installations/${encodeURIComponent(id)}/upgrade`, version === undefined ? {} : { version });
+    },
+    setInstallationActive(id: string, active: boolean): Promise<InstallationInfo> {
+      return call('POST', `/v1/installations/${encodeURIComponent(id)}/${active ? 'activate' : 'deactivate'}`, {});
     },
     workflows(): Promise<{ version: string; workflows: WorkflowInfo[] }> {
       return call('GET', '/v1/workflows');
@@ -123,9 +211,25 @@ export function createApi(options: ApiOptions = {}) {
         while (!stop.signal.aborted) {
           try {
             const res = await fetch(`${base}/v1/stream`, { headers: { accept: 'text/event-stream', ...auth }, signal: stop.signal });
+            if (res.status === 401) {
+              // Retrying cannot help: the key or token is refused.
+              const e = ((await res.json().catch(() => ({}))) as any)?.error;
+              options.onUnauthorized?.(new ApiError(401, e?.code ?? 'E_UNAUTHORIZED', e?.message ?? 'the token was refused', e?.hint));
+              stop.abort();
+              break;
+            }
             if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
             onState?.(true);
-            const feed = createSseParser(onMessage);
+            const feed = createSseParser((m) => {
+              // serve ends a stream whose key was deleted or whose token expired with an `error` event.
+              if (m.event === 'error') {
+                const e = JSON.parse(m.data) as { code?: string; message?: string; hint?: string };
+                options.onUnauthorized?.(new ApiError(401, e.code ?? 'E_UNAUTHORIZED', e.message ?? 'the token was refused', e.hint));
+                stop.abort();
+                return;
+              }
+              onMessage(m);
+            });
             const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
             for (;;) {
               const { value, done } = await reader.read();
@@ -152,7 +256,7 @@ export type Api = ReturnType<typeof createApi>;
  * `alloy serve`); both take `?cursor=` for the next page.
  */
 export function normalizePage(body: any): { executions: ExecutionSummary[]; nextCursor?: string } {
-  const executions = (body?.executions ?? body?.items ?? []) as ExecutionSummary[];
+  const executions = ((body?.executions ?? body?.items ?? []) as any[]).map(normalizeSummary);
   const next = body?.nextCursor ?? body?.next ?? undefined;
   return { executions, ...(next ? { nextCursor: String(next) } : {}) };
 }
@@ -169,6 +273,11 @@ export function normalizeExecution(body: any): ExecutionDetail {
   return {
     ...e,
     ...(e?.rerunOf && !e.replayOf ? { replayOf: e.rerunOf } : {}),
-    record: { event: e?.event, version: e?.version !== undefined ? String(e.version) : undefined, startedAt: e?.startedAt, endedAt: e?.endedAt, steps, stream: e?.stream, error: e?.error },
+    record: { event: e?.event, version: typeof e?.version === 'number' ? `v${e.version}` : e?.version, startedAt: e?.startedAt, endedAt: e?.endedAt, steps, stream: e?.stream, error: e?.error },
   } as ExecutionDetail;
+}
+
+/** One execution summary from either runtime (serve says `rerunOf` where dev says `replayOf`). */
+export function normalizeSummary(s: any): ExecutionSummary & ServeFields {
+  return s?.rerunOf && !s.replayOf ? { ...s, replayOf: s.rerunOf } : s;
 }

@@ -1,7 +1,8 @@
-import { Alert, TableHead } from './parts.js';
+import { Alert, Choice, TableHead } from './parts.js';
 import { useEffect, useState } from 'preact/hooks';
-import type { Api, ErrorInfo, ExecutionDetail, ExecutionSummary, StepRecord } from './api.js';
+import { normalizeSummary, type Api, type ErrorInfo, type ExecutionDetail, type ExecutionSummary, type StepRecord } from './api.js';
 import type { Live } from './live.js';
+import type { Session } from './session.js';
 import { duration, json, time } from './format.js';
 
 function ErrorBlock({ error }: { error: ErrorInfo }) {
@@ -55,7 +56,11 @@ function StepRow({ step }: { step: StepRecord }) {
   );
 }
 
-export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: string }) {
+export function ExecutionView({ api, live, id, session }: { api: Api; live: Live; id: string; session?: Session }) {
+  const serve = api.runtime === 'serve';
+  // serve: a rerun is for admin keys (the same event on the same version, docs/serve-api.md).
+  const canReplay = !serve || session?.kind === 'admin';
+  const word = serve ? 'Rerun' : 'Replay';
   const [ex, setEx] = useState<ExecutionDetail | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [replays, setReplays] = useState<ExecutionSummary[]>([]);
@@ -63,6 +68,9 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
   const [draft, setDraft] = useState('');
   const [draftError, setDraftError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  // serve's rerun options (kept in state: live updates re-render the page).
+  const [fromStep, setFromStep] = useState('');
+  const [rerunVersion, setRerunVersion] = useState('');
 
   const load = () =>
     api.getExecution(id).then(
@@ -80,7 +88,7 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
       live.on((m) => {
         if (m.event === 'open') void load();
         else if (m.event === 'execution') {
-          const s = JSON.parse(m.data) as ExecutionSummary;
+          const s = normalizeSummary(JSON.parse(m.data));
           if (s.id === id) void load();
           if (s.replayOf === id) setReplays((list) => (list.some((r) => r.id === s.id) ? list.map((r) => (r.id === s.id ? s : r)) : [...list, s]));
         } else if (m.event === 'step' && (JSON.parse(m.data) as { executionId: string }).executionId === id) {
@@ -90,10 +98,10 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
     [live, id],
   );
 
-  const replay = async (event?: unknown) => {
+  const replay = async (event?: unknown, rerun?: { fromStep?: string; version?: number }) => {
     setBusy(true);
     try {
-      const r = await api.replay(id, event);
+      const r = await api.replay(id, event, rerun);
       const started = r.executions[0];
       if (started) {
         setReplays((list) =>
@@ -108,6 +116,17 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
     } finally {
       setBusy(false);
     }
+  };
+  const submitRerun = (e: Event) => {
+    e.preventDefault();
+    const raw = rerunVersion.trim();
+    const version = raw === '' ? undefined : Number(raw.replace(/^v/, ''));
+    if (version !== undefined && (!Number.isInteger(version) || version < 1)) {
+      setDraftError('A version is a whole number from 1 (blank: the same version).');
+      return;
+    }
+    setDraftError(undefined);
+    void replay(undefined, { ...(fromStep ? { fromStep } : {}), ...(version !== undefined ? { version } : {}) });
   };
   const submitEdited = (e: Event) => {
     e.preventDefault();
@@ -145,6 +164,16 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
       <dl class="facts">
         <dt>Workflow</dt>
         <dd>{ex.workflow}</dd>
+        {ex.installationId && (
+          <>
+            <dt>Installation</dt>
+            <dd>
+              <a class="mono" href={`#/?installationId=${encodeURIComponent(ex.installationId)}`}>
+                {ex.installationId}
+              </a>
+            </dd>
+          </>
+        )}
         <dt>Version</dt>
         <dd class="mono">{ex.record.version ?? ''}</dd>
         <dt>Created</dt>
@@ -159,7 +188,7 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
         )}
         {ex.replayOf && (
           <>
-            <dt>Replay of</dt>
+            <dt>{word} of</dt>
             <dd>
               <a class="mono" href={`#/executions/${encodeURIComponent(ex.replayOf)}`}>
                 {ex.replayOf}
@@ -176,24 +205,40 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
       </dl>
       {ex.record.error && <ErrorBlock error={ex.record.error} />}
 
-      <div class="actions">
-        <button type="button" onClick={() => replay()} disabled={busy}>
-          Replay
-        </button>
-        <button
-          type="button"
-          aria-expanded={editing}
-          aria-controls="edit-event"
-          onClick={() => {
-            setDraft(json(ex.record.event));
-            setDraftError(undefined);
-            setEditing(!editing);
-          }}
-        >
-          Replay with edited event…
-        </button>
-      </div>
-      {editing && (
+      {canReplay && (
+        <div class="actions">
+          <button type="button" onClick={() => replay()} disabled={busy}>
+            {word}
+          </button>
+          <button
+            type="button"
+            aria-expanded={editing}
+            aria-controls="edit-event"
+            onClick={() => {
+              setDraft(json(ex.record.event));
+              setDraftError(undefined);
+              setEditing(!editing);
+            }}
+          >
+            {serve ? 'Rerun from a step or on a version…' : 'Replay with edited event…'}
+          </button>
+        </div>
+      )}
+      {editing && serve && (
+        <form id="edit-event" class="edit" onSubmit={submitRerun}>
+          <Choice label="From step" value={fromStep} onChange={(e) => setFromStep((e.currentTarget as HTMLSelectElement).value)} options={[['', 'the start'], ...steps.map((s): [string, string] => [s.path, s.path])]} />
+          <label>
+            On version
+            <input inputMode="numeric" size={6} placeholder={ex.record.version ?? ''} value={rerunVersion} onInput={(e) => setRerunVersion((e.currentTarget as HTMLInputElement).value)} />
+          </label>
+          <p class="dim">The steps before the chosen one keep their recorded results; blank version: the same one.</p>
+          <Alert message={draftError} />
+          <button type="submit" disabled={busy}>
+            Rerun with these
+          </button>
+        </form>
+      )}
+      {editing && !serve && (
         <form id="edit-event" class="edit" onSubmit={submitEdited}>
           <label for="event-draft">Event (JSON)</label>
           <textarea id="event-draft" rows={12} spellcheck={false} value={draft} onInput={(e) => setDraft((e.currentTarget as HTMLTextAreaElement).value)} />
@@ -206,7 +251,7 @@ export function ExecutionView({ api, live, id }: { api: Api; live: Live; id: str
       {!editing && <Alert message={draftError} />}
       {replays.length > 0 && (
         <section aria-labelledby="replays-title">
-          <h2 id="replays-title">Replays</h2>
+          <h2 id="replays-title">{word}s</h2>
           <ul class="replays" data-testid="replays">
             {replays.map((r) => (
               <li data-id={r.id} data-status={r.status}>

@@ -1,8 +1,11 @@
 import { Alert, Choice, TableHead } from './parts.js';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Api, ExecutionQuery, ExecutionSummary } from './api.js';
+import { normalizeSummary, type Api, type ExecutionQuery, type ExecutionSummary, type ServeFields } from './api.js';
 import type { Live } from './live.js';
 import { duration, STATUSES, time } from './format.js';
+import type { Session } from './session.js';
+
+type Row = ExecutionSummary & ServeFields;
 
 const PAGE = 50;
 const SINCE: { label: string; ms?: number }[] = [
@@ -18,19 +21,25 @@ interface Filters {
   status: string;
   since: string;
   id: string;
+  /** serve */
+  userId: string;
+  installationId: string;
 }
 
-function matches(s: ExecutionSummary, f: Filters, sinceIso: string | undefined): boolean {
+function matches(s: Row, f: Filters, sinceIso: string | undefined): boolean {
   if (f.status && s.status !== f.status) return false;
   if (f.workflow && s.workflow !== f.workflow) return false;
   if (f.id && !s.id.startsWith(f.id)) return false;
+  if (f.userId && s.userId !== f.userId) return false;
+  if (f.installationId && s.installationId !== f.installationId) return false;
   if (sinceIso && s.createdAt < sinceIso) return false;
   return true;
 }
 
-export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
-  const [filters, setFilters] = useState<Filters>({ workflow: '', status: '', since: '', id: '' });
-  const [rows, setRows] = useState<ExecutionSummary[]>([]);
+export function ExecutionsView({ api, live, session, userId, installationId }: { api: Api; live: Live; session?: Session; userId?: string; installationId?: string }) {
+  const serve = api.runtime === 'serve';
+  const [filters, setFilters] = useState<Filters>({ workflow: '', status: '', since: '', id: '', userId: userId ?? '', installationId: installationId ?? '' });
+  const [rows, setRows] = useState<Row[]>([]);
   const [cursor, setCursor] = useState<string | undefined>();
   const [workflows, setWorkflows] = useState<string[]>([]);
   const [error, setError] = useState<string | undefined>();
@@ -42,12 +51,16 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
   const query = (f: Filters, more?: string): ExecutionQuery => {
     const ms = SINCE.find((s) => s.label === f.since)?.ms;
     sinceIso.current = ms ? new Date(Date.now() - ms).toISOString() : undefined;
-    return { workflow: f.workflow, status: f.status, id: f.id.trim(), since: sinceIso.current, cursor: more, limit: PAGE };
+    return { workflow: f.workflow.trim(), status: f.status, id: f.id.trim(), since: sinceIso.current, cursor: more, limit: PAGE, userId: f.userId.trim(), installationId: f.installationId };
   };
 
   useEffect(() => {
-    api.workflows().then((w) => setWorkflows(w.workflows.map((x) => x.key)), () => {});
+    // serve runs many integrations at many versions: its workflow filter offers the names seen.
+    if (!serve) api.workflows().then((w) => setWorkflows(w.workflows.map((x) => x.key)), () => {});
   }, [api]);
+  useEffect(() => {
+    if (serve) setWorkflows((w) => [...new Set([...w, ...rows.map((r) => r.workflow)])].sort());
+  }, [rows]);
 
   useEffect(() => {
     let cancelled = false;
@@ -68,7 +81,7 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
           }
         },
       );
-    }, filters.id ? 150 : 0);
+    }, filters.id || (serve && (filters.workflow || filters.userId)) ? 150 : 0);
     return () => {
       cancelled = true;
       clearTimeout(t);
@@ -88,7 +101,7 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
             () => {},
           );
         } else if (m.event === 'execution') {
-          const s = JSON.parse(m.data) as ExecutionSummary;
+          const s = normalizeSummary(JSON.parse(m.data)) as Row;
           setRows((list) => {
             const i = list.findIndex((r) => r.id === s.id);
             if (i >= 0) return list.map((r) => (r.id === s.id ? s : r));
@@ -126,18 +139,41 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
     <section aria-labelledby="executions-title">
       <h1 id="executions-title">Executions</h1>
       <form class="filters" role="search" aria-label="Filter executions" onSubmit={(e) => e.preventDefault()}>
-        <Choice label="Workflow" value={filters.workflow} onChange={set('workflow')} options={[['', 'All workflows'], ...workflows.map((w): [string, string] => [w, w])]} />
-        <Choice label="Status" value={filters.status} onChange={set('status')} options={[['', 'Any status'], ...STATUSES.map((s): [string, string] => [s, s])]} />
-        <Choice label="Time" value={filters.since} onChange={set('since')} options={SINCE.map((s): [string, string] => [s.ms ? s.label : '', s.label])} />
+        {serve ? (
+          <label>
+            Workflow
+            <input type="search" list="workflow-names" placeholder="integration/workflow" value={filters.workflow} onInput={set('workflow')} autocomplete="off" spellcheck={false} />
+            <datalist id="workflow-names">
+              {workflows.map((w) => (
+                <option value={w} />
+              ))}
+            </datalist>
+          </label>
+        ) : (
+          <Choice label="Workflow" value={filters.workflow} onChange={set('workflow')} options={[['', 'All workflows'], ...workflows.map((w): [string, string] => [w, w])]} />
+        )}
+        <Choice label="Status" value={filters.status} onChange={set('status')} options={[['', 'Any status'], ...[...STATUSES, ...(serve ? ['cancelled'] : [])].map((s): [string, string] => [s, s])]} />
+        {!serve && <Choice label="Time" value={filters.since} onChange={set('since')} options={SINCE.map((s): [string, string] => [s.ms ? s.label : '', s.label])} />}
+        {serve && session?.kind !== 'user' && (
+          <label>
+            User
+            <input type="search" placeholder="user id" value={filters.userId} onInput={set('userId')} autocomplete="off" spellcheck={false} />
+          </label>
+        )}
         <label>
-          Search by id
+          {serve ? 'Execution id' : 'Search by id'}
           <input type="search" placeholder="ex_…" value={filters.id} onInput={set('id')} autocomplete="off" spellcheck={false} />
         </label>
       </form>
+      {filters.installationId && (
+        <p>
+          Installation <span class="mono">{filters.installationId}</span> only · <a href="#/">all executions</a>
+        </p>
+      )}
       <Alert message={error} />
       <table class="executions" data-testid="executions">
         <caption class="sr-only">Executions, newest first</caption>
-        <TableHead columns={['Execution', 'Workflow', 'Status', 'Started', 'Duration', 'Error']} />
+        <TableHead columns={serve ? ['Execution', 'Workflow', 'Version', 'User', 'Status', 'Started', 'Duration', 'Error'] : ['Execution', 'Workflow', 'Status', 'Started', 'Duration', 'Error']} />
         <tbody>
           {rows.map((r) => (
             <tr key={r.id} data-id={r.id} data-status={r.status}>
@@ -145,9 +181,11 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
                 <a href={`#/executions/${encodeURIComponent(r.id)}`} class="mono">
                   {r.id}
                 </a>
-                {r.replayOf && <span class="tag">replay</span>}
+                {r.replayOf && <span class="tag">{serve ? 'rerun' : 'replay'}</span>}
               </td>
               <td>{r.workflow}</td>
+              {serve && <td class="mono">{r.version !== undefined ? `v${r.version}` : ''}</td>}
+              {serve && <td class="mono">{r.userId ?? ''}</td>}
               <td>
                 <span class={`status ${r.status}`}>{r.status}</span>
               </td>
@@ -158,7 +196,9 @@ export function ExecutionsView({ api, live }: { api: Api; live: Live }) {
           ))}
         </tbody>
       </table>
-      {!loading && rows.length === 0 && <p class="empty">No executions yet. Send an event with `alloy emit`, or a fixture from Workflows.</p>}
+      {!loading && rows.length === 0 && (
+        <p class="empty">{serve ? 'No executions here yet. Events arrive through POST /v1/run/event and app webhooks.' : 'No executions yet. Send an event with `alloy emit`, or a fixture from Workflows.'}</p>
+      )}
       {cursor && (
         <button type="button" class="more" onClick={more}>
           Load older executions

@@ -13,11 +13,13 @@ export function createLive(api: Api, onState: (connected: boolean) => void) {
   const send = (m: SseMessage) => {
     for (const l of listeners) l(m);
   };
-  api.subscribe(send, (connected) => {
+  const stop = api.subscribe(send, (connected) => {
     onState(connected);
     if (connected) send({ event: 'open', data: '' });
   });
   return {
+    /** Ends the stream (signing out). */
+    close: stop,
     on(l: Listener): () => void {
       listeners.add(l);
       return () => listeners.delete(l);

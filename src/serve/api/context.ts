@@ -14,6 +14,7 @@ import { assertOwner, type Access, type Principal } from '../auth.js';
 import type { Connections } from '../connections.js';
 import type { Keyring } from '../crypto.js';
 import type { DefinitionSource } from '../definitions.js';
+import type { LiveFeed } from '../live-feed.js';
 import type { ServeMetrics } from '../metrics.js';
 import type { Runner } from '../runner.js';
 import type { PageRequest, ServeState } from '../state/types.js';
@@ -27,6 +28,8 @@ export interface ServeDeps {
   connectors: ConnectorRegistry;
   http: HttpClient;
   metrics: ServeMetrics;
+  /** GET /v1/stream's subscribers and the poller that feeds them. */
+  live: LiveFeed;
   env: Record<string, string | undefined>;
   now: () => number;
   /** The server's public base URL (OAuth redirect URIs), e.g. https://alloy.example.com. */

@@ -21,8 +21,26 @@ export function executionView(e: ExecutionRow) {
     updatedAt: e.updatedAt,
     ...(r.startedAt ? { startedAt: r.startedAt } : {}),
     ...(r.endedAt ? { endedAt: r.endedAt } : {}),
+    ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
     ...(r.error ? { error: r.error } : {}),
-    steps: Object.values(r.steps ?? {}).map((s) => ({ path: s.path, id: s.id, kind: s.kind, ...(s.uses ? { uses: s.uses } : {}), status: s.status, attempts: s.attempts, ...(s.error ? { error: s.error } : {}), ...(s.output !== undefined ? { output: s.output } : {}) })),
+    event: r.event,
+    // The step trace: what ran, with what (inputs and output, secrets redacted by the engine), when and how long.
+    steps: Object.values(r.steps ?? {}).map((s) => ({
+      path: s.path,
+      id: s.id,
+      ...(s.name ? { name: s.name } : {}),
+      kind: s.kind,
+      ...(s.uses ? { uses: s.uses } : {}),
+      status: s.status,
+      attempts: s.attempts,
+      ...(s.handled ? { handled: true } : {}),
+      ...(s.startedAt ? { startedAt: s.startedAt } : {}),
+      ...(s.endedAt ? { endedAt: s.endedAt } : {}),
+      ...(s.durationMs !== undefined ? { durationMs: s.durationMs } : {}),
+      ...(s.error ? { error: s.error } : {}),
+      ...(s.inputs !== undefined ? { inputs: s.inputs } : {}),
+      ...(s.output !== undefined ? { output: s.output } : {}),
+    })),
     ...(r.stream ? { stream: r.stream } : {}),
   };
 }
@@ -43,7 +61,9 @@ export const executionRoutes: ApiRoute[] = [
       const q = c.query;
       if (c.principal.kind === 'user' && q.get('userId') && q.get('userId') !== c.principal.userId) throw notFound('user');
       const userId = c.principal.kind === 'user' ? c.principal.userId : (q.get('userId') ?? undefined);
-      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status: q.get('status') ?? undefined }, c.page());
+      const order = q.get('order') ?? 'asc';
+      if (order !== 'asc' && order !== 'desc') throw new HttpError(400, 'E_BAD_REQUEST', '`order` must be asc or desc');
+      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status: q.get('status') ?? undefined }, { ...c.page(), order });
       c.send(200, { items: p.items.map(executionView), next: p.next ?? null });
     },
   },

@@ -268,12 +268,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       args.push(v);
       clauses.push(`${col} = $${args.length}`);
     }
+    const desc = page?.order === 'desc';
     if (page?.after) {
       args.push(page.after);
-      clauses.push(`id > $${args.length}`);
+      clauses.push(`id ${desc ? '<' : '>'} $${args.length}`);
     }
     args.push(limit + 1);
-    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT $${args.length}`, args);
+    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT $${args.length}`, args);
     const items = rows.slice(0, limit).map(map);
     return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
   }

@@ -119,11 +119,12 @@ export function openSqliteState(file: string): ServeState {
       clauses.push(`${col} = ?`);
       args.push(v);
     }
+    const desc = page?.order === 'desc';
     if (page?.after) {
-      clauses.push('id > ?');
+      clauses.push(desc ? 'id < ?' : 'id > ?');
       args.push(page.after);
     }
-    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT ?`;
     return { rows: stmt(sql).all(...args, limit + 1) as { doc: string }[], limit };
   };
 

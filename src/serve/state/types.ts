@@ -7,6 +7,8 @@
  * - Every method is async and every write is durable when its promise resolves.
  * - Lists are ordered by id ascending (ids are time-sortable) and paginated by cursor:
  *   `after` is the last id of the previous page; `next` is set when more rows may follow.
+ *   With `order: 'desc'` a list runs newest first and `after` continues downwards (ids
+ *   below it): the web UI's first page of 10,000 executions is one indexed read.
  * - Secrets are stored only as `Sealed` values (crypto.ts): the state never sees clear text.
  * - `ingest` is atomic: the dedupe key, the event and its executions are stored together or
  *   not at all; a repeated key returns the first call's execution ids and stores nothing.
@@ -29,6 +31,8 @@ export interface Page<T> {
 export interface PageRequest {
   limit?: number;
   after?: string;
+  /** Default `asc`. */
+  order?: 'asc' | 'desc';
 }
 
 /** An envelope-encrypted value (see crypto.ts). */
