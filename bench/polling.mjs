@@ -8,6 +8,9 @@
  *                       HTTP client, paging, item ids, cursor and de-dup bookkeeping
  *   alloy poll + claims the same, plus claiming one execution per order in a real SQLite
  *                       event log (what `alloy dev` does before running anything)
+ *   alloy poll, paced   alloy poll through the per-(app, shop) cost limiter (serve/limiter.ts
+ *                       pacedHttp, as serve and dev poll): the fake's bucket never runs
+ *                       short, so this is the limiter's own overhead
  * Median of runs; ratios against the plain script.
  *
  *   npm run build && node bench/polling.mjs [--runs 5] [--orders 10000]
@@ -26,6 +29,8 @@ const { compilePoll } = await load('connectors/poll.js');
 const { shopifyManifest } = await load('connectors/builtin-manifests.js');
 const { createHttpClient } = await load('connectors/http-client.js');
 const { openEventLog } = await load('server/event-log.js');
+const { CostLimiter, pacedHttp } = await load('serve/limiter.js');
+const { realClock } = await load('engine/clock.js');
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -76,9 +81,9 @@ const ctx = {
   logger: { debug() {}, warn() {} },
 };
 
-async function alloyPoll(claim) {
+async function alloyPoll(claim, context = ctx) {
   let items = 0;
-  const r = await poll.run({ since: SINCE, seen: [] }, ctx, async (page) => {
+  const r = await poll.run({ since: SINCE, seen: [] }, context, async (page) => {
     items += page.length;
     if (claim) await claim(page);
   });
@@ -113,8 +118,9 @@ const cases = [
   ['plain script (fetch)', plainScript],
   ['alloy poll', () => alloyPoll()],
   ['alloy poll + claims (SQLite)', alloyPollWithClaims],
+  ['alloy poll, paced (cost limiter)', () => alloyPoll(undefined, { ...ctx, http: pacedHttp(ctx.http, new CostLimiter(realClock), () => `shopify:${fake.shop}`) })],
 ];
-// Warm-up, and a check that all three read every order in the same number of calls.
+// Warm-up, and a check that all of them read every order in the same number of calls.
 for (const [name, fn] of cases) {
   const r = await fn();
   if (r.items !== ORDERS || r.calls !== Math.ceil(ORDERS / 250)) throw new Error(`${name}: read ${r.items} orders in ${r.calls} calls`);

@@ -9,8 +9,10 @@
  *   holds less than the last requested cost (after restoring since), the call waits for it to
  *   refill rather than collect THROTTLED answers; when it holds enough, the call reserves
  *   that cost. The buckets live in the serve state (state/buckets.ts), so on PostgreSQL every
- *   process paces a shop from one bucket.
+ *   process paces a shop from one bucket. One CostLimiter per process serves the executions'
+ *   calls and the polls' (pacedHttp), so a poll waits for the same bucket.
  */
+import type { HttpClient, HttpRequest } from '../connectors/types.js';
 import { memoryBucketStore, type BucketStore } from './state/buckets.js';
 
 export class KeyedSemaphore {
@@ -109,4 +111,18 @@ export class CostLimiter {
       lastCost: typeof cost?.requestedQueryCost === 'number' ? cost.requestedQueryCost : 10,
     });
   }
+}
+
+/**
+ * `http` paced by `costs`: a call whose `key(req)` names a bucket (`<app>:<account>`) waits
+ * for it before sending and feeds it the answer's cost report; other calls pass straight on.
+ */
+export function pacedHttp(http: HttpClient, costs: CostLimiter, key: (req: HttpRequest) => string | undefined): HttpClient {
+  return async (req) => {
+    const k = key(req);
+    if (k) await costs.before(k, req.signal);
+    const res = await http(req);
+    if (k) await costs.after(k, res.text);
+    return res;
+  };
 }

@@ -6,6 +6,8 @@ export interface ServeMetrics {
   request(info: { method: string; route: string; status: number; ms: number }): void;
   executionFinished(status: string): void;
   ingested(source: string, count: number): void;
+  /** A schedule tick or polled item this process claimed: `stored`, or `duplicate` (another process or run had it). */
+  timerClaim(kind: 'schedule' | 'poll', outcome: 'stored' | 'duplicate'): void;
 }
 
 export function createMetrics(): ServeMetrics {
@@ -15,6 +17,7 @@ export function createMetrics(): ServeMetrics {
   const duration = new Histogram({ name: 'alloy_http_request_duration_seconds', help: 'Time to answer', labelNames: ['method', 'route'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   const finished = new Counter({ name: 'alloy_executions_finished_total', help: 'Executions that ended', labelNames: ['status'] as const, registers: [registry] });
   const ingested = new Counter({ name: 'alloy_executions_created_total', help: 'Executions created by ingest', labelNames: ['source'] as const, registers: [registry] });
+  const claims = new Counter({ name: 'alloy_timer_claims_total', help: 'Schedule ticks and polled items claimed by this process, by outcome', labelNames: ['kind', 'outcome'] as const, registers: [registry] });
   return {
     registry,
     request(i) {
@@ -23,5 +26,6 @@ export function createMetrics(): ServeMetrics {
     },
     executionFinished: (status) => finished.inc({ status }),
     ingested: (source, count) => ingested.inc({ source }, count),
+    timerClaim: (kind, outcome) => claims.inc({ kind, outcome }),
   };
 }

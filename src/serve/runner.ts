@@ -20,7 +20,7 @@ import { AlloyError, MissingSecretError } from '../errors.js';
 import { referencedSecretNames } from '../server/engine-executor.js';
 import type { LoadedProject } from '../core/project-types.js';
 import type { DefinitionSource } from './definitions.js';
-import { CostLimiter } from './limiter.js';
+import { CostLimiter, pacedHttp } from './limiter.js';
 import type { Connections } from './connections.js';
 import { openConfig } from './config-values.js';
 import type { Keyring } from './crypto.js';
@@ -36,6 +36,8 @@ export interface RunnerOptions {
   settings: Record<string, AppSettings>;
   env: Record<string, string | undefined>;
   http?: HttpClient;
+  /** The process's per-(app, shop) cost limiter, shared with the polls; default a new one. */
+  costs?: CostLimiter;
   /** Executions running at once in this process. Default 16. */
   concurrency?: number;
   /** Executions of one installation running at once. Default 4. */
@@ -72,7 +74,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const connectors = createConnectorRegistry({ userConnectors: [] });
   const compiled = new WeakMap<WorkflowDef, CompiledWorkflow>();
   const clock = { now, sleep: realClock.sleep };
-  const costs = new CostLimiter(clock, options.state.buckets);
+  const costs = options.costs ?? new CostLimiter(clock, options.state.buckets);
   const limits: QueueLimits = {
     concurrency: options.concurrency ?? DEFAULT_LIMITS.concurrency,
     perInstallation: options.perInstallation ?? DEFAULT_LIMITS.perInstallation,
@@ -167,19 +169,15 @@ export function createRunner(options: RunnerOptions): Runner {
         if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record).catch(() => {});
         return Promise.resolve();
       };
+      const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts.get('shopify') ?? ''}` : undefined));
       const deps: EngineDeps = {
         connectors,
         http: async (req) => {
-          const token = req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'];
-          const key = token ? `shopify:${accounts.get('shopify') ?? ''}` : undefined;
           const both = new AbortController();
           const unlinkA = followSignal(signal, both);
           const unlinkB = req.signal ? followSignal(req.signal, both) : () => {};
           try {
-            if (key) await costs.before(key, both.signal);
-            const res = await http({ ...req, signal: both.signal });
-            if (key) await costs.after(key, res.text);
-            return res;
+            return await paced({ ...req, signal: both.signal });
           } finally {
             unlinkA();
             unlinkB();

@@ -18,6 +18,12 @@ import type { Keyring } from './crypto.js';
 import type { DefinitionSource } from './definitions.js';
 import { createMetrics } from './metrics.js';
 import { createRunner, type Runner, type RunnerOptions } from './runner.js';
+import { CostLimiter } from './limiter.js';
+import { createServeTimers, type ServeTimers } from './timers.js';
+import { realClock } from '../engine/clock.js';
+import { realTimerClock, type TimerClock } from '../server/time-ports.js';
+import type { SchedulerEvent } from '../server/scheduler.js';
+import type { PollerEvent } from '../server/poller.js';
 import type { ServeState } from './state/types.js';
 import { makeContext, type ApiContext, type ApiRoute, type ServeDeps } from './api/context.js';
 import { userRoutes } from './api/users.js';
@@ -70,12 +76,19 @@ export interface ServeServerOptions {
   recoverAfterSeconds?: number;
   maxBodyBytes?: number;
   now?: () => number;
+  /** The clock schedules and polls run on (tests pass a manual one). */
+  timerClock?: TimerClock;
+  /** How often schedules and polls re-read the installations (other processes change them too). Default 15 s. */
+  timersRefreshMs?: number;
+  /** Every schedule tick, poll run and error of the timers (tests, and what `log` is told about errors). */
+  onTimerEvent?(event: SchedulerEvent | PollerEvent): void;
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface ServeServer {
   url: string;
   runner: Runner;
+  timers: ServeTimers;
   close(): Promise<void>;
 }
 
@@ -96,9 +109,12 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   } else if (!queue && role !== 'all') {
     throw new UsageError(`--role ${role} needs the state in PostgreSQL`, { hint: 'SQLite is owned by one process: run --role all, or give --database postgres://… to every process.' });
   }
+  // One cost limiter per process: the executions' calls and the polls wait for the same bucket per (app, shop).
+  const costs = new CostLimiter({ now, sleep: realClock.sleep }, options.state.buckets);
   const auth = (header: string | undefined) => authenticate(header, options.state.apiKeys, options.keyring, now());
   const live = createLiveFeed({ state: options.state, authenticate: auth, onError: (err) => log('live feed error', { error: (err as Error).message }) });
   const runner = createRunner({
+    costs,
     state: options.state,
     source: options.source,
     connections,
@@ -117,6 +133,23 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
       live.wake();
     },
     onError: (id, err) => log('execution error', { execution: id, error: (err as Error).message }),
+  });
+  const timerClock = options.timerClock ?? realTimerClock;
+  const timers = createServeTimers({
+    state: options.state,
+    source: options.source,
+    connections,
+    settings,
+    http,
+    costs,
+    runner,
+    metrics,
+    clock: timerClock,
+    refreshMs: options.timersRefreshMs,
+    onEvent: (e) => {
+      options.onTimerEvent?.(e);
+      if (e.type === 'error') log('schedule/poll error', { target: e.target ?? e.workflow, error: e.message });
+    },
   });
   let url = '';
   const deps: ServeDeps = {
@@ -146,6 +179,8 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
           authorize(c.principal, r.access, `${r.method} ${r.path}`);
         }
         await r.handler(c);
+        // This process changed an installation: its schedules and polls follow at once (others on their next refresh).
+        if (r.method !== 'GET' && (r.path.startsWith('/v1/installations') || (r.method === 'DELETE' && r.path.startsWith('/v1/users')))) void timers.refresh().catch(() => undefined);
       } catch (err) {
         // The state database gone (PostgreSQL restarting, network) is not a bug: tell the
         // client to retry, as /readyz tells the load balancer; nothing was acknowledged.
@@ -167,12 +202,20 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
   url = server.url;
   await runner.start();
+  try {
+    await timers.start();
+  } catch (err) {
+    // A store that cannot be read now is retried on the next refresh; serving goes on.
+    log('schedules and polls could not start', { error: (err as Error).message });
+  }
   let closing: Promise<void> | undefined;
   return {
     url,
     runner,
+    timers,
     close: () =>
       (closing ??= (async () => {
+        timers.close();
         live.close();
         await server.close();
         await runner.stop();

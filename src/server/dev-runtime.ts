@@ -18,8 +18,10 @@ import { parseSchedule } from '../core/schedule.js';
 import { createHttpClient } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
 import { createScheduler, scheduleTargets, type SchedulerEvent } from './scheduler.js';
-import { createConnectorPollSource, createPoller, pollTargets, type PollerEvent } from './poller.js';
+import { createPoller, projectPollSource, pollTargets, type PollerEvent } from './poller.js';
 import { eventLogCursors, realTimerClock, type TimerClock } from './time-ports.js';
+import { CostLimiter } from '../serve/limiter.js';
+import { realClock } from '../engine/clock.js';
 import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, loadProjectEnv, devLogFile, prepareDevLogFile, recordingsDir, removeDevInfo, writeDevInfo } from './dev-state.js';
 
 export type DevEvent =
@@ -185,7 +187,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
     clock: timerClock,
     cursors,
     claim,
-    source: createConnectorPollSource({ project: () => goodProject, env, http: options.pollHttp ?? createHttpClient(), signal: pollAbort.signal }),
+    // Paced per (app, shop) on Shopify's cost reports, as serve paces its polls.
+    source: projectPollSource({ project: () => goodProject, env, http: options.pollHttp ?? createHttpClient(), costs: new CostLimiter(realClock), signal: pollAbort.signal }),
     onEvent: emit,
   });
   const syncTimers = async (p: LoadedProject, d: RuntimeDefinitions) => {
@@ -280,7 +283,7 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
       return fallbacks;
     },
     initialDiagnostics,
-    timers: () => [...scheduler.next(), ...poller.next()],
+    timers: () => [...scheduler.next(), ...poller.next()].map(({ workflow, label, nextAt }) => ({ workflow, label, ...(nextAt ? { nextAt } : {}) })),
     pollNow: (workflow) => poller.runNow(workflow),
     get project() {
       return project;

@@ -790,6 +790,18 @@ export class EventLog {
     });
   }
 
+  /** Sets a cursor only while it still holds `expected` (undefined: absent); checked and written in one write. */
+  compareAndSetCursor(key: string, expected: string | undefined, next: string): Promise<boolean> {
+    return this.write(() => {
+      const k = `cursor:${key}`;
+      const r =
+        expected === undefined
+          ? this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(k, next)
+          : this.db.prepare('UPDATE meta SET value = ? WHERE key = ? AND value = ?').run(next, k, expected);
+      return r.changes > 0;
+    });
+  }
+
   /** Commits what is queued, closes the database and removes the pid file. Idempotent. */
   close(): void {
     if (this.closed) return;

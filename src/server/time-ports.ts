@@ -3,11 +3,16 @@
  * the SQLite event log) and a multi-process runtime can share them:
  *
  * - TimerClock: the time and one-shot timers (tests pass a manual clock and advance it).
- * - CursorStore: durable named cursors (last schedule tick, poll position).
- * - Claim: an event submitted with a unique dedupe key, e.g. `schedule:<workflow>:<tick>`;
+ * - CursorStore: durable named cursors (last schedule tick, poll position), with an atomic
+ *   compare-and-set so two processes never both advance one cursor. Dev keeps them in the
+ *   event log; `alloy serve` in its ServeState (SQLite or PostgreSQL).
+ * - Claim: an event submitted with a unique dedupe key, e.g. `schedule:<target>:<tick>`;
  *   the store refuses a second one with the same key, so a tick (or a polled item) runs
  *   once however many processes or restarts see it. In dev this is RuntimeServer.submit
- *   over the event log's unique delivery dedupe key.
+ *   over the event log's unique delivery dedupe key; in serve the state's atomic ingest.
+ *
+ * A target's id is the workflow key in dev (`<integration>/<workflow>`) and
+ * `<installation>:<integration>/<workflow>` in serve: cursors and dedupe keys are per id.
  */
 import { setLongTimeout } from '../engine/clock.js';
 import type { EventLog } from './event-log.js';
@@ -26,13 +31,19 @@ export const realTimerClock: TimerClock = {
 export interface CursorStore {
   get(key: string): Promise<string | undefined>;
   set(key: string, value: string): Promise<void>;
+  /**
+   * Writes `next` only while the cursor still holds `expected` (undefined: while it does not
+   * exist); false when another writer changed it first. Atomic in every implementation.
+   */
+  compareAndSet(key: string, expected: string | undefined, next: string): Promise<boolean>;
 }
 
 /** Cursors in the dev event log (SQLite, the same file and write queue as executions). */
-export function eventLogCursors(log: Pick<EventLog, 'getCursor' | 'setCursor'>): CursorStore {
+export function eventLogCursors(log: Pick<EventLog, 'getCursor' | 'setCursor' | 'compareAndSetCursor'>): CursorStore {
   return {
     get: async (key) => log.getCursor(key),
     set: (key, value) => log.setCursor(key, value),
+    compareAndSet: (key, expected, next) => log.compareAndSetCursor(key, expected, next),
   };
 }
 
@@ -43,10 +54,17 @@ export function memoryCursors(initial: Record<string, string> = {}): CursorStore
     values,
     get: async (key) => values.get(key),
     set: async (key, value) => void values.set(key, value),
+    async compareAndSet(key, expected, next) {
+      if (values.get(key) !== expected) return false;
+      values.set(key, next);
+      return true;
+    },
   };
 }
 
 export interface ClaimInput {
+  /** The target's id (see the header). */
+  target: string;
   /** `schedule` or `poll:<app>`. */
   source: string;
   name: string;

@@ -144,6 +144,40 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect(await state.oauthStates.take('n2', '2026-01-01T00:11:00.000Z')).toBeUndefined();
     });
 
+    it('keeps cursors, and compare-and-set lets exactly one of many racing writers advance one', async () => {
+      expect(await state.cursors.get('poll:in_1:acme/w')).toBeUndefined();
+      // Creating: only while absent.
+      const creates = await Promise.all(Array.from({ length: 8 }, (_, n) => state.cursors.compareAndSet('poll:in_1:acme/w', undefined, `v0-${n}`)));
+      expect(creates.filter(Boolean)).toHaveLength(1);
+      const v0 = (await state.cursors.get('poll:in_1:acme/w'))!;
+      expect(v0).toBe(`v0-${creates.indexOf(true)}`);
+      // Advancing: from the value read; the losers see false and the value is the winner's.
+      const moves = await Promise.all(Array.from({ length: 8 }, (_, n) => state.cursors.compareAndSet('poll:in_1:acme/w', v0, `v1-${n}`)));
+      expect(moves.filter(Boolean)).toHaveLength(1);
+      expect(await state.cursors.get('poll:in_1:acme/w')).toBe(`v1-${moves.indexOf(true)}`);
+      expect(await state.cursors.compareAndSet('poll:in_1:acme/w', v0, 'stale')).toBe(false);
+      expect(await state.cursors.compareAndSet('poll:in_1:acme/w', undefined, 'again')).toBe(false);
+      await state.cursors.set('schedule:in_1:acme/w', '1000');
+      await state.cursors.set('schedule:in_1:acme/w', '2000');
+      expect(await state.cursors.get('schedule:in_1:acme/w')).toBe('2000');
+    });
+
+    it('deleting an installation or its user deletes its cursors, nobody else\'s', async () => {
+      await state.users.create({ id: 'u1', createdAt: at });
+      await state.installations.put(installation('in_1', 'u1'));
+      await state.installations.put(installation('in_2', 'u1'));
+      await state.installations.put(installation('in_3', 'u2'));
+      for (const i of ['in_1', 'in_2', 'in_3', 'inX1']) await state.cursors.set(`schedule:${i}:acme/w`, '1');
+      expect(await state.installations.delete('in_1')).toBe(true);
+      expect(await state.cursors.get('schedule:in_1:acme/w')).toBeUndefined();
+      expect(await state.cursors.get('schedule:in_2:acme/w')).toBe('1');
+      // `_` in an id is not a wildcard: in_1 is not inX1.
+      expect(await state.cursors.get('schedule:inX1:acme/w')).toBe('1');
+      expect(await state.users.delete('u1')).toBe(true);
+      expect(await state.cursors.get('schedule:in_2:acme/w')).toBeUndefined();
+      expect(await state.cursors.get('schedule:in_3:acme/w')).toBe('1');
+    });
+
     it('cost buckets: a take reserves the expected cost, or answers the wait; concurrent takes never overspend', async () => {
       const t0 = 1_700_000_000_000;
       expect(await state.buckets.take('shopify:unknown', t0)).toBe(0);

@@ -73,7 +73,7 @@ describe('scheduler', () => {
     const clock = manualTimerClock(T0 + 1000);
     const { s, claims } = make(clock);
     await s.setTargets([{ workflow: 'acme/sweep', spec: spec({ every: '15m' }) }]);
-    expect(s.next()).toEqual([{ workflow: 'acme/sweep', label: 'every 15m', nextAt: '2026-03-02T08:15:00.000Z' }]);
+    expect(s.next()).toEqual([{ target: 'acme/sweep', workflow: 'acme/sweep', label: 'every 15m', nextAt: '2026-03-02T08:15:00.000Z' }]);
     await clock.advance(15 * 60_000 - 1001);
     expect(claims.fired).toHaveLength(0);
     await clock.advance(1);
@@ -134,6 +134,27 @@ describe('scheduler', () => {
     await clock.advance(0);
     expect(claims.fired.map((f) => (f.event as { scheduledAt: string }).scheduledAt)).toEqual(expected);
     expect(s.next()[0].nextAt).toBe('2026-03-02T09:15:00.000Z');
+  });
+
+  it('a tick that passes while the previous one is being stored is not lost', async () => {
+    const clock = manualTimerClock(T0 + 1000);
+    const claims = claimStore();
+    let slowOnce = true;
+    const claim: Claim = async (input) => {
+      // The 08:01 claim takes 90 s (a stalled state): 08:02 passes meanwhile.
+      if (slowOnce) {
+        slowOnce = false;
+        clock.jump(90_000);
+      }
+      return claims.claim(input);
+    };
+    const s = createScheduler({ clock, cursors: memoryCursors(), claim });
+    schedulers.push(s);
+    await s.setTargets([{ workflow: 'acme/sweep', spec: spec({ every: '1m' }) }]);
+    await clock.advance(60_000);
+    await clock.advance(0);
+    expect(claims.fired.map((f) => (f.event as { scheduledAt: string }).scheduledAt)).toEqual(['2026-03-02T08:01:00.000Z', '2026-03-02T08:02:00.000Z']);
+    expect(s.next()[0].nextAt).toBe('2026-03-02T08:03:00.000Z');
   });
 
   it('three schedulers sharing a claim store and cursors run each tick once', async () => {

@@ -10,9 +10,8 @@ import type { ConnectorTrigger } from '../../core/model.js';
 import { HttpError } from '../../http/error.js';
 import { parseJson, readBody } from '../../http/body.js';
 import { headerValue } from '../../http/respond.js';
-import { newId } from '../../server/ids.js';
 import { checkTriggerData, type RoutedWorkflow } from '../../server/definitions.js';
-import { newExecutionRecord } from '../../server/executor.js';
+import { executionRowFor, ingestExecutions } from '../ingest.js';
 import type { ExecutionRow, InstallationRecord } from '../state/types.js';
 import { str, type ApiContext, type ApiRoute } from './context.js';
 
@@ -30,17 +29,9 @@ async function allActive(c: ApiContext, userId: string): Promise<InstallationRec
   return out;
 }
 
-function executionRow(c: ApiContext, i: InstallationRecord, r: RoutedWorkflow, event: unknown): ExecutionRow {
-  const id = newId('ex', c.deps.now());
-  const record = newExecutionRecord({ id, workflow: r.key, version: `v${i.version}`, event, userId: i.userId, now: c.deps.now() });
-  return { id, installationId: i.id, userId: i.userId, integration: i.integration, version: i.version, workflow: r.key, status: 'queued', record, createdAt: record.createdAt, updatedAt: record.createdAt };
-}
+const executionRow = (c: ApiContext, i: InstallationRecord, r: RoutedWorkflow, event: unknown): ExecutionRow => executionRowFor(i, r.key, event, c.deps.now());
 
-async function commit(c: ApiContext, source: string, dedupeKey: string | undefined, rows: ExecutionRow[]) {
-  const result = await c.deps.runner.ingest({ dedupeKey, executions: rows });
-  if (!result.duplicate) c.deps.metrics.ingested(source, rows.length);
-  return result;
-}
+const commit = (c: ApiContext, source: string, dedupeKey: string | undefined, rows: ExecutionRow[]) => ingestExecutions(c.deps, source, dedupeKey, rows);
 
 /** The app-level value of a manifest template like `{{ connection.apiSecret }}`, from the server's environment. */
 function appSecret(c: ApiContext, app: string, template: string): string | undefined {

@@ -85,4 +85,13 @@ CREATE TABLE store_pushes (integration text NOT NULL, version integer NOT NULL, 
 ALTER TABLE executions ADD COLUMN resumes integer NOT NULL DEFAULT 0;
 `,
   },
+  {
+    id: 5,
+    name: 'schedule and poll cursors',
+    sql: `
+-- Named cursors of the schedules and polls (keys name their installation as ':<id>:'),
+-- advanced by compare-and-set (UPDATE ... WHERE value = expected).
+CREATE TABLE cursors (key text PRIMARY KEY, value text NOT NULL);
+`,
+  },
 ];

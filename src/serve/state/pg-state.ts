@@ -236,6 +236,10 @@ function ingestRows(executions: ExecutionRow[]): string {
 }
 
 /** Opens the state, migrating first unless `migrate: false`. */
+// Cursor keys name their installation as `:<id>:` (strpos, not LIKE: ids contain `_`).
+const DELETE_CURSORS_OF = "DELETE FROM cursors WHERE strpos(key, ':' || $1 || ':') > 0";
+const DELETE_CURSORS_OF_USER = "DELETE FROM cursors c USING installations i WHERE i.user_id = $1 AND strpos(c.key, ':' || i.id || ':') > 0";
+
 export async function openPgState(options: PgStateOptions): Promise<PgServeState> {
   const schema = checkSchemaName(options.schema ?? DEFAULT_PG_SCHEMA);
   const pool = poolOf(options, schema);
@@ -332,6 +336,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       delete: (id) =>
         transaction(async (c) => {
           const n = (await c.query('DELETE FROM users WHERE id = $1', [id])).rowCount ?? 0;
+          await c.query(DELETE_CURSORS_OF_USER, [id]);
           await c.query('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = $1)', [id]);
           await c.query('DELETE FROM installations WHERE user_id = $1', [id]);
           await c.query('DELETE FROM credentials WHERE user_id = $1', [id]);
@@ -388,6 +393,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         transaction(async (c) => {
           const n = (await c.query('DELETE FROM installations WHERE id = $1', [id])).rowCount ?? 0;
           await c.query('DELETE FROM installation_credentials WHERE installation_id = $1', [id]);
+          await c.query(DELETE_CURSORS_OF, [id]);
           return n > 0;
         }),
       all: async () => docs<InstallationRecord>(await q('SELECT doc FROM installations ORDER BY id')),
@@ -423,6 +429,21 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('DELETE FROM oauth_states WHERE nonce = $1 RETURNING doc, expires_at', [nonce]))[0];
         return r && r.expires_at > now ? r.doc : undefined;
+      },
+    },
+    cursors: {
+      get: async (key) => (await q<{ value: string }>('SELECT value FROM cursors WHERE key = $1', [key], 'alloy_cursor_get'))[0]?.value,
+      async set(key, value) {
+        await q('INSERT INTO cursors (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value', [key, value], 'alloy_cursor_set');
+      },
+      async compareAndSet(key, expected, next) {
+        // Under READ COMMITTED a second UPDATE waits for the first's row lock, then re-checks
+        // `value = expected` on the new row and matches nothing: one writer wins.
+        const r =
+          expected === undefined
+            ? await pool.query({ name: 'alloy_cursor_create', text: 'INSERT INTO cursors (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', values: [key, next] })
+            : await pool.query({ name: 'alloy_cursor_cas', text: 'UPDATE cursors SET value = $3 WHERE key = $1 AND value = $2', values: [key, expected, next] });
+        return (r.rowCount ?? 0) > 0;
       },
     },
     buckets: {

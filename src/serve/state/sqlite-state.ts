@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS executions_installation ON executions(installation_id
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS oauth_states (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 const MAX_PAGE = 200;
@@ -153,8 +154,11 @@ export function openSqliteState(file: string): ServeState {
     for (const c of Object.values(i.credentials)) ins.run(i.id, c);
   };
 
+  // Cursor keys name their installation as `:<id>:` (instr, not LIKE: ids contain `_`).
+  const deleteCursorsOf = (installationId: string) => stmt("DELETE FROM cursors WHERE instr(key, ':' || ? || ':') > 0").run(installationId);
   const deleteUser = (id: string) => {
     const n = stmt('DELETE FROM users WHERE id = ?').run(id).changes;
+    for (const r of stmt('SELECT id FROM installations WHERE user_id = ?').all(id) as { id: string }[]) deleteCursorsOf(r.id);
     stmt('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = ?)').run(id);
     stmt('DELETE FROM installations WHERE user_id = ?').run(id);
     stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
@@ -177,6 +181,7 @@ export function openSqliteState(file: string): ServeState {
   const deleteInstallation = (id: string) => {
     const n = stmt('DELETE FROM installations WHERE id = ?').run(id).changes;
     stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(id);
+    deleteCursorsOf(id);
     return n > 0;
   };
 
@@ -330,6 +335,22 @@ export function openSqliteState(file: string): ServeState {
     },
     // One process owns the SQLite file, so its buckets can stay in memory.
     buckets: memoryBucketStore(),
+    cursors: {
+      async get(key) {
+        return (stmt('SELECT value FROM cursors WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+      },
+      async set(key, value) {
+        await durable(() => stmt('INSERT INTO cursors (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
+      },
+      async compareAndSet(key, expected, next) {
+        // One statement each: SQLite serializes writers, so the check and the write are one step.
+        return durable(() =>
+          expected === undefined
+            ? stmt('INSERT INTO cursors (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, next).changes > 0
+            : stmt('UPDATE cursors SET value = ? WHERE key = ? AND value = ?').run(next, key, expected).changes > 0,
+        );
+      },
+    },
     async ping() {
       if (closed) return false;
       try {

@@ -12,9 +12,12 @@
  * - Secrets are stored only as `Sealed` values (crypto.ts): the state never sees clear text.
  * - `ingest` is atomic: the dedupe key, the event and its executions are stored together or
  *   not at all; a repeated key returns the first call's execution ids and stores nothing.
- * - Deleting a user deletes their credentials, installations and executions.
+ * - Deleting a user deletes their credentials, installations, executions and cursors.
+ * - A cursor's compare-and-set is atomic: of two writers holding the same `expected`, one
+ *   succeeds and the other gets false (schedules' and polls' cursors, shared by processes).
  */
 import type { ExecutionRecord } from '../../engine/types.js';
+import type { CursorStore } from '../../server/time-ports.js';
 import type { BucketStore } from './buckets.js';
 
 export type { BucketStore, RateBucket } from './buckets.js';
@@ -215,6 +218,12 @@ export interface ServeState {
   installations: InstallationStore;
   executions: ExecutionStore;
   oauthStates: OAuthStateStore;
+  /**
+   * Named durable cursors of the schedules and polls (`schedule:<installation>:<workflow>`,
+   * `poll:…`, `poll-slot:…`); deleting an installation (or its user) deletes the cursors
+   * whose key contains `:<installation id>:`.
+   */
+  cursors: CursorStore;
   /** Cost buckets per (app, account) for the limiter; shared by every process where the state is. */
   buckets: BucketStore;
   /** True while the backend answers (readiness). */
