@@ -25,9 +25,16 @@ export async function spawnServe(args: string[], cwd: string, env: Record<string
   child.stderr!.on('data', (b) => (stderr += b));
   let first = '';
   const url = await new Promise<string>((resolve, reject) => {
+    // The banner is the JSON object that names the url; anything printed before it (a
+    // library's notice) is skipped rather than taken for the banner.
     child.stdout!.on('data', (b) => {
       first += b;
-      if (first.trim().endsWith('}')) resolve(JSON.parse(first).url);
+      const at = first.indexOf('"url":');
+      const start = at < 0 ? -1 : first.lastIndexOf('{', at);
+      const end = start < 0 ? -1 : first.indexOf('\n}', at);
+      if (end < 0) return;
+      first = first.slice(start, end + 2);
+      resolve((JSON.parse(first) as { url: string }).url);
     });
     child.once('exit', () => reject(new Error(`alloy serve exited: ${stderr}`)));
   });

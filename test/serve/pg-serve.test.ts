@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openPgState } from '../../src/serve/state/pg-state.js';
+import { createLocalQueue } from '../../src/serve/queue/local-queue.js';
 import { LocalStore, openStore } from '../../src/store/lib.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import { runAlloy, spawnServe } from './binary.js';
@@ -45,7 +46,9 @@ describePg('alloy serve on PostgreSQL', () => {
   it('NUL in an id, a cursor, a filter or a body field is a 400, not a 500 from PostgreSQL; the database gone is a 503', async () => {
     const logged: string[] = [];
     const state = await openPgState({ url: PG_URL, schema: freshSchema('nul'), poolSize: 2 });
-    const s = await startTestServe({ state, log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
+    // The in-process queue: this test closes the state under a running server to take the
+    // database away, and pg-boss's session would hold a pooled connection open through that.
+    const s = await startTestServe({ state, queue: createLocalQueue, log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
     try {
       const admin = s.admin;
       await releaseAndPublish(s.store, exampleSource());
