@@ -258,7 +258,8 @@ export const shopifyManifest: ConnectorManifest = {
     'orders/paid': shopifyTrigger("An order's payment was completed", orderPayload),
     'customers/create': shopifyTrigger('A customer was created', customerPayload),
     // Sent when the merchant uninstalls the app; `alloy serve` deactivates the shop's installations.
-    'app/uninstalled': { ...shopifyTrigger('The app was uninstalled from the shop', { type: 'object' }), uninstalls: true },
+    // Its body is the Shop resource, whose myshopify_domain is the X-Shopify-Shop-Domain.
+    'app/uninstalled': { ...shopifyTrigger('The app was uninstalled from the shop', { type: 'object' }), uninstalls: true, uninstallAccountField: 'myshopify_domain' },
     'orders/updated': {
       description: 'An order was created or changed (polled: GraphQL orders by updated_at; the event is the Order node)',
       payload: polledOrderPayload,

@@ -310,6 +310,8 @@ export interface ConnectorTrigger {
   accountHeader?: string;
   /** This topic means the account removed the app: `alloy serve` deactivates its installations. */
   uninstalls?: boolean;
+  /** With `uninstalls`: the body field that must name the same account (the signature covers the body, not the topic header). */
+  uninstallAccountField?: string;
   /** The trigger is polled (the app sends no webhook for it): see ConnectorPoll. */
   poll?: ConnectorPoll;
 }

@@ -176,8 +176,14 @@ describe(`alloy serve: the seed flow (${name})`, () => {
     expect((await call(serve.url, 'GET', '/v1/users/acme-1/credentials', { token: two.token })).status).toBe(404);
     expect((await call(serve.url, 'GET', '/v1/executions?userId=acme-1', { token: two.token })).status).toBe(404);
 
-    // Shopify's app/uninstalled for shop-two deactivates acme-2's installation.
-    const un = JSON.stringify({ id: 1, domain: 'shop-two.myshopify.com' });
+    // The signature covers the body, not the topic header: a genuine order delivery relabelled
+    // app/uninstalled is refused and deactivates nothing.
+    const relabelled = JSON.stringify({ id: 2, email: 'dee@example.com', line_items: [] });
+    const spoof = await fetch(`${serve.url}/v1/webhooks/shopify`, { method: 'POST', body: relabelled, headers: shopifyWebhookHeaders({ topic: 'app/uninstalled', shop: 'shop-two.myshopify.com', apiVersion: '2025-10', body: relabelled, secret: fake.clientSecret }) });
+    expect(spoof.status).toBe(400);
+    expect((await call(serve.url, 'GET', `/v1/installations/${inst2.body.id}`, { token: two.token })).body.status).toBe('active');
+    // Shopify's app/uninstalled for shop-two (its body is the shop) deactivates acme-2's installation.
+    const un = JSON.stringify({ id: 1, domain: 'shop-two.example', myshopify_domain: 'shop-two.myshopify.com' });
     const gone = await fetch(`${serve.url}/v1/webhooks/shopify`, { method: 'POST', body: un, headers: shopifyWebhookHeaders({ topic: 'app/uninstalled', shop: 'shop-two.myshopify.com', apiVersion: '2025-10', body: un, secret: fake.clientSecret }) });
     expect(gone.status).toBe(200);
     expect((await call(serve.url, 'GET', `/v1/installations/${inst2.body.id}`, { token: two.token })).body.status).toBe('inactive');

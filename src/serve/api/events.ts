@@ -99,6 +99,13 @@ export const eventRoutes: ApiRoute[] = [
       const installations = await c.deps.state.installations.byCredentials(creds.map((x) => x.id));
       const trigger = runtime.manifest.triggers?.[topic];
       if (trigger?.uninstalls) {
+        // The app signs the body, not the topic header: any genuine delivery relabelled as an
+        // uninstall would pass the HMAC. The body must be the account's own record.
+        const field = trigger.uninstallAccountField;
+        const named = field && payload && typeof payload === 'object' ? (payload as Record<string, unknown>)[field] : undefined;
+        if (field && (typeof named !== 'string' || named.toLowerCase() !== account)) {
+          throw new HttpError(400, 'E_BAD_REQUEST', `a ${topic} delivery must carry the account's own record (${field}: ${account}); nothing was deactivated`);
+        }
         for (const i of installations) await c.deps.state.installations.put({ ...i, status: 'inactive', updatedAt: c.iso() });
         c.deps.log('app uninstalled: installations deactivated', { app, account, installations: installations.length });
         c.send(200, { deactivated: installations.map((i) => i.id) });
