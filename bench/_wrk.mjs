@@ -1,7 +1,7 @@
 // wrk, the one external load generator of the HTTP benches, and the measurements around it:
 // a runner that parses wrk's report (p50/p99, status counts printed by the script's done()),
 // a Lua script writer, and a process's CPU seconds from /proc/<pid>/stat. Used by
-// serve-bench.mjs (runtime-bench.mjs keeps its own copy of the same three for now).
+// serve-bench.mjs and runtime-bench.mjs.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -85,6 +85,7 @@ export function runWrk(url, script, { durationS, connections, env }) {
       }
       resolve({
         requests: Number(num(/(\d+) requests in/)),
+        non2xx: Number(num(/Non-2xx or 3xx responses: (\d+)/) ?? 0),
         socketErrors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
         p50: ms(num(/^\s+50%\s+(\S+)\s*$/m)),
         p99: ms(num(/^\s+99%\s+(\S+)\s*$/m)),

@@ -16,7 +16,7 @@
 //
 // Usage: npm run build && node bench/runtime-bench.mjs [--quick] [--only a|b] [--runs N] [--duration S]
 // Needs wrk: `apt-get update && apt-get install -y wrk` (Debian/Ubuntu), `brew install wrk` (macOS).
-import { fork, spawn, spawnSync } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, printTable } from './lib.mjs';
+import { cpuSeconds, requireWrk, runWrk as runWrkWith, wrkScript as writeWrkScript } from './_wrk.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argValue = (name) => {
@@ -36,21 +37,7 @@ const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
 const DURATION_S = Number(argValue('--duration') ?? (quick ? 3 : 5));
 const CONNECTIONS = 50;
 const SECRET = 'bench_shopify_secret';
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-if (spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error) {
-  console.error(
-    'runtime-bench needs wrk, the HTTP load generator, and it is not installed.\n' +
-      '  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y wrk\n' +
-      '  macOS:         brew install wrk\n' +
-      'then run `npm run bench` again.',
-  );
-  process.exit(1);
-}
-if (!existsSync('/proc/self/stat')) {
-  console.error('runtime-bench reads server CPU from /proc/<pid>/stat: run it on Linux.');
-  process.exit(1);
-}
+requireWrk('runtime-bench');
 
 const fixtureCandidates = [
   path.resolve(here, '..', 'fixtures', 'third-party', 'shopify', 'orders-create.json'),
@@ -59,14 +46,6 @@ const fixtureCandidates = [
 const orderText = readFileSync(fixtureCandidates.find((f) => existsSync(f)), 'utf8').trim();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'alloy-wrk-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-
-/** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After "(comm)": state is field 3, utime 14, stime 15 (1-based over the whole line).
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
 
 function startTarget(mode, dest = '', extra = {}) {
   const child = fork(path.join(here, '_runtime-target.mjs'), [mode, dest, 'full'], {
@@ -93,73 +72,11 @@ function startTarget(mode, dest = '', extra = {}) {
 
 // ------------------------------------------------------------------ wrk
 
-/** Runs wrk against `url` and parses its report (status counts: the STATUS lines wrkScript prints). */
-function runWrk(url, script, { durationS = DURATION_S, connections = CONNECTIONS } = {}) {
-  return new Promise((resolve, reject) => {
-    const p = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${durationS}s`, '--latency', '--timeout', '10s', '-s', script, url], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out}`));
-      const num = (re) => {
-        const m = out.match(re);
-        return m ? m[1] : undefined;
-      };
-      const ms = (text) => {
-        if (!text) return NaN;
-        const m = text.match(/^([\d.]+)(us|ms|s|m)$/);
-        const v = Number(m[1]);
-        return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60000;
-      };
-      const requests = Number(num(/(\d+) requests in/));
-      const non2xx = Number(num(/Non-2xx or 3xx responses: (\d+)/) ?? 0);
-      const errors = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
-      const counts = out.match(/^STATUS (\d+) (\d+)$/gm) ?? [];
-      const statuses = {};
-      for (const line of counts) {
-        const [, s, n] = line.split(' ');
-        statuses[s] = (statuses[s] ?? 0) + Number(n);
-      }
-      resolve({
-        requests,
-        non2xx,
-        socketErrors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
-        p50: ms(num(/^\s+50%\s+(\S+)\s*$/m)),
-        p99: ms(num(/^\s+99%\s+(\S+)\s*$/m)),
-        statuses,
-        raw: out,
-      });
-    });
-  });
-}
+/** wrk with this bench's duration and connections (bench/_wrk.mjs). */
+const runWrk = (url, script, { durationS = DURATION_S, connections = CONNECTIONS } = {}) => runWrkWith(url, script, { durationS, connections });
 
-/** A wrk script whose thread prints `STATUS <code> <count>` lines when it finishes. */
-function wrkScript(name, requestLua, { delayMs } = {}) {
-  const file = path.join(tmp, `${name}.lua`);
-  writeFileSync(
-    file,
-    `${requestLua}
-statuses = {}
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-${delayMs ? `function delay() return ${delayMs} end` : ''}
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function done(summary, latency, requests)
-  for _, t in ipairs(threads) do
-    local s = t:get("statuses")
-    for code, n in pairs(s) do io.write(string.format("STATUS %d %d\\n", code, n)) end
-  end
-end
-`,
-  );
-  return file;
-}
+/** A wrk script in this run's temporary folder (bench/_wrk.mjs). */
+const wrkScript = (name, requestLua, options) => writeWrkScript(tmp, name, requestLua, options);
 
 // Ingest requests: distinct bodies and webhook ids (no request is a duplicate), each signed.
 // The body is `{"bench_n":<n>,` + the fixture after its first brace; signatures precomputed.

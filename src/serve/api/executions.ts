@@ -4,24 +4,14 @@ import { newId } from '../../server/ids.js';
 import { newExecutionRecord } from '../../server/executor.js';
 import { StoreNotFoundError } from '../../store/lib.js';
 import type { ExecutionRow } from '../state/types.js';
+import { executionSummary } from '../live-feed.js';
 import { notFound, str, type ApiContext, type ApiRoute } from './context.js';
 
+/** The whole execution: the stream's summary with the full error, the event and the step trace. */
 export function executionView(e: ExecutionRow) {
   const r = e.record;
   return {
-    id: e.id,
-    userId: e.userId,
-    installationId: e.installationId,
-    integration: e.integration,
-    version: e.version,
-    workflow: e.workflow,
-    status: e.status,
-    ...(e.rerunOf ? { rerunOf: e.rerunOf } : {}),
-    createdAt: e.createdAt,
-    updatedAt: e.updatedAt,
-    ...(r.startedAt ? { startedAt: r.startedAt } : {}),
-    ...(r.endedAt ? { endedAt: r.endedAt } : {}),
-    ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
+    ...executionSummary(e),
     ...(r.error ? { error: r.error } : {}),
     event: r.event,
     // The step trace: what ran, with what (inputs and output, secrets redacted by the engine), when and how long.
