@@ -12,7 +12,7 @@ import { hash as digest, hkdfSync, randomBytes, timingSafeEqual } from 'node:cry
 import { HttpError } from '../http/error.js';
 import { bearerToken } from '../store/remote/auth.js';
 import type { Keyring } from './crypto.js';
-import type { ApiKeyRole, ApiKeyStore } from './state/types.js';
+import type { ApiKeyRole, ApiKeyStore, UserStore } from './state/types.js';
 
 export type Principal = { kind: 'key'; role: ApiKeyRole; keyId: string } | { kind: 'user'; userId: string };
 
@@ -34,10 +34,14 @@ function tokenKey(master: Buffer): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', master, Buffer.alloc(0), 'alloy user token v1', 32));
 }
 
-export async function signUserToken(keyring: Keyring, userId: string, ttlSeconds: number, nowMs: number): Promise<{ token: string; expiresAt: string }> {
+/**
+ * `userCreatedAt` goes in the token (claim `uct`): a user deleted and created again under the
+ * same id is another user, and the old user's tokens must not reach the new one's data.
+ */
+export async function signUserToken(keyring: Keyring, userId: string, ttlSeconds: number, nowMs: number, userCreatedAt?: string): Promise<{ token: string; expiresAt: string }> {
   const { SignJWT } = await import('jose');
   const iat = Math.floor(nowMs / 1000);
-  const token = await new SignJWT({})
+  const token = await new SignJWT(userCreatedAt ? { uct: userCreatedAt } : {})
     .setProtectedHeader({ alg: 'HS256', kid: keyring.current.kid })
     .setSubject(userId)
     .setIssuer(ISSUER)
@@ -48,7 +52,7 @@ export async function signUserToken(keyring: Keyring, userId: string, ttlSeconds
   return { token, expiresAt: new Date((iat + ttlSeconds) * 1000).toISOString() };
 }
 
-async function verifyUserToken(keyring: Keyring, token: string, nowMs: number): Promise<string | undefined> {
+async function verifyUserToken(keyring: Keyring, token: string, nowMs: number): Promise<{ userId: string; userCreatedAt?: string } | undefined> {
   const { jwtVerify, decodeProtectedHeader } = await import('jose');
   let kid: string | undefined;
   try {
@@ -60,7 +64,8 @@ async function verifyUserToken(keyring: Keyring, token: string, nowMs: number): 
   if (!master) return undefined;
   try {
     const { payload } = await jwtVerify(token, tokenKey(master.key), { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], currentDate: new Date(nowMs) });
-    return typeof payload.sub === 'string' ? payload.sub : undefined;
+    if (typeof payload.sub !== 'string') return undefined;
+    return { userId: payload.sub, ...(typeof payload.uct === 'string' ? { userCreatedAt: payload.uct } : {}) };
   } catch {
     return undefined;
   }
@@ -69,7 +74,7 @@ async function verifyUserToken(keyring: Keyring, token: string, nowMs: number): 
 const UNAUTHORIZED_HINT = 'Send Authorization: Bearer <API key> (alloy serve keys create) or a user token (POST /v1/users/:id/token).';
 
 /** The caller of a request, or 401. */
-export async function authenticate(header: string | undefined, keys: ApiKeyStore, keyring: Keyring, nowMs: number): Promise<Principal> {
+export async function authenticate(header: string | undefined, keys: ApiKeyStore, keyring: Keyring, nowMs: number, users?: UserStore): Promise<Principal> {
   const token = bearerToken(header);
   if (!token) throw new HttpError(401, 'E_UNAUTHORIZED', 'missing bearer token', UNAUTHORIZED_HINT, undefined, { 'www-authenticate': 'Bearer realm="alloy"' });
   if (token.startsWith('alk_')) {
@@ -77,8 +82,11 @@ export async function authenticate(header: string | undefined, keys: ApiKeyStore
     const rec = await keys.findByHash(hash);
     if (rec && timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(hash, 'hex'))) return { kind: 'key', role: rec.role, keyId: rec.id };
   } else {
-    const userId = await verifyUserToken(keyring, token, nowMs);
-    if (userId) return { kind: 'user', userId };
+    const claims = await verifyUserToken(keyring, token, nowMs);
+    // With the user store: the user must still exist, and be the one the token was made for.
+    const user = claims && users ? await users.get(claims.userId) : undefined;
+    const current = claims && (!users || (user !== undefined && (claims.userCreatedAt === undefined || claims.userCreatedAt === user.createdAt)));
+    if (claims && current) return { kind: 'user', userId: claims.userId };
   }
   throw new HttpError(401, 'E_UNAUTHORIZED', 'unknown or expired token', UNAUTHORIZED_HINT, undefined, { 'www-authenticate': 'Bearer realm="alloy", error="invalid_token"' });
 }

@@ -111,7 +111,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   }
   // One cost limiter per process: the executions' calls and the polls wait for the same bucket per (app, shop).
   const costs = new CostLimiter({ now, sleep: realClock.sleep }, options.state.buckets);
-  const auth = (header: string | undefined) => authenticate(header, options.state.apiKeys, options.keyring, now());
+  const auth = (header: string | undefined) => authenticate(header, options.state.apiKeys, options.keyring, now(), options.state.users);
   const live = createLiveFeed({ state: options.state, authenticate: auth, onError: (err) => log('live feed error', { error: (err as Error).message }) });
   const runner = createRunner({
     costs,

@@ -117,4 +117,16 @@ describe('alloy serve: authentication and authorization on every route', () => {
     expect((await call(serve.url, 'POST', '/v1/webhooks/shopify', { body: {} })).status).toBe(401);
     expect((await call(serve.url, 'POST', '/v1/webhooks/nope', { body: {} })).status).toBe(404);
   });
+  it("a deleted user's token stops working, also after a new user takes the same id", async () => {
+    expect((await call(serve.url, 'POST', '/v1/users', { token: keys.admin, body: { id: 'user-gone' } })).status).toBe(201);
+    const old = (await call(serve.url, 'POST', '/v1/users/user-gone/token', { token: keys.admin })).body.token;
+    expect((await call(serve.url, 'GET', '/v1/users/user-gone', { token: old })).status).toBe(200);
+    expect((await call(serve.url, 'DELETE', '/v1/users/user-gone', { token: keys.admin })).status).toBe(200);
+    expect((await call(serve.url, 'GET', '/v1/users/user-gone', { token: old })).status).toBe(401);
+    await new Promise((r) => setTimeout(r, 5)); // a later createdAt, as any real re-creation has
+    expect((await call(serve.url, 'POST', '/v1/users', { token: keys.admin, body: { id: 'user-gone' } })).status).toBe(201);
+    expect((await call(serve.url, 'GET', '/v1/users/user-gone', { token: old })).status).toBe(401);
+    const fresh = (await call(serve.url, 'POST', '/v1/users/user-gone/token', { token: keys.admin })).body.token;
+    expect((await call(serve.url, 'GET', '/v1/users/user-gone', { token: fresh })).status).toBe(200);
+  });
 });

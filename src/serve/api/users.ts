@@ -62,8 +62,9 @@ export const userRoutes: ApiRoute[] = [
       if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60 || ttl > MAX_TOKEN_TTL) {
         throw new HttpError(400, 'E_BAD_REQUEST', `\`ttlSeconds\` must be an integer from 60 to ${MAX_TOKEN_TTL}`, undefined, { fields: [{ path: '/ttlSeconds', message: 'is out of range' }] });
       }
-      if (!(await c.deps.state.users.get(c.params.userId))) throw notFound('user');
-      const t = await signUserToken(c.deps.keyring, c.params.userId, ttl, c.deps.now());
+      const user = await c.deps.state.users.get(c.params.userId);
+      if (!user) throw notFound('user');
+      const t = await signUserToken(c.deps.keyring, c.params.userId, ttl, c.deps.now(), user.createdAt);
       c.send(201, { token: t.token, expiresAt: t.expiresAt, userId: c.params.userId });
     },
   },
