@@ -34,6 +34,15 @@ describe('executions', () => {
       // A normal run, then a rerun from the `result` step: the order step's result is reused.
       const ok = (await call(serve.url, 'POST', '/v1/run/event', { token: admin, body: { event: 'acme.order.requested', userId: 'u1', data: data('ok') } })).body.executionIds[0];
       await waitFor(async () => (await status(ok)).status === 'succeeded', 'ok');
+      // `since` bounds the list by creation time, oldest or newest first; a bad time is a 400.
+      const okCreated = (await status(ok)).createdAt as string;
+      for (const order of ['asc', 'desc']) {
+        const page = await call(serve.url, 'GET', `/v1/executions?order=${order}&since=${encodeURIComponent(okCreated)}`, { token: admin });
+        const ids = page.body.items.map((e: { id: string }) => e.id);
+        expect([order, ids.includes(ok), ids.includes(slow)]).toEqual([order, true, false]);
+      }
+      expect((await call(serve.url, 'GET', '/v1/executions?since=2999-01-01T00:00:00Z', { token: admin })).body.items).toEqual([]);
+      expect((await call(serve.url, 'GET', '/v1/executions?since=banana', { token: admin })).status).toBe(400);
       const orders = fake.orders.length;
       const rerun = await call(serve.url, 'POST', `/v1/executions/${ok}/rerun`, { token: admin, body: { fromStep: 'result' } });
       expect(rerun.status).toBe(202);

@@ -155,11 +155,8 @@ export function createApi(options: ApiOptions = {}) {
       }
       const p = new URLSearchParams();
       for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
-      // serve lists oldest first unless asked; it has no time filter (the views hide it).
-      if (serve) {
-        p.set('order', 'desc');
-        p.delete('since');
-      }
+      // serve lists oldest first unless asked.
+      if (serve) p.set('order', 'desc');
       const qs = p.toString();
       return normalizePage(await call('GET', `/v1/executions${qs ? `?${qs}` : ''}`));
     },

@@ -153,7 +153,7 @@ export function ExecutionsView({ api, live, session, userId, installationId }: {
           <Choice label="Workflow" value={filters.workflow} onChange={set('workflow')} options={[['', 'All workflows'], ...workflows.map((w): [string, string] => [w, w])]} />
         )}
         <Choice label="Status" value={filters.status} onChange={set('status')} options={[['', 'Any status'], ...[...STATUSES, ...(serve ? ['cancelled'] : [])].map((s): [string, string] => [s, s])]} />
-        {!serve && <Choice label="Time" value={filters.since} onChange={set('since')} options={SINCE.map((s): [string, string] => [s.ms ? s.label : '', s.label])} />}
+        <Choice label="Time" value={filters.since} onChange={set('since')} options={SINCE.map((s): [string, string] => [s.ms ? s.label : '', s.label])} />
         {serve && session?.kind !== 'user' && (
           <label>
             User

@@ -1,6 +1,6 @@
 /** Executions: list, get (steps, attempts, version, stream delivery), rerun, cancel. */
 import { HttpError } from '../../http/error.js';
-import { newId } from '../../server/ids.js';
+import { idFloor, newId } from '../../server/ids.js';
 import { newExecutionRecord } from '../../server/executor.js';
 import { StoreNotFoundError } from '../../store/lib.js';
 import type { ExecutionRow } from '../state/types.js';
@@ -53,8 +53,24 @@ export const executionRoutes: ApiRoute[] = [
       const userId = c.principal.kind === 'user' ? c.principal.userId : (q.get('userId') ?? undefined);
       const order = q.get('order') ?? 'asc';
       if (order !== 'asc' && order !== 'desc') throw new HttpError(400, 'E_BAD_REQUEST', '`order` must be asc or desc');
-      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status: q.get('status') ?? undefined }, { ...c.page(), order });
-      c.send(200, { items: p.items.map(executionView), next: p.next ?? null });
+      // `since`: execution ids are time-sortable (server/ids.ts), so a time bound is an id bound
+      // on the primary key: no scan, and the same on every state backend.
+      const since = q.get('since');
+      const sinceMs = since === null ? undefined : Date.parse(since);
+      if (sinceMs !== undefined && !Number.isFinite(sinceMs)) throw new HttpError(400, 'E_BAD_REQUEST', '`since` must be an ISO 8601 time', 'For example since=2026-12-01T00:00:00Z.');
+      const floor = sinceMs === undefined ? undefined : idFloor('ex', sinceMs);
+      const page = c.page();
+      const after = floor !== undefined && order === 'asc' && (page.after === undefined || page.after < floor) ? floor : page.after;
+      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status: q.get('status') ?? undefined }, { ...page, after, order });
+      let items = p.items;
+      let next = p.next;
+      if (floor !== undefined && order === 'desc') {
+        // Newest first: the page ends where executions older than `since` begin.
+        const kept = items.filter((e) => e.id > floor);
+        if (kept.length < items.length) next = undefined;
+        items = kept;
+      }
+      c.send(200, { items: items.map(executionView), next: next ?? null });
     },
   },
   {
