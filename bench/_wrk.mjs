@@ -1,9 +1,10 @@
 // wrk, the one external load generator of the HTTP benches, and the measurements around it:
 // a runner that parses wrk's report (p50/p99, status counts printed by the script's done()),
-// a Lua script writer, and a process's CPU seconds from /proc/<pid>/stat. Used by
-// serve-bench.mjs and runtime-bench.mjs.
+// a Lua script writer, a process's CPU seconds from /proc/<pid>/stat, and a counting
+// destination for targets that POST onward. Used by serve-bench.mjs and runtime-bench.mjs.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
@@ -94,4 +95,44 @@ export function runWrk(url, script, { durationS, connections, env }) {
       });
     });
   });
+}
+
+/** A local destination for benches whose targets POST onward: answers 200 and counts arrivals. */
+export async function startDestination() {
+  let count = 0;
+  let last = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      count++;
+      last = performance.now();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+  });
+  server.keepAliveTimeout = 10_000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    get count() {
+      return count;
+    },
+    get last() {
+      return last;
+    },
+    reset: () => {
+      count = 0;
+      last = 0;
+    },
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
+}
+
+/** Waits until `dest` has counted `n` arrivals, or fails after `ms`. */
+export async function waitForCount(dest, n, ms) {
+  const deadline = Date.now() + ms;
+  while (dest.count < n) {
+    if (Date.now() > deadline) throw new Error(`only ${dest.count}/${n} executions completed`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

@@ -20,12 +20,11 @@
 import { fork } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, printTable } from './lib.mjs';
-import { cpuSeconds, requireWrk, runWrk, wrkScript } from './_wrk.mjs';
+import { cpuSeconds, requireWrk, runWrk, wrkScript, startDestination, waitForCount } from './_wrk.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argValue = (name) => {
@@ -122,45 +121,6 @@ async function measureIngest(target, script) {
   const ok = r.statuses[202] ?? 0;
   if (ok !== r.requests || r.socketErrors) throw new Error(`expected only 202 answers, got ${JSON.stringify(r.statuses)} of ${r.requests}, ${r.socketErrors} socket errors`);
   return { rate: r.requests / DURATION_S, cpuUs: (cpu / r.requests) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
-}
-
-/** The destination the (b) targets POST to: counts arrivals. */
-async function startDestination() {
-  let count = 0;
-  let last = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      count++;
-      last = performance.now();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"ok":true}');
-    });
-  });
-  server.keepAliveTimeout = 10_000;
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    get count() {
-      return count;
-    },
-    get last() {
-      return last;
-    },
-    reset: () => {
-      count = 0;
-      last = 0;
-    },
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
-  };
-}
-
-async function waitForCount(dest, n, ms) {
-  const deadline = Date.now() + ms;
-  while (dest.count < n) {
-    if (Date.now() > deadline) throw new Error(`only ${dest.count}/${n} executions completed`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function measureExec(mode, dest, script) {
