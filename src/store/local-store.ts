@@ -34,7 +34,7 @@ import {
 import { withLock, type LockOptions } from './lock.js';
 import { mapLimit } from '../core/map-limit.js';
 import { assertIntegrationName, assertVersionNumber } from './names.js';
-import { decodeObject, releaseDependencies, type EncodedObject, type StoreObject } from './objects.js';
+import { assertReleaseFollows, decodeObject, releaseDependencies, type EncodedObject, type StoreObject } from './objects.js';
 import type { PublishLogEntry, PublishRequest, Store, VersionRef } from './store.js';
 import { noCrash, type CrashHook } from './test-hooks.js';
 
@@ -257,22 +257,10 @@ export class LocalStore implements Store {
         hint: 'This is a bug in the caller: a version ref must name its own release object.',
       });
     }
-    // History has no gaps and one chain: v<n> follows v<n-1> and names it as its parent
-    // (fsck's E_STORE_VERSION_GAP / E_STORE_BAD_PARENT). An existing v<n> is still a 409 below.
+    // The chain (assertReleaseFollows); an existing v<n> is still a 409 below.
     if (!(await exists(this.versionPath(integration, ref.version)))) {
       const parent = ref.version === 1 ? null : ((await this.readVersionFile(integration, ref.version - 1)) ?? undefined);
-      if (parent === undefined) {
-        throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${ref.version} cannot be created: v${ref.version - 1} does not exist`, {
-          hint: 'Versions are consecutive; `alloy release` makes the next one after the latest.',
-          details: { integration, version: ref.version },
-        });
-      }
-      if (release.parent !== parent) {
-        throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${ref.version}'s parent must be ${parent === null ? 'none (it is v1)' : `v${ref.version - 1} (${parent})`}, not ${release.parent ?? 'none'}`, {
-          hint: 'Re-run `alloy release`: it builds the release on the latest version.',
-          details: { integration, version: ref.version },
-        });
-      }
+      assertReleaseFollows(integration, ref.version, release, parent);
     }
     const missing = await this.missingObjects(releaseDependencies(release));
     if (missing.length) throw new MissingObjectError(missing[0], `needed by ${integration} v${ref.version}`);

@@ -7,6 +7,7 @@ import type { IntegrationDef, WorkflowDef } from '../core/model.js';
 import { canonicalJson, isObjectId, sha256Hex } from './canonical.js';
 import { getValidator } from '../core/schema-check.js';
 import { JSON_MAX_DEPTH } from '../core/json-depth.js';
+import { StoreError } from '../errors.js';
 
 export interface WorkflowObject {
   type: 'workflow';
@@ -142,6 +143,26 @@ export function definitionProblems(value: StoreObject): string[] {
 /** The ids a release depends on (must exist before versions/<n> may point at it). */
 export function releaseDependencies(release: ReleaseObject): string[] {
   return [release.integrationObject, ...Object.values(release.workflows)];
+}
+
+/**
+ * History has no gaps and one chain: v<n> follows v<n-1> and names it as its parent (fsck's
+ * E_STORE_VERSION_GAP / E_STORE_BAD_PARENT). `parent` is v<n-1>'s release id, null for v1,
+ * undefined when v<n-1> does not exist. Every store checks this before creating a version.
+ */
+export function assertReleaseFollows(integration: string, version: number, release: ReleaseObject, parent: string | null | undefined): void {
+  if (parent === undefined) {
+    throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${version} cannot be created: v${version - 1} does not exist`, {
+      hint: 'Versions are consecutive; `alloy release` makes the next one after the latest.',
+      details: { integration, version },
+    });
+  }
+  if (release.parent !== parent) {
+    throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${version}'s parent must be ${parent === null ? 'none (it is v1)' : `v${version - 1} (${parent})`}, not ${release.parent ?? 'none'}`, {
+      hint: 'Re-run `alloy release`: it builds the release on the latest version.',
+      details: { integration, version },
+    });
+  }
 }
 
 /** Content of a release without its metadata: what "up to date" compares. */

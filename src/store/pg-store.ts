@@ -11,7 +11,7 @@ import type pg from 'pg';
 import { isObjectId, sha256Hex } from './canonical.js';
 import { CorruptObjectError, MissingObjectError, PublishConflictError, StoreError, StoreNotFoundError, VersionExistsError } from './errors.js';
 import { assertIntegrationName, assertVersionNumber } from './names.js';
-import { decodeObject, releaseDependencies, type EncodedObject, type StoreObject } from './objects.js';
+import { assertReleaseFollows, decodeObject, releaseDependencies, type EncodedObject, type StoreObject } from './objects.js';
 import type { PublishLogEntry, PublishRequest, Store, VersionRef } from './store.js';
 
 const BATCH = 500;
@@ -111,20 +111,8 @@ export class PgStore implements Store {
     }
     const existing = await this.readVersion(integration, ref.version).catch(() => undefined);
     if (existing) throw new VersionExistsError(integration, ref.version);
-    // History has no gaps and one chain: v<n> follows v<n-1> and names it as its parent.
     const parent = ref.version === 1 ? null : ((await this.readVersion(integration, ref.version - 1).catch(() => undefined))?.id ?? undefined);
-    if (parent === undefined) {
-      throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${ref.version} cannot be created: v${ref.version - 1} does not exist`, {
-        hint: 'Versions are consecutive; `alloy release` makes the next one after the latest.',
-        details: { integration, version: ref.version },
-      });
-    }
-    if (release.parent !== parent) {
-      throw new StoreError('E_STORE_BAD_RELEASE', `${integration} v${ref.version}'s parent must be ${parent === null ? 'none (it is v1)' : `v${ref.version - 1} (${parent})`}, not ${release.parent ?? 'none'}`, {
-        hint: 'Re-run `alloy release`: it builds the release on the latest version.',
-        details: { integration, version: ref.version },
-      });
-    }
+    assertReleaseFollows(integration, ref.version, release, parent);
     const missing = await this.missingObjects(releaseDependencies(release));
     if (missing.length) throw new MissingObjectError(missing[0], `needed by ${integration} v${ref.version}`);
     // The primary key makes the version once: of two processes creating v<n>, one gets 409.
