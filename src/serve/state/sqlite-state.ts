@@ -93,16 +93,20 @@ export function openSqliteState(file: string): ServeState {
   let seenVersion = dataVersion.get();
   // Checked once per event-loop turn: the reads of one turn are taken as made at its start.
   let versionChecked = false;
-  const cachedAll = (sql: string, args: unknown[]): unknown[] => {
-    if (!versionChecked) {
-      versionChecked = true;
-      setImmediate(() => (versionChecked = false));
-      const v = dataVersion.get();
-      if (v !== seenVersion) {
-        seenVersion = v;
-        readCache.clear();
-      }
+  /** Drops what is held in memory when another connection has committed since this turn's last look. */
+  const checkVersion = () => {
+    if (versionChecked) return;
+    versionChecked = true;
+    setImmediate(() => (versionChecked = false));
+    const v = dataVersion.get();
+    if (v !== seenVersion) {
+      seenVersion = v;
+      readCache.clear();
+      forgetAll();
     }
+  };
+  const cachedAll = (sql: string, args: unknown[]): unknown[] => {
+    checkVersion();
     const key = `${sql}\0${args.join('\0')}`;
     let rows = readCache.get(key);
     if (!rows) {
@@ -163,16 +167,47 @@ export function openSqliteState(file: string): ServeState {
     stmt('DELETE FROM installations WHERE user_id = ?').run(id);
     stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
     stmt('DELETE FROM executions WHERE user_id = ?').run(id);
+    forgetAll();
     return n > 0;
   };
 
+  /**
+   * The rows of executions just ingested, as stored, until their first checkpoint: the runner
+   * reads each new execution once when it starts it, and that read is answered from here
+   * instead of the WAL. Bounded by size (oldest dropped first); every write of an execution's
+   * row drops its entry, so a hit is always the row as stored.
+   */
+  const fresh = new Map<string, string>();
+  let freshBytes = 0;
+  const FRESH_MAX_BYTES = 8 * 1024 * 1024;
+  const forget = (id: string) => {
+    const doc = fresh.get(id);
+    if (doc === undefined) return;
+    fresh.delete(id);
+    freshBytes -= doc.length;
+  };
+  const remember = (id: string, doc: string) => {
+    if (doc.length > FRESH_MAX_BYTES / 64) return;
+    fresh.set(id, doc);
+    freshBytes += doc.length;
+    for (const [old, d] of fresh) {
+      if (freshBytes <= FRESH_MAX_BYTES) break;
+      fresh.delete(old);
+      freshBytes -= d.length;
+    }
+  };
+  const forgetAll = () => {
+    fresh.clear();
+    freshBytes = 0;
+  };
+
   const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
-  const ingest = (input: IngestInput): IngestResult => {
+  const ingest = (input: IngestInput, docs: string[]): IngestResult => {
     if (input.dedupeKey) {
       const seen = stmt('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
       if (seen) return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
     }
-    for (const e of input.executions) insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, JSON.stringify(e));
+    input.executions.forEach((e, i) => insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, docs[i]));
     const ids = input.executions.map((e) => e.id);
     if (input.dedupeKey) stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
     return { duplicate: false, executionIds: ids };
@@ -186,10 +221,14 @@ export function openSqliteState(file: string): ServeState {
   };
 
   const getExecution = (id: string): ExecutionRow | undefined => {
-    const row = stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined;
-    return row ? (JSON.parse(row.doc) as ExecutionRow) : undefined;
+    checkVersion();
+    const doc = fresh.get(id) ?? (stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined)?.doc;
+    return doc === undefined ? undefined : (JSON.parse(doc) as ExecutionRow);
   };
-  const writeExecution = (e: ExecutionRow) => stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+  const writeExecution = (e: ExecutionRow) => {
+    forget(e.id);
+    return stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+  };
 
   // In place with json_set (SQLite's JSON functions, in C): a checkpoint serializes only the
   // record, without reading and re-serializing the whole row in JS. A cancelled execution
@@ -200,6 +239,7 @@ export function openSqliteState(file: string): ServeState {
      WHERE id = @id`,
   );
   const checkpoint = (id: string, record: ExecutionRecord) => {
+    forget(id);
     checkpointStmt.run({ status: record.status, record: JSON.stringify(record), at: new Date().toISOString(), id });
   };
   const cancel = (id: string, at: string) => {
@@ -303,7 +343,14 @@ export function openSqliteState(file: string): ServeState {
     },
     executions: {
       async ingest(input) {
-        return durable(() => ingest(input), true);
+        // The docs are remembered once stored and synced (the batch may run twice: see sqlite-group-commit.ts).
+        let docs: string[] = [];
+        const result = await durable(() => {
+          docs = input.executions.map((e) => JSON.stringify(e));
+          return ingest(input, docs);
+        }, true);
+        if (!result.duplicate) input.executions.forEach((e, i) => remember(e.id, docs[i]));
+        return result;
       },
       async get(id) {
         return getExecution(id);
