@@ -46,10 +46,16 @@ describe('sqlite state read cache', () => {
     await other.installations.put({ ...inst, version: 2 });
     expect((await server.installations.list({ userId: 'u1', status: 'active' })).items.map((i) => i.version)).toEqual([2]);
     expect((await server.installations.get('i1'))?.version).toBe(2);
-    // Callers get their own objects: changing one does not change what the next read returns.
+    // Records read from memory are shared and frozen: a caller cannot change what the next read returns.
     const got = (await server.installations.get('i1'))!;
-    got.version = 99;
+    expect(() => {
+      got.version = 99;
+    }).toThrow(TypeError);
+    expect(() => {
+      got.credentials.shopify = 'other';
+    }).toThrow(TypeError);
     expect((await server.installations.get('i1'))?.version).toBe(2);
+    expect({ ...got, version: 3 }.version).toBe(3);
     await other.users.delete('u1');
     expect(await server.users.get('u1')).toBeUndefined();
     expect(await server.installations.get('i1')).toBeUndefined();

@@ -53,9 +53,17 @@ CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 const MAX_PAGE = 200;
 
-function pageOf<T extends { id: string }>(rows: { doc: string }[], limit: number): Page<T> {
-  const items = rows.slice(0, limit).map((r) => JSON.parse(r.doc) as T);
+function pageOf<T extends { id: string }>(rows: { doc: string }[], limit: number, parse: (row: { doc: string }) => T = (r) => JSON.parse(r.doc) as T): Page<T> {
+  const items = rows.slice(0, limit).map(parse);
   return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 const limitOf = (p?: PageRequest) => Math.max(1, Math.min(MAX_PAGE, Math.trunc(p?.limit ?? 50) || 50));
@@ -259,12 +267,24 @@ export function openSqliteState(file: string): ServeState {
     const row = stmt(sql).get(id) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as T) : undefined;
   };
+  /**
+   * A cached row's record, parsed once and frozen: every request reads the same API key, user
+   * and installations, and parsing their JSON each time was most of a cached read. Callers
+   * copy a record before changing it (ServeState's rule), which freezing enforces here.
+   */
+  const parsedRows = new WeakMap<object, unknown>();
+  const shared = <T>(row: { doc: string }): T => {
+    let v = parsedRows.get(row);
+    if (v === undefined) parsedRows.set(row, (v = deepFreeze(JSON.parse(row.doc))));
+    return v as T;
+  };
   /** `one` over a cached table (see cachedAll). */
   const cachedOne = <T>(sql: string, id: string): T | undefined => {
     const row = cachedAll(sql, [id])[0] as { doc: string } | undefined;
-    return row ? (JSON.parse(row.doc) as T) : undefined;
+    return row ? shared<T>(row) : undefined;
   };
   const docs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
+  const sharedDocs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => shared<T>(r));
   let closed = false;
 
   return {
@@ -309,7 +329,7 @@ export function openSqliteState(file: string): ServeState {
         return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE user_id = ? ORDER BY id').all(userId));
       },
       async findByAccount(app, account) {
-        return docs<CredentialRecord>(cachedAll('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id', [app, account]));
+        return sharedDocs<CredentialRecord>(cachedAll('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id', [app, account]));
       },
       async delete(id) {
         return durable(() => stmt('DELETE FROM credentials WHERE id = ?').run(id).changes > 0);
@@ -327,12 +347,12 @@ export function openSqliteState(file: string): ServeState {
       },
       async list(filter: InstallationFilter, page) {
         const { rows, limit } = listWhere('installations', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page, true);
-        return pageOf<InstallationRecord>(rows, limit);
+        return pageOf<InstallationRecord>(rows, limit, shared);
       },
       async byCredentials(ids) {
         if (ids.length === 0) return [];
         const rows = cachedAll(`SELECT DISTINCT i.doc AS doc, i.id AS id FROM installations i JOIN installation_credentials c ON c.installation_id = i.id WHERE c.credential_id IN (${ids.map(() => '?').join(',')}) AND i.status = 'active' ORDER BY i.id`, ids);
-        return docs<InstallationRecord>(rows);
+        return sharedDocs<InstallationRecord>(rows);
       },
       async delete(id) {
         return durable(() => deleteInstallation(id));
