@@ -186,6 +186,10 @@ export function openSqliteState(file: string): ServeState {
    * row drops its entry, so a hit is always the row as stored.
    */
   const fresh = new Map<string, string>();
+  // Ids in the order remembered, for dropping the oldest (a Map iterated from its start after
+  // many deletes walks their holes: a queue keeps each drop O(1)).
+  let order: string[] = [];
+  let head = 0;
   let freshBytes = 0;
   const FRESH_MAX_BYTES = 8 * 1024 * 1024;
   const forget = (id: string) => {
@@ -197,15 +201,19 @@ export function openSqliteState(file: string): ServeState {
   const remember = (id: string, doc: string) => {
     if (doc.length > FRESH_MAX_BYTES / 64) return;
     fresh.set(id, doc);
+    order.push(id);
     freshBytes += doc.length;
-    for (const [old, d] of fresh) {
-      if (freshBytes <= FRESH_MAX_BYTES) break;
-      fresh.delete(old);
-      freshBytes -= d.length;
+    while (freshBytes > FRESH_MAX_BYTES && head < order.length) forget(order[head++]);
+    // Most ids leave by their first checkpoint, not from the front: keep the queue near the map's size.
+    if (order.length - head > 2 * fresh.size + 1024) {
+      order = order.slice(head).filter((x) => fresh.has(x));
+      head = 0;
     }
   };
   const forgetAll = () => {
     fresh.clear();
+    order = [];
+    head = 0;
     freshBytes = 0;
   };
 
