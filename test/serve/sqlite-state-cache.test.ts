@@ -60,4 +60,20 @@ describe('sqlite state read cache', () => {
     expect(await server.users.get('u1')).toBeUndefined();
     expect(await server.installations.get('i1')).toBeUndefined();
   });
+
+  it('answers a just-ingested execution from memory as stored, a fresh object each read, until it is written or changed elsewhere', async () => {
+    const [server, other] = two();
+    const at = new Date(0).toISOString();
+    const row = (id: string) => ({ id, installationId: 'i1', userId: 'u1', integration: 'x', version: 1, workflow: 'x/w', status: 'queued' as const, record: { id, workflow: 'x/w', version: 'v1', status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+    await server.executions.ingest({ executions: [row('ex_1'), row('ex_2')] });
+    const first = (await server.executions.get('ex_1'))!;
+    first.record.status = 'running';
+    expect((await server.executions.get('ex_1'))?.record.status).toBe('queued');
+    await server.executions.checkpoint('ex_1', { ...first.record, status: 'succeeded' });
+    expect(await server.executions.get('ex_1')).toMatchObject({ status: 'succeeded', record: { status: 'succeeded' } });
+    // Another connection's commit drops the memory: the next read is the stored row.
+    await other.users.create({ id: 'u2', createdAt: at });
+    expect(await server.executions.cancel('ex_2', at)).toBe(true);
+    expect((await server.executions.get('ex_2'))?.status).toBe('cancelled');
+  });
 });
