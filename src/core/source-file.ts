@@ -148,16 +148,29 @@ const ANCHOR_OR_ALIAS = /(^|[\s[{,])[&*][^\s,\]}]/m;
  * files with anchors or aliases, take parseSource, which reports located errors.
  */
 export function parseSourceLazily(file: string, text: string): SourceFile {
+  return parseFastPath(file, text) ?? parseSource(file, text);
+}
+
+/**
+ * parseSourceLazily's fast path alone: undefined when the text must take parseSource (empty,
+ * anchors or aliases, anything js-yaml refuses, a null document).
+ */
+export function parseFastPath(file: string, text: string): SourceFile | undefined {
   const body = text.replace(/^\uFEFF/, '');
   // The regex tries every position of the text: look for its two characters first.
-  if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return parseSource(file, text);
+  if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return undefined;
   let value: unknown;
   try {
     value = loadYaml(body, { schema: CORE_SCHEMA, json: false });
   } catch {
-    return parseSource(file, text);
+    return undefined;
   }
-  if (value === undefined || value === null) return parseSource(file, text);
+  if (value === undefined || value === null) return undefined;
+  return lazySource(file, text, value);
+}
+
+/** A source whose value is known (from the fast path, or a cache of it); positions are parsed on demand. */
+export function lazySource(file: string, text: string, value: unknown): SourceFile {
   let doc: Document.Parsed | undefined;
   let parsed = false;
   let index: LineIndex | undefined;
