@@ -189,15 +189,26 @@ function redactHeaders(h: Record<string, string>): Record<string, string> {
  */
 function connectionFor(runtime: ConnectorRuntime | undefined, setup: TestSetup, fake: FakeShopify | undefined): Record<string, string> {
   if (!runtime) return {};
-  const out: Record<string, string> = {};
-  for (const [field, spec] of Object.entries(runtime.manifest.connection ?? {})) {
-    out[field] = typeof spec?.default === 'string' ? spec.default : `test-${field}`;
-  }
+  const out = { ...placeholdersOf(runtime.manifest) };
   if (fake && runtime.manifest.name === 'shopify') {
     out.shop = fake.shop;
     out.accessToken = fake.accessToken;
   }
-  return { ...out, ...(setup.credentials?.[runtime.manifest.name] ?? {}) };
+  const given = setup.credentials?.[runtime.manifest.name];
+  return given ? Object.assign(out, given) : out;
+}
+
+/** Each field's default, else a `test-<field>` placeholder: once per manifest, not per action call. */
+const placeholders = new WeakMap<ConnectorRuntime['manifest'], Readonly<Record<string, string>>>();
+function placeholdersOf(manifest: ConnectorRuntime['manifest']): Readonly<Record<string, string>> {
+  let out = placeholders.get(manifest);
+  if (!out) {
+    const p: Record<string, string> = {};
+    for (const [field, spec] of Object.entries(manifest.connection ?? {})) p[field] = typeof spec?.default === 'string' ? spec.default : `test-${field}`;
+    out = Object.freeze(p);
+    placeholders.set(manifest, out);
+  }
+  return out;
 }
 
 /**
@@ -206,7 +217,7 @@ function connectionFor(runtime: ConnectorRuntime | undefined, setup: TestSetup, 
  * last answer repeats.
  */
 function withAnswers(registry: ConnectorRegistry, answers: Record<string, AnswerDef | AnswerDef[]>, executionId: string, calls: AnsweredCall[]): ConnectorRegistry {
-  if (Object.keys(answers).length === 0) return registry;
+  if (isEmpty(answers)) return registry;
   const used = new Map<string, number>();
   const wrapped = new Map<string, ConnectorRuntime>();
   return {
@@ -236,6 +247,11 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
       return w;
     },
   };
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 function applyAnswer(a: AnswerDef, uses: string): unknown {
