@@ -100,7 +100,7 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
   const codeCheckerOnce = () => (checker ??= options.codeChecker ? options.codeChecker() : Promise.resolve(undefined));
   const integrations: LoadedIntegration[] = [];
   const testDiagnostics: Diagnostic[] = [];
-  let cache: Promise<TestFileCache> | undefined;
+  let cache: TestFileCache | undefined;
   const cacheOnce = options.testFileCache ? () => (cache ??= TestFileCache.open(root)) : undefined;
   const integrationsDir = path.join(root, config.integrationsDir ?? 'integrations');
   for (const name of await listDir(integrationsDir)) {
@@ -109,7 +109,7 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
     const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics, codeCheckerOnce, cacheOnce);
     if (loaded) integrations.push(loaded);
   }
-  if (cache) (await cache).save();
+  cache?.save();
   if (integrations.length === 0 && diagnostics.length === 0) {
     diagnostics.push(
       makeDiagnostic(configFile ?? '.', undefined, undefined, 'warning', 'W_NO_INTEGRATIONS', `no integrations under ${rel(root, integrationsDir)}/`, 'add integrations/<name>/integration.yaml, or run `alloy init` in a new folder'),
@@ -160,7 +160,7 @@ async function loadIntegration(
   diagnostics: Diagnostic[],
   testDiagnostics: Diagnostic[],
   codeChecker: () => Promise<CodeChecker | undefined>,
-  testFileCache?: () => Promise<TestFileCache>,
+  testFileCache?: () => TestFileCache,
 ): Promise<LoadedIntegration | undefined> {
   const files = await listDir(dir);
   const integrationFile = files.find((f) => f === 'integration.yaml' || f === 'integration.yml');
@@ -240,10 +240,10 @@ async function loadTestFiles(
   testsDir: string,
   workflows: LoadedWorkflow[],
   diagnostics: Diagnostic[],
-  testFileCache?: () => Promise<TestFileCache>,
+  testFileCache?: () => TestFileCache,
 ): Promise<LoadedTestFile[]> {
   const names = (await listDir(testsDir)).filter((f) => isTestFile(f));
-  const cache = names.length && testFileCache ? await testFileCache() : undefined;
+  const cache = names.length && testFileCache ? testFileCache() : undefined;
   // Test files grow large (recorded and generated suites): their positions are parsed only
   // when needed, and with the cache an unchanged file is not parsed at all.
   const parse = (file: string, text: string): SourceFile => {

@@ -12,8 +12,7 @@
  * (core/safe-fs.ts); a cache that cannot be read or written is simply not used.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, lstatSync, mkdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { VERSION } from '../version.js';
@@ -67,9 +66,9 @@ export class TestFileCache {
   private constructor(private readonly root: string) {}
 
   /** Reads the project's cache (an empty cache when there is none or it is unusable). */
-  static async open(root: string): Promise<TestFileCache> {
+  static open(root: string): TestFileCache {
     const cache = new TestFileCache(root);
-    const text = await readNoFollow(testFileCachePath(root), testFileCacheDir(root), root);
+    const text = readNoFollow(testFileCachePath(root), testFileCacheDir(root), root);
     if (text === undefined) return cache;
     const lines = text.split('\n');
     if (lines[0] !== headerLine()) {
@@ -175,19 +174,23 @@ function exists(file: string): boolean {
   }
 }
 
-/** The file's text, or undefined when it is missing, too large, or it or a folder up to `base` is a symlink. */
-async function readNoFollow(file: string, dir: string, base: string): Promise<string | undefined> {
+/**
+ * The file's text, or undefined when it is missing, too large, or it or a folder up to `base`
+ * is a symlink. Synchronous: one small read, where the thread pool's round trips (open, stat,
+ * read, close) cost more than the read itself.
+ */
+function readNoFollow(file: string, dir: string, base: string): string | undefined {
   try {
     for (let d = dir; d !== base && path.dirname(d) !== d; d = path.dirname(d)) {
       if (!lstatSync(d).isDirectory()) return undefined;
     }
-    const handle = await open(file, fsConstants.O_RDONLY | O_NOFOLLOW);
+    const fd = openSync(file, fsConstants.O_RDONLY | O_NOFOLLOW);
     try {
-      const info = await handle.stat();
+      const info = fstatSync(fd);
       if (!info.isFile() || info.size > MAX_CACHE_BYTES) return undefined;
-      return await handle.readFile('utf8');
+      return readFileSync(fd).toString('utf8');
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   } catch {
     return undefined;
