@@ -20,7 +20,7 @@ import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expr
 import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
 import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedTestFile, LoadedWorkflow } from './project-types.js';
 import { checkSchema, getUserAjv, type SchemaName } from './schema-check.js';
-import { lazySource, MAX_DEFINITION_BYTES, parseFastPath, parseSource, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+import { lazySource, MAX_DEFINITION_BYTES, parseFastPath, parseSource, parseSourceLazily, rangeAt, readSourceBytes, readSourceFile, type SourceFile } from './source-file.js';
 import { sha256, TestFileCache } from './test-file-cache.js';
 import { findConfig, noProjectError, type FoundConfig } from './find-config.js';
 
@@ -245,18 +245,23 @@ async function loadTestFiles(
   const names = (await listDir(testsDir)).filter((f) => isTestFile(f));
   const cache = names.length && testFileCache ? testFileCache() : undefined;
   // Test files grow large (recorded and generated suites): their positions are parsed only
-  // when needed, and with the cache an unchanged file is not parsed at all.
-  const parse = (file: string, text: string): SourceFile => {
-    if (!cache) return parseFastPath(file, text) ?? parseSource(file, text);
-    const hash = sha256(text);
+  // when needed, and with the cache an unchanged file is neither parsed nor decoded.
+  const read = async (f: string): Promise<SourceFile> => {
+    const file = rel(root, path.join(testsDir, f));
+    const bytes = await readSourceBytes(path.join(testsDir, f), file, MAX_TEST_FILE_BYTES);
+    if (!Buffer.isBuffer(bytes)) return bytes;
+    if (!cache) return parseSourceLazily(file, bytes.toString('utf8'));
+    // The sha256 of the bytes is that of the text: they are checked UTF-8.
+    const hash = sha256(bytes);
     const cached = cache.get(file, hash);
-    if (cached !== undefined) return lazySource(file, text, cached);
+    if (cached !== undefined) return lazySource(file, () => bytes.toString('utf8'), cached);
+    const text = bytes.toString('utf8');
     const fast = parseFastPath(file, text);
     if (!fast) return parseSource(file, text);
     cache.put(file, hash, fast.value);
     return fast;
   };
-  const sources = await mapLimit(names, READ_CONCURRENCY, (f) => readSourceFile(path.join(testsDir, f), rel(root, path.join(testsDir, f)), MAX_TEST_FILE_BYTES, parse));
+  const sources = await mapLimit(names, READ_CONCURRENCY, read);
   return sources.map((source) => {
     const found = [...source.diagnostics];
     if (source.value !== undefined) found.push(...checkTestSource(source, workflows.map((w) => w.name)));

@@ -45,8 +45,9 @@ export function testFileCachePath(root: string): string {
   return path.join(testFileCacheDir(root), 'test-files.ndjson');
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+/** Of a text (as UTF-8) or of bytes. */
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 interface Entry {
