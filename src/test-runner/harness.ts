@@ -33,6 +33,8 @@ export interface HarnessInput {
 }
 
 const silent: EngineLogger = { debug() {}, info() {}, warn() {} };
+const half = () => 0.5;
+const SETTLED: Promise<void> = Promise.resolve();
 
 /** A clock that starts at `start` and moves only when something sleeps. */
 export function virtualClock(start: number): Clock {
@@ -119,8 +121,9 @@ export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
     connectors,
     http,
     clock,
-    random: () => 0.5,
-    checkpoint: async () => {},
+    random: half,
+    // Nothing to persist: one settled promise serves every checkpoint.
+    checkpoint: () => SETTLED,
     logger: silent,
     resolveConnection: async (app) => connectionFor(input.connectors.get(app), setup, fake),
     settings: withoutBaseUrls(input.settings),
@@ -220,6 +223,8 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
   if (isEmpty(answers)) return registry;
   const used = new Map<string, number>();
   const wrapped = new Map<string, ConnectorRuntime>();
+  // Idempotency keys are `<execution id>:<step path>`.
+  const stepOf = (key: string) => (key.length > executionId.length && key.charCodeAt(executionId.length) === 58 && key.startsWith(executionId) ? key.slice(executionId.length + 1) : '');
   return {
     names: () => registry.names(),
     get(name) {
@@ -228,10 +233,10 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
       let w = wrapped.get(name);
       if (!w) {
         const actions: Record<string, ActionHandler> = {};
-        for (const [action, handler] of Object.entries(runtime.actions)) {
-          const uses = `${name}/${action}`;
+        for (const [action, uses] of actionNames(name, runtime)) {
+          const handler = runtime.actions[action];
           actions[action] = async (input, ctx) => {
-            const step = ctx.idempotencyKey.startsWith(`${executionId}:`) ? ctx.idempotencyKey.slice(executionId.length + 1) : '';
+            const step = stepOf(ctx.idempotencyKey);
             const key = step in answers ? step : uses in answers ? uses : undefined;
             if (key === undefined) return handler(input, ctx);
             const given = answers[key];
@@ -247,6 +252,17 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
       return w;
     },
   };
+}
+
+/** `[action, "<app>/<action>"]` of a runtime, once per runtime rather than per test. */
+const actionNamesCache = new WeakMap<ConnectorRuntime, [string, string][]>();
+function actionNames(name: string, runtime: ConnectorRuntime): [string, string][] {
+  let out = actionNamesCache.get(runtime);
+  if (!out) {
+    out = Object.keys(runtime.actions).map((a) => [a, `${name}/${a}`]);
+    actionNamesCache.set(runtime, out);
+  }
+  return out;
 }
 
 function isEmpty(o: object): boolean {
