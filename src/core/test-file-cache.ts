@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { VERSION } from '../version.js';
+import { PACKAGE_ROOT } from '../package-paths.js';
 import { PRIVATE_DIR_MODE, writeFileSafeSync } from './safe-fs.js';
 
 const FORMAT = 'alloy-test-files/1';
@@ -26,13 +26,15 @@ const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 let header: string | undefined;
 function headerLine(): string {
   if (header === undefined) {
-    let parser = 'js-yaml';
-    try {
-      parser += `@${(createRequire(import.meta.url)('js-yaml/package.json') as { version: string }).version}`;
-    } catch {
-      /* the alloy version still changes with every release */
-    }
-    header = JSON.stringify({ format: FORMAT, alloy: VERSION, parser });
+    const require = createRequire(import.meta.url);
+    const versionOf = (pkg: string) => {
+      try {
+        return (require(pkg) as { version: string }).version;
+      } catch {
+        return 'unknown';
+      }
+    };
+    header = JSON.stringify({ format: FORMAT, alloy: versionOf(path.join(PACKAGE_ROOT, 'package.json')), parser: `js-yaml@${versionOf('js-yaml/package.json')}` });
   }
   return header;
 }
