@@ -12,9 +12,12 @@ import type { LoadedProject, LoadedWorkflow } from '../core/project-types.js';
 import { builtinConnectorManifests } from '../connectors/builtin-manifests.js';
 import { renderDiagnostics, summarize } from './render/diagnostics.js';
 
-/** Loads the project without judging it (dev's hot reload keeps the last good one). */
+/**
+ * Loads the project without judging it (dev's hot reload keeps the last good one). Parsed
+ * test files are cached under .alloy/cache/ (core/test-file-cache.ts).
+ */
 export async function loadProjectWithDiagnostics(ctx: CliContext): Promise<LoadedProject> {
-  return loadProject(ctx.cwd, { builtinConnectors: builtinConnectorManifests, codeChecker: loadCodeChecker });
+  return loadProject(ctx.cwd, { builtinConnectors: builtinConnectorManifests, codeChecker: loadCodeChecker, testFileCache: true });
 }
 
 /** The code step's syntax checker, imported only when a workflow has a code step. */

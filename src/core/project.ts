@@ -20,7 +20,8 @@ import { compileValue, ExpressionSyntaxError, TemplateSyntaxError } from './expr
 import type { ConnectorManifest, IntegrationDef, ProjectConfig, WorkflowDef } from './model.js';
 import type { LoadedConnector, LoadedIntegration, LoadedProject, LoadedTestFile, LoadedWorkflow } from './project-types.js';
 import { checkSchema, getUserAjv, type SchemaName } from './schema-check.js';
-import { MAX_DEFINITION_BYTES, parseSource, parseSourceLazily, rangeAt, readSourceFile, type SourceFile } from './source-file.js';
+import { lazySource, MAX_DEFINITION_BYTES, parseFastPath, parseSource, parseSourceLazily, rangeAt, readSourceBytes, readSourceFile, type SourceFile } from './source-file.js';
+import { sha256, TestFileCache } from './test-file-cache.js';
 import { findConfig, noProjectError, type FoundConfig } from './find-config.js';
 
 /** Test files hold events and answers: allowed to be larger than definitions. */
@@ -41,6 +42,11 @@ export interface LoadProjectOptions {
    * holds a code step. Without it, code steps are not syntax-checked.
    */
   codeChecker?: () => Promise<CodeChecker>;
+  /**
+   * Keep parsed test files in `.alloy/cache/` (core/test-file-cache.ts), so an unchanged
+   * suite is not parsed again. The CLI turns it on; off by default for the library.
+   */
+  testFileCache?: boolean;
 }
 
 function rel(root: string, abs: string): string {
@@ -94,13 +100,16 @@ export async function loadProjectAt(found: FoundConfig, options: LoadProjectOpti
   const codeCheckerOnce = () => (checker ??= options.codeChecker ? options.codeChecker() : Promise.resolve(undefined));
   const integrations: LoadedIntegration[] = [];
   const testDiagnostics: Diagnostic[] = [];
+  let cache: TestFileCache | undefined;
+  const cacheOnce = options.testFileCache ? () => (cache ??= TestFileCache.open(root)) : undefined;
   const integrationsDir = path.join(root, config.integrationsDir ?? 'integrations');
   for (const name of await listDir(integrationsDir)) {
     const dir = path.join(integrationsDir, name);
     if (!(await isDir(dir))) continue;
-    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics, codeCheckerOnce);
+    const loaded = await loadIntegration(root, dir, name, catalog, diagnostics, testDiagnostics, codeCheckerOnce, cacheOnce);
     if (loaded) integrations.push(loaded);
   }
+  cache?.save();
   if (integrations.length === 0 && diagnostics.length === 0) {
     diagnostics.push(
       makeDiagnostic(configFile ?? '.', undefined, undefined, 'warning', 'W_NO_INTEGRATIONS', `no integrations under ${rel(root, integrationsDir)}/`, 'add integrations/<name>/integration.yaml, or run `alloy init` in a new folder'),
@@ -151,6 +160,7 @@ async function loadIntegration(
   diagnostics: Diagnostic[],
   testDiagnostics: Diagnostic[],
   codeChecker: () => Promise<CodeChecker | undefined>,
+  testFileCache?: () => TestFileCache,
 ): Promise<LoadedIntegration | undefined> {
   const files = await listDir(dir);
   const integrationFile = files.find((f) => f === 'integration.yaml' || f === 'integration.yml');
@@ -220,15 +230,38 @@ async function loadIntegration(
     }
     workflows.push({ integration: integrationName, name: wdef.name, file: wf.file, def: wdef });
   }
-  const tests = await loadTestFiles(root, path.join(dir, 'tests'), workflows, testDiagnostics);
+  const tests = await loadTestFiles(root, path.join(dir, 'tests'), workflows, testDiagnostics, testFileCache);
   return { name: integrationName, dir: rel(root, dir), file: source.file, def, workflows, tests };
 }
 
 /** `tests/*.test.yaml`: schema-checked, and the workflow each names must exist here. */
-async function loadTestFiles(root: string, testsDir: string, workflows: LoadedWorkflow[], diagnostics: Diagnostic[]): Promise<LoadedTestFile[]> {
+async function loadTestFiles(
+  root: string,
+  testsDir: string,
+  workflows: LoadedWorkflow[],
+  diagnostics: Diagnostic[],
+  testFileCache?: () => TestFileCache,
+): Promise<LoadedTestFile[]> {
   const names = (await listDir(testsDir)).filter((f) => isTestFile(f));
-  // Test files grow large (recorded and generated suites); their positions are parsed only when needed.
-  const sources = await mapLimit(names, READ_CONCURRENCY, (f) => readSourceFile(path.join(testsDir, f), rel(root, path.join(testsDir, f)), MAX_TEST_FILE_BYTES, parseSourceLazily));
+  const cache = names.length && testFileCache ? testFileCache() : undefined;
+  // Test files grow large (recorded and generated suites): their positions are parsed only
+  // when needed, and with the cache an unchanged file is neither parsed nor decoded.
+  const read = async (f: string): Promise<SourceFile> => {
+    const file = rel(root, path.join(testsDir, f));
+    const bytes = await readSourceBytes(path.join(testsDir, f), file, MAX_TEST_FILE_BYTES);
+    if (!Buffer.isBuffer(bytes)) return bytes;
+    if (!cache) return parseSourceLazily(file, bytes.toString('utf8'));
+    // The sha256 of the bytes is that of the text: they are checked UTF-8.
+    const hash = sha256(bytes);
+    const cached = cache.get(file, hash);
+    if (cached !== undefined) return lazySource(file, () => bytes.toString('utf8'), cached);
+    const text = bytes.toString('utf8');
+    const fast = parseFastPath(file, text);
+    if (!fast) return parseSource(file, text);
+    cache.put(file, hash, fast.value);
+    return fast;
+  };
+  const sources = await mapLimit(names, READ_CONCURRENCY, read);
   return sources.map((source) => {
     const found = [...source.diagnostics];
     if (source.value !== undefined) found.push(...checkTestSource(source, workflows.map((w) => w.name)));

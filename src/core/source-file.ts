@@ -30,6 +30,15 @@ export async function readSourceFile(
   maxBytes = MAX_DEFINITION_BYTES,
   parse: (file: string, text: string) => SourceFile = parseSource,
 ): Promise<SourceFile> {
+  const read = await readSourceBytes(absPath, file, maxBytes);
+  return Buffer.isBuffer(read) ? parse(file, read.toString('utf8')) : read;
+}
+
+/**
+ * The first half of readSourceFile: the file's bytes (checked UTF-8 text within `maxBytes`),
+ * or a source holding the diagnostic that refused it.
+ */
+export async function readSourceBytes(absPath: string, file: string, maxBytes = MAX_DEFINITION_BYTES): Promise<Buffer | SourceFile> {
   const empty = (d: Diagnostic): SourceFile => ({ file, text: '', index: new LineIndex(''), value: undefined, diagnostics: [d] });
   const unreadable = (err: unknown) =>
     empty(makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_READ', `cannot read file: ${(err as Error).message}`, 'check the path and its permissions'));
@@ -79,7 +88,7 @@ export async function readSourceFile(
       makeDiagnostic(file, undefined, undefined, 'error', 'E_FILE_BINARY', 'file is not UTF-8 text', 'definition files must be YAML or JSON text'),
     );
   }
-  return parse(file, bytes.toString('utf8'));
+  return bytes;
 }
 
 /** Validates without decoding: the text is decoded once, after this check. */
@@ -148,24 +157,49 @@ const ANCHOR_OR_ALIAS = /(^|[\s[{,])[&*][^\s,\]}]/m;
  * files with anchors or aliases, take parseSource, which reports located errors.
  */
 export function parseSourceLazily(file: string, text: string): SourceFile {
+  return parseFastPath(file, text) ?? parseSource(file, text);
+}
+
+/**
+ * parseSourceLazily's fast path alone: undefined when the text must take parseSource (empty,
+ * anchors or aliases, anything js-yaml refuses, a null document).
+ */
+export function parseFastPath(file: string, text: string): SourceFile | undefined {
   const body = text.replace(/^\uFEFF/, '');
   // The regex tries every position of the text: look for its two characters first.
-  if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return parseSource(file, text);
+  if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return undefined;
   let value: unknown;
   try {
     value = loadYaml(body, { schema: CORE_SCHEMA, json: false });
   } catch {
-    return parseSource(file, text);
+    return undefined;
   }
-  if (value === undefined || value === null) return parseSource(file, text);
+  if (value === undefined || value === null) return undefined;
+  return lazySource(file, text, value);
+}
+
+/**
+ * A source whose value is known (from the fast path, or a cache of it); positions are parsed
+ * on demand, and the text too may be decoded on demand (`text` given as a function).
+ */
+export function lazySource(file: string, textOf: string | (() => string), value: unknown): SourceFile {
   let doc: Document.Parsed | undefined;
   let parsed = false;
   let index: LineIndex | undefined;
-  const source = { file, text, value, diagnostics: [] as Diagnostic[] } as unknown as SourceFile;
+  let decoded = typeof textOf === 'string' ? textOf : undefined;
+  const text = () => (decoded ??= (textOf as () => string)());
+  const source = { file, value, diagnostics: [] as Diagnostic[] } as unknown as SourceFile;
+  Object.defineProperty(source, 'text', {
+    enumerable: true,
+    get: text,
+    set: (t: string) => {
+      decoded = t;
+    },
+  });
   // The line index, like the document, is built when a position is first asked for.
   Object.defineProperty(source, 'index', {
     enumerable: true,
-    get: () => (index ??= new LineIndex(text)),
+    get: () => (index ??= new LineIndex(text())),
     set: (i: LineIndex) => {
       index = i;
     },
@@ -175,7 +209,7 @@ export function parseSourceLazily(file: string, text: string): SourceFile {
     get: () => {
       if (!parsed) {
         parsed = true;
-        doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
+        doc = parseDocument(text(), { uniqueKeys: true, prettyErrors: false, strict: true });
       }
       return doc;
     },

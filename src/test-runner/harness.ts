@@ -33,6 +33,8 @@ export interface HarnessInput {
 }
 
 const silent: EngineLogger = { debug() {}, info() {}, warn() {} };
+const half = () => 0.5;
+const SETTLED: Promise<void> = Promise.resolve();
 
 /** A clock that starts at `start` and moves only when something sleeps. */
 export function virtualClock(start: number): Clock {
@@ -119,8 +121,9 @@ export async function runHarness(input: HarnessInput): Promise<HarnessResult> {
     connectors,
     http,
     clock,
-    random: () => 0.5,
-    checkpoint: async () => {},
+    random: half,
+    // Nothing to persist: one settled promise serves every checkpoint.
+    checkpoint: () => SETTLED,
     logger: silent,
     resolveConnection: async (app) => connectionFor(input.connectors.get(app), setup, fake),
     settings: withoutBaseUrls(input.settings),
@@ -189,15 +192,26 @@ function redactHeaders(h: Record<string, string>): Record<string, string> {
  */
 function connectionFor(runtime: ConnectorRuntime | undefined, setup: TestSetup, fake: FakeShopify | undefined): Record<string, string> {
   if (!runtime) return {};
-  const out: Record<string, string> = {};
-  for (const [field, spec] of Object.entries(runtime.manifest.connection ?? {})) {
-    out[field] = typeof spec?.default === 'string' ? spec.default : `test-${field}`;
-  }
+  const out = { ...placeholdersOf(runtime.manifest) };
   if (fake && runtime.manifest.name === 'shopify') {
     out.shop = fake.shop;
     out.accessToken = fake.accessToken;
   }
-  return { ...out, ...(setup.credentials?.[runtime.manifest.name] ?? {}) };
+  const given = setup.credentials?.[runtime.manifest.name];
+  return given ? Object.assign(out, given) : out;
+}
+
+/** Each field's default, else a `test-<field>` placeholder: once per manifest, not per action call. */
+const placeholders = new WeakMap<ConnectorRuntime['manifest'], Readonly<Record<string, string>>>();
+function placeholdersOf(manifest: ConnectorRuntime['manifest']): Readonly<Record<string, string>> {
+  let out = placeholders.get(manifest);
+  if (!out) {
+    const p: Record<string, string> = {};
+    for (const [field, spec] of Object.entries(manifest.connection ?? {})) p[field] = typeof spec?.default === 'string' ? spec.default : `test-${field}`;
+    out = Object.freeze(p);
+    placeholders.set(manifest, out);
+  }
+  return out;
 }
 
 /**
@@ -206,9 +220,11 @@ function connectionFor(runtime: ConnectorRuntime | undefined, setup: TestSetup, 
  * last answer repeats.
  */
 function withAnswers(registry: ConnectorRegistry, answers: Record<string, AnswerDef | AnswerDef[]>, executionId: string, calls: AnsweredCall[]): ConnectorRegistry {
-  if (Object.keys(answers).length === 0) return registry;
+  if (isEmpty(answers)) return registry;
   const used = new Map<string, number>();
   const wrapped = new Map<string, ConnectorRuntime>();
+  // Idempotency keys are `<execution id>:<step path>`.
+  const stepOf = (key: string) => (key.length > executionId.length && key.charCodeAt(executionId.length) === 58 && key.startsWith(executionId) ? key.slice(executionId.length + 1) : '');
   return {
     names: () => registry.names(),
     get(name) {
@@ -217,10 +233,10 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
       let w = wrapped.get(name);
       if (!w) {
         const actions: Record<string, ActionHandler> = {};
-        for (const [action, handler] of Object.entries(runtime.actions)) {
-          const uses = `${name}/${action}`;
+        for (const [action, uses] of actionNames(name, runtime)) {
+          const handler = runtime.actions[action];
           actions[action] = async (input, ctx) => {
-            const step = ctx.idempotencyKey.startsWith(`${executionId}:`) ? ctx.idempotencyKey.slice(executionId.length + 1) : '';
+            const step = stepOf(ctx.idempotencyKey);
             const key = step in answers ? step : uses in answers ? uses : undefined;
             if (key === undefined) return handler(input, ctx);
             const given = answers[key];
@@ -236,6 +252,22 @@ function withAnswers(registry: ConnectorRegistry, answers: Record<string, Answer
       return w;
     },
   };
+}
+
+/** `[action, "<app>/<action>"]` of a runtime, once per runtime rather than per test. */
+const actionNamesCache = new WeakMap<ConnectorRuntime, [string, string][]>();
+function actionNames(name: string, runtime: ConnectorRuntime): [string, string][] {
+  let out = actionNamesCache.get(runtime);
+  if (!out) {
+    out = Object.keys(runtime.actions).map((a) => [a, `${name}/${a}`]);
+    actionNamesCache.set(runtime, out);
+  }
+  return out;
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 function applyAnswer(a: AnswerDef, uses: string): unknown {

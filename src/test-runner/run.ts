@@ -41,6 +41,8 @@ interface Job {
   file: LoadedTestFile;
   def: TestFileDef;
   workflow: LoadedWorkflow;
+  /** `<integration>/<workflow>`, shared by the file's tests. */
+  label: string;
   integrationDir: string;
   index: number;
   test: TestCaseDef;
@@ -55,6 +57,7 @@ export async function runTests(options: RunTestsOptions): Promise<TestRunSummary
   const jobs: Job[] = [];
   const files = new Set<string>();
   for (const integration of project.integrations) {
+    const integrationDir = path.join(project.root, integration.dir);
     for (const file of integration.tests ?? []) {
       if (!file.valid) continue;
       const abs = path.join(project.root, file.file);
@@ -62,10 +65,11 @@ export async function runTests(options: RunTestsOptions): Promise<TestRunSummary
       const def = file.source.value as TestFileDef;
       const workflow = integration.workflows.find((w) => w.name === def.workflow);
       if (!workflow) continue;
+      const label = `${integration.name}/${workflow.name}`;
+      const fileMatches = filter !== undefined && file.file.toLowerCase().includes(filter);
       def.tests.forEach((test, index) => {
-        const label = `${integration.name}/${workflow.name} > ${test.name}`.toLowerCase();
-        if (filter && !label.includes(filter) && !file.file.toLowerCase().includes(filter)) return;
-        jobs.push({ file, def, workflow, integrationDir: path.join(project.root, integration.dir), index, test });
+        if (filter && !fileMatches && !`${label} > ${test.name}`.toLowerCase().includes(filter)) return;
+        jobs.push({ file, def, workflow, label, integrationDir, index, test });
         files.add(file.file);
       });
     }
@@ -86,16 +90,22 @@ export async function runTests(options: RunTestsOptions): Promise<TestRunSummary
     return result;
   });
   await book.save();
-  const done = results.filter((r): r is TestResult => r !== undefined);
-  const count = (s: TestResult['state']) => done.filter((r) => r.state === s).length;
+  const done: TestResult[] = [];
+  const counts = { passed: 0, failed: 0, skipped: 0, written: 0, updated: 0 };
+  for (const r of results) {
+    if (r === undefined) continue;
+    done.push(r);
+    counts[r.state]++;
+    if (r.snapshot) counts[r.snapshot]++;
+  }
   return {
-    ok: count('failed') === 0 && notRun === 0,
+    ok: counts.failed === 0 && notRun === 0,
     files: files.size,
-    passed: count('passed'),
-    failed: count('failed'),
-    skipped: count('skipped'),
+    passed: counts.passed,
+    failed: counts.failed,
+    skipped: counts.skipped,
     durationMs: Math.round(performance.now() - started),
-    snapshots: { written: done.filter((r) => r.snapshot === 'written').length, updated: done.filter((r) => r.snapshot === 'updated').length },
+    snapshots: { written: counts.written, updated: counts.updated },
     results: done,
     notRun,
   };
@@ -106,12 +116,8 @@ function lineOf(source: SourceFile, pointer: string): { line: number; column: nu
   return range ? source.index.position(range[0]) : { line: 1, column: 1 };
 }
 
-function base(job: Job): Pick<TestResult, 'file' | 'workflow' | 'name'> {
-  return { file: job.file.file, workflow: `${job.workflow.integration}/${job.workflow.name}`, name: job.test.name };
-}
-
 function skipped(job: Job): TestResult {
-  return { ...base(job), state: 'skipped', durationMs: 0, failures: [] };
+  return { file: job.file.file, workflow: job.label, name: job.test.name, state: 'skipped', durationMs: 0, failures: [] };
 }
 
 /** `defaults` under the test's own keys; maps (answers, credentials, env, secrets) merged one level deep. */
@@ -160,11 +166,18 @@ export async function eventOf(setup: TestSetup, integrationDir: string): Promise
  * the rest of the runner's bookkeeping.
  */
 export function testExecutionId(file: string, name: string): string {
-  const text = `${file}\0${name}`;
+  // The hash of `${file}\0${name}`, read in place rather than from a joined string.
   let a = 0x811c9dc5;
-  let b = 0x01000193 ^ text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  let b = 0x01000193 ^ (file.length + 1 + name.length);
+  for (let i = 0; i < file.length; i++) {
+    const c = file.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c ^ (a >>> 15), 0x5bd1e995);
+  }
+  a = Math.imul(a, 0x01000193);
+  b = Math.imul(b ^ (a >>> 15), 0x5bd1e995);
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c ^ (a >>> 15), 0x5bd1e995);
   }
@@ -173,7 +186,6 @@ export function testExecutionId(file: string, name: string): string {
 
 async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): Promise<TestResult> {
   const t0 = performance.now();
-  const head = base(job);
   const at = `/tests/${job.index}`;
   const failures: TestFailure[] = [];
   const fail = (pointer: string, message: string, extra: Partial<TestFailure> = {}) =>
@@ -185,7 +197,7 @@ async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): P
     const event = setup.fixture === undefined ? (setup.event ?? {}) : await eventOf(setup, job.integrationDir);
     result = await runHarness({
       compiled: compiledFor(job.workflow.def),
-      workflow: head.workflow,
+      workflow: job.label,
       executionId: testExecutionId(job.file.file, job.test.name),
       version: 'test',
       event,
@@ -201,7 +213,7 @@ async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): P
     for (const req of result.unanswered) {
       fail(`${at}/name`, `a request no test answers: ${req.method} ${req.url}${req.body ? `\n  body: ${preview(req.json ?? req.body)}` : ''}`);
     }
-    await checkExpectations(job.test.expect, result, `${at}/expect`, fail);
+    await checkExpectations(job.test.expect, result, at, fail);
     if (job.test.expect.snapshot) {
       const outcome = book.check(job.file.file, job.test.name, snapshotOf(result));
       if (outcome.state === 'mismatch') fail(`${at}/expect/snapshot`, 'snapshot mismatch (run `alloy test --update` to accept)', { diff: lineDiff(outcome.expected, outcome.actual) });
@@ -209,16 +221,18 @@ async function runOne(job: Job, options: RunTestsOptions, book: SnapshotBook): P
       else if (outcome.state === 'written' || outcome.state === 'updated') snapshot = outcome.state;
     }
   }
-  failures.sort((x, y) => x.line - y.line || x.column - y.column);
-  return {
-    ...head,
-    ...(failures.length ? { line: lineOf(job.file.source, `${at}/name`).line } : {}),
-    state: failures.length ? 'failed' : 'passed',
-    durationMs: Math.round((performance.now() - t0) * 10) / 10,
-    failures,
-    ...(snapshot ? { snapshot } : {}),
-    ...(result ? { execution: { id: result.record.id, status: result.record.status } } : {}),
-  };
+  const durationMs = Math.round((performance.now() - t0) * 10) / 10;
+  const out: TestResult = { file: job.file.file, workflow: job.label, name: job.test.name } as TestResult;
+  if (failures.length) {
+    failures.sort((x, y) => x.line - y.line || x.column - y.column);
+    out.line = lineOf(job.file.source, `${at}/name`).line;
+  }
+  out.state = failures.length ? 'failed' : 'passed';
+  out.durationMs = durationMs;
+  out.failures = failures;
+  if (snapshot) out.snapshot = snapshot;
+  if (result) out.execution = { id: result.record.id, status: result.record.status };
+  return out;
 }
 
 function preview(v: unknown): string {
@@ -261,7 +275,12 @@ function compare(fail: Fail, pointer: string, what: string, expected: unknown, a
   fail(pointer + mismatchPointer(expected, actual), `${what} does not match`, { expected, actual, diff: lineDiff(expected, project(expected, actual)) });
 }
 
-async function checkExpectations(expect: Expectations, result: HarnessResult, at: string, fail: Fail): Promise<void> {
+/**
+ * Checks a test's expectations; `test` is the test's pointer (`/tests/<i>`). Pointers are
+ * built only for what fails: this runs for every test, and most pass.
+ */
+async function checkExpectations(expect: Expectations, result: HarnessResult, test: string, fail: Fail): Promise<void> {
+  const at = `${test}/expect`;
   const r = result.record;
   const wantStatus = expect.status ?? (expect.error ? 'failed' : expect.reason !== undefined ? 'filtered' : 'succeeded');
   if (r.status !== wantStatus) {
@@ -270,61 +289,69 @@ async function checkExpectations(expect: Expectations, result: HarnessResult, at
   }
   if (expect.error) compare(fail, `${at}/error`, 'execution error', expect.error, r.error);
   if (expect.reason !== undefined && r.reason !== expect.reason) compare(fail, `${at}/reason`, 'filter reason', expect.reason, r.reason);
-  for (const stepPath of Object.keys(expect.steps ?? {})) {
-    const want = expect.steps![stepPath];
-    const p = `${at}/steps/${escapePointer(stepPath)}`;
-    const got = r.steps[stepPath];
-    if (!got) {
-      fail(p, `step "${stepPath}" did not run (steps that ran: ${Object.keys(r.steps).join(', ') || 'none'})`);
-      continue;
+  if (expect.steps) {
+    for (const stepPath of Object.keys(expect.steps)) {
+      const want = expect.steps[stepPath];
+      const p = () => `${at}/steps/${escapePointer(stepPath)}`;
+      const got = r.steps[stepPath];
+      if (!got) {
+        fail(p(), `step "${stepPath}" did not run (steps that ran: ${Object.keys(r.steps).join(', ') || 'none'})`);
+        continue;
+      }
+      if (want.status !== undefined && got.status !== want.status) {
+        fail(`${p()}/status`, `step "${stepPath}": expected status ${want.status}, got ${got.status}${got.error ? `: ${got.error.code} ${got.error.message}` : ''}`, { expected: want.status, actual: got.status });
+      }
+      if (want.attempts !== undefined && got.attempts !== want.attempts) {
+        fail(`${p()}/attempts`, `step "${stepPath}": expected ${want.attempts} attempt(s), got ${got.attempts}`, { expected: want.attempts, actual: got.attempts });
+      }
+      if ('output' in want && !partialMatch(want.output, got.output)) compare(fail, `${p()}/output`, `step "${stepPath}" output`, want.output, got.output);
+      if ('inputs' in want && !partialMatch(want.inputs, got.inputs)) compare(fail, `${p()}/inputs`, `step "${stepPath}" inputs`, want.inputs, got.inputs);
+      if (want.error) compare(fail, `${p()}/error`, `step "${stepPath}" error`, want.error, got.error);
     }
-    if (want.status !== undefined && got.status !== want.status) {
-      fail(`${p}/status`, `step "${stepPath}": expected status ${want.status}, got ${got.status}${got.error ? `: ${got.error.code} ${got.error.message}` : ''}`, { expected: want.status, actual: got.status });
-    }
-    if (want.attempts !== undefined && got.attempts !== want.attempts) {
-      fail(`${p}/attempts`, `step "${stepPath}": expected ${want.attempts} attempt(s), got ${got.attempts}`, { expected: want.attempts, actual: got.attempts });
-    }
-    if ('output' in want) compare(fail, `${p}/output`, `step "${stepPath}" output`, want.output, got.output);
-    if ('inputs' in want) compare(fail, `${p}/inputs`, `step "${stepPath}" inputs`, want.inputs, got.inputs);
-    if (want.error) compare(fail, `${p}/error`, `step "${stepPath}" error`, want.error, got.error);
   }
   if (expect.assert?.length) {
     const ctx = assertionContext(result);
-    for (const [i, source] of expect.assert.entries()) {
-      const p = `${at}/assert/${i}`;
+    for (let i = 0; i < expect.assert.length; i++) {
+      const source = expect.assert[i];
       let expr: CompiledExpression;
       try {
         expr = compiledAssertion(source);
       } catch (err) {
         if (err instanceof ExpressionSyntaxError || err instanceof TemplateSyntaxError) {
-          fail(p, `assertion is not a valid expression: ${err.message}`);
+          fail(`${at}/assert/${i}`, `assertion is not a valid expression: ${err.message}`);
           continue;
         }
         throw err;
       }
       try {
         const value = await evaluateExpression(expr, ctx);
-        if (!isTruthy(value)) fail(p, `assertion failed: ${source}`, { actual: value });
+        if (!isTruthy(value)) fail(`${at}/assert/${i}`, `assertion failed: ${source}`, { actual: value });
       } catch (err) {
-        fail(p, `assertion could not be evaluated: ${(err as Error).message}`);
+        fail(`${at}/assert/${i}`, `assertion could not be evaluated: ${(err as Error).message}`);
       }
     }
   }
-  for (const [i, want] of (expect.requests ?? []).entries()) {
-    const p = `${at}/requests/${i}`;
-    const matching = result.requests.filter(
-      (q) =>
-        (!want.method || want.method.toUpperCase() === q.method) &&
-        (want.url === undefined || (want.url.endsWith('*') ? q.url.startsWith(want.url.slice(0, -1)) : q.url === want.url)) &&
-        (want.body === undefined || partialMatch(want.body, q.json ?? q.body)),
-    );
-    const ok = want.count === undefined ? matching.length > 0 : matching.length === want.count;
-    if (!ok) {
-      const made = result.requests.map((q) => `    ${q.method} ${q.url}`).join('\n') || '    (none)';
-      const what = `${want.method ?? '*'} ${want.url ?? '*'}${want.body !== undefined ? ' with the body' : ''}`;
-      fail(p, `expected ${want.count ?? 'at least 1'} request(s) ${what}, got ${matching.length}; requests made:\n${made}`, {
-        ...(want.body !== undefined && result.requests.length ? { diff: lineDiff(want.body, project(want.body, result.requests.find((q) => !want.url || q.url.startsWith(want.url.replace(/\*$/, '')))?.json)) } : {}),
-      });
+  if (expect.requests) {
+    for (let i = 0; i < expect.requests.length; i++) {
+      const want = expect.requests[i];
+      let matching = 0;
+      for (const q of result.requests) {
+        if (
+          (!want.method || want.method.toUpperCase() === q.method) &&
+          (want.url === undefined || (want.url.endsWith('*') ? q.url.startsWith(want.url.slice(0, -1)) : q.url === want.url)) &&
+          (want.body === undefined || partialMatch(want.body, q.json ?? q.body))
+        ) {
+          matching++;
+        }
+      }
+      const ok = want.count === undefined ? matching > 0 : matching === want.count;
+      if (!ok) {
+        const made = result.requests.map((q) => `    ${q.method} ${q.url}`).join('\n') || '    (none)';
+        const what = `${want.method ?? '*'} ${want.url ?? '*'}${want.body !== undefined ? ' with the body' : ''}`;
+        fail(`${at}/requests/${i}`, `expected ${want.count ?? 'at least 1'} request(s) ${what}, got ${matching}; requests made:\n${made}`, {
+          ...(want.body !== undefined && result.requests.length ? { diff: lineDiff(want.body, project(want.body, result.requests.find((q) => !want.url || q.url.startsWith(want.url.replace(/\*$/, '')))?.json)) } : {}),
+        });
+      }
     }
   }
   if (expect.stream !== undefined) {
