@@ -57,22 +57,47 @@ export async function refuseSymlinkAsync(file: string): Promise<void> {
  * directory between `base` and `dir` (`base` itself, e.g. the project root, is trusted).
  */
 export function ensurePrivateDir(dir: string, base?: string): void {
-  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const stop = base ? path.resolve(base) : path.dirname(path.resolve(dir));
-  for (let d = path.resolve(dir); d !== stop && path.dirname(d) !== d; d = path.dirname(d)) {
+  const [trusted, levels] = privateDirLevels(dir, base);
+  mkdirSync(trusted, { recursive: true, mode: PRIVATE_DIR_MODE });
+  // Top down, each level checked before anything is made under it: `mkdir -p` first would
+  // create folders inside a symlinked level's target before the check refused it.
+  for (const d of levels) {
     refuseSymlink(d);
-    if (!base) break;
+    try {
+      mkdirSync(d, { mode: PRIVATE_DIR_MODE });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      refuseSymlink(d); // made meanwhile by someone else: check what is there now
+    }
   }
 }
 
 /** Async ensurePrivateDir. */
 export async function ensurePrivateDirAsync(dir: string, base?: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const stop = base ? path.resolve(base) : path.dirname(path.resolve(dir));
-  for (let d = path.resolve(dir); d !== stop && path.dirname(d) !== d; d = path.dirname(d)) {
+  const [trusted, levels] = privateDirLevels(dir, base);
+  await fsp.mkdir(trusted, { recursive: true, mode: PRIVATE_DIR_MODE });
+  for (const d of levels) {
     await refuseSymlinkAsync(d);
+    try {
+      await fsp.mkdir(d, { mode: PRIVATE_DIR_MODE });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      await refuseSymlinkAsync(d);
+    }
+  }
+}
+
+/** The trusted folder (`base`, or dir's parent without one) and the levels below it down to `dir`, top first. */
+function privateDirLevels(dir: string, base?: string): [string, string[]] {
+  const target = path.resolve(dir);
+  const stop = base ? path.resolve(base) : path.dirname(target);
+  const levels: string[] = [];
+  for (let d = target; d !== stop && path.dirname(d) !== d; d = path.dirname(d)) {
+    levels.unshift(d);
     if (!base) break;
   }
+  const trusted = levels.length > 0 ? path.dirname(levels[0]) : target;
+  return [trusted, levels];
 }
 
 function tempFor(file: string): string {

@@ -11,6 +11,7 @@ import { loadOrCreateIngressSecret, loadOrCreateStreamSecret, prepareDevLogFile,
 import { LocalStore, releaseIntegration } from '../../src/store/index.js';
 import { acquireLock } from '../../src/store/lock.js';
 import { RelayQueue } from '../../src/tunnel/relay-queue.js';
+import { ensurePrivateDir, ensurePrivateDirAsync } from '../../src/core/safe-fs.js';
 import { fixedClock, integration, workflow } from '../store/helpers.js';
 
 let root: string;
@@ -97,5 +98,18 @@ describe('no writes through symlinks under .alloy', () => {
     // Over the bound: the drop count is saved to dropped.json, which is now a link.
     expect((await refusalAsync(() => q.enqueue('bob', request('c')))).code).toBe('E_SYMLINK');
     expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  });
+  it('a private folder under a symlinked level: refused before anything is made in the link\'s target', async () => {
+    const elsewhere = path.join(root, 'dir-elsewhere');
+    mkdirSync(elsewhere);
+    rmSync(path.join(repo(), '.alloy'), { recursive: true });
+    link('.alloy', elsewhere);
+    const deep = path.join(repo(), '.alloy', 'cache', 'x');
+    expect(refusal(() => ensurePrivateDir(deep, repo())).code).toBe('E_SYMLINK');
+    expect((await refusalAsync(() => ensurePrivateDirAsync(deep, repo()))).code).toBe('E_SYMLINK');
+    expect((await import('node:fs')).readdirSync(elsewhere)).toEqual([]);
+    rmSync(path.join(repo(), '.alloy'));
+    ensurePrivateDir(deep, repo());
+    expect(existsSync(deep)).toBe(true);
   });
 });
