@@ -12,6 +12,7 @@ import type { EngineDeps, ExecutionRecord } from '../../src/engine/types.js';
 import type { WorkflowDef } from '../../src/core/model.js';
 import { resolveExpressionLimits } from '../../src/engine/limits.js';
 import { DEFAULT_EXPRESSION_LIMITS } from '../../src/core/expression-limits.js';
+import { longestTurnCpu } from '../helpers/stalls.js';
 
 const deps = (extra: Partial<EngineDeps> = {}): EngineDeps => ({
   connectors: { get: () => undefined, names: () => [] } as unknown as EngineDeps['connectors'],
@@ -35,22 +36,8 @@ async function run(def: WorkflowDef, d: EngineDeps = deps(), event: unknown = {}
   return executeWorkflow(compileWorkflow(def), record, d);
 }
 
-/** Largest gap between event-loop turns while `work` runs. */
-async function maxLoopGap<T>(work: () => Promise<T>): Promise<{ result: T; gap: number }> {
-  let last = performance.now();
-  let gap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    gap = Math.max(gap, now - last);
-    last = now;
-  }, 1);
-  try {
-    const result = await work();
-    return { result, gap };
-  } finally {
-    clearInterval(timer);
-  }
-}
+/** The longest turn of the event loop while `work` runs, by the CPU its thread used (load does not move it). */
+const maxLoopGap = longestTurnCpu;
 
 const BUSY = "($f := function($n) { $n <= 0 ? 0 : 1 + $f($n - 1) }; $sum([1..100000].($f(20))))";
 
