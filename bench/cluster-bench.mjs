@@ -34,6 +34,8 @@ const quick = args.includes('--quick');
 const argOf = (name, dflt) => (args.indexOf(name) >= 0 ? Number(args[args.indexOf(name) + 1]) : dflt);
 const ONLY = args.indexOf('--only') >= 0 ? args[args.indexOf('--only') + 1] : undefined; // throughput|ingest|wait|chaos
 const RUNS = argOf('--runs', quick ? 1 : 3);
+// --prof DIR: serve processes write V8 CPU profiles there (stopped with SIGTERM so they are written).
+const PROF = args.indexOf('--prof') >= 0 ? path.resolve(args[args.indexOf('--prof') + 1]) : undefined;
 const EVENTS = argOf('--events', quick ? 2000 : 10_000);
 const THROUGHPUT_EVENTS = quick ? 600 : 1500;
 const SHOPS = 100;
@@ -94,7 +96,7 @@ async function makeCluster(fake, receiverUrl) {
   const procs = new Set();
   const start = (role) =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : []), BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stderr.on('data', (b) => (err += b));
@@ -121,7 +123,7 @@ async function makeCluster(fake, receiverUrl) {
   return {
     schema, admin, ingest, procs, start, stop, client,
     async close() {
-      for (const p of [...procs]) await stop(p, 'SIGKILL');
+      for (const p of [...procs]) await stop(p, PROF ? 'SIGTERM' : 'SIGKILL');
       await client.end().catch(() => {});
       const c = new pg.Client({ connectionString: PG_BASE });
       await c.connect();

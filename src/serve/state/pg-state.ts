@@ -60,6 +60,13 @@ export interface PgIngestOptions {
    * with them (if it throws, nothing is stored and ingest rejects).
    */
   inTransaction?: (client: pg.PoolClient, result: IngestResult) => Promise<void>;
+  /**
+   * A data-modifying statement that runs inside the ingest's one statement (so it commits
+   * with the executions, without a transaction's extra round trips): a CTE body that reads the
+   * new executions' ids from `e(id)` (no rows for a duplicate), its parameters numbered from
+   * `$4`. The execution queue inserts its jobs with it.
+   */
+  withStatement?: { sql: string; values: unknown[] };
 }
 
 export interface PgExecutionStore extends ExecutionStore {
@@ -184,8 +191,8 @@ interface ExecutionDbRow {
 const EXECUTION_COLUMNS = 'id, doc, status, updated_at, record';
 const executionOf = (r: ExecutionDbRow): ExecutionRow => ({ ...r.doc, status: r.status, updatedAt: r.updated_at, record: r.record });
 
-/** The ingest in one statement: the dedupe key, then the executions only if the key was new. */
-const INGEST_SQL = `
+/** The ingest in one statement: the dedupe key, then the executions only if the key was new (and `extra`'s rows, see withStatement). */
+const ingestSql = (extra?: string) => `
 WITH d AS (
   INSERT INTO dedupe (key, execution_ids) SELECT $1, $2::json WHERE $1::text IS NOT NULL
   ON CONFLICT (key) DO NOTHING RETURNING key
@@ -195,8 +202,9 @@ WITH d AS (
   FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc text, record text)
   WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM d)
   RETURNING id
-)
-SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted`;
+)${extra ? `, x AS (${extra})` : ''}
+SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted${extra ? ', (SELECT count(*) FROM x)::int AS extra' : ''}`;
+const INGEST_SQL = ingestSql();
 
 /**
  * A bucket's reservation in one statement: the row is locked, restored to `now`, and the
@@ -233,6 +241,14 @@ function ingestRows(executions: ExecutionRow[]): string {
       record: JSON.stringify(record),
     })),
   );
+}
+
+/** A prepared statement's name per distinct text (a name is bound to one text per connection). */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let n = statementNames.get(text);
+  if (!n) statementNames.set(text, (n = String(statementNames.size + 1)));
+  return n;
 }
 
 /** Opens the state, migrating first unless `migrate: false`. */
@@ -302,8 +318,12 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   async function ingest(input: IngestInput, opts?: PgIngestOptions): Promise<IngestResult> {
     const ids = input.executions.map((e) => e.id);
     const args = [input.dedupeKey ?? null, JSON.stringify(ids), ingestRows(input.executions)];
+    const extra = opts?.withStatement;
+    const statement = extra
+      ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values] }
+      : { name: 'alloy_ingest', text: INGEST_SQL, values: args };
     const run = async (c: pg.Pool | pg.PoolClient): Promise<IngestResult> => {
-      const { keyed } = (await c.query<{ keyed: number }>({ name: 'alloy_ingest', text: INGEST_SQL, values: args })).rows[0];
+      const { keyed } = (await c.query<{ keyed: number }>(statement)).rows[0];
       if (input.dedupeKey && keyed === 0) {
         // The key was stored by an earlier (committed) ingest: answer with its executions.
         const seen = (await c.query<{ execution_ids: string[] }>('SELECT execution_ids FROM dedupe WHERE key = $1', [input.dedupeKey])).rows[0];
