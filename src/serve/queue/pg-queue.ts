@@ -81,6 +81,29 @@ interface JobData {
   id: string;
 }
 
+interface FetchedJob {
+  id: string;
+  data: JobData;
+  priority: number;
+  /** Whether this session got the execution's advisory lock (re-entrant: true too when it already held it). */
+  locked: boolean;
+}
+
+/**
+ * pg-boss 10's fetch (fetchNextJob, for a 'standard' queue: the next jobs by priority and age,
+ * claimed with FOR UPDATE SKIP LOCKED, retry_count raised on a retry), plus each claimed job's
+ * execution lock tried on the session in the same statement.
+ */
+const FETCH_SQL = `WITH next AS (
+  SELECT id FROM job WHERE name = $1 AND state < 'active' AND start_after < now()
+  ORDER BY priority DESC, created_on, id LIMIT $2 FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE job j SET state = 'active', started_on = now(), retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
+  FROM next WHERE j.name = $1 AND j.id = next.id
+  RETURNING j.id, j.data, j.priority, j.created_on
+)
+SELECT id, data, priority, pg_try_advisory_lock(hashtext($3), hashtext(data->>'id')) AS locked FROM claimed ORDER BY priority DESC, created_on, id`;
+
 export function isPgQueueState(state: unknown): state is PgQueueState {
   return typeof state === 'object' && state !== null && 'pool' in state && 'schema' in state;
 }
@@ -223,19 +246,13 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     sessionChain = next.catch(() => {});
     return next;
   }
-  // pg-boss's fetch, on the session (prepared; its claim commits without waiting for the WAL flush, see openSession).
-  const sessionDb: PgBoss.Db = { executeSql: (text, values) => onSession(`alloy_q_${fetchNames(text)}`, text, values ?? []) };
-  const fetchTexts = new Map<string, number>();
-  const fetchNames = (text: string) => {
-    let n = fetchTexts.get(text);
-    if (n === undefined) fetchTexts.set(text, (n = fetchTexts.size));
-    return n;
-  };
-
-  /** One advisory lock of this process's session; false when another session holds it. */
-  async function tryLock(kind: string, key: string): Promise<boolean> {
-    const r = await onSession<{ ok: boolean }>('alloy_q_lock', 'SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [`${state.schema}:${kind}`, key]);
-    return r.rows[0].ok;
+  /**
+   * Claims up to `n` jobs as pg-boss's fetch does, on the session, and tries each one's
+   * execution lock in the same statement (`locked`).
+   */
+  async function fetchJobs(n: number): Promise<FetchedJob[]> {
+    const r = await onSession<FetchedJob>('alloy_q_fetch', FETCH_SQL, [JOB, n, `${state.schema}:execution`]);
+    return r.rows;
   }
 
   /**
@@ -291,26 +308,26 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   }
 
   /** Puts a job back for later: a new job (fresh retry count) and this one completed, atomically. */
-  async function putBack(job: PgBoss.Job<JobData>, delayMs: number, priority: number): Promise<void> {
+  async function putBack(job: FetchedJob, delayMs: number, priority: number): Promise<void> {
     await state.transaction(async (client) => {
       await boss.insert([jobOf(job.data.id, priority, new Date(Date.now() + delayMs + Math.random() * delayMs))], { db: db(client) });
       await boss.complete(JOB, job.id, {}, { db: db(client) });
     });
   }
 
-  async function handle(job: PgBoss.JobWithMetadata<JobData>): Promise<void> {
+  async function handle(job: FetchedJob, gen: number): Promise<void> {
     const id = job.data.id;
-    const gen = generation;
     const controller = new AbortController();
     const onStop = () => controller.abort(stopAll.signal.reason);
     stopAll.signal.addEventListener('abort', onStop, { once: true });
     // Claimed here first (the lock is re-entrant within our session), then across processes.
     const here = running.has(id);
     if (!here) running.set(id, controller);
-    if (here || !(await tryLock('execution', id).catch(() => false))) {
+    if (here || !job.locked) {
       // Runs here or in another live process (a retry of an expired job): look again later.
       stopAll.signal.removeEventListener('abort', onStop);
       if (!here) running.delete(id);
+      else if (job.locked) await unlock([['execution', id]], gen); // the fetch's lock counted once more on our session
       await putBack(job, recoverAfter * 500, job.priority).catch((err) => log('queue: could not put a job back', { execution: id, error: (err as Error).message }));
       checkIdle();
       return;
@@ -374,9 +391,10 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       poked = false;
       let fetched = 0;
       if (free > 0) {
-        const jobs = (await boss.fetch<JobData>(JOB, { batchSize: Math.min(free, 50), includeMetadata: true, db: sessionDb }).catch(() => [])) as PgBoss.JobWithMetadata<JobData>[];
+        const gen = generation;
+        const jobs = await fetchJobs(Math.min(free, 50)).catch(() => []);
         fetched = jobs.length;
-        for (const j of jobs) void handle(j);
+        for (const j of jobs) void handle(j, gen);
         if (fetched > 0 && fetched === Math.min(free, 50)) continue; // more may be waiting
       }
       if (poked) continue;

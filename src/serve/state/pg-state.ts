@@ -308,7 +308,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       clauses.push(`id ${desc ? '<' : '>'} $${args.length}`);
     }
     args.push(limit + 1);
-    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT $${args.length}`, args);
+    const text = `SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT $${args.length}`;
+    // Prepared per distinct text (a handful per table): ingest lists a user's installations on every event.
+    const rows = await q(text, args, `alloy_list_${statementName(text)}`);
     const items = rows.slice(0, limit).map(map);
     return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
   }
