@@ -59,8 +59,19 @@ function cpuMs(pid) {
     return 0;
   }
 }
-async function pgBackends(client) {
-  return (await client.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [APP])).rows.map((r) => r.pid);
+async function pgBackends(client, app = APP) {
+  return (await client.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [app])).rows.map((r) => r.pid);
+}
+/** CPU of a process and of its PostgreSQL backends (by application name), to diff two readings. */
+async function cpuReading(client, pid, app) {
+  const backends = new Map();
+  for (const p of await pgBackends(client, app)) backends.set(p, cpuMs(p));
+  return { node: cpuMs(pid), backends };
+}
+function cpuSpent(before, after) {
+  let pgMs = 0;
+  for (const [p, ms] of after.backends) pgMs += ms - (before.backends.get(p) ?? 0);
+  return { nodeMs: after.node - before.node, pgMs };
 }
 
 // ------------------------------------------------------------ a project, a store, processes
@@ -259,11 +270,12 @@ function wrk(url, body, token, seconds) {
   rmSync(lua, { force: true });
   if (r.error) return undefined;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1] ?? 0);
   const p50 = /50%\s+([\d.]+)(\w+)/.exec(r.stdout);
   const p99 = /99%\s+([\d.]+)(\w+)/.exec(r.stdout);
   const ms = (m) => (m ? Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2]] ?? 1) : NaN);
-  return { rps, non2xx, p50: ms(p50), p99: ms(p99) };
+  return { rps, requests, non2xx, p50: ms(p50), p99: ms(p99) };
 }
 
 async function rawIngestServer(schema) {
@@ -301,9 +313,22 @@ async function ingestBench(fake, receiverUrl) {
     const raw = { url: await new Promise((r) => child.once('message', r)), close: () => new Promise((r) => (child.once('exit', r), child.send('stop'))) };
     const seconds = quick ? 3 : 5;
     const rows = [];
+    // CPU per request of each server and of its PostgreSQL backends (the raw server's pool is
+    // named after its own pid): robust to the machine's other load, unlike req/s.
+    const measured = async (pid, app, run) => {
+      const before = await cpuReading(c.client, pid, app);
+      const w = run();
+      if (!w) return undefined;
+      const spent = cpuSpent(before, await cpuReading(c.client, pid, app));
+      return { ...w, nodeCpuMs: spent.nodeMs / w.requests, pgCpuMs: spent.pgMs / w.requests };
+    };
+    const body = { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } };
+    // A short warm-up of each (the first requests load and compile the release).
+    wrk(`${api.url}/v1/run/event`, body, c.ingest, 1);
+    wrk(`${raw.url}/`, body, undefined, 1);
     for (let i = 0; i < RUNS; i++) {
-      const a = wrk(`${api.url}/v1/run/event`, { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } }, c.ingest, seconds);
-      const b = wrk(`${raw.url}/`, { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } }, undefined, seconds);
+      const a = await measured(api.pid, APP, () => wrk(`${api.url}/v1/run/event`, body, c.ingest, seconds));
+      const b = await measured(child.pid, `alloy_bench_${child.pid}`, () => wrk(`${raw.url}/`, body, undefined, seconds));
       if (!a || !b) return undefined;
       rows.push({ a, b });
     }
@@ -470,10 +495,12 @@ try {
   if (ingest) {
     const a = median(ingest.map((r) => r.a.rps));
     const b = median(ingest.map((r) => r.b.rps));
+    const cpu = (k) => median(ingest.map((r) => r[k].nodeCpuMs + r[k].pgCpuMs));
+    const cpuText = (k) => `${median(ingest.map((r) => r[k].nodeCpuMs)).toFixed(2)} + PG ${median(ingest.map((r) => r[k].pgCpuMs)).toFixed(2)} ms`;
     printTable(`ingest: POST /v1/run/event (verify, persist + enqueue, 202) vs raw node:http + pg INSERT (wrk -c16, median of ${RUNS})`, [
-      ['', 'req/s', 'ratio', 'latency'],
-      ['alloy serve --role api', `${a.toFixed(0)} req/s`, ratio(a, b), `p50 ${median(ingest.map((r) => r.a.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.a.p99)).toFixed(1)} ms, non-2xx ${ingest.reduce((s, r) => s + r.a.non2xx, 0)}`],
-      ['raw node:http + pg', `${b.toFixed(0)} req/s`, '1.00x', `p50 ${median(ingest.map((r) => r.b.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.b.p99)).toFixed(1)} ms`],
+      ['', 'req/s', 'ratio', 'latency', 'CPU/request (node + PostgreSQL)', 'CPU ratio (raw/alloy)'],
+      ['alloy serve --role api', `${a.toFixed(0)} req/s`, ratio(a, b), `p50 ${median(ingest.map((r) => r.a.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.a.p99)).toFixed(1)} ms, non-2xx ${ingest.reduce((s, r) => s + r.a.non2xx, 0)}`, cpuText('a'), ratio(cpu('b'), cpu('a'))],
+      ['raw node:http + pg', `${b.toFixed(0)} req/s`, '1.00x', `p50 ${median(ingest.map((r) => r.b.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.b.p99)).toFixed(1)} ms`, cpuText('b'), '1.00x'],
     ]);
   } else if (want('ingest')) console.log('ingest: wrk not found (apt-get install -y wrk)');
 
