@@ -102,4 +102,29 @@ describePg('PostgreSQL migrations and races', () => {
       await state.close();
     }
   });
+
+  it('withStatement writes in the ingest statement: its rows commit with new executions, none for a duplicate, and its failure stores nothing', async () => {
+    const schema = freshSchema('with');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    try {
+      await state.pool.query('CREATE TABLE jobs (execution_id text PRIMARY KEY, tag text NOT NULL)');
+      const at = new Date().toISOString();
+      const exec = (id: string) => ({ id, installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: {}, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+      const jobs = (tag: string) => ({ withStatement: { sql: 'INSERT INTO jobs SELECT e.id, $4 FROM e RETURNING 1', values: [tag] } });
+      expect(await state.executions.ingest({ dedupeKey: 'event:a', executions: [exec('ex_1'), exec('ex_2')] }, jobs('first'))).toEqual({ duplicate: false, executionIds: ['ex_1', 'ex_2'] });
+      expect(await state.executions.ingest({ dedupeKey: 'event:a', executions: [exec('ex_3')] }, jobs('again'))).toEqual({ duplicate: true, executionIds: ['ex_1', 'ex_2'] });
+      await state.executions.ingest({ executions: [exec('ex_4')] }, jobs('unkeyed'));
+      // A job for ex_1 already exists: the statement fails whole, so ex_5 is not stored either.
+      await expect(state.executions.ingest({ executions: [exec('ex_5')] }, { withStatement: { sql: "INSERT INTO jobs SELECT 'ex_1', $4 FROM e RETURNING 1", values: ['clash'] } })).rejects.toThrow();
+      expect(await state.executions.get('ex_5')).toBeUndefined();
+      expect((await state.pool.query('SELECT execution_id, tag FROM jobs ORDER BY 1')).rows).toEqual([
+        { execution_id: 'ex_1', tag: 'first' },
+        { execution_id: 'ex_2', tag: 'first' },
+        { execution_id: 'ex_4', tag: 'unkeyed' },
+      ]);
+      expect(await state.executions.get('ex_3')).toBeUndefined();
+    } finally {
+      await state.close();
+    }
+  });
 });

@@ -207,12 +207,20 @@ SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS 
 const INGEST_SQL = ingestSql();
 
 /**
+ * The cost buckets are pacing, not a record (with SQLite they live in memory): their writes
+ * commit without waiting for the WAL flush (synchronous_commit off for that statement's
+ * transaction), saving two flushes per call to an app. A server crash can lose the last
+ * updates; the next answer from the app sets the bucket again.
+ */
+const ASYNC_COMMIT = "nowait AS (SELECT set_config('synchronous_commit', 'off', true))";
+
+/**
  * A bucket's reservation in one statement: the row is locked, restored to `now`, and the
  * expected cost taken only when it is there; the answer says how much was available, so the
  * caller can compute the wait. Concurrent takers queue on the row lock.
  */
 const TAKE_SQL = `
-WITH b AS (
+WITH ${ASYNC_COMMIT}, b AS (
   SELECT key, last_cost, restore_rate,
     least(maximum_available, current_available + greatest(0, $2::bigint - at_ms) / 1000.0 * restore_rate) AS avail
   FROM rate_buckets WHERE key = $1 FOR UPDATE
@@ -221,7 +229,14 @@ WITH b AS (
   FROM b WHERE r.key = b.key AND b.restore_rate > 0 AND b.avail >= b.last_cost
   RETURNING r.key
 )
-SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took FROM b`;
+SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took, (SELECT count(*) FROM nowait)::int AS nowait FROM b`;
+
+/** A bucket's latest throttle status, from an app's answer (see ASYNC_COMMIT). */
+const REPORT_SQL = `
+WITH ${ASYNC_COMMIT}
+INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms)
+SELECT $1::text, $2::float8, $3::float8, $4::float8, $5::float8, $6::bigint FROM nowait
+ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms`;
 
 /**
  * The rows for INGEST_SQL. `doc` and `record` travel as JSON text inside the JSON array: a
@@ -475,11 +490,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return waitFor(r.avail, r.last_cost, r.restore_rate);
       },
       async report(key, b) {
-        await q(
-          'INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms',
-          [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)],
-          'alloy_bucket_report',
-        );
+        await q(REPORT_SQL, [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)], 'alloy_bucket_report');
       },
     },
     async ping() {
