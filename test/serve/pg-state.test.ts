@@ -103,6 +103,31 @@ describePg('PostgreSQL migrations and races', () => {
     }
   });
 
+  it('getForRun reads an execution with its installation and its credentials\' accounts in one query', async () => {
+    const schema = freshSchema('forrun');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    try {
+      const at = new Date().toISOString();
+      const sealed = { kid: 'k', wrapped: 'w', iv: 'i', data: 'd', tag: 't' };
+      await state.credentials.put({ id: 'cr_1', userId: 'u1', app: 'shopify', kind: 'token', account: 'a.myshopify.com', secret: sealed, createdAt: at, updatedAt: at });
+      await state.credentials.put({ id: 'cr_2', userId: 'u1', app: 'http', kind: 'key', secret: sealed, createdAt: at, updatedAt: at });
+      await state.installations.put({ id: 'in_1', userId: 'u1', integration: 'i', version: 1, status: 'active', credentials: { shopify: 'cr_1', http: 'cr_2' }, config: sealed, createdAt: at, updatedAt: at });
+      const exec = (id: string, installationId: string) => ({ id, installationId, userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: { n: 1 }, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+      await state.executions.ingest({ executions: [exec('ex_1', 'in_1'), exec('ex_2', 'in_gone')] });
+      const got = await state.executions.getForRun!('ex_1');
+      expect(got?.row).toEqual(await state.executions.get('ex_1'));
+      expect(got?.installation).toEqual(await state.installations.get('in_1'));
+      expect(got?.accounts).toEqual({ cr_1: 'a.myshopify.com', cr_2: undefined });
+      const orphan = await state.executions.getForRun!('ex_2');
+      expect(orphan?.row.id).toBe('ex_2');
+      expect(orphan?.installation).toBeUndefined();
+      expect(orphan?.accounts).toEqual({});
+      expect(await state.executions.getForRun!('ex_none')).toBeUndefined();
+    } finally {
+      await state.close();
+    }
+  });
+
   it('withStatement writes in the ingest statement: its rows commit with new executions, none for a duplicate, and its failure stores nothing', async () => {
     const schema = freshSchema('with');
     const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });

@@ -191,6 +191,13 @@ interface ExecutionDbRow {
 const EXECUTION_COLUMNS = 'id, doc, status, updated_at, record';
 const executionOf = (r: ExecutionDbRow): ExecutionRow => ({ ...r.doc, status: r.status, updatedAt: r.updated_at, record: r.record });
 
+/** An execution, its installation and the accounts of the installation's credentials (ExecutionStore.getForRun). */
+const GET_FOR_RUN_SQL = `
+SELECT e.id, e.doc, e.status, e.updated_at, e.record, i.doc AS installation,
+  (SELECT json_object_agg(c.id, c.account) FROM installation_credentials ic JOIN credentials c ON c.id = ic.credential_id WHERE ic.installation_id = e.installation_id) AS accounts
+FROM executions e LEFT JOIN installations i ON i.id = e.installation_id
+WHERE e.id = $1`;
+
 /** The ingest in one statement: the dedupe key, then the executions only if the key was new (and `extra`'s rows, see withStatement). */
 const ingestSql = (extra?: string) => `
 WITH d AS (
@@ -440,6 +447,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       async get(id) {
         const r = (await q<ExecutionDbRow>(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = $1`, [id], 'alloy_execution_get'))[0];
         return r ? executionOf(r) : undefined;
+      },
+      async getForRun(id) {
+        const r = (await q<ExecutionDbRow & { installation: InstallationRecord | null; accounts: Record<string, string | null> | null }>(GET_FOR_RUN_SQL, [id], 'alloy_execution_for_run'))[0];
+        if (!r) return undefined;
+        const accounts: Record<string, string | undefined> = {};
+        for (const [k, v] of Object.entries(r.accounts ?? {})) accounts[k] = v ?? undefined;
+        return { row: executionOf(r), installation: r.installation ?? undefined, accounts };
       },
       list: (filter: ExecutionFilter, page) =>
         listWhere<ExecutionRow>('executions', EXECUTION_COLUMNS, { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, executionOf),
