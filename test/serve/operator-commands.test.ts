@@ -55,3 +55,18 @@ describe('operator commands', () => {
     }
   });
 });
+
+describe('serve keys create under a process environment', () => {
+  it('does not take ALLOY_SERVE_ROLE=worker (a serve role) for the key\'s role, and takes a key role from it', async () => {
+    const data = tempDir('alloy-keys-env-');
+    const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') };
+    const worker = await cli(data, ['serve', 'keys', 'create', '--data', data, '--json'], { ...env, ALLOY_SERVE_ROLE: 'worker' });
+    expect(worker.code).toBe(2);
+    expect(worker.stdout + worker.stderr).toContain('name the key\'s role');
+    const fromEnv = await cli(data, ['serve', 'keys', 'create', '--data', data, '--json'], { ...env, ALLOY_SERVE_ROLE: 'read' });
+    expect(fromEnv.code).toBe(0);
+    expect(fromEnv.json()).toMatchObject({ ok: true, role: 'read' });
+    const flag = await cli(data, ['serve', 'keys', 'create', '--role', 'ingest', '--data', data, '--json'], { ...env, ALLOY_SERVE_ROLE: 'worker' });
+    expect(flag.json()).toMatchObject({ ok: true, role: 'ingest' });
+  });
+});

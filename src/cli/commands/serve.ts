@@ -70,6 +70,9 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
   const verb = args[1];
   const { openServe, createApiKey, rotateMasterKey } = await import('../../serve/admin.js');
   if (verb === 'create') {
+    // One --role flag serves both: a process's ALLOY_SERVE_ROLE=worker names a serve role, not a key's.
+    const roleFromEnvironment = (opts.fromEnvironment as Set<string> | undefined)?.has('role');
+    if (roleFromEnvironment && ['api', 'worker', 'all'].includes(opts.role)) opts.role = undefined;
     if (!opts.role) throw new UsageError('name the key\'s role', { hint: 'alloy serve keys create --role admin|ingest|read' });
     const { state } = await openServe(where, ctx.env);
     try {
