@@ -16,6 +16,12 @@
  * Workers wake on NOTIFY from ingest (and every second for delayed retries), then fetch as
  * many jobs as they have free workers: no polling interval caps throughput. Cancels are
  * broadcast with NOTIFY to whichever process runs the execution.
+ *
+ * Round trips (decision 0003, "Later"): the hot path writes pg-boss's `job` rows with its own
+ * statements shaped as pg-boss 10's: jobs inserted in the ingest's statement, fetched with
+ * their execution locks in one statement, completed with their locks released in one
+ * statement per group of finished jobs. pg-boss keeps its schema, maintenance (expiry into
+ * retries), fail/backoff and the put-back's insert.
  */
 import { setMaxListeners } from 'node:events';
 import PgBoss from 'pg-boss';
@@ -54,12 +60,11 @@ const IDLE_POLL_MS = 1000;
  * pg-boss's job rows for the new executions `e(id)` (see PgIngestOptions.withStatement), as
  * `boss.insert(jobOf(…))` writes them (pg-boss 10's `job` table, pinned ~10.4.2; the other
  * columns keep their defaults: created now, kept 14 days), written in the ingest's statement
- * instead of a transaction around boss.insert. Each row NOTIFYs the workers (PostgreSQL sends
- * one notification per transaction for identical payloads, at commit).
+ * instead of a transaction around boss.insert.
  */
 const INSERT_JOBS_SQL = `INSERT INTO job (name, data, priority, retry_limit, retry_delay, retry_backoff, expire_in, policy)
   SELECT $4, jsonb_build_object('id', e.id), $5::int, ${RETRY_LIMIT}, 1, true, $6::int * interval '1 second', 'standard' FROM e
-  RETURNING pg_notify($7, '')`;
+  RETURNING 1`;
 
 /** Two slots in one statement: the installation's first free one, then (only if got) the shop's (CASE fixes the order). */
 const SLOTS_SQL = `WITH i AS MATERIALIZED (
@@ -176,6 +181,32 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     expireInSeconds: recoverAfter,
     ...(startAfter ? { startAfter } : {}),
   });
+
+  // The workers' wake-up, sent after the ingest committed, not in its transaction: a
+  // transaction that NOTIFYs holds a global lock from its commit's start to its end, so
+  // PostgreSQL would commit every ingest one after another, each waiting for its own WAL
+  // flush. Not awaited by the request, and coalesced: while one is on its way, the next
+  // waits and covers every ingest meanwhile. A NOTIFY lost (a crash in between) costs a
+  // worker's 1 s idle poll, never a job.
+  let notifying = false;
+  let notifyAgain = false;
+  function notifyWorkers(): void {
+    if (notifying) {
+      notifyAgain = true;
+      return;
+    }
+    notifying = true;
+    void pool
+      .query({ name: 'alloy_q_notify', text: 'SELECT pg_notify($1, $2)', values: [channel, ''] })
+      .catch(() => {})
+      .finally(() => {
+        notifying = false;
+        if (notifyAgain) {
+          notifyAgain = false;
+          notifyWorkers();
+        }
+      });
+  }
 
   // ---- the worker side -------------------------------------------------------------------
   let work: QueueWork | undefined;
@@ -414,8 +445,10 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     async ingest(input, opts?: EnqueueOptions) {
       await ensureReady();
       const priority = opts?.rerun ? 1 : 0;
-      // The jobs and the NOTIFY go in the ingest's own statement: one round trip, one commit.
-      return state.executions.ingest(input, { withStatement: { sql: INSERT_JOBS_SQL, values: [JOB, priority, recoverAfter, channel] } });
+      // The jobs go in the ingest's own statement: one round trip, one commit.
+      const result = await state.executions.ingest(input, { withStatement: { sql: INSERT_JOBS_SQL, values: [JOB, priority, recoverAfter] } });
+      if (!result.duplicate && result.executionIds.length > 0) notifyWorkers();
+      return result;
     },
     async start(w) {
       await ensureReady();
