@@ -128,8 +128,8 @@ async function makeCluster(fake, receiverUrl) {
     p.child.kill(signal);
     await exited;
   };
-  const client = new pg.Client({ connectionString: PG_BASE });
-  await client.connect();
+  // A pool, not one client: it reconnects after the chaos run restarts PostgreSQL.
+  const client = new pg.Pool({ connectionString: PG_BASE, max: 2 });
   client.on('error', () => {});
   return {
     schema, admin, ingest, procs, start, stop, client,
