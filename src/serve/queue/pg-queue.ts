@@ -133,12 +133,16 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     async executeSql(text, values) {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A connection cut while checked out (a restarted server) emits 'error'; unheard, it would end the process.
+      const onError = (err: Error) => (broken = err);
+      client.on('error', onError);
       try {
         return await client.query(text, values);
       } catch (err) {
         await client.query('ROLLBACK').catch((e: Error) => (broken = e));
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

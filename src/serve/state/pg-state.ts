@@ -124,6 +124,10 @@ export interface MigrationReport {
  */
 export async function migrate(pool: pg.Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
   const client = await pool.connect();
+  // A connection cut meanwhile emits 'error' on the checked-out client; unheard it would end the process.
+  let lost: Error | undefined;
+  const onError = (err: Error) => (lost = err);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await client.query(LOCK_SQL, [schema]);
@@ -149,7 +153,8 @@ export async function migrate(pool: pg.Pool, schema: string, migrations: readonl
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(lost);
   }
 }
 
