@@ -91,7 +91,7 @@ function stepTimeoutError(path: string, timeoutMs: number): StepError {
 const TERMINAL = new Set(['succeeded', 'failed', 'filtered']);
 
 /** Longest run of steps without giving the event loop a turn (no stall above 50 ms: issue 13). */
-export const YIELD_AFTER_MS = 10;
+export const YIELD_AFTER_MS = 5;
 
 /**
  * Runs (or resumes) the execution in `record`, mutating it, and returns it when it has

@@ -3,7 +3,8 @@
  * small table of route modules. A route module is a list of `{ method, path, handler }`; a
  * server mounts modules in one visible order and gets one request handler that answers 404
  * (E_NO_ROUTE) and 405 (E_METHOD_NOT_ALLOWED, with Allow) itself and turns every thrown
- * error into the one error shape (respond.ts). Handlers get the decoded path params and
+ * error into the one error shape (respond.ts); a server with its own wording (alloy dev) passes
+ * noRoute and onError, and can ask for exact matching (RouterOptions). Handlers get the decoded path params and
  * the parsed query; they read bodies through body.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -39,10 +40,28 @@ export interface RouterOptions<C> {
   onResponse?: (info: { method: string; route: string; status: number; ms: number }) => void;
   /** Called with an unexpected error (not an HttpError) before it is answered as 500, so the server log says what the 500 was. */
   onInternalError?: (err: unknown, info: { method: string; route: string }) => void;
+  /**
+   * A server's own 404 and 405 (default: 404 E_NO_ROUTE, or 405 E_METHOD_NOT_ALLOWED naming the
+   * matched pattern, with Allow). `allowed`: the methods the path has routes for.
+   */
+  noRoute?: (info: { method: string; pathname: string; allowed: string[] }) => HttpError;
+  /**
+   * Answers every thrown error instead of the kit (sendError; onInternalError is then not
+   * called): a server that reports errors its own way. `route` is the matched one, if any.
+   */
+  onError?: (err: unknown, req: IncomingMessage, res: ServerResponse, route: Route<C> | undefined) => void;
+  /** HEAD is routed as GET (default true); false: HEAD has no routes (405 where GET has one). */
+  headAsGet?: boolean;
+  /** `/a/` finds the route `/a` (default true). */
+  ignoreTrailingSlash?: boolean;
+  /** 400 for a NUL character in the path's params or the query (default true: PostgreSQL text refuses NUL). */
+  refuseNul?: boolean;
 }
 
 export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): RequestHandler {
-  const router = createFindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
+  const router = createFindMyWay({ ignoreTrailingSlash: options.ignoreTrailingSlash ?? true, caseSensitive: true });
+  const headAsGet = options.headAsGet ?? true;
+  const refuseNul = options.refuseNul ?? true;
   const byPath = new Map<string, Set<string>>();
   for (const r of routes) {
     router.on(r.method, r.path, () => undefined, r);
@@ -67,8 +86,9 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
-    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    const method = headAsGet && req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     let routeName = 'unmatched';
+    let route: Route<C> | undefined;
     try {
       let found;
       try {
@@ -79,16 +99,18 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
       if (!found) {
         if (options.fallback && (await options.fallback(req, res))) return;
         const allow = allowed(pathname);
+        if (options.noRoute) throw options.noRoute({ method, pathname, allowed: allow.methods });
         if (allow.methods.length) throw new HttpError(405, 'E_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${allow.pattern}`, `use ${allow.methods.join(' or ')}`, undefined, { allow: allow.methods.join(', ') });
         throw new HttpError(404, 'E_NO_ROUTE', `no route ${method} ${pathname}`, 'See docs/serve-api.md for the routes.');
       }
-      const route = found.store as Route<C>;
+      route = found.store as Route<C>;
       routeName = route.path;
       const base: RequestContext = { req, res, params: { ...found.params } as Record<string, string>, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), route: route.path };
       // No id, cursor or filter holds NUL; PostgreSQL text refuses it, so it would surface as a 500.
-      if (Object.values(base.params).some(hasNul) || [...base.query.values()].some(hasNul)) throw new HttpError(400, 'E_BAD_REQUEST', 'the path or query holds a NUL character');
+      if (refuseNul && (Object.values(base.params).some(hasNul) || [...base.query.values()].some(hasNul))) throw new HttpError(400, 'E_BAD_REQUEST', 'the path or query holds a NUL character');
       await route.handler(options.context(base));
     } catch (err) {
+      if (options.onError) return options.onError(err, req, res, route);
       if (!(err instanceof HttpError)) options.onInternalError?.(err, { method, route: routeName });
       sendError(req, res, err);
     } finally {

@@ -18,11 +18,17 @@ export function createMetrics(): ServeMetrics {
   const finished = new Counter({ name: 'alloy_executions_finished_total', help: 'Executions that ended', labelNames: ['status'] as const, registers: [registry] });
   const ingested = new Counter({ name: 'alloy_executions_created_total', help: 'Executions created by ingest', labelNames: ['source'] as const, registers: [registry] });
   const claims = new Counter({ name: 'alloy_timer_claims_total', help: 'Schedule ticks and polled items claimed by this process, by outcome', labelNames: ['kind', 'outcome'] as const, registers: [registry] });
+  // The labelled series of a (method, route, status), looked up once: prom-client hashes the
+  // label object on every call otherwise. Routes are patterns, so the map stays small.
+  const series = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
   return {
     registry,
     request(i) {
-      requests.inc({ method: i.method, route: i.route, status: String(i.status) });
-      duration.observe({ method: i.method, route: i.route }, i.ms / 1000);
+      const key = `${i.method} ${i.route} ${i.status}`;
+      let s = series.get(key);
+      if (!s) series.set(key, (s = { count: requests.labels({ method: i.method, route: i.route, status: String(i.status) }), time: duration.labels({ method: i.method, route: i.route }) }));
+      s.count.inc();
+      s.time.observe(i.ms / 1000);
     },
     executionFinished: (status) => finished.inc({ status }),
     ingested: (source, count) => ingested.inc({ source }, count),

@@ -12,7 +12,7 @@ import { executeWorkflow } from '../engine/execute.js';
 import { realClock } from '../engine/clock.js';
 import type { EngineDeps, ExecutionRecord, StepRecord } from '../engine/types.js';
 import { hasSideEffects, isCallInFlight, isFinalRecord } from '../engine/durability.js';
-import type { AppSettings, WorkflowDef } from '../core/model.js';
+import type { AppSettings, IntegrationDef, WorkflowDef } from '../core/model.js';
 import { createConnectorRegistry } from '../connectors/registry.js';
 import { createHttpClient, followSignal } from '../connectors/http-client.js';
 import type { HttpClient } from '../connectors/types.js';
@@ -81,6 +81,27 @@ export function createRunner(options: RunnerOptions): Runner {
     perShop: options.perShop ?? DEFAULT_LIMITS.perShop,
   };
   const queue = (options.queue ?? createLocalQueue)(options.state, limits);
+  // Per release (immutable, cached by the definition source): its stream secrets from the env.
+  const releaseSecrets = new WeakMap<LoadedProject, Record<string, string>>();
+  const secretsOf = (project: LoadedProject) => {
+    let s = releaseSecrets.get(project);
+    if (!s) releaseSecrets.set(project, (s = streamSecrets(project, options.env)));
+    return s;
+  };
+  // Opened config per sealed value (a new seal has a new iv): one decryption per installation
+  // change, not per execution. Clear values stay in this process's memory only, as they do
+  // while an execution runs; the state keeps them sealed.
+  const configs = new Map<string, { def: IntegrationDef; opened: ReturnType<typeof openConfig> }>();
+  const configOf = (installation: InstallationRecord, def: IntegrationDef) => {
+    const key = `${installation.id}\0${installation.config.kid}\0${installation.config.iv}\0${installation.config.tag}`;
+    const hit = configs.get(key);
+    if (hit && hit.def === def) return hit.opened;
+    const opened = openConfig(options.keyring, installation, def);
+    deepFreeze(opened.values);
+    if (configs.size >= 10_000) configs.clear();
+    configs.set(key, { def, opened });
+    return opened;
+  };
 
   /** Loads an execution and what its bounds apply to; the queue decides when it runs. */
   async function prepare(id: string): Promise<PreparedExecution | undefined> {
@@ -107,8 +128,11 @@ export function createRunner(options: RunnerOptions): Runner {
     // A state read inside a step that fails for want of the database (a lost connection, a
     // restarted server) interrupts the execution instead of failing the step: it is resumed
     // from its last checkpoint, here or on another worker.
+    // One controller per execution, aborted by the queue's signal or by the interruption
+    // (linked by hand: AbortSignal.any costs weak references and dependants per execution).
     const interrupt = new AbortController();
-    const signal = AbortSignal.any([outer, interrupt.signal]);
+    const unlinkOuter = followSignal(outer, interrupt);
+    const signal = interrupt.signal;
     // An interrupted run (stopping, a lost database) was not a death: it does not count toward E_CRASH_LOOP.
     const stoppedCleanly = async (): Promise<false> => {
       await options.state.executions.countResume(id, -1).catch(() => {});
@@ -152,9 +176,9 @@ export function createRunner(options: RunnerOptions): Runner {
         c = compileWorkflow(routed.workflow.def);
         compiled.set(routed.workflow.def, c);
       }
-      const config = openConfig(options.keyring, installation, version.def);
+      const config = configOf(installation, version.def);
       // Config values marked secret are redacted wherever the engine records values.
-      const secrets: Record<string, string> = { ...streamSecrets(version.defs.project, options.env), ...config.secretValues };
+      const secrets: Record<string, string> = { ...secretsOf(version.defs.project), ...config.secretValues };
       const accounts = new Map<string, string>();
       // What is waited for follows the engine's durability rules (engine/durability.ts, as in
       // alloy dev): a non-idempotent call's in-flight mark and the final record are durable
@@ -164,17 +188,36 @@ export function createRunner(options: RunnerOptions): Runner {
       // fails the final one too.
       // One execution's writes are chained, so a state whose writes may complete out of order
       // (PostgreSQL's pool) never lets a progress write land after the final record.
+      // A write asked for while another is still waiting to be handed to the state joins it:
+      // the engine updates one record in place, and a write stores the record as it is when
+      // the state takes it, so the waiting write carries the later change too. A progress
+      // write waits one event-loop turn before it is handed on, so the final record that
+      // usually follows a call's end at once is stored by the same write.
       let writes: Promise<void> = Promise.resolve();
-      const write = (record: ExecutionRecord) => (writes = writes.then(() => options.state.executions.checkpoint(id, record)));
+      let waiting: Promise<void> | undefined;
+      const write = (record: ExecutionRecord, soon: boolean): Promise<void> => {
+        if (waiting) return waiting;
+        const previous = writes;
+        const p = (soon ? Promise.resolve() : new Promise<void>((resolve) => setImmediate(resolve)))
+          .then(() => previous)
+          .then(() => {
+            waiting = undefined;
+            return options.state.executions.checkpoint(id, record);
+          });
+        waiting = p;
+        writes = p;
+        return p;
+      };
       const checkpoint = (record: ExecutionRecord, changed: readonly StepRecord[]): Promise<void> => {
-        if (isFinalRecord(record) || changed.some(isCallInFlight)) return write(record);
-        if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record).catch(() => {});
+        if (isFinalRecord(record) || changed.some(isCallInFlight)) return write(record, true);
+        if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record, false).catch(() => {});
         return Promise.resolve();
       };
       const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts.get('shopify') ?? ''}` : undefined));
       const deps: EngineDeps = {
         connectors,
         http: async (req) => {
+          if (!req.signal) return paced({ ...req, signal });
           const both = new AbortController();
           const unlinkA = followSignal(signal, both);
           const unlinkB = req.signal ? followSignal(req.signal, both) : () => {};
@@ -216,6 +259,8 @@ export function createRunner(options: RunnerOptions): Runner {
       const latest = await options.state.executions.get(id).catch(() => undefined);
       if (latest !== undefined && latest.status !== 'queued' && latest.status !== 'running') return true;
       return signal.aborted ? stoppedCleanly() : false;
+    } finally {
+      unlinkOuter();
     }
   }
 
@@ -233,6 +278,13 @@ export function createRunner(options: RunnerOptions): Runner {
       await queue.stop(started ? graceMs : 0);
     },
   };
+}
+
+/** Config values are shared by the executions of an installation: none may change them. */
+function deepFreeze(value: unknown): void {
+  if (!value || typeof value !== 'object' || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
 }
 
 /** The `secrets.NAME` a release's streams reference, read from the server's environment (as in dev). */

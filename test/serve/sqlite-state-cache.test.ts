@@ -46,12 +46,34 @@ describe('sqlite state read cache', () => {
     await other.installations.put({ ...inst, version: 2 });
     expect((await server.installations.list({ userId: 'u1', status: 'active' })).items.map((i) => i.version)).toEqual([2]);
     expect((await server.installations.get('i1'))?.version).toBe(2);
-    // Callers get their own objects: changing one does not change what the next read returns.
+    // Records read from memory are shared and frozen: a caller cannot change what the next read returns.
     const got = (await server.installations.get('i1'))!;
-    got.version = 99;
+    expect(() => {
+      got.version = 99;
+    }).toThrow(TypeError);
+    expect(() => {
+      got.credentials.shopify = 'other';
+    }).toThrow(TypeError);
     expect((await server.installations.get('i1'))?.version).toBe(2);
+    expect({ ...got, version: 3 }.version).toBe(3);
     await other.users.delete('u1');
     expect(await server.users.get('u1')).toBeUndefined();
     expect(await server.installations.get('i1')).toBeUndefined();
+  });
+
+  it('answers a just-ingested execution from memory as stored, a fresh object each read, until it is written or changed elsewhere', async () => {
+    const [server, other] = two();
+    const at = new Date(0).toISOString();
+    const row = (id: string) => ({ id, installationId: 'i1', userId: 'u1', integration: 'x', version: 1, workflow: 'x/w', status: 'queued' as const, record: { id, workflow: 'x/w', version: 'v1', status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+    await server.executions.ingest({ executions: [row('ex_1'), row('ex_2')] });
+    const first = (await server.executions.get('ex_1'))!;
+    first.record.status = 'running';
+    expect((await server.executions.get('ex_1'))?.record.status).toBe('queued');
+    await server.executions.checkpoint('ex_1', { ...first.record, status: 'succeeded' });
+    expect(await server.executions.get('ex_1')).toMatchObject({ status: 'succeeded', record: { status: 'succeeded' } });
+    // Another connection's commit drops the memory: the next read is the stored row.
+    await other.users.create({ id: 'u2', createdAt: at });
+    expect(await server.executions.cancel('ex_2', at)).toBe(true);
+    expect((await server.executions.get('ex_2'))?.status).toBe('cancelled');
   });
 });

@@ -148,6 +148,19 @@ describe('event log', () => {
     expect(await stringifyRecord(record, 'body')).toBe(JSON.stringify(rest));
   });
 
+  it('deflates a large record piece by piece to the bytes of its JSON, and keeps a small one as text', async () => {
+    const { serializeRecord } = await import('../../src/server/event-log.js');
+    const { inflateRawSync } = await import('node:zlib');
+    const steps: Record<string, unknown> = {};
+    for (let i = 0; i < 3_001; i++) steps[`e[${i}].map`] = { path: `e[${i}].map`, output: { q: i, s: 'é"\u2028' } };
+    const record = { steps, id: 'ex', event: { big: true }, status: 'succeeded' };
+    const stored = await serializeRecord(record, 'body');
+    expect(Buffer.isBuffer(stored)).toBe(true);
+    const { event: _e, ...rest } = record;
+    expect(inflateRawSync(stored as Buffer).toString('utf8')).toBe(JSON.stringify(rest));
+    expect(await serializeRecord({ id: 'ex', steps: {} }, undefined)).toBe('{"id":"ex","steps":{}}');
+  });
+
   it('stores deliveries with their executions and finds unfinished ones after reopening', async () => {
     log = openEventLog({ file });
     const r = await log.appendDelivery(delivery('dl_1'), [exec('ex_1'), exec('ex_2')]);

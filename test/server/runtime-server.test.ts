@@ -119,6 +119,15 @@ describe('runtime server', () => {
     expect([unknown.status, unknown.json.error.code]).toEqual([404, 'E_NOT_FOUND']);
     const method = await http('DELETE', `${base}/v1/executions`);
     expect([method.status, method.headers.allow]).toEqual([405, 'GET']);
+    // The routes are exact: no HEAD for GET, no trailing slash, no empty parameter, and a
+    // malformed escape is a 400 only on a route's own path.
+    const head = await http('HEAD', `${base}/healthz`);
+    expect([head.status, head.headers.allow]).toEqual([405, 'GET']);
+    expect((await http('GET', `${base}/healthz/`)).status).toBe(404);
+    expect((await http('GET', `${base}/v1/executions/`)).json.error.code).toBe('E_NOT_FOUND');
+    expect((await http('GET', `${base}/v1/nope%ZZ`)).json.error.code).toBe('E_NOT_FOUND');
+    const badOther = await http('GET', `${base}/v1/executions/%ZZ/replay`);
+    expect([badOther.status, badOther.headers.allow]).toEqual([405, 'POST']);
     const bigShopify = await http('POST', `${base}/v1/webhooks/shopify`, Buffer.alloc(5000, 32), { 'content-type': 'application/json' });
     expect(bigShopify.status).toBe(413);
     expect(counts()).toEqual({ deliveries: 0, executions: 0 });

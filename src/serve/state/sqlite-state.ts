@@ -53,9 +53,17 @@ CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 const MAX_PAGE = 200;
 
-function pageOf<T extends { id: string }>(rows: { doc: string }[], limit: number): Page<T> {
-  const items = rows.slice(0, limit).map((r) => JSON.parse(r.doc) as T);
+function pageOf<T extends { id: string }>(rows: { doc: string }[], limit: number, parse: (row: { doc: string }) => T = (r) => JSON.parse(r.doc) as T): Page<T> {
+  const items = rows.slice(0, limit).map(parse);
   return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 const limitOf = (p?: PageRequest) => Math.max(1, Math.min(MAX_PAGE, Math.trunc(p?.limit ?? 50) || 50));
@@ -93,16 +101,20 @@ export function openSqliteState(file: string): ServeState {
   let seenVersion = dataVersion.get();
   // Checked once per event-loop turn: the reads of one turn are taken as made at its start.
   let versionChecked = false;
-  const cachedAll = (sql: string, args: unknown[]): unknown[] => {
-    if (!versionChecked) {
-      versionChecked = true;
-      setImmediate(() => (versionChecked = false));
-      const v = dataVersion.get();
-      if (v !== seenVersion) {
-        seenVersion = v;
-        readCache.clear();
-      }
+  /** Drops what is held in memory when another connection has committed since this turn's last look. */
+  const checkVersion = () => {
+    if (versionChecked) return;
+    versionChecked = true;
+    setImmediate(() => (versionChecked = false));
+    const v = dataVersion.get();
+    if (v !== seenVersion) {
+      seenVersion = v;
+      readCache.clear();
+      forgetAll();
     }
+  };
+  const cachedAll = (sql: string, args: unknown[]): unknown[] => {
+    checkVersion();
     const key = `${sql}\0${args.join('\0')}`;
     let rows = readCache.get(key);
     if (!rows) {
@@ -163,16 +175,55 @@ export function openSqliteState(file: string): ServeState {
     stmt('DELETE FROM installations WHERE user_id = ?').run(id);
     stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
     stmt('DELETE FROM executions WHERE user_id = ?').run(id);
+    forgetAll();
     return n > 0;
   };
 
+  /**
+   * The rows of executions just ingested, as stored, until their first checkpoint: the runner
+   * reads each new execution once when it starts it, and that read is answered from here
+   * instead of the WAL. Bounded by size (oldest dropped first); every write of an execution's
+   * row drops its entry, so a hit is always the row as stored.
+   */
+  const fresh = new Map<string, string>();
+  // Ids in the order remembered, for dropping the oldest (a Map iterated from its start after
+  // many deletes walks their holes: a queue keeps each drop O(1)).
+  let order: string[] = [];
+  let head = 0;
+  let freshBytes = 0;
+  const FRESH_MAX_BYTES = 8 * 1024 * 1024;
+  const forget = (id: string) => {
+    const doc = fresh.get(id);
+    if (doc === undefined) return;
+    fresh.delete(id);
+    freshBytes -= doc.length;
+  };
+  const remember = (id: string, doc: string) => {
+    if (doc.length > FRESH_MAX_BYTES / 64) return;
+    fresh.set(id, doc);
+    order.push(id);
+    freshBytes += doc.length;
+    while (freshBytes > FRESH_MAX_BYTES && head < order.length) forget(order[head++]);
+    // Most ids leave by their first checkpoint, not from the front: keep the queue near the map's size.
+    if (order.length - head > 2 * fresh.size + 1024) {
+      order = order.slice(head).filter((x) => fresh.has(x));
+      head = 0;
+    }
+  };
+  const forgetAll = () => {
+    fresh.clear();
+    order = [];
+    head = 0;
+    freshBytes = 0;
+  };
+
   const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
-  const ingest = (input: IngestInput): IngestResult => {
+  const ingest = (input: IngestInput, docs: string[]): IngestResult => {
     if (input.dedupeKey) {
       const seen = stmt('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
       if (seen) return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
     }
-    for (const e of input.executions) insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, JSON.stringify(e));
+    input.executions.forEach((e, i) => insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, docs[i]));
     const ids = input.executions.map((e) => e.id);
     if (input.dedupeKey) stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
     return { duplicate: false, executionIds: ids };
@@ -186,10 +237,14 @@ export function openSqliteState(file: string): ServeState {
   };
 
   const getExecution = (id: string): ExecutionRow | undefined => {
-    const row = stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined;
-    return row ? (JSON.parse(row.doc) as ExecutionRow) : undefined;
+    checkVersion();
+    const doc = fresh.get(id) ?? (stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined)?.doc;
+    return doc === undefined ? undefined : (JSON.parse(doc) as ExecutionRow);
   };
-  const writeExecution = (e: ExecutionRow) => stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+  const writeExecution = (e: ExecutionRow) => {
+    forget(e.id);
+    return stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+  };
 
   // In place with json_set (SQLite's JSON functions, in C): a checkpoint serializes only the
   // record, without reading and re-serializing the whole row in JS. A cancelled execution
@@ -200,6 +255,7 @@ export function openSqliteState(file: string): ServeState {
      WHERE id = @id`,
   );
   const checkpoint = (id: string, record: ExecutionRecord) => {
+    forget(id);
     checkpointStmt.run({ status: record.status, record: JSON.stringify(record), at: new Date().toISOString(), id });
   };
   const cancel = (id: string, at: string) => {
@@ -219,12 +275,24 @@ export function openSqliteState(file: string): ServeState {
     const row = stmt(sql).get(id) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as T) : undefined;
   };
+  /**
+   * A cached row's record, parsed once and frozen: every request reads the same API key, user
+   * and installations, and parsing their JSON each time was most of a cached read. Callers
+   * copy a record before changing it (ServeState's rule), which freezing enforces here.
+   */
+  const parsedRows = new WeakMap<object, unknown>();
+  const shared = <T>(row: { doc: string }): T => {
+    let v = parsedRows.get(row);
+    if (v === undefined) parsedRows.set(row, (v = deepFreeze(JSON.parse(row.doc))));
+    return v as T;
+  };
   /** `one` over a cached table (see cachedAll). */
   const cachedOne = <T>(sql: string, id: string): T | undefined => {
     const row = cachedAll(sql, [id])[0] as { doc: string } | undefined;
-    return row ? (JSON.parse(row.doc) as T) : undefined;
+    return row ? shared<T>(row) : undefined;
   };
   const docs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
+  const sharedDocs = <T>(rows: unknown[]) => (rows as { doc: string }[]).map((r) => shared<T>(r));
   let closed = false;
 
   return {
@@ -269,7 +337,7 @@ export function openSqliteState(file: string): ServeState {
         return docs<CredentialRecord>(stmt('SELECT doc FROM credentials WHERE user_id = ? ORDER BY id').all(userId));
       },
       async findByAccount(app, account) {
-        return docs<CredentialRecord>(cachedAll('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id', [app, account]));
+        return sharedDocs<CredentialRecord>(cachedAll('SELECT doc FROM credentials WHERE app = ? AND account = ? ORDER BY id', [app, account]));
       },
       async delete(id) {
         return durable(() => stmt('DELETE FROM credentials WHERE id = ?').run(id).changes > 0);
@@ -287,12 +355,12 @@ export function openSqliteState(file: string): ServeState {
       },
       async list(filter: InstallationFilter, page) {
         const { rows, limit } = listWhere('installations', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page, true);
-        return pageOf<InstallationRecord>(rows, limit);
+        return pageOf<InstallationRecord>(rows, limit, shared);
       },
       async byCredentials(ids) {
         if (ids.length === 0) return [];
         const rows = cachedAll(`SELECT DISTINCT i.doc AS doc, i.id AS id FROM installations i JOIN installation_credentials c ON c.installation_id = i.id WHERE c.credential_id IN (${ids.map(() => '?').join(',')}) AND i.status = 'active' ORDER BY i.id`, ids);
-        return docs<InstallationRecord>(rows);
+        return sharedDocs<InstallationRecord>(rows);
       },
       async delete(id) {
         return durable(() => deleteInstallation(id));
@@ -303,7 +371,14 @@ export function openSqliteState(file: string): ServeState {
     },
     executions: {
       async ingest(input) {
-        return durable(() => ingest(input), true);
+        // The docs are remembered once stored and synced (the batch may run twice: see sqlite-group-commit.ts).
+        let docs: string[] = [];
+        const result = await durable(() => {
+          docs = input.executions.map((e) => JSON.stringify(e));
+          return ingest(input, docs);
+        }, true);
+        if (!result.duplicate) input.executions.forEach((e, i) => remember(e.id, docs[i]));
+        return result;
       },
       async get(id) {
         return getExecution(id);

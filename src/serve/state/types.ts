@@ -5,6 +5,9 @@
  * pass. Rules every implementation keeps:
  *
  * - Every method is async and every write is durable when its promise resolves.
+ * - A record read may be shared with other readers (SQLite answers the users, API keys,
+ *   credentials and installations it keeps in memory with frozen objects): copy it before
+ *   changing it (`{ ...record, status }`), as every caller does.
  * - Lists are ordered by id ascending (ids are time-sortable) and paginated by cursor:
  *   `after` is the last id of the previous page; `next` is set when more rows may follow.
  *   With `order: 'desc'` a list runs newest first and `after` continues downwards (ids

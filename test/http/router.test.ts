@@ -1,0 +1,64 @@
+/**
+ * The shared router's options for a server with its own wording (alloy dev): its 404/405, its
+ * error handler, HEAD without GET, exact trailing slashes and NUL allowed; and the defaults
+ * serve and the relay rely on. Real HTTP servers on 127.0.0.1.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { createRouter, HttpError, listen, sendJson, type Listening, type RequestContext, type RouterOptions } from '../../src/http/index.js';
+
+let server: Listening | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function serve(options: Partial<RouterOptions<RequestContext>> = {}): Promise<string> {
+  const route = createRouter<RequestContext>(
+    [
+      { method: 'GET', path: '/a', handler: ({ res }) => sendJson(res, 200, { ok: true }) },
+      { method: 'GET', path: '/items/:id', handler: ({ res, params }) => sendJson(res, 200, { id: params.id }) },
+      { method: 'POST', path: '/fail', handler: () => Promise.reject(new Error('boom')) },
+    ],
+    { context: (base) => base, ...options },
+  );
+  server = await listen((req, res) => void route(req, res));
+  return server.url;
+}
+
+async function get(url: string, method = 'GET') {
+  const res = await request(url, { method: method as 'GET' });
+  const text = await res.body.text();
+  return { status: res.statusCode, allow: res.headers.allow, json: text ? JSON.parse(text) : undefined };
+}
+
+describe('createRouter', () => {
+  it('by default answers HEAD as GET, ignores a trailing slash, refuses NUL and names the pattern in a 405', async () => {
+    const base = await serve();
+    expect((await get(`${base}/a`, 'HEAD')).status).toBe(200);
+    expect((await get(`${base}/a/`)).status).toBe(200);
+    expect((await get(`${base}/items/x%00y`)).json.error.code).toBe('E_BAD_REQUEST');
+    const notAllowed = await get(`${base}/items/7`, 'DELETE');
+    expect([notAllowed.status, notAllowed.allow, notAllowed.json.error.message]).toEqual([405, 'GET', 'DELETE is not allowed on /items/:id']);
+    expect((await get(`${base}/nope`)).json.error.code).toBe('E_NO_ROUTE');
+  });
+
+  it("takes a server's own 404/405, error handler and exact matching", async () => {
+    const seen: string[] = [];
+    const base = await serve({
+      headAsGet: false,
+      ignoreTrailingSlash: false,
+      refuseNul: false,
+      noRoute: ({ method, pathname, allowed }) => new HttpError(allowed.length ? 405 : 404, allowed.length ? 'E_METHOD' : 'E_NOT_FOUND', `${method} ${pathname} [${allowed.join(',')}]`),
+      onError: (err, _req, res, route) => {
+        seen.push(`${route?.path ?? '-'} ${(err as Error).message}`);
+        sendJson(res, err instanceof HttpError ? err.status : 599, { mine: true });
+      },
+    });
+    expect((await get(`${base}/a`, 'HEAD')).status).toBe(405);
+    expect((await get(`${base}/a/`)).status).toBe(404);
+    expect((await get(`${base}/items/x%00y`)).json).toEqual({ id: 'x\u0000y' });
+    expect((await get(`${base}/fail`, 'POST')).status).toBe(599);
+    expect(seen).toEqual(['- HEAD /a [GET]', '- GET /a/ []', '/fail boom']);
+  });
+});
