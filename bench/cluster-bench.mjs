@@ -34,6 +34,8 @@ const quick = args.includes('--quick');
 const argOf = (name, dflt) => (args.indexOf(name) >= 0 ? Number(args[args.indexOf(name) + 1]) : dflt);
 const ONLY = args.indexOf('--only') >= 0 ? args[args.indexOf('--only') + 1] : undefined; // throughput|ingest|wait|chaos
 const RUNS = argOf('--runs', quick ? 1 : 3);
+// --prof DIR: serve processes write V8 CPU profiles there (stopped with SIGTERM so they are written).
+const PROF = args.indexOf('--prof') >= 0 ? path.resolve(args[args.indexOf('--prof') + 1]) : undefined;
 const EVENTS = argOf('--events', quick ? 2000 : 10_000);
 const THROUGHPUT_EVENTS = quick ? 600 : 1500;
 const SHOPS = 100;
@@ -57,8 +59,19 @@ function cpuMs(pid) {
     return 0;
   }
 }
-async function pgBackends(client) {
-  return (await client.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [APP])).rows.map((r) => r.pid);
+async function pgBackends(client, app = APP) {
+  return (await client.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [app])).rows.map((r) => r.pid);
+}
+/** CPU of a process and of its PostgreSQL backends (by application name), to diff two readings. */
+async function cpuReading(client, pid, app) {
+  const backends = new Map();
+  for (const p of await pgBackends(client, app)) backends.set(p, cpuMs(p));
+  return { node: cpuMs(pid), backends };
+}
+function cpuSpent(before, after) {
+  let pgMs = 0;
+  for (const [p, ms] of after.backends) pgMs += ms - (before.backends.get(p) ?? 0);
+  return { nodeMs: after.node - before.node, pgMs };
 }
 
 // ------------------------------------------------------------ a project, a store, processes
@@ -94,7 +107,7 @@ async function makeCluster(fake, receiverUrl) {
   const procs = new Set();
   const start = (role) =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : []), BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stderr.on('data', (b) => (err += b));
@@ -115,13 +128,13 @@ async function makeCluster(fake, receiverUrl) {
     p.child.kill(signal);
     await exited;
   };
-  const client = new pg.Client({ connectionString: PG_BASE });
-  await client.connect();
+  // A pool, not one client: it reconnects after the chaos run restarts PostgreSQL.
+  const client = new pg.Pool({ connectionString: PG_BASE, max: 2 });
   client.on('error', () => {});
   return {
     schema, admin, ingest, procs, start, stop, client,
     async close() {
-      for (const p of [...procs]) await stop(p, 'SIGKILL');
+      for (const p of [...procs]) await stop(p, PROF ? 'SIGTERM' : 'SIGKILL');
       await client.end().catch(() => {});
       const c = new pg.Client({ connectionString: PG_BASE });
       await c.connect();
@@ -207,18 +220,39 @@ async function throughput(fake, receiverUrl, workers) {
     const api = await c.start('api');
     const customerId = await seedShops(c, api, fake, SHOPS);
     await sendAll(c, api, customerId, 0, THROUGHPUT_EVENTS);
-    const backendsBefore = new Map((await pgBackends(c.client)).map((p) => [p, cpuMs(p)]));
-    const ws = [];
-    for (let i = 0; i < workers; i++) ws.push(await c.start('worker'));
-    const t0 = performance.now();
-    const wcpu0 = ws.map((w) => cpuMs(w.pid));
-    const status = await waitDone(c, THROUGHPUT_EVENTS, 300_000);
-    if (status.succeeded !== THROUGHPUT_EVENTS) console.log(`  (not all succeeded: ${JSON.stringify(status)})`);
-    const secs = (performance.now() - t0) / 1000;
-    const alloyCpu = ws.reduce((a, w, i) => a + cpuMs(w.pid) - wcpu0[i], 0);
-    let pgCpu = 0;
-    for (const p of await pgBackends(c.client)) pgCpu += cpuMs(p) - (backendsBefore.get(p) ?? 0);
-    return { perSec: THROUGHPUT_EVENTS / secs, alloyCpuMs: alloyCpu / THROUGHPUT_EVENTS, pgCpuMs: pgCpu / THROUGHPUT_EVENTS };
+    // The measured jobs are held back (start_after in the future) while the workers start and
+    // warm up on a few events of their own (a worker's first executions load and compile the
+    // release); then released at once, and timed from there to the last one ended, sampling
+    // ends and CPU every 100 ms.
+    await c.client.query(`UPDATE ${c.schema}.job SET start_after = now() + interval '1 hour' WHERE state = 'created'`);
+    const ws = await Promise.all(Array.from({ length: workers }, () => c.start('worker')));
+    const warm = 20 * workers;
+    await sendAll(c, api, customerId, THROUGHPUT_EVENTS, warm);
+    const total = THROUGHPUT_EVENTS + warm;
+    await waitDone(c, warm, 120_000);
+    const sample = async () => {
+      const s = await countStatus(c).catch(() => ({}));
+      let pgCpu = 0;
+      for (const p of await pgBackends(c.client)) pgCpu += cpuMs(p);
+      return { t: performance.now(), ended: (s.succeeded ?? 0) + (s.failed ?? 0) + (s.cancelled ?? 0), succeeded: s.succeeded ?? 0, alloyCpu: ws.reduce((a, w) => a + cpuMs(w.pid), 0), pgCpu };
+    };
+    const a = await sample();
+    await c.client.query(`UPDATE ${c.schema}.job SET start_after = now() WHERE state = 'created'`);
+    await c.client.query(`SELECT pg_notify($1, '')`, [`alloy_${c.schema}`]);
+    let b;
+    const until = Date.now() + 300_000;
+    for (;;) {
+      await sleep(100);
+      b = await sample();
+      if (b.ended >= total) break;
+      if (Date.now() > until) throw new Error(`not done after 300 s: ${b.ended} ended`);
+    }
+    if (b.succeeded !== total) console.log(`  (not all succeeded: ${b.succeeded}/${total})`);
+    const n = b.ended - a.ended;
+    const secs = (b.t - a.t) / 1000;
+    const alloyCpu = b.alloyCpu - a.alloyCpu;
+    const pgCpu = b.pgCpu - a.pgCpu;
+    return { perSec: n / secs, alloyCpuMs: alloyCpu / n, pgCpuMs: pgCpu / n };
   } finally {
     await c.close();
   }
@@ -232,11 +266,12 @@ function wrk(url, body, token, seconds) {
   rmSync(lua, { force: true });
   if (r.error) return undefined;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1] ?? 0);
   const p50 = /50%\s+([\d.]+)(\w+)/.exec(r.stdout);
   const p99 = /99%\s+([\d.]+)(\w+)/.exec(r.stdout);
   const ms = (m) => (m ? Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2]] ?? 1) : NaN);
-  return { rps, non2xx, p50: ms(p50), p99: ms(p99) };
+  return { rps, requests, non2xx, p50: ms(p50), p99: ms(p99) };
 }
 
 async function rawIngestServer(schema) {
@@ -274,9 +309,22 @@ async function ingestBench(fake, receiverUrl) {
     const raw = { url: await new Promise((r) => child.once('message', r)), close: () => new Promise((r) => (child.once('exit', r), child.send('stop'))) };
     const seconds = quick ? 3 : 5;
     const rows = [];
+    // CPU per request of each server and of its PostgreSQL backends (the raw server's pool is
+    // named after its own pid): robust to the machine's other load, unlike req/s.
+    const measured = async (pid, app, run) => {
+      const before = await cpuReading(c.client, pid, app);
+      const w = run();
+      if (!w) return undefined;
+      const spent = cpuSpent(before, await cpuReading(c.client, pid, app));
+      return { ...w, nodeCpuMs: spent.nodeMs / w.requests, pgCpuMs: spent.pgMs / w.requests };
+    };
+    const body = { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } };
+    // A short warm-up of each (the first requests load and compile the release).
+    wrk(`${api.url}/v1/run/event`, body, c.ingest, 1);
+    wrk(`${raw.url}/`, body, undefined, 1);
     for (let i = 0; i < RUNS; i++) {
-      const a = wrk(`${api.url}/v1/run/event`, { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } }, c.ingest, seconds);
-      const b = wrk(`${raw.url}/`, { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } }, undefined, seconds);
+      const a = await measured(api.pid, APP, () => wrk(`${api.url}/v1/run/event`, body, c.ingest, seconds));
+      const b = await measured(child.pid, `alloy_bench_${child.pid}`, () => wrk(`${raw.url}/`, body, undefined, seconds));
       if (!a || !b) return undefined;
       rows.push({ a, b });
     }
@@ -425,28 +473,37 @@ try {
   const one = [];
   const three = [];
   if (want('throughput') || want('wait')) {
-  const ceiling = want('throughput') ? pgbenchCeiling() : undefined;
+  // The ceiling is measured beside each run (the machine's other load moves both), and each
+  // run's ratio is to its own ceiling; the table shows the medians.
+  const ceilings = [];
   for (let i = 0; i < RUNS; i++) {
-    one.push(await throughput(fake, receiverUrl, 1));
-    three.push(await throughput(fake, receiverUrl, 3));
+    const ceiling = want('throughput') ? pgbenchCeiling() : undefined;
+    if (ceiling) ceilings.push(ceiling);
+    const a = await throughput(fake, receiverUrl, 1);
+    const b = await throughput(fake, receiverUrl, 3);
+    one.push({ ...a, ratio: ceiling ? a.perSec / ceiling : NaN });
+    three.push({ ...b, ratio: ceiling ? b.perSec / ceiling : NaN });
   }
+  const ceiling = ceilings.length ? median(ceilings) : undefined;
   const rows = [
     ['', 'throughput', 'vs ceiling', 'CPU per execution'],
     ['raw SQL queue (pgbench, 4 clients)', ceiling ? `${ceiling.toFixed(0)} jobs/s` : 'pgbench not found', '1.00x', ''],
-    ['alloy, 1 worker', `${m(one, 'perSec').toFixed(0)} exec/s`, ceiling ? ratio(m(one, 'perSec'), ceiling) : '-', `CPU/exec alloy ${m(one, 'alloyCpuMs').toFixed(2)} ms, PostgreSQL ${m(one, 'pgCpuMs').toFixed(2)} ms`],
-    ['alloy, 3 workers', `${m(three, 'perSec').toFixed(0)} exec/s`, ceiling ? ratio(m(three, 'perSec'), ceiling) : '-', `CPU/exec alloy ${m(three, 'alloyCpuMs').toFixed(2)} ms, PostgreSQL ${m(three, 'pgCpuMs').toFixed(2)} ms`],
+    ['alloy, 1 worker', `${m(one, 'perSec').toFixed(0)} exec/s`, ceiling ? `${m(one, 'ratio').toFixed(2)}x` : '-', `CPU/exec alloy ${m(one, 'alloyCpuMs').toFixed(2)} ms, PostgreSQL ${m(one, 'pgCpuMs').toFixed(2)} ms`],
+    ['alloy, 3 workers', `${m(three, 'perSec').toFixed(0)} exec/s`, ceiling ? `${m(three, 'ratio').toFixed(2)}x` : '-', `CPU/exec alloy ${m(three, 'alloyCpuMs').toFixed(2)} ms, PostgreSQL ${m(three, 'pgCpuMs').toFixed(2)} ms`],
   ];
-  printTable(`completed executions/s (${THROUGHPUT_EVENTS} events, ${SHOPS} shops, median of ${RUNS}) vs the raw SQL queue ceiling`, rows);
+  printTable(`completed executions/s (${THROUGHPUT_EVENTS} events, ${SHOPS} shops, median of ${RUNS}; ratio: median of each run's to the ceiling measured just before it${ceilings.length > 1 ? `: ${ceilings.map((x) => x.toFixed(0)).join(', ')} jobs/s` : ''}) vs the raw SQL queue ceiling`, rows);
   }
 
   const ingest = want('ingest') ? await ingestBench(fake, receiverUrl) : undefined;
   if (ingest) {
     const a = median(ingest.map((r) => r.a.rps));
     const b = median(ingest.map((r) => r.b.rps));
+    const cpu = (k) => median(ingest.map((r) => r[k].nodeCpuMs + r[k].pgCpuMs));
+    const cpuText = (k) => `${median(ingest.map((r) => r[k].nodeCpuMs)).toFixed(2)} + PG ${median(ingest.map((r) => r[k].pgCpuMs)).toFixed(2)} ms`;
     printTable(`ingest: POST /v1/run/event (verify, persist + enqueue, 202) vs raw node:http + pg INSERT (wrk -c16, median of ${RUNS})`, [
-      ['', 'req/s', 'ratio', 'latency'],
-      ['alloy serve --role api', `${a.toFixed(0)} req/s`, ratio(a, b), `p50 ${median(ingest.map((r) => r.a.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.a.p99)).toFixed(1)} ms, non-2xx ${ingest.reduce((s, r) => s + r.a.non2xx, 0)}`],
-      ['raw node:http + pg', `${b.toFixed(0)} req/s`, '1.00x', `p50 ${median(ingest.map((r) => r.b.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.b.p99)).toFixed(1)} ms`],
+      ['', 'req/s', 'ratio', 'latency', 'CPU/request (node + PostgreSQL)', 'CPU ratio (raw/alloy)'],
+      ['alloy serve --role api', `${a.toFixed(0)} req/s`, ratio(a, b), `p50 ${median(ingest.map((r) => r.a.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.a.p99)).toFixed(1)} ms, non-2xx ${ingest.reduce((s, r) => s + r.a.non2xx, 0)}`, cpuText('a'), ratio(cpu('b'), cpu('a'))],
+      ['raw node:http + pg', `${b.toFixed(0)} req/s`, '1.00x', `p50 ${median(ingest.map((r) => r.b.p50)).toFixed(1)} ms, p99 ${median(ingest.map((r) => r.b.p99)).toFixed(1)} ms`, cpuText('b'), '1.00x'],
     ]);
   } else if (want('ingest')) console.log('ingest: wrk not found (apt-get install -y wrk)');
 

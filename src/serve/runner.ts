@@ -105,13 +105,15 @@ export function createRunner(options: RunnerOptions): Runner {
 
   /** Loads an execution and what its bounds apply to; the queue decides when it runs. */
   async function prepare(id: string): Promise<PreparedExecution | undefined> {
-    const row = await options.state.executions.get(id);
+    // One read where the state offers it (PostgreSQL), else the execution, then its installation and credentials.
+    const loaded = options.state.executions.getForRun ? await options.state.executions.getForRun(id) : undefined;
+    const row = loaded ? loaded.row : await options.state.executions.get(id);
     if (!row || (row.status !== 'queued' && row.status !== 'running')) return undefined;
-    const installation = await options.state.installations.get(row.installationId);
+    const installation = loaded ? loaded.installation : await options.state.installations.get(row.installationId);
     let shop: string | undefined;
     if (installation) {
       for (const [app, credentialId] of Object.entries(installation.credentials).sort(([a], [b]) => a.localeCompare(b))) {
-        const account = (await options.state.credentials.get(credentialId))?.account;
+        const account = loaded ? loaded.accounts[credentialId] : (await options.state.credentials.get(credentialId))?.account;
         if (account) {
           shop = `${app}:${account}`;
           break;

@@ -162,6 +162,7 @@ export class PgStore implements Store {
   async withReleaseLock<T>(integration: string, fn: () => Promise<T>): Promise<T> {
     assertIntegrationName(integration);
     const c = await this.pool.connect();
+    const broken = watchBroken(c);
     const key = `alloy-store-release:${integration}`;
     try {
       await c.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
@@ -171,7 +172,7 @@ export class PgStore implements Store {
         await c.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
       }
     } finally {
-      c.release();
+      c.release(broken.done());
     }
   }
 
@@ -192,6 +193,7 @@ export class PgStore implements Store {
 
   private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
+    const broken = watchBroken(c);
     try {
       await c.query('BEGIN');
       const r = await fn(c);
@@ -201,7 +203,24 @@ export class PgStore implements Store {
       await c.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      c.release();
+      c.release(broken.done());
     }
   }
+}
+
+/**
+ * Listens for 'error' on a checked-out client: a connection cut meanwhile (a restarted
+ * server) emits it, and unheard it would end the process. `done()` stops listening and
+ * answers the error, so the client is discarded rather than returned to the pool.
+ */
+function watchBroken(c: pg.PoolClient): { done(): Error | undefined } {
+  let lost: Error | undefined;
+  const onError = (err: Error) => (lost = err);
+  c.on('error', onError);
+  return {
+    done() {
+      c.off('error', onError);
+      return lost;
+    },
+  };
 }

@@ -102,4 +102,54 @@ describePg('PostgreSQL migrations and races', () => {
       await state.close();
     }
   });
+
+  it('getForRun reads an execution with its installation and its credentials\' accounts in one query', async () => {
+    const schema = freshSchema('forrun');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    try {
+      const at = new Date().toISOString();
+      const sealed = { kid: 'k', wrapped: 'w', iv: 'i', data: 'd', tag: 't' };
+      await state.credentials.put({ id: 'cr_1', userId: 'u1', app: 'shopify', kind: 'token', account: 'a.myshopify.com', secret: sealed, createdAt: at, updatedAt: at });
+      await state.credentials.put({ id: 'cr_2', userId: 'u1', app: 'http', kind: 'key', secret: sealed, createdAt: at, updatedAt: at });
+      await state.installations.put({ id: 'in_1', userId: 'u1', integration: 'i', version: 1, status: 'active', credentials: { shopify: 'cr_1', http: 'cr_2' }, config: sealed, createdAt: at, updatedAt: at });
+      const exec = (id: string, installationId: string) => ({ id, installationId, userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: { n: 1 }, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+      await state.executions.ingest({ executions: [exec('ex_1', 'in_1'), exec('ex_2', 'in_gone')] });
+      const got = await state.executions.getForRun!('ex_1');
+      expect(got?.row).toEqual(await state.executions.get('ex_1'));
+      expect(got?.installation).toEqual(await state.installations.get('in_1'));
+      expect(got?.accounts).toEqual({ cr_1: 'a.myshopify.com', cr_2: undefined });
+      const orphan = await state.executions.getForRun!('ex_2');
+      expect(orphan?.row.id).toBe('ex_2');
+      expect(orphan?.installation).toBeUndefined();
+      expect(orphan?.accounts).toEqual({});
+      expect(await state.executions.getForRun!('ex_none')).toBeUndefined();
+    } finally {
+      await state.close();
+    }
+  });
+
+  it('withStatement writes in the ingest statement: its rows commit with new executions, none for a duplicate, and its failure stores nothing', async () => {
+    const schema = freshSchema('with');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    try {
+      await state.pool.query('CREATE TABLE jobs (execution_id text PRIMARY KEY, tag text NOT NULL)');
+      const at = new Date().toISOString();
+      const exec = (id: string) => ({ id, installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: {}, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+      const jobs = (tag: string) => ({ withStatement: { sql: 'INSERT INTO jobs SELECT e.id, $4 FROM e RETURNING 1', values: [tag] } });
+      expect(await state.executions.ingest({ dedupeKey: 'event:a', executions: [exec('ex_1'), exec('ex_2')] }, jobs('first'))).toEqual({ duplicate: false, executionIds: ['ex_1', 'ex_2'] });
+      expect(await state.executions.ingest({ dedupeKey: 'event:a', executions: [exec('ex_3')] }, jobs('again'))).toEqual({ duplicate: true, executionIds: ['ex_1', 'ex_2'] });
+      await state.executions.ingest({ executions: [exec('ex_4')] }, jobs('unkeyed'));
+      // A job for ex_1 already exists: the statement fails whole, so ex_5 is not stored either.
+      await expect(state.executions.ingest({ executions: [exec('ex_5')] }, { withStatement: { sql: "INSERT INTO jobs SELECT 'ex_1', $4 FROM e RETURNING 1", values: ['clash'] } })).rejects.toThrow();
+      expect(await state.executions.get('ex_5')).toBeUndefined();
+      expect((await state.pool.query('SELECT execution_id, tag FROM jobs ORDER BY 1')).rows).toEqual([
+        { execution_id: 'ex_1', tag: 'first' },
+        { execution_id: 'ex_2', tag: 'first' },
+        { execution_id: 'ex_4', tag: 'unkeyed' },
+      ]);
+      expect(await state.executions.get('ex_3')).toBeUndefined();
+    } finally {
+      await state.close();
+    }
+  });
 });

@@ -16,11 +16,18 @@
  * Workers wake on NOTIFY from ingest (and every second for delayed retries), then fetch as
  * many jobs as they have free workers: no polling interval caps throughput. Cancels are
  * broadcast with NOTIFY to whichever process runs the execution.
+ *
+ * Round trips (decision 0003, "Later"): the hot path writes pg-boss's `job` rows with its own
+ * statements shaped as pg-boss 10's: jobs inserted in the ingest's statement, fetched with
+ * their execution locks in one statement, completed with their locks released in one
+ * statement per group of finished jobs. pg-boss keeps its schema, maintenance (expiry into
+ * retries), fail/backoff and the put-back's insert.
  */
 import { setMaxListeners } from 'node:events';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { IngestInput, IngestResult, ServeState } from '../state/types.js';
+import type { PgIngestOptions } from '../state/pg-state.js';
 import type { EnqueueOptions, ExecutionQueue, QueueLimits, QueueWork } from './types.js';
 
 /** What the queue needs of the PostgreSQL state (PgServeState has it). */
@@ -29,7 +36,7 @@ export interface PgQueueState {
   readonly schema: string;
   transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   executions: {
-    ingest(input: IngestInput, options?: { inTransaction?: (client: pg.PoolClient, result: IngestResult) => Promise<void> }): Promise<IngestResult>;
+    ingest(input: IngestInput, options?: PgIngestOptions): Promise<IngestResult>;
   };
 }
 
@@ -49,9 +56,58 @@ const RETRY_LIMIT = 20;
 const BUSY_DELAY_MS = 250;
 const IDLE_POLL_MS = 1000;
 
+/**
+ * pg-boss's job rows for the new executions `e(id)` (see PgIngestOptions.withStatement), as
+ * `boss.insert(jobOf(…))` writes them (pg-boss 10's `job` table, pinned ~10.4.2; the other
+ * columns keep their defaults: created now, kept 14 days), written in the ingest's statement
+ * instead of a transaction around boss.insert.
+ */
+const INSERT_JOBS_SQL = `INSERT INTO job (name, data, priority, retry_limit, retry_delay, retry_backoff, expire_in, policy)
+  SELECT $4, jsonb_build_object('id', e.id), $5::int, ${RETRY_LIMIT}, 1, true, $6::int * interval '1 second', 'standard' FROM e
+  RETURNING 1`;
+
+/** Two slots in one statement: the installation's first free one, then (only if got) the shop's (CASE fixes the order). */
+const SLOTS_SQL = `WITH i AS MATERIALIZED (
+  SELECT slot FROM unnest($2::text[]) AS c(slot) WHERE pg_try_advisory_lock(hashtext($1), hashtext(slot)) LIMIT 1
+), s AS MATERIALIZED (
+  SELECT slot FROM unnest($3::text[]) AS c(slot) WHERE CASE WHEN EXISTS (SELECT 1 FROM i) THEN pg_try_advisory_lock(hashtext($1), hashtext(slot)) ELSE false END LIMIT 1
+)
+SELECT (SELECT slot FROM i) AS i, (SELECT slot FROM s) AS s`;
+
+/** Completes jobs ($4, as pg-boss's complete does) and releases advisory locks ($1/$2 pairs) in one statement. */
+const SETTLE_SQL = `WITH u AS (
+  SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtext(k), hashtext(v))) AS n FROM unnest($1::text[], $2::text[]) AS l(k, v)
+), c AS (
+  UPDATE job SET completed_on = now(), state = 'completed' WHERE name = $3 AND id = ANY($4::uuid[]) AND state = 'active' RETURNING 1
+)
+SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed`;
+
 interface JobData {
   id: string;
 }
+
+interface FetchedJob {
+  id: string;
+  data: JobData;
+  priority: number;
+  /** Whether this session got the execution's advisory lock (re-entrant: true too when it already held it). */
+  locked: boolean;
+}
+
+/**
+ * pg-boss 10's fetch (fetchNextJob, for a 'standard' queue: the next jobs by priority and age,
+ * claimed with FOR UPDATE SKIP LOCKED, retry_count raised on a retry), plus each claimed job's
+ * execution lock tried on the session in the same statement.
+ */
+const FETCH_SQL = `WITH next AS (
+  SELECT id FROM job WHERE name = $1 AND state < 'active' AND start_after < now()
+  ORDER BY priority DESC, created_on, id LIMIT $2 FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE job j SET state = 'active', started_on = now(), retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
+  FROM next WHERE j.name = $1 AND j.id = next.id
+  RETURNING j.id, j.data, j.priority, j.created_on
+)
+SELECT id, data, priority, pg_try_advisory_lock(hashtext($3), hashtext(data->>'id')) AS locked FROM claimed ORDER BY priority DESC, created_on, id`;
 
 export function isPgQueueState(state: unknown): state is PgQueueState {
   return typeof state === 'object' && state !== null && 'pool' in state && 'schema' in state;
@@ -77,12 +133,16 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     async executeSql(text, values) {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A connection cut while checked out (a restarted server) emits 'error'; unheard, it would end the process.
+      const onError = (err: Error) => (broken = err);
+      client.on('error', onError);
       try {
         return await client.query(text, values);
       } catch (err) {
         await client.query('ROLLBACK').catch((e: Error) => (broken = e));
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },
@@ -125,6 +185,32 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     expireInSeconds: recoverAfter,
     ...(startAfter ? { startAfter } : {}),
   });
+
+  // The workers' wake-up, sent after the ingest committed, not in its transaction: a
+  // transaction that NOTIFYs holds a global lock from its commit's start to its end, so
+  // PostgreSQL would commit every ingest one after another, each waiting for its own WAL
+  // flush. Not awaited by the request, and coalesced: while one is on its way, the next
+  // waits and covers every ingest meanwhile. A NOTIFY lost (a crash in between) costs a
+  // worker's 1 s idle poll, never a job.
+  let notifying = false;
+  let notifyAgain = false;
+  function notifyWorkers(): void {
+    if (notifying) {
+      notifyAgain = true;
+      return;
+    }
+    notifying = true;
+    void pool
+      .query({ name: 'alloy_q_notify', text: 'SELECT pg_notify($1, $2)', values: [channel, ''] })
+      .catch(() => {})
+      .finally(() => {
+        notifying = false;
+        if (notifyAgain) {
+          notifyAgain = false;
+          notifyWorkers();
+        }
+      });
+  }
 
   // ---- the worker side -------------------------------------------------------------------
   let work: QueueWork | undefined;
@@ -172,71 +258,111 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     });
     await client.query(`LISTEN "${channel}"`);
     await client.query(`LISTEN "${channel}_cancel"`);
+    // The session's writes are pg-boss's bookkeeping (claiming and completing jobs), not the
+    // durable record: the execution's row is, written on the pool with synchronous commit. A
+    // claim or completion lost to a server crash only puts the job back; its execution then
+    // runs from its last checkpoint, or is found ended and completed. So these commits do not
+    // wait for the WAL flush.
+    await client.query('SET synchronous_commit = off');
     session = client;
     sessionChain = Promise.resolve();
+    settling = undefined;
     heldSlots.clear();
   }
 
   // One query at a time on the session (pg 8 queues concurrent ones with a deprecation warning; pg 9 refuses them).
+  // Statements are named (prepared once per connection). `values` may be a function, called
+  // when the statement is sent (a batch keeps growing while it waits its turn).
   let sessionChain: Promise<unknown> = Promise.resolve();
-  function onSession<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  function onSession<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[] | (() => unknown[])): Promise<pg.QueryResult<R>> {
     const client = session;
     if (!client) return Promise.reject(new Error('no database session'));
-    const next = sessionChain.then(() => client.query<R>(text, values));
+    const next = sessionChain.then(() => client.query<R>({ name, text, values: typeof values === 'function' ? values() : values }));
     sessionChain = next.catch(() => {});
     return next;
   }
+  /**
+   * Claims up to `n` jobs as pg-boss's fetch does, on the session, and tries each one's
+   * execution lock in the same statement (`locked`).
+   */
+  async function fetchJobs(n: number): Promise<FetchedJob[]> {
+    const r = await onSession<FetchedJob>('alloy_q_fetch', FETCH_SQL, [JOB, n, `${state.schema}:execution`]);
+    return r.rows;
+  }
 
-  /** One advisory lock of this process's session; false when another session holds it. */
-  async function tryLock(kind: string, key: string): Promise<boolean> {
-    const r = await onSession<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [`${state.schema}:${kind}`, key]);
-    return r.rows[0].ok;
+  /**
+   * Completes finished jobs and releases their locks, in one statement on the session for
+   * every job that finished while the previous statement ran (group commit). Resolves when done.
+   */
+  let settling: { kinds: string[]; keys: string[]; jobs: string[]; done: Promise<void> } | undefined;
+  function settle(locks: [string, string][], jobId: string): Promise<void> {
+    let batch = settling;
+    if (!batch) {
+      const b = (batch = settling = { kinds: [], keys: [], jobs: [], done: Promise.resolve() });
+      b.done = onSession('alloy_q_settle', SETTLE_SQL, () => {
+        if (settling === b) settling = undefined; // later ones start the next batch
+        return [b.kinds, b.keys, JOB, b.jobs];
+      }).then(() => {});
+    }
+    for (const [kind, key] of locks) {
+      batch.kinds.push(`${state.schema}:${kind}`);
+      batch.keys.push(key);
+    }
+    batch.jobs.push(jobId);
+    return batch.done;
   }
 
   /** Releases locks of this session in one round trip: [kind, key] pairs. */
   async function unlock(locks: [string, string][], gen: number): Promise<void> {
     if (gen !== generation || !session || locks.length === 0) return; // the session (and its locks) is gone already
-    await onSession('SELECT pg_advisory_unlock(hashtext(k), hashtext(v)) FROM unnest($1::text[], $2::text[]) AS u(k, v)', [locks.map(([kind]) => `${state.schema}:${kind}`), locks.map(([, key]) => key)]).catch(() => {});
+    await onSession('alloy_q_unlock', 'SELECT pg_advisory_unlock(hashtext(k), hashtext(v)) FROM unnest($1::text[], $2::text[]) AS u(k, v)', [locks.map(([kind]) => `${state.schema}:${kind}`), locks.map(([, key]) => key)]).catch(() => {});
   }
 
-  /** A free slot of `key` among `limit`, locked; undefined when all are taken (here or elsewhere). */
-  async function takeSlot(key: string, limit: number): Promise<string | undefined> {
+  /**
+   * A free slot of the installation among `limits.perInstallation` and then one of the shop
+   * (when there is one) among `limits.perShop`, locked in one statement; a slot is undefined
+   * when all are taken (here or elsewhere). The shop's is tried only when the installation's was got.
+   */
+  async function takeSlots(installation: string, shop: string | undefined): Promise<{ i?: string; s?: string }> {
     // Slots this process holds are skipped here (the lock is re-entrant within our session);
-    // the others are tried in order in one query, which stops at the first it gets.
-    const candidates = Array.from({ length: limit }, (_, n) => `${key}#${n}`).filter((s) => !heldSlots.has(s));
-    if (candidates.length === 0) return undefined;
+    // the others are tried in order, and each scan stops at the first it gets.
+    const free = (key: string, limit: number) => Array.from({ length: limit }, (_, n) => `${key}#${n}`).filter((x) => !heldSlots.has(x));
+    const iCandidates = free(`i:${installation}`, limits.perInstallation);
+    const sCandidates = shop ? free(`s:${shop}`, limits.perShop) : [];
+    if (iCandidates.length === 0 || (shop && sCandidates.length === 0)) return {};
+    const candidates = [...iCandidates, ...sCandidates];
     for (const c of candidates) heldSlots.add(c);
-    let got: string | undefined;
+    let got: { i?: string; s?: string } = {};
     try {
-      const r = await onSession<{ slot: string }>('SELECT slot FROM unnest($2::text[]) AS s(slot) WHERE pg_try_advisory_lock(hashtext($1), hashtext(slot)) LIMIT 1', [`${state.schema}:slot`, candidates]);
-      got = r.rows[0]?.slot;
+      const r = await onSession<{ i: string | null; s: string | null }>('alloy_q_slots', SLOTS_SQL, [`${state.schema}:slot`, iCandidates, sCandidates]);
+      got = { i: r.rows[0]?.i ?? undefined, s: r.rows[0]?.s ?? undefined };
       return got;
     } finally {
-      for (const c of candidates) if (c !== got) heldSlots.delete(c);
+      for (const c of candidates) if (c !== got.i && c !== got.s) heldSlots.delete(c);
     }
   }
 
   /** Puts a job back for later: a new job (fresh retry count) and this one completed, atomically. */
-  async function putBack(job: PgBoss.Job<JobData>, delayMs: number, priority: number): Promise<void> {
+  async function putBack(job: FetchedJob, delayMs: number, priority: number): Promise<void> {
     await state.transaction(async (client) => {
       await boss.insert([jobOf(job.data.id, priority, new Date(Date.now() + delayMs + Math.random() * delayMs))], { db: db(client) });
       await boss.complete(JOB, job.id, {}, { db: db(client) });
     });
   }
 
-  async function handle(job: PgBoss.JobWithMetadata<JobData>): Promise<void> {
+  async function handle(job: FetchedJob, gen: number): Promise<void> {
     const id = job.data.id;
-    const gen = generation;
     const controller = new AbortController();
     const onStop = () => controller.abort(stopAll.signal.reason);
     stopAll.signal.addEventListener('abort', onStop, { once: true });
     // Claimed here first (the lock is re-entrant within our session), then across processes.
     const here = running.has(id);
     if (!here) running.set(id, controller);
-    if (here || !(await tryLock('execution', id).catch(() => false))) {
+    if (here || !job.locked) {
       // Runs here or in another live process (a retry of an expired job): look again later.
       stopAll.signal.removeEventListener('abort', onStop);
       if (!here) running.delete(id);
+      else if (job.locked) await unlock([['execution', id]], gen); // the fetch's lock counted once more on our session
       await putBack(job, recoverAfter * 500, job.priority).catch((err) => log('queue: could not put a job back', { execution: id, error: (err as Error).message }));
       checkIdle();
       return;
@@ -247,9 +373,8 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       const prepared = await work!.prepare(id);
       if (!prepared) outcome = 'complete';
       else {
-        const iSlot = await takeSlot(`i:${prepared.installationId}`, limits.perInstallation);
+        const { i: iSlot, s: sSlot } = await takeSlots(prepared.installationId, prepared.shop);
         if (iSlot) slots.push(iSlot);
-        const sSlot = iSlot && prepared.shop ? await takeSlot(`s:${prepared.shop}`, limits.perShop) : undefined;
         if (sSlot) slots.push(sSlot);
         if (!iSlot || (prepared.shop && !sSlot)) outcome = 'busy';
         else outcome = (await prepared.run(controller.signal)) ? 'complete' : 'retry';
@@ -258,12 +383,21 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       work!.onError?.(id, err);
     } finally {
       stopAll.signal.removeEventListener('abort', onStop);
-      await unlock([...slots.map((s): [string, string] => ['slot', s]), ['execution', id]], gen);
+      const locks = [...slots.map((s): [string, string] => ['slot', s]), ['execution', id] as [string, string]];
+      let settled = false;
+      if (outcome === 'complete' && gen === generation && session) {
+        // The usual end: the job completed and the locks released in the session's next statement.
+        settled = await settle(locks, job.id).then(
+          () => true,
+          () => false,
+        );
+      } else await unlock(locks, gen);
       if (gen === generation) for (const s of slots) heldSlots.delete(s);
       running.delete(id);
       try {
-        if (outcome === 'complete') await boss.complete(JOB, job.id);
-        else if (outcome === 'busy') await putBack(job, BUSY_DELAY_MS, job.priority);
+        if (outcome === 'complete') {
+          if (!settled) await boss.complete(JOB, job.id); // the session went away (and its locks with it)
+        } else if (outcome === 'busy') await putBack(job, BUSY_DELAY_MS, job.priority);
         else await boss.fail(JOB, job.id); // retried after a delay, by any worker
       } catch (err) {
         // The database is away: the job stays active and expires into a retry.
@@ -292,9 +426,10 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       poked = false;
       let fetched = 0;
       if (free > 0) {
-        const jobs = (await boss.fetch<JobData>(JOB, { batchSize: Math.min(free, 50), includeMetadata: true }).catch(() => [])) as PgBoss.JobWithMetadata<JobData>[];
+        const gen = generation;
+        const jobs = await fetchJobs(Math.min(free, 50)).catch(() => []);
         fetched = jobs.length;
-        for (const j of jobs) void handle(j);
+        for (const j of jobs) void handle(j, gen);
         if (fetched > 0 && fetched === Math.min(free, 50)) continue; // more may be waiting
       }
       if (poked) continue;
@@ -314,13 +449,10 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     async ingest(input, opts?: EnqueueOptions) {
       await ensureReady();
       const priority = opts?.rerun ? 1 : 0;
-      return state.executions.ingest(input, {
-        inTransaction: async (client, result) => {
-          if (result.executionIds.length === 0) return;
-          await boss.insert(result.executionIds.map((id) => jobOf(id, priority)), { db: db(client) });
-          await client.query('SELECT pg_notify($1, $2)', [channel, '']);
-        },
-      });
+      // The jobs go in the ingest's own statement: one round trip, one commit.
+      const result = await state.executions.ingest(input, { withStatement: { sql: INSERT_JOBS_SQL, values: [JOB, priority, recoverAfter] } });
+      if (!result.duplicate && result.executionIds.length > 0) notifyWorkers();
+      return result;
     },
     async start(w) {
       await ensureReady();

@@ -60,6 +60,13 @@ export interface PgIngestOptions {
    * with them (if it throws, nothing is stored and ingest rejects).
    */
   inTransaction?: (client: pg.PoolClient, result: IngestResult) => Promise<void>;
+  /**
+   * A data-modifying statement that runs inside the ingest's one statement (so it commits
+   * with the executions, without a transaction's extra round trips): a CTE body that reads the
+   * new executions' ids from `e(id)` (no rows for a duplicate), its parameters numbered from
+   * `$4`. The execution queue inserts its jobs with it.
+   */
+  withStatement?: { sql: string; values: unknown[] };
 }
 
 export interface PgExecutionStore extends ExecutionStore {
@@ -117,6 +124,10 @@ export interface MigrationReport {
  */
 export async function migrate(pool: pg.Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
   const client = await pool.connect();
+  // A connection cut meanwhile emits 'error' on the checked-out client; unheard it would end the process.
+  let lost: Error | undefined;
+  const onError = (err: Error) => (lost = err);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await client.query(LOCK_SQL, [schema]);
@@ -142,7 +153,8 @@ export async function migrate(pool: pg.Pool, schema: string, migrations: readonl
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(lost);
   }
 }
 
@@ -184,8 +196,15 @@ interface ExecutionDbRow {
 const EXECUTION_COLUMNS = 'id, doc, status, updated_at, record';
 const executionOf = (r: ExecutionDbRow): ExecutionRow => ({ ...r.doc, status: r.status, updatedAt: r.updated_at, record: r.record });
 
-/** The ingest in one statement: the dedupe key, then the executions only if the key was new. */
-const INGEST_SQL = `
+/** An execution, its installation and the accounts of the installation's credentials (ExecutionStore.getForRun). */
+const GET_FOR_RUN_SQL = `
+SELECT e.id, e.doc, e.status, e.updated_at, e.record, i.doc AS installation,
+  (SELECT json_object_agg(c.id, c.account) FROM installation_credentials ic JOIN credentials c ON c.id = ic.credential_id WHERE ic.installation_id = e.installation_id) AS accounts
+FROM executions e LEFT JOIN installations i ON i.id = e.installation_id
+WHERE e.id = $1`;
+
+/** The ingest in one statement: the dedupe key, then the executions only if the key was new (and `extra`'s rows, see withStatement). */
+const ingestSql = (extra?: string) => `
 WITH d AS (
   INSERT INTO dedupe (key, execution_ids) SELECT $1, $2::json WHERE $1::text IS NOT NULL
   ON CONFLICT (key) DO NOTHING RETURNING key
@@ -195,8 +214,17 @@ WITH d AS (
   FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc text, record text)
   WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM d)
   RETURNING id
-)
-SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted`;
+)${extra ? `, x AS (${extra})` : ''}
+SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted${extra ? ', (SELECT count(*) FROM x)::int AS extra' : ''}`;
+const INGEST_SQL = ingestSql();
+
+/**
+ * The cost buckets are pacing, not a record (with SQLite they live in memory): their writes
+ * commit without waiting for the WAL flush (synchronous_commit off for that statement's
+ * transaction), saving two flushes per call to an app. A server crash can lose the last
+ * updates; the next answer from the app sets the bucket again.
+ */
+const ASYNC_COMMIT = "nowait AS (SELECT set_config('synchronous_commit', 'off', true))";
 
 /**
  * A bucket's reservation in one statement: the row is locked, restored to `now`, and the
@@ -204,7 +232,7 @@ SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS 
  * caller can compute the wait. Concurrent takers queue on the row lock.
  */
 const TAKE_SQL = `
-WITH b AS (
+WITH ${ASYNC_COMMIT}, b AS (
   SELECT key, last_cost, restore_rate,
     least(maximum_available, current_available + greatest(0, $2::bigint - at_ms) / 1000.0 * restore_rate) AS avail
   FROM rate_buckets WHERE key = $1 FOR UPDATE
@@ -213,7 +241,14 @@ WITH b AS (
   FROM b WHERE r.key = b.key AND b.restore_rate > 0 AND b.avail >= b.last_cost
   RETURNING r.key
 )
-SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took FROM b`;
+SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took, (SELECT count(*) FROM nowait)::int AS nowait FROM b`;
+
+/** A bucket's latest throttle status, from an app's answer (see ASYNC_COMMIT). */
+const REPORT_SQL = `
+WITH ${ASYNC_COMMIT}
+INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms)
+SELECT $1::text, $2::float8, $3::float8, $4::float8, $5::float8, $6::bigint FROM nowait
+ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms`;
 
 /**
  * The rows for INGEST_SQL. `doc` and `record` travel as JSON text inside the JSON array: a
@@ -233,6 +268,14 @@ function ingestRows(executions: ExecutionRow[]): string {
       record: JSON.stringify(record),
     })),
   );
+}
+
+/** A prepared statement's name per distinct text (a name is bound to one text per connection). */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let n = statementNames.get(text);
+  if (!n) statementNames.set(text, (n = String(statementNames.size + 1)));
+  return n;
 }
 
 /** Opens the state, migrating first unless `migrate: false`. */
@@ -292,7 +335,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       clauses.push(`id ${desc ? '<' : '>'} $${args.length}`);
     }
     args.push(limit + 1);
-    const rows = await q(`SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT $${args.length}`, args);
+    const text = `SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT $${args.length}`;
+    // Prepared per distinct text (a handful per table): ingest lists a user's installations on every event.
+    const rows = await q(text, args, `alloy_list_${statementName(text)}`);
     const items = rows.slice(0, limit).map(map);
     return rows.length > limit ? { items, next: items[items.length - 1].id } : { items };
   }
@@ -302,8 +347,12 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   async function ingest(input: IngestInput, opts?: PgIngestOptions): Promise<IngestResult> {
     const ids = input.executions.map((e) => e.id);
     const args = [input.dedupeKey ?? null, JSON.stringify(ids), ingestRows(input.executions)];
+    const extra = opts?.withStatement;
+    const statement = extra
+      ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values] }
+      : { name: 'alloy_ingest', text: INGEST_SQL, values: args };
     const run = async (c: pg.Pool | pg.PoolClient): Promise<IngestResult> => {
-      const { keyed } = (await c.query<{ keyed: number }>({ name: 'alloy_ingest', text: INGEST_SQL, values: args })).rows[0];
+      const { keyed } = (await c.query<{ keyed: number }>(statement)).rows[0];
       if (input.dedupeKey && keyed === 0) {
         // The key was stored by an earlier (committed) ingest: answer with its executions.
         const seen = (await c.query<{ execution_ids: string[] }>('SELECT execution_ids FROM dedupe WHERE key = $1', [input.dedupeKey])).rows[0];
@@ -404,6 +453,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         const r = (await q<ExecutionDbRow>(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = $1`, [id], 'alloy_execution_get'))[0];
         return r ? executionOf(r) : undefined;
       },
+      async getForRun(id) {
+        const r = (await q<ExecutionDbRow & { installation: InstallationRecord | null; accounts: Record<string, string | null> | null }>(GET_FOR_RUN_SQL, [id], 'alloy_execution_for_run'))[0];
+        if (!r) return undefined;
+        const accounts: Record<string, string | undefined> = {};
+        for (const [k, v] of Object.entries(r.accounts ?? {})) accounts[k] = v ?? undefined;
+        return { row: executionOf(r), installation: r.installation ?? undefined, accounts };
+      },
       list: (filter: ExecutionFilter, page) =>
         listWhere<ExecutionRow>('executions', EXECUTION_COLUMNS, { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, executionOf),
       async checkpoint(id, record) {
@@ -453,11 +509,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return waitFor(r.avail, r.last_cost, r.restore_rate);
       },
       async report(key, b) {
-        await q(
-          'INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms',
-          [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)],
-          'alloy_bucket_report',
-        );
+        await q(REPORT_SQL, [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)], 'alloy_bucket_report');
       },
     },
     async ping() {

@@ -206,6 +206,19 @@ export interface ExecutionStore {
    * that was not a death.
    */
   countResume(id: string, by?: 1 | -1): Promise<number>;
+  /**
+   * Optional: the execution with its installation and the account of each of that
+   * installation's credentials (credential id -> account), in one read, for a worker about
+   * to run it (PostgreSQL: one round trip instead of three). Undefined when the execution is unknown.
+   */
+  getForRun?(id: string): Promise<ExecutionForRun | undefined>;
+}
+
+export interface ExecutionForRun {
+  row: ExecutionRow;
+  installation?: InstallationRecord;
+  /** Credential id -> its account (Shopify: the shop domain), for the installation's credentials. */
+  accounts: Record<string, string | undefined>;
 }
 
 export interface OAuthStateStore {
