@@ -23,6 +23,7 @@
  * statement per group of finished jobs. pg-boss keeps its schema, maintenance (expiry into
  * retries), fail/backoff and the put-back's insert.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
@@ -129,8 +130,12 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   // pg-boss sends some scripts as one `BEGIN; …; COMMIT` text; when one fails (its install
   // racing another process's: "already exists", which it expects) the connection would go
   // back to the pool inside an aborted transaction. Roll back before releasing it.
+  // pg-boss's statements made within `pinned.run(client, …)` go to that client (a transaction of ours).
+  const pinned = new AsyncLocalStorage<pg.PoolClient>();
   const poolDb: PgBoss.Db = {
     async executeSql(text, values) {
+      const own = pinned.getStore();
+      if (own) return own.query(text, values);
       const client = await pool.connect();
       let broken: Error | undefined;
       // A connection cut while checked out (a restarted server) emits 'error'; unheard, it would end the process.
@@ -164,12 +169,19 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   const ensureReady = () =>
     (ready ??= (async () => {
       await boss.start();
-      if (!(await boss.getQueue(JOB))) {
-        // Two processes may create it at once: the loser's insert fails; the queue exists either way.
-        await boss.createQueue(JOB, { name: JOB, policy: 'standard' }).catch(async (err) => {
-          if (!(await boss.getQueue(JOB))) throw err;
-        });
-      }
+      if (await boss.getQueue(JOB)) return;
+      // pg-boss 10's create_queue is not safe to run twice at once: the second session's
+      // insert of the queue row waits for the first's transaction, which then waits for a
+      // lock on the queue table (to add its partition's foreign key) that the second holds:
+      // "deadlock detected", and that process failed to start. So processes starting together
+      // create it one at a time, under a transaction-scoped advisory lock; the later ones find
+      // it made (create_queue's ON CONFLICT DO NOTHING).
+      await state.transaction((client) =>
+        pinned.run(client, async () => {
+          await client.query("SELECT pg_advisory_xact_lock(hashtextextended('alloy-queue-create:' || $1, 0))", [state.schema]);
+          if (!(await boss.getQueue(JOB))) await boss.createQueue(JOB, { name: JOB, policy: 'standard' });
+        }),
+      );
     })().catch((err) => {
       ready = undefined;
       throw err;
