@@ -201,7 +201,17 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   });
   const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
   url = server.url;
-  await runner.start();
+  try {
+    await runner.start();
+  } catch (err) {
+    // Nothing may keep the process up after a failed start (the listening socket, the
+    // queue's timers, the pool): the caller reports the error and the process exits.
+    live.close();
+    await server.close().catch(() => undefined);
+    await runner.stop(0).catch(() => undefined);
+    await options.state.close().catch(() => undefined);
+    throw err;
+  }
   try {
     await timers.start();
   } catch (err) {

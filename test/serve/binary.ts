@@ -25,16 +25,21 @@ export async function spawnServe(args: string[], cwd: string, env: Record<string
   child.stderr!.on('data', (b) => (stderr += b));
   let first = '';
   const url = await new Promise<string>((resolve, reject) => {
-    // The banner is the JSON object that names the url; anything printed before it (a
-    // library's notice) is skipped rather than taken for the banner.
+    // The banner is the JSON object that names the url (or, for a failed start, the error);
+    // anything printed before it (a library's notice) is skipped rather than taken for the banner.
     child.stdout!.on('data', (b) => {
       first += b;
-      const at = first.indexOf('"url":');
+      const at = Math.max(first.indexOf('"url":'), first.indexOf('"ok": false'));
       const start = at < 0 ? -1 : first.lastIndexOf('{', at);
       const end = start < 0 ? -1 : first.indexOf('\n}', at);
       if (end < 0) return;
       first = first.slice(start, end + 2);
-      resolve((JSON.parse(first) as { url: string }).url);
+      const banner = JSON.parse(first) as { ok: boolean; url?: string };
+      // A failed start is reported at once, not after the test's timeout (and the process is not left running).
+      if (!banner.ok) {
+        child.kill('SIGKILL');
+        reject(new Error(`alloy serve failed to start: ${first}\n${stderr}`));
+      } else resolve(banner.url!);
     });
     child.once('exit', () => reject(new Error(`alloy serve exited: ${stderr}`)));
   });

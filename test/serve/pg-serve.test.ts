@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openPgState } from '../../src/serve/state/pg-state.js';
@@ -115,6 +116,22 @@ describePg('two alloy serve processes over one database', () => {
   beforeAll(() => assertPgReachable());
   afterAll(() => dropSchemas());
 
+  it('a start that fails after listening (the queue cannot start) exits 1 instead of staying up', async () => {
+    const cwd = tempDir('alloy-serve-pg-failstart-');
+    const schema = freshSchema('failstart');
+    const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 3).toString('base64') };
+    expect((await runAlloy(['serve', 'migrate', '--database', PG_URL, '--schema', schema], cwd, {})).code).toBe(0);
+    // A table named as pg-boss's but not its: pg-boss's start fails reading its version.
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    await client.query(`CREATE TABLE ${schema}.version (x int)`);
+    await client.end();
+    // Before, the HTTP server, pg-boss's timers and the pool kept the process up: this never resolved.
+    const r = await runAlloy(['serve', '--port', '0', '--json', '--database', PG_URL, '--schema', schema], cwd, env);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).ok).toBe(false);
+  }, 60_000);
+
   it('share one store and one state: a version published through one is installed through the other', async () => {
     const cwd = tempDir('alloy-serve-pg-two-');
     const db = ['--database', PG_URL, '--schema', freshSchema('two')];
@@ -127,7 +144,12 @@ describePg('two alloy serve processes over one database', () => {
     const u = new URL(PG_URL);
     u.password = 'pw-must-not-show';
     const withPassword = u.toString();
-    const [a, b] = await Promise.all([spawnServe(db, cwd, env), spawnServe(['--database', withPassword, ...db.slice(2)], cwd, env)]);
+    // Both must come up (a failed start once left one process up without its banner: the test hung).
+    const started = await Promise.allSettled([spawnServe(db, cwd, env), spawnServe(['--database', withPassword, ...db.slice(2)], cwd, env)]);
+    const failed = started.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason));
+    if (failed.length) await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
+    expect(failed).toEqual([]);
+    const [a, b] = started.map((s) => (s as PromiseFulfilledResult<Awaited<ReturnType<typeof spawnServe>>>).value);
     let bOut = b.first;
     b.child.stdout!.on('data', (d) => (bOut += d));
     b.child.stderr!.on('data', (d) => (bOut += d));

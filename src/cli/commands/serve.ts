@@ -169,6 +169,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     const { createStoreRequestHandler } = await import('../../store/remote/server.js');
     storeHandler = createStoreRequestHandler({ store: store as import('../../store/remote/server.js').ServedStore, tokens });
   }
+  // A failed start closes the state (startServeServer); the store is ours to close.
   const server = await startServeServer({
     state,
     keyring,
@@ -184,6 +185,9 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     concurrency,
     recoverAfterSeconds,
     log,
+  }).catch(async (err) => {
+    await store!.close().catch(() => undefined);
+    throw err;
   });
   if (ctx.json) ctx.printJson({ ok: true, url: server.url, role, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
   else {

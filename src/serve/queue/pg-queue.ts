@@ -495,7 +495,9 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       session = undefined;
       generation++;
       s?.release();
-      if (ready) await boss.stop({ graceful: false, wait: true, close: false }).catch(() => {});
+      // Also after a failed start (ready reset): pg-boss's maintenance timers would keep the
+      // process up. A no-op when pg-boss never finished starting.
+      await boss.stop({ graceful: false, wait: true, close: false }).catch(() => {});
     },
   };
 }
