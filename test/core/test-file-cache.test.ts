@@ -3,7 +3,7 @@
  * it was made from, never read or written through a symbolic link, lossless values only, and
  * failures in a file loaded from it are still located by line.
  */
-import { cp, lstat, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtinConnectorManifests } from '../../src/connectors/builtin-manifests.js';
@@ -11,16 +11,15 @@ import { createConnectorRegistry } from '../../src/connectors/registry.js';
 import { loadProject } from '../../src/core/project.js';
 import { sha256, testFileCachePath } from '../../src/core/test-file-cache.js';
 import { runTests } from '../../src/test-runner/index.js';
-import { REPO_ROOT, tempDir } from '../helpers/cli.js';
+import { copyExample, EXAMPLE_DIR } from '../helpers/cli.js';
 
-const EXAMPLE = path.join(REPO_ROOT, 'examples', 'shopify-sync');
+const EXAMPLE = EXAMPLE_DIR;
 const TEST_FILE = 'integrations/shopify-sync/tests/create-order.test.yaml';
 
 let dir: string;
 let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  await cp(EXAMPLE, dir, { recursive: true });
+  ({ dir, cleanup } = await copyExample());
 });
 afterEach(async () => cleanup());
 

@@ -3,7 +3,7 @@
  * launcher), or the built binary through execa (end to end).
  */
 import path from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -58,6 +58,16 @@ export async function runBin(args: string[], options: { cwd?: string; env?: Node
 export async function tempDir(prefix = 'alloy-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** The bundled example project. */
+export const EXAMPLE_DIR = path.join(REPO_ROOT, 'examples', 'shopify-sync');
+
+/** A temporary copy of the bundled example, to change freely. */
+export async function copyExample(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const t = await tempDir();
+  await cp(EXAMPLE_DIR, t.dir, { recursive: true });
+  return t;
 }
 
 /** A stack trace line, as Node prints them. */

@@ -4,22 +4,21 @@
  * the checks `alloy validate` makes of test files. Runs the CLI in process (runInProcess)
  * on copies of the bundled example.
  */
-import { cp, readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
+import { readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runInProcess, tempDir } from '../helpers/cli.js';
+import { copyExample, EXAMPLE_DIR, REPO_ROOT, runInProcess, tempDir } from '../helpers/cli.js';
 
-const EXAMPLE = path.join(REPO_ROOT, 'examples', 'shopify-sync');
+const EXAMPLE = EXAMPLE_DIR;
 const TESTS = 'integrations/shopify-sync/tests';
 const CREATE_ORDER = 'integrations/shopify-sync/workflows/create-order.yaml';
 
 let dir: string;
 let cleanup: () => Promise<void>;
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  await cp(EXAMPLE, dir, { recursive: true });
+  ({ dir, cleanup } = await copyExample());
 });
 afterEach(async () => cleanup());
 

@@ -3,10 +3,10 @@
  * `alloy replay --version` and `alloy test --record`, on a real SQLite event log holding
  * executions the engine really ran (create-order against the in-process fake Shopify).
  */
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runInProcess, tempDir } from '../helpers/cli.js';
+import { copyExample, EXAMPLE_DIR, REPO_ROOT, runInProcess } from '../helpers/cli.js';
 import { openEventLog } from '../../src/server/event-log.js';
 import { createConnectorRegistry } from '../../src/connectors/registry.js';
 import { compiledFor, runHarness, streamPlaceholders } from '../../src/test-runner/index.js';
@@ -14,7 +14,7 @@ import type { WorkflowDef } from '../../src/core/model.js';
 import type { ExecutionRecord } from '../../src/engine/types.js';
 import { parse } from 'yaml';
 
-const EXAMPLE = path.join(REPO_ROOT, 'examples', 'shopify-sync');
+const EXAMPLE = EXAMPLE_DIR;
 const WF = 'integrations/shopify-sync/workflows';
 const DAY = 86_400_000;
 
@@ -65,8 +65,7 @@ async function seedEventLog(): Promise<{ orders: ExecutionRecord[]; created: Exe
 
 let seeded: { orders: ExecutionRecord[]; created: ExecutionRecord };
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  await cp(EXAMPLE, dir, { recursive: true });
+  ({ dir, cleanup } = await copyExample());
   seeded = await seedEventLog();
   const released = await runInProcess(['release', '-m', 'v1'], { cwd: dir });
   expect(released.code, released.stderr).toBe(0);

@@ -9,7 +9,7 @@ import type { ConnectorRegistry } from '../../connectors/types.js';
 import { HttpError } from '../../http/error.js';
 import { readJsonBody } from '../../http/body.js';
 import { sendJson } from '../../http/respond.js';
-import type { Method, RequestContext } from '../../http/router.js';
+import { RouteContext, type Method, type RequestContext } from '../../http/router.js';
 import { assertOwner, type Access, type Principal } from '../auth.js';
 import type { Connections } from '../connections.js';
 import type { Keyring } from '../crypto.js';
@@ -59,23 +59,14 @@ export interface ApiRoute {
   handler: (c: ApiContext) => Promise<void>;
 }
 
-/** One per request (a class: cheaper to build than an object of closures, per request). */
-class Context implements ApiContext {
-  readonly req: RequestContext['req'];
-  readonly res: RequestContext['res'];
-  readonly params: Record<string, string>;
-  readonly query: URLSearchParams;
-  readonly route: string;
+/** One per request. */
+class Context extends RouteContext implements ApiContext {
   principal = undefined as unknown as Principal;
   constructor(
     base: RequestContext,
     readonly deps: ServeDeps,
   ) {
-    this.req = base.req;
-    this.res = base.res;
-    this.params = base.params;
-    this.query = base.query;
-    this.route = base.route;
+    super(base);
   }
   async body(): Promise<Record<string, unknown>> {
     const v = await readJsonBody(this.req, this.deps.maxBodyBytes);

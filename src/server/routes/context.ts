@@ -6,7 +6,7 @@
  * src/serve/api/ are.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Method, RequestContext } from '../../http/router.js';
+import { RouteContext, type Method, type RequestContext } from '../../http/router.js';
 import type { EventLog } from '../event-log.js';
 import type { RuntimeDefinitions } from '../definitions.js';
 import type { EventStream } from '../event-stream.js';
@@ -48,24 +48,15 @@ export interface DevRoute {
   handler(c: DevContext): Promise<void>;
 }
 
-/** One per request (a class: cheaper to build than an object of closures). */
-export class DevContext implements RequestContext {
-  readonly req: RequestContext['req'];
-  readonly res: RequestContext['res'];
-  readonly params: Record<string, string>;
-  readonly query: URLSearchParams;
-  readonly route: string;
+/** One per request. */
+export class DevContext extends RouteContext {
   constructor(
     base: RequestContext,
     readonly deps: DevDeps,
     /** Arrived on the ingress (tunnel) listener or from another machine: ingress must be signed, errors say little. */
     readonly untrusted: boolean,
   ) {
-    this.req = base.req;
-    this.res = base.res;
-    this.params = base.params;
-    this.query = base.query;
-    this.route = base.route;
+    super(base);
   }
   /** The request's path, without the query. */
   get pathname(): string {
