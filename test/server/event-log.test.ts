@@ -175,6 +175,32 @@ describe('event log', () => {
     expect(log.readLog(undefined).map((e) => e.executionId)).toEqual(['ex_1']);
   });
 
+  it('creates new files with 16 KB pages and keeps the page size of an existing 4 KB file', async () => {
+    log = openEventLog({ file });
+    await log.appendDelivery(delivery('dl_new'), [exec('ex_new')]);
+    log.close();
+    const fresh = new Database(file, { readonly: true });
+    expect(fresh.pragma('page_size', { simple: true })).toBe(16384);
+    fresh.close();
+    // A file made before the change (4 KB pages) opens, takes writes and reads them back as before.
+    const old = path.join(tmp.dir, 'old.sqlite');
+    const made = new Database(old);
+    made.pragma('page_size = 4096');
+    made.pragma('journal_mode = WAL');
+    made.close();
+    log = openEventLog({ file: old });
+    await log.appendDelivery(delivery('dl_old'), [exec('ex_old')]);
+    log.close();
+    log = openEventLog({ file: old });
+    expect(log.getDelivery('dl_old')?.body.toString()).toBe('{"a":1}');
+    expect(log.pendingExecutionIds()).toEqual(['ex_old']);
+    log.close();
+    log = undefined;
+    const reopened = new Database(old, { readonly: true });
+    expect(reopened.pragma('page_size', { simple: true })).toBe(4096);
+    reopened.close();
+  });
+
   it('stores bodies as received by default (deflate costs more CPU than it saves)', async () => {
     const order = readThirdPartyFixture('shopify/orders-create.json');
     log = openEventLog({ file });
