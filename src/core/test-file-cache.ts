@@ -12,11 +12,11 @@
  * (core/safe-fs.ts); a cache that cannot be read or written is simply not used.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../package-paths.js';
-import { PRIVATE_DIR_MODE, writeFileSafeSync } from './safe-fs.js';
+import { ensurePrivateDir, writeFileSafeSync } from './safe-fs.js';
 
 const FORMAT = 'alloy-test-files/1';
 /** A cache larger than this is ignored (and rewritten): test files are at most 8 MiB each. */
@@ -131,7 +131,7 @@ export class TestFileCache {
     if (!this.dirty && this.used.size === this.stored.size) return;
     try {
       const dir = testFileCacheDir(this.root);
-      if (!makeDirs(this.root, ['.alloy', 'cache'])) return;
+      ensurePrivateDir(dir, this.root); // level by level, a symlinked `.alloy` refused (and caught below)
       // `.alloy/` may be new in a repository that does not ignore it: ignore the cache itself.
       const ignore = path.join(dir, '.gitignore');
       if (!exists(ignore)) writeFileSafeSync(ignore, '*\n', { mode: 0o644 });
@@ -145,27 +145,6 @@ export class TestFileCache {
       /* not cached this time */
     }
   }
-}
-
-/**
- * Creates `root/a/b…` one level at a time (0700), each checked with lstat before anything is
- * made inside it: a symlinked `.alloy` is refused before `mkdir -p` could create a folder
- * wherever it points. False when a level is not a real directory.
- */
-function makeDirs(root: string, parts: string[]): boolean {
-  let d = root;
-  for (const part of parts) {
-    d = path.join(d, part);
-    let info;
-    try {
-      info = lstatSync(d);
-    } catch {
-      mkdirSync(d, { mode: PRIVATE_DIR_MODE });
-      info = lstatSync(d);
-    }
-    if (!info.isDirectory()) return false;
-  }
-  return true;
 }
 
 function exists(file: string): boolean {
