@@ -1,7 +1,7 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import type { Api, InstallationInfo } from './api.js';
 import { time } from './format.js';
-import { Alert, TableHead } from './parts.js';
+import { Alert, TableHead, usePagedList } from './parts.js';
 import type { Session } from './session.js';
 
 /**
@@ -10,30 +10,12 @@ import type { Session } from './session.js';
  * new version first), activate, deactivate. A user token sees and changes only its own.
  */
 export function InstallationsView({ api, session, userId }: { api: Api; session: Session; userId?: string }) {
-  const [rows, setRows] = useState<InstallationInfo[]>([]);
-  const [cursor, setCursor] = useState<string | undefined>();
-  const [error, setError] = useState<string | undefined>();
-  const [loading, setLoading] = useState(true);
+  const { rows, setRows, cursor, error, loading, more } = usePagedList(
+    (c) => api.listInstallations({ userId, cursor: c }).then((p) => ({ rows: p.installations, nextCursor: p.nextCursor })),
+    [api, userId],
+  );
   const [results, setResults] = useState<Record<string, { message: string; failed?: boolean }>>({});
   const canChange = session.kind === 'admin' || session.kind === 'user';
-
-  const load = (more?: string) =>
-    api.listInstallations({ userId, cursor: more }).then(
-      (p) => {
-        setRows((list) => (more ? [...list, ...p.installations] : p.installations));
-        setCursor(p.nextCursor);
-        setError(undefined);
-        setLoading(false);
-      },
-      (err: Error) => {
-        setError(err.message);
-        setLoading(false);
-      },
-    );
-  useEffect(() => {
-    setLoading(true);
-    void load();
-  }, [api, userId]);
 
   const replace = (i: InstallationInfo) => setRows((list) => list.map((r) => (r.id === i.id ? i : r)));
   const act = async (id: string, what: () => Promise<InstallationInfo>, done: (i: InstallationInfo) => string) => {
@@ -106,7 +88,7 @@ export function InstallationsView({ api, session, userId }: { api: Api; session:
       </table>
       {!loading && rows.length === 0 && !error && <p class="empty">No installations{userId ? ` for ${userId}` : ''}.</p>}
       {cursor && (
-        <button type="button" class="more" onClick={() => void load(cursor)}>
+        <button type="button" class="more" onClick={more}>
           Load more installations
         </button>
       )}

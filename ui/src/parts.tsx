@@ -1,4 +1,5 @@
 /** Small pieces the views share. */
+import { useEffect, useState } from 'preact/hooks';
 
 export function TableHead({ columns }: { columns: string[] }) {
   return (
@@ -34,4 +35,33 @@ export function Choice({ label, value, options, onChange }: { label: string; val
       </select>
     </label>
   );
+}
+
+/**
+ * A cursor-paged list (the Embedded API's `nextCursor`): the first page on mount and whenever
+ * `deps` change, `more()` appends the next. `setRows` lets a view replace a row it changed.
+ */
+export function usePagedList<T>(page: (cursor?: string) => Promise<{ rows: T[]; nextCursor?: string }>, deps: unknown[]) {
+  const [rows, setRows] = useState<T[]>([]);
+  const [cursor, setCursor] = useState<string | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const [loading, setLoading] = useState(true);
+  const load = (more?: string) =>
+    page(more).then(
+      (p) => {
+        setRows((list) => (more ? [...list, ...p.rows] : p.rows));
+        setCursor(p.nextCursor);
+        setError(undefined);
+        setLoading(false);
+      },
+      (err: Error) => {
+        setError(err.message);
+        setLoading(false);
+      },
+    );
+  useEffect(() => {
+    setLoading(true);
+    void load();
+  }, deps);
+  return { rows, setRows, cursor, error, loading, more: () => void load(cursor) };
 }

@@ -1,31 +1,10 @@
-import { useEffect, useState } from 'preact/hooks';
 import type { Api, UserInfo } from './api.js';
 import { time } from './format.js';
-import { Alert, TableHead } from './parts.js';
+import { Alert, TableHead, usePagedList } from './parts.js';
 
 /** `alloy serve`, API keys only: the customer's end users, 50 at a time. */
 export function UsersView({ api }: { api: Api }) {
-  const [users, setUsers] = useState<UserInfo[]>([]);
-  const [cursor, setCursor] = useState<string | undefined>();
-  const [error, setError] = useState<string | undefined>();
-  const [loading, setLoading] = useState(true);
-
-  const load = (more?: string) =>
-    api.listUsers(more).then(
-      (p) => {
-        setUsers((list) => (more ? [...list, ...p.users] : p.users));
-        setCursor(p.nextCursor);
-        setError(undefined);
-        setLoading(false);
-      },
-      (err: Error) => {
-        setError(err.message);
-        setLoading(false);
-      },
-    );
-  useEffect(() => {
-    void load();
-  }, [api]);
+  const { rows: users, cursor, error, loading, more } = usePagedList((c) => api.listUsers(c).then((p) => ({ rows: p.users, nextCursor: p.nextCursor })), [api]);
 
   return (
     <section aria-labelledby="users-title">
@@ -55,7 +34,7 @@ export function UsersView({ api }: { api: Api }) {
       </table>
       {!loading && users.length === 0 && !error && <p class="empty">No users yet. Create one with POST /v1/users or `alloy users create`.</p>}
       {cursor && (
-        <button type="button" class="more" onClick={() => void load(cursor)}>
+        <button type="button" class="more" onClick={more}>
           Load more users
         </button>
       )}
