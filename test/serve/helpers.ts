@@ -8,11 +8,11 @@ import { parse } from 'yaml';
 import type { IntegrationDef, WorkflowDef } from '../../src/core/model.js';
 import { LocalStore, publishVersion, releaseIntegration, type IntegrationSource, type Store } from '../../src/store/lib.js';
 import { createApiKey } from '../../src/serve/admin.js';
+import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
 import { makeKeyring, parseMasterKey } from '../../src/serve/crypto.js';
 import { storeDefinitionSource } from '../../src/serve/definitions.js';
 import { startServeServer, type ServeServer, type ServeServerOptions } from '../../src/serve/server.js';
 import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
-import type { ServeState } from '../../src/serve/state/types.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const EXAMPLE = path.join(REPO_ROOT, 'examples', 'shopify-sync', 'integrations', 'shopify-sync');
@@ -135,4 +135,16 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Every execution of `workflow` in the state, page by page. */
+export async function allExecutions(state: ServeState, workflow: string): Promise<ExecutionRow[]> {
+  const out: ExecutionRow[] = [];
+  let after: string | undefined;
+  do {
+    const p = await state.executions.list({ workflow }, { limit: 200, after });
+    out.push(...p.items);
+    after = p.next;
+  } while (after);
+  return out;
 }

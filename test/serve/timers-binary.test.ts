@@ -16,8 +16,7 @@ import { LocalStore } from '../../src/store/lib.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
 import { openPgState } from '../../src/serve/state/pg-state.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
-import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
-import { call, cleanup, releaseAndPublish, tempDir, waitFor } from './helpers.js';
+import { allExecutions, call, cleanup, releaseAndPublish, tempDir, waitFor } from './helpers.js';
 import { runAlloy, spawnServe } from './binary.js';
 
 afterAll(cleanup);
@@ -44,16 +43,6 @@ const pollSource = () => ({
   ],
 });
 
-async function allExecutions(state: ServeState, workflow = 'ticker/tick'): Promise<ExecutionRow[]> {
-  const out: ExecutionRow[] = [];
-  let after: string | undefined;
-  do {
-    const p = await state.executions.list({ workflow }, { limit: 200, after });
-    out.push(...p.items);
-    after = p.next;
-  } while (after);
-  return out;
-}
 
 describePg('schedules across three alloy serve processes (built binary) on PostgreSQL', () => {
   beforeAll(() => assertPgReachable());
@@ -85,7 +74,7 @@ describePg('schedules across three alloy serve processes (built binary) on Postg
         const startedAt = Date.now();
         // Ticks fired while all three ran: at least 4 seconds' worth.
         await waitFor(async () => {
-          const ticks = new Set((await allExecutions(state)).map((e) => (e.record.event as { scheduledAt: string }).scheduledAt).filter((t) => Date.parse(t) > startedAt));
+          const ticks = new Set((await allExecutions(state, 'ticker/tick')).map((e) => (e.record.event as { scheduledAt: string }).scheduledAt).filter((t) => Date.parse(t) > startedAt));
           return ticks.size >= 4;
         }, 'four ticks with three processes up', 30_000);
         // Every process fired the ticks: each stored some or found them stored (its /metrics says which).
@@ -98,7 +87,7 @@ describePg('schedules across three alloy serve processes (built binary) on Postg
         }
         expect(duplicates).toBeGreaterThanOrEqual(2 * 3);
         await Promise.all(servers.map((s) => s.stop()));
-        const runs = await allExecutions(state);
+        const runs = await allExecutions(state, 'ticker/tick');
         const perTick = new Map<string, number>();
         for (const e of runs) {
           const key = `${e.installationId} ${(e.record.event as { scheduledAt: string }).scheduledAt}`;

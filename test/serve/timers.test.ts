@@ -16,13 +16,13 @@ import { makeKeyring } from '../../src/serve/crypto.js';
 import { storeDefinitionSource } from '../../src/serve/definitions.js';
 import { startServeServer, type ServeServer } from '../../src/serve/server.js';
 import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
-import type { ExecutionRow, ServeState } from '../../src/serve/state/types.js';
+import type { ServeState } from '../../src/serve/state/types.js';
 import { createApiKey } from '../../src/serve/admin.js';
 import { manualTimerClock } from '../../src/server/time-ports.js';
 import type { SchedulerEvent } from '../../src/server/scheduler.js';
 import type { PollerEvent } from '../../src/server/poller.js';
 import { startFakeShopify, type FakeShopify } from '../../src/testing/fake-shopify.js';
-import { MASTER, call, cleanup, releaseAndPublish, tempDir, waitFor } from './helpers.js';
+import { MASTER, allExecutions, call, cleanup, releaseAndPublish, tempDir, waitFor } from './helpers.js';
 
 const T0 = Date.parse('2026-03-02T08:00:00Z');
 const MIN = 60_000;
@@ -104,16 +104,7 @@ describe('schedules and polls in alloy serve', () => {
     return inst.body.id as string;
   };
 
-  const executions = async (state: ServeState, workflow: string): Promise<ExecutionRow[]> => {
-    const out: ExecutionRow[] = [];
-    let after: string | undefined;
-    do {
-      const p = await state.executions.list({ workflow }, { limit: 200, after });
-      out.push(...p.items);
-      after = p.next;
-    } while (after);
-    return out;
-  };
+  const executions = allExecutions;
   const ticks = (e: (SchedulerEvent | PollerEvent)[], at: string) => e.filter((x) => x.type === 'tick' && x.scheduledAt === at);
 
   afterEach(async () => {
