@@ -2,7 +2,7 @@
 // a runner that parses wrk's report (p50/p99, status counts printed by the script's done()),
 // a Lua script writer, a process's CPU seconds from /proc/<pid>/stat, and a counting
 // destination for targets that POST onward. Used by serve-bench.mjs and runtime-bench.mjs.
-import { spawn, spawnSync } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -135,4 +135,28 @@ export async function waitForCount(dest, n, ms) {
     if (Date.now() > deadline) throw new Error(`only ${dest.count}/${n} executions completed`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A bench target in its own process (a `_*-target.mjs` script speaking the ready / reset /
+ * stats / stop messages): resolves with its url, pid, the ready message's other fields
+ * (`ready`), and those calls.
+ */
+export function forkTarget(script, args, { env = {}, execArgv = [] } = {}) {
+  const child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv });
+  const ask = (type) => new Promise((r) => { child.once('message', r); child.send({ type }); });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('message', (m) => {
+      if (m.type !== 'ready') return reject(new Error(`unexpected ${JSON.stringify(m)}`));
+      resolve({
+        url: m.url,
+        ready: m,
+        pid: child.pid,
+        reset: () => ask('reset'),
+        stats: () => ask('stats'),
+        stop: () => new Promise((r) => { child.once('exit', r); child.send({ type: 'stop' }); }),
+      });
+    });
+  });
 }

@@ -16,14 +16,13 @@
 //
 // Usage: npm run build && node bench/runtime-bench.mjs [--quick] [--only a|b] [--runs N] [--duration S]
 // Needs wrk: `apt-get update && apt-get install -y wrk` (Debian/Ubuntu), `brew install wrk` (macOS).
-import { fork } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, printTable } from './lib.mjs';
-import { cpuSeconds, requireWrk, runWrk as runWrkWith, wrkScript as writeWrkScript, startDestination, waitForCount } from './_wrk.mjs';
+import { cpuSeconds, forkTarget, requireWrk, runWrk as runWrkWith, wrkScript as writeWrkScript, startDestination, waitForCount } from './_wrk.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argValue = (name) => {
@@ -47,26 +46,9 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'alloy-wrk-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 function startTarget(mode, dest = '', extra = {}) {
-  const child = fork(path.join(here, '_runtime-target.mjs'), [mode, dest, 'full'], {
-    // e.g. BENCH_TARGET_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the targets.
-    execArgv: process.env.BENCH_TARGET_ARGS ? process.env.BENCH_TARGET_ARGS.split(' ') : [],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...extra },
-  });
-  const ask = (type) => new Promise((r) => { child.once('message', r); child.send({ type }); });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('message', (m) => {
-      if (m.type !== 'ready') return reject(new Error(`unexpected ${JSON.stringify(m)}`));
-      resolve({
-        url: m.url,
-        pid: child.pid,
-        reset: () => ask('reset'),
-        stats: () => ask('stats'),
-        stop: () => new Promise((r) => { child.once('exit', r); child.send({ type: 'stop' }); }),
-      });
-    });
-  });
+  // e.g. BENCH_TARGET_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the targets.
+  const execArgv = process.env.BENCH_TARGET_ARGS ? process.env.BENCH_TARGET_ARGS.split(' ') : [];
+  return forkTarget(path.join(here, '_runtime-target.mjs'), [mode, dest, 'full'], { env: extra, execArgv });
 }
 
 // ------------------------------------------------------------------ wrk

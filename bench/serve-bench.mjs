@@ -17,14 +17,13 @@
 //
 // Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S]
 // Profile a target: SERVE_BENCH_PROF=<dir> adds --cpu-prof to the serve targets.
-import { fork } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, printTable } from './lib.mjs';
-import { cpuSeconds, requireWrk, runWrk, wrkScript, startDestination, waitForCount } from './_wrk.mjs';
+import { cpuSeconds, forkTarget, requireWrk, runWrk, wrkScript, startDestination, waitForCount } from './_wrk.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argValue = (name) => {
@@ -43,24 +42,10 @@ requireWrk('serve-bench');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'alloy-serve-wrk-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
-function startTarget(mode, { dest = '', env = {} } = {}) {
+async function startTarget(mode, { dest = '', env = {} } = {}) {
   const prof = process.env.SERVE_BENCH_PROF && mode.startsWith('serve') ? ['--cpu-prof', '--cpu-prof-dir', process.env.SERVE_BENCH_PROF] : [];
-  const child = fork(path.join(here, '_serve-target.mjs'), [mode, dest], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv: prof });
-  const ask = (type) => new Promise((r) => { child.once('message', r); child.send({ type }); });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('message', (m) => {
-      if (m.type !== 'ready') return reject(new Error(`unexpected ${JSON.stringify(m)}`));
-      resolve({
-        url: m.url,
-        key: m.key ?? 'none',
-        pid: child.pid,
-        reset: () => ask('reset'),
-        stats: () => ask('stats'),
-        stop: () => new Promise((r) => { child.once('exit', r); child.send({ type: 'stop' }); }),
-      });
-    });
-  });
+  const target = await forkTarget(path.join(here, '_serve-target.mjs'), [mode, dest], { env, execArgv: prof });
+  return { ...target, key: target.ready.key ?? 'none' };
 }
 
 // ------------------------------------------------------------------ wrk scripts
