@@ -9,12 +9,16 @@
 // Per target: req/s (ingest) or completed executions/s, the server process's CPU per request
 // or per completed execution (utime + stime from /proc/<pid>/stat), wrk's p50/p99 latency,
 // the server's longest event-loop delay (monitorEventLoopDelay, reported by the target) and
-// the ratios against the baseline of the same run.
+// the ratios against the baseline of the same run. Each target first serves the same number of
+// warm-up requests (--warm, default 5,000), so both are measured in their steady state, not
+// while V8 still compiles their code (a slower target gets fewer requests in a warm-up of fixed
+// length). In the saturated regime, alloy's CPU per completed execution includes what it spent
+// refusing requests with 503 (the note gives its CPU per request too, refusals counted).
 //
 // The machine is shared (2 cores): wrk, the targets and whatever else runs compete, so req/s
 // and latency move with the load; CPU per request is the steadier column to compare.
 //
-// Usage: npm run build && node bench/runtime-bench.mjs [--quick] [--only a|b] [--runs N] [--duration S]
+// Usage: npm run build && node bench/runtime-bench.mjs [--quick] [--only a|b] [--runs N] [--duration S] [--warm N]
 // Needs wrk: `apt-get update && apt-get install -y wrk` (Debian/Ubuntu), `brew install wrk` (macOS).
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +37,11 @@ const quick = process.argv.includes('--quick');
 const only = argValue('--only');
 const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
 const DURATION_S = Number(argValue('--duration') ?? (quick ? 3 : 5));
+// Warm-up: this many requests to each target before it is measured (the same count for alloy and
+// its baseline), so the measured window shows each one's steady state. A warm-up of a fixed time
+// (1 s before) gave the slower target, alloy, fewer requests to optimize its code on: V8 was
+// still compiling alloy's paths during the measured seconds (issue 13, docs/runtime.md).
+const WARM_REQUESTS = Number(argValue('--warm') ?? (quick ? 2000 : 5000));
 const CONNECTIONS = 50;
 const SECRET = 'bench_shopify_secret';
 requireWrk('runtime-bench');
@@ -59,6 +68,29 @@ const runWrk = (url, script, { durationS = DURATION_S, connections = CONNECTIONS
 /** A wrk script in this run's temporary folder (bench/_wrk.mjs). */
 const wrkScript = (name, requestLua, options) => writeWrkScript(tmp, name, requestLua, options);
 
+/**
+ * A script and how to make its warm-up twins: the same requests, where `warmLua(i)` may mark
+ * the i-th warm-up run's apart (e.g. webhook ids of its own, so no request is a duplicate).
+ */
+function scriptPair(name, requestLua, options, warmLua = () => requestLua) {
+  return { script: wrkScript(name, requestLua, options), warm: (i) => wrkScript(`${name}-warm-${i}`, warmLua(i), options) };
+}
+
+/**
+ * Warms a target up with WARM_REQUESTS requests: 1 s wrk runs until that many were answered
+ * (wrk has no request count). Resolves with the count of 202 answers.
+ */
+async function warmUp(url, scripts) {
+  let answered = 0;
+  let accepted = 0;
+  for (let i = 0; answered < WARM_REQUESTS; i++) {
+    const r = await runWrk(url, scripts.warm(i), { durationS: 1 });
+    answered += r.requests;
+    accepted += r.statuses[202] ?? 0;
+  }
+  return accepted;
+}
+
 // Ingest requests: distinct bodies and webhook ids (no request is a duplicate), each signed.
 // The body is `{"bench_n":<n>,` + the fixture after its first brace; signatures precomputed.
 const SIGNED = quick ? 20_000 : 60_000;
@@ -70,9 +102,7 @@ function ingestScript() {
   }
   writeFileSync(path.join(tmp, 'rest.json'), `,${rest}`);
   writeFileSync(path.join(tmp, 'sigs.txt'), sigs.join('\n'));
-  return wrkScript(
-    'ingest',
-    `
+  const lua = `
 local f = io.open("${path.join(tmp, 'rest.json')}", "rb"); local rest = f:read("*a"); f:close()
 local sigs = {}
 for line in io.lines("${path.join(tmp, 'sigs.txt')}") do sigs[#sigs + 1] = line end
@@ -94,12 +124,13 @@ request = function()
     ["X-Shopify-Triggered-At"] = "${new Date().toISOString()}",
   }, body)
 end
-`,
-  );
+`;
+  // Warm-up deliveries get webhook ids of their own ("w<i>-" prefix): none is a duplicate of a measured one.
+  return scriptPair('ingest', lua, {}, (i) => lua.replace('local run = tostring(os.time())', `local run = "w${i}-" .. tostring(os.time())`));
 }
 
 function execScript(name, delayMs) {
-  return wrkScript(
+  return scriptPair(
     name,
     `
 local n = 0
@@ -116,13 +147,13 @@ end
 
 // ------------------------------------------------------------------ (a) ingest
 
-async function ingestRun(mode, script) {
+async function ingestRun(mode, scripts) {
   const target = await startTarget(mode);
   try {
-    await runWrk(target.url, script, { durationS: 1 }); // warm-up
+    await warmUp(target.url, scripts);
     await target.reset();
     const cpu0 = cpuSeconds(target.pid);
-    const r = await runWrk(target.url, script);
+    const r = await runWrk(target.url, scripts.script);
     const cpu = cpuSeconds(target.pid) - cpu0;
     const stats = await target.stats();
     const ok = r.statuses[202] ?? 0;
@@ -135,17 +166,30 @@ async function ingestRun(mode, script) {
 
 // ------------------------------------------------------------------ (b) executions
 
-async function execRun(mode, dest, script, env = {}) {
+/** Resolves once the destination has counted no arrival for `quietMs` and alloy's queue (if any) is empty. */
+async function drained(target, dest, quietMs = 300) {
+  let last = -1;
+  for (;;) {
+    const { queue } = await target.stats();
+    if (dest.count === last && (!queue || queue.queued + queue.running === 0)) return;
+    last = dest.count;
+    await new Promise((r) => setTimeout(r, quietMs));
+  }
+}
+
+async function execRun(mode, dest, scripts, env = {}) {
   const target = await startTarget(mode, dest.url, env);
   try {
     dest.reset();
-    const warm = await runWrk(target.url, script, { durationS: 1 });
-    await waitForCount(dest, warm.statuses[202] ?? 0, 120_000);
+    const warmAccepted = await warmUp(target.url, scripts);
+    // Every warm-up execution completes before the measurement starts.
+    await waitForCount(dest, warmAccepted, 120_000);
+    await drained(target, dest);
     dest.reset();
     await target.reset();
     const cpu0 = cpuSeconds(target.pid);
     const t0 = performance.now();
-    const r = await runWrk(target.url, script);
+    const r = await runWrk(target.url, scripts.script);
     const accepted = r.statuses[202] ?? 0;
     // Completed = every accepted event's POST arrived at the destination (the queue drained).
     await waitForCount(dest, accepted, 300_000);
@@ -161,7 +205,7 @@ async function execRun(mode, dest, script, env = {}) {
       p50: r.p50,
       p99: r.p99,
       loopMs: stats.maxLoopDelayMs,
-      note: refused ? `${((refused / r.requests) * 100).toFixed(0)} % answered 503` : '',
+      note: refused ? `${((refused / r.requests) * 100).toFixed(0)} % answered 503, ${((cpu / r.requests) * 1e6).toFixed(0)} µs CPU per request` : '',
     };
   } finally {
     await target.stop();
@@ -202,7 +246,7 @@ function table(title, unit, alloy, raw, aim) {
 }
 
 console.log(
-  `wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s, ${RUNS} run(s), targets alternated within each run; medians. ` +
+  `wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s after ${WARM_REQUESTS.toLocaleString('en')} warm-up requests each, ${RUNS} run(s), targets alternated within each run; medians. ` +
     'The 2 cores are shared (wrk, targets, other work): compare the CPU/unit columns.',
 );
 if (only !== 'b') {
