@@ -81,8 +81,12 @@ export function createExecutionRunner(options: ExecutionRunnerOptions): Executio
     const started = clock();
     let last = row.record as unknown as ExecutionRecord;
     const newlyFinished = createStepTracker(last);
-    /** Step records changed since the last progress write (see checkpoint). */
-    const dirty = new Map<string, StepRecord>();
+    /**
+     * Step records changed since the last progress write (see checkpoint): an array, a step
+     * possibly more than once (saveProgress keeps one per path; the engine mutates each in
+     * place). Kept in a Map by path, the puts cost an `each` over 10,000 items 2-3 % of its time.
+     */
+    let dirty: StepRecord[] = [];
     const routed = options.definitions().workflows.get(row.workflow);
     let final: ExecutionRecord;
     // Counted durably before it runs again: an execution that took the process down every
@@ -112,13 +116,14 @@ export function createExecutionRunner(options: ExecutionRunnerOptions): Executio
         // idempotent call repeated after a crash carries the same idempotency key. Usually the
         // final record, saved moments later, supersedes it before it is written at all.
         // Only the steps that changed are written, so a checkpoint costs what changed.
-        for (const step of changed ?? Object.values(record.steps)) dirty.set(step.path, step);
+        if (changed) for (const step of changed) dirty.push(step);
+        else dirty = Object.values(record.steps);
         const callInFlight = changed ? changed.some(isCallInFlight) : Object.values(record.steps).some(isCallInFlight);
         // A step waiting to retry is written too: `emit --wait` shows what it waits for.
         const retrying = record.streamRetry !== undefined || (changed ?? []).some((s) => s.retryAt !== undefined);
         if (callInFlight || retrying || fresh.some(hasSideEffects)) {
-          const steps = [...dirty.values()];
-          dirty.clear();
+          const steps = dirty;
+          dirty = [];
           const saved = log.saveProgress(record as unknown as StoredRecord, steps);
           if (callInFlight) await saved;
           else saved.catch(() => {}); // a failed write fails the final save too
