@@ -9,7 +9,7 @@
 // thread, as from a monitor outside the process: probing from the event loop under test would
 // add the client's own turns (sending, then reading the answer) to every probe. Aims: dev <= 2x run (dev timed
 // from the 202 to the durable final record); /healthz p99 < 50 ms; no turn of 50 ms or more.
-// Usage: npm run build && node bench/large-each.mjs [--quick]
+// Usage: npm run build && node bench/large-each.mjs [--quick]   (ALLOY_BENCH_DIST=<dir>: another build)
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { inflateRawSync } from 'node:zlib';
@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { printTable } from './lib.mjs';
 
-const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+// ALLOY_BENCH_DIST=<dir> measures another build (e.g. the one before a change) with the same bench.
+const dist = process.env.ALLOY_BENCH_DIST ? path.resolve(process.env.ALLOY_BENCH_DIST) : path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const { openEventLog } = await import(path.join(dist, 'server', 'event-log.js'));
 const { indexDefinitions } = await import(path.join(dist, 'server', 'definitions.js'));
 const { createRuntimeServer } = await import(path.join(dist, 'server', 'runtime-server.js'));
@@ -135,7 +136,9 @@ async function timeDev(probe) {
   return { ms, probes, loopMaxMs: loop.max / 1e6, turnCpuMs: stopMeter() };
 }
 
-await timeRun(); // warm-up
+// One warm-up run of each side, so the first timed run of neither pays for V8 compiling its code.
+await timeRun();
+await timeDev(false);
 const run = [];
 const dev = [];
 for (let i = 0; i < RUNS; i++) {
