@@ -4,7 +4,6 @@
  * execution is parked (not holding a worker), so a busy installation's backlog never keeps
  * another's work from starting; it goes back to the pool when a slot of that key frees.
  */
-import { setMaxListeners } from 'node:events';
 import { WorkerPool } from '../../server/worker-pool.js';
 import { KeyedSemaphore } from '../limiter.js';
 import type { IngestInput, ServeState } from '../state/types.js';
@@ -15,9 +14,8 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
   const perShop = new KeyedSemaphore(limits.perShop);
   const parked = new Map<string, string[]>();
   const running = new Map<string, AbortController>();
-  const stopAll = new AbortController();
-  // Every running execution listens for the stop (more than the 10 listeners Node warns at).
-  setMaxListeners(0, stopAll.signal);
+  /** Set when stop's grace period ended: executions still starting are interrupted at once. */
+  let stopReason: Error | undefined;
   let work: QueueWork | undefined;
   let pool: WorkerPool | undefined;
   const pending: string[] = [];
@@ -46,15 +44,17 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
       releaseI();
       return park(sKey!, id);
     }
+    // One controller per execution, owned here alone (cancel, stop): the runner aborts it too
+    // rather than following it with one of its own. Stopping aborts every one in `running`
+    // (no listener per execution on a process-wide signal).
     const controller = new AbortController();
-    const onStop = () => controller.abort(stopAll.signal.reason);
-    stopAll.signal.addEventListener('abort', onStop, { once: true });
+    const abort = (reason: unknown) => controller.abort(reason);
+    if (stopReason) controller.abort(stopReason);
     running.set(id, controller);
     try {
       // Interrupted (stopping) executions stay unfinished in the state: the next start resumes them.
-      await prepared.run(controller.signal);
+      await prepared.run(controller.signal, abort);
     } finally {
-      stopAll.signal.removeEventListener('abort', onStop);
       running.delete(id);
       releaseI();
       releaseS();
@@ -87,7 +87,10 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
     async stop(graceMs) {
       if (!pool) return;
       pool.stop();
-      const timer = setTimeout(() => stopAll.abort(new Error('stopping')), graceMs);
+      const timer = setTimeout(() => {
+        stopReason = new Error('stopping');
+        for (const c of running.values()) c.abort(stopReason);
+      }, graceMs);
       await pool.idle();
       clearTimeout(timer);
     },
