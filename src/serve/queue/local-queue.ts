@@ -12,7 +12,7 @@ import type { EnqueueOptions, ExecutionQueue, QueueLimits, QueueWork } from './t
 export function createLocalQueue(state: ServeState, limits: QueueLimits): ExecutionQueue {
   const perInstallation = new KeyedSemaphore(limits.perInstallation);
   const perShop = new KeyedSemaphore(limits.perShop);
-  const parked = new Map<string, string[]>();
+  const parked = new Map<string, Fifo>();
   const running = new Map<string, AbortController>();
   /** Set when stop's grace period ended: executions still starting are interrupted at once. */
   let stopReason: Error | undefined;
@@ -21,15 +21,16 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
   const pending: string[] = [];
 
   const park = (key: string, id: string) => {
-    const q = parked.get(key) ?? [];
+    let q = parked.get(key);
+    if (!q) parked.set(key, (q = new Fifo()));
     q.push(id);
-    parked.set(key, q);
   };
   const unpark = (key: string) => {
     const q = parked.get(key);
-    const next = q?.shift();
-    if (q && q.length === 0) parked.delete(key);
-    if (next) pool!.push(next);
+    if (!q) return;
+    const next = q.shift();
+    if (q.size === 0) parked.delete(key);
+    if (next !== undefined) pool!.push(next);
   };
 
   async function run(id: string): Promise<void> {
@@ -95,4 +96,33 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * A FIFO of ids with O(1) removal from the front: a shop's backlog parks thousands of ids, and
+ * Array#shift on an array that large copies it (V8 trims only small arrays in place), so
+ * every execution that ended cost a copy of the whole backlog.
+ */
+class Fifo {
+  private items: string[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(id: string): void {
+    this.items.push(id);
+  }
+  shift(): string | undefined {
+    if (this.head === this.items.length) return undefined;
+    const id = this.items[this.head++];
+    // Drop what was taken once it is most of the array (amortized O(1)).
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    } else if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return id;
+  }
 }
