@@ -51,6 +51,12 @@ export const credentialRoutes: ApiRoute[] = [
       const bad = Object.entries(fields).filter(([k, v]) => !(k in declared) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
       if (bad.length) throw new HttpError(400, 'E_BAD_REQUEST', 'some credential fields are not valid', `Fields of ${app}: ${Object.keys(declared).join(', ')}.`, { fields: bad });
       const account = str(body, 'account', { max: 255 });
+      // App webhooks are routed by account: a user naming another's shop would get that shop's
+      // deliveries run, and readable, under their own installations. Only OAuth (the app signs
+      // the shop) or the backend may vouch for an account.
+      if (account && c.principal.kind === 'user') {
+        throw new HttpError(403, 'E_FORBIDDEN', 'a user token cannot name an `account`', `Connect the account through OAuth (POST /v1/oauth/${app}/start), or add the credential from your backend with an admin key.`);
+      }
       if (!(await c.deps.state.users.get(c.params.userId))) throw notFound('user');
       const id = newId('cred', c.deps.now());
       const now = c.iso();
