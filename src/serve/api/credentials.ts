@@ -90,7 +90,7 @@ export const credentialRoutes: ApiRoute[] = [
       if (!provider) throw new HttpError(404, 'E_NOT_FOUND', `no OAuth flow for ${c.params.app}`);
       if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
       if (!(await c.deps.state.users.get(userId))) throw notFound('user');
-      const account = provider.account(str(body, 'account') ?? undefined);
+      const account = provider.account(str(body, 'account') ?? undefined, 'account');
       const redirectAfter = str(body, 'redirectAfter', { pattern: /^https?:\/\//, max: 2000 });
       const nonce = randomBytes(24).toString('base64url');
       await c.deps.state.oauthStates.put({ nonce, userId, app: c.params.app, account, ...(redirectAfter ? { redirectAfter } : {}), expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString() });
