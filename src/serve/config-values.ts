@@ -36,7 +36,9 @@ export function checkConfig(def: IntegrationDef, values: Record<string, unknown>
   const vars = def.config ?? {};
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(vars)) if (v.default !== undefined) out[name] = v.default;
-  Object.assign(out, values);
+  // Own properties even for a `__proto__` key of the JSON (assignment would make it the prototype,
+  // whose values satisfy `required` and then vanish when stored): refused as an unknown name.
+  for (const [k, v] of Object.entries(values)) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   let validate = compiled.get(vars);
   if (!validate) {
     validate = getUserAjv().compile(schemaOf(vars));

@@ -145,7 +145,7 @@ export const installationRoutes: ApiRoute[] = [
       const merged: Record<string, unknown> = { ...current };
       for (const [k, v] of Object.entries(patch ?? {})) {
         if (v === null) delete merged[k];
-        else merged[k] = v;
+        else Object.defineProperty(merged, k, { value: v, enumerable: true, writable: true, configurable: true }); // `__proto__` too, as an own key
       }
       const checked = checkConfig(version.def, merged);
       if (checked.violations.length) throw configError(i.integration, i.version, checked.violations);
