@@ -115,6 +115,16 @@ describe('alloy serve: authentication and authorization on every route', () => {
     expect(claim.body.error.code).toBe('E_FORBIDDEN');
     expect(claim.body.error.hint).toContain('/v1/oauth/shopify/start');
     expect((await call(serve.url, 'GET', '/v1/users/user-b/credentials', { token: tokenB })).body.items).toEqual([]);
+    // Nor name where requests go: `shop` (a non-secret connection field) becomes the connector's
+    // host, so a user could point this server at an internal address and read the answer in
+    // the execution record.
+    const aim = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: tokenB, body: { app: 'shopify', kind: 'token', fields: { shop: 'http://10.0.0.5:8080/internal?', accessToken: 'x' } } });
+    expect(aim.status).toBe(403);
+    expect(aim.body.error.details.fields).toEqual([{ path: '/fields/shop', message: 'may be set by an admin key only' }]);
+    // Names every object has are not connection fields (they passed an \`in\` check).
+    const inherited = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: keys.admin, body: { app: 'shopify', kind: 'token', fields: { toString: 'x', accessToken: 'x' } } });
+    expect(inherited.status).toBe(400);
+    expect(inherited.body.error.details.fields).toEqual([{ path: '/fields/toString', message: 'is not a string connection field of shopify' }]);
     // Without an account, and from the backend, credentials are taken as before.
     const plain = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: tokenB, body: { app: 'shopify', kind: 'token', fields: { accessToken: 'x' } } });
     expect(plain.status).toBe(201);

@@ -48,14 +48,19 @@ export const credentialRoutes: ApiRoute[] = [
       if (!runtime) throw new HttpError(400, 'E_BAD_REQUEST', `no connector "${app}"`, undefined, { fields: [{ path: '/app', message: 'is not a connector' }] });
       const fields = obj(body, 'fields') ?? {};
       const declared = runtime.manifest.connection ?? {};
-      const bad = Object.entries(fields).filter(([k, v]) => !(k in declared) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
+      // Own keys only: `toString` and friends are `in` every object.
+      const bad = Object.entries(fields).filter(([k, v]) => !Object.hasOwn(declared, k) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
       if (bad.length) throw new HttpError(400, 'E_BAD_REQUEST', 'some credential fields are not valid', `Fields of ${app}: ${Object.keys(declared).join(', ')}.`, { fields: bad });
       const account = str(body, 'account', { max: 255 });
-      // App webhooks are routed by account: a user naming another's shop would get that shop's
-      // deliveries run, and readable, under their own installations. Only OAuth (the app signs
-      // the shop) or the backend may vouch for an account.
-      if (account && c.principal.kind === 'user') {
-        throw new HttpError(403, 'E_FORBIDDEN', 'a user token cannot name an `account`', `Connect the account through OAuth (POST /v1/oauth/${app}/start), or add the credential from your backend with an admin key.`);
+      if (c.principal.kind === 'user') {
+        // App webhooks are routed by account: a user naming another's shop would get that shop's
+        // deliveries run, and readable, under their own installations. Only OAuth (the app signs
+        // the shop) or the backend may vouch for an account.
+        if (account) throw new HttpError(403, 'E_FORBIDDEN', 'a user token cannot name an `account`', `Connect the account through OAuth (POST /v1/oauth/${app}/start), or add the credential from your backend with an admin key.`);
+        // Non-secret fields say where requests go (Shopify's `shop` is the host): a user could aim
+        // this server at an internal address and read the answer in the execution record.
+        const aimed = Object.keys(fields).filter((k) => !declared[k].secret).map((k) => ({ path: `/fields/${k}`, message: 'may be set by an admin key only' }));
+        if (aimed.length) throw new HttpError(403, 'E_FORBIDDEN', 'a user token may set only the secret fields of a credential', `Secret fields of ${app}: ${Object.keys(declared).filter((k) => declared[k].secret).join(', ') || 'none'}; connect through OAuth, or add the credential from your backend with an admin key.`, { fields: aimed });
       }
       if (!(await c.deps.state.users.get(c.params.userId))) throw notFound('user');
       const id = newId('cred', c.deps.now());
