@@ -3,7 +3,7 @@
  * elsewhere (pipes, CI=true) it needs --yes or both flags. Never overwrites a file: if any
  * file it would write exists, it writes nothing and names the conflicts.
  */
-import { lstat, mkdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -59,15 +59,6 @@ async function conflictsIn(target: string, rels: string[]): Promise<string[]> {
     if ((await lkind(rel)) !== 'none') found.add(rel);
   }
   return [...found];
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export default async function initCommand(ctx: CliContext, args: string[], opts: InitOptions): Promise<number> {
