@@ -29,6 +29,8 @@ const LOOK_BACK_MS = 2_000;
 const PAGE = 200;
 /** Executions in flight re-read per poll at most (the rest wait for the next poll). */
 const IN_FLIGHT_PER_POLL = 200;
+/** What one subscriber may have waiting in memory before its stream is ended. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** Executions already in flight when the first page subscribes that are followed. */
 const MAX_FOLLOWED = 1_000;
 
@@ -94,7 +96,14 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   let closed = false;
 
   const write = (s: Subscriber, text: string) => {
-    if (!s.res.writableEnded) s.res.write(text);
+    if (s.res.writableEnded) return;
+    s.res.write(text);
+    // A client that stops reading would have every later event buffered here without bound:
+    // past the limit its stream ends (the EventSource reconnects and the list API has the rest).
+    if (s.res.writableLength > MAX_BUFFERED_BYTES) {
+      drop(s);
+      s.res.destroy();
+    }
   };
 
   const publish = (row: ExecutionRow) => {
