@@ -25,3 +25,24 @@ it('answers 500 E_INTERNAL without the message, and logs the route and the error
     await s.close();
   }
 });
+
+it('a version or integration name the store refuses is the caller\'s mistake (400), not an internal error', async () => {
+  const logged: string[] = [];
+  const s = await startTestServe({ log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
+  try {
+    const post = (p: string, body: unknown) => fetch(`${s.url}${p}`, { method: 'POST', headers: { authorization: `Bearer ${s.admin}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await post('/v1/users', { id: 'u1' });
+    for (const [p, body] of [
+      ['/v1/installations', { userId: 'u1', integration: 'shopify-sync', version: 1e300, credentials: {} }],
+      ['/v1/installations', { userId: 'u1', integration: 'a'.repeat(70), version: 1, credentials: {} }],
+      ['/v1/integrations/..%2f..%2fx/upgrade', {}],
+    ] as const) {
+      const r = await post(p, body);
+      expect([p, r.status]).toEqual([p, 400]);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_BAD_REQUEST');
+    }
+    expect(logged.filter((l) => l.startsWith('internal error'))).toEqual([]);
+  } finally {
+    await s.close();
+  }
+});
