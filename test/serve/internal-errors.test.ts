@@ -28,7 +28,12 @@ it('answers 500 E_INTERNAL without the message, and logs the route and the error
 
 it('a version or integration name the store refuses is the caller\'s mistake (400), not an internal error', async () => {
   const logged: string[] = [];
-  const s = await startTestServe({ log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
+  const state = openSqliteState(path.join(tempDir(), 'serve.db'));
+  // An ended execution to rerun (queued ones would be picked up by the runner).
+  const at = new Date().toISOString();
+  const record = { id: 'ex_0', workflow: 'shopify-sync/create-order', version: 'v1', userId: 'u1', event: {}, status: 'succeeded', createdAt: at, steps: {} };
+  await state.executions.ingest({ executions: [{ id: 'ex_0', installationId: 'inst_0', userId: 'u1', integration: 'shopify-sync', version: 1, workflow: record.workflow, status: 'succeeded', record, createdAt: at, updatedAt: at } as never] });
+  const s = await startTestServe({ state, log: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) });
   try {
     const post = (p: string, body: unknown) => fetch(`${s.url}${p}`, { method: 'POST', headers: { authorization: `Bearer ${s.admin}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     await post('/v1/users', { id: 'u1' });
@@ -36,6 +41,7 @@ it('a version or integration name the store refuses is the caller\'s mistake (40
       ['/v1/installations', { userId: 'u1', integration: 'shopify-sync', version: 1e300, credentials: {} }],
       ['/v1/installations', { userId: 'u1', integration: 'a'.repeat(70), version: 1, credentials: {} }],
       ['/v1/integrations/..%2f..%2fx/upgrade', {}],
+      ['/v1/executions/ex_0/rerun', { version: 1e300 }],
     ] as const) {
       const r = await post(p, body);
       expect([p, r.status]).toEqual([p, 400]);
