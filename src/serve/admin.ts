@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
-import { UsageError } from '../errors.js';
+import { AlloyError, UsageError } from '../errors.js';
 import { newId } from '../server/ids.js';
 import { API_KEY_ROLES, hashApiKey, newApiKey } from './auth.js';
 import { addKeyToFile, loadKeyring, makeKeyring, parseMasterKey, rewrap, type Keyring } from './crypto.js';
@@ -60,8 +60,23 @@ function prepareDataDir(where: ServeLocation): void {
 export async function openServe(where: ServeLocation, env: NodeJS.ProcessEnv): Promise<{ state: ServeState; keyring: Keyring }> {
   const keyring = loadServeKeyring(where, env);
   prepareDataDir(where);
-  const state = await openServeState(where);
+  const state = await openState(where);
   return { state, keyring };
+}
+
+/** openServeState, with a damaged SQLite file named as such (it was "internal error … a bug in alloy"). */
+async function openState(where: ServeLocation): Promise<ServeState> {
+  try {
+    return await openServeState(where);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (where.database || (code !== 'SQLITE_NOTADB' && code !== 'SQLITE_CORRUPT')) throw err;
+    const file = path.join(where.dataDir!, STATE_FILE);
+    throw new AlloyError('E_STATE_DAMAGED', `cannot open the serve state ${file}: ${(err as Error).message}`, {
+      hint: `The file is damaged: stop every process using it and restore ${STATE_FILE} (with its -wal) from a backup (alloy serve does not start on a damaged file).`,
+      cause: err,
+    });
+  }
 }
 
 export async function createApiKey(state: ServeState, role: string, name: string | undefined, now: number): Promise<{ key: string; record: ApiKeyRecord }> {
@@ -106,7 +121,7 @@ export async function rotateMasterKey(where: ServeLocation, env: NodeJS.ProcessE
     keyring = addKeyToFile(keyFileOf(where.dataDir, env)!);
   }
   prepareDataDir(where);
-  const state = await openServeState(where);
+  const state = await openState(where);
   try {
     const counts = await rewrapAll(state, keyring);
     return { kid: keyring.current.kid, ...counts };

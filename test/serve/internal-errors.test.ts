@@ -52,3 +52,19 @@ it('a version or integration name the store refuses is the caller\'s mistake (40
     await s.close();
   }
 });
+
+it('a damaged serve.db is a clear error naming the file and what to do, not "a bug in alloy"', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { openServe } = await import('../../src/serve/admin.js');
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'serve.db'), 'garbage, not a database');
+  let err: { code?: string; message?: string; hint?: string } = {};
+  try {
+    await openServe({ dataDir: dir }, {});
+  } catch (e) {
+    err = e as typeof err;
+  }
+  expect(err.code).toBe('E_STATE_DAMAGED');
+  expect(err.message).toContain(path.join(dir, 'serve.db'));
+  expect(err.hint).toMatch(/backup/);
+});
