@@ -21,6 +21,7 @@ import { formatSse } from '../net/sse.js';
 import { idFloor, idTime } from '../server/ids.js';
 import { SSE_HEARTBEAT_MS } from '../server/event-stream.js';
 import { HttpError } from '../http/error.js';
+import { writeStream } from '../http/respond.js';
 import type { Principal } from './auth.js';
 import type { ExecutionRow, ServeState } from './state/types.js';
 
@@ -29,8 +30,6 @@ const LOOK_BACK_MS = 2_000;
 const PAGE = 200;
 /** Executions in flight re-read per poll at most (the rest wait for the next poll). */
 const IN_FLIGHT_PER_POLL = 200;
-/** What one subscriber may have waiting in memory before its stream is ended. */
-const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /** Executions already in flight when the first page subscribes that are followed. */
 const MAX_FOLLOWED = 1_000;
 
@@ -95,15 +94,9 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   let again = false;
   let closed = false;
 
+  // A client that stopped reading has its stream ended (it reconnects; the list API has the rest).
   const write = (s: Subscriber, text: string) => {
-    if (s.res.writableEnded) return;
-    s.res.write(text);
-    // A client that stops reading would have every later event buffered here without bound:
-    // past the limit its stream ends (the EventSource reconnects and the list API has the rest).
-    if (s.res.writableLength > MAX_BUFFERED_BYTES) {
-      drop(s);
-      s.res.destroy();
-    }
+    if (!writeStream(s.res, text)) drop(s);
   };
 
   const publish = (row: ExecutionRow) => {
