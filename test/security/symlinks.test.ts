@@ -14,6 +14,7 @@ import { RelayQueue } from '../../src/tunnel/relay-queue.js';
 import { ensurePrivateDir, ensurePrivateDirAsync } from '../../src/core/safe-fs.js';
 import { fixedClock, integration, workflow } from '../store/helpers.js';
 import { openServe, rotateMasterKey } from '../../src/serve/admin.js';
+import { SnapshotBook } from '../../src/test-runner/snapshots.js';
 
 let root: string;
 let victim: string;
@@ -112,6 +113,32 @@ describe('no writes through symlinks under .alloy', () => {
     rmSync(path.join(repo(), '.alloy'));
     ensurePrivateDir(deep, repo());
     expect(existsSync(deep)).toBe(true);
+  });
+});
+
+describe('no writes through symlinks in the project (a hostile clone)', () => {
+  it('alloy test snapshots: a linked tests/ or __snapshots__/ is refused, nothing written at its target', async () => {
+    const elsewhere = path.join(root, 'dir-elsewhere');
+    mkdirSync(elsewhere);
+    const tests = path.join('integrations', 'x', 'tests');
+    mkdirSync(path.join(repo(), tests), { recursive: true });
+    const snapshot = async () => {
+      const book = new SnapshotBook(repo(), { update: true, ci: false });
+      expect(book.check(path.join(tests, 'a.test.yaml'), 'first', { status: 'succeeded' }).state).toBe('written');
+      await book.save();
+    };
+    link(path.join(tests, '__snapshots__'), elsewhere);
+    expect((await refusalAsync(snapshot)).code).toBe('E_SYMLINK');
+    rmSync(path.join(repo(), tests), { recursive: true });
+    link(path.join('integrations', 'x', 'tests'), elsewhere);
+    expect((await refusalAsync(snapshot)).code).toBe('E_SYMLINK');
+    expect(readdirSync(elsewhere)).toEqual([]);
+    // Without links it writes the file, readable by the project's other users as any project file.
+    rmSync(path.join(repo(), tests));
+    await snapshot();
+    const written = path.join(repo(), tests, '__snapshots__', 'a.test.yaml.snap.json');
+    expect(JSON.parse(readFileSync(written, 'utf8'))).toEqual({ first: { status: 'succeeded' } });
+    expect(statSync(written).mode & 0o044).not.toBe(0);
   });
 });
 
