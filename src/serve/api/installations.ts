@@ -5,6 +5,7 @@
  */
 import { HttpError } from '../../http/error.js';
 import { newId } from '../../server/ids.js';
+import { setOwn } from '../../core/own-key.js';
 import { BadStoreInputError, StoreNotFoundError } from '../../store/lib.js';
 import { checkConfig, maskConfig, openConfig, sealConfig } from '../config-values.js';
 import type { IntegrationVersion } from '../definitions.js';
@@ -147,7 +148,7 @@ export const installationRoutes: ApiRoute[] = [
       const merged: Record<string, unknown> = { ...current };
       for (const [k, v] of Object.entries(patch ?? {})) {
         if (v === null) delete merged[k];
-        else Object.defineProperty(merged, k, { value: v, enumerable: true, writable: true, configurable: true }); // `__proto__` too, as an own key
+        else setOwn(merged, k, v); // `__proto__` too, as an own key
       }
       const checked = checkConfig(version.def, merged);
       if (checked.violations.length) throw configError(i.integration, i.version, checked.violations);
