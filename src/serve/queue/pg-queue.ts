@@ -152,23 +152,38 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       }
     },
   };
-  const boss = new PgBoss({
-    db: poolDb,
-    // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
-    // state's, so one schema holds a deployment and dropping it removes everything.
-    schema: state.schema,
-    schedule: false,
-    // Expired jobs are failed (and so retried) by whichever process's maintenance runs first
-    // (pg-boss takes an advisory lock so one process at a time does it).
-    supervise: true,
-    maintenanceIntervalSeconds: Math.max(1, Math.min(5, Math.floor(recoverAfter / 3))),
-  });
-  boss.on('error', (err) => log('queue error', { error: (err as Error).message }));
+  const newBoss = () => {
+    const b = new PgBoss({
+      db: poolDb,
+      // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
+      // state's, so one schema holds a deployment and dropping it removes everything.
+      schema: state.schema,
+      schedule: false,
+      // Expired jobs are failed (and so retried) by whichever process's maintenance runs first
+      // (pg-boss takes an advisory lock so one process at a time does it).
+      supervise: true,
+      maintenanceIntervalSeconds: Math.max(1, Math.min(5, Math.floor(recoverAfter / 3))),
+    });
+    b.on('error', (err) => log('queue error', { error: (err as Error).message }));
+    return b;
+  };
+  let boss = newBoss();
 
   let ready: Promise<void> | undefined;
   const ensureReady = () =>
     (ready ??= (async () => {
-      await boss.start();
+      try {
+        await boss.start();
+      } catch (err) {
+        // pg-boss 10 marks itself starting before it migrates and never clears the mark when
+        // that fails: a second start() on the same instance returns at once, as if started,
+        // over tables it never made. So a failed start leaves the instance behind (nothing of
+        // it runs yet: its maintenance starts after the migration) and the next try starts a new one.
+        const failed = boss;
+        boss = newBoss();
+        await failed.stop({ graceful: false, wait: true, close: false }).catch(() => {});
+        throw err;
+      }
       if (await boss.getQueue(JOB)) return;
       // pg-boss 10's create_queue is not safe to run twice at once: the second session's
       // insert of the queue row waits for the first's transaction, which then waits for a
