@@ -28,7 +28,7 @@ import { setMaxListeners } from 'node:events';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { IngestInput, IngestResult, ServeState } from '../state/types.js';
-import type { ForRunRow, PgIngestOptions } from '../state/pg-state.js';
+import { BUCKET_REPORTS_UPSERT, type BucketReports, type ForRunRow, type PgIngestOptions } from '../state/pg-state.js';
 import type { EnqueueOptions, ExecutionQueue, PreparedExecution, QueueLimits, QueueWork } from './types.js';
 
 /** What the queue needs of the PostgreSQL state (PgServeState has it). */
@@ -41,6 +41,8 @@ export interface PgQueueState {
   };
   /** Hands the runner's next getForRun the execution read with its job (PgServeState has it). */
   primeForRun?(id: string, loaded: ForRunRow | undefined): void;
+  /** Cost-bucket reports for the settle statement to carry (PgServeState has it). */
+  takeBucketReports?(): BucketReports | undefined;
 }
 
 export interface PgQueueOptions {
@@ -77,13 +79,17 @@ const SLOTS_SQL = `WITH i AS MATERIALIZED (
 )
 SELECT (SELECT slot FROM i) AS i, (SELECT slot FROM s) AS s`;
 
-/** Completes jobs ($4, as pg-boss's complete does) and releases advisory locks ($1/$2 pairs) in one statement. */
+/**
+ * Completes jobs ($4, as pg-boss's complete does) and releases advisory locks ($1/$2 pairs) in
+ * one statement, which also writes the state's waiting cost-bucket reports ($5, a JSON array;
+ * pacing, like the job bookkeeping committed without waiting for the WAL flush).
+ */
 const SETTLE_SQL = `WITH u AS (
   SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtext(k), hashtext(v))) AS n FROM unnest($1::text[], $2::text[]) AS l(k, v)
 ), c AS (
   UPDATE job SET completed_on = now(), state = 'completed' WHERE name = $3 AND id = ANY($4::uuid[]) AND state = 'active' RETURNING 1
-)
-SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed`;
+), r AS (${BUCKET_REPORTS_UPSERT('$5')} RETURNING 1)
+SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed, (SELECT count(*) FROM r) AS reported`;
 
 interface JobData {
   id: string;
@@ -373,10 +379,14 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     let batch = settling;
     if (!batch) {
       const b = (batch = settling = { kinds: [], keys: [], jobs: [], done: Promise.resolve() });
+      let reports: BucketReports | undefined;
       b.done = onSession('alloy_q_settle', SETTLE_SQL, () => {
         if (settling === b) settling = undefined; // later ones start the next batch
-        return [b.kinds, b.keys, JOB, b.jobs];
-      }).then(() => {});
+        reports = state.takeBucketReports?.();
+        return [b.kinds, b.keys, JOB, b.jobs, reports?.json ?? '[]'];
+      })
+        .finally(() => reports?.done())
+        .then(() => {});
     }
     for (const [kind, key] of locks) {
       batch.kinds.push(`${state.schema}:${kind}`);

@@ -92,6 +92,17 @@ export interface PgServeState extends ServeState {
    * `undefined` forgets one not asked for. Used once.
    */
   primeForRun(id: string, loaded: ForRunRow | undefined): void;
+  /**
+   * The cost-bucket reports waiting to be written, for a statement of the execution queue's
+   * to carry (rows for BUCKET_REPORTS_UPSERT's JSON parameter); `done()` once that statement
+   * settled (written or not: a report is pacing, dropped on failure).
+   */
+  takeBucketReports(): BucketReports | undefined;
+}
+
+export interface BucketReports {
+  json: string;
+  done(): void;
 }
 
 /** An execution with its installation and its credentials' accounts, as GET_FOR_RUN_SQL (and alloy_take_jobs) read it. */
@@ -265,19 +276,16 @@ WITH ${ASYNC_COMMIT}, b AS (
 )
 SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took, (SELECT count(*) FROM nowait)::int AS nowait FROM b`;
 
-/** Buckets' latest throttle status, from apps' answers: rows of a JSON array (see reportBuckets). */
-const REPORTS_UPSERT = (param: string) => `
+/** Buckets' latest throttle status, from apps' answers: rows of a JSON array (see takeBucketReports). */
+export const BUCKET_REPORTS_UPSERT = (param: string) => `
 INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms)
 SELECT x.key, x.maximum_available, x.current_available, x.restore_rate, x.last_cost, x.at_ms
 FROM json_to_recordset(${param}::json) AS x(key text, maximum_available float8, current_available float8, restore_rate float8, last_cost float8, at_ms bigint)
 ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms`;
 /** Reports on their own (see ASYNC_COMMIT). */
-const REPORT_SQL = `WITH ${ASYNC_COMMIT}, r AS (${REPORTS_UPSERT('$1')} RETURNING 1) SELECT (SELECT count(*) FROM nowait)::int AS nowait, (SELECT count(*) FROM r)::int AS n`;
+const REPORT_SQL = `WITH ${ASYNC_COMMIT}, r AS (${BUCKET_REPORTS_UPSERT('$1')} RETURNING 1) SELECT (SELECT count(*) FROM nowait)::int AS nowait, (SELECT count(*) FROM r)::int AS n`;
 
-const CHECKPOINT_SQL = "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, record = $3, updated_at = $4 WHERE id = $1";
-/** A checkpoint carrying the reports waiting to be written (reportBuckets): one statement, one commit. */
-const CHECKPOINT_WITH_REPORTS_SQL = `WITH r AS (${REPORTS_UPSERT('$5')} RETURNING 1) ${CHECKPOINT_SQL}`;
-/** How long a bucket report may wait for a checkpoint to carry it before it is written on its own. */
+/** How long a bucket report may wait for another statement to carry it before it is written on its own. */
 const REPORT_WAIT_MS = 20;
 
 /**
@@ -492,43 +500,42 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
 
   // ---- cost-bucket reports ------------------------------------------------------------
   // A report (the app's throttle status after a call) is pacing, not a record (see
-  // ASYNC_COMMIT): it waits up to REPORT_WAIT_MS for this process's next checkpoint, which
-  // usually follows the call at once, and goes in that statement; else it is written on its
-  // own. Only the latest report per bucket is kept. This process's take of a bucket first
+  // ASYNC_COMMIT): it waits up to REPORT_WAIT_MS for the execution queue's next statement
+  // that completes jobs (asynchronous commit too; it usually follows the call's execution at
+  // once) to carry it (takeBucketReports); else it is written on its own. Only the latest report per bucket is kept. This process's take of a bucket first
   // writes its own waiting report and waits for one on its way; other processes see a report
   // at most REPORT_WAIT_MS (plus a statement) later, as if the answer had come that much later.
   type Report = { key: string; maximum_available: number; current_available: number; restore_rate: number; last_cost: number; at_ms: number };
   const pendingReports = new Map<string, Report>();
   const reportsInFlight = new Map<string, Promise<unknown>>();
   let reportTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Takes the waiting reports for a statement; `sent` marks them on their way until it settles. */
-  function takeReports(): { json: string; sent<T>(p: Promise<T>): Promise<T> } | undefined {
+  /** Takes the waiting reports for a statement: they count as on their way until `done()`. */
+  function takeReports(): BucketReports | undefined {
     if (pendingReports.size === 0) return undefined;
     // In key order: two processes' statements lock the buckets they upsert in one order (no deadlock).
     const rows = [...pendingReports.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     pendingReports.clear();
     if (reportTimer) clearTimeout(reportTimer);
     reportTimer = undefined;
-    return {
-      json: JSON.stringify(rows),
-      sent(p) {
-        const settled = p.then(
-          () => {},
-          () => {},
-        );
-        for (const r of rows) reportsInFlight.set(r.key, settled);
-        void settled.then(() => {
-          for (const r of rows) if (reportsInFlight.get(r.key) === settled) reportsInFlight.delete(r.key);
-        });
-        return p;
-      },
-    };
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    for (const r of rows) reportsInFlight.set(r.key, settled);
+    void settled.then(() => {
+      for (const r of rows) if (reportsInFlight.get(r.key) === settled) reportsInFlight.delete(r.key);
+    });
+    return { json: JSON.stringify(rows), done };
   }
   async function flushReports(): Promise<void> {
     const reports = takeReports();
-    if (!reports || closed) return;
+    if (!reports) return;
     // Pacing state: a failed write is dropped (the next answer from the app sets the bucket again).
-    await reports.sent(q(REPORT_SQL, [reports.json], 'alloy_bucket_reports')).catch(() => {});
+    try {
+      if (!closed) await q(REPORT_SQL, [reports.json], 'alloy_bucket_reports');
+    } catch {
+      // dropped
+    } finally {
+      reports.done();
+    }
   }
 
   // Answers read by the execution queue for the runner's next getForRun (see primeForRun).
@@ -538,6 +545,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     pool,
     schema,
     transaction,
+    takeBucketReports: takeReports,
     primeForRun(id, loaded) {
       if (loaded) primed.set(id, loaded);
       else primed.delete(id);
@@ -645,13 +653,11 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         listWhere<ExecutionRow>('executions', EXECUTION_COLUMNS, { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, executionOf),
       async checkpoint(id, record) {
         // A cancelled execution stays cancelled: later checkpoints only update the record.
-        const args = [id, record.status, JSON.stringify(record), new Date().toISOString()];
-        const reports = takeReports();
-        if (!reports) {
-          await q(CHECKPOINT_SQL, args, 'alloy_checkpoint');
-          return;
-        }
-        await reports.sent(q(CHECKPOINT_WITH_REPORTS_SQL, [...args, reports.json], 'alloy_checkpoint_reports'));
+        await q(
+          "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, record = $3, updated_at = $4 WHERE id = $1",
+          [id, record.status, JSON.stringify(record), new Date().toISOString()],
+          'alloy_checkpoint',
+        );
       },
       async cancel(id, at) {
         const rows = await q("UPDATE executions SET status = 'cancelled', updated_at = $2 WHERE id = $1 AND status IN ('queued', 'running') RETURNING id", [id, at]);
@@ -695,7 +701,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return waitFor(r.avail, r.last_cost, r.restore_rate);
       },
       async report(key, b) {
-        pendingReports.set(key, { key, maximum_available: b.maximumAvailable, current_available: b.currentlyAvailable, restore_rate: b.restoreRate, last_cost: b.lastCost, at_ms: Math.round(b.at) });
+        const row = { key, maximum_available: b.maximumAvailable, current_available: b.currentlyAvailable, restore_rate: b.restoreRate, last_cost: b.lastCost, at_ms: Math.round(b.at) };
+        // Only plain numbers ride on a checkpoint (whose failure would interrupt an execution); anything else is written alone, as before.
+        if (![row.maximum_available, row.current_available, row.restore_rate, row.last_cost, row.at_ms].every((v) => typeof v === 'number' && Number.isFinite(v))) {
+          await q(REPORT_SQL, [JSON.stringify([row])], 'alloy_bucket_reports');
+          return;
+        }
+        pendingReports.set(key, row);
         reportTimer ??= setTimeout(() => void flushReports(), REPORT_WAIT_MS);
       },
     },
