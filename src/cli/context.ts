@@ -5,6 +5,7 @@
  * CLI in-process with captured streams.
  */
 import { Chalk, type ChalkInstance } from 'chalk';
+import { terminalSafe } from './render/terminal-safe.js';
 
 export interface Writable {
   write(chunk: string): unknown;
@@ -91,10 +92,10 @@ export function createContext(io: CliIO, options: ContextOptions = {}): CliConte
     color,
     errColor,
     out: (line = '') => {
-      io.stdout.write(`${line}\n`);
+      io.stdout.write(`${terminalSafe(line)}\n`);
     },
     note: (line = '') => {
-      io.stderr.write(`${line}\n`);
+      io.stderr.write(`${terminalSafe(line)}\n`);
     },
     printJson: (value) => {
       io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -22,6 +22,7 @@ import {
   type EvaluateOptions,
 } from './expression-limits.js';
 import { compileScalar, MISS, type ScalarEvaluator } from './scalar-expressions.js';
+import { setOwn } from './own-key.js';
 
 export { DEFAULT_EXPRESSION_LIMITS, type EvaluateOptions, type ExpressionLimits } from './expression-limits.js';
 
@@ -517,7 +518,7 @@ function renderQuick(value: CompiledValue, context: Record<string, unknown>, opt
       for (const [k, item] of value.entries) {
         const v = renderQuick(item, context, options);
         if (v === MISS) return MISS;
-        if (v !== undefined) out[k] = v;
+        if (v !== undefined) setOwn(out, k, v);
       }
       return out;
     }
@@ -562,7 +563,7 @@ async function renderSlow(
       const out: Record<string, unknown> = {};
       for (const [k, v] of value.entries) {
         const rendered = await renderSlow(v, context, onError, `${field}/${escapePointer(k)}`, options);
-        if (rendered !== undefined) out[k] = rendered;
+        if (rendered !== undefined) setOwn(out, k, rendered);
       }
       return out;
     }

@@ -13,6 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatSse } from '../net/sse.js';
+import { writeStream } from '../http/respond.js';
 import type { EventLog, LogEntry } from './event-log.js';
 
 /** A comment line this often keeps proxies and idle timers from closing the stream. */
@@ -39,15 +40,19 @@ export function createEventStream(log: EventLog): EventStream {
   const subscribers = new Set<Subscriber>();
   let heartbeat: NodeJS.Timeout | undefined;
 
-  const write = (sub: Subscriber, text: string) => {
-    if (!sub.res.writableEnded) sub.res.write(text);
+  // A client that stopped reading has its stream ended: it reconnects with Last-Event-ID and
+  // misses no log entry.
+  const write = (sub: Subscriber, text: string): boolean => {
+    if (writeStream(sub.res, text)) return true;
+    drop(sub);
+    return false;
   };
   const sendLogs = (sub: Subscriber) => {
     if (log.isClosed) return;
     for (;;) {
       const entries: LogEntry[] = log.readLog(sub.after, LOG_BATCH);
       for (const e of entries) {
-        write(sub, formatSse({ event: 'log', id: e.seq, data: JSON.stringify(e) }));
+        if (!write(sub, formatSse({ event: 'log', id: e.seq, data: JSON.stringify(e) }))) return;
         sub.after = e.seq;
       }
       if (entries.length < LOG_BATCH) return;

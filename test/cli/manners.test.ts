@@ -55,6 +55,22 @@ describe('CLI manners', () => {
     expect(body.error.code).toBe('E_NO_PROJECT');
   });
 
+  it('--json usage mistakes (unknown flag or command) are JSON on stdout too, exit 2', async () => {
+    for (const [args, env] of [[['validate', '--json', '--fail-on-wrn'], {}], [['valdate', '--json'], {}], [['validate', '--fail-on-wrn'], { ALLOY_JSON: '1' }]] as const) {
+      const r = await runInProcess([...args], { env });
+      expect(r.code).toBe(2);
+      const body = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; message: string; hint: string } };
+      expect(body.ok).toBe(false);
+      expect(body.error.code).toBe('E_USAGE');
+      expect(body.error.message).toMatch(/^unknown (option|command)/);
+      expect(body.error.hint).toMatch(/Did you mean/);
+    }
+    // Without --json, stdout stays empty and the message is on stderr, as before.
+    const plain = await runInProcess(['validate', '--fail-on-wrn'], { env: { ALLOY_JSON: '0' } });
+    expect(plain.stdout).toBe('');
+    expect(plain.stderr).toContain("unknown option '--fail-on-wrn'");
+  });
+
   it('servers read their flags from their own variables, so one ALLOY_PORT cannot move them all', async () => {
     const dev = await runInProcess(['dev', '--help']);
     const relay = await runInProcess(['relay', '--help']);

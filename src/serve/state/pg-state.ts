@@ -22,7 +22,7 @@
  *   (migration 6); a process holds nothing while its listening connection is down.
  */
 import pg from 'pg';
-import { UsageError } from '../../errors.js';
+import { AlloyError, UsageError } from '../../errors.js';
 import type { ExecutionRecord } from '../../engine/types.js';
 import { redactUrl } from './database-url.js';
 import { waitFor } from './buckets.js';
@@ -211,10 +211,20 @@ export async function migrateDatabase(options: PgStateOptions): Promise<Migratio
   }
 }
 
-/** A failure to reach or migrate the database, as a user error naming the URL without its password. */
-function openError(url: string, err: unknown): UsageError {
-  if (err instanceof UsageError) return err;
-  return new UsageError(`cannot open the PostgreSQL state at ${redactUrl(url)}: ${(err as Error).message}`, { hint: 'Check that the server runs and the URL (user, host, port, database) is right.' });
+/** Network failures: the URL may be right and the server down or restarting (57P03: starting up or shutting down). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P03']);
+
+/**
+ * A failure to reach or migrate the database, naming the URL without its password: a server
+ * that cannot be reached is a failure (exit 1, E_UNAVAILABLE), anything else (a wrong
+ * database, user or password, a newer schema) a usage error (exit 2).
+ */
+function openError(url: string, err: unknown): AlloyError {
+  if (err instanceof AlloyError) return err;
+  const message = `cannot open the PostgreSQL state at ${redactUrl(url)}: ${(err as Error).message}`;
+  const hint = 'Check that the server runs and the URL (user, host, port, database) is right.';
+  if (UNREACHABLE.has(String((err as { code?: unknown }).code))) return new AlloyError('E_UNAVAILABLE', message, { hint });
+  return new UsageError(message, { hint });
 }
 
 type Row = { doc: unknown };
