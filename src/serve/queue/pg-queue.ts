@@ -490,7 +490,8 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
           if (sSlot) slots.push(sSlot);
         }
         if (!iSlot || (prepared.shop && !sSlot)) outcome = 'busy';
-        else outcome = (await prepared.run(controller.signal)) ? 'complete' : 'retry';
+        // The controller is this execution's alone: lent to the runner (no second one linked to it).
+        else outcome = (await prepared.run(controller.signal, (reason) => controller.abort(reason))) ? 'complete' : 'retry';
       }
     } catch (err) {
       work!.onError?.(id, err);
