@@ -93,8 +93,11 @@ async function serveTarget(exec) {
     env: { SHOPIFY_API_SECRET: SHOPIFY_SECRET },
     egress: { allow: ['127.0.0.1'] },
     concurrency: 64,
-    // One user's executions all run at once in the exec bench (the raw forwarder has no bound either).
+    // One user's executions all run at once in the exec bench (the raw forwarder has no bound
+    // either): the installation's bound and its shop's (the user's Shopify credential names a
+    // shop, whose default bound of 4 parked all but 4 executions behind it).
     perInstallation: 64,
+    perShop: 64,
   });
   if (!exec) await server.runner.stop(0);
   const { key } = await createApiKey(state, 'ingest', 'bench', Date.now());

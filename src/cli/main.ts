@@ -58,6 +58,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     if (err instanceof CommanderError) {
       // --help and --version end here with exit code 0; usage mistakes with 2.
       if (err.exitCode === 0) return 0;
+      // commander printed the message on stderr; under --json stdout still gets the one JSON error.
+      if (jsonRequested(argv, io.env)) io.stdout.write(`${JSON.stringify(usageErrorJson(err.message), null, 2)}\n`);
       return 2;
     }
     const opts = program.opts<GlobalOptions>();
@@ -65,6 +67,21 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return handleError(err, createContext(io, { json: opts.json, noColor: opts.color === false }));
   }
   return exitCode;
+}
+
+/** --json on the command line (before `--`), or ALLOY_JSON on, judged without commander (its parse failed). */
+function jsonRequested(argv: string[], env: NodeJS.ProcessEnv): boolean {
+  const end = argv.indexOf('--');
+  if ((end === -1 ? argv : argv.slice(0, end)).includes('--json')) return true;
+  const raw = env.ALLOY_JSON;
+  return raw !== undefined && !['0', 'false', ''].includes(raw.toLowerCase());
+}
+
+/** commander's "error: unknown option '--x'\n(Did you mean --y?)" as alloy's JSON error. */
+function usageErrorJson(text: string): { ok: false; error: { code: string; message: string; hint: string } } {
+  const [first, ...rest] = text.replace(/^error:\s*/i, '').split('\n');
+  const hint = rest.map((l) => l.replace(/^\((.*)\)$/, '$1').trim()).filter(Boolean).join(' ');
+  return { ok: false, error: { code: 'E_USAGE', message: first.trim(), hint: hint ? `${hint} (run with --help for usage)` : 'run with --help for usage' } };
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   type EvaluateOptions,
 } from './expression-limits.js';
 import { compileScalar, MISS, type ScalarEvaluator } from './scalar-expressions.js';
+import { setOwn } from './own-key.js';
 
 export { DEFAULT_EXPRESSION_LIMITS, type EvaluateOptions, type ExpressionLimits } from './expression-limits.js';
 
@@ -431,9 +432,9 @@ function plainJson(v: object, depth: number): unknown {
     const y = plainItem(x, depth, false);
     if (out === undefined && (y === undefined || !Object.is(y, x))) {
       out = {};
-      for (let j = 0; j < i; j++) out[keys[j]] = o[keys[j]];
+      for (let j = 0; j < i; j++) setOwn(out, keys[j], o[keys[j]]);
     }
-    if (out !== undefined && y !== undefined) out[k] = y;
+    if (out !== undefined && y !== undefined) setOwn(out, k, y);
   }
   return out ?? v;
 }
@@ -517,7 +518,7 @@ function renderQuick(value: CompiledValue, context: Record<string, unknown>, opt
       for (const [k, item] of value.entries) {
         const v = renderQuick(item, context, options);
         if (v === MISS) return MISS;
-        if (v !== undefined) out[k] = v;
+        if (v !== undefined) setOwn(out, k, v);
       }
       return out;
     }
@@ -562,7 +563,7 @@ async function renderSlow(
       const out: Record<string, unknown> = {};
       for (const [k, v] of value.entries) {
         const rendered = await renderSlow(v, context, onError, `${field}/${escapePointer(k)}`, options);
-        if (rendered !== undefined) out[k] = rendered;
+        if (rendered !== undefined) setOwn(out, k, rendered);
       }
       return out;
     }

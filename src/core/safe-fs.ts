@@ -73,13 +73,25 @@ export function ensurePrivateDir(dir: string, base?: string): void {
 }
 
 /** Async ensurePrivateDir. */
-export async function ensurePrivateDirAsync(dir: string, base?: string): Promise<void> {
+export function ensurePrivateDirAsync(dir: string, base?: string): Promise<void> {
+  return ensureDirNoLinks(dir, base, PRIVATE_DIR_MODE);
+}
+
+/**
+ * ensurePrivateDirAsync for folders of the project itself (tests/, __snapshots__/), which
+ * are shared through git: made with the umask's usual mode rather than 0700.
+ */
+export function ensureProjectDirAsync(dir: string, base: string): Promise<void> {
+  return ensureDirNoLinks(dir, base, 0o777);
+}
+
+async function ensureDirNoLinks(dir: string, base: string | undefined, mode: number): Promise<void> {
   const [trusted, levels] = privateDirLevels(dir, base);
-  await fsp.mkdir(trusted, { recursive: true, mode: PRIVATE_DIR_MODE });
+  await fsp.mkdir(trusted, { recursive: true, mode });
   for (const d of levels) {
     await refuseSymlinkAsync(d);
     try {
-      await fsp.mkdir(d, { mode: PRIVATE_DIR_MODE });
+      await fsp.mkdir(d, { mode });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       await refuseSymlinkAsync(d);
@@ -166,7 +178,18 @@ export function preparePrivateFile(file: string, siblings: string[] = []): void 
     const st = lstatOrUndefined(f);
     if (!st) continue;
     if (st.isSymbolicLink()) throw symlinkError(f);
-    if ((st.mode & 0o777) !== PRIVATE_FILE_MODE) chmodSync(f, PRIVATE_FILE_MODE);
+    if ((st.mode & 0o777) !== PRIVATE_FILE_MODE) {
+      try {
+        chmodSync(f, PRIVATE_FILE_MODE);
+      } catch (err) {
+        // Another user's file (EPERM): a clear refusal, not an internal error.
+        if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+        throw new AlloyError('E_PERMISSION', `cannot make ${f} private (0600): it belongs to another user`, {
+          hint: `run alloy as the file's owner, or have them run: chmod 600 "${f}"`,
+          details: { path: f },
+        });
+      }
+    }
   }
   if (!lstatOrUndefined(file)) {
     try {

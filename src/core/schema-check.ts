@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type Ajv2020Module from 'ajv/dist/2020.js';
 import { closest, makeDiagnostic, type Diagnostic } from './diagnostics.js';
@@ -75,12 +76,35 @@ function loadGenerated(require: NodeJS.Require): Partial<Record<SchemaName, Vali
   return generated;
 }
 
+/**
+ * The RegExp of a user schema's `pattern`. ajv adds the `u` flag, and V8 re-runs a regex that
+ * backtracks catastrophically on its linear-time engine (the flag below, also set for
+ * expressions in expression-limits.ts) only without it: `^(a+)+$` against event data held
+ * the thread for minutes. So `u` is dropped when the pattern needs none of its syntax
+ * (`\p{…}`, `\u{…}`, a surrogate written as `\uD83D` or literally, characters beyond
+ * U+FFFF); it is still compiled with `u` first, so a pattern ajv refused is still refused, and
+ * one that compiles only with `u` keeps it. The difference left: `.`, `\S` and negated
+ * classes count a character beyond U+FFFF (an emoji) as two (docs/security.md).
+ */
+function userPatternRegExp(pattern: string, flags: string): RegExp {
+  const strict = new RegExp(pattern, flags);
+  if (!flags.includes('u') || /\\[pP]|\\u\{|\\u[dD][89a-fA-F]|[\uD800-\uDFFF]/.test(pattern)) return strict;
+  try {
+    return new RegExp(pattern, flags.replace('u', ''));
+  } catch {
+    return strict;
+  }
+}
+// ajv names the engine by `code` in generated standalone code (not used for user schemas).
+userPatternRegExp.code = 'userPatternRegExp';
+
 /** A separate, lenient ajv for user-written schemas (trigger schemas, action inputs). */
 let userAjv: InstanceType<Ajv2020> | undefined;
 export function getUserAjv(): InstanceType<Ajv2020> {
   if (!userAjv) {
     const { Ajv2020, addFormats } = loadAjv();
-    userAjv = new Ajv2020({ strict: false, allErrors: true, verbose: true });
+    v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+    userAjv = new Ajv2020({ strict: false, allErrors: true, verbose: true, code: { regExp: userPatternRegExp } });
     addFormats(userAjv);
   }
   return userAjv;

@@ -50,12 +50,13 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
   });
 }
 
-/** The exact bytes, or HttpError 413 E_BODY_TOO_LARGE. */
+/** The exact bytes, or HttpError 413 E_BODY_TOO_LARGE (400 E_BODY_ABORTED when the client hung up mid-body). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return readRequestBody(req, limit).catch((err: unknown) => {
-    throw err instanceof BodyTooLargeError
-      ? new HttpError(413, BODY_TOO_LARGE, `request body is larger than the limit of ${limit} bytes`, 'send a smaller body')
-      : err;
+    if (err instanceof BodyTooLargeError) throw new HttpError(413, BODY_TOO_LARGE, `request body is larger than the limit of ${limit} bytes`, 'send a smaller body');
+    // The client's doing, not the server's: never an internal error (each one is a log line).
+    if ((err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET') throw new HttpError(400, 'E_BODY_ABORTED', 'the client closed the connection before the body ended');
+    throw err;
   });
 }
 

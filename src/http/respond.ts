@@ -34,6 +34,22 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
   sendJson(res, e.status, e.toBody(), headers);
 }
 
+/** What one client of a long-lived stream (server-sent events) may have waiting in memory. */
+export const MAX_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Writes to a long-lived response. A client that stops reading would have every later event
+ * buffered here without bound: past MAX_STREAM_BUFFER_BYTES its stream is ended (false), and
+ * an EventSource reconnects and asks for what it missed.
+ */
+export function writeStream(res: ServerResponse, text: string): boolean {
+  if (res.writableEnded || res.destroyed) return false;
+  res.write(text);
+  if (res.writableLength <= MAX_STREAM_BUFFER_BYTES) return true;
+  res.destroy();
+  return false;
+}
+
 export function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name.toLowerCase()];
   return Array.isArray(v) ? v[0] : v;

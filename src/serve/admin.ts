@@ -1,11 +1,12 @@
 /** Operator actions on the serve state, used by `alloy serve`, `alloy serve keys …` (and tests). */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../errors.js';
+import { ensurePrivateDir, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
+import { AlloyError, UsageError } from '../errors.js';
 import { newId } from '../server/ids.js';
 import { API_KEY_ROLES, hashApiKey, newApiKey } from './auth.js';
 import { addKeyToFile, loadKeyring, makeKeyring, parseMasterKey, rewrap, type Keyring } from './crypto.js';
-import { openServeState, type OpenServeStateOptions } from './state/open.js';
+import { openServeState, STATE_FILE, type OpenServeStateOptions } from './state/open.js';
 import type { ApiKeyRecord, ApiKeyRole, ServeState } from './state/types.js';
 
 export { STATE_FILE } from './state/open.js';
@@ -15,6 +16,8 @@ export const KEY_FILE = 'master.keys';
 export interface ServeLocation extends OpenServeStateOptions {
   /** The data folder: SQLite's database and the default key file. */
   dataDir?: string;
+  /** A trusted folder above dataDir (the project, for the default `.alloy/serve`): every level below it is checked for links. */
+  dataBase?: string;
 }
 
 export function keyFileOf(dataDir: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
@@ -36,15 +39,44 @@ export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): 
     });
   }
   if (!file) throw new UsageError('no master key', { hint: 'Pass --data <dir> (its master.keys), or set ALLOY_MASTER_KEY.' });
-  if (where.dataDir) mkdirSync(where.dataDir, { recursive: true, mode: 0o700 });
+  if (where.dataDir) ensurePrivateDir(where.dataDir, where.dataBase);
+  refuseSymlink(file);
   return loadKeyring(env, file);
+}
+
+/**
+ * The data folder, checked like `.alloy/` (a cloned project may commit `.alloy/serve` or a file
+ * in it as a link): no link, and serve.db with its -wal and -shm private (0600) before SQLite
+ * opens them by name (it would follow a link, and creates files 0644).
+ */
+function prepareDataDir(where: ServeLocation): void {
+  if (where.database || !where.dataDir) return;
+  ensurePrivateDir(where.dataDir, where.dataBase);
+  const file = path.join(where.dataDir, STATE_FILE);
+  preparePrivateFile(file, [`${file}-wal`, `${file}-shm`]);
 }
 
 /** Opens the state (SQLite in the data folder, or PostgreSQL) and the master keyring. */
 export async function openServe(where: ServeLocation, env: NodeJS.ProcessEnv): Promise<{ state: ServeState; keyring: Keyring }> {
   const keyring = loadServeKeyring(where, env);
-  const state = await openServeState(where);
+  prepareDataDir(where);
+  const state = await openState(where);
   return { state, keyring };
+}
+
+/** openServeState, with a damaged SQLite file named as such (it was "internal error … a bug in alloy"). */
+async function openState(where: ServeLocation): Promise<ServeState> {
+  try {
+    return await openServeState(where);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (where.database || (code !== 'SQLITE_NOTADB' && code !== 'SQLITE_CORRUPT')) throw err;
+    const file = path.join(where.dataDir!, STATE_FILE);
+    throw new AlloyError('E_STATE_DAMAGED', `cannot open the serve state ${file}: ${(err as Error).message}`, {
+      hint: `The file is damaged: stop every process using it and restore ${STATE_FILE} (with its -wal) from a backup (alloy serve does not start on a damaged file).`,
+      cause: err,
+    });
+  }
 }
 
 export async function createApiKey(state: ServeState, role: string, name: string | undefined, now: number): Promise<{ key: string; record: ApiKeyRecord }> {
@@ -88,7 +120,8 @@ export async function rotateMasterKey(where: ServeLocation, env: NodeJS.ProcessE
     loadServeKeyring(where, env);
     keyring = addKeyToFile(keyFileOf(where.dataDir, env)!);
   }
-  const state = await openServeState(where);
+  prepareDataDir(where);
+  const state = await openState(where);
   try {
     const counts = await rewrapAll(state, keyring);
     return { kid: keyring.current.kid, ...counts };

@@ -7,6 +7,7 @@
 import type { ValidateFunction } from 'ajv';
 import type { ConfigVariable, IntegrationDef } from '../core/model.js';
 import { getUserAjv } from '../core/schema-check.js';
+import { setOwn } from '../core/own-key.js';
 import { open, seal, type Keyring } from './crypto.js';
 import type { InstallationRecord, Sealed } from './state/types.js';
 
@@ -36,7 +37,9 @@ export function checkConfig(def: IntegrationDef, values: Record<string, unknown>
   const vars = def.config ?? {};
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(vars)) if (v.default !== undefined) out[name] = v.default;
-  Object.assign(out, values);
+  // Own properties even for a `__proto__` key of the JSON (assignment would make it the prototype,
+  // whose values satisfy `required` and then vanish when stored): refused as an unknown name.
+  for (const [k, v] of Object.entries(values)) setOwn(out, k, v);
   let validate = compiled.get(vars);
   if (!validate) {
     validate = getUserAjv().compile(schemaOf(vars));

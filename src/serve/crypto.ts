@@ -11,7 +11,8 @@
  *   line, newest last; created with one key (mode 0600) when missing.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { refuseSymlink } from '../core/safe-fs.js';
 import { UsageError } from '../errors.js';
 import type { Sealed } from './state/types.js';
 
@@ -53,6 +54,8 @@ export function loadKeyring(env: NodeJS.ProcessEnv, keyFile: string): Keyring {
   if (env.ALLOY_MASTER_KEY) {
     return makeKeyring(env.ALLOY_MASTER_KEY.split(',').filter((s) => s.trim()).map((s) => parseMasterKey(s, 'ALLOY_MASTER_KEY')));
   }
+  // A link (even a dangling one, which existsSync does not see) is refused, never written through.
+  refuseSymlink(keyFile);
   if (!existsSync(keyFile)) writeFileSync(keyFile, `${newMasterKeyText()}\n`, { mode: 0o600, flag: 'wx' });
   return fileKeyring(keyFile);
 }
@@ -92,7 +95,14 @@ export function readKeyFile(keyFile: string): Keyring {
 
 /** Appends a new key to the key file (it becomes current); returns the new keyring. */
 export function addKeyToFile(keyFile: string): Keyring {
-  appendFileSync(keyFile, `${newMasterKeyText()}\n`, { mode: 0o600 });
+  refuseSymlink(keyFile);
+  // O_NOFOLLOW: a link put there since the check is not appended through either.
+  const fd = openSync(keyFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | (fsConstants.O_NOFOLLOW ?? 0), 0o600);
+  try {
+    writeSync(fd, `${newMasterKeyText()}\n`);
+  } finally {
+    closeSync(fd);
+  }
   return readKeyFile(keyFile);
 }
 

@@ -21,6 +21,7 @@ import { formatSse } from '../net/sse.js';
 import { idFloor, idTime } from '../server/ids.js';
 import { SSE_HEARTBEAT_MS } from '../server/event-stream.js';
 import { HttpError } from '../http/error.js';
+import { writeStream } from '../http/respond.js';
 import type { Principal } from './auth.js';
 import type { ExecutionRow, ServeState } from './state/types.js';
 
@@ -93,8 +94,9 @@ export function createLiveFeed(options: LiveFeedOptions): LiveFeed {
   let again = false;
   let closed = false;
 
+  // A client that stopped reading has its stream ended (it reconnects; the list API has the rest).
   const write = (s: Subscriber, text: string) => {
-    if (!s.res.writableEnded) s.res.write(text);
+    if (!writeStream(s.res, text)) drop(s);
   };
 
   const publish = (row: ExecutionRow) => {

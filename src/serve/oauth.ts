@@ -31,7 +31,8 @@ export interface AppOAuth {
 
 export interface OAuthProvider {
   /** Checks the account named by the caller (Shopify: a shop domain) and normalizes it. */
-  account(value: string | undefined): string;
+  /** The account checked and normalised; `field` is where it came from (the start body's `account`, else the callback's `shop`). */
+  account(value: string | undefined, field?: 'account'): string;
   authorizeUrl(app: AppOAuth, p: { account: string; redirectUri: string; state: string }): string;
   /** True when the callback's query is genuinely from the app. */
   verifyCallback(app: AppOAuth, query: URLSearchParams): boolean;
@@ -70,8 +71,9 @@ async function tokenCall(http: HttpClient, url: string, body: Record<string, str
 }
 
 export const shopifyOAuth: OAuthProvider = {
-  account(value) {
+  account(value, field) {
     const shop = (value ?? '').trim().toLowerCase();
+    if (!SHOP_RE.test(shop) && field === 'account') throw new HttpError(400, 'E_BAD_REQUEST', '`account` must be a shop domain like acme.myshopify.com', 'Send "account": "<name>.myshopify.com".', { fields: [{ path: '/account', message: 'is not a shop domain' }] });
     if (!SHOP_RE.test(shop)) throw new HttpError(400, 'E_BAD_REQUEST', '`shop` must be a shop domain like acme.myshopify.com', 'Pass ?shop=<name>.myshopify.com.');
     return shop;
   },

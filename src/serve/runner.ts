@@ -120,19 +120,28 @@ export function createRunner(options: RunnerOptions): Runner {
         }
       }
     }
-    return { installationId: row.installationId, shop, run: (signal) => run(row, installation, signal) };
+    return { installationId: row.installationId, shop, run: (signal, abort) => run(row, installation, signal, abort) };
   }
 
-  async function run(row: ExecutionRow, installation: InstallationRecord | undefined, outer: AbortSignal): Promise<boolean> {
+  async function run(row: ExecutionRow, installation: InstallationRecord | undefined, outer: AbortSignal, abortOuter?: (reason: unknown) => void): Promise<boolean> {
     const id = row.id;
     // A state read inside a step that fails for want of the database (a lost connection, a
     // restarted server) interrupts the execution instead of failing the step: it is resumed
     // from its last checkpoint, here or on another worker.
-    // One controller per execution, aborted by the queue's signal or by the interruption
-    // (linked by hand: AbortSignal.any costs weak references and dependants per execution).
-    const interrupt = new AbortController();
-    const unlinkOuter = followSignal(outer, interrupt);
-    const signal = interrupt.signal;
+    // One controller per execution, aborted by the queue's signal or by the interruption:
+    // the queue's own when it lends it (`abortOuter`: the local queue's is this execution's
+    // alone), else one linked to it by hand (AbortSignal.any costs weak references and
+    // dependants per execution).
+    let signal = outer;
+    let interrupt = abortOuter;
+    let unlinkOuter = () => {};
+    if (!interrupt) {
+      const own = new AbortController();
+      unlinkOuter = followSignal(outer, own);
+      signal = own.signal;
+      interrupt = (reason) => own.abort(reason);
+    }
+    const interrupted = interrupt;
     // An interrupted run (stopping, a lost database) was not a death: it does not count toward E_CRASH_LOOP.
     const stoppedCleanly = async (): Promise<false> => {
       await options.state.executions.countResume(id, -1).catch(() => {});
@@ -142,7 +151,7 @@ export function createRunner(options: RunnerOptions): Runner {
       try {
         return await fn();
       } catch (err) {
-        if (!(err instanceof AlloyError)) interrupt.abort(err);
+        if (!(err instanceof AlloyError)) interrupted(err);
         throw err;
       }
     };

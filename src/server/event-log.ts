@@ -329,7 +329,9 @@ export class EventLog {
           },
         );
       }
+      const damaged = isDamaged(err);
       throw new StoreError('E_EVENT_LOG_OPEN', `cannot open the event log ${this.file}: ${(err as Error).message}`, {
+        ...(damaged ? { hint: '`alloy dev --fresh` sets the damaged log aside (kept next to it as .damaged-<pid>-<time>) and starts a new one' } : {}),
         cause: err,
       });
     }
@@ -856,11 +858,24 @@ export function openEventLog(options: EventLogOptions): EventLog {
  */
 export function discardEventLog(file: string): void {
   if (!existsSync(file)) return;
-  new EventLog({ file, synchronous: 'normal' }).close();
-  const aside = `${file}.discarded-${process.pid}-${Date.now()}`;
+  let damaged = false;
+  try {
+    new EventLog({ file, synchronous: 'normal' }).close();
+  } catch (err) {
+    // Damaged (not a database, malformed): nothing to lock, so not in use; kept aside, not deleted.
+    if (!(err instanceof StoreError && isDamaged(err.cause))) throw err;
+    damaged = true;
+  }
+  const aside = `${file}.${damaged ? 'damaged' : 'discarded'}-${process.pid}-${Date.now()}`;
   for (const suffix of ['', '-wal', '-shm']) {
     if (existsSync(`${file}${suffix}`)) renameSync(`${file}${suffix}`, `${aside}${suffix}`);
   }
+}
+
+/** SQLite's answer for a file that is not (or no longer) a database. */
+function isDamaged(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB';
 }
 
 /** Deletes, off the event loop, old files `--fresh` set aside (see openEventLog). */

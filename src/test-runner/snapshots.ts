@@ -5,11 +5,10 @@
  * with `--update`. Files are written once at the end of a run, atomically.
  */
 import { readFileSync, realpathSync } from 'node:fs';
-import { rename, writeFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { HarnessResult } from './types.js';
+import { ensureProjectDirAsync, writeFileSafe } from '../core/safe-fs.js';
 
 export type SnapshotOutcome =
   | { state: 'match' | 'written' | 'updated' }
@@ -90,16 +89,11 @@ export class SnapshotBook {
   async save(): Promise<void> {
     for (const [file, b] of this.books) {
       if (!b.dirty) continue;
-      await mkdir(path.dirname(file), { recursive: true });
+      // A linked __snapshots__/ (a hostile clone) is refused, not written through; the test
+      // file's own folder is where the test was read from, links and all (a monorepo's).
+      await ensureProjectDirAsync(path.dirname(file), path.dirname(path.dirname(file)));
       const sorted = Object.fromEntries(Object.keys(b.data).sort().map((k) => [k, b.data[k]]));
-      const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-      try {
-        await writeFile(tmp, JSON.stringify(sorted, null, 2) + '\n', { flag: 'wx' });
-        await rename(tmp, file);
-      } catch (err) {
-        await rm(tmp, { force: true });
-        throw err;
-      }
+      await writeFileSafe(file, JSON.stringify(sorted, null, 2) + '\n', { mode: 0o666 });
       b.dirty = false;
     }
   }

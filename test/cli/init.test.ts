@@ -1,4 +1,4 @@
-import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runBin, runInProcess, tempDir } from '../helpers/cli.js';
@@ -82,6 +82,22 @@ describe('alloy init', () => {
     expect(r.stderr).toContain('README.md');
     expect(await readFile(path.join(dir, 'p', 'README.md'), 'utf8')).toBe('mine\n');
     expect(await listTree(path.join(dir, 'p'))).toEqual(['README.md']);
+  });
+
+  it('a link where it would write (a dangling file link, a linked folder) is a conflict: nothing written, nothing made where the links point', async () => {
+    await mkdir(path.join(dir, 'p', 'integrations'), { recursive: true });
+    await mkdir(path.join(dir, 'elsewhere'));
+    await symlink(path.join(dir, 'gone'), path.join(dir, 'p', '.gitignore'));
+    await symlink(path.join(dir, 'elsewhere'), path.join(dir, 'p', 'integrations', 'shopify-sync'));
+    const r = await runInProcess(['init', 'p', '--yes'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('E_INIT_CONFLICT');
+    expect(r.stderr).toContain('.gitignore');
+    expect(r.stderr).toContain('integrations/shopify-sync');
+    expect(r.stderr).not.toContain('internal error');
+    expect(await readdir(path.join(dir, 'elsewhere'))).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual(['elsewhere', 'p']);
+    expect((await readdir(path.join(dir, 'p'))).sort()).toEqual(['.gitignore', 'integrations']);
   });
 
   it('refuses to prompt without a TTY or under CI=true, naming the flags', async () => {

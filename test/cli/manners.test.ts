@@ -55,6 +55,22 @@ describe('CLI manners', () => {
     expect(body.error.code).toBe('E_NO_PROJECT');
   });
 
+  it('--json usage mistakes (unknown flag or command) are JSON on stdout too, exit 2', async () => {
+    for (const [args, env] of [[['validate', '--json', '--fail-on-wrn'], {}], [['valdate', '--json'], {}], [['validate', '--fail-on-wrn'], { ALLOY_JSON: '1' }]] as const) {
+      const r = await runInProcess([...args], { env });
+      expect(r.code).toBe(2);
+      const body = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; message: string; hint: string } };
+      expect(body.ok).toBe(false);
+      expect(body.error.code).toBe('E_USAGE');
+      expect(body.error.message).toMatch(/^unknown (option|command)/);
+      expect(body.error.hint).toMatch(/Did you mean/);
+    }
+    // Without --json, stdout stays empty and the message is on stderr, as before.
+    const plain = await runInProcess(['validate', '--fail-on-wrn'], { env: { ALLOY_JSON: '0' } });
+    expect(plain.stdout).toBe('');
+    expect(plain.stderr).toContain("unknown option '--fail-on-wrn'");
+  });
+
   it('servers read their flags from their own variables, so one ALLOY_PORT cannot move them all', async () => {
     const dev = await runInProcess(['dev', '--help']);
     const relay = await runInProcess(['relay', '--help']);
@@ -78,5 +94,23 @@ describe('CLI manners', () => {
     expect(plain.stdout).not.toContain('\u001b[');
     const forced = await runBin(['validate', 'test/fixtures/invalid/unknown-key-step.yaml'], { env: { NO_COLOR: '', FORCE_COLOR: '1' } });
     expect(forced.stdout).toContain('\u001b[');
+  });
+});
+
+describe('untrusted text on a terminal', () => {
+  it('the spinner (ora, on a TTY) shows control sequences in its texts escaped, as every human line', async () => {
+    const { createContext } = await import('../../src/cli/context.js');
+    const { PassThrough } = await import('node:stream');
+    let written = '';
+    const stderr = Object.assign(new PassThrough(), { isTTY: true, columns: 80, rows: 24, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    stderr.on('data', (d: Buffer) => (written += d.toString()));
+    const ctx = createContext({ stdout: { write: () => true, isTTY: true }, stderr, env: { TERM: 'xterm' }, cwd: process.cwd() });
+    const hostile = 'step x\u001b]0;pwned\u0007';
+    const s = await ctx.spinner(hostile);
+    s.update(`${hostile} again`);
+    s.succeed(`${hostile} done`);
+    await new Promise((r) => setImmediate(r));
+    expect(written).toContain('\\x1b]0;pwned\\x07 done');
+    expect(written).not.toContain('\u001b]0;pwned');
   });
 });

@@ -63,6 +63,22 @@ describe('compile and render', () => {
     expect(await renderValue(value, ctx)).toEqual({ a: 'Ann', b: ['a', 3], d: 'plain' });
   });
 
+  it('keeps a `__proto__` key of the data as a key (quick and JSONata paths), not as the prototype', async () => {
+    // As YAML and JSON.parse give it: an own key.
+    for (const inner of ['{{ event.name }}', '{{ $uppercase(event.name) }}']) {
+      const value = compileValue(JSON.parse(`{"__proto__": {"polluted": "${inner}"}, "a": 1}`));
+      const out = (await renderValue(value, ctx)) as Record<string, unknown>;
+      expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+      expect(Object.hasOwn(out, '__proto__')).toBe(true);
+      expect(Object.keys(out)).toEqual(['__proto__', 'a']);
+      expect((out as { polluted?: unknown }).polluted).toBeUndefined();
+    }
+    // JSONata's object constructor: its prototype-less object is copied into a plain one.
+    const built = (await renderTemplate(compileTemplate('{{ {"__proto__": {"a": event.name}, "b": 1} }}'), ctx)) as Record<string, unknown>;
+    expect(JSON.stringify(built)).toBe('{"__proto__":{"a":"Ann"},"b":1}');
+    expect(Object.getPrototypeOf(built)).toBe(Object.prototype);
+  });
+
   it('turns jsonata sequences into plain arrays', async () => {
     const out = await renderTemplate(compileTemplate('{{ event.items.sku }}'), ctx);
     expect(Array.isArray(out)).toBe(true);

@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { createRouter, HttpError, listen, sendJson, type Listening, type RequestContext, type RouterOptions } from '../../src/http/index.js';
+import net from 'node:net';
+import { createRouter, HttpError, listen, readBody, sendJson, type Listening, type RequestContext, type RouterOptions } from '../../src/http/index.js';
 
 let server: Listening | undefined;
 afterEach(async () => {
@@ -60,5 +61,26 @@ describe('createRouter', () => {
     expect((await get(`${base}/items/x%00y`)).json).toEqual({ id: 'x\u0000y' });
     expect((await get(`${base}/fail`, 'POST')).status).toBe(599);
     expect(seen).toEqual(['- HEAD /a [GET]', '- GET /a/ []', '/fail boom']);
+  });
+
+  it('a client that hangs up in the middle of its body is not an internal error (anyone could fill the log with them)', async () => {
+    const internal: unknown[] = [];
+    let failed: ((err: unknown) => void) | undefined;
+    const done = new Promise<unknown>((r) => (failed = r));
+    const route = createRouter<RequestContext>(
+      [{ method: 'POST', path: '/body', handler: async ({ req, res }) => sendJson(res, 200, { n: (await readBody(req, 1024 * 1024).catch((err) => { failed?.(err); throw err; })).length }) }],
+      { context: (base) => base, onInternalError: (err) => internal.push(err) },
+    );
+    server = await listen((req, res) => void route(req, res));
+    const { port } = new URL(server.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    socket.write('POST /body HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":');
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    const err = await done;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(err).toBeInstanceOf(HttpError);
+    expect((err as HttpError).status).toBe(400);
+    expect(internal).toEqual([]);
   });
 });

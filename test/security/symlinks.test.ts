@@ -3,7 +3,7 @@
  * (stream-secret, dev.json, the event log, the store, locks, the relay queue) gets a clear
  * E_SYMLINK naming the path, and the link's target is left untouched.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ import { acquireLock } from '../../src/store/lock.js';
 import { RelayQueue } from '../../src/tunnel/relay-queue.js';
 import { ensurePrivateDir, ensurePrivateDirAsync } from '../../src/core/safe-fs.js';
 import { fixedClock, integration, workflow } from '../store/helpers.js';
+import { openServe, rotateMasterKey } from '../../src/serve/admin.js';
+import { SnapshotBook } from '../../src/test-runner/snapshots.js';
 
 let root: string;
 let victim: string;
@@ -111,5 +113,81 @@ describe('no writes through symlinks under .alloy', () => {
     rmSync(path.join(repo(), '.alloy'));
     ensurePrivateDir(deep, repo());
     expect(existsSync(deep)).toBe(true);
+  });
+});
+
+describe('no writes through symlinks in the project (a hostile clone)', () => {
+  it('alloy test snapshots: a linked __snapshots__/ is refused, nothing written at its target; a linked integration folder is fine', async () => {
+    const elsewhere = path.join(root, 'dir-elsewhere');
+    mkdirSync(elsewhere);
+    const tests = path.join('integrations', 'x', 'tests');
+    mkdirSync(path.join(repo(), tests), { recursive: true });
+    const snapshot = async () => {
+      const book = new SnapshotBook(repo(), { update: true, ci: false });
+      expect(book.check(path.join(tests, 'a.test.yaml'), 'first', { status: 'succeeded' }).state).toBe('written');
+      await book.save();
+    };
+    link(path.join(tests, '__snapshots__'), elsewhere);
+    expect((await refusalAsync(snapshot)).code).toBe('E_SYMLINK');
+    expect(readdirSync(elsewhere)).toEqual([]);
+    rmSync(path.join(repo(), tests, '__snapshots__'));
+    // Without links it writes the file, readable by the project's other users as any project file.
+    await snapshot();
+    const written = path.join(repo(), tests, '__snapshots__', 'a.test.yaml.snap.json');
+    expect(JSON.parse(readFileSync(written, 'utf8'))).toEqual({ first: { status: 'succeeded' } });
+    expect(statSync(written).mode & 0o044).not.toBe(0);
+    // A monorepo links an integration in from elsewhere: its tests were read through the link, and their snapshots go there too.
+    const shared = path.join(root, 'shared-integration');
+    mkdirSync(path.join(shared, 'tests'), { recursive: true });
+    link(path.join('integrations', 'y'), shared);
+    const book = new SnapshotBook(repo(), { update: true, ci: false });
+    book.check(path.join('integrations', 'y', 'tests', 'b.test.yaml'), 'b', 1);
+    await book.save();
+    expect(readdirSync(path.join(shared, 'tests', '__snapshots__'))).toEqual(['b.test.yaml.snap.json']);
+  });
+});
+
+describe('no writes through symlinks in the serve data folder (default .alloy/serve in a project)', () => {
+  const data = () => path.join(repo(), '.alloy', 'serve');
+  const env = {} as NodeJS.ProcessEnv;
+
+  it('serve.db -> victim, a dangling master.keys, and a symlinked data folder: E_SYMLINK, nothing made at the target', async () => {
+    mkdirSync(data());
+    link('.alloy/serve/serve.db');
+    expect((await refusalAsync(() => openServe({ dataDir: data() }, env))).code).toBe('E_SYMLINK');
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    rmSync(path.join(data(), 'serve.db'));
+    rmSync(path.join(data(), 'master.keys'), { force: true });
+    const dangling = path.join(root, 'created-by-link');
+    link('.alloy/serve/master.keys', dangling);
+    expect((await refusalAsync(() => openServe({ dataDir: data() }, env))).code).toBe('E_SYMLINK');
+    expect(existsSync(dangling)).toBe(false);
+    rmSync(data(), { recursive: true });
+    const elsewhere = path.join(root, 'elsewhere');
+    mkdirSync(elsewhere);
+    link('.alloy/serve', elsewhere);
+    expect((await refusalAsync(() => openServe({ dataDir: data(), dataBase: repo() }, env))).code).toBe('E_SYMLINK');
+    expect(readdirSync(elsewhere)).toEqual([]);
+  });
+
+  it('keys rotate does not append through a symlinked master.keys', async () => {
+    const { state } = await openServe({ dataDir: data() }, env);
+    await state.close();
+    const keys = path.join(data(), 'master.keys');
+    writeFileSync(victim, readFileSync(keys));
+    rmSync(keys);
+    link('.alloy/serve/master.keys');
+    const before = readFileSync(victim, 'utf8');
+    expect((await refusalAsync(() => rotateMasterKey({ dataDir: data() }, env))).code).toBe('E_SYMLINK');
+    expect(readFileSync(victim, 'utf8')).toBe(before);
+  });
+
+  it('serve.db is private (0600) also in a data folder that is not', async () => {
+    mkdirSync(data(), { mode: 0o755 });
+    chmodSync(data(), 0o755);
+    const { state } = await openServe({ dataDir: data() }, env);
+    await state.close();
+    expect(statSync(path.join(data(), 'serve.db')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(data(), 'master.keys')).mode & 0o777).toBe(0o600);
   });
 });

@@ -26,7 +26,8 @@ describe('alloy serve: authentication and authorization on every route', () => {
     for (const id of ['user-a', 'user-b']) await call(serve.url, 'POST', '/v1/users', { token: keys.admin, body: { id } });
     tokenA = (await call(serve.url, 'POST', '/v1/users/user-a/token', { token: keys.admin })).body.token;
     tokenB = (await call(serve.url, 'POST', '/v1/users/user-b/token', { token: keys.admin })).body.token;
-    const cred = await call(serve.url, 'POST', '/v1/users/user-a/credentials', { token: tokenA, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: fake.accessToken } } });
+    // The backend vouches for the shop (a user token may not name an account: see below).
+    const cred = await call(serve.url, 'POST', '/v1/users/user-a/credentials', { token: keys.admin, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: fake.accessToken } } });
     expect(cred.status).toBe(201);
     expect(JSON.stringify(cred.body)).not.toContain(fake.accessToken);
     const inst = await call(serve.url, 'POST', '/v1/installations', { token: tokenA, body: { userId: 'user-a', integration: 'shopify-sync', credentials: { shopify: cred.body.id } } });
@@ -106,6 +107,28 @@ describe('alloy serve: authentication and authorization on every route', () => {
     // And nothing of user-a changed.
     expect((await call(serve.url, 'GET', `/v1/installations/${ids.installationId}`, { token: tokenA })).body.status).toBe('active');
     expect((await call(serve.url, 'GET', '/v1/users/user-a/credentials', { token: tokenA })).body.items).toHaveLength(1);
+  });
+
+  it('a user token cannot claim a shop: webhooks are routed by account, so another shop\'s deliveries would run (and be readable) under its installations', async () => {
+    const claim = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: tokenB, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: 'guessed' } } });
+    expect(claim.status).toBe(403);
+    expect(claim.body.error.code).toBe('E_FORBIDDEN');
+    expect(claim.body.error.hint).toContain('/v1/oauth/shopify/start');
+    expect((await call(serve.url, 'GET', '/v1/users/user-b/credentials', { token: tokenB })).body.items).toEqual([]);
+    // Nor name where requests go: `shop` (a non-secret connection field) becomes the connector's
+    // host, so a user could point this server at an internal address and read the answer in
+    // the execution record.
+    const aim = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: tokenB, body: { app: 'shopify', kind: 'token', fields: { shop: 'http://10.0.0.5:8080/internal?', accessToken: 'x' } } });
+    expect(aim.status).toBe(403);
+    expect(aim.body.error.details.fields).toEqual([{ path: '/fields/shop', message: 'may be set by an admin key only' }]);
+    // Names every object has are not connection fields (they passed an \`in\` check).
+    const inherited = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: keys.admin, body: { app: 'shopify', kind: 'token', fields: { toString: 'x', accessToken: 'x' } } });
+    expect(inherited.status).toBe(400);
+    expect(inherited.body.error.details.fields).toEqual([{ path: '/fields/toString', message: 'is not a string connection field of shopify' }]);
+    // Without an account, and from the backend, credentials are taken as before.
+    const plain = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: tokenB, body: { app: 'shopify', kind: 'token', fields: { accessToken: 'x' } } });
+    expect(plain.status).toBe(201);
+    expect((await call(serve.url, 'DELETE', `/v1/credentials/${plain.body.id}`, { token: tokenB })).status).toBe(200);
   });
 
   it('public routes need no token; the OAuth callback and webhooks authenticate themselves', async () => {

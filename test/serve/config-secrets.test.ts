@@ -78,12 +78,19 @@ describe('config variables and secrets at rest', () => {
       expect(missing.body.error.details.fields).toEqual([{ path: '/apiToken', message: 'is required' }]);
       const unknown = await call(serve.url, 'POST', '/v1/installations', { token: serve.admin, body: { userId: 'u1', integration: 'cfg', credentials: { shopify: credentialId }, config: { apiToken: 'x', colour: 'red' } } });
       expect(unknown.body.error.details.fields[0].path).toBe('/colour');
+      // A `__proto__` key in the JSON is a name like any other: refused, not a way past `required` (it became the values' prototype).
+      const proto = await call(serve.url, 'POST', '/v1/installations', { token: serve.admin, body: { userId: 'u1', integration: 'cfg', credentials: { shopify: credentialId }, config: JSON.parse('{"__proto__": {"apiToken": "x"}}') } });
+      expect(proto.status).toBe(422);
+      expect(proto.body.error.details.fields.map((f: { path: string }) => f.path).sort()).toEqual(['/__proto__', '/apiToken']);
       const inst = await call(serve.url, 'POST', '/v1/installations', { token: serve.admin, body: { userId: 'u1', integration: 'cfg', credentials: { shopify: credentialId }, config: { apiToken: TOKEN_SECRET } } });
       expect(inst.status).toBe(201);
       expect(inst.body.config).toEqual({ tag: 'acme', apiToken: '********' });
       const badPatch = await call(serve.url, 'PATCH', `/v1/installations/${inst.body.id}`, { token: serve.admin, body: { config: { tag: 5 } } });
       expect(badPatch.status).toBe(422);
       expect(badPatch.body.error.details.fields[0].path).toBe('/tag');
+      const protoPatch = await call(serve.url, 'PATCH', `/v1/installations/${inst.body.id}`, { token: serve.admin, body: { config: JSON.parse('{"__proto__": {"tag": 5}}') } });
+      expect(protoPatch.status).toBe(422);
+      expect(protoPatch.body.error.details.fields[0].path).toBe('/__proto__');
       const patched = await call(serve.url, 'PATCH', `/v1/installations/${inst.body.id}`, { token: serve.admin, body: { config: { tag: 'vip' } } });
       expect(patched.body.config).toEqual({ tag: 'vip', apiToken: '********' });
 

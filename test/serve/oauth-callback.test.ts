@@ -33,6 +33,12 @@ it('takes a state once, refuses a tampered query and a state started for another
       const r = await call(serve.url, 'POST', `/v1/oauth/${name}/start`, { token: serve.admin, body: { userId: 'u1', account: fake.shop } });
       expect([name, r.status]).toEqual([name, 404]);
     }
+    // A bad shop at start names the body field it came from (it named a `?shop=` query parameter).
+    const badStart = await call(serve.url, 'POST', '/v1/oauth/shopify/start', { token: serve.admin, body: { userId: 'u1', account: 'evil.example' } });
+    expect(badStart.status).toBe(400);
+    expect(badStart.body.error.message).toContain('`account`');
+    expect(badStart.body.error.hint).not.toContain('?shop=');
+    expect(badStart.body.error.details.fields).toEqual([{ path: '/account', message: 'is not a shop domain' }]);
     const callback = await begin(fake.shop);
     const errorCode = async (r: Response) => ((await r.json()) as { error: { code: string } }).error.code;
 

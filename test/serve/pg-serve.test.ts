@@ -100,13 +100,14 @@ describePg('alloy serve on PostgreSQL', () => {
     expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toMatch(/--database takes a postgres:\/\/ URL/);
     const down = await runAlloy(['serve', 'keys', 'list', '--database', 'postgres://alloy:hunter2-secret@127.0.0.1:1/alloy'], cwd, { ALLOY_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') });
-    expect(down.code).toBe(2);
-    expect(down.stderr).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
+    // A server that cannot be reached is a failure (exit 1), not a usage mistake.
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/E_UNAVAILABLE cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
     expect(down.stderr).not.toContain('hunter2-secret');
     expect(down.stderr).not.toMatch(/\n\s+at /);
     // `serve migrate` reaches the database without opening the state: the same clear error, not "internal error".
     const migrateDown = await runAlloy(['serve', 'migrate', '--database', 'postgres://alloy:hunter2-secret@127.0.0.1:1/alloy'], cwd, {});
-    expect(migrateDown.code).toBe(2);
+    expect(migrateDown.code).toBe(1);
     expect(migrateDown.stderr).toMatch(/cannot open the PostgreSQL state at postgres:\/\/alloy:\*\*\*@127\.0\.0\.1:1\/alloy/);
     expect(migrateDown.stderr).not.toMatch(/internal error|bug in alloy|hunter2-secret/);
   });

@@ -1,7 +1,36 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
 import { runStateContract } from './state-contract.js';
 
 runStateContract('sqlite', async () => openSqliteState(path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db')));
+
+describe('sqlite execution rows from before the record column', () => {
+  it('reads a row whose record is inside its JSON document, and checkpoints it into the new column', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
+    // The layout before checkpoints had their own columns: json_set wrote the record into `doc`.
+    const old = new Database(file);
+    old.exec(`CREATE TABLE executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL, resumes INTEGER NOT NULL DEFAULT 0)`);
+    const at = '2026-01-01T00:00:00.000Z';
+    const record = { id: 'ex_1', workflow: 'i/w', version: 'v1', event: { n: 1 }, status: 'running', createdAt: at, steps: { a: { path: 'a', id: 'a', kind: 'action', uses: 'transform', status: 'succeeded', attempts: 1 } } };
+    const row = { id: 'ex_1', installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'running', record, createdAt: at, updatedAt: '2026-01-01T00:00:01.000Z' };
+    old.prepare('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)').run('ex_1', 'in_1', 'u1', 'i/w', 'running', JSON.stringify(row));
+    old.close();
+    const state = openSqliteState(file);
+    try {
+      expect(await state.executions.get('ex_1')).toEqual(row);
+      expect((await state.executions.list({ userId: 'u1' })).items).toEqual([row]);
+      await state.executions.checkpoint('ex_1', { ...record, status: 'succeeded' });
+      const after = (await state.executions.get('ex_1'))!;
+      expect(after).toMatchObject({ status: 'succeeded', record: { status: 'succeeded', steps: record.steps } });
+      expect(after.updatedAt > row.updatedAt).toBe(true);
+      expect(await state.executions.cancel('ex_1', at)).toBe(false);
+      expect(await state.executions.unfinished()).toEqual([]);
+    } finally {
+      await state.close();
+    }
+  });
+});

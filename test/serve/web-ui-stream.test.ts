@@ -5,7 +5,7 @@
  * is deleted; the web UI's files are served at `/` marked as serve's.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSseParser, type SseMessage } from '../../src/net/sse.js';
@@ -166,6 +166,57 @@ describe('alloy serve: the live stream and the web UI files', () => {
       expect(JSON.parse(err!.data)).toMatchObject({ code: 'E_UNAUTHORIZED', message: 'unknown or expired token' });
       expect(feed.size).toBe(0);
     } finally {
+      feed.close();
+      server.close();
+    }
+  });
+
+  it('ends the stream of a client that stops reading instead of buffering its events without bound', async () => {
+    // A state whose every poll brings 200 new executions with long names: ~2 MB a poll.
+    let n = 0;
+    const big = 'w'.repeat(10_000);
+    const page = () => ({
+      items: Array.from({ length: 200 }, () => {
+        const id = newId('ex', Date.now() + n++);
+        const at = new Date().toISOString();
+        return { id, userId: 'u', installationId: 'i', integration: 'x', version: 'v1', workflow: big, status: 'queued', createdAt: at, updatedAt: at, record: {} } as unknown as ExecutionRow;
+      }),
+    });
+    let primed = false;
+    const state = {
+      executions: {
+        list: async (_f: unknown, p: { after?: string }) => {
+          if (!primed) {
+            primed = true;
+            return { items: [] };
+          }
+          return p.after === 'end' ? { items: [] } : { ...page(), next: undefined };
+        },
+        unfinished: async () => [],
+        get: async () => undefined,
+      },
+    } as unknown as ServeState;
+    const feed = createLiveFeed({ state, pollMs: 20, heartbeatMs: 60_000, authenticate: async () => ({ kind: 'key', role: 'read', keyId: 'k1' }) });
+    let response: http.ServerResponse | undefined;
+    const server = http.createServer((req, res) => {
+      response = res;
+      feed.subscribe(req, res, { kind: 'key', role: 'read', keyId: 'k1' });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      socket.write('GET /v1/stream HTTP/1.1\r\nHost: x\r\n\r\n');
+      socket.pause(); // never reads: the kernel buffers fill, then Node's
+      await waitFor(() => feed.size === 1, 'the subscriber');
+      let most = 0;
+      await waitFor(() => {
+        most = Math.max(most, response?.writableLength ?? 0);
+        return feed.size === 0 || most > 64 * 1024 * 1024;
+      }, 'the stalled stream to end', 20_000);
+      expect(feed.size).toBe(0);
+      expect(most).toBeLessThan(8 * 1024 * 1024);
+    } finally {
+      socket.destroy();
       feed.close();
       server.close();
     }

@@ -322,6 +322,26 @@ describe('event log', () => {
     expect(log.readLog(undefined).map((e) => e.message)).toContain('from child');
   });
 
+  it('a damaged log: the error names the way out, and --fresh sets it aside (kept) and starts a new one', async () => {
+    const { mkdirSync, writeFileSync, readdirSync } = await import('node:fs');
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, 'garbage garbage garbage, not a database');
+    let err: { code?: string; hint?: string } = {};
+    try {
+      openEventLog({ file });
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.code).toBe('E_EVENT_LOG_OPEN');
+    expect(err.hint).toContain('--fresh');
+    log = openEventLog({ file, fresh: true });
+    await log.appendDelivery(delivery('dl_1'), [exec('ex_1')]);
+    expect(log.countDeliveries()).toBe(1);
+    const kept = readdirSync(path.dirname(file)).filter((n) => n.startsWith(`${path.basename(file)}.damaged-`));
+    expect(kept).toHaveLength(1);
+    expect(readFileSync(path.join(path.dirname(file), kept[0]), 'utf8')).toBe('garbage garbage garbage, not a database');
+  });
+
   it('clear() forgets history (alloy dev --fresh)', async () => {
     log = openEventLog({ file });
     await log.appendDelivery(delivery('dl_1'), [exec('ex_1')]);

@@ -200,3 +200,16 @@ describe('store commands: refusals and failures', () => {
     }
   });
 });
+
+describe('untrusted text on the terminal', () => {
+  it('a workflow naming a step with terminal control sequences: validate prints them escaped, never raw', async () => {
+    const root = await tempDir();
+    // OSC 0 sets the window title; CSI 2J clears the screen; \r returns over the line.
+    const hostile = 'x\u001b]0;pwned\u0007\u001b[2J\rok';
+    await writeProject(root, [integration('shop', [workflow('a', [{ id: hostile, uses: 'transform', with: { a: 1 } }])])]);
+    const v = await cli(root, ['validate']);
+    expect(v.code).toBe(2);
+    expect(v.stdout + v.stderr).toContain('\\x1b]0;pwned\\x07');
+    expect(v.stdout + v.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
+});

@@ -3,7 +3,7 @@
  * elsewhere (pipes, CI=true) it needs --yes or both flags. Never overwrites a file: if any
  * file it would write exists, it writes nothing and names the conflicts.
  */
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -34,13 +34,31 @@ function checkName(name: string): string {
   return name;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
+/**
+ * What is in the way: a file (or anything, a dangling link too) where one would be written,
+ * and a link in place of a folder on the way to one (writing would follow it out of the project).
+ */
+async function conflictsIn(target: string, rels: string[]): Promise<string[]> {
+  const found = new Set<string>();
+  const kind = new Map<string, 'link' | 'other' | 'none'>();
+  const lkind = async (rel: string) => {
+    let k = kind.get(rel);
+    if (!k) {
+      const st = await lstat(path.join(target, rel)).catch(() => undefined);
+      k = !st ? 'none' : st.isSymbolicLink() ? 'link' : 'other';
+      kind.set(rel, k);
+    }
+    return k;
+  };
+  for (const rel of rels) {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if ((await lkind(dir)) === 'link') found.add(dir);
+    }
+    if ((await lkind(rel)) !== 'none') found.add(rel);
   }
+  return [...found];
 }
 
 export default async function initCommand(ctx: CliContext, args: string[], opts: InitOptions): Promise<number> {
@@ -64,8 +82,7 @@ export default async function initCommand(ctx: CliContext, args: string[], opts:
   const projectName = checkName(name ?? defaultName);
 
   const files = await planProjectFiles(template, projectName);
-  const conflicts: string[] = [];
-  for (const f of files) if (await exists(path.join(target, f.path))) conflicts.push(f.path);
+  const conflicts = await conflictsIn(target, files.map((f) => f.path));
   if (conflicts.length > 0) {
     throw new AlloyError('E_INIT_CONFLICT', `${path.relative(ctx.cwd, target) || '.'} already has ${conflicts.length === 1 ? 'a file' : 'files'} alloy init would write: ${conflicts.slice(0, 5).join(', ')}${conflicts.length > 5 ? ', …' : ''}`, {
       hint: 'alloy init never overwrites files: choose an empty folder, e.g. `alloy init my-project`',

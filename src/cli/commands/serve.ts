@@ -45,9 +45,11 @@ function serveLocation(ctx: CliContext, opts: Record<string, any>, loc: Located 
   const database: string | undefined = opts.database ?? conf.database;
   const dir = dataDir(ctx, opts, loc);
   if (!database && !dir) throw new UsageError('no data folder', { hint: 'Pass --data <dir> (where alloy serve keeps its database), --database postgres://…, or run inside an alloy project.' });
-  if (!database) return { dataDir: dir, schema: opts.schema, describe: `data ${dir}` };
+  // The default .alloy/serve is checked for links from the project down (docs/security.md).
+  const dataBase = !opts.data && loc ? loc.root : undefined;
+  if (!database) return { dataDir: dir, dataBase, schema: opts.schema, describe: `data ${dir}` };
   const schema: string | undefined = opts.schema ?? conf.schema;
-  return { dataDir: dir, database: checkDatabaseUrl(database), schema, describe: `database ${redactUrl(database)}${schema ? ` schema ${schema}` : ''}` };
+  return { dataDir: dir, dataBase, database: checkDatabaseUrl(database), schema, describe: `database ${redactUrl(database)}${schema ? ` schema ${schema}` : ''}` };
 }
 
 async function storeTokens(ctx: CliContext) {

@@ -48,9 +48,20 @@ export const credentialRoutes: ApiRoute[] = [
       if (!runtime) throw new HttpError(400, 'E_BAD_REQUEST', `no connector "${app}"`, undefined, { fields: [{ path: '/app', message: 'is not a connector' }] });
       const fields = obj(body, 'fields') ?? {};
       const declared = runtime.manifest.connection ?? {};
-      const bad = Object.entries(fields).filter(([k, v]) => !(k in declared) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
+      // Own keys only: `toString` and friends are `in` every object.
+      const bad = Object.entries(fields).filter(([k, v]) => !Object.hasOwn(declared, k) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
       if (bad.length) throw new HttpError(400, 'E_BAD_REQUEST', 'some credential fields are not valid', `Fields of ${app}: ${Object.keys(declared).join(', ')}.`, { fields: bad });
       const account = str(body, 'account', { max: 255 });
+      if (c.principal.kind === 'user') {
+        // App webhooks are routed by account: a user naming another's shop would get that shop's
+        // deliveries run, and readable, under their own installations. Only OAuth (the app signs
+        // the shop) or the backend may vouch for an account.
+        if (account) throw new HttpError(403, 'E_FORBIDDEN', 'a user token cannot name an `account`', `Connect the account through OAuth (POST /v1/oauth/${app}/start), or add the credential from your backend with an admin key.`);
+        // Non-secret fields say where requests go (Shopify's `shop` is the host): a user could aim
+        // this server at an internal address and read the answer in the execution record.
+        const aimed = Object.keys(fields).filter((k) => !declared[k].secret).map((k) => ({ path: `/fields/${k}`, message: 'may be set by an admin key only' }));
+        if (aimed.length) throw new HttpError(403, 'E_FORBIDDEN', 'a user token may set only the secret fields of a credential', `Secret fields of ${app}: ${Object.keys(declared).filter((k) => declared[k].secret).join(', ') || 'none'}; connect through OAuth, or add the credential from your backend with an admin key.`, { fields: aimed });
+      }
       if (!(await c.deps.state.users.get(c.params.userId))) throw notFound('user');
       const id = newId('cred', c.deps.now());
       const now = c.iso();
@@ -84,7 +95,7 @@ export const credentialRoutes: ApiRoute[] = [
       if (!provider) throw new HttpError(404, 'E_NOT_FOUND', `no OAuth flow for ${c.params.app}`);
       if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
       if (!(await c.deps.state.users.get(userId))) throw notFound('user');
-      const account = provider.account(str(body, 'account') ?? undefined);
+      const account = provider.account(str(body, 'account') ?? undefined, 'account');
       const redirectAfter = str(body, 'redirectAfter', { pattern: /^https?:\/\//, max: 2000 });
       const nonce = randomBytes(24).toString('base64url');
       await c.deps.state.oauthStates.put({ nonce, userId, app: c.params.app, account, ...(redirectAfter ? { redirectAfter } : {}), expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString() });

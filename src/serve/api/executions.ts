@@ -103,7 +103,7 @@ export const executionRoutes: ApiRoute[] = [
       const body = await c.body();
       const fromStep = str(body, 'fromStep');
       const version = body.version === undefined ? e.version : body.version;
-      if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new HttpError(400, 'E_BAD_REQUEST', '`version` must be a positive integer', undefined, { fields: [{ path: '/version', message: 'is not a version' }] });
+      if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw new HttpError(400, 'E_BAD_REQUEST', '`version` must be a positive integer', undefined, { fields: [{ path: '/version', message: 'is not a version' }] });
       let defs;
       try {
         defs = await c.deps.source.get(e.integration, version);

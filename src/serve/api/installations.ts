@@ -5,7 +5,8 @@
  */
 import { HttpError } from '../../http/error.js';
 import { newId } from '../../server/ids.js';
-import { StoreNotFoundError } from '../../store/lib.js';
+import { setOwn } from '../../core/own-key.js';
+import { BadStoreInputError, StoreNotFoundError } from '../../store/lib.js';
 import { checkConfig, maskConfig, openConfig, sealConfig } from '../config-values.js';
 import type { IntegrationVersion } from '../definitions.js';
 import type { InstallationRecord, InstallationStatus } from '../state/types.js';
@@ -33,15 +34,17 @@ export async function installationView(c: ApiContext, i: InstallationRecord) {
 
 async function versionOf(c: ApiContext, integration: string, version: unknown): Promise<IntegrationVersion> {
   let n: number | undefined;
-  if (version === undefined || version === null || version === 'published') {
-    n = await c.deps.source.published(integration);
-    if (n === undefined) throw new HttpError(409, 'E_NOT_PUBLISHED', `${integration} has no published version`, `Run \`alloy publish ${integration}@<version>\`, or pass a version.`);
-  } else if (typeof version === 'number' && Number.isInteger(version) && version > 0) n = version;
-  else throw new HttpError(400, 'E_BAD_REQUEST', '`version` must be a positive integer or "published"', undefined, { fields: [{ path: '/version', message: 'is not a version' }] });
   try {
+    if (version === undefined || version === null || version === 'published') {
+      n = await c.deps.source.published(integration);
+      if (n === undefined) throw new HttpError(409, 'E_NOT_PUBLISHED', `${integration} has no published version`, `Run \`alloy publish ${integration}@<version>\`, or pass a version.`);
+    } else if (typeof version === 'number' && Number.isSafeInteger(version) && version > 0) n = version;
+    else throw new HttpError(400, 'E_BAD_REQUEST', '`version` must be a positive integer or "published"', undefined, { fields: [{ path: '/version', message: 'is not a version' }] });
     return await c.deps.source.get(integration, n);
   } catch (err) {
     if (err instanceof StoreNotFoundError) throw new HttpError(404, 'E_NOT_FOUND', `${integration} v${n} is not in the store`, 'Run `alloy versions` to see the released versions.');
+    // A name or number the store refuses (too long, `..`): the caller's mistake, not a 500.
+    if (err instanceof BadStoreInputError) throw new HttpError(400, 'E_BAD_REQUEST', err.message, err.hint);
     throw err;
   }
 }
@@ -145,7 +148,7 @@ export const installationRoutes: ApiRoute[] = [
       const merged: Record<string, unknown> = { ...current };
       for (const [k, v] of Object.entries(patch ?? {})) {
         if (v === null) delete merged[k];
-        else merged[k] = v;
+        else setOwn(merged, k, v); // `__proto__` too, as an own key
       }
       const checked = checkConfig(version.def, merged);
       if (checked.violations.length) throw configError(i.integration, i.version, checked.violations);

@@ -4,7 +4,6 @@
  * execution is parked (not holding a worker), so a busy installation's backlog never keeps
  * another's work from starting; it goes back to the pool when a slot of that key frees.
  */
-import { setMaxListeners } from 'node:events';
 import { WorkerPool } from '../../server/worker-pool.js';
 import { KeyedSemaphore } from '../limiter.js';
 import type { IngestInput, ServeState } from '../state/types.js';
@@ -13,25 +12,25 @@ import type { EnqueueOptions, ExecutionQueue, QueueLimits, QueueWork } from './t
 export function createLocalQueue(state: ServeState, limits: QueueLimits): ExecutionQueue {
   const perInstallation = new KeyedSemaphore(limits.perInstallation);
   const perShop = new KeyedSemaphore(limits.perShop);
-  const parked = new Map<string, string[]>();
+  const parked = new Map<string, Fifo>();
   const running = new Map<string, AbortController>();
-  const stopAll = new AbortController();
-  // Every running execution listens for the stop (more than the 10 listeners Node warns at).
-  setMaxListeners(0, stopAll.signal);
+  /** Set when stop's grace period ended: executions still starting are interrupted at once. */
+  let stopReason: Error | undefined;
   let work: QueueWork | undefined;
   let pool: WorkerPool | undefined;
   const pending: string[] = [];
 
   const park = (key: string, id: string) => {
-    const q = parked.get(key) ?? [];
+    let q = parked.get(key);
+    if (!q) parked.set(key, (q = new Fifo()));
     q.push(id);
-    parked.set(key, q);
   };
   const unpark = (key: string) => {
     const q = parked.get(key);
-    const next = q?.shift();
-    if (q && q.length === 0) parked.delete(key);
-    if (next) pool!.push(next);
+    if (!q) return;
+    const next = q.shift();
+    if (q.size === 0) parked.delete(key);
+    if (next !== undefined) pool!.push(next);
   };
 
   async function run(id: string): Promise<void> {
@@ -46,15 +45,17 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
       releaseI();
       return park(sKey!, id);
     }
+    // One controller per execution, owned here alone (cancel, stop): the runner aborts it too
+    // rather than following it with one of its own. Stopping aborts every one in `running`
+    // (no listener per execution on a process-wide signal).
     const controller = new AbortController();
-    const onStop = () => controller.abort(stopAll.signal.reason);
-    stopAll.signal.addEventListener('abort', onStop, { once: true });
+    const abort = (reason: unknown) => controller.abort(reason);
+    if (stopReason) controller.abort(stopReason);
     running.set(id, controller);
     try {
       // Interrupted (stopping) executions stay unfinished in the state: the next start resumes them.
-      await prepared.run(controller.signal);
+      await prepared.run(controller.signal, abort);
     } finally {
-      stopAll.signal.removeEventListener('abort', onStop);
       running.delete(id);
       releaseI();
       releaseS();
@@ -87,9 +88,41 @@ export function createLocalQueue(state: ServeState, limits: QueueLimits): Execut
     async stop(graceMs) {
       if (!pool) return;
       pool.stop();
-      const timer = setTimeout(() => stopAll.abort(new Error('stopping')), graceMs);
+      const timer = setTimeout(() => {
+        stopReason = new Error('stopping');
+        for (const c of running.values()) c.abort(stopReason);
+      }, graceMs);
       await pool.idle();
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * A FIFO of ids with O(1) removal from the front: a shop's backlog parks thousands of ids, and
+ * Array#shift on an array that large copies it (V8 trims only small arrays in place), so
+ * every execution that ended cost a copy of the whole backlog.
+ */
+class Fifo {
+  private items: string[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(id: string): void {
+    this.items.push(id);
+  }
+  shift(): string | undefined {
+    if (this.head === this.items.length) return undefined;
+    const id = this.items[this.head++];
+    // Drop what was taken once it is most of the array (amortized O(1)).
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    } else if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return id;
+  }
 }

@@ -19,9 +19,11 @@ export interface PreparedExecution {
   shop?: string;
   /**
    * Runs to the end or to the signal. Resolves true when the execution ended (completed,
-   * failed, cancelled), false when it was interrupted and must be resumed later.
+   * failed, cancelled), false when it was interrupted and must be resumed later. A queue that
+   * owns the signal's controller for this execution alone passes `abort` (aborts it): the
+   * runner then interrupts through it instead of making a controller of its own.
    */
-  run(signal: AbortSignal): Promise<boolean>;
+  run(signal: AbortSignal, abort?: (reason: unknown) => void): Promise<boolean>;
 }
 
 export interface QueueWork {

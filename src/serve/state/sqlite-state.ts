@@ -83,8 +83,12 @@ export function openSqliteState(file: string): ServeState {
   // checkpoint, and a cache smaller than the working set turns every update into page reads.
   db.pragma('cache_size = -32768');
   db.exec(SCHEMA);
-  // Files from before the crash-loop counter gain the column.
-  if (!(db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = 'resumes'").get())) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
+  // Files from before the crash-loop counter, and from before checkpoints had their own
+  // columns (record, updated_at: see `checkpoint` below), gain the columns.
+  const hasColumn = (name: string) => db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?").get(name) !== undefined;
+  if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
+  if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
+  if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
   // Every write goes through one group commit: writes of one event-loop turn share a
   // transaction and an fdatasync of the WAL, and resolve only once that sync is done.
   const group = createGroupCommit(db, `${file}-wal`);
@@ -139,7 +143,7 @@ export function openSqliteState(file: string): ServeState {
   };
 
   /** Filtered, cursor-paginated select over one table. */
-  const listWhere = (table: string, where: Record<string, string | undefined>, page?: PageRequest, cached = false) => {
+  const listWhere = (table: string, where: Record<string, string | undefined>, page?: PageRequest, cached = false, columns = 'doc') => {
     const limit = limitOf(page);
     const clauses: string[] = [];
     const args: unknown[] = [];
@@ -155,7 +159,7 @@ export function openSqliteState(file: string): ServeState {
     }
     // The limit is written into the SQL (an integer from 1 to 201): a bound LIMIT parameter
     // measured ~40 µs more per query than a literal one with better-sqlite3 12.
-    const sql = `SELECT doc FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT ${limit + 1}`;
+    const sql = `SELECT ${columns} FROM ${table}${clauses.length ? ` WHERE ${clauses.join(' AND ')}` : ''} ORDER BY id${desc ? ' DESC' : ''} LIMIT ${limit + 1}`;
     return { rows: (cached ? cachedAll(sql, args) : stmt(sql).all(...args)) as { doc: string }[], limit };
   };
 
@@ -218,14 +222,17 @@ export function openSqliteState(file: string): ServeState {
   };
 
   const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
+  // The key first, and read back only when it was there: a new key (the usual case) is one
+  // b-tree descent, not a lookup and then an insert.
+  const insertDedupe = stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?) ON CONFLICT (key) DO NOTHING');
+  const selectDedupe = stmt('SELECT execution_ids FROM dedupe WHERE key = ?');
   const ingest = (input: IngestInput, docs: string[]): IngestResult => {
-    if (input.dedupeKey) {
-      const seen = stmt('SELECT execution_ids FROM dedupe WHERE key = ?').get(input.dedupeKey) as { execution_ids: string } | undefined;
-      if (seen) return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
+    const ids = input.executions.map((e) => e.id);
+    if (input.dedupeKey && insertDedupe.run(input.dedupeKey, JSON.stringify(ids)).changes === 0) {
+      const seen = selectDedupe.get(input.dedupeKey) as { execution_ids: string };
+      return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
     }
     input.executions.forEach((e, i) => insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, docs[i]));
-    const ids = input.executions.map((e) => e.id);
-    if (input.dedupeKey) stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?)').run(input.dedupeKey, JSON.stringify(ids));
     return { duplicate: false, executionIds: ids };
   };
 
@@ -236,27 +243,45 @@ export function openSqliteState(file: string): ServeState {
     return n > 0;
   };
 
+  /**
+   * An execution's row: `doc` as ingested (or as last written whole, by a cancel), with the
+   * latest checkpoint's `record` and `updated_at` in their own columns when there was one
+   * since, and the `status` column (always current). Rows checkpointed before those columns
+   * existed have the record inside `doc` and NULL columns.
+   */
+  type ExecutionColumns = { doc: string; record: string | null; updated_at: string | null; status: string };
+  const EXECUTION_COLUMNS = 'doc, record, updated_at, status';
+  const executionOf = (r: ExecutionColumns): ExecutionRow => {
+    const row = JSON.parse(r.doc) as ExecutionRow;
+    if (r.record !== null) {
+      row.record = JSON.parse(r.record) as ExecutionRecord;
+      row.updatedAt = r.updated_at!;
+    }
+    row.status = r.status as ExecutionRow['status'];
+    return row;
+  };
   const getExecution = (id: string): ExecutionRow | undefined => {
     checkVersion();
-    const doc = fresh.get(id) ?? (stmt('SELECT doc FROM executions WHERE id = ?').get(id) as { doc: string } | undefined)?.doc;
-    return doc === undefined ? undefined : (JSON.parse(doc) as ExecutionRow);
+    const doc = fresh.get(id);
+    if (doc !== undefined) return JSON.parse(doc) as ExecutionRow;
+    const r = stmt(`SELECT ${EXECUTION_COLUMNS} FROM executions WHERE id = ?`).get(id) as ExecutionColumns | undefined;
+    return r && executionOf(r);
   };
   const writeExecution = (e: ExecutionRow) => {
     forget(e.id);
-    return stmt('UPDATE executions SET status = ?, doc = ? WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+    return stmt('UPDATE executions SET status = ?, doc = ?, record = NULL, updated_at = NULL WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
   };
 
-  // In place with json_set (SQLite's JSON functions, in C): a checkpoint serializes only the
-  // record, without reading and re-serializing the whole row in JS. A cancelled execution
-  // stays cancelled: the engine's later checkpoints only update the record.
+  // The record goes to its own column: a checkpoint serializes only the record, and SQLite
+  // neither parses nor rewrites the row's JSON (json_set on `doc` measured ~8 µs more per
+  // checkpoint, most of a small checkpoint's statement). A cancelled execution stays
+  // cancelled: the engine's later checkpoints only update the record.
   const checkpointStmt = stmt(
-    `UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE @status END,
-       doc = json_set(doc, '$.status', CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE @status END, '$.record', json(@record), '$.updatedAt', @at)
-     WHERE id = @id`,
+    `UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE ? END, record = ?, updated_at = ? WHERE id = ?`,
   );
   const checkpoint = (id: string, record: ExecutionRecord) => {
     forget(id);
-    checkpointStmt.run({ status: record.status, record: JSON.stringify(record), at: new Date().toISOString(), id });
+    checkpointStmt.run(record.status, JSON.stringify(record), new Date().toISOString(), id);
   };
   const cancel = (id: string, at: string) => {
     const e = getExecution(id);
@@ -384,8 +409,8 @@ export function openSqliteState(file: string): ServeState {
         return getExecution(id);
       },
       async list(filter: ExecutionFilter, page) {
-        const { rows, limit } = listWhere('executions', { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page);
-        return pageOf<ExecutionRow>(rows, limit);
+        const { rows, limit } = listWhere('executions', { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, false, EXECUTION_COLUMNS);
+        return pageOf<ExecutionRow>(rows, limit, (r) => executionOf(r as ExecutionColumns));
       },
       async checkpoint(id, record) {
         await durable(() => checkpoint(id, record), true);
