@@ -33,4 +33,38 @@ describe('sqlite execution rows from before the record column', () => {
       await state.close();
     }
   });
+
+  it('stores an execution\'s record once (its own column, not also inside the row\'s document), ingested, checkpointed and cancelled', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
+    const state = openSqliteState(file);
+    const at = '2026-01-01T00:00:00.000Z';
+    const big = 'x'.repeat(20_000);
+    const row = (id: string) => ({ id, installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: { big }, status: 'queued', createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+    try {
+      await state.executions.ingest({ executions: [row('ex_1'), row('ex_2')] } as never);
+      await state.executions.checkpoint('ex_1', { ...row('ex_1').record, status: 'succeeded' } as never);
+      expect(await state.executions.cancel('ex_2', '2026-01-01T00:00:05.000Z')).toBe(true);
+      expect((await state.executions.get('ex_1'))!.record).toMatchObject({ status: 'succeeded', event: { big } });
+      expect(await state.executions.get('ex_2')).toMatchObject({ status: 'cancelled', updatedAt: '2026-01-01T00:00:05.000Z', record: { event: { big } } });
+    } finally {
+      await state.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      for (const r of db.prepare('SELECT doc, record FROM executions').all() as { doc: string; record: string }[]) {
+        expect(r.doc.includes(big)).toBe(false);
+        expect(r.record.split(big).length).toBe(2);
+      }
+    } finally {
+      db.close();
+    }
+    // A reopened file reads the same, and one from a newer alloy is refused, not misread.
+    const again = openSqliteState(file);
+    expect((await again.executions.get('ex_2'))!.status).toBe('cancelled');
+    await again.close();
+    const newer = new Database(file);
+    newer.pragma('user_version = 99');
+    newer.close();
+    expect(() => openSqliteState(file)).toThrow(/written by a newer alloy/);
+  });
 });

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecutionRecord } from '../../engine/types.js';
+import { AlloyError } from '../../errors.js';
 import { memoryBucketStore } from './buckets.js';
 import { createGroupCommit } from './sqlite-group-commit.js';
 import type {
@@ -89,6 +90,17 @@ export function openSqliteState(file: string): ServeState {
   if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
   if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
   if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
+  // user_version 2: executions written since keep their record in its own column, which an
+  // alloy from before cannot read; a file from a newer alloy is refused rather than misread.
+  const fileVersion = db.pragma('user_version', { simple: true }) as number;
+  if (fileVersion > SQLITE_STATE_VERSION) {
+    db.close();
+    throw new AlloyError('E_STATE_NEWER', `${file} was written by a newer alloy (state version ${fileVersion}; this alloy knows ${SQLITE_STATE_VERSION})`, {
+      hint: 'Run the alloy version that wrote it (or newer), or point --data at another folder.',
+      exitCode: 2,
+    });
+  }
+  if (fileVersion < SQLITE_STATE_VERSION) db.pragma(`user_version = ${SQLITE_STATE_VERSION}`);
   // Every write goes through one group commit: writes of one event-loop turn share a
   // transaction and an fdatasync of the WAL, and resolve only once that sync is done.
   const group = createGroupCommit(db, `${file}-wal`);
@@ -221,18 +233,18 @@ export function openSqliteState(file: string): ServeState {
     freshBytes = 0;
   };
 
-  const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc) VALUES (?, ?, ?, ?, ?, ?)');
+  const insertExecution = stmt('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc, record, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   // The key first, and read back only when it was there: a new key (the usual case) is one
   // b-tree descent, not a lookup and then an insert.
   const insertDedupe = stmt('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?) ON CONFLICT (key) DO NOTHING');
   const selectDedupe = stmt('SELECT execution_ids FROM dedupe WHERE key = ?');
-  const ingest = (input: IngestInput, docs: string[]): IngestResult => {
+  const ingest = (input: IngestInput, docs: ExecutionDoc[]): IngestResult => {
     const ids = input.executions.map((e) => e.id);
     if (input.dedupeKey && insertDedupe.run(input.dedupeKey, JSON.stringify(ids)).changes === 0) {
       const seen = selectDedupe.get(input.dedupeKey) as { execution_ids: string };
       return { duplicate: true, executionIds: JSON.parse(seen.execution_ids) };
     }
-    input.executions.forEach((e, i) => insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, docs[i]));
+    input.executions.forEach((e, i) => insertExecution.run(e.id, e.installationId, e.userId, e.workflow, e.status, docs[i].doc, docs[i].record, e.updatedAt));
     return { duplicate: false, executionIds: ids };
   };
 
@@ -244,10 +256,11 @@ export function openSqliteState(file: string): ServeState {
   };
 
   /**
-   * An execution's row: `doc` as ingested (or as last written whole, by a cancel), with the
-   * latest checkpoint's `record` and `updated_at` in their own columns when there was one
-   * since, and the `status` column (always current). Rows checkpointed before those columns
-   * existed have the record inside `doc` and NULL columns.
+   * An execution's row: `doc` (the row without its record) as ingested or as last written
+   * whole (by a cancel), the latest `record` and `updated_at` in their own columns (a
+   * checkpoint rewrites only those), and the `status` column (always current). The record is
+   * stored once, not also inside `doc`. Rows written before those columns existed have the
+   * record inside `doc` and NULL columns.
    */
   type ExecutionColumns = { doc: string; record: string | null; updated_at: string | null; status: string };
   const EXECUTION_COLUMNS = 'doc, record, updated_at, status';
@@ -269,7 +282,8 @@ export function openSqliteState(file: string): ServeState {
   };
   const writeExecution = (e: ExecutionRow) => {
     forget(e.id);
-    return stmt('UPDATE executions SET status = ?, doc = ?, record = NULL, updated_at = NULL WHERE id = ?').run(e.status, JSON.stringify(e), e.id);
+    const d = executionDoc(e);
+    return stmt('UPDATE executions SET status = ?, doc = ?, record = ?, updated_at = ? WHERE id = ?').run(e.status, d.doc, d.record, e.updatedAt, e.id);
   };
 
   // The record goes to its own column: a checkpoint serializes only the record, and SQLite
@@ -397,12 +411,12 @@ export function openSqliteState(file: string): ServeState {
     executions: {
       async ingest(input) {
         // The docs are remembered once stored and synced (the batch may run twice: see sqlite-group-commit.ts).
-        let docs: string[] = [];
+        let docs: ExecutionDoc[] = [];
         const result = await durable(() => {
-          docs = input.executions.map((e) => JSON.stringify(e));
+          docs = input.executions.map(executionDoc);
           return ingest(input, docs);
         }, true);
-        if (!result.duplicate) input.executions.forEach((e, i) => remember(e.id, docs[i]));
+        if (!result.duplicate) input.executions.forEach((e, i) => remember(e.id, wholeDoc(docs[i])));
         return result;
       },
       async get(id) {
@@ -467,4 +481,21 @@ export function openSqliteState(file: string): ServeState {
       db.close();
     },
   };
+}
+
+/** The state file's format (PRAGMA user_version); 2: executions keep their record in its own column. */
+const SQLITE_STATE_VERSION = 2;
+
+/** An execution row as stored: the row without its record, and the record. */
+interface ExecutionDoc {
+  doc: string;
+  record: string;
+}
+function executionDoc(e: ExecutionRow): ExecutionDoc {
+  const { record, ...rest } = e;
+  return { doc: JSON.stringify(rest), record: JSON.stringify(record) };
+}
+/** The whole row's JSON from its two parts (the row always has keys: `{…}` + `,"record":…`). */
+function wholeDoc(d: ExecutionDoc): string {
+  return `${d.doc.slice(0, -1)},"record":${d.record}}`;
 }
