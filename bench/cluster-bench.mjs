@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
@@ -36,6 +36,8 @@ const ONLY = args.indexOf('--only') >= 0 ? args[args.indexOf('--only') + 1] : un
 const RUNS = argOf('--runs', quick ? 1 : 3);
 // --prof DIR: serve processes write V8 CPU profiles there (stopped with SIGTERM so they are written).
 const PROF = args.indexOf('--prof') >= 0 ? path.resolve(args[args.indexOf('--prof') + 1]) : undefined;
+// --count: serve processes count the statements they send (bench/_pg-count.mjs); printed per execution / per request.
+const COUNT = args.includes('--count') ? mkdtempSync(path.join(os.tmpdir(), 'alloy-pg-count-')) : undefined;
 const EVENTS = argOf('--events', quick ? 2000 : 10_000);
 const THROUGHPUT_EVENTS = quick ? 600 : 1500;
 const SHOPS = 100;
@@ -74,6 +76,36 @@ function cpuSpent(before, after) {
   return { nodeMs: after.node - before.node, pgMs };
 }
 
+/** Statement counts so far of serve processes (--count): summed over `pids`. */
+async function statementCounts(pids) {
+  if (!COUNT) return undefined;
+  const out = new Map();
+  for (const pid of pids) {
+    const file = path.join(COUNT, `${pid}.json`);
+    rmSync(file, { force: true });
+    process.kill(pid, 'SIGUSR2');
+    for (let i = 0; i < 100; i++) {
+      try {
+        for (const [k, v] of Object.entries(JSON.parse(readFileSync(file, 'utf8')))) {
+          const o = out.get(k) ?? [0, 0, 0];
+          out.set(k, o.map((x, i) => x + v[i]));
+        }
+        break;
+      } catch {
+        await sleep(20);
+      }
+    }
+  }
+  return out;
+}
+function printCounts(title, before, after, per) {
+  if (!before || !after) return;
+  const rows = [...after].map(([k, v]) => [k, ...v.map((x, i) => x - (before.get(k)?.[i] ?? 0))]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((s, [, n]) => s + n, 0);
+  console.log(`  ${title}: ${(total / per).toFixed(2)} statements per unit (${total} / ${per}); per statement: mean ms on its connection / through the pool`);
+  for (const [k, n, cms, pms] of rows.slice(0, 15)) console.log(`    ${(n / per).toFixed(3)}  ${(cms / n).toFixed(1)} / ${pms ? (pms / n).toFixed(1) : '-'} ms  ${k}`);
+}
+
 // ------------------------------------------------------------ a project, a store, processes
 function exampleSource() {
   const dir = path.join(ROOT, 'examples', 'shopify-sync', 'integrations', 'shopify-sync');
@@ -94,7 +126,7 @@ async function makeCluster(fake, receiverUrl) {
   const r = await releaseIntegration(store, exampleSource(), { author: 'bench', now: () => new Date(), message: 'bench' });
   await publishVersion(store, { integration: 'shopify-sync', selector: r.version }, { who: 'bench' });
   const schema = `bench_${randomBytes(5).toString('hex')}`;
-  const env = { ...process.env, NO_COLOR: '1', ALLOY_MASTER_KEY: MASTER, SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret, ACME_STREAM_URL: receiverUrl, ACME_STREAM_SECRET: `whsec_${Buffer.alloc(24, 3).toString('base64')}` };
+  const env = { ...process.env, ...(COUNT ? { ALLOY_PG_COUNT_DIR: COUNT, ALLOY_PG_COUNT_ROOT: ROOT } : {}), NO_COLOR: '1', ALLOY_MASTER_KEY: MASTER, SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret, ACME_STREAM_URL: receiverUrl, ACME_STREAM_SECRET: `whsec_${Buffer.alloc(24, 3).toString('base64')}` };
   const db = ['--database', PG_URL, '--schema', schema];
   const alloy = (a) => {
     const out = spawnSync(process.execPath, [BIN, ...a], { cwd: project, env, encoding: 'utf8' });
@@ -107,7 +139,7 @@ async function makeCluster(fake, receiverUrl) {
   const procs = new Set();
   const start = (role) =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : []), BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : []), ...(COUNT ? ['--import', pathToFileURL(path.join(here, '_pg-count.mjs')).href] : []), BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stderr.on('data', (b) => (err += b));
@@ -237,6 +269,7 @@ async function throughput(fake, receiverUrl, workers) {
       return { t: performance.now(), ended: (s.succeeded ?? 0) + (s.failed ?? 0) + (s.cancelled ?? 0), succeeded: s.succeeded ?? 0, alloyCpu: ws.reduce((a, w) => a + cpuMs(w.pid), 0), pgCpu };
     };
     const a = await sample();
+    const countsA = await statementCounts(ws.map((w) => w.pid));
     await c.client.query(`UPDATE ${c.schema}.job SET start_after = now() WHERE state = 'created'`);
     await c.client.query(`SELECT pg_notify($1, '')`, [`alloy_${c.schema}`]);
     let b;
@@ -249,6 +282,7 @@ async function throughput(fake, receiverUrl, workers) {
     }
     if (b.succeeded !== total) console.log(`  (not all succeeded: ${b.succeeded}/${total})`);
     const n = b.ended - a.ended;
+    printCounts(`statements, ${workers} worker(s), per execution`, countsA, await statementCounts(ws.map((w) => w.pid)), n);
     const secs = (b.t - a.t) / 1000;
     const alloyCpu = b.alloyCpu - a.alloyCpu;
     const pgCpu = b.pgCpu - a.pgCpu;
@@ -323,7 +357,9 @@ async function ingestBench(fake, receiverUrl) {
     wrk(`${api.url}/v1/run/event`, body, c.ingest, 1);
     wrk(`${raw.url}/`, body, undefined, 1);
     for (let i = 0; i < RUNS; i++) {
+      const countsA = await statementCounts([api.pid]);
       const a = await measured(api.pid, APP, () => wrk(`${api.url}/v1/run/event`, body, c.ingest, seconds));
+      if (a) printCounts('statements of the api process per ingest request', countsA, await statementCounts([api.pid]), a.requests);
       const b = await measured(child.pid, `alloy_bench_${child.pid}`, () => wrk(`${raw.url}/`, body, undefined, seconds));
       if (!a || !b) return undefined;
       rows.push({ a, b });

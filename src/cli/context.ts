@@ -107,13 +107,15 @@ export function createContext(io: CliIO, options: ContextOptions = {}): CliConte
       const columns = (io.stderr as { columns?: number }).columns ?? 0;
       if (!stderrTTY || ci || json || columns <= 0) return silentSpinner(ctx, text);
       const { default: ora } = await import('ora');
-      const s = ora({ text, stream: io.stderr as NodeJS.WritableStream }).start();
+      // ora writes to the terminal itself: its texts are made safe as every human line is.
+      const safe = (t: string | undefined) => (t === undefined ? t : terminalSafe(t));
+      const s = ora({ text: terminalSafe(text), stream: io.stderr as NodeJS.WritableStream }).start();
       return {
         update: (t) => {
-          s.text = t;
+          s.text = terminalSafe(t);
         },
-        succeed: (t) => void s.succeed(t),
-        fail: (t) => void s.fail(t),
+        succeed: (t) => void s.succeed(safe(t)),
+        fail: (t) => void s.fail(safe(t)),
         stop: () => void s.stop(),
       };
     },

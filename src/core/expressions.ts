@@ -432,9 +432,9 @@ function plainJson(v: object, depth: number): unknown {
     const y = plainItem(x, depth, false);
     if (out === undefined && (y === undefined || !Object.is(y, x))) {
       out = {};
-      for (let j = 0; j < i; j++) out[keys[j]] = o[keys[j]];
+      for (let j = 0; j < i; j++) setOwn(out, keys[j], o[keys[j]]);
     }
-    if (out !== undefined && y !== undefined) out[k] = y;
+    if (out !== undefined && y !== undefined) setOwn(out, k, y);
   }
   return out ?? v;
 }

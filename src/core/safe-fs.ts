@@ -178,7 +178,18 @@ export function preparePrivateFile(file: string, siblings: string[] = []): void 
     const st = lstatOrUndefined(f);
     if (!st) continue;
     if (st.isSymbolicLink()) throw symlinkError(f);
-    if ((st.mode & 0o777) !== PRIVATE_FILE_MODE) chmodSync(f, PRIVATE_FILE_MODE);
+    if ((st.mode & 0o777) !== PRIVATE_FILE_MODE) {
+      try {
+        chmodSync(f, PRIVATE_FILE_MODE);
+      } catch (err) {
+        // Another user's file (EPERM): a clear refusal, not an internal error.
+        if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+        throw new AlloyError('E_PERMISSION', `cannot make ${f} private (0600): it belongs to another user`, {
+          hint: `run alloy as the file's owner, or have them run: chmod 600 "${f}"`,
+          details: { path: f },
+        });
+      }
+    }
   }
   if (!lstatOrUndefined(file)) {
     try {

@@ -81,14 +81,19 @@ function loadGenerated(require: NodeJS.Require): Partial<Record<SchemaName, Vali
  * backtracks catastrophically on its linear-time engine (the flag below, also set for
  * expressions in expression-limits.ts) only without it: `^(a+)+$` against event data held
  * the thread for minutes. So `u` is dropped when the pattern needs none of its syntax
- * (`\p{…}`, `\u{…}`, characters beyond U+FFFF); it is still compiled with `u` first, so a
- * pattern ajv refused is still refused. The one difference left: `.` and negated classes
- * count a character beyond U+FFFF (an emoji) as two.
+ * (`\p{…}`, `\u{…}`, a surrogate written as `\uD83D` or literally, characters beyond
+ * U+FFFF); it is still compiled with `u` first, so a pattern ajv refused is still refused, and
+ * one that compiles only with `u` keeps it. The difference left: `.`, `\S` and negated
+ * classes count a character beyond U+FFFF (an emoji) as two (docs/security.md).
  */
 function userPatternRegExp(pattern: string, flags: string): RegExp {
   const strict = new RegExp(pattern, flags);
-  if (!flags.includes('u') || /\\[pP]|\\u\{|[\uD800-\uDFFF]/.test(pattern)) return strict;
-  return new RegExp(pattern, flags.replace('u', ''));
+  if (!flags.includes('u') || /\\[pP]|\\u\{|\\u[dD][89a-fA-F]|[\uD800-\uDFFF]/.test(pattern)) return strict;
+  try {
+    return new RegExp(pattern, flags.replace('u', ''));
+  } catch {
+    return strict;
+  }
 }
 // ajv names the engine by `code` in generated standalone code (not used for user schemas).
 userPatternRegExp.code = 'userPatternRegExp';

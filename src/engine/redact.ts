@@ -6,6 +6,8 @@
  * `auth` object (http/request `{type: header, name, value}`, `{type: basic, username,
  * password}`, …) is a credential whatever its key: redactActionInput masks and learns them.
  */
+import { setOwn } from '../core/own-key.js';
+
 export const REDACTED = '[redacted]';
 
 const SECRET_KEY_RE = /token|secret|passw(or)?d|authorization|api[-_]?key|cookie|credential/i;
@@ -79,9 +81,9 @@ export function createRedactor(initial: Iterable<string | undefined> = []): Reda
       } else w = walk(x, byKey, depth + 1);
       if (w !== x && out === undefined) {
         out = {};
-        for (let j = 0; j < i; j++) out[keys[j]] = (v as Record<string, unknown>)[keys[j]];
+        for (let j = 0; j < i; j++) setOwn(out, keys[j], (v as Record<string, unknown>)[keys[j]]);
       }
-      if (out !== undefined) out[k] = w;
+      if (out !== undefined) setOwn(out, k, w);
     }
     return out ?? v;
   };

@@ -328,7 +328,7 @@ export class EventLog {
       }
       const damaged = isDamaged(err);
       throw new StoreError('E_EVENT_LOG_OPEN', `cannot open the event log ${this.file}: ${(err as Error).message}`, {
-        ...(damaged ? { hint: '`alloy dev --fresh` sets the damaged log aside (kept next to it as .damaged-<time>) and starts a new one' } : {}),
+        ...(damaged ? { hint: '`alloy dev --fresh` sets the damaged log aside (kept next to it as .damaged-<pid>-<time>) and starts a new one' } : {}),
         cause: err,
       });
     }

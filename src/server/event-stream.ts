@@ -19,11 +19,15 @@ import type { EventLog, LogEntry } from './event-log.js';
 /** A comment line this often keeps proxies and idle timers from closing the stream. */
 export const SSE_HEARTBEAT_MS = 15_000;
 const LOG_BATCH = 500;
+/** Bytes waiting for a client before a log backlog pauses for 'drain' (well under MAX_STREAM_BUFFER_BYTES). */
+const LOG_HIGH_WATER = 512 * 1024;
 
 interface Subscriber {
   res: ServerResponse;
   /** Last log seq sent. */
   after: number;
+  /** Waiting for the client to read what was sent before more of a backlog goes out. */
+  draining?: boolean;
 }
 
 export interface EventStream {
@@ -47,13 +51,24 @@ export function createEventStream(log: EventLog): EventStream {
     drop(sub);
     return false;
   };
+  // A backlog (a reconnect with Last-Event-ID after a long sleep) goes out as fast as the
+  // client reads it: past LOG_HIGH_WATER waiting in memory the rest waits for 'drain', so a
+  // reading client never reaches writeStream's bound however long the backlog.
   const sendLogs = (sub: Subscriber) => {
-    if (log.isClosed) return;
+    if (log.isClosed || sub.draining) return;
     for (;;) {
       const entries: LogEntry[] = log.readLog(sub.after, LOG_BATCH);
       for (const e of entries) {
         if (!write(sub, formatSse({ event: 'log', id: e.seq, data: JSON.stringify(e) }))) return;
         sub.after = e.seq;
+        if (sub.res.writableLength > LOG_HIGH_WATER) {
+          sub.draining = true;
+          sub.res.once('drain', () => {
+            sub.draining = false;
+            if (subscribers.has(sub)) sendLogs(sub);
+          });
+          return;
+        }
       }
       if (entries.length < LOG_BATCH) return;
     }

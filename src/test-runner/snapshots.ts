@@ -89,8 +89,9 @@ export class SnapshotBook {
   async save(): Promise<void> {
     for (const [file, b] of this.books) {
       if (!b.dirty) continue;
-      // A linked tests/ or __snapshots__/ (a hostile clone) is refused, not written through.
-      await ensureProjectDirAsync(path.dirname(file), this.root);
+      // A linked __snapshots__/ (a hostile clone) is refused, not written through; the test
+      // file's own folder is where the test was read from, links and all (a monorepo's).
+      await ensureProjectDirAsync(path.dirname(file), path.dirname(path.dirname(file)));
       const sorted = Object.fromEntries(Object.keys(b.data).sort().map((k) => [k, b.data[k]]));
       await writeFileSafe(file, JSON.stringify(sorted, null, 2) + '\n', { mode: 0o666 });
       b.dirty = false;

@@ -96,3 +96,21 @@ describe('CLI manners', () => {
     expect(forced.stdout).toContain('\u001b[');
   });
 });
+
+describe('untrusted text on a terminal', () => {
+  it('the spinner (ora, on a TTY) shows control sequences in its texts escaped, as every human line', async () => {
+    const { createContext } = await import('../../src/cli/context.js');
+    const { PassThrough } = await import('node:stream');
+    let written = '';
+    const stderr = Object.assign(new PassThrough(), { isTTY: true, columns: 80, rows: 24, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    stderr.on('data', (d: Buffer) => (written += d.toString()));
+    const ctx = createContext({ stdout: { write: () => true, isTTY: true }, stderr, env: { TERM: 'xterm' }, cwd: process.cwd() });
+    const hostile = 'step x\u001b]0;pwned\u0007';
+    const s = await ctx.spinner(hostile);
+    s.update(`${hostile} again`);
+    s.succeed(`${hostile} done`);
+    await new Promise((r) => setImmediate(r));
+    expect(written).toContain('\\x1b]0;pwned\\x07 done');
+    expect(written).not.toContain('\u001b]0;pwned');
+  });
+});

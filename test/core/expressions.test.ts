@@ -73,6 +73,10 @@ describe('compile and render', () => {
       expect(Object.keys(out)).toEqual(['__proto__', 'a']);
       expect((out as { polluted?: unknown }).polluted).toBeUndefined();
     }
+    // JSONata's object constructor: its prototype-less object is copied into a plain one.
+    const built = (await renderTemplate(compileTemplate('{{ {"__proto__": {"a": event.name}, "b": 1} }}'), ctx)) as Record<string, unknown>;
+    expect(JSON.stringify(built)).toBe('{"__proto__":{"a":"Ann"},"b":1}');
+    expect(Object.getPrototypeOf(built)).toBe(Object.prototype);
   });
 
   it('turns jsonata sequences into plain arrays', async () => {

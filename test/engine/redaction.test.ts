@@ -27,6 +27,14 @@ describe('redaction', () => {
     expect(r.value({ token: 'kept' }, { byKey: false })).toEqual({ token: 'kept' });
   });
 
+  it('a `__proto__` key beside a redacted one stays a key of the copy, not its prototype', () => {
+    const out = createRedactor([]).value(JSON.parse('{"__proto__": {"a": 1}, "password": "hunter2", "x": 1}')) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(Object.keys(out)).toEqual(['__proto__', 'password', 'x']);
+    expect(out.password).toBe(REDACTED);
+    expect(JSON.stringify(out)).toBe('{"__proto__":{"a":1},"password":"[redacted]","x":1}');
+  });
+
   it('keeps secrets out of the record and checkpoints while the calls still use them', async () => {
     const server = await startServer((req, res) => {
       if (req.url === '/ping' && JSON.parse(req.body).fail) return json(res, 403, {});

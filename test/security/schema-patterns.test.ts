@@ -34,4 +34,15 @@ describe('patterns in user schemas', () => {
     // Valid without `u` but not with it: ajv refused it before, and still does.
     expect(() => ajv.compile({ type: 'string', pattern: '\\-a' })).toThrow();
   });
+
+  it('surrogates written as \\uD83D escapes keep the `u` meaning (a range of emoji, a pair that is one character)', () => {
+    const ajv = getUserAjv();
+    // Without `u` this range is "out of order" (its ends are lone surrogates) and would not compile.
+    const emoji = ajv.compile({ type: 'string', pattern: '^[\\uD83D\\uDE00-\\uD83D\\uDE4F]+$' });
+    expect(emoji('😀🙏')).toBe(true);
+    expect(emoji('a')).toBe(false);
+    // With `u` a surrogate class matches only a lone surrogate, never half of a pair.
+    const halves = ajv.compile({ type: 'string', pattern: '^[\\uD800-\\uDBFF][\\uDC00-\\uDFFF]$' });
+    expect(halves('😀')).toBe(false);
+  });
 });

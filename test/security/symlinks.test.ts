@@ -117,7 +117,7 @@ describe('no writes through symlinks under .alloy', () => {
 });
 
 describe('no writes through symlinks in the project (a hostile clone)', () => {
-  it('alloy test snapshots: a linked tests/ or __snapshots__/ is refused, nothing written at its target', async () => {
+  it('alloy test snapshots: a linked __snapshots__/ is refused, nothing written at its target; a linked integration folder is fine', async () => {
     const elsewhere = path.join(root, 'dir-elsewhere');
     mkdirSync(elsewhere);
     const tests = path.join('integrations', 'x', 'tests');
@@ -129,16 +129,21 @@ describe('no writes through symlinks in the project (a hostile clone)', () => {
     };
     link(path.join(tests, '__snapshots__'), elsewhere);
     expect((await refusalAsync(snapshot)).code).toBe('E_SYMLINK');
-    rmSync(path.join(repo(), tests), { recursive: true });
-    link(path.join('integrations', 'x', 'tests'), elsewhere);
-    expect((await refusalAsync(snapshot)).code).toBe('E_SYMLINK');
     expect(readdirSync(elsewhere)).toEqual([]);
+    rmSync(path.join(repo(), tests, '__snapshots__'));
     // Without links it writes the file, readable by the project's other users as any project file.
-    rmSync(path.join(repo(), tests));
     await snapshot();
     const written = path.join(repo(), tests, '__snapshots__', 'a.test.yaml.snap.json');
     expect(JSON.parse(readFileSync(written, 'utf8'))).toEqual({ first: { status: 'succeeded' } });
     expect(statSync(written).mode & 0o044).not.toBe(0);
+    // A monorepo links an integration in from elsewhere: its tests were read through the link, and their snapshots go there too.
+    const shared = path.join(root, 'shared-integration');
+    mkdirSync(path.join(shared, 'tests'), { recursive: true });
+    link(path.join('integrations', 'y'), shared);
+    const book = new SnapshotBook(repo(), { update: true, ci: false });
+    book.check(path.join('integrations', 'y', 'tests', 'b.test.yaml'), 'b', 1);
+    await book.save();
+    expect(readdirSync(path.join(shared, 'tests', '__snapshots__'))).toEqual(['b.test.yaml.snap.json']);
   });
 });
 

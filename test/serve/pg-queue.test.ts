@@ -115,6 +115,44 @@ describePg('PostgreSQL execution queue', () => {
     }
   });
 
+  it('a pg-boss start that failed partway is started again by the next call, not taken as done', async () => {
+    // pg-boss 10 sets its "starting" mark before it installs its tables and never clears it
+    // when that fails: the same instance's next start() returned at once, and the queue was
+    // never made. Here the statement that installs pg-boss's tables fails once.
+    const schema = freshSchema('q_restart');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+    const queue = createPgQueue(state, { concurrency: 4, perInstallation: 4, perShop: 4 });
+    nodes.push({ state, queue });
+    // pg-boss's statements go through pool.connect() (pg-queue's adapter); pool.query's own
+    // connect (with a callback) is left alone.
+    const pool = state.pool as unknown as { connect: (...a: unknown[]) => unknown };
+    const connect = pool.connect.bind(state.pool);
+    let armed = true;
+    pool.connect = (...a: unknown[]) => {
+      if (a.length > 0 || !armed) return connect(...a);
+      return (connect() as Promise<import('pg').PoolClient>).then((client) => {
+        const query = client.query;
+        client.query = function (this: unknown, ...args: unknown[]) {
+          client.query = query;
+          if (armed && typeof args[0] === 'string' && args[0].includes('CREATE TABLE')) {
+            armed = false;
+            return Promise.reject(new Error('injected: the connection broke while pg-boss installed its tables'));
+          }
+          return (query as (...x: unknown[]) => unknown).apply(client, args);
+        } as typeof client.query;
+        return client;
+      });
+    };
+    await expect(queue.ingest({ executions: [row()] })).rejects.toThrow(/injected/);
+    expect(armed).toBe(false);
+    const [id] = (await queue.ingest({ executions: [row()] })).executionIds;
+    const log: { id: string; node: string; at: number }[] = [];
+    await queue.start(recorder('a', log, async () => true));
+    await waitFor(async () => log.some((l) => l.id === id), 'the execution ran');
+    // The failed ingest stored nothing (it never reached the database): one execution, one job.
+    expect((await state.pool.query(`SELECT count(*)::int AS n FROM ${schema}.job`)).rows[0].n).toBe(1);
+  });
+
   it('runs a rerun before queued new work', async () => {
     const schema = freshSchema('q_prio');
     const a = await node(schema, { concurrency: 1 });

@@ -5,6 +5,7 @@ import { MIGRATIONS } from '../../src/serve/state/pg-migrations.js';
 import { migrate, openPgState } from '../../src/serve/state/pg-state.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import { runStateContract } from './state-contract.js';
+import { waitFor } from './helpers.js';
 
 describePg('PostgreSQL state', () => {
   beforeAll(() => assertPgReachable());
@@ -125,6 +126,77 @@ describePg('PostgreSQL migrations and races', () => {
       expect(await state.executions.getForRun!('ex_none')).toBeUndefined();
     } finally {
       await state.close();
+    }
+  });
+
+  it('the read cache: another process\'s revocation, a change made by hand in SQL and a lost listening connection all reach a process that had the rows in memory', async () => {
+    const schema = freshSchema('cache');
+    const a = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    const b = await openPgState({ url: PG_URL, schema, poolSize: 2 });
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    // Statements b sends through its pool: a read answered from memory sends none.
+    let sent = 0;
+    const query = b.pool.query.bind(b.pool) as (...a: unknown[]) => unknown;
+    (b.pool as unknown as { query: (...a: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      sent++;
+      return query(...args);
+    };
+    const listening = () => waitFor(async () => (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [`alloy-cache:${schema}`])).rows[0].n === 1, 'b listens');
+    try {
+      const at = new Date().toISOString();
+      await a.apiKeys.create({ id: 'k1', role: 'ingest', hash: 'h1', createdAt: at });
+      await a.apiKeys.create({ id: 'k2', role: 'admin', hash: 'h2', createdAt: at });
+      await a.users.create({ id: 'u1', createdAt: at });
+      expect((await b.apiKeys.findByHash('h1'))?.id).toBe('k1'); // opens b's listening connection
+      await listening();
+      // Once b listens (its LISTEN answered), a read is kept and the next one sends nothing.
+      await waitFor(async () => {
+        const s0 = sent;
+        await b.apiKeys.findByHash('h1');
+        await b.users.get('u1');
+        return sent === s0;
+      }, 'reads answered from memory');
+      const before = sent;
+      expect((await b.apiKeys.findByHash('h1'))?.id).toBe('k1');
+      expect((await b.users.get('u1'))?.id).toBe('u1');
+      expect(sent).toBe(before); // from memory
+      expect(Object.isFrozen(await b.users.get('u1'))).toBe(true);
+
+      // Revoked in another process: b stops accepting the key as soon as the NOTIFY arrives.
+      const revokedAt = Date.now();
+      expect(await a.apiKeys.delete('k1')).toBe(true);
+      await waitFor(async () => (await b.apiKeys.findByHash('h1')) === undefined, 'the revoked key is refused by b', 2000);
+      expect(Date.now() - revokedAt).toBeLessThan(2000);
+      // Changed by hand in SQL (the triggers notify too), and b's own writes at once.
+      await b.apiKeys.findByHash('h2');
+      await admin.query(`DELETE FROM ${schema}.api_keys WHERE id = 'k2'`);
+      await waitFor(async () => (await b.apiKeys.findByHash('h2')) === undefined, 'a key deleted in SQL is refused by b', 2000);
+      await b.users.delete('u1');
+      expect(await b.users.get('u1')).toBeUndefined();
+      await a.users.create({ id: 'u2', createdAt: at });
+      await waitFor(async () => (await b.users.get('u2')) !== undefined, 'a new user is seen by b', 2000);
+      const inst = { id: 'in_1', userId: 'u2', integration: 'i', version: 1, status: 'active' as const, credentials: {}, config: { kid: 'k', wrapped: 'w', iv: 'i', data: 'd', tag: 't' }, createdAt: at, updatedAt: at };
+      await a.installations.put(inst);
+      await waitFor(async () => (await b.installations.list({ userId: 'u2', status: 'active' })).items.length === 1, 'b lists the installation', 2000);
+      await a.installations.put({ ...inst, status: 'inactive' });
+      await waitFor(async () => (await b.installations.list({ userId: 'u2', status: 'active' })).items.length === 0, 'b sees it deactivated', 2000);
+
+      // b's listening connection is cut: b holds nothing meanwhile, so a change it was not told of still shows.
+      await a.apiKeys.create({ id: 'k3', role: 'read', hash: 'h3', createdAt: at });
+      await waitFor(async () => (await b.apiKeys.findByHash('h3')) !== undefined, 'b reads k3', 2000);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`alloy-cache:${schema}`]);
+      await waitFor(async () => (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [`alloy-cache:${schema}`])).rows[0].n === 0, 'the listener is gone');
+      await admin.query(`ALTER TABLE ${schema}.api_keys DISABLE TRIGGER api_keys_cache`); // not told to anyone
+      await admin.query(`DELETE FROM ${schema}.api_keys WHERE id = 'k3'`);
+      await admin.query(`ALTER TABLE ${schema}.api_keys ENABLE TRIGGER api_keys_cache`);
+      expect(await b.apiKeys.findByHash('h3')).toBeUndefined();
+      // It listens again on a later read (a second after losing it).
+      await waitFor(async () => (await b.users.get('u2')) && (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [`alloy-cache:${schema}`])).rows[0].n === 1, 'b listens again', 5000);
+    } finally {
+      await admin.end();
+      await a.close();
+      await b.close();
     }
   });
 

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { expect, it } from 'vitest';
+import { createSseParser } from '../../src/net/sse.js';
 import { createEventStream } from '../../src/server/event-stream.js';
 import type { EventLog } from '../../src/server/event-log.js';
 import { MAX_STREAM_BUFFER_BYTES } from '../../src/http/respond.js';
@@ -37,6 +38,43 @@ it('ends the stream of a client that stops reading instead of buffering its even
     expect(response?.destroyed).toBe(true);
   } finally {
     socket.destroy();
+    stream.close();
+    server.close();
+  }
+});
+
+it('a client that reads gets a log backlog far over the bound in full (a reconnect with Last-Event-ID)', async () => {
+  // 3,000 entries of ~2 KB: 6 MB, one and a half times MAX_STREAM_BUFFER_BYTES.
+  const entries = Array.from({ length: 3000 }, (_, i) => ({ seq: i + 1, time: 0, kind: 'note', message: 'm'.repeat(2000) }));
+  const log = {
+    isClosed: false,
+    readLog: (after: number | undefined, limit: number) => entries.filter((e) => e.seq > (after ?? 0)).slice(0, limit),
+  } as unknown as EventLog;
+  expect(entries.length * 2000).toBeGreaterThan(MAX_STREAM_BUFFER_BYTES);
+  const stream = createEventStream(log);
+  const server = http.createServer((req, res) => stream.subscribe(req, res, 0));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const controller = new AbortController();
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/stream`, { signal: controller.signal });
+    let last = 0;
+    let count = 0;
+    const parse = createSseParser((m) => {
+      if (m.event !== 'log') return;
+      count++;
+      last = Number(m.id);
+    });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    while (last < 3000) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parse(value);
+    }
+    expect(count).toBe(3000);
+    expect(last).toBe(3000);
+    expect(stream.size).toBe(1);
+  } finally {
+    controller.abort();
     stream.close();
     server.close();
   }

@@ -36,8 +36,9 @@ export default async function recordCommand(ctx: CliContext, id: string, opts: R
   const text = testFileFromRecord(ex.record, workflow.def, schemaRef);
   const short = id.replace(/^(exec|ex)_/, '').slice(-12);
   const file = path.join(testsDir, `${workflow.name}.${short}.test.yaml`);
-  // A linked integration or tests/ folder (a hostile clone) is refused, not written through.
-  await ensureProjectDirAsync(testsDir, project.root);
+  // A linked tests/ folder (a hostile clone) is refused, not written through; the integration's
+  // folder is where its workflows were read from, links and all (a monorepo's).
+  await ensureProjectDirAsync(testsDir, path.join(project.root, integration.dir));
   try {
     // 'wx': never overwrite, never write through a symlink planted at the path.
     await writeFile(file, text, { flag: 'wx' });

@@ -28,8 +28,8 @@ import { setMaxListeners } from 'node:events';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { IngestInput, IngestResult, ServeState } from '../state/types.js';
-import type { PgIngestOptions } from '../state/pg-state.js';
-import type { EnqueueOptions, ExecutionQueue, QueueLimits, QueueWork } from './types.js';
+import { BUCKET_REPORTS_UPSERT, type BucketReports, type ForRunRow, type PgIngestOptions } from '../state/pg-state.js';
+import type { EnqueueOptions, ExecutionQueue, PreparedExecution, QueueLimits, QueueWork } from './types.js';
 
 /** What the queue needs of the PostgreSQL state (PgServeState has it). */
 export interface PgQueueState {
@@ -39,6 +39,10 @@ export interface PgQueueState {
   executions: {
     ingest(input: IngestInput, options?: PgIngestOptions): Promise<IngestResult>;
   };
+  /** Hands the runner's next getForRun the execution read with its job (PgServeState has it). */
+  primeForRun?(id: string, loaded: ForRunRow | undefined): void;
+  /** Cost-bucket reports for the settle statement to carry (PgServeState has it). */
+  takeBucketReports?(): BucketReports | undefined;
 }
 
 export interface PgQueueOptions {
@@ -75,13 +79,17 @@ const SLOTS_SQL = `WITH i AS MATERIALIZED (
 )
 SELECT (SELECT slot FROM i) AS i, (SELECT slot FROM s) AS s`;
 
-/** Completes jobs ($4, as pg-boss's complete does) and releases advisory locks ($1/$2 pairs) in one statement. */
+/**
+ * Completes jobs ($4, as pg-boss's complete does) and releases advisory locks ($1/$2 pairs) in
+ * one statement, which also writes the state's waiting cost-bucket reports ($5, a JSON array;
+ * pacing, like the job bookkeeping committed without waiting for the WAL flush).
+ */
 const SETTLE_SQL = `WITH u AS (
   SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtext(k), hashtext(v))) AS n FROM unnest($1::text[], $2::text[]) AS l(k, v)
 ), c AS (
   UPDATE job SET completed_on = now(), state = 'completed' WHERE name = $3 AND id = ANY($4::uuid[]) AND state = 'active' RETURNING 1
-)
-SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed`;
+), r AS (${BUCKET_REPORTS_UPSERT('$5')} RETURNING 1)
+SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed, (SELECT count(*) FROM r) AS reported`;
 
 interface JobData {
   id: string;
@@ -93,22 +101,39 @@ interface FetchedJob {
   priority: number;
   /** Whether this session got the execution's advisory lock (re-entrant: true too when it already held it). */
   locked: boolean;
+  /** The execution as read under its lock with the claim (for the runner's getForRun), when it was. */
+  loaded?: ForRunRow;
+  /** The installation and shop the claim took slots for, and the slots got (held on the session already). */
+  pre?: { installationId: string; shop?: string; i?: string; s?: string };
+}
+
+/** A row of alloy_take_jobs (migration 7). */
+interface TakeRow {
+  r_job: string;
+  r_id: string;
+  r_priority: number;
+  r_locked: boolean;
+  r_found: boolean;
+  r_doc: ForRunRow['doc'] | null;
+  r_status: ForRunRow['status'] | null;
+  r_updated_at: string | null;
+  r_record: ForRunRow['record'] | null;
+  r_installation_id: string | null;
+  r_installation: ForRunRow['installation'];
+  r_accounts: ForRunRow['accounts'];
+  r_shop: string | null;
+  r_islot: string | null;
+  r_sslot: string | null;
 }
 
 /**
- * pg-boss 10's fetch (fetchNextJob, for a 'standard' queue: the next jobs by priority and age,
- * claimed with FOR UPDATE SKIP LOCKED, retry_count raised on a retry), plus each claimed job's
- * execution lock tried on the session in the same statement.
+ * The fetch in one round trip (alloy_take_jobs, migration 7): pg-boss 10's claim (the next
+ * jobs by priority and age, FOR UPDATE SKIP LOCKED, retry_count raised on a retry), each
+ * job's execution lock tried, and for each one locked here the execution read (after its
+ * lock: PL/pgSQL takes a new snapshot per statement) and its installation's and shop's slots
+ * taken, as takeSlots would.
  */
-const FETCH_SQL = `WITH next AS (
-  SELECT id FROM job WHERE name = $1 AND state < 'active' AND start_after < now()
-  ORDER BY priority DESC, created_on, id LIMIT $2 FOR UPDATE SKIP LOCKED
-), claimed AS (
-  UPDATE job j SET state = 'active', started_on = now(), retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
-  FROM next WHERE j.name = $1 AND j.id = next.id
-  RETURNING j.id, j.data, j.priority, j.created_on
-)
-SELECT id, data, priority, pg_try_advisory_lock(hashtext($3), hashtext(data->>'id')) AS locked FROM claimed ORDER BY priority DESC, created_on, id`;
+const TAKE_SQL = 'SELECT * FROM alloy_take_jobs($1, $2, $3, $4, $5, $6, $7, $8)';
 
 export function isPgQueueState(state: unknown): state is PgQueueState {
   return typeof state === 'object' && state !== null && 'pool' in state && 'schema' in state;
@@ -152,23 +177,38 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       }
     },
   };
-  const boss = new PgBoss({
-    db: poolDb,
-    // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
-    // state's, so one schema holds a deployment and dropping it removes everything.
-    schema: state.schema,
-    schedule: false,
-    // Expired jobs are failed (and so retried) by whichever process's maintenance runs first
-    // (pg-boss takes an advisory lock so one process at a time does it).
-    supervise: true,
-    maintenanceIntervalSeconds: Math.max(1, Math.min(5, Math.floor(recoverAfter / 3))),
-  });
-  boss.on('error', (err) => log('queue error', { error: (err as Error).message }));
+  const newBoss = () => {
+    const b = new PgBoss({
+      db: poolDb,
+      // pg-boss's tables (job, queue, archive, version, schedule, subscription) live beside the
+      // state's, so one schema holds a deployment and dropping it removes everything.
+      schema: state.schema,
+      schedule: false,
+      // Expired jobs are failed (and so retried) by whichever process's maintenance runs first
+      // (pg-boss takes an advisory lock so one process at a time does it).
+      supervise: true,
+      maintenanceIntervalSeconds: Math.max(1, Math.min(5, Math.floor(recoverAfter / 3))),
+    });
+    b.on('error', (err) => log('queue error', { error: (err as Error).message }));
+    return b;
+  };
+  let boss = newBoss();
 
   let ready: Promise<void> | undefined;
   const ensureReady = () =>
     (ready ??= (async () => {
-      await boss.start();
+      try {
+        await boss.start();
+      } catch (err) {
+        // pg-boss 10 marks itself starting before it migrates and never clears the mark when
+        // that fails: a second start() on the same instance returns at once, as if started,
+        // over tables it never made. So a failed start leaves the instance behind (nothing of
+        // it runs yet: its maintenance starts after the migration) and the next try starts a new one.
+        const failed = boss;
+        boss = newBoss();
+        await failed.stop({ graceful: false, wait: true, close: false }).catch(() => {});
+        throw err;
+      }
       if (await boss.getQueue(JOB)) return;
       // pg-boss 10's create_queue is not safe to run twice at once: the second session's
       // insert of the queue row waits for the first's transaction, which then waits for a
@@ -286,20 +326,48 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   // Statements are named (prepared once per connection). `values` may be a function, called
   // when the statement is sent (a batch keeps growing while it waits its turn).
   let sessionChain: Promise<unknown> = Promise.resolve();
-  function onSession<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[] | (() => unknown[])): Promise<pg.QueryResult<R>> {
+  // `after` runs on the answer before the session's next statement is sent (so that one's `values` sees its effects).
+  function onSession<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[] | (() => unknown[]), after?: (r: pg.QueryResult<R>) => void): Promise<pg.QueryResult<R>> {
     const client = session;
     if (!client) return Promise.reject(new Error('no database session'));
-    const next = sessionChain.then(() => client.query<R>({ name, text, values: typeof values === 'function' ? values() : values }));
+    const next = sessionChain
+      .then(() => client.query<R>({ name, text, values: typeof values === 'function' ? values() : values }))
+      .then((r) => {
+        after?.(r);
+        return r;
+      });
     sessionChain = next.catch(() => {});
     return next;
   }
   /**
-   * Claims up to `n` jobs as pg-boss's fetch does, on the session, and tries each one's
-   * execution lock in the same statement (`locked`).
+   * Claims up to `n` jobs on the session (alloy_take_jobs): each one's execution lock tried,
+   * and for those locked here and not running here, the execution read and its slots taken.
+   * The slots got are marked held before the session's next statement.
    */
   async function fetchJobs(n: number): Promise<FetchedJob[]> {
-    const r = await onSession<FetchedJob>('alloy_q_fetch', FETCH_SQL, [JOB, n, `${state.schema}:execution`]);
-    return r.rows;
+    const r = await onSession<TakeRow>(
+      'alloy_q_take',
+      TAKE_SQL,
+      () => [JOB, n, `${state.schema}:execution`, `${state.schema}:slot`, limits.perInstallation, limits.perShop, [...running.keys()], [...heldSlots]],
+      (r) => {
+        for (const row of r.rows) {
+          if (row.r_islot) heldSlots.add(row.r_islot);
+          if (row.r_sslot) heldSlots.add(row.r_sslot);
+        }
+      },
+    );
+    return r.rows.map((row) => ({
+      id: row.r_job,
+      data: { id: row.r_id },
+      priority: row.r_priority,
+      locked: row.r_locked,
+      ...(row.r_found
+        ? {
+            loaded: { id: row.r_id, doc: row.r_doc!, status: row.r_status!, updated_at: row.r_updated_at!, record: row.r_record!, installation: row.r_installation, accounts: row.r_accounts },
+            pre: { installationId: row.r_installation_id!, ...(row.r_shop ? { shop: row.r_shop } : {}), ...(row.r_islot ? { i: row.r_islot } : {}), ...(row.r_sslot ? { s: row.r_sslot } : {}) },
+          }
+        : {}),
+    }));
   }
 
   /**
@@ -311,10 +379,14 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     let batch = settling;
     if (!batch) {
       const b = (batch = settling = { kinds: [], keys: [], jobs: [], done: Promise.resolve() });
+      let reports: BucketReports | undefined;
       b.done = onSession('alloy_q_settle', SETTLE_SQL, () => {
         if (settling === b) settling = undefined; // later ones start the next batch
-        return [b.kinds, b.keys, JOB, b.jobs];
-      }).then(() => {});
+        reports = state.takeBucketReports?.();
+        return [b.kinds, b.keys, JOB, b.jobs, reports?.json ?? '[]'];
+      })
+        .finally(() => reports?.done())
+        .then(() => {});
     }
     for (const [kind, key] of locks) {
       batch.kinds.push(`${state.schema}:${kind}`);
@@ -337,16 +409,21 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
    */
   async function takeSlots(installation: string, shop: string | undefined): Promise<{ i?: string; s?: string }> {
     // Slots this process holds are skipped here (the lock is re-entrant within our session);
-    // the others are tried in order, and each scan stops at the first it gets.
+    // the others are tried in order, and each scan stops at the first it gets. The candidates
+    // are chosen when the statement is sent (after the session's earlier statements, whose
+    // slots are marked held by then), and marked held until the answer says which were got.
     const free = (key: string, limit: number) => Array.from({ length: limit }, (_, n) => `${key}#${n}`).filter((x) => !heldSlots.has(x));
-    const iCandidates = free(`i:${installation}`, limits.perInstallation);
-    const sCandidates = shop ? free(`s:${shop}`, limits.perShop) : [];
-    if (iCandidates.length === 0 || (shop && sCandidates.length === 0)) return {};
-    const candidates = [...iCandidates, ...sCandidates];
-    for (const c of candidates) heldSlots.add(c);
+    let candidates: string[] = [];
     let got: { i?: string; s?: string } = {};
     try {
-      const r = await onSession<{ i: string | null; s: string | null }>('alloy_q_slots', SLOTS_SQL, [`${state.schema}:slot`, iCandidates, sCandidates]);
+      const r = await onSession<{ i: string | null; s: string | null }>('alloy_q_slots', SLOTS_SQL, () => {
+        let iCandidates = free(`i:${installation}`, limits.perInstallation);
+        let sCandidates = shop ? free(`s:${shop}`, limits.perShop) : [];
+        if (iCandidates.length === 0 || (shop && sCandidates.length === 0)) iCandidates = sCandidates = []; // busy
+        candidates = [...iCandidates, ...sCandidates];
+        for (const c of candidates) heldSlots.add(c);
+        return [`${state.schema}:slot`, iCandidates, sCandidates];
+      });
       got = { i: r.rows[0]?.i ?? undefined, s: r.rows[0]?.s ?? undefined };
       return got;
     } finally {
@@ -370,26 +447,51 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     // Claimed here first (the lock is re-entrant within our session), then across processes.
     const here = running.has(id);
     if (!here) running.set(id, controller);
+    // Slots the claim took for it (none unless it was locked here and not running here).
+    const slots: string[] = [];
+    if (job.pre?.i) slots.push(job.pre.i);
+    if (job.pre?.s) slots.push(job.pre.s);
     if (here || !job.locked) {
       // Runs here or in another live process (a retry of an expired job): look again later.
       stopAll.signal.removeEventListener('abort', onStop);
       if (!here) running.delete(id);
-      else if (job.locked) await unlock([['execution', id]], gen); // the fetch's lock counted once more on our session
+      // The fetch's lock counted once more on our session (and any slot it took is not needed).
+      const extra = [...slots.map((x): [string, string] => ['slot', x]), ...(job.locked ? [['execution', id] as [string, string]] : [])];
+      if (extra.length) await unlock(extra, gen);
+      if (gen === generation) for (const x of slots) heldSlots.delete(x);
       await putBack(job, recoverAfter * 500, job.priority).catch((err) => log('queue: could not put a job back', { execution: id, error: (err as Error).message }));
       checkIdle();
       return;
     }
-    const slots: string[] = [];
     let outcome: 'complete' | 'retry' | 'busy' = 'retry';
     try {
-      const prepared = await work!.prepare(id);
+      if (job.loaded) state.primeForRun?.(id, job.loaded);
+      let prepared: PreparedExecution | undefined;
+      try {
+        prepared = await work!.prepare(id);
+      } finally {
+        if (job.loaded) state.primeForRun?.(id, undefined);
+      }
+      const pre = job.pre;
+      if (pre && slots.length > 0 && (!prepared || pre.installationId !== prepared.installationId || pre.shop !== prepared.shop)) {
+        // Taken for other keys than the runner's (or not needed): given back before taking the right ones.
+        await unlock(slots.map((x): [string, string] => ['slot', x]), gen);
+        if (gen === generation) for (const x of slots) heldSlots.delete(x);
+        slots.length = 0;
+      }
       if (!prepared) outcome = 'complete';
       else {
-        const { i: iSlot, s: sSlot } = await takeSlots(prepared.installationId, prepared.shop);
-        if (iSlot) slots.push(iSlot);
-        if (sSlot) slots.push(sSlot);
+        let iSlot: string | undefined;
+        let sSlot: string | undefined;
+        if (pre && pre.installationId === prepared.installationId && pre.shop === prepared.shop) ({ i: iSlot, s: sSlot } = pre);
+        else {
+          ({ i: iSlot, s: sSlot } = await takeSlots(prepared.installationId, prepared.shop));
+          if (iSlot) slots.push(iSlot);
+          if (sSlot) slots.push(sSlot);
+        }
         if (!iSlot || (prepared.shop && !sSlot)) outcome = 'busy';
-        else outcome = (await prepared.run(controller.signal)) ? 'complete' : 'retry';
+        // The controller is this execution's alone: lent to the runner (no second one linked to it).
+        else outcome = (await prepared.run(controller.signal, (reason) => controller.abort(reason))) ? 'complete' : 'retry';
       }
     } catch (err) {
       work!.onError?.(id, err);

@@ -94,4 +94,99 @@ ALTER TABLE executions ADD COLUMN resumes integer NOT NULL DEFAULT 0;
 CREATE TABLE cursors (key text PRIMARY KEY, value text NOT NULL);
 `,
   },
+  {
+    id: 6,
+    name: 'read cache invalidation',
+    sql: `
+-- Every process keeps the rows that change rarely (users, API keys, credentials,
+-- installations) in memory (pg-state.ts, "read cache"). Any change to them, by alloy or by
+-- hand in SQL, tells every listening process at commit: NOTIFY alloy_cache '<schema>:<table>'.
+CREATE FUNCTION alloy_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_notify('alloy_cache', TG_TABLE_SCHEMA || ':' || TG_TABLE_NAME);
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
+CREATE TRIGGER api_keys_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
+CREATE TRIGGER credentials_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credentials FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
+CREATE TRIGGER installations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON installations FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
+CREATE TRIGGER installation_credentials_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON installation_credentials FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
+`,
+  },
+  {
+    id: 7,
+    name: 'take jobs with their executions and slots',
+    sql: `
+-- The execution queue's fetch (src/serve/queue/pg-queue.ts) in one round trip: claims up to
+-- n jobs of pg-boss's job table as pg-boss 10's fetch does, tries each one's execution lock
+-- (session advisory lock, re-entrant), and for each one locked here and not running in this
+-- process already (running), reads the execution with its installation and its credentials'
+-- accounts, and takes a free slot of the installation and then of the shop (the first of
+-- the installation's apps, by name, whose credential has an account), skipping the slots this
+-- process holds (held). PL/pgSQL: each statement below takes a new snapshot, so an execution
+-- is read after its lock was got (a checkpoint committed by the process that held it before
+-- is seen). pg-boss's tables need not exist yet: names resolve when it runs.
+CREATE FUNCTION alloy_take_jobs(queue_name text, n integer, exec_kind text, slot_kind text, per_installation integer, per_shop integer, running text[], held text[])
+RETURNS TABLE (r_job uuid, r_id text, r_priority integer, r_locked boolean, r_found boolean, r_doc json, r_status text, r_updated_at text, r_record json,
+  r_installation_id text, r_installation json, r_accounts json, r_shop text, r_islot text, r_sslot text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  jobs uuid[];
+  ids text[];
+  prios integer[];
+  locks boolean[];
+  taken text[] := held;
+  seen text[] := running;
+  k text;
+BEGIN
+  WITH next AS (
+    SELECT j.id FROM job j WHERE j.name = queue_name AND j.state < 'active' AND j.start_after < now()
+    ORDER BY j.priority DESC, j.created_on, j.id LIMIT n FOR UPDATE SKIP LOCKED
+  ), claimed AS (
+    UPDATE job j SET state = 'active', started_on = now(), retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
+    FROM next WHERE j.name = queue_name AND j.id = next.id
+    RETURNING j.id, j.data, j.priority, j.created_on
+  ), ordered AS (
+    SELECT c.id, c.data->>'id' AS eid, c.priority, pg_try_advisory_lock(hashtext(exec_kind), hashtext(c.data->>'id')) AS got
+    FROM claimed c ORDER BY c.priority DESC, c.created_on, c.id
+  )
+  SELECT array_agg(o.id), array_agg(o.eid), array_agg(o.priority), array_agg(o.got) INTO jobs, ids, prios, locks FROM ordered o;
+  FOR x IN 1 .. coalesce(cardinality(jobs), 0) LOOP
+    r_job := jobs[x]; r_id := ids[x]; r_priority := prios[x]; r_locked := locks[x];
+    r_found := false; r_doc := NULL; r_status := NULL; r_updated_at := NULL; r_record := NULL;
+    r_installation_id := NULL; r_installation := NULL; r_accounts := NULL; r_shop := NULL; r_islot := NULL; r_sslot := NULL;
+    -- (a second job of one execution in this batch is left to the caller, as one running here)
+    IF r_locked AND NOT (r_id = ANY(seen)) THEN
+      seen := seen || r_id;
+      SELECT true, e.doc, e.status, e.updated_at, e.record, e.installation_id, i.doc,
+        (SELECT json_object_agg(c.id, c.account) FROM installation_credentials ic JOIN credentials c ON c.id = ic.credential_id WHERE ic.installation_id = e.installation_id),
+        (SELECT a.key || ':' || c.account FROM json_each_text(i.doc->'credentials') a JOIN credentials c ON c.id = a.value
+          WHERE coalesce(c.account, '') <> '' ORDER BY a.key COLLATE "C" LIMIT 1)
+      INTO r_found, r_doc, r_status, r_updated_at, r_record, r_installation_id, r_installation, r_accounts, r_shop
+      FROM executions e LEFT JOIN installations i ON i.id = e.installation_id WHERE e.id = r_id;
+      IF r_found AND r_status IN ('queued', 'running') THEN
+        FOR s IN 0 .. per_installation - 1 LOOP
+          k := 'i:' || r_installation_id || '#' || s;
+          IF NOT (k = ANY(taken)) AND pg_try_advisory_lock(hashtext(slot_kind), hashtext(k)) THEN
+            r_islot := k; taken := taken || k; EXIT;
+          END IF;
+        END LOOP;
+        IF r_islot IS NOT NULL AND r_shop IS NOT NULL THEN
+          FOR s IN 0 .. per_shop - 1 LOOP
+            k := 's:' || r_shop || '#' || s;
+            IF NOT (k = ANY(taken)) AND pg_try_advisory_lock(hashtext(slot_kind), hashtext(k)) THEN
+              r_sslot := k; taken := taken || k; EXIT;
+            END IF;
+          END LOOP;
+        END IF;
+      END IF;
+      r_found := coalesce(r_found, false);
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
+`,
+  },
 ];

@@ -15,6 +15,11 @@
  *   runs in it too, so the execution queue can enqueue jobs that commit or roll back with
  *   the executions (see PgIngestOptions).
  * - Writes are durable when PostgreSQL's COMMIT returns (synchronous_commit as configured).
+ * - The rows that change rarely (users, API keys, credentials, installations) are read from
+ *   memory once read (see "read cache" below): every ingest reads the API key, the user and
+ *   their installations, and every execution its credential. Any change to those tables, by
+ *   any process or by hand in SQL, is told to every process by a trigger's NOTIFY at commit
+ *   (migration 6); a process holds nothing while its listening connection is down.
  */
 import pg from 'pg';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -81,6 +86,34 @@ export interface PgServeState extends ServeState {
   executions: PgExecutionStore;
   /** Runs `fn` in a transaction on one connection (COMMIT, or ROLLBACK when it throws). */
   transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * Hands the next `executions.getForRun(id)` an answer already read (the execution queue
+   * reads it with the job's claim, under the execution's lock, just before the runner asks);
+   * `undefined` forgets one not asked for. Used once.
+   */
+  primeForRun(id: string, loaded: ForRunRow | undefined): void;
+  /**
+   * The cost-bucket reports waiting to be written, for a statement of the execution queue's
+   * to carry (rows for BUCKET_REPORTS_UPSERT's JSON parameter); `done()` once that statement
+   * settled (written or not: a report is pacing, dropped on failure).
+   */
+  takeBucketReports(): BucketReports | undefined;
+}
+
+export interface BucketReports {
+  json: string;
+  done(): void;
+}
+
+/** An execution with its installation and its credentials' accounts, as GET_FOR_RUN_SQL (and alloy_take_jobs) read it. */
+export interface ForRunRow {
+  id: string;
+  doc: ExecutionDbRow['doc'];
+  status: ExecutionRow['status'];
+  updated_at: string;
+  record: ExecutionRecord;
+  installation: InstallationRecord | null;
+  accounts: Record<string, string | null> | null;
 }
 
 const MAX_PAGE = 200;
@@ -253,12 +286,17 @@ WITH ${ASYNC_COMMIT}, b AS (
 )
 SELECT b.avail, b.last_cost, b.restore_rate, (SELECT count(*) FROM u)::int AS took, (SELECT count(*) FROM nowait)::int AS nowait FROM b`;
 
-/** A bucket's latest throttle status, from an app's answer (see ASYNC_COMMIT). */
-const REPORT_SQL = `
-WITH ${ASYNC_COMMIT}
+/** Buckets' latest throttle status, from apps' answers: rows of a JSON array (see takeBucketReports). */
+export const BUCKET_REPORTS_UPSERT = (param: string) => `
 INSERT INTO rate_buckets (key, maximum_available, current_available, restore_rate, last_cost, at_ms)
-SELECT $1::text, $2::float8, $3::float8, $4::float8, $5::float8, $6::bigint FROM nowait
+SELECT x.key, x.maximum_available, x.current_available, x.restore_rate, x.last_cost, x.at_ms
+FROM json_to_recordset(${param}::json) AS x(key text, maximum_available float8, current_available float8, restore_rate float8, last_cost float8, at_ms bigint)
 ON CONFLICT (key) DO UPDATE SET maximum_available = EXCLUDED.maximum_available, current_available = EXCLUDED.current_available, restore_rate = EXCLUDED.restore_rate, last_cost = EXCLUDED.last_cost, at_ms = EXCLUDED.at_ms`;
+/** Reports on their own (see ASYNC_COMMIT). */
+const REPORT_SQL = `WITH ${ASYNC_COMMIT}, r AS (${BUCKET_REPORTS_UPSERT('$1')} RETURNING 1) SELECT (SELECT count(*) FROM nowait)::int AS nowait, (SELECT count(*) FROM r)::int AS n`;
+
+/** How long a bucket report may wait for another statement to carry it before it is written on its own. */
+const REPORT_WAIT_MS = 20;
 
 /**
  * The rows for INGEST_SQL. `doc` and `record` travel as JSON text inside the JSON array: a
@@ -293,6 +331,20 @@ function statementName(text: string): string {
 const DELETE_CURSORS_OF = "DELETE FROM cursors WHERE strpos(key, ':' || $1 || ':') > 0";
 const DELETE_CURSORS_OF_USER = "DELETE FROM cursors c USING installations i WHERE i.user_id = $1 AND strpos(c.key, ':' || i.id || ':') > 0";
 
+/** The channel migration 6's triggers notify on (payload `<schema>:<table>`). */
+const CACHE_CHANNEL = 'alloy_cache';
+const CACHE_TTL_MS = 5000;
+const CACHE_MAX = 10_000;
+
+/** Cached records are shared by every reader: frozen, so none can change another's (ServeState's rule: copy first). */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 export async function openPgState(options: PgStateOptions): Promise<PgServeState> {
   const schema = checkSchemaName(options.schema ?? DEFAULT_PG_SCHEMA);
   const pool = poolOf(options, schema);
@@ -307,6 +359,83 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   }
 
   const q = async <R extends pg.QueryResultRow = any>(text: string, values: unknown[] = [], name?: string) => (await pool.query<R>(name ? { name, text, values } : { text, values })).rows;
+
+  let closed = false;
+
+  // ---- read cache ----------------------------------------------------------------------
+  // Reads of users, API keys, credentials and installations are answered from memory while
+  // this process listens on `alloy_cache` (its own connection, opened on the first such
+  // read). Every change to those tables NOTIFYs at commit (migration 6's triggers, so a change
+  // made by hand in SQL counts too), and the cache is dropped when one arrives for this
+  // schema. What this process writes drops it at once, before and after the write. A read
+  // stores its answer only if nothing was dropped while it ran (`generation`), so an answer
+  // read before a change never outlives the change's notification. While the listening
+  // connection is down (or not yet listening) nothing is held and every read goes to the
+  // database; an entry older than CACHE_TTL_MS is read again (a bound should a connection
+  // die silently). So a revoked API key or a changed installation takes effect in every
+  // process as soon as the notification arrives (milliseconds).
+  let generation = 0;
+  let listening = false;
+  let listener: pg.Client | undefined;
+  let listenRetryAt = 0;
+  const readCache = new Map<string, { value: unknown; at: number }>();
+  const forget = () => {
+    generation++;
+    readCache.clear();
+  };
+  const listen = () => {
+    if (listener || closed || Date.now() < listenRetryAt) return;
+    const client = new pg.Client({ connectionString: options.url, application_name: `alloy-cache:${schema}`.slice(0, 63) });
+    listener = client;
+    const lost = (err?: Error) => {
+      if (listener !== client) return;
+      listener = undefined;
+      listening = false;
+      listenRetryAt = Date.now() + 1000;
+      forget();
+      if (err) options.onPoolError?.(err);
+      client.end().catch(() => {});
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    client.on('notification', (n) => {
+      if (n.channel === CACHE_CHANNEL && n.payload?.startsWith(`${schema}:`)) forget();
+    });
+    client
+      .connect()
+      .then(() => client.query(`LISTEN ${CACHE_CHANNEL}`))
+      .then(() => {
+        if (listener !== client || closed) return;
+        // Changes committed before LISTEN took effect were never told: start from nothing.
+        forget();
+        listening = true;
+      })
+      .catch((err: Error) => lost(err));
+  };
+  /** `keep` says whether an answer may be held (a missing row or a token due for refresh is read each time). */
+  async function cached<T>(key: string, load: () => Promise<T>, keep: (value: T) => boolean = (v) => v !== undefined): Promise<T> {
+    listen();
+    if (!listening) return load();
+    const hit = readCache.get(key);
+    const now = Date.now();
+    if (hit && now - hit.at < CACHE_TTL_MS) return hit.value as T;
+    const gen = generation;
+    const value = deepFreeze(await load());
+    if (gen === generation && listening && keep(value)) {
+      if (readCache.size >= CACHE_MAX) readCache.clear();
+      readCache.set(key, { value, at: now });
+    }
+    return value;
+  }
+  /** A write to a cached table: the cache is dropped before it starts and after it ends. */
+  async function writing<T>(fn: () => Promise<T>): Promise<T> {
+    forget();
+    try {
+      return await fn();
+    } finally {
+      forget();
+    }
+  }
 
   async function transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
@@ -379,21 +508,67 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     });
   }
 
-  let closed = false;
+  // ---- cost-bucket reports ------------------------------------------------------------
+  // A report (the app's throttle status after a call) is pacing, not a record (see
+  // ASYNC_COMMIT): it waits up to REPORT_WAIT_MS for the execution queue's next statement
+  // that completes jobs (asynchronous commit too; it usually follows the call's execution at
+  // once) to carry it (takeBucketReports); else it is written on its own. Only the latest report per bucket is kept. This process's take of a bucket first
+  // writes its own waiting report and waits for one on its way; other processes see a report
+  // at most REPORT_WAIT_MS (plus a statement) later, as if the answer had come that much later.
+  type Report = { key: string; maximum_available: number; current_available: number; restore_rate: number; last_cost: number; at_ms: number };
+  const pendingReports = new Map<string, Report>();
+  const reportsInFlight = new Map<string, Promise<unknown>>();
+  let reportTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Takes the waiting reports for a statement: they count as on their way until `done()`. */
+  function takeReports(): BucketReports | undefined {
+    if (pendingReports.size === 0) return undefined;
+    // In key order: two processes' statements lock the buckets they upsert in one order (no deadlock).
+    const rows = [...pendingReports.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    pendingReports.clear();
+    if (reportTimer) clearTimeout(reportTimer);
+    reportTimer = undefined;
+    let done!: () => void;
+    const settled = new Promise<void>((resolve) => (done = resolve));
+    for (const r of rows) reportsInFlight.set(r.key, settled);
+    void settled.then(() => {
+      for (const r of rows) if (reportsInFlight.get(r.key) === settled) reportsInFlight.delete(r.key);
+    });
+    return { json: JSON.stringify(rows), done };
+  }
+  async function flushReports(): Promise<void> {
+    const reports = takeReports();
+    if (!reports) return;
+    // Pacing state: a failed write is dropped (the next answer from the app sets the bucket again).
+    try {
+      if (!closed) await q(REPORT_SQL, [reports.json], 'alloy_bucket_reports');
+    } catch {
+      // dropped
+    } finally {
+      reports.done();
+    }
+  }
+
+  // Answers read by the execution queue for the runner's next getForRun (see primeForRun).
+  const primed = new Map<string, ForRunRow>();
   const state: PgServeState = {
     kind: 'postgres',
     pool,
     schema,
     transaction,
+    takeBucketReports: takeReports,
+    primeForRun(id, loaded) {
+      if (loaded) primed.set(id, loaded);
+      else primed.delete(id);
+    },
     users: {
       async create(u: UserRecord) {
-        await q('INSERT INTO users (id, doc) VALUES ($1, $2)', [u.id, JSON.stringify(u)]);
+        await writing(() => q('INSERT INTO users (id, doc) VALUES ($1, $2)', [u.id, JSON.stringify(u)]));
         return u;
       },
-      get: (id) => one<UserRecord>('SELECT doc FROM users WHERE id = $1', id, 'alloy_user_get'),
+      get: (id) => cached(`user\0${id}`, () => one<UserRecord>('SELECT doc FROM users WHERE id = $1', id, 'alloy_user_get')),
       list: (page) => listWhere<UserRecord>('users', 'id, doc', {}, page, (r) => r.doc),
       delete: (id) =>
-        transaction(async (c) => {
+        writing(() => transaction(async (c) => {
           const n = (await c.query('DELETE FROM users WHERE id = $1', [id])).rowCount ?? 0;
           await c.query(DELETE_CURSORS_OF_USER, [id]);
           await c.query('DELETE FROM installation_credentials WHERE installation_id IN (SELECT id FROM installations WHERE user_id = $1)', [id]);
@@ -401,33 +576,35 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
           await c.query('DELETE FROM credentials WHERE user_id = $1', [id]);
           await c.query('DELETE FROM executions WHERE user_id = $1', [id]);
           return n > 0;
-        }),
+        })),
     },
     apiKeys: {
       async create(k: ApiKeyRecord) {
-        await q('INSERT INTO api_keys (id, hash, doc) VALUES ($1, $2, $3)', [k.id, k.hash, JSON.stringify(k)]);
+        await writing(() => q('INSERT INTO api_keys (id, hash, doc) VALUES ($1, $2, $3)', [k.id, k.hash, JSON.stringify(k)]));
       },
-      findByHash: (hash) => one<ApiKeyRecord>('SELECT doc FROM api_keys WHERE hash = $1', hash, 'alloy_key_by_hash'),
+      findByHash: (hash) => cached(`key\0${hash}`, () => one<ApiKeyRecord>('SELECT doc FROM api_keys WHERE hash = $1', hash, 'alloy_key_by_hash')),
       list: async () => docs<ApiKeyRecord>(await q('SELECT doc FROM api_keys ORDER BY id')),
-      delete: async (id) => (await pool.query('DELETE FROM api_keys WHERE id = $1', [id])).rowCount! > 0,
+      delete: (id) => writing(async () => (await pool.query('DELETE FROM api_keys WHERE id = $1', [id])).rowCount! > 0),
     },
     credentials: {
       async put(c: CredentialRecord) {
-        await q(
+        await writing(() => q(
           'INSERT INTO credentials (id, user_id, app, account, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, app = EXCLUDED.app, account = EXCLUDED.account, doc = EXCLUDED.doc',
           [c.id, c.userId, c.app, c.account ?? null, JSON.stringify(c)],
           'alloy_credential_put',
-        );
+        ));
       },
-      get: (id) => one<CredentialRecord>('SELECT doc FROM credentials WHERE id = $1', id, 'alloy_credential_get'),
+      // A token that expires is read each time: its refresh (connections.ts) must see another process's at once.
+      get: (id) => cached(`credential\0${id}`, () => one<CredentialRecord>('SELECT doc FROM credentials WHERE id = $1', id, 'alloy_credential_get'), (c) => c !== undefined && !c.expiresAt),
       listByUser: async (userId) => docs<CredentialRecord>(await q('SELECT doc FROM credentials WHERE user_id = $1 ORDER BY id', [userId])),
-      findByAccount: async (app, account) => docs<CredentialRecord>(await q('SELECT doc FROM credentials WHERE app = $1 AND account = $2 ORDER BY id', [app, account], 'alloy_credential_by_account')),
-      delete: async (id) => (await pool.query('DELETE FROM credentials WHERE id = $1', [id])).rowCount! > 0,
+      findByAccount: (app, account) =>
+        cached(`by-account\0${app}\0${account}`, async () => docs<CredentialRecord>(await q('SELECT doc FROM credentials WHERE app = $1 AND account = $2 ORDER BY id', [app, account], 'alloy_credential_by_account')), () => true),
+      delete: (id) => writing(async () => (await pool.query('DELETE FROM credentials WHERE id = $1', [id])).rowCount! > 0),
       all: async () => docs<CredentialRecord>(await q('SELECT doc FROM credentials ORDER BY id')),
     },
     installations: {
       put: (i: InstallationRecord) =>
-        transaction(async (c) => {
+        writing(() => transaction(async (c) => {
           await c.query(
             'INSERT INTO installations (id, user_id, integration, status, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, integration = EXCLUDED.integration, status = EXCLUDED.status, doc = EXCLUDED.doc',
             [i.id, i.userId, i.integration, i.status, JSON.stringify(i)],
@@ -435,26 +612,36 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
           await c.query('DELETE FROM installation_credentials WHERE installation_id = $1', [i.id]);
           const creds = [...new Set(Object.values(i.credentials))];
           if (creds.length) await c.query('INSERT INTO installation_credentials (installation_id, credential_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [i.id, creds]);
-        }),
-      get: (id) => one<InstallationRecord>('SELECT doc FROM installations WHERE id = $1', id, 'alloy_installation_get'),
-      list: (filter, page) => listWhere<InstallationRecord>('installations', 'id, doc', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page, (r) => r.doc),
+        })),
+      get: (id) => cached(`installation\0${id}`, () => one<InstallationRecord>('SELECT doc FROM installations WHERE id = $1', id, 'alloy_installation_get')),
+      list: (filter, page) =>
+        cached(
+          `installations\0${JSON.stringify([filter.userId, filter.integration, filter.status, page?.limit, page?.after, page?.order])}`,
+          () => listWhere<InstallationRecord>('installations', 'id, doc', { user_id: filter.userId, integration: filter.integration, status: filter.status }, page, (r) => r.doc),
+          () => true,
+        ),
       async byCredentials(ids) {
         if (ids.length === 0) return [];
-        return docs<InstallationRecord>(
-          await q(
-            "SELECT i.doc FROM installations i WHERE i.status = 'active' AND i.id IN (SELECT installation_id FROM installation_credentials WHERE credential_id = ANY($1::text[])) ORDER BY i.id",
-            [ids],
-            'alloy_installations_by_credentials',
-          ),
+        return cached(
+          `by-credentials\0${JSON.stringify(ids)}`,
+          async () =>
+            docs<InstallationRecord>(
+              await q(
+                "SELECT i.doc FROM installations i WHERE i.status = 'active' AND i.id IN (SELECT installation_id FROM installation_credentials WHERE credential_id = ANY($1::text[])) ORDER BY i.id",
+                [ids],
+                'alloy_installations_by_credentials',
+              ),
+            ),
+          () => true,
         );
       },
       delete: (id) =>
-        transaction(async (c) => {
+        writing(() => transaction(async (c) => {
           const n = (await c.query('DELETE FROM installations WHERE id = $1', [id])).rowCount ?? 0;
           await c.query('DELETE FROM installation_credentials WHERE installation_id = $1', [id]);
           await c.query(DELETE_CURSORS_OF, [id]);
           return n > 0;
-        }),
+        })),
       all: async () => docs<InstallationRecord>(await q('SELECT doc FROM installations ORDER BY id')),
     },
     executions: {
@@ -464,7 +651,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         return r ? executionOf(r) : undefined;
       },
       async getForRun(id) {
-        const r = (await q<ExecutionDbRow & { installation: InstallationRecord | null; accounts: Record<string, string | null> | null }>(GET_FOR_RUN_SQL, [id], 'alloy_execution_for_run'))[0];
+        const given = primed.get(id);
+        primed.delete(id);
+        const r = given ?? (await q<ForRunRow>(GET_FOR_RUN_SQL, [id], 'alloy_execution_for_run'))[0];
         if (!r) return undefined;
         const accounts: Record<string, string | undefined> = {};
         for (const [k, v] of Object.entries(r.accounts ?? {})) accounts[k] = v ?? undefined;
@@ -514,12 +703,22 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     },
     buckets: {
       async take(key, now) {
+        // This process's own last report of the bucket is written before it is read.
+        if (pendingReports.has(key)) await flushReports();
+        await reportsInFlight.get(key);
         const r = (await q<{ avail: number; last_cost: number; restore_rate: number; took: number }>(TAKE_SQL, [key, now], 'alloy_bucket_take'))[0];
         if (!r || r.took > 0 || r.restore_rate <= 0) return 0;
         return waitFor(r.avail, r.last_cost, r.restore_rate);
       },
       async report(key, b) {
-        await q(REPORT_SQL, [key, b.maximumAvailable, b.currentlyAvailable, b.restoreRate, b.lastCost, Math.round(b.at)], 'alloy_bucket_report');
+        const row = { key, maximum_available: b.maximumAvailable, current_available: b.currentlyAvailable, restore_rate: b.restoreRate, last_cost: b.lastCost, at_ms: Math.round(b.at) };
+        // Only plain numbers ride on a checkpoint (whose failure would interrupt an execution); anything else is written alone, as before.
+        if (![row.maximum_available, row.current_available, row.restore_rate, row.last_cost, row.at_ms].every((v) => typeof v === 'number' && Number.isFinite(v))) {
+          await q(REPORT_SQL, [JSON.stringify([row])], 'alloy_bucket_reports');
+          return;
+        }
+        pendingReports.set(key, row);
+        reportTimer ??= setTimeout(() => void flushReports(), REPORT_WAIT_MS);
       },
     },
     async ping() {
@@ -533,7 +732,12 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     },
     async close() {
       if (closed) return;
+      await flushReports();
       closed = true;
+      const l = listener;
+      listener = undefined;
+      listening = false;
+      await l?.end().catch(() => {});
       await pool.end();
     },
   };
