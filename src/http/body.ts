@@ -63,6 +63,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 /** `application/json` or any `+json` media type (RFC 6839), parameters ignored. */
 export function isJsonContentType(value: string | undefined): boolean {
   if (!value) return false;
+  // The usual values, without splitting or a regular expression.
+  if (value === 'application/json' || value === 'application/json; charset=utf-8') return true;
   const type = value.split(';')[0].trim().toLowerCase();
   return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }

@@ -126,7 +126,7 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
       routeName = route.path;
       const base: RequestContext = { req, res, params: { ...found.params } as Record<string, string>, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), route: route.path };
       // No id, cursor or filter holds NUL; PostgreSQL text refuses it, so it would surface as a 500.
-      if (refuseNul && (Object.values(base.params).some(hasNul) || [...base.query.values()].some(hasNul))) throw new HttpError(400, 'E_BAD_REQUEST', 'the path or query holds a NUL character');
+      if (refuseNul && (hasNulIn(base.params) || (q >= 0 && [...base.query.values()].some(hasNul)))) throw new HttpError(400, 'E_BAD_REQUEST', 'the path or query holds a NUL character');
       await route.handler(options.context(base));
     } catch (err) {
       if (options.onError) return options.onError(err, req, res, route);
@@ -139,3 +139,7 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
 }
 
 const hasNul = (s: string): boolean => s.includes('\u0000');
+const hasNulIn = (params: Record<string, string>): boolean => {
+  for (const k in params) if (hasNul(params[k])) return true;
+  return false;
+};

@@ -71,6 +71,19 @@ async function verifyUserToken(keyring: Keyring, token: string, nowMs: number): 
   }
 }
 
+/**
+ * What a key record verifies to, made once per record object: the SQLite state hands back the
+ * same frozen record while its read cache holds it (dropped on any write of api_keys, or any
+ * commit by another connection), so a deleted key stops working as soon as the store says so.
+ * Only the derived principal and the stored hash's bytes are kept, never the presented key.
+ */
+const verifiedKeys = new WeakMap<object, { principal: Principal; hash: Buffer }>();
+function keyEntry(rec: { id: string; role: ApiKeyRole; hash: string }): { principal: Principal; hash: Buffer } {
+  let e = verifiedKeys.get(rec);
+  if (!e) verifiedKeys.set(rec, (e = { principal: Object.freeze({ kind: 'key', role: rec.role, keyId: rec.id }), hash: Buffer.from(rec.hash, 'hex') }));
+  return e;
+}
+
 const UNAUTHORIZED_HINT = 'Send Authorization: Bearer <API key> (alloy serve keys create) or a user token (POST /v1/users/:id/token).';
 
 /** The caller of a request, or 401. */
@@ -80,7 +93,12 @@ export async function authenticate(header: string | undefined, keys: ApiKeyStore
   if (token.startsWith('alk_')) {
     const hash = hashApiKey(token);
     const rec = await keys.findByHash(hash);
-    if (rec && timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(hash, 'hex'))) return { kind: 'key', role: rec.role, keyId: rec.id };
+    if (rec) {
+      // The stored hash compared again in constant time (the lookup itself is not).
+      const e = keyEntry(rec);
+      const given = Buffer.from(hash, 'hex');
+      if (e.hash.length === given.length && timingSafeEqual(e.hash, given)) return e.principal;
+    }
   } else {
     const claims = await verifyUserToken(keyring, token, nowMs);
     // With the user store: the user must still exist, and be the one the token was made for.

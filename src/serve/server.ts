@@ -169,29 +169,34 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
   };
   // A worker answers only the ops routes (health, readiness, metrics): it takes no API traffic.
-  const routes = (role === 'worker' ? opsRoutes : SERVE_ROUTES).map((r) => ({
-    method: r.method,
-    path: r.path,
-    handler: async (c: ApiContext) => {
-      try {
-        if (r.access !== 'public') {
-          c.principal = await auth(c.req.headers.authorization);
-          authorize(c.principal, r.access, `${r.method} ${r.path}`);
+  const routes = (role === 'worker' ? opsRoutes : SERVE_ROUTES).map((r) => {
+    // Worked out once per route, not per request.
+    const name = `${r.method} ${r.path}`;
+    // This process changed an installation: its schedules and polls follow at once (others on their next refresh).
+    const refreshesTimers = r.method !== 'GET' && (r.path.startsWith('/v1/installations') || (r.method === 'DELETE' && r.path.startsWith('/v1/users')));
+    return {
+      method: r.method,
+      path: r.path,
+      handler: async (c: ApiContext) => {
+        try {
+          if (r.access !== 'public') {
+            c.principal = await auth(c.req.headers.authorization);
+            authorize(c.principal, r.access, name);
+          }
+          await r.handler(c);
+          if (refreshesTimers) void timers.refresh().catch(() => undefined);
+        } catch (err) {
+          // The state database gone (PostgreSQL restarting, network) is not a bug: tell the
+          // client to retry, as /readyz tells the load balancer; nothing was acknowledged.
+          if (!(err instanceof HttpError) && !(await options.state.ping().catch(() => false))) {
+            log('state database unavailable', { route: `${r.method} ${r.path}`, error: err instanceof Error ? err.message : String(err) });
+            throw new HttpError(503, 'E_UNAVAILABLE', 'the state database is not answering', 'Retry later (with the same Idempotency-Key, a request that was stored after all is not stored twice).', undefined, { 'retry-after': '5' });
+          }
+          throw err;
         }
-        await r.handler(c);
-        // This process changed an installation: its schedules and polls follow at once (others on their next refresh).
-        if (r.method !== 'GET' && (r.path.startsWith('/v1/installations') || (r.method === 'DELETE' && r.path.startsWith('/v1/users')))) void timers.refresh().catch(() => undefined);
-      } catch (err) {
-        // The state database gone (PostgreSQL restarting, network) is not a bug: tell the
-        // client to retry, as /readyz tells the load balancer; nothing was acknowledged.
-        if (!(err instanceof HttpError) && !(await options.state.ping().catch(() => false))) {
-          log('state database unavailable', { route: `${r.method} ${r.path}`, error: err instanceof Error ? err.message : String(err) });
-          throw new HttpError(503, 'E_UNAVAILABLE', 'the state database is not answering', 'Retry later (with the same Idempotency-Key, a request that was stored after all is not stored twice).', undefined, { 'retry-after': '5' });
-        }
-        throw err;
-      }
-    },
-  }));
+      },
+    };
+  });
   // The web UI's files sit outside the API (no auth: the page holds no data).
   const handler = createRouter<ApiContext>([...routes, ...(role === 'worker' ? [] : (uiRoutes() as Route<ApiContext>[]))], {
     context: (base) => makeContext(base, deps),

@@ -112,7 +112,7 @@ export function openSqliteState(file: string): ServeState {
    * has committed anything, which `PRAGMA data_version` tells (https://www.sqlite.org/pragma.html#pragma_data_version).
    * It holds the rows' JSON text, so every caller still gets its own parsed objects.
    */
-  const readCache = new Map<string, unknown[]>();
+  const readCache = new Map<string, Map<string, unknown[]>>();
   const dataVersion = db.prepare('PRAGMA data_version').pluck();
   let seenVersion = dataVersion.get();
   // Checked once per event-loop turn: the reads of one turn are taken as made at its start.
@@ -125,25 +125,39 @@ export function openSqliteState(file: string): ServeState {
     const v = dataVersion.get();
     if (v !== seenVersion) {
       seenVersion = v;
-      readCache.clear();
+      clearReadCache();
       forgetAll();
     }
   };
+  // Keyed by SQL text, then by the arguments: the SQL strings are constants (their hash is
+  // computed once), and a one-argument read is keyed by the argument itself, with no string
+  // built per read.
+  let cachedRows = 0;
+  const clearReadCache = () => {
+    readCache.clear();
+    cachedRows = 0;
+  };
   const cachedAll = (sql: string, args: unknown[]): unknown[] => {
     checkVersion();
-    const key = `${sql}\0${args.join('\0')}`;
-    let rows = readCache.get(key);
+    const key = args.length === 1 ? String(args[0]) : args.join('\0');
+    let bySql = readCache.get(sql);
+    if (!bySql) readCache.set(sql, (bySql = new Map()));
+    let rows = bySql.get(key);
     if (!rows) {
       rows = stmt(sql).all(...args);
-      if (readCache.size >= 10_000) readCache.clear();
-      readCache.set(key, rows);
+      if (cachedRows >= 10_000) {
+        clearReadCache();
+        readCache.set(sql, (bySql = new Map()));
+      }
+      bySql.set(key, rows);
+      cachedRows++;
     }
     return rows;
   };
   /** A write, durable when it resolves; `keepsCache` only for writes of executions, dedupe keys and OAuth states. */
   const durable = <T>(fn: () => T, keepsCache = false): Promise<T> =>
     group.write(() => {
-      if (!keepsCache) readCache.clear();
+      if (!keepsCache) clearReadCache();
       return fn();
     });
   // Prepared once per SQL text (preparing is most of the cost of a small query).
