@@ -111,8 +111,9 @@ export function createRunner(options: RunnerOptions): Runner {
     if (!row || (row.status !== 'queued' && row.status !== 'running')) return undefined;
     const installation = loaded ? loaded.installation : await options.state.installations.get(row.installationId);
     let shop: string | undefined;
+    // The first app by code unit order, as PostgreSQL's alloy_take_jobs picks it (COLLATE "C").
     if (installation) {
-      for (const [app, credentialId] of Object.entries(installation.credentials).sort(([a], [b]) => a.localeCompare(b))) {
+      for (const [app, credentialId] of Object.entries(installation.credentials).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         const account = loaded ? loaded.accounts[credentialId] : (await options.state.credentials.get(credentialId))?.account;
         if (account) {
           shop = `${app}:${account}`;

@@ -138,7 +138,9 @@ describePg('PostgreSQL migrations and races', () => {
     // Statements b sends through its pool: a read answered from memory sends none.
     let sent = 0;
     const query = b.pool.query.bind(b.pool) as (...a: unknown[]) => unknown;
+    let deaf = false; // b's heartbeat pings are not sent: its listener hears nothing, and raises no error
     (b.pool as unknown as { query: (...a: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      if (deaf && String(args[0]).includes('pg_notify')) return Promise.resolve({ rows: [] });
       sent++;
       return query(...args);
     };
@@ -193,6 +195,22 @@ describePg('PostgreSQL migrations and races', () => {
       expect(await b.apiKeys.findByHash('h3')).toBeUndefined();
       // It listens again on a later read (a second after losing it).
       await waitFor(async () => (await b.users.get('u2')) && (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [`alloy-cache:${schema}`])).rows[0].n === 1, 'b listens again', 5000);
+
+      // A listener that hears nothing and raises no error (a half-open connection, a pooler in
+      // transaction mode): without its heartbeat b stops trusting what it holds within 3 s,
+      // well before the 5 s expiry of an entry.
+      await a.apiKeys.create({ id: 'k4', role: 'read', hash: 'h4', createdAt: at });
+      await waitFor(async () => {
+        const s0 = sent;
+        return (await b.apiKeys.findByHash('h4')) !== undefined && (await b.apiKeys.findByHash('h4')) !== undefined && sent === s0 + 0;
+      }, 'b holds k4', 5000);
+      deaf = true;
+      const deafAt = Date.now();
+      await admin.query(`ALTER TABLE ${schema}.api_keys DISABLE TRIGGER api_keys_cache`);
+      await admin.query(`DELETE FROM ${schema}.api_keys WHERE id = 'k4'`);
+      await admin.query(`ALTER TABLE ${schema}.api_keys ENABLE ALWAYS TRIGGER api_keys_cache`);
+      await waitFor(async () => (await b.apiKeys.findByHash('h4')) === undefined, 'b stops trusting a deaf listener', 4500);
+      expect(Date.now() - deafAt).toBeLessThan(4500);
     } finally {
       await admin.end();
       await a.close();

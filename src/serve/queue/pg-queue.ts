@@ -290,6 +290,8 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     for (const f of w) f();
   };
 
+  /** Ends the current session as lost (its advisory locks go with the connection). */
+  let dropSession: ((err?: Error) => void) | undefined;
   async function openSession(): Promise<void> {
     const client = await pool.connect();
     const gen = ++generation;
@@ -302,6 +304,7 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       log('queue session lost; reconnecting', { error: err?.message });
       poke();
     };
+    dropSession = lost;
     client.on('error', lost);
     client.on('end', () => lost());
     client.on('notification', (n) => {
@@ -541,7 +544,13 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       let fetched = 0;
       if (free > 0) {
         const gen = generation;
-        const jobs = await fetchJobs(Math.min(free, 50)).catch(() => []);
+        // A take that failed partway (a statement timeout, a cancel) may have left advisory
+        // locks on the session that nothing records: the session is dropped, which frees them
+        // (what ran under it is aborted and retried, as after a lost connection).
+        const jobs = await fetchJobs(Math.min(free, 50)).catch((err: Error) => {
+          if (gen === generation) dropSession?.(err);
+          return [];
+        });
         fetched = jobs.length;
         for (const j of jobs) void handle(j, gen);
         if (fetched > 0 && fetched === Math.min(free, 50)) continue; // more may be waiting
@@ -596,7 +605,8 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       const s = session;
       session = undefined;
       generation++;
-      s?.release();
+      // Destroyed, not pooled: the connection still LISTENs and may hold locks (the pool's next user must get neither).
+      s?.release(true);
       // Also after a failed start (ready reset): pg-boss's maintenance timers would keep the
       // process up. A no-op when pg-boss never finished starting.
       await boss.stop({ graceful: false, wait: true, close: false }).catch(() => {});

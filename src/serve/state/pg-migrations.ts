@@ -112,6 +112,12 @@ CREATE TRIGGER api_keys_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ap
 CREATE TRIGGER credentials_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credentials FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
 CREATE TRIGGER installations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON installations FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
 CREATE TRIGGER installation_credentials_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON installation_credentials FOR EACH STATEMENT EXECUTE FUNCTION alloy_cache_notify();
+-- Also under session_replication_role = replica (pg_restore --disable-triggers, logical replication).
+ALTER TABLE users ENABLE ALWAYS TRIGGER users_cache;
+ALTER TABLE api_keys ENABLE ALWAYS TRIGGER api_keys_cache;
+ALTER TABLE credentials ENABLE ALWAYS TRIGGER credentials_cache;
+ALTER TABLE installations ENABLE ALWAYS TRIGGER installations_cache;
+ALTER TABLE installation_credentials ENABLE ALWAYS TRIGGER installation_credentials_cache;
 `,
   },
   {
@@ -126,7 +132,9 @@ CREATE TRIGGER installation_credentials_cache AFTER INSERT OR UPDATE OR DELETE O
 -- the installation's apps, by name, whose credential has an account), skipping the slots this
 -- process holds (held). PL/pgSQL: each statement below takes a new snapshot, so an execution
 -- is read after its lock was got (a checkpoint committed by the process that held it before
--- is seen). pg-boss's tables need not exist yet: names resolve when it runs.
+-- is seen; under READ COMMITTED, which the state's connections pin). Standard queues only
+-- (alloy makes no other): pg-boss's singleton/stately fetch rules are not reproduced.
+-- pg-boss's tables need not exist yet: names resolve when it runs.
 CREATE FUNCTION alloy_take_jobs(queue_name text, n integer, exec_kind text, slot_kind text, per_installation integer, per_shop integer, running text[], held text[])
 RETURNS TABLE (r_job uuid, r_id text, r_priority integer, r_locked boolean, r_found boolean, r_doc json, r_status text, r_updated_at text, r_record json,
   r_installation_id text, r_installation json, r_accounts json, r_shop text, r_islot text, r_sslot text)

@@ -130,7 +130,10 @@ function poolOf(options: PgStateOptions, schema: string): pg.Pool {
     connectionString: options.url,
     max: options.poolSize ?? 10,
     // Every connection works in the state's schema; nothing is schema-qualified in queries.
-    options: `-c search_path=${schema}`,
+    // Read committed whatever the role's or database's default: the queue reads an execution
+    // after taking its lock (alloy_take_jobs) and compares-and-sets cursors, both of which need
+    // each statement to see what committed before it.
+    options: `-c search_path=${schema} -c default_transaction_isolation=read\\ committed`,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
@@ -335,6 +338,14 @@ const DELETE_CURSORS_OF_USER = "DELETE FROM cursors c USING installations i WHER
 const CACHE_CHANNEL = 'alloy_cache';
 const CACHE_TTL_MS = 5000;
 const CACHE_MAX = 10_000;
+/**
+ * The listener proves it still hears: this process notifies `<schema>!ping` this often, and
+ * a listener that heard nothing for LISTENER_STALE_MS is dropped (a half-open connection after
+ * a partition or failover, or a pooler in transaction mode that never delivers notifications,
+ * raises no error). Not `<schema>:`, which would clear the cache.
+ */
+const HEARTBEAT_MS = 1000;
+const LISTENER_STALE_MS = 3000;
 
 /** Cached records are shared by every reader: frozen, so none can change another's (ServeState's rule: copy first). */
 function deepFreeze<T>(value: T): T {
@@ -377,29 +388,40 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   let generation = 0;
   let listening = false;
   let listener: pg.Client | undefined;
+  let dropListener: (() => void) | undefined;
   let listenRetryAt = 0;
+  // Monotonic times: a wall clock stepped back must not stretch the bounds.
+  let lastHeard = 0;
+  let heartbeat: NodeJS.Timeout | undefined;
   const readCache = new Map<string, { value: unknown; at: number }>();
   const forget = () => {
     generation++;
     readCache.clear();
   };
+  const ping = `${schema}!ping`;
   const listen = () => {
-    if (listener || closed || Date.now() < listenRetryAt) return;
-    const client = new pg.Client({ connectionString: options.url, application_name: `alloy-cache:${schema}`.slice(0, 63) });
+    if (listener || closed || performance.now() < listenRetryAt) return;
+    const client = new pg.Client({ connectionString: options.url, application_name: `alloy-cache:${schema}`.slice(0, 63), keepAlive: true });
     listener = client;
     const lost = (err?: Error) => {
       if (listener !== client) return;
       listener = undefined;
+      dropListener = undefined;
       listening = false;
-      listenRetryAt = Date.now() + 1000;
+      clearInterval(heartbeat);
+      heartbeat = undefined;
+      listenRetryAt = performance.now() + 1000;
       forget();
       if (err) options.onPoolError?.(err);
       client.end().catch(() => {});
     };
+    dropListener = () => lost();
     client.on('error', lost);
     client.on('end', () => lost());
     client.on('notification', (n) => {
-      if (n.channel === CACHE_CHANNEL && n.payload?.startsWith(`${schema}:`)) forget();
+      if (n.channel !== CACHE_CHANNEL) return;
+      if (n.payload === ping) lastHeard = performance.now();
+      else if (n.payload?.startsWith(`${schema}:`)) forget();
     });
     client
       .connect()
@@ -408,7 +430,10 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         if (listener !== client || closed) return;
         // Changes committed before LISTEN took effect were never told: start from nothing.
         forget();
+        lastHeard = performance.now();
         listening = true;
+        heartbeat = setInterval(() => void pool.query('SELECT pg_notify($1, $2)', [CACHE_CHANNEL, ping]).catch(() => {}), HEARTBEAT_MS);
+        heartbeat.unref();
       })
       .catch((err: Error) => lost(err));
   };
@@ -416,8 +441,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   async function cached<T>(key: string, load: () => Promise<T>, keep: (value: T) => boolean = (v) => v !== undefined): Promise<T> {
     listen();
     if (!listening) return load();
+    const now = performance.now();
+    if (now - lastHeard > LISTENER_STALE_MS) {
+      // Deaf: nothing it held can be trusted; listen again on a new connection.
+      dropListener?.();
+      return load();
+    }
     const hit = readCache.get(key);
-    const now = Date.now();
     if (hit && now - hit.at < CACHE_TTL_MS) return hit.value as T;
     const gen = generation;
     const value = deepFreeze(await load());
@@ -737,6 +767,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       const l = listener;
       listener = undefined;
       listening = false;
+      clearInterval(heartbeat);
       await l?.end().catch(() => {});
       await pool.end();
     },
