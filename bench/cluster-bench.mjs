@@ -523,7 +523,7 @@ try {
   const ceiling = ceilings.length ? median(ceilings) : undefined;
   const rows = [
     ['', 'throughput', 'vs ceiling', 'CPU per execution'],
-    ['raw SQL queue (pgbench, 4 clients)', ceiling ? `${ceiling.toFixed(0)} jobs/s` : 'pgbench not found', '1.00x', ''],
+    ['raw SQL queue (pgbench, 4 clients)', ceiling ? `${ceiling.toFixed(0)} jobs/s` : want('throughput') ? 'pgbench not found' : 'not measured (--only wait)', '1.00x', ''],
     ['alloy, 1 worker', `${m(one, 'perSec').toFixed(0)} exec/s`, ceiling ? `${m(one, 'ratio').toFixed(2)}x` : '-', `CPU/exec alloy ${m(one, 'alloyCpuMs').toFixed(2)} ms, PostgreSQL ${m(one, 'pgCpuMs').toFixed(2)} ms`],
     ['alloy, 3 workers', `${m(three, 'perSec').toFixed(0)} exec/s`, ceiling ? `${m(three, 'ratio').toFixed(2)}x` : '-', `CPU/exec alloy ${m(three, 'alloyCpuMs').toFixed(2)} ms, PostgreSQL ${m(three, 'pgCpuMs').toFixed(2)} ms`],
   ];
