@@ -202,8 +202,8 @@ describePg('PostgreSQL migrations and races', () => {
       await a.apiKeys.create({ id: 'k4', role: 'read', hash: 'h4', createdAt: at });
       await waitFor(async () => {
         const s0 = sent;
-        return (await b.apiKeys.findByHash('h4')) !== undefined && (await b.apiKeys.findByHash('h4')) !== undefined && sent === s0 + 0;
-      }, 'b holds k4', 5000);
+        return (await b.apiKeys.findByHash('h4')) !== undefined && sent === s0;
+      }, 'b answers k4 from memory', 5000);
       deaf = true;
       const deafAt = Date.now();
       await admin.query(`ALTER TABLE ${schema}.api_keys DISABLE TRIGGER api_keys_cache`);
