@@ -181,11 +181,12 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       return true;
     },
   });
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const p = route(req, res);
+  /** Work a close waits for: requests being handled and queue writes they or frames started. */
+  const track = (p: Promise<void>) => {
     handlers.add(p);
     void p.finally(() => handlers.delete(p));
   };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => track(route(req, res));
 
   /** POST /t/<name>/<ingress path>. The method is judged first (by the router): a known and an unknown name answer alike (405 for both), so probing with GET cannot list the tunnel names. */
   async function handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -395,7 +396,7 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       if (frame.type === 'response' || frame.type === 'nack') {
         conn.inflight.get(frame.id)?.(frame.type === 'response' ? { kind: 'response', frame } : { kind: 'nack', frame });
       } else {
-        void queue.acknowledgeDropped(name, frame.dropped).catch(() => {});
+        track(queue.acknowledgeDropped(name, frame.dropped).catch(() => {}));
       }
     });
     ws.on('close', () => onClosed(conn));
@@ -491,6 +492,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       await closed;
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+      // A drop acknowledgement that arrived meanwhile finishes its write before close resolves.
+      await Promise.allSettled([...handlers]);
     },
   };
 }
