@@ -38,6 +38,7 @@ import { basename, dirname, join } from 'node:path';
 import { createDeflateRaw, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import { StoreError } from '../errors.js';
 
 /** Statuses after which an execution never runs again (the engine's ExecutionStatus). */
@@ -146,7 +147,8 @@ export interface EventLogOptions {
   /** Open for reading only (CLI commands when no server runs): the file must exist; the lock is still taken while open. */
   readonly?: boolean;
   /**
-   * Store bodies of COMPRESS_MIN_BYTES or more deflated (default false: measured with wrk, a
+   * Store bodies of COMPRESS_MIN_BYTES or more deflated, in the row (default false: bodies of
+   * BODY_FILE_MIN_BYTES or more go to the body file as received instead; measured with wrk, a
    * 28 KB Shopify order cost about a quarter more CPU per delivery with deflate than without,
    * issue 13; files keep either encoding readable). True trades that CPU for a smaller file.
    */
@@ -169,8 +171,14 @@ export const COMPRESS_MIN_BYTES = 1024;
  * row: they cost less than a page there, and the body file's own sync would cost more (issue 13).
  */
 export const BODY_FILE_MIN_BYTES = 8 * 1024;
-/** `deliveries.body_encoding` of a body kept in the body file: `file:<offset>:<length>` (the body column is empty). */
+/** `deliveries.body_encoding` of a body kept in the body file: `file:<file id>:<offset>:<length>` (the body column is empty). */
 const BODY_FILE_PREFIX = 'file:';
+/**
+ * The body file starts with `alloy-bodies-1:<16 hex id>\n` (32 bytes); rows name that id, so a
+ * body file replaced or recreated by hand reads as damaged instead of giving other bytes.
+ */
+const BODY_FILE_MAGIC = 'alloy-bodies-1:';
+const BODY_FILE_HEADER_BYTES = 32;
 /** O_NOFOLLOW where the platform has it: the body file is never opened through a symlink. */
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 const EMPTY_BODY = Buffer.alloc(0);
@@ -278,6 +286,8 @@ export class EventLog {
   /** The body file (`<file>-bodies`), opened on first use; its end, where the next body goes. */
   private bodyFd: number | undefined;
   private bodyEnd = 0;
+  /** The id in the body file's header (read or written when the file is opened). */
+  private bodyFileId: string | undefined;
   /** Appended bodies waiting for the next fdatasync of the body file (one runs at a time). */
   private bodySyncWaiters: ((err?: unknown) => void)[] = [];
   private bodySyncing = false;
@@ -572,7 +582,7 @@ export class EventLog {
       // at the file's end, nothing else. Without the sync (`synchronous: 'normal'`) the bytes
       // are in the page cache before the commit, which is what surviving `kill -9` needs.
       if (at !== undefined) {
-        const ref = `${BODY_FILE_PREFIX}${at}:${delivery.body.length}`;
+        const ref = `${BODY_FILE_PREFIX}${this.bodyFileId}:${at}:${delivery.body.length}`;
         if (!this.syncBodies) return this.insertDelivery(delivery, executions, EMPTY_BODY, ref);
         return this.bodiesSynced().then(() => this.insertDelivery(delivery, executions, EMPTY_BODY, ref));
       }
@@ -591,17 +601,15 @@ export class EventLog {
    */
   private appendBody(body: Buffer): number | undefined {
     try {
-      if (this.bodyFd === undefined) {
-        this.bodyFd = openSync(this.bodyFile, fsConstants.O_RDWR | fsConstants.O_CREAT | O_NOFOLLOW, 0o600);
-        this.bodyEnd = fstatSync(this.bodyFd).size;
-      }
+      if (this.bodyFd === undefined) this.openBodyFile(true);
+      if (this.bodyFileId === undefined) return undefined; // not a body file of ours: left alone
       const at = this.bodyEnd;
       if (this.syncBodies) {
         // Written with the others of this turn in one call just before their sync (startBodySync).
         if (this.unwritten.length === 0) this.unwrittenAt = at;
         this.unwritten.push(body);
       } else {
-        writeAll(this.bodyFd, [body], at);
+        writeAll(this.bodyFd!, [body], at);
       }
       this.bodyEnd = at + body.length;
       return at;
@@ -670,19 +678,48 @@ export class EventLog {
     }
   }
 
+  /**
+   * Opens the body file (never through a symlink) and reads its header; `create` (the writer)
+   * makes it, 0600, with a new id when it does not exist or is empty. A file without a valid
+   * header is left as it is (bodyFileId stays undefined).
+   */
+  private openBodyFile(create: boolean): void {
+    if (create && this.readonly) throw new StoreError('E_EVENT_LOG_READONLY', 'the event log is open read-only');
+    const fd = openSync(this.bodyFile, create ? fsConstants.O_RDWR | fsConstants.O_CREAT | O_NOFOLLOW : fsConstants.O_RDONLY | O_NOFOLLOW, 0o600);
+    this.bodyFd = fd;
+    const size = fstatSync(fd).size;
+    // Shorter than a header: new, or its header was cut by a crash (then no row can refer to
+    // it: rows are written only after a sync that covered the header).
+    if (size < BODY_FILE_HEADER_BYTES && create) {
+      const id = randomBytes(8).toString('hex');
+      writeAll(fd, [Buffer.from(`${BODY_FILE_MAGIC}${id}\n`)], 0);
+      this.bodyFileId = id;
+      this.bodyEnd = BODY_FILE_HEADER_BYTES;
+      return;
+    }
+    const head = Buffer.alloc(BODY_FILE_HEADER_BYTES);
+    const n = readSync(fd, head, 0, BODY_FILE_HEADER_BYTES, 0);
+    const text = head.toString('latin1', 0, n);
+    if (n === BODY_FILE_HEADER_BYTES && text.startsWith(BODY_FILE_MAGIC) && text.endsWith('\n')) {
+      this.bodyFileId = text.slice(BODY_FILE_MAGIC.length, -1);
+      this.bodyEnd = size;
+    }
+  }
+
   /** `length` bytes of the body file from `at` (a body stored there by appendDelivery). */
-  private readBody(at: number, length: number): Buffer {
+  private readBody(fileId: string, at: number, length: number): Buffer {
     const damaged = () =>
       new StoreError('E_EVENT_LOG_DAMAGED', `a delivery body is missing from ${this.bodyFile}`, {
-        hint: 'the body file was removed or cut short; `alloy dev --fresh` starts a new event log',
+        hint: 'the body file was removed, replaced or cut short; `alloy dev --fresh` starts a new event log',
       });
-    let fd = this.bodyFd;
     try {
-      fd ??= this.bodyFd = openSync(this.bodyFile, (this.readonly ? fsConstants.O_RDONLY : fsConstants.O_RDWR) | O_NOFOLLOW);
-      if (!this.readonly && this.bodyEnd === 0) this.bodyEnd = fstatSync(fd).size;
+      // The writer opens it for appending too (made, with a new id, if it was removed: old rows then read as damaged).
+      if (this.bodyFd === undefined) this.openBodyFile(!this.readonly);
     } catch {
       throw damaged();
     }
+    const fd = this.bodyFd!;
+    if (this.bodyFileId !== fileId) throw damaged();
     const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
@@ -697,8 +734,10 @@ export class EventLog {
   private decodeBody(r: StoredBody): Buffer {
     const enc = r.body_encoding;
     if (typeof enc === 'string' && enc.startsWith(BODY_FILE_PREFIX)) {
-      const [at, length] = enc.slice(BODY_FILE_PREFIX.length).split(':').map(Number);
-      if (Number.isSafeInteger(at) && Number.isSafeInteger(length) && at >= 0 && length >= 0) return this.readBody(at, length);
+      const [fileId, atText, lengthText] = enc.slice(BODY_FILE_PREFIX.length).split(':');
+      const at = Number(atText);
+      const length = Number(lengthText);
+      if (fileId && Number.isSafeInteger(at) && Number.isSafeInteger(length) && at >= BODY_FILE_HEADER_BYTES && length >= 0) return this.readBody(fileId, at, length);
     }
     return decodeBody(r);
   }
