@@ -24,6 +24,7 @@ import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/project.js';
 import { verifyStandardWebhook } from '../../engine/standard-webhooks.js';
 import { BodyTooLargeError, readRequestBody } from '../../http/body.js';
+import { applyServerLimits } from '../../http/listen.js';
 import { clockTime, statusMark } from '../../server/terminal-format.js';
 
 export const DEFAULT_LISTEN_PORT = DEFAULT_PORTS.listen;
@@ -65,6 +66,7 @@ export default async function listen(ctx: CliContext, _args: string[], opts: Rec
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  applyServerLimits(server);
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const receivedAt = new Date().toISOString();
     const urlPath = (req.url ?? '/').split('?')[0];

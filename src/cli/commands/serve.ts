@@ -157,6 +157,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   if (role !== 'all' && !where.database) throw new UsageError(`--role ${role} needs --database`, { hint: 'SQLite is owned by one process: run --role all, or give every process --database postgres://….' });
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const recoverAfterSeconds = positiveInt(opts.recoverAfter, '--recover-after');
+  const maxConnections = positiveInt(opts.maxConnections, '--max-connections');
   const { openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
@@ -186,6 +187,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     role,
     concurrency,
     recoverAfterSeconds,
+    maxConnections,
     log,
   }).catch(async (err) => {
     await store!.close().catch(() => undefined);

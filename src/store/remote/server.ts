@@ -9,6 +9,7 @@
 import http from 'node:http';
 import { readBody } from '../../http/body.js';
 import { BODY_TOO_LARGE, HttpError } from '../../http/error.js';
+import { applyServerLimits } from '../../http/listen.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
@@ -420,8 +421,7 @@ export function createStoreServer(options: StoreServerOptions): StoreServer {
         res.end();
       });
   });
-  server.requestTimeout = 60_000;
-  server.headersTimeout = 15_000;
+  applyServerLimits(server);
   let closing: Promise<void> | undefined;
   return {
     server,
