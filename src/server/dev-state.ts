@@ -9,9 +9,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, readFileSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseEnv } from 'node:util';
+import { readEnvFile } from '../core/env-file.js';
 import { ensurePrivateDir, preparePrivateFile, refuseSymlink, writeFileSafeSync } from '../core/safe-fs.js';
 
 export interface DevInfo {
@@ -127,12 +126,7 @@ function loadOrCreateSecret(root: string, name: string): { secret: string; creat
  * (the process wins, as in connectors/credentials.ts). Parsed by node:util parseEnv, never executed.
  */
 export async function loadProjectEnv(root: string, processEnv: NodeJS.ProcessEnv): Promise<Record<string, string | undefined>> {
-  let dotenv: Record<string, string> = {};
-  try {
-    dotenv = parseEnv(await readFile(path.join(root, '.env'), 'utf8')) as Record<string, string>;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const dotenv = (await readEnvFile(path.join(root, '.env'), '.env')) ?? {};
   const out: Record<string, string | undefined> = { ...dotenv };
   for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && v !== '') out[k] = v;
   return out;

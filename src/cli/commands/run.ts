@@ -10,7 +10,7 @@ import { newId } from '../../server/ids.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseEnv } from 'node:util';
+import { readEnvFile } from '../../core/env-file.js';
 import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
@@ -177,15 +177,7 @@ function validateEvent(event: unknown, def: WorkflowDef, registry: ConnectorRegi
 // ---------------------------------------------------------------- local settings
 
 async function readDotenv(root: string): Promise<Record<string, string>> {
-  try {
-    const parsed = parseEnv(await readFile(path.join(root, '.env'), 'utf8'));
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(parsed)) if (v !== undefined) out[k] = v;
-    return out;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
+  return (await readEnvFile(path.join(root, '.env'), '.env')) ?? {};
 }
 
 /** Only the variables the stream secret names become `secrets` (and get redacted). */

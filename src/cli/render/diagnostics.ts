@@ -3,10 +3,11 @@
  * around the position, and the hint. The --json form is the Diagnostic objects themselves.
  */
 import { count } from './count.js';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import { LineIndex, type Diagnostic } from '../../core/diagnostics.js';
+import { MAX_DEFINITION_BYTES } from '../../core/source-file.js';
 
 export interface RenderOptions {
   color: ChalkInstance;
@@ -40,12 +41,23 @@ export function renderDiagnostics(list: readonly Diagnostic[], options: RenderOp
   return blocks.join('\n\n');
 }
 
+/**
+ * A file's text for a code frame, when it is a regular file alloy would have read: never a
+ * device or a pipe (a committed `workflows/x.yaml -> /dev/zero` or a FIFO made `alloy validate`
+ * read without end, or wait for ever), never more than a definition file may hold.
+ */
 function tryRead(file: string): string | undefined {
+  let fd: number | undefined;
   try {
-    const text = readFileSync(file, 'utf8');
+    fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > MAX_DEFINITION_BYTES) return undefined;
+    const text = readFileSync(fd, 'utf8');
     return text.includes('\u0000') ? undefined : text;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

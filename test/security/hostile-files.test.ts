@@ -1,0 +1,74 @@
+/**
+ * Reads of files a cloned project commits: a definition file or `.env` that is a named pipe,
+ * a link to /dev/zero, or a folder. Before, `alloy validate` re-read a refused file in full
+ * for its code frame (a pipe blocked it for ever, /dev/zero grew without end), and the
+ * `.env` readers of `alloy run`, `alloy dev` and the credentials blocked, ran out of memory,
+ * or said "internal error" on a folder. Now: a located E_FILE_READ, or E_ENV_FILE, at once.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { STACK_LINE, copyExample, runBin, runInProcess } from '../helpers/cli.js';
+import { readEnvFile } from '../../src/core/env-file.js';
+import { resolveConnectionWithSources } from '../../src/connectors/credentials.js';
+
+const posix = process.platform !== 'win32';
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => ({ dir, cleanup } = await copyExample()));
+afterEach(async () => cleanup());
+
+const mkfifo = (file: string) => execFileSync('mkfifo', [file]);
+const WORKFLOWS = 'integrations/shopify-sync/workflows';
+
+describe.skipIf(!posix)('hostile files in a cloned project', () => {
+  it('alloy validate: a workflow file that is a named pipe or a link to /dev/zero is a located error, not a hang', async () => {
+    mkfifo(path.join(dir, WORKFLOWS, 'pipe.yaml'));
+    symlinkSync('/dev/zero', path.join(dir, WORKFLOWS, 'zero.yaml'));
+    const started = Date.now();
+    const r = await runBin(['validate'], { cwd: dir, timeout: 20_000 });
+    expect(r.code).toBe(2);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(r.stdout).toMatch(/workflows\/pipe\.yaml:1:1\s+error\s+E_FILE_READ/);
+    expect(r.stdout).toMatch(/workflows\/zero\.yaml:1:1\s+error\s+E_FILE_READ/);
+    expect(r.stderr).not.toContain('internal error');
+  }, 30_000);
+
+  for (const kind of ['a named pipe', 'a link to /dev/zero', 'a folder'] as const) {
+    it(`.env as ${kind}: alloy run says E_ENV_FILE at once (exit 1), no hang, no internal error`, async () => {
+      const env = path.join(dir, '.env');
+      if (kind === 'a named pipe') mkfifo(env);
+      else if (kind === 'a link to /dev/zero') symlinkSync('/dev/zero', env);
+      else mkdirSync(env);
+      const r = await runBin(['run', 'shopify-sync/create-order', '--event', '@integrations/shopify-sync/fixtures/acme-order-requested.json'], { cwd: dir, timeout: 20_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('E_ENV_FILE');
+      expect(r.stderr).toContain('.env');
+      expect(r.stderr).not.toContain('internal error');
+      expect(r.stderr).not.toMatch(STACK_LINE);
+    }, 30_000);
+  }
+
+  it('alloy dev refuses to start on a .env pipe with E_ENV_FILE instead of waiting for a writer', async () => {
+    mkfifo(path.join(dir, '.env'));
+    const r = await runBin(['dev', '--port', '0'], { cwd: dir, timeout: 20_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('E_ENV_FILE');
+  }, 30_000);
+
+  it('the credential resolver (users/<id>.env too) and readEnvFile: pipes and devices refused, a linked regular .env still read', async () => {
+    mkdirSync(path.join(dir, 'users'));
+    mkfifo(path.join(dir, 'users', 'u1.env'));
+    const manifest = { name: 'shopify', connection: { shop: { env: 'SHOPIFY_SHOP', required: true } } } as never;
+    await expect(resolveConnectionWithSources({ manifest, userId: 'u1', env: {}, projectRoot: dir })).rejects.toMatchObject({ code: 'E_ENV_FILE' });
+    await expect(readEnvFile('/dev/zero')).rejects.toMatchObject({ code: 'E_ENV_FILE' });
+    expect(await readEnvFile(path.join(dir, 'missing.env'))).toBeUndefined();
+    const real = path.join(dir, 'real.env');
+    (await import('node:fs')).writeFileSync(real, 'A=1\nB="two"\n');
+    symlinkSync(real, path.join(dir, 'linked.env'));
+    expect(await readEnvFile(path.join(dir, 'linked.env'))).toEqual({ A: '1', B: 'two' });
+    const r = await runInProcess(['validate'], { cwd: dir });
+    expect(r.code).toBe(0);
+  });
+});
