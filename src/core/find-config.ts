@@ -29,8 +29,38 @@ export interface FoundConfig {
   config: unknown;
 }
 
+/**
+ * cosmiconfig reads a candidate whole, whatever it is: a committed `alloy.config.yaml` that is
+ * a named pipe blocked every command for ever, a link to /dev/zero read without end. So the
+ * search places are looked at first, from `cwd` up to the first regular config file, and one
+ * that exists but is not a regular file is refused.
+ */
+async function refuseOddConfigFiles(cwd: string): Promise<void> {
+  const { stat } = await import('node:fs/promises');
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    const infos = await Promise.all(CONFIG_FILES.map((name) => stat(path.join(dir, name)).catch(() => undefined)));
+    let found = false;
+    for (let i = 0; i < CONFIG_FILES.length; i++) {
+      const info = infos[i];
+      if (!info) continue;
+      const file = path.join(dir, CONFIG_FILES[i]);
+      if (!info.isFile()) {
+        if (info.isDirectory() && CONFIG_FILES[i] === 'package.json') continue;
+        throw new AlloyError('E_CONFIG_LOAD', `could not load the project config: ${file} is not a regular file`, {
+          hint: `make it a regular file, or remove it`,
+          exitCode: EXIT_USAGE,
+          details: { path: file },
+        });
+      }
+      if (CONFIG_FILES[i] !== 'package.json') found = true;
+    }
+    if (found || path.dirname(dir) === dir) return;
+  }
+}
+
 /** Finds the project config from `cwd` upward (cosmiconfig, same search places as docs). */
 export async function findConfig(cwd: string): Promise<FoundConfig | undefined> {
+  await refuseOddConfigFiles(cwd);
   const { cosmiconfig } = await import('cosmiconfig');
   const { parse } = await import('yaml');
   // Never throw while searching: a broken file is still "the config", reported with positions later.

@@ -6,7 +6,7 @@
  * or said "internal error" on a folder. Now: a located E_FILE_READ, or E_ENV_FILE, at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STACK_LINE, copyExample, runBin, runInProcess } from '../helpers/cli.js';
@@ -33,6 +33,30 @@ describe.skipIf(!posix)('hostile files in a cloned project', () => {
     expect(r.stdout).toMatch(/workflows\/pipe\.yaml:1:1\s+error\s+E_FILE_READ/);
     expect(r.stdout).toMatch(/workflows\/zero\.yaml:1:1\s+error\s+E_FILE_READ/);
     expect(r.stderr).not.toContain('internal error');
+  }, 30_000);
+
+  it('alloy.config.yaml as a named pipe or a link to /dev/zero: E_CONFIG_LOAD at once (cosmiconfig read it whole)', async () => {
+    const config = path.join(dir, 'alloy.config.yaml');
+    rmSync(config);
+    mkfifo(config);
+    const r = await runBin(['validate'], { cwd: dir, timeout: 20_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('E_CONFIG_LOAD');
+    expect(r.stderr).toContain('not a regular file');
+    rmSync(config);
+    symlinkSync('/dev/zero', config);
+    const s = await runInProcess(['status'], { cwd: dir });
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain('E_CONFIG_LOAD');
+  }, 30_000);
+
+  it('alloy test: a fixture that is a named pipe fails its tests, it does not block the run', async () => {
+    const fixture = path.join(dir, 'integrations/shopify-sync/fixtures/acme-order-requested.json');
+    rmSync(fixture);
+    mkfifo(fixture);
+    const r = await runBin(['test'], { cwd: dir, timeout: 20_000 });
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain('cannot read fixture acme-order-requested.json: not a regular file');
   }, 30_000);
 
   for (const kind of ['a named pipe', 'a link to /dev/zero', 'a folder'] as const) {
