@@ -41,6 +41,11 @@ export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): 
   if (!file) throw new UsageError('no master key', { hint: 'Pass --data <dir> (its master.keys), or set ALLOY_MASTER_KEY.' });
   if (where.dataDir) ensurePrivateDir(where.dataDir, where.dataBase);
   refuseSymlink(file);
+  // The data folder's own key file, made 0600 by alloy, may have been widened since (a copy,
+  // a restore, an editor): whoever reads it opens every stored credential, so it is made
+  // private again (E_PERMISSION if it belongs to another user). A key file named by
+  // ALLOY_MASTER_KEY_FILE is the operator's (a read-only secret mount) and left as it is.
+  if (!env.ALLOY_MASTER_KEY_FILE && existsSync(file)) preparePrivateFile(file);
   return loadKeyring(env, file);
 }
 

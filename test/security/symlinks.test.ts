@@ -190,4 +190,16 @@ describe('no writes through symlinks in the serve data folder (default .alloy/se
     expect(statSync(path.join(data(), 'serve.db')).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(data(), 'master.keys')).mode & 0o777).toBe(0o600);
   });
+
+  it('an existing master.keys that was widened (0644) is made private again on open (it stayed world-readable)', async () => {
+    const first = await openServe({ dataDir: data() }, env);
+    await first.state.close();
+    const keys = path.join(data(), 'master.keys');
+    const text = readFileSync(keys, 'utf8');
+    chmodSync(keys, 0o644);
+    const { state } = await openServe({ dataDir: data() }, env);
+    await state.close();
+    expect(statSync(keys).mode & 0o777).toBe(0o600);
+    expect(readFileSync(keys, 'utf8')).toBe(text);
+  });
 });
