@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AlloyError } from '../errors.js';
 
 /** Headers must be complete this long after a request starts (or a socket opens). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
@@ -107,6 +108,26 @@ export function applyServerLimits(server: http.Server, options: Omit<ListenOptio
       refused = 0;
     });
   }
+}
+
+/**
+ * A failed bind said for people (it was "internal error listen EADDRINUSE … a bug in alloy"
+ * from `alloy serve`): the port taken, a privileged port, an address not on this machine.
+ * Undefined for other errors.
+ */
+export function listenError(err: unknown, host: string, port: number, portFlag = '--port'): AlloyError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (code === 'EADDRINUSE') {
+    return new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, { hint: `pass another port with ${portFlag} <port> (or ${portFlag} 0 for any free one), or stop the other process`, cause: err, details: { host, port } });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new AlloyError('E_LISTEN', `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`, { hint: `pass a port above 1024 with ${portFlag} <port>`, cause: err, details: { host, port } });
+  }
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAFNOSUPPORT') {
+    return new AlloyError('E_LISTEN', `cannot listen on ${where}: ${host} is not an address of this machine`, { hint: 'pass --host with an address of this machine (127.0.0.1 for this machine only, 0.0.0.0 for every interface)', cause: err, details: { host, port } });
+  }
+  return undefined;
 }
 
 export async function listen(handler: http.RequestListener, options: ListenOptions = {}): Promise<Listening> {

@@ -191,4 +191,25 @@ describe('listen: limits', () => {
       tmp.cleanup();
     }
   }, 20_000);
+
+  it('alloy serve on a port in use or an address not of this machine: E_PORT_IN_USE / E_LISTEN, exit 1 (it was an internal error, "a bug in alloy")', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const { runBin } = await import('../helpers/cli.js');
+    const { port } = await start();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'alloy-listen-'));
+    try {
+      const taken = await runBin(['serve', '--port', String(port), '--data', path.join(dir, 'data'), '--store', path.join(dir, 'store')], { cwd: dir });
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toContain('E_PORT_IN_USE');
+      expect(taken.stderr).toContain('--port');
+      expect(taken.stderr).not.toContain('internal error');
+      const foreign = await runBin(['serve', '--port', '0', '--host', '999.1.1.1', '--data', path.join(dir, 'data'), '--store', path.join(dir, 'store')], { cwd: dir });
+      expect(foreign.code).toBe(1);
+      expect(foreign.stderr).toContain('E_LISTEN');
+      expect(foreign.stderr).not.toContain('internal error');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

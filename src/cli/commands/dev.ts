@@ -10,6 +10,7 @@ import { untilSignal } from '../signals.js';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
+import { listenError } from '../../http/listen.js';
 import { hasErrors } from '../../core/diagnostics.js';
 import { findConfig, noProjectError } from '../../core/project.js';
 import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.js';
@@ -123,13 +124,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
     });
   } catch (err) {
     await fakes?.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, {
-        hint: `pass another port with -p <port> (or -p 0 for any free one), or stop the other process`,
-        exitCode: 1,
-      });
-    }
-    throw err;
+    throw listenError(err, host, port, '-p') ?? err;
   }
 
   let tunnel: { publicUrl: string; close(): Promise<void> } | undefined;
