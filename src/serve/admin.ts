@@ -1,5 +1,5 @@
 /** Operator actions on the serve state, used by `alloy serve`, `alloy serve keys …` (and tests). */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
 import { AlloyError, UsageError } from '../errors.js';
@@ -31,6 +31,7 @@ export function keyFileOf(dataDir: string | undefined, env: NodeJS.ProcessEnv): 
  * file made up by one machine would leave the others unable to read what it wrote.
  */
 export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): Keyring {
+  refuseDataFile(where);
   if (env.ALLOY_MASTER_KEY) return loadKeyring(env, '');
   const file = keyFileOf(where.dataDir, env);
   if (where.database && (!file || !existsSync(file))) {
@@ -47,6 +48,20 @@ export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): 
   // ALLOY_MASTER_KEY_FILE is the operator's (a read-only secret mount) and left as it is.
   if (!env.ALLOY_MASTER_KEY_FILE && existsSync(file)) preparePrivateFile(file);
   return loadKeyring(env, file);
+}
+
+/** `--data` naming a file (it was "internal error ENOTDIR … a bug in alloy"). */
+function refuseDataFile(where: ServeLocation): void {
+  if (!where.dataDir) return;
+  let st;
+  try {
+    st = statSync(where.dataDir);
+  } catch {
+    return; // made later
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError(`the data folder ${where.dataDir} is a file, not a folder`, { code: 'E_SERVE_DATA', hint: 'Pass --data <dir> naming a folder (made if missing) for serve.db and master.keys.' });
+  }
 }
 
 /**

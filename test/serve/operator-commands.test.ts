@@ -91,3 +91,17 @@ describe('which serve: --url and remotes', () => {
     expect(remote.stderr).toContain('the url of remote "bare"');
   });
 });
+
+describe('serve --data naming a file', () => {
+  it('is E_SERVE_DATA, exit 2, for serve and serve keys (it was "internal error ENOTDIR … a bug in alloy")', async () => {
+    const dir = tempDir('alloy-data-file-');
+    const file = path.join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    for (const args of [['serve', '--port', '0', '--store', path.join(dir, 'store')], ['serve', 'keys', 'create', '--role', 'admin'], ['serve', 'keys', 'list']]) {
+      const r = await cli(dir, [...args, '--data', file], {});
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain('E_SERVE_DATA');
+      expect(r.stderr).not.toContain('internal error');
+    }
+  });
+});
