@@ -37,6 +37,17 @@ function lstatOrUndefined(file: string): import('node:fs').Stats | undefined {
   }
 }
 
+/**
+ * Whether a state file looks written by alloy for this user: alloy makes them 0600, while a
+ * file checked out by git (a hostile clone committing `.alloy/ingress-secret` or `dev.json`)
+ * is 0644 or 0755, and another user's file is not ours. Always true on Windows (no such modes).
+ */
+export function isOwnPrivateFile(st: import('node:fs').Stats): boolean {
+  if (process.platform === 'win32') return true;
+  if ((st.mode & 0o077) !== 0) return false;
+  return typeof process.getuid !== 'function' || st.uid === process.getuid();
+}
+
 /** Throws E_SYMLINK when `file` exists and is a symbolic link. */
 export function refuseSymlink(file: string): void {
   if (lstatOrUndefined(file)?.isSymbolicLink()) throw symlinkError(file);

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { readEnvFile } from '../core/env-file.js';
-import { ensurePrivateDir, preparePrivateFile, refuseSymlink, writeFileSafeSync } from '../core/safe-fs.js';
+import { ensurePrivateDir, isOwnPrivateFile, preparePrivateFile, refuseSymlink, writeFileSafeSync } from '../core/safe-fs.js';
 
 export interface DevInfo {
   url: string;
@@ -64,6 +64,10 @@ export function writeDevInfo(root: string, info: DevInfo): void {
 
 export function readDevInfo(root: string): DevInfo | undefined {
   try {
+    // Only a dev.json alloy wrote (0600, ours, not a link): a committed one could point
+    // `alloy emit`, `executions` and `logs` at someone else's server.
+    const st = lstatSync(devInfoFile(root));
+    if (!st.isFile() || !isOwnPrivateFile(st)) return undefined;
     const v = JSON.parse(readFileSync(devInfoFile(root), 'utf8')) as DevInfo;
     return typeof v.url === 'string' ? v : undefined;
   } catch {
@@ -94,7 +98,8 @@ export function loadOrCreateIngressSecret(root: string): { secret: string; creat
 export function readIngressSecret(root: string): string | undefined {
   const file = path.join(alloyDir(root), 'ingress-secret');
   try {
-    if (!lstatSync(file).isFile()) return undefined;
+    const st = lstatSync(file);
+    if (!st.isFile() || !isOwnPrivateFile(st)) return undefined;
     const value = readFileSync(file, 'utf8').trim();
     return SECRET_FORMAT.test(value) ? value : undefined;
   } catch {
@@ -110,8 +115,13 @@ function loadOrCreateSecret(root: string, name: string): { secret: string; creat
   // A committed symlink (`.alloy/stream-secret -> ~/victim`) is neither read nor written.
   refuseSymlink(file);
   try {
-    const existing = readFileSync(file, 'utf8').trim();
-    if (SECRET_FORMAT.test(existing)) return { secret: existing, created: false };
+    // A secret alloy did not write (not 0600, or another user's: a committed
+    // `.alloy/ingress-secret` is 0644 after checkout) is known to whoever committed it, and
+    // would let them sign events into this runtime's tunnel: it is replaced.
+    if (isOwnPrivateFile(lstatSync(file))) {
+      const existing = readFileSync(file, 'utf8').trim();
+      if (SECRET_FORMAT.test(existing)) return { secret: existing, created: false };
+    }
   } catch {
     /* create below */
   }

@@ -6,11 +6,14 @@
  * or said "internal error" on a folder. Now: a located E_FILE_READ, or E_ENV_FILE, at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STACK_LINE, copyExample, runBin, runInProcess } from '../helpers/cli.js';
 import { readEnvFile } from '../../src/core/env-file.js';
+import { loadOrCreateIngressSecret, readDevInfo, readIngressSecret } from '../../src/server/dev-state.js';
 import { resolveConnectionWithSources } from '../../src/connectors/credentials.js';
 
 const posix = process.platform !== 'win32';
@@ -94,5 +97,46 @@ describe.skipIf(!posix)('hostile files in a cloned project', () => {
     expect(await readEnvFile(path.join(dir, 'linked.env'))).toEqual({ A: '1', B: 'two' });
     const r = await runInProcess(['validate'], { cwd: dir });
     expect(r.code).toBe(0);
+  });
+
+  it('a committed .alloy/ingress-secret (0644 after checkout) is not used: dev replaces it, alloy emit does not sign with it', async () => {
+    const alloy = path.join(dir, '.alloy');
+    mkdirSync(alloy, { mode: 0o700 });
+    const known = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
+    writeFileSync(path.join(alloy, 'ingress-secret'), `${known}\n`, { mode: 0o644 });
+    chmodSync(path.join(alloy, 'ingress-secret'), 0o644);
+    expect(readIngressSecret(dir)).toBeUndefined();
+    const made = loadOrCreateIngressSecret(dir);
+    expect(made.secret).not.toBe(known);
+    expect(made.created).toBe(true);
+    expect(statSync(path.join(alloy, 'ingress-secret')).mode & 0o777).toBe(0o600);
+    // One alloy wrote is kept, and read by emit.
+    expect(loadOrCreateIngressSecret(dir)).toEqual({ secret: made.secret, created: false });
+    expect(readIngressSecret(dir)).toBe(made.secret);
+  });
+
+  it('a committed .alloy/dev.json naming another server is not trusted: alloy emit sends it nothing', async () => {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, pid: 1, version: '0.1.0' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const alloy = path.join(dir, '.alloy');
+      mkdirSync(alloy, { mode: 0o700 });
+      writeFileSync(path.join(alloy, 'dev.json'), JSON.stringify({ url, pid: 1, startedAt: new Date().toISOString() }), { mode: 0o644 });
+      chmodSync(path.join(alloy, 'dev.json'), 0o644);
+      const r = await runInProcess(['emit', 'acme.order.requested', '-d', '@integrations/shopify-sync/fixtures/acme-order-requested.json'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('E_DEV_NOT_RUNNING');
+      expect(seen).toEqual([]);
+      // The same file as alloy dev writes it (0600) is followed.
+      chmodSync(path.join(alloy, 'dev.json'), 0o600);
+      expect(readDevInfo(dir)?.url).toBe(url);
+    } finally {
+      server.close();
+    }
   });
 });
