@@ -1,7 +1,7 @@
 /** Operator actions on the serve state, used by `alloy serve`, `alloy serve keys …` (and tests). */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
+import { ensurePrivateDir, isOwnPrivateFile, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
 import { AlloyError, UsageError } from '../errors.js';
 import { newId } from '../server/ids.js';
 import { API_KEY_ROLES, hashApiKey, newApiKey } from './auth.js';
@@ -42,12 +42,29 @@ export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): 
   if (!file) throw new UsageError('no master key', { hint: 'Pass --data <dir> (its master.keys), or set ALLOY_MASTER_KEY.' });
   if (where.dataDir) ensurePrivateDir(where.dataDir, where.dataBase);
   refuseSymlink(file);
-  // The data folder's own key file, made 0600 by alloy, may have been widened since (a copy,
-  // a restore, an editor): whoever reads it opens every stored credential, so it is made
-  // private again (E_PERMISSION if it belongs to another user). A key file named by
-  // ALLOY_MASTER_KEY_FILE is the operator's (a read-only secret mount) and left as it is.
-  if (!env.ALLOY_MASTER_KEY_FILE && existsSync(file)) preparePrivateFile(file);
+  // The data folder's own key file is made 0600 by alloy. Wider (a copy, a restore, or a
+  // key file committed to a repository and checked out 0644) or another user's, others may
+  // know the key that opens every stored credential: serve stops and says so rather than
+  // use it. A key file named by ALLOY_MASTER_KEY_FILE is the operator's (a secret mount).
+  if (!env.ALLOY_MASTER_KEY_FILE) refuseExposedKeyFile(file);
   return loadKeyring(env, file);
+}
+
+function refuseExposedKeyFile(file: string): void {
+  let st;
+  try {
+    st = lstatSync(file);
+  } catch {
+    return; // created below, 0600
+  }
+  if (!st.isFile() || isOwnPrivateFile(st)) return;
+  const theirs = typeof process.getuid === 'function' && st.uid !== process.getuid();
+  throw new AlloyError('E_MASTER_KEY_EXPOSED', `${file} ${theirs ? 'belongs to another user' : `can be read by other users (mode ${(st.mode & 0o777).toString(8)})`}; it holds the key to every stored credential`, {
+    hint: theirs
+      ? `Run alloy serve as the file's owner.`
+      : `If only you could read it (a copy that widened the mode): chmod 600 "${file}". If others may have read it, chmod 600 it, then re-wrap every secret under a new key: alloy serve keys rotate.`,
+    details: { path: file },
+  });
 }
 
 /** `--data` naming a file (it was "internal error ENOTDIR … a bug in alloy"). */
