@@ -13,6 +13,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { shopifyWebhookHeaders } from '../connectors/shopify/webhooks.js';
 import { standardWebhookHeaders } from '../engine/standard-webhooks.js';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
 
 export interface DataArg {
   /** The exact bytes to send (a file's bytes are sent unchanged, so signatures cover them). */
@@ -45,8 +46,14 @@ export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.Reada
     bytes = Buffer.from(arg, 'utf8');
     where = '-d';
   }
+  const text = bytes.toString('utf8');
+  // alloy dev refuses such an event anyway (400 E_JSON_TOO_DEEP); sending it overflowed the
+  // stack here first ("internal error Maximum call stack size exceeded").
+  if (jsonTooDeep(text)) {
+    throw new UsageError(`${where} nests deeper than ${JSON_MAX_DEPTH} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten the data: alloy accepts at most ${JSON_MAX_DEPTH} levels of objects and arrays` });
+  }
   try {
-    return { bytes, value: JSON.parse(bytes.toString('utf8')) };
+    return { bytes, value: JSON.parse(text) };
   } catch (err) {
     throw new UsageError(`${where} is not valid JSON: ${(err as Error).message}`, {
       code: 'E_DATA_JSON',

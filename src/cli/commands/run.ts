@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readEnvFile } from '../../core/env-file.js';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../../core/json-depth.js';
 import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
@@ -131,6 +132,9 @@ async function readEvent(ctx: CliContext, spec: string): Promise<unknown> {
   } else {
     text = spec;
     source = '--event';
+  }
+  if (jsonTooDeep(text)) {
+    throw new UsageError(`the event in ${source} nests deeper than ${JSON_MAX_DEPTH} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten it: alloy accepts at most ${JSON_MAX_DEPTH} levels of objects and arrays (alloy dev and serve refuse deeper events)` });
   }
   try {
     return JSON.parse(text);
