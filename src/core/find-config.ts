@@ -40,21 +40,25 @@ async function refuseOddConfigFiles(cwd: string): Promise<void> {
   for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
     const infos = await Promise.all(CONFIG_FILES.map((name) => stat(path.join(dir, name)).catch(() => undefined)));
     let found = false;
+    let projectTop = false;
     for (let i = 0; i < CONFIG_FILES.length; i++) {
       const info = infos[i];
       if (!info) continue;
       const file = path.join(dir, CONFIG_FILES[i]);
-      if (!info.isFile()) {
-        if (info.isDirectory() && CONFIG_FILES[i] === 'package.json') continue;
+      // What would block or never end a whole-file read; a folder so named is skipped, as cosmiconfig does.
+      if (info.isFIFO() || info.isCharacterDevice() || info.isBlockDevice() || info.isSocket()) {
         throw new AlloyError('E_CONFIG_LOAD', `could not load the project config: ${file} is not a regular file`, {
           hint: `make it a regular file, or remove it`,
           exitCode: EXIT_USAGE,
           details: { path: file },
         });
       }
-      if (CONFIG_FILES[i] !== 'package.json') found = true;
+      if (!info.isFile()) continue;
+      if (CONFIG_FILES[i] === 'package.json') projectTop = true;
+      else found = true;
     }
-    if (found || path.dirname(dir) === dir) return;
+    // cosmiconfig's 'project' strategy stops at the first folder holding a package.json.
+    if (found || projectTop || path.dirname(dir) === dir) return;
   }
 }
 

@@ -58,7 +58,7 @@ export function refuseContentEncoding(req: IncomingMessage): void {
   const enc = req.headers['content-encoding'];
   if (enc === undefined || enc.trim() === '' || enc.trim().toLowerCase() === 'identity') return;
   req.resume();
-  throw new HttpError(415, 'E_CONTENT_ENCODING', `request bodies are not decompressed; content-encoding ${JSON.stringify(enc.slice(0, 64))} is not accepted`, 'send the body uncompressed, without a content-encoding header');
+  throw new HttpError(415, 'E_CONTENT_ENCODING', `request bodies are not decompressed; content-encoding ${JSON.stringify(enc.slice(0, 64))} is not accepted`, 'send the body uncompressed, without a content-encoding header', undefined, { 'accept-encoding': 'identity' });
 }
 
 /** The exact bytes, or HttpError 413 E_BODY_TOO_LARGE (400 E_BODY_ABORTED when the client hung up mid-body, 415 E_CONTENT_ENCODING when compressed). */

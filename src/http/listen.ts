@@ -121,8 +121,12 @@ export function listenError(err: unknown, host: string, port: number, portFlag =
   if (code === 'EADDRINUSE') {
     return new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, { hint: `pass another port with ${portFlag} <port> (or ${portFlag} 0 for any free one), or stop the other process`, cause: err, details: { host, port } });
   }
-  if (code === 'EACCES' || code === 'EPERM') {
+  if ((code === 'EACCES' || code === 'EPERM') && port > 0 && port < 1024) {
     return new AlloyError('E_LISTEN', `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`, { hint: `pass a port above 1024 with ${portFlag} <port>`, cause: err, details: { host, port } });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    // Not a privileged port: a reserved range (Windows), a security policy (SELinux), a sandbox.
+    return new AlloyError('E_LISTEN', `cannot listen on ${where}: permission denied by the system`, { hint: `pass another port with ${portFlag} <port> (or ${portFlag} 0 for any free one)`, cause: err, details: { host, port } });
   }
   if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAFNOSUPPORT') {
     return new AlloyError('E_LISTEN', `cannot listen on ${where}: ${host} is not an address of this machine`, { hint: 'pass --host with an address of this machine (127.0.0.1 for this machine only, 0.0.0.0 for every interface)', cause: err, details: { host, port } });

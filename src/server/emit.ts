@@ -22,7 +22,11 @@ export interface DataArg {
 }
 
 /** `-d '{"a":1}'`, `-d @file.json` (relative to cwd), or `-d @-` (stdin). */
-export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.ReadableStream): Promise<DataArg> {
+/**
+ * `maxDepth`: the deepest nesting the receiver will take of these bytes as sent (a custom
+ * event's data is wrapped in `{event, data}`, one level more: pass JSON_MAX_DEPTH - 1).
+ */
+export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.ReadableStream, maxDepth = JSON_MAX_DEPTH): Promise<DataArg> {
   let bytes: Buffer;
   let where: string;
   if (arg === '@-') {
@@ -49,8 +53,8 @@ export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.Reada
   const text = bytes.toString('utf8');
   // alloy dev refuses such an event anyway (400 E_JSON_TOO_DEEP); sending it overflowed the
   // stack here first ("internal error Maximum call stack size exceeded").
-  if (jsonTooDeep(text)) {
-    throw new UsageError(`${where} nests deeper than ${JSON_MAX_DEPTH} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten the data: alloy accepts at most ${JSON_MAX_DEPTH} levels of objects and arrays` });
+  if (jsonTooDeep(text, maxDepth)) {
+    throw new UsageError(`${where} nests deeper than ${maxDepth} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten the data: alloy accepts at most ${maxDepth} levels of objects and arrays here` });
   }
   try {
     return { bytes, value: JSON.parse(text) };

@@ -113,17 +113,21 @@ describe('alloy init', () => {
     expect(await readdir(dir)).toEqual(['p']);
   });
 
-  it('a link or a file as the target itself is refused, nothing written where it points', async () => {
+  it('a file, or a link to no folder, as the target is refused; a link to a folder, named by the user, is followed', async () => {
     await mkdir(path.join(dir, 'elsewhere'));
     await symlink(path.join(dir, 'elsewhere'), path.join(dir, 'link'));
+    await symlink(path.join(dir, 'gone'), path.join(dir, 'dangling'));
     await writeFile(path.join(dir, 'file'), 'x');
-    for (const target of ['link', 'file']) {
+    for (const target of ['dangling', 'file']) {
       const r = await runInProcess(['init', target, '--yes'], { cwd: dir });
       expect(r.code, target).toBe(1);
       expect(r.stderr).toContain('E_INIT_CONFLICT');
     }
-    expect(await readdir(path.join(dir, 'elsewhere'))).toEqual([]);
-    expect((await readdir(dir)).sort()).toEqual(['elsewhere', 'file', 'link']);
+    expect((await readdir(dir)).sort()).toEqual(['dangling', 'elsewhere', 'file', 'link']);
+    const r = await runInProcess(['init', 'link', '--yes', '--name', 'linked'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readdir(path.join(dir, 'elsewhere'))).toContain('alloy.config.yaml');
+    expect((await readdir(dir)).sort()).toEqual(['dangling', 'elsewhere', 'file', 'link']);
   });
 
   // A real failure part-way through the writes: the file size limit (ulimit -f, Node ignores

@@ -6,13 +6,14 @@
  * or said "internal error" on a folder. Now: a located E_FILE_READ, or E_ENV_FILE, at once.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STACK_LINE, copyExample, runBin, runInProcess } from '../helpers/cli.js';
 import { readEnvFile } from '../../src/core/env-file.js';
+import { filesystemKeepsModes } from '../../src/core/safe-fs.js';
 import { loadOrCreateIngressSecret, readDevInfo, readIngressSecret } from '../../src/server/dev-state.js';
 import { resolveConnectionWithSources } from '../../src/connectors/credentials.js';
 
@@ -52,6 +53,20 @@ describe.skipIf(!posix)('hostile files in a cloned project', () => {
     expect(s.code).toBe(2);
     expect(s.stderr).toContain('E_CONFIG_LOAD');
   }, 30_000);
+
+  it('the pre-check refuses only what blocks a read, where cosmiconfig looks: a folder named .alloyrc is skipped, nothing above a package.json is looked at', async () => {
+    const { findConfig } = await import('../../src/core/find-config.js');
+    mkdirSync(path.join(dir, '.alloyrc'));
+    expect((await findConfig(dir))?.filepath).toBe(path.join(dir, 'alloy.config.yaml'));
+    // A project without an alloy config under a parent with a pipe where a config could be:
+    // its package.json is where cosmiconfig stops, so is the pre-check.
+    const inner = path.join(dir, 'inner');
+    mkdirSync(inner);
+    writeFileSync(path.join(inner, 'package.json'), '{"name":"inner"}');
+    rmSync(path.join(dir, 'alloy.config.yaml'));
+    mkfifo(path.join(dir, 'alloy.config.yaml'));
+    expect(await findConfig(inner)).toBeUndefined();
+  });
 
   it('alloy test: a fixture that is a named pipe fails its tests, it does not block the run', async () => {
     const fixture = path.join(dir, 'integrations/shopify-sync/fixtures/acme-order-requested.json');
@@ -109,9 +124,14 @@ describe.skipIf(!posix)('hostile files in a cloned project', () => {
     const made = loadOrCreateIngressSecret(dir);
     expect(made.secret).not.toBe(known);
     expect(made.created).toBe(true);
+    // Said, not silent: a sender configured with the old secret must be updated.
+    expect(made.replaced).toMatch(/ingress-secret was not written by alloy for this user \(mode 644\)/);
     expect(statSync(path.join(alloy, 'ingress-secret')).mode & 0o777).toBe(0o600);
     // One alloy wrote is kept, and read by emit.
     expect(loadOrCreateIngressSecret(dir)).toEqual({ secret: made.secret, created: false });
+    // This filesystem keeps modes (the probe leaves nothing behind): the check is on here.
+    expect(filesystemKeepsModes(alloy)).toBe(true);
+    expect(readdirSync(alloy).filter((f) => f.startsWith('.mode-probe'))).toEqual([]);
     expect(readIngressSecret(dir)).toBe(made.secret);
   });
 

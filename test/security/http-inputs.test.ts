@@ -24,6 +24,7 @@ describe('compressed bodies', () => {
         const r = await http('POST', `${base}/v1/run/event`, enc === 'gzip' ? gzipSync(body) : body, { 'content-type': 'application/json', 'content-encoding': enc });
         expect(r.status, enc).toBe(415);
         expect(r.json.error.code).toBe('E_CONTENT_ENCODING');
+        expect(r.headers['accept-encoding']).toBe('identity'); // RFC 9110 §15.5.16
       }
       expect(log.countDeliveries()).toBe(0);
       const ok = await http('POST', `${base}/v1/run/event`, body, { 'content-type': 'application/json', 'content-encoding': 'identity' });

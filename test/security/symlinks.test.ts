@@ -207,4 +207,14 @@ describe('no writes through symlinks in the serve data folder (default .alloy/se
     const { state } = await openServe({ dataDir: data() }, env);
     await state.close();
   });
+
+  it('a master.keys readable by its group only (Kubernetes fsGroup makes it 0660 on every start) is taken back to 0600 and used', async () => {
+    const first = await openServe({ dataDir: data() }, env);
+    await first.state.close();
+    const keys = path.join(data(), 'master.keys');
+    chmodSync(keys, 0o660);
+    const { state } = await openServe({ dataDir: data() }, env);
+    await state.close();
+    expect(statSync(keys).mode & 0o777).toBe(0o600);
+  });
 });

@@ -102,6 +102,11 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   };
 
   const started = Date.now();
+  // The tunnel's ingress secret and the stream secret, made or replaced before anything signs with them.
+  const { loadOrCreateStreamSecret, loadOrCreateIngressSecret } = await import('../../server/dev-state.js');
+  for (const s of [loadOrCreateStreamSecret(root), loadOrCreateIngressSecret(root)]) {
+    if (s.replaced) ctx.note(ctx.errColor.yellow(`warning: ${s.replaced}; replaced by a new secret (update any sender or receiver configured with the old one)`));
+  }
   // --fake shopify (or dev.fakes): local stand-ins the connectors and credentials point at for this run.
   const fakes = await startFakes(root, opts.fake ?? cfgDev.fakes);
   const withFakes = (p: Awaited<ReturnType<typeof loadProjectWithDiagnostics>>) => (fakes ? withFakeApps(p, fakes.apps) : p);

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, lstat, mkdir, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, realpath, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
@@ -77,13 +77,21 @@ function shownPath(p: string, cwd: string): string {
   return path.relative(cwd, p) || '.';
 }
 
-/** The target folder itself: absent, or a real folder (a link or a file there is refused). */
-async function checkTarget(target: string, cwd: string): Promise<void> {
+/**
+ * The folder to write into: the target when absent or a real folder; a link to a folder, named
+ * by the user, is their choice and is followed once, here (links inside it are still refused);
+ * a file, or a link to anything else, is refused.
+ */
+async function checkTarget(target: string, cwd: string): Promise<string> {
   const st = await lstat(target).catch(() => undefined);
-  if (!st || st.isDirectory()) return;
+  if (!st || st.isDirectory()) return target;
   const shown = shownPath(target, cwd);
-  throw new AlloyError('E_INIT_CONFLICT', st.isSymbolicLink() ? `${shown} is a symbolic link; alloy init does not write through links` : `${shown} exists and is not a folder`, {
-    hint: st.isSymbolicLink() ? 'give the folder the link points to, or a new folder name, e.g. `alloy init my-project`' : 'choose a new or empty folder, e.g. `alloy init my-project`',
+  if (st.isSymbolicLink()) {
+    const real = await realpath(target).catch(() => undefined);
+    if (real && (await lstat(real)).isDirectory()) return real;
+  }
+  throw new AlloyError('E_INIT_CONFLICT', st.isSymbolicLink() ? `${shown} is a symbolic link to no folder` : `${shown} exists and is not a folder`, {
+    hint: st.isSymbolicLink() ? 'give the folder the link should point to, or a new folder name, e.g. `alloy init my-project`' : 'choose a new or empty folder, e.g. `alloy init my-project`',
     details: { conflicts: ['.'] },
   });
 }
@@ -211,8 +219,8 @@ async function writeScaffold(target: string, files: PlannedFile[], cwd: string):
 }
 
 export default async function initCommand(ctx: CliContext, args: string[], opts: InitOptions): Promise<number> {
-  const target = path.resolve(ctx.cwd, args[0] ?? '.');
-  const defaultName = path.basename(target);
+  const named = path.resolve(ctx.cwd, args[0] ?? '.');
+  const defaultName = path.basename(named);
   let name = opts.name;
   let templateName = opts.template;
 
@@ -231,7 +239,7 @@ export default async function initCommand(ctx: CliContext, args: string[], opts:
   const projectName = checkName(name ?? defaultName);
 
   const files = await planProjectFiles(template, projectName);
-  await checkTarget(target, ctx.cwd);
+  const target = await checkTarget(named, ctx.cwd);
   const conflicts = await conflictsIn(target, files.map((f) => f.path));
   if (conflicts.length > 0) {
     throw new AlloyError('E_INIT_CONFLICT', `${path.relative(ctx.cwd, target) || '.'} already has ${conflicts.length === 1 ? 'a file' : 'files'} alloy init would write: ${conflicts.slice(0, 5).join(', ')}${conflicts.length > 5 ? ', …' : ''}`, {

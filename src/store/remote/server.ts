@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { readBody } from '../../http/body.js';
 import { BODY_TOO_LARGE, HttpError } from '../../http/error.js';
-import { applyServerLimits } from '../../http/listen.js';
+import { applyServerLimits, DEFAULT_MAX_HEADER_SIZE } from '../../http/listen.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
@@ -407,7 +407,7 @@ export interface StoreServer {
 /** A standalone store server; binds 127.0.0.1 unless `host` says otherwise. */
 export function createStoreServer(options: StoreServerOptions): StoreServer {
   const handle = createStoreRequestHandler(options);
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: DEFAULT_MAX_HEADER_SIZE }, (req, res) => {
     handle(req, res)
       .then((handled) => {
         if (!handled) {
