@@ -50,8 +50,24 @@ export function readRequestBody(req: IncomingMessage, limit: number): Promise<Bu
   });
 }
 
-/** The exact bytes, or HttpError 413 E_BODY_TOO_LARGE (400 E_BODY_ABORTED when the client hung up mid-body). */
+/**
+ * alloy never decompresses a body (no gzip bomb can reach a parser), so a compressed one is
+ * refused by name rather than parsed as JSON (a 400 quoting binary garbage) or stored.
+ */
+export function refuseContentEncoding(req: IncomingMessage): void {
+  const enc = req.headers['content-encoding'];
+  if (enc === undefined || enc.trim() === '' || enc.trim().toLowerCase() === 'identity') return;
+  req.resume();
+  throw new HttpError(415, 'E_CONTENT_ENCODING', `request bodies are not decompressed; content-encoding ${JSON.stringify(enc.slice(0, 64))} is not accepted`, 'send the body uncompressed, without a content-encoding header', undefined, { 'accept-encoding': 'identity' });
+}
+
+/** The exact bytes, or HttpError 413 E_BODY_TOO_LARGE (400 E_BODY_ABORTED when the client hung up mid-body, 415 E_CONTENT_ENCODING when compressed). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  try {
+    refuseContentEncoding(req);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return readRequestBody(req, limit).catch((err: unknown) => {
     if (err instanceof BodyTooLargeError) throw new HttpError(413, BODY_TOO_LARGE, `request body is larger than the limit of ${limit} bytes`, 'send a smaller body');
     // The client's doing, not the server's: never an internal error (each one is a log line).
