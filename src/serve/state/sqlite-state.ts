@@ -48,8 +48,7 @@ CREATE INDEX IF NOT EXISTS executions_user ON executions(user_id, id);
 -- No index by installation (dropped from files made before): an installation's executions are
 -- its user's, so that filter reads the user's index (see executions.list). Every index of this
 -- table is written by each ingest; this one cost about 3 of the 24 WAL pages of a 24-row ingest
--- transaction. The file's format is unchanged (state version 2): an alloy from before reading it
--- creates the index again.
+-- transaction.
 DROP INDEX IF EXISTS executions_installation;
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL) WITHOUT ROWID;
