@@ -49,11 +49,11 @@ export function ensureAlloyDir(root: string): string {
   return dir;
 }
 
-/** The event log file, checked and made private (0600, with its -wal/-shm) before SQLite opens it. */
+/** The event log file, checked and made private (0600, with its -wal/-shm/-bodies) before SQLite opens it. */
 export function prepareDevLogFile(root: string): string {
   ensureAlloyDir(root);
   const file = devLogFile(root);
-  preparePrivateFile(file, [`${file}-wal`, `${file}-shm`, `${file}.pid`]);
+  preparePrivateFile(file, [`${file}-wal`, `${file}-shm`, `${file}-bodies`, `${file}.pid`]);
   return file;
 }
 

@@ -63,6 +63,11 @@ describe('no writes through symlinks under .alloy', () => {
     expect(refusal(() => writeDevInfo(repo(), { url: 'http://127.0.0.1:1', pid: 1, startedAt: '' })).code).toBe('E_SYMLINK');
     link('.alloy/dev.sqlite');
     expect(refusal(() => prepareDevLogFile(repo())).code).toBe('E_SYMLINK');
+    rmSync(path.join(repo(), '.alloy', 'dev.sqlite'));
+    // The body file (large delivery bodies, issue 13) is checked like the WAL.
+    link('.alloy/dev.sqlite-bodies');
+    expect(refusal(() => prepareDevLogFile(repo())).code).toBe('E_SYMLINK');
+    rmSync(path.join(repo(), '.alloy', 'dev.sqlite-bodies'));
     const other = path.join(root, 'other');
     mkdirSync(path.join(other, 'repo'), { recursive: true });
     symlinkSync(root, path.join(other, 'repo', '.alloy'));
