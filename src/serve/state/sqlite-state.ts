@@ -532,7 +532,8 @@ interface ExecutionDoc {
 }
 function executionDoc(e: ExecutionRow): ExecutionDoc {
   // Each byte here is written twice (WAL, then the database) and fsynced: with the fields that
-  // have columns left out, a 24-row ingest transaction wrote 13 WAL pages instead of 21.
+  // have columns left out a row is about a third shorter (a 24-row ingest transaction wrote 19.4
+  // WAL pages instead of 20.6).
   const { id: _id, installationId: _i, userId: _u, workflow: _w, status: _s, updatedAt: _t, record, ...rest } = e;
   return { doc: JSON.stringify(rest), record: JSON.stringify(record) };
 }
