@@ -197,4 +197,14 @@ END
 $fn$;
 `,
   },
+  {
+    id: 8,
+    name: 'one index fewer on executions',
+    sql: `
+-- Every ingest inserts an execution row and every status change updates all its indexes:
+-- executions_unfinished (migration 1) served only ExecutionStore.unfinished(), which
+-- executions_status (status, id) serves as well (two ranges of it, merged).
+DROP INDEX executions_unfinished;
+`,
+  },
 ];
