@@ -264,4 +264,14 @@ describePg('PostgreSQL execution queue', () => {
     }
     expect(ran.sort()).toEqual([id, cancelled].sort());
   }, 60_000);
+
+  it('creating the queue leaves no AsyncLocalStorage enabled (every later promise of the process would pay for it)', async () => {
+    // The store routes pg-boss's statements into the creating transaction; once run, Node
+    // keeps its promise hooks on until the storage is disabled.
+    const carriesStore = () => Object.getOwnPropertySymbols(Promise.resolve()).some((x) => String(x) === 'Symbol(kResourceStore)');
+    expect(carriesStore()).toBe(false);
+    const a = await node(freshSchema('q_hooks'));
+    await a.queue.ingest({ executions: [row()] }); // starts pg-boss and creates the queue
+    expect(carriesStore()).toBe(false);
+  });
 });

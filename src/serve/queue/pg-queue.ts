@@ -232,12 +232,18 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       // "deadlock detected", and that process failed to start. So processes starting together
       // create it one at a time, under a transaction-scoped advisory lock; the later ones find
       // it made (create_queue's ON CONFLICT DO NOTHING).
-      await state.transaction((client) =>
-        pinned.run(client, async () => {
-          await client.query("SELECT pg_advisory_xact_lock(hashtextextended('alloy-queue-create:' || $1, 0))", [state.schema]);
-          if (!(await boss.getQueue(JOB))) await boss.createQueue(JOB, { name: JOB, policy: 'standard' });
-        }),
-      );
+      try {
+        await state.transaction((client) =>
+          pinned.run(client, async () => {
+            await client.query("SELECT pg_advisory_xact_lock(hashtextextended('alloy-queue-create:' || $1, 0))", [state.schema]);
+            if (!(await boss.getQueue(JOB))) await boss.createQueue(JOB, { name: JOB, policy: 'standard' });
+          }),
+        );
+      } finally {
+        // An AsyncLocalStorage once run keeps Node's promise hooks on for the whole process
+        // (every promise then pays for carrying the store): off again, as nothing else uses one.
+        pinned.disable();
+      }
     })().catch((err) => {
       ready = undefined;
       throw err;
