@@ -234,7 +234,7 @@ describePg('PostgreSQL execution queue', () => {
           run: async () => {
             ran.push(x);
             if (x === cancelled) await gate;
-            await a.state.executions.checkpoint(x, { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record']);
+            await a.state.executions.checkpoint(x, { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'], { last: true });
             return true;
           },
         };
@@ -273,5 +273,38 @@ describePg('PostgreSQL execution queue', () => {
     const a = await node(freshSchema('q_hooks'));
     await a.queue.ingest({ executions: [row()] }); // starts pg-boss and creates the queue
     expect(carriesStore()).toBe(false);
+  });
+
+  it('a final record that is not the run\'s last write (a stream delivery follows) is written on its own; the job completes only when the run returns', async () => {
+    // A crash during the stream's delivery must leave the job to be retried (the resumed run delivers it).
+    const schema = freshSchema('q_notlast');
+    const a = await node(schema);
+    const [id] = (await a.queue.ingest({ executions: [row()] })).executionIds;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let finalWritten = false;
+    await a.queue.start({
+      async prepare(x: string): Promise<PreparedExecution | undefined> {
+        const loaded = await a.state.executions.getForRun!(x);
+        if (!loaded || (loaded.row.status !== 'queued' && loaded.row.status !== 'running')) return undefined;
+        return {
+          installationId: 'in_1',
+          run: async () => {
+            const final = { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'];
+            await a.state.executions.checkpoint(x, final);
+            finalWritten = true;
+            await gate; // delivering the stream
+            await a.state.executions.checkpoint(x, { ...final, stream: { status: 'delivered' } } as unknown as ExecutionRow['record'], { last: true });
+            return true;
+          },
+        };
+      },
+    });
+    await waitFor(async () => finalWritten, 'the final record written');
+    expect((await a.state.executions.get(id))?.status).toBe('succeeded');
+    expect((await a.state.pool.query(`SELECT state FROM ${schema}.job`)).rows.map((r) => r.state)).toEqual(['active']);
+    release();
+    await waitFor(async () => (await a.state.pool.query(`SELECT count(*)::int AS n FROM ${schema}.job WHERE state <> 'completed'`)).rows[0].n === 0, 'the job completed');
+    expect((await a.state.executions.get(id))?.record.stream).toEqual({ status: 'delivered' });
   });
 });

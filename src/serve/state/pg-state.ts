@@ -94,8 +94,9 @@ export interface PgServeState extends ServeState {
    */
   primeForRun(id: string, loaded: ForRunRow | undefined): void;
   /**
-   * Hands the final checkpoint of execution `id` (a record that ended it) to `write` instead
-   * of writing it on its own: the execution queue writes it in the statement that completes
+   * Hands the final checkpoint of execution `id` (a record that ended it, checkpointed with
+   * `last`: nothing of the run follows it, not even a stream delivery, whose crash must
+   * leave the job to be retried) to `write` instead of writing it on its own: the execution queue writes it in the statement that completes
    * the execution's job (one round trip and one WAL flush for every execution that ended
    * meanwhile). `write` answers undefined to decline (the record is then written as usual).
    * `undefined` forgets it. Used once.
@@ -706,8 +707,8 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       },
       list: (filter: ExecutionFilter, page) =>
         listWhere<ExecutionRow>('executions', EXECUTION_COLUMNS, { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, executionOf),
-      async checkpoint(id, record) {
-        const finisher = isFinalRecord(record) ? finishers.get(id) : undefined;
+      async checkpoint(id, record, opts) {
+        const finisher = opts?.last && isFinalRecord(record) ? finishers.get(id) : undefined;
         if (finisher) {
           finishers.delete(id);
           const written = finisher(record);
