@@ -203,7 +203,7 @@ $fn$;
     sql: `
 -- Every ingest inserts an execution row and every status change updates all its indexes:
 -- executions_unfinished (migration 1) served only ExecutionStore.unfinished(), which
--- executions_status (status, id) serves as well (two ranges of it, merged).
+-- executions_status (status, id) serves as well (an index scan of both statuses, then a sort).
 DROP INDEX executions_unfinished;
 `,
   },
