@@ -87,6 +87,7 @@ async function alloy(args, { show = true } = {}) {
 
 let dev;
 let serve;
+let acmeApp;
 try {
   check((await alloy(['validate'])).code === 0, 'the project validates');
   const tested = await alloy(['test']);
@@ -149,7 +150,18 @@ try {
   } else check(false, 'found the create-order execution to record');
 
   // 8. The production runtime: alloy serve runs the published version for each user.
-  const serveEnv = { ...env, SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret, ACME_STREAM_URL: streamUrl, ACME_STREAM_SECRET: streamSecret };
+  // Acme's app, where its user is signed in: the page the OAuth callback sends the browser to
+  // completes the connection with that user's token (only the user who started it may).
+  let signedIn;
+  acmeApp = http.createServer(async (req, res) => {
+    const connectToken = new URL(req.url, 'http://acme.local').searchParams.get('connectToken');
+    const done = await fetch(`${serveUrlForApp}/v1/oauth/shopify/complete`, { method: 'POST', headers: { authorization: `Bearer ${signedIn}`, 'content-type': 'application/json' }, body: JSON.stringify({ connectToken }) });
+    res.writeHead(done.status, { 'content-type': 'application/json', 'referrer-policy': 'no-referrer' }).end(await done.text());
+  });
+  await new Promise((resolve) => acmeApp.listen(0, '127.0.0.1', resolve));
+  const acmeOrigin = `http://127.0.0.1:${acmeApp.address().port}`;
+  let serveUrlForApp;
+  const serveEnv = { ...env, SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret, ACME_STREAM_URL: streamUrl, ACME_STREAM_SECRET: streamSecret, ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS: acmeOrigin };
   const keyRun = spawn(process.execPath, [bin, 'serve', 'keys', 'create', '--role', 'admin', '--json'], { cwd: dir, env: serveEnv, stdio: ['ignore', 'pipe', 'inherit'] });
   let keyOut = '';
   keyRun.stdout.on('data', (b) => (keyOut += b));
@@ -174,11 +186,15 @@ try {
   };
   check((await api('POST', '/v1/users', { id: 'acme-customer-1' })).status === 201, 'your backend created a user');
   const userToken = (await api('POST', '/v1/users/acme-customer-1/token')).body.token;
-  const start = await api('POST', '/v1/oauth/shopify/start', { userId: 'acme-customer-1', account: fake.shop }, userToken);
+  serveUrlForApp = serveUrl;
+  signedIn = userToken;
+  const start = await api('POST', '/v1/oauth/shopify/start', { userId: 'acme-customer-1', account: fake.shop, redirectAfter: `${acmeOrigin}/connected` }, userToken);
+  // The browser: Shopify's authorize page, alloy serve's callback, then Acme's page.
   const authorize = await fetch(start.body.authorizeUrl, { redirect: 'manual' });
   const callback = await fetch(authorize.headers.get('location'), { redirect: 'manual' });
-  const credential = (await callback.json()).credential;
-  check(callback.status === 201 && credential?.account === fake.shop, `the user connected ${fake.shop} through OAuth`);
+  const page = await fetch(callback.headers.get('location'), { redirect: 'manual' });
+  const credential = (await page.json()).credential;
+  check(callback.status === 302 && page.status === 201 && credential?.account === fake.shop, `the user connected ${fake.shop} through OAuth (completed by Acme's page, where the user is signed in)`);
   const installation = await api('POST', '/v1/installations', { userId: 'acme-customer-1', integration: 'shopify-sync', credentials: { shopify: credential.id } }, userToken);
   check(installation.status === 201 && installation.body.version === 1, 'the user installed shopify-sync at the published version (v1)');
   const ordersBefore = fake.ordersFor(fake.shop).length;
@@ -205,6 +221,7 @@ try {
   }
   await fake.close();
   await new Promise((resolve) => receiver.close(resolve));
+  if (acmeApp) await new Promise((resolve) => acmeApp.close(resolve));
   if (!keep) rmSync(dir, { recursive: true, force: true });
 }
 

@@ -39,7 +39,7 @@ export interface ProjectConfig {
   /** `alloy release` runs the project's tests first unless `test: false`. */
   release?: { test?: boolean };
   /** `alloy serve`: PostgreSQL for state and store (as --database) and its schema (as --schema). */
-  serve?: { database?: string; schema?: string };
+  serve?: { database?: string; schema?: string; oauth?: { redirectOrigins?: string[] } };
 }
 
 export interface AppSettings {

@@ -11,6 +11,7 @@
 import { createHmac } from 'node:crypto';
 import { safeEqual } from '../connectors/shopify/webhooks.js';
 import type { HttpClient } from '../connectors/types.js';
+import { UsageError } from '../errors.js';
 import { HttpError } from '../http/error.js';
 
 export interface TokenSet {
@@ -97,3 +98,60 @@ export const shopifyOAuth: OAuthProvider = {
 
 // No prototype: `oauthProviders[name]` with a name from a URL (`__proto__`, `constructor`) finds nothing.
 export const oauthProviders: Record<string, OAuthProvider> = Object.assign(Object.create(null) as Record<string, OAuthProvider>, { shopify: shopifyOAuth });
+
+// ------------------------------------------------------------ where the browser goes after a flow
+
+const isLoopbackHost = (host: string) => host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+
+/** An origin a browser may be sent to with a connect token: https, or http on this machine (development). */
+function safeOrigin(u: URL): boolean {
+  return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname));
+}
+
+/**
+ * The operator's allowed `redirectAfter` origins (`serve.oauth.redirectOrigins`,
+ * `--oauth-redirect-origins`, ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS: comma-separated), each
+ * normalised to `scheme://host[:port]`; undefined when none is configured.
+ */
+export function parseRedirectOrigins(value: string | readonly string[] | undefined, source: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = (typeof value === 'string' ? value.split(',') : [...value]).map((v) => (typeof v === 'string' ? v.trim() : '')).filter(Boolean);
+  if (!items.length) return undefined;
+  return items.map((item) => {
+    let u: URL | undefined;
+    try {
+      u = new URL(item);
+    } catch {
+      /* below */
+    }
+    if (!u || !safeOrigin(u) || u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) {
+      throw new UsageError(`${source}: "${item}" is not an https origin (or http on localhost)`, { hint: 'List origins only, comma-separated, like https://app.example.com,https://admin.example.com (no path).' });
+    }
+    return u.origin;
+  });
+}
+
+/**
+ * `redirectAfter` of an OAuth start, checked: an absolute https URL (http only on loopback),
+ * without user info, whose origin is one of `allowed` when the operator configured some.
+ * Without that list a user token may name only a loopback URL: the connect token goes to this
+ * page, and a user who could send it to their own site could complete a flow a victim shop's
+ * admin approved (docs/security.md, OAuth); the backend (an API key) may name any https page.
+ * 400 naming the field otherwise.
+ */
+export function checkRedirectAfter(value: string, allowed: readonly string[] | undefined, byUser: boolean): string {
+  const bad = (why: string, hint: string) => new HttpError(400, 'E_BAD_REQUEST', `\`redirectAfter\` ${why}`, hint, { fields: [{ path: '/redirectAfter', message: why }] });
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw bad('is not an absolute URL', 'Send the https URL of your page that completes the connection.');
+  }
+  if (!safeOrigin(u)) throw bad('must be https (or http on localhost)', 'Send the https URL of your page that completes the connection.');
+  if (u.username || u.password) throw bad('must not carry user info', 'Drop the user:password@ part.');
+  if (allowed && !allowed.includes(u.origin)) throw bad('is not on an allowed origin', `The server allows ${allowed.join(', ')} (serve.oauth.redirectOrigins).`);
+  if (!allowed && byUser && !isLoopbackHost(u.hostname)) {
+    throw bad('is not on an allowed origin', 'This server lists no serve.oauth.redirectOrigins, so a user token may only name a localhost page: set the option to your product\'s origins, or start the connection from your backend with an API key.');
+  }
+  return u.toString();
+}

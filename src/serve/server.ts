@@ -14,6 +14,7 @@ import { UsageError } from '../errors.js';
 import { createRouter, type Route } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
 import { createConnections } from './connections.js';
+import { parseRedirectOrigins } from './oauth.js';
 import type { Keyring } from './crypto.js';
 import type { DefinitionSource } from './definitions.js';
 import { createMetrics } from './metrics.js';
@@ -60,6 +61,11 @@ export interface ServeServerOptions {
   port?: number;
   /** Base URL the outside world reaches this server at (OAuth redirect URIs); default the listening URL. */
   publicUrl?: string;
+  /**
+   * Origins an OAuth flow's `redirectAfter` may be on (`serve.oauth.redirectOrigins`); without
+   * them any https origin, or http on loopback. Checked here: a bad entry is a UsageError.
+   */
+  oauthRedirectOrigins?: string | readonly string[];
   /** Mounted under /v1/store (the store API with its own tokens), tried when no /v1 route matches. */
   storeHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   concurrency?: number;
@@ -102,6 +108,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const metrics = createMetrics();
   const log = options.log ?? (() => {});
   const role = options.role ?? 'all';
+  const oauthRedirectOrigins = parseRedirectOrigins(options.oauthRedirectOrigins, 'serve.oauth.redirectOrigins');
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
   // Over PostgreSQL the queue is shared by every serve process (pg-boss, loaded only then).
   let queue = options.queue;
@@ -167,6 +174,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     env,
     now,
     publicUrl: () => options.publicUrl ?? url,
+    oauthRedirectOrigins,
     log,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
   };

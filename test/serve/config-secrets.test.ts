@@ -13,7 +13,7 @@ import { loadKeyring, makeKeyring } from '../../src/serve/crypto.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
 import { LocalStore, type IntegrationSource } from '../../src/store/lib.js';
 import { cli, integration, writeProject } from '../store/helpers.js';
-import { call, cleanup, MASTER, releaseAndPublish, startTestServe, tempDir, waitFor } from './helpers.js';
+import { approveOAuth, call, cleanup, connectShop, MASTER, releaseAndPublish, startTestServe, tempDir, waitFor } from './helpers.js';
 
 const TOKEN_SECRET = 'sek-ret-config-value-4242';
 
@@ -67,9 +67,7 @@ describe('config variables and secrets at rest', () => {
       await releaseAndPublish(store, cfgIntegration());
       await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
       // Connect through OAuth (the fake issues expiring tokens with refresh tokens).
-      const start = await call(serve.url, 'POST', '/v1/oauth/shopify/start', { token: serve.admin, body: { userId: 'u1', account: fake.shop } });
-      const auth = await fetch(start.body.authorizeUrl, { redirect: 'manual' });
-      const cb = await call(serve.url, 'GET', new URL(auth.headers.get('location')!).pathname + new URL(auth.headers.get('location')!).search);
+      const cb = await connectShop(serve.url, serve.admin, 'u1', fake.shop);
       expect(cb.status).toBe(201);
       const credentialId = cb.body.credential.id;
 
@@ -112,10 +110,18 @@ describe('config variables and secrets at rest', () => {
       expect(up.body.error.details.fields).toEqual([{ path: '/region', message: 'is required' }]);
       expect((await call(serve.url, 'GET', `/v1/installations/${inst.body.id}`, { token: serve.admin })).body.version).toBe(1);
 
+      // A connection approved but not completed yet: its token set waits in oauth_states, sealed.
+      const connectToken = await approveOAuth(serve.url, serve.admin, 'u1', fake.shop);
+      const pendingRows = (await import('better-sqlite3')).default(path.join(serve.dataDir, 'serve.db'), { readonly: true });
+      const docs = (pendingRows.prepare('SELECT nonce, doc FROM oauth_states').all() as { nonce: string; doc: string }[]);
+      pendingRows.close();
+      expect(docs.some((d) => d.nonce.startsWith('connect:') && JSON.parse(d.doc).pending?.secret?.kid)).toBe(true);
+
       // Nothing secret in clear in the database files.
       const bytes = dataBytes(serve.dataDir);
       const issued = fake.requests.filter((r) => r.path === '/admin/oauth/access_token').map((r) => r.status);
-      expect(issued).toEqual([200]);
+      expect(issued).toEqual([200, 200]);
+      expect(bytes.includes(connectToken)).toBe(false);
       const tokenAnswer = fake.requests.find((r) => r.operation === 'orderCreate')!.headers['x-shopify-access-token'];
       expect(tokenAnswer).toMatch(/^shpat_/);
       for (const secret of [tokenAnswer, TOKEN_SECRET, fake.clientSecret]) expect(bytes.includes(secret), secret).toBe(false);
@@ -142,9 +148,7 @@ describe('config variables and secrets at rest', () => {
     const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret } });
     try {
       await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
-      const start = await call(serve.url, 'POST', '/v1/oauth/shopify/start', { token: serve.admin, body: { userId: 'u1', account: fake.shop } });
-      const loc = new URL((await fetch(start.body.authorizeUrl, { redirect: 'manual' })).headers.get('location')!);
-      const cb = await call(serve.url, 'GET', loc.pathname + loc.search);
+      const cb = await connectShop(serve.url, serve.admin, 'u1', fake.shop);
       // The token is about to expire (inside the one-minute refresh margin).
       const stored = (await serve.state.credentials.get(cb.body.credential.id))!;
       await serve.state.credentials.put({ ...stored, expiresAt: new Date(Date.now() + 10_000).toISOString() });

@@ -148,3 +148,30 @@ export async function allExecutions(state: ServeState, workflow: string): Promis
   } while (after);
   return out;
 }
+
+// ------------------------------------------------------------ OAuth, as a browser and the customer's page
+
+/** The customer's page the callback sends the browser to (never fetched: the tests read the Location). */
+export const CONNECTED_PAGE = 'https://app.example.com/connected';
+
+/**
+ * Starts an OAuth flow with `token` for `userId` and plays the shop admin's browser: the
+ * (fake) authorize page, then serve's callback. Returns the connect token from the redirect.
+ */
+export async function approveOAuth(url: string, token: string, userId: string, account: string, redirectAfter = CONNECTED_PAGE): Promise<string> {
+  const start = await call(url, 'POST', '/v1/oauth/shopify/start', { token, body: { userId, account, redirectAfter } });
+  if (start.status !== 201) throw new Error(`oauth start: ${start.status} ${JSON.stringify(start.body)}`);
+  const auth = await fetch(start.body.authorizeUrl, { redirect: 'manual' });
+  const back = new URL(auth.headers.get('location')!);
+  const cb = await call(url, 'GET', back.pathname + back.search);
+  if (cb.status !== 302) throw new Error(`oauth callback: ${cb.status} ${JSON.stringify(cb.body)}`);
+  const to = new URL(cb.headers.get('location')!);
+  if (to.origin + to.pathname !== new URL(redirectAfter).origin + new URL(redirectAfter).pathname) throw new Error(`oauth callback redirected to ${to}`);
+  return to.searchParams.get('connectToken')!;
+}
+
+/** The whole flow: approved in the browser, completed by the customer's page with `token` (admin keys name `userId`). */
+export async function connectShop(url: string, token: string, userId: string, account: string): Promise<Answer> {
+  const connectToken = await approveOAuth(url, token, userId, account);
+  return call(url, 'POST', '/v1/oauth/shopify/complete', { token, body: token.startsWith('alk_') ? { connectToken, userId } : { connectToken } });
+}

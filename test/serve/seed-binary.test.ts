@@ -10,9 +10,9 @@ import { seedFlow } from './seed-flow.js';
 import { tempDir } from './helpers.js';
 import { runAlloy, spawnServe } from './binary.js';
 
-seedFlow('built binary', async ({ settings, env }) => {
+seedFlow('built binary', async ({ settings, env, oauthRedirectOrigins }) => {
   const project = tempDir('alloy-serve-project-');
-  writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'serve-e2e', apps: settings, egress: { allow: ['127.0.0.1'] } }));
+  writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'serve-e2e', apps: settings, egress: { allow: ['127.0.0.1'] }, serve: { oauth: { redirectOrigins: oauthRedirectOrigins } } }));
   const data = path.join(project, 'data');
   const storeDir = path.join(project, 'store');
   const fullEnv = { ...env, ALLOY_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') };

@@ -13,7 +13,7 @@ import { startFakeShopify, type FakeShopify } from '../../src/testing/fake-shopi
 import { shopifyWebhookHeaders } from '../../src/connectors/shopify/webhooks.js';
 import { verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
 import type { LocalStore } from '../../src/store/lib.js';
-import { call, cleanup, exampleSource, releaseAndPublish, waitFor } from './helpers.js';
+import { approveOAuth, call, cleanup, CONNECTED_PAGE, exampleSource, releaseAndPublish, waitFor } from './helpers.js';
 
 /** A running serve, however it was started. */
 export interface SeedServe {
@@ -24,7 +24,8 @@ export interface SeedServe {
   close(): Promise<void>;
 }
 
-export type StartSeedServe = (opts: { settings: Record<string, { baseUrl: string }>; env: Record<string, string> }) => Promise<SeedServe>;
+/** `oauthRedirectOrigins`: the customer's origin, where the OAuth callback sends the browser (serve.oauth.redirectOrigins). */
+export type StartSeedServe = (opts: { settings: Record<string, { baseUrl: string }>; env: Record<string, string>; oauthRedirectOrigins: string[] }) => Promise<SeedServe>;
 
 const STREAM_SECRET = `whsec_${Buffer.alloc(24, 3).toString('base64')}`;
 const order = (id: string, email: string) => ({ orderId: id, email, phone: '+15550001111', currency: 'EUR', lineItems: [{ title: 'Widget', quantity: 2, price: 9.5 }] });
@@ -50,6 +51,7 @@ describe(`alloy serve: the seed flow (${name})`, () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     serve = await start({
       settings: { shopify: { baseUrl: fake.url } },
+      oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin],
       env: {
         SHOPIFY_API_KEY: fake.clientId,
         SHOPIFY_API_SECRET: fake.clientSecret,
@@ -67,17 +69,21 @@ describe(`alloy serve: the seed flow (${name})`, () => {
     cleanup();
   });
 
-  async function connectShop(userId: string, shop: string): Promise<{ token: string; credentialId: string }> {
+  /** `intruder`: another user's token, which tries to complete this user's connection first. */
+  async function connectShop(userId: string, shop: string, intruder?: string): Promise<{ token: string; credentialId: string }> {
     const t = await call(serve.url, 'POST', `/v1/users/${userId}/token`, { token: serve.admin });
     expect(t.status).toBe(201);
-    const start = await call(serve.url, 'POST', '/v1/oauth/shopify/start', { token: t.body.token, body: { userId, account: shop } });
-    expect(start.status).toBe(201);
-    // The user's browser: the fake's authorize page redirects back to serve's callback, signed.
-    const auth = await fetch(start.body.authorizeUrl, { redirect: 'manual' });
-    expect(auth.status).toBe(302);
-    const back = await fetch(auth.headers.get('location')!, { redirect: 'manual' });
-    const cb = (await back.json()) as { credential: { id: string; account: string; kind: string } };
-    expect(back.status).toBe(201);
+    // The user's browser: start, the fake's authorize page, serve's callback (which sends it
+    // to the customer's page with a connect token); that page completes with the user's token.
+    const connectToken = await approveOAuth(serve.url, t.body.token, userId, shop);
+    expect(connectToken).toMatch(/^alct_/);
+    if (intruder) {
+      const refused = await call(serve.url, 'POST', '/v1/oauth/shopify/complete', { token: intruder, body: { connectToken } });
+      expect([refused.status, refused.body.error.code]).toEqual([403, 'E_FORBIDDEN']);
+    }
+    const done = await call(serve.url, 'POST', '/v1/oauth/shopify/complete', { token: t.body.token, body: { connectToken } });
+    expect(done.status).toBe(201);
+    const cb = done.body as { credential: { id: string; account: string; kind: string } };
     expect(cb.credential).toMatchObject({ account: shop, kind: 'oauth2' });
     expect(JSON.stringify(cb)).not.toMatch(/shpat_/);
     return { token: t.body.token, credentialId: cb.credential.id };
@@ -87,7 +93,8 @@ describe(`alloy serve: the seed flow (${name})`, () => {
     const ingest = await serve.key('ingest');
     for (const id of ['acme-1', 'acme-2']) expect((await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id } })).status).toBe(201);
     const one = await connectShop('acme-1', 'shop-one.myshopify.com');
-    const two = await connectShop('acme-2', 'shop-two.myshopify.com');
+    // acme-1 cannot complete acme-2's connection; acme-2 still can.
+    const two = await connectShop('acme-2', 'shop-two.myshopify.com', one.token);
 
     const inst1 = await call(serve.url, 'POST', '/v1/installations', { token: one.token, body: { userId: 'acme-1', integration: 'shopify-sync', credentials: { shopify: one.credentialId } } });
     expect(inst1.status).toBe(201);

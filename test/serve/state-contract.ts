@@ -170,6 +170,19 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.oauthStates.take('n1', at))?.userId).toBe('u1');
       expect(await state.oauthStates.take('n1', at)).toBeUndefined();
       expect(await state.oauthStates.take('n2', '2026-01-01T00:11:00.000Z')).toBeUndefined();
+      // peek reads without taking (a connect token refused to the wrong user stays for the right one).
+      const pending = { nonce: 'connect:p1', userId: 'u1', app: 'shopify', account: 'a.myshopify.com', expiresAt: '2026-01-01T00:10:00.000Z', pending: { secret: { kid: 'k', wrapped: 'w', iv: 'i', data: 'd', tag: 't' }, tokenExpiresAt: '2026-01-02T00:00:00.000Z' } };
+      await state.oauthStates.put(pending);
+      expect(await state.oauthStates.peek('connect:p1', at)).toEqual(pending);
+      expect(await state.oauthStates.peek('connect:p1', '2026-01-01T00:10:00.000Z')).toBeUndefined();
+      expect(await state.oauthStates.peek('nope', at)).toBeUndefined();
+      expect(await state.oauthStates.take('connect:p1', at)).toEqual(pending);
+      // put with `now` first sweeps what expired by then: n3 (and the n2 left behind) go, n4 stays.
+      await state.oauthStates.put({ nonce: 'n3', userId: 'u1', app: 'shopify', expiresAt: '2026-01-01T00:05:00.000Z' });
+      await state.oauthStates.put({ nonce: 'n4', userId: 'u1', app: 'shopify', expiresAt: '2026-01-01T00:20:00.000Z' }, '2026-01-01T00:12:00.000Z');
+      expect(await state.oauthStates.peek('n3', at)).toBeUndefined();
+      expect(await state.oauthStates.take('n3', at)).toBeUndefined();
+      expect((await state.oauthStates.take('n4', at))?.nonce).toBe('n4');
     });
 
     it('keeps cursors, and compare-and-set lets exactly one of many racing writers advance one', async () => {

@@ -124,6 +124,14 @@ async function migrateCommand(ctx: CliContext, opts: Record<string, any>): Promi
   return 0;
 }
 
+/** `serve.oauth.redirectOrigins` of the config: a list, or one comma-separated string. */
+function configRedirectOrigins(loc: Located | undefined): string | string[] | undefined {
+  const v = ((loc?.config.serve as { oauth?: { redirectOrigins?: unknown } } | undefined)?.oauth)?.redirectOrigins;
+  if (v === undefined) return undefined;
+  if (typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))) return v as string | string[];
+  throw new UsageError('serve.oauth.redirectOrigins must be a list of origins', { hint: 'Write it as redirectOrigins: [https://app.example.com] in alloy.config.' });
+}
+
 function positiveInt(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -140,6 +148,11 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   const loc = await locate(ctx);
   const tokens = await storeTokens(ctx);
   const where = serveLocation(ctx, opts, loc);
+  const { parseRedirectOrigins } = await import('../../serve/oauth.js');
+  // Flag (or ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS) over the config; checked before the store or the state is opened.
+  const oauthRedirectOrigins = opts.oauthRedirectOrigins !== undefined
+    ? parseRedirectOrigins(String(opts.oauthRedirectOrigins), (opts.fromEnvironment as Set<string> | undefined)?.has('oauthRedirectOrigins') ? 'ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS' : '--oauth-redirect-origins')
+    : parseRedirectOrigins(configRedirectOrigins(loc), 'serve.oauth.redirectOrigins');
   const storeFlag: string | undefined = opts.store;
   let store: Store | undefined;
   let storeDir: string | undefined;
@@ -184,6 +197,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     host: opts.host ?? '127.0.0.1',
     port,
     publicUrl: opts.publicUrl,
+    oauthRedirectOrigins,
     storeHandler,
     role,
     concurrency,

@@ -34,6 +34,8 @@ export interface ServeDeps {
   now: () => number;
   /** The server's public base URL (OAuth redirect URIs), e.g. https://alloy.example.com. */
   publicUrl: () => string;
+  /** Allowed origins of an OAuth flow's `redirectAfter`; undefined: any https origin, or http on loopback. */
+  oauthRedirectOrigins?: readonly string[];
   log: (message: string, fields?: Record<string, unknown>) => void;
   /** Largest JSON body. */
   maxBodyBytes: number;

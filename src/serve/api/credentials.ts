@@ -1,16 +1,28 @@
 /**
  * Credentials per user and app: created from key/token fields, or connected through OAuth2
- * (start → the app → callback). Answers carry metadata only, never a secret.
+ * (start → the app → callback → complete by the user who started it). Answers carry
+ * metadata only, never a secret.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { HttpError } from '../../http/error.js';
 import { newId } from '../../server/ids.js';
 import { sealCredential } from '../connections.js';
-import { oauthProviders } from '../oauth.js';
+import { open, seal } from '../crypto.js';
+import { checkRedirectAfter, oauthProviders } from '../oauth.js';
 import type { CredentialRecord } from '../state/types.js';
 import { notFound, obj, str, type ApiRoute } from './context.js';
 
+/** A started flow's state, and a pending connection (its connect token), live this long. */
 const STATE_TTL_MS = 10 * 60_000;
+
+/** The token set a callback leaves for its user, sealed in the pending row. */
+interface PendingTokens {
+  accessToken: string;
+  refreshToken?: string;
+}
+
+/** The state row of a connect token: its SHA-256, so the database never holds the token itself. */
+const connectKey = (token: string) => `connect:${createHash('sha256').update(token).digest('base64url')}`;
 
 export const credentialView = (c: CredentialRecord) => ({
   id: c.id,
@@ -96,16 +108,22 @@ export const credentialRoutes: ApiRoute[] = [
       if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
       if (!(await c.deps.state.users.get(userId))) throw notFound('user');
       const account = provider.account(str(body, 'account') ?? undefined, 'account');
-      const redirectAfter = str(body, 'redirectAfter', { pattern: /^https?:\/\//, max: 2000 });
+      // Required: the callback only hands the browser a connect token for this page; the
+      // user signed in there completes the connection (POST /v1/oauth/:app/complete).
+      const redirectAfter = checkRedirectAfter(str(body, 'redirectAfter', { required: true, max: 2000 })!, c.deps.oauthRedirectOrigins, c.principal.kind === 'user');
       const nonce = randomBytes(24).toString('base64url');
-      await c.deps.state.oauthStates.put({ nonce, userId, app: c.params.app, account, ...(redirectAfter ? { redirectAfter } : {}), expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString() });
+      const expiresAt = new Date(c.deps.now() + STATE_TTL_MS).toISOString();
+      await c.deps.state.oauthStates.put({ nonce, userId, app: c.params.app, account, redirectAfter, expiresAt }, c.iso());
       const redirectUri = `${c.deps.publicUrl()}/v1/oauth/${encodeURIComponent(c.params.app)}/callback`;
-      c.send(201, { authorizeUrl: provider.authorizeUrl(app, { account, redirectUri, state: nonce }), expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString() });
+      c.send(201, { authorizeUrl: provider.authorizeUrl(app, { account, redirectUri, state: nonce }), expiresAt });
     },
   },
   {
     // Public: the app's redirect carries no API key. Trust comes from the one-time state
     // nonce and the app's signature over the query (checked before anything is stored).
+    // It does not connect anything by itself: whoever approved in the app (a shop's admin)
+    // may not be the user who started the flow, so the token set waits, sealed, for that
+    // user to complete it from the page the browser is sent to (docs/security.md, OAuth).
     method: 'GET',
     path: '/v1/oauth/:app/callback',
     access: 'public',
@@ -116,14 +134,68 @@ export const credentialRoutes: ApiRoute[] = [
       if (!provider.verifyCallback(app, c.query)) throw new HttpError(401, 'E_OAUTH_SIGNATURE', 'the callback is not signed by the app', 'Start the connection again from your product.');
       const nonce = c.query.get('state') ?? '';
       const st = nonce ? await c.deps.state.oauthStates.take(nonce, c.iso()) : undefined;
-      if (!st || st.app !== c.params.app) throw new HttpError(400, 'E_OAUTH_STATE', 'unknown, used or expired state', 'Start the connection again (a state is good once, for 10 minutes).');
+      // A pending connection's row is no started flow; a state from before connect tokens has no redirectAfter.
+      if (!st || st.app !== c.params.app || st.pending || !st.redirectAfter) throw new HttpError(400, 'E_OAUTH_STATE', 'unknown, used or expired state', 'Start the connection again (a state is good once, for 10 minutes).');
       const account = provider.account(c.query.get('shop') ?? undefined);
       if (st.account && st.account !== account) throw new HttpError(400, 'E_OAUTH_STATE', 'the callback is for another account than the one started', 'Start the connection again.');
       const code = c.query.get('code');
       if (!code) throw new HttpError(400, 'E_BAD_REQUEST', 'the callback has no code');
       const t = await provider.exchange(c.deps.http, app, { account, code });
+      // The connect token goes to the browser; the state keeps only its hash, and the token set sealed.
+      const connectToken = `alct_${randomBytes(32).toString('base64url')}`;
+      const key = connectKey(connectToken);
+      await c.deps.state.oauthStates.put(
+        {
+          nonce: key,
+          userId: st.userId,
+          app: c.params.app,
+          account,
+          expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString(),
+          pending: {
+            secret: seal(c.deps.keyring, { accessToken: t.accessToken, ...(t.refreshToken ? { refreshToken: t.refreshToken } : {}) } satisfies PendingTokens, `oauth-connect:${key}`),
+            ...(t.expiresIn ? { tokenExpiresAt: new Date(c.deps.now() + t.expiresIn * 1000).toISOString() } : {}),
+          },
+        },
+        c.iso(),
+      );
+      const to = new URL(st.redirectAfter);
+      to.searchParams.set('connectToken', connectToken);
+      // The page gets the token in its query: it must not leak it onward in a Referer.
+      c.send(302, {}, { location: to.toString(), 'referrer-policy': 'no-referrer' });
+    },
+  },
+  {
+    // Where the connection is made: by the user who started the flow (their token), or by the
+    // backend naming that user (an admin key and `userId`). Anyone else gets 403 and the
+    // pending connection stays for the right user; the right user takes it once.
+    method: 'POST',
+    path: '/v1/oauth/:app/complete',
+    access: ['user'],
+    async handler(c) {
+      const body = await c.body();
+      const named = str(body, 'userId');
+      if (named) c.own(named, 'user');
+      const connectToken = str(body, 'connectToken', { required: true, max: 200 })!;
+      const caller = c.principal.kind === 'user' ? c.principal.userId : named;
+      if (!caller) throw new HttpError(400, 'E_BAD_REQUEST', '`userId` is required with an admin key', 'Name the user signed in to your product, the one who started the connection.', { fields: [{ path: '/userId', message: 'is required' }] });
+      const key = connectKey(connectToken);
+      const gone = () => new HttpError(400, 'E_OAUTH_STATE', 'unknown, used or expired connect token', 'Start the connection again (a connect token is good once, for 10 minutes).');
+      const seen = await c.deps.state.oauthStates.peek(key, c.iso());
+      if (!seen?.pending || seen.app !== c.params.app || !seen.account) throw gone();
+      // Not taken: a wrong user's attempt leaves the connection to the user who started it.
+      if (seen.userId !== caller) throw new HttpError(403, 'E_FORBIDDEN', 'this connection was started by another user', 'Only the user who started the connection may complete it; start it again signed in as yourself.');
+      const st = await c.deps.state.oauthStates.take(key, c.iso());
+      if (!st?.pending || !st.account) throw gone();
+      let tokens: PendingTokens;
+      try {
+        tokens = open<PendingTokens>(c.deps.keyring, st.pending.secret, `oauth-connect:${key}`);
+      } catch {
+        // Sealed under a master key this process no longer has (rotated away): start again.
+        throw gone();
+      }
+      if (!(await c.deps.state.users.get(st.userId))) throw notFound('user');
       // One credential per (user, app, account): reconnecting replaces the token in place.
-      const existing = (await c.deps.state.credentials.listByUser(st.userId)).find((x) => x.app === c.params.app && x.account === account);
+      const existing = (await c.deps.state.credentials.listByUser(st.userId)).find((x) => x.app === c.params.app && x.account === st.account);
       const id = existing?.id ?? newId('cred', c.deps.now());
       const now = c.iso();
       const rec: CredentialRecord = {
@@ -131,18 +203,14 @@ export const credentialRoutes: ApiRoute[] = [
         userId: st.userId,
         app: c.params.app,
         kind: 'oauth2',
-        account,
-        ...(t.expiresIn ? { expiresAt: new Date(c.deps.now() + t.expiresIn * 1000).toISOString() } : {}),
-        secret: sealCredential(c.deps.keyring, id, { fields: { accessToken: t.accessToken }, ...(t.refreshToken ? { refreshToken: t.refreshToken } : {}) }),
+        account: st.account,
+        ...(st.pending.tokenExpiresAt ? { expiresAt: st.pending.tokenExpiresAt } : {}),
+        secret: sealCredential(c.deps.keyring, id, { fields: { accessToken: tokens.accessToken }, ...(tokens.refreshToken ? { refreshToken: tokens.refreshToken } : {}) }),
         createdAt: existing?.createdAt ?? now,
         updatedAt: now,
       };
       await c.deps.state.credentials.put(rec);
-      if (st.redirectAfter) {
-        const to = new URL(st.redirectAfter);
-        to.searchParams.set('credentialId', id);
-        c.send(302, { credential: credentialView(rec) }, { location: to.toString() });
-      } else c.send(201, { credential: credentialView(rec) });
+      c.send(201, { credential: credentialView(rec) });
     },
   },
 ];

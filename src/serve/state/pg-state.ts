@@ -729,8 +729,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       countResume: async (id, by = 1) => (await q<{ resumes: number }>('UPDATE executions SET resumes = resumes + $2 WHERE id = $1 RETURNING resumes', [id, by], 'alloy_count_resume'))[0]?.resumes ?? 0,
     },
     oauthStates: {
-      async put(s: OAuthStateRecord) {
+      async put(s: OAuthStateRecord, now?: string) {
+        if (now) await q('DELETE FROM oauth_states WHERE expires_at <= $1', [now]);
         await q('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES ($1, $2, $3)', [s.nonce, s.expiresAt, JSON.stringify(s)]);
+      },
+      async peek(nonce, now) {
+        const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('SELECT doc, expires_at FROM oauth_states WHERE nonce = $1', [nonce]))[0];
+        return r && r.expires_at > now ? r.doc : undefined;
       },
       async take(nonce, now) {
         // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.

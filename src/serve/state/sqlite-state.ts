@@ -466,11 +466,18 @@ export function openSqliteState(file: string): ServeState {
       },
     },
     oauthStates: {
-      async put(s) {
-        await durable(() => stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s)), true);
+      async put(s, now) {
+        await durable(() => {
+          if (now) stmt('DELETE FROM oauth_states WHERE expires_at <= ?').run(now);
+          stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s));
+        }, true);
       },
       async take(nonce, now) {
         return durable(() => take(nonce, now), true);
+      },
+      async peek(nonce, now) {
+        const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
+        return row && row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
       },
     },
     // One process owns the SQLite file, so its buckets can stay in memory.

@@ -149,6 +149,17 @@ export interface OAuthStateRecord {
   account?: string;
   redirectAfter?: string;
   expiresAt: string;
+  /**
+   * Set on the row the callback leaves behind (keyed by the SHA-256 of a connect token, never
+   * the token): the app's token set, sealed, waiting for `userId` to complete the connection
+   * (POST /v1/oauth/:app/complete). Absent on a started flow's state.
+   */
+  pending?: {
+    /** `{ accessToken, refreshToken? }` sealed for `oauth-connect:<nonce>`. */
+    secret: Sealed;
+    /** When the access token expires (tokens with a refresh token), ISO 8601. */
+    tokenExpiresAt?: string;
+  };
 }
 
 export interface UserStore {
@@ -226,9 +237,12 @@ export interface ExecutionForRun {
 }
 
 export interface OAuthStateStore {
-  put(state: OAuthStateRecord): Promise<void>;
+  /** Stores a state; with `now`, first deletes the states that expired (an abandoned flow's row goes with the next one). */
+  put(state: OAuthStateRecord, now?: string): Promise<void>;
   /** Returns and deletes the state (a nonce is good once); undefined when unknown or expired. */
   take(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
+  /** Returns the state without taking it; undefined when unknown or expired. */
+  peek(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
 }
 
 export interface ServeState {
