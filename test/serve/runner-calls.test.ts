@@ -53,6 +53,10 @@ describe('serve runner: outbound calls', () => {
       expect(calls).toHaveLength(1);
       expect(calls[0].key).toBe(`${fast}:post`);
       expect((await status(fast)).steps.find((s: { id: string }) => s.id === 'post').output).toMatchObject({ status: 200, body: { ok: true } });
+      // Ended executions are counted (handed to prom-client when scraped, and once only).
+      const scrape = async () => (await fetch(`${serve.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+      expect(await scrape()).toMatch(/^alloy_executions_finished_total\{status="succeeded"\} 1$/m);
+      expect(await scrape()).toMatch(/^alloy_executions_finished_total\{status="succeeded"\} 1$/m);
     } finally {
       await serve.close();
       dest.closeAllConnections();
