@@ -178,14 +178,17 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return out;
 }
 
+// Both are called on every request and response: names of another length are skipped
+// before lower-casing (which makes a string per header name otherwise).
 export function hasHeader(headers: Record<string, string>, name: string): boolean {
   const lower = name.toLowerCase();
-  return Object.keys(headers).some((k) => k.toLowerCase() === lower);
+  for (const k of Object.keys(headers)) if (k.length === lower.length && k.toLowerCase() === lower) return true;
+  return false;
 }
 
 export function getHeader(headers: Record<string, string | undefined>, name: string): string | undefined {
   const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === lower) return v;
+  for (const k of Object.keys(headers)) if (k.length === lower.length && k.toLowerCase() === lower) return headers[k];
   return undefined;
 }
 
