@@ -3,8 +3,7 @@
  * network failures become errors.StepError with the retry facts the engine needs
  * (`retryable`, `status`, `retryAfterMs`). The engine owns the retry loop.
  */
-import { EventEmitter } from 'node:events';
-import { request, type Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import { StepError } from '../errors.js';
 import { parseRetryAfter, isRetryableStatus } from '../core/http-retry.js';
 import type { ActionContext, HttpClient, HttpRequest, HttpResponse } from './types.js';
@@ -37,61 +36,136 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const dispatcher = options.dispatcher ?? egressAgent(options.egress ?? { loopback: true });
-  return async (req: HttpRequest): Promise<HttpResponse> => {
-    // One abort handle per call, fired by the caller's signal or by a timer cleared when the
-    // call ends; the reasons are the caller's, or a TimeoutError. The handle is an
-    // EventEmitter (undici's `signal` takes one: https://undici.nodejs.org/#/docs/api/Dispatcher?id=parameter-requestoptions),
-    // not an AbortController: a controller's signal is an EventTarget, and making one and
-    // adding and removing undici's listener on it cost more than the rest of the call's
-    // bookkeeping at thousands of calls a second. (AbortSignal.timeout + AbortSignal.any cost
-    // a timer that lives the full timeout and weakly referenced dependants per call.)
-    const abort = new CallAbort();
-    const timer = setTimeout(() => abort.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs);
-    const unlink = req.signal ? abort.follow(req.signal) : undefined;
+  return (req: HttpRequest): Promise<HttpResponse> => {
+    // The same checks and errors as undici's `request` (its parseURL) before anything is sent.
+    let url: URL;
     try {
-      // The caller's headers as given (undici only reads them), copied only to add the user agent.
-      const given = req.headers ?? {};
-      const headers = options.userAgent && !hasHeader(given, 'user-agent') ? { ...given, 'user-agent': options.userAgent } : given;
-      const res = await request(req.url, {
-        method: req.method.toUpperCase() as Dispatcher.HttpMethod,
-        headers,
-        body: req.body,
-        signal: abort,
-        dispatcher,
-      });
-      const responseHeaders = flattenHeaders(res.headers);
-      const text = await readBodyCapped(res.body, responseHeaders, maxBytes, req);
-      return { status: res.statusCode, headers: responseHeaders, text };
-    } finally {
-      clearTimeout(timer);
-      unlink?.();
+      url = new URL(req.url);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      return Promise.reject(new errors.InvalidArgumentError('Invalid URL protocol: the URL must start with `http:` or `https:`.'));
+    }
+    // The caller's headers as given (undici only reads them), copied only to add the user agent.
+    const given = req.headers ?? {};
+    const headers = options.userAgent && !hasHeader(given, 'user-agent') ? { ...given, 'user-agent': options.userAgent } : given;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const call = new Call(req, maxBytes, resolve, reject);
+      // Aborted by the caller's signal or by a timer cleared when the call ends; the reasons
+      // are the caller's, or a TimeoutError. No AbortController per call: the call is aborted
+      // through undici's dispatch controller (a controller's signal is an EventTarget, and
+      // making one and adding and removing undici's listener on it cost more than the rest of
+      // the call's bookkeeping at thousands of calls a second; AbortSignal.timeout +
+      // AbortSignal.any cost a timer that lives the full timeout and weakly referenced
+      // dependants per call).
+      const signal = req.signal;
+      if (signal?.aborted) return call.abort(signal.reason);
+      call.timer = setTimeout(() => call.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs);
+      if (signal) {
+        const onAbort = () => call.abort(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        call.unlink = () => signal.removeEventListener('abort', onAbort);
+      }
+      // undici's low-level API (https://undici.nodejs.org/#/docs/api/Dispatcher?id=dispatcherdispatchoptions-handler):
+      // the response is collected by `call` itself, without the Readable stream and the
+      // per-request async resource of `request`.
+      dispatcher.dispatch(
+        {
+          origin: url.origin,
+          path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+          method: req.method.toUpperCase() as Dispatcher.HttpMethod,
+          headers,
+          body: req.body,
+        },
+        call,
+      );
+    });
   };
 }
 
 /**
- * The abort handle of one outbound call, in the shape undici's `signal` option accepts besides
- * an AbortSignal (an EventEmitter with `aborted` and `reason`): aborted once, by the caller's
- * signal or the call's timeout, with that reason.
+ * One outbound call as an undici dispatch handler: collects the response body (up to the
+ * cap), settles once, and aborts through the dispatch controller, or at once when undici has
+ * not handed one over yet (the call still waits for a connection; undici's `request` answers
+ * such an abort only once the call reaches a socket).
  */
-class CallAbort extends EventEmitter {
-  aborted = false;
-  reason: unknown = undefined;
+class Call implements Dispatcher.DispatchHandler {
+  timer: NodeJS.Timeout | undefined;
+  unlink: (() => void) | undefined;
+  private controller: Dispatcher.DispatchController | undefined;
+  private reason: unknown;
+  private aborted = false;
+  private settled = false;
+  private status = 0;
+  private headers: Record<string, string> = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly req: HttpRequest,
+    private readonly maxBytes: number,
+    private readonly resolve: (res: HttpResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+
   abort(reason: unknown): void {
-    if (this.aborted) return;
+    if (this.aborted || this.settled) return;
     this.aborted = true;
     this.reason = reason;
-    this.emit('abort');
+    if (this.controller) this.controller.abort(reason as Error);
+    else this.fail(reason);
   }
-  /** Aborts with `source`'s reason when it aborts; returns the function that stops following. */
-  follow(source: AbortSignal): () => void {
-    if (source.aborted) {
-      this.abort(source.reason);
-      return () => {};
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // A request undici starts again (a pipelined one whose socket failed) collects afresh.
+    this.chunks = [];
+    this.size = 0;
+    if (this.aborted) controller.abort(this.reason as Error);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // 1xx: the final answer follows
+    this.status = statusCode;
+    this.headers = flattenHeaders(headers);
+    const declared = Number(this.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.maxBytes) controller.abort(tooLarge(this.req, this.maxBytes, `(Content-Length ${declared}) exceeds`));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      controller.abort(tooLarge(this.req, this.maxBytes, 'exceeds'));
+      return;
     }
-    const onAbort = () => this.abort(source.reason);
-    source.addEventListener('abort', onAbort, { once: true });
-    return () => source.removeEventListener('abort', onAbort);
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    const res = { status: this.status, headers: this.headers, text: decoder.decode(bytes) };
+    this.done();
+    this.resolve(res);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+
+  private fail(err: unknown): void {
+    if (this.settled) return;
+    this.done();
+    this.reject(err);
+  }
+
+  private done(): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.unlink?.();
+    this.chunks = [];
   }
 }
 
@@ -117,53 +191,6 @@ function tooLarge(req: HttpRequest, maxBytes: number, what: string): StepError {
     hint: 'Ask the API for less (paging, fields, filters), or raise maxResponseBytes in createHttpClient.',
     details: { maxResponseBytes: maxBytes },
   });
-}
-
-/** Reads the body as UTF-8 text, stopping (and discarding the connection) past `maxBytes`. */
-async function readBodyCapped(body: Dispatcher.ResponseData['body'], headers: Record<string, string>, maxBytes: number, req: HttpRequest): Promise<string> {
-  const declared = Number(headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    body.destroy();
-    throw tooLarge(req, maxBytes, `(Content-Length ${declared}) exceeds`);
-  }
-  // Plain 'data'/'end' listeners: an async iterator over the stream costs more per call.
-  const bytes = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        cleanup();
-        body.destroy();
-        reject(tooLarge(req, maxBytes, 'exceeds'));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    // Destroyed without an error (nor an end): the body is cut short.
-    const onClose = () => onError(Object.assign(new Error('the response body ended early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
-    // The 'error' listener stays: destroying the body (over the cap) emits an AbortError,
-    // which must not become an uncaught exception; rejecting a settled promise is a no-op.
-    const cleanup = () => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('close', onClose);
-    };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    body.on('close', onClose);
-  });
-  // TextDecoder (like undici's body.text()) drops a UTF-8 BOM and replaces invalid bytes.
-  return decoder.decode(bytes);
 }
 
 /** Stateless between calls (decode without `stream: true`), so one instance serves all. */

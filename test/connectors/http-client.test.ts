@@ -1,3 +1,4 @@
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createHttpClient,
@@ -117,6 +118,22 @@ describe('createHttpClient and the http connector against a local server', () =>
     const err = await thrown(() => createHttpClient()({ method: 'GET', url: `${server.url}/echo`, signal: AbortSignal.abort(new Error('gone')) }));
     expect((err as Error).message).toBe('gone');
     expect(server.seen.length).toBe(before);
+  });
+
+  it('a call still waiting for a connection ends at once when aborted, and is never sent', async () => {
+    // One connection to the server, held by a slow call: the second call waits for it.
+    const http = createHttpClient({ dispatcher: new Agent({ connections: 1 }) });
+    const slow = http({ method: 'GET', url: `${server.url}/slow/held` });
+    await new Promise((r) => setTimeout(r, 100));
+    const controller = new AbortController();
+    const queued = http({ method: 'GET', url: `${server.url}/echo/queued`, signal: controller.signal });
+    const started = Date.now();
+    setTimeout(() => controller.abort(new Error('not wanted')), 50);
+    expect(((await thrown(() => queued)) as Error).message).toBe('not wanted');
+    expect(Date.now() - started).toBeLessThan(1000);
+    await slow;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.seen.some((r) => r.url === '/echo/queued')).toBe(false);
   });
 
   it('adds the user agent without changing the caller’s headers', async () => {
