@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, MockAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createHttpClient,
@@ -134,6 +134,17 @@ describe('createHttpClient and the http connector against a local server', () =>
     await slow;
     await new Promise((r) => setTimeout(r, 100));
     expect(server.seen.some((r) => r.url === '/echo/queued')).toBe(false);
+  });
+
+  it('runs over a given dispatcher such as undici’s MockAgent', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    agent.get('https://api.example.com').intercept({ path: '/x?a=1', method: 'POST', body: '{}' }).reply(201, { ok: 1 }, { headers: { 'content-type': 'application/json', 'X-Up': 'y' } });
+    const http = createHttpClient({ dispatcher: agent });
+    expect(await http({ method: 'post', url: 'https://api.example.com/x?a=1', body: '{}' })).toEqual({ status: 201, headers: { 'content-type': 'application/json', 'x-up': 'y' }, text: '{"ok":1}' });
+    expect(await thrown(() => http({ method: 'GET', url: 'https://api.example.com/none' }))).toMatchObject({ code: 'UND_MOCK_ERR_MOCK_NOT_MATCHED' });
+    await expect(http({ method: 'GET', url: 'ftp://api.example.com/x' })).rejects.toThrow(/^Invalid URL protocol/);
+    await agent.close();
   });
 
   it('adds the user agent without changing the caller’s headers', async () => {
