@@ -3,6 +3,7 @@
  * message and hint without a stack trace; anything else is an internal error that asks to
  * be reported. ALLOY_DEBUG=1 shows stacks for both.
  */
+import path from 'node:path';
 import type { CliContext } from './context.js';
 import { AlloyError, EXIT_FAILURE } from '../errors.js';
 
@@ -10,6 +11,38 @@ import { AlloyError, EXIT_FAILURE } from '../errors.js';
 export const EXIT_CANCELLED = 130;
 
 export const REPORT_URL = 'https://github.com/alloy-integrations/alloy/issues';
+
+/**
+ * What the machine refused, not a bug in alloy: a full disk, permissions, a read-only
+ * filesystem, a file where a folder must be (`.alloy` as a file), limits. Such errors from the
+ * filesystem (they carry `syscall` and `path`) used to print "internal error … This is a bug
+ * in alloy"; they are E_FS with the path and what to check. ENOENT is left out: a missing
+ * file alloy expected is more often a bug than the user's doing.
+ */
+const FS_ERRNOS: Record<string, { words: string; hint: string }> = {
+  EACCES: { words: 'permission denied', hint: 'check the owner and mode of that path (and of the folders above it)' },
+  EPERM: { words: 'operation not permitted', hint: 'check the owner and mode of that path (and of the folders above it)' },
+  EROFS: { words: 'the filesystem is read-only', hint: 'run alloy where it can write (or point it elsewhere with -C / --store / --data)' },
+  ENOSPC: { words: 'no space left on the device', hint: 'free some space, then run the command again' },
+  EDQUOT: { words: 'disk quota exceeded', hint: 'free some space, then run the command again' },
+  EFBIG: { words: 'file too large for this process (ulimit -f)', hint: 'raise the file size limit, then run the command again' },
+  EMFILE: { words: 'too many open files', hint: 'raise the open-file limit (ulimit -n), then run the command again' },
+  ENFILE: { words: 'too many open files on this machine', hint: 'raise the system open-file limit, then run the command again' },
+  ENOTDIR: { words: 'a file is where a folder is needed', hint: 'a path on the way is a file (e.g. a file named .alloy): move it away' },
+  EISDIR: { words: 'a folder is where a file is needed', hint: 'move that folder away' },
+  ELOOP: { words: 'too many symbolic links', hint: 'replace the links on that path' },
+  ENAMETOOLONG: { words: 'the path is too long', hint: 'use a shorter path' },
+  EIO: { words: 'an input/output error', hint: 'check the disk' },
+};
+
+function fileSystemError(err: unknown, cwd: string): AlloyError | undefined {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (!e || typeof e !== 'object' || typeof e.code !== 'string' || typeof e.syscall !== 'string' || typeof e.path !== 'string') return undefined;
+  const known = FS_ERRNOS[e.code];
+  if (!known) return undefined;
+  const shown = path.relative(cwd, e.path) || '.';
+  return new AlloyError('E_FS', `cannot ${e.syscall} ${shown.startsWith('..') ? e.path : shown}: ${known.words} (${e.code})`, { hint: known.hint, cause: err, details: { errno: e.code, syscall: e.syscall, path: e.path } });
+}
 
 export function handleError(err: unknown, ctx: CliContext): number {
   const debug = Boolean(ctx.env.ALLOY_DEBUG && ctx.env.ALLOY_DEBUG !== '0');
@@ -20,6 +53,7 @@ export function handleError(err: unknown, ctx: CliContext): number {
       ctx.note(`${c.red('error')} ${c.dim(err.code)} ${err.message}`);
       if (err.hint) ctx.note(`${c.cyan('hint')}  ${err.hint}`);
       if (debug && err.stack) ctx.note(c.dim(err.stack));
+      if (debug && err.cause instanceof Error && err.cause.stack) ctx.note(c.dim(`caused by: ${err.cause.stack}`));
     }
     return err.exitCode;
   }
@@ -29,6 +63,8 @@ export function handleError(err: unknown, ctx: CliContext): number {
     else ctx.note('cancelled');
     return EXIT_CANCELLED;
   }
+  const fs = fileSystemError(err, ctx.cwd);
+  if (fs) return handleError(fs, ctx);
   const e = err instanceof Error ? err : new Error(String(err));
   if (ctx.json) {
     ctx.printJson({ ok: false, error: { code: 'E_INTERNAL', message: e.message } });

@@ -9,9 +9,8 @@
  *   4. the field's `default`
  * Files use dotenv syntax, parsed by node:util parseEnv (never executed).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseEnv } from 'node:util';
+import { readEnvFile } from '../core/env-file.js';
 import { MissingSecretError, UsageError } from '../errors.js';
 import type { ConnectionField, ConnectorManifest } from '../core/model.js';
 
@@ -65,19 +64,6 @@ export function userEnvPath(projectRoot: string, userId: string): string {
   return path.join(projectRoot, 'users', `${userId}.env`);
 }
 
-async function readEnvFile(file: string): Promise<Record<string, string> | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const parsed = parseEnv(text);
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(parsed)) if (v !== undefined) out[k] = v;
-  return out;
-}
 
 /** Resolves every connection field and where it came from; missing required ones → MissingSecretError. */
 export async function resolveConnectionWithSources(options: ResolveConnectionOptions): Promise<ResolvedConnection> {
@@ -87,8 +73,8 @@ export async function resolveConnectionWithSources(options: ResolveConnectionOpt
   if (fields.length === 0) return result;
   // An id that cannot name a file (e.g. "org/7") simply has no per-user file: never a path outside users/.
   const userFile = userId && isFileSafeUserId(userId) ? userEnvPath(projectRoot, userId) : undefined;
-  const userValues = userFile ? await readEnvFile(userFile) : undefined;
-  const dotenv = (await readEnvFile(path.join(projectRoot, '.env'))) ?? {};
+  const userValues = userFile ? await readEnvFile(userFile, path.relative(projectRoot, userFile)) : undefined;
+  const dotenv = (await readEnvFile(path.join(projectRoot, '.env'), '.env')) ?? {};
   const missing: { field: string; variable: string }[] = [];
   for (const [field, spec] of fields) {
     const variable = connectionEnvName(manifest, field);

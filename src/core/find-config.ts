@@ -29,8 +29,42 @@ export interface FoundConfig {
   config: unknown;
 }
 
+/**
+ * cosmiconfig reads a candidate whole, whatever it is: a committed `alloy.config.yaml` that is
+ * a named pipe blocked every command for ever, a link to /dev/zero read without end. So the
+ * search places are looked at first, from `cwd` up to the first regular config file, and one
+ * that exists but is not a regular file is refused.
+ */
+async function refuseOddConfigFiles(cwd: string): Promise<void> {
+  const { stat } = await import('node:fs/promises');
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    const infos = await Promise.all(CONFIG_FILES.map((name) => stat(path.join(dir, name)).catch(() => undefined)));
+    let found = false;
+    let projectTop = false;
+    for (let i = 0; i < CONFIG_FILES.length; i++) {
+      const info = infos[i];
+      if (!info) continue;
+      const file = path.join(dir, CONFIG_FILES[i]);
+      // What would block or never end a whole-file read; a folder so named is skipped, as cosmiconfig does.
+      if (info.isFIFO() || info.isCharacterDevice() || info.isBlockDevice() || info.isSocket()) {
+        throw new AlloyError('E_CONFIG_LOAD', `could not load the project config: ${file} is not a regular file`, {
+          hint: `make it a regular file, or remove it`,
+          exitCode: EXIT_USAGE,
+          details: { path: file },
+        });
+      }
+      if (!info.isFile()) continue;
+      if (CONFIG_FILES[i] === 'package.json') projectTop = true;
+      else found = true;
+    }
+    // cosmiconfig's 'project' strategy stops at the first folder holding a package.json.
+    if (found || projectTop || path.dirname(dir) === dir) return;
+  }
+}
+
 /** Finds the project config from `cwd` upward (cosmiconfig, same search places as docs). */
 export async function findConfig(cwd: string): Promise<FoundConfig | undefined> {
+  await refuseOddConfigFiles(cwd);
   const { cosmiconfig } = await import('cosmiconfig');
   const { parse } = await import('yaml');
   // Never throw while searching: a broken file is still "the config", reported with positions later.

@@ -11,7 +11,7 @@
  *   event log are nobody else's business on a shared machine).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants as fsConstants, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { AlloyError } from '../errors.js';
@@ -35,6 +35,56 @@ function lstatOrUndefined(file: string): import('node:fs').Stats | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/**
+ * Whether a state file looks written by alloy for this user: alloy makes them 0600, while a
+ * file checked out by git (a hostile clone committing `.alloy/ingress-secret` or `dev.json`)
+ * is 0644 or 0755, and another user's file is not ours. Always true on Windows (no such modes).
+ */
+export function isOwnPrivateFile(st: import('node:fs').Stats): boolean {
+  if (process.platform === 'win32') return true;
+  if ((st.mode & 0o077) !== 0) return false;
+  return typeof process.getuid !== 'function' || st.uid === process.getuid();
+}
+
+/** Per folder: whether its filesystem keeps Unix modes (probed once per process). */
+const keepsModes = new Map<string, boolean>();
+
+/**
+ * Whether the filesystem holding `dir` keeps Unix modes: a probe file created 0600 there reads
+ * back 0600. WSL's /mnt/c, SMB/CIFS shares, vboxsf and some Docker Desktop bind mounts show
+ * every file 0777 or 0770 whatever alloy wrote, so a mode tells nothing there. When the probe
+ * cannot be made (a read-only folder) the answer is yes: the mode check stays on.
+ */
+export function filesystemKeepsModes(dir: string): boolean {
+  if (process.platform === 'win32') return false;
+  const known = keepsModes.get(dir);
+  if (known !== undefined) return known;
+  const probe = path.join(dir, `.mode-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(probe, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW, PRIVATE_FILE_MODE);
+    const kept = (fstatSync(fd).mode & 0o077) === 0;
+    keepsModes.set(dir, kept);
+    return kept;
+  } catch {
+    return true;
+  } finally {
+    if (fd !== undefined) {
+      closeSync(fd);
+      rmSync(probe, { force: true });
+    }
+  }
+}
+
+/**
+ * Whether a state file in `dir` may be trusted as alloy's own: isOwnPrivateFile, or any file
+ * on a filesystem that keeps no modes (there a committed file and alloy's look the same, and
+ * refusing both would break every `alloy dev` / `emit` on such a checkout).
+ */
+export function isTrustedStateFile(st: import('node:fs').Stats, dir: string): boolean {
+  return isOwnPrivateFile(st) || !filesystemKeepsModes(dir);
 }
 
 /** Throws E_SYMLINK when `file` exists and is a symbolic link. */

@@ -1,7 +1,7 @@
 /** Operator actions on the serve state, used by `alloy serve`, `alloy serve keys …` (and tests). */
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
+import { ensurePrivateDir, filesystemKeepsModes, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
 import { AlloyError, UsageError } from '../errors.js';
 import { newId } from '../server/ids.js';
 import { API_KEY_ROLES, hashApiKey, newApiKey } from './auth.js';
@@ -31,6 +31,7 @@ export function keyFileOf(dataDir: string | undefined, env: NodeJS.ProcessEnv): 
  * file made up by one machine would leave the others unable to read what it wrote.
  */
 export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): Keyring {
+  refuseDataFile(where);
   if (env.ALLOY_MASTER_KEY) return loadKeyring(env, '');
   const file = keyFileOf(where.dataDir, env);
   if (where.database && (!file || !existsSync(file))) {
@@ -41,7 +42,49 @@ export function loadServeKeyring(where: ServeLocation, env: NodeJS.ProcessEnv): 
   if (!file) throw new UsageError('no master key', { hint: 'Pass --data <dir> (its master.keys), or set ALLOY_MASTER_KEY.' });
   if (where.dataDir) ensurePrivateDir(where.dataDir, where.dataBase);
   refuseSymlink(file);
+  // The data folder's own key file is made 0600 by alloy. One that other users can read (a
+  // copy, a restore, or a key file committed to a repository and checked out 0644) opens every
+  // stored credential for them: serve stops and says so rather than use it. Group bits alone
+  // (Kubernetes' fsGroup makes files 0660 on every pod start) are taken back to 0600. A key
+  // file named by ALLOY_MASTER_KEY_FILE is the operator's (a secret mount) and not checked.
+  if (!env.ALLOY_MASTER_KEY_FILE) refuseExposedKeyFile(file);
   return loadKeyring(env, file);
+}
+
+function refuseExposedKeyFile(file: string): void {
+  let st;
+  try {
+    st = lstatSync(file);
+  } catch {
+    return; // created below, 0600
+  }
+  if (!st.isFile() || (st.mode & 0o077) === 0 || !filesystemKeepsModes(path.dirname(file))) return;
+  if ((st.mode & 0o007) === 0) {
+    try {
+      chmodSync(file, 0o600);
+    } catch {
+      /* another user's, or a read-only mount: readable by its group only, used as is */
+    }
+    return;
+  }
+  throw new AlloyError('E_MASTER_KEY_EXPOSED', `${file} can be read by other users (mode ${(st.mode & 0o777).toString(8)}); it holds the key to every stored credential`, {
+    hint: `If only you could read it (a copy that widened the mode): chmod 600 "${file}". If others may have read it, chmod 600 it, then re-wrap every secret under a new key: alloy serve keys rotate. A key file managed elsewhere (a secret mount) can be named with ALLOY_MASTER_KEY_FILE instead.`,
+    details: { path: file },
+  });
+}
+
+/** `--data` naming a file (it was "internal error ENOTDIR … a bug in alloy"). */
+function refuseDataFile(where: ServeLocation): void {
+  if (!where.dataDir) return;
+  let st;
+  try {
+    st = statSync(where.dataDir);
+  } catch {
+    return; // made later
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError(`the data folder ${where.dataDir} is a file, not a folder`, { code: 'E_SERVE_DATA', hint: 'Pass --data <dir> naming a folder (made if missing) for serve.db and master.keys.' });
+  }
 }
 
 /**

@@ -75,6 +75,8 @@ export interface ServeServerOptions {
   /** PostgreSQL: seconds after which a silent worker's executions go to another (pg-queue.ts). Default 30. */
   recoverAfterSeconds?: number;
   maxBodyBytes?: number;
+  /** Open sockets at most; more are closed at once (default: src/http/listen.ts, 1024). */
+  maxConnections?: number;
   now?: () => number;
   /** The clock schedules and polls run on (tests pass a manual one). */
   timerClock?: TimerClock;
@@ -204,7 +206,12 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     onResponse: (i) => metrics.request(i),
     onInternalError: (err, i) => log('internal error', { route: `${i.method} ${i.route}`, error: err instanceof Error ? err.message : String(err) }),
   });
-  const server = await listen((req, res) => void handler(req, res), { host: options.host, port: options.port });
+  const server = await listen((req, res) => void handler(req, res), {
+    host: options.host,
+    port: options.port,
+    maxConnections: options.maxConnections,
+    onConnectionsFull: (info) => log('connections refused: the limit of open connections is reached', { ...info, hint: 'raise --max-connections (ALLOY_SERVE_MAX_CONNECTIONS), or run more processes' }),
+  });
   url = server.url;
   try {
     await runner.start();

@@ -9,10 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, readFileSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseEnv } from 'node:util';
-import { ensurePrivateDir, preparePrivateFile, refuseSymlink, writeFileSafeSync } from '../core/safe-fs.js';
+import { readEnvFile } from '../core/env-file.js';
+import { ensurePrivateDir, isTrustedStateFile, preparePrivateFile, refuseSymlink, writeFileSafeSync } from '../core/safe-fs.js';
 
 export interface DevInfo {
   url: string;
@@ -49,11 +48,11 @@ export function ensureAlloyDir(root: string): string {
   return dir;
 }
 
-/** The event log file, checked and made private (0600, with its -wal/-shm) before SQLite opens it. */
+/** The event log file, checked and made private (0600, with its -wal/-shm/-bodies) before SQLite opens it. */
 export function prepareDevLogFile(root: string): string {
   ensureAlloyDir(root);
   const file = devLogFile(root);
-  preparePrivateFile(file, [`${file}-wal`, `${file}-shm`, `${file}.pid`]);
+  preparePrivateFile(file, [`${file}-wal`, `${file}-shm`, `${file}-bodies`, `${file}.pid`]);
   return file;
 }
 
@@ -65,6 +64,10 @@ export function writeDevInfo(root: string, info: DevInfo): void {
 
 export function readDevInfo(root: string): DevInfo | undefined {
   try {
+    // Only a dev.json alloy wrote (0600, ours, not a link): a committed one could point
+    // `alloy emit`, `executions` and `logs` at someone else's server.
+    const st = lstatSync(devInfoFile(root));
+    if (!st.isFile() || !isTrustedStateFile(st, alloyDir(root))) return undefined;
     const v = JSON.parse(readFileSync(devInfoFile(root), 'utf8')) as DevInfo;
     return typeof v.url === 'string' ? v : undefined;
   } catch {
@@ -78,8 +81,18 @@ export function removeDevInfo(root: string, pid: number): void {
   if (info && info.pid === pid) rmSync(devInfoFile(root), { force: true });
 }
 
+/**
+ * A secret from `.alloy/`: `created` when none was there; `replaced` (saying why, for the
+ * caller to tell the user) when one was there but not trusted, and a new one took its place.
+ */
+export interface DevSecret {
+  secret: string;
+  created: boolean;
+  replaced?: string;
+}
+
 /** The stream signing secret: created once (0600), then the same on every start. */
-export function loadOrCreateStreamSecret(root: string): { secret: string; created: boolean } {
+export function loadOrCreateStreamSecret(root: string): DevSecret {
   return loadOrCreateSecret(root, 'stream-secret');
 }
 
@@ -87,7 +100,7 @@ export function loadOrCreateStreamSecret(root: string): { secret: string; create
  * The ingress secret: requests that arrive through a tunnel (POST /v1/run/event, custom
  * webhooks) must carry a Standard Webhooks signature made with it. Kept like the stream secret.
  */
-export function loadOrCreateIngressSecret(root: string): { secret: string; created: boolean } {
+export function loadOrCreateIngressSecret(root: string): DevSecret {
   return loadOrCreateSecret(root, 'ingress-secret');
 }
 
@@ -95,7 +108,8 @@ export function loadOrCreateIngressSecret(root: string): { secret: string; creat
 export function readIngressSecret(root: string): string | undefined {
   const file = path.join(alloyDir(root), 'ingress-secret');
   try {
-    if (!lstatSync(file).isFile()) return undefined;
+    const st = lstatSync(file);
+    if (!st.isFile() || !isTrustedStateFile(st, alloyDir(root))) return undefined;
     const value = readFileSync(file, 'utf8').trim();
     return SECRET_FORMAT.test(value) ? value : undefined;
   } catch {
@@ -105,21 +119,32 @@ export function readIngressSecret(root: string): string | undefined {
 
 const SECRET_FORMAT = /^whsec_[A-Za-z0-9+/=]{20,}$/;
 
-function loadOrCreateSecret(root: string, name: string): { secret: string; created: boolean } {
+function loadOrCreateSecret(root: string, name: string): DevSecret {
   const file = path.join(alloyDir(root), name);
   ensureAlloyDir(root);
   // A committed symlink (`.alloy/stream-secret -> ~/victim`) is neither read nor written.
   refuseSymlink(file);
+  let replaced: string | undefined;
   try {
-    const existing = readFileSync(file, 'utf8').trim();
-    if (SECRET_FORMAT.test(existing)) return { secret: existing, created: false };
+    // A secret alloy did not write (not 0600, or another user's: a committed
+    // `.alloy/ingress-secret` is 0644 after a checkout under the usual umask) is known to
+    // whoever committed it, and would let them sign events into this runtime's tunnel: it is
+    // replaced, and the caller says so (a receiver configured with the old one must be updated).
+    const st = lstatSync(file);
+    if (isTrustedStateFile(st, alloyDir(root))) {
+      const existing = readFileSync(file, 'utf8').trim();
+      if (SECRET_FORMAT.test(existing)) return { secret: existing, created: false };
+      replaced = `.alloy/${name} did not hold a secret alloy can use`;
+    } else {
+      replaced = `.alloy/${name} was not written by alloy for this user (mode ${(st.mode & 0o777).toString(8)}${typeof process.getuid === 'function' && st.uid !== process.getuid() ? ', another user\'s' : ''}): a committed or copied secret is known to others`;
+    }
   } catch {
-    /* create below */
+    /* none yet: create below */
   }
   // Standard Webhooks secrets are `whsec_` + base64 of 24 to 64 random bytes.
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
   writeFileSafeSync(file, `${secret}\n`);
-  return { secret, created: true };
+  return replaced ? { secret, created: true, replaced } : { secret, created: true };
 }
 
 /**
@@ -127,12 +152,7 @@ function loadOrCreateSecret(root: string, name: string): { secret: string; creat
  * (the process wins, as in connectors/credentials.ts). Parsed by node:util parseEnv, never executed.
  */
 export async function loadProjectEnv(root: string, processEnv: NodeJS.ProcessEnv): Promise<Record<string, string | undefined>> {
-  let dotenv: Record<string, string> = {};
-  try {
-    dotenv = parseEnv(await readFile(path.join(root, '.env'), 'utf8')) as Record<string, string>;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const dotenv = (await readEnvFile(path.join(root, '.env'), '.env')) ?? {};
   const out: Record<string, string | undefined> = { ...dotenv };
   for (const [k, v] of Object.entries(processEnv)) if (v !== undefined && v !== '') out[k] = v;
   return out;

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { shopifyWebhookHeaders } from '../connectors/shopify/webhooks.js';
 import { standardWebhookHeaders } from '../engine/standard-webhooks.js';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
 
 export interface DataArg {
   /** The exact bytes to send (a file's bytes are sent unchanged, so signatures cover them). */
@@ -21,7 +22,11 @@ export interface DataArg {
 }
 
 /** `-d '{"a":1}'`, `-d @file.json` (relative to cwd), or `-d @-` (stdin). */
-export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.ReadableStream): Promise<DataArg> {
+/**
+ * `maxDepth`: the deepest nesting the receiver will take of these bytes as sent (a custom
+ * event's data is wrapped in `{event, data}`, one level more: pass JSON_MAX_DEPTH - 1).
+ */
+export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.ReadableStream, maxDepth = JSON_MAX_DEPTH): Promise<DataArg> {
   let bytes: Buffer;
   let where: string;
   if (arg === '@-') {
@@ -45,8 +50,14 @@ export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.Reada
     bytes = Buffer.from(arg, 'utf8');
     where = '-d';
   }
+  const text = bytes.toString('utf8');
+  // alloy dev refuses such an event anyway (400 E_JSON_TOO_DEEP); sending it overflowed the
+  // stack here first ("internal error Maximum call stack size exceeded").
+  if (jsonTooDeep(text, maxDepth)) {
+    throw new UsageError(`${where} nests deeper than ${maxDepth} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten the data: alloy accepts at most ${maxDepth} levels of objects and arrays here` });
+  }
   try {
-    return { bytes, value: JSON.parse(bytes.toString('utf8')) };
+    return { bytes, value: JSON.parse(text) };
   } catch (err) {
     throw new UsageError(`${where} is not valid JSON: ${(err as Error).message}`, {
       code: 'E_DATA_JSON',

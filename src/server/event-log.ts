@@ -16,8 +16,11 @@
  * https://www.sqlite.org/wal.html). `synchronous: 'normal'` skips that sync: commits survive
  * `kill -9` but may be lost if the machine goes down.
  *
- * Bodies of COMPRESS_MIN_BYTES or more are stored deflated (`body_encoding`), losslessly:
- * readers get the exact bytes received (see appendDelivery).
+ * Bodies of BODY_FILE_MIN_BYTES or more are kept in a file of their own beside the database
+ * (`<file>-bodies`, append-only), synced before the transaction that refers to them commits,
+ * so SQLite writes each such body once instead of twice (into the WAL, then again at the
+ * checkpoint). With `compressBodies`, bodies of COMPRESS_MIN_BYTES or more are stored
+ * deflated instead. Either way readers get the exact bytes received (see appendDelivery).
  *
  * The queue is the set of executions whose status is `queued` or `running` (a partial
  * index); one process owns the file at a time, so scheduling is in memory, seeded from
@@ -29,12 +32,13 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdir, readFileSync, renameSync, rm, rmSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync, readdir, readFileSync, readSync, renameSync, rm, rmSync, writevSync } from 'node:fs';
 import { writeFileSafeSync } from '../core/safe-fs.js';
 import { basename, dirname, join } from 'node:path';
 import { createDeflateRaw, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import { StoreError } from '../errors.js';
 
 /** Statuses after which an execution never runs again (the engine's ExecutionStatus). */
@@ -143,7 +147,8 @@ export interface EventLogOptions {
   /** Open for reading only (CLI commands when no server runs): the file must exist; the lock is still taken while open. */
   readonly?: boolean;
   /**
-   * Store bodies of COMPRESS_MIN_BYTES or more deflated (default false: measured with wrk, a
+   * Store bodies of COMPRESS_MIN_BYTES or more deflated, in the row (default false: bodies of
+   * BODY_FILE_MIN_BYTES or more go to the body file as received instead; measured with wrk, a
    * 28 KB Shopify order cost about a quarter more CPU per delivery with deflate than without,
    * issue 13; files keep either encoding readable). True trades that CPU for a smaller file.
    */
@@ -160,6 +165,23 @@ export interface EventLogOptions {
 export const PAGE_SIZE = 16 * 1024;
 /** Bodies from this size up are stored deflated; smaller ones gain too little to pay for it. */
 export const COMPRESS_MIN_BYTES = 1024;
+/**
+ * Bodies from this size up (a 28 KB Shopify order) are appended to the body file (`<file>-bodies`)
+ * instead of the database, unless `compressBodies` is set. Smaller ones (custom events) stay in the
+ * row: they cost less than a page there, and the body file's own sync would cost more (issue 13).
+ */
+export const BODY_FILE_MIN_BYTES = 8 * 1024;
+/** `deliveries.body_encoding` of a body kept in the body file: `file:<file id>:<offset>:<length>` (the body column is empty). */
+const BODY_FILE_PREFIX = 'file:';
+/**
+ * The body file starts with `alloy-bodies-1:<16 hex id>\n` (32 bytes); rows name that id, so a
+ * body file replaced or recreated by hand reads as damaged instead of giving other bytes.
+ */
+const BODY_FILE_MAGIC = 'alloy-bodies-1:';
+const BODY_FILE_HEADER_BYTES = 32;
+/** O_NOFOLLOW where the platform has it: the body file is never opened through a symlink. */
+const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+const EMPTY_BODY = Buffer.alloc(0);
 /** `deliveries.body_encoding` of a deflated body (RFC 1951 raw deflate); NULL means the bytes as received. */
 const DEFLATE_RAW = 'deflate-raw';
 /**
@@ -260,6 +282,19 @@ export class EventLog {
   /** event_ref of unfinished executions, so checkpoints need no read. */
   private readonly eventRefs = new Map<string, EventRef>();
   private readonly compressBodies: boolean;
+  private readonly syncBodies: boolean;
+  /** The body file (`<file>-bodies`), opened on first use; its end, where the next body goes. */
+  private bodyFd: number | undefined;
+  private bodyEnd = 0;
+  /** The id in the body file's header (read or written when the file is opened). */
+  private bodyFileId: string | undefined;
+  /** Appended bodies waiting for the next fdatasync of the body file (one runs at a time). */
+  private bodySyncWaiters: ((err?: unknown) => void)[] = [];
+  private bodySyncing = false;
+  private bodySyncScheduled = false;
+  /** Bodies appended this turn, written together (from unwrittenAt on) before their sync. */
+  private unwritten: Buffer[] = [];
+  private unwrittenAt = 0;
   /** False only for a file from before body_encoding, opened read-only (it cannot be migrated then). */
   private hasBodyEncoding = true;
   /** False only for a file from before execution_steps, opened read-only. */
@@ -270,6 +305,7 @@ export class EventLog {
     this.readonly = options.readonly ?? false;
     this.clock = options.clock ?? Date.now;
     this.compressBodies = options.compressBodies ?? false;
+    this.syncBodies = options.synchronous !== 'normal';
     if (!this.readonly) mkdirSync(dirname(this.file), { recursive: true });
     try {
       // Even "read-only" opens read-write: after a kill -9 the WAL must be recovered by whoever opens next.
@@ -538,7 +574,172 @@ export class EventLog {
       // Kept only when it saves at least a tenth (already compressed or random bytes do not shrink).
       if (deflated && deflated.length <= delivery.body.length * 0.9) return this.insertDelivery(delivery, executions, deflated, DEFLATE_RAW);
     }
+    if (!this.compressBodies && !this.closed && !this.readonly && delivery.body.length >= BODY_FILE_MIN_BYTES) {
+      const at = this.appendBody(delivery.body);
+      // The body is on disk before the transaction that refers to it can commit (the
+      // transaction is queued only once the body file's fdatasync has ended), so a stored row
+      // never points at bytes a power loss took away; a crash in between leaves unused bytes
+      // at the file's end, nothing else. Without the sync (`synchronous: 'normal'`) the bytes
+      // are in the page cache before the commit, which is what surviving `kill -9` needs.
+      if (at !== undefined) {
+        const ref = `${BODY_FILE_PREFIX}${this.bodyFileId}:${at}:${delivery.body.length}`;
+        if (!this.syncBodies) return this.insertDelivery(delivery, executions, EMPTY_BODY, ref);
+        return this.bodiesSynced().then(() => this.insertDelivery(delivery, executions, EMPTY_BODY, ref));
+      }
+    }
     return this.insertDelivery(delivery, executions, delivery.body, null);
+  }
+
+  /** The body file's path. */
+  get bodyFile(): string {
+    return `${this.file}-bodies`;
+  }
+
+  /**
+   * Appends `body` to the body file (created 0600, never through a symlink) and returns where
+   * it starts, or undefined when it cannot be written (the caller stores the body in the row).
+   */
+  private appendBody(body: Buffer): number | undefined {
+    try {
+      if (this.bodyFd === undefined) this.openBodyFile(true);
+      if (this.bodyFileId === undefined) return undefined; // not a body file of ours: left alone
+      const at = this.bodyEnd;
+      if (this.syncBodies) {
+        // Written with the others of this turn in one call just before their sync (startBodySync).
+        if (this.unwritten.length === 0) this.unwrittenAt = at;
+        this.unwritten.push(body);
+      } else {
+        writeAll(this.bodyFd!, [body], at);
+      }
+      this.bodyEnd = at + body.length;
+      return at;
+    } catch {
+      // Disk full, a symlink where the file should be, ...: this body goes into the row as before.
+      return undefined;
+    }
+  }
+
+  /**
+   * Resolves once every body appended so far is on disk: one fdatasync of the body file at a
+   * time, and bodies appended while one runs share the next (the same grouping as the WAL's).
+   */
+  private bodiesSynced(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.bodySyncWaiters.push((err) => {
+        if (!err) resolve();
+        else if (err instanceof StoreError) reject(err);
+        else reject(new StoreError('E_EVENT_LOG_SYNC', `the event log could not be synced to disk: ${(err as Error).message}`, { cause: err }));
+      });
+      // Started at the end of this turn, so the bodies appended in one turn share one sync and
+      // their rows then one transaction (starting it at once would split each group in two).
+      if (!this.bodySyncing && !this.bodySyncScheduled) {
+        this.bodySyncScheduled = true;
+        setImmediate(() => {
+          this.bodySyncScheduled = false;
+          if (!this.bodySyncing && this.bodySyncWaiters.length > 0) this.startBodySync();
+        });
+      }
+    });
+  }
+
+  private startBodySync(): void {
+    const waiters = this.bodySyncWaiters;
+    this.bodySyncWaiters = [];
+    const bodies = this.unwritten;
+    this.unwritten = [];
+    if (this.closed || this.bodyFd === undefined) {
+      // Closed before these bodies' turn ended: their rows are never written (nor the bodies).
+      const closed = new StoreError('E_EVENT_LOG_CLOSED', 'the event log is closed');
+      for (const w of waiters) w(closed);
+      return;
+    }
+    if (bodies.length > 0) {
+      try {
+        writeAll(this.bodyFd!, bodies, this.unwrittenAt);
+      } catch (err) {
+        // None of these rows is written (each waits for this sync): the senders get an error and retry.
+        for (const w of waiters) w(err);
+        return;
+      }
+    }
+    this.bodySyncing = true;
+    fdatasync(this.bodyFd!, (err) => {
+      this.bodySyncing = false;
+      for (const w of waiters) w(err ?? undefined);
+      if (this.bodySyncWaiters.length > 0) this.startBodySync();
+      this.closeBodyFileIfDone();
+    });
+  }
+
+  private closeBodyFileIfDone(): void {
+    if (this.closed && !this.bodySyncing && this.bodyFd !== undefined) {
+      closeSync(this.bodyFd);
+      this.bodyFd = undefined;
+    }
+  }
+
+  /**
+   * Opens the body file (never through a symlink) and reads its header; `create` (the writer)
+   * makes it, 0600, with a new id when it does not exist or is empty. A file without a valid
+   * header is left as it is (bodyFileId stays undefined).
+   */
+  private openBodyFile(create: boolean): void {
+    if (create && this.readonly) throw new StoreError('E_EVENT_LOG_READONLY', 'the event log is open read-only');
+    const fd = openSync(this.bodyFile, create ? fsConstants.O_RDWR | fsConstants.O_CREAT | O_NOFOLLOW : fsConstants.O_RDONLY | O_NOFOLLOW, 0o600);
+    this.bodyFd = fd;
+    const size = fstatSync(fd).size;
+    // Shorter than a header: new, or its header was cut by a crash (then no row can refer to
+    // it: rows are written only after a sync that covered the header).
+    if (size < BODY_FILE_HEADER_BYTES && create) {
+      const id = randomBytes(8).toString('hex');
+      writeAll(fd, [Buffer.from(`${BODY_FILE_MAGIC}${id}\n`)], 0);
+      this.bodyFileId = id;
+      this.bodyEnd = BODY_FILE_HEADER_BYTES;
+      return;
+    }
+    const head = Buffer.alloc(BODY_FILE_HEADER_BYTES);
+    const n = readSync(fd, head, 0, BODY_FILE_HEADER_BYTES, 0);
+    const text = head.toString('latin1', 0, n);
+    if (n === BODY_FILE_HEADER_BYTES && text.startsWith(BODY_FILE_MAGIC) && text.endsWith('\n')) {
+      this.bodyFileId = text.slice(BODY_FILE_MAGIC.length, -1);
+      this.bodyEnd = size;
+    }
+  }
+
+  /** `length` bytes of the body file from `at` (a body stored there by appendDelivery). */
+  private readBody(fileId: string, at: number, length: number): Buffer {
+    const damaged = () =>
+      new StoreError('E_EVENT_LOG_DAMAGED', `a delivery body is missing from ${this.bodyFile}`, {
+        hint: 'the body file was removed, replaced or cut short; `alloy dev --fresh` starts a new event log',
+      });
+    try {
+      // The writer opens it for appending too (made, with a new id, if it was removed: old rows then read as damaged).
+      if (this.bodyFd === undefined) this.openBodyFile(!this.readonly);
+    } catch {
+      throw damaged();
+    }
+    const fd = this.bodyFd!;
+    if (this.bodyFileId !== fileId) throw damaged();
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, out, done, length - done, at + done);
+      if (n === 0) throw damaged();
+      done += n;
+    }
+    return out;
+  }
+
+  /** The exact bytes received, whatever way they are stored. */
+  private decodeBody(r: StoredBody): Buffer {
+    const enc = r.body_encoding;
+    if (typeof enc === 'string' && enc.startsWith(BODY_FILE_PREFIX)) {
+      const [fileId, atText, lengthText] = enc.slice(BODY_FILE_PREFIX.length).split(':');
+      const at = Number(atText);
+      const length = Number(lengthText);
+      if (fileId && Number.isSafeInteger(at) && Number.isSafeInteger(length) && at >= BODY_FILE_HEADER_BYTES && length >= 0) return this.readBody(fileId, at, length);
+    }
+    return decodeBody(r);
   }
 
   private insertDelivery(delivery: DeliveryInput, executions: NewExecution[], body: Buffer, encoding: string | null): Promise<AppendResult> {
@@ -680,7 +881,7 @@ export class EventLog {
     const stored = this.stmts.deliveryBody.get(row.delivery_id) as StoredBody | undefined;
     let event: unknown;
     try {
-      const body = stored ? decodeBody(stored) : undefined;
+      const body = stored ? this.decodeBody(stored) : undefined;
       const parsed = body ? JSON.parse(body.toString('utf8')) : undefined;
       event = row.event_ref === 'body.data' ? (parsed as { data?: unknown } | undefined)?.data : parsed;
     } catch {
@@ -720,7 +921,7 @@ export class EventLog {
 
   getDelivery(id: string): DeliveryRow | undefined {
     const row = this.stmts.getDelivery.get(id) as RawDelivery | undefined;
-    return row ? toDelivery(row) : undefined;
+    return row ? { ...toDelivery(row), body: this.decodeBody(row) } : undefined;
   }
 
   /** Listed executions carry their record without the event when it lives in the delivery (summaries do not need it). */
@@ -835,6 +1036,7 @@ export class EventLog {
     this.flush();
     this.db.close();
     this.closeWalIfDone();
+    this.closeBodyFileIfDone();
     if (!this.readonly) rmSync(lockInfoFile(this.file), { force: true });
   }
 
@@ -867,8 +1069,27 @@ export function discardEventLog(file: string): void {
     damaged = true;
   }
   const aside = `${file}.${damaged ? 'damaged' : 'discarded'}-${process.pid}-${Date.now()}`;
-  for (const suffix of ['', '-wal', '-shm']) {
+  for (const suffix of ['', '-wal', '-shm', '-bodies']) {
     if (existsSync(`${file}${suffix}`)) renameSync(`${file}${suffix}`, `${aside}${suffix}`);
+  }
+}
+
+/** Writes `buffers` one after the other at `at` (one writev, more only if the kernel writes less). */
+function writeAll(fd: number, buffers: Buffer[], at: number): void {
+  let pos = at;
+  let rest = buffers;
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest, pos);
+    pos += n;
+    const left: Buffer[] = [];
+    for (const b of rest) {
+      if (n >= b.length) n -= b.length;
+      else {
+        left.push(n > 0 ? b.subarray(n) : b);
+        n = 0;
+      }
+    }
+    rest = left;
   }
 }
 
@@ -1086,7 +1307,7 @@ function toDelivery(r: RawDelivery): DeliveryRow {
     dedupeKey: r.dedupe_key ?? undefined,
     userId: r.user_id ?? undefined,
     headers: JSON.parse(r.headers) as Record<string, string>,
-    body: decodeBody(r),
+    body: r.body,
     verification: r.verification,
   };
 }

@@ -34,16 +34,10 @@ export function newExecutionRecord(input: {
   userId?: string;
   now: number;
 }): ExecutionRecord {
-  return {
-    id: input.id,
-    workflow: input.workflow,
-    version: input.version,
-    ...(input.userId ? { userId: input.userId } : {}),
-    event: input.event,
-    status: 'queued',
-    createdAt: new Date(input.now).toISOString(),
-    steps: {},
-  };
+  const { id, workflow, version, userId, event } = input;
+  const createdAt = new Date(input.now).toISOString();
+  // Two literals rather than a spread of an optional field: built per ingested execution.
+  return userId ? { id, workflow, version, userId, event, status: 'queued', createdAt, steps: {} } : { id, workflow, version, event, status: 'queued', createdAt, steps: {} };
 }
 
 /**

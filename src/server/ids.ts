@@ -1,8 +1,12 @@
 import { randomFillSync } from 'node:crypto';
 
-/** Random bytes drawn in blocks: one CSPRNG call per 512 ids instead of one per id. */
+/**
+ * Random bytes drawn in blocks: one CSPRNG call (and one hex encoding) per 512 ids instead of
+ * one per id; each id takes its 12 hex characters from the block's text.
+ */
 const POOL_BYTES = 6 * 512;
 const pool = Buffer.alloc(POOL_BYTES);
+let poolHex = '';
 let offset = POOL_BYTES;
 
 /**
@@ -12,9 +16,10 @@ let offset = POOL_BYTES;
 export function newId(prefix: string, now: number): string {
   if (offset + 6 > POOL_BYTES) {
     randomFillSync(pool);
+    poolHex = pool.toString('hex');
     offset = 0;
   }
-  const random = pool.toString('hex', offset, offset + 6);
+  const random = poolHex.slice(2 * offset, 2 * offset + 12);
   offset += 6;
   return `${prefix}_${now.toString(36).padStart(9, '0')}${random}`;
 }

@@ -53,6 +53,8 @@ export interface RuntimeServerOptions {
   /** Queued executions past which ingress answers 503 + Retry-After (default DEFAULT_MAX_QUEUED). */
   maxQueued?: number;
   bodyLimit?: number;
+  /** Open sockets per listener at most; more are closed at once (default: src/http/listen.ts). */
+  maxConnections?: number;
   /** Milliseconds close() lets running executions finish before aborting them (they resume on the next start). */
   shutdownGraceMs?: number;
   clock?: () => number;
@@ -187,7 +189,7 @@ export function createRuntimeServer(options: RuntimeServerOptions): RuntimeServe
   /** The kit's listen helper; the runtime keeps its own close order (see close()). */
   async function listenWith(handle: (req: IncomingMessage, res: ServerResponse) => void, host: string, port: number): Promise<{ server: Server; url: string }> {
     // Shopify waits 5 s for an answer; slow clients must not hold sockets forever.
-    const { server, url } = await listen(handle, { host, port, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 });
+    const { server, url } = await listen(handle, { host, port, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: options.maxConnections });
     return { server, url };
   }
 

@@ -4,7 +4,7 @@
  * `runHarness` (in process, concurrently, no network), checks the expectations and
  * returns located results. `alloy test` and `alloy release` are thin over it.
  */
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { compileTemplate, escapePointer, evaluateExpression, ExpressionSyntaxError, TemplateSyntaxError, type CompiledExpression } from '../core/expressions.js';
 import { mapLimit } from '../core/map-limit.js';
@@ -148,6 +148,8 @@ export async function eventOf(setup: TestSetup, integrationDir: string): Promise
     // A symlink (the file's, or fixtures/ itself) may not lead out of fixtures/: a cloned
     // repository's link to ~/.ssh or a CI secret would otherwise be read and shown in a diff.
     if (!real.startsWith(path.join(await realpath(integrationDir), 'fixtures') + path.sep)) throw outside();
+    // A named pipe would block the run for ever, and a device read without end.
+    if (!(await stat(real)).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
     text = await readFile(real, 'utf8');
   } catch (err) {
     if (!(err as NodeJS.ErrnoException).code) throw err;

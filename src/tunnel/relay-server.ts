@@ -452,7 +452,14 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
   let listening: Listening;
   try {
     // Slow-loris guard: the whole request must arrive within this time (node's own timer).
-    listening = await listen(onRequest, { host: listenHost, port: listenPort, requestTimeoutMs: Math.max(requestTimeoutMs, 10_000) });
+    // More header lines than the protocol carries (512) must still be seen, to answer 431 below.
+    listening = await listen(onRequest, {
+      host: listenHost,
+      port: listenPort,
+      requestTimeoutMs: Math.max(requestTimeoutMs, 10_000),
+      maxHeadersCount: 1024,
+      onConnectionsFull: ({ maxConnections, refused }) => logger.warn(`relay: ${refused} connection(s) refused: ${maxConnections} already open`),
+    });
   } catch (err) {
     clearInterval(heartbeat);
     wss.close();

@@ -1,7 +1,8 @@
 import { readFile, writeFile, mkdir, readdir, symlink } from 'node:fs/promises';
+import { execa } from 'execa';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runBin, runInProcess, tempDir } from '../helpers/cli.js';
+import { BIN, REPO_ROOT, STACK_LINE, runBin, runInProcess, tempDir } from '../helpers/cli.js';
 import { readThirdPartyFixture } from '../helpers/fixtures.js';
 
 let dir: string;
@@ -98,6 +99,73 @@ describe('alloy init', () => {
     expect(await readdir(path.join(dir, 'elsewhere'))).toEqual([]);
     expect((await readdir(dir)).sort()).toEqual(['elsewhere', 'p']);
     expect((await readdir(path.join(dir, 'p'))).sort()).toEqual(['.gitignore', 'integrations']);
+  });
+
+  it('a file where a folder of the scaffold goes is a conflict: nothing written (it used to write four files, then fail as an internal error)', async () => {
+    await mkdir(path.join(dir, 'p'));
+    await writeFile(path.join(dir, 'p', 'integrations'), 'mine\n');
+    const r = await runInProcess(['init', 'p', '--yes'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('E_INIT_CONFLICT');
+    expect(r.stderr).toContain('integrations');
+    expect(r.stderr).not.toContain('internal error');
+    expect(await listTree(path.join(dir, 'p'))).toEqual(['integrations']);
+    expect(await readdir(dir)).toEqual(['p']);
+  });
+
+  it('a file, or a link to no folder, as the target is refused; a link to a folder, named by the user, is followed', async () => {
+    await mkdir(path.join(dir, 'elsewhere'));
+    await symlink(path.join(dir, 'elsewhere'), path.join(dir, 'link'));
+    await symlink(path.join(dir, 'gone'), path.join(dir, 'dangling'));
+    await writeFile(path.join(dir, 'file'), 'x');
+    for (const target of ['dangling', 'file']) {
+      const r = await runInProcess(['init', target, '--yes'], { cwd: dir });
+      expect(r.code, target).toBe(1);
+      expect(r.stderr).toContain('E_INIT_CONFLICT');
+    }
+    expect((await readdir(dir)).sort()).toEqual(['dangling', 'elsewhere', 'file', 'link']);
+    const r = await runInProcess(['init', 'link', '--yes', '--name', 'linked'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readdir(path.join(dir, 'elsewhere'))).toContain('alloy.config.yaml');
+    expect((await readdir(dir)).sort()).toEqual(['dangling', 'elsewhere', 'file', 'link']);
+  });
+
+  // A real failure part-way through the writes: the file size limit (ulimit -f, Node ignores
+  // SIGXFSZ so the write fails with EFBIG) lets the small files through and stops at the first
+  // big one. The old code left the files written before it, and called it a bug in alloy.
+  const initUnderFileLimit = (args: string[]) =>
+    execa('bash', ['-c', 'ulimit -f 2 && exec node "$0" "$@"', BIN, ...args], { cwd: dir, env: { NO_COLOR: '1', CI: 'true' }, reject: false });
+
+  it.skipIf(process.platform === 'win32')('a write failing part-way into a new folder leaves nothing: no project, no temporary folder, no parent folders it made', async () => {
+    const r = await initUnderFileLimit(['init', 'a/b/p', '--yes']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('E_INIT_WRITE');
+    expect(r.stderr).toContain('EFBIG');
+    expect(r.stderr).toContain('nothing was left behind');
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    expect(await readdir(dir)).toEqual([]);
+    // And without the limit it works (the limit was the only problem).
+    expect((await runBin(['init', 'a/b/p', '--yes'], { cwd: dir })).code).toBe(0);
+    expect(await readdir(path.join(dir, 'a', 'b'))).toEqual(['p']);
+  });
+
+  it.skipIf(process.platform === 'win32')('a write failing part-way into an existing folder removes exactly what it made; what was there stays as it was', async () => {
+    await mkdir(path.join(dir, 'p', 'integrations', 'other'), { recursive: true });
+    await writeFile(path.join(dir, 'p', 'integrations', 'other', 'keep.yaml'), 'mine\n');
+    await writeFile(path.join(dir, 'p', 'notes.txt'), 'mine too\n');
+    const r = await initUnderFileLimit(['init', 'p', '--yes']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('E_INIT_WRITE');
+    expect(await listTree(path.join(dir, 'p'))).toEqual(['integrations/other/keep.yaml', 'notes.txt']);
+    expect(await readFile(path.join(dir, 'p', 'notes.txt'), 'utf8')).toBe('mine too\n');
+    expect(await readdir(dir)).toEqual(['p']);
+    // Into the same folder without the limit: the scaffold joins what is there.
+    expect((await runBin(['init', 'p', '--yes'], { cwd: dir })).code).toBe(0);
+    const files = await listTree(path.join(dir, 'p'));
+    expect(files).toContain('integrations/other/keep.yaml');
+    expect(files).toContain('integrations/shopify-sync/workflows/create-order.yaml');
+    expect(await readdir(dir)).toEqual(['p']);
   });
 
   it('refuses to prompt without a TTY or under CI=true, naming the flags', async () => {

@@ -81,6 +81,52 @@ describe('CLI manners', () => {
     for (const text of [dev.stdout, relay.stdout]) expect(text).not.toMatch(/env ALLOY_[A-Z_]+[^\n]*\(env:/);
   });
 
+  it('alloy logs with nothing to show says so (it printed nothing, exit 0), and --json stays empty', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'alloy-logs-'));
+    try {
+      expect((await runInProcess(['init', 'p', '--yes'], { cwd: dir })).code).toBe(0);
+      // An event log with nothing finished in it (alloy dev ran, nothing was sent).
+      const { openEventLog } = await import('../../src/server/event-log.js');
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(path.join(dir, 'p', '.alloy'), { mode: 0o700 });
+      openEventLog({ file: path.join(dir, 'p', '.alloy', 'dev.sqlite') }).close();
+      const r = await runInProcess(['logs'], { cwd: path.join(dir, 'p') });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('no finished executions yet');
+      const j = await runInProcess(['logs', '--json'], { cwd: path.join(dir, 'p') });
+      expect(j.stdout).toBe('');
+      expect(j.stderr).toBe('');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('what the filesystem refuses (a file named .alloy) is E_FS naming the path, exit 1, not "a bug in alloy"', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'alloy-efs-'));
+    try {
+      expect((await runInProcess(['init', 'p', '--yes'], { cwd: dir })).code).toBe(0);
+      await writeFile(path.join(dir, 'p', '.alloy'), '');
+      const r = await runInProcess(['release', '--skip-tests'], { cwd: path.join(dir, 'p') });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('E_FS');
+      expect(r.stderr).toContain('.alloy/');
+      expect(r.stderr).toContain('ENOTDIR');
+      expect(r.stderr).not.toContain('internal error');
+      expect(r.stderr).not.toMatch(STACK_LINE);
+      const j = await runInProcess(['release', '--skip-tests', '--json'], { cwd: path.join(dir, 'p') });
+      expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'E_FS', details: { errno: 'ENOTDIR' } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('colours follow NO_COLOR, FORCE_COLOR and the TTY', () => {
     expect(colorLevel({ write: () => true, isTTY: true }, {})).toBe(1);
     expect(colorLevel({ write: () => true, isTTY: true }, { NO_COLOR: '1' })).toBe(0);

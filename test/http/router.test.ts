@@ -83,4 +83,60 @@ describe('createRouter', () => {
     expect((err as HttpError).status).toBe(400);
     expect(internal).toEqual([]);
   });
+
+  it('reads a body that arrived whole with its headers, one sent in parts later, and refuses either past the limit', async () => {
+    // The route reads only after an await (as serve's do after authenticating): by then a body
+    // sent with its headers has been parsed whole, and is taken from the stream's buffer.
+    const route = createRouter<RequestContext>(
+      [
+        {
+          method: 'POST',
+          path: '/body',
+          handler: async ({ req, res }) => {
+            await new Promise((r) => setImmediate(r));
+            const whole = req.complete;
+            const body = await readBody(req, 64);
+            sendJson(res, 200, { whole, text: body.toString('utf8') });
+          },
+        },
+      ],
+      { context: (base) => base },
+    );
+    server = await listen((req, res) => void route(req, res));
+    const { port } = new URL(server.url);
+    const raw = (parts: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        let out = '';
+        socket.on('data', (d) => {
+          out += d;
+          if (/\r\n\r\n[\s\S]*\}$/.test(out)) {
+            socket.destroy();
+            resolve(out);
+          }
+        });
+        socket.on('error', reject);
+        (async () => {
+          for (const p of parts) {
+            socket.write(p);
+            await new Promise((r) => setTimeout(r, 30));
+          }
+        })();
+      });
+    const head = (extra: string) => `POST /body HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${extra}\r\n`;
+    const whole = await raw([`${head('Content-Length: 11\r\n')}{"a":"bcd"}`]);
+    expect(whole).toMatch(/^HTTP\/1.1 200/);
+    expect(whole).toContain('{"whole":true,"text":"{\\"a\\":\\"bcd\\"}"}');
+    const chunked = await raw([`${head('Transfer-Encoding: chunked\r\n')}5\r\n{"a":\r\n6\r\n"bcd"}\r\n0\r\n\r\n`]);
+    expect(chunked).toContain('{"whole":true,"text":"{\\"a\\":\\"bcd\\"}"}');
+    const parts = await raw([`${head('Content-Length: 11\r\n')}{"a"`, ':"bc', 'd"}']);
+    expect(parts).toContain('{"whole":false,"text":"{\\"a\\":\\"bcd\\"}"}');
+    // 70 bytes against a limit of 64, undeclared (chunked) so only reading finds it: whole and in parts.
+    const big = `"${'x'.repeat(68)}"`;
+    for (const sent of [[`${head('Transfer-Encoding: chunked\r\n')}46\r\n${big}\r\n0\r\n\r\n`], [`${head('Transfer-Encoding: chunked\r\n')}46\r\n${big.slice(0, 30)}`, `${big.slice(30)}\r\n0\r\n\r\n`]]) {
+      const answer = await raw(sent);
+      expect(answer).toMatch(/^HTTP\/1.1 413/);
+      expect(answer).toContain('E_BODY_TOO_LARGE');
+    }
+  });
 });

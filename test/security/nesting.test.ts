@@ -83,3 +83,31 @@ describe('JSON depth limit in alloy serve', () => {
     }
   });
 });
+
+describe('JSON depth limit in the CLI (alloy emit -d, alloy run --event)', () => {
+  it('refuses a file nested 100,000 levels deep with E_JSON_TOO_DEEP (exit 2); emit overflowed the stack ("internal error")', async () => {
+    const { copyExample, runInProcess } = await import('../helpers/cli.js');
+    const { writeFileSync } = await import('node:fs');
+    const pathMod = await import('node:path');
+    const { dir, cleanup } = await copyExample();
+    try {
+      writeFileSync(pathMod.join(dir, 'deep-array.json'), `${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+      writeFileSync(pathMod.join(dir, 'deep-object.json'), `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`);
+      const emit = await runInProcess(['emit', 'acme.order.requested', '-d', '@deep-array.json', '--to', 'http://127.0.0.1:9'], { cwd: dir });
+      expect(emit.code).toBe(2);
+      expect(emit.stderr).toContain('E_JSON_TOO_DEEP');
+      expect(emit.stderr).not.toContain('internal error');
+      // Exactly the receiver's limit: the {event, data} envelope adds one level, so emit says so
+      // itself rather than sending what alloy dev would answer 400.
+      writeFileSync(pathMod.join(dir, 'at-limit.json'), `${'['.repeat(JSON_MAX_DEPTH)}${']'.repeat(JSON_MAX_DEPTH)}`);
+      const atLimit = await runInProcess(['emit', 'acme.order.requested', '-d', '@at-limit.json', '--to', 'http://127.0.0.1:9'], { cwd: dir });
+      expect(atLimit.code).toBe(2);
+      expect(atLimit.stderr).toContain(`nests deeper than ${JSON_MAX_DEPTH - 1} levels`);
+      const run = await runInProcess(['run', 'shopify-sync/create-order', '--event', '@deep-object.json'], { cwd: dir });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('E_JSON_TOO_DEEP');
+    } finally {
+      await cleanup();
+    }
+  });
+});

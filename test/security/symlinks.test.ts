@@ -63,6 +63,11 @@ describe('no writes through symlinks under .alloy', () => {
     expect(refusal(() => writeDevInfo(repo(), { url: 'http://127.0.0.1:1', pid: 1, startedAt: '' })).code).toBe('E_SYMLINK');
     link('.alloy/dev.sqlite');
     expect(refusal(() => prepareDevLogFile(repo())).code).toBe('E_SYMLINK');
+    rmSync(path.join(repo(), '.alloy', 'dev.sqlite'));
+    // The body file (large delivery bodies, issue 13) is checked like the WAL.
+    link('.alloy/dev.sqlite-bodies');
+    expect(refusal(() => prepareDevLogFile(repo())).code).toBe('E_SYMLINK');
+    rmSync(path.join(repo(), '.alloy', 'dev.sqlite-bodies'));
     const other = path.join(root, 'other');
     mkdirSync(path.join(other, 'repo'), { recursive: true });
     symlinkSync(root, path.join(other, 'repo', '.alloy'));
@@ -189,5 +194,32 @@ describe('no writes through symlinks in the serve data folder (default .alloy/se
     await state.close();
     expect(statSync(path.join(data(), 'serve.db')).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(data(), 'master.keys')).mode & 0o777).toBe(0o600);
+  });
+
+  it('an existing master.keys readable by others (0644: widened, or committed and checked out) stops serve with E_MASTER_KEY_EXPOSED; it was used as is', async () => {
+    const first = await openServe({ dataDir: data() }, env);
+    await first.state.close();
+    const keys = path.join(data(), 'master.keys');
+    const text = readFileSync(keys, 'utf8');
+    chmodSync(keys, 0o644);
+    const refused = await refusalAsync(() => openServe({ dataDir: data() }, env));
+    expect(refused.code).toBe('E_MASTER_KEY_EXPOSED');
+    expect(refused.message).toContain('644');
+    expect((await refusalAsync(() => rotateMasterKey({ dataDir: data() }, env))).code).toBe('E_MASTER_KEY_EXPOSED');
+    expect(readFileSync(keys, 'utf8')).toBe(text);
+    // The hint's fix works.
+    chmodSync(keys, 0o600);
+    const { state } = await openServe({ dataDir: data() }, env);
+    await state.close();
+  });
+
+  it('a master.keys readable by its group only (Kubernetes fsGroup makes it 0660 on every start) is taken back to 0600 and used', async () => {
+    const first = await openServe({ dataDir: data() }, env);
+    await first.state.close();
+    const keys = path.join(data(), 'master.keys');
+    chmodSync(keys, 0o660);
+    const { state } = await openServe({ dataDir: data() }, env);
+    await state.close();
+    expect(statSync(keys).mode & 0o777).toBe(0o600);
   });
 });

@@ -70,3 +70,38 @@ describe('serve keys create under a process environment', () => {
     expect(flag.json()).toMatchObject({ ok: true, role: 'ingest' });
   });
 });
+
+describe('which serve: --url and remotes', () => {
+  it('a URL without a scheme, of another scheme, or with credentials is a usage error naming the fix, not "cannot reach … is alloy serve running?"', async () => {
+    const project = tempDir('alloy-ops-url-');
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ops', remotes: { bare: { url: '127.0.0.1:4200' } } }));
+    const env = { ALLOY_API_KEY: 'alk_admin_x' };
+    const bare = await cli(project, ['users', '--url', '127.0.0.1:4200'], env);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('E_BAD_URL');
+    expect(bare.stderr).toContain('http://127.0.0.1:4200');
+    expect(bare.stderr).not.toContain('E_REMOTE_UNREACHABLE');
+    expect((await cli(project, ['installations', '--url', 'ftp://host'], env)).stderr).toContain('E_BAD_URL');
+    const creds = await cli(project, ['users', '--url', 'http://ops:hunter2@127.0.0.1:4200'], env);
+    expect(creds.code).toBe(2);
+    expect(creds.stderr).toContain('E_BAD_URL');
+    expect(creds.stderr).not.toContain('hunter2');
+    const remote = await cli(project, ['users', '--remote', 'bare'], env);
+    expect(remote.code).toBe(2);
+    expect(remote.stderr).toContain('the url of remote "bare"');
+  });
+});
+
+describe('serve --data naming a file', () => {
+  it('is E_SERVE_DATA, exit 2, for serve and serve keys (it was "internal error ENOTDIR … a bug in alloy")', async () => {
+    const dir = tempDir('alloy-data-file-');
+    const file = path.join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    for (const args of [['serve', '--port', '0', '--store', path.join(dir, 'store')], ['serve', 'keys', 'create', '--role', 'admin'], ['serve', 'keys', 'list']]) {
+      const r = await cli(dir, [...args, '--data', file], {});
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain('E_SERVE_DATA');
+      expect(r.stderr).not.toContain('internal error');
+    }
+  });
+});

@@ -34,6 +34,48 @@ describe('sqlite execution rows from before the record column', () => {
     }
   });
 
+  it('reads rows of state version 2 (the whole row but its record in `doc`) beside new ones, which keep in `doc` only what has no column', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
+    const at = '2026-01-01T00:00:00.000Z';
+    const record = (id: string) => ({ id, workflow: 'i/w', version: 'v1', userId: 'u1', event: { n: 1 }, status: 'queued', createdAt: at, steps: {} });
+    const row = (id: string) => ({ id, installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: record(id), createdAt: at, updatedAt: at });
+    // A version 2 file, with its installation index.
+    const old = new Database(file);
+    old.exec(`CREATE TABLE executions (id TEXT PRIMARY KEY, installation_id TEXT NOT NULL, user_id TEXT NOT NULL, workflow TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL, resumes INTEGER NOT NULL DEFAULT 0, record TEXT, updated_at TEXT);
+      CREATE INDEX executions_installation ON executions(installation_id, id);`);
+    const { record: _r, ...rest } = { ...row('ex_1'), rerunOf: 'ex_0' };
+    old.prepare('INSERT INTO executions (id, installation_id, user_id, workflow, status, doc, record, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run('ex_1', 'in_1', 'u1', 'i/w', 'queued', JSON.stringify(rest), JSON.stringify(record('ex_1')), at);
+    old.pragma('user_version = 2');
+    old.close();
+    const state = openSqliteState(file);
+    try {
+      await state.executions.ingest({ dedupeKey: 'event:k', executions: [{ ...row('ex_2'), rerunOf: 'ex_1' }] });
+      expect(await state.executions.get('ex_1')).toEqual({ ...row('ex_1'), rerunOf: 'ex_0' });
+      expect(await state.executions.get('ex_2')).toEqual({ ...row('ex_2'), rerunOf: 'ex_1' });
+      expect((await state.executions.list({ installationId: 'in_1' })).items).toEqual([
+        { ...row('ex_1'), rerunOf: 'ex_0' },
+        { ...row('ex_2'), rerunOf: 'ex_1' },
+      ]);
+      expect(await state.executions.cancel('ex_1', '2026-01-01T00:00:05.000Z')).toBe(true);
+      expect(await state.executions.get('ex_1')).toEqual({ ...row('ex_1'), rerunOf: 'ex_0', status: 'cancelled', updatedAt: '2026-01-01T00:00:05.000Z' });
+    } finally {
+      await state.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
+      // The installation index is gone (its filter reads the user's index).
+      expect(db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions' ORDER BY name").pluck().all()).toEqual(['executions_unfinished', 'executions_user', 'sqlite_autoindex_executions_1']);
+      const plan = db.prepare('EXPLAIN QUERY PLAN SELECT doc FROM executions WHERE user_id = ? AND installation_id = ? ORDER BY id LIMIT 51').all('u1', 'in_1') as { detail: string }[];
+      expect(plan.map((p) => p.detail).join('; ')).toMatch(/^SEARCH executions USING INDEX executions_user \(user_id=\?\)$/);
+      for (const d of db.prepare('SELECT doc FROM executions ORDER BY id').pluck().all() as string[]) {
+        expect(JSON.parse(d)).toEqual({ integration: 'i', version: 1, createdAt: at, rerunOf: expect.any(String) });
+      }
+    } finally {
+      db.close();
+    }
+  });
+
   it('stores an execution\'s record once (its own column, not also inside the row\'s document), ingested, checkpointed and cancelled', async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
     const state = openSqliteState(file);

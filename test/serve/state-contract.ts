@@ -125,6 +125,34 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.executions.list({ userId: 'u1' }, { order: 'desc' })).items.map((e) => e.id)).toEqual(['ex_3', 'ex_1']);
     });
 
+    it('lists an installation\'s executions among its user\'s others, paged both ways, also once the installation is deleted', async () => {
+      await state.installations.put(installation('in_1', 'u1'));
+      await state.installations.put(installation('in_2', 'u1'));
+      await state.installations.put(installation('in_3', 'u2'));
+      const ids = ['ex_01', 'ex_02', 'ex_03', 'ex_04', 'ex_05', 'ex_06', 'ex_07'];
+      const of = ['in_1', 'in_2', 'in_1', 'in_3', 'in_2', 'in_1', 'in_1'];
+      await state.executions.ingest({ executions: ids.map((id, k) => execution(id, of[k] === 'in_3' ? 'u2' : 'u1', of[k])) });
+      const all = async (filter: { installationId: string; userId?: string }, order: 'asc' | 'desc' = 'asc') => {
+        const out: string[] = [];
+        let after: string | undefined;
+        do {
+          const p = await state.executions.list(filter, { limit: 2, order, after });
+          out.push(...p.items.map((e) => e.id));
+          after = p.next;
+        } while (after);
+        return out;
+      };
+      expect(await all({ installationId: 'in_1' })).toEqual(['ex_01', 'ex_03', 'ex_06', 'ex_07']);
+      expect(await all({ installationId: 'in_1' }, 'desc')).toEqual(['ex_07', 'ex_06', 'ex_03', 'ex_01']);
+      expect(await all({ installationId: 'in_2', userId: 'u1' })).toEqual(['ex_02', 'ex_05']);
+      expect(await all({ installationId: 'in_2', userId: 'u2' })).toEqual([]);
+      expect(await all({ installationId: 'in_3' })).toEqual(['ex_04']);
+      expect(await all({ installationId: 'nope' })).toEqual([]);
+      // A deleted installation's executions stay, and still list by it.
+      expect(await state.installations.delete('in_1')).toBe(true);
+      expect(await all({ installationId: 'in_1' })).toEqual(['ex_01', 'ex_03', 'ex_06', 'ex_07']);
+    });
+
     it('counts resumes per execution (the crash-loop guard), and takes one back', async () => {
       await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2')] });
       expect(await state.executions.countResume('ex_1')).toBe(1);

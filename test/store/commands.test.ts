@@ -213,3 +213,23 @@ describe('untrusted text on the terminal', () => {
     expect(v.stdout + v.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
   });
 });
+
+describe('--store and remotes that name a server without its scheme', () => {
+  it('--store localhost:4200 is E_BAD_URL naming http://localhost:4200; nothing is released into a folder named so', async () => {
+    const root = await tempDir();
+    await writeProject(root, [integration('shop', [workflow('a')])], { release: { test: false } });
+    const { readdir } = await import('node:fs/promises');
+    const before = (await readdir(root)).sort();
+    for (const value of ['localhost:4200', '10.0.0.5:4200', 'ftp://store.example']) {
+      const r = await cli(root, ['release', '--store', value, '-m', 'x']);
+      expect(r.code, value).toBe(2);
+      expect(r.stderr).toContain('E_BAD_URL');
+    }
+    expect((await cli(root, ['release', '--store', 'localhost:4200'])).stderr).toContain('--store http://localhost:4200');
+    expect((await readdir(root)).sort()).toEqual(before);
+    // A folder really named so still works, written as a path.
+    const ok = await cli(root, ['release', '--store', './localhost:4200', '-m', 'x']);
+    expect(ok.code).toBe(0);
+    expect((await cli(root, ['versions', '--store', 'localhost:4200'])).code).toBe(0);
+  });
+});

@@ -139,3 +139,15 @@ describe('response bodies the client reads are capped', () => {
     expect(DEFAULT_MAX_RESPONSE_BYTES).toBeGreaterThanOrEqual(2 * DEFAULT_LIMITS.maxUploadBytes);
   });
 });
+
+describe('messages of malformed bodies', () => {
+  it('a publish without `to`, or a non-object in `objects`, names that field (it said "the body must be a JSON object" of a JSON object)', async () => {
+    const { url } = await storeServer();
+    const put = await fetch(`${url}/v1/store/integrations/shop/published`, { method: 'PUT', headers: { authorization: `Bearer ${WRITE}`, 'content-type': 'application/json' }, body: JSON.stringify({ version: 1 }) });
+    expect(put.status).toBe(400);
+    expect(((await put.json()) as { error: { message: string } }).error.message).toBe('`to` ({ version, id }) must be a JSON object');
+    const post = await fetch(`${url}/v1/store/objects`, { method: 'POST', headers: { authorization: `Bearer ${WRITE}`, 'content-type': 'application/json' }, body: JSON.stringify({ objects: [1] }) });
+    expect(post.status).toBe(400);
+    expect(((await post.json()) as { error: { message: string } }).error.message).toBe('each item of `objects` must be a JSON object');
+  });
+});

@@ -10,6 +10,7 @@ import { untilSignal } from '../signals.js';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { AlloyError, UsageError } from '../../errors.js';
+import { listenError } from '../../http/listen.js';
 import { hasErrors } from '../../core/diagnostics.js';
 import { findConfig, noProjectError } from '../../core/project.js';
 import { loadProjectWithDiagnostics, reportDiagnostics } from '../load-project.js';
@@ -101,6 +102,11 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   };
 
   const started = Date.now();
+  // The tunnel's ingress secret and the stream secret, made or replaced before anything signs with them.
+  const { loadOrCreateStreamSecret, loadOrCreateIngressSecret } = await import('../../server/dev-state.js');
+  for (const s of [loadOrCreateStreamSecret(root), loadOrCreateIngressSecret(root)]) {
+    if (s.replaced) ctx.note(ctx.errColor.yellow(`warning: ${s.replaced}; replaced by a new secret (update any sender or receiver configured with the old one)`));
+  }
   // --fake shopify (or dev.fakes): local stand-ins the connectors and credentials point at for this run.
   const fakes = await startFakes(root, opts.fake ?? cfgDev.fakes);
   const withFakes = (p: Awaited<ReturnType<typeof loadProjectWithDiagnostics>>) => (fakes ? withFakeApps(p, fakes.apps) : p);
@@ -123,13 +129,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
     });
   } catch (err) {
     await fakes?.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new AlloyError('E_PORT_IN_USE', `port ${port} on ${host} is already in use`, {
-        hint: `pass another port with -p <port> (or -p 0 for any free one), or stop the other process`,
-        exitCode: 1,
-      });
-    }
-    throw err;
+    throw listenError(err, host, port, '-p') ?? err;
   }
 
   let tunnel: { publicUrl: string; close(): Promise<void> } | undefined;

@@ -12,6 +12,7 @@ import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/find-config.js';
 import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
 import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
+import { JSON_MAX_DEPTH } from '../../core/json-depth.js';
 import { loadProjectEnv, readDevInfo } from '../../server/dev-state.js';
 import { recordLine, stepLine, waitingStatus } from '../../server/terminal-format.js';
 import { connectionEnvName } from '../../connectors/credentials.js';
@@ -51,7 +52,8 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
     const req = buildShopifyDelivery({ topic, body: data.bytes, secret, shop, apiVersion, now: ctx.now() });
     res = await client.send('POST', 'v1/webhooks/shopify', { body: req.body, headers: req.headers });
   } else {
-    const data = opts.data ? (await readDataArg(opts.data, ctx.cwd, ctx.io.stdin)).value : {};
+    // The data goes inside {event, data}: one level of the receiver's limit is the envelope's.
+    const data = opts.data ? (await readDataArg(opts.data, ctx.cwd, ctx.io.stdin, JSON_MAX_DEPTH - 1)).value : {};
     res = await client.emitEvent(eventArg, data, opts.user);
   }
 

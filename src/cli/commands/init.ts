@@ -2,13 +2,22 @@
  * `alloy init [dir] [--yes] [--name] [--template]`: scaffolds a project. Asks on a TTY;
  * elsewhere (pipes, CI=true) it needs --yes or both flags. Never overwrites a file: if any
  * file it would write exists, it writes nothing and names the conflicts.
+ *
+ * All or nothing: the scaffold is written into a temporary folder beside the target (same
+ * filesystem) and renamed into place, so a failure part-way (disk full, a file limit, a
+ * path that turns out to be a file) leaves no partial project. Into a folder that already
+ * exists, the files are hard-linked in one by one (link never replaces a name, nor follows
+ * a link there), and on failure exactly what this run created is removed again; what was
+ * in the folder before is never touched.
  */
-import { lstat, mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, link, lstat, mkdir, realpath, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { closest } from '../../core/diagnostics.js';
-import { planProjectFiles, TEMPLATES, type ProjectTemplate } from '../../core/templates.js';
+import { planProjectFiles, TEMPLATES, type PlannedFile, type ProjectTemplate } from '../../core/templates.js';
 
 interface InitOptions {
   yes?: boolean;
@@ -36,16 +45,17 @@ function checkName(name: string): string {
 
 /**
  * What is in the way: a file (or anything, a dangling link too) where one would be written,
- * and a link in place of a folder on the way to one (writing would follow it out of the project).
+ * and a link or a file in place of a folder on the way to one (writing would follow the link
+ * out of the project; a file cannot hold one).
  */
 async function conflictsIn(target: string, rels: string[]): Promise<string[]> {
   const found = new Set<string>();
-  const kind = new Map<string, 'link' | 'other' | 'none'>();
+  const kind = new Map<string, 'link' | 'dir' | 'other' | 'none'>();
   const lkind = async (rel: string) => {
     let k = kind.get(rel);
     if (!k) {
       const st = await lstat(path.join(target, rel)).catch(() => undefined);
-      k = !st ? 'none' : st.isSymbolicLink() ? 'link' : 'other';
+      k = !st ? 'none' : st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'other';
       kind.set(rel, k);
     }
     return k;
@@ -54,16 +64,163 @@ async function conflictsIn(target: string, rels: string[]): Promise<string[]> {
     const parts = rel.split('/');
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if ((await lkind(dir)) === 'link') found.add(dir);
+      // A link would lead the write out of the project; a file there cannot hold one.
+      const k = await lkind(dir);
+      if (k === 'link' || k === 'other') found.add(dir);
     }
     if ((await lkind(rel)) !== 'none') found.add(rel);
   }
   return [...found];
 }
 
+function shownPath(p: string, cwd: string): string {
+  return path.relative(cwd, p) || '.';
+}
+
+/**
+ * The folder to write into: the target when absent or a real folder; a link to a folder, named
+ * by the user, is their choice and is followed once, here (links inside it are still refused);
+ * a file, or a link to anything else, is refused.
+ */
+async function checkTarget(target: string, cwd: string): Promise<string> {
+  const st = await lstat(target).catch(() => undefined);
+  if (!st || st.isDirectory()) return target;
+  const shown = shownPath(target, cwd);
+  if (st.isSymbolicLink()) {
+    const real = await realpath(target).catch(() => undefined);
+    if (real && (await lstat(real)).isDirectory()) return real;
+  }
+  throw new AlloyError('E_INIT_CONFLICT', st.isSymbolicLink() ? `${shown} is a symbolic link to no folder` : `${shown} exists and is not a folder`, {
+    hint: st.isSymbolicLink() ? 'give the folder the link should point to, or a new folder name, e.g. `alloy init my-project`' : 'choose a new or empty folder, e.g. `alloy init my-project`',
+    details: { conflicts: ['.'] },
+  });
+}
+
+/** Environment errors a user can fix (space, permissions, limits): said as such, not as a bug. */
+const WRITE_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENAMETOOLONG', 'ELOOP', 'EIO']);
+
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the filesystem is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'a file is larger than this process may write (ulimit -f)',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files',
+  ENOTDIR: 'a file is where a folder is needed',
+  EEXIST: 'a file appeared where alloy init writes',
+  ENOTEMPTY: 'the folder was filled meanwhile',
+  EISDIR: 'a folder is where a file is needed',
+  ENAMETOOLONG: 'a path is too long',
+  ELOOP: 'a symbolic link is in the way',
+  EIO: 'an input/output error',
+};
+
+function writeError(err: unknown, target: string, cwd: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof AlloyError || !e || typeof e.code !== 'string' || !WRITE_ERRNOS.has(e.code)) return err;
+  const shown = shownPath(target, cwd);
+  const conflict = e.code === 'EEXIST' || e.code === 'ENOTEMPTY' || e.code === 'ENOTDIR' || e.code === 'EISDIR' || e.code === 'ELOOP';
+  return new AlloyError(conflict ? 'E_INIT_CONFLICT' : 'E_INIT_WRITE', `could not create the project in ${shown}: ${ERRNO_WORDS[e.code] ?? e.code} (${e.code}); nothing was left behind`, {
+    hint: conflict ? 'something appeared where alloy init writes while it ran; choose an empty folder, e.g. `alloy init my-project`' : 'check the free space and the permissions of the folder, then run alloy init again',
+    cause: err,
+    details: { errno: e.code },
+  });
+}
+
+/**
+ * Writes `files` under `target` all or nothing (see the header). Missing folders above the
+ * target are made one level at a time and removed again on failure.
+ */
+async function writeScaffold(target: string, files: PlannedFile[], cwd: string): Promise<void> {
+  const parent = path.dirname(target);
+  const madeAbove: string[] = [];
+  const stagingName = `.alloy-init-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let staging = path.join(parent, stagingName);
+  let stagingMade = false;
+  const linked: string[] = [];
+  const madeInside: string[] = [];
+  try {
+    // The folders above the target that are missing, top first.
+    const missing: string[] = [];
+    for (let d = parent; !(await lstat(d).catch(() => undefined)); d = path.dirname(d)) {
+      missing.unshift(d);
+      if (path.dirname(d) === d) break;
+    }
+    for (const d of missing) {
+      await mkdir(d);
+      madeAbove.push(d);
+    }
+    // 0o777 less the umask, as mkdir makes the project's folders (mkdtemp would make it 0700).
+    try {
+      await mkdir(staging, { mode: 0o777 });
+    } catch (err) {
+      // `alloy init .` in a folder whose parent is not ours to write: stage inside the
+      // target instead (a hidden folder this run makes and removes; same filesystem too).
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') || !(await lstat(target).catch(() => undefined))?.isDirectory()) throw err;
+      staging = path.join(target, stagingName);
+      await mkdir(staging, { mode: 0o777 });
+    }
+    stagingMade = true;
+    for (const f of files) {
+      const abs = path.join(staging, f.path);
+      await mkdir(path.dirname(abs), { recursive: true });
+      await writeFile(abs, f.content, { flag: 'wx' });
+    }
+    const existing = await lstat(target).catch(() => undefined);
+    if (!existing) {
+      // One step: the project appears whole or not at all. rename fails (ENOTEMPTY, EEXIST)
+      // rather than replace a folder that something else filled meanwhile.
+      await rename(staging, target);
+      stagingMade = false;
+      return;
+    }
+    if (!existing.isDirectory()) throw Object.assign(new Error(`${target} is not a folder`), { code: 'ENOTDIR', path: target });
+    // Into an existing folder: folders made level by level (a link in the way is refused),
+    // files linked in (link fails on any existing name, a dangling link too).
+    const ensured = new Set<string>();
+    for (const f of files) {
+      const parts = f.path.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const rel = parts.slice(0, i).join('/');
+        if (ensured.has(rel)) continue;
+        const abs = path.join(target, rel);
+        const st = await lstat(abs).catch(() => undefined);
+        if (!st) {
+          await mkdir(abs);
+          madeInside.push(abs);
+        } else if (!st.isDirectory()) {
+          throw Object.assign(new Error(`${abs} is not a folder`), { code: st.isSymbolicLink() ? 'ELOOP' : 'ENOTDIR', path: abs });
+        }
+        ensured.add(rel);
+      }
+      const dest = path.join(target, f.path);
+      try {
+        await link(path.join(staging, f.path), dest);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // A filesystem without hard links: copy, still refusing any existing name (O_EXCL).
+        if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+        await copyFile(path.join(staging, f.path), dest, fsConstants.COPYFILE_EXCL);
+      }
+      linked.push(dest);
+    }
+  } catch (err) {
+    // Exactly what this run made, newest first; a folder someone else filled meanwhile stays.
+    for (const f of linked.reverse()) await unlink(f).catch(() => undefined);
+    for (const d of madeInside.reverse()) await rmdir(d).catch(() => undefined);
+    if (stagingMade) await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    for (const d of madeAbove.reverse()) await rmdir(d).catch(() => undefined);
+    throw writeError(err, target, cwd);
+  }
+  await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+}
+
 export default async function initCommand(ctx: CliContext, args: string[], opts: InitOptions): Promise<number> {
-  const target = path.resolve(ctx.cwd, args[0] ?? '.');
-  const defaultName = path.basename(target);
+  const named = path.resolve(ctx.cwd, args[0] ?? '.');
+  const defaultName = path.basename(named);
   let name = opts.name;
   let templateName = opts.template;
 
@@ -82,6 +239,7 @@ export default async function initCommand(ctx: CliContext, args: string[], opts:
   const projectName = checkName(name ?? defaultName);
 
   const files = await planProjectFiles(template, projectName);
+  const target = await checkTarget(named, ctx.cwd);
   const conflicts = await conflictsIn(target, files.map((f) => f.path));
   if (conflicts.length > 0) {
     throw new AlloyError('E_INIT_CONFLICT', `${path.relative(ctx.cwd, target) || '.'} already has ${conflicts.length === 1 ? 'a file' : 'files'} alloy init would write: ${conflicts.slice(0, 5).join(', ')}${conflicts.length > 5 ? ', …' : ''}`, {
@@ -92,12 +250,7 @@ export default async function initCommand(ctx: CliContext, args: string[], opts:
 
   const spinner = await ctx.spinner(`Creating ${projectName}`);
   try {
-    for (const f of files) {
-      const abs = path.join(target, f.path);
-      await mkdir(path.dirname(abs), { recursive: true });
-      // 'wx': fail rather than overwrite if a file appeared since the check.
-      await writeFile(abs, f.content, { flag: 'wx' });
-    }
+    await writeScaffold(target, files, ctx.cwd);
   } catch (err) {
     spinner.fail('Could not create the project');
     throw err;

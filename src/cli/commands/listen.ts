@@ -24,6 +24,7 @@ import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/project.js';
 import { verifyStandardWebhook } from '../../engine/standard-webhooks.js';
 import { BodyTooLargeError, readRequestBody } from '../../http/body.js';
+import { applyServerLimits, DEFAULT_MAX_HEADER_SIZE } from '../../http/listen.js';
 import { clockTime, statusMark } from '../../server/terminal-format.js';
 
 export const DEFAULT_LISTEN_PORT = DEFAULT_PORTS.listen;
@@ -60,11 +61,12 @@ export default async function listen(ctx: CliContext, _args: string[], opts: Rec
   const out = opts.out ? await openOut(path.resolve(ctx.cwd, String(opts.out))) : undefined;
   const c = ctx.color;
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: DEFAULT_MAX_HEADER_SIZE }, (req, res) => {
     void handle(req, res).catch(() => {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  applyServerLimits(server);
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const receivedAt = new Date().toISOString();
     const urlPath = (req.url ?? '/').split('?')[0];
@@ -175,7 +177,9 @@ async function secretsToTry(ctx: CliContext, flag: unknown): Promise<Secret[]> {
   const env = await loadProjectEnv(found.root, ctx.env);
   const out: Secret[] = [];
   for (const name of referencedSecretNames(project).stream) if (env[name]) out.push({ value: env[name]!, source: name });
-  out.push({ value: loadOrCreateStreamSecret(found.root).secret, source: 'the dev stream secret (.alloy/stream-secret)' });
+  const dev = loadOrCreateStreamSecret(found.root);
+  if (dev.replaced) ctx.note(ctx.errColor.yellow(`warning: ${dev.replaced}; replaced by a new secret`));
+  out.push({ value: dev.secret, source: 'the dev stream secret (.alloy/stream-secret)' });
   return out;
 }
 

@@ -33,6 +33,8 @@ export default async function logs(ctx: CliContext, _args: string[], opts: Recor
     const first = await reader.readLogs(undefined, lines);
     let last = first.last;
     print(first.entries);
+    // Silence looked like a hang or a broken log to someone trying the command first.
+    if (first.entries.length === 0 && !ctx.json && !opts.follow) ctx.note('no finished executions yet (start `alloy dev` and send an event: `alloy emit <event>`)');
     if (!opts.follow) return 0;
     if (reader.via !== 'api') {
       throw new AlloyError('E_DEV_NOT_RUNNING', 'logs -f follows a running `alloy dev`, and none is running for this project', {

@@ -10,7 +10,8 @@ import { newId } from '../../server/ids.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseEnv } from 'node:util';
+import { readEnvFile } from '../../core/env-file.js';
+import { JSON_MAX_DEPTH, jsonTooDeep } from '../../core/json-depth.js';
 import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
@@ -132,6 +133,9 @@ async function readEvent(ctx: CliContext, spec: string): Promise<unknown> {
     text = spec;
     source = '--event';
   }
+  if (jsonTooDeep(text)) {
+    throw new UsageError(`the event in ${source} nests deeper than ${JSON_MAX_DEPTH} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten it: alloy accepts at most ${JSON_MAX_DEPTH} levels of objects and arrays (alloy dev and serve refuse deeper events)` });
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -177,15 +181,7 @@ function validateEvent(event: unknown, def: WorkflowDef, registry: ConnectorRegi
 // ---------------------------------------------------------------- local settings
 
 async function readDotenv(root: string): Promise<Record<string, string>> {
-  try {
-    const parsed = parseEnv(await readFile(path.join(root, '.env'), 'utf8'));
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(parsed)) if (v !== undefined) out[k] = v;
-    return out;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
+  return (await readEnvFile(path.join(root, '.env'), '.env')) ?? {};
 }
 
 /** Only the variables the stream secret names become `secrets` (and get redacted). */

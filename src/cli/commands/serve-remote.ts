@@ -14,7 +14,27 @@ export async function openServeClient(ctx: CliContext, opts: Record<string, any>
     url = remotes[name]?.url;
     if (!url) throw new UsageError(`no remote named "${name}" in the config`, { hint: Object.keys(remotes).length ? `Known remotes: ${Object.keys(remotes).join(', ')}.` : 'Add `remotes: { prod: { url: "https://alloy.example.com" } }` to alloy.config.yaml.' });
   }
+  checkServeUrl(url, opts.url ? '--url' : `the url of remote "${opts.remote}"`);
   return serveClient(url, ctx.env.ALLOY_API_KEY);
+}
+
+/**
+ * `--url 127.0.0.1:4200` (no scheme) used to end in "cannot reach …: Failed to parse URL …
+ * Is alloy serve running there?": a usage error said as a network one.
+ */
+function checkServeUrl(url: string, what: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new UsageError(`${what} ${JSON.stringify(url)} is not an http(s) URL`, { code: 'E_BAD_URL', hint: `Give the scheme too, e.g. http://${/^[\w.-]+:\d+$/.test(url) ? url : '127.0.0.1:4200'}.` });
+  }
+  if (parsed.username || parsed.password) {
+    throw new UsageError(`${what} holds a user name or password`, { code: 'E_BAD_URL', hint: 'Leave credentials out of the URL: the API key goes in ALLOY_API_KEY.' });
+  }
 }
 
 /** All pages of a list route. */

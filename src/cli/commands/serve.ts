@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
 import { UsageError } from '../../errors.js';
+import { listenError } from '../../http/listen.js';
 import type { AppSettings } from '../../core/model.js';
 import { DEFAULT_STORE_PATH, LocalStore, isStoreUrl, openStore, type Store } from '../../store/lib.js';
 import { findConfig } from '../../core/find-config.js';
@@ -157,6 +158,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   if (role !== 'all' && !where.database) throw new UsageError(`--role ${role} needs --database`, { hint: 'SQLite is owned by one process: run --role all, or give every process --database postgres://….' });
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const recoverAfterSeconds = positiveInt(opts.recoverAfter, '--recover-after');
+  const maxConnections = positiveInt(opts.maxConnections, '--max-connections');
   const { openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
@@ -186,10 +188,11 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     role,
     concurrency,
     recoverAfterSeconds,
+    maxConnections,
     log,
   }).catch(async (err) => {
     await store!.close().catch(() => undefined);
-    throw err;
+    throw listenError(err, opts.host ?? '127.0.0.1', port) ?? err;
   });
   if (ctx.json) ctx.printJson({ ok: true, url: server.url, role, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
   else {

@@ -3,10 +3,11 @@
  * around the position, and the hint. The --json form is the Diagnostic objects themselves.
  */
 import { count } from './count.js';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ChalkInstance } from 'chalk';
 import { LineIndex, type Diagnostic } from '../../core/diagnostics.js';
+import { MAX_DEFINITION_BYTES } from '../../core/source-file.js';
 
 export interface RenderOptions {
   color: ChalkInstance;
@@ -40,29 +41,52 @@ export function renderDiagnostics(list: readonly Diagnostic[], options: RenderOp
   return blocks.join('\n\n');
 }
 
+/**
+ * A file's text for a code frame, when it is a regular file alloy would have read: never a
+ * device or a pipe (a committed `workflows/x.yaml -> /dev/zero` or a FIFO made `alloy validate`
+ * read without end, or wait for ever), never more than a definition file may hold.
+ */
 function tryRead(file: string): string | undefined {
+  let fd: number | undefined;
   try {
-    const text = readFileSync(file, 'utf8');
+    fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > MAX_DEFINITION_BYTES) return undefined;
+    const text = readFileSync(fd, 'utf8');
     return text.includes('\u0000') ? undefined : text;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
+
+/** Characters of a source line shown in a frame; a longer line (minified JSON) is cut around the column. */
+export const FRAME_LINE_WIDTH = 120;
 
 function codeFrame(index: LineIndex, d: Diagnostic, c: ChalkInstance): string[] {
   const first = Math.max(1, d.line - 1);
   const last = Math.min(index.lineCount, d.line + 1);
   const width = String(last).length;
+  // One window for the three lines, starting a little before the column (a 400 KB line of
+  // `[` printed whole flooded the terminal).
+  const start = Math.max(0, d.column - 1 - 40);
+  const clip = (line: string) => {
+    if (line.length <= FRAME_LINE_WIDTH && start === 0) return line;
+    const cut = line.slice(start, start + FRAME_LINE_WIDTH);
+    return `${start > 0 ? '…' : ''}${cut}${start + FRAME_LINE_WIDTH < line.length ? '…' : ''}`;
+  };
   const out: string[] = [];
   for (let n = first; n <= last; n++) {
     const text = index.lineText(n).replace(/\t/g, ' ');
     const gutter = String(n).padStart(width);
     if (n === d.line) {
-      out.push(`${c.red('>')} ${c.dim(gutter + ' |')} ${text}`);
+      out.push(`${c.red('>')} ${c.dim(gutter + ' |')} ${clip(text)}`);
       const span = d.endLine === d.line ? Math.max(1, d.endColumn - d.column) : Math.max(1, text.length - d.column + 1);
-      out.push(`  ${' '.repeat(width)} ${c.dim('|')} ${' '.repeat(Math.max(0, d.column - 1))}${c.red('^'.repeat(Math.min(span, 80)))}`);
+      const at = d.column - 1 - start + (start > 0 ? 1 : 0);
+      out.push(`  ${' '.repeat(width)} ${c.dim('|')} ${' '.repeat(Math.max(0, at))}${c.red('^'.repeat(Math.min(span, 80, Math.max(1, FRAME_LINE_WIDTH - (d.column - 1 - start)))))}`);
     } else {
-      out.push(`  ${c.dim(gutter + ' |')} ${text}`);
+      out.push(`  ${c.dim(gutter + ' |')} ${clip(text)}`);
     }
   }
   return out;

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import { readBody } from '../../http/body.js';
 import { BODY_TOO_LARGE, HttpError } from '../../http/error.js';
+import { applyServerLimits, DEFAULT_MAX_HEADER_SIZE } from '../../http/listen.js';
 import type { AddressInfo } from 'node:net';
 import { AlloyError } from '../../errors.js';
 import { isObjectId, sha256Hex } from '../canonical.js';
@@ -79,8 +80,8 @@ const versionNumber = (s: string) => {
   return Number(s);
 };
 
-function asObject(v: unknown): Record<string, unknown> {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'E_BAD_REQUEST', 'the body must be a JSON object');
+function asObject(v: unknown, what = 'the body'): Record<string, unknown> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'E_BAD_REQUEST', `${what} must be a JSON object`);
   return v as Record<string, unknown>;
 }
 
@@ -132,7 +133,7 @@ export const storeRoutes: StoreRoute[] = [
       const invalid: { id: string; reason: string }[] = [];
       const schema: { id: string; type: string; errors: string[] }[] = [];
       for (const item of list) {
-        const o = asObject(item);
+        const o = asObject(item, 'each item of `objects`');
         if (!isObjectId(o.id) || typeof o.data !== 'string') throw new HttpError(400, 'E_BAD_REQUEST', 'each object needs `id` (64 hex digits) and `data` (its canonical JSON text)');
         const bytes = Buffer.from(o.data, 'utf8');
         // Never trust the client's id: re-hash the bytes that will be stored.
@@ -244,7 +245,7 @@ export const storeRoutes: StoreRoute[] = [
     role: 'write',
     handler: async (c) => {
       const body = asObject(await c.body());
-      const to = asObject(body.to);
+      const to = asObject(body.to, '`to` ({ version, id })');
       const expected = body.expected;
       if (expected !== null && !isObjectId(expected)) throw new HttpError(400, 'E_BAD_REQUEST', '`expected` must be the release id you saw published, or null');
       if (!Number.isSafeInteger(to.version) || !isObjectId(to.id)) throw new HttpError(400, 'E_BAD_REQUEST', '`to` must be { version, id }');
@@ -406,7 +407,7 @@ export interface StoreServer {
 /** A standalone store server; binds 127.0.0.1 unless `host` says otherwise. */
 export function createStoreServer(options: StoreServerOptions): StoreServer {
   const handle = createStoreRequestHandler(options);
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: DEFAULT_MAX_HEADER_SIZE }, (req, res) => {
     handle(req, res)
       .then((handled) => {
         if (!handled) {
@@ -420,8 +421,7 @@ export function createStoreServer(options: StoreServerOptions): StoreServer {
         res.end();
       });
   });
-  server.requestTimeout = 60_000;
-  server.headersTimeout = 15_000;
+  applyServerLimits(server);
   let closing: Promise<void> | undefined;
   return {
     server,

@@ -1,0 +1,51 @@
+/**
+ * Request bodies alloy's servers refuse by their headers: a compressed body (alloy never
+ * decompresses) is 415 E_CONTENT_ENCODING and nothing is stored; before, it was parsed as
+ * JSON (400 quoting binary) or, through the relay, queued and forwarded as is.
+ */
+import { gzipSync } from 'node:zlib';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openEventLog } from '../../src/server/event-log.js';
+import { indexDefinitions } from '../../src/server/definitions.js';
+import { createRuntimeServer } from '../../src/server/runtime-server.js';
+import { fakeExecutor, http, projectOf, tempDir, workflow } from '../server/helpers.js';
+import { cleanup, startTestServe } from '../serve/helpers.js';
+
+describe('compressed bodies', () => {
+  it('alloy dev: gzip, br and a list of encodings are 415 E_CONTENT_ENCODING, nothing stored; identity is fine', async () => {
+    const tmp = tempDir();
+    const log = openEventLog({ file: path.join(tmp.dir, 'dev.sqlite') });
+    const server = createRuntimeServer({ log, definitions: indexDefinitions(projectOf(tmp.dir, [workflow('go', { event: 'go' })])), executor: fakeExecutor().executor });
+    const base = await server.listen();
+    try {
+      const body = JSON.stringify({ event: 'go', data: {} });
+      for (const enc of ['gzip', 'br', 'gzip, identity', 'x-anything']) {
+        const r = await http('POST', `${base}/v1/run/event`, enc === 'gzip' ? gzipSync(body) : body, { 'content-type': 'application/json', 'content-encoding': enc });
+        expect(r.status, enc).toBe(415);
+        expect(r.json.error.code).toBe('E_CONTENT_ENCODING');
+        expect(r.headers['accept-encoding']).toBe('identity'); // RFC 9110 §15.5.16
+      }
+      expect(log.countDeliveries()).toBe(0);
+      const ok = await http('POST', `${base}/v1/run/event`, body, { 'content-type': 'application/json', 'content-encoding': 'identity' });
+      expect(ok.status).toBe(202);
+      expect(log.countDeliveries()).toBe(1);
+    } finally {
+      await server.close();
+      tmp.cleanup();
+    }
+  });
+
+  it('alloy serve: a gzip body is 415 E_CONTENT_ENCODING', async () => {
+    const serve = await startTestServe();
+    try {
+      const r = await http('POST', `${serve.url}/v1/users`, gzipSync(JSON.stringify({ id: 'u1' })), { 'content-type': 'application/json', 'content-encoding': 'gzip', authorization: `Bearer ${serve.admin}` });
+      expect(r.status).toBe(415);
+      expect(r.json.error.code).toBe('E_CONTENT_ENCODING');
+      expect(await serve.state.users.get('u1')).toBeUndefined();
+    } finally {
+      await serve.close();
+      cleanup();
+    }
+  });
+});
