@@ -144,15 +144,25 @@ class Execution {
     private readonly deps: EngineDeps,
   ) {
     this.redactor = createRedactor(Object.values(deps.secrets ?? {}));
-    // Steps without a timeout of their own listen on this signal directly (withTimeout), up
-    // to an `each`'s concurrency (64) at once, calls included: no leak warning for that.
-    setMaxListeners(0, this.controller.signal);
     this.base = {
       event: record.event,
       user: { id: record.userId },
       execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
       ...(deps.config ? { config: deps.config } : {}),
     };
+  }
+
+  private manyListeners = false;
+  /**
+   * Steps without a timeout of their own listen on the execution's signal directly
+   * (withTimeout, and their calls), up to an `each`'s concurrency (64) at once: no leak
+   * warning for that. Raised when an `each` runs items side by side, not for every execution
+   * (setMaxListeners on an EventTarget cost about as much as making its controller).
+   */
+  private allowManyListeners(): void {
+    if (this.manyListeners) return;
+    this.manyListeners = true;
+    setMaxListeners(0, this.controller.signal);
   }
 
   /** When this execution last let the event loop run (see yieldIfLong). */
@@ -650,6 +660,7 @@ class Execution {
       }
     };
     const width = Math.min(step.concurrency, Math.max(1, items.length));
+    if (width > 1) this.allowManyListeners();
     await Promise.all(Array.from({ length: width }, worker));
     if (failure !== undefined) throw failure;
     rec.inputs = { ...(rec.inputs as object), ran: outputs.length, stopped };
