@@ -15,6 +15,7 @@
 //     every acknowledged event completes, per-shop calls in flight never exceed the bound,
 //     nothing is left pending.
 // Medians of RUNS for 2 and 3. Usage: npm run build && node bench/cluster-bench.mjs [--quick] [--runs N] [--events N] [--no-pg-restart]
+// [--concurrency N] (each serve process's --concurrency; serve's default, 16, when not given)
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -39,6 +40,7 @@ const PROF = args.indexOf('--prof') >= 0 ? path.resolve(args[args.indexOf('--pro
 // --count: serve processes count the statements they send (bench/_pg-count.mjs); printed per execution / per request.
 const COUNT = args.includes('--count') ? mkdtempSync(path.join(os.tmpdir(), 'alloy-pg-count-')) : undefined;
 const EVENTS = argOf('--events', quick ? 2000 : 10_000);
+const CONCURRENCY = argOf('--concurrency', undefined);
 const THROUGHPUT_EVENTS = quick ? 600 : 1500;
 const SHOPS = 100;
 const PG_BASE = process.env.ALLOY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -139,7 +141,7 @@ async function makeCluster(fake, receiverUrl) {
   const procs = new Set();
   const start = (role) =>
     new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : []), ...(COUNT ? ['--import', pathToFileURL(path.join(here, '_pg-count.mjs')).href] : []), BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...(PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF] : []), ...(COUNT ? ['--import', pathToFileURL(path.join(here, '_pg-count.mjs')).href] : []), BIN, 'serve', '--port', '0', '--json', '--role', role, '--recover-after', '5', ...(CONCURRENCY ? ['--concurrency', String(CONCURRENCY)] : []), ...db, '--store', storeDir], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stderr.on('data', (b) => (err += b));

@@ -181,14 +181,14 @@ export function createRunner(options: RunnerOptions): Runner {
             message: `the worker running it stopped ${resumes} times (crashed or killed); it is not resumed again`,
             hint: 'Look at the steps it ran last (GET /v1/executions/:id) for what brings the process down, fix the workflow, then rerun it.',
           },
-        });
+        }, { last: true });
         return true;
       }
       const version = await options.source.get(row.integration, row.version);
       const routed = version.defs.workflows.get(row.workflow);
       if (!installation || !routed) {
         const reason = !installation ? 'its installation was deleted' : `${row.workflow} is not in ${row.integration} v${row.version}`;
-        await options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error: { code: 'E_GONE', message: `cannot run: ${reason}` } });
+        await options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error: { code: 'E_GONE', message: `cannot run: ${reason}` } }, { last: true });
         return true;
       }
       let c = compiled.get(routed.workflow.def);
@@ -196,6 +196,7 @@ export function createRunner(options: RunnerOptions): Runner {
         c = compileWorkflow(routed.workflow.def);
         compiled.set(routed.workflow.def, c);
       }
+      const compiledWorkflow = c;
       const config = configOf(installation, version.def);
       // Config values marked secret are redacted wherever the engine records values.
       const secrets: Record<string, string> = { ...secretsOf(version.defs.project), ...config.secretValues };
@@ -222,7 +223,9 @@ export function createRunner(options: RunnerOptions): Runner {
           .then(() => previous)
           .then(() => {
             waiting = undefined;
-            return options.state.executions.checkpoint(id, record);
+            // The last write of this run: the final record, unless a stream delivery follows it.
+            const last = isFinalRecord(record) && (!compiledWorkflow.stream || record.stream !== undefined);
+            return options.state.executions.checkpoint(id, record, { last });
           });
         waiting = p;
         writes = p;

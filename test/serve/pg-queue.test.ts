@@ -208,4 +208,103 @@ describePg('PostgreSQL execution queue', () => {
     await waitFor(async () => log.some((l) => l.node === 'b' && l.id === id), 'resumed on b', 30_000);
     release();
   }, 60_000);
+
+  it("an execution's final record is written by the statement that completes its job; its lock is released once that committed", async () => {
+    // Before, the final checkpoint was a statement of its own (one more round trip and WAL
+    // flush per execution) ahead of the job's completion.
+    const schema = freshSchema('q_final');
+    const a = await node(schema);
+    const names: string[] = [];
+    const query = a.state.pool.query.bind(a.state.pool) as (...args: unknown[]) => unknown;
+    (a.state.pool as unknown as { query: unknown }).query = (q: unknown, ...rest: unknown[]) => {
+      if (q && typeof q === 'object' && 'name' in q) names.push(String((q as { name: unknown }).name));
+      return query(q, ...rest);
+    };
+    const ran: string[] = [];
+    const [id, cancelled] = [row(), row()].map((r) => r.id);
+    for (const r of [id, cancelled]) await a.queue.ingest({ executions: [{ ...row(), id: r, record: { ...row().record, id: r } }] });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await a.queue.start({
+      async prepare(x: string): Promise<PreparedExecution | undefined> {
+        const loaded = await a.state.executions.getForRun!(x);
+        if (!loaded || (loaded.row.status !== 'queued' && loaded.row.status !== 'running')) return undefined;
+        return {
+          installationId: 'in_1',
+          run: async () => {
+            ran.push(x);
+            if (x === cancelled) await gate;
+            await a.state.executions.checkpoint(x, { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'], { last: true });
+            return true;
+          },
+        };
+      },
+    });
+    await waitFor(async () => (await a.state.executions.get(id))?.status === 'succeeded', 'the first succeeded', 30_000);
+    // Cancelled while it runs: the final record is stored, the status stays cancelled.
+    await waitFor(async () => ran.includes(cancelled), 'the second runs');
+    expect(await a.state.executions.cancel(cancelled, new Date().toISOString())).toBe(true);
+    release();
+    await waitFor(async () => (await a.state.executions.get(cancelled))?.record.status === 'succeeded', 'the second ended', 30_000);
+    expect((await a.state.executions.get(cancelled))?.status).toBe('cancelled');
+    expect(names).not.toContain('alloy_checkpoint');
+    await waitFor(async () => (await a.state.pool.query(`SELECT count(*)::int AS n FROM ${schema}.job WHERE state <> 'completed'`)).rows[0].n === 0, 'both jobs completed');
+    // Another session can take the executions' locks: this process released them.
+    const other = await a.state.pool.connect();
+    try {
+      for (const x of [id, cancelled]) {
+        await waitFor(async () => {
+          const got = (await other.query('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS got', [`${schema}:execution`, x])).rows[0].got as boolean;
+          if (got) await other.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [`${schema}:execution`, x]);
+          return got;
+        }, `the lock of ${x} released`);
+      }
+    } finally {
+      other.release();
+    }
+    expect(ran.sort()).toEqual([id, cancelled].sort());
+  }, 60_000);
+
+  it('creating the queue leaves no AsyncLocalStorage enabled (every later promise of the process would pay for it)', async () => {
+    // The store routes pg-boss's statements into the creating transaction; once run, Node
+    // keeps its promise hooks on until the storage is disabled.
+    const carriesStore = () => Object.getOwnPropertySymbols(Promise.resolve()).some((x) => String(x) === 'Symbol(kResourceStore)');
+    expect(carriesStore()).toBe(false);
+    const a = await node(freshSchema('q_hooks'));
+    await a.queue.ingest({ executions: [row()] }); // starts pg-boss and creates the queue
+    expect(carriesStore()).toBe(false);
+  });
+
+  it('a final record that is not the run\'s last write (a stream delivery follows) is written on its own; the job completes only when the run returns', async () => {
+    // A crash during the stream's delivery must leave the job to be retried (the resumed run delivers it).
+    const schema = freshSchema('q_notlast');
+    const a = await node(schema);
+    const [id] = (await a.queue.ingest({ executions: [row()] })).executionIds;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let finalWritten = false;
+    await a.queue.start({
+      async prepare(x: string): Promise<PreparedExecution | undefined> {
+        const loaded = await a.state.executions.getForRun!(x);
+        if (!loaded || (loaded.row.status !== 'queued' && loaded.row.status !== 'running')) return undefined;
+        return {
+          installationId: 'in_1',
+          run: async () => {
+            const final = { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'];
+            await a.state.executions.checkpoint(x, final);
+            finalWritten = true;
+            await gate; // delivering the stream
+            await a.state.executions.checkpoint(x, { ...final, stream: { status: 'delivered' } } as unknown as ExecutionRow['record'], { last: true });
+            return true;
+          },
+        };
+      },
+    });
+    await waitFor(async () => finalWritten, 'the final record written');
+    expect((await a.state.executions.get(id))?.status).toBe('succeeded');
+    expect((await a.state.pool.query(`SELECT state FROM ${schema}.job`)).rows.map((r) => r.state)).toEqual(['active']);
+    release();
+    await waitFor(async () => (await a.state.pool.query(`SELECT count(*)::int AS n FROM ${schema}.job WHERE state <> 'completed'`)).rows[0].n === 0, 'the job completed');
+    expect((await a.state.executions.get(id))?.record.stream).toEqual({ status: 'delivered' });
+  });
 });

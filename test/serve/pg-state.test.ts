@@ -36,6 +36,27 @@ describePg('PostgreSQL migrations and races', () => {
     }
   });
 
+  it('an execution row is written with four indexes (migration 8 dropped executions_unfinished); unfinished() still answers from an index', async () => {
+    // Every ingest and every status change writes each index of executions.
+    const schema = freshSchema('indexes');
+    const state = await openPgState({ url: PG_URL, schema, poolSize: 1 });
+    try {
+      const names = (await state.pool.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'executions' ORDER BY 1`, [schema])).rows.map((r) => r.indexname);
+      expect(names).toEqual(['executions_installation', 'executions_pkey', 'executions_status', 'executions_user']);
+      const c = await state.pool.connect();
+      try {
+        await c.query('SET enable_seqscan = off');
+        const plan = (await c.query("EXPLAIN SELECT id FROM executions WHERE status IN ('queued', 'running') ORDER BY id")).rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect(plan).toContain('executions_status');
+      } finally {
+        await c.query('RESET enable_seqscan');
+        c.release();
+      }
+    } finally {
+      await state.close();
+    }
+  });
+
   it('refuses a schema migrated by a newer alloy, and one that needs migrating when told not to migrate', async () => {
     const schema = freshSchema('newer');
     const state = await openPgState({ url: PG_URL, schema, poolSize: 1 });

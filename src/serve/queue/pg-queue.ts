@@ -27,6 +27,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
+import type { ExecutionRecord } from '../../engine/types.js';
 import type { IngestInput, IngestResult, ServeState } from '../state/types.js';
 import { BUCKET_REPORTS_UPSERT, type BucketReports, type ForRunRow, type PgIngestOptions } from '../state/pg-state.js';
 import type { EnqueueOptions, ExecutionQueue, PreparedExecution, QueueLimits, QueueWork } from './types.js';
@@ -43,6 +44,8 @@ export interface PgQueueState {
   primeForRun?(id: string, loaded: ForRunRow | undefined): void;
   /** Cost-bucket reports for the settle statement to carry (PgServeState has it). */
   takeBucketReports?(): BucketReports | undefined;
+  /** Hands the queue an execution's final checkpoint, for the settle statement to write (PgServeState has it). */
+  finishWith?(id: string, write: ((record: ExecutionRecord) => Promise<void> | undefined) | undefined): void;
 }
 
 export interface PgQueueOptions {
@@ -82,14 +85,25 @@ SELECT (SELECT slot FROM i) AS i, (SELECT slot FROM s) AS s`;
 /**
  * Completes jobs ($4, as pg-boss's complete does) and releases advisory locks ($1/$2 pairs) in
  * one statement, which also writes the state's waiting cost-bucket reports ($5, a JSON array;
- * pacing, like the job bookkeeping committed without waiting for the WAL flush).
+ * pacing, like the job bookkeeping committed without waiting for the WAL flush) and the final
+ * records of the executions that ended ($6–$9: id, status, record as JSON text, updated_at;
+ * a cancelled execution stays cancelled, as the state's checkpoint does). When it carries
+ * records it commits with synchronous_commit on: they are the durable record (one WAL flush
+ * for every execution that ended meanwhile). Those executions' own locks are not among $1/$2:
+ * released before the commit, another process could take the execution and read the record
+ * from before; they are released by the session's next statement (see pendingUnlocks).
  */
-const SETTLE_SQL = `WITH u AS (
+const SETTLE_SQL = `WITH w AS (
+  UPDATE executions e SET status = CASE WHEN e.status = 'cancelled' THEN e.status ELSE x.status END, record = x.record::json, updated_at = x.updated_at
+  FROM unnest($6::text[], $7::text[], $8::text[], $9::text[]) AS x(id, status, record, updated_at) WHERE e.id = x.id RETURNING 1
+), sync AS (
+  SELECT set_config('synchronous_commit', CASE WHEN cardinality($6::text[]) > 0 THEN 'on' ELSE 'off' END, true) AS v
+), u AS (
   SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtext(k), hashtext(v))) AS n FROM unnest($1::text[], $2::text[]) AS l(k, v)
 ), c AS (
   UPDATE job SET completed_on = now(), state = 'completed' WHERE name = $3 AND id = ANY($4::uuid[]) AND state = 'active' RETURNING 1
 ), r AS (${BUCKET_REPORTS_UPSERT('$5')} RETURNING 1)
-SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed, (SELECT count(*) FROM r) AS reported`;
+SELECT (SELECT n FROM u) AS unlocked, (SELECT count(*) FROM c) AS completed, (SELECT count(*) FROM r) AS reported, (SELECT count(*) FROM w) AS written, (SELECT v FROM sync) AS sync`;
 
 interface JobData {
   id: string;
@@ -133,7 +147,9 @@ interface TakeRow {
  * lock: PL/pgSQL takes a new snapshot per statement) and its installation's and shop's slots
  * taken, as takeSlots would.
  */
-const TAKE_SQL = 'SELECT * FROM alloy_take_jobs($1, $2, $3, $4, $5, $6, $7, $8)';
+const TAKE_SQL = `SELECT t.* FROM (
+  SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtext(k), hashtext(v))) AS n FROM unnest($9::text[], $10::text[]) AS l(k, v)
+) u CROSS JOIN LATERAL alloy_take_jobs($1, $2, $3, $4, $5, $6, $7, $8) t`;
 
 export function isPgQueueState(state: unknown): state is PgQueueState {
   return typeof state === 'object' && state !== null && 'pool' in state && 'schema' in state;
@@ -216,12 +232,18 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       // "deadlock detected", and that process failed to start. So processes starting together
       // create it one at a time, under a transaction-scoped advisory lock; the later ones find
       // it made (create_queue's ON CONFLICT DO NOTHING).
-      await state.transaction((client) =>
-        pinned.run(client, async () => {
-          await client.query("SELECT pg_advisory_xact_lock(hashtextextended('alloy-queue-create:' || $1, 0))", [state.schema]);
-          if (!(await boss.getQueue(JOB))) await boss.createQueue(JOB, { name: JOB, policy: 'standard' });
-        }),
-      );
+      try {
+        await state.transaction((client) =>
+          pinned.run(client, async () => {
+            await client.query("SELECT pg_advisory_xact_lock(hashtextextended('alloy-queue-create:' || $1, 0))", [state.schema]);
+            if (!(await boss.getQueue(JOB))) await boss.createQueue(JOB, { name: JOB, policy: 'standard' });
+          }),
+        );
+      } finally {
+        // An AsyncLocalStorage once run keeps Node's promise hooks on for the whole process
+        // (every promise then pays for carrying the store): off again, as nothing else uses one.
+        pinned.disable();
+      }
     })().catch((err) => {
       ready = undefined;
       throw err;
@@ -271,6 +293,14 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   let generation = 0; // bumps when the session is replaced (its locks are gone with it)
   const running = new Map<string, AbortController>();
   const heldSlots = new Set<string>(); // `<key>#<n>` held by this process (locks are re-entrant per session)
+  // Execution locks to release with the session's next statement (the take or the settle):
+  // those of executions whose final record a settle statement wrote, released only once it committed.
+  let pendingUnlocks: { kinds: string[]; keys: string[] } = { kinds: [], keys: [] };
+  const takePendingUnlocks = () => {
+    const p = pendingUnlocks;
+    pendingUnlocks = { kinds: [], keys: [] };
+    return p;
+  };
   const stopAll = new AbortController();
   // Every running execution listens for the stop (more than the 10 listeners Node warns at).
   setMaxListeners(0, stopAll.signal);
@@ -323,6 +353,7 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     sessionChain = Promise.resolve();
     settling = undefined;
     heldSlots.clear();
+    pendingUnlocks = { kinds: [], keys: [] }; // went with the old session
   }
 
   // One query at a time on the session (pg 8 queues concurrent ones with a deprecation warning; pg 9 refuses them).
@@ -351,7 +382,10 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
     const r = await onSession<TakeRow>(
       'alloy_q_take',
       TAKE_SQL,
-      () => [JOB, n, `${state.schema}:execution`, `${state.schema}:slot`, limits.perInstallation, limits.perShop, [...running.keys()], [...heldSlots]],
+      () => {
+        const un = takePendingUnlocks();
+        return [JOB, n, `${state.schema}:execution`, `${state.schema}:slot`, limits.perInstallation, limits.perShop, [...running.keys()], [...heldSlots], un.kinds, un.keys];
+      },
       (r) => {
         for (const row of r.rows) {
           if (row.r_islot) heldSlots.add(row.r_islot);
@@ -376,17 +410,29 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
   /**
    * Completes finished jobs and releases their locks, in one statement on the session for
    * every job that finished while the previous statement ran (group commit). Resolves when done.
+   * With `final`, the execution's final record is written by that statement too, and the
+   * execution's lock (`deferred`) released by the session's statement after it.
    */
-  let settling: { kinds: string[]; keys: string[]; jobs: string[]; done: Promise<void> } | undefined;
-  function settle(locks: [string, string][], jobId: string): Promise<void> {
+  type Batch = { kinds: string[]; keys: string[]; jobs: string[]; ids: string[]; statuses: string[]; records: string[]; updatedAts: string[]; deferred: [string, string][]; done: Promise<void> };
+  let settling: Batch | undefined;
+  function settle(locks: [string, string][], jobId: string, final?: { id: string; record: ExecutionRecord; deferred: [string, string][] }): Promise<void> {
     let batch = settling;
     if (!batch) {
-      const b = (batch = settling = { kinds: [], keys: [], jobs: [], done: Promise.resolve() });
+      const b: Batch = (batch = settling = { kinds: [], keys: [], jobs: [], ids: [], statuses: [], records: [], updatedAts: [], deferred: [], done: Promise.resolve() });
+      const gen = generation;
       let reports: BucketReports | undefined;
       b.done = onSession('alloy_q_settle', SETTLE_SQL, () => {
         if (settling === b) settling = undefined; // later ones start the next batch
         reports = state.takeBucketReports?.();
-        return [b.kinds, b.keys, JOB, b.jobs, reports?.json ?? '[]'];
+        const un = takePendingUnlocks();
+        return [[...un.kinds, ...b.kinds], [...un.keys, ...b.keys], JOB, b.jobs, reports?.json ?? '[]', b.ids, b.statuses, b.records, b.updatedAts];
+      }, () => {
+        // Written and committed: their executions' locks go with the session's next statement.
+        if (gen !== generation) return;
+        for (const [kind, key] of b.deferred) {
+          pendingUnlocks.kinds.push(`${state.schema}:${kind}`);
+          pendingUnlocks.keys.push(key);
+        }
       })
         .finally(() => reports?.done())
         .then(() => {});
@@ -396,6 +442,13 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       batch.keys.push(key);
     }
     batch.jobs.push(jobId);
+    if (final) {
+      batch.ids.push(final.id);
+      batch.statuses.push(final.record.status);
+      batch.records.push(JSON.stringify(final.record));
+      batch.updatedAts.push(new Date().toISOString());
+      batch.deferred.push(...final.deferred);
+    }
     return batch.done;
   }
 
@@ -467,6 +520,8 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       return;
     }
     let outcome: 'complete' | 'retry' | 'busy' = 'retry';
+    // The final record's write, when the settle statement carried it: true once committed.
+    let finished: Promise<boolean> | undefined;
     try {
       if (job.loaded) state.primeForRun?.(id, job.loaded);
       let prepared: PreparedExecution | undefined;
@@ -493,8 +548,25 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
           if (sSlot) slots.push(sSlot);
         }
         if (!iSlot || (prepared.shop && !sSlot)) outcome = 'busy';
-        // The controller is this execution's alone: lent to the runner (no second one linked to it).
-        else outcome = (await prepared.run(controller.signal, (reason) => controller.abort(reason))) ? 'complete' : 'retry';
+        else {
+          // The final record rides on the statement that completes the job and releases the
+          // slots (the execution's own lock is released after it committed).
+          state.finishWith?.(id, (record) => {
+            if (gen !== generation || !session) return undefined; // written on its own, as usual
+            const p = settle(slots.map((x): [string, string] => ['slot', x]), job.id, { id, record, deferred: [['execution', id]] });
+            finished = p.then(
+              () => true,
+              () => false,
+            );
+            return p;
+          });
+          try {
+            // The controller is this execution's alone: lent to the runner (no second one linked to it).
+            outcome = (await prepared.run(controller.signal, (reason) => controller.abort(reason))) ? 'complete' : 'retry';
+          } finally {
+            state.finishWith?.(id, undefined);
+          }
+        }
       }
     } catch (err) {
       work!.onError?.(id, err);
@@ -502,7 +574,12 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       stopAll.signal.removeEventListener('abort', onStop);
       const locks = [...slots.map((s): [string, string] => ['slot', s]), ['execution', id] as [string, string]];
       let settled = false;
-      if (outcome === 'complete' && gen === generation && session) {
+      if (finished && (await finished)) {
+        // Its record written, the job completed and the slots released by one statement; the
+        // execution's lock goes with the session's next one.
+        outcome = 'complete';
+        settled = true;
+      } else if (outcome === 'complete' && gen === generation && session) {
         // The usual end: the job completed and the locks released in the session's next statement.
         settled = await settle(locks, job.id).then(
           () => true,

@@ -197,4 +197,14 @@ END
 $fn$;
 `,
   },
+  {
+    id: 8,
+    name: 'one index fewer on executions',
+    sql: `
+-- Every ingest inserts an execution row and every status change updates all its indexes:
+-- executions_unfinished (migration 1) served only ExecutionStore.unfinished(), which
+-- executions_status (status, id) serves as well (an index scan of both statuses, then a sort).
+DROP INDEX executions_unfinished;
+`,
+  },
 ];

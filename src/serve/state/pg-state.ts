@@ -24,6 +24,7 @@
 import pg from 'pg';
 import { AlloyError, UsageError } from '../../errors.js';
 import type { ExecutionRecord } from '../../engine/types.js';
+import { isFinalRecord } from '../../engine/durability.js';
 import { redactUrl } from './database-url.js';
 import { waitFor } from './buckets.js';
 import { MIGRATIONS, type Migration } from './pg-migrations.js';
@@ -92,6 +93,15 @@ export interface PgServeState extends ServeState {
    * `undefined` forgets one not asked for. Used once.
    */
   primeForRun(id: string, loaded: ForRunRow | undefined): void;
+  /**
+   * Hands the final checkpoint of execution `id` (a record that ended it, checkpointed with
+   * `last`: nothing of the run follows it, not even a stream delivery, whose crash must
+   * leave the job to be retried) to `write` instead of writing it on its own: the execution queue writes it in the statement that completes
+   * the execution's job (one round trip and one WAL flush for every execution that ended
+   * meanwhile). `write` answers undefined to decline (the record is then written as usual).
+   * `undefined` forgets it. Used once.
+   */
+  finishWith(id: string, write: ((record: ExecutionRecord) => Promise<void> | undefined) | undefined): void;
   /**
    * The cost-bucket reports waiting to be written, for a statement of the execution queue's
    * to carry (rows for BUCKET_REPORTS_UPSERT's JSON parameter); `done()` once that statement
@@ -580,6 +590,8 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
 
   // Answers read by the execution queue for the runner's next getForRun (see primeForRun).
   const primed = new Map<string, ForRunRow>();
+  // Final checkpoints the execution queue writes itself (see finishWith).
+  const finishers = new Map<string, (record: ExecutionRecord) => Promise<void> | undefined>();
   const state: PgServeState = {
     kind: 'postgres',
     pool,
@@ -589,6 +601,10 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     primeForRun(id, loaded) {
       if (loaded) primed.set(id, loaded);
       else primed.delete(id);
+    },
+    finishWith(id, write) {
+      if (write) finishers.set(id, write);
+      else finishers.delete(id);
     },
     users: {
       async create(u: UserRecord) {
@@ -691,7 +707,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       },
       list: (filter: ExecutionFilter, page) =>
         listWhere<ExecutionRow>('executions', EXECUTION_COLUMNS, { user_id: filter.userId, installation_id: filter.installationId, workflow: filter.workflow, status: filter.status }, page, executionOf),
-      async checkpoint(id, record) {
+      async checkpoint(id, record, opts) {
+        const finisher = opts?.last && isFinalRecord(record) ? finishers.get(id) : undefined;
+        if (finisher) {
+          finishers.delete(id);
+          const written = finisher(record);
+          if (written) return written;
+        }
         // A cancelled execution stays cancelled: later checkpoints only update the record.
         await q(
           "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, record = $3, updated_at = $4 WHERE id = $1",

@@ -192,8 +192,12 @@ export interface ExecutionStore {
   ingest(input: IngestInput): Promise<IngestResult>;
   get(id: string): Promise<ExecutionRow | undefined>;
   list(filter: ExecutionFilter, page?: PageRequest): Promise<Page<ExecutionRow>>;
-  /** Stores a checkpoint of the engine's record (status follows the record). */
-  checkpoint(id: string, record: ExecutionRecord): Promise<void>;
+  /**
+   * Stores a checkpoint of the engine's record (status follows the record). `last`: the
+   * runner writes nothing more of this run after it (a final record with no stream delivery
+   * to follow); a state may hand it to the execution queue (PostgreSQL: see finishWith).
+   */
+  checkpoint(id: string, record: ExecutionRecord, options?: { last?: boolean }): Promise<void>;
   /** Marks a queued or running execution cancelled; false when it already ended. */
   cancel(id: string, at: string): Promise<boolean>;
   /** Ids of executions queued or running (to resume after a restart), oldest first. */
