@@ -3,7 +3,7 @@
  * network failures become errors.StepError with the retry facts the engine needs
  * (`retryable`, `status`, `retryAfterMs`). The engine owns the retry loop.
  */
-import { request, type Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import { StepError } from '../errors.js';
 import { parseRetryAfter, isRetryableStatus } from '../core/http-retry.js';
 import type { ActionContext, HttpClient, HttpRequest, HttpResponse } from './types.js';
@@ -36,32 +36,137 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const dispatcher = options.dispatcher ?? egressAgent(options.egress ?? { loopback: true });
-  return async (req: HttpRequest): Promise<HttpResponse> => {
-    // One controller per call, aborted by the caller's signal or by a timer cleared when the
-    // call ends. (AbortSignal.timeout + AbortSignal.any cost a timer that lives the full
-    // timeout and weakly referenced dependants per call: measurable GC work at thousands of
-    // calls a second.) The reasons are the same: the caller's, or a TimeoutError.
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs);
-    const unlink = req.signal ? followSignal(req.signal, controller) : undefined;
+  return (req: HttpRequest): Promise<HttpResponse> => {
+    // The same checks and errors as undici's `request` (its parseURL) before anything is sent.
+    let url: URL;
     try {
-      const headers: Record<string, string> = { ...(req.headers ?? {}) };
-      if (options.userAgent && !hasHeader(headers, 'user-agent')) headers['user-agent'] = options.userAgent;
-      const res = await request(req.url, {
-        method: req.method.toUpperCase() as Dispatcher.HttpMethod,
-        headers,
-        body: req.body,
-        signal: controller.signal,
-        dispatcher,
-      });
-      const responseHeaders = flattenHeaders(res.headers);
-      const text = await readBodyCapped(res.body, responseHeaders, maxBytes, req);
-      return { status: res.statusCode, headers: responseHeaders, text };
-    } finally {
-      clearTimeout(timer);
-      unlink?.();
+      url = new URL(req.url);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      return Promise.reject(new errors.InvalidArgumentError('Invalid URL protocol: the URL must start with `http:` or `https:`.'));
+    }
+    // The caller's headers as given (undici only reads them), copied only to add the user agent.
+    const given = req.headers ?? {};
+    const headers = options.userAgent && !hasHeader(given, 'user-agent') ? { ...given, 'user-agent': options.userAgent } : given;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const call = new Call(req, maxBytes, resolve, reject);
+      // Aborted by the caller's signal or by a timer cleared when the call ends; the reasons
+      // are the caller's, or a TimeoutError. No AbortController per call: the call is aborted
+      // through undici's dispatch controller (a controller's signal is an EventTarget, and
+      // making one and adding and removing undici's listener on it cost more than the rest of
+      // the call's bookkeeping at thousands of calls a second; AbortSignal.timeout +
+      // AbortSignal.any cost a timer that lives the full timeout and weakly referenced
+      // dependants per call).
+      const signal = req.signal;
+      if (signal?.aborted) return call.abort(signal.reason);
+      call.timer = setTimeout(() => call.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs);
+      if (signal) {
+        const onAbort = () => call.abort(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        call.unlink = () => signal.removeEventListener('abort', onAbort);
+      }
+      // undici's low-level API (https://undici.nodejs.org/#/docs/api/Dispatcher?id=dispatcherdispatchoptions-handler):
+      // the response is collected by `call` itself, without the Readable stream and the
+      // per-request async resource of `request`.
+      dispatcher.dispatch(
+        {
+          origin: url.origin,
+          path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+          method: req.method.toUpperCase() as Dispatcher.HttpMethod,
+          headers,
+          body: req.body,
+        },
+        call,
+      );
+    });
   };
+}
+
+/**
+ * One outbound call as an undici dispatch handler: collects the response body (up to the
+ * cap), settles once, and aborts through the dispatch controller, or at once when undici has
+ * not handed one over yet (the call still waits for a connection; undici's `request` answers
+ * such an abort only once the call reaches a socket).
+ */
+class Call implements Dispatcher.DispatchHandler {
+  timer: NodeJS.Timeout | undefined;
+  unlink: (() => void) | undefined;
+  private controller: Dispatcher.DispatchController | undefined;
+  private reason: unknown;
+  private aborted = false;
+  private settled = false;
+  private status = 0;
+  private headers: Record<string, string> = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly req: HttpRequest,
+    private readonly maxBytes: number,
+    private readonly resolve: (res: HttpResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {}
+
+  abort(reason: unknown): void {
+    if (this.aborted || this.settled) return;
+    this.aborted = true;
+    this.reason = reason;
+    if (this.controller) this.controller.abort(reason as Error);
+    else this.fail(reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // A request undici starts again (a pipelined one whose socket failed) collects afresh.
+    this.chunks = [];
+    this.size = 0;
+    if (this.aborted) controller.abort(this.reason as Error);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // 1xx: the final answer follows
+    this.status = statusCode;
+    this.headers = flattenHeaders(headers);
+    const declared = Number(this.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.maxBytes) controller.abort(tooLarge(this.req, this.maxBytes, `(Content-Length ${declared}) exceeds`));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      controller.abort(tooLarge(this.req, this.maxBytes, 'exceeds'));
+      return;
+    }
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    const bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    const res = { status: this.status, headers: this.headers, text: decoder.decode(bytes) };
+    this.done();
+    this.resolve(res);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+
+  private fail(err: unknown): void {
+    if (this.settled) return;
+    this.done();
+    this.reject(err);
+  }
+
+  private done(): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.unlink?.();
+    this.chunks = [];
+  }
 }
 
 /**
@@ -88,53 +193,6 @@ function tooLarge(req: HttpRequest, maxBytes: number, what: string): StepError {
   });
 }
 
-/** Reads the body as UTF-8 text, stopping (and discarding the connection) past `maxBytes`. */
-async function readBodyCapped(body: Dispatcher.ResponseData['body'], headers: Record<string, string>, maxBytes: number, req: HttpRequest): Promise<string> {
-  const declared = Number(headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    body.destroy();
-    throw tooLarge(req, maxBytes, `(Content-Length ${declared}) exceeds`);
-  }
-  // Plain 'data'/'end' listeners: an async iterator over the stream costs more per call.
-  const bytes = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        cleanup();
-        body.destroy();
-        reject(tooLarge(req, maxBytes, 'exceeds'));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    // Destroyed without an error (nor an end): the body is cut short.
-    const onClose = () => onError(Object.assign(new Error('the response body ended early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
-    // The 'error' listener stays: destroying the body (over the cap) emits an AbortError,
-    // which must not become an uncaught exception; rejecting a settled promise is a no-op.
-    const cleanup = () => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('close', onClose);
-    };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    body.on('close', onClose);
-  });
-  // TextDecoder (like undici's body.text()) drops a UTF-8 BOM and replaces invalid bytes.
-  return decoder.decode(bytes);
-}
-
 /** Stateless between calls (decode without `stream: true`), so one instance serves all. */
 const decoder = new TextDecoder();
 
@@ -147,14 +205,17 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return out;
 }
 
+// Both are called on every request and response: names of another length are skipped
+// before lower-casing (which makes a string per header name otherwise).
 export function hasHeader(headers: Record<string, string>, name: string): boolean {
   const lower = name.toLowerCase();
-  return Object.keys(headers).some((k) => k.toLowerCase() === lower);
+  for (const k of Object.keys(headers)) if (k.length === lower.length && k.toLowerCase() === lower) return true;
+  return false;
 }
 
 export function getHeader(headers: Record<string, string | undefined>, name: string): string | undefined {
   const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === lower) return v;
+  for (const k of Object.keys(headers)) if (k.length === lower.length && k.toLowerCase() === lower) return headers[k];
   return undefined;
 }
 
@@ -231,6 +292,17 @@ export function safeUrl(url: string): string {
   }
 }
 
+/** An absolute http(s) URL (one parse; URL.canParse and then new URL made two). */
+function isHttpUrl(url: string): boolean {
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    return false;
+  }
+  return protocol === 'http:' || protocol === 'https:';
+}
+
 /**
  * Sends one request for an action: adds `Idempotency-Key` from the context (unless the
  * caller set one), passes the step's abort signal, and turns network failures and non-2xx
@@ -242,7 +314,7 @@ export async function sendActionRequest(
   label: string,
   options: { hint?: string; allowStatus?: (status: number) => boolean } = {},
 ): Promise<HttpResponse> {
-  if (!URL.canParse(req.url) || !/^https?:$/i.test(new URL(req.url).protocol)) {
+  if (!isHttpUrl(req.url)) {
     // A bad URL is a mapping or configuration mistake: retrying cannot fix it.
     throw new StepError(`${label}: "${safeUrl(req.url)}" is not an absolute http(s) URL`, {
       code: 'E_INPUT',

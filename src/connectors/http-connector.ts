@@ -5,7 +5,7 @@
  */
 import { StepError } from '../errors.js';
 import { httpManifest } from './builtin-manifests.js';
-import { decodeBody, hasHeader, safeUrl, sendActionRequest } from './http-client.js';
+import { decodeBody, hasHeader, sendActionRequest } from './http-client.js';
 import type { ActionHandler, ConnectorRuntime } from './types.js';
 
 export interface HttpRequestInput {
@@ -44,7 +44,8 @@ export const httpRequest: ActionHandler = async (raw, ctx) => {
     body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
     if (typeof input.body !== 'string' && !hasHeader(headers, 'content-type')) headers['Content-Type'] = 'application/json';
   }
-  const res = await sendActionRequest(ctx, { method, url: url.toString(), headers, body }, `http ${method} ${safeUrl(url.toString())}`);
+  // The URL is parsed once: its text for the call, origin and path for messages (safeUrl's).
+  const res = await sendActionRequest(ctx, { method, url: url.href, headers, body }, `http ${method} ${url.origin}${url.pathname}`);
   return { status: res.status, headers: res.headers, body: decodeBody(res) };
 };
 

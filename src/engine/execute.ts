@@ -91,6 +91,27 @@ function stepTimeoutError(path: string, timeoutMs: number): StepError {
 
 const TERMINAL = new Set(['succeeded', 'failed', 'filtered']);
 
+/** Up to 9999-12-31T23:59:59.999Z, the range where toISOString has 4-digit years. */
+const MAX_PLAIN_ISO_MS = 253402300800000;
+let isoSecond = NaN;
+let isoPrefix = '';
+/**
+ * `new Date(ms).toISOString()`, with the text up to the seconds made once per second (steps
+ * of many executions start and end within the same second: a Date and its formatting were a
+ * measurable share of a small execution's engine time).
+ */
+export function isoTime(ms: number): string {
+  if (!(ms >= 0 && ms < MAX_PLAIN_ISO_MS)) return new Date(ms).toISOString();
+  const whole = Math.trunc(ms);
+  const second = whole - (whole % 1000);
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second).toISOString().slice(0, 20); // 'YYYY-MM-DDTHH:MM:SS.'
+    isoSecond = second;
+  }
+  const milli = whole - second;
+  return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
 /** Longest run of steps without giving the event loop a turn (no stall above 50 ms: issue 13). */
 export const YIELD_AFTER_MS = 5;
 
@@ -123,15 +144,25 @@ class Execution {
     private readonly deps: EngineDeps,
   ) {
     this.redactor = createRedactor(Object.values(deps.secrets ?? {}));
-    // Steps without a timeout of their own listen on this signal directly (withTimeout), up
-    // to an `each`'s concurrency (64) at once, calls included: no leak warning for that.
-    setMaxListeners(0, this.controller.signal);
     this.base = {
       event: record.event,
       user: { id: record.userId },
       execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
       ...(deps.config ? { config: deps.config } : {}),
     };
+  }
+
+  private manyListeners = false;
+  /**
+   * Steps without a timeout of their own listen on the execution's signal directly
+   * (withTimeout, and their calls), up to an `each`'s concurrency (64) at once: no leak
+   * warning for that. Raised when an `each` runs items side by side, not for every execution
+   * (setMaxListeners on an EventTarget cost about as much as making its controller).
+   */
+  private allowManyListeners(): void {
+    if (this.manyListeners) return;
+    this.manyListeners = true;
+    setMaxListeners(0, this.controller.signal);
   }
 
   /** When this execution last let the event loop run (see yieldIfLong). */
@@ -160,7 +191,7 @@ class Execution {
   private iso(ms = this.deps.clock.now()): string {
     if (ms !== this.lastMs) {
       this.lastMs = ms;
-      this.lastIso = new Date(ms).toISOString();
+      this.lastIso = isoTime(ms);
     }
     return this.lastIso;
   }
@@ -189,7 +220,8 @@ class Execution {
     if (!TERMINAL.has(r.status)) {
       const startMs = this.deps.clock.now();
       r.status = 'running';
-      r.startedAt ??= new Date(startMs).toISOString();
+      const startedNow = r.startedAt === undefined;
+      r.startedAt ??= isoTime(startMs);
       (this.base.execution as Record<string, unknown>).startedAt = r.startedAt;
       // The timeout bounds this run of the executor (a resumed run gets the full budget again).
       const timeoutMs = this.compiled.timeoutMs;
@@ -218,8 +250,10 @@ class Execution {
         cancelTimer?.();
         outer?.removeEventListener('abort', interrupt);
       }
-      r.endedAt = this.iso();
-      r.durationMs = Date.parse(r.endedAt) - Date.parse(r.startedAt);
+      const endMs = this.deps.clock.now();
+      r.endedAt = this.iso(endMs);
+      // As Date.parse of both ISO times (whole milliseconds), without parsing what was just made.
+      r.durationMs = Math.trunc(endMs) - (startedNow ? Math.trunc(startMs) : Date.parse(r.startedAt));
       this.deps.logger.info('execution ended', { execution: r.id, workflow: r.workflow, status: r.status });
       await this.persist();
     }
@@ -626,6 +660,7 @@ class Execution {
       }
     };
     const width = Math.min(step.concurrency, Math.max(1, items.length));
+    if (width > 1) this.allowManyListeners();
     await Promise.all(Array.from({ length: width }, worker));
     if (failure !== undefined) throw failure;
     rec.inputs = { ...(rec.inputs as object), ran: outputs.length, stopped };

@@ -30,7 +30,18 @@ export function createMetrics(): ServeMetrics {
     },
   });
   const duration = new Histogram({ name: 'alloy_http_request_duration_seconds', help: 'Time to answer', labelNames: ['method', 'route'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
-  const finished = new Counter({ name: 'alloy_executions_finished_total', help: 'Executions that ended', labelNames: ['status'] as const, registers: [registry] });
+  // Counted like the requests (one per execution), handed over on scrape.
+  const ended = new Map<string, number>();
+  const finished = new Counter({
+    name: 'alloy_executions_finished_total',
+    help: 'Executions that ended',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    collect() {
+      for (const [status, n] of ended) this.inc({ status }, n);
+      ended.clear();
+    },
+  });
   // Counted like the requests (one per ingest request).
   const created = new Map<string, number>();
   const ingested = new Counter({
@@ -59,7 +70,7 @@ export function createMetrics(): ServeMetrics {
       s.count.n++;
       s.time.observe(i.ms / 1000);
     },
-    executionFinished: (status) => finished.inc({ status }),
+    executionFinished: (status) => void ended.set(status, (ended.get(status) ?? 0) + 1),
     ingested: (source, count) => void created.set(source, (created.get(source) ?? 0) + count),
     timerClaim: (kind, outcome) => claims.inc({ kind, outcome }),
   };

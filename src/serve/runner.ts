@@ -111,18 +111,28 @@ export function createRunner(options: RunnerOptions): Runner {
     if (!row || (row.status !== 'queued' && row.status !== 'running')) return undefined;
     const installation = loaded ? loaded.installation : await options.state.installations.get(row.installationId);
     let shop: string | undefined;
-    // The first app by code unit order, as PostgreSQL's alloy_take_jobs picks it (COLLATE "C").
     if (installation) {
-      for (const [app, credentialId] of Object.entries(installation.credentials).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        const account = loaded ? loaded.accounts[credentialId] : (await options.state.credentials.get(credentialId))?.account;
-        if (account) {
-          shop = `${app}:${account}`;
-          break;
+      const known = shops.get(installation);
+      if (known !== undefined) shop = known || undefined;
+      else {
+        // The first app by code unit order, as PostgreSQL's alloy_take_jobs picks it (COLLATE "C").
+        for (const [app, credentialId] of Object.entries(installation.credentials).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+          const account = loaded ? loaded.accounts[credentialId] : (await options.state.credentials.get(credentialId))?.account;
+          if (account) {
+            shop = `${app}:${account}`;
+            break;
+          }
         }
+        // A record the state hands out shared and frozen (SQLite's read cache) is replaced by a
+        // new object on any write of installations or credentials, so its shop is remembered
+        // with it; a fresh object per read (PostgreSQL) is never looked up again.
+        if (!loaded && Object.isFrozen(installation)) shops.set(installation, shop ?? '');
       }
     }
     return { installationId: row.installationId, shop, run: (signal, abort) => run(row, installation, signal, abort) };
   }
+  /** The shop of an installation record (see prepare); '' for none. */
+  const shops = new WeakMap<InstallationRecord, string>();
 
   async function run(row: ExecutionRow, installation: InstallationRecord | undefined, outer: AbortSignal, abortOuter?: (reason: unknown) => void): Promise<boolean> {
     const id = row.id;
@@ -229,18 +239,10 @@ export function createRunner(options: RunnerOptions): Runner {
       const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts.get('shopify') ?? ''}` : undefined));
       const deps: EngineDeps = {
         connectors,
-        http: async (req) => {
-          if (!req.signal) return paced({ ...req, signal });
-          const both = new AbortController();
-          const unlinkA = followSignal(signal, both);
-          const unlinkB = req.signal ? followSignal(req.signal, both) : () => {};
-          try {
-            return await paced({ ...req, signal: both.signal });
-          } finally {
-            unlinkA();
-            unlinkB();
-          }
-        },
+        // `signal` is the engine's `signal` (below): the engine aborts the signal it hands a
+        // step's calls when that one aborts, so a call with a signal needs no link of its own
+        // (as in alloy dev; a controller and two listeners per call were measurable).
+        http: (req) => paced(req.signal ? req : { ...req, signal }),
         clock: { now, sleep: (ms, s) => realClock.sleep(ms, s ? AbortSignal.any([s, signal]) : signal) },
         random: Math.random,
         checkpoint: (record, changed) => checkpoint(record, changed),

@@ -1,3 +1,4 @@
+import { Agent, MockAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createHttpClient,
@@ -65,6 +66,12 @@ describe('createHttpClient and the http connector against a local server', () =>
         setTimeout(() => res.end('late'), 2000).unref();
         return;
       }
+      if (req.url.startsWith('/stall')) {
+        // Headers and a first chunk at once, then nothing: the call ends by its timeout or its caller.
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.write('first chunk');
+        return;
+      }
       if (req.url.startsWith('/limited')) {
         res.writeHead(429, { 'Retry-After': '7' }).end('{"message":"slow down"}');
         return;
@@ -93,6 +100,60 @@ describe('createHttpClient and the http connector against a local server', () =>
     const err = await thrown(() => createHttpConnector().actions.request({ url: `${server.url}/slow` }, ctx));
     expect(Date.now() - started).toBeLessThan(1500);
     expect(err).toMatchObject({ code: 'E_TIMEOUT', retryable: true });
+  });
+
+  it('the timeout and the caller’s signal also cut a body that stalls after its headers', async () => {
+    const started = Date.now();
+    const timedOut = await thrown(() => createHttpConnector().actions.request({ url: `${server.url}/stall` }, { ...makeContext(), http: createHttpClient({ timeoutMs: 150 }) }));
+    expect(timedOut).toMatchObject({ code: 'E_TIMEOUT', retryable: true });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const cancelled = await thrown(() => createHttpConnector().actions.request({ url: `${server.url}/stall` }, { ...makeContext(), signal: controller.signal }));
+    expect(cancelled).toMatchObject({ code: 'E_ABORTED', retryable: false });
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('a signal aborted before the call starts stops it before anything is sent', async () => {
+    const before = server.seen.length;
+    const err = await thrown(() => createHttpClient()({ method: 'GET', url: `${server.url}/echo`, signal: AbortSignal.abort(new Error('gone')) }));
+    expect((err as Error).message).toBe('gone');
+    expect(server.seen.length).toBe(before);
+  });
+
+  it('a call still waiting for a connection ends at once when aborted, and is never sent', async () => {
+    // One connection to the server, held by a slow call: the second call waits for it.
+    const http = createHttpClient({ dispatcher: new Agent({ connections: 1 }) });
+    const slow = http({ method: 'GET', url: `${server.url}/slow/held` });
+    await new Promise((r) => setTimeout(r, 100));
+    const controller = new AbortController();
+    const queued = http({ method: 'GET', url: `${server.url}/echo/queued`, signal: controller.signal });
+    const started = Date.now();
+    setTimeout(() => controller.abort(new Error('not wanted')), 50);
+    expect(((await thrown(() => queued)) as Error).message).toBe('not wanted');
+    expect(Date.now() - started).toBeLessThan(1000);
+    await slow;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.seen.some((r) => r.url === '/echo/queued')).toBe(false);
+  });
+
+  it('runs over a given dispatcher such as undici’s MockAgent', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    agent.get('https://api.example.com').intercept({ path: '/x?a=1', method: 'POST', body: '{}' }).reply(201, { ok: 1 }, { headers: { 'content-type': 'application/json', 'X-Up': 'y' } });
+    const http = createHttpClient({ dispatcher: agent });
+    expect(await http({ method: 'post', url: 'https://api.example.com/x?a=1', body: '{}' })).toEqual({ status: 201, headers: { 'content-type': 'application/json', 'x-up': 'y' }, text: '{"ok":1}' });
+    expect(await thrown(() => http({ method: 'GET', url: 'https://api.example.com/none' }))).toMatchObject({ code: 'UND_MOCK_ERR_MOCK_NOT_MATCHED' });
+    await expect(http({ method: 'GET', url: 'ftp://api.example.com/x' })).rejects.toThrow(/^Invalid URL protocol/);
+    await agent.close();
+  });
+
+  it('adds the user agent without changing the caller’s headers', async () => {
+    const headers = { 'x-a': '1' };
+    await createHttpClient({ userAgent: 'alloy/test' })({ method: 'GET', url: `${server.url}/ua`, headers });
+    expect(server.seen.at(-1)!.headers).toMatchObject({ 'x-a': '1', 'user-agent': 'alloy/test' });
+    expect(headers).toEqual({ 'x-a': '1' });
+    await createHttpClient({ userAgent: 'alloy/test' })({ method: 'GET', url: `${server.url}/ua`, headers: { 'User-Agent': 'mine' } });
+    expect(server.seen.at(-1)!.headers['user-agent']).toBe('mine');
   });
 
   it('a call cancelled by the caller’s signal is not retried', async () => {

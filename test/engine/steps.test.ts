@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { compileWorkflow, createExecutionRecord, executeWorkflow } from '../../src/engine/index.js';
 import type { Step, WorkflowDef } from '../../src/core/model.js';
-import { fakeClock, json, makeDeps, startServer, workflow, type TestServer } from './helpers.js';
+import type { ConnectorRuntime } from '../../src/connectors/types.js';
+import { acmeRuntime, fakeClock, httpRuntime, json, makeDeps, registry, startServer, workflow, type TestServer } from './helpers.js';
 
 let servers: TestServer[] = [];
 afterEach(async () => {
@@ -166,6 +167,34 @@ describe('control flow', () => {
     expect(maxInFlight).toBe(3);
     expect((r.steps.calls.output as { call: { body: { n: number } } }[]).map((o) => o.call.body.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(server.requests.map((q) => q.headers['idempotency-key']).sort()).toContain('exec_1:calls[7].call');
+  });
+
+  it('inside an each that runs items side by side, a step may hang many listeners on its signal without a leak warning', async () => {
+    // Each item's calls listen on the execution's signal: at an each's concurrency that is more
+    // than the leak warning's default of 10.
+    const probe: ConnectorRuntime = {
+      manifest: { apiVersion: 'alloy/v1', kind: 'Connector', name: 'probe' } as ConnectorRuntime['manifest'],
+      actions: {
+        listen: async (_input, ctx) => {
+          // Distinct functions: an EventTarget keeps one entry for a listener added twice.
+          const listeners = Array.from({ length: 12 }, () => () => {});
+          for (const l of listeners) ctx.signal.addEventListener('abort', l);
+          for (const l of listeners) ctx.signal.removeEventListener('abort', l);
+          return {};
+        },
+      },
+    };
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const r = await run(flow([{ id: 'wide', each: '{{ event.items }}', concurrency: 4, steps: [{ id: 'in', uses: 'probe/listen', with: {} }] }]), { items: [1, 2] }, makeDeps({ connectors: registry(httpRuntime, acmeRuntime, probe) }));
+      expect(r.status).toBe('succeeded');
+      await new Promise((resolve) => setTimeout(resolve, 10)); // warnings are emitted on a later tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
   it('stop ends the execution as filtered with the reason', async () => {
