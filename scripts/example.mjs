@@ -152,6 +152,7 @@ try {
   // 8. The production runtime: alloy serve runs the published version for each user.
   // Acme's app, where its user is signed in: the page the OAuth callback sends the browser to
   // completes the connection with that user's token (only the user who started it may).
+  // The demo page has one signed-in user; a real page completes with the visitor's own session, never a shared token.
   let signedIn;
   acmeApp = http.createServer(async (req, res) => {
     const connectToken = new URL(req.url, 'http://acme.local').searchParams.get('connectToken');

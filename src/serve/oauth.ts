@@ -1,7 +1,8 @@
 /**
  * OAuth2 authorization code for app credentials. The flow is the runtime's
  * (`/v1/oauth/:app/start` stores a one-time state nonce, `/callback` checks it, exchanges the
- * code and stores the token sealed); what differs per app is here, behind OAuthProvider.
+ * code and keeps the token set sealed behind a one-time connect token, `/complete` stores it
+ * for the user who started the flow); what differs per app is here, behind OAuthProvider.
  * Shopify's (shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant):
  * the authorize URL is on the shop's domain; the callback's query is signed with the app's
  * client secret (`hmac` = hex HMAC-SHA256 of the other parameters sorted by name, joined as
@@ -115,8 +116,11 @@ function safeOrigin(u: URL): boolean {
  */
 export function parseRedirectOrigins(value: string | readonly string[] | undefined, source: string): string[] | undefined {
   if (value === undefined) return undefined;
+  // An empty variable (a deployment template's placeholder) is unset: the config's list applies.
+  if (typeof value === 'string' && value.trim() === '') return undefined;
   const items = (typeof value === 'string' ? value.split(',') : [...value]).map((v) => (typeof v === 'string' ? v.trim() : '')).filter(Boolean);
-  if (!items.length) return undefined;
+  // Given but naming nothing ("," or []) would silently mean "no list": said instead.
+  if (!items.length) throw new UsageError(`${source} names no origin`, { hint: 'List origins, comma-separated, like https://app.example.com,https://admin.example.com, or leave the setting out.' });
   return items.map((item) => {
     let u: URL | undefined;
     try {
@@ -133,13 +137,14 @@ export function parseRedirectOrigins(value: string | readonly string[] | undefin
 
 /**
  * `redirectAfter` of an OAuth start, checked: an absolute https URL (http only on loopback),
- * without user info, whose origin is one of `allowed` when the operator configured some.
- * Without that list a user token may name only a loopback URL: the connect token goes to this
- * page, and a user who could send it to their own site could complete a flow a victim shop's
- * admin approved (docs/security.md, OAuth); the backend (an API key) may name any https page.
- * 400 naming the field otherwise.
+ * without user info, whose origin is one of `allowed`. Without that list only a loopback page
+ * may be named (development), whoever starts the flow: the connect token goes to this page, and
+ * whoever receives it there completes the connection; a site of a user's choosing (directly, or
+ * through a backend that passes a client's `returnTo` on) could complete a flow a victim shop's
+ * admin approved (docs/security.md, OAuth). A path that a browser or a router may read as
+ * another host (`//evil`, encoded slashes, backslashes) is refused too. 400 naming the field.
  */
-export function checkRedirectAfter(value: string, allowed: readonly string[] | undefined, byUser: boolean): string {
+export function checkRedirectAfter(value: string, allowed: readonly string[] | undefined): string {
   const bad = (why: string, hint: string) => new HttpError(400, 'E_BAD_REQUEST', `\`redirectAfter\` ${why}`, hint, { fields: [{ path: '/redirectAfter', message: why }] });
   let u: URL;
   try {
@@ -149,9 +154,12 @@ export function checkRedirectAfter(value: string, allowed: readonly string[] | u
   }
   if (!safeOrigin(u)) throw bad('must be https (or http on localhost)', 'Send the https URL of your page that completes the connection.');
   if (u.username || u.password) throw bad('must not carry user info', 'Drop the user:password@ part.');
-  if (allowed && !allowed.includes(u.origin)) throw bad('is not on an allowed origin', `The server allows ${allowed.join(', ')} (serve.oauth.redirectOrigins).`);
-  if (!allowed && byUser && !isLoopbackHost(u.hostname)) {
-    throw bad('is not on an allowed origin', 'This server lists no serve.oauth.redirectOrigins, so a user token may only name a localhost page: set the option to your product\'s origins, or start the connection from your backend with an API key.');
+  if (u.pathname.startsWith('//') || /%2f|%5c|\\/i.test(u.pathname) || value.includes('\\')) throw bad('has a path that may be read as another host', 'Send a plain path, like https://app.example.com/connected.');
+  if (allowed ? !allowed.includes(u.origin) : !isLoopbackHost(u.hostname)) {
+    throw bad(
+      'is not on an allowed origin',
+      allowed ? 'Send a page of the origins this server allows (serve.oauth.redirectOrigins).' : "This server lists no serve.oauth.redirectOrigins, so only a localhost page may be named: set it to your product's origins.",
+    );
   }
   return u.toString();
 }

@@ -13,7 +13,7 @@ import { loadKeyring, makeKeyring } from '../../src/serve/crypto.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
 import { LocalStore, type IntegrationSource } from '../../src/store/lib.js';
 import { cli, integration, writeProject } from '../store/helpers.js';
-import { approveOAuth, call, cleanup, connectShop, MASTER, releaseAndPublish, startTestServe, tempDir, waitFor } from './helpers.js';
+import { approveOAuth, call, cleanup, connectShop, CONNECTED_PAGE, MASTER, releaseAndPublish, startTestServe, tempDir, waitFor } from './helpers.js';
 
 const TOKEN_SECRET = 'sek-ret-config-value-4242';
 
@@ -62,7 +62,7 @@ describe('config variables and secrets at rest', () => {
     const keyring = loadKeyring({}, path.join(dataDir, 'master.keys'));
     const store = new LocalStore(tempDir('alloy-serve-store-'));
     await store.init();
-    const serve = await startTestServe({ store, keyring, settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret } });
+    const serve = await startTestServe({ store, keyring, settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin] });
     try {
       await releaseAndPublish(store, cfgIntegration());
       await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
@@ -145,7 +145,7 @@ describe('config variables and secrets at rest', () => {
 
   it('refreshes an expiring token once under a per-credential lock, however many executions need it', async () => {
     const fake = await startFakeShopify({ tokenTtlSeconds: 3600 });
-    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret } });
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin] });
     try {
       await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
       const cb = await connectShop(serve.url, serve.admin, 'u1', fake.shop);

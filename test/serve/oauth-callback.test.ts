@@ -27,7 +27,7 @@ function signQuery(q: URLSearchParams, secret: string): URLSearchParams {
 
 it('takes a state once, refuses a tampered query and a state started for another shop', async () => {
   const fake = await startFakeShopify();
-  const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret } });
+  const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin] });
   try {
     expect((await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } })).status).toBe(201);
     const begin = async (account: string) => {
@@ -139,6 +139,15 @@ describe('connecting a shop takes the user who started the flow', () => {
       const re = await complete(serve.url, victim, { connectToken: third });
       expect([re.status, re.body.credential.id]).toEqual([201, done.body.credential.id]);
       expect(await serve.state.credentials.listByUser('mallory')).toEqual([]);
+
+      // A user deleted and made again under the same id meanwhile is another user: the old flow is gone.
+      const before = await approveOAuth(serve.url, mallory, 'mallory', fake.shop);
+      expect((await call(serve.url, 'DELETE', '/v1/users/mallory', { token: serve.admin })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 5)); // a later createdAt
+      const reborn = await userToken(serve.url, serve.admin, 'mallory');
+      const stale = await complete(serve.url, reborn, { connectToken: before });
+      expect([stale.status, stale.body.error.code]).toEqual([400, 'E_OAUTH_STATE']);
+      expect(await serve.state.credentials.listByUser('mallory')).toEqual([]);
     } finally {
       await serve.close();
       await fake.close();
@@ -148,7 +157,7 @@ describe('connecting a shop takes the user who started the flow', () => {
   it('a connect token expires after 10 minutes; expired states are swept by the next start', async () => {
     const fake = await startFakeShopify();
     let skew = 0;
-    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, now: () => Date.now() + skew });
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, now: () => Date.now() + skew, oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin] });
     try {
       await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
       const stale = await approveOAuth(serve.url, serve.admin, 'u1', fake.shop);
@@ -201,10 +210,15 @@ describe('connecting a shop takes the user who started the flow', () => {
         expect(await why(start(s, s.admin, '/relative'))).toEqual([400, 'is not an absolute URL']);
         expect(await why(start(s, s.admin, 'https://u:p@app.example.com/cb'))).toEqual([400, 'must not carry user info']);
       }
-      // Without a list: the backend may name any https page; a user token only a localhost one
-      // (else a user could have a victim's connect token sent to their own site).
-      expect(await why(start(open, open.admin, 'https://anything.example/cb'))).toBe(201);
+      // Paths a browser or a router may read as another host.
+      for (const p of ['//evil.example/x', '/a%2F%2Fevil.example', '/a%5cb']) {
+        expect(await why(start(listed, listedUser, `${ALLOWED}${p}`)), p).toEqual([400, 'has a path that may be read as another host']);
+      }
+      // Without a list: only a localhost page, for a user token and an API key alike (a backend
+      // passing a client's returnTo on would otherwise send a victim's connect token anywhere).
+      expect(await why(start(open, open.admin, 'https://anything.example/cb'))).toEqual([400, 'is not on an allowed origin']);
       expect(await why(start(open, openUser, 'https://mallory.example/cb'))).toEqual([400, 'is not on an allowed origin']);
+      expect(await why(start(open, open.admin, 'http://localhost:5173/cb'))).toBe(201);
       expect(await why(start(open, openUser, 'http://[::1]:5173/cb'))).toBe(201);
       expect(await why(start(open, openUser, 'http://127.0.0.1:5173/cb'))).toBe(201);
     } finally {
@@ -216,6 +230,10 @@ describe('connecting a shop takes the user who started the flow', () => {
 
   it('the operator lists origins, checked when serve starts', () => {
     expect(parseRedirectOrigins(undefined, 'x')).toBeUndefined();
+    // An empty variable is unset (the config's list applies); a value naming nothing is an error, not "no list".
+    expect(parseRedirectOrigins('  ', 'x')).toBeUndefined();
+    expect(() => parseRedirectOrigins(',', 'x')).toThrow(/names no origin/);
+    expect(() => parseRedirectOrigins([], 'x')).toThrow(/names no origin/);
     expect(parseRedirectOrigins(' https://a.example , http://localhost:3000/ ', 'x')).toEqual(['https://a.example', 'http://localhost:3000']);
     expect(parseRedirectOrigins(['https://A.example:443'], 'x')).toEqual(['https://a.example']);
     for (const bad of ['http://a.example', 'https://a.example/path', 'a.example', 'https://u@a.example', 'https://a.example?x', 'ftp://a.example']) {

@@ -20,15 +20,15 @@ describePg('alloy serve on PostgreSQL', () => {
   beforeAll(() => assertPgReachable());
   afterAll(() => dropSchemas());
 
-  seedFlow('in-process, PostgreSQL', async ({ settings, env }) => {
+  seedFlow('in-process, PostgreSQL', async ({ settings, env, oauthRedirectOrigins }) => {
     const state = await openPgState({ url: PG_URL, schema: freshSchema('seed'), poolSize: 4 });
-    const s = await startTestServe({ settings, env, state });
+    const s = await startTestServe({ settings, env, state, oauthRedirectOrigins });
     return { url: s.url, admin: s.admin, store: s.store, key: s.key, close: s.close };
   });
 
-  seedFlow('built binary, --database', async ({ settings, env }) => {
+  seedFlow('built binary, --database', async ({ settings, env, oauthRedirectOrigins }) => {
     const project = tempDir('alloy-serve-pg-project-');
-    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'serve-pg-e2e', apps: settings, egress: { allow: ['127.0.0.1'] } }));
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'serve-pg-e2e', apps: settings, egress: { allow: ['127.0.0.1'] }, serve: { oauth: { redirectOrigins: oauthRedirectOrigins } } }));
     const storeDir = path.join(project, 'store');
     const db = ['--database', PG_URL, '--schema', freshSchema('seedbin')];
     const fullEnv = { ...env, ALLOY_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') };

@@ -96,7 +96,7 @@ export const storeCommands: CommandSpec[] = [
         .option('--database <url>', 'keep the state in PostgreSQL (postgres://…), shared by every serve process, instead of SQLite in the data folder (config serve.database)')
         .option('--schema <name>', 'with --database: the PostgreSQL schema for alloy\'s tables (default alloy; config serve.schema)')
         .option('--public-url <url>', 'URL apps reach this server at (OAuth redirect URIs)')
-        .option('--oauth-redirect-origins <origins>', 'comma-separated origins an OAuth flow\'s redirectAfter may be on (default: any https origin, or http on localhost; config serve.oauth.redirectOrigins)')
+        .option('--oauth-redirect-origins <origins>', 'comma-separated origins an OAuth flow\'s redirectAfter may be on (without it only a localhost page; config serve.oauth.redirectOrigins)')
         .option('--role <role>', 'serve: api (take API traffic, enqueue), worker (run executions) or all (default); keys create: admin, ingest or read')
         .option('--concurrency <n>', 'executions this process runs at once (default 16)')
         .option('--max-connections <n>', 'open connections at most; more are closed at once (default 1024)')

@@ -23,6 +23,8 @@ interface PendingTokens {
 
 /** The state row of a connect token: its SHA-256, so the database never holds the token itself. */
 const connectKey = (token: string) => `connect:${createHash('sha256').update(token).digest('base64url')}`;
+/** What a pending token set is sealed for: its row, and whose and which shop it is (a row moved to another user or shop does not open). */
+const connectAad = (key: string, userId: string, app: string, account: string) => `oauth-connect:${key}:${userId}:${app}:${account}`;
 
 export const credentialView = (c: CredentialRecord) => ({
   id: c.id,
@@ -106,14 +108,15 @@ export const credentialRoutes: ApiRoute[] = [
       const app = c.deps.connections.appOAuth(c.params.app);
       if (!provider) throw new HttpError(404, 'E_NOT_FOUND', `no OAuth flow for ${c.params.app}`);
       if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
-      if (!(await c.deps.state.users.get(userId))) throw notFound('user');
+      const user = await c.deps.state.users.get(userId);
+      if (!user) throw notFound('user');
       const account = provider.account(str(body, 'account') ?? undefined, 'account');
       // Required: the callback only hands the browser a connect token for this page; the
       // user signed in there completes the connection (POST /v1/oauth/:app/complete).
-      const redirectAfter = checkRedirectAfter(str(body, 'redirectAfter', { required: true, max: 2000 })!, c.deps.oauthRedirectOrigins, c.principal.kind === 'user');
+      const redirectAfter = checkRedirectAfter(str(body, 'redirectAfter', { required: true, max: 2000 })!, c.deps.oauthRedirectOrigins);
       const nonce = randomBytes(24).toString('base64url');
       const expiresAt = new Date(c.deps.now() + STATE_TTL_MS).toISOString();
-      await c.deps.state.oauthStates.put({ nonce, userId, app: c.params.app, account, redirectAfter, expiresAt }, c.iso());
+      await c.deps.state.oauthStates.put({ nonce, userId, userCreatedAt: user.createdAt, app: c.params.app, account, redirectAfter, expiresAt }, c.iso());
       const redirectUri = `${c.deps.publicUrl()}/v1/oauth/${encodeURIComponent(c.params.app)}/callback`;
       c.send(201, { authorizeUrl: provider.authorizeUrl(app, { account, redirectUri, state: nonce }), expiresAt });
     },
@@ -138,6 +141,13 @@ export const credentialRoutes: ApiRoute[] = [
       if (!st || st.app !== c.params.app || st.pending || !st.redirectAfter) throw new HttpError(400, 'E_OAUTH_STATE', 'unknown, used or expired state', 'Start the connection again (a state is good once, for 10 minutes).');
       const account = provider.account(c.query.get('shop') ?? undefined);
       if (st.account && st.account !== account) throw new HttpError(400, 'E_OAUTH_STATE', 'the callback is for another account than the one started', 'Start the connection again.');
+      // Checked again here: a state started under an older rule or another list (an upgrade, a
+      // changed serve.oauth.redirectOrigins) must not send a connect token where it now may not go.
+      try {
+        checkRedirectAfter(st.redirectAfter, c.deps.oauthRedirectOrigins);
+      } catch {
+        throw new HttpError(400, 'E_OAUTH_STATE', 'the state was started for a page this server no longer allows', 'Start the connection again.');
+      }
       const code = c.query.get('code');
       if (!code) throw new HttpError(400, 'E_BAD_REQUEST', 'the callback has no code');
       const t = await provider.exchange(c.deps.http, app, { account, code });
@@ -148,11 +158,12 @@ export const credentialRoutes: ApiRoute[] = [
         {
           nonce: key,
           userId: st.userId,
+          ...(st.userCreatedAt ? { userCreatedAt: st.userCreatedAt } : {}),
           app: c.params.app,
           account,
           expiresAt: new Date(c.deps.now() + STATE_TTL_MS).toISOString(),
           pending: {
-            secret: seal(c.deps.keyring, { accessToken: t.accessToken, ...(t.refreshToken ? { refreshToken: t.refreshToken } : {}) } satisfies PendingTokens, `oauth-connect:${key}`),
+            secret: seal(c.deps.keyring, { accessToken: t.accessToken, ...(t.refreshToken ? { refreshToken: t.refreshToken } : {}) } satisfies PendingTokens, connectAad(key, st.userId, c.params.app, account)),
             ...(t.expiresIn ? { tokenExpiresAt: new Date(c.deps.now() + t.expiresIn * 1000).toISOString() } : {}),
           },
         },
@@ -183,17 +194,24 @@ export const credentialRoutes: ApiRoute[] = [
       const seen = await c.deps.state.oauthStates.peek(key, c.iso());
       if (!seen?.pending || seen.app !== c.params.app || !seen.account) throw gone();
       // Not taken: a wrong user's attempt leaves the connection to the user who started it.
-      if (seen.userId !== caller) throw new HttpError(403, 'E_FORBIDDEN', 'this connection was started by another user', 'Only the user who started the connection may complete it; start it again signed in as yourself.');
+      if (seen.userId !== caller) {
+        // An attempt at someone else's connection is worth an operator's look (never the token).
+        c.deps.log('oauth complete refused: the connection was started by another user', { app: c.params.app, startedBy: seen.userId, caller });
+        throw new HttpError(403, 'E_FORBIDDEN', 'this connection was started by another user', 'Only the user who started the connection may complete it; start it again signed in as yourself.');
+      }
       const st = await c.deps.state.oauthStates.take(key, c.iso());
       if (!st?.pending || !st.account) throw gone();
       let tokens: PendingTokens;
       try {
-        tokens = open<PendingTokens>(c.deps.keyring, st.pending.secret, `oauth-connect:${key}`);
+        tokens = open<PendingTokens>(c.deps.keyring, st.pending.secret, connectAad(key, st.userId, c.params.app, st.account));
       } catch {
         // Sealed under a master key this process no longer has (rotated away): start again.
         throw gone();
       }
-      if (!(await c.deps.state.users.get(st.userId))) throw notFound('user');
+      const user = await c.deps.state.users.get(st.userId);
+      if (!user) throw notFound('user');
+      // Deleted and made again under the same id since the flow started: not the same user.
+      if (st.userCreatedAt && user.createdAt !== st.userCreatedAt) throw gone();
       // One credential per (user, app, account): reconnecting replaces the token in place.
       const existing = (await c.deps.state.credentials.listByUser(st.userId)).find((x) => x.app === c.params.app && x.account === st.account);
       const id = existing?.id ?? newId('cred', c.deps.now());

@@ -148,6 +148,8 @@ export interface OAuthStateRecord {
   app: string;
   account?: string;
   redirectAfter?: string;
+  /** The user's createdAt when the flow started: a user deleted and made again under the same id is another user. */
+  userCreatedAt?: string;
   expiresAt: string;
   /**
    * Set on the row the callback leaves behind (keyed by the SHA-256 of a connect token, never
@@ -155,7 +157,7 @@ export interface OAuthStateRecord {
    * (POST /v1/oauth/:app/complete). Absent on a started flow's state.
    */
   pending?: {
-    /** `{ accessToken, refreshToken? }` sealed for `oauth-connect:<nonce>`. */
+    /** `{ accessToken, refreshToken? }` sealed for `oauth-connect:<nonce>:<userId>:<app>:<account>` (a row moved to another user or shop does not open). */
     secret: Sealed;
     /** When the access token expires (tokens with a refresh token), ISO 8601. */
     tokenExpiresAt?: string;
