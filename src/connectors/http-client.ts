@@ -70,16 +70,22 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       // undici's low-level API (https://undici.nodejs.org/#/docs/api/Dispatcher?id=dispatcherdispatchoptions-handler):
       // the response is collected by `call` itself, without the Readable stream and the
       // per-request async resource of `request`.
-      dispatcher.dispatch(
-        {
-          origin: url.origin,
-          path: url.search ? `${url.pathname}${url.search}` : url.pathname,
-          method: req.method.toUpperCase() as Dispatcher.HttpMethod,
-          headers,
-          body: req.body,
-        },
-        call,
-      );
+      try {
+        dispatcher.dispatch(
+          {
+            origin: url.origin,
+            path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+            method: req.method.toUpperCase() as Dispatcher.HttpMethod,
+            headers,
+            body: req.body,
+          },
+          call,
+        );
+      } catch (err) {
+        // undici's Agent reports errors through the handler; a custom dispatcher may throw:
+        // settle now, so the timer and the signal's listener do not outlive the call.
+        call.fail(err);
+      }
     });
   };
 }
@@ -155,7 +161,7 @@ class Call implements Dispatcher.DispatchHandler {
     this.fail(err);
   }
 
-  private fail(err: unknown): void {
+  fail(err: unknown): void {
     if (this.settled) return;
     this.done();
     this.reject(err);

@@ -32,7 +32,7 @@
  * written beside the database).
  */
 import Database from 'better-sqlite3';
-import { closeSync, constants as fsConstants, existsSync, fdatasync, fdatasyncSync, fstatSync, mkdirSync, openSync, readdir, readFileSync, readSync, renameSync, rm, rmSync, writevSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, openSync, readdir, readFileSync, readSync, renameSync, rm, rmSync, writevSync } from 'node:fs';
 import { writeFileSafeSync } from '../core/safe-fs.js';
 import { basename, dirname, join } from 'node:path';
 import { createDeflateRaw, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -40,6 +40,9 @@ import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { StoreError } from '../errors.js';
+
+/** Where a record read by getExecution says its event could not be read (see withEvent). */
+export const EVENT_UNREADABLE = Symbol('alloy.eventUnreadable');
 
 /** Statuses after which an execution never runs again (the engine's ExecutionStatus). */
 export const TERMINAL_STATUSES: readonly string[] = ['succeeded', 'failed', 'filtered'];
@@ -695,6 +698,20 @@ export class EventLog {
       writeAll(fd, [Buffer.from(`${BODY_FILE_MAGIC}${id}\n`)], 0);
       this.bodyFileId = id;
       this.bodyEnd = BODY_FILE_HEADER_BYTES;
+      // The new file's name is made durable too, as SQLite does for files it creates (POSIX
+      // promises a file's entry only after its folder is synced); folders cannot be opened on Windows.
+      if (this.syncBodies && process.platform !== 'win32') {
+        try {
+          const dir = openSync(dirname(this.bodyFile), fsConstants.O_RDONLY);
+          try {
+            fsyncSync(dir);
+          } finally {
+            closeSync(dir);
+          }
+        } catch {
+          /* best effort: ext4 and most filesystems keep the entry with the file's own sync */
+        }
+      }
       return;
     }
     const head = Buffer.alloc(BODY_FILE_HEADER_BYTES);
@@ -875,20 +892,29 @@ export class EventLog {
     return JSON.stringify(rest);
   }
 
-  /** Puts `event` back into a record stored without it (from its delivery's body). */
+  /**
+   * Puts `event` back into a record stored without it (from its delivery's body). A body that
+   * cannot be read (the body file removed or replaced, an encoding of a newer alloy) leaves
+   * `event: {}` for views, and says why under EVENT_UNREADABLE (not enumerable, never stored):
+   * the runner fails such an execution instead of running its steps on an empty event.
+   */
   private withEvent(row: RawExecution, record: StoredRecord): StoredRecord {
     if (!row.event_ref) return record;
     const stored = this.stmts.deliveryBody.get(row.delivery_id) as StoredBody | undefined;
     let event: unknown;
+    let unreadable: StoreError | undefined;
     try {
       const body = stored ? this.decodeBody(stored) : undefined;
       const parsed = body ? JSON.parse(body.toString('utf8')) : undefined;
       event = row.event_ref === 'body.data' ? (parsed as { data?: unknown } | undefined)?.data : parsed;
-    } catch {
+    } catch (err) {
       event = undefined;
+      if (err instanceof StoreError) unreadable = err;
     }
     // Keep the engine's key order: event right after the identifying fields.
-    return { ...record, event: event ?? {} };
+    const out: StoredRecord = { ...record, event: event ?? {} };
+    if (unreadable) Object.defineProperty(out, EVENT_UNREADABLE, { value: unreadable, enumerable: false });
+    return out;
   }
 
   /** Appends a free log entry (rejected deliveries, reloads). */
@@ -919,8 +945,10 @@ export class EventLog {
     return out;
   }
 
-  getDelivery(id: string): DeliveryRow | undefined {
+  /** The delivery; `{ body: false }` skips reading its body (views need only its metadata; body then empty). */
+  getDelivery(id: string, opts?: { body?: boolean }): DeliveryRow | undefined {
     const row = this.stmts.getDelivery.get(id) as RawDelivery | undefined;
+    if (row && opts?.body === false) return { ...toDelivery(row), body: EMPTY_BODY };
     return row ? { ...toDelivery(row), body: this.decodeBody(row) } : undefined;
   }
 

@@ -7,7 +7,7 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import type { ExecutionRecord, StepRecord } from '../engine/types.js';
 import { hasSideEffects, isCallInFlight } from '../engine/durability.js';
-import { isTerminal, type EventLog, type ExecutionRow, type StoredRecord } from './event-log.js';
+import { EVENT_UNREADABLE, isTerminal, type EventLog, type ExecutionRow, type StoredRecord } from './event-log.js';
 import type { RuntimeDefinitions } from './definitions.js';
 import { createStepTracker, type WorkflowExecutor } from './executor.js';
 import type { RuntimeEvent } from './runtime-events.js';
@@ -100,6 +100,11 @@ export function createExecutionRunner(options: ExecutionRunnerOptions): Executio
         message: `the runtime stopped ${resumes} times while this execution was running (crashed or killed); it is not resumed again`,
         hint: 'Look at the steps it ran last (alloy executions <id>) for what brings the process down, fix the workflow, then `alloy replay <id>`.',
       });
+    } else if ((row.record as { [EVENT_UNREADABLE]?: Error })[EVENT_UNREADABLE]) {
+      // Its delivery's body is gone or unreadable: running the steps on `{}` would act on nothing
+      // (a createOrder with no fields), so it fails, saying why.
+      const err = (row.record as { [EVENT_UNREADABLE]?: Error & { code?: string } })[EVENT_UNREADABLE]!;
+      final = failedNow({ code: err.code ?? 'E_EVENT_LOG_DAMAGED', message: `its event could not be read: ${err.message}`, hint: 'The delivery body is missing from the event log; send the event again (alloy emit) or start over with alloy dev --fresh.' });
     } else if (!routed) {
       final = failedNow({ code: 'E_WORKFLOW_NOT_FOUND', message: `workflow ${row.workflow} is no longer defined in the working tree` });
     } else {

@@ -293,6 +293,29 @@ describe('runtime server', () => {
     expect(fake.calls.map((c) => c.step)).toEqual(['a', 'b']);
   });
 
+  it('an execution whose delivery body is gone fails with E_EVENT_LOG_DAMAGED on resume instead of running on an empty event; viewing it still works', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held = fakeExecutor({ gate });
+    await start({ executor: held, shutdownGraceMs: 50 });
+    const headers = shopifyWebhookHeaders({ topic: 'orders/create', shop: 'acme.myshopify.com', apiVersion: '2025-10', body: orderPayload, secret: SECRET });
+    const res = await http('POST', `${base}/v1/webhooks/shopify`, orderPayload, headers);
+    const id = res.json.executions[0].id;
+    await waitFor(() => held.calls.length > 0, 'the executor to start');
+    await server.close();
+    release();
+    // The 28 KB body lives in the body file; remove it, as a user cleaning .alloy/ might.
+    const { rmSync } = await import('node:fs');
+    rmSync(path.join(tmp.dir, 'dev.sqlite-bodies'));
+    await start();
+    const got = await http('GET', `${base}/v1/executions/${id}?wait=5000`);
+    expect(got.status).toBe(200);
+    expect(got.json.execution.status).toBe('failed');
+    expect(got.json.execution.record.error.code).toBe('E_EVENT_LOG_DAMAGED');
+    expect(got.json.execution.delivery.source).toBe('shopify');
+    expect(fake.calls).toEqual([]);
+  });
+
   it('stores a checkpoint only after steps with effects outside the process (pure steps re-run after a crash)', async () => {
     const { hasSideEffects } = await import('../../src/server/runtime-server.js');
     const step = (kind: string, uses?: string) => ({ path: 'x', id: 'x', kind, uses, status: 'succeeded', attempts: 1, startedAt: '' }) as any;

@@ -88,7 +88,7 @@ SELECT (SELECT slot FROM i) AS i, (SELECT slot FROM s) AS s`;
  * pacing, like the job bookkeeping committed without waiting for the WAL flush) and the final
  * records of the executions that ended ($6–$9: id, status, record as JSON text, updated_at;
  * a cancelled execution stays cancelled, as the state's checkpoint does). When it carries
- * records it commits with synchronous_commit on: they are the durable record (one WAL flush
+ * records it commits with the server's synchronous_commit (its reset_val, as every other state write): they are the durable record (one WAL flush
  * for every execution that ended meanwhile). Those executions' own locks are not among $1/$2:
  * released before the commit, another process could take the execution and read the record
  * from before; they are released by the session's next statement (see pendingUnlocks).
@@ -97,7 +97,7 @@ const SETTLE_SQL = `WITH w AS (
   UPDATE executions e SET status = CASE WHEN e.status = 'cancelled' THEN e.status ELSE x.status END, record = x.record::json, updated_at = x.updated_at
   FROM unnest($6::text[], $7::text[], $8::text[], $9::text[]) AS x(id, status, record, updated_at) WHERE e.id = x.id RETURNING 1
 ), sync AS (
-  SELECT set_config('synchronous_commit', CASE WHEN cardinality($6::text[]) > 0 THEN 'on' ELSE 'off' END, true) AS v
+  SELECT set_config('synchronous_commit', CASE WHEN cardinality($6::text[]) > 0 THEN (SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit') ELSE 'off' END, true) AS v
 ), u AS (
   SELECT count(*) FILTER (WHERE pg_advisory_unlock(hashtext(k), hashtext(v))) AS n FROM unnest($1::text[], $2::text[]) AS l(k, v)
 ), c AS (
@@ -421,10 +421,11 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
       const b: Batch = (batch = settling = { kinds: [], keys: [], jobs: [], ids: [], statuses: [], records: [], updatedAts: [], deferred: [], done: Promise.resolve() });
       const gen = generation;
       let reports: BucketReports | undefined;
+      let carried: { kinds: string[]; keys: string[] } | undefined;
       b.done = onSession('alloy_q_settle', SETTLE_SQL, () => {
         if (settling === b) settling = undefined; // later ones start the next batch
         reports = state.takeBucketReports?.();
-        const un = takePendingUnlocks();
+        const un = (carried = takePendingUnlocks());
         return [[...un.kinds, ...b.kinds], [...un.keys, ...b.keys], JOB, b.jobs, reports?.json ?? '[]', b.ids, b.statuses, b.records, b.updatedAts];
       }, () => {
         // Written and committed: their executions' locks go with the session's next statement.
@@ -434,6 +435,15 @@ export function createPgQueue(state: PgQueueState, limits: QueueLimits, options:
           pendingUnlocks.keys.push(key);
         }
       })
+        .catch((err: unknown) => {
+          // Failed on a session that lives on: the deferred unlocks it carried go with the next
+          // statement instead (unlocking a lock not held is only a warning), not forgotten.
+          if (carried && gen === generation) {
+            pendingUnlocks.kinds.push(...carried.kinds);
+            pendingUnlocks.keys.push(...carried.keys);
+          }
+          throw err;
+        })
         .finally(() => reports?.done())
         .then(() => {});
     }

@@ -87,16 +87,10 @@ export function openSqliteState(file: string): ServeState {
   // 32 MiB of page cache (SQLite's default is 2 MiB): executions are updated at each
   // checkpoint, and a cache smaller than the working set turns every update into page reads.
   db.pragma('cache_size = -32768');
-  db.exec(SCHEMA);
-  // Files from before the crash-loop counter, and from before checkpoints had their own
-  // columns (record, updated_at: see `checkpoint` below), gain the columns.
-  const hasColumn = (name: string) => db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?").get(name) !== undefined;
-  if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-  if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
-  if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
   // user_version 2: executions written since keep their record in its own column; 3: their
   // `doc` holds only the fields without a column (see ExecutionColumns). An alloy from before
-  // cannot read those rows; a file from a newer alloy is refused rather than misread.
+  // cannot read those rows; a file from a newer alloy is refused rather than misread, and
+  // before the schema below touches anything (it drops and adds indexes and columns).
   const fileVersion = db.pragma('user_version', { simple: true }) as number;
   if (fileVersion > SQLITE_STATE_VERSION) {
     db.close();
@@ -105,6 +99,13 @@ export function openSqliteState(file: string): ServeState {
       exitCode: 2,
     });
   }
+  db.exec(SCHEMA);
+  // Files from before the crash-loop counter, and from before checkpoints had their own
+  // columns (record, updated_at: see `checkpoint` below), gain the columns.
+  const hasColumn = (name: string) => db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?").get(name) !== undefined;
+  if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
+  if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
+  if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
   if (fileVersion < SQLITE_STATE_VERSION) db.pragma(`user_version = ${SQLITE_STATE_VERSION}`);
   // Every write goes through one group commit: writes of one event-loop turn share a
   // transaction and an fdatasync of the WAL, and resolve only once that sync is done.

@@ -62,7 +62,7 @@ async function getExecutionRoute(ctx: DevContext): Promise<void> {
     await ctx.deps.runner.waitForFinish(id, waitMs);
     row = ctx.deps.log.getExecution(id)!;
   }
-  const delivery = ctx.deps.log.getDelivery(row.deliveryId);
+  const delivery = ctx.deps.log.getDelivery(row.deliveryId, { body: false });
   sendJson(ctx.res, 200, {
     execution: {
       ...summarizeExecution(row),
@@ -114,7 +114,7 @@ async function replayRoute(ctx: DevContext): Promise<void> {
   const newIdValue = newId('ex', now);
   const original = row.record as unknown as ExecutionRecord;
   const record = newExecutionRecord({ id: newIdValue, workflow: routed.key, version: ctx.deps.definitions().version, event: edited ? edited.event : original.event, userId: row.userId, now });
-  const delivery = ctx.deps.log.getDelivery(row.deliveryId);
+  const delivery = ctx.deps.log.getDelivery(row.deliveryId, { body: false });
   // An edited event lives in the record itself (no eventRef): the delivery still holds the original.
   const eventRef: EventRef | undefined = edited ? undefined : delivery ? (delivery.source === 'event' ? 'body.data' : 'body') : undefined;
   await ctx.deps.log.appendExecutions(row.deliveryId, [{ id: newIdValue, workflow: routed.key, userId: row.userId, replayOf: id, record: record as never, eventRef }]);
