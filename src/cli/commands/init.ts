@@ -18,6 +18,7 @@ import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { closest } from '../../core/diagnostics.js';
 import { planProjectFiles, TEMPLATES, type PlannedFile, type ProjectTemplate } from '../../core/templates.js';
+import { FS_ERRNOS } from '../../core/fs-errors.js';
 
 interface InitOptions {
   yes?: boolean;
@@ -99,22 +100,11 @@ async function checkTarget(target: string, cwd: string): Promise<string> {
 /** Environment errors a user can fix (space, permissions, limits): said as such, not as a bug. */
 const WRITE_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENAMETOOLONG', 'ELOOP', 'EIO']);
 
-const ERRNO_WORDS: Record<string, string> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'the filesystem is read-only',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-  EFBIG: 'a file is larger than this process may write (ulimit -f)',
-  EMFILE: 'too many open files',
-  ENFILE: 'too many open files',
-  ENOTDIR: 'a file is where a folder is needed',
+/** init's own words where its meaning is narrower than the shared table's (src/core/fs-errors.ts). */
+const INIT_ERRNO_WORDS: Record<string, string> = {
   EEXIST: 'a file appeared where alloy init writes',
   ENOTEMPTY: 'the folder was filled meanwhile',
-  EISDIR: 'a folder is where a file is needed',
-  ENAMETOOLONG: 'a path is too long',
   ELOOP: 'a symbolic link is in the way',
-  EIO: 'an input/output error',
 };
 
 function writeError(err: unknown, target: string, cwd: string): unknown {
@@ -122,7 +112,7 @@ function writeError(err: unknown, target: string, cwd: string): unknown {
   if (err instanceof AlloyError || !e || typeof e.code !== 'string' || !WRITE_ERRNOS.has(e.code)) return err;
   const shown = shownPath(target, cwd);
   const conflict = e.code === 'EEXIST' || e.code === 'ENOTEMPTY' || e.code === 'ENOTDIR' || e.code === 'EISDIR' || e.code === 'ELOOP';
-  return new AlloyError(conflict ? 'E_INIT_CONFLICT' : 'E_INIT_WRITE', `could not create the project in ${shown}: ${ERRNO_WORDS[e.code] ?? e.code} (${e.code}); nothing was left behind`, {
+  return new AlloyError(conflict ? 'E_INIT_CONFLICT' : 'E_INIT_WRITE', `could not create the project in ${shown}: ${INIT_ERRNO_WORDS[e.code] ?? FS_ERRNOS[e.code]?.words ?? e.code} (${e.code}); nothing was left behind`, {
     hint: conflict ? 'something appeared where alloy init writes while it ran; choose an empty folder, e.g. `alloy init my-project`' : 'check the free space and the permissions of the folder, then run alloy init again',
     cause: err,
     details: { errno: e.code },
