@@ -15,7 +15,7 @@
 //     every acknowledged event completes, per-shop calls in flight never exceed the bound,
 //     nothing is left pending.
 // Medians of RUNS for 2 and 3. Usage: npm run build && node bench/cluster-bench.mjs [--quick] [--runs N] [--events N] [--no-pg-restart]
-// [--concurrency N] (each serve process's --concurrency; serve's default, 16, when not given)
+// [--concurrency N] (each serve process's --concurrency; serve's default, 64, when not given)
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';

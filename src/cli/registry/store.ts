@@ -98,7 +98,7 @@ export const storeCommands: CommandSpec[] = [
         .option('--public-url <url>', 'URL apps reach this server at (OAuth redirect URIs)')
         .option('--oauth-redirect-origins <origins>', 'comma-separated origins an OAuth flow\'s redirectAfter may be on (without it only a localhost page; config serve.oauth.redirectOrigins)')
         .option('--role <role>', 'serve: api (take API traffic, enqueue), worker (run executions) or all (default); keys create: admin, ingest or read')
-        .option('--concurrency <n>', 'executions this process runs at once (default 16)')
+        .option('--concurrency <n>', 'executions this process runs at once (default 64)')
         .option('--max-connections <n>', 'open connections at most; more are closed at once (default 1024)')
         .option('--recover-after <seconds>', 'with --database: hand a silent (killed) worker\'s executions to another after this many seconds (default 30)')
         .option('--name <name>', 'keys create: a label for the key'),

@@ -41,7 +41,7 @@ export interface QueueLimits {
   perShop: number;
 }
 
-export const DEFAULT_LIMITS: QueueLimits = { concurrency: 16, perInstallation: 4, perShop: 4 };
+export const DEFAULT_LIMITS: QueueLimits = { concurrency: 64, perInstallation: 4, perShop: 4 };
 
 export interface EnqueueOptions {
   /** Reruns go before new work. */
