@@ -188,6 +188,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
       method: r.method,
       path: r.path,
       handler: async (c: ApiContext) => {
+        c.bodyFields = r.fields;
         try {
           if (r.access !== 'public') {
             c.principal = await auth(c.req.headers.authorization);

@@ -55,6 +55,21 @@ describe('alloy serve: authentication and authorization on every route', () => {
     }
   });
 
+  it("each route's body fields are its OpenAPI request schema's properties, and any other field is 400 naming it", async () => {
+    for (const r of SERVE_ROUTES) {
+      const op = OPENAPI.paths[r.path.replace(/:([A-Za-z]+)/g, '{$1}')][r.method.toLowerCase()];
+      const schema = op.requestBody?.content?.['application/json']?.schema;
+      const documented = schema?.properties ? Object.keys(schema.properties).sort() : undefined;
+      expect(r.fields ? [...r.fields].sort() : undefined, `${r.method} ${r.path}`).toEqual(documented);
+      if (documented) expect(schema.additionalProperties, `${r.method} ${r.path}`).toBe(false);
+    }
+    for (const r of SERVE_ROUTES.filter((x) => x.fields)) {
+      const res = await call(serve.url, r.method, concrete(r.path), { token: keys.admin, body: { zzUnknown: 1, ttl: -5 } });
+      expect([res.status, res.body.error?.code], `${r.method} ${r.path}`).toEqual([400, 'E_BAD_REQUEST']);
+      expect(res.body.error.details.fields.map((f: { path: string }) => f.path), `${r.method} ${r.path}`).toEqual(['/zzUnknown', '/ttl']);
+    }
+  });
+
   const concrete = (p: string) => p.replace(/:([A-Za-z]+)/g, (_m, n: string) => encodeURIComponent(ids[n]));
   const protectedRoutes = () => SERVE_ROUTES.filter((r) => r.access !== 'public');
 
@@ -87,7 +102,9 @@ describe('alloy serve: authentication and authorization on every route', () => {
     // The event stream stays open; its scoping to the caller is tested in web-ui-stream.test.ts.
     for (const r of protectedRoutes().filter((x) => x.path !== '/v1/stream')) {
       const access = r.access as readonly string[];
-      const body = r.method === 'GET' || r.method === 'DELETE' ? undefined : { userId: 'user-a', account: fake.shop, integration: 'shopify-sync', app: 'shopify', kind: 'token' };
+      const all: Record<string, unknown> = { userId: 'user-a', account: fake.shop, integration: 'shopify-sync', app: 'shopify', kind: 'token' };
+      // Only the route's own fields (any other is a 400 of its own, before ownership is looked at).
+      const body = r.method === 'GET' || r.method === 'DELETE' ? undefined : Object.fromEntries(Object.entries(all).filter(([k]) => !r.fields || r.fields.includes(k)));
       const a = await call(serve.url, r.method, concrete(r.path), { token: tokenB, body });
       if (!access.includes('user')) {
         expect(a.status, `${r.method} ${r.path} with a user token`).toBe(403);

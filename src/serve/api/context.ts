@@ -46,6 +46,8 @@ export interface ApiContext extends RequestContext {
   /** Set before the handler runs, except on `public` routes. */
   principal: Principal;
   body(): Promise<Record<string, unknown>>;
+  /** The route's body fields (ApiRoute.fields), set before its handler runs. */
+  bodyFields?: readonly string[];
   send(status: number, body: unknown, headers?: Record<string, string>): void;
   page(): PageRequest;
   /** 404 for a user token that is not this user's. */
@@ -58,12 +60,19 @@ export interface ApiRoute {
   path: string;
   /** Who may call it; `public` routes authenticate themselves (OAuth callback, app webhooks, probes). */
   access: readonly Access[] | 'public';
+  /**
+   * The JSON body's fields (its OpenAPI request schema's properties; a test keeps the two
+   * equal): any other is 400 naming it, as Stripe answers an unknown parameter, so a typo
+   * (`ttl` for `ttlSeconds`) is said instead of silently ignored.
+   */
+  fields?: readonly string[];
   handler: (c: ApiContext) => Promise<void>;
 }
 
 /** One per request. */
 class Context extends RouteContext implements ApiContext {
   principal = undefined as unknown as Principal;
+  bodyFields: readonly string[] | undefined = undefined;
   constructor(
     base: RequestContext,
     readonly deps: ServeDeps,
@@ -74,6 +83,15 @@ class Context extends RouteContext implements ApiContext {
     const v = await readJsonBody(this.req, this.deps.maxBodyBytes);
     if (v === undefined) return {};
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'E_BAD_REQUEST', 'the body must be a JSON object');
+    const known = this.bodyFields;
+    if (known) {
+      const unknown = Object.keys(v).filter((k) => !known.includes(k));
+      if (unknown.length) {
+        throw new HttpError(400, 'E_BAD_REQUEST', `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((k) => `\`${k.slice(0, 64)}\``).join(', ')}`, `This route takes ${known.map((k) => `\`${k}\``).join(', ')}.`, {
+          fields: unknown.slice(0, 20).map((k) => ({ path: `/${k.slice(0, 64)}`, message: 'is not a field of this route' })),
+        });
+      }
+    }
     return v as Record<string, unknown>;
   }
   send(status: number, body: unknown, headers?: Record<string, string>): void {

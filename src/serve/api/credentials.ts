@@ -51,6 +51,7 @@ export const credentialRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/users/:userId/credentials',
+    fields: ['app', 'kind', 'account', 'fields'],
     access: ['user'],
     async handler(c) {
       c.own(c.params.userId, 'user');
@@ -99,6 +100,7 @@ export const credentialRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/oauth/:app/start',
+    fields: ['userId', 'account', 'redirectAfter'],
     access: ['user'],
     async handler(c) {
       const body = await c.body();
@@ -181,6 +183,7 @@ export const credentialRoutes: ApiRoute[] = [
     // pending connection stays for the right user; the right user takes it once.
     method: 'POST',
     path: '/v1/oauth/:app/complete',
+    fields: ['connectToken', 'userId'],
     access: ['user'],
     async handler(c) {
       const body = await c.body();

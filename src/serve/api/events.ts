@@ -45,6 +45,7 @@ export const eventRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/run/event',
+    fields: ['event', 'userId', 'data'],
     access: ['ingest'],
     async handler(c) {
       const key = headerValue(c.req, 'idempotency-key');

@@ -97,6 +97,7 @@ export const executionRoutes: ApiRoute[] = [
     // before it keep their recorded results), on the same version unless `version` says.
     method: 'POST',
     path: '/v1/executions/:executionId/rerun',
+    fields: ['fromStep', 'version'],
     access: ['admin'],
     async handler(c) {
       const e = await loadOwned(c);

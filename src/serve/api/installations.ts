@@ -94,6 +94,7 @@ export const installationRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/installations',
+    fields: ['userId', 'integration', 'version', 'credentials', 'config'],
     access: ['user'],
     async handler(c) {
       const body = await c.body();
@@ -136,6 +137,7 @@ export const installationRoutes: ApiRoute[] = [
   {
     method: 'PATCH',
     path: '/v1/installations/:installationId',
+    fields: ['config', 'credentials'],
     access: ['user'],
     async handler(c) {
       const i = await loadOwned(c);
@@ -161,6 +163,7 @@ export const installationRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/installations/:installationId/upgrade',
+    fields: ['version'],
     access: ['user'],
     async handler(c) {
       const i = await loadOwned(c);
@@ -186,6 +189,7 @@ export const installationRoutes: ApiRoute[] = [
     // its own; one whose config does not fit stays where it is and is reported.
     method: 'POST',
     path: '/v1/integrations/:integration/upgrade',
+    fields: ['version', 'userId'],
     access: ['admin'],
     async handler(c) {
       const body = await c.body();

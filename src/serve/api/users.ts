@@ -13,6 +13,7 @@ export const userRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/users',
+    fields: ['id', 'name'],
     access: ['admin'],
     async handler(c) {
       const body = await c.body();
@@ -55,6 +56,7 @@ export const userRoutes: ApiRoute[] = [
   {
     method: 'POST',
     path: '/v1/users/:userId/token',
+    fields: ['ttlSeconds'],
     access: ['admin'],
     async handler(c) {
       const body = await c.body();
