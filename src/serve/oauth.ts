@@ -116,8 +116,8 @@ function safeOrigin(u: URL): boolean {
  */
 export function parseRedirectOrigins(value: string | readonly string[] | undefined, source: string): string[] | undefined {
   if (value === undefined) return undefined;
-  // An empty variable (a deployment template's placeholder) is unset: the config's list applies.
-  if (typeof value === 'string' && value.trim() === '') return undefined;
+  // An empty variable or flag (a deployment template's placeholder) is unset: the config's list applies.
+  if (typeof value === 'string' && value.trim() === '' && !source.startsWith('serve.')) return undefined;
   const items = (typeof value === 'string' ? value.split(',') : [...value]).map((v) => (typeof v === 'string' ? v.trim() : '')).filter(Boolean);
   // Given but naming nothing ("," or []) would silently mean "no list": said instead.
   if (!items.length) throw new UsageError(`${source} names no origin`, { hint: 'List origins, comma-separated, like https://app.example.com,https://admin.example.com, or leave the setting out.' });

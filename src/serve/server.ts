@@ -63,7 +63,7 @@ export interface ServeServerOptions {
   publicUrl?: string;
   /**
    * Origins an OAuth flow's `redirectAfter` may be on (`serve.oauth.redirectOrigins`); without
-   * them any https origin, or http on loopback. Checked here: a bad entry is a UsageError.
+   * them a localhost page only. Checked here: a bad entry is a UsageError.
    */
   oauthRedirectOrigins?: string | readonly string[];
   /** Mounted under /v1/store (the store API with its own tokens), tried when no /v1 route matches. */

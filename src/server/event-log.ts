@@ -909,8 +909,9 @@ export class EventLog {
       event = row.event_ref === 'body.data' ? (parsed as { data?: unknown } | undefined)?.data : parsed;
     } catch (err) {
       event = undefined;
-      if (err instanceof StoreError) unreadable = err;
+      unreadable = err instanceof StoreError ? err : new StoreError('E_EVENT_LOG_DAMAGED', `the delivery body could not be read: ${(err as Error).message}`, { cause: err });
     }
+    if (!stored && !unreadable) unreadable = new StoreError('E_EVENT_LOG_DAMAGED', `delivery ${row.delivery_id} is missing from the event log`);
     // Keep the engine's key order: event right after the identifying fields.
     const out: StoredRecord = { ...record, event: event ?? {} };
     if (unreadable) Object.defineProperty(out, EVENT_UNREADABLE, { value: unreadable, enumerable: false });

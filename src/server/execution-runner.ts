@@ -104,7 +104,12 @@ export function createExecutionRunner(options: ExecutionRunnerOptions): Executio
       // Its delivery's body is gone or unreadable: running the steps on `{}` would act on nothing
       // (a createOrder with no fields), so it fails, saying why.
       const err = (row.record as { [EVENT_UNREADABLE]?: Error & { code?: string } })[EVENT_UNREADABLE]!;
-      final = failedNow({ code: err.code ?? 'E_EVENT_LOG_DAMAGED', message: `its event could not be read: ${err.message}`, hint: 'The delivery body is missing from the event log; send the event again (alloy emit) or start over with alloy dev --fresh.' });
+      const newer = err.code === 'E_EVENT_LOG_ENCODING';
+      final = failedNow({
+        code: err.code ?? 'E_EVENT_LOG_DAMAGED',
+        message: `its event could not be read: ${err.message}`,
+        hint: newer ? 'The event was stored by a newer alloy: run that version (or newer) to run it.' : 'The delivery body is missing or damaged in the event log; send the event again (alloy emit) or start over with alloy dev --fresh.',
+      });
     } else if (!routed) {
       final = failedNow({ code: 'E_WORKFLOW_NOT_FOUND', message: `workflow ${row.workflow} is no longer defined in the working tree` });
     } else {

@@ -51,7 +51,8 @@ describePg('alloy serve as a cluster: 1 api + 3 workers on one database', () => 
 
     const api = await spawnServe([...db, '--role', 'api'], project, env);
     procs.push(api);
-    const worker = () => spawnServe([...db, '--role', 'worker', '--recover-after', '3'], project, env);
+    // --concurrency 16: what a killed worker can have in flight, which bounds the repeats below.
+    const worker = () => spawnServe([...db, '--role', 'worker', '--recover-after', '3', '--concurrency', '16'], project, env);
     const workers = [await worker(), await worker(), await worker()];
     procs.push(...workers);
     // A worker answers the ops routes only.

@@ -247,6 +247,8 @@ describe('connecting a shop takes the user who started the flow', () => {
     const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') };
     const runs = [
       { args: [], env, names: 'serve.oauth.redirectOrigins' },
+      // An empty variable (a template's placeholder) is unset: the config's list is read, and refused here.
+      { args: [], env: { ...env, ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS: '' }, names: 'serve.oauth.redirectOrigins' },
       { args: [], env: { ...env, ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS: 'http://app.example.com' }, names: 'ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS' },
       { args: ['--oauth-redirect-origins', 'ftp://app.example.com'], env, names: '--oauth-redirect-origins' },
     ];

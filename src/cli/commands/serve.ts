@@ -150,9 +150,11 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   const where = serveLocation(ctx, opts, loc);
   const { parseRedirectOrigins } = await import('../../serve/oauth.js');
   // Flag (or ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS) over the config; checked before the store or the state is opened.
-  const oauthRedirectOrigins = opts.oauthRedirectOrigins !== undefined
+  // An empty flag or variable (a deployment template's placeholder) is unset: the config's list applies.
+  const fromFlag = opts.oauthRedirectOrigins !== undefined
     ? parseRedirectOrigins(String(opts.oauthRedirectOrigins), (opts.fromEnvironment as Set<string> | undefined)?.has('oauthRedirectOrigins') ? 'ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS' : '--oauth-redirect-origins')
-    : parseRedirectOrigins(configRedirectOrigins(loc), 'serve.oauth.redirectOrigins');
+    : undefined;
+  const oauthRedirectOrigins = fromFlag ?? parseRedirectOrigins(configRedirectOrigins(loc), 'serve.oauth.redirectOrigins');
   const storeFlag: string | undefined = opts.store;
   let store: Store | undefined;
   let storeDir: string | undefined;

@@ -34,7 +34,7 @@ export interface ServeDeps {
   now: () => number;
   /** The server's public base URL (OAuth redirect URIs), e.g. https://alloy.example.com. */
   publicUrl: () => string;
-  /** Allowed origins of an OAuth flow's `redirectAfter`; undefined: any https origin, or http on loopback. */
+  /** Allowed origins of an OAuth flow's `redirectAfter`; undefined: a localhost page only. */
   oauthRedirectOrigins?: readonly string[];
   log: (message: string, fields?: Record<string, unknown>) => void;
   /** Largest JSON body. */
