@@ -117,7 +117,7 @@ function safeOrigin(u: URL): boolean {
 export function parseRedirectOrigins(value: string | readonly string[] | undefined, source: string): string[] | undefined {
   if (value === undefined) return undefined;
   // An empty variable or flag (a deployment template's placeholder) is unset: the config's list applies.
-  if (typeof value === 'string' && value.trim() === '' && !source.startsWith('serve.')) return undefined;
+  if (typeof value === 'string' && value.trim() === '') return undefined;
   const items = (typeof value === 'string' ? value.split(',') : [...value]).map((v) => (typeof v === 'string' ? v.trim() : '')).filter(Boolean);
   // Given but naming nothing ("," or []) would silently mean "no list": said instead.
   if (!items.length) throw new UsageError(`${source} names no origin`, { hint: 'List origins, comma-separated, like https://app.example.com,https://admin.example.com, or leave the setting out.' });
@@ -154,7 +154,8 @@ export function checkRedirectAfter(value: string, allowed: readonly string[] | u
   }
   if (!safeOrigin(u)) throw bad('must be https (or http on localhost)', 'Send the https URL of your page that completes the connection.');
   if (u.username || u.password) throw bad('must not carry user info', 'Drop the user:password@ part.');
-  if (u.pathname.startsWith('//') || /%2f|%5c|\\/i.test(u.pathname) || value.includes('\\')) throw bad('has a path that may be read as another host', 'Send a plain path, like https://app.example.com/connected.');
+  // (The parser turns a backslash in the path into a slash, so the raw value is checked for one.)
+  if (u.pathname.startsWith('//') || /%2f|%5c/i.test(u.pathname) || value.includes('\\')) throw bad('has a path that may be read as another host', 'Send a plain path, like https://app.example.com/connected.');
   if (allowed ? !allowed.includes(u.origin) : !isLoopbackHost(u.hostname)) {
     throw bad(
       'is not on an allowed origin',

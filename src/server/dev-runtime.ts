@@ -42,6 +42,8 @@ export interface DevRuntimeOptions {
   port?: number;
   /** Forget the event log's history before starting. */
   fresh?: boolean;
+  /** The stream and ingress secrets when the caller already loaded them (else read or made here). */
+  secrets?: { stream: string; ingress: string };
   /** Save every accepted delivery as a fixture: true for `.alloy/recordings`, or a folder. */
   record?: boolean | string;
   concurrency?: number;
@@ -102,8 +104,8 @@ export async function startDevRuntime(options: DevRuntimeOptions): Promise<DevRu
   const root = path.resolve(options.root);
   const emit = (e: DevEvent) => options.onEvent?.(e);
   const env = await loadProjectEnv(root, options.processEnv);
-  const { secret: streamSecret } = loadOrCreateStreamSecret(root);
-  const { secret: ingressSecret } = loadOrCreateIngressSecret(root);
+  const streamSecret = options.secrets?.stream ?? loadOrCreateStreamSecret(root).secret;
+  const ingressSecret = options.secrets?.ingress ?? loadOrCreateIngressSecret(root).secret;
 
   let project = options.initialProject ?? (await options.loadProject());
   const initialDiagnostics = project.diagnostics;

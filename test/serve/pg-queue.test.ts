@@ -48,6 +48,16 @@ describePg('PostgreSQL execution queue', () => {
     return n;
   }
 
+  /** A worker that runs each queued execution with `run(id, its record as loaded)` (installation in_1). */
+  const runEach = (a: Node, run: (id: string, record: ExecutionRow['record']) => Promise<void>) =>
+    a.queue.start({
+      async prepare(x: string): Promise<PreparedExecution | undefined> {
+        const loaded = await a.state.executions.getForRun!(x);
+        if (!loaded || (loaded.row.status !== 'queued' && loaded.row.status !== 'running')) return undefined;
+        return { installationId: 'in_1', run: async () => (await run(x, loaded.row.record), true) };
+      },
+    });
+
   /** Work whose runs are recorded; `hold` decides how long each takes. */
   function recorder(name: string, log: { id: string; node: string; at: number }[], hold: (id: string, signal: AbortSignal) => Promise<boolean>, shop?: (id: string) => string | undefined, counters?: Map<string, number>, max?: Map<string, number>) {
     return {
@@ -225,20 +235,10 @@ describePg('PostgreSQL execution queue', () => {
     for (const r of [id, cancelled]) await a.queue.ingest({ executions: [{ ...row(), id: r, record: { ...row().record, id: r } }] });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    await a.queue.start({
-      async prepare(x: string): Promise<PreparedExecution | undefined> {
-        const loaded = await a.state.executions.getForRun!(x);
-        if (!loaded || (loaded.row.status !== 'queued' && loaded.row.status !== 'running')) return undefined;
-        return {
-          installationId: 'in_1',
-          run: async () => {
-            ran.push(x);
-            if (x === cancelled) await gate;
-            await a.state.executions.checkpoint(x, { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'], { last: true });
-            return true;
-          },
-        };
-      },
+    await runEach(a, async (x, record) => {
+      ran.push(x);
+      if (x === cancelled) await gate;
+      await a.state.executions.checkpoint(x, { ...record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'], { last: true });
     });
     await waitFor(async () => (await a.state.executions.get(id))?.status === 'succeeded', 'the first succeeded', 30_000);
     // Cancelled while it runs: the final record is stored, the status stays cancelled.
@@ -283,22 +283,12 @@ describePg('PostgreSQL execution queue', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let finalWritten = false;
-    await a.queue.start({
-      async prepare(x: string): Promise<PreparedExecution | undefined> {
-        const loaded = await a.state.executions.getForRun!(x);
-        if (!loaded || (loaded.row.status !== 'queued' && loaded.row.status !== 'running')) return undefined;
-        return {
-          installationId: 'in_1',
-          run: async () => {
-            const final = { ...loaded.row.record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'];
-            await a.state.executions.checkpoint(x, final);
-            finalWritten = true;
-            await gate; // delivering the stream
-            await a.state.executions.checkpoint(x, { ...final, stream: { status: 'delivered' } } as unknown as ExecutionRow['record'], { last: true });
-            return true;
-          },
-        };
-      },
+    await runEach(a, async (x, record) => {
+      const final = { ...record, status: 'succeeded', endedAt: new Date().toISOString() } as ExecutionRow['record'];
+      await a.state.executions.checkpoint(x, final);
+      finalWritten = true;
+      await gate; // delivering the stream
+      await a.state.executions.checkpoint(x, { ...final, stream: { status: 'delivered' } } as unknown as ExecutionRow['record'], { last: true });
     });
     await waitFor(async () => finalWritten, 'the final record written');
     expect((await a.state.executions.get(id))?.status).toBe('succeeded');

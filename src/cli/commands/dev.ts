@@ -104,11 +104,12 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
   const started = Date.now();
   // The tunnel's ingress secret and the stream secret, made or replaced before anything signs with them.
   const { loadOrCreateStreamSecret, loadOrCreateIngressSecret } = await import('../../server/dev-state.js');
-  for (const s of [loadOrCreateStreamSecret(root), loadOrCreateIngressSecret(root)]) {
+  const secrets = { stream: loadOrCreateStreamSecret(root), ingress: loadOrCreateIngressSecret(root) };
+  for (const s of [secrets.stream, secrets.ingress]) {
     if (s.replaced) ctx.note(ctx.errColor.yellow(`warning: ${s.replaced}; replaced by a new secret (update any sender or receiver configured with the old one)`));
   }
   // --fake shopify (or dev.fakes): local stand-ins the connectors and credentials point at for this run.
-  const fakes = await startFakes(root, opts.fake ?? cfgDev.fakes);
+  const fakes = await startFakes(opts.fake ?? cfgDev.fakes, secrets.stream.secret);
   const withFakes = (p: Awaited<ReturnType<typeof loadProjectWithDiagnostics>>) => (fakes ? withFakeApps(p, fakes.apps) : p);
   let runtime: DevRuntime;
   try {
@@ -121,6 +122,7 @@ export default async function dev(ctx: CliContext, _args: string[], opts: Record
       host,
       port,
       fresh: Boolean(opts.fresh),
+      secrets: { stream: secrets.stream.secret, ingress: secrets.ingress.secret },
       record: opts.record === undefined ? undefined : opts.record === true ? true : String(opts.record),
       concurrency,
       maxQueued,
@@ -182,11 +184,11 @@ async function openTunnel(ctx: CliContext, runtime: DevRuntime, opts: Record<str
   return tunnel;
 }
 
-async function startFakes(root: string, requested: unknown): Promise<DevFakes | undefined> {
+async function startFakes(requested: unknown, streamSecret: string): Promise<DevFakes | undefined> {
   const names = parseFakeNames(requested);
   if (names.length === 0) return undefined;
-  const [{ startDevFakes }, { loadOrCreateStreamSecret }] = await Promise.all([import('../../server/dev-fakes.js'), import('../../server/dev-state.js')]);
-  return startDevFakes(names, { streamSecret: loadOrCreateStreamSecret(root).secret });
+  const { startDevFakes } = await import('../../server/dev-fakes.js');
+  return startDevFakes(names, { streamSecret });
 }
 
 function printBanner(ctx: CliContext, runtime: DevRuntime, ms: number, publicUrl: string | undefined, root: string, fakes?: DevFakes): void {

@@ -128,6 +128,8 @@ async function migrateCommand(ctx: CliContext, opts: Record<string, any>): Promi
 function configRedirectOrigins(loc: Located | undefined): string | string[] | undefined {
   const v = ((loc?.config.serve as { oauth?: { redirectOrigins?: unknown } } | undefined)?.oauth)?.redirectOrigins;
   if (v === undefined) return undefined;
+  // Written in the config but naming nothing is a mistake, not "no list" (parseRedirectOrigins refuses [] too).
+  if (typeof v === 'string' && v.trim() === '') throw new UsageError('serve.oauth.redirectOrigins names no origin', { hint: 'List origins, like redirectOrigins: [https://app.example.com], or leave the setting out.' });
   if (typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))) return v as string | string[];
   throw new UsageError('serve.oauth.redirectOrigins must be a list of origins', { hint: 'Write it as redirectOrigins: [https://app.example.com] in alloy.config.' });
 }
