@@ -185,6 +185,19 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.oauthStates.take('n4', at))?.nonce).toBe('n4');
     });
 
+    it("counts a user's live OAuth states, not expired ones or another user's", async () => {
+      const put = (nonce: string, userId: string, expiresAt: string) => state.oauthStates.put({ nonce, userId, app: 'shopify', expiresAt });
+      await put('c1', 'u1', '2026-01-01T00:10:00.000Z');
+      await put('c2', 'u1', '2026-01-01T00:20:00.000Z');
+      await put('c3', 'u2', '2026-01-01T00:20:00.000Z');
+      expect(await state.oauthStates.countLive('u1', at)).toBe(2);
+      expect(await state.oauthStates.countLive('u1', '2026-01-01T00:10:00.000Z')).toBe(1);
+      expect(await state.oauthStates.countLive('u2', at)).toBe(1);
+      expect(await state.oauthStates.countLive('u3', at)).toBe(0);
+      await state.oauthStates.take('c2', at);
+      expect(await state.oauthStates.countLive('u1', at)).toBe(1);
+    });
+
     it('keeps cursors, and compare-and-set lets exactly one of many racing writers advance one', async () => {
       expect(await state.cursors.get('poll:in_1:acme/w')).toBeUndefined();
       // Creating: only while absent.

@@ -53,6 +53,10 @@ DROP INDEX IF EXISTS executions_installation;
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS oauth_states (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+-- The sweep of expired states (each OAuth start) and the per-user count of live ones read these,
+-- not the whole table (a user starting flows in a loop makes it large).
+CREATE INDEX IF NOT EXISTS oauth_states_expires ON oauth_states(expires_at);
+CREATE INDEX IF NOT EXISTS oauth_states_user ON oauth_states(json_extract(doc, '$.userId'), expires_at);
 CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
@@ -479,6 +483,9 @@ export function openSqliteState(file: string): ServeState {
       async peek(nonce, now) {
         const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
         return row && row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
+      },
+      async countLive(userId, now) {
+        return (stmt("SELECT count(*) AS n FROM oauth_states WHERE json_extract(doc, '$.userId') = ? AND expires_at > ?").get(userId, now) as { n: number }).n;
       },
     },
     // One process owns the SQLite file, so its buckets can stay in memory.
