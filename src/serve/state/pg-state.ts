@@ -11,9 +11,9 @@
  * - `schema` picks the PostgreSQL schema (search_path) the tables live in (default `alloy`),
  *   so tests and several deployments can share one database.
  * - Ingest is one statement (dedupe key and executions together, atomic without a
- *   transaction round trip); with `inTransaction` it runs inside a transaction and the hook
- *   runs in it too, so the execution queue can enqueue jobs that commit or roll back with
- *   the executions (see PgIngestOptions).
+ *   transaction round trip), shared by the ingests that arrive while earlier ones are in
+ *   flight (see "ingest, batched" below); with `inTransaction` it runs alone inside a
+ *   transaction and the hook runs in it too (see PgIngestOptions).
  * - Writes are durable when PostgreSQL's COMMIT returns (synchronous_commit as configured).
  * - The rows that change rarely (users, API keys, credentials, installations) are read from
  *   memory once read (see "read cache" below): every ingest reads the API key, the user and
@@ -70,7 +70,8 @@ export interface PgIngestOptions {
    * A data-modifying statement that runs inside the ingest's one statement (so it commits
    * with the executions, without a transaction's extra round trips): a CTE body that reads the
    * new executions' ids from `e(id)` (no rows for a duplicate), its parameters numbered from
-   * `$4`. The execution queue inserts its jobs with it.
+   * `$4`. The execution queue inserts its jobs with it. Ingests with the same statement and
+   * values share statements (`e` then holds every request's new executions).
    */
   withStatement?: { sql: string; values: unknown[] };
 }
