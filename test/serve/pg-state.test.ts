@@ -198,6 +198,27 @@ describePg('PostgreSQL migrations and races', () => {
       }
     });
 
+    it('a statement carries at most 512 executions: large requests go in statements of their own, in order', async () => {
+      const state = await openPgState({ url: PG_URL, schema: freshSchema('batch_rows'), poolSize: 4 });
+      try {
+        const sent = watchIngests(state);
+        const many = (p: string, n: number) => Array.from({ length: n }, (_, j) => exec(`ex_${p}${String(j).padStart(3, '0')}`));
+        const results = await Promise.all([
+          state.executions.ingest({ executions: [exec('ex_f1')] }),
+          state.executions.ingest({ executions: [exec('ex_f2')] }),
+          state.executions.ingest({ dedupeKey: 'event:big', executions: many('a', 300) }),
+          state.executions.ingest({ executions: many('b', 300) }),
+          state.executions.ingest({ executions: many('c', 100) }),
+          state.executions.ingest({ dedupeKey: 'event:big', executions: many('d', 600) }),
+        ]);
+        expect(sent.map((s) => s.rows)).toEqual([1, 1, 300, 400, 600]);
+        expect(results[5]).toEqual({ duplicate: true, executionIds: results[2].executionIds });
+        expect((await state.pool.query('SELECT count(*)::int AS n FROM executions')).rows[0].n).toBe(702);
+      } finally {
+        await state.close();
+      }
+    });
+
     it('a batch with one failing ingest: the others are stored and answered, the faulty one rejects and stores nothing', async () => {
       const schema = freshSchema('batch_fail');
       const state = await openPgState({ url: PG_URL, schema, poolSize: 4 });

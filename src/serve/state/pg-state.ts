@@ -283,8 +283,12 @@ WITH d AS (
 SELECT (SELECT array_agg(key) FROM d) AS keyed`;
 const INGEST_SQL = ingestSql();
 
-/** Requests per ingest statement: a bound on one statement's size and on what one failure sends again alone. */
+/**
+ * Requests, and executions, per ingest statement: bounds on one statement's size and on what
+ * one failure sends again alone (a request with more executions goes alone).
+ */
 const INGEST_BATCH_MAX = 64;
+const INGEST_BATCH_ROWS = 512;
 /**
  * Ingest statements in flight per process (per kind of ingest): a request arriving while they
  * are all in flight waits and goes with the others that arrived meanwhile in the next one.
@@ -612,17 +616,24 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       const batch: Waiting[] = [];
       const later: Waiting[] = [];
       const keys: string[] = [];
-      for (const w of lane.waiting) {
+      let rows = 0;
+      for (const [n, w] of lane.waiting.entries()) {
+        if (batch.length > 0 && (batch.length >= INGEST_BATCH_MAX || rows + w.input.executions.length > INGEST_BATCH_ROWS)) {
+          later.push(...lane.waiting.slice(n)); // full: the rest keep their order
+          break;
+        }
         const key = w.input.dedupeKey;
         // A key already on its way waits until that statement returned: the first sent is the one stored.
-        if (batch.length >= INGEST_BATCH_MAX || (key != null && lane.keys.has(key))) later.push(w);
-        else {
-          if (key != null) {
-            lane.keys.add(key);
-            keys.push(key);
-          }
-          batch.push(w);
+        if (key != null && lane.keys.has(key)) {
+          later.push(w);
+          continue;
         }
+        if (key != null) {
+          lane.keys.add(key);
+          keys.push(key);
+        }
+        rows += w.input.executions.length;
+        batch.push(w);
       }
       lane.waiting = later;
       if (batch.length === 0) return; // every waiting key is on its way: sent when it returns
