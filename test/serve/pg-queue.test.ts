@@ -174,6 +174,23 @@ describePg('PostgreSQL execution queue', () => {
     expect(log[0].id).toBe(rerun);
   });
 
+  it('ingests sent at once share statements: one job per stored execution, reruns keep their priority, a duplicate gets none', async () => {
+    const schema = freshSchema('q_batch');
+    const a = await node(schema);
+    const results = await Promise.all([
+      ...Array.from({ length: 20 }, (_, n) => a.queue.ingest({ dedupeKey: n % 2 ? `event:${n}` : undefined, executions: [row(), row()] })),
+      a.queue.ingest({ dedupeKey: 'event:1', executions: [row()] }),
+      a.queue.ingest({ executions: [row()] }, { rerun: true }),
+      a.queue.ingest({ executions: [row()] }, { rerun: true }),
+    ]);
+    const stored = results.filter((r) => !r.duplicate).flatMap((r) => r.executionIds);
+    expect(results.filter((r) => r.duplicate)).toEqual([{ duplicate: true, executionIds: results[1].executionIds }]);
+    expect(stored).toHaveLength(42);
+    const jobs = (await a.state.pool.query(`SELECT data->>'id' AS id, priority FROM ${schema}.job WHERE name = 'alloy-executions' ORDER BY 1`)).rows;
+    expect(jobs.map((j) => j.id)).toEqual([...stored].sort());
+    expect(jobs.filter((j) => j.priority === 1).map((j) => j.id).sort()).toEqual([...results[21].executionIds, ...results[22].executionIds].sort());
+  });
+
   it('a cancel reaches the process that runs the execution', async () => {
     const schema = freshSchema('q_cancel');
     const a = await node(schema);

@@ -1,8 +1,8 @@
 /** The ServeState contract on PostgreSQL, each test in a schema of its own; and the migrations under concurrency. */
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../src/serve/state/pg-migrations.js';
-import { migrate, openPgState } from '../../src/serve/state/pg-state.js';
+import { migrate, openPgState, type PgServeState } from '../../src/serve/state/pg-state.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
 import { runStateContract } from './state-contract.js';
 import { waitFor } from './helpers.js';
@@ -123,6 +123,143 @@ describePg('PostgreSQL migrations and races', () => {
     } finally {
       await state.close();
     }
+  });
+
+  describe('ingests sent together share one statement', () => {
+    const at = new Date().toISOString();
+    const exec = (id: string) => ({ id, installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: { id }, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+    /** The ingest statements the state sends: how many execution rows each carried, and whether it failed. */
+    function watchIngests(state: PgServeState) {
+      const sent: { rows: number; failed: boolean }[] = [];
+      const query = state.pool.query.bind(state.pool) as (q: unknown) => Promise<unknown>;
+      (state.pool as { query: unknown }).query = (q: unknown, ...rest: unknown[]) => {
+        const statement = q as { name?: string; values?: unknown[] };
+        if (rest.length || !statement.name?.startsWith('alloy_ingest')) return (query as (...a: unknown[]) => unknown)(q, ...rest);
+        const rows = (JSON.parse(statement.values![2] as string) as unknown[]).length;
+        const entry = { rows, failed: false };
+        sent.push(entry);
+        return query(q).catch((err) => {
+          entry.failed = true;
+          throw err;
+        });
+      };
+      return sent;
+    }
+
+    it('many concurrent ingests: a few statements, every one stored and answered as if alone', async () => {
+      const state = await openPgState({ url: PG_URL, schema: freshSchema('batch'), poolSize: 4 });
+      try {
+        await state.executions.ingest({ dedupeKey: 'event:old', executions: [exec('ex_old')] });
+        const sent = watchIngests(state);
+        // Request n stores executions `ex_<n>.0…` (its id before the dot); every third has a key, one the key stored above.
+        const inputs = Array.from({ length: 40 }, (_, n) => ({
+          dedupeKey: n === 7 ? 'event:old' : n % 3 === 0 ? `event:${n}` : undefined,
+          executions: Array.from({ length: 1 + (n % 3) }, (_, j) => exec(`ex_${String(n).padStart(2, '0')}.${j}`)),
+        }));
+        const results = await Promise.all(inputs.map((i) => state.executions.ingest(i)));
+        results.forEach((r, n) => {
+          if (n === 7) expect(r).toEqual({ duplicate: true, executionIds: ['ex_old'] });
+          else expect(r).toEqual({ duplicate: false, executionIds: inputs[n].executions.map((e) => e.id) });
+        });
+        // The first two went alone (nothing in flight yet), the other 38 (76 executions) together.
+        expect(sent.length).toBeLessThanOrEqual(3);
+        expect(Math.max(...sent.map((s) => s.rows))).toBeGreaterThan(60);
+        const stored = (await state.executions.list({}, { limit: 200 })).items;
+        const want = ['ex_old', ...inputs.filter((_, n) => n !== 7).flatMap((i) => i.executions.map((e) => e.id))].sort();
+        expect(stored.map((e) => e.id)).toEqual(want);
+        expect(stored.find((e) => e.id === 'ex_13.1')).toEqual(inputs[13].executions[1]);
+        const keys = (await state.pool.query('SELECT key, execution_ids FROM dedupe ORDER BY key')).rows;
+        expect(keys).toContainEqual({ key: 'event:9', execution_ids: ['ex_09.0'] });
+        expect(keys).toContainEqual({ key: 'event:old', execution_ids: ['ex_old'] });
+      } finally {
+        await state.close();
+      }
+    });
+
+    it('one dedupe key twice at once: the first is stored, the second answers as its duplicate with its ids', async () => {
+      const state = await openPgState({ url: PG_URL, schema: freshSchema('batch_key'), poolSize: 4 });
+      try {
+        const sent = watchIngests(state);
+        // Two fillers take the statements in flight, so both keyed ingests wait for the same next one.
+        const fillers = [state.executions.ingest({ executions: [exec('ex_f1')] }), state.executions.ingest({ executions: [exec('ex_f2')] })];
+        const [a, b] = await Promise.all([
+          state.executions.ingest({ dedupeKey: 'event:k', executions: [exec('ex_a1'), exec('ex_a2')] }),
+          state.executions.ingest({ dedupeKey: 'event:k', executions: [exec('ex_b1')] }),
+          state.executions.ingest({ executions: [exec('ex_c1')] }),
+        ]);
+        await Promise.all(fillers);
+        expect(a).toEqual({ duplicate: false, executionIds: ['ex_a1', 'ex_a2'] });
+        expect(b).toEqual({ duplicate: true, executionIds: ['ex_a1', 'ex_a2'] });
+        expect((await state.executions.list({})).items.map((e) => e.id)).toEqual(['ex_a1', 'ex_a2', 'ex_c1', 'ex_f1', 'ex_f2']);
+        // The first went with ex_c1 (three rows), the second was held back to a statement of its own.
+        expect(sent.map((s) => s.rows)).toEqual([1, 1, 3, 1]);
+      } finally {
+        await state.close();
+      }
+    });
+
+    it('a statement carries at most 512 executions: large requests go in statements of their own, in order', async () => {
+      const state = await openPgState({ url: PG_URL, schema: freshSchema('batch_rows'), poolSize: 4 });
+      try {
+        const sent = watchIngests(state);
+        const many = (p: string, n: number) => Array.from({ length: n }, (_, j) => exec(`ex_${p}${String(j).padStart(3, '0')}`));
+        const results = await Promise.all([
+          state.executions.ingest({ executions: [exec('ex_f1')] }),
+          state.executions.ingest({ executions: [exec('ex_f2')] }),
+          state.executions.ingest({ dedupeKey: 'event:big', executions: many('a', 300) }),
+          state.executions.ingest({ executions: many('b', 300) }),
+          state.executions.ingest({ executions: many('c', 100) }),
+          state.executions.ingest({ dedupeKey: 'event:big', executions: many('d', 600) }),
+        ]);
+        expect(sent.map((s) => s.rows)).toEqual([1, 1, 300, 400, 600]);
+        expect(results[5]).toEqual({ duplicate: true, executionIds: results[2].executionIds });
+        expect((await state.pool.query('SELECT count(*)::int AS n FROM executions')).rows[0].n).toBe(702);
+      } finally {
+        await state.close();
+      }
+    });
+
+    it('a batch with one failing ingest: the others are stored and answered, the faulty one rejects and stores nothing', async () => {
+      const schema = freshSchema('batch_fail');
+      const state = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+      try {
+        await state.pool.query('CREATE TABLE jobs (execution_id text PRIMARY KEY)');
+        await state.executions.ingest({ executions: [exec('ex_taken')] });
+        const sent = watchIngests(state);
+        // The statement's extra rows (as the queue's jobs) commit or roll back with each ingest.
+        const withStatement = { sql: 'INSERT INTO jobs SELECT id FROM e RETURNING 1', values: [] };
+        const ingest = (dedupeKey: string | undefined, ids: string[]) => state.executions.ingest({ dedupeKey, executions: ids.map(exec) }, { withStatement });
+        const fillers = [ingest(undefined, ['ex_f1']), ingest(undefined, ['ex_f2'])];
+        const settled = await Promise.allSettled([
+          ingest('event:1', ['ex_1']),
+          ingest(undefined, ['ex_2']),
+          // Its second execution's id is taken: the whole statement fails.
+          ingest('event:bad', ['ex_bad', 'ex_taken']),
+          ingest('event:3', ['ex_3a', 'ex_3b']),
+          ingest(undefined, ['ex_4']),
+        ]);
+        await Promise.all(fillers);
+        expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+        expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/duplicate key value violates unique constraint "executions_pkey"/);
+        expect(settled.filter((s) => s.status === 'fulfilled').map((s) => (s as PromiseFulfilledResult<unknown>).value)).toEqual([
+          { duplicate: false, executionIds: ['ex_1'] },
+          { duplicate: false, executionIds: ['ex_2'] },
+          { duplicate: false, executionIds: ['ex_3a', 'ex_3b'] },
+          { duplicate: false, executionIds: ['ex_4'] },
+        ]);
+        // The batch of five (seven rows) failed, then each went alone: only the faulty one failed again.
+        expect(sent.filter((s) => s.failed).map((s) => s.rows)).toEqual([7, 2]);
+        expect(sent.filter((s) => !s.failed).map((s) => s.rows).sort()).toEqual([1, 1, 1, 1, 1, 2]);
+        const stored = ['ex_1', 'ex_2', 'ex_3a', 'ex_3b', 'ex_4', 'ex_f1', 'ex_f2'];
+        expect((await state.executions.list({})).items.map((e) => e.id)).toEqual([...stored, 'ex_taken']);
+        expect((await state.pool.query('SELECT execution_id FROM jobs ORDER BY 1')).rows.map((r) => r.execution_id)).toEqual(stored);
+        expect((await state.pool.query('SELECT key FROM dedupe ORDER BY 1')).rows.map((r) => r.key)).toEqual(['event:1', 'event:3']);
+        // Its key was not kept: sent again with good ids, it is stored.
+        expect(await ingest('event:bad', ['ex_bad'])).toEqual({ duplicate: false, executionIds: ['ex_bad'] });
+      } finally {
+        await state.close();
+      }
+    });
   });
 
   it('getForRun reads an execution with its installation and its credentials\' accounts in one query', async () => {

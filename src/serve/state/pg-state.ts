@@ -11,9 +11,9 @@
  * - `schema` picks the PostgreSQL schema (search_path) the tables live in (default `alloy`),
  *   so tests and several deployments can share one database.
  * - Ingest is one statement (dedupe key and executions together, atomic without a
- *   transaction round trip); with `inTransaction` it runs inside a transaction and the hook
- *   runs in it too, so the execution queue can enqueue jobs that commit or roll back with
- *   the executions (see PgIngestOptions).
+ *   transaction round trip), shared by the ingests that arrive while earlier ones are in
+ *   flight (see "ingest, batched" below); with `inTransaction` it runs alone inside a
+ *   transaction and the hook runs in it too (see PgIngestOptions).
  * - Writes are durable when PostgreSQL's COMMIT returns (synchronous_commit as configured).
  * - The rows that change rarely (users, API keys, credentials, installations) are read from
  *   memory once read (see "read cache" below): every ingest reads the API key, the user and
@@ -70,7 +70,8 @@ export interface PgIngestOptions {
    * A data-modifying statement that runs inside the ingest's one statement (so it commits
    * with the executions, without a transaction's extra round trips): a CTE body that reads the
    * new executions' ids from `e(id)` (no rows for a duplicate), its parameters numbered from
-   * `$4`. The execution queue inserts its jobs with it.
+   * `$4`. The execution queue inserts its jobs with it. Ingests with the same statement and
+   * values share statements (`e` then holds every request's new executions).
    */
   withStatement?: { sql: string; values: unknown[] };
 }
@@ -259,20 +260,40 @@ SELECT e.id, e.doc, e.status, e.updated_at, e.record, i.doc AS installation,
 FROM executions e LEFT JOIN installations i ON i.id = e.installation_id
 WHERE e.id = $1`;
 
-/** The ingest in one statement: the dedupe key, then the executions only if the key was new (and `extra`'s rows, see withStatement). */
+/**
+ * The ingest of one or several requests (a batch, see `ingest` below) in one statement: each
+ * request's dedupe key ($1, its executions' ids as JSON text in $2), then the executions ($3)
+ * of every request that has no key or whose key was new (and `extra`'s rows, see
+ * withStatement). Keys are inserted in key order: two batches holding the same keys (another
+ * process, or a key held back to the next batch) wait on each other in one order, never in a
+ * cycle. A batch never holds one key twice (the caller sees to it). Answers the keys stored.
+ */
 const ingestSql = (extra?: string) => `
 WITH d AS (
-  INSERT INTO dedupe (key, execution_ids) SELECT $1, $2::json WHERE $1::text IS NOT NULL
+  INSERT INTO dedupe (key, execution_ids)
+  SELECT k.key, k.ids::json FROM unnest($1::text[], $2::text[]) AS k(key, ids) ORDER BY k.key
   ON CONFLICT (key) DO NOTHING RETURNING key
 ), e AS (
   INSERT INTO executions (id, installation_id, user_id, workflow, status, updated_at, doc, record)
   SELECT x.id, x.installation_id, x.user_id, x.workflow, x.status, x.updated_at, x.doc::json, x.record::json
-  FROM json_to_recordset($3::json) AS x(id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc text, record text)
-  WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM d)
+  FROM json_to_recordset($3::json) AS x(dedupe_key text, id text, installation_id text, user_id text, workflow text, status text, updated_at text, doc text, record text)
+  WHERE x.dedupe_key IS NULL OR x.dedupe_key IN (SELECT key FROM d)
   RETURNING id
 )${extra ? `, x AS (${extra})` : ''}
-SELECT (SELECT count(*) FROM d)::int AS keyed, (SELECT count(*) FROM e)::int AS inserted${extra ? ', (SELECT count(*) FROM x)::int AS extra' : ''}`;
+SELECT (SELECT array_agg(key) FROM d) AS keyed`;
 const INGEST_SQL = ingestSql();
+
+/**
+ * Requests, and executions, per ingest statement: bounds on one statement's size and on what
+ * one failure sends again alone (a request with more executions goes alone).
+ */
+const INGEST_BATCH_MAX = 64;
+const INGEST_BATCH_ROWS = 512;
+/**
+ * Ingest statements in flight per process (per kind of ingest): a request arriving while they
+ * are all in flight waits and goes with the others that arrived meanwhile in the next one.
+ */
+const INGEST_IN_FLIGHT = 2;
 
 /**
  * The cost buckets are pacing, not a record (with SQLite they live in memory): their writes
@@ -312,22 +333,26 @@ const REPORT_SQL = `WITH ${ASYNC_COMMIT}, r AS (${BUCKET_REPORTS_UPSERT('$1')} R
 const REPORT_WAIT_MS = 20;
 
 /**
- * The rows for INGEST_SQL. `doc` and `record` travel as JSON text inside the JSON array: a
- * `json` field taken out by json_to_recordset is converted through text, which refuses
- * `\u0000` (an event payload may carry it); a text field holding the escaped form is not.
+ * The rows for INGEST_SQL, each with its request's dedupe key. `doc` and `record` travel as
+ * JSON text inside the JSON array: a `json` field taken out by json_to_recordset is converted
+ * through text, which refuses `\u0000` (an event payload may carry it); a text field holding
+ * the escaped form is not.
  */
-function ingestRows(executions: ExecutionRow[]): string {
+function ingestRows(inputs: readonly IngestInput[]): string {
   return JSON.stringify(
-    executions.map(({ status, record, updatedAt, ...doc }) => ({
-      id: doc.id,
-      installation_id: doc.installationId,
-      user_id: doc.userId,
-      workflow: doc.workflow,
-      status,
-      updated_at: updatedAt,
-      doc: JSON.stringify(doc),
-      record: JSON.stringify(record),
-    })),
+    inputs.flatMap((input) =>
+      input.executions.map(({ status, record, updatedAt, ...doc }) => ({
+        dedupe_key: input.dedupeKey ?? null,
+        id: doc.id,
+        installation_id: doc.installationId,
+        user_id: doc.userId,
+        workflow: doc.workflow,
+        status,
+        updated_at: updatedAt,
+        doc: JSON.stringify(doc),
+        record: JSON.stringify(record),
+      })),
+    ),
   );
 }
 
@@ -523,28 +548,121 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
 
   const one = async <T>(sql: string, id: string, name: string): Promise<T | undefined> => (await q<Row>(sql, [id], name))[0]?.doc as T | undefined;
 
-  async function ingest(input: IngestInput, opts?: PgIngestOptions): Promise<IngestResult> {
-    const ids = input.executions.map((e) => e.id);
-    const args = [input.dedupeKey ?? null, JSON.stringify(ids), ingestRows(input.executions)];
-    const extra = opts?.withStatement;
+  // ---- ingest, batched -------------------------------------------------------------------
+  // Concurrent ingests share statements: while INGEST_IN_FLIGHT of them are in flight, new
+  // requests wait, and the next statement carries up to INGEST_BATCH_MAX of them (one round
+  // trip and one commit for all). Each request is answered as if it had been sent alone: a
+  // batch that fails stored nothing (one statement, one transaction) and is sent again one
+  // request per statement, so only a faulty request rejects. A dedupe key already on its way
+  // (in this batch or one in flight) waits until that statement returned, then meets the
+  // stored key and answers as its duplicate.
+  type Extra = PgIngestOptions['withStatement'];
+  type Waiting = { input: IngestInput; resolve: (r: IngestResult | Promise<IngestResult>) => void; reject: (err: unknown) => void };
+  // One lane per kind of statement (the queue's job rows differ by priority).
+  type Lane = { extra: Extra; waiting: Waiting[]; inFlight: number; keys: Set<string> };
+  const lanes = new Map<string, Lane>();
+
+  /** Stores `inputs` (no dedupe key twice) in one statement on `c`; answers the keys that were new. */
+  async function insertBatch(c: pg.Pool | pg.PoolClient, inputs: readonly IngestInput[], extra: Extra): Promise<Set<string>> {
+    const keys: string[] = [];
+    const ids: string[] = [];
+    for (const i of inputs) {
+      if (i.dedupeKey == null) continue;
+      keys.push(i.dedupeKey);
+      ids.push(JSON.stringify(i.executions.map((e) => e.id)));
+    }
+    const args = [keys, ids, ingestRows(inputs)];
     const statement = extra
       ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values] }
       : { name: 'alloy_ingest', text: INGEST_SQL, values: args };
-    const run = async (c: pg.Pool | pg.PoolClient): Promise<IngestResult> => {
-      const { keyed } = (await c.query<{ keyed: number }>(statement)).rows[0];
-      if (input.dedupeKey && keyed === 0) {
-        // The key was stored by an earlier (committed) ingest: answer with its executions.
-        const seen = (await c.query<{ execution_ids: string[] }>('SELECT execution_ids FROM dedupe WHERE key = $1', [input.dedupeKey])).rows[0];
-        return { duplicate: true, executionIds: seen?.execution_ids ?? [] };
+    const { keyed } = (await c.query<{ keyed: string[] | null }>(statement)).rows[0];
+    return new Set(keyed ?? []);
+  }
+
+  /** The answers after insertBatch: a request whose key was stored before is a duplicate, answered with that ingest's executions. */
+  function answers(c: pg.Pool | pg.PoolClient, inputs: readonly IngestInput[], keyed: Set<string>): Array<Promise<IngestResult>> {
+    const dup = (i: IngestInput) => i.dedupeKey != null && !keyed.has(i.dedupeKey);
+    const seenKeys = inputs.filter(dup).map((i) => i.dedupeKey!);
+    // The key's row was committed by another statement (after this one's snapshot): read it now.
+    const seen = seenKeys.length
+      ? c
+          .query<{ key: string; execution_ids: string[] }>({ name: 'alloy_dedupe_get', text: 'SELECT key, execution_ids FROM dedupe WHERE key = ANY($1::text[])', values: [seenKeys] })
+          .then((r) => new Map(r.rows.map((row) => [row.key, row.execution_ids])))
+      : undefined;
+    return inputs.map((i) =>
+      dup(i)
+        ? seen!.then((m) => ({ duplicate: true, executionIds: m.get(i.dedupeKey!) ?? [] }))
+        : Promise.resolve({ duplicate: false, executionIds: i.executions.map((e) => e.id) }),
+    );
+  }
+
+  async function sendBatch(lane: Lane, batch: Waiting[]): Promise<void> {
+    const inputs = batch.map((w) => w.input);
+    let keyed: Set<string>;
+    try {
+      keyed = await insertBatch(pool, inputs, lane.extra);
+    } catch (err) {
+      if (batch.length === 1) return batch[0].reject(err);
+      // Nothing of it was stored: each request alone, so only the faulty one fails.
+      await Promise.all(batch.map((w) => sendBatch(lane, [w])));
+      return;
+    }
+    const got = answers(pool, inputs, keyed);
+    batch.forEach((w, n) => w.resolve(got[n]));
+  }
+
+  function pump(lane: Lane): void {
+    while (lane.inFlight < INGEST_IN_FLIGHT && lane.waiting.length > 0) {
+      const batch: Waiting[] = [];
+      const later: Waiting[] = [];
+      const keys: string[] = [];
+      let rows = 0;
+      for (const [n, w] of lane.waiting.entries()) {
+        if (batch.length > 0 && (batch.length >= INGEST_BATCH_MAX || rows + w.input.executions.length > INGEST_BATCH_ROWS)) {
+          later.push(...lane.waiting.slice(n)); // full: the rest keep their order
+          break;
+        }
+        const key = w.input.dedupeKey;
+        // A key already on its way waits until that statement returned: the first sent is the one stored.
+        if (key != null && lane.keys.has(key)) {
+          later.push(w);
+          continue;
+        }
+        if (key != null) {
+          lane.keys.add(key);
+          keys.push(key);
+        }
+        rows += w.input.executions.length;
+        batch.push(w);
       }
-      return { duplicate: false, executionIds: ids };
-    };
+      lane.waiting = later;
+      if (batch.length === 0) return; // every waiting key is on its way: sent when it returns
+      lane.inFlight++;
+      void sendBatch(lane, batch).finally(() => {
+        lane.inFlight--;
+        for (const k of keys) lane.keys.delete(k);
+        pump(lane);
+      });
+    }
+  }
+
+  async function ingest(input: IngestInput, opts?: PgIngestOptions): Promise<IngestResult> {
+    const extra = opts?.withStatement;
     const hook = opts?.inTransaction;
-    if (!hook) return run(pool);
-    return transaction(async (client) => {
-      const r = await run(client);
-      if (!r.duplicate) await hook(client, r);
-      return r;
+    // With a hook: alone, in a transaction of its own (the hook runs on its connection).
+    if (hook)
+      return transaction(async (client) => {
+        const [r] = await Promise.all(answers(client, [input], await insertBatch(client, [input], extra)));
+        if (!r.duplicate) await hook(client, r);
+        return r;
+      });
+    const laneKey = extra ? `${statementName(extra.sql)}\0${JSON.stringify(extra.values)}` : '';
+    let lane = lanes.get(laneKey);
+    if (!lane) lanes.set(laneKey, (lane = { extra, waiting: [], inFlight: 0, keys: new Set() }));
+    const l = lane;
+    return new Promise<IngestResult>((resolve, reject) => {
+      l.waiting.push({ input, resolve, reject });
+      pump(l);
     });
   }
 
