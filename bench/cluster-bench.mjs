@@ -343,31 +343,35 @@ async function ingestBench(fake, receiverUrl) {
     const customerId = await seedShops(c, api, fake, 1);
     const child = fork(fileURLToPath(import.meta.url), ['--raw-target', c.schema], { stdio: 'inherit' });
     const raw = { url: await new Promise((r) => child.once('message', r)), close: () => new Promise((r) => (child.once('exit', r), child.send('stop'))) };
-    const seconds = quick ? 3 : 5;
-    const rows = [];
-    // CPU per request of each server and of its PostgreSQL backends (the raw server's pool is
-    // named after its own pid): robust to the machine's other load, unlike req/s.
-    const measured = async (pid, app, run) => {
-      const before = await cpuReading(c.client, pid, app);
-      const w = run();
-      if (!w) return undefined;
-      const spent = cpuSpent(before, await cpuReading(c.client, pid, app));
-      return { ...w, nodeCpuMs: spent.nodeMs / w.requests, pgCpuMs: spent.pgMs / w.requests };
-    };
-    const body = { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } };
-    // A short warm-up of each (the first requests load and compile the release).
-    wrk(`${api.url}/v1/run/event`, body, c.ingest, 1);
-    wrk(`${raw.url}/`, body, undefined, 1);
-    for (let i = 0; i < RUNS; i++) {
-      const countsA = await statementCounts([api.pid]);
-      const a = await measured(api.pid, APP, () => wrk(`${api.url}/v1/run/event`, body, c.ingest, seconds));
-      if (a) printCounts('statements of the api process per ingest request', countsA, await statementCounts([api.pid]), a.requests);
-      const b = await measured(child.pid, `alloy_bench_${child.pid}`, () => wrk(`${raw.url}/`, body, undefined, seconds));
-      if (!a || !b) return undefined;
-      rows.push({ a, b });
+    try {
+      const seconds = quick ? 3 : 5;
+      const rows = [];
+      // CPU per request of each server and of its PostgreSQL backends (the raw server's pool is
+      // named after its own pid): robust to the machine's other load, unlike req/s.
+      const measured = async (pid, app, run) => {
+        const before = await cpuReading(c.client, pid, app);
+        const w = run();
+        if (!w) return undefined;
+        const spent = cpuSpent(before, await cpuReading(c.client, pid, app));
+        return { ...w, nodeCpuMs: spent.nodeMs / w.requests, pgCpuMs: spent.pgMs / w.requests };
+      };
+      const body = { event: 'acme.customer.tagged', userId: 'u0', data: { customerId, tags: ['x'] } };
+      // A short warm-up of each (the first requests load and compile the release).
+      wrk(`${api.url}/v1/run/event`, body, c.ingest, 1);
+      wrk(`${raw.url}/`, body, undefined, 1);
+      for (let i = 0; i < RUNS; i++) {
+        const countsA = await statementCounts([api.pid]);
+        const a = await measured(api.pid, APP, () => wrk(`${api.url}/v1/run/event`, body, c.ingest, seconds));
+        if (a) printCounts('statements of the api process per ingest request', countsA, await statementCounts([api.pid]), a.requests);
+        const b = await measured(child.pid, `alloy_bench_${child.pid}`, () => wrk(`${raw.url}/`, body, undefined, seconds));
+        if (!a || !b) return undefined;
+        rows.push({ a, b });
+      }
+      return rows;
+    } finally {
+      // Also when wrk is missing or a run fails: the raw server's process would keep the bench up.
+      await raw.close();
     }
-    await raw.close();
-    return rows;
   } finally {
     await c.close();
   }

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { parseRedirectOrigins } from '../../src/serve/oauth.js';
+import { MAX_LIVE_FLOWS } from '../../src/serve/api/credentials.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
 import { runAlloy } from './binary.js';
 import { approveOAuth, call, cleanup, CONNECTED_PAGE, startTestServe, tempDir } from './helpers.js';
@@ -176,6 +177,28 @@ describe('connecting a shop takes the user who started the flow', () => {
       db = await rows();
       expect((db.prepare("SELECT count(*) AS n FROM oauth_states WHERE nonce LIKE 'connect:%'").get() as { n: number }).n).toBe(0);
       db.close();
+    } finally {
+      await serve.close();
+      await fake.close();
+    }
+  });
+
+  it('a user may have 20 flows open: the 21st start is 429 until one expires, and other users are not held up', async () => {
+    const fake = await startFakeShopify();
+    let skew = 0;
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, now: () => Date.now() + skew, oauthRedirectOrigins: [ALLOWED] });
+    try {
+      const looping = await userToken(serve.url, serve.admin, 'looping');
+      const other = await userToken(serve.url, serve.admin, 'other');
+      const start = (token: string, userId: string) => call(serve.url, 'POST', '/v1/oauth/shopify/start', { token, body: { userId, account: fake.shop, redirectAfter: CONNECTED_PAGE } });
+      for (let n = 0; n < MAX_LIVE_FLOWS; n++) expect((await start(looping, 'looping')).status).toBe(201);
+      const refused = await start(looping, 'looping');
+      expect([refused.status, refused.body.error.code]).toEqual([429, 'E_TOO_MANY_FLOWS']);
+      expect(refused.body.error.hint).toContain('10 minutes');
+      expect((await start(other, 'other')).status).toBe(201);
+      // Expired flows no longer count (and the start sweeps them).
+      skew = 10 * 60_000 + 1000;
+      expect((await start(looping, 'looping')).status).toBe(201);
     } finally {
       await serve.close();
       await fake.close();

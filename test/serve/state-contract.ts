@@ -100,6 +100,7 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
     });
 
     it('checkpoints, lists by filter, cancels and reports unfinished work', async () => {
+      await state.installations.put(installation('in_2', 'u2'));
       await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2', 'u2', 'in_2'), execution('ex_3')] });
       expect(await state.executions.unfinished()).toEqual(['ex_1', 'ex_2', 'ex_3']);
       const done = { ...execution('ex_1').record, status: 'succeeded' as const };
@@ -148,9 +149,14 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect(await all({ installationId: 'in_2', userId: 'u2' })).toEqual([]);
       expect(await all({ installationId: 'in_3' })).toEqual(['ex_04']);
       expect(await all({ installationId: 'nope' })).toEqual([]);
-      // A deleted installation's executions stay, and still list by it.
+      // A deleted installation's executions stay, and still list by it, until its user is deleted.
       expect(await state.installations.delete('in_1')).toBe(true);
       expect(await all({ installationId: 'in_1' })).toEqual(['ex_01', 'ex_03', 'ex_06', 'ex_07']);
+      expect(await all({ installationId: 'in_1', userId: 'u2' })).toEqual([]);
+      await state.users.create({ id: 'u1', createdAt: at });
+      expect(await state.users.delete('u1')).toBe(true);
+      expect(await all({ installationId: 'in_1' })).toEqual([]);
+      expect(await all({ installationId: 'in_3' })).toEqual(['ex_04']);
     });
 
     it('counts resumes per execution (the crash-loop guard), and takes one back', async () => {
@@ -183,6 +189,19 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect(await state.oauthStates.peek('n3', at)).toBeUndefined();
       expect(await state.oauthStates.take('n3', at)).toBeUndefined();
       expect((await state.oauthStates.take('n4', at))?.nonce).toBe('n4');
+    });
+
+    it("counts a user's live OAuth states, not expired ones or another user's", async () => {
+      const put = (nonce: string, userId: string, expiresAt: string) => state.oauthStates.put({ nonce, userId, app: 'shopify', expiresAt });
+      await put('c1', 'u1', '2026-01-01T00:10:00.000Z');
+      await put('c2', 'u1', '2026-01-01T00:20:00.000Z');
+      await put('c3', 'u2', '2026-01-01T00:20:00.000Z');
+      expect(await state.oauthStates.countLive('u1', at)).toBe(2);
+      expect(await state.oauthStates.countLive('u1', '2026-01-01T00:10:00.000Z')).toBe(1);
+      expect(await state.oauthStates.countLive('u2', at)).toBe(1);
+      expect(await state.oauthStates.countLive('u3', at)).toBe(0);
+      await state.oauthStates.take('c2', at);
+      expect(await state.oauthStates.countLive('u1', at)).toBe(1);
     });
 
     it('keeps cursors, and compare-and-set lets exactly one of many racing writers advance one', async () => {

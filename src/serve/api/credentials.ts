@@ -14,6 +14,11 @@ import { notFound, obj, str, type ApiRoute } from './context.js';
 
 /** A started flow's state, and a pending connection (its connect token), live this long. */
 const STATE_TTL_MS = 10 * 60_000;
+/**
+ * Flows a user may have open at once (started or waiting to be completed). Each start stores a
+ * row for STATE_TTL_MS; without a bound, one user token in a loop fills the table.
+ */
+export const MAX_LIVE_FLOWS = 20;
 
 /** The token set a callback leaves for its user, sealed in the pending row. */
 interface PendingTokens {
@@ -112,6 +117,9 @@ export const credentialRoutes: ApiRoute[] = [
       if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
       const user = await c.deps.state.users.get(userId);
       if (!user) throw notFound('user');
+      if ((await c.deps.state.oauthStates.countLive(userId, c.iso())) >= MAX_LIVE_FLOWS) {
+        throw new HttpError(429, 'E_TOO_MANY_FLOWS', `this user has ${MAX_LIVE_FLOWS} OAuth connections open`, `Finish or abandon one: an unfinished one expires ${STATE_TTL_MS / 60_000} minutes after it started.`);
+      }
       const account = provider.account(str(body, 'account') ?? undefined, 'account');
       // Required: the callback only hands the browser a connect token for this page; the
       // user signed in there completes the connection (POST /v1/oauth/:app/complete).

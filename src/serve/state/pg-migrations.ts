@@ -207,4 +207,14 @@ $fn$;
 DROP INDEX executions_unfinished;
 `,
   },
+  {
+    id: 9,
+    name: 'OAuth states by expiry and by user',
+    sql: `
+-- Each OAuth start sweeps the expired states and counts the user's live ones (a cap per user):
+-- both read these, not the whole table, which a user starting flows in a loop makes large.
+CREATE INDEX oauth_states_expires ON oauth_states (expires_at);
+CREATE INDEX oauth_states_user ON oauth_states ((doc->>'userId'), expires_at);
+`,
+  },
 ];

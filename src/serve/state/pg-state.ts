@@ -737,6 +737,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('SELECT doc, expires_at FROM oauth_states WHERE nonce = $1', [nonce]))[0];
         return r && r.expires_at > now ? r.doc : undefined;
       },
+      countLive: async (userId, now) => (await q<{ n: number }>("SELECT count(*)::int AS n FROM oauth_states WHERE doc->>'userId' = $1 AND expires_at > $2", [userId, now]))[0].n,
       async take(nonce, now) {
         // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('DELETE FROM oauth_states WHERE nonce = $1 RETURNING doc, expires_at', [nonce]))[0];

@@ -52,7 +52,14 @@ CREATE INDEX IF NOT EXISTS executions_user ON executions(user_id, id);
 DROP INDEX IF EXISTS executions_installation;
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions(id) WHERE status IN ('queued', 'running');
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL) WITHOUT ROWID;
+-- The owners of deleted installations, whose executions stay: listing those by installation
+-- reads the owner's index (see executions.list) instead of scanning executions for one row.
+CREATE TABLE IF NOT EXISTS deleted_installations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS oauth_states (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL, doc TEXT NOT NULL);
+-- The sweep of expired states (each OAuth start) and the per-user count of live ones read these,
+-- not the whole table (a user starting flows in a loop makes it large).
+CREATE INDEX IF NOT EXISTS oauth_states_expires ON oauth_states(expires_at);
+CREATE INDEX IF NOT EXISTS oauth_states_user ON oauth_states(json_extract(doc, '$.userId'), expires_at);
 CREATE TABLE IF NOT EXISTS cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
@@ -99,7 +106,13 @@ export function openSqliteState(file: string): ServeState {
       exitCode: 2,
     });
   }
+  const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+  const fillDeletedInstallations = hasTable('executions') && !hasTable('deleted_installations');
   db.exec(SCHEMA);
+  // A file from before the table: the installations deleted until now, found once.
+  if (fillDeletedInstallations) {
+    db.exec('INSERT OR IGNORE INTO deleted_installations (id, user_id) SELECT installation_id, min(user_id) FROM executions WHERE installation_id NOT IN (SELECT id FROM installations) GROUP BY installation_id');
+  }
   // Files from before the crash-loop counter, and from before checkpoints had their own
   // columns (record, updated_at: see `checkpoint` below), gain the columns.
   const hasColumn = (name: string) => db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?").get(name) !== undefined;
@@ -211,6 +224,7 @@ export function openSqliteState(file: string): ServeState {
     stmt('DELETE FROM installations WHERE user_id = ?').run(id);
     stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
     stmt('DELETE FROM executions WHERE user_id = ?').run(id);
+    stmt('DELETE FROM deleted_installations WHERE user_id = ?').run(id);
     forgetAll();
     return n > 0;
   };
@@ -284,9 +298,10 @@ export function openSqliteState(file: string): ServeState {
 
   /** The user whose executions an installation's are (see executions.list). */
   const ownerOf = (installationId: string): string | undefined =>
-    ((stmt('SELECT user_id FROM installations WHERE id = ?').get(installationId) ?? stmt('SELECT user_id FROM executions WHERE installation_id = ? LIMIT 1').get(installationId)) as { user_id: string } | undefined)?.user_id;
+    ((stmt('SELECT user_id FROM installations WHERE id = ?').get(installationId) ?? stmt('SELECT user_id FROM deleted_installations WHERE id = ?').get(installationId)) as { user_id: string } | undefined)?.user_id;
 
   const deleteInstallation = (id: string) => {
+    stmt('INSERT OR IGNORE INTO deleted_installations (id, user_id) SELECT id, user_id FROM installations WHERE id = ?').run(id);
     const n = stmt('DELETE FROM installations WHERE id = ?').run(id).changes;
     stmt('DELETE FROM installation_credentials WHERE installation_id = ?').run(id);
     deleteCursorsOf(id);
@@ -444,7 +459,7 @@ export function openSqliteState(file: string): ServeState {
       async list(filter: ExecutionFilter, page) {
         // By installation: read through its user's index (executions_user), as the table has no
         // index by installation. The user is the installation's owner, or for an installation
-        // deleted since (its executions stay), the owner named by one of its executions.
+        // deleted since (its executions stay), the owner kept in deleted_installations.
         let userId = filter.userId;
         if (filter.installationId !== undefined && userId === undefined) {
           userId = ownerOf(filter.installationId);
@@ -479,6 +494,9 @@ export function openSqliteState(file: string): ServeState {
       async peek(nonce, now) {
         const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
         return row && row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
+      },
+      async countLive(userId, now) {
+        return (stmt("SELECT count(*) AS n FROM oauth_states WHERE json_extract(doc, '$.userId') = ? AND expires_at > ?").get(userId, now) as { n: number }).n;
       },
     },
     // One process owns the SQLite file, so its buckets can stay in memory.

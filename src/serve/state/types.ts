@@ -245,6 +245,8 @@ export interface OAuthStateStore {
   take(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
   /** Returns the state without taking it; undefined when unknown or expired. */
   peek(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
+  /** How many states of this user have not expired at `now` (started flows and pending connections). */
+  countLive(userId: string, now: string): Promise<number>;
 }
 
 export interface ServeState {
