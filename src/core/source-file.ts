@@ -102,6 +102,14 @@ function formatBytes(n: number): string {
   return `${n} B`;
 }
 
+/**
+ * Positioned parsing options. `resolveKnownTags: false`: the YAML 1.1 tags the parser would
+ * otherwise resolve when named (`!!binary`, `!!set`, `!!omap`, `!!timestamp`) make values JSON
+ * cannot hold (a byte array, a Set that is stored as `{}`); they are reported as E_YAML_TAG,
+ * as the fast path's js-yaml core schema refuses them.
+ */
+const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, resolveKnownTags: false } as const;
+
 const YAML_CODES: Record<string, { code: string; hint?: string; message?: (text: string, pos: [number, number]) => string }> = {
   DUPLICATE_KEY: {
     code: 'E_YAML_DUPLICATE_KEY',
@@ -127,7 +135,7 @@ export function parseSource(file: string, text: string): SourceFile {
       ],
     };
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, strict: true });
+  const doc = parseDocument(text, YAML_OPTIONS);
   const diagnostics: Diagnostic[] = [];
   for (const err of doc.errors) {
     const known = YAML_CODES[err.code];
@@ -135,6 +143,13 @@ export function parseSource(file: string, text: string): SourceFile {
     diagnostics.push(
       makeDiagnostic(file, index, [err.pos[0], err.pos[1]], 'error', known?.code ?? 'E_YAML_SYNTAX', message, known?.hint ?? 'fix the YAML syntax at this position'),
     );
+  }
+  // The parser only warns about a tag it cannot resolve and keeps the plain value: a custom
+  // tag (`!!js/function`) would be dropped silently. Definitions are JSON data: refused.
+  for (const w of doc.warnings) {
+    if (w.code !== 'TAG_RESOLVE_FAILED') continue;
+    const tag = text.slice(w.pos[0], w.pos[1]).trim() || w.message.replace(/^Unresolved tag: /, '').split('\n')[0];
+    diagnostics.push(makeDiagnostic(file, index, [w.pos[0], w.pos[1]], 'error', 'E_YAML_TAG', `unsupported YAML tag ${tag}`, 'remove the tag: definitions hold JSON values (strings, numbers, booleans, null, maps, lists); quote a value to keep it a string'));
   }
   if (diagnostics.length > 0) return { file, text, index, doc, value: undefined, diagnostics };
   let value: unknown;
@@ -209,7 +224,7 @@ export function lazySource(file: string, textOf: string | (() => string), value:
     get: () => {
       if (!parsed) {
         parsed = true;
-        doc = parseDocument(text(), { uniqueKeys: true, prettyErrors: false, strict: true });
+        doc = parseDocument(text(), YAML_OPTIONS);
       }
       return doc;
     },

@@ -13,6 +13,7 @@ export const REDACTED = '[redacted]';
 const SECRET_KEY_RE = /token|secret|passw(or)?d|authorization|api[-_]?key|cookie|credential/i;
 /** Values shorter than this are not searched for inside other text (too many false hits). */
 const MIN_SECRET_LENGTH = 4;
+const NUMBER_RE = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/;
 
 export interface Redactor {
   /** Adds known secret values (e.g. a user's connection credentials once resolved). */
@@ -32,12 +33,16 @@ export function isSecretKey(key: string): boolean {
 
 export function createRedactor(initial: Iterable<string | undefined> = []): Redactor {
   const secrets = new Set<string>();
+  // Secret values that are numbers' text (a numeric secret config value): a step may echo
+  // the number itself, which has no text to search.
+  const numbers = new Set<number>();
   let sorted: string[] = [];
   const add = (values: Iterable<string | undefined>) => {
     let changed = false;
     for (const v of values) {
       if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH && !secrets.has(v)) {
         secrets.add(v);
+        if (NUMBER_RE.test(v) && String(Number(v)) === v) numbers.add(Number(v));
         changed = true;
       }
     }
@@ -57,6 +62,7 @@ export function createRedactor(initial: Iterable<string | undefined> = []): Reda
   // outputs), so storing it costs a scan, not a deep copy. Callers treat stored values as read-only.
   const walk = (v: unknown, byKey: boolean, depth: number): unknown => {
     if (typeof v === 'string') return sorted.length === 0 ? v : text(v);
+    if (typeof v === 'number') return numbers.size !== 0 && numbers.has(v) ? REDACTED : v;
     if (v === null || typeof v !== 'object' || depth > 64) return v;
     if (Array.isArray(v)) {
       let out: unknown[] | undefined;

@@ -64,9 +64,24 @@ export function openConfig(keyring: Keyring, installation: InstallationRecord, d
   const values = open<Record<string, unknown>>(keyring, installation.config, `config:${installation.id}`);
   const secretValues: Record<string, string> = {};
   for (const [name, v] of Object.entries(def?.config ?? {})) {
-    if (v.secret && values[name] !== undefined) secretValues[`config.${name}`] = typeof values[name] === 'string' ? (values[name] as string) : JSON.stringify(values[name]);
+    if (v.secret && values[name] !== undefined) secretLeaves(secretValues, `config.${name}`, values[name], 0);
   }
   return { values, secretValues };
+}
+
+/**
+ * The values to redact for one secret config value: a string or number as its text (the
+ * redactor matches a number value by it too), an object or array whole and each of its leaves
+ * (a workflow may read `{{ config.creds.key }}` alone). Booleans and null are not: "true" is
+ * no secret, and redacting it would blank every "true" in a record.
+ */
+function secretLeaves(out: Record<string, string>, key: string, value: unknown, depth: number): void {
+  if (typeof value === 'string') out[key] = value;
+  else if (typeof value === 'number') out[key] = String(value);
+  else if (value !== null && typeof value === 'object' && depth < 32) {
+    out[key] = JSON.stringify(value);
+    for (const [k, v] of Object.entries(value)) secretLeaves(out, `${key}.${k}`, v, depth + 1);
+  }
 }
 
 /** Values for answers: secret ones masked. */

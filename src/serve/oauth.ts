@@ -136,6 +136,27 @@ export function parseRedirectOrigins(value: string | readonly string[] | undefin
 }
 
 /**
+ * `--public-url` (ALLOY_SERVE_PUBLIC_URL): an http(s) URL with no user info, query or fragment,
+ * returned without trailing slashes (a path prefix behind a proxy stays). It is the start of
+ * every OAuth `redirect_uri`, which the app compares exactly with its allowed list: a trailing
+ * slash made it `//v1/oauth/…` and any value was taken as it was. Undefined when not given.
+ */
+export function parsePublicUrl(value: string | undefined, source: string): string | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  let u: URL | undefined;
+  try {
+    u = new URL(text);
+  } catch {
+    /* below */
+  }
+  if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.username || u.password || u.search || u.hash || text.includes('?') || text.includes('#')) {
+    throw new UsageError(`${source} ${JSON.stringify(text)} is not an http(s) URL without a query`, { hint: 'Give the URL apps reach this server at, like https://alloy.example.com (a path prefix behind a proxy is fine).' });
+  }
+  return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+/**
  * `redirectAfter` of an OAuth start, checked: an absolute https URL (http only on loopback),
  * without user info, whose origin is one of `allowed`. Without that list only a loopback page
  * may be named (development), whoever starts the flow: the connect token goes to this page, and

@@ -14,7 +14,7 @@ import { UsageError } from '../errors.js';
 import { createRouter, type Route } from '../http/router.js';
 import { authenticate, authorize } from './auth.js';
 import { createConnections } from './connections.js';
-import { parseRedirectOrigins } from './oauth.js';
+import { parsePublicUrl, parseRedirectOrigins } from './oauth.js';
 import type { Keyring } from './crypto.js';
 import type { DefinitionSource } from './definitions.js';
 import { createMetrics } from './metrics.js';
@@ -109,6 +109,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
   const log = options.log ?? (() => {});
   const role = options.role ?? 'all';
   const oauthRedirectOrigins = parseRedirectOrigins(options.oauthRedirectOrigins, 'serve.oauth.redirectOrigins');
+  const publicUrl = parsePublicUrl(options.publicUrl, 'publicUrl');
   const connections = createConnections({ state: options.state, keyring: options.keyring, env, settings, http, now });
   // Over PostgreSQL the queue is shared by every serve process (pg-boss, loaded only then).
   let queue = options.queue;
@@ -173,7 +174,7 @@ export async function startServeServer(options: ServeServerOptions): Promise<Ser
     live,
     env,
     now,
-    publicUrl: () => options.publicUrl ?? url,
+    publicUrl: () => publicUrl ?? url,
     oauthRedirectOrigins,
     log,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,

@@ -8,11 +8,11 @@
  * X-Shopify-Webhook-Id, X-Shopify-Event-Id, X-Shopify-Triggered-At.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { shopifyWebhookHeaders } from '../connectors/shopify/webhooks.js';
 import { standardWebhookHeaders } from '../engine/standard-webhooks.js';
+import { readDataFile } from '../core/data-file.js';
 import { JSON_MAX_DEPTH, jsonTooDeep } from '../core/json-depth.js';
 
 export interface DataArg {
@@ -38,7 +38,7 @@ export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.Reada
   } else if (arg.startsWith('@')) {
     const file = path.resolve(cwd, arg.slice(1));
     try {
-      bytes = await readFile(file);
+      bytes = await readDataFile(file);
     } catch (err) {
       throw new UsageError(`cannot read ${arg.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
         code: 'E_DATA_FILE',
@@ -123,7 +123,7 @@ export function checkFixturePath(urlPath: string, shownAs: string): void {
 export async function readFixture(file: string, shownAs = file): Promise<DeliveryFixture> {
   let fx: DeliveryFixture;
   try {
-    fx = JSON.parse(await readFile(file, 'utf8')) as DeliveryFixture;
+    fx = JSON.parse((await readDataFile(file)).toString('utf8')) as DeliveryFixture;
   } catch (err) {
     throw new UsageError(`cannot read the fixture ${shownAs}: ${(err as Error).message}`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record`' });
   }

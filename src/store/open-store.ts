@@ -79,6 +79,8 @@ function refuseAddressAsFolder(value: string, dir: string): void {
 }
 
 async function remoteStore(url: string, token: string | undefined): Promise<Store> {
+  // `http://[::1` or a space in the host: the client's URL parser threw, reported as E_INTERNAL.
+  if (!URL.canParse(url)) throw new UsageError(`${JSON.stringify(url)} is not a valid URL`, { code: 'E_BAD_URL', hint: 'Write the store server as http(s)://host[:port], e.g. http://127.0.0.1:4200.' });
   const { RemoteStore } = await import('./remote/client.js');
   return new RemoteStore({ url, token });
 }

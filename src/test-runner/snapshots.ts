@@ -9,6 +9,7 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { HarnessResult } from './types.js';
 import { ensureProjectDirAsync, writeFileSafe } from '../core/safe-fs.js';
+import { AlloyError, EXIT_USAGE } from '../errors.js';
 
 export type SnapshotOutcome =
   | { state: 'match' | 'written' | 'updated' }
@@ -50,16 +51,30 @@ export class SnapshotBook {
     let b = this.books.get(file);
     if (!b) {
       let data: Record<string, unknown> = {};
+      // The project's file is wrong (a merge conflict, a planted link), not alloy: said so, exit 2.
+      const unreadable = (why: string, hint: string) =>
+        new AlloyError('E_SNAPSHOT', `cannot read snapshot file ${path.relative(this.root, file)}: ${why}`, { hint, exitCode: EXIT_USAGE, details: { file: path.relative(this.root, file) } });
+      let real: string | undefined;
       try {
+        real = realpathSync(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unreadable((err as Error).message, 'check the file and its permissions');
+      }
+      if (real !== undefined) {
         // A symlink planted at the snapshot (or its folder) pointing out of the tests folder is
         // not read: its target would be shown in a diff or a parse error.
-        const real = realpathSync(file);
         if (!real.startsWith(path.join(realpathSync(path.dirname(path.dirname(file))), '__snapshots__') + path.sep)) {
-          throw new Error(`cannot read snapshot file ${path.relative(this.root, file)}: it is a link out of __snapshots__/`);
+          throw unreadable('it is a link out of __snapshots__/', 'replace the link with the snapshot file itself, or delete it and run alloy test to write it again');
         }
-        data = JSON.parse(readFileSync(real, 'utf8')) as Record<string, unknown>;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read snapshot file ${path.relative(this.root, file)}: ${(err as Error).message}`);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(readFileSync(real, 'utf8'));
+        } catch (err) {
+          throw unreadable((err as Error).message, 'resolve the merge conflict in it, or delete it and run alloy test -u to write it again');
+        }
+        // An array or null was taken as the book: `null` failed as an internal error, an array was rewritten as an object.
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw unreadable('it is not a JSON object of snapshots by test name', 'delete it and run alloy test -u to write it again');
+        data = parsed as Record<string, unknown>;
       }
       b = { data, dirty: false };
       this.books.set(file, b);

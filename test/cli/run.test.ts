@@ -2,7 +2,9 @@
  * `alloy run` in-process against the example project, the fake Shopify and a stream receiver
  * that verifies Standard Webhooks signatures; all on 127.0.0.1.
  */
-import { cp, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyStandardWebhook } from '../../src/engine/standard-webhooks.js';
@@ -140,6 +142,17 @@ describe('alloy run', () => {
     const missing = await runInProcess(['run', 'shopify-sync/create-order', '--event', '@nope.json'], { cwd: dir });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read the event file nope.json');
+    // A pipe or a device is refused at once, not read for ever.
+    execFileSync('mkfifo', [path.join(dir, 'pipe.json')]);
+    symlinkSync('/dev/zero', path.join(dir, 'zero.json'));
+    for (const name of ['pipe.json', 'zero.json']) {
+      const r = await runInProcess(['run', 'shopify-sync/create-order', '--event', `@${name}`], { cwd: dir });
+      expect(r.code, name).toBe(2);
+      expect(r.stderr, name).toContain('E_EVENT_FILE');
+      expect(r.stderr, name).toContain('not a regular file');
+    }
+    await rm(path.join(dir, 'pipe.json'));
+    await rm(path.join(dir, 'zero.json'));
   });
 
   it('streams order-created to the receiver, which verifies the signature', async () => {

@@ -37,4 +37,23 @@ describe('parseSourceLazily', () => {
     expect(parseSourceLazily('t.yaml', aliases).doc).toBeDefined();
     expect(parseSourceLazily('t.yaml', aliases).value).toEqual(parseSource('t.yaml', aliases).value);
   });
+
+  it('refuses explicit tags beyond YAML 1.2 core (binary, set, timestamp, custom), located, on both paths', () => {
+    // They made values JSON cannot hold (a Set became {}, binary an object of bytes) or were dropped silently.
+    const text = 'a: 1\nb: !!binary aGVsbG8=\nc: !!set { x }\nd: !!timestamp 2001-12-14\ne: !!js/function "f"\nf: !local 1\ng: !!str 5\n';
+    for (const parsed of [parseSource('t.yaml', text), parseSourceLazily('t.yaml', text)]) {
+      expect(parsed.value).toBeUndefined();
+      expect(parsed.diagnostics.map((d) => [d.code, d.line])).toEqual([
+        ['E_YAML_TAG', 2],
+        ['E_YAML_TAG', 3],
+        ['E_YAML_TAG', 4],
+        ['E_YAML_TAG', 5],
+        ['E_YAML_TAG', 6],
+      ]);
+      expect(parsed.diagnostics[0].message).toContain('!!binary');
+    }
+    // The core schema's own tags still work.
+    expect(parseSource('t.yaml', 'g: !!str 5\nh: !!int "7"\n').value).toEqual({ g: '5', h: 7 });
+  });
 });
+

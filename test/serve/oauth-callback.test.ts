@@ -10,7 +10,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { parseRedirectOrigins } from '../../src/serve/oauth.js';
+import { parsePublicUrl, parseRedirectOrigins } from '../../src/serve/oauth.js';
 import { MAX_LIVE_FLOWS } from '../../src/serve/api/credentials.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
 import { runAlloy } from './binary.js';
@@ -262,6 +262,30 @@ describe('connecting a shop takes the user who started the flow', () => {
     for (const bad of ['http://a.example', 'https://a.example/path', 'a.example', 'https://u@a.example', 'https://a.example?x', 'ftp://a.example']) {
       expect(() => parseRedirectOrigins(bad, 'serve.oauth.redirectOrigins'), bad).toThrow(UsageError);
     }
+  });
+
+  it('--public-url is checked and normalised: the OAuth redirect_uri never has a double slash, a query or another scheme', async () => {
+    expect(parsePublicUrl(undefined, 'x')).toBeUndefined();
+    expect(parsePublicUrl('https://alloy.example.com/', 'x')).toBe('https://alloy.example.com');
+    expect(parsePublicUrl(' https://Alloy.example.com/alloy// ', 'x')).toBe('https://alloy.example.com/alloy');
+    for (const bad of ['javascript:alert(1)', 'http://[::1', 'alloy.example.com', 'https://alloy.example.com/?x=1', 'https://alloy.example.com/#f', 'https://u:p@alloy.example.com', 'ftp://alloy.example.com', '']) {
+      expect(() => parsePublicUrl(bad, '--public-url'), bad).toThrow(UsageError);
+    }
+    const fake = await startFakeShopify();
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin], publicUrl: 'https://alloy.example.com/' });
+    try {
+      await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
+      const start = await call(serve.url, 'POST', '/v1/oauth/shopify/start', { token: serve.admin, body: { userId: 'u1', account: fake.shop, redirectAfter: CONNECTED_PAGE } });
+      expect(start.status).toBe(201);
+      expect(new URL(start.body.authorizeUrl).searchParams.get('redirect_uri')).toBe('https://alloy.example.com/v1/oauth/shopify/callback');
+    } finally {
+      await serve.close();
+      await fake.close();
+    }
+    const project = tempDir('alloy-serve-public-url-');
+    const out = await runAlloy(['serve', '--port', '0', '--data', path.join(project, 'data'), '--store', path.join(project, 'store'), '--public-url', 'javascript:alert(1)'], project, { ALLOY_MASTER_KEY: Buffer.alloc(32, 1).toString('base64') });
+    expect([out.code, out.stderr.includes('--public-url'), out.stderr.includes('    at ')], out.stderr).toEqual([2, true, false]);
+    expect(existsSync(path.join(project, 'data'))).toBe(false);
   });
 
   it('alloy serve refuses a bad origin from the variable, the flag or the config with exit 2, before creating anything', async () => {

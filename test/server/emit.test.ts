@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buildShopifyDelivery, readDataArg, readFixture, resignFixture, type DeliveryFixture } from '../../src/server/emit.js';
@@ -36,6 +37,22 @@ describe('emit helpers', () => {
       expect((await readDataArg('@-', tmp.dir, Readable.from([Buffer.from('{"s":true}')]))).value).toEqual({ s: true });
       await expect(readDataArg('{nope', tmp.dir)).rejects.toMatchObject({ code: 'E_DATA_JSON', exitCode: 2 });
       await expect(readDataArg('@missing.json', tmp.dir)).rejects.toMatchObject({ code: 'E_DATA_FILE', exitCode: 2 });
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('refuses a data file that is a pipe, a device or a folder at once (a cloned fixture linked to /dev/zero grew without end; a pipe blocked for ever)', async () => {
+    const tmp = tempDir();
+    try {
+      execFileSync('mkfifo', [path.join(tmp.dir, 'pipe.json')]);
+      symlinkSync('/dev/zero', path.join(tmp.dir, 'zero.json'));
+      mkdirSync(path.join(tmp.dir, 'dir.json'));
+      for (const name of ['pipe.json', 'zero.json', 'dir.json']) {
+        const started = Date.now();
+        await expect(readDataArg(`@${name}`, tmp.dir), name).rejects.toMatchObject({ code: 'E_DATA_FILE', exitCode: 2, message: expect.stringContaining('not a regular file') });
+        expect(Date.now() - started, name).toBeLessThan(2000);
+      }
     } finally {
       tmp.cleanup();
     }

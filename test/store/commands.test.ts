@@ -232,4 +232,14 @@ describe('--store and remotes that name a server without its scheme', () => {
     expect(ok.code).toBe(0);
     expect((await cli(root, ['versions', '--store', 'localhost:4200'])).code).toBe(0);
   });
+
+  it('an http(s) --store or remote url the URL parser refuses is E_BAD_URL (exit 2), not an internal error', async () => {
+    const root = await tempDir();
+    await writeProject(root, [integration('shop', [workflow('a')])], { remotes: { broken: { url: 'http://[::1' } } });
+    for (const args of [['versions', '--store', 'http://[::1'], ['versions', '--store', 'https://exa mple.com'], ['versions', '--remote', 'broken']]) {
+      const r = await cli(root, [...args, '--json']);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.json().error.code, args.join(' ')).toBe('E_BAD_URL');
+    }
+  });
 });

@@ -371,6 +371,25 @@ describe('fixtures and snapshots stay inside the project', () => {
     const r = await testWithLinkOut(`${TESTS}/__snapshots__/order-created.test.yaml.snap.json`, 'outside-secret-5678 not json', []);
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toContain('a link out of __snapshots__/');
+    expect(r.stdout + r.stderr).toContain('E_SNAPSHOT');
+    expect(r.stdout + r.stderr).not.toContain('internal error');
     expect(r.stdout + r.stderr).not.toContain('outside-secret-5678');
+  });
+});
+
+describe('a broken snapshot file', () => {
+  it('a merge conflict, an array or null in a snapshot file is E_SNAPSHOT naming the file (exit 2), not an internal error, and the file is left as it was', async () => {
+    const file = path.join(dir, TESTS, '__snapshots__', 'order-created.test.yaml.snap.json');
+    for (const content of ['<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> theirs\n', '[1, 2]\n', 'null\n']) {
+      await writeFile(file, content);
+      for (const args of [['test'], ['test', '-u']]) {
+        const r = await runInProcess(args, { cwd: dir });
+        expect(r.code, content).toBe(2);
+        expect(r.stderr, content).toContain('E_SNAPSHOT');
+        expect(r.stderr, content).toContain(`${TESTS}/__snapshots__/order-created.test.yaml.snap.json`);
+        expect(r.stderr, content).not.toContain('internal error');
+        expect(await readFile(file, 'utf8')).toBe(content);
+      }
+    }
   });
 });

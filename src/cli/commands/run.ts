@@ -8,8 +8,8 @@
  */
 import { newId } from '../../server/ids.js';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readDataFile } from '../../core/data-file.js';
 import { readEnvFile } from '../../core/env-file.js';
 import { JSON_MAX_DEPTH, jsonTooDeep } from '../../core/json-depth.js';
 import { count } from '../render/count.js';
@@ -121,7 +121,7 @@ async function readEvent(ctx: CliContext, spec: string): Promise<unknown> {
   } else if (spec.startsWith('@')) {
     const file = path.resolve(ctx.cwd, spec.slice(1));
     try {
-      text = await readFile(file, 'utf8');
+      text = (await readDataFile(file)).toString('utf8');
     } catch (err) {
       throw new UsageError(`cannot read the event file ${spec.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
         code: 'E_EVENT_FILE',

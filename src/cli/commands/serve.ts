@@ -150,7 +150,8 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   const loc = await locate(ctx);
   const tokens = await storeTokens(ctx);
   const where = serveLocation(ctx, opts, loc);
-  const { parseRedirectOrigins } = await import('../../serve/oauth.js');
+  const { parsePublicUrl, parseRedirectOrigins } = await import('../../serve/oauth.js');
+  const publicUrl = parsePublicUrl(opts.publicUrl, (opts.fromEnvironment as Set<string> | undefined)?.has('publicUrl') ? 'ALLOY_SERVE_PUBLIC_URL' : '--public-url');
   // Flag (or ALLOY_SERVE_OAUTH_REDIRECT_ORIGINS) over the config; checked before the store or the state is opened.
   // An empty flag or variable (a deployment template's placeholder) is unset: the config's list applies.
   const fromFlag = opts.oauthRedirectOrigins !== undefined
@@ -200,7 +201,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     env: ctx.env,
     host: opts.host ?? '127.0.0.1',
     port,
-    publicUrl: opts.publicUrl,
+    publicUrl,
     oauthRedirectOrigins,
     storeHandler,
     role,
