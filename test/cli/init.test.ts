@@ -130,6 +130,21 @@ describe('alloy init', () => {
     expect((await readdir(dir)).sort()).toEqual(['dangling', 'elsewhere', 'file', 'link']);
   });
 
+  it('a file on the way to the target, or a place where no folder can be made, is said as such, not as a race or a bug', async () => {
+    await writeFile(path.join(dir, 'file'), 'x');
+    const underFile = await runInProcess(['init', 'file/p', '--yes'], { cwd: dir });
+    expect([underFile.code, underFile.stderr.includes('E_INIT_CONFLICT'), underFile.stderr.includes('ENOTDIR')]).toEqual([1, true, true]);
+    expect(underFile.stderr).toContain('a file or link is on the way');
+    expect(underFile.stderr).not.toContain('appeared');
+    if (process.platform === 'linux') {
+      // /proc refuses new folders with ENOENT (it was "internal error … a bug in alloy").
+      const proc = await runInProcess(['init', '/proc/1/alloy-p', '--yes'], { cwd: dir });
+      expect([proc.code, proc.stderr.includes('E_INIT_WRITE'), proc.stderr.includes('no folder can be made there')]).toEqual([1, true, true]);
+      expect(proc.stderr).not.toContain('internal error');
+    }
+    expect(await readdir(dir)).toEqual(['file']);
+  });
+
   // A real failure part-way through the writes: the file size limit (ulimit -f, Node ignores
   // SIGXFSZ so the write fails with EFBIG) lets the small files through and stops at the first
   // big one. The old code left the files written before it, and called it a bug in alloy.

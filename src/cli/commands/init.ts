@@ -98,22 +98,35 @@ async function checkTarget(target: string, cwd: string): Promise<string> {
 }
 
 /** Environment errors a user can fix (space, permissions, limits): said as such, not as a bug. */
-const WRITE_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENAMETOOLONG', 'ELOOP', 'EIO']);
+// ENOENT too: init makes every missing folder itself, so one refused as missing is a
+// filesystem that cannot hold new folders there (/proc, a folder removed meanwhile).
+const WRITE_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EFBIG', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENAMETOOLONG', 'ELOOP', 'EIO', 'ENOENT']);
 
 /** init's own words where its meaning is narrower than the shared table's (src/core/fs-errors.ts). */
 const INIT_ERRNO_WORDS: Record<string, string> = {
   EEXIST: 'a file appeared where alloy init writes',
   ENOTEMPTY: 'the folder was filled meanwhile',
   ELOOP: 'a symbolic link is in the way',
+  ENOENT: 'no folder can be made there',
 };
+/** Errors of a place taken by something else: raced (appeared meanwhile), or a file on the way. */
+const RACED = new Set(['EEXIST', 'ENOTEMPTY']);
+const IN_THE_WAY = new Set(['ENOTDIR', 'EISDIR', 'ELOOP']);
 
 function writeError(err: unknown, target: string, cwd: string): unknown {
   const e = err as NodeJS.ErrnoException;
   if (err instanceof AlloyError || !e || typeof e.code !== 'string' || !WRITE_ERRNOS.has(e.code)) return err;
   const shown = shownPath(target, cwd);
-  const conflict = e.code === 'EEXIST' || e.code === 'ENOTEMPTY' || e.code === 'ENOTDIR' || e.code === 'EISDIR' || e.code === 'ELOOP';
+  const conflict = RACED.has(e.code) || IN_THE_WAY.has(e.code);
+  const hint = RACED.has(e.code)
+    ? 'something appeared where alloy init writes while it ran; choose an empty folder, e.g. `alloy init my-project`'
+    : IN_THE_WAY.has(e.code)
+      ? `a file or link is on the way to ${shown}; choose a folder path, e.g. \`alloy init my-project\``
+      : e.code === 'ENOENT'
+        ? 'choose a folder on a filesystem you can write to, e.g. `alloy init my-project`'
+        : 'check the free space and the permissions of the folder, then run alloy init again';
   return new AlloyError(conflict ? 'E_INIT_CONFLICT' : 'E_INIT_WRITE', `could not create the project in ${shown}: ${INIT_ERRNO_WORDS[e.code] ?? FS_ERRNOS[e.code]?.words ?? e.code} (${e.code}); nothing was left behind`, {
-    hint: conflict ? 'something appeared where alloy init writes while it ran; choose an empty folder, e.g. `alloy init my-project`' : 'check the free space and the permissions of the folder, then run alloy init again',
+    hint,
     cause: err,
     details: { errno: e.code },
   });
