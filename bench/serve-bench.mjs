@@ -15,7 +15,7 @@
 // stime from /proc/<pid>/stat), wrk's p50/p99, the server's longest event-loop delay, ratios.
 // The 2 cores are shared (wrk, targets, other work): CPU per request is the steadier column.
 //
-// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S]
+// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S] [--random-keys]
 // Profile a target: SERVE_BENCH_PROF=<dir> adds --cpu-prof to the serve targets.
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,6 +34,7 @@ const quick = process.argv.includes('--quick');
 const only = argValue('--only');
 const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
 const DURATION_S = Number(argValue('--duration') ?? (quick ? 3 : 5));
+const RANDOM_KEYS = process.argv.includes('--random-keys');
 const CONNECTIONS = 50;
 const SCALE = 1000;
 const SHOPIFY_SECRET = 'bench_shopify_secret';
@@ -51,18 +52,29 @@ async function startTarget(mode, { dest = '', env = {} } = {}) {
 // ------------------------------------------------------------------ wrk scripts
 
 // Distinct events and Idempotency-Keys (no request is a duplicate); the key comes from BENCH_KEY.
+// Keys are `<run>-<n>` (nearly in order, so each group commit appends to the same few leaves of
+// the dedupe b-tree), or with --random-keys 32 random hex digits, as clients sending UUIDs do
+// (each key lands on a leaf of its own: more WAL pages per request).
 const eventScript = (name, delayMs) =>
   wrkScript(
     tmp,
     name,
     `
 local n = 0
+math.randomseed(os.time())
 local run = tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
 local auth = "Bearer " .. (os.getenv("BENCH_KEY") or "none")
+local hex = "0123456789abcdef"
+local function key()
+  if not ${RANDOM_KEYS} then return run .. "-" .. n end
+  local t = {}
+  for i = 1, 32 do local r = math.random(16) t[i] = hex:sub(r, r) end
+  return table.concat(t)
+end
 request = function()
   n = n + 1
   local body = '{"event":"bench.item","userId":"u1","data":{"n":' .. n .. ',"sku":"SKU-' .. n .. '","qty":' .. (n % 5 + 1) .. '}}'
-  return wrk.format("POST", "/v1/run/event", { ["Content-Type"] = "application/json", ["Authorization"] = auth, ["Idempotency-Key"] = run .. "-" .. n }, body)
+  return wrk.format("POST", "/v1/run/event", { ["Content-Type"] = "application/json", ["Authorization"] = auth, ["Idempotency-Key"] = key() }, body)
 end
 `,
     { delayMs },
