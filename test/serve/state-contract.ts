@@ -100,6 +100,8 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
     });
 
     it('checkpoints, lists by filter, cancels and reports unfinished work', async () => {
+      // Executions come from installations: SQLite finds an installation's owner from its row
+      // (or, once deleted, deleted_installations), so an id that never was one lists nothing there.
       await state.installations.put(installation('in_2', 'u2'));
       await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2', 'u2', 'in_2'), execution('ex_3')] });
       expect(await state.executions.unfinished()).toEqual(['ex_1', 'ex_2', 'ex_3']);
