@@ -847,15 +847,25 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       countResume: async (id, by = 1) => (await q<{ resumes: number }>('UPDATE executions SET resumes = resumes + $2 WHERE id = $1 RETURNING resumes', [id, by], 'alloy_count_resume'))[0]?.resumes ?? 0,
     },
     oauthStates: {
-      async put(s: OAuthStateRecord, now?: string) {
+      async put(s: OAuthStateRecord, now?: string, maxLive?: number) {
         if (now) await q('DELETE FROM oauth_states WHERE expires_at <= $1', [now]);
-        await q('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES ($1, $2, $3)', [s.nonce, s.expiresAt, JSON.stringify(s)]);
+        const insert = 'INSERT INTO oauth_states (nonce, expires_at, doc) VALUES ($1, $2, $3)';
+        const values = [s.nonce, s.expiresAt, JSON.stringify(s)];
+        if (!now || maxLive === undefined) return (await q(insert, values), true);
+        // The user's lock first, in its own statement: a statement's snapshot is taken when it
+        // starts, so a count in the locking statement could miss a put committed while it waited.
+        return transaction(async (client) => {
+          await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['alloy_oauth_states', s.userId]);
+          const { n } = (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM oauth_states WHERE doc->>'userId' = $1 AND expires_at > $2", [s.userId, now])).rows[0];
+          if (n >= maxLive) return false;
+          await client.query(insert, values);
+          return true;
+        });
       },
       async peek(nonce, now) {
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('SELECT doc, expires_at FROM oauth_states WHERE nonce = $1', [nonce]))[0];
         return r && r.expires_at > now ? r.doc : undefined;
       },
-      countLive: async (userId, now) => (await q<{ n: number }>("SELECT count(*)::int AS n FROM oauth_states WHERE doc->>'userId' = $1 AND expires_at > $2", [userId, now]))[0].n,
       async take(nonce, now) {
         // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('DELETE FROM oauth_states WHERE nonce = $1 RETURNING doc, expires_at', [nonce]))[0];

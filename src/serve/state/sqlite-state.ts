@@ -488,10 +488,16 @@ export function openSqliteState(file: string): ServeState {
       },
     },
     oauthStates: {
-      async put(s, now) {
-        await durable(() => {
+      async put(s, now, maxLive) {
+        // One connection, one transaction: the count and the insert are not interleaved with another put.
+        return durable(() => {
           if (now) stmt('DELETE FROM oauth_states WHERE expires_at <= ?').run(now);
+          if (now && maxLive !== undefined) {
+            const { n } = stmt("SELECT count(*) AS n FROM oauth_states WHERE json_extract(doc, '$.userId') = ? AND expires_at > ?").get(s.userId, now) as { n: number };
+            if (n >= maxLive) return false;
+          }
           stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s));
+          return true;
         }, true);
       },
       async take(nonce, now) {
@@ -500,9 +506,6 @@ export function openSqliteState(file: string): ServeState {
       async peek(nonce, now) {
         const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
         return row && row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
-      },
-      async countLive(userId, now) {
-        return (stmt("SELECT count(*) AS n FROM oauth_states WHERE json_extract(doc, '$.userId') = ? AND expires_at > ?").get(userId, now) as { n: number }).n;
       },
     },
     // One process owns the SQLite file, so its buckets can stay in memory.
