@@ -303,17 +303,7 @@ describePg('PostgreSQL migrations and races', () => {
       const a = await openPgState({ url: PG_URL, schema, poolSize: 4 });
       const b = await openPgState({ url: PG_URL, schema, poolSize: 4 });
       try {
-        const failed: unknown[] = [];
-        for (const s of [a, b]) {
-          const query = s.pool.query.bind(s.pool) as (q: unknown) => Promise<unknown>;
-          (s.pool as { query: unknown }).query = (q: unknown, ...rest: unknown[]) => {
-            if (rest.length || !(q as { name?: string }).name?.startsWith('alloy_ingest')) return (query as (...x: unknown[]) => unknown)(q, ...rest);
-            return query(q).catch((err) => {
-              failed.push(err);
-              throw err;
-            });
-          };
-        }
+        const sent = [...[a, b].map(watchIngests)];
         const keys = Array.from({ length: 60 }, (_, n) => `event:${String(n).padStart(2, '0')}`);
         for (let round = 0; round < 20; round++) {
           const mine = (s: PgServeState, order: string[], p: string) => [s.executions.ingest({ executions: [exec(`ex_${p}${round}_f1`)] }), s.executions.ingest({ executions: [exec(`ex_${p}${round}_f2`)] }), ...order.map((k) => s.executions.ingest({ dedupeKey: `${k}:${round}`, executions: [exec(`ex_${p}${round}_${k.slice(6)}`)] }))];
@@ -323,7 +313,9 @@ describePg('PostgreSQL migrations and races', () => {
           expect(keyed.filter((r) => !r.duplicate)).toHaveLength(60);
           expect(keyed.filter((r) => r.duplicate)).toHaveLength(60);
         }
-        expect(failed).toEqual([]);
+        // Not one ingest statement failed (a deadlock would fail one; its resend would hide it from the answers).
+        expect(sent.flat().filter((s) => s.failed)).toEqual([]);
+        expect(sent.flat().length).toBeGreaterThan(0);
       } finally {
         await a.close();
         await b.close();
