@@ -1,5 +1,9 @@
 // A target of bench/serve-bench.mjs, run as a child process (its CPU is read from /proc/<pid>/stat):
 //   raw-ingest     node:http that parses the JSON body and answers 202 with a small JSON body
+//   raw-durable    node:http that parses the JSON body, stores it with its Idempotency-Key in
+//                  SQLite (a row per table, alloy's group commit: one transaction and one WAL
+//                  fdatasync per batch) and answers 202 once durable: the least a durable
+//                  ingest does, for comparison (issue 12's baseline does the same with pg)
 //   raw-forward    node:http that answers 202, maps 3 fields and POSTs them to DEST with undici
 //   serve-ingest   alloy serve (dist/) with its runner stopped: run/event and Shopify webhooks
 //                  are authenticated or verified, routed, persisted durably and answered 202
@@ -46,6 +50,42 @@ const rawIngest = () =>
     res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   });
+
+async function rawDurable() {
+  const dist = process.env.ALLOY_BENCH_DIST ? pathToFileURL(path.resolve(process.env.ALLOY_BENCH_DIST)).href + '/' : new URL('../dist/', import.meta.url).href;
+  const { default: Database } = await import('better-sqlite3');
+  const { createGroupCommit } = await import(`${dist}serve/state/sqlite-group-commit.js`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'alloy-bench-raw-durable-'));
+  const file = path.join(dir, 'raw.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE executions (id TEXT PRIMARY KEY, doc TEXT NOT NULL); CREATE TABLE dedupe (key TEXT PRIMARY KEY, execution_ids TEXT NOT NULL) WITHOUT ROWID;');
+  const group = createGroupCommit(db, `${file}-wal`);
+  const insertExecution = db.prepare('INSERT INTO executions (id, doc) VALUES (?, ?)');
+  const insertKey = db.prepare('INSERT INTO dedupe (key, execution_ids) VALUES (?, ?) ON CONFLICT (key) DO NOTHING');
+  let n = 0;
+  const served = await listenRaw(async (req, res) => {
+    const body = JSON.parse((await readBody(req)).toString('utf8'));
+    const id = `ex_${process.pid}_${n++}`;
+    const key = req.headers['idempotency-key'];
+    await group.write(() => {
+      if (typeof key === 'string') insertKey.run(key, JSON.stringify([id]));
+      insertExecution.run(id, JSON.stringify({ id, userId: body.userId, event: body.event, data: body.data }));
+    });
+    const text = JSON.stringify({ executionIds: [id], duplicate: false });
+    res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
+  const closeServer = closeTarget;
+  closeTarget = async () => {
+    await closeServer();
+    await group.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return served;
+}
 
 const rawForward = () =>
   listenRaw(async (req, res) => {
@@ -122,7 +162,8 @@ async function serveTarget(exec) {
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
-const ready = mode === 'raw-ingest' ? await rawIngest() : mode === 'raw-forward' ? await rawForward() : await serveTarget(mode === 'serve-exec');
+const raws = { 'raw-ingest': rawIngest, 'raw-durable': rawDurable, 'raw-forward': rawForward };
+const ready = raws[mode] ? await raws[mode]() : await serveTarget(mode === 'serve-exec');
 process.send({ type: 'ready', ...ready });
 process.on('message', async (m) => {
   if (m.type === 'reset') {
