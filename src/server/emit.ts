@@ -42,6 +42,7 @@ export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.Reada
     } catch (err) {
       throw new UsageError(`cannot read ${arg.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
         code: 'E_DATA_FILE',
+        cause: err,
         hint: 'pass -d @<path to a JSON file>, relative to the current folder',
       });
     }

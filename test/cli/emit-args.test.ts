@@ -2,7 +2,8 @@
  * `alloy emit shopify:<topic>` and `alloy emit --fixture`: a shop, topic or API version that cannot be an HTTP header
  * value is a usage error naming it (exit 2), not "cannot reach the alloy runtime" (exit 1).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -54,5 +55,36 @@ describe('alloy emit header values', () => {
     writeFileSync(path.join(dir, 'ok.json'), JSON.stringify({ ...shopifyFx({ 'content-type': 'application/json; charset=utf-8' }), source: 'event', path: '/v1/run/event' }));
     const ok = await runInProcess(['emit', '--fixture', 'ok.json', '--to', 'http://127.0.0.1:9', '--json'], { cwd: dir, env });
     expect(JSON.parse(ok.stdout).error.code, ok.stdout).toBe('E_DEV_UNREACHABLE');
+  });
+
+  it("refuses the project's topic fixture when it is there but not a regular file; only a missing one is looked past", async () => {
+    const project = path.join(dir, 'project');
+    const env = { SHOPIFY_API_SECRET: 'shh-secret' };
+    const fixtures = (name: string) => path.join(project, 'integrations', name, 'fixtures');
+    mkdirSync(fixtures('a-first'), { recursive: true });
+    mkdirSync(fixtures('b-second'), { recursive: true });
+    writeFileSync(path.join(project, 'integrations', 'c-file'), '');
+    const theirs = path.join(fixtures('a-first'), 'orders-create.json');
+    for (const [kind, make] of [
+      ['a named pipe', () => execFileSync('mkfifo', [theirs])],
+      ['a link to /dev/zero', () => symlinkSync('/dev/zero', theirs)],
+      ['a folder', () => mkdirSync(theirs)],
+    ] as const) {
+      rmSync(theirs, { recursive: true, force: true });
+      make();
+      const started = Date.now();
+      const r = await runInProcess(['emit', 'shopify:orders/create', '--to', 'http://127.0.0.1:9', '--json'], { cwd: project, env });
+      const error = JSON.parse(r.stdout).error;
+      expect([r.code, error.code], `${kind}: ${r.stdout}`).toEqual([2, 'E_DATA_FILE']);
+      expect(error.message, kind).toContain(path.join('integrations', 'a-first', 'fixtures', 'orders-create.json'));
+      expect(error.message, kind).toContain('not a regular file');
+      expect(Date.now() - started, kind).toBeLessThan(5000);
+    }
+    // Missing in the first integration, a regular file in the second: that one is sent.
+    rmSync(theirs, { recursive: true, force: true });
+    writeFileSync(path.join(fixtures('b-second'), 'orders-create.json'), '{"id":1}');
+    const r = await runInProcess(['emit', 'shopify:orders/create', '--to', 'http://127.0.0.1:9', '--json'], { cwd: project, env });
+    expect(JSON.parse(r.stdout).error.code, r.stdout).toBe('E_DEV_UNREACHABLE');
+    expect(r.stderr).toContain(path.join('b-second', 'fixtures', 'orders-create.json'));
   });
 });

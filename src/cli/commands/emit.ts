@@ -175,12 +175,20 @@ async function defaultTopicFixture(root: string, topic: string, ctx: CliContext)
   }
   for (const d of dirs) {
     const file = path.join(integrations, d, 'fixtures', name);
+    const shown = path.relative(ctx.cwd, file);
     try {
       const data = await readDataArg(`@${file}`, root);
-      ctx.note(ctx.errColor.dim(`using ${path.relative(ctx.cwd, file)}`));
+      ctx.note(ctx.errColor.dim(`using ${shown}`));
       return data;
     } catch (err) {
       if ((err as AlloyError).code !== 'E_DATA_FILE') throw err;
+      // Only a missing file means "look further": a pipe or a link to /dev/zero there is refused, not skipped.
+      const cause = (err as Error).cause as NodeJS.ErrnoException | undefined;
+      if (cause?.code === 'ENOENT' || cause?.code === 'ENOTDIR') continue;
+      throw new UsageError(`cannot read ${shown}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, {
+        code: 'E_DATA_FILE',
+        hint: `make it a regular JSON file holding the ${topic} payload, or pass -d @<payload.json>`,
+      });
     }
   }
   throw new UsageError(`no payload for shopify:${topic}`, { code: 'E_DATA_MISSING', hint: `pass -d @<payload.json>, or add integrations/<name>/fixtures/${name}` });
