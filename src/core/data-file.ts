@@ -1,5 +1,6 @@
 /**
- * Reading a file of event data (`alloy emit -d @file`, `alloy run --event @file`, a project's
+ * Reading a file of event data (`alloy emit -d @file`, `alloy run --event @file`, `alloy compare
+ * <fixture>.json`, a test's `fixture:`, a project's
  * fixture) without trusting what it is.
  */
 import { constants as fsConstants } from 'node:fs';
