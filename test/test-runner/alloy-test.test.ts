@@ -410,4 +410,15 @@ describe('a broken snapshot file', () => {
       }
     }
   });
+
+  it('a snapshot file that cannot be read (a folder) is E_SNAPSHOT saying so, without the merge-conflict hint', async () => {
+    const file = path.join(dir, TESTS, '__snapshots__', 'order-created.test.yaml.snap.json');
+    await rm(file);
+    await mkdir(file);
+    const r = await runInProcess(['test', '--json'], { cwd: dir });
+    expect(r.code, r.stdout).toBe(2);
+    const error = JSON.parse(r.stdout).error;
+    expect(error).toMatchObject({ code: 'E_SNAPSHOT', message: expect.stringContaining('it is a folder') });
+    expect(error.hint).not.toContain('merge conflict');
+  });
 });
