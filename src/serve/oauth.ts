@@ -144,6 +144,8 @@ export function parseRedirectOrigins(value: string | readonly string[] | undefin
 export function parsePublicUrl(value: string | undefined, source: string): string | undefined {
   if (value === undefined) return undefined;
   const text = String(value).trim();
+  // Empty (a deployment template's placeholder) is unset, as for the redirect origins.
+  if (text === '') return undefined;
   let u: URL | undefined;
   try {
     u = new URL(text);

@@ -266,9 +266,11 @@ describe('connecting a shop takes the user who started the flow', () => {
 
   it('--public-url is checked and normalised: the OAuth redirect_uri never has a double slash, a query or another scheme', async () => {
     expect(parsePublicUrl(undefined, 'x')).toBeUndefined();
+    // Empty (ALLOY_SERVE_PUBLIC_URL= in a template) is unset, as for the redirect origins: serve starts.
+    expect(parsePublicUrl(' ', 'ALLOY_SERVE_PUBLIC_URL')).toBeUndefined();
     expect(parsePublicUrl('https://alloy.example.com/', 'x')).toBe('https://alloy.example.com');
     expect(parsePublicUrl(' https://Alloy.example.com/alloy// ', 'x')).toBe('https://alloy.example.com/alloy');
-    for (const bad of ['javascript:alert(1)', 'http://[::1', 'alloy.example.com', 'https://alloy.example.com/?x=1', 'https://alloy.example.com/#f', 'https://u:p@alloy.example.com', 'ftp://alloy.example.com', '']) {
+    for (const bad of ['javascript:alert(1)', 'http://[::1', 'alloy.example.com', 'https://alloy.example.com/?x=1', 'https://alloy.example.com/#f', 'https://u:p@alloy.example.com', 'ftp://alloy.example.com']) {
       expect(() => parsePublicUrl(bad, '--public-url'), bad).toThrow(UsageError);
     }
     const fake = await startFakeShopify();

@@ -247,9 +247,10 @@ describePg('PostgreSQL migrations and races', () => {
           { duplicate: false, executionIds: ['ex_3a', 'ex_3b'] },
           { duplicate: false, executionIds: ['ex_4'] },
         ]);
-        // The batch of five (seven rows) failed, then each went alone: only the faulty one failed again.
-        expect(sent.filter((s) => s.failed).map((s) => s.rows)).toEqual([7, 2]);
-        expect(sent.filter((s) => !s.failed).map((s) => s.rows).sort()).toEqual([1, 1, 1, 1, 1, 2]);
+        // The batch of five (seven rows) failed, then went in halves, one after the other, until
+        // the faulty one was alone: [1, 2, bad] failed, [1, 2] and [bad] after it, then [3ab, 4].
+        expect(sent.filter((s) => s.failed).map((s) => s.rows)).toEqual([7, 4, 2]);
+        expect(sent.filter((s) => !s.failed).map((s) => s.rows)).toEqual([1, 1, 2, 3]);
         const stored = ['ex_1', 'ex_2', 'ex_3a', 'ex_3b', 'ex_4', 'ex_f1', 'ex_f2'];
         expect((await state.executions.list({})).items.map((e) => e.id)).toEqual([...stored, 'ex_taken']);
         expect((await state.pool.query('SELECT execution_id FROM jobs ORDER BY 1')).rows.map((r) => r.execution_id)).toEqual(stored);
@@ -258,6 +259,66 @@ describePg('PostgreSQL migrations and races', () => {
         expect(await ingest('event:bad', ['ex_bad'])).toEqual({ duplicate: false, executionIds: ['ex_bad'] });
       } finally {
         await state.close();
+      }
+    });
+
+    it('an answer lost after the commit: the batch is sent once more, and each request is answered as stored, nothing twice', async () => {
+      const schema = freshSchema('batch_lost');
+      const state = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+      try {
+        await state.pool.query('CREATE TABLE jobs (execution_id text PRIMARY KEY)');
+        const withStatement = { sql: 'INSERT INTO jobs SELECT id FROM e RETURNING 1', values: [] };
+        const query = state.pool.query.bind(state.pool) as (q: unknown) => Promise<unknown>;
+        let lose = 0;
+        // The first ingest statement of three requests commits, then its answer is lost as a cut connection loses it.
+        (state.pool as { query: unknown }).query = async (q: unknown, ...rest: unknown[]) => {
+          const statement = q as { name?: string; values?: unknown[] };
+          if (rest.length || !statement.name?.startsWith('alloy_ingest')) return (query as (...a: unknown[]) => unknown)(q, ...rest);
+          const r = await query(q);
+          if ((JSON.parse(statement.values![2] as string) as unknown[]).length === 4 && lose++ === 0) throw new Error('Connection terminated unexpectedly');
+          return r;
+        };
+        const ingest = (dedupeKey: string | undefined, ids: string[]) => state.executions.ingest({ dedupeKey, executions: ids.map(exec) }, { withStatement });
+        const fillers = [ingest(undefined, ['ex_f1']), ingest(undefined, ['ex_f2'])];
+        const results = await Promise.all([ingest('event:a', ['ex_a']), ingest(undefined, ['ex_b1', 'ex_b2']), ingest('event:c', ['ex_c'])]);
+        await Promise.all(fillers);
+        expect(lose).toBe(1);
+        expect(results).toEqual([
+          { duplicate: false, executionIds: ['ex_a'] },
+          { duplicate: false, executionIds: ['ex_b1', 'ex_b2'] },
+          { duplicate: false, executionIds: ['ex_c'] },
+        ]);
+        const stored = ['ex_a', 'ex_b1', 'ex_b2', 'ex_c', 'ex_f1', 'ex_f2'];
+        expect((await state.executions.list({})).items.map((e) => e.id)).toEqual(stored);
+        expect((await state.pool.query('SELECT execution_id FROM jobs ORDER BY 1')).rows.map((r) => r.execution_id)).toEqual(stored);
+        // A later request with a stored key is still a duplicate.
+        expect(await ingest('event:a', ['ex_a2'])).toEqual({ duplicate: true, executionIds: ['ex_a'] });
+      } finally {
+        await state.close();
+      }
+    });
+
+    it('two processes sending the same keys in other orders never deadlock: keys are inserted in one order', async () => {
+      const schema = freshSchema('batch_order');
+      const a = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+      const b = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+      try {
+        const sent = [...[a, b].map(watchIngests)];
+        const keys = Array.from({ length: 60 }, (_, n) => `event:${String(n).padStart(2, '0')}`);
+        for (let round = 0; round < 20; round++) {
+          const mine = (s: PgServeState, order: string[], p: string) => [s.executions.ingest({ executions: [exec(`ex_${p}${round}_f1`)] }), s.executions.ingest({ executions: [exec(`ex_${p}${round}_f2`)] }), ...order.map((k) => s.executions.ingest({ dedupeKey: `${k}:${round}`, executions: [exec(`ex_${p}${round}_${k.slice(6)}`)] }))];
+          const results = await Promise.all([...mine(a, keys, 'a'), ...mine(b, [...keys].reverse(), 'b')]);
+          // Each key stored once: one side stored it, the other answers as its duplicate with the same ids.
+          const keyed = results.filter((r) => r.executionIds.some((id) => !id.endsWith('_f1') && !id.endsWith('_f2')));
+          expect(keyed.filter((r) => !r.duplicate)).toHaveLength(60);
+          expect(keyed.filter((r) => r.duplicate)).toHaveLength(60);
+        }
+        // Not one ingest statement failed (a deadlock would fail one; its resend would hide it from the answers).
+        expect(sent.flat().filter((s) => s.failed)).toEqual([]);
+        expect(sent.flat().length).toBeGreaterThan(0);
+      } finally {
+        await a.close();
+        await b.close();
       }
     });
   });

@@ -63,7 +63,7 @@ describe('sqlite execution rows from before the record column', () => {
     }
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(3);
+      expect(db.pragma('user_version', { simple: true })).toBe(4);
       // The installation index is gone (its filter reads the user's index).
       expect(db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions' ORDER BY name").pluck().all()).toEqual(['executions_unfinished', 'executions_user', 'sqlite_autoindex_executions_1']);
       const plan = db.prepare('EXPLAIN QUERY PLAN SELECT doc FROM executions WHERE user_id = ? AND installation_id = ? ORDER BY id LIMIT 51').all('u1', 'in_1') as { detail: string }[];
@@ -108,5 +108,33 @@ describe('sqlite execution rows from before the record column', () => {
     newer.pragma('user_version = 99');
     newer.close();
     expect(() => openSqliteState(file)).toThrow(/written by a newer alloy/);
+  });
+
+  it('a version 3 file gains the owners of the installations deleted before (found once), and lists their executions', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
+    const at = '2026-01-01T00:00:00.000Z';
+    const first = openSqliteState(file);
+    const row = (id: string, installationId: string, userId: string) => ({ id, installationId, userId, integration: 'i', version: 1, workflow: 'i/w', status: 'queued' as const, record: { id, workflow: 'i/w', version: 'v1', event: {}, status: 'queued' as const, createdAt: at, steps: {} }, createdAt: at, updatedAt: at });
+    await first.executions.ingest({ executions: [row('ex_1', 'in_gone', 'u1'), row('ex_2', 'in_kept', 'u2')] });
+    await first.close();
+    // As an alloy of state version 3 left it: no owners table, the installation deleted.
+    const old = new Database(file);
+    old.exec("DROP TABLE deleted_installations; INSERT INTO installations (id, user_id, integration, status, doc) VALUES ('in_kept', 'u2', 'i', 'active', '{}')");
+    old.pragma('user_version = 3');
+    old.close();
+    const state = openSqliteState(file);
+    try {
+      expect((await state.executions.list({ installationId: 'in_gone' })).items.map((e) => e.id)).toEqual(['ex_1']);
+      expect((await state.executions.list({ installationId: 'in_kept' })).items.map((e) => e.id)).toEqual(['ex_2']);
+    } finally {
+      await state.close();
+    }
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(4);
+      expect(db.prepare('SELECT id, user_id FROM deleted_installations').all()).toEqual([{ id: 'in_gone', user_id: 'u1' }]);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -100,6 +100,8 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
     });
 
     it('checkpoints, lists by filter, cancels and reports unfinished work', async () => {
+      // Executions come from installations: SQLite finds an installation's owner from its row
+      // (or, once deleted, deleted_installations), so an id that never was one lists nothing there.
       await state.installations.put(installation('in_2', 'u2'));
       await state.executions.ingest({ executions: [execution('ex_1'), execution('ex_2', 'u2', 'in_2'), execution('ex_3')] });
       expect(await state.executions.unfinished()).toEqual(['ex_1', 'ex_2', 'ex_3']);
@@ -191,17 +193,19 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect((await state.oauthStates.take('n4', at))?.nonce).toBe('n4');
     });
 
-    it("counts a user's live OAuth states, not expired ones or another user's", async () => {
-      const put = (nonce: string, userId: string, expiresAt: string) => state.oauthStates.put({ nonce, userId, app: 'shopify', expiresAt });
-      await put('c1', 'u1', '2026-01-01T00:10:00.000Z');
-      await put('c2', 'u1', '2026-01-01T00:20:00.000Z');
-      await put('c3', 'u2', '2026-01-01T00:20:00.000Z');
-      expect(await state.oauthStates.countLive('u1', at)).toBe(2);
-      expect(await state.oauthStates.countLive('u1', '2026-01-01T00:10:00.000Z')).toBe(1);
-      expect(await state.oauthStates.countLive('u2', at)).toBe(1);
-      expect(await state.oauthStates.countLive('u3', at)).toBe(0);
-      await state.oauthStates.take('c2', at);
-      expect(await state.oauthStates.countLive('u1', at)).toBe(1);
+    it("caps a user's live OAuth states, atomically under concurrent puts; expired ones and other users' do not count", async () => {
+      const put = (nonce: string, userId: string, expiresAt = '2026-01-01T00:10:00.000Z', now = at) => state.oauthStates.put({ nonce, userId, app: 'shopify', expiresAt }, now, 3);
+      // Ten at once for one user: exactly three stored.
+      const stored = await Promise.all(Array.from({ length: 10 }, (_, n) => put(`r${n}`, 'u1')));
+      expect(stored.filter(Boolean)).toHaveLength(3);
+      expect((await Promise.all(Array.from({ length: 10 }, (_, n) => state.oauthStates.peek(`r${n}`, at)))).filter(Boolean)).toHaveLength(3);
+      expect(await put('o1', 'u2')).toBe(true);
+      // One taken frees its place; once expired, all do.
+      const taken = stored.indexOf(true);
+      await state.oauthStates.take(`r${taken}`, at);
+      expect(await put('r10', 'u1')).toBe(true);
+      expect(await put('r11', 'u1')).toBe(false);
+      expect(await put('r12', 'u1', '2026-01-01T00:30:00.000Z', '2026-01-01T00:10:00.000Z')).toBe(true);
     });
 
     it('keeps cursors, and compare-and-set lets exactly one of many racing writers advance one', async () => {

@@ -117,16 +117,15 @@ export const credentialRoutes: ApiRoute[] = [
       if (!app) throw new HttpError(501, 'E_OAUTH_NOT_CONFIGURED', `the server has no OAuth client for ${c.params.app}`, `Start alloy serve with ${c.params.app.toUpperCase()}_API_KEY and ${c.params.app.toUpperCase()}_API_SECRET set.`);
       const user = await c.deps.state.users.get(userId);
       if (!user) throw notFound('user');
-      if ((await c.deps.state.oauthStates.countLive(userId, c.iso())) >= MAX_LIVE_FLOWS) {
-        throw new HttpError(429, 'E_TOO_MANY_FLOWS', `this user has ${MAX_LIVE_FLOWS} OAuth connections open`, `Finish or abandon one: an unfinished one expires ${STATE_TTL_MS / 60_000} minutes after it started.`);
-      }
       const account = provider.account(str(body, 'account') ?? undefined, 'account');
       // Required: the callback only hands the browser a connect token for this page; the
       // user signed in there completes the connection (POST /v1/oauth/:app/complete).
       const redirectAfter = checkRedirectAfter(str(body, 'redirectAfter', { required: true, max: 2000 })!, c.deps.oauthRedirectOrigins);
       const nonce = randomBytes(24).toString('base64url');
       const expiresAt = new Date(c.deps.now() + STATE_TTL_MS).toISOString();
-      await c.deps.state.oauthStates.put({ nonce, userId, userCreatedAt: user.createdAt, app: c.params.app, account, redirectAfter, expiresAt }, c.iso());
+      if (!(await c.deps.state.oauthStates.put({ nonce, userId, userCreatedAt: user.createdAt, app: c.params.app, account, redirectAfter, expiresAt }, c.iso(), MAX_LIVE_FLOWS))) {
+        throw new HttpError(429, 'E_TOO_MANY_FLOWS', `this user has ${MAX_LIVE_FLOWS} OAuth connections open`, `Complete one, or wait: an unfinished one expires ${STATE_TTL_MS / 60_000} minutes after it started.`);
+      }
       const redirectUri = `${c.deps.publicUrl()}/v1/oauth/${encodeURIComponent(c.params.app)}/callback`;
       c.send(201, { authorizeUrl: provider.authorizeUrl(app, { account, redirectUri, state: nonce }), expiresAt });
     },

@@ -147,6 +147,8 @@ function poolOf(options: PgStateOptions, schema: string): pg.Pool {
     options: `-c search_path=${schema} -c default_transaction_isolation=read\\ committed`,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    // A connection the network dropped silently is found by the kernel's keep-alive probes.
+    keepAlive: true,
   });
   // Without a listener an idle connection's error (the server restarted) would crash the process.
   pool.on('error', (err) => options.onPoolError?.(err));
@@ -283,12 +285,13 @@ WITH d AS (
 SELECT (SELECT array_agg(key) FROM d) AS keyed`;
 const INGEST_SQL = ingestSql();
 
-/**
- * Requests, and executions, per ingest statement: bounds on one statement's size and on what
- * one failure sends again alone (a request with more executions goes alone).
- */
+/** Requests, and executions, per ingest statement (a request with more executions goes alone). */
 const INGEST_BATCH_MAX = 64;
 const INGEST_BATCH_ROWS = 512;
+/** And characters of rows' JSON per statement (large events: one parameter, parsed whole by the server). */
+const INGEST_BATCH_CHARS = 4 * 1024 * 1024;
+/** How long an ingest statement may go unanswered before it counts as failed (see sendBatch). */
+const INGEST_TIMEOUT_MS = 30_000;
 /**
  * Ingest statements in flight per process (per kind of ingest): a request arriving while they
  * are all in flight waits and goes with the others that arrived meanwhile in the next one.
@@ -333,15 +336,17 @@ const REPORT_SQL = `WITH ${ASYNC_COMMIT}, r AS (${BUCKET_REPORTS_UPSERT('$1')} R
 const REPORT_WAIT_MS = 20;
 
 /**
- * The rows for INGEST_SQL, each with its request's dedupe key. `doc` and `record` travel as
+ * One request's rows for INGEST_SQL, each with its request's dedupe key, as JSON objects joined
+ * by commas (a batch's $3 is `[`, its requests' texts joined, `]`; each made once, when the
+ * request arrives, so a resend does not make it again). `doc` and `record` travel as
  * JSON text inside the JSON array: a `json` field taken out by json_to_recordset is converted
  * through text, which refuses `\u0000` (an event payload may carry it); a text field holding
  * the escaped form is not.
  */
-function ingestRows(inputs: readonly IngestInput[]): string {
-  return JSON.stringify(
-    inputs.flatMap((input) =>
-      input.executions.map(({ status, record, updatedAt, ...doc }) => ({
+function ingestRowsOf(input: IngestInput): string {
+  return input.executions
+    .map(({ status, record, updatedAt, ...doc }) =>
+      JSON.stringify({
         dedupe_key: input.dedupeKey ?? null,
         id: doc.id,
         installation_id: doc.installationId,
@@ -351,9 +356,20 @@ function ingestRows(inputs: readonly IngestInput[]): string {
         updated_at: updatedAt,
         doc: JSON.stringify(doc),
         record: JSON.stringify(record),
-      })),
-    ),
-  );
+      }),
+    )
+    .join(',');
+}
+
+/**
+ * A failure that no request of a batch caused (the connection or the server went, a timeout,
+ * a deadlock): the statement may have committed before its answer was lost.
+ * https://www.postgresql.org/docs/15/errcodes-appendix.html (08 connection, 57P shutdown, 53300
+ * too many connections, 40001/40P01 serialization and deadlock); no SQLSTATE: the client's own.
+ */
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '40001' || code === '40P01';
 }
 
 /** A prepared statement's name per distinct text (a name is bound to one text per connection). */
@@ -551,35 +567,42 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   // ---- ingest, batched -------------------------------------------------------------------
   // Concurrent ingests share statements: while INGEST_IN_FLIGHT of them are in flight, new
   // requests wait, and the next statement carries up to INGEST_BATCH_MAX of them (one round
-  // trip and one commit for all). Each request is answered as if it had been sent alone: a
-  // batch that fails stored nothing (one statement, one transaction) and is sent again one
-  // request per statement, so only a faulty request rejects. A dedupe key already on its way
+  // trip and one commit for all). Each request is answered as if it had been sent alone (see
+  // sendBatch for failures; decision 0009). A dedupe key already on its way
   // (in this batch or one in flight) waits until that statement returned, then meets the
   // stored key and answers as its duplicate.
   type Extra = PgIngestOptions['withStatement'];
-  type Waiting = { input: IngestInput; resolve: (r: IngestResult | Promise<IngestResult>) => void; reject: (err: unknown) => void };
+  /** A request waiting for a statement: its rows' JSON text (see ingestRowsOf) made once. */
+  type Waiting = { input: IngestInput; rows: string; resolve: (r: IngestResult | Promise<IngestResult>) => void; reject: (err: unknown) => void };
   // One lane per kind of statement (the queue's job rows differ by priority).
   type Lane = { extra: Extra; waiting: Waiting[]; inFlight: number; keys: Set<string> };
   const lanes = new Map<string, Lane>();
 
-  /** Stores `inputs` (no dedupe key twice) in one statement on `c`; answers the keys that were new. */
-  async function insertBatch(c: pg.Pool | pg.PoolClient, inputs: readonly IngestInput[], extra: Extra): Promise<Set<string>> {
+  /** Stores the requests (no dedupe key twice) in one statement on `c`; answers the keys that were new. */
+  async function insertBatch(c: pg.Pool | pg.PoolClient, batch: readonly Pick<Waiting, 'input' | 'rows'>[], extra: Extra): Promise<Set<string>> {
     const keys: string[] = [];
     const ids: string[] = [];
-    for (const i of inputs) {
-      if (i.dedupeKey == null) continue;
-      keys.push(i.dedupeKey);
-      ids.push(JSON.stringify(i.executions.map((e) => e.id)));
+    for (const { input } of batch) {
+      if (input.dedupeKey == null) continue;
+      keys.push(input.dedupeKey);
+      ids.push(JSON.stringify(input.executions.map((e) => e.id)));
     }
-    const args = [keys, ids, ingestRows(inputs)];
+    const rows = `[${batch.map((w) => w.rows).filter((r) => r !== '').join(',')}]`;
+    const args = [keys, ids, rows];
+    // A statement that never answers (a half-open connection) fails after INGEST_TIMEOUT_MS
+    // instead of holding one of the lane's statements for good; it is then sent again.
     const statement = extra
-      ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values] }
-      : { name: 'alloy_ingest', text: INGEST_SQL, values: args };
+      ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values], query_timeout: INGEST_TIMEOUT_MS }
+      : { name: 'alloy_ingest', text: INGEST_SQL, values: args, query_timeout: INGEST_TIMEOUT_MS };
     const { keyed } = (await c.query<{ keyed: string[] | null }>(statement)).rows[0];
     return new Set(keyed ?? []);
   }
 
-  /** The answers after insertBatch: a request whose key was stored before is a duplicate, answered with that ingest's executions. */
+  /**
+   * The answers after insertBatch: a request whose key was stored before is a duplicate,
+   * answered with that ingest's executions, unless they are its own (execution ids are never
+   * reused: its own statement committed, and only the answer was lost).
+   */
   function answers(c: pg.Pool | pg.PoolClient, inputs: readonly IngestInput[], keyed: Set<string>): Array<Promise<IngestResult>> {
     const dup = (i: IngestInput) => i.dedupeKey != null && !keyed.has(i.dedupeKey);
     const seenKeys = inputs.filter(dup).map((i) => i.dedupeKey!);
@@ -589,25 +612,60 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
           .query<{ key: string; execution_ids: string[] }>({ name: 'alloy_dedupe_get', text: 'SELECT key, execution_ids FROM dedupe WHERE key = ANY($1::text[])', values: [seenKeys] })
           .then((r) => new Map(r.rows.map((row) => [row.key, row.execution_ids])))
       : undefined;
-    return inputs.map((i) =>
-      dup(i)
-        ? seen!.then((m) => ({ duplicate: true, executionIds: m.get(i.dedupeKey!) ?? [] }))
-        : Promise.resolve({ duplicate: false, executionIds: i.executions.map((e) => e.id) }),
-    );
+    return inputs.map((i) => {
+      const own = i.executions.map((e) => e.id);
+      if (!dup(i)) return Promise.resolve({ duplicate: false, executionIds: own });
+      return seen!.then((m) => {
+        const stored = m.get(i.dedupeKey!) ?? [];
+        const ours = own.length > 0 && stored.length === own.length && stored.every((id, n) => id === own[n]);
+        return { duplicate: !ours, executionIds: stored };
+      });
+    });
   }
 
-  async function sendBatch(lane: Lane, batch: Waiting[]): Promise<void> {
-    const inputs = batch.map((w) => w.input);
+  /** After a transient failure: whether every execution of an unkeyed request is stored (by that statement, whose answer was lost). */
+  async function storedAlready(input: IngestInput): Promise<boolean> {
+    const ids = input.executions.map((e) => e.id);
+    if (ids.length === 0) return false;
+    const { n } = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM executions WHERE id = ANY($1::text[])', [ids])).rows[0];
+    return n === ids.length;
+  }
+
+  /**
+   * Sends a batch and settles each request. A transient failure (isTransient) sends the whole
+   * batch once more (`maybeStored`: it may have committed); a failure one of its requests
+   * caused stored nothing, and the batch is split in halves, sent one after the other, until
+   * the faulty request is alone (a few statements, never the whole batch at once: the lane's
+   * bound on statements in flight holds).
+   */
+  async function sendBatch(lane: Lane, batch: Waiting[], maybeStored = false): Promise<void> {
     let keyed: Set<string>;
     try {
-      keyed = await insertBatch(pool, inputs, lane.extra);
+      keyed = await insertBatch(pool, batch, lane.extra);
     } catch (err) {
-      if (batch.length === 1) return batch[0].reject(err);
-      // Nothing of it was stored: each request alone, so only the faulty one fails.
-      await Promise.all(batch.map((w) => sendBatch(lane, [w])));
+      if (isTransient(err) && !maybeStored) return sendBatch(lane, batch, true);
+      if (batch.length === 1) {
+        const [w] = batch;
+        // Its executions are there while its statement failed: the earlier attempt committed.
+        const code = (err as { code?: string; constraint?: string }).code;
+        const constraint = (err as { constraint?: string }).constraint;
+        if (maybeStored && code === '23505' && constraint === 'executions_pkey' && w.input.dedupeKey == null && (await storedAlready(w.input).catch(() => false))) {
+          return w.resolve({ duplicate: false, executionIds: w.input.executions.map((e) => e.id) });
+        }
+        return w.reject(err);
+      }
+      // The server failed it twice: not a request's doing, and no use sending more.
+      if (isTransient(err)) return batch.forEach((w) => w.reject(err));
+      const half = Math.ceil(batch.length / 2);
+      await sendBatch(lane, batch.slice(0, half), maybeStored);
+      await sendBatch(lane, batch.slice(half), maybeStored);
       return;
     }
-    const got = answers(pool, inputs, keyed);
+    const got = answers(
+      pool,
+      batch.map((w) => w.input),
+      keyed,
+    );
     batch.forEach((w, n) => w.resolve(got[n]));
   }
 
@@ -617,8 +675,10 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       const later: Waiting[] = [];
       const keys: string[] = [];
       let rows = 0;
+      let bytes = 0;
       for (const [n, w] of lane.waiting.entries()) {
-        if (batch.length > 0 && (batch.length >= INGEST_BATCH_MAX || rows + w.input.executions.length > INGEST_BATCH_ROWS)) {
+        const full = batch.length >= INGEST_BATCH_MAX || rows + w.input.executions.length > INGEST_BATCH_ROWS || bytes + w.rows.length > INGEST_BATCH_CHARS;
+        if (batch.length > 0 && full) {
           later.push(...lane.waiting.slice(n)); // full: the rest keep their order
           break;
         }
@@ -633,6 +693,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
           keys.push(key);
         }
         rows += w.input.executions.length;
+        bytes += w.rows.length;
         batch.push(w);
       }
       lane.waiting = later;
@@ -649,10 +710,12 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   async function ingest(input: IngestInput, opts?: PgIngestOptions): Promise<IngestResult> {
     const extra = opts?.withStatement;
     const hook = opts?.inTransaction;
+    // Made here, once: a request that cannot be serialised rejects alone, before it joins a lane.
+    const rows = ingestRowsOf(input);
     // With a hook: alone, in a transaction of its own (the hook runs on its connection).
     if (hook)
       return transaction(async (client) => {
-        const [r] = await Promise.all(answers(client, [input], await insertBatch(client, [input], extra)));
+        const [r] = await Promise.all(answers(client, [input], await insertBatch(client, [{ input, rows }], extra)));
         if (!r.duplicate) await hook(client, r);
         return r;
       });
@@ -661,7 +724,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     if (!lane) lanes.set(laneKey, (lane = { extra, waiting: [], inFlight: 0, keys: new Set() }));
     const l = lane;
     return new Promise<IngestResult>((resolve, reject) => {
-      l.waiting.push({ input, resolve, reject });
+      l.waiting.push({ input, rows, resolve, reject });
       pump(l);
     });
   }
@@ -847,15 +910,25 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       countResume: async (id, by = 1) => (await q<{ resumes: number }>('UPDATE executions SET resumes = resumes + $2 WHERE id = $1 RETURNING resumes', [id, by], 'alloy_count_resume'))[0]?.resumes ?? 0,
     },
     oauthStates: {
-      async put(s: OAuthStateRecord, now?: string) {
+      async put(s: OAuthStateRecord, now?: string, maxLive?: number) {
         if (now) await q('DELETE FROM oauth_states WHERE expires_at <= $1', [now]);
-        await q('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES ($1, $2, $3)', [s.nonce, s.expiresAt, JSON.stringify(s)]);
+        const insert = 'INSERT INTO oauth_states (nonce, expires_at, doc) VALUES ($1, $2, $3)';
+        const values = [s.nonce, s.expiresAt, JSON.stringify(s)];
+        if (!now || maxLive === undefined) return (await q(insert, values), true);
+        // The user's lock first, in its own statement: a statement's snapshot is taken when it
+        // starts, so a count in the locking statement could miss a put committed while it waited.
+        return transaction(async (client) => {
+          await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['alloy_oauth_states', s.userId]);
+          const { n } = (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM oauth_states WHERE doc->>'userId' = $1 AND expires_at > $2", [s.userId, now])).rows[0];
+          if (n >= maxLive) return false;
+          await client.query(insert, values);
+          return true;
+        });
       },
       async peek(nonce, now) {
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('SELECT doc, expires_at FROM oauth_states WHERE nonce = $1', [nonce]))[0];
         return r && r.expires_at > now ? r.doc : undefined;
       },
-      countLive: async (userId, now) => (await q<{ n: number }>("SELECT count(*)::int AS n FROM oauth_states WHERE doc->>'userId' = $1 AND expires_at > $2", [userId, now]))[0].n,
       async take(nonce, now) {
         // DELETE … RETURNING: of two processes taking one nonce, exactly one gets the row.
         const r = (await q<{ doc: OAuthStateRecord; expires_at: string }>('DELETE FROM oauth_states WHERE nonce = $1 RETURNING doc, expires_at', [nonce]))[0];

@@ -106,20 +106,26 @@ export function openSqliteState(file: string): ServeState {
       exitCode: 2,
     });
   }
+  // The schema, the columns older files lack, the one-time fill and the version: one
+  // transaction, so a crash or a busy lock part-way leaves the file as it was (a committed
+  // table with its fill lost would hide deleted installations' executions for good).
   const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-  const fillDeletedInstallations = hasTable('executions') && !hasTable('deleted_installations');
-  db.exec(SCHEMA);
-  // A file from before the table: the installations deleted until now, found once.
-  if (fillDeletedInstallations) {
-    db.exec('INSERT OR IGNORE INTO deleted_installations (id, user_id) SELECT installation_id, min(user_id) FROM executions WHERE installation_id NOT IN (SELECT id FROM installations) GROUP BY installation_id');
-  }
-  // Files from before the crash-loop counter, and from before checkpoints had their own
-  // columns (record, updated_at: see `checkpoint` below), gain the columns.
   const hasColumn = (name: string) => db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?").get(name) !== undefined;
-  if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-  if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
-  if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
-  if (fileVersion < SQLITE_STATE_VERSION) db.pragma(`user_version = ${SQLITE_STATE_VERSION}`);
+  db.transaction(() => {
+    const fillDeletedInstallations = fileVersion < 4 && hasTable('executions');
+    db.exec(SCHEMA);
+    // Files from before the crash-loop counter, and from before checkpoints had their own
+    // columns (record, updated_at: see `checkpoint` below), gain the columns.
+    if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
+    if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
+    if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
+    // A file from before version 4: the installations deleted until now, found once (a scan of
+    // executions, at the first start of this version only).
+    if (fillDeletedInstallations) {
+      db.exec('INSERT OR IGNORE INTO deleted_installations (id, user_id) SELECT installation_id, min(user_id) FROM executions WHERE installation_id NOT IN (SELECT id FROM installations) GROUP BY installation_id');
+    }
+    if (fileVersion < SQLITE_STATE_VERSION) db.pragma(`user_version = ${SQLITE_STATE_VERSION}`);
+  }).immediate();
   // Every write goes through one group commit: writes of one event-loop turn share a
   // transaction and an fdatasync of the WAL, and resolve only once that sync is done.
   const group = createGroupCommit(db, `${file}-wal`);
@@ -482,10 +488,16 @@ export function openSqliteState(file: string): ServeState {
       },
     },
     oauthStates: {
-      async put(s, now) {
-        await durable(() => {
+      async put(s, now, maxLive) {
+        // One connection, one transaction: the count and the insert are not interleaved with another put.
+        return durable(() => {
           if (now) stmt('DELETE FROM oauth_states WHERE expires_at <= ?').run(now);
+          if (now && maxLive !== undefined) {
+            const { n } = stmt("SELECT count(*) AS n FROM oauth_states WHERE json_extract(doc, '$.userId') = ? AND expires_at > ?").get(s.userId, now) as { n: number };
+            if (n >= maxLive) return false;
+          }
           stmt('INSERT INTO oauth_states (nonce, expires_at, doc) VALUES (?, ?, ?)').run(s.nonce, s.expiresAt, JSON.stringify(s));
+          return true;
         }, true);
       },
       async take(nonce, now) {
@@ -494,9 +506,6 @@ export function openSqliteState(file: string): ServeState {
       async peek(nonce, now) {
         const row = stmt('SELECT doc, expires_at FROM oauth_states WHERE nonce = ?').get(nonce) as { doc: string; expires_at: string } | undefined;
         return row && row.expires_at > now ? (JSON.parse(row.doc) as OAuthStateRecord) : undefined;
-      },
-      async countLive(userId, now) {
-        return (stmt("SELECT count(*) AS n FROM oauth_states WHERE json_extract(doc, '$.userId') = ? AND expires_at > ?").get(userId, now) as { n: number }).n;
       },
     },
     // One process owns the SQLite file, so its buckets can stay in memory.
@@ -537,9 +546,11 @@ export function openSqliteState(file: string): ServeState {
 
 /**
  * The state file's format (PRAGMA user_version): 2, executions keep their record in its own
- * column; 3, an execution's `doc` holds only the fields that have no column of their own.
+ * column; 3, an execution's `doc` holds only the fields that have no column of their own; 4,
+ * deleting an installation records its owner in deleted_installations (an older alloy would
+ * delete without it, and listing by that installation would then find nothing).
  */
-const SQLITE_STATE_VERSION = 3;
+const SQLITE_STATE_VERSION = 4;
 
 /**
  * An execution's row as stored. The columns `id`, `installation_id`, `user_id`, `workflow`,

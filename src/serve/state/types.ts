@@ -239,14 +239,16 @@ export interface ExecutionForRun {
 }
 
 export interface OAuthStateStore {
-  /** Stores a state; with `now`, first deletes the states that expired (an abandoned flow's row goes with the next one). */
-  put(state: OAuthStateRecord, now?: string): Promise<void>;
+  /**
+   * Stores a state; with `now`, first deletes the states that expired (an abandoned flow's row
+   * goes with the next one). With `maxLive` too, stores nothing and answers false when the
+   * user already has that many live states (checked and stored atomically, across processes).
+   */
+  put(state: OAuthStateRecord, now?: string, maxLive?: number): Promise<boolean>;
   /** Returns and deletes the state (a nonce is good once); undefined when unknown or expired. */
   take(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
   /** Returns the state without taking it; undefined when unknown or expired. */
   peek(nonce: string, now: string): Promise<OAuthStateRecord | undefined>;
-  /** How many states of this user have not expired at `now` (started flows and pending connections). */
-  countLive(userId: string, now: string): Promise<number>;
 }
 
 export interface ServeState {
