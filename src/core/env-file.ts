@@ -5,10 +5,9 @@
  * ever. So the file is opened without blocking, must be a regular file (a link to one is
  * fine) of at most 1 MiB, and anything else is a clear E_ENV_FILE, not an internal error.
  */
-import { constants as fsConstants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { parseEnv } from 'node:util';
 import { AlloyError } from '../errors.js';
+import { NotRegularFileError, readRegularFile } from './regular-file.js';
 
 export const MAX_ENV_FILE_BYTES = 1024 * 1024;
 
@@ -18,34 +17,20 @@ function envFileError(shown: string, why: string, hint: string): AlloyError {
 
 /** The file's text, or undefined when it does not exist. `shown` names it in errors. */
 export async function readEnvText(file: string, shown = file): Promise<string | undefined> {
-  let handle;
   try {
-    // O_NONBLOCK: opening a named pipe returns at once instead of waiting for a writer.
-    handle = await open(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+    return (await readRegularFile(file, MAX_ENV_FILE_BYTES)).toString('utf8');
   } catch (err) {
+    const notText = `make ${shown} a regular text file of NAME=value lines, or remove it`;
+    if (err instanceof NotRegularFileError) {
+      if (err.kind === 'folder') throw envFileError(shown, 'it is a folder', notText);
+      if (err.kind === 'special') throw envFileError(shown, 'not a regular file (a device, a pipe or a socket)', notText);
+      throw envFileError(shown, `it is ${err.size} bytes; env files are limited to ${MAX_ENV_FILE_BYTES}`, `keep ${shown} to NAME=value lines`);
+    }
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     if (code === 'EACCES' || code === 'EPERM') throw envFileError(shown, 'permission denied', `make it readable by this user (chmod 600 "${shown}" as its owner)`);
     if (code === 'ELOOP') throw envFileError(shown, 'too many levels of symbolic links', `replace it with a regular file`);
     throw err;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw envFileError(shown, info.isDirectory() ? 'it is a folder' : 'not a regular file (a device, a pipe or a socket)', `make ${shown} a regular text file of NAME=value lines, or remove it`);
-    if (info.size > MAX_ENV_FILE_BYTES) throw envFileError(shown, `it is ${info.size} bytes; env files are limited to ${MAX_ENV_FILE_BYTES}`, `keep ${shown} to NAME=value lines`);
-    const bytes = Buffer.alloc(info.size);
-    let read = 0;
-    while (read < bytes.length) {
-      const { bytesRead } = await handle.read(bytes, read, bytes.length - read, read);
-      if (bytesRead === 0) break;
-      read += bytesRead;
-    }
-    return bytes.subarray(0, read).toString('utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw envFileError(shown, 'it is a folder', `make ${shown} a regular text file of NAME=value lines, or remove it`);
-    throw err;
-  } finally {
-    await handle.close();
   }
 }
 

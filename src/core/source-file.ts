@@ -6,7 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { open, stat } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
-import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
+import { CORE_SCHEMA, load as loadYaml, Type as YamlType } from 'js-yaml';
 import { LineIndex, makeDiagnostic, type Diagnostic } from './diagnostics.js';
 
 /** Definition files are small; anything larger is refused by size before it is read. */
@@ -103,12 +103,63 @@ function formatBytes(n: number): string {
 }
 
 /**
+ * A scalar under an explicit core tag (`!!null`, `!!bool`, `!!int`, `!!float`), resolved as the
+ * YAML 1.2 core schema says (yaml.org/spec/1.2.2, 10.3.2), or undefined when the text does not
+ * fit the tag. Both parsing paths use it: the `yaml` package resolves `!!float 1` only when the
+ * text looks like a float (it refused it as an unsupported tag), and js-yaml also takes YAML 1.1
+ * forms (`!!int 1_000`, `!!int 0b11`), so each would give a file another value.
+ */
+const CORE_SCALAR_TAGS: Record<string, { what: string; resolve(text: string): { value: unknown } | undefined }> = {
+  null: { what: 'null, ~ or nothing', resolve: (t) => (/^(?:null|Null|NULL|~|)$/.test(t) ? { value: null } : undefined) },
+  bool: {
+    what: 'true or false',
+    resolve: (t) => (/^(?:true|True|TRUE)$/.test(t) ? { value: true } : /^(?:false|False|FALSE)$/.test(t) ? { value: false } : undefined),
+  },
+  int: {
+    what: 'an integer such as 12, -3, 0o14 or 0xC',
+    resolve: (t) =>
+      /^[-+]?[0-9]+$/.test(t) ? { value: Number(t) } : /^0o[0-7]+$/.test(t) ? { value: parseInt(t.slice(2), 8) } : /^0x[0-9a-fA-F]+$/.test(t) ? { value: parseInt(t.slice(2), 16) } : undefined,
+  },
+  float: {
+    what: 'a number such as 1, 1.5, -2e3, .inf or .nan',
+    resolve: (t) =>
+      /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(t)
+        ? { value: Number(t) }
+        : /^[-+]?\.(?:inf|Inf|INF)$/.test(t)
+          ? { value: t.startsWith('-') ? -Infinity : Infinity }
+          : /^\.(?:nan|NaN|NAN)$/.test(t)
+            ? { value: NaN }
+            : undefined,
+  },
+};
+
+const CORE_TAG_PREFIX = 'tag:yaml.org,2002:';
+
+/** The `yaml` package's form: a value that does not fit is a located error (E_YAML_TAG). */
+const CORE_TAGS_FOR_YAML = Object.entries(CORE_SCALAR_TAGS).map(([name, t]) => ({
+  tag: CORE_TAG_PREFIX + name,
+  resolve(text: string, onError: (message: string) => void): unknown {
+    const r = t.resolve(text);
+    if (r) return r.value;
+    onError(`${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)} does not fit its tag !!${name}: expected ${t.what}`);
+    return text;
+  },
+}));
+
+/** js-yaml's form, for explicit tags only (untagged scalars keep js-yaml's core schema). */
+const FAST_SCHEMA = CORE_SCHEMA.extend({
+  explicit: Object.entries(CORE_SCALAR_TAGS).map(
+    ([name, t]) => new YamlType(CORE_TAG_PREFIX + name, { kind: 'scalar', resolve: (text: string | null) => t.resolve(text ?? '') !== undefined, construct: (text: string | null) => t.resolve(text ?? '')?.value }),
+  ),
+});
+
+/**
  * Positioned parsing options. `resolveKnownTags: false`: the YAML 1.1 tags the parser would
  * otherwise resolve when named (`!!binary`, `!!set`, `!!omap`, `!!timestamp`) make values JSON
  * cannot hold (a byte array, a Set that is stored as `{}`); they are reported as E_YAML_TAG,
- * as the fast path's js-yaml core schema refuses them.
+ * as the fast path's js-yaml core schema refuses them. `customTags`: the core scalar tags above.
  */
-const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, resolveKnownTags: false } as const;
+const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, resolveKnownTags: false, customTags: CORE_TAGS_FOR_YAML } as const;
 
 const YAML_CODES: Record<string, { code: string; hint?: string; message?: (text: string, pos: [number, number]) => string }> = {
   DUPLICATE_KEY: {
@@ -117,6 +168,7 @@ const YAML_CODES: Record<string, { code: string; hint?: string; message?: (text:
     message: (text, pos) => `duplicate key "${/^["']?([^:"'\n]*)/.exec(text.slice(pos[0]))?.[1]?.trim() || '?'}"`,
   },
   TAB_AS_INDENT: { code: 'E_YAML_TAB', hint: 'indent with spaces; YAML does not allow tabs for indentation' },
+  TAG_RESOLVE_FAILED: { code: 'E_YAML_TAG', hint: 'make the value fit its tag, or remove the tag' },
   MULTIPLE_DOCS: { code: 'E_YAML_MULTIPLE_DOCUMENTS', hint: 'keep one definition per file', message: () => 'file holds more than one YAML document (---)' },
 };
 
@@ -149,7 +201,13 @@ export function parseSource(file: string, text: string): SourceFile {
   for (const w of doc.warnings) {
     if (w.code !== 'TAG_RESOLVE_FAILED') continue;
     const tag = text.slice(w.pos[0], w.pos[1]).trim() || w.message.replace(/^Unresolved tag: /, '').split('\n')[0];
-    diagnostics.push(makeDiagnostic(file, index, [w.pos[0], w.pos[1]], 'error', 'E_YAML_TAG', `unsupported YAML tag ${tag}`, 'remove the tag: definitions hold JSON values (strings, numbers, booleans, null, maps, lists); quote a value to keep it a string'));
+    // A core tag the value's kind does not fit (`!!map [1]`, `!!str {a: 1}`) is no unknown tag.
+    const core = /^Unresolved tag: tag:yaml\.org,2002:(str|int|float|bool|null|map|seq)$/.exec(w.message.split('\n')[0])?.[1];
+    diagnostics.push(
+      core
+        ? makeDiagnostic(file, index, [w.pos[0], w.pos[1]], 'error', 'E_YAML_TAG', `this value does not fit its tag !!${core}`, '!!map goes on a map, !!seq on a list, the others on a single value; or remove the tag')
+        : makeDiagnostic(file, index, [w.pos[0], w.pos[1]], 'error', 'E_YAML_TAG', `unsupported YAML tag ${tag}`, 'remove the tag: definitions hold JSON values (strings, numbers, booleans, null, maps, lists); quote a value to keep it a string'),
+    );
   }
   if (diagnostics.length > 0) return { file, text, index, doc, value: undefined, diagnostics };
   let value: unknown;
@@ -185,7 +243,7 @@ export function parseFastPath(file: string, text: string): SourceFile | undefine
   if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return undefined;
   let value: unknown;
   try {
-    value = loadYaml(body, { schema: CORE_SCHEMA, json: false });
+    value = loadYaml(body, { schema: FAST_SCHEMA, json: false });
   } catch {
     return undefined;
   }

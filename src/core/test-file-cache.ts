@@ -18,7 +18,8 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../package-paths.js';
 import { ensurePrivateDir, writeFileSafeSync } from './safe-fs.js';
 
-const FORMAT = 'alloy-test-files/1';
+// /2: explicit core tags resolve as YAML 1.2 core on both paths (js-yaml took !!int 1_000, 0b11).
+const FORMAT = 'alloy-test-files/2';
 /** A cache larger than this is ignored (and rewritten): test files are at most 8 MiB each. */
 const MAX_CACHE_BYTES = 256 * 1024 * 1024;
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;

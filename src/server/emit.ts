@@ -42,6 +42,7 @@ export async function readDataArg(arg: string, cwd: string, stdin?: NodeJS.Reada
     } catch (err) {
       throw new UsageError(`cannot read ${arg.slice(1)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
         code: 'E_DATA_FILE',
+        cause: err,
         hint: 'pass -d @<path to a JSON file>, relative to the current folder',
       });
     }
@@ -90,6 +91,23 @@ export function buildShopifyDelivery(options: ShopifyDeliveryOptions): { path: s
   return { path: '/v1/webhooks/shopify', headers, body: options.body };
 }
 
+/** Shopify's delivery headers (topic, shop, API version) hold visible ASCII only. */
+const SHOPIFY_HEADER_VALUE = /^[\x21-\x7e]{1,255}$/;
+/** Another header value (a content type): visible ASCII, with spaces or tabs inside. */
+const HEADER_VALUE = /^[\x21-\x7e](?:[\t\x20-\x7e]{0,1022}[\x21-\x7e])?$/;
+
+/**
+ * Throws unless `value` can go in a header as it is: a control character failed the send as
+ * "cannot reach the alloy runtime" (exit 1), and a non-ASCII one was sent as another byte (a
+ * shop no store has). `what` names where the value came from; E_USAGE unless `code` says.
+ */
+export function checkHeaderValue(value: unknown, what: string, options: { shopify?: boolean; code?: string; hint: string }): asserts value is string {
+  if (typeof value === 'string' && (options.shopify ? SHOPIFY_HEADER_VALUE : HEADER_VALUE).test(value)) return;
+  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 200)) : `(${value === null ? 'null' : typeof value})`;
+  const rule = options.shopify ? "Shopify's headers hold visible ASCII only" : 'a header holds ASCII text only, without control characters';
+  throw new UsageError(`${what} ${shown} cannot be sent: ${rule}`, { code: options.code, hint: options.hint });
+}
+
 /** A delivery saved by `alloy dev --record`. */
 export interface DeliveryFixture {
   alloyFixture: 1;
@@ -131,7 +149,27 @@ export async function readFixture(file: string, shownAs = file): Promise<Deliver
     throw new UsageError(`${shownAs} is not a recorded delivery`, { code: 'E_FIXTURE', hint: 'pass a file written by `alloy dev --record` (under .alloy/recordings/)' });
   }
   checkFixturePath(fx.path, shownAs);
+  fixtureHeaders(fx, shownAs);
   return fx;
+}
+
+/**
+ * The header values a resend copies from the fixture, each checked (naming the fixture):
+ * the file is anyone's, and was sent as it stood.
+ */
+function fixtureHeaders(fx: DeliveryFixture, shownAs: string): { shopify: { topic: string; shop: string; apiVersion: string } } | { contentType: string } {
+  const check = (value: unknown, header: string, shopify: boolean) =>
+    checkHeaderValue(value, `the fixture ${shownAs} has ${header}`, { shopify, code: 'E_FIXTURE', hint: 'fix the value in the fixture, or record the delivery again with `alloy dev --record`' });
+  if (fx.source === 'shopify') {
+    const shopify = { topic: fx.headers['x-shopify-topic'] ?? fx.name, shop: fx.headers['x-shopify-shop-domain'] ?? 'alloy-dev.myshopify.com', apiVersion: fx.headers['x-shopify-api-version'] ?? '2025-10' };
+    check(shopify.topic, 'x-shopify-topic', true);
+    check(shopify.shop, 'x-shopify-shop-domain', true);
+    check(shopify.apiVersion, 'x-shopify-api-version', true);
+    return { shopify };
+  }
+  const contentType = fx.headers['content-type'] ?? 'application/json';
+  check(contentType, 'content-type', false);
+  return { contentType };
 }
 
 export interface ResignSecrets {
@@ -149,19 +187,13 @@ export interface ResignSecrets {
 export async function resignFixture(fx: DeliveryFixture, secrets: ResignSecrets, now = new Date()): Promise<{ path: string; headers: Record<string, string>; body: Buffer }> {
   // Checked again here for callers that build the fixture themselves: nothing is signed for another host.
   checkFixturePath(fx.path, fx.name ? `for ${fx.source} ${fx.name}` : '');
+  const copied = fixtureHeaders(fx, fx.name ? `for ${fx.source} ${fx.name}` : '');
   const body = Buffer.from(fx.body, 'utf8');
-  if (fx.source === 'shopify') {
+  if ('shopify' in copied) {
     if (!secrets.shopifyApiSecret) throw missingShopifySecret();
-    return buildShopifyDelivery({
-      topic: fx.headers['x-shopify-topic'] ?? fx.name,
-      shop: fx.headers['x-shopify-shop-domain'] ?? 'alloy-dev.myshopify.com',
-      apiVersion: fx.headers['x-shopify-api-version'] ?? '2025-10',
-      body,
-      secret: secrets.shopifyApiSecret,
-      now,
-    });
+    return buildShopifyDelivery({ ...copied.shopify, body, secret: secrets.shopifyApiSecret, now });
   }
-  const headers: Record<string, string> = { 'content-type': fx.headers['content-type'] ?? 'application/json' };
+  const headers: Record<string, string> = { 'content-type': copied.contentType };
   const verify = secrets.webhookVerify;
   if (fx.source.startsWith('webhook:') && verify?.secretName) {
     const secret = secrets.lookup(verify.secretName);

@@ -4,9 +4,10 @@
  * `runHarness` (in process, concurrently, no network), checks the expectations and
  * returns located results. `alloy test` and `alloy release` are thin over it.
  */
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { compileTemplate, escapePointer, evaluateExpression, ExpressionSyntaxError, TemplateSyntaxError, type CompiledExpression } from '../core/expressions.js';
+import { readDataFile } from '../core/data-file.js';
 import { mapLimit } from '../core/map-limit.js';
 import type { LoadedProject, LoadedTestFile, LoadedWorkflow } from '../core/project-types.js';
 import { rangeAt, type SourceFile } from '../core/source-file.js';
@@ -141,19 +142,23 @@ export async function eventOf(setup: TestSetup, integrationDir: string): Promise
   const file = path.resolve(fixtures, setup.fixture);
   const outside = () => new Error(`fixture "${setup.fixture}" is outside the integration's fixtures/ folder`);
   if (!file.startsWith(fixtures + path.sep)) throw outside();
+  const unreadable = (err: unknown) => new Error(`cannot read fixture ${setup.fixture}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   let real: string;
-  let text: string;
   try {
     real = await realpath(file);
     // A symlink (the file's, or fixtures/ itself) may not lead out of fixtures/: a cloned
     // repository's link to ~/.ssh or a CI secret would otherwise be read and shown in a diff.
     if (!real.startsWith(path.join(await realpath(integrationDir), 'fixtures') + path.sep)) throw outside();
-    // A named pipe would block the run for ever, and a device read without end.
-    if (!(await stat(real)).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
-    text = await readFile(real, 'utf8');
   } catch (err) {
     if (!(err as NodeJS.ErrnoException).code) throw err;
-    throw new Error(`cannot read fixture ${setup.fixture}: ${(err as NodeJS.ErrnoException).code}`);
+    throw unreadable(err);
+  }
+  let text: string;
+  try {
+    // Opened without blocking: a named pipe would block the run for ever, a device read without end.
+    text = (await readDataFile(real)).toString('utf8');
+  } catch (err) {
+    throw unreadable(err);
   }
   try {
     return JSON.parse(text);

@@ -66,9 +66,17 @@ export class SnapshotBook {
         if (!real.startsWith(path.join(realpathSync(path.dirname(path.dirname(file))), '__snapshots__') + path.sep)) {
           throw unreadable('it is a link out of __snapshots__/', 'replace the link with the snapshot file itself, or delete it and run alloy test to write it again');
         }
+        let text: string;
+        try {
+          text = readFileSync(real, 'utf8');
+        } catch (err) {
+          // A folder or a file this user cannot read: no merge conflict to resolve.
+          const code = (err as NodeJS.ErrnoException).code;
+          throw unreadable(code === 'EISDIR' ? 'it is a folder' : (err as Error).message, code === 'EISDIR' ? 'remove the folder; alloy test writes the snapshot file there' : 'check the file and its permissions');
+        }
         let parsed: unknown;
         try {
-          parsed = JSON.parse(readFileSync(real, 'utf8'));
+          parsed = JSON.parse(text);
         } catch (err) {
           throw unreadable((err as Error).message, 'resolve the merge conflict in it, or delete it and run alloy test -u to write it again');
         }

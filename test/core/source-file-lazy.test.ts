@@ -55,5 +55,53 @@ describe('parseSourceLazily', () => {
     // The core schema's own tags still work.
     expect(parseSource('t.yaml', 'g: !!str 5\nh: !!int "7"\n').value).toEqual({ g: '5', h: 7 });
   });
+
+  it('resolves the YAML 1.2 core tags as the core schema says, the same on both paths', () => {
+    // `!!float 1` was "unsupported YAML tag" on the positioned path and 1 on the fast one.
+    const text = [
+      'a: !!float 1',
+      'b: !!float "2"',
+      'c: !!float -1.5e3',
+      'd: !!int 0x1F',
+      'e: !!int 0o17',
+      'f: !!int "-12"',
+      'g: !!bool True',
+      'h: !!null ~',
+      'i: !!null',
+      'j: !!str 3',
+      'k: !!map { x: !!seq [ !!int 1 ] }',
+      '',
+    ].join('\n');
+    const want = { a: 1, b: 2, c: -1500, d: 31, e: 15, f: -12, g: true, h: null, i: null, j: '3', k: { x: [1] } };
+    const slow = parseSource('t.yaml', text);
+    expect(slow.diagnostics).toEqual([]);
+    expect(slow.value).toEqual(want);
+    const lazy = parseSourceLazily('t.yaml', text);
+    expect(lazy.diagnostics).toEqual([]);
+    expect(lazy.value).toEqual(want);
+    expect(parseSource('t.yaml', 'x: !!float .inf\n').value).toEqual(parseSourceLazily('t.yaml', 'x: !!float .inf\n').value);
+  });
+
+  it('a value that does not fit its core tag is a located E_YAML_TAG saying so, on both paths', () => {
+    // YAML 1.1 forms js-yaml took (1_000, 0b11, yes) are not YAML 1.2 core: refused on both paths, not a value on one.
+    const cases: [string, string][] = [
+      ['!!int abc', '"abc" does not fit its tag !!int'],
+      ['!!int 1.5', '"1.5" does not fit its tag !!int'],
+      ['!!int 1_000', '"1_000" does not fit its tag !!int'],
+      ['!!int 0b11', '"0b11" does not fit its tag !!int'],
+      ['!!float abc', '"abc" does not fit its tag !!float'],
+      ['!!bool yes', '"yes" does not fit its tag !!bool'],
+      ['!!null x', '"x" does not fit its tag !!null'],
+      ['!!map [1]', 'does not fit its tag !!map'],
+      ['!!str { a: 1 }', 'does not fit its tag !!str'],
+    ];
+    for (const [value, message] of cases) {
+      const text = `ok: 1\nbad: ${value}\n`;
+      for (const parsed of [parseSource('t.yaml', text), parseSourceLazily('t.yaml', text)]) {
+        expect(parsed.value, value).toBeUndefined();
+        expect(parsed.diagnostics, value).toEqual([expect.objectContaining({ code: 'E_YAML_TAG', line: 2, column: 6, message: expect.stringContaining(message) })]);
+      }
+    }
+  });
 });
 

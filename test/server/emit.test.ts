@@ -81,6 +81,14 @@ describe('emit helpers', () => {
     expect(verifyStandardWebhook(std, signed.headers, hookFx.body, { nowSeconds: Math.floor(Date.now() / 1000) })).toEqual({ ok: true });
   });
 
+  it('checks the header values a resend copies from a fixture, whoever built it', async () => {
+    const fx: DeliveryFixture = { alloyFixture: 1, source: 'shopify', name: 'orders/create', method: 'POST', path: '/v1/webhooks/shopify', headers: { 'x-shopify-shop-domain': 'a\r\nX-Injected: 1' }, body: '{}' };
+    await expect(resignFixture(fx, { shopifyApiSecret: 'local', lookup: () => undefined })).rejects.toMatchObject({ code: 'E_FIXTURE', exitCode: 2, message: expect.stringContaining('x-shopify-shop-domain') });
+    const custom: DeliveryFixture = { ...fx, source: 'webhook:acme', name: 'acme', path: '/v1/webhooks/custom/acme', headers: { 'content-type': 'text/plain\u0000' } };
+    await expect(resignFixture(custom, { lookup: () => undefined })).rejects.toMatchObject({ code: 'E_FIXTURE', message: expect.stringContaining('for webhook:acme acme has content-type') });
+    expect((await resignFixture({ ...custom, headers: { 'content-type': 'application/json; charset=utf-8' } }, { lookup: () => undefined })).headers['content-type']).toBe('application/json; charset=utf-8');
+  });
+
   it('accepts only fixture paths that are runtime ingress routes, and names the fixture file otherwise', async () => {
     const tmp = tempDir();
     try {

@@ -4,12 +4,15 @@
  * the checks `alloy validate` makes of test files. Runs the CLI in process (runInProcess)
  * on copies of the bundled example.
  */
+import { execFileSync } from 'node:child_process';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { copyExample, EXAMPLE_DIR, REPO_ROOT, runInProcess, tempDir } from '../helpers/cli.js';
+import { eventOf } from '../../src/test-runner/run.js';
 
 const EXAMPLE = EXAMPLE_DIR;
 const TESTS = 'integrations/shopify-sync/tests';
@@ -198,6 +201,21 @@ describe('answers and the clock', () => {
     const r = await runInProcess(['test', `${TESTS}/slow.test.yaml`, '--json'], { cwd: dir });
     expect(r.code, r.stdout).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
+
+describe('fixtures', () => {
+  it('a fixture that is a named pipe or larger than an event file may be is refused at once, naming it', async () => {
+    const integration = path.join(dir, 'integrations', 'shopify-sync');
+    execFileSync('mkfifo', [path.join(integration, 'fixtures', 'pipe.json')]);
+    // Sparse: 65 MiB by its size, nothing on disk. It was read whole, then failed as "not JSON".
+    writeFileSync(path.join(integration, 'fixtures', 'huge.json'), '');
+    truncateSync(path.join(integration, 'fixtures', 'huge.json'), 65 * 1024 * 1024);
+    const started = Date.now();
+    await expect(eventOf({ fixture: 'pipe.json' }, integration)).rejects.toThrow('cannot read fixture pipe.json: not a regular file');
+    await expect(eventOf({ fixture: 'huge.json' }, integration)).rejects.toThrow(/cannot read fixture huge\.json: it is 68157440 bytes; event files are limited to/);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await expect(eventOf({ fixture: 'missing.json' }, integration)).rejects.toThrow('cannot read fixture missing.json: ENOENT');
   });
 });
 
@@ -391,5 +409,16 @@ describe('a broken snapshot file', () => {
         expect(await readFile(file, 'utf8')).toBe(content);
       }
     }
+  });
+
+  it('a snapshot file that cannot be read (a folder) is E_SNAPSHOT saying so, without the merge-conflict hint', async () => {
+    const file = path.join(dir, TESTS, '__snapshots__', 'order-created.test.yaml.snap.json');
+    await rm(file);
+    await mkdir(file);
+    const r = await runInProcess(['test', '--json'], { cwd: dir });
+    expect(r.code, r.stdout).toBe(2);
+    const error = JSON.parse(r.stdout).error;
+    expect(error).toMatchObject({ code: 'E_SNAPSHOT', message: expect.stringContaining('it is a folder') });
+    expect(error.hint).not.toContain('merge conflict');
   });
 });

@@ -3,6 +3,7 @@
  * `alloy replay --version` and `alloy test --record`, on a real SQLite event log holding
  * executions the engine really ran (create-order against the in-process fake Shopify).
  */
+import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -120,6 +121,17 @@ describe('alloy compare', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'unchanged', status: { a: 'succeeded', b: 'succeeded' } });
   });
+
+  it('refuses a fixture that is a named pipe at once (exit 2, naming it); it blocked for ever', async () => {
+    execFileSync('mkfifo', [path.join(dir, 'pipe.json')]);
+    const started = Date.now();
+    const r = await runInProcess(['compare', 'pipe.json', '--workflow', 'shopify-sync/create-order', '--json'], { cwd: dir });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.code, r.stdout).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'E_EVENT_FILE', message: expect.stringMatching(/pipe\.json: not a regular file/) });
+    // A .json name that is no file is still taken as an execution id.
+    expect(JSON.parse((await runInProcess(['compare', 'gone.json', '--json'], { cwd: dir })).stdout).error.code).toBe('E_EXECUTION_NOT_FOUND');
+  }, 15_000);
 });
 
 describe('alloy replay --version', () => {

@@ -8,11 +8,11 @@
  * Shopify instead), and prints the step-level diff. `--all` does it for every stored
  * execution of a workflow and summarises. Exit 1 when a run that did not fail would fail.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
 import { NotFoundError, UsageError } from '../../errors.js';
+import { readDataFile } from '../../core/data-file.js';
 import type { LoadedProject } from '../../core/project-types.js';
 import { createConnectorRegistry } from '../../connectors/registry.js';
 import { tryParseDuration } from '../../engine/duration.js';
@@ -36,15 +36,14 @@ export default async function compareCommand(ctx: CliContext, args: string[], op
 
   if (opts.all) return compareAll(ctx, opts, project, target, sides, connectors);
 
-  const fixture = path.resolve(ctx.cwd, target);
-  if (/\.json$/i.test(target) && existsSync(fixture)) {
+  const bytes = /\.json$/i.test(target) ? await readFixtureFile(path.resolve(ctx.cwd, target), target) : undefined;
+  if (bytes) {
     if (!opts.workflow) throw new UsageError('a fixture does not say which workflow it is for', { hint: `add --workflow <integration>/<workflow>, e.g. alloy compare ${target} --workflow shopify-sync/order-created` });
     const wf = findWorkflow(project, opts.workflow);
     const ref = `${wf.integration}/${wf.name}`;
-    const { readFile } = await import('node:fs/promises');
     let event: unknown;
     try {
-      event = JSON.parse(await readFile(fixture, 'utf8'));
+      event = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
       throw new UsageError(`${target} is not JSON: ${(err as Error).message}`, { code: 'E_EVENT_JSON', hint: 'a fixture is the trigger event as a JSON file' });
     }
@@ -62,6 +61,20 @@ export default async function compareCommand(ctx: CliContext, args: string[], op
     return printOne(ctx, result, target);
   } finally {
     reader.close();
+  }
+}
+
+/**
+ * A fixture's bytes, or undefined when there is no such file (the target is then taken as an
+ * execution id). A pipe blocked the command for ever: it, a device or a folder is refused.
+ */
+async function readFixtureFile(file: string, shown: string): Promise<Buffer | undefined> {
+  try {
+    return await readDataFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new UsageError(`cannot read the fixture ${shown}: ${code ?? (err as Error).message}`, { code: 'E_EVENT_FILE', hint: 'a fixture is the trigger event as a regular JSON file' });
   }
 }
 

@@ -11,7 +11,7 @@ import type { CliContext } from '../context.js';
 import { AlloyError, UsageError } from '../../errors.js';
 import { findConfig } from '../../core/find-config.js';
 import { findRuntime, errorFromResponse, type AcceptedResponse, type ApiResponse, type RuntimeClient } from '../../server/client.js';
-import { buildShopifyDelivery, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
+import { buildShopifyDelivery, checkHeaderValue, missingShopifySecret, readDataArg, readFixture, resignFixture } from '../../server/emit.js';
 import { JSON_MAX_DEPTH } from '../../core/json-depth.js';
 import { loadProjectEnv, readDevInfo } from '../../server/dev-state.js';
 import { recordLine, stepLine, waitingStatus } from '../../server/terminal-format.js';
@@ -49,10 +49,8 @@ export default async function emit(ctx: CliContext, args: string[], opts: Record
     const data = opts.data ? await readDataArg(opts.data, ctx.cwd, ctx.io.stdin) : await defaultTopicFixture(root, topic, ctx);
     const shop = opts.shop ?? env[connectionEnvName(shopifyManifest, 'shop')] ?? 'alloy-dev.myshopify.com';
     const apiVersion = opts.apiVersion ?? env.SHOPIFY_API_VERSION ?? DEFAULT_SHOPIFY_API_VERSION;
-    // Each goes in a header: a control or non-ASCII character made the send fail as
-    // "cannot reach the alloy runtime" (exit 1), or reached alloy dev as a shop no store has.
     for (const [what, value] of [['the topic', topic], ['--shop (or SHOPIFY_SHOP)', shop], ['--api-version (or SHOPIFY_API_VERSION)', apiVersion]] as const) {
-      if (!/^[\x21-\x7e]{1,255}$/.test(value)) throw new UsageError(`${what} ${JSON.stringify(value)} cannot be sent: Shopify's headers hold visible ASCII only`, { hint: 'e.g. alloy emit shopify:orders/create --shop acme.myshopify.com --api-version 2025-01' });
+      checkHeaderValue(value, what, { shopify: true, hint: 'e.g. alloy emit shopify:orders/create --shop acme.myshopify.com --api-version 2025-01' });
     }
     const req = buildShopifyDelivery({ topic, body: data.bytes, secret, shop, apiVersion, now: ctx.now() });
     res = await client.send('POST', 'v1/webhooks/shopify', { body: req.body, headers: req.headers });
@@ -177,12 +175,20 @@ async function defaultTopicFixture(root: string, topic: string, ctx: CliContext)
   }
   for (const d of dirs) {
     const file = path.join(integrations, d, 'fixtures', name);
+    const shown = path.relative(ctx.cwd, file);
     try {
       const data = await readDataArg(`@${file}`, root);
-      ctx.note(ctx.errColor.dim(`using ${path.relative(ctx.cwd, file)}`));
+      ctx.note(ctx.errColor.dim(`using ${shown}`));
       return data;
     } catch (err) {
       if ((err as AlloyError).code !== 'E_DATA_FILE') throw err;
+      // Only a missing file means "look further": a pipe or a link to /dev/zero there is refused, not skipped.
+      const cause = (err as Error).cause as NodeJS.ErrnoException | undefined;
+      if (cause?.code === 'ENOENT' || cause?.code === 'ENOTDIR') continue;
+      throw new UsageError(`cannot read ${shown}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, {
+        code: 'E_DATA_FILE',
+        hint: `make it a regular JSON file holding the ${topic} payload, or pass -d @<payload.json>`,
+      });
     }
   }
   throw new UsageError(`no payload for shopify:${topic}`, { code: 'E_DATA_MISSING', hint: `pass -d @<payload.json>, or add integrations/<name>/fixtures/${name}` });
