@@ -298,6 +298,52 @@ describePg('PostgreSQL migrations and races', () => {
       }
     });
 
+    it('a failure no request caused (here: every insert refused with lock_not_available) sends the batch once more, then rejects each request: no halving', async () => {
+      const schema = freshSchema('batch_server');
+      const state = await openPgState({ url: PG_URL, schema, poolSize: 4 });
+      try {
+        await state.pool.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'busy' USING ERRCODE = '55P03'; END $$`);
+        await state.pool.query('CREATE TRIGGER refuse BEFORE INSERT ON executions FOR EACH ROW EXECUTE FUNCTION refuse()');
+        const sent = watchIngests(state);
+        const settled = await Promise.allSettled(Array.from({ length: 7 }, (_, n) => state.executions.ingest({ dedupeKey: n % 2 ? `event:${n}` : undefined, executions: [exec(`ex_${n}`)] })));
+        expect(settled.map((r) => r.status)).toEqual(Array(7).fill('rejected'));
+        expect(settled.map((r) => ((r as PromiseRejectedResult).reason as { code?: string }).code)).toEqual(Array(7).fill('55P03'));
+        // Two requests alone (nothing in flight yet), then five together: each statement twice, none split.
+        expect(sent.map((x) => x.rows).sort()).toEqual([1, 1, 1, 1, 5, 5]);
+        expect(sent.every((x) => x.failed)).toBe(true);
+        expect((await state.pool.query('SELECT count(*)::int AS n FROM dedupe')).rows[0].n).toBe(0);
+      } finally {
+        await state.close();
+      }
+    });
+
+    it('statements stuck on another transaction\'s lock stop counting against the two in flight after the stall time: other ingests go on', async () => {
+      const schema = freshSchema('batch_stall');
+      const state = await openPgState({ url: PG_URL, schema, poolSize: 6, ingestStallMs: 300 });
+      const blocker = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+      await blocker.connect();
+      try {
+        // Another transaction holds two keys (uncommitted): ingests with them wait on its rows.
+        await blocker.query('BEGIN');
+        await blocker.query(`INSERT INTO dedupe (key, execution_ids) VALUES ('event:h1', '[]'), ('event:h2', '[]')`);
+        const held = [state.executions.ingest({ dedupeKey: 'event:h1', executions: [exec('ex_h1')] }), state.executions.ingest({ dedupeKey: 'event:h2', executions: [exec('ex_h2')] })];
+        const t0 = Date.now();
+        const free = await state.executions.ingest({ executions: [exec('ex_free')] });
+        expect(free).toEqual({ duplicate: false, executionIds: ['ex_free'] });
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+        expect(Date.now() - t0).toBeLessThan(5000);
+        // The held ones were not given up: released, they are stored and answered.
+        await blocker.query('ROLLBACK');
+        expect(await Promise.all(held)).toEqual([
+          { duplicate: false, executionIds: ['ex_h1'] },
+          { duplicate: false, executionIds: ['ex_h2'] },
+        ]);
+      } finally {
+        await blocker.end();
+        await state.close();
+      }
+    });
+
     it('two processes sending the same keys in other orders never deadlock: keys are inserted in one order', async () => {
       const schema = freshSchema('batch_order');
       const a = await openPgState({ url: PG_URL, schema, poolSize: 4 });

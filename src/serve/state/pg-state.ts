@@ -57,6 +57,8 @@ export interface PgStateOptions {
   migrate?: boolean;
   /** Told about errors of idle connections (a restarted server); the pool reconnects on next use. */
   onPoolError?: (err: Error) => void;
+  /** After how long an ingest statement in flight counts as stalled (default INGEST_STALL_MS; tests). */
+  ingestStallMs?: number;
 }
 
 export interface PgIngestOptions {
@@ -147,8 +149,10 @@ function poolOf(options: PgStateOptions, schema: string): pg.Pool {
     options: `-c search_path=${schema} -c default_transaction_isolation=read\\ committed`,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
-    // A connection the network dropped silently is found by the kernel's keep-alive probes.
+    // A connection the network dropped silently is found by the kernel's keep-alive probes,
+    // the first after 10 s idle (then the system's interval and count: minutes, not hours).
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // Without a listener an idle connection's error (the server restarted) would crash the process.
   pool.on('error', (err) => options.onPoolError?.(err));
@@ -290,8 +294,12 @@ const INGEST_BATCH_MAX = 64;
 const INGEST_BATCH_ROWS = 512;
 /** And characters of rows' JSON per statement (large events: one parameter, parsed whole by the server). */
 const INGEST_BATCH_CHARS = 4 * 1024 * 1024;
-/** How long an ingest statement may go unanswered before it counts as failed (see sendBatch). */
-const INGEST_TIMEOUT_MS = 30_000;
+/**
+ * An ingest statement unanswered this long no longer counts against INGEST_IN_FLIGHT: one stuck
+ * on a half-open connection or a lock does not stop the process's other ingests. It is not
+ * abandoned (it may still commit; its requests wait for its answer, and its keys stay held).
+ */
+const INGEST_STALL_MS = 10_000;
 /**
  * Ingest statements in flight per process (per kind of ingest): a request arriving while they
  * are all in flight waits and goes with the others that arrived meanwhile in the next one.
@@ -362,14 +370,15 @@ function ingestRowsOf(input: IngestInput): string {
 }
 
 /**
- * A failure that no request of a batch caused (the connection or the server went, a timeout,
- * a deadlock): the statement may have committed before its answer was lost.
- * https://www.postgresql.org/docs/15/errcodes-appendix.html (08 connection, 57P shutdown, 53300
- * too many connections, 40001/40P01 serialization and deadlock); no SQLSTATE: the client's own.
+ * A failure one request of a batch can have caused, by its data: the server's SQLSTATE class 22
+ * (data exception), 23 (integrity: a taken id) or 54 (program limit: a statement too large).
+ * Anything else (the connection, the server read-only, out of space, a lock or statement
+ * timeout, a deadlock, the client's own errors) is no request's doing, and the statement may
+ * even have committed before its answer was lost.
+ * https://www.postgresql.org/docs/15/errcodes-appendix.html
  */
-function isTransient(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '40001' || code === '40P01';
+function isRequestCaused(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && typeof err.code === 'string' && /^(22|23|54)/.test(err.code);
 }
 
 /** A prepared statement's name per distinct text (a name is bound to one text per connection). */
@@ -575,8 +584,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   /** A request waiting for a statement: its rows' JSON text (see ingestRowsOf) made once. */
   type Waiting = { input: IngestInput; rows: string; resolve: (r: IngestResult | Promise<IngestResult>) => void; reject: (err: unknown) => void };
   // One lane per kind of statement (the queue's job rows differ by priority).
-  type Lane = { extra: Extra; waiting: Waiting[]; inFlight: number; keys: Set<string> };
+  type Lane = { extra: Extra; waiting: Waiting[]; flights: Map<symbol, number>; keys: Set<string>; stallTimer?: ReturnType<typeof setTimeout> };
   const lanes = new Map<string, Lane>();
+  const stallMs = options.ingestStallMs ?? INGEST_STALL_MS;
 
   /** Stores the requests (no dedupe key twice) in one statement on `c`; answers the keys that were new. */
   async function insertBatch(c: pg.Pool | pg.PoolClient, batch: readonly Pick<Waiting, 'input' | 'rows'>[], extra: Extra): Promise<Set<string>> {
@@ -589,11 +599,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     }
     const rows = `[${batch.map((w) => w.rows).filter((r) => r !== '').join(',')}]`;
     const args = [keys, ids, rows];
-    // A statement that never answers (a half-open connection) fails after INGEST_TIMEOUT_MS
-    // instead of holding one of the lane's statements for good; it is then sent again.
     const statement = extra
-      ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values], query_timeout: INGEST_TIMEOUT_MS }
-      : { name: 'alloy_ingest', text: INGEST_SQL, values: args, query_timeout: INGEST_TIMEOUT_MS };
+      ? { name: `alloy_ingest_${statementName(extra.sql)}`, text: ingestSql(extra.sql), values: [...args, ...extra.values] }
+      : { name: 'alloy_ingest', text: INGEST_SQL, values: args };
     const { keyed } = (await c.query<{ keyed: string[] | null }>(statement)).rows[0];
     return new Set(keyed ?? []);
   }
@@ -601,9 +609,10 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   /**
    * The answers after insertBatch: a request whose key was stored before is a duplicate,
    * answered with that ingest's executions, unless they are its own (execution ids are never
-   * reused: its own statement committed, and only the answer was lost).
+   * reused: its own statement committed, and only the answer was lost; after such a loss,
+   * `maybeStored`, a key stored with no executions is taken as its own too).
    */
-  function answers(c: pg.Pool | pg.PoolClient, inputs: readonly IngestInput[], keyed: Set<string>): Array<Promise<IngestResult>> {
+  function answers(c: pg.Pool | pg.PoolClient, inputs: readonly IngestInput[], keyed: Set<string>, maybeStored = false): Array<Promise<IngestResult>> {
     const dup = (i: IngestInput) => i.dedupeKey != null && !keyed.has(i.dedupeKey);
     const seenKeys = inputs.filter(dup).map((i) => i.dedupeKey!);
     // The key's row was committed by another statement (after this one's snapshot): read it now.
@@ -617,13 +626,13 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       if (!dup(i)) return Promise.resolve({ duplicate: false, executionIds: own });
       return seen!.then((m) => {
         const stored = m.get(i.dedupeKey!) ?? [];
-        const ours = own.length > 0 && stored.length === own.length && stored.every((id, n) => id === own[n]);
+        const ours = (own.length > 0 || maybeStored) && stored.length === own.length && stored.every((id, n) => id === own[n]);
         return { duplicate: !ours, executionIds: stored };
       });
     });
   }
 
-  /** After a transient failure: whether every execution of an unkeyed request is stored (by that statement, whose answer was lost). */
+  /** After a lost answer: whether every execution of an unkeyed request is stored (by that statement). */
   async function storedAlready(input: IngestInput): Promise<boolean> {
     const ids = input.executions.map((e) => e.id);
     if (ids.length === 0) return false;
@@ -632,30 +641,31 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   }
 
   /**
-   * Sends a batch and settles each request. A transient failure (isTransient) sends the whole
-   * batch once more (`maybeStored`: it may have committed); a failure one of its requests
-   * caused stored nothing, and the batch is split in halves, sent one after the other, until
-   * the faulty request is alone (a few statements, never the whole batch at once: the lane's
-   * bound on statements in flight holds).
+   * Sends a batch and settles each request. A failure one of its requests caused by its data
+   * (isRequestCaused) stored nothing: the batch is split in halves, sent one after the other,
+   * until the faulty request is alone (never the whole batch at once: the lane's bound on
+   * statements in flight holds). Any other failure is no request's doing and may even have
+   * come after the commit: the whole batch is sent once more (`maybeStored`), then, failing
+   * again, each of its requests rejects.
    */
   async function sendBatch(lane: Lane, batch: Waiting[], maybeStored = false): Promise<void> {
     let keyed: Set<string>;
     try {
       keyed = await insertBatch(pool, batch, lane.extra);
     } catch (err) {
-      if (isTransient(err) && !maybeStored) return sendBatch(lane, batch, true);
+      if (!isRequestCaused(err)) {
+        if (!maybeStored) return sendBatch(lane, batch, true);
+        return batch.forEach((w) => w.reject(err));
+      }
       if (batch.length === 1) {
         const [w] = batch;
-        // Its executions are there while its statement failed: the earlier attempt committed.
-        const code = (err as { code?: string; constraint?: string }).code;
-        const constraint = (err as { constraint?: string }).constraint;
-        if (maybeStored && code === '23505' && constraint === 'executions_pkey' && w.input.dedupeKey == null && (await storedAlready(w.input).catch(() => false))) {
-          return w.resolve({ duplicate: false, executionIds: w.input.executions.map((e) => e.id) });
+        // Its executions are there while its statement failed on their ids: the earlier attempt committed.
+        const e = err as pg.DatabaseError;
+        if (maybeStored && e.code === '23505' && e.constraint === 'executions_pkey' && w.input.dedupeKey == null && (await storedAlready(w.input).catch(() => false))) {
+          return w.resolve({ duplicate: false, executionIds: w.input.executions.map((x) => x.id) });
         }
         return w.reject(err);
       }
-      // The server failed it twice: not a request's doing, and no use sending more.
-      if (isTransient(err)) return batch.forEach((w) => w.reject(err));
       const half = Math.ceil(batch.length / 2);
       await sendBatch(lane, batch.slice(0, half), maybeStored);
       await sendBatch(lane, batch.slice(half), maybeStored);
@@ -665,12 +675,20 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       pool,
       batch.map((w) => w.input),
       keyed,
+      maybeStored,
     );
     batch.forEach((w, n) => w.resolve(got[n]));
   }
 
+  /** Statements of the lane in flight that still count against INGEST_IN_FLIGHT (not stalled, see INGEST_STALL_MS). */
+  function activeFlights(lane: Lane, now: number): number {
+    let n = 0;
+    for (const at of lane.flights.values()) if (now - at < stallMs) n++;
+    return n;
+  }
+
   function pump(lane: Lane): void {
-    while (lane.inFlight < INGEST_IN_FLIGHT && lane.waiting.length > 0) {
+    while (lane.waiting.length > 0 && activeFlights(lane, Date.now()) < INGEST_IN_FLIGHT) {
       const batch: Waiting[] = [];
       const later: Waiting[] = [];
       const keys: string[] = [];
@@ -698,12 +716,22 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       }
       lane.waiting = later;
       if (batch.length === 0) return; // every waiting key is on its way: sent when it returns
-      lane.inFlight++;
+      const flight = Symbol('ingest statement');
+      lane.flights.set(flight, Date.now());
       void sendBatch(lane, batch).finally(() => {
-        lane.inFlight--;
+        lane.flights.delete(flight);
         for (const k of keys) lane.keys.delete(k);
         pump(lane);
       });
+    }
+    // Requests wait behind statements in flight: look again when the oldest would count as stalled.
+    if (lane.waiting.length > 0 && lane.flights.size > 0 && !lane.stallTimer) {
+      const oldest = Math.min(...lane.flights.values());
+      lane.stallTimer = setTimeout(() => {
+        lane.stallTimer = undefined;
+        pump(lane);
+      }, Math.max(0, oldest + stallMs - Date.now()) + 1);
+      lane.stallTimer.unref();
     }
   }
 
@@ -721,7 +749,7 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       });
     const laneKey = extra ? `${statementName(extra.sql)}\0${JSON.stringify(extra.values)}` : '';
     let lane = lanes.get(laneKey);
-    if (!lane) lanes.set(laneKey, (lane = { extra, waiting: [], inFlight: 0, keys: new Set() }));
+    if (!lane) lanes.set(laneKey, (lane = { extra, waiting: [], flights: new Map(), keys: new Set() }));
     const l = lane;
     return new Promise<IngestResult>((resolve, reject) => {
       l.waiting.push({ input, rows, resolve, reject });
