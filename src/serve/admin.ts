@@ -113,8 +113,14 @@ async function openState(where: ServeLocation): Promise<ServeState> {
     return await openServeState(where);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
+    const file = where.database ? '' : path.join(where.dataDir!, STATE_FILE);
+    if (!where.database && code === 'SQLITE_BUSY') {
+      throw new AlloyError('E_STATE_BUSY', `the serve state ${file} stayed locked by another process for 5 s`, {
+        hint: 'Another alloy process is writing it (a long delete, or a first start upgrading the file): run the command again in a moment.',
+        cause: err,
+      });
+    }
     if (where.database || (code !== 'SQLITE_NOTADB' && code !== 'SQLITE_CORRUPT')) throw err;
-    const file = path.join(where.dataDir!, STATE_FILE);
     throw new AlloyError('E_STATE_DAMAGED', `cannot open the serve state ${file}: ${(err as Error).message}`, {
       hint: `The file is damaged: stop every process using it and restore ${STATE_FILE} (with its -wal) from a backup (alloy serve does not start on a damaged file).`,
       cause: err,

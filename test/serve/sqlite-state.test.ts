@@ -137,4 +137,22 @@ describe('sqlite execution rows from before the record column', () => {
       db.close();
     }
   });
+
+  it('a file already at this version opens while another process holds the write lock (an operator command during a long write)', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
+    await (openSqliteState(file)).close();
+    const writer = new Database(file);
+    writer.pragma('busy_timeout = 0');
+    writer.exec('BEGIN IMMEDIATE');
+    try {
+      const t0 = Date.now();
+      const state = openSqliteState(file);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(await state.users.get('nobody')).toBeUndefined();
+      await state.close();
+    } finally {
+      writer.exec('ROLLBACK');
+      writer.close();
+    }
+  });
 });

@@ -101,31 +101,42 @@ export function openSqliteState(file: string): ServeState {
   const fileVersion = db.pragma('user_version', { simple: true }) as number;
   if (fileVersion > SQLITE_STATE_VERSION) {
     db.close();
-    throw new AlloyError('E_STATE_NEWER', `${file} was written by a newer alloy (state version ${fileVersion}; this alloy knows ${SQLITE_STATE_VERSION})`, {
-      hint: 'Run the alloy version that wrote it (or newer), or point --data at another folder.',
-      exitCode: 2,
-    });
+    throw newerFile(file, fileVersion);
   }
   // The schema, the columns older files lack, the one-time fill and the version: one
   // transaction, so a crash or a busy lock part-way leaves the file as it was (a committed
-  // table with its fill lost would hide deleted installations' executions for good).
+  // table with its fill lost would hide deleted installations' executions for good). A file
+  // already at this version needs none of it: its schema statements change nothing, and take
+  // no write lock (a second process, an operator command, opens it while serve writes).
   const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
   const hasColumn = (name: string) => db.prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?").get(name) !== undefined;
-  db.transaction(() => {
-    const fillDeletedInstallations = fileVersion < 4 && hasTable('executions');
-    db.exec(SCHEMA);
-    // Files from before the crash-loop counter, and from before checkpoints had their own
-    // columns (record, updated_at: see `checkpoint` below), gain the columns.
-    if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
-    if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
-    if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
-    // A file from before version 4: the installations deleted until now, found once (a scan of
-    // executions, at the first start of this version only).
-    if (fillDeletedInstallations) {
-      db.exec('INSERT OR IGNORE INTO deleted_installations (id, user_id) SELECT installation_id, min(user_id) FROM executions WHERE installation_id NOT IN (SELECT id FROM installations) GROUP BY installation_id');
+  if (fileVersion === SQLITE_STATE_VERSION) db.exec(SCHEMA);
+  else {
+    const upgrade = db.transaction(() => {
+      // Read again under the write lock: another alloy may have upgraded the file meanwhile.
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SQLITE_STATE_VERSION) throw newerFile(file, version);
+      const fillDeletedInstallations = version < 4 && hasTable('executions');
+      db.exec(SCHEMA);
+      // Files from before the crash-loop counter, and from before checkpoints had their own
+      // columns (record, updated_at: see `checkpoint` below), gain the columns.
+      if (!hasColumn('resumes')) db.exec('ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0');
+      if (!hasColumn('record')) db.exec('ALTER TABLE executions ADD COLUMN record TEXT');
+      if (!hasColumn('updated_at')) db.exec('ALTER TABLE executions ADD COLUMN updated_at TEXT');
+      // A file from before version 4: the installations deleted until now, found once (a scan of
+      // executions, at the first start of this version only).
+      if (fillDeletedInstallations) {
+        db.exec('INSERT OR IGNORE INTO deleted_installations (id, user_id) SELECT installation_id, min(user_id) FROM executions WHERE installation_id NOT IN (SELECT id FROM installations) GROUP BY installation_id');
+      }
+      if (version < SQLITE_STATE_VERSION) db.pragma(`user_version = ${SQLITE_STATE_VERSION}`);
+    });
+    try {
+      upgrade.immediate();
+    } catch (err) {
+      db.close();
+      throw err;
     }
-    if (fileVersion < SQLITE_STATE_VERSION) db.pragma(`user_version = ${SQLITE_STATE_VERSION}`);
-  }).immediate();
+  }
   // Every write goes through one group commit: writes of one event-loop turn share a
   // transaction and an fdatasync of the WAL, and resolve only once that sync is done.
   const group = createGroupCommit(db, `${file}-wal`);
@@ -551,6 +562,12 @@ export function openSqliteState(file: string): ServeState {
  * delete without it, and listing by that installation would then find nothing).
  */
 const SQLITE_STATE_VERSION = 4;
+
+const newerFile = (file: string, version: number) =>
+  new AlloyError('E_STATE_NEWER', `${file} was written by a newer alloy (state version ${version}; this alloy knows ${SQLITE_STATE_VERSION})`, {
+    hint: 'Run the alloy version that wrote it (or newer), or point --data at another folder.',
+    exitCode: 2,
+  });
 
 /**
  * An execution's row as stored. The columns `id`, `installation_id`, `user_id`, `workflow`,
