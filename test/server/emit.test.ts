@@ -87,6 +87,10 @@ describe('emit helpers', () => {
     const custom: DeliveryFixture = { ...fx, source: 'webhook:acme', name: 'acme', path: '/v1/webhooks/custom/acme', headers: { 'content-type': 'text/plain\u0000' } };
     await expect(resignFixture(custom, { lookup: () => undefined })).rejects.toMatchObject({ code: 'E_FIXTURE', message: expect.stringContaining('for webhook:acme acme has content-type') });
     expect((await resignFixture({ ...custom, headers: { 'content-type': 'application/json; charset=utf-8' } }, { lookup: () => undefined })).headers['content-type']).toBe('application/json; charset=utf-8');
+    // As `alloy dev --record` saved them: an empty content-type is none, a Latin-1 one is sent as it was.
+    expect((await resignFixture({ ...custom, headers: { 'content-type': '' } }, { lookup: () => undefined })).headers['content-type']).toBe('application/json');
+    expect((await resignFixture({ ...custom, headers: { 'content-type': 'text/plain; name=caf\u00e9' } }, { lookup: () => undefined })).headers['content-type']).toBe('text/plain; name=caf\u00e9');
+    await expect(resignFixture({ ...custom, headers: { 'content-type': 'text/plain; name=\u20ac' } }, { lookup: () => undefined })).rejects.toMatchObject({ code: 'E_FIXTURE' });
   });
 
   it('accepts only fixture paths that are runtime ingress routes, and names the fixture file otherwise', async () => {
