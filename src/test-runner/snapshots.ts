@@ -4,12 +4,15 @@
  * snapshot is written (except under CI); a different one fails the test, or is rewritten
  * with `--update`. Files are written once at the end of a run, atomically.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { HarnessResult } from './types.js';
 import { ensureProjectDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import { AlloyError, EXIT_USAGE } from '../errors.js';
+
+/** A snapshot file larger than this is refused unread (snapshots are test outputs, not data dumps). */
+const MAX_SNAPSHOT_FILE_BYTES = 64 * 1024 * 1024;
 
 export type SnapshotOutcome =
   | { state: 'match' | 'written' | 'updated' }
@@ -65,6 +68,11 @@ export class SnapshotBook {
         // not read: its target would be shown in a diff or a parse error.
         if (!real.startsWith(path.join(realpathSync(path.dirname(path.dirname(file))), '__snapshots__') + path.sep)) {
           throw unreadable('it is a link out of __snapshots__/', 'replace the link with the snapshot file itself, or delete it and run alloy test to write it again');
+        }
+        // Not a regular file (a named pipe would block the run for ever) or far too large: refused unread.
+        const info = statSync(real, { throwIfNoEntry: false });
+        if (info && !info.isDirectory() && (!info.isFile() || info.size > MAX_SNAPSHOT_FILE_BYTES)) {
+          throw unreadable(info.isFile() ? `it is ${info.size} bytes; the limit is ${MAX_SNAPSHOT_FILE_BYTES}` : 'it is not a regular file (a pipe, a device or a socket)', 'delete it and run alloy test -u to write it again');
         }
         let text: string;
         try {

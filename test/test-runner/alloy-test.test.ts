@@ -421,4 +421,13 @@ describe('a broken snapshot file', () => {
     expect(error).toMatchObject({ code: 'E_SNAPSHOT', message: expect.stringContaining('it is a folder') });
     expect(error.hint).not.toContain('merge conflict');
   });
+
+  it.skipIf(process.platform === 'win32')('a named pipe as a snapshot file is refused at once, unread (a read would block the run for ever)', async () => {
+    const file = path.join(dir, TESTS, '__snapshots__', 'order-created.test.yaml.snap.json');
+    await rm(file);
+    execFileSync('mkfifo', [file]);
+    const r = await runInProcess(['test', '--json'], { cwd: dir });
+    expect(r.code, r.stdout).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'E_SNAPSHOT', message: expect.stringContaining('not a regular file') });
+  });
 });
