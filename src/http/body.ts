@@ -16,23 +16,32 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/**
+ * The whole body when it has already arrived within the limit (a small body comes in the packet
+ * with the headers, and the parser has finished it by the time a route reads it): taken from
+ * the stream's buffer at once rather than flowed through 'data' and 'end' events over later
+ * ticks. Undefined when it has not (or is declared over the limit): read it with readRequestBody.
+ */
+function arrivedBody(req: IncomingMessage, limit: number): Buffer | undefined {
+  if (!req.complete || req.readableFlowing || req.readableLength > limit) return undefined;
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return undefined;
+  const first = req.read() as Buffer | null;
+  if (first === null) return Buffer.alloc(0);
+  const more = req.read() as Buffer | null;
+  if (more === null) return first;
+  const chunks = [first, more];
+  for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
 export function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const arrived = arrivedBody(req, limit);
+  if (arrived) return Promise.resolve(arrived);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
     return Promise.reject(new BodyTooLargeError(limit));
-  }
-  // The whole message has arrived (a small body comes in the packet with the headers, and the
-  // parser has finished it by the time a route reads it): take it from the stream's buffer at
-  // once rather than flowing it through 'data' and 'end' events over later ticks.
-  if (req.complete && !req.readableFlowing && req.readableLength <= limit) {
-    const first = req.read() as Buffer | null;
-    if (first === null) return Promise.resolve(Buffer.alloc(0));
-    const more = req.read() as Buffer | null;
-    if (more === null) return Promise.resolve(first);
-    const chunks = [first, more];
-    for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) chunks.push(c);
-    return Promise.resolve(Buffer.concat(chunks));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -80,6 +89,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   } catch (err) {
     return Promise.reject(err);
   }
+  // Already here: no promise chained for errors that cannot happen (most bodies).
+  const arrived = arrivedBody(req, limit);
+  if (arrived) return Promise.resolve(arrived);
   return readRequestBody(req, limit).catch((err: unknown) => {
     if (err instanceof BodyTooLargeError) throw new HttpError(413, BODY_TOO_LARGE, `request body is larger than the limit of ${limit} bytes`, 'send a smaller body');
     // The client's doing, not the server's: never an internal error (each one is a log line).
@@ -144,8 +156,20 @@ export function requireJsonContentType(req: IncomingMessage): void {
 }
 
 /** A JSON body (415 without a JSON content type when there is a body, 413 over the limit, 400 when not JSON). */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const raw = await readBody(req, limit);
+export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  let arrived: Buffer | undefined;
+  try {
+    refuseContentEncoding(req);
+    arrived = arrivedBody(req, limit);
+    // Already here (most bodies): parsed now, with no promise chain through readBody.
+    if (arrived) return Promise.resolve(jsonBody(req, arrived));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return readBody(req, limit).then((raw) => jsonBody(req, raw));
+}
+
+function jsonBody(req: IncomingMessage, raw: Buffer): unknown {
   if (raw.length > 0) requireJsonContentType(req);
   return parseJson(raw);
 }

@@ -24,6 +24,24 @@ export interface RequestContext {
 }
 
 /**
+ * What the router hands a server's `context`: the query is parsed on first use (most requests
+ * carry none, and no ingest route reads it: a URLSearchParams per request was pure cost).
+ */
+class BaseContext implements RequestContext {
+  #query: URLSearchParams | undefined;
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly params: Record<string, string>,
+    readonly route: string,
+    private readonly search: string,
+  ) {}
+  get query(): URLSearchParams {
+    return (this.#query ??= new URLSearchParams(this.search));
+  }
+}
+
+/**
  * The base of a server's per-request context class (dev's and serve's): the request's fields,
  * copied once. A class, because building one per request is cheaper than an object of closures.
  */
@@ -31,14 +49,18 @@ export class RouteContext implements RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly params: Record<string, string>;
-  readonly query: URLSearchParams;
   readonly route: string;
+  readonly #base: RequestContext;
   constructor(base: RequestContext) {
     this.req = base.req;
     this.res = base.res;
     this.params = base.params;
-    this.query = base.query;
     this.route = base.route;
+    this.#base = base;
+  }
+  /** Parsed when first read (see BaseContext). */
+  get query(): URLSearchParams {
+    return this.#base.query;
   }
 }
 
@@ -124,7 +146,7 @@ export function createRouter<C>(routes: Route<C>[], options: RouterOptions<C>): 
       }
       route = found.store as Route<C>;
       routeName = route.path;
-      const base: RequestContext = { req, res, params: { ...found.params } as Record<string, string>, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), route: route.path };
+      const base = new BaseContext(req, res, { ...found.params } as Record<string, string>, route.path, q < 0 ? '' : url.slice(q + 1));
       // No id, cursor or filter holds NUL; PostgreSQL text refuses it, so it would surface as a 500.
       if (refuseNul && (hasNulIn(base.params) || (q >= 0 && [...base.query.values()].some(hasNul)))) throw new HttpError(400, 'E_BAD_REQUEST', 'the path or query holds a NUL character');
       await route.handler(options.context(base));

@@ -25,6 +25,17 @@ export type WorkflowExecutor = (
   options: ExecuteOptions,
 ) => Promise<ExecutionRecord>;
 
+// The last millisecond formatted: an ingest burst creates many records in the same one.
+let lastMs = NaN;
+let lastIso = '';
+function isoAt(ms: number): string {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+}
+
 /** A new execution record, status `queued`, as the engine's ExecutionRecord. */
 export function newExecutionRecord(input: {
   id: string;
@@ -35,7 +46,7 @@ export function newExecutionRecord(input: {
   now: number;
 }): ExecutionRecord {
   const { id, workflow, version, userId, event } = input;
-  const createdAt = new Date(input.now).toISOString();
+  const createdAt = isoAt(input.now);
   // Two literals rather than a spread of an optional field: built per ingested execution.
   return userId ? { id, workflow, version, userId, event, status: 'queued', createdAt, steps: {} } : { id, workflow, version, event, status: 'queued', createdAt, steps: {} };
 }

@@ -57,18 +57,20 @@ export const eventRoutes: ApiRoute[] = [
       // Both reads at once (on PostgreSQL each is a round trip that the request would wait for in turn).
       const [user, active] = await Promise.all([c.deps.state.users.get(userId), allActive(c, userId)]);
       if (!user) throw new HttpError(404, 'E_NOT_FOUND', 'no such user', 'Create the user first (POST /v1/users).');
-      const planned: { i: InstallationRecord; r: RoutedWorkflow }[] = [];
-      const fields: { path: string; message: string; workflow: string; version: number }[] = [];
+      // The rows are made as the routes are checked (no plan per request); any violation
+      // anywhere refuses the whole request, and rows made before it are dropped unstored.
+      const rows: ExecutionRow[] = [];
+      let fields: { path: string; message: string; workflow: string; version: number }[] | undefined;
       for (const i of active) {
         const v = await c.deps.source.get(i.integration, i.version);
-        const routes = v.defs.byEvent.get(event) ?? [];
-        for (const violation of checkTriggerData(routes, data)) fields.push({ ...violation, version: i.version });
-        for (const r of routes) planned.push({ i, r });
+        const routes = v.defs.byEvent.get(event);
+        if (!routes) continue;
+        for (const violation of checkTriggerData(routes, data)) (fields ??= []).push({ ...violation, version: i.version });
+        if (!fields) for (const r of routes) rows.push(executionRow(c, i, r, data));
       }
-      if (fields.length) {
+      if (fields) {
         throw new HttpError(422, 'E_EVENT_INVALID', `the data of ${event} does not fit the trigger schema: ${fields.map((f) => `${f.path || '/'} ${f.message}`).join('; ')}`, 'Fix the named fields; nothing was stored.', { fields });
       }
-      const rows = planned.map(({ i, r }) => executionRow(c, i, r, data));
       const result = await commit(c, 'event', key ? `event:${userId}:${key}` : undefined, rows);
       c.send(202, { executionIds: result.executionIds, duplicate: result.duplicate });
     },
