@@ -6,6 +6,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
 import type { ServeState } from '../../src/serve/state/types.js';
@@ -75,5 +76,31 @@ describe('sqlite state read cache', () => {
     await other.users.create({ id: 'u2', createdAt: at });
     expect(await server.executions.cancel('ex_2', at)).toBe(true);
     expect((await server.executions.get('ex_2'))?.status).toBe('cancelled');
+  });
+
+  it('keeps the oldest just-ingested rows when its memory is full, as the queue reads them next, and remembers no newer one', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-cache-')), 'serve.db');
+    const server = openSqliteState(file);
+    open.push(server);
+    const at = new Date(0).toISOString();
+    // ~100 KB records: 90 rows are more than the 8 MiB the memory holds.
+    const pad = 'x'.repeat(100_000);
+    const row = (id: string) => ({ id, installationId: 'i1', userId: 'u1', integration: 'x', version: 1, workflow: 'x/w', status: 'queued' as const, record: { id, workflow: 'x/w', version: 'v1', status: 'queued' as const, createdAt: at, steps: {}, event: pad }, createdAt: at, updatedAt: at });
+    const ids = Array.from({ length: 90 }, (_, i) => `ex_${String(i).padStart(3, '0')}`);
+    for (const id of ids) await server.executions.ingest({ executions: [row(id)] });
+    await new Promise((r) => setImmediate(r));
+    const raw = new Database(file);
+    try {
+      // One event-loop turn: the first read looks at the file's version, the raw write after it
+      // is not looked at again this turn, so a row answered from memory still says `queued`.
+      const reads = [server.executions.get(ids[0])];
+      raw.prepare("UPDATE executions SET status = 'running'").run();
+      reads.push(server.executions.get(ids[1]), server.executions.get(ids[89]));
+      const [a, b, newest] = await Promise.all(reads);
+      expect([a?.status, b?.status]).toEqual(['queued', 'queued']);
+      expect(newest?.status).toBe('running');
+    } finally {
+      raw.close();
+    }
   });
 });

@@ -269,15 +269,18 @@ export function openSqliteState(file: string): ServeState {
   /**
    * The rows of executions just ingested, as stored, until their first checkpoint: the runner
    * reads each new execution once when it starts it, and that read is answered from here
-   * instead of the WAL. Bounded by size (oldest dropped first); every write of an execution's
-   * row drops its entry, so a hit is always the row as stored. Held as the stored columns'
-   * text, so every reader parses its own copy.
+   * instead of the WAL. Every write of an execution's row drops its entry, so a hit is always
+   * the row as stored. Held as the stored columns' text, so every reader parses its own copy.
+   *
+   * Bounded by size, and when full new rows are not remembered (nothing is dropped): the queue
+   * runs executions oldest first, so with a backlog larger than this the oldest rows are the
+   * ones read next, and dropping them for the newest (as this did) made every read of such a
+   * backlog a miss while each ingest still paid for an entry. With no runner reading them (an
+   * ingest-only bench, a stopped runner) the entries also lived long enough to be promoted and
+   * then collected from the old generation: ~6 µs of a run/event's ~84 (docs/serve-api.md,
+   * eighth pass).
    */
   const fresh = new Map<string, ExecutionColumns>();
-  // Ids in the order remembered, for dropping the oldest (a Map iterated from its start after
-  // many deletes walks their holes: a queue keeps each drop O(1)).
-  let order: string[] = [];
-  let head = 0;
   let freshBytes = 0;
   const FRESH_MAX_BYTES = 8 * 1024 * 1024;
   const sizeOf = (c: ExecutionColumns) => c.doc.length + (c.record?.length ?? 0);
@@ -287,25 +290,14 @@ export function openSqliteState(file: string): ServeState {
     fresh.delete(id);
     freshBytes -= sizeOf(c);
   };
-  const remember = (id: string, c: ExecutionColumns) => {
-    const size = sizeOf(c);
-    if (size > FRESH_MAX_BYTES / 64) return;
+  /** Whether a row of `size` would be remembered (checked before its columns are built). */
+  const hasRoom = (size: number) => size <= FRESH_MAX_BYTES / 64 && freshBytes + size <= FRESH_MAX_BYTES;
+  const remember = (id: string, c: ExecutionColumns, size: number) => {
     fresh.set(id, c);
-    order.push(id);
     freshBytes += size;
-    while (freshBytes > FRESH_MAX_BYTES && head < order.length) forget(order[head++]);
-    // Most ids leave by their first checkpoint, not from the front: keep the queue near the map's
-    // size. With no runner taking them (a stopped or api-only one), ids leave from the front only:
-    // drop the ids behind `head` too, or the queue would hold every id ever ingested.
-    if (order.length - head > 2 * fresh.size + 1024 || (head > 1024 && 2 * head > order.length)) {
-      order = order.slice(head).filter((x) => fresh.has(x));
-      head = 0;
-    }
   };
   const forgetAll = () => {
     fresh.clear();
-    order = [];
-    head = 0;
     freshBytes = 0;
   };
 
@@ -489,7 +481,12 @@ export function openSqliteState(file: string): ServeState {
           docs = input.executions.map(executionDoc);
           return ingest(input, docs);
         }, true);
-        if (!result.duplicate) input.executions.forEach((e, i) => remember(e.id, columnsOf(e, docs[i])));
+        if (!result.duplicate) {
+          for (let i = 0; i < docs.length; i++) {
+            const size = docs[i].doc.length + docs[i].record.length;
+            if (hasRoom(size)) remember(input.executions[i].id, columnsOf(input.executions[i], docs[i]), size);
+          }
+        }
         return result;
       },
       async get(id) {
