@@ -280,13 +280,15 @@ describePg('PostgreSQL migrations and races', () => {
         };
         const ingest = (dedupeKey: string | undefined, ids: string[]) => state.executions.ingest({ dedupeKey, executions: ids.map(exec) }, { withStatement });
         const fillers = [ingest(undefined, ['ex_f1']), ingest(undefined, ['ex_f2'])];
-        const results = await Promise.all([ingest('event:a', ['ex_a']), ingest(undefined, ['ex_b1', 'ex_b2']), ingest('event:c', ['ex_c'])]);
+        // The last: a keyed event that routed nowhere (no executions), stored all the same.
+        const results = await Promise.all([ingest('event:a', ['ex_a']), ingest(undefined, ['ex_b1', 'ex_b2']), ingest('event:c', ['ex_c']), ingest('event:none', [])]);
         await Promise.all(fillers);
         expect(lose).toBe(1);
         expect(results).toEqual([
           { duplicate: false, executionIds: ['ex_a'] },
           { duplicate: false, executionIds: ['ex_b1', 'ex_b2'] },
           { duplicate: false, executionIds: ['ex_c'] },
+          { duplicate: false, executionIds: [] },
         ]);
         const stored = ['ex_a', 'ex_b1', 'ex_b2', 'ex_c', 'ex_f1', 'ex_f2'];
         expect((await state.executions.list({})).items.map((e) => e.id)).toEqual(stored);
