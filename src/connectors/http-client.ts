@@ -40,7 +40,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     // The same checks and errors as undici's `request` (its parseURL) before anything is sent.
     let url: URL;
     try {
-      url = new URL(req.url);
+      url = parsedUrl(req.url);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -302,11 +302,30 @@ export function safeUrl(url: string): string {
 function isHttpUrl(url: string): boolean {
   let protocol: string;
   try {
-    protocol = new URL(url).protocol;
+    protocol = parsedUrl(url).protocol;
   } catch {
     return false;
   }
   return protocol === 'http:' || protocol === 'https:';
+}
+
+const PARSED_URLS_MAX = 256;
+const parsedUrls = new Map<string, URL>();
+/**
+ * `new URL(text)` for reading only (never changed: it is shared), remembered for the next
+ * call with the same text: an http step's URL was parsed three times per call (the step, the
+ * action's check, the client), and a workflow calls the same few URLs again and again. Held
+ * in this process's memory only, as the call itself is; cleared when full.
+ */
+export function parsedUrl(text: string): URL {
+  if (typeof text !== 'string') return new URL(text); // mapped from data: anything at all
+  let url = parsedUrls.get(text);
+  if (url === undefined) {
+    url = new URL(text); // throws for a bad URL: nothing remembered
+    if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
+    parsedUrls.set(text, url);
+  }
+  return url;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { StepError } from '../errors.js';
 import { httpManifest } from './builtin-manifests.js';
-import { decodeBody, hasHeader, sendActionRequest } from './http-client.js';
+import { decodeBody, hasHeader, parsedUrl, sendActionRequest } from './http-client.js';
 import type { ActionHandler, ConnectorRuntime } from './types.js';
 
 export interface HttpRequestInput {
@@ -25,14 +25,15 @@ export const httpRequest: ActionHandler = async (raw, ctx) => {
   const method = (input.method ?? (input.body === undefined ? 'GET' : 'POST')).toUpperCase();
   let url: URL;
   try {
-    url = new URL(input.url);
+    // Shared and read-only without a query to add (see parsedUrl); a copy to append one to.
+    url = input.query && Object.keys(input.query).length > 0 ? new URL(input.url) : parsedUrl(input.url);
   } catch {
     throw new StepError(`http request: "${String(input.url)}" is not an absolute URL`, {
       code: 'E_INPUT',
       hint: 'Map `url` to a full http(s):// URL.',
     });
   }
-  for (const [k, v] of Object.entries(input.query ?? {})) url.searchParams.append(k, String(v));
+  if (input.query) for (const [k, v] of Object.entries(input.query)) url.searchParams.append(k, String(v));
   const headers: Record<string, string> = { ...(input.headers ?? {}) };
   const auth = input.auth;
   if (auth?.type === 'bearer') headers.Authorization = `Bearer ${auth.token}`;

@@ -527,7 +527,10 @@ function renderQuick(value: CompiledValue, context: Record<string, unknown>, opt
 
 function quickExpression(expr: CompiledExpression, context: Record<string, unknown>, budget: { memoryBytes: number }): unknown {
   const scalar = expr.scalar === undefined ? (expr.scalar = compileScalar(expr.expression.ast())) : expr.scalar;
-  return scalar ? scalar(context, budget) : MISS;
+  if (!scalar) return MISS;
+  const v = scalar(context, budget);
+  // A path ending at an object (see compileScalar): plain JSON, as JSONata's result is made.
+  return v !== null && typeof v === 'object' ? normalizeResult(v) : v;
 }
 
 /** Renders a compiled value in order; an object key whose value renders to undefined is left out. */

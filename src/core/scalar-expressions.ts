@@ -37,8 +37,18 @@ interface AstNode {
 // Evaluation state for one call (single-threaded and synchronous, so a module variable is safe).
 let charged = 0;
 
-/** Compiles a JSONata AST into a synchronous evaluator, or null when it is outside the subset. */
+/**
+ * Compiles a JSONata AST into a synchronous evaluator, or null when it is outside the subset.
+ * A whole expression that is a path of plain names (`steps.map.output`) also answers with the
+ * object it ends at (not an array: JSONata flattens those), which JSONata returns as it is;
+ * the caller makes it plain JSON as it does JSONata's result. Mapping one step's output into
+ * the next step's body is that, and JSONata cost ~20 µs for it.
+ */
 export function compileScalar(ast: unknown): ScalarEvaluator | null {
+  const path = topPath(ast);
+  if (path) {
+    return compilePath(path, true);
+  }
   const run = compileNode(ast);
   if (!run) return null;
   return (context, budget) => {
@@ -156,7 +166,17 @@ function compileNode(node: unknown): Run | null {
   }
 }
 
-function compilePath(n: AstNode): Run | null {
+/** The path node an expression is, alone or as a block of one (`(a.b)`); undefined otherwise. */
+function topPath(node: unknown): AstNode | undefined {
+  let n = node as AstNode | undefined;
+  while (n && typeof n === 'object' && n.type === 'block' && onlyKeys(n, ['expressions']) && Array.isArray(n.expressions) && n.expressions.length === 1) {
+    n = n.expressions[0] as AstNode;
+  }
+  return n && typeof n === 'object' && n.type === 'path' ? n : undefined;
+}
+
+/** A path of plain names; `objects`: it may end at a non-array object (a whole expression only, see compileScalar). */
+function compilePath(n: AstNode, objects = false): Run | null {
   if (!onlyKeys(n, ['steps']) || !Array.isArray(n.steps) || n.steps.length === 0) return null;
   const names: string[] = [];
   for (const s of n.steps as AstNode[]) {
@@ -172,7 +192,7 @@ function compilePath(n: AstNode): Run | null {
       v = (v as Record<string, unknown>)[name];
       if (v === undefined) return undefined;
     }
-    return v === undefined || isScalar(v) ? v : MISS;
+    return v === undefined || isScalar(v) || (objects && typeof v === 'object' && v !== null && !Array.isArray(v)) ? v : MISS;
   };
 }
 

@@ -114,7 +114,7 @@ async function openState(where: ServeLocation): Promise<ServeState> {
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     const file = where.database ? '' : path.join(where.dataDir!, STATE_FILE);
-    if (!where.database && code === 'SQLITE_BUSY') {
+    if (!where.database && typeof code === 'string' && code.startsWith('SQLITE_BUSY')) {
       throw new AlloyError('E_STATE_BUSY', `the serve state ${file} stayed locked by another process for 5 s`, {
         hint: 'Another alloy process is writing it (a long delete, or a first start upgrading the file): run the command again in a moment.',
         cause: err,

@@ -186,6 +186,18 @@ describe('createHttpClient and the http connector against a local server', () =>
     expect(seen.headers['idempotency-key']).toBe('exec-9:notify');
   });
 
+  it('http request: a query is added to a copy of the URL, never to the parse later calls of the same URL share', async () => {
+    const action = createHttpConnector().actions.request;
+    const url = `${server.url}/shared`;
+    const paths: string[] = [];
+    for (const query of [undefined, { a: 1 }, undefined, { b: 2 }, {}]) {
+      const out = (await action({ method: 'POST', url, ...(query ? { query } : {}), body: {} }, makeContext())) as any;
+      paths.push(out.body.url);
+    }
+    expect(paths).toEqual(['/shared', '/shared?a=1', '/shared', '/shared?b=2', '/shared']);
+    expect(await thrown(() => action({ url: 'not a url' }, makeContext()))).toMatchObject({ code: 'E_INPUT' });
+  });
+
   it('http request: basic and header auth', async () => {
     const action = createHttpConnector().actions.request;
     await action({ url: `${server.url}/b`, auth: { type: 'basic', username: 'u', password: 'p:w' } }, makeContext());

@@ -155,6 +155,9 @@ describe('the synchronous evaluator of scalar expressions (scalar-expressions.ts
     { a: { x: { y: 'deep' } }, b: { y: 'deep' } },
     { a: { x: null }, b: { y: null } },
     { a: [{ x: 1 }, { x: 2 }], b: { y: 1 } },
+    // Paths ending at objects (answered without JSONata too): members JSON would change, nested arrays, no prototype.
+    { a: { x: { k: [1, [2]], u: undefined, n: Number.NaN, z: -0 } }, b: { y: Object.assign(Object.create(null), { k: 1 }) } },
+    { a: { x: { d: new Date(0), f: () => 1 } }, b: { y: { y: { y: {} } } } },
   ];
   const outcome = async (f: () => Promise<unknown>) => {
     try {
@@ -184,6 +187,11 @@ describe('the synchronous evaluator of scalar expressions (scalar-expressions.ts
     expect(answer("event.email & ' <' & $uppercase(event.email) & '>'")).toBe('a@b.c <A@B.C>');
     expect(answer('steps.s.output.n * 2 = 6 ? "six" : "other"')).toBe('six');
     expect(answer('event.tags')).toBe(MISS); // an array: JSONata's
+    // A whole expression that is a path ending at an object: that object (one step's output into the next's body).
+    expect(answer('steps.s.output')).toBe(ctx.steps.s.output);
+    expect(answer('(steps.s.output)')).toBe(ctx.steps.s.output);
+    expect(answer('$exists(steps.s.output)')).toBe(MISS); // inside a larger expression only scalars are answered
+    expect(answer('steps.s.output.nope.x')).toBeUndefined();
     expect(answer('$number(event.email)')).toBe(MISS); // JSONata's D3030
     for (const e of ['event.tags[0]', '$sum([1..3])', '$x := 1', 'event.{ "a": email }', '$count(event.tags)', 'event.*', 'x in [1]']) {
       expect(compileScalar(jsonata(e).ast()), e).toBeNull();

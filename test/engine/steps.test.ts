@@ -307,6 +307,38 @@ describe('timeouts', () => {
     expect(r.steps.slow.error).toMatchObject({ code: 'E_STEP_TIMEOUT' });
   });
 
+  it('a call that ignores its signal still ends when the execution times out, side by side in an each too; one that throws at once fails its step', async () => {
+    let started = 0;
+    const stubborn: ConnectorRuntime = {
+      manifest: { apiVersion: 'alloy/v1', kind: 'Connector', name: 'stubborn' } as ConnectorRuntime['manifest'],
+      actions: {
+        hang: () => {
+          started += 1;
+          return new Promise(() => {}); // never settles, never looks at ctx.signal
+        },
+        sync: () => {
+          throw new Error('thrown before any promise');
+        },
+      },
+    };
+    const deps = () => makeDeps({ connectors: registry(httpRuntime, acmeRuntime, stubborn) });
+    const t0 = Date.now();
+    const r = await run(
+      workflow([{ id: 'wide', each: '{{ event.items }}', concurrency: 3, steps: [{ id: 'h', uses: 'stubborn/hang', with: {} }] }], { timeout: '80ms' }),
+      { items: [1, 2, 3] },
+      deps(),
+    );
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(started).toBe(3);
+    expect(r.status).toBe('failed');
+    expect(r.error?.code).toBe('E_EXECUTION_TIMEOUT');
+    const s = await run(workflow([{ id: 'boom', uses: 'stubborn/sync', onError: 'continue', with: {} }, { id: 'after', uses: 'transform', with: { ok: true } }]), {}, deps());
+    expect(s.status).toBe('succeeded');
+    expect(s.steps.boom).toMatchObject({ status: 'failed', handled: true });
+    expect(s.steps.boom.error?.message).toContain('thrown before any promise');
+    expect(s.steps.after.output).toEqual({ ok: true });
+  });
+
   it('the execution timeout ends the run even through onError', async () => {
     const server = await startServer(async (_req, res) => {
       await new Promise((r) => setTimeout(r, 2000));

@@ -1,6 +1,6 @@
 /** The ServeState contract on PostgreSQL, each test in a schema of its own; and the migrations under concurrency. */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MIGRATIONS } from '../../src/serve/state/pg-migrations.js';
 import { migrate, openPgState, type PgServeState } from '../../src/serve/state/pg-state.js';
 import { assertPgReachable, describePg, dropSchemas, freshSchema, PG_URL } from '../helpers/pg.js';
@@ -280,13 +280,15 @@ describePg('PostgreSQL migrations and races', () => {
         };
         const ingest = (dedupeKey: string | undefined, ids: string[]) => state.executions.ingest({ dedupeKey, executions: ids.map(exec) }, { withStatement });
         const fillers = [ingest(undefined, ['ex_f1']), ingest(undefined, ['ex_f2'])];
-        const results = await Promise.all([ingest('event:a', ['ex_a']), ingest(undefined, ['ex_b1', 'ex_b2']), ingest('event:c', ['ex_c'])]);
+        // The last: a keyed event that routed nowhere (no executions), stored all the same.
+        const results = await Promise.all([ingest('event:a', ['ex_a']), ingest(undefined, ['ex_b1', 'ex_b2']), ingest('event:c', ['ex_c']), ingest('event:none', [])]);
         await Promise.all(fillers);
         expect(lose).toBe(1);
         expect(results).toEqual([
           { duplicate: false, executionIds: ['ex_a'] },
           { duplicate: false, executionIds: ['ex_b1', 'ex_b2'] },
           { duplicate: false, executionIds: ['ex_c'] },
+          { duplicate: false, executionIds: [] },
         ]);
         const stored = ['ex_a', 'ex_b1', 'ex_b2', 'ex_c', 'ex_f1', 'ex_f2'];
         expect((await state.executions.list({})).items.map((e) => e.id)).toEqual(stored);
@@ -342,6 +344,44 @@ describePg('PostgreSQL migrations and races', () => {
         await blocker.end();
         await state.close();
       }
+    });
+
+    it('stalled statements: at most as many again as the two in flight, no busy wake-ups meanwhile, and close() refuses what was not sent', async () => {
+      const schema = freshSchema('batch_stall_cap');
+      const state = await openPgState({ url: PG_URL, schema, poolSize: 8, ingestStallMs: 200 });
+      const blocker = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+      await blocker.connect();
+      const timers = vi.spyOn(globalThis, 'setTimeout');
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query(`INSERT INTO dedupe (key, execution_ids) SELECT 'event:h' || n, '[]' FROM generate_series(1, 5) AS n`);
+        const sent = watchIngests(state);
+        const hold = (n: number) => state.executions.ingest({ dedupeKey: `event:h${n}`, executions: [exec(`ex_h${n}`)] });
+        const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+        // Two go at once; once they stalled, two more; once those stalled too, the cap (4) holds the rest back.
+        const held = [hold(1), hold(2)];
+        await pause(300);
+        // h5 waits behind h3 and h4 (counted) while h1 and h2 are stalled: no wake-up per millisecond meanwhile.
+        held.push(hold(3), hold(4), hold(5));
+        await pause(300);
+        let freeDone = false;
+        const free = state.executions.ingest({ executions: [exec('ex_free')] }).then((r) => ((freeDone = true), r));
+        await pause(600);
+        expect(sent.map((x) => x.rows)).toEqual([1, 1, 1, 1]);
+        expect(freeDone).toBe(false);
+        // The state's own wake-ups while everything waits: a handful, not one per millisecond.
+        const wakeups = timers.mock.calls.filter(([, ms]) => typeof ms === 'number' && ms <= 250).length;
+        expect(wakeups).toBeLessThan(20);
+        await blocker.query('ROLLBACK');
+        expect((await Promise.all(held)).map((r) => r.duplicate)).toEqual([false, false, false, false, false]);
+        expect(await free).toEqual({ duplicate: false, executionIds: ['ex_free'] });
+      } finally {
+        timers.mockRestore();
+        await blocker.end();
+        await state.close();
+      }
+      // After close, an ingest is refused at once.
+      await expect(state.executions.ingest({ executions: [exec('ex_late')] })).rejects.toThrow(/closed/);
     });
 
     it('two processes sending the same keys in other orders never deadlock: keys are inserted in one order', async () => {

@@ -687,8 +687,23 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
     return n;
   }
 
+  /** When the oldest statement still counted will count as stalled; undefined when none is counted. */
+  function nextStall(lane: Lane, now: number): number | undefined {
+    let oldest: number | undefined;
+    for (const at of lane.flights.values()) if (now - at < stallMs && (oldest === undefined || at < oldest)) oldest = at;
+    return oldest === undefined ? undefined : oldest + stallMs;
+  }
+
   function pump(lane: Lane): void {
-    while (lane.waiting.length > 0 && activeFlights(lane, Date.now()) < INGEST_IN_FLIGHT) {
+    if (closed) {
+      const waiting = lane.waiting;
+      lane.waiting = [];
+      for (const w of waiting) w.reject(new Error('the PostgreSQL state is closed'));
+      return;
+    }
+    // At most INGEST_IN_FLIGHT statements counted, and as many stalled ones again: stalled
+    // statements hold pool connections, and more of them would take the whole pool.
+    while (lane.waiting.length > 0 && lane.flights.size < 2 * INGEST_IN_FLIGHT && activeFlights(lane, performance.now()) < INGEST_IN_FLIGHT) {
       const batch: Waiting[] = [];
       const later: Waiting[] = [];
       const keys: string[] = [];
@@ -717,20 +732,21 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       lane.waiting = later;
       if (batch.length === 0) return; // every waiting key is on its way: sent when it returns
       const flight = Symbol('ingest statement');
-      lane.flights.set(flight, Date.now());
+      lane.flights.set(flight, performance.now());
       void sendBatch(lane, batch).finally(() => {
         lane.flights.delete(flight);
         for (const k of keys) lane.keys.delete(k);
         pump(lane);
       });
     }
-    // Requests wait behind statements in flight: look again when the oldest would count as stalled.
-    if (lane.waiting.length > 0 && lane.flights.size > 0 && !lane.stallTimer) {
-      const oldest = Math.min(...lane.flights.values());
+    // Requests wait behind counted statements: look again when the oldest of them would count
+    // as stalled (a statement's end looks again anyway).
+    const at = lane.waiting.length > 0 && !lane.stallTimer ? nextStall(lane, performance.now()) : undefined;
+    if (at !== undefined) {
       lane.stallTimer = setTimeout(() => {
         lane.stallTimer = undefined;
         pump(lane);
-      }, Math.max(0, oldest + stallMs - Date.now()) + 1);
+      }, Math.max(0, at - performance.now()) + 1);
       lane.stallTimer.unref();
     }
   }
@@ -1011,6 +1027,12 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       if (closed) return;
       await flushReports();
       closed = true;
+      // Ingests not sent yet are refused; statements in flight are waited for (pool.end).
+      for (const lane of lanes.values()) {
+        clearTimeout(lane.stallTimer);
+        lane.stallTimer = undefined;
+        pump(lane);
+      }
       const l = listener;
       listener = undefined;
       listening = false;
