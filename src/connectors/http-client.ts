@@ -310,18 +310,23 @@ function isHttpUrl(url: string): boolean {
 }
 
 const PARSED_URLS_MAX = 256;
+/** Longer URL texts are parsed each time: an event could otherwise pin megabytes here. */
+const PARSED_URL_MAX_CHARS = 2048;
 const parsedUrls = new Map<string, URL>();
 /**
  * `new URL(text)` for reading only (never changed: it is shared), remembered for the next
  * call with the same text: an http step's URL was parsed three times per call (the step, the
  * action's check, the client), and a workflow calls the same few URLs again and again. Held
- * in this process's memory only, as the call itself is; cleared when full.
+ * in this process's memory only, as the call itself is; cleared when full. Not remembered: a
+ * long text, and a URL with user info or a query (they may carry credentials, kept no longer
+ * than the call).
  */
 export function parsedUrl(text: string): URL {
-  if (typeof text !== 'string') return new URL(text); // mapped from data: anything at all
+  if (typeof text !== 'string' || text.length > PARSED_URL_MAX_CHARS) return new URL(text); // mapped from data: anything at all
   let url = parsedUrls.get(text);
   if (url === undefined) {
     url = new URL(text); // throws for a bad URL: nothing remembered
+    if (url.username || url.password || url.search) return url;
     if (parsedUrls.size >= PARSED_URLS_MAX) parsedUrls.clear();
     parsedUrls.set(text, url);
   }

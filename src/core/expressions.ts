@@ -529,8 +529,15 @@ function quickExpression(expr: CompiledExpression, context: Record<string, unkno
   const scalar = expr.scalar === undefined ? (expr.scalar = compileScalar(expr.expression.ast())) : expr.scalar;
   if (!scalar) return MISS;
   const v = scalar(context, budget);
-  // A path ending at an object (see compileScalar): plain JSON, as JSONata's result is made.
-  return v !== null && typeof v === 'object' ? normalizeResult(v) : v;
+  if (v === null || typeof v !== 'object') return v;
+  // A path ending at an object (see compileScalar): plain JSON, as JSONata's result is made. A
+  // value that cannot be made so (a cycle, too deep, a throwing getter) goes to JSONata, whose
+  // evaluation fails the same way inside its error wrapper (step, field, expression).
+  try {
+    return normalizeResult(v);
+  } catch {
+    return MISS;
+  }
 }
 
 /** Renders a compiled value in order; an object key whose value renders to undefined is left out. */

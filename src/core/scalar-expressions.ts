@@ -188,6 +188,8 @@ function compilePath(n: AstNode, objects = false): Run | null {
     for (const name of names) {
       // Arrays map over their items and non-objects have no fields in JSONata: leave both to it.
       if (v === null || typeof v !== 'object' || Array.isArray(v)) return MISS;
+      // JSONata does not look into an object flagged as one of its functions (its `lookup`).
+      if ((v as Record<string, unknown>)._jsonata_lambda === true || (v as Record<string, unknown>)._jsonata_function === true) return MISS;
       if (!Object.prototype.hasOwnProperty.call(v, name)) return name in v ? MISS : undefined;
       v = (v as Record<string, unknown>)[name];
       if (v === undefined) return undefined;

@@ -8,6 +8,7 @@ import {
   stepErrorFromResponse,
 } from '../../src/connectors/index.js';
 import { StepError } from '../../src/errors.js';
+import { parsedUrl } from '../../src/connectors/http-client.js';
 import { makeContext, thrown } from './helpers.js';
 import { startServer } from './local-server.js';
 
@@ -263,5 +264,15 @@ describe('response size limit', () => {
     const ctx = { ...makeContext(), http: createHttpClient({ maxResponseBytes: 1000 }) };
     const err = await thrown(() => createHttpConnector().actions.request({ url: `${big.url}/big/1` }, ctx));
     expect(err).toMatchObject({ code: 'E_RESPONSE_TOO_LARGE', retryable: false });
+  });
+});
+
+describe('parsedUrl', () => {
+  it('remembers a plain URL, but not one with user info or a query, nor a long one (they may carry credentials, or pin memory)', () => {
+    expect(parsedUrl('https://api.example.com/a')).toBe(parsedUrl('https://api.example.com/a'));
+    for (const text of ['https://user:secret@api.example.com/a', 'https://api.example.com/a?api_key=secret', `https://api.example.com/${'x'.repeat(3000)}`]) {
+      expect(parsedUrl(text), text.slice(0, 60)).not.toBe(parsedUrl(text));
+      expect(parsedUrl(text).href).toBe(new URL(text).href);
+    }
   });
 });

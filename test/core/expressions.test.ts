@@ -192,6 +192,8 @@ describe('the synchronous evaluator of scalar expressions (scalar-expressions.ts
     expect(answer('(steps.s.output)')).toBe(ctx.steps.s.output);
     expect(answer('$exists(steps.s.output)')).toBe(MISS); // inside a larger expression only scalars are answered
     expect(answer('steps.s.output.nope.x')).toBeUndefined();
+    // An object JSONata flags as one of its functions is not looked into (JSONata's lookup gives nothing there).
+    expect(compileScalar(jsonata('a.b').ast())!({ a: { _jsonata_lambda: true, b: { c: 1 } } }, { memoryBytes: 1e6 })).toBe(MISS);
     expect(answer('$number(event.email)')).toBe(MISS); // JSONata's D3030
     for (const e of ['event.tags[0]', '$sum([1..3])', '$x := 1', 'event.{ "a": email }', '$count(event.tags)', 'event.*', 'x in [1]']) {
       expect(compileScalar(jsonata(e).ast()), e).toBeNull();
@@ -223,5 +225,21 @@ describe('the synchronous evaluator of scalar expressions (scalar-expressions.ts
     ac.abort(new Error('stop here'));
     const aborted = await renderTemplate(compileTemplate('{{ event.s = "x" }}'), ctx, undefined, '', { signal: ac.signal }).catch((e: unknown) => e);
     expect((aborted as Error).message).toBe('stop here');
+  });
+});
+
+describe('a whole template that is a path to an object', () => {
+  it('a value that cannot be made plain JSON (a cycle, a throwing getter) fails as JSONata did: an ExpressionEvaluationError naming the expression, from a rejected promise', async () => {
+    const cyclic: Record<string, unknown> = { n: 1 };
+    cyclic.self = cyclic;
+    const throwing = { get boom() { throw new Error('getter says no'); } };
+    for (const output of [cyclic, throwing]) {
+      const value = compileValue('{{ steps.map.output }}');
+      let rendered: Promise<unknown> | undefined;
+      expect(() => (rendered = renderValue(value, { steps: { map: { output } } }) as Promise<unknown>)).not.toThrow();
+      const err = await Promise.resolve(rendered).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ExpressionEvaluationError);
+      expect(String((err as Error).message)).toContain('steps.map.output');
+    }
   });
 });
