@@ -277,8 +277,7 @@ export function openSqliteState(file: string): ServeState {
    * ones read next, and dropping them for the newest (as this did) made every read of such a
    * backlog a miss while each ingest still paid for an entry. With no runner reading them (an
    * ingest-only bench, a stopped runner) the entries also lived long enough to be promoted and
-   * then collected from the old generation: ~6 µs of a run/event's ~84 (docs/serve-api.md,
-   * eighth pass).
+   * then collected from the old generation (docs/serve-api.md, eighth pass (a)).
    */
   const fresh = new Map<string, ExecutionColumns>();
   let freshBytes = 0;
