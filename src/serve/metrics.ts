@@ -1,5 +1,5 @@
 /** Prometheus metrics of `alloy serve` (prom-client), one registry per server (tests run several). */
-import { Counter, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface ServeMetrics {
   registry: Registry;
@@ -8,88 +8,6 @@ export interface ServeMetrics {
   ingested(source: string, count: number): void;
   /** A schedule tick or polled item this process claimed: `stored`, or `duplicate` (another process or run had it). */
   timerClaim(kind: 'schedule' | 'poll', outcome: 'stored' | 'duplicate'): void;
-}
-
-interface DurationSeries {
-  labels: { method: string; route: string };
-  /** Per upper bound (not cumulative); observations above the last bound are only in count. */
-  buckets: number[];
-  sum: number;
-  count: number;
-}
-
-/**
- * The request-duration histogram, observed in plain numbers: prom-client's labelled
- * histogram validates and hashes its labels on every observe (about a microsecond per
- * request). Scraped in prom-client's own histogram form (cumulative `le` buckets, `+Inf`,
- * `_sum`, `_count`), so /metrics reads the same.
- */
-type Exported = { name: string; help: string; type: 'histogram'; values: MetricValueWithName<'method' | 'route'>[]; aggregator: 'sum' };
-
-class Durations extends Histogram<'method' | 'route'> {
-  readonly #series = new Map<string, DurationSeries>();
-  readonly #bounds: number[];
-  readonly #name: string;
-  readonly #help: string;
-  constructor(config: ConstructorParameters<typeof Histogram<'method' | 'route'>>[0] & { buckets: number[] }) {
-    super(config);
-    this.#bounds = config.buckets;
-    this.#name = config.name;
-    this.#help = config.help;
-  }
-  /** The series of (method, route), made once. */
-  series(method: string, route: string): DurationSeries {
-    const key = `${method} ${route}`;
-    let s = this.#series.get(key);
-    if (!s) this.#series.set(key, (s = { labels: { method, route }, buckets: this.#bounds.map(() => 0), sum: 0, count: 0 }));
-    return s;
-  }
-  add(s: DurationSeries, seconds: number): void {
-    s.count++;
-    s.sum += seconds;
-    const bounds = this.#bounds;
-    for (let i = 0; i < bounds.length; i++) {
-      if (seconds <= bounds[i]) {
-        s.buckets[i]++;
-        return;
-      }
-    }
-  }
-  /** What prom-client's Histogram exports, from these counts. */
-  // prom-client's registry calls this (rather than get) for the text exposition.
-  async getForPromString(): Promise<Exported> {
-    const name = this.#name;
-    const bucket = `${name}_bucket`;
-    const values: MetricValueWithName<'method' | 'route'>[] = [];
-    for (const s of this.#series.values()) {
-      const sharedLabels = s.labels;
-      let acc = 0;
-      this.#bounds.forEach((le, i) => {
-        acc += s.buckets[i];
-        values.push({ labels: { le } as never, sharedLabels, value: acc, metricName: bucket, exemplar: null } as MetricValueWithName<'method' | 'route'>);
-      });
-      values.push(
-        { labels: { le: '+Inf' } as never, sharedLabels, value: s.count, metricName: bucket, exemplar: null } as MetricValueWithName<'method' | 'route'>,
-        { labels: {}, sharedLabels, value: s.sum, metricName: `${name}_sum` } as MetricValueWithName<'method' | 'route'>,
-        { labels: {}, sharedLabels, value: s.count, metricName: `${name}_count` } as MetricValueWithName<'method' | 'route'>,
-      );
-    }
-    return { name, help: this.#help, type: 'histogram', values, aggregator: 'sum' };
-  }
-  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<'method' | 'route'>>> {
-    const data = await this.getForPromString();
-    // As prom-client's: each value's labels with the series' labels merged in.
-    data.values = data.values.map((v) => {
-      const { sharedLabels, ...rest } = v as MetricValueWithName<'method' | 'route'> & { sharedLabels: Record<string, string> };
-      return { ...rest, labels: { ...rest.labels, ...sharedLabels } };
-    });
-    return data as unknown as MetricObjectWithValues<MetricValueWithName<'method' | 'route'>>;
-  }
-  override reset(): void {
-    super.reset();
-    // The base constructor calls reset before this class's fields exist.
-    if (#series in this) this.#series.clear();
-  }
 }
 
 export function createMetrics(): ServeMetrics {
@@ -111,7 +29,7 @@ export function createMetrics(): ServeMetrics {
       }
     },
   });
-  const duration = new Durations({ name: 'alloy_http_request_duration_seconds', help: 'Time to answer', labelNames: ['method', 'route'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
+  const duration = new Histogram({ name: 'alloy_http_request_duration_seconds', help: 'Time to answer', labelNames: ['method', 'route'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] });
   // Counted like the requests (one per execution), handed over on scrape.
   const ended = new Map<string, number>();
   const finished = new Counter({
@@ -138,7 +56,7 @@ export function createMetrics(): ServeMetrics {
   });
   const claims = new Counter({ name: 'alloy_timer_claims_total', help: 'Schedule ticks and polled items claimed by this process, by outcome', labelNames: ['kind', 'outcome'] as const, registers: [registry] });
   // The labelled series of a (method, route, status), looked up once. Routes are patterns, so the map stays small.
-  const series = new Map<string, { count: { n: number }; time: DurationSeries }>();
+  const series = new Map<string, { count: { n: number }; time: { observe(v: number): void } }>();
   return {
     registry,
     request(i) {
@@ -147,10 +65,10 @@ export function createMetrics(): ServeMetrics {
       if (!s) {
         const count = { labels: { method: i.method, route: i.route, status: String(i.status) }, n: 0 };
         counted.set(key, count);
-        series.set(key, (s = { count, time: duration.series(i.method, i.route) }));
+        series.set(key, (s = { count, time: duration.labels({ method: i.method, route: i.route }) }));
       }
       s.count.n++;
-      duration.add(s.time, i.ms / 1000);
+      s.time.observe(i.ms / 1000);
     },
     executionFinished: (status) => void ended.set(status, (ended.get(status) ?? 0) + 1),
     ingested: (source, count) => void created.set(source, (created.get(source) ?? 0) + count),
