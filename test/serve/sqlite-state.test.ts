@@ -155,4 +155,23 @@ describe('sqlite execution rows from before the record column', () => {
       writer.close();
     }
   });
+
+  it('a checkpoint written while an ingest waits for its sync is what reads see (the ingested row is not remembered over it)', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-')), 'serve.db');
+    const state = openSqliteState(file);
+    try {
+      const at = '2026-01-01T00:00:00.000Z';
+      const record = { id: 'ex_1', workflow: 'i/w', version: 'v1', event: {}, status: 'queued' as const, createdAt: at, steps: {} };
+      const ingested = state.executions.ingest({ executions: [{ id: 'ex_1', installationId: 'in_1', userId: 'u1', integration: 'i', version: 1, workflow: 'i/w', status: 'queued', record, createdAt: at, updatedAt: at }] });
+      // The ingest's transaction commits on the next turn; its sync is still running when the checkpoint is queued.
+      await new Promise((r) => setImmediate(r));
+      const done = { ...record, status: 'succeeded' as const, steps: { a: { path: 'a', id: 'a', kind: 'action' as const, uses: 'transform', status: 'succeeded' as const, attempts: 1 } } };
+      await Promise.all([ingested, state.executions.checkpoint('ex_1', done)]);
+      expect((await state.executions.get('ex_1'))?.status).toBe('succeeded');
+      expect(Object.keys((await state.executions.get('ex_1'))!.record.steps)).toEqual(['a']);
+      expect(await state.executions.cancel('ex_1', at)).toBe(false);
+    } finally {
+      await state.close();
+    }
+  });
 });

@@ -282,7 +282,9 @@ export function openSqliteState(file: string): ServeState {
   const fresh = new Map<string, ExecutionColumns>();
   let freshBytes = 0;
   const FRESH_MAX_BYTES = 8 * 1024 * 1024;
-  const sizeOf = (c: ExecutionColumns) => c.doc.length + (c.record?.length ?? 0);
+  /** What an entry costs beyond its two JSON texts (the object, its short strings, the map's slot). */
+  const FRESH_ENTRY_BYTES = 256;
+  const sizeOf = (c: ExecutionColumns) => FRESH_ENTRY_BYTES + c.doc.length + (c.record?.length ?? 0);
   const forget = (id: string) => {
     const c = fresh.get(id);
     if (c === undefined) return;
@@ -474,19 +476,28 @@ export function openSqliteState(file: string): ServeState {
     },
     executions: {
       async ingest(input) {
-        // The docs are remembered once stored and synced (the batch may run twice: see sqlite-group-commit.ts).
-        let docs: ExecutionDoc[] = [];
-        const result = await durable(() => {
-          docs = input.executions.map(executionDoc);
-          return ingest(input, docs);
-        }, true);
-        if (!result.duplicate) {
-          for (let i = 0; i < docs.length; i++) {
-            const size = docs[i].doc.length + docs[i].record.length;
-            if (hasRoom(size)) remember(input.executions[i].id, columnsOf(input.executions[i], docs[i]), size);
-          }
+        // Remembered in the write itself, right after the insert: the rows are visible from the
+        // commit on, before the sync ends, and a checkpoint or cancel in between forgets them in
+        // a later write (remembered after the sync, the stale row came back over it). The batch
+        // may run twice (see sqlite-group-commit.ts): each run forgets first; a failed write forgets.
+        try {
+          return await durable(() => {
+            for (const e of input.executions) forget(e.id);
+            const docs = input.executions.map(executionDoc);
+            const result = ingest(input, docs);
+            if (!result.duplicate) {
+              for (let i = 0; i < docs.length; i++) {
+                const id = input.executions[i].id;
+                const size = FRESH_ENTRY_BYTES + docs[i].doc.length + docs[i].record.length;
+                if (hasRoom(size)) remember(id, columnsOf(input.executions[i], docs[i]), size);
+              }
+            }
+            return result;
+          }, true);
+        } catch (err) {
+          for (const e of input.executions) forget(e.id);
+          throw err;
         }
-        return result;
       },
       async get(id) {
         return getExecution(id);
