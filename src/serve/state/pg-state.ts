@@ -587,6 +587,10 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
   type Lane = { extra: Extra; waiting: Waiting[]; flights: Map<symbol, number>; keys: Set<string>; stallTimer?: ReturnType<typeof setTimeout> };
   const lanes = new Map<string, Lane>();
   const stallMs = options.ingestStallMs ?? INGEST_STALL_MS;
+  // Ingest statements of all lanes at once, stalled ones included: two pool connections stay
+  // for the rest of the state's work (reads, checkpoints, the queue).
+  const maxFlights = Math.max(1, (options.poolSize ?? 10) - 2);
+  let flightsInAll = 0;
 
   /** Stores the requests (no dedupe key twice) in one statement on `c`; answers the keys that were new. */
   async function insertBatch(c: pg.Pool | pg.PoolClient, batch: readonly Pick<Waiting, 'input' | 'rows'>[], extra: Extra): Promise<Set<string>> {
@@ -701,9 +705,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       for (const w of waiting) w.reject(new Error('the PostgreSQL state is closed'));
       return;
     }
-    // At most INGEST_IN_FLIGHT statements counted, and as many stalled ones again: stalled
-    // statements hold pool connections, and more of them would take the whole pool.
-    while (lane.waiting.length > 0 && lane.flights.size < 2 * INGEST_IN_FLIGHT && activeFlights(lane, performance.now()) < INGEST_IN_FLIGHT) {
+    // At most INGEST_IN_FLIGHT statements counted, and as many stalled ones again, and within
+    // maxFlights over all lanes: stalled statements hold pool connections.
+    while (lane.waiting.length > 0 && lane.flights.size < 2 * INGEST_IN_FLIGHT && flightsInAll < maxFlights && activeFlights(lane, performance.now()) < INGEST_IN_FLIGHT) {
       const batch: Waiting[] = [];
       const later: Waiting[] = [];
       const keys: string[] = [];
@@ -733,10 +737,14 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
       if (batch.length === 0) return; // every waiting key is on its way: sent when it returns
       const flight = Symbol('ingest statement');
       lane.flights.set(flight, performance.now());
+      flightsInAll++;
       void sendBatch(lane, batch).finally(() => {
         lane.flights.delete(flight);
+        flightsInAll--;
         for (const k of keys) lane.keys.delete(k);
         pump(lane);
+        // Another lane may have waited for the bound over all lanes.
+        for (const other of lanes.values()) if (other !== lane && other.waiting.length > 0) pump(other);
       });
     }
     // Requests wait behind counted statements: look again when the oldest of them would count
