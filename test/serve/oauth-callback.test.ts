@@ -155,17 +155,23 @@ describe('connecting a shop takes the user who started the flow', () => {
     }
   });
 
-  it('a connect token expires after 10 minutes; expired states are swept by the next start', async () => {
+  /** A server whose clock runs `clock.skew` ms ahead, against a fake Shopify. */
+  const startWithClock = async () => {
     const fake = await startFakeShopify();
-    let skew = 0;
-    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, now: () => Date.now() + skew, oauthRedirectOrigins: [new URL(CONNECTED_PAGE).origin] });
+    const clock = { skew: 0 };
+    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, now: () => Date.now() + clock.skew, oauthRedirectOrigins: [ALLOWED] });
+    return { fake, serve, clock, close: async () => (await serve.close(), await fake.close()) };
+  };
+
+  it('a connect token expires after 10 minutes; expired states are swept by the next start', async () => {
+    const { fake, serve, clock, close } = await startWithClock();
     try {
       await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
       const stale = await approveOAuth(serve.url, serve.admin, 'u1', fake.shop);
       const fresh = await approveOAuth(serve.url, serve.admin, 'u1', fake.shop);
-      skew = 9 * 60_000;
+      clock.skew = 9 * 60_000;
       expect((await complete(serve.url, serve.admin, { connectToken: fresh, userId: 'u1' })).status).toBe(201);
-      skew = 10 * 60_000 + 1000;
+      clock.skew = 10 * 60_000 + 1000;
       const late = await complete(serve.url, serve.admin, { connectToken: stale, userId: 'u1' });
       expect([late.status, late.body.error.code]).toEqual([400, 'E_OAUTH_STATE']);
       // The expired row (a sealed token set) is deleted when the next flow starts.
@@ -178,15 +184,12 @@ describe('connecting a shop takes the user who started the flow', () => {
       expect((db.prepare("SELECT count(*) AS n FROM oauth_states WHERE nonce LIKE 'connect:%'").get() as { n: number }).n).toBe(0);
       db.close();
     } finally {
-      await serve.close();
-      await fake.close();
+      await close();
     }
   });
 
   it('a user may have 20 flows open: the 21st start is 429 until one expires, and other users are not held up', async () => {
-    const fake = await startFakeShopify();
-    let skew = 0;
-    const serve = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: { SHOPIFY_API_KEY: fake.clientId, SHOPIFY_API_SECRET: fake.clientSecret }, now: () => Date.now() + skew, oauthRedirectOrigins: [ALLOWED] });
+    const { fake, serve, clock, close } = await startWithClock();
     try {
       const looping = await userToken(serve.url, serve.admin, 'looping');
       const other = await userToken(serve.url, serve.admin, 'other');
@@ -197,11 +200,10 @@ describe('connecting a shop takes the user who started the flow', () => {
       expect(refused.body.error.hint).toContain('10 minutes');
       expect((await start(other, 'other')).status).toBe(201);
       // Expired flows no longer count (and the start sweeps them).
-      skew = 10 * 60_000 + 1000;
+      clock.skew = 10 * 60_000 + 1000;
       expect((await start(looping, 'looping')).status).toBe(201);
     } finally {
-      await serve.close();
-      await fake.close();
+      await close();
     }
   });
 

@@ -284,7 +284,8 @@ export function openSqliteState(file: string): ServeState {
   const FRESH_MAX_BYTES = 8 * 1024 * 1024;
   /** What an entry costs beyond its two JSON texts (the object, its short strings, the map's slot). */
   const FRESH_ENTRY_BYTES = 256;
-  const sizeOf = (c: ExecutionColumns) => FRESH_ENTRY_BYTES + c.doc.length + (c.record?.length ?? 0);
+  const sizeOfTexts = (doc: string, record: string | null) => FRESH_ENTRY_BYTES + doc.length + (record?.length ?? 0);
+  const sizeOf = (c: ExecutionColumns) => sizeOfTexts(c.doc, c.record);
   const forget = (id: string) => {
     const c = fresh.get(id);
     if (c === undefined) return;
@@ -488,7 +489,7 @@ export function openSqliteState(file: string): ServeState {
             if (!result.duplicate) {
               for (let i = 0; i < docs.length; i++) {
                 const id = input.executions[i].id;
-                const size = FRESH_ENTRY_BYTES + docs[i].doc.length + docs[i].record.length;
+                const size = sizeOfTexts(docs[i].doc, docs[i].record);
                 if (hasRoom(size)) remember(id, columnsOf(input.executions[i], docs[i]), size);
               }
             }
