@@ -53,7 +53,7 @@ describe('alloy serve: the run/event ingest path', () => {
     expect(await stored()).toBe(0);
   });
 
-  it('stores one execution per route, once per Idempotency-Key, and reads the query only where a route uses it', async () => {
+  it('stores one execution per route, once per Idempotency-Key, ignores a query on run/event, and still applies and checks one where a route reads it (limit, NUL)', async () => {
     const first = await call(serve.url, 'POST', '/v1/run/event', { token: ingest, body: { event: 'acme.order.requested', userId: 'user-a', data }, headers: { 'idempotency-key': 'k-1' } });
     expect(first.status).toBe(202);
     expect(first.body.executionIds).toHaveLength(1);
