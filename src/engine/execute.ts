@@ -131,7 +131,14 @@ export async function executeWorkflow(
 class Execution {
   private readonly redactor: Redactor;
   private readonly base: Record<string, unknown>;
-  private readonly controller = new AbortController();
+  /**
+   * The engine's own controller (its timeout, and the link to `deps.signal`), unless the
+   * workflow has no timeout and `deps.signal` is this execution's alone (`signalOwned`): then
+   * that signal is the execution's as is, and any abort of it is an interruption.
+   */
+  private readonly controller: AbortController | undefined;
+  /** Aborted on the execution's timeout or its interruption; what steps and calls run under. */
+  private readonly signal: AbortSignal;
   private readonly connections = new Map<string, Promise<Record<string, string>>>();
   private persistChain: Promise<void> = Promise.resolve();
   private crashed: CheckpointError | undefined;
@@ -143,6 +150,13 @@ class Execution {
     private readonly record: ExecutionRecord,
     private readonly deps: EngineDeps,
   ) {
+    if (compiled.timeoutMs === undefined && deps.signal && deps.signalOwned) {
+      this.controller = undefined;
+      this.signal = deps.signal;
+    } else {
+      this.controller = new AbortController();
+      this.signal = this.controller.signal;
+    }
     this.redactor = createRedactor(Object.values(deps.secrets ?? {}));
     this.base = {
       event: record.event,
@@ -162,7 +176,7 @@ class Execution {
   private allowManyListeners(): void {
     if (this.manyListeners) return;
     this.manyListeners = true;
-    setMaxListeners(0, this.controller.signal);
+    setMaxListeners(0, this.signal);
   }
 
   /** When this execution last let the event loop run (see yieldIfLong). */
@@ -225,10 +239,11 @@ class Execution {
       (this.base.execution as Record<string, unknown>).startedAt = r.startedAt;
       // The timeout bounds this run of the executor (a resumed run gets the full budget again).
       const timeoutMs = this.compiled.timeoutMs;
+      const own = this.controller;
       const cancelTimer =
-        timeoutMs === undefined ? undefined : setLongTimeout(() => this.controller.abort(new ExecutionTimeoutError(timeoutMs)), timeoutMs);
-      const outer = this.deps.signal;
-      const interrupt = () => this.controller.abort(new ExecutionInterruptedError());
+        timeoutMs === undefined || !own ? undefined : setLongTimeout(() => own.abort(new ExecutionTimeoutError(timeoutMs)), timeoutMs);
+      const outer = own ? this.deps.signal : undefined;
+      const interrupt = () => own!.abort(new ExecutionInterruptedError());
       if (outer?.aborted) interrupt();
       else outer?.addEventListener('abort', interrupt, { once: true });
       try {
@@ -237,7 +252,7 @@ class Execution {
         r.status = 'succeeded';
       } catch (err) {
         if (err instanceof CheckpointError) throw err;
-        if (this.interrupted()) throw this.controller.signal.reason;
+        if (this.interrupted()) throw this.controller ? this.signal.reason : new ExecutionInterruptedError();
         if (err instanceof FilteredSignal) {
           r.status = 'filtered';
           r.reason = err.reason;
@@ -274,7 +289,8 @@ class Execution {
 
   /** Interrupted from outside (not a timeout): leave the record as last checkpointed. */
   private interrupted(): boolean {
-    return this.controller.signal.reason instanceof ExecutionInterruptedError;
+    // Under a signal of its own (no timeout), any abort is one.
+    return this.controller ? this.signal.reason instanceof ExecutionInterruptedError : this.signal.aborted;
   }
 
   /** Evaluation options under the execution's signal alone (steps without a `timeout`), made once. */
@@ -286,12 +302,12 @@ class Execution {
    */
   private render(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string): Promise<unknown> {
     if (step.timeoutMs !== undefined && value.kind !== 'literal') return this.renderTimed(value, ctx, step, path, field, step.timeoutMs);
-    this.evalOptions ??= { limits: this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS, signal: this.controller.signal };
+    this.evalOptions ??= { limits: this.deps.limits ?? DEFAULT_EXPRESSION_LIMITS, signal: this.signal };
     return renderAt(value, ctx, { step: path, field, stepPointer: step.pointer, options: this.evalOptions });
   }
 
   private async renderTimed(value: CompiledValue, ctx: Record<string, unknown>, step: CompiledStep, path: string, field: string, timeoutMs: number) {
-    const execSignal = this.controller.signal;
+    const execSignal = this.signal;
     const local = new AbortController();
     const followExec = () => local.abort(execSignal.reason);
     if (execSignal.aborted) followExec();
@@ -346,7 +362,7 @@ class Execution {
     };
 
     try {
-      if (this.controller.signal.aborted) throw this.controller.signal.reason;
+      if (this.signal.aborted) throw this.signal.reason;
       const ctx = this.context(frame);
       if (step.when && !isTruthy(await this.render(step.when, ctx, step, path, '/when'))) {
         delete rec.output;
@@ -365,7 +381,7 @@ class Execution {
       await this.persist(rec);
     } catch (err) {
       if (err instanceof CheckpointError) throw err;
-      if (this.interrupted()) throw this.controller.signal.reason;
+      if (this.interrupted()) throw this.signal.reason;
       if (err instanceof FilteredSignal) {
         if (rec.status === 'running') finish('succeeded');
         await this.persist(rec);
@@ -377,7 +393,7 @@ class Execution {
       finish('failed');
       this.deps.logger.debug('step failed', { execution: this.record.id, step: path, code: info.code });
       // An execution timeout is not the step's to handle.
-      if (this.controller.signal.aborted) {
+      if (this.signal.aborted) {
         await this.persist(rec);
         throw new StepFailed(info);
       }
@@ -425,7 +441,7 @@ class Execution {
     }
     if (prev.status === 'failed') {
       const info = prev.error ?? { message: 'failed', code: 'E_STEP', step: prev.path };
-      if (this.controller.signal.aborted) throw new StepFailed(info);
+      if (this.signal.aborted) throw new StepFailed(info);
       return this.handleFailure(step, prev, info, frame);
     }
     frame.steps[step.id] = { output: prev.output };
@@ -533,7 +549,7 @@ class Execution {
       try {
         return await this.withTimeout(fn, step.timeoutMs, path);
       } catch (err) {
-        if (this.controller.signal.aborted) throw this.controller.signal.reason;
+        if (this.signal.aborted) throw this.signal.reason;
         // The step timeout cut the call short: it may have reached the service.
         if (!idempotent && err instanceof StepError && err.code === 'E_STEP_TIMEOUT') {
           throw outcomeUnknownError(path, step.uses, `timed out after ${step.timeoutMs} ms during its call`, err);
@@ -545,9 +561,9 @@ class Execution {
         rec.retryAt = this.iso(this.deps.clock.now() + wait);
         await this.persist(rec);
         try {
-          await this.deps.clock.sleep(wait, this.controller.signal);
+          await this.deps.clock.sleep(wait, this.signal);
         } catch (sleepErr) {
-          throw this.controller.signal.aborted ? this.controller.signal.reason : sleepErr;
+          throw this.signal.aborted ? this.signal.reason : sleepErr;
         } finally {
           delete rec.retryAt;
         }
@@ -555,12 +571,12 @@ class Execution {
     }
   }
 
-  private async withTimeout(fn: (signal: AbortSignal) => Promise<unknown>, timeoutMs: number | undefined, path: string) {
-    const execSignal = this.controller.signal;
+  private withTimeout(fn: (signal: AbortSignal) => Promise<unknown>, timeoutMs: number | undefined, path: string): Promise<unknown> {
+    const execSignal = this.signal;
     // The step's signal: aborted by its timeout or with the execution's (timeout, interrupt).
-    // Linked by hand and unlinked in `finally`: cheaper than AbortSignal.any per call. A step
-    // without a timeout of its own takes the execution's signal as is (an AbortController and
-    // its signal cost about 6 µs, the most of anything a step without I/O does).
+    // Linked by hand and unlinked when the call settles: cheaper than AbortSignal.any per call.
+    // A step without a timeout of its own takes the execution's signal as is (an
+    // AbortController and its signal cost about 6 µs, the most of anything a step without I/O does).
     let signal = execSignal;
     let followExec: (() => void) | undefined;
     let cancelTimer: (() => void) | undefined;
@@ -572,21 +588,57 @@ class Execution {
       else execSignal.addEventListener('abort', followExec, { once: true });
       cancelTimer = setLongTimeout(() => local.abort(stepTimeoutError(path, timeoutMs)), timeoutMs);
     }
-    // Settle on abort even when the action ignores its signal.
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    aborted.catch(() => {});
-    try {
-      return await Promise.race([fn(signal), aborted]);
-    } finally {
+    const unlink = () => {
       cancelTimer?.();
-      if (onAbort) signal.removeEventListener('abort', onAbort);
       if (followExec) execSignal.removeEventListener('abort', followExec);
+    };
+    if (signal.aborted) {
+      // Already aborted: the call is still made, and settles the step if it already has.
+      const aborted = Promise.reject(signal.reason);
+      let call: Promise<unknown>;
+      try {
+        call = fn(signal);
+      } catch (err) {
+        aborted.catch(() => {});
+        unlink();
+        return Promise.reject(err);
+      }
+      const settled = Promise.race([call, aborted]);
+      settled.then(unlink, unlink);
+      return settled;
     }
+    // Settle on abort even when the action ignores its signal: the call or the abort, whichever
+    // comes first, in the order a race of the two would see them (each settles one job later),
+    // with one promise instead of the race's four.
+    return new Promise<unknown>((resolve, reject) => {
+      const onAbort = () => {
+        unlink();
+        queueMicrotask(() => reject(signal.reason));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const settle = () => {
+        signal.removeEventListener('abort', onAbort);
+        unlink();
+      };
+      let call: Promise<unknown>;
+      try {
+        call = fn(signal);
+      } catch (err) {
+        settle();
+        reject(err);
+        return;
+      }
+      Promise.resolve(call).then(
+        (value) => {
+          settle();
+          resolve(value);
+        },
+        (err) => {
+          settle();
+          reject(err);
+        },
+      );
+    });
   }
 
   // ------------------------------------------------------------ control flow
@@ -683,9 +735,9 @@ class Execution {
     rec.inputs = { ms };
     rec.attempts += 1;
     try {
-      await this.deps.clock.sleep(ms, this.controller.signal);
+      await this.deps.clock.sleep(ms, this.signal);
     } catch (err) {
-      throw this.controller.signal.aborted ? this.controller.signal.reason : err;
+      throw this.signal.aborted ? this.signal.reason : err;
     }
     return { ms };
   }

@@ -137,6 +137,12 @@ export interface EngineDeps {
    * executeWorkflow rejects with ExecutionInterruptedError, leaving the record resumable.
    */
   signal?: AbortSignal;
+  /**
+   * `signal` is this execution's alone (no other execution listens on it; serve's runner):
+   * a workflow without a `timeout` then runs under it as is, instead of under a controller of
+   * the engine's linked to it (an AbortSignal and a listener per execution were measurable).
+   */
+  signalOwned?: boolean;
   /** Time and memory bounds of each expression evaluation; default DEFAULT_EXPRESSION_LIMITS. */
   limits?: ExpressionLimits;
   /**

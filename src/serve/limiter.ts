@@ -118,11 +118,19 @@ export class CostLimiter {
  * for it before sending and feeds it the answer's cost report; other calls pass straight on.
  */
 export function pacedHttp(http: HttpClient, costs: CostLimiter, key: (req: HttpRequest) => string | undefined): HttpClient {
-  return async (req) => {
-    const k = key(req);
-    if (k) await costs.before(k, req.signal);
+  const paced = async (k: string, req: HttpRequest) => {
+    await costs.before(k, req.signal);
     const res = await http(req);
-    if (k) await costs.after(k, res.text);
+    await costs.after(k, res.text);
     return res;
+  };
+  // A call with no bucket is handed on as is (no async frame of its own), its errors still as rejections.
+  return (req) => {
+    try {
+      const k = key(req);
+      return k ? paced(k, req) : http(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   };
 }

@@ -259,6 +259,8 @@ export function createRunner(options: RunnerOptions): Runner {
         secrets,
         env: options.env,
         signal,
+        // This execution's alone (the queue's, lent, or the one made above).
+        signalOwned: true,
         config: config.values,
       };
       // The row was read for this run only (a fresh object): the engine may update its record in place.
