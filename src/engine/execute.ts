@@ -112,6 +112,14 @@ export function isoTime(ms: number): string {
   return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }
 
+/** Whether a connector's calls need a resolved connection (fields or an auth scheme). */
+function needsConnection(runtime: ConnectorRuntime): boolean {
+  const m = runtime.manifest;
+  if (m.auth && m.auth.type !== 'none') return true;
+  for (const k in m.connection) if (Object.hasOwn(m.connection, k)) return true;
+  return false;
+}
+
 /** Longest run of steps without giving the event loop a turn (no stall above 50 ms: issue 13). */
 export const YIELD_AFTER_MS = 5;
 
@@ -139,11 +147,12 @@ class Execution {
   private readonly controller: AbortController | undefined;
   /** Aborted on the execution's timeout or its interruption; what steps and calls run under. */
   private readonly signal: AbortSignal;
-  private readonly connections = new Map<string, Promise<Record<string, string>>>();
+  /** Per app, made on first use (most executions resolve none, or one). */
+  private connections: Map<string, Promise<Record<string, string>>> | undefined;
   private persistChain: Promise<void> = Promise.resolve();
   private crashed: CheckpointError | undefined;
   /** Action steps found `running` with inputs recorded in the given record: their call may have happened. */
-  private readonly caughtRunning = new Set<string>();
+  private caughtRunning: Set<string> | undefined;
 
   constructor(
     private readonly compiled: CompiledWorkflow,
@@ -217,17 +226,42 @@ class Execution {
   private persist(step?: StepRecord): Promise<void> {
     if (this.crashed) return Promise.reject(this.crashed);
     const changed = step ? [step] : [];
-    this.persistChain = this.persistChain.then(async () => {
-      if (this.crashed) throw this.crashed;
+    if (this.persisting === 0) {
+      // None in flight: checkpoint now rather than a turn of the chain later (two promises
+      // and an async frame less per step); later ones still wait for this one.
+      let p: Promise<void>;
       try {
+        p = Promise.resolve(this.deps.checkpoint(this.record, changed));
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      this.persisting++;
+      this.persistChain = p.then(this.persisted, this.persistFailed);
+      return this.persistChain;
+    }
+    this.persisting++;
+    this.persistChain = this.persistChain.then(async () => {
+      try {
+        if (this.crashed) throw this.crashed;
         await this.deps.checkpoint(this.record, changed);
       } catch (err) {
-        this.crashed = err instanceof CheckpointError ? err : new CheckpointError(err);
-        throw this.crashed;
+        this.persistFailed(err);
       }
+      this.persisting--;
     });
     return this.persistChain;
   }
+
+  /** Checkpoints asked for and not yet settled (see persist). */
+  private persisting = 0;
+  private readonly persisted = () => {
+    this.persisting--;
+  };
+  private readonly persistFailed = (err: unknown): never => {
+    this.persisting--;
+    this.crashed = err instanceof CheckpointError ? err : new CheckpointError(err);
+    throw this.crashed;
+  };
 
   async run(): Promise<ExecutionRecord> {
     const r = this.record;
@@ -338,28 +372,23 @@ class Execution {
     const leaf = step.kind === 'action' || step.kind === 'delay' || step.kind === 'stop' || step.kind === 'code';
     if (prev && leaf && prev.status !== 'running') return this.replay(step, prev, frame);
     // Inputs are recorded just before an action is called: with them, the call may have happened.
-    if (prev && step.kind === 'action' && prev.status === 'running' && prev.inputs !== undefined) this.caughtRunning.add(path);
+    if (prev && step.kind === 'action' && prev.status === 'running' && prev.inputs !== undefined) (this.caughtRunning ??= new Set()).add(path);
 
     const now = this.deps.clock.now();
-    const rec: StepRecord = prev ?? {
-      path,
-      id: step.id,
-      ...(step.name !== undefined ? { name: step.name } : {}),
-      kind: step.kind,
-      ...(step.kind === 'action' ? { uses: step.uses } : {}),
-      status: 'running',
-      attempts: 0,
-      startedAt: this.iso(now),
-    };
-    if (!prev) this.record.steps[path] = rec;
+    let rec: StepRecord;
+    if (prev) rec = prev;
+    else {
+      // Fields in this order (the stored JSON's), without a spread object per optional field.
+      rec = { path, id: step.id } as StepRecord;
+      if (step.name !== undefined) rec.name = step.name;
+      rec.kind = step.kind;
+      if (step.kind === 'action') rec.uses = step.uses;
+      rec.status = 'running';
+      rec.attempts = 0;
+      rec.startedAt = this.iso(now);
+      this.record.steps[path] = rec;
+    }
     const started = prev ? Date.parse(prev.startedAt) : now;
-    const finish = (status: StepRecord['status']) => {
-      const end = this.deps.clock.now();
-      rec.status = status;
-      delete rec.callInFlight;
-      rec.endedAt = this.iso(end);
-      rec.durationMs = end - started;
-    };
 
     try {
       if (this.signal.aborted) throw this.signal.reason;
@@ -367,7 +396,7 @@ class Execution {
       if (step.when && !isTruthy(await this.render(step.when, ctx, step, path, '/when'))) {
         delete rec.output;
         delete rec.error;
-        finish('skipped');
+        this.finishStep(rec, 'skipped', started);
         frame.steps[step.id] = {};
         await this.persist(rec);
         return;
@@ -375,7 +404,7 @@ class Execution {
       const output = await this.dispatch(step, frame, rec, ctx, path);
       if (output !== undefined) rec.output = this.redactor.value(output);
       delete rec.error;
-      finish('succeeded');
+      this.finishStep(rec, 'succeeded', started);
       frame.steps[step.id] = { output };
       this.deps.logger.debug('step succeeded', { execution: this.record.id, step: path, attempts: rec.attempts });
       await this.persist(rec);
@@ -383,14 +412,14 @@ class Execution {
       if (err instanceof CheckpointError) throw err;
       if (this.interrupted()) throw this.signal.reason;
       if (err instanceof FilteredSignal) {
-        if (rec.status === 'running') finish('succeeded');
+        if (rec.status === 'running') this.finishStep(rec, 'succeeded', started);
         await this.persist(rec);
         throw err;
       }
       const info = toErrorInfo(err, path, this.redactor);
       await this.locate(err, info);
       rec.error = info;
-      finish('failed');
+      this.finishStep(rec, 'failed', started);
       this.deps.logger.debug('step failed', { execution: this.record.id, step: path, code: info.code });
       // An execution timeout is not the step's to handle.
       if (this.signal.aborted) {
@@ -399,6 +428,14 @@ class Execution {
       }
       await this.handleFailure(step, rec, info, frame);
     }
+  }
+
+  private finishStep(rec: StepRecord, status: StepRecord['status'], started: number): void {
+    const end = this.deps.clock.now();
+    rec.status = status;
+    delete rec.callInFlight;
+    rec.endedAt = this.iso(end);
+    rec.durationMs = end - started;
   }
 
   /** Adds where in the workflow file an expression hit its limit (`deps.locate`), when known. */
@@ -494,10 +531,10 @@ class Execution {
     }
     // Shopify orderCreate and the like: a second call may apply the action a second time.
     const idempotent = runtime.manifest.actions?.[step.action]?.idempotent !== false;
-    if (!idempotent && this.caughtRunning.has(path)) {
+    if (!idempotent && this.caughtRunning?.has(path)) {
       throw outcomeUnknownError(path, step.uses, 'the previous run stopped during its call');
     }
-    const connection = await this.connection(step.app, runtime);
+    const connection = needsConnection(runtime) ? await this.connection(step.app, runtime) : {};
     const input = (await this.render(step.with, ctx, step, path, '/with')) as Record<string, unknown>;
     rec.inputs = redactActionInput(this.redactor, input);
     // Durable "about to call" mark: if the process dies during the call, resume sees the step
@@ -521,9 +558,7 @@ class Execution {
 
   private connection(app: string, runtime: ConnectorRuntime): Promise<Record<string, string>> {
     const m = runtime.manifest;
-    const needs = Object.keys(m.connection ?? {}).length > 0 || (m.auth && m.auth.type !== 'none');
-    if (!needs) return Promise.resolve({});
-    let p = this.connections.get(app);
+    let p = (this.connections ??= new Map()).get(app);
     if (!p) {
       p = this.deps.resolveConnection(app, this.record.userId).then((conn) => {
         const fields = m.connection ?? {};

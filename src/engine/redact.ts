@@ -32,43 +32,59 @@ export function isSecretKey(key: string): boolean {
 }
 
 export function createRedactor(initial: Iterable<string | undefined> = []): Redactor {
-  const secrets = new Set<string>();
+  const r = new SetRedactor();
+  r.add(initial);
+  return r;
+}
+
+const NO_SECRETS: string[] = [];
+
+/**
+ * One per execution: a class, its sets made when a first secret is added (most executions
+ * have none), rather than two sets and five closures each.
+ */
+class SetRedactor implements Redactor {
+  private secrets: Set<string> | undefined;
   // Secret values that are numbers' text (a numeric secret config value): a step may echo
   // the number itself, which has no text to search.
-  const numbers = new Set<number>();
-  let sorted: string[] = [];
-  const add = (values: Iterable<string | undefined>) => {
+  private numbers: Set<number> | undefined;
+  /** Longest first so a secret containing another is replaced whole. */
+  private sorted: string[] = NO_SECRETS;
+
+  add(values: Iterable<string | undefined>): void {
     let changed = false;
     for (const v of values) {
-      if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH && !secrets.has(v)) {
-        secrets.add(v);
-        if (NUMBER_RE.test(v) && String(Number(v)) === v) numbers.add(Number(v));
+      if (typeof v === 'string' && v.length >= MIN_SECRET_LENGTH && !this.secrets?.has(v)) {
+        (this.secrets ??= new Set()).add(v);
+        if (NUMBER_RE.test(v) && String(Number(v)) === v) (this.numbers ??= new Set()).add(Number(v));
         changed = true;
       }
     }
-    // Longest first so a secret containing another is replaced whole.
-    if (changed) sorted = [...secrets].sort((a, b) => b.length - a.length);
-  };
-  add(initial);
+    if (changed) this.sorted = [...this.secrets!].sort((a, b) => b.length - a.length);
+  }
 
-  const text = (s: string): string => {
-    if (sorted.length === 0) return s;
+  text(s: string): string {
+    if (this.sorted.length === 0) return s;
     let out = s;
-    for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    for (const secret of this.sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
     return out;
-  };
+  }
+
+  value<T>(v: T, options?: { byKey?: boolean }): T {
+    return this.walk(v, options?.byKey ?? true, 0) as T;
+  }
 
   // Copy on write: a value with nothing to redact comes back as itself (most step inputs and
   // outputs), so storing it costs a scan, not a deep copy. Callers treat stored values as read-only.
-  const walk = (v: unknown, byKey: boolean, depth: number): unknown => {
-    if (typeof v === 'string') return sorted.length === 0 ? v : text(v);
-    if (typeof v === 'number') return numbers.size !== 0 && numbers.has(v) ? REDACTED : v;
+  private walk(v: unknown, byKey: boolean, depth: number): unknown {
+    if (typeof v === 'string') return this.sorted.length === 0 ? v : this.text(v);
+    if (typeof v === 'number') return this.numbers !== undefined && this.numbers.has(v) ? REDACTED : v;
     if (v === null || typeof v !== 'object' || depth > 64) return v;
     if (Array.isArray(v)) {
       let out: unknown[] | undefined;
       for (let i = 0; i < v.length; i++) {
         const x = v[i];
-        const w = walk(x, byKey, depth + 1);
+        const w = this.walk(x, byKey, depth + 1);
         if (w !== x && out === undefined) out = v.slice(0, i);
         if (out !== undefined) out.push(w);
       }
@@ -82,9 +98,9 @@ export function createRedactor(initial: Iterable<string | undefined> = []): Reda
       let w: unknown;
       if (byKey && x !== null && x !== undefined && typeof x !== 'object' && isSecretKey(k)) {
         // Learn it, so the same value echoed elsewhere (an output, an error) is redacted too.
-        if (typeof x === 'string') add([x]);
+        if (typeof x === 'string') this.add([x]);
         w = REDACTED;
-      } else w = walk(x, byKey, depth + 1);
+      } else w = this.walk(x, byKey, depth + 1);
       if (w !== x && out === undefined) {
         out = {};
         for (let j = 0; j < i; j++) setOwn(out, keys[j], (v as Record<string, unknown>)[keys[j]]);
@@ -92,13 +108,7 @@ export function createRedactor(initial: Iterable<string | undefined> = []): Reda
       if (out !== undefined) setOwn(out, k, w);
     }
     return out ?? v;
-  };
-
-  return {
-    add,
-    text,
-    value: <T>(v: T, options: { byKey?: boolean } = {}) => walk(v, options.byKey ?? true, 0) as T,
-  };
+  }
 }
 
 /**
