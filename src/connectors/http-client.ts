@@ -338,32 +338,48 @@ export function parsedUrl(text: string): URL {
  * caller set one), passes the step's abort signal, and turns network failures and non-2xx
  * answers into StepError. Returns only successful responses.
  */
-export async function sendActionRequest(
+export function sendActionRequest(
   ctx: Pick<ActionContext, 'http' | 'idempotencyKey' | 'signal' | 'now'>,
   req: HttpRequest,
   label: string,
-  options: { hint?: string; allowStatus?: (status: number) => boolean } = {},
+  options?: { hint?: string; allowStatus?: (status: number) => boolean },
 ): Promise<HttpResponse> {
-  if (!isHttpUrl(req.url)) {
-    // A bad URL is a mapping or configuration mistake: retrying cannot fix it.
-    throw new StepError(`${label}: "${safeUrl(req.url)}" is not an absolute http(s) URL`, {
-      code: 'E_INPUT',
-      retryable: false,
-      hint: 'Check the base URL (connector `baseUrl` or apps.<name>.baseUrl) and the request path.',
-    });
-  }
-  const headers: Record<string, string> = { ...(req.headers ?? {}) };
-  if (ctx.idempotencyKey && !hasHeader(headers, 'idempotency-key')) headers['Idempotency-Key'] = ctx.idempotencyKey;
-  let res: HttpResponse;
+  // Not an async function: one promise chain per call, not an async frame over the client's
+  // promise. Every failure is still a rejection, never a synchronous throw.
+  let headers: Record<string, string>;
   try {
-    res = await ctx.http({ ...req, headers, signal: req.signal ?? ctx.signal });
+    if (!isHttpUrl(req.url)) {
+      // A bad URL is a mapping or configuration mistake: retrying cannot fix it.
+      throw new StepError(`${label}: "${safeUrl(req.url)}" is not an absolute http(s) URL`, {
+        code: 'E_INPUT',
+        retryable: false,
+        hint: 'Check the base URL (connector `baseUrl` or apps.<name>.baseUrl) and the request path.',
+      });
+    }
+    headers = { ...(req.headers ?? {}) };
+    if (ctx.idempotencyKey && !hasHeader(headers, 'idempotency-key')) headers['Idempotency-Key'] = ctx.idempotencyKey;
   } catch (err) {
-    throw stepErrorFromNetwork(err, label, ctx.signal);
+    return Promise.reject(err);
   }
-  if (options.allowStatus?.(res.status)) return res;
-  const error = stepErrorFromResponse(res, { nowMs: ctx.now(), label, hint: options.hint });
-  if (error) throw error;
-  return res;
+  let sent: Promise<HttpResponse>;
+  try {
+    sent = ctx.http({ ...req, headers, signal: req.signal ?? ctx.signal });
+  } catch (err) {
+    return Promise.reject(stepErrorFromNetwork(err, label, ctx.signal));
+  }
+  return Promise.resolve(sent).then(
+    (res) => {
+      if (options?.allowStatus?.(res.status)) return res;
+      // 2xx and 3xx need no error (nor the clock's time for one).
+      if (res.status < 400) return res;
+      const error = stepErrorFromResponse(res, { nowMs: ctx.now(), label, hint: options?.hint });
+      if (error) throw error;
+      return res;
+    },
+    (err: unknown) => {
+      throw stepErrorFromNetwork(err, label, ctx.signal);
+    },
+  );
 }
 
 /** Parses a JSON body; an unparseable one is a non-retryable StepError naming the call. */

@@ -571,39 +571,48 @@ class Execution {
   }
 
   /** Calls `fn` under the step's timeout, retrying per its policy. */
-  private async withRetry(
+  private withRetry(
     step: CompiledActionStep,
     rec: StepRecord,
     path: string,
     fn: (signal: AbortSignal) => Promise<unknown>,
     idempotent = true,
-  ) {
+  ): Promise<unknown> {
+    // An attempt, and on its failure the retry policy: a promise chain rather than an async
+    // frame around every call (most calls succeed at the first attempt).
+    rec.attempts += 1;
+    return this.withTimeout(fn, step.timeoutMs, path).then(undefined, (err: unknown) => this.afterAttempt(step, rec, path, fn, idempotent, err));
+  }
+
+  /** After a failed attempt: the error to fail with, or the next attempt once its wait is over. */
+  private async afterAttempt(
+    step: CompiledActionStep,
+    rec: StepRecord,
+    path: string,
+    fn: (signal: AbortSignal) => Promise<unknown>,
+    idempotent: boolean,
+    err: unknown,
+  ): Promise<unknown> {
     const policy = step.retry;
-    for (;;) {
-      rec.attempts += 1;
-      try {
-        return await this.withTimeout(fn, step.timeoutMs, path);
-      } catch (err) {
-        if (this.signal.aborted) throw this.signal.reason;
-        // The step timeout cut the call short: it may have reached the service.
-        if (!idempotent && err instanceof StepError && err.code === 'E_STEP_TIMEOUT') {
-          throw outcomeUnknownError(path, step.uses, `timed out after ${step.timeoutMs} ms during its call`, err);
-        }
-        if (!isRetryable(err) || rec.attempts >= policy.attempts) throw err;
-        const wait = retryDelay(err, policy, rec.attempts, this.deps.random);
-        this.deps.logger.debug('retrying step', { execution: this.record.id, step: path, attempt: rec.attempts, waitMs: wait });
-        // Checkpointed, so a host can show what the execution waits for (`emit --wait`).
-        rec.retryAt = this.iso(this.deps.clock.now() + wait);
-        await this.persist(rec);
-        try {
-          await this.deps.clock.sleep(wait, this.signal);
-        } catch (sleepErr) {
-          throw this.signal.aborted ? this.signal.reason : sleepErr;
-        } finally {
-          delete rec.retryAt;
-        }
-      }
+    if (this.signal.aborted) throw this.signal.reason;
+    // The step timeout cut the call short: it may have reached the service.
+    if (!idempotent && err instanceof StepError && err.code === 'E_STEP_TIMEOUT') {
+      throw outcomeUnknownError(path, step.uses, `timed out after ${step.timeoutMs} ms during its call`, err);
     }
+    if (!isRetryable(err) || rec.attempts >= policy.attempts) throw err;
+    const wait = retryDelay(err, policy, rec.attempts, this.deps.random);
+    this.deps.logger.debug('retrying step', { execution: this.record.id, step: path, attempt: rec.attempts, waitMs: wait });
+    // Checkpointed, so a host can show what the execution waits for (`emit --wait`).
+    rec.retryAt = this.iso(this.deps.clock.now() + wait);
+    await this.persist(rec);
+    try {
+      await this.deps.clock.sleep(wait, this.signal);
+    } catch (sleepErr) {
+      throw this.signal.aborted ? this.signal.reason : sleepErr;
+    } finally {
+      delete rec.retryAt;
+    }
+    return this.withRetry(step, rec, path, fn, idempotent);
   }
 
   private withTimeout(fn: (signal: AbortSignal) => Promise<unknown>, timeoutMs: number | undefined, path: string): Promise<unknown> {

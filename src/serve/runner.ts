@@ -91,16 +91,26 @@ export function createRunner(options: RunnerOptions): Runner {
   // Opened config per sealed value (a new seal has a new iv): one decryption per installation
   // change, not per execution. Clear values stay in this process's memory only, as they do
   // while an execution runs; the state keeps them sealed.
-  const configs = new Map<string, { def: IntegrationDef; opened: ReturnType<typeof openConfig> }>();
-  const configOf = (installation: InstallationRecord, def: IntegrationDef) => {
+  const configs = new Map<string, ConfigEntry>();
+  const configOf = (installation: InstallationRecord, def: IntegrationDef): ConfigEntry => {
     const key = `${installation.id}\0${installation.config.kid}\0${installation.config.iv}\0${installation.config.tag}`;
     const hit = configs.get(key);
-    if (hit && hit.def === def) return hit.opened;
+    if (hit && hit.def === def) return hit;
     const opened = openConfig(options.keyring, installation, def);
     deepFreeze(opened.values);
     if (configs.size >= 10_000) configs.clear();
-    configs.set(key, { def, opened });
-    return opened;
+    const entry: ConfigEntry = { def, opened };
+    configs.set(key, entry);
+    return entry;
+  };
+  /**
+   * The values to redact: the release's stream secrets and the config's secret values, merged
+   * once per (config, release) rather than per execution; frozen, as it is shared.
+   */
+  const secretsFor = (entry: ConfigEntry, project: LoadedProject): Record<string, string> => {
+    if (entry.secrets && entry.secretsOf === project) return entry.secrets;
+    entry.secretsOf = project;
+    return (entry.secrets = Object.freeze({ ...secretsOf(project), ...entry.opened.secretValues }));
   };
 
   /** Loads an execution and what its bounds apply to; the queue decides when it runs. */
@@ -197,10 +207,12 @@ export function createRunner(options: RunnerOptions): Runner {
         compiled.set(routed.workflow.def, c);
       }
       const compiledWorkflow = c;
-      const config = configOf(installation, version.def);
+      const configEntry = configOf(installation, version.def);
+      const config = configEntry.opened;
       // Config values marked secret are redacted wherever the engine records values.
-      const secrets: Record<string, string> = { ...secretsOf(version.defs.project), ...config.secretValues };
-      const accounts = new Map<string, string>();
+      const secrets = secretsFor(configEntry, version.defs.project);
+      // App -> account of the connections resolved (made on the first one: most executions resolve none).
+      let accounts: Map<string, string> | undefined;
       // What is waited for follows the engine's durability rules (engine/durability.ts, as in
       // alloy dev): a non-idempotent call's in-flight mark and the final record are durable
       // before the engine goes on; a step that acted outside the process, or one waiting to
@@ -236,7 +248,7 @@ export function createRunner(options: RunnerOptions): Runner {
         if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record, false).catch(() => {});
         return Promise.resolve();
       };
-      const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts.get('shopify') ?? ''}` : undefined));
+      const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts?.get('shopify') ?? ''}` : undefined));
       const deps: EngineDeps = {
         connectors,
         // `signal` is the engine's `signal` (below): the engine aborts the signal it hands a
@@ -252,7 +264,7 @@ export function createRunner(options: RunnerOptions): Runner {
           if (!runtime) throw new MissingSecretError(`no connector "${app}"`, 'use a built-in connector');
           const credentialId = installation.credentials[app];
           const values = await fromState(() => options.connections.resolve(runtime.manifest, credentialId, installation.userId));
-          if (values.shop) accounts.set(app, values.shop);
+          if (values.shop) (accounts ??= new Map()).set(app, values.shop);
           return values;
         },
         settings: options.settings,
@@ -295,6 +307,14 @@ export function createRunner(options: RunnerOptions): Runner {
       await queue.stop(started ? graceMs : 0);
     },
   };
+}
+
+interface ConfigEntry {
+  def: IntegrationDef;
+  opened: ReturnType<typeof openConfig>;
+  /** See secretsFor. */
+  secrets?: Record<string, string>;
+  secretsOf?: LoadedProject;
 }
 
 /** Config values are shared by the executions of an installation: none may change them. */
