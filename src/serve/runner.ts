@@ -255,7 +255,8 @@ export function createRunner(options: RunnerOptions): Runner {
         // step's calls when that one aborts, so a call with a signal needs no link of its own
         // (as in alloy dev; a controller and two listeners per call were measurable).
         http: (req) => paced(req.signal ? req : { ...req, signal }),
-        clock: { now, sleep: (ms, s) => realClock.sleep(ms, s ? AbortSignal.any([s, signal]) : signal) },
+        // The engine's delays and retry waits pass `signal` itself (signalOwned): no AbortSignal.any for those.
+        clock: { now, sleep: (ms, s) => realClock.sleep(ms, s && s !== signal ? AbortSignal.any([s, signal]) : signal) },
         random: Math.random,
         checkpoint: (record, changed) => checkpoint(record, changed),
         logger: silentLogger,
