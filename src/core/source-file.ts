@@ -5,8 +5,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { open, stat } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
-import { CORE_SCHEMA, load as loadYaml, Type as YamlType } from 'js-yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Pair, type Tags } from 'yaml';
+import { FAILSAFE_SCHEMA, load as loadYaml, Type as YamlType } from 'js-yaml';
 import { LineIndex, makeDiagnostic, type Diagnostic } from './diagnostics.js';
 
 /** Definition files are small; anything larger is refused by size before it is read. */
@@ -103,63 +103,81 @@ function formatBytes(n: number): string {
 }
 
 /**
- * A scalar under an explicit core tag (`!!null`, `!!bool`, `!!int`, `!!float`), resolved as the
- * YAML 1.2 core schema says (yaml.org/spec/1.2.2, 10.3.2), or undefined when the text does not
- * fit the tag. Both parsing paths use it: the `yaml` package resolves `!!float 1` only when the
- * text looks like a float (it refused it as an unsupported tag), and js-yaml also takes YAML 1.1
- * forms (`!!int 1_000`, `!!int 0b11`), so each would give a file another value.
+ * The YAML 1.2 core schema's scalars (yaml.org/spec/1.2.2, 10.3.2), the one resolver of both
+ * parsing paths: a plain scalar is null, a boolean, an integer or a float when its text fits
+ * that tag's regular expression (tried in this order), else a string; an explicit core tag
+ * (`!!int "7"`) takes the same texts. Left to themselves the paths disagreed: js-yaml's
+ * "core" takes YAML 1.1 forms (`0b11`, `-0x1F`, `-0o17`, `!!int 1_000`) and refuses `-.5`,
+ * and the `yaml` package switches to YAML 1.1 (`yes`, timestamps) under `%YAML 1.1`.
  */
-const CORE_SCALAR_TAGS: Record<string, { what: string; resolve(text: string): { value: unknown } | undefined }> = {
-  null: { what: 'null, ~ or nothing', resolve: (t) => (/^(?:null|Null|NULL|~|)$/.test(t) ? { value: null } : undefined) },
-  bool: {
-    what: 'true or false',
-    resolve: (t) => (/^(?:true|True|TRUE)$/.test(t) ? { value: true } : /^(?:false|False|FALSE)$/.test(t) ? { value: false } : undefined),
-  },
+const CORE_SCALARS = {
+  null: { what: 'null, ~ or nothing', test: /^(?:null|Null|NULL|~|)$/, value: () => null },
+  bool: { what: 'true or false', test: /^(?:true|True|TRUE|false|False|FALSE)$/, value: (t: string) => t[0] === 't' || t[0] === 'T' },
   int: {
     what: 'an integer such as 12, -3, 0o14 or 0xC',
-    resolve: (t) =>
-      /^[-+]?[0-9]+$/.test(t) ? { value: Number(t) } : /^0o[0-7]+$/.test(t) ? { value: parseInt(t.slice(2), 8) } : /^0x[0-9a-fA-F]+$/.test(t) ? { value: parseInt(t.slice(2), 16) } : undefined,
+    test: /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/,
+    // `+ 0`: an integer has no sign of zero (`-0` is 0; `-0.0`, a float, stays -0).
+    value: (t: string) => (t.startsWith('0o') ? parseInt(t.slice(2), 8) : t.startsWith('0x') ? parseInt(t.slice(2), 16) : Number(t) + 0),
   },
   float: {
     what: 'a number such as 1, 1.5, -2e3, .inf or .nan',
-    resolve: (t) =>
-      /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(t)
-        ? { value: Number(t) }
-        : /^[-+]?\.(?:inf|Inf|INF)$/.test(t)
-          ? { value: t.startsWith('-') ? -Infinity : Infinity }
-          : /^\.(?:nan|NaN|NAN)$/.test(t)
-            ? { value: NaN }
-            : undefined,
+    test: /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/,
+    value: (t: string) => (/^[-+]?\.inf$/i.test(t) ? (t.startsWith('-') ? -Infinity : Infinity) : /^\.nan$/i.test(t) ? NaN : Number(t)),
   },
-};
+} satisfies Record<string, { what: string; test: RegExp; value(text: string): unknown }>;
+
+/** What an untagged plain scalar is, as the core schema resolves it (exported for tests). */
+export function resolvePlainScalar(text: string): unknown {
+  for (const t of Object.values(CORE_SCALARS)) if (t.test.test(text)) return t.value(text);
+  return text;
+}
 
 const CORE_TAG_PREFIX = 'tag:yaml.org,2002:';
+const CORE_SCALAR_ENTRIES = Object.entries(CORE_SCALARS);
 
-/** The `yaml` package's form: a value that does not fit is a located error (E_YAML_TAG). */
-const CORE_TAGS_FOR_YAML = Object.entries(CORE_SCALAR_TAGS).map(([name, t]) => ({
-  tag: CORE_TAG_PREFIX + name,
-  resolve(text: string, onError: (message: string) => void): unknown {
-    const r = t.resolve(text);
-    if (r) return r.value;
-    onError(`${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)} does not fit its tag !!${name}: expected ${t.what}`);
-    return text;
-  },
-}));
+/**
+ * The `yaml` package's form. `default: true` with `test`: the tag resolves untagged plain
+ * scalars; the same tag again without `test` serves explicit tags, where a value that does not
+ * fit is a located error (E_YAML_TAG) rather than a string.
+ */
+const CORE_TAGS_FOR_YAML = [
+  // A null key is the property "null", as js-yaml (String(null)) has it; the package made it "".
+  { tag: CORE_TAG_PREFIX + 'null', default: 'key' as const, test: CORE_SCALARS.null.test, resolve: () => 'null' },
+  ...CORE_SCALAR_ENTRIES.map(([name, t]) => ({ tag: CORE_TAG_PREFIX + name, default: true as const, test: t.test, resolve: (text: string) => t.value(text) })),
+  ...CORE_SCALAR_ENTRIES.map(([name, t]) => ({
+    tag: CORE_TAG_PREFIX + name,
+    resolve(text: string, onError: (message: string) => void): unknown {
+      if (t.test.test(text)) return t.value(text);
+      onError(`${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)} does not fit its tag !!${name}: expected ${t.what}`);
+      return text;
+    },
+  })),
+];
 
-/** js-yaml's form, for explicit tags only (untagged scalars keep js-yaml's core schema). */
-const FAST_SCHEMA = CORE_SCHEMA.extend({
-  explicit: Object.entries(CORE_SCALAR_TAGS).map(
-    ([name, t]) => new YamlType(CORE_TAG_PREFIX + name, { kind: 'scalar', resolve: (text: string | null) => t.resolve(text ?? '') !== undefined, construct: (text: string | null) => t.resolve(text ?? '')?.value }),
+/** js-yaml's form: the failsafe schema (str, seq, map) and the core scalars above, nothing else. */
+const FAST_SCHEMA = FAILSAFE_SCHEMA.extend({
+  implicit: CORE_SCALAR_ENTRIES.map(
+    ([name, t]) => new YamlType(CORE_TAG_PREFIX + name, { kind: 'scalar', resolve: (text: string | null) => t.test.test(text ?? ''), construct: (text: string | null) => t.value(text ?? '') }),
   ),
 });
 
 /**
- * Positioned parsing options. `resolveKnownTags: false`: the YAML 1.1 tags the parser would
- * otherwise resolve when named (`!!binary`, `!!set`, `!!omap`, `!!timestamp`) make values JSON
- * cannot hold (a byte array, a Set that is stored as `{}`); they are reported as E_YAML_TAG,
- * as the fast path's js-yaml core schema refuses them. `customTags`: the core scalar tags above.
+ * Positioned parsing options. `schema: 'core'`, with its scalar tags replaced by the ones above
+ * (the string, map and seq tags stay): named, it also holds under a `%YAML 1.1` directive.
+ * `resolveKnownTags: false`: the YAML 1.1 tags the parser would otherwise resolve when named
+ * (`!!binary`, `!!set`, `!!omap`, `!!timestamp`) make values JSON cannot hold (a byte array, a
+ * Set that is stored as `{}`); they are reported as E_YAML_TAG, as the fast path refuses them.
  */
-const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, resolveKnownTags: false, customTags: CORE_TAGS_FOR_YAML } as const;
+const YAML_OPTIONS = {
+  // Keys are compared as the property names they become: `2` and `"2"`, `null` and `"null"` are one key
+  // (js-yaml refuses them; the package kept the last value silently).
+  uniqueKeys: (a: unknown, b: unknown) => a === b || (isScalar(a) && isScalar(b) && String(a.value) === String(b.value)),
+  prettyErrors: false,
+  strict: true,
+  schema: 'core',
+  resolveKnownTags: false,
+  customTags: (tags: Tags) => [...tags.filter((t) => typeof t === 'object' && ['map', 'seq', 'str'].includes(t.tag.slice(CORE_TAG_PREFIX.length))), ...CORE_TAGS_FOR_YAML],
+} as const;
 
 const YAML_CODES: Record<string, { code: string; hint?: string; message?: (text: string, pos: [number, number]) => string }> = {
   DUPLICATE_KEY: {
@@ -209,6 +227,19 @@ export function parseSource(file: string, text: string): SourceFile {
         : makeDiagnostic(file, index, [w.pos[0], w.pos[1]], 'error', 'E_YAML_TAG', `unsupported YAML tag ${tag}`, 'remove the tag: definitions hold JSON values (strings, numbers, booleans, null, maps, lists); quote a value to keep it a string'),
     );
   }
+  // A list or map as a key has no property name: the package wrote "[ a, b ]" (and a process
+  // warning), js-yaml "a,b" or "[object Object]". Refused; the fast path sends such files here.
+  if (diagnostics.length === 0) {
+    visit(doc, {
+      Pair(_, pair) {
+        const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+        if (key != null && !isScalar(key)) {
+          const r = nodeRange(pair.key) ?? [0, 0];
+          diagnostics.push(makeDiagnostic(file, index, r, 'error', 'E_YAML_KEY', 'a list or map as a key', 'keys are strings (or numbers, true, false, null, read as their text); quote the key'));
+        }
+      },
+    });
+  }
   if (diagnostics.length > 0) return { file, text, index, doc, value: undefined, diagnostics };
   let value: unknown;
   try {
@@ -221,9 +252,11 @@ export function parseSource(file: string, text: string): SourceFile {
 
 /** An anchor or alias token: such files take the positioned path, which bounds alias expansion. */
 const ANCHOR_OR_ALIAS = /(^|[\s[{,])[&*][^\s,\]}]/m;
+/** A possible list or map key (`? ` or `]:`/`}:`): such files take the positioned path, which refuses them. */
+const COMPLEX_KEY = /(?:^|[\s[{,])\?(?:\s|$)|[\]}][ \t]*:/m;
 
 /**
- * Like parseSource, but the value comes from js-yaml (YAML 1.2 core schema, many times
+ * Like parseSource, but the value comes from js-yaml (the same YAML 1.2 core scalars, many times
  * faster than building a positioned document) and the positioned document is parsed only
  * when something asks for `doc`, i.e. when a diagnostic or a failure needs a line:col.
  * For large files read often and rarely wrong (test files). Anything js-yaml refuses, and
@@ -241,6 +274,7 @@ export function parseFastPath(file: string, text: string): SourceFile | undefine
   const body = text.replace(/^\uFEFF/, '');
   // The regex tries every position of the text: look for its two characters first.
   if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return undefined;
+  if ((body.includes('?') || body.includes(']') || body.includes('}')) && COMPLEX_KEY.test(body)) return undefined;
   let value: unknown;
   try {
     value = loadYaml(body, { schema: FAST_SCHEMA, json: false });
