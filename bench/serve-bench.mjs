@@ -19,7 +19,8 @@
 // CPU per request is the steadier column; a single-threaded target at half the raw server's
 // rate has about twice its CPU per request to spend (a CPU ratio of 2x).
 //
-// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S] [--random-keys]
+// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S] [--random-keys] [--ablate]
+// --ablate adds to (a) alloy serve with run/event's write removed (executions and key not stored).
 // Profile a target: SERVE_BENCH_PROF=<dir> adds --cpu-prof to the serve targets.
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,6 +40,7 @@ const only = argValue('--only');
 const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
 const DURATION_S = Number(argValue('--duration') ?? (quick ? 3 : 5));
 const RANDOM_KEYS = process.argv.includes('--random-keys');
+const ABLATE = process.argv.includes('--ablate');
 const CONNECTIONS = 50;
 const SCALE = 1000;
 const SHOPIFY_SECRET = 'bench_shopify_secret';
@@ -163,10 +165,20 @@ console.log(`wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s, ${RUNS} run(s), targets 
 if (only === undefined || only === 'a' || only === 'c') {
   const events = eventScript('event');
   const webhook = webhookScript();
-  const m = { raw: [], durable: [], event1: [], eventN: [], hook1: [], hookN: [] };
+  const m = { raw: [], durable: [], ablated: [], event1: [], eventN: [], hook1: [], hookN: [] };
   for (let i = 0; i < RUNS; i++) {
-    const order = i % 2 ? ['serveN', 'serve1', 'durable', 'raw'] : ['raw', 'durable', 'serve1', 'serveN'];
+    const order = i % 2 ? ['serveN', 'serve1', 'ablated', 'durable', 'raw'] : ['raw', 'durable', 'ablated', 'serve1', 'serveN'];
     for (const which of order) {
+      if (which === 'ablated') {
+        if (!ABLATE || only === 'c') continue;
+        const t = await startTarget('serve-ingest', { env: { BENCH_INSTALLATIONS: '1', BENCH_ABLATE_STORE: '1' } });
+        try {
+          m.ablated.push(await measureIngest(t, events));
+        } finally {
+          await t.stop();
+        }
+        continue;
+      }
       if (which === 'raw' || which === 'durable') {
         if (only === 'c') continue;
         const t = await startTarget(which === 'raw' ? 'raw-ingest' : 'raw-durable');
@@ -192,7 +204,8 @@ if (only === undefined || only === 'a' || only === 'c') {
     const raw = summarize(m.raw);
     const durable = summarize(m.durable);
     const serve = summarize(m.event1);
-    table('(a) POST /v1/run/event durable ingest: alloy serve (API key, schema, route, persist + fsync, 202) vs raw node:http (parse, 202)', 'req/s', [['alloy serve', serve], ['raw node:http + SQLite', durable], ['raw node:http', raw]], raw);
+    const rows = [['alloy serve', serve], ...(ABLATE ? [['alloy serve, nothing stored (ablation)', summarize(m.ablated)]] : []), ['raw node:http + SQLite', durable], ['raw node:http', raw]];
+    table('(a) POST /v1/run/event durable ingest: alloy serve (API key, schema, route, persist + fsync, 202) vs raw node:http (parse, 202)', 'req/s', rows, raw);
     console.log(`  rate ratio ${(serve.rate / raw.rate).toFixed(2)}x (aim ≥ 0.5x); against the raw server that also stores the request durably (same group commit and fdatasync): ${(serve.rate / durable.rate).toFixed(2)}x rate, ${(durable.cpuUs / serve.cpuUs).toFixed(2)}x CPU`);
   }
   if (only !== 'a') {
