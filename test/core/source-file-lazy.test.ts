@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { findConfig } from '../../src/core/find-config.js';
-import { parseFastPath, parseSource, parseSourceLazily, rangeAt } from '../../src/core/source-file.js';
+import { parseFastPath, parseSource, parseSourceLazily, rangeAt, resolvePlainScalar } from '../../src/core/source-file.js';
 
 const TEXT = `apiVersion: alloy/v1
 kind: Test
@@ -136,6 +136,7 @@ describe('parseSourceLazily', () => {
     ] as const;
     const wrong: string[] = [];
     for (const [scalar, want] of TABLE) {
+      if (!same(resolvePlainScalar(scalar), want)) wrong.push(`resolvePlainScalar(${scalar}): ${String(resolvePlainScalar(scalar))}`);
       for (const [text, pick] of texts(scalar)) {
         const slow = parseSource('t.yaml', text);
         const fast = parseFastPath('t.yaml', text);
