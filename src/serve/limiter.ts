@@ -12,7 +12,7 @@
  *   process paces a shop from one bucket. One CostLimiter per process serves the executions'
  *   calls and the polls' (pacedHttp), so a poll waits for the same bucket.
  */
-import type { HttpClient, HttpRequest } from '../connectors/types.js';
+import type { HttpClient, HttpRequest, HttpResponse } from '../connectors/types.js';
 import { memoryBucketStore, type BucketStore } from './state/buckets.js';
 
 export class KeyedSemaphore {
@@ -118,12 +118,7 @@ export class CostLimiter {
  * for it before sending and feeds it the answer's cost report; other calls pass straight on.
  */
 export function pacedHttp(http: HttpClient, costs: CostLimiter, key: (req: HttpRequest) => string | undefined): HttpClient {
-  const paced = async (k: string, req: HttpRequest) => {
-    await costs.before(k, req.signal);
-    const res = await http(req);
-    await costs.after(k, res.text);
-    return res;
-  };
+  const paced = pacedCall(http, costs);
   // A call with no bucket is handed on as is (no async frame of its own), its errors still as rejections.
   return (req) => {
     try {
@@ -132,5 +127,15 @@ export function pacedHttp(http: HttpClient, costs: CostLimiter, key: (req: HttpR
     } catch (err) {
       return Promise.reject(err);
     }
+  };
+}
+
+/** A call through `http` that waits for bucket `key` first and feeds it the answer's cost report. */
+export function pacedCall(http: HttpClient, costs: CostLimiter): (key: string, req: HttpRequest) => Promise<HttpResponse> {
+  return async (key, req) => {
+    await costs.before(key, req.signal);
+    const res = await http(req);
+    await costs.after(key, res.text);
+    return res;
   };
 }

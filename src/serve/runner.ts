@@ -20,7 +20,7 @@ import { AlloyError, MissingSecretError } from '../errors.js';
 import { referencedSecretNames } from '../server/engine-executor.js';
 import type { LoadedProject } from '../core/project-types.js';
 import type { DefinitionSource } from './definitions.js';
-import { CostLimiter, pacedHttp } from './limiter.js';
+import { CostLimiter, pacedCall } from './limiter.js';
 import type { Connections } from './connections.js';
 import { openConfig } from './config-values.js';
 import type { Keyring } from './crypto.js';
@@ -144,11 +144,16 @@ export function createRunner(options: RunnerOptions): Runner {
   /** The shop of an installation record (see prepare); '' for none. */
   const shops = new WeakMap<InstallationRecord, string>();
 
+  /** An interrupted run (stopping, a lost database) was not a death: it does not count toward E_CRASH_LOOP. */
+  async function stoppedCleanly(id: string): Promise<false> {
+    await options.state.executions.countResume(id, -1).catch(() => {});
+    return false;
+  }
+  // Shopify calls, paced per shop (one per runner; the key names the shop).
+  const pacedShop = pacedCall(http, costs);
+
   async function run(row: ExecutionRow, installation: InstallationRecord | undefined, outer: AbortSignal, abortOuter?: (reason: unknown) => void): Promise<boolean> {
     const id = row.id;
-    // A state read inside a step that fails for want of the database (a lost connection, a
-    // restarted server) interrupts the execution instead of failing the step: it is resumed
-    // from its last checkpoint, here or on another worker.
     // One controller per execution, aborted by the queue's signal or by the interruption:
     // the queue's own when it lends it (`abortOuter`: the local queue's is this execution's
     // alone), else one linked to it by hand (AbortSignal.any costs weak references and
@@ -163,19 +168,6 @@ export function createRunner(options: RunnerOptions): Runner {
       interrupt = (reason) => own.abort(reason);
     }
     const interrupted = interrupt;
-    // An interrupted run (stopping, a lost database) was not a death: it does not count toward E_CRASH_LOOP.
-    const stoppedCleanly = async (): Promise<false> => {
-      await options.state.executions.countResume(id, -1).catch(() => {});
-      return false;
-    };
-    const fromState = async <T>(fn: () => Promise<T>): Promise<T> => {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(err instanceof AlloyError)) interrupted(err);
-        throw err;
-      }
-    };
     try {
       // Counted durably before it runs again (as alloy dev does): an execution that took its
       // worker down every time it ran is failed instead of resumed forever, whichever worker
@@ -248,23 +240,39 @@ export function createRunner(options: RunnerOptions): Runner {
         if (record.streamRetry !== undefined || changed.some((s) => hasSideEffects(s) || s.retryAt !== undefined)) write(record, false).catch(() => {});
         return Promise.resolve();
       };
-      const paced = pacedHttp(http, costs, (req) => (req.headers?.['X-Shopify-Access-Token'] ?? req.headers?.['x-shopify-access-token'] ? `shopify:${accounts?.get('shopify') ?? ''}` : undefined));
       const deps: EngineDeps = {
         connectors,
         // `signal` is the engine's `signal` (below): the engine aborts the signal it hands a
         // step's calls when that one aborts, so a call with a signal needs no link of its own
         // (as in alloy dev; a controller and two listeners per call were measurable).
-        http: (req) => paced(req.signal ? req : { ...req, signal }),
+        http: (req) => {
+          const r = req.signal ? req : { ...req, signal };
+          try {
+            // A Shopify call waits for its shop's cost bucket (see pacedCall); any other goes straight on.
+            return r.headers?.['X-Shopify-Access-Token'] ?? r.headers?.['x-shopify-access-token'] ? pacedShop(`shopify:${accounts?.get('shopify') ?? ''}`, r) : http(r);
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        },
         // The engine's delays and retry waits pass `signal` itself (signalOwned): no AbortSignal.any for those.
         clock: { now, sleep: (ms, s) => realClock.sleep(ms, s && s !== signal ? AbortSignal.any([s, signal]) : signal) },
         random: Math.random,
-        checkpoint: (record, changed) => checkpoint(record, changed),
+        checkpoint,
         logger: silentLogger,
         resolveConnection: async (app) => {
           const runtime = connectors.get(app);
           if (!runtime) throw new MissingSecretError(`no connector "${app}"`, 'use a built-in connector');
           const credentialId = installation.credentials[app];
-          const values = await fromState(() => options.connections.resolve(runtime.manifest, credentialId, installation.userId));
+          let values: Record<string, string>;
+          try {
+            values = await options.connections.resolve(runtime.manifest, credentialId, installation.userId);
+          } catch (err) {
+            // A state read that fails for want of the database (a lost connection, a restarted
+            // server) interrupts the execution instead of failing the step: it is resumed from
+            // its last checkpoint, here or on another worker.
+            if (!(err instanceof AlloyError)) interrupted(err);
+            throw err;
+          }
           if (values.shop) (accounts ??= new Map()).set(app, values.shop);
           return values;
         },
@@ -280,7 +288,7 @@ export function createRunner(options: RunnerOptions): Runner {
       const record = row.record;
       record.version = `v${row.version}`;
       const done = await executeWorkflow(c, record, deps);
-      if (signal.aborted && (done.status === 'queued' || done.status === 'running')) return stoppedCleanly();
+      if (signal.aborted && (done.status === 'queued' || done.status === 'running')) return stoppedCleanly(id);
       options.onFinished?.(row, done);
       return true;
     } catch (err) {
@@ -288,7 +296,7 @@ export function createRunner(options: RunnerOptions): Runner {
       // Interrupted (stopping, a lost database): unless it was cancelled, it is resumed later.
       const latest = await options.state.executions.get(id).catch(() => undefined);
       if (latest !== undefined && latest.status !== 'queued' && latest.status !== 'running') return true;
-      return signal.aborted ? stoppedCleanly() : false;
+      return signal.aborted ? stoppedCleanly(id) : false;
     } finally {
       unlinkOuter();
     }

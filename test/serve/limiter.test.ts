@@ -3,7 +3,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CostLimiter, KeyedSemaphore } from '../../src/serve/limiter.js';
 import { memoryBucketStore } from '../../src/serve/state/buckets.js';
 import { startFakeShopify } from '../../src/testing/fake-shopify.js';
-import { call, cleanup, exampleSource, releaseAndPublish, startTestServe, waitFor } from './helpers.js';
+import { openSqliteState } from '../../src/serve/state/sqlite-state.js';
+import { call, cleanup, exampleSource, releaseAndPublish, startTestServe, tempDir, waitFor } from './helpers.js';
 
 afterAll(cleanup);
 
@@ -101,6 +102,45 @@ describe('per-installation concurrency against the fake Shopify', () => {
       // (Holding a worker per parked execution, as before the fix, put it at 7 here.)
       expect(calls.indexOf('quiet.myshopify.com')).toBeLessThan(5);
       expect(quietEnd).toBeLessThan(Math.max(...busyEnds));
+    } finally {
+      await serve.close();
+      await fake.close();
+    }
+  });
+});
+
+describe("an execution's calls and the cost buckets", () => {
+  it("a Shopify call waits for its shop's bucket (shopify:<shop>); a plain http call for none", async () => {
+    const fake = await startFakeShopify();
+    const state = openSqliteState(`${tempDir('alloy-serve-buckets-')}/serve.db`);
+    const taken: string[] = [];
+    const take = state.buckets.take.bind(state.buckets);
+    state.buckets.take = (key, now) => (taken.push(key), take(key, now));
+    const serve = await startTestServe({ state, settings: { shopify: { baseUrl: fake.url } } });
+    try {
+      await releaseAndPublish(serve.store, exampleSource());
+      await releaseAndPublish(serve.store, {
+        name: 'plain',
+        def: { apiVersion: 'alloy/v1', kind: 'Integration', name: 'plain' },
+        workflows: [{ name: 'ping', def: { apiVersion: 'alloy/v1', kind: 'Workflow', name: 'ping', trigger: { event: 'plain.ping' }, steps: [{ id: 'get', uses: 'http', with: { url: `${fake.url}/ping` } }] } }],
+      } as never);
+      await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
+      const cred = await call(serve.url, 'POST', '/v1/users/u1/credentials', { token: serve.admin, body: { app: 'shopify', kind: 'token', account: fake.shop, fields: { accessToken: fake.accessToken } } });
+      await call(serve.url, 'POST', '/v1/installations', { token: serve.admin, body: { userId: 'u1', integration: 'shopify-sync', credentials: { shopify: cred.body.id } } });
+      await call(serve.url, 'POST', '/v1/installations', { token: serve.admin, body: { userId: 'u1', integration: 'plain' } });
+      const ended = async (id: string) => {
+        const e = await call(serve.url, 'GET', `/v1/executions/${id}`, { token: serve.admin });
+        return e.body.status !== 'queued' && e.body.status !== 'running' ? e.body : undefined;
+      };
+      const ping = (await call(serve.url, 'POST', '/v1/run/event', { token: serve.admin, body: { event: 'plain.ping', userId: 'u1', data: {} } })).body.executionIds[0];
+      await waitFor(() => ended(ping), 'the plain call', 20_000);
+      expect(taken).toEqual([]);
+      const data = { orderId: 'o-1', email: 'c1@example.com', currency: 'EUR', lineItems: [{ title: 'x', quantity: 1, price: 1 }] };
+      const order = (await call(serve.url, 'POST', '/v1/run/event', { token: serve.admin, body: { event: 'acme.order.requested', userId: 'u1', data } })).body.executionIds[0];
+      expect((await waitFor(() => ended(order), 'the Shopify call', 20_000)).status).toBe('succeeded');
+      const shopifyCalls = fake.requests.filter((r) => r.shop === fake.shop).length;
+      expect(shopifyCalls).toBeGreaterThan(0);
+      expect(taken).toEqual(Array.from({ length: shopifyCalls }, () => `shopify:${fake.shop}`));
     } finally {
       await serve.close();
       await fake.close();
