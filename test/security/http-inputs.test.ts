@@ -10,7 +10,8 @@ import { openEventLog } from '../../src/server/event-log.js';
 import { indexDefinitions } from '../../src/server/definitions.js';
 import { createRuntimeServer } from '../../src/server/runtime-server.js';
 import { fakeExecutor, http, projectOf, tempDir, workflow } from '../server/helpers.js';
-import { cleanup, startTestServe } from '../serve/helpers.js';
+import { call, cleanup, startTestServe } from '../serve/helpers.js';
+import { parseJson } from '../../src/http/body.js';
 
 describe('compressed bodies', () => {
   it('alloy dev: gzip, br and a list of encodings are 415 E_CONTENT_ENCODING, nothing stored; identity is fine', async () => {
@@ -43,6 +44,33 @@ describe('compressed bodies', () => {
       expect(r.status).toBe(415);
       expect(r.json.error.code).toBe('E_CONTENT_ENCODING');
       expect(await serve.state.users.get('u1')).toBeUndefined();
+    } finally {
+      await serve.close();
+      cleanup();
+    }
+  });
+});
+
+describe('numbers JSON cannot carry', () => {
+  it('a number past 1.8e308 (JSON.parse: Infinity) is 400 E_BAD_JSON; near the limit and in strings it is fine', () => {
+    for (const text of ['{"q":1e309}', '{"q":-1E+400}', `{"q":${'9'.repeat(400)}}`, '[[{"q":2e308}]]']) {
+      expect(() => parseJson(Buffer.from(text)), text).toThrow(expect.objectContaining({ status: 400, code: 'E_BAD_JSON' }));
+    }
+    expect(parseJson(Buffer.from('{"q":1.7e308,"s":"1e309","t":1e-400,"z":-0}'))).toEqual({ q: 1.7e308, s: '1e309', t: 0, z: -0 });
+  });
+
+  it('alloy serve: an event with quantity 1e309 is refused, not checked as an integer ≥ 1 and stored as null', async () => {
+    const serve = await startTestServe();
+    try {
+      const ingest = await serve.key('ingest');
+      await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
+      const r = await fetch(`${serve.url}/v1/run/event`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ingest}`, 'content-type': 'application/json' },
+        body: '{"event":"acme.order.requested","userId":"u1","data":{"quantity":1e309}}',
+      });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_BAD_JSON');
     } finally {
       await serve.close();
       cleanup();
