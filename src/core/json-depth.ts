@@ -55,3 +55,22 @@ function deeperThan(v: object, depth: number, max: number): boolean {
   }
   return false;
 }
+
+const MAY_OVERFLOW_RE = /[eE]\+?0*[1-9]\d{2}|\d{309}/;
+
+/**
+ * True when `value`, parsed from `text`, holds a number JSON.parse read as ±Infinity (`1e309`):
+ * it would pass a schema's `type: integer, minimum: 1` and be stored as null. Only a text with
+ * a long exponent or digit run can overflow, so only such a text is walked (call it after the
+ * depth check, which bounds the recursion).
+ */
+export function numberOverflows(text: string, value: unknown): boolean {
+  return MAY_OVERFLOW_RE.test(text) && hasNonFinite(value);
+}
+
+function hasNonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (v === null || typeof v !== 'object') return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasNonFinite(x)) return true;
+  return false;
+}

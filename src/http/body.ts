@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { BODY_TOO_LARGE, HttpError } from './error.js';
-import { JSON_MAX_DEPTH, jsonTooDeep, valueTooDeep } from '../core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, numberOverflows, valueTooDeep } from '../core/json-depth.js';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -140,21 +140,11 @@ export function parseJson(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
   // per level), so a shorter body needs no walk (a run/event body is about 100 bytes).
   if (parseFirst && body.length > 2 * maxDepth && valueTooDeep(value, maxDepth)) throw tooDeep(maxDepth);
   // JSON.parse reads `1e309` as Infinity: it passes a schema's `type: integer, minimum: 1`,
-  // then is stored as null. Only a long exponent or digit run can overflow, so only such a
-  // text is walked (its depth is already bounded above).
-  if (MAY_OVERFLOW_RE.test(text) && hasNonFinite(value)) {
+  // then is stored as null.
+  if (numberOverflows(text, value)) {
     throw new HttpError(400, 'E_BAD_JSON', 'request body holds a number too large to represent (over 1.8e308)', 'send the number as a string, or a smaller one');
   }
   return value;
-}
-
-const MAY_OVERFLOW_RE = /[eE]\+?0*[1-9]\d{2}|\d{309}/;
-
-function hasNonFinite(v: unknown): boolean {
-  if (typeof v === 'number') return !Number.isFinite(v);
-  if (v === null || typeof v !== 'object') return false;
-  for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasNonFinite(x)) return true;
-  return false;
 }
 
 function tooDeep(maxDepth: number): HttpError {
