@@ -22,6 +22,9 @@ import { parseSchedule } from './schedule.js';
 import { mapSchemaErrors, userSchemaProblem, userValidator } from './schema-check.js';
 import { codeOffset, keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
 
+/** Names every plain object has (`constructor`, `toString`, `__proto__`, …): not step ids. */
+const INHERITED_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 /** Steps built into the engine rather than provided by a connector. */
 export const BUILTIN_STEP_TYPES = ['transform', 'http'] as const;
 
@@ -95,6 +98,11 @@ export function checkWorkflow(source: SourceFile, ctx: WorkflowCheckContext): Di
   for (const entry of entries) {
     const id = (entry.step as { id?: unknown }).id;
     if (typeof id !== 'string') continue;
+    if (INHERITED_NAMES.has(id)) {
+      // The engine keeps steps by id in plain objects, where `steps.constructor` already exists:
+      // such a step was taken for one already run and silently never ran.
+      diag(`${entry.pointer}/id`, 'E_STEP_ID_RESERVED', `step id "${id}" is reserved (a built-in property name of JavaScript objects)`, 'rename the step, e.g. add a prefix');
+    }
     const first = byId.get(id);
     if (first) {
       diag(
