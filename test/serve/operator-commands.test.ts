@@ -1,5 +1,7 @@
 /** `alloy users`, `install`, `installations`, `upgrade`, `executions --remote` against a running serve, with --json. */
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -89,6 +91,25 @@ describe('which serve: --url and remotes', () => {
     const remote = await cli(project, ['users', '--remote', 'bare'], env);
     expect(remote.code).toBe(2);
     expect(remote.stderr).toContain('the url of remote "bare"');
+  });
+
+  it('a URL with a query is E_BAD_URL, and a server answering 200 with HTML is E_REMOTE_NOT_SERVE (both were "internal error … reading \'items\'")', async () => {
+    const project = tempDir('alloy-ops-url-');
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ops' }));
+    const env = { ALLOY_API_KEY: 'alk_admin_x' };
+    const query = await cli(project, ['users', '--url', 'http://127.0.0.1:1/?x'], env);
+    expect([query.code, query.stderr]).toEqual([2, expect.stringContaining('E_BAD_URL')]);
+    const html = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><p>sign in</p>'));
+    await new Promise<void>((resolve) => html.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await cli(project, ['users', '--url', `http://127.0.0.1:${(html.address() as AddressInfo).port}`], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('E_REMOTE_NOT_SERVE');
+      expect(r.stderr).toContain('text/html');
+      expect(r.stderr).not.toContain('internal error');
+    } finally {
+      html.close();
+    }
   });
 });
 
