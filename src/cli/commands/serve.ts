@@ -177,11 +177,19 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const recoverAfterSeconds = positiveInt(opts.recoverAfter, '--recover-after');
   const maxConnections = positiveInt(opts.maxConnections, '--max-connections');
-  const { openServe } = await import('../../serve/admin.js');
+  const { lockServeData, openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
   const log = (message: string, fields?: Record<string, unknown>) => ctx.note(`${new Date().toISOString()} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
-  const { state, keyring } = await openServe({ ...where, log }, ctx.env);
+  const unlock = await lockServeData(where);
+  let opened;
+  try {
+    opened = await openServe({ ...where, log }, ctx.env);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  const { state, keyring } = opened;
   if (!store) {
     const { PgStore } = await import('../../store/pg-store.js');
     store = new PgStore((state as import('../../serve/state/pg-state.js').PgServeState).pool, where.describe, { now: () => ctx.now() });
@@ -211,6 +219,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     log,
   }).catch(async (err) => {
     await store!.close().catch(() => undefined);
+    unlock();
     throw listenError(err, opts.host ?? '127.0.0.1', port) ?? err;
   });
   if (ctx.json) ctx.printJson({ ok: true, url: server.url, role, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
@@ -228,5 +237,6 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   });
   await server.close();
   await store.close();
+  unlock();
   return 0;
 }
