@@ -73,6 +73,32 @@ describe('serve keys create under a process environment', () => {
   });
 });
 
+describe('serve keys delete', () => {
+  it('revokes a key: the running server answers 401 for it at once; an unknown id is E_NOT_FOUND, a pasted key is refused without being echoed', async () => {
+    const serve = await startTestServe();
+    const project = tempDir('alloy-ops-keys-');
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ops' }));
+    const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') };
+    try {
+      const read = await serve.key('read');
+      expect((await call(serve.url, 'GET', '/v1/users', { token: read })).status).toBe(200);
+      const listed = await cli(project, ['serve', 'keys', 'list', '--data', serve.dataDir, '--json'], env);
+      const id = (listed.json() as { keys: { id: string; role: string }[] }).keys.find((k) => k.role === 'read')!.id;
+      const del = await cli(project, ['serve', 'keys', 'delete', id, '--data', serve.dataDir], env);
+      expect(del.code).toBe(0);
+      expect((await call(serve.url, 'GET', '/v1/users', { token: read })).status).toBe(401);
+      expect((await call(serve.url, 'GET', '/v1/users', { token: serve.admin })).status).toBe(200);
+      const again = await cli(project, ['serve', 'keys', 'delete', id, '--data', serve.dataDir], env);
+      expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('E_NOT_FOUND')]);
+      const pasted = await cli(project, ['serve', 'keys', 'delete', serve.admin, '--data', serve.dataDir], env);
+      expect(pasted.code).toBe(2);
+      expect(pasted.stderr + pasted.stdout).not.toContain(serve.admin);
+    } finally {
+      await serve.close();
+    }
+  });
+});
+
 describe('which serve: --url and remotes', () => {
   it('a URL without a scheme, of another scheme, or with credentials is a usage error naming the fix, not "cannot reach … is alloy serve running?"', async () => {
     const project = tempDir('alloy-ops-url-');

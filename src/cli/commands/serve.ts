@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
-import { UsageError } from '../../errors.js';
+import { AlloyError, UsageError } from '../../errors.js';
 import { listenError } from '../../http/listen.js';
 import type { AppSettings } from '../../core/model.js';
 import { DEFAULT_STORE_PATH, LocalStore, isStoreUrl, openStore, type Store } from '../../store/lib.js';
@@ -101,13 +101,29 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
     }
     return 0;
   }
+  if (verb === 'delete') {
+    // A leaked key must be revocable; the running server sees the delete on its next request.
+    const id: string | undefined = args[2];
+    if (!id || args.length > 3) throw new UsageError('name one key to delete', { hint: 'alloy serve keys delete <key id> (ids from `alloy serve keys list`)' });
+    // Never echoed: a key pasted here is a secret that would land in the terminal or CI log.
+    if (id.startsWith('alk_')) throw new UsageError('give the key\'s id, not the key itself', { hint: 'alloy serve keys list shows the ids (key_…); the key is not stored, only its hash.' });
+    const { state } = await openServe(where, ctx.env);
+    try {
+      if (!(await state.apiKeys.delete(id))) throw new AlloyError('E_NOT_FOUND', `no API key ${JSON.stringify(id)}`, { hint: 'List the keys with `alloy serve keys list`; give the id (key_…), not the key itself.' });
+      if (ctx.json) ctx.printJson({ ok: true, deleted: id });
+      else ctx.out(`deleted key ${id}; requests with it are refused (401) from now on`);
+    } finally {
+      await state.close();
+    }
+    return 0;
+  }
   if (verb === 'rotate') {
     const r = await rotateMasterKey(where, ctx.env);
     if (ctx.json) ctx.printJson({ ok: true, ...r });
     else ctx.out(`master key ${r.kid}: re-wrapped ${r.credentials} credential(s) and ${r.installations} installation config(s)`);
     return 0;
   }
-  throw new UsageError(`unknown keys action "${verb ?? ''}"`, { hint: 'alloy serve keys create --role admin|ingest|read, alloy serve keys list, or alloy serve keys rotate' });
+  throw new UsageError(`unknown keys action "${verb ?? ''}"`, { hint: 'alloy serve keys create --role admin|ingest|read, alloy serve keys list, alloy serve keys delete <id>, or alloy serve keys rotate' });
 }
 
 /** `alloy serve migrate`: applies the PostgreSQL schema's missing migrations, then exits. */
