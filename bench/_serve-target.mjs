@@ -8,6 +8,7 @@
 //   serve-ingest   alloy serve (dist/) with its runner stopped: run/event and Shopify webhooks
 //                  are authenticated or verified, routed, persisted durably and answered 202
 //   serve-exec     alloy serve running a workflow that maps 3 fields and POSTs them to DEST
+// BENCH_ABLATE_STORE=1 (serve-ingest): executions are not stored (an ablation, for comparison).
 // BENCH_INSTALLATIONS=N (serve modes) adds N-1 installations of other users over 99 other shops
 // beside the measured user `u1` (one installation, its shop bench.myshopify.com).
 // Answers IPC {type:'reset'} (event-loop delay histogram) and {type:'stats'}.
@@ -126,6 +127,9 @@ async function serveTarget(exec) {
   await publishVersion(store, { integration: 'bench', selector: 1 }, { who: 'bench' });
   const keyring = makeKeyring([parseMasterKey(Buffer.alloc(32, 5).toString('base64'), 'bench')]);
   const state = openSqliteState(path.join(dir, 'serve.db'));
+  // BENCH_ABLATE_STORE=1 (serve-bench --ablate): run/event's executions and key are not stored
+  // at all, an ablation that shows what the rest of the ingest path costs.
+  if (process.env.BENCH_ABLATE_STORE === '1') state.executions.ingest = async (input) => ({ duplicate: false, executionIds: input.executions.map((e) => e.id) });
   const server = await startServeServer({
     state,
     keyring,

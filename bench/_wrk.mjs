@@ -61,7 +61,10 @@ end
 /** Runs wrk (one thread) against `url` with `script`; its request count, p50/p99 (ms) and status counts. */
 export function runWrk(url, script, { durationS, connections, env }) {
   return new Promise((resolve, reject) => {
-    const p = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${durationS}s`, '--latency', '--timeout', '10s', '-s', script, url], {
+    // Through bash, whose `times` prints the CPU its child (wrk) used: the load generator shares
+    // the 2 cores with the target, so its cost per request is part of the budget a ratio sits in.
+    const args = ['-t', '1', '-c', String(connections), '-d', `${durationS}s`, '--latency', '--timeout', '10s', '-s', script, url];
+    const p = spawn('bash', ['-c', 'wrk "$@"; rc=$?; times >&2; exit $rc', 'wrk', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
@@ -91,6 +94,11 @@ export function runWrk(url, script, { durationS, connections, env }) {
         p50: ms(num(/^\s+50%\s+(\S+)\s*$/m)),
         p99: ms(num(/^\s+99%\s+(\S+)\s*$/m)),
         statuses,
+        // `times` prints the shell's user/sys, then its children's: the last such line is wrk's.
+        wrkCpuS: (() => {
+          const t = [...out.matchAll(/^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/gm)].at(-1);
+          return t ? Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) : NaN;
+        })(),
         raw: out,
       });
     });

@@ -14,10 +14,13 @@
 //       POST /v1/webhooks/shopify for the measured user/shop (one installation) with 1,000
 //       installations over 100 shops in the state vs with that one installation only.
 // Per target: req/s or completed executions/s, the server process's CPU per request (utime +
-// stime from /proc/<pid>/stat), wrk's p50/p99, the server's longest event-loop delay, ratios.
-// The 2 cores are shared (wrk, targets, other work): CPU per request is the steadier column.
+// stime from /proc/<pid>/stat), wrk's own CPU per request (bash's `times`), wrk's p50/p99, the
+// server's longest event-loop delay, ratios. The 2 cores are shared (wrk, targets, other work):
+// CPU per request is the steadier column; a single-threaded target at half the raw server's
+// rate has about twice its CPU per request to spend (a CPU ratio of 2x).
 //
-// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S] [--random-keys]
+// Usage: npm run build && node bench/serve-bench.mjs [--quick] [--only a|b|c] [--runs N] [--duration S] [--random-keys] [--ablate]
+// --ablate adds to (a) alloy serve with run/event's write removed (executions and key not stored).
 // Profile a target: SERVE_BENCH_PROF=<dir> adds --cpu-prof to the serve targets.
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,6 +40,7 @@ const only = argValue('--only');
 const RUNS = Number(argValue('--runs') ?? (quick ? 1 : 3));
 const DURATION_S = Number(argValue('--duration') ?? (quick ? 3 : 5));
 const RANDOM_KEYS = process.argv.includes('--random-keys');
+const ABLATE = process.argv.includes('--ablate');
 const CONNECTIONS = 50;
 const SCALE = 1000;
 const SHOPIFY_SECRET = 'bench_shopify_secret';
@@ -119,7 +123,7 @@ async function measureIngest(target, script) {
   const stats = await target.stats();
   const ok = r.statuses[202] ?? 0;
   if (ok !== r.requests || r.socketErrors) throw new Error(`expected only 202 answers, got ${JSON.stringify(r.statuses)} of ${r.requests}, ${r.socketErrors} socket errors`);
-  return { rate: r.requests / DURATION_S, cpuUs: (cpu / r.requests) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
+  return { rate: r.requests / DURATION_S, cpuUs: (cpu / r.requests) * 1e6, wrkUs: (r.wrkCpuS / r.requests) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
 }
 
 async function measureExec(mode, dest, script) {
@@ -141,7 +145,7 @@ async function measureExec(mode, dest, script) {
     const cpu = cpuSeconds(target.pid) - cpu0;
     const wallS = (Math.max(dest.last, t0) - t0) / 1000;
     const stats = await target.stats();
-    return { rate: accepted / wallS, cpuUs: (cpu / accepted) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
+    return { rate: accepted / wallS, cpuUs: (cpu / accepted) * 1e6, wrkUs: (r.wrkCpuS / r.requests) * 1e6, p50: r.p50, p99: r.p99, loopMs: stats.maxLoopDelayMs };
   } finally {
     await target.stop();
   }
@@ -149,11 +153,11 @@ async function measureExec(mode, dest, script) {
 
 // ------------------------------------------------------------------ report
 
-const summarize = (runs) => Object.fromEntries(['rate', 'cpuUs', 'p50', 'p99', 'loopMs'].map((k) => [k, median(runs.map((r) => r[k]))]));
+const summarize = (runs) => Object.fromEntries(['rate', 'cpuUs', 'wrkUs', 'p50', 'p99', 'loopMs'].map((k) => [k, median(runs.map((r) => r[k]))]));
 
 function table(title, unit, rows, base) {
-  const line = (label, x) => [label, x.rate.toFixed(0), `${x.cpuUs.toFixed(0)} µs`, `${x.p50.toFixed(2)} ms`, `${x.p99.toFixed(2)} ms`, `${x.loopMs.toFixed(1)} ms`, `${(x.rate / base.rate).toFixed(2)}x`, `${(x.cpuUs / base.cpuUs).toFixed(2)}x`];
-  printTable(title, [['target', unit, 'CPU/unit', 'p50', 'p99', 'max loop delay', 'rate ratio', 'CPU ratio'], ...rows.map(([label, x]) => line(label, x))]);
+  const line = (label, x) => [label, x.rate.toFixed(0), `${x.cpuUs.toFixed(0)} µs`, `${x.wrkUs.toFixed(0)} µs`, `${x.p50.toFixed(2)} ms`, `${x.p99.toFixed(2)} ms`, `${x.loopMs.toFixed(1)} ms`, `${(x.rate / base.rate).toFixed(2)}x`, `${(x.cpuUs / base.cpuUs).toFixed(2)}x`];
+  printTable(title, [['target', unit, 'CPU/unit', 'wrk CPU/req', 'p50', 'p99', 'max loop delay', 'rate ratio', 'CPU ratio'], ...rows.map(([label, x]) => line(label, x))]);
 }
 
 console.log(`wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s, ${RUNS} run(s), targets alternated within each run; medians. The 2 cores are shared: compare CPU/unit.`);
@@ -161,10 +165,20 @@ console.log(`wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s, ${RUNS} run(s), targets 
 if (only === undefined || only === 'a' || only === 'c') {
   const events = eventScript('event');
   const webhook = webhookScript();
-  const m = { raw: [], durable: [], event1: [], eventN: [], hook1: [], hookN: [] };
+  const m = { raw: [], durable: [], ablated: [], event1: [], eventN: [], hook1: [], hookN: [] };
   for (let i = 0; i < RUNS; i++) {
-    const order = i % 2 ? ['serveN', 'serve1', 'durable', 'raw'] : ['raw', 'durable', 'serve1', 'serveN'];
+    const order = i % 2 ? ['serveN', 'serve1', 'ablated', 'durable', 'raw'] : ['raw', 'durable', 'ablated', 'serve1', 'serveN'];
     for (const which of order) {
+      if (which === 'ablated') {
+        if (!ABLATE || only === 'c') continue;
+        const t = await startTarget('serve-ingest', { env: { BENCH_INSTALLATIONS: '1', BENCH_ABLATE_STORE: '1' } });
+        try {
+          m.ablated.push(await measureIngest(t, events));
+        } finally {
+          await t.stop();
+        }
+        continue;
+      }
       if (which === 'raw' || which === 'durable') {
         if (only === 'c') continue;
         const t = await startTarget(which === 'raw' ? 'raw-ingest' : 'raw-durable');
@@ -190,7 +204,8 @@ if (only === undefined || only === 'a' || only === 'c') {
     const raw = summarize(m.raw);
     const durable = summarize(m.durable);
     const serve = summarize(m.event1);
-    table('(a) POST /v1/run/event durable ingest: alloy serve (API key, schema, route, persist + fsync, 202) vs raw node:http (parse, 202)', 'req/s', [['alloy serve', serve], ['raw node:http + SQLite', durable], ['raw node:http', raw]], raw);
+    const rows = [['alloy serve', serve], ...(ABLATE ? [['alloy serve, nothing stored (ablation)', summarize(m.ablated)]] : []), ['raw node:http + SQLite', durable], ['raw node:http', raw]];
+    table('(a) POST /v1/run/event durable ingest: alloy serve (API key, schema, route, persist + fsync, 202) vs raw node:http (parse, 202)', 'req/s', rows, raw);
     console.log(`  rate ratio ${(serve.rate / raw.rate).toFixed(2)}x (aim ≥ 0.5x); against the raw server that also stores the request durably (same group commit and fdatasync): ${(serve.rate / durable.rate).toFixed(2)}x rate, ${(durable.cpuUs / serve.cpuUs).toFixed(2)}x CPU`);
   }
   if (only !== 'a') {
