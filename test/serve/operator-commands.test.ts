@@ -36,6 +36,11 @@ describe('operator commands', () => {
       const installed = await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', `shopify=${cred.body.id}`, '--json']);
       expect(installed.code).toBe(0);
       expect(installed.json().installation).toMatchObject({ integration: 'shopify-sync', version: 1, userId: 'acme-1' });
+      // `--config __proto__=x` was dropped on the client (assignment set the prototype), so the
+      // install went through without it; now the server sees the name and refuses it.
+      const proto = await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', `shopify=${cred.body.id}`, '--config', '__proto__=x']);
+      expect([proto.code, proto.stderr]).toEqual([1, expect.stringContaining('E_CONFIG_INVALID')]);
+      expect((await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', 'shopify'])).stderr).toContain('--credential shopify=cred_');
       const human = await run(['installations']);
       expect(human.stdout).toContain('shopify-sync@1  active');
 
