@@ -151,7 +151,8 @@ function addCommand(program: Command, spec: CommandSpec, io: CliIO, setExit: (co
     const flag = envName(option.long);
     option.env(`${prefix}_${flag}`);
     // Until 0.2: the names used before one scheme (ALLOY_<FLAG> outside the servers, and a few renamed ones).
-    const legacy = spec.legacyEnv?.[option.long] ?? (spec.envPrefix ? undefined : `ALLOY_${flag}`);
+    const named = spec.legacyEnv?.[option.long];
+    const legacy = named !== undefined ? (named ?? undefined) : spec.envPrefix ? undefined : `ALLOY_${flag}`;
     if (legacy) LEGACY_ENV.set(option, legacy);
   }
   if (spec.examples?.length) {

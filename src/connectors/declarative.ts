@@ -14,9 +14,9 @@ import {
   type CompiledTemplate,
   type CompiledValue,
 } from '../core/expressions.js';
-import type { ConnectorAction, ConnectorAuth, ConnectorManifest } from '../core/model.js';
+import type { ConnectorAction, ConnectorAuth, ConnectorManifest, Pagination } from '../core/model.js';
 import { decodeBody, hasHeader, safeUrl, sendActionRequest } from './http-client.js';
-import { walkPages } from './paginate.js';
+import { walkPages, type PageState } from './paginate.js';
 import type { ActionContext, ActionHandler, ConnectorRuntime } from './types.js';
 
 export function compileAt(value: unknown, where: string): CompiledValue {
@@ -155,6 +155,7 @@ export function compileRequest(
   auth: CompiledAuth,
   baseUrl: CompiledValue,
   fixHint: string,
+  paginate?: Pagination,
 ): CompiledRequest {
   const path = compilePath(req.path, `${where} request.path`);
   const headers = compileAt(req.headers ?? {}, `${where} request.headers`);
@@ -164,12 +165,17 @@ export function compileRequest(
   return {
     async send(context, ctx, urlOverride) {
       const base = ctx.settings.baseUrl || (await renderText(baseUrl, context));
-      const url =
-        urlOverride ??
-        appendQuery(joinUrl(base, await renderPath(path, context)), query ? ((await renderValue(query, context)) as Record<string, unknown>) : undefined);
-      const rendered = (await renderValue(headers, context)) as Record<string, unknown>;
+      let rendered: Record<string, unknown> | undefined = query ? ((await renderValue(query, context)) as Record<string, unknown>) : undefined;
+      // Offset paging with `limitParam`/`offsetParam`: those query parameters carry the page
+      // (the schema took them, nothing sent them); a `request.query` naming them itself wins.
+      const page = context.page as PageState | undefined;
+      if (paginate?.style === 'offset' && page && (paginate.limitParam || paginate.offsetParam)) {
+        rendered = { ...(paginate.limitParam ? { [paginate.limitParam]: page.limit } : {}), ...(paginate.offsetParam ? { [paginate.offsetParam]: page.offset } : {}), ...rendered };
+      }
+      const url = urlOverride ?? appendQuery(joinUrl(base, await renderPath(path, context)), rendered);
+      const renderedHeaders = (await renderValue(headers, context)) as Record<string, unknown>;
       const outHeaders: Record<string, string> = { Accept: 'application/json' };
-      for (const [k, v] of Object.entries(rendered)) if (v !== undefined && v !== null) outHeaders[k] = String(v);
+      for (const [k, v] of Object.entries(renderedHeaders)) if (v !== undefined && v !== null) outHeaders[k] = String(v);
       if (auth.type !== 'none') {
         // Credentials go only to the connector's own origin: a path that is (or renders to) an
         // absolute URL elsewhere is refused rather than sent with the connection's credentials.
@@ -216,6 +222,7 @@ function compileAction(manifest: ConnectorManifest, actionName: string, action: 
     auth,
     baseUrl,
     `Make actions.${actionName}.request.path relative to baseUrl in connectors/${manifest.name}.yaml (or set baseUrl / apps.${manifest.name}.baseUrl to that origin).`,
+    action.paginate,
   );
   const output = action.output === undefined ? undefined : compileAt(action.output, `${where} output`);
   const paginate = action.paginate;

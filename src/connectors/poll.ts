@@ -57,7 +57,7 @@ export function compilePoll(manifest: ConnectorManifest, topic: string): Compile
   const where = `connector ${manifest.name} trigger ${topic}`;
   const auth = compileAuth(manifest.auth ?? { type: 'none' }, `connector ${manifest.name} auth`);
   const baseUrl = compileAt(manifest.baseUrl ?? '', `connector ${manifest.name} baseUrl`);
-  const request = compileRequest(manifest, where, poll.request, auth, baseUrl, `Set apps.${manifest.name}.baseUrl to the API's origin.`);
+  const request = compileRequest(manifest, where, poll.request, auth, baseUrl, `Set apps.${manifest.name}.baseUrl to the API's origin.`, poll.paginate);
   const items = compileAt(poll.items, `${where} poll.items`);
   const pageInfo = poll.paginate?.pageInfo === undefined ? undefined : compileAt(poll.paginate.pageInfo, `${where} poll.paginate.pageInfo`);
   if (!poll.id || !poll.updatedAt) throw new UsageError(`${where}: poll needs id and updatedAt`);

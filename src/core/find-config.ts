@@ -66,11 +66,13 @@ async function refuseOddConfigFiles(cwd: string): Promise<void> {
 export async function findConfig(cwd: string): Promise<FoundConfig | undefined> {
   await refuseOddConfigFiles(cwd);
   const { cosmiconfig } = await import('cosmiconfig');
-  const { parse } = await import('yaml');
+  const [{ parse }, { YAML_OPTIONS }] = await Promise.all([import('yaml'), import('./yaml-core.js')]);
   // Never throw while searching: a broken file is still "the config", reported with positions later.
+  // Read as the definitions are (yaml-core.ts): the store and serve commands use this value, and it
+  // took `%YAML 1.1` forms (`yes`, dates) the validated config does not.
   const lenientYaml = (_file: string, content: string) => {
     try {
-      return parse(content) ?? {};
+      return parse(content, YAML_OPTIONS) ?? {};
     } catch {
       return { __unparsable: true };
     }

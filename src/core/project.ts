@@ -24,8 +24,8 @@ import { lazySource, MAX_DEFINITION_BYTES, parseFastPath, parseSource, parseSour
 import { sha256, TestFileCache } from './test-file-cache.js';
 import { findConfig, noProjectError, type FoundConfig } from './find-config.js';
 
-/** Test files hold events and answers: allowed to be larger than definitions. */
-const MAX_TEST_FILE_BYTES = 8 * MAX_DEFINITION_BYTES;
+/** Test files hold events and answers: allowed to be larger than definitions (and `test --record` writes none larger). */
+export const MAX_TEST_FILE_BYTES = 8 * MAX_DEFINITION_BYTES;
 
 // Finding the project lives apart (light to import for the client commands); re-exported here.
 export { CONFIG_FILES, findConfig, noProjectError, type FoundConfig } from './find-config.js';

@@ -5,9 +5,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { open, stat } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
-import { CORE_SCHEMA, load as loadYaml, Type as YamlType } from 'js-yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Pair } from 'yaml';
+import { FAILSAFE_SCHEMA, load as loadYaml, Type as YamlType } from 'js-yaml';
 import { LineIndex, makeDiagnostic, type Diagnostic } from './diagnostics.js';
+import { CORE_SCALAR_ENTRIES, CORE_TAG_PREFIX, YAML_OPTIONS } from './yaml-core.js';
+
+export { resolvePlainScalar } from './yaml-core.js';
 
 /** Definition files are small; anything larger is refused by size before it is read. */
 export const MAX_DEFINITION_BYTES = 1024 * 1024;
@@ -102,64 +105,13 @@ function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-/**
- * A scalar under an explicit core tag (`!!null`, `!!bool`, `!!int`, `!!float`), resolved as the
- * YAML 1.2 core schema says (yaml.org/spec/1.2.2, 10.3.2), or undefined when the text does not
- * fit the tag. Both parsing paths use it: the `yaml` package resolves `!!float 1` only when the
- * text looks like a float (it refused it as an unsupported tag), and js-yaml also takes YAML 1.1
- * forms (`!!int 1_000`, `!!int 0b11`), so each would give a file another value.
- */
-const CORE_SCALAR_TAGS: Record<string, { what: string; resolve(text: string): { value: unknown } | undefined }> = {
-  null: { what: 'null, ~ or nothing', resolve: (t) => (/^(?:null|Null|NULL|~|)$/.test(t) ? { value: null } : undefined) },
-  bool: {
-    what: 'true or false',
-    resolve: (t) => (/^(?:true|True|TRUE)$/.test(t) ? { value: true } : /^(?:false|False|FALSE)$/.test(t) ? { value: false } : undefined),
-  },
-  int: {
-    what: 'an integer such as 12, -3, 0o14 or 0xC',
-    resolve: (t) =>
-      /^[-+]?[0-9]+$/.test(t) ? { value: Number(t) } : /^0o[0-7]+$/.test(t) ? { value: parseInt(t.slice(2), 8) } : /^0x[0-9a-fA-F]+$/.test(t) ? { value: parseInt(t.slice(2), 16) } : undefined,
-  },
-  float: {
-    what: 'a number such as 1, 1.5, -2e3, .inf or .nan',
-    resolve: (t) =>
-      /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(t)
-        ? { value: Number(t) }
-        : /^[-+]?\.(?:inf|Inf|INF)$/.test(t)
-          ? { value: t.startsWith('-') ? -Infinity : Infinity }
-          : /^\.(?:nan|NaN|NAN)$/.test(t)
-            ? { value: NaN }
-            : undefined,
-  },
-};
-
-const CORE_TAG_PREFIX = 'tag:yaml.org,2002:';
-
-/** The `yaml` package's form: a value that does not fit is a located error (E_YAML_TAG). */
-const CORE_TAGS_FOR_YAML = Object.entries(CORE_SCALAR_TAGS).map(([name, t]) => ({
-  tag: CORE_TAG_PREFIX + name,
-  resolve(text: string, onError: (message: string) => void): unknown {
-    const r = t.resolve(text);
-    if (r) return r.value;
-    onError(`${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)} does not fit its tag !!${name}: expected ${t.what}`);
-    return text;
-  },
-}));
-
-/** js-yaml's form, for explicit tags only (untagged scalars keep js-yaml's core schema). */
-const FAST_SCHEMA = CORE_SCHEMA.extend({
-  explicit: Object.entries(CORE_SCALAR_TAGS).map(
-    ([name, t]) => new YamlType(CORE_TAG_PREFIX + name, { kind: 'scalar', resolve: (text: string | null) => t.resolve(text ?? '') !== undefined, construct: (text: string | null) => t.resolve(text ?? '')?.value }),
+/** js-yaml's form: the failsafe schema (str, seq, map) and the core scalars of yaml-core.ts, nothing else. */
+const FAST_SCHEMA = FAILSAFE_SCHEMA.extend({
+  implicit: CORE_SCALAR_ENTRIES.map(
+    ([name, t]) => new YamlType(CORE_TAG_PREFIX + name, { kind: 'scalar', resolve: (text: string | null) => t.test.test(text ?? ''), construct: (text: string | null) => t.value(text ?? '') }),
   ),
 });
 
-/**
- * Positioned parsing options. `resolveKnownTags: false`: the YAML 1.1 tags the parser would
- * otherwise resolve when named (`!!binary`, `!!set`, `!!omap`, `!!timestamp`) make values JSON
- * cannot hold (a byte array, a Set that is stored as `{}`); they are reported as E_YAML_TAG,
- * as the fast path's js-yaml core schema refuses them. `customTags`: the core scalar tags above.
- */
-const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, resolveKnownTags: false, customTags: CORE_TAGS_FOR_YAML } as const;
 
 const YAML_CODES: Record<string, { code: string; hint?: string; message?: (text: string, pos: [number, number]) => string }> = {
   DUPLICATE_KEY: {
@@ -209,6 +161,19 @@ export function parseSource(file: string, text: string): SourceFile {
         : makeDiagnostic(file, index, [w.pos[0], w.pos[1]], 'error', 'E_YAML_TAG', `unsupported YAML tag ${tag}`, 'remove the tag: definitions hold JSON values (strings, numbers, booleans, null, maps, lists); quote a value to keep it a string'),
     );
   }
+  // A list or map as a key has no property name: the package wrote "[ a, b ]" (and a process
+  // warning), js-yaml "a,b" or "[object Object]". Refused; the fast path sends such files here.
+  if (diagnostics.length === 0) {
+    visit(doc, {
+      Pair(_, pair) {
+        const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+        if (key != null && !isScalar(key)) {
+          const r = nodeRange(pair.key) ?? [0, 0];
+          diagnostics.push(makeDiagnostic(file, index, r, 'error', 'E_YAML_KEY', 'a list or map as a key', 'keys are strings (or numbers, true, false, null, read as their text); quote the key'));
+        }
+      },
+    });
+  }
   if (diagnostics.length > 0) return { file, text, index, doc, value: undefined, diagnostics };
   let value: unknown;
   try {
@@ -221,9 +186,11 @@ export function parseSource(file: string, text: string): SourceFile {
 
 /** An anchor or alias token: such files take the positioned path, which bounds alias expansion. */
 const ANCHOR_OR_ALIAS = /(^|[\s[{,])[&*][^\s,\]}]/m;
+/** A possible list or map key (`? ` or `]:`/`}:`): such files take the positioned path, which refuses them. */
+const COMPLEX_KEY = /(?:^|[\s[{,])\?(?:\s|$)|[\]}][ \t]*:/m;
 
 /**
- * Like parseSource, but the value comes from js-yaml (YAML 1.2 core schema, many times
+ * Like parseSource, but the value comes from js-yaml (the same YAML 1.2 core scalars, many times
  * faster than building a positioned document) and the positioned document is parsed only
  * when something asks for `doc`, i.e. when a diagnostic or a failure needs a line:col.
  * For large files read often and rarely wrong (test files). Anything js-yaml refuses, and
@@ -241,6 +208,7 @@ export function parseFastPath(file: string, text: string): SourceFile | undefine
   const body = text.replace(/^\uFEFF/, '');
   // The regex tries every position of the text: look for its two characters first.
   if (body.trim() === '' || ((body.includes('&') || body.includes('*')) && ANCHOR_OR_ALIAS.test(body))) return undefined;
+  if ((body.includes('?') || body.includes(']') || body.includes('}')) && COMPLEX_KEY.test(body)) return undefined;
   let value: unknown;
   try {
     value = loadYaml(body, { schema: FAST_SCHEMA, json: false });

@@ -19,7 +19,8 @@ import { PACKAGE_ROOT } from '../package-paths.js';
 import { ensurePrivateDir, writeFileSafeSync } from './safe-fs.js';
 
 // /2: explicit core tags resolve as YAML 1.2 core on both paths (js-yaml took !!int 1_000, 0b11).
-const FORMAT = 'alloy-test-files/2';
+// /3: so do untagged scalars (js-yaml's fast path read 0b11, -0x1F and -0o17 as numbers, -.5 as a string).
+const FORMAT = 'alloy-test-files/3';
 /** A cache larger than this is ignored (and rewritten): test files are at most 8 MiB each. */
 const MAX_CACHE_BYTES = 256 * 1024 * 1024;
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;

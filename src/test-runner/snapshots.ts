@@ -11,8 +11,12 @@ import type { HarnessResult } from './types.js';
 import { ensureProjectDirAsync, writeFileSafe } from '../core/safe-fs.js';
 import { AlloyError, EXIT_USAGE } from '../errors.js';
 
-/** A snapshot file larger than this is refused unread (snapshots are test outputs, not data dumps). */
-const MAX_SNAPSHOT_FILE_BYTES = 64 * 1024 * 1024;
+/**
+ * A snapshot file larger than this is refused unread (snapshots are test outputs, not data
+ * dumps), and one that would be larger is refused unwritten: a run must not write a file the
+ * next run refuses to read.
+ */
+export const MAX_SNAPSHOT_FILE_BYTES = 64 * 1024 * 1024;
 
 export type SnapshotOutcome =
   | { state: 'match' | 'written' | 'updated' }
@@ -46,8 +50,12 @@ export class SnapshotBook {
   private readonly books = new Map<string, { data: Record<string, unknown>; dirty: boolean }>();
   constructor(
     private readonly root: string,
-    private readonly options: { update: boolean; ci: boolean },
+    private readonly options: { update: boolean; ci: boolean; maxFileBytes?: number },
   ) {}
+
+  private get maxFileBytes(): number {
+    return this.options.maxFileBytes ?? MAX_SNAPSHOT_FILE_BYTES;
+  }
 
   private book(testFile: string) {
     const file = snapshotPath(this.root, testFile);
@@ -71,8 +79,8 @@ export class SnapshotBook {
         }
         // Not a regular file (a named pipe would block the run for ever) or far too large: refused unread.
         const info = statSync(real, { throwIfNoEntry: false });
-        if (info && !info.isDirectory() && (!info.isFile() || info.size > MAX_SNAPSHOT_FILE_BYTES)) {
-          throw unreadable(info.isFile() ? `it is ${info.size} bytes; the limit is ${MAX_SNAPSHOT_FILE_BYTES}` : 'it is not a regular file (a pipe, a device or a socket)', 'delete it and run alloy test -u to write it again');
+        if (info && !info.isDirectory() && (!info.isFile() || info.size > this.maxFileBytes)) {
+          throw unreadable(info.isFile() ? `it is ${info.size} bytes; the limit is ${this.maxFileBytes}` : 'it is not a regular file (a pipe, a device or a socket)', 'delete it and run alloy test -u to write it again');
         }
         let text: string;
         try {
@@ -116,16 +124,39 @@ export class SnapshotBook {
     return { state: 'mismatch', expected: b.data[name], actual: plain };
   }
 
-  /** Writes changed snapshot files (temp file + rename: never a half-written file, never through a symlink). */
+  /**
+   * Writes changed snapshot files (temp file + rename: never a half-written file, never through
+   * a symlink). Every file is sized before any is written: one too large writes none.
+   */
   async save(): Promise<void> {
+    const texts: [string, string][] = [];
     for (const [file, b] of this.books) {
       if (!b.dirty) continue;
+      const sorted = Object.fromEntries(Object.keys(b.data).sort().map((k) => [k, b.data[k]]));
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(sorted, null, 2) + '\n';
+      } catch (err) {
+        // Past the longest string V8 makes (about 512 MiB): far over the limit too.
+        if (!(err instanceof RangeError)) throw err;
+      }
+      const size = text === undefined ? undefined : Buffer.byteLength(text);
+      if (text === undefined || size! > this.maxFileBytes) {
+        const rel = path.relative(this.root, file);
+        throw new AlloyError('E_SNAPSHOT', `cannot write snapshot file ${rel}: it would be ${size === undefined ? 'over 512 MiB' : `${size} bytes`}; the limit is ${this.maxFileBytes}`, {
+          hint: 'keep snapshots small: check large step outputs with expect.steps instead of snapshot: true, or split the tests over more test files',
+          exitCode: EXIT_USAGE,
+          details: { file: rel },
+        });
+      }
+      texts.push([file, text]);
+    }
+    for (const [file, text] of texts) {
       // A linked __snapshots__/ (a hostile clone) is refused, not written through; the test
       // file's own folder is where the test was read from, links and all (a monorepo's).
       await ensureProjectDirAsync(path.dirname(file), path.dirname(path.dirname(file)));
-      const sorted = Object.fromEntries(Object.keys(b.data).sort().map((k) => [k, b.data[k]]));
-      await writeFileSafe(file, JSON.stringify(sorted, null, 2) + '\n', { mode: 0o666 });
-      b.dirty = false;
+      await writeFileSafe(file, text, { mode: 0o666 });
+      this.books.get(file)!.dirty = false;
     }
   }
 }

@@ -4,10 +4,11 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { flagEnvironmentVariables } from '../../src/cli/main.js';
 import { DEFAULT_PORTS } from '../../src/cli/defaults.js';
 import { REPO_ROOT, runInProcess } from '../helpers/cli.js';
+import { cleanupTempDirs, cli, integration, tempDir, workflow, writeProject, writeWorkflow } from '../store/helpers.js';
 
 const README = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
 const section = README.slice(README.indexOf('## Environment variables'), README.indexOf('\n## ', README.indexOf('## Environment variables') + 5));
@@ -20,6 +21,8 @@ const SHARED = new Set(['ALLOY_CWD', 'ALLOY_JSON', 'ALLOY_STORE', 'ALLOY_REMOTE'
 function srcFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? srcFiles(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
 }
+
+afterEach(cleanupTempDirs);
 
 describe('environment variables', () => {
   const rows = flagEnvironmentVariables();
@@ -39,6 +42,12 @@ describe('environment variables', () => {
   it('the README table lists every variable, and nothing that does not exist', () => {
     for (const r of rows) expect(documented, r.name).toContain(r.name);
     for (const r of rows) if (r.deprecated) expect(documentedDeprecated, r.deprecated).toContain(r.deprecated);
+    // ... in the flag's own row (executions --user reads ALLOY_USER; its row did not say so).
+    for (const r of rows) {
+      if (!r.deprecated) continue;
+      const row = tableRows.find((l) => [...l.split('|')[1].matchAll(/`(ALLOY_[A-Z_]+)`/g)].some((m) => m[1] === r.name));
+      expect(row?.split('|')[3], `${r.command} ${r.flag}`).toContain(`\`${r.deprecated}\``);
+    }
     // Variables the code reads directly (secrets, debug): documented too.
     const read = new Set<string>();
     for (const f of srcFiles(path.join(REPO_ROOT, 'src'))) {
@@ -61,6 +70,31 @@ describe('environment variables', () => {
     expect(rows.find((r) => r.command === 'release' && r.flag === '--message')?.name).toBe('ALLOY_RELEASE_MESSAGE');
     expect(rows.find((r) => r.command === 'publish' && r.flag === '--message')?.name).toBe('ALLOY_PUBLISH_MESSAGE');
     expect(rows.find((r) => r.command === 'dev' && r.flag === '--tunnel-url')?.deprecated).toBe('ALLOY_RELAY_URL');
+  });
+
+  it('flags added after the scheme read no old name: ALLOY_TO no longer picks rollback\'s version, nor ALLOY_YES skips its question', async () => {
+    // rollback --to and --yes came after ALLOY_<COMMAND>_<FLAG>, but read ALLOY_TO (emit's, replay's
+    // URL) and ALLOY_YES (init's) as their own "old" names.
+    for (const flag of ['--to', '--yes']) {
+      const row = rows.find((r) => r.command === 'rollback' && r.flag === flag);
+      expect(row?.name, flag).toBe(`ALLOY_ROLLBACK_${flag.slice(2).toUpperCase()}`);
+      expect(row?.deprecated, flag).toBeUndefined();
+    }
+    const root = await tempDir();
+    await writeProject(root, [integration('shop', [workflow('create-order')])]);
+    expect((await cli(root, ['release', '-m', 'one'])).code).toBe(0);
+    await writeWorkflow(root, 'shop', workflow('create-order', [{ id: 'map', uses: 'transform', with: { a: 1 } }]));
+    expect((await cli(root, ['release', '-m', 'two'])).code).toBe(0);
+    expect((await cli(root, ['publish', 'shop@1'])).code).toBe(0);
+    expect((await cli(root, ['publish', 'shop@2'])).code).toBe(0);
+    const rb = await cli(root, ['rollback', 'shop', '--json'], { ALLOY_TO: 'http://127.0.0.1:4000' });
+    expect(rb.code, rb.stdout + rb.stderr).toBe(0);
+    expect(rb.stderr).not.toContain('deprecated');
+    expect((await cli(root, ['status', '--json'])).json().integrations[0].published.version).toBe(1);
+    // Its own variable still works.
+    const to = await cli(root, ['rollback', 'shop', '--json'], { ALLOY_ROLLBACK_TO: '2', ALLOY_YES: '0' });
+    expect(to.code, to.stdout + to.stderr).toBe(0);
+    expect((await cli(root, ['status', '--json'])).json().integrations[0].published.version).toBe(2);
   });
 
   it('serve, relay, dev and listen each have their own default port, none of them 8787', async () => {

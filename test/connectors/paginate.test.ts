@@ -79,6 +79,12 @@ const manifest = (): ConnectorManifest => ({
       output: '{{ response.body.results }}',
       paginate: { style: 'offset', pageSize: 5 },
     },
+    // The page in the query parameters the manifest names, without templates.
+    offsetParamList: {
+      request: { method: 'GET', path: '/offset' },
+      output: '{{ response.body.results }}',
+      paginate: { style: 'offset', pageSize: 5, limitParam: 'take', offsetParam: 'skip' },
+    },
   },
 });
 
@@ -92,10 +98,11 @@ describe('pagination in manifests', () => {
     expect(nextLink(undefined)).toBeUndefined();
   });
 
-  it.each(['cursorList', 'linkList', 'offsetList'])('%s reads every page', async (action) => {
+  // offsetParamList: limitParam/offsetParam were in the schema but sent nothing (one empty page).
+  it.each(['cursorList', 'linkList', 'offsetList', 'offsetParamList'])('%s reads every page', async (action) => {
     const before = server.seen.length;
     expect(await call(action)).toEqual(ITEMS);
-    expect(server.seen.length - before).toBe(action === 'offsetList' ? 5 : 3);
+    expect(server.seen.length - before).toBe(action.startsWith('offset') ? 5 : 3);
     // Credentials ride along on every page.
     expect(server.seen.slice(before).every((r) => r.headers.authorization === 'Bearer t')).toBe(true);
   });

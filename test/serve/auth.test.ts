@@ -160,6 +160,19 @@ describe('alloy serve: authentication and authorization on every route', () => {
     expect((await call(serve.url, 'POST', '/v1/webhooks/shopify', { body: {} })).status).toBe(401);
     expect((await call(serve.url, 'POST', '/v1/webhooks/nope', { body: {} })).status).toBe(404);
   });
+  it('a server without the app secret answers webhooks 500 E_MISSING_SECRET, naming the variable, and stores nothing', async () => {
+    const bare = await startTestServe({ settings: { shopify: { baseUrl: fake.url } }, env: {} });
+    try {
+      const body = JSON.stringify({ id: 1 });
+      const a = await call(bare.url, 'POST', '/v1/webhooks/shopify', { body: JSON.parse(body), headers: { 'x-shopify-hmac-sha256': 'AAAA', 'x-shopify-topic': 'orders/create', 'x-shopify-shop-domain': 'a.myshopify.com' } });
+      expect(a.status).toBe(500);
+      expect(a.body.error.code).toBe('E_MISSING_SECRET');
+      expect(JSON.stringify(a.body)).toContain('SHOPIFY_API_SECRET');
+      expect((await bare.state.executions.list({}, { limit: 10 })).items).toEqual([]);
+    } finally {
+      await bare.close();
+    }
+  });
   it("a deleted user's token stops working, also after a new user takes the same id", async () => {
     expect((await call(serve.url, 'POST', '/v1/users', { token: keys.admin, body: { id: 'user-gone' } })).status).toBe(201);
     const old = (await call(serve.url, 'POST', '/v1/users/user-gone/token', { token: keys.admin })).body.token;

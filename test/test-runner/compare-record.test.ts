@@ -152,6 +152,25 @@ describe('alloy replay --version', () => {
 });
 
 describe('alloy test --record', () => {
+  it('refuses an execution whose test file would be over the 8 MiB test files are read up to (E_FILE_TOO_LARGE, exit 2), writing nothing', async () => {
+    // Before, it wrote the file, and every later load of the project refused it.
+    const big = structuredClone(seeded.orders[0]);
+    big.id = 'ex_big';
+    big.steps.result.output = { blob: 'x'.repeat(9 * 1024 * 1024) };
+    const log = openEventLog({ file: path.join(dir, '.alloy', 'dev.sqlite') });
+    await log.appendDelivery(
+      { id: 'dl_big', source: 'event', name: 'x', receivedAt: Date.now(), headers: {}, body: Buffer.from(JSON.stringify(big.event)), verification: 'none' },
+      [{ id: big.id, workflow: big.workflow, record: { id: big.id, status: 'queued', steps: {} } }],
+    );
+    await log.saveRecord(big as never);
+    log.close();
+    const r = await runInProcess(['test', '--record', 'ex_big', '--json'], { cwd: dir });
+    expect(r.code, r.stdout).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'E_FILE_TOO_LARGE', message: expect.stringContaining('test files are limited to 8.0 MiB') });
+    await expect(readFile(path.join(dir, 'integrations/shopify-sync/tests/create-order.big.test.yaml'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await runInProcess(['validate'], { cwd: dir })).code).toBe(0);
+  });
+
   it('writes a passing test from an execution, secrets redacted, never overwriting', async () => {
     const r = await runInProcess(['test', '--record', 'ex_order0', '--json'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { loadValidProject } from '../load-project.js';
+import { MAX_TEST_FILE_BYTES } from '../../core/project.js';
 import { AlloyError, NotFoundError } from '../../errors.js';
 import { openLogReader } from '../../server/log-reader.js';
 import { testFileFromRecord } from '../../test-runner/recorded.js';
@@ -36,6 +37,16 @@ export default async function recordCommand(ctx: CliContext, id: string, opts: R
   const text = testFileFromRecord(ex.record, workflow.def, schemaRef);
   const short = id.replace(/^(exec|ex)_/, '').slice(-12);
   const file = path.join(testsDir, `${workflow.name}.${short}.test.yaml`);
+  // Loading refuses a test file over the limit (E_FILE_TOO_LARGE): one that large is not written.
+  const size = Buffer.byteLength(text);
+  if (size > MAX_TEST_FILE_BYTES) {
+    const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+    throw new AlloyError('E_FILE_TOO_LARGE', `the test recorded from ${id} would be ${mib(size)}; test files are limited to ${mib(MAX_TEST_FILE_BYTES)}`, {
+      exitCode: 2,
+      hint: 'record an execution with a smaller event and answers, or write the test by hand (docs/testing.md)',
+      details: { size, limit: MAX_TEST_FILE_BYTES },
+    });
+  }
   // A linked tests/ folder (a hostile clone) is refused, not written through; the integration's
   // folder is where its workflows were read from, links and all (a monorepo's).
   await ensureProjectDirAsync(testsDir, path.join(project.root, integration.dir));

@@ -32,6 +32,9 @@ export const storeCommands: CommandSpec[] = [
   {
     usage: 'rollback <integration>',
     summary: 'Publish the previously published version again (or --to a version); asks first on a TTY',
+    // --to and --yes came after ALLOY_<COMMAND>_<FLAG>: no old names (ALLOY_TO is emit's and
+    // replay's URL, ALLOY_YES init's; read here they picked the version or skipped the question).
+    legacyEnv: { '--to': null, '--yes': null },
     options: (c) =>
       storeFlags(
         c

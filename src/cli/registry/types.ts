@@ -28,8 +28,11 @@ export interface CommandSpec {
    * it have no deprecated `ALLOY_<FLAG>` names.
    */
   envPrefix?: string;
-  /** Deprecated variable names of flags (`--tunnel-url` → `ALLOY_RELAY_URL`), read when the new one is unset. */
-  legacyEnv?: Record<string, string>;
+  /**
+   * Deprecated variable names of flags (`--tunnel-url` → `ALLOY_RELAY_URL`), read when the new one
+   * is unset; `null`: none (a flag added after the scheme never had `ALLOY_<FLAG>`).
+   */
+  legacyEnv?: Record<string, string | null>;
   /** Adds flags; --json, -C/--cwd, -v and --no-color are global. */
   options?: (cmd: Command) => void;
   /** Extra text after the options in `alloy <cmd> --help`. */
