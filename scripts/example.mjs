@@ -228,4 +228,8 @@ try {
 
 console.log(failures.length === 0 ? '\nThe example ran end to end.' : `\n${failures.length} check(s) failed:\n- ${failures.join('\n- ')}`);
 if (keep) console.log(`Kept ${dir}`);
+// What a newcomer does next (from the clone, where `alloy` is not on PATH yet).
+if (failures.length === 0) {
+  console.log(`Next: ${keep ? '' : '`npm run example -- --keep` keeps the project to look at; '}\`node bin/alloy.js init ../my-integrations\` scaffolds your own (README.md "Install" puts \`alloy\` on PATH); the workflow format is in docs/file-format.md.`);
+} else console.log(`Run \`npm run example -- --keep\` to keep the project and look at it${keep ? '' : ' (it was removed)'}.`);
 process.exit(failures.length === 0 ? 0 : 1);

@@ -16,5 +16,7 @@ describe('npm run example', () => {
     expect(r.stdout).toContain('✔ the order was created in Shopify (1 order)');
     expect(r.stdout).toContain('✔ Acme received the execution data with a valid Standard Webhooks signature (1)');
     expect(r.stdout).not.toContain('✖');
+    // It says what to do next, with a command that works from the clone.
+    expect(r.stdout).toContain('node bin/alloy.js init ../my-integrations');
   }, 150_000);
 });

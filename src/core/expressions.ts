@@ -315,7 +315,7 @@ export async function evaluateExpression(
     if (v !== MISS) return v;
   }
   try {
-    return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)));
+    return normalizeResult(await expr.expression.evaluate(context, evaluationBindings(options, GUARDRAILS.stack)), context);
   } catch (thrown) {
     let err = thrown;
     // $eval wraps what its evaluation threw (D3121, the original under `error`, the $eval
@@ -397,9 +397,27 @@ export async function renderTemplate(
  * objects, instead of costing a stringify and a parse on the event loop. Values are read-only
  * from here on (the engine and the redactor never change them).
  */
-function normalizeResult(value: unknown): unknown {
+function normalizeResult(value: unknown, context: Record<string, unknown>): unknown {
   if (value === undefined || value === null || typeof value !== 'object') return value;
-  return plainJson(value, 0);
+  liveContext = context;
+  try {
+    return plainJson(value, 0);
+  } finally {
+    liveContext = undefined;
+  }
+}
+
+/**
+ * The context of the evaluation being normalized (the walk is synchronous). It and its `steps`
+ * are the engine's live objects: `{{ $ }}` or `{{ steps }}` returned them as they were, so a
+ * step's output held the steps map that then held that output (a cycle: the record could not
+ * be stored, and the execution stayed queued). Such a result gets a copy as of now.
+ */
+let liveContext: Record<string, unknown> | undefined;
+
+function detached(v: object): object {
+  const live = liveContext!;
+  return v === live ? { ...live, steps: { ...(live.steps as object) } } : { ...v };
 }
 
 const SEQUENCE_FLAGS = ['sequence', 'keepSingleton', 'cons', 'tupleStream', 'outerWrapper'];
@@ -407,6 +425,7 @@ const SEQUENCE_FLAGS = ['sequence', 'keepSingleton', 'cons', 'tupleStream', 'out
 const PLAIN_DEPTH = 200;
 
 function plainJson(v: object, depth: number): unknown {
+  if (liveContext !== undefined && (v === liveContext || v === liveContext.steps)) return plainJson(detached(v), depth);
   if (depth > PLAIN_DEPTH) return JSON.parse(JSON.stringify(v));
   if (Array.isArray(v)) {
     let out: unknown[] | undefined = SEQUENCE_FLAGS.some((f) => Object.prototype.hasOwnProperty.call(v, f)) ? [] : undefined;
@@ -534,7 +553,7 @@ function quickExpression(expr: CompiledExpression, context: Record<string, unkno
   // value that cannot be made so (a cycle, too deep, a throwing getter) goes to JSONata, whose
   // evaluation fails the same way inside its error wrapper (step, field, expression).
   try {
-    return normalizeResult(v);
+    return normalizeResult(v, context);
   } catch {
     return MISS;
   }

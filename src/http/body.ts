@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { BODY_TOO_LARGE, HttpError } from './error.js';
-import { JSON_MAX_DEPTH, jsonTooDeep, valueTooDeep } from '../core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, numberOverflows, valueProblem } from '../core/json-depth.js';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -138,8 +138,18 @@ export function parseJson(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
   }
   // Nesting past maxDepth takes more than 2 * maxDepth bytes (an opening and a closing bracket
   // per level), so a shorter body needs no walk (a run/event body is about 100 bytes).
-  if (parseFirst && body.length > 2 * maxDepth && valueTooDeep(value, maxDepth)) throw tooDeep(maxDepth);
+  // JSON.parse reads `1e309` as Infinity: it passes a schema's `type: integer, minimum: 1`,
+  // then is stored as null. Checked in the depth walk when there is one, else on the text first.
+  if (parseFirst && body.length > 2 * maxDepth) {
+    const problem = valueProblem(value, maxDepth);
+    if (problem === 'deep') throw tooDeep(maxDepth);
+    if (problem === 'overflow') throw overflow();
+  } else if (numberOverflows(text, value)) throw overflow();
   return value;
+}
+
+function overflow(): HttpError {
+  return new HttpError(400, 'E_BAD_JSON', 'request body holds a number too large to represent (over 1.8e308)', 'send the number as a string, or a smaller one');
 }
 
 function tooDeep(maxDepth: number): HttpError {

@@ -34,6 +34,11 @@ export function serveClient(url: string, key: string | undefined): ServeClient {
         const e = json?.error ?? {};
         throw new AlloyError(e.code ?? 'E_REMOTE', `${method} ${path}: ${e.message ?? `HTTP ${res.status}`}`, { hint: e.hint ?? (res.status === 401 ? 'Check ALLOY_API_KEY.' : undefined), details: e.details });
       }
+      // A 2xx that is not a JSON object is not alloy serve (a proxy's sign-in page, another server):
+      // said so, rather than failing later on a missing field as an internal error.
+      if (res.status !== 204 && (json === null || typeof json !== 'object')) {
+        throw new AlloyError('E_REMOTE_NOT_SERVE', `${method} ${path}: ${base} answered ${res.status} with ${text ? `non-JSON (${res.headers.get('content-type') ?? 'no content-type'})` : 'an empty body'}, not the serve API`, { hint: 'Check that the URL is the address alloy serve listens on (its root, without a path the API is not under).' });
+      }
       return json;
     },
   };

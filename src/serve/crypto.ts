@@ -11,7 +11,8 @@
  *   line, newest last; created with one key (mode 0600) when missing.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { refuseSymlink } from '../core/safe-fs.js';
 import { UsageError } from '../errors.js';
 import type { Sealed } from './state/types.js';
@@ -56,8 +57,47 @@ export function loadKeyring(env: NodeJS.ProcessEnv, keyFile: string): Keyring {
   }
   // A link (even a dangling one, which existsSync does not see) is refused, never written through.
   refuseSymlink(keyFile);
-  if (!existsSync(keyFile)) writeFileSync(keyFile, `${newMasterKeyText()}\n`, { mode: 0o600, flag: 'wx' });
+  if (!existsSync(keyFile)) createKeyFile(keyFile);
   return fileKeyring(keyFile);
+}
+
+/**
+ * The key file, on disk before anything is sealed with it: written whole to a temp file and
+ * fsynced, linked into place (never over a file another process just made: then that one is
+ * used), and the folder fsynced. A plain write left it empty after a kill between create and
+ * write, or after a power loss while serve.db (fsynced) already held secrets sealed with it.
+ */
+function createKeyFile(keyFile: string): void {
+  const tmp = path.join(path.dirname(keyFile), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(keyFile)}`);
+  const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | (fsConstants.O_NOFOLLOW ?? 0), 0o600);
+  try {
+    writeSync(fd, `${newMasterKeyText()}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, keyFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  fsyncDirSync(path.dirname(keyFile));
+}
+
+function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (err) {
+    // Not supported everywhere (Windows): ignored there, as src/store/dir-sync.ts does.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw err;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**
@@ -100,6 +140,8 @@ export function addKeyToFile(keyFile: string): Keyring {
   const fd = openSync(keyFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | (fsConstants.O_NOFOLLOW ?? 0), 0o600);
   try {
     writeSync(fd, `${newMasterKeyText()}\n`);
+    // On disk before `keys rotate` re-wraps data keys under it in the (fsynced) state.
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -266,10 +266,15 @@ export function errorFromResponse(res: ApiResponse): AlloyError {
 export async function findRuntime(root: string, to: string | undefined, required = true): Promise<RuntimeClient | undefined> {
   const ingressSecret = readIngressSecret(root);
   if (to) {
+    // `localhost:4000` parses as a URL of scheme `localhost:` (then failed inside as "internal error Invalid URL").
+    let protocol: string | undefined;
     try {
-      new URL(to);
+      protocol = new URL(to).protocol;
     } catch {
-      throw new UsageError(`--to ${to} is not a URL`, { hint: 'e.g. --to http://127.0.0.1:4000' });
+      protocol = undefined;
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new UsageError(`--to ${to} is not an http(s) URL`, { code: 'E_BAD_URL', hint: `e.g. --to http://${/^[\w.-]+:\d+\/?$/.test(to) ? to.replace(/\/$/, '') : '127.0.0.1:4000'}` });
     }
     return new RuntimeClient(to.replace(/\/+$/, '') + '/', MAX_RESPONSE_BYTES, ingressSecret);
   }

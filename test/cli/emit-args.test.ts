@@ -88,3 +88,20 @@ describe('alloy emit header values', () => {
     expect(r.stderr).toContain(path.join('b-second', 'fixtures', 'orders-create.json'));
   });
 });
+
+describe('--to', () => {
+  it('a --to without http(s) is E_BAD_URL (exit 2) naming the fix: `localhost:4000` was "internal error Invalid URL", file:// E_DEV_UNREACHABLE', async () => {
+    writeFileSync(path.join(dir, 'e.json'), '{}');
+    for (const [args, hint] of [
+      [['emit', 'x', '-d', '@e.json', '--to', 'localhost:4712'], 'http://localhost:4712'],
+      [['emit', 'x', '-d', '@e.json', '--to', 'file:///etc/passwd'], 'http://127.0.0.1:4000'],
+      [['replay', 'ex_1', '--to', '127.0.0.1:4000'], 'http://127.0.0.1:4000'],
+      [['executions', '--to', 'localhost:4000'], 'http://localhost:4000'],
+    ] as [string[], string][]) {
+      const r = await runInProcess(args, { cwd: dir });
+      expect([args.join(' '), r.code, r.stderr]).toEqual([args.join(' '), 2, expect.stringContaining('E_BAD_URL')]);
+      expect(r.stderr).toContain(hint);
+      expect(r.stderr).not.toContain('internal error');
+    }
+  });
+});

@@ -40,6 +40,8 @@ const CASES: [string, string, number, number][] = [
   ['action-input-wrong-literal.yaml', 'E_ACTION_INPUT_TYPE', 12, 21],
   ['action-input-missing-required.yaml', 'E_ACTION_INPUT_MISSING_KEY', 9, 5],
   ['duplicate-step-id.yaml', 'E_STEP_DUPLICATE_ID', 9, 9],
+  // The engine kept steps in plain objects: a step `constructor` was taken for one already run and never ran.
+  ['reserved-step-id.yaml', 'E_STEP_ID_RESERVED', 9, 9],
   ['step-without-kind.yaml', 'E_STEP_KIND', 7, 5],
   ['step-mixed-kinds.yaml', 'E_STEP_KIND', 9, 5],
   ['key-wrong-kind.yaml', 'E_STEP_KEY', 9, 5],

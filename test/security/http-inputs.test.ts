@@ -10,7 +10,8 @@ import { openEventLog } from '../../src/server/event-log.js';
 import { indexDefinitions } from '../../src/server/definitions.js';
 import { createRuntimeServer } from '../../src/server/runtime-server.js';
 import { fakeExecutor, http, projectOf, tempDir, workflow } from '../server/helpers.js';
-import { cleanup, startTestServe } from '../serve/helpers.js';
+import { call, cleanup, startTestServe } from '../serve/helpers.js';
+import { parseJson } from '../../src/http/body.js';
 
 describe('compressed bodies', () => {
   it('alloy dev: gzip, br and a list of encodings are 415 E_CONTENT_ENCODING, nothing stored; identity is fine', async () => {
@@ -43,6 +44,43 @@ describe('compressed bodies', () => {
       expect(r.status).toBe(415);
       expect(r.json.error.code).toBe('E_CONTENT_ENCODING');
       expect(await serve.state.users.get('u1')).toBeUndefined();
+    } finally {
+      await serve.close();
+      cleanup();
+    }
+  });
+});
+
+describe('numbers JSON cannot carry', () => {
+  it('a number past 1.8e308 (JSON.parse: Infinity) is 400 E_BAD_JSON; near the limit and in strings it is fine', () => {
+    // Small bodies (text checked), ones the depth walk covers, and ones over 64 KB (text checked).
+    for (const pad of ['', 'x'.repeat(1_000), 'x'.repeat(70_000)]) {
+      for (const text of ['{"q":1e309}', '{"q":-1E+400}', `{"q":${'9'.repeat(400)}}`, '[[{"q":2e308}]]', '1e309']) {
+        const body = pad && text !== '1e309' ? `{"pad":"${pad}","v":${text}}` : text;
+        expect(() => parseJson(Buffer.from(body)), `${pad.length} ${text}`).toThrow(expect.objectContaining({ status: 400, code: 'E_BAD_JSON' }));
+      }
+      expect(parseJson(Buffer.from(`{"pad":"${pad}","q":1.7e308,"s":"1e309"}`))).toMatchObject({ q: 1.7e308, s: '1e309' });
+    }
+    expect(parseJson(Buffer.from('{"q":1.7e308,"s":"1e309","t":1e-400,"z":-0}'))).toEqual({ q: 1.7e308, s: '1e309', t: 0, z: -0 });
+    // The text check stays linear: 1 MB of 308-digit numbers (each one short of overflowing).
+    const runs = `[${Array.from({ length: 3200 }, () => '1'.repeat(308)).join(',')}]`;
+    const started = performance.now();
+    expect(Array.isArray(parseJson(Buffer.from(runs)))).toBe(true);
+    expect(performance.now() - started).toBeLessThan(300);
+  });
+
+  it('alloy serve: an event with quantity 1e309 is refused, not checked as an integer ≥ 1 and stored as null', async () => {
+    const serve = await startTestServe();
+    try {
+      const ingest = await serve.key('ingest');
+      await call(serve.url, 'POST', '/v1/users', { token: serve.admin, body: { id: 'u1' } });
+      const r = await fetch(`${serve.url}/v1/run/event`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ingest}`, 'content-type': 'application/json' },
+        body: '{"event":"acme.order.requested","userId":"u1","data":{"quantity":1e309}}',
+      });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_BAD_JSON');
     } finally {
       await serve.close();
       cleanup();

@@ -101,6 +101,14 @@ describe('fsck', () => {
     expect((await http('GET', '/integrations/shop/versions')).status).toBeGreaterThanOrEqual(400);
   });
 
+  it('a version naming a missing object is 422 without the server\'s store path in the message or details', async () => {
+    const id = 'a'.repeat(64);
+    const res = await http('PUT', '/integrations/shop/versions/1', { id });
+    expect([res.status, res.body.error.code]).toEqual([422, 'E_STORE_MISSING_OBJECT']);
+    expect(res.body.error.details.object).toBe(id);
+    expect(JSON.stringify(res.body)).not.toContain(backing.dir);
+  });
+
   it('flags a stored definition that breaks the schema', async () => {
     const store = new LocalStore(await tempDir());
     const bad = encodeObject({ type: 'workflow', def: { ...workflow('x', [{ id: 'g', uses: 'http', with: { url: 'file:///etc/passwd' } }]) } as never });

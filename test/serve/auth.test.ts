@@ -142,6 +142,9 @@ describe('alloy serve: authentication and authorization on every route', () => {
     const inherited = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: keys.admin, body: { app: 'shopify', kind: 'token', fields: { toString: 'x', accessToken: 'x' } } });
     expect(inherited.status).toBe(400);
     expect(inherited.body.error.details.fields).toEqual([{ path: '/fields/toString', message: 'is not a string connection field of shopify' }]);
+    // A connector without connection fields says so (the hint was "Fields of http: .").
+    const none = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: keys.admin, body: { app: 'http', kind: 'token', fields: { token: 'x' } } });
+    expect([none.status, none.body.error.hint]).toEqual([400, 'http takes no connection fields: send "fields": {}.']);
     // Without an account, and from the backend, credentials are taken as before.
     const plain = await call(serve.url, 'POST', '/v1/users/user-b/credentials', { token: tokenB, body: { app: 'shopify', kind: 'token', fields: { accessToken: 'x' } } });
     expect(plain.status).toBe(201);

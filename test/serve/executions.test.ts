@@ -43,6 +43,10 @@ describe('executions', () => {
       }
       expect((await call(serve.url, 'GET', '/v1/executions?since=2999-01-01T00:00:00Z', { token: admin })).body.items).toEqual([]);
       expect((await call(serve.url, 'GET', '/v1/executions?since=banana', { token: admin })).status).toBe(400);
+      // A misspelt status was an empty page, as if nothing had failed: 400 naming the values.
+      const typo = await call(serve.url, 'GET', '/v1/executions?status=succeded', { token: admin });
+      expect([typo.status, typo.body.error.code]).toEqual([400, 'E_BAD_REQUEST']);
+      expect(typo.body.error.message).toContain('cancelled');
       const orders = fake.orders.length;
       const rerun = await call(serve.url, 'POST', `/v1/executions/${ok}/rerun`, { token: admin, body: { fromStep: 'result' } });
       expect(rerun.status).toBe(202);

@@ -69,3 +69,28 @@ describe('alloy serve (built binary) under kill -9', () => {
     }
   }, 90_000);
 });
+
+describe('one alloy serve per SQLite data folder', () => {
+  it('a second serve on the same --data is E_SERVE_LOCKED while the first runs (it resumed, and ran again, the first one\'s executions); after kill -9 it starts', async () => {
+    const project = tempDir('alloy-serve-lock-');
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'lock' }));
+    const data = path.join(project, 'data');
+    const storeDir = path.join(project, 'store');
+    await new LocalStore(storeDir).init();
+    const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 2).toString('base64') };
+    let served = await spawnServe(['--data', data, '--store', storeDir], project, env);
+    try {
+      const second = await runAlloy(['serve', '--port', '0', '--data', data, '--store', storeDir], project, env);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain('E_SERVE_LOCKED');
+      expect(second.stderr).not.toMatch(/\n\s+at /);
+      // Operator commands on the same folder still work while it serves.
+      expect((await runAlloy(['serve', 'keys', 'create', '--role', 'read', '--data', data, '--json'], project, env)).code).toBe(0);
+      await served.stop('SIGKILL');
+      served = await spawnServe(['--data', data, '--store', storeDir], project, env);
+      expect((await call(served.url, 'GET', '/healthz')).status).toBe(200);
+    } finally {
+      await served.stop();
+    }
+  }, 60_000);
+});

@@ -1,5 +1,7 @@
 /** `alloy users`, `install`, `installations`, `upgrade`, `executions --remote` against a running serve, with --json. */
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -34,6 +36,11 @@ describe('operator commands', () => {
       const installed = await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', `shopify=${cred.body.id}`, '--json']);
       expect(installed.code).toBe(0);
       expect(installed.json().installation).toMatchObject({ integration: 'shopify-sync', version: 1, userId: 'acme-1' });
+      // `--config __proto__=x` was dropped on the client (assignment set the prototype), so the
+      // install went through without it; now the server sees the name and refuses it.
+      const proto = await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', `shopify=${cred.body.id}`, '--config', '__proto__=x']);
+      expect([proto.code, proto.stderr]).toEqual([1, expect.stringContaining('E_CONFIG_INVALID')]);
+      expect((await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', 'shopify'])).stderr).toContain('--credential shopify=cred_');
       const human = await run(['installations']);
       expect(human.stdout).toContain('shopify-sync@1  active');
 
@@ -71,6 +78,32 @@ describe('serve keys create under a process environment', () => {
   });
 });
 
+describe('serve keys delete', () => {
+  it('revokes a key: the running server answers 401 for it at once; an unknown id is E_NOT_FOUND, a pasted key is refused without being echoed', async () => {
+    const serve = await startTestServe();
+    const project = tempDir('alloy-ops-keys-');
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ops' }));
+    const env = { ALLOY_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') };
+    try {
+      const read = await serve.key('read');
+      expect((await call(serve.url, 'GET', '/v1/users', { token: read })).status).toBe(200);
+      const listed = await cli(project, ['serve', 'keys', 'list', '--data', serve.dataDir, '--json'], env);
+      const id = (listed.json() as { keys: { id: string; role: string }[] }).keys.find((k) => k.role === 'read')!.id;
+      const del = await cli(project, ['serve', 'keys', 'delete', id, '--data', serve.dataDir], env);
+      expect(del.code).toBe(0);
+      expect((await call(serve.url, 'GET', '/v1/users', { token: read })).status).toBe(401);
+      expect((await call(serve.url, 'GET', '/v1/users', { token: serve.admin })).status).toBe(200);
+      const again = await cli(project, ['serve', 'keys', 'delete', id, '--data', serve.dataDir], env);
+      expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('E_NOT_FOUND')]);
+      const pasted = await cli(project, ['serve', 'keys', 'delete', serve.admin, '--data', serve.dataDir], env);
+      expect(pasted.code).toBe(2);
+      expect(pasted.stderr + pasted.stdout).not.toContain(serve.admin);
+    } finally {
+      await serve.close();
+    }
+  });
+});
+
 describe('which serve: --url and remotes', () => {
   it('a URL without a scheme, of another scheme, or with credentials is a usage error naming the fix, not "cannot reach … is alloy serve running?"', async () => {
     const project = tempDir('alloy-ops-url-');
@@ -89,6 +122,25 @@ describe('which serve: --url and remotes', () => {
     const remote = await cli(project, ['users', '--remote', 'bare'], env);
     expect(remote.code).toBe(2);
     expect(remote.stderr).toContain('the url of remote "bare"');
+  });
+
+  it('a URL with a query is E_BAD_URL, and a server answering 200 with HTML is E_REMOTE_NOT_SERVE (both were "internal error … reading \'items\'")', async () => {
+    const project = tempDir('alloy-ops-url-');
+    writeFileSync(path.join(project, 'alloy.config.yaml'), stringify({ apiVersion: 'alloy/v1', kind: 'Project', name: 'ops' }));
+    const env = { ALLOY_API_KEY: 'alk_admin_x' };
+    const query = await cli(project, ['users', '--url', 'http://127.0.0.1:1/?x'], env);
+    expect([query.code, query.stderr]).toEqual([2, expect.stringContaining('E_BAD_URL')]);
+    const html = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><p>sign in</p>'));
+    await new Promise<void>((resolve) => html.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await cli(project, ['users', '--url', `http://127.0.0.1:${(html.address() as AddressInfo).port}`], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('E_REMOTE_NOT_SERVE');
+      expect(r.stderr).toContain('text/html');
+      expect(r.stderr).not.toContain('internal error');
+    } finally {
+      html.close();
+    }
   });
 });
 

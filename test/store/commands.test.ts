@@ -214,6 +214,23 @@ describe('untrusted text on the terminal', () => {
   });
 });
 
+describe('--store naming no store', () => {
+  it('fsck, versions, show and publish on a --store that is missing, a file or not a store are E_NO_STORE (exit 2); fsck passed and versions said "no releases"; release still creates one', async () => {
+    const root = await tempDir();
+    await writeProject(root, [integration('shop', [workflow('a')])], { release: { test: false } });
+    await writeFile(path.join(root, 'a-file'), 'x');
+    for (const store of ['./typo-store', './a-file', '.']) {
+      for (const args of [['fsck'], ['versions'], ['show', 'shop@1'], ['publish', 'shop@1']]) {
+        const r = await cli(root, [...args, '--store', store]);
+        expect([args[0], store, r.code, r.stderr]).toEqual([args[0], store, 2, expect.stringContaining('E_NO_STORE')]);
+      }
+    }
+    expect((await cli(root, ['release', '--store', './new-store', '-m', 'x'])).code).toBe(0);
+    expect((await cli(root, ['fsck', '--store', './new-store'])).code).toBe(0);
+    expect((await cli(root, ['versions', '--store', './new-store'])).stdout).toContain('v1');
+  });
+});
+
 describe('--store and remotes that name a server without its scheme', () => {
   it('--store localhost:4200 is E_BAD_URL naming http://localhost:4200; nothing is released into a folder named so', async () => {
     const root = await tempDir();

@@ -1,6 +1,7 @@
 /** `alloy install <integration> --user <id> [--version n] [--credential app=id] [--config k=v]`: install for a user of a running alloy serve. */
 import type { CliContext } from '../context.js';
 import { UsageError } from '../../errors.js';
+import { setOwn } from '../../core/own-key.js';
 import { openServeClient } from './serve-remote.js';
 import { printInstallations } from './installations.js';
 
@@ -9,7 +10,7 @@ export function pairs(list: string[] | undefined, flag: string): Record<string, 
   const out: Record<string, unknown> = {};
   for (const item of list ?? []) {
     const i = item.indexOf('=');
-    if (i < 1) throw new UsageError(`${flag} ${item} is not name=value`, { hint: `e.g. ${flag} tag=vip` });
+    if (i < 1) throw new UsageError(`${flag} ${item} is not name=value`, { hint: `e.g. ${flag} ${flag === '--credential' ? 'shopify=cred_…' : 'tag=vip'}` });
     const raw = item.slice(i + 1);
     let v: unknown = raw;
     try {
@@ -17,7 +18,11 @@ export function pairs(list: string[] | undefined, flag: string): Record<string, 
     } catch {
       /* text */
     }
-    out[item.slice(0, i)] = v;
+    // `1e309` parses to Infinity, which JSON sends as null (which removes a config value).
+    if (typeof v === 'number' && !Number.isFinite(v)) v = raw;
+    // An own key even for `__proto__` (assignment set the prototype: the value vanished and the
+    // server, never seeing it, installed without it instead of refusing the name).
+    setOwn(out, item.slice(0, i), v);
   }
   return out;
 }

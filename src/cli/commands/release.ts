@@ -50,7 +50,7 @@ export default async function releaseCommand(ctx: CliContext, args: string[], op
   if (!opts.skipTests && project.config.release?.test !== false) await runTestsFirst(ctx, project, sources);
   const message = opts.skipTests ? [opts.message, '[tests skipped: --skip-tests]'].filter(Boolean).join(' ') : opts.message;
 
-  const store = await openCommandStore(ctx, opts, { root: project.root, config: project.config });
+  const store = await openCommandStore(ctx, opts, { root: project.root, config: project.config }, true);
   return withStore(store, async () => {
     const spinner = await ctx.spinner(`${opts.dryRun ? 'planning' : 'releasing'} ${count(sources.length, 'integration')} into ${store.location}`);
     const plans: ReleasePlan[] = [];

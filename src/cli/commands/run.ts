@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { readDataFile } from '../../core/data-file.js';
 import { readEnvFile } from '../../core/env-file.js';
-import { JSON_MAX_DEPTH, jsonTooDeep } from '../../core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, numberOverflows } from '../../core/json-depth.js';
 import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
@@ -136,14 +136,19 @@ async function readEvent(ctx: CliContext, spec: string): Promise<unknown> {
   if (jsonTooDeep(text)) {
     throw new UsageError(`the event in ${source} nests deeper than ${JSON_MAX_DEPTH} levels`, { code: 'E_JSON_TOO_DEEP', hint: `flatten it: alloy accepts at most ${JSON_MAX_DEPTH} levels of objects and arrays (alloy dev and serve refuse deeper events)` });
   }
+  let event: unknown;
   try {
-    return JSON.parse(text);
+    event = JSON.parse(text);
   } catch (err) {
     throw new UsageError(`the event in ${source} is not JSON: ${(err as Error).message}`, {
       code: 'E_EVENT_JSON',
       hint: `pass a JSON object, e.g. --event '{"email":"a@example.com"}'`,
     });
   }
+  if (numberOverflows(text, event)) {
+    throw new UsageError(`the event in ${source} holds a number too large to represent (over 1.8e308)`, { code: 'E_EVENT_JSON', hint: 'send the number as a string, or a smaller one (alloy dev and serve refuse it too)' });
+  }
+  return event;
 }
 
 async function readStream(stream: NodeJS.ReadableStream): Promise<string> {

@@ -35,6 +35,10 @@ function checkServeUrl(url: string, what: string): void {
   if (parsed.username || parsed.password) {
     throw new UsageError(`${what} holds a user name or password`, { code: 'E_BAD_URL', hint: 'Leave credentials out of the URL: the API key goes in ALLOY_API_KEY.' });
   }
+  // Routes are appended to the URL: after a query they would be part of it (`/?x/v1/users`).
+  if (parsed.search || parsed.hash) {
+    throw new UsageError(`${what} holds a query or fragment`, { code: 'E_BAD_URL', hint: `Give the server's address alone, e.g. ${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}.` });
+  }
 }
 
 /** All pages of a list route. */

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CliContext } from '../context.js';
 import { DEFAULT_PORTS } from '../defaults.js';
-import { UsageError } from '../../errors.js';
+import { AlloyError, UsageError } from '../../errors.js';
 import { listenError } from '../../http/listen.js';
 import type { AppSettings } from '../../core/model.js';
 import { DEFAULT_STORE_PATH, LocalStore, isStoreUrl, openStore, type Store } from '../../store/lib.js';
@@ -101,13 +101,29 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
     }
     return 0;
   }
+  if (verb === 'delete') {
+    // A leaked key must be revocable; the running server sees the delete on its next request.
+    const id: string | undefined = args[2];
+    if (!id || args.length > 3) throw new UsageError('name one key to delete', { hint: 'alloy serve keys delete <key id> (ids from `alloy serve keys list`)' });
+    // Never echoed: a key pasted here is a secret that would land in the terminal or CI log.
+    if (id.startsWith('alk_')) throw new UsageError('give the key\'s id, not the key itself', { hint: 'alloy serve keys list shows the ids (key_…); the key is not stored, only its hash.' });
+    const { state } = await openServe(where, ctx.env);
+    try {
+      if (!(await state.apiKeys.delete(id))) throw new AlloyError('E_NOT_FOUND', `no API key ${JSON.stringify(id)}`, { hint: 'List the keys with `alloy serve keys list`; give the id (key_…), not the key itself.' });
+      if (ctx.json) ctx.printJson({ ok: true, deleted: id });
+      else ctx.out(`deleted key ${id}; requests with it are refused (401) from now on`);
+    } finally {
+      await state.close();
+    }
+    return 0;
+  }
   if (verb === 'rotate') {
     const r = await rotateMasterKey(where, ctx.env);
     if (ctx.json) ctx.printJson({ ok: true, ...r });
     else ctx.out(`master key ${r.kid}: re-wrapped ${r.credentials} credential(s) and ${r.installations} installation config(s)`);
     return 0;
   }
-  throw new UsageError(`unknown keys action "${verb ?? ''}"`, { hint: 'alloy serve keys create --role admin|ingest|read, alloy serve keys list, or alloy serve keys rotate' });
+  throw new UsageError(`unknown keys action "${verb ?? ''}"`, { hint: 'alloy serve keys create --role admin|ingest|read, alloy serve keys list, alloy serve keys delete <id>, or alloy serve keys rotate' });
 }
 
 /** `alloy serve migrate`: applies the PostgreSQL schema's missing migrations, then exits. */
@@ -177,11 +193,19 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const recoverAfterSeconds = positiveInt(opts.recoverAfter, '--recover-after');
   const maxConnections = positiveInt(opts.maxConnections, '--max-connections');
-  const { openServe } = await import('../../serve/admin.js');
+  const { lockServeData, openServe } = await import('../../serve/admin.js');
   const { storeDefinitionSource } = await import('../../serve/definitions.js');
   const { startServeServer } = await import('../../serve/server.js');
   const log = (message: string, fields?: Record<string, unknown>) => ctx.note(`${new Date().toISOString()} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}`);
-  const { state, keyring } = await openServe({ ...where, log }, ctx.env);
+  const unlock = await lockServeData(where);
+  let opened;
+  try {
+    opened = await openServe({ ...where, log }, ctx.env);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  const { state, keyring } = opened;
   if (!store) {
     const { PgStore } = await import('../../store/pg-store.js');
     store = new PgStore((state as import('../../serve/state/pg-state.js').PgServeState).pool, where.describe, { now: () => ctx.now() });
@@ -211,6 +235,7 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
     log,
   }).catch(async (err) => {
     await store!.close().catch(() => undefined);
+    unlock();
     throw listenError(err, opts.host ?? '127.0.0.1', port) ?? err;
   });
   if (ctx.json) ctx.printJson({ ok: true, url: server.url, role, data: where.dataDir ?? null, state: where.database ? 'postgres' : 'sqlite', store: storeDir ?? store.location, api: `${server.url}/v1`, storeApi: storeHandler ? `${server.url}/v1/store` : null });
@@ -228,5 +253,6 @@ export default async function serveCommand(ctx: CliContext, args: string[], opts
   });
   await server.close();
   await store.close();
+  unlock();
   return 0;
 }

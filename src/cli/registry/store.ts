@@ -89,7 +89,7 @@ export const storeCommands: CommandSpec[] = [
   {
     usage: 'serve [action...]',
     envPrefix: 'ALLOY_SERVE',
-    summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|rotate` manage keys; `serve migrate` migrates a PostgreSQL database',
+    summary: 'Run published integrations for your users (the Embedded API) and serve the store; `serve keys create|list|delete|rotate` manage keys; `serve migrate` migrates a PostgreSQL database',
     options: (c) =>
       c
         .option('--port <port>', 'port (default 4200; 0 picks a free one)')

@@ -70,7 +70,7 @@ export const credentialRoutes: ApiRoute[] = [
       const declared = runtime.manifest.connection ?? {};
       // Own keys only: `toString` and friends are `in` every object.
       const bad = Object.entries(fields).filter(([k, v]) => !Object.hasOwn(declared, k) || typeof v !== 'string').map(([k]) => ({ path: `/fields/${k}`, message: `is not a string connection field of ${app}` }));
-      if (bad.length) throw new HttpError(400, 'E_BAD_REQUEST', 'some credential fields are not valid', `Fields of ${app}: ${Object.keys(declared).join(', ')}.`, { fields: bad });
+      if (bad.length) throw new HttpError(400, 'E_BAD_REQUEST', 'some credential fields are not valid', Object.keys(declared).length ? `Fields of ${app}: ${Object.keys(declared).join(', ')}.` : `${app} takes no connection fields: send "fields": {}.`, { fields: bad });
       const account = str(body, 'account', { max: 255 });
       if (c.principal.kind === 'user') {
         // App webhooks are routed by account: a user naming another's shop would get that shop's

@@ -35,6 +35,9 @@ export function executionView(e: ExecutionRow) {
   };
 }
 
+/** ExecutionRow['status'] (the OpenAPI Execution schema's enum). */
+const EXECUTION_STATUSES: readonly string[] = ['queued', 'running', 'succeeded', 'failed', 'filtered', 'cancelled'];
+
 async function loadOwned(c: ApiContext): Promise<ExecutionRow> {
   const e = await c.deps.state.executions.get(c.params.executionId);
   if (!e) throw notFound('execution');
@@ -59,9 +62,11 @@ export const executionRoutes: ApiRoute[] = [
       const sinceMs = since === null ? undefined : Date.parse(since);
       if (sinceMs !== undefined && !Number.isFinite(sinceMs)) throw new HttpError(400, 'E_BAD_REQUEST', '`since` must be an ISO 8601 time', 'For example since=2026-12-01T00:00:00Z.');
       const floor = sinceMs === undefined ? undefined : idFloor('ex', sinceMs);
+      const status = q.get('status') ?? undefined;
+      if (status !== undefined && !EXECUTION_STATUSES.includes(status)) throw new HttpError(400, 'E_BAD_REQUEST', `\`status\` must be one of ${EXECUTION_STATUSES.join(', ')}`);
       const page = c.page();
       const after = floor !== undefined && order === 'asc' && (page.after === undefined || page.after < floor) ? floor : page.after;
-      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status: q.get('status') ?? undefined }, { ...page, after, order });
+      const p = await c.deps.state.executions.list({ userId, installationId: q.get('installationId') ?? undefined, workflow: q.get('workflow') ?? undefined, status }, { ...page, after, order });
       let items = p.items;
       let next = p.next;
       if (floor !== undefined && order === 'desc') {

@@ -379,9 +379,13 @@ export function createStoreRequestHandler(options: StoreApiOptions): StoreReques
       if (err instanceof HttpError) sendError(err);
       else if (err instanceof AlloyError) {
         const status = statusForCode(err.code);
-        // Server-side file paths stay on the server.
-        const details = err.details ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file')) : undefined;
-        sendError(new HttpError(status, err.code, 'dir' in options.store && typeof options.store.dir === 'string' ? err.message.replace(options.store.dir, '<store>') : err.message, err.hint, details));
+        // Server-side file paths stay on the server: in the message and in any detail
+        // (E_STORE_MISSING_OBJECT's `where` is a path, and a message may name it twice).
+        const dir = 'dir' in options.store && typeof options.store.dir === 'string' ? options.store.dir : undefined;
+        const hide = (text: string) => (dir ? text.replaceAll(dir, '<store>') : text);
+        const kept = err.details ? Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'file')) : undefined;
+        const details = kept && dir ? (JSON.parse(hide(JSON.stringify(kept))) as Record<string, unknown>) : kept;
+        sendError(new HttpError(status, err.code, hide(err.message), err.hint, details));
       } else {
         sendError(new HttpError(500, 'E_INTERNAL', 'internal error'));
       }
