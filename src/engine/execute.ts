@@ -229,13 +229,13 @@ class Execution {
     if (this.persisting === 0) {
       // None in flight: checkpoint now rather than a turn of the chain later (two promises
       // and an async frame less per step); later ones still wait for this one.
+      this.persisting++;
       let p: Promise<void>;
       try {
         p = Promise.resolve(this.deps.checkpoint(this.record, changed));
       } catch (err) {
         p = Promise.reject(err);
       }
-      this.persisting++;
       this.persistChain = p.then(this.persisted, this.persistFailed);
       return this.persistChain;
     }
