@@ -16,14 +16,11 @@ import {
   hasTemplate,
   TemplateSyntaxError,
 } from './expressions.js';
-import { childStepLists, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
+import { childStepLists, RESERVED_STEP_IDS, type ConnectorManifest, type IntegrationDef, type Step } from './model.js';
 import { MODEL_KEYS } from './model-keys.js';
 import { parseSchedule } from './schedule.js';
 import { mapSchemaErrors, userSchemaProblem, userValidator } from './schema-check.js';
 import { codeOffset, keyRange, rangeAt, stringOffset, type SourceFile } from './source-file.js';
-
-/** Names every plain object has (`constructor`, `toString`, `__proto__`, …): not step ids. */
-const INHERITED_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 /** Steps built into the engine rather than provided by a connector. */
 export const BUILTIN_STEP_TYPES = ['transform', 'http'] as const;
@@ -98,7 +95,7 @@ export function checkWorkflow(source: SourceFile, ctx: WorkflowCheckContext): Di
   for (const entry of entries) {
     const id = (entry.step as { id?: unknown }).id;
     if (typeof id !== 'string') continue;
-    if (INHERITED_NAMES.has(id)) {
+    if (RESERVED_STEP_IDS.has(id)) {
       // The engine keeps steps by id in plain objects, where `steps.constructor` already exists:
       // such a step was taken for one already run and silently never ran.
       diag(`${entry.pointer}/id`, 'E_STEP_ID_RESERVED', `step id "${id}" is reserved (a built-in property name of JavaScript objects)`, 'rename the step, e.g. add a prefix');

@@ -206,6 +206,12 @@ export type Step = ActionStep | IfStep | BranchStep | EachStep | DelayStep | Sto
 export type StepKind = 'action' | 'if' | 'branch' | 'each' | 'delay' | 'stop' | 'code';
 
 /** The key that decides a step's kind. EachStep also uses `stop`, so `each` wins over `stop`. */
+/**
+ * Names every plain object has (`constructor`, `toString`, `__proto__`, …): not step ids. The
+ * engine keeps steps by id in plain objects, where such a step is found before it has run.
+ */
+export const RESERVED_STEP_IDS: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 export function stepKind(step: Step): StepKind | undefined {
   const s = step as unknown as Record<string, unknown>;
   if ('uses' in s) return 'action';

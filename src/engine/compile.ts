@@ -9,7 +9,7 @@ import {
   TemplateSyntaxError,
   type CompiledValue,
 } from '../core/expressions.js';
-import { stepKind, type OnError, type Step, type WorkflowDef } from '../core/model.js';
+import { RESERVED_STEP_IDS, stepKind, type OnError, type Step, type WorkflowDef } from '../core/model.js';
 import { AlloyError } from '../errors.js';
 import { parseDuration, tryParseDuration } from './duration.js';
 import { resolveRetryPolicy, STEP_RETRY_DEFAULTS, STREAM_RETRY_DEFAULTS, type ResolvedRetryPolicy } from './retry.js';
@@ -148,6 +148,9 @@ export function compileSteps(steps: Step[], pointer: string): CompiledStep[] {
 }
 
 function compileStep(step: Step, pointer: string): CompiledStep {
+  // Validation reports these first; a definition that skipped it (another client's release in a
+  // store) must not run with a step that the engine would take as already run.
+  if (RESERVED_STEP_IDS.has(step.id)) throw new WorkflowCompileError(`step id "${step.id}" is reserved (a built-in property name of JavaScript objects)`, `${pointer}/id`);
   const s = step as unknown as Record<string, unknown>;
   const base: CompiledStepBase = {
     id: step.id,

@@ -69,4 +69,19 @@ describe('alloy serve: the run/event ingest path', () => {
     expect((await call(serve.url, 'GET', '/v1/executions?userId=a%00b', { token: serve.admin })).body.error.message).toBe('the path or query holds a NUL character');
     expect(await stored()).toBe(2);
   });
+
+  it('answers a reused Idempotency-Key with another payload 422, and a retry of the same one (keys in any order) as its duplicate', async () => {
+    const send = (body: unknown) => call(serve.url, 'POST', '/v1/run/event', { token: ingest, body, headers: { 'idempotency-key': 'k-reuse' } });
+    const first = await send({ event: 'acme.order.requested', userId: 'user-a', data });
+    expect(first.status).toBe(202);
+    const before = await stored();
+    const other = await send({ event: 'acme.order.requested', userId: 'user-a', data: { ...data, orderId: '2' } });
+    expect(other.status).toBe(422);
+    expect(other.body.error.code).toBe('E_IDEMPOTENCY_KEY_REUSED');
+    // The same request, its fields in another order, is the first one's duplicate.
+    const { lineItems, ...rest } = data;
+    const retry = await send({ userId: 'user-a', data: { lineItems, ...rest }, event: 'acme.order.requested' });
+    expect(retry.body).toEqual({ executionIds: first.body.executionIds, duplicate: true });
+    expect(await stored()).toBe(before);
+  });
 });

@@ -3,7 +3,7 @@
  * run it from one test file per backend with a factory that opens a fresh, empty state.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ExecutionRow, InstallationRecord, Sealed, ServeState } from '../../src/serve/state/types.js';
+import { eventDedupeKey, type ExecutionRow, type InstallationRecord, type Sealed, type ServeState } from '../../src/serve/state/types.js';
 import type { ExecutionRecord } from '../../src/engine/types.js';
 
 const sealed: Sealed = { kid: 'k1', wrapped: 'w', iv: 'i', data: 'd', tag: 't' };
@@ -57,6 +57,21 @@ export function runStateContract(name: string, open: () => Promise<ServeState>):
       expect(await state.installations.byCredentials(['c1'])).toEqual([]);
       expect((await state.credentials.listByUser('u2')).map((c) => c.id)).toEqual(['c2']);
       expect((await state.executions.get('ex_2'))?.id).toBe('ex_2');
+    });
+
+    it("deleting a user forgets their Idempotency-Keys (a user made again under the id starts afresh), nobody else's", async () => {
+      for (const id of ['u1', 'u1x', 'u2']) await state.users.create({ id, createdAt: at });
+      await state.executions.ingest({ dedupeKey: eventDedupeKey('u1', 'k'), executions: [execution('ex_1', 'u1')] });
+      await state.executions.ingest({ dedupeKey: eventDedupeKey('u1x', 'k'), executions: [execution('ex_2', 'u1x')] });
+      await state.executions.ingest({ dedupeKey: eventDedupeKey('u2', 'k'), executions: [execution('ex_3', 'u2')] });
+      await state.executions.ingest({ dedupeKey: 'shopify:a.myshopify.com:orders/create:00', executions: [execution('ex_4', 'u1')] });
+      expect(await state.users.delete('u1')).toBe(true);
+      await state.users.create({ id: 'u1', createdAt: at });
+      expect(await state.executions.ingest({ dedupeKey: eventDedupeKey('u1', 'k'), executions: [execution('ex_5', 'u1')] })).toEqual({ duplicate: false, executionIds: ['ex_5'] });
+      expect(await state.executions.ingest({ dedupeKey: eventDedupeKey('u1x', 'k'), executions: [] })).toEqual({ duplicate: true, executionIds: ['ex_2'] });
+      expect(await state.executions.ingest({ dedupeKey: eventDedupeKey('u2', 'k'), executions: [] })).toEqual({ duplicate: true, executionIds: ['ex_3'] });
+      // A webhook delivery's key is the shop's, not the user's: it stays.
+      expect((await state.executions.ingest({ dedupeKey: 'shopify:a.myshopify.com:orders/create:00', executions: [] })).duplicate).toBe(true);
     });
 
     it('stores API keys by hash only', async () => {

@@ -4,6 +4,7 @@
  * in one transaction before answering 202; a refused request stores nothing.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { safeEqual } from '../../connectors/shopify/webhooks.js';
 import { connectionEnvName } from '../../connectors/credentials.js';
 import type { ConnectorTrigger } from '../../core/model.js';
@@ -12,7 +13,7 @@ import { parseJson, readBody } from '../../http/body.js';
 import { headerValue } from '../../http/respond.js';
 import { checkTriggerData, type RoutedWorkflow } from '../../server/definitions.js';
 import { executionRowFor, ingestExecutions } from '../ingest.js';
-import type { ExecutionRow, InstallationRecord } from '../state/types.js';
+import { eventDedupeKey, type ExecutionRow, type InstallationRecord } from '../state/types.js';
 import { str, type ApiContext, type ApiRoute } from './context.js';
 
 const EVENT_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
@@ -39,6 +40,25 @@ function appSecret(c: ApiContext, app: string, template: string): string | undef
   const manifest = c.deps.connectors.get(app)?.manifest;
   if (!m || !manifest) return undefined;
   return c.deps.env[connectionEnvName(manifest, m[1])] || undefined;
+}
+
+/**
+ * A repeated Idempotency-Key must come with the request it was first sent with: reused with
+ * another payload it is 422 (draft-ietf-httpapi-idempotency-key-header, "Error Scenarios"),
+ * not a `duplicate` that silently drops the new request. Checked on the duplicate path only,
+ * against what the first request stored: each of its executions still there must hold this
+ * data, from a workflow this event triggers on that execution's version.
+ */
+async function refuseAnotherRequest(c: ApiContext, event: string, data: unknown, executionIds: string[]): Promise<void> {
+  // As stored: JSON has no -0 (or undefined), so the data is compared in that form.
+  const asStored = JSON.parse(JSON.stringify(data)) as unknown;
+  for (const id of executionIds) {
+    const e = await c.deps.state.executions.get(id);
+    if (!e) continue;
+    const routes = (await c.deps.source.get(e.integration, e.version)).defs.byEvent.get(event);
+    if (isDeepStrictEqual(e.record.event, asStored) && routes?.some((r) => r.key === e.workflow)) continue;
+    throw new HttpError(422, 'E_IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was sent before with another request (event or data); nothing was stored', 'Send a new Idempotency-Key for a new request; a retry repeats the first request exactly.');
+  }
 }
 
 export const eventRoutes: ApiRoute[] = [
@@ -71,7 +91,8 @@ export const eventRoutes: ApiRoute[] = [
       if (fields) {
         throw new HttpError(422, 'E_EVENT_INVALID', `the data of ${event} does not fit the trigger schema: ${fields.map((f) => `${f.path || '/'} ${f.message}`).join('; ')}`, 'Fix the named fields; nothing was stored.', { fields });
       }
-      const result = await commit(c, 'event', key ? `event:${userId}:${key}` : undefined, rows);
+      const result = await commit(c, 'event', key ? eventDedupeKey(userId, key) : undefined, rows);
+      if (result.duplicate) await refuseAnotherRequest(c, event, data, result.executionIds);
       c.send(202, { executionIds: result.executionIds, duplicate: result.duplicate });
     },
   },

@@ -43,6 +43,7 @@ import type {
   ServeState,
   UserRecord,
 } from './types.js';
+import { eventDedupePrefix } from './types.js';
 
 export const DEFAULT_PG_SCHEMA = 'alloy';
 
@@ -854,6 +855,9 @@ export async function openPgState(options: PgStateOptions): Promise<PgServeState
           await c.query('DELETE FROM installations WHERE user_id = $1', [id]);
           await c.query('DELETE FROM credentials WHERE user_id = $1', [id]);
           await c.query('DELETE FROM executions WHERE user_id = $1', [id]);
+          // The user's Idempotency-Keys. starts_with, not a range: the key's index follows the
+          // database's collation, which need not compare bytewise; a scan, once per deletion.
+          await c.query('DELETE FROM dedupe WHERE starts_with(key, $1)', [eventDedupePrefix(id)]);
           return n > 0;
         })),
     },

@@ -27,6 +27,7 @@ import type {
   ServeState,
   UserRecord,
 } from './types.js';
+import { eventDedupePrefix } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -262,6 +263,10 @@ export function openSqliteState(file: string): ServeState {
     stmt('DELETE FROM credentials WHERE user_id = ?').run(id);
     stmt('DELETE FROM executions WHERE user_id = ?').run(id);
     stmt('DELETE FROM deleted_installations WHERE user_id = ?').run(id);
+    // The user's Idempotency-Keys: a range of the key's b-tree (SQLite compares TEXT bytewise,
+    // and `;` follows `:`).
+    const prefix = eventDedupePrefix(id);
+    stmt('DELETE FROM dedupe WHERE key >= ? AND key < ?').run(prefix, `${prefix.slice(0, -1)};`);
     forgetAll();
     return n > 0;
   };

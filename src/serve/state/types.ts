@@ -118,7 +118,10 @@ export interface ExecutionRow {
 }
 
 export interface IngestInput {
-  /** Idempotency-Key or the app's delivery id, scoped by the caller (`event:<key>`, `shopify:<id>`). */
+  /**
+   * Idempotency-Key or the app's delivery, scoped by the caller: a user's Idempotency-Key is
+   * `eventDedupeKey(userId, key)` (dropped with the user), a webhook's `<app>:<account>:…`.
+   */
   dedupeKey?: string;
   executions: ExecutionRow[];
 }
@@ -270,3 +273,12 @@ export interface ServeState {
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/**
+ * The dedupe key of a user's Idempotency-Key. Deleting the user deletes every key under
+ * `eventDedupePrefix(userId)` (user ids have no `:`), so a user made again under the same id
+ * starts with no keys: an old key would answer `duplicate` with executions deleted with the
+ * first user, and run nothing.
+ */
+export const eventDedupePrefix = (userId: string) => `event:${userId}:`;
+export const eventDedupeKey = (userId: string, key: string) => eventDedupePrefix(userId) + key;
