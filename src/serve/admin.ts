@@ -2,6 +2,7 @@
 import { chmodSync, existsSync, lstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, filesystemKeepsModes, preparePrivateFile, refuseSymlink } from '../core/safe-fs.js';
+import { lockFolder } from '../core/folder-lock.js';
 import { AlloyError, UsageError } from '../errors.js';
 import { newId } from '../server/ids.js';
 import { API_KEY_ROLES, hashApiKey, newApiKey } from './auth.js';
@@ -112,31 +113,22 @@ export const LOCK_FILE = 'serve.lock';
 /**
  * One `alloy serve` per SQLite data folder: a server resumes every unfinished execution when it
  * starts, so a second one on the same folder ran the first one's executions again, calls
- * included. The lock is a SQLite file held in exclusive locking mode (the OS releases it when
- * the process dies, kill -9 included); `alloy serve keys` and other readers of serve.db do not
+ * included (src/core/folder-lock.ts); `alloy serve keys` and other readers of serve.db do not
  * take it. Nothing with --database (any number of processes share PostgreSQL).
  */
 export async function lockServeData(where: ServeLocation): Promise<() => void> {
   if (where.database || !where.dataDir) return () => undefined;
   refuseDataFile(where);
-  ensurePrivateDir(where.dataDir, where.dataBase);
-  const file = path.join(where.dataDir, LOCK_FILE);
-  preparePrivateFile(file, [`${file}-journal`]);
-  const { default: Database } = await import('better-sqlite3');
-  const db = new Database(file, { timeout: 0 });
-  try {
-    db.pragma('locking_mode = EXCLUSIVE');
-    // The first write takes the exclusive lock, kept until the connection closes.
-    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder;');
-    db.prepare('INSERT INTO holder VALUES (?)').run(process.pid);
-  } catch (err) {
-    db.close();
-    if (!String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) throw err;
-    throw new AlloyError('E_SERVE_LOCKED', `another alloy serve is running on the data folder ${where.dataDir}`, {
-      hint: 'Stop it first, or give this one another --data. To run several processes over one state, use --database postgres://… (docs/scale-out.md).',
-    });
-  }
-  return () => db.close();
+  const dataDir = where.dataDir;
+  return lockFolder(
+    dataDir,
+    LOCK_FILE,
+    () =>
+      new AlloyError('E_SERVE_LOCKED', `another alloy serve is running on the data folder ${dataDir}`, {
+        hint: 'Stop it first, or give this one another --data. To run several processes over one state, use --database postgres://… (docs/scale-out.md).',
+      }),
+    where.dataBase,
+  );
 }
 
 /** openServeState, with a damaged SQLite file named as such (it was "internal error … a bug in alloy"). */

@@ -32,7 +32,10 @@ export function serveClient(url: string, key: string | undefined): ServeClient {
       }
       if (!res.ok) {
         const e = json?.error ?? {};
-        throw new AlloyError(e.code ?? 'E_REMOTE', `${method} ${path}: ${e.message ?? `HTTP ${res.status}`}`, { hint: e.hint ?? (res.status === 401 ? 'Check ALLOY_API_KEY.' : undefined), details: e.details });
+        // The server refusing what was given (400, 422: a bad flag value, config or id) is a
+        // validation error of this command, exit 2, as the same refusal made locally is.
+        const refused = res.status === 400 || res.status === 422;
+        throw new AlloyError(e.code ?? 'E_REMOTE', `${method} ${path}: ${e.message ?? `HTTP ${res.status}`}`, { hint: e.hint ?? (res.status === 401 ? 'Check ALLOY_API_KEY.' : undefined), details: e.details, exitCode: refused ? 2 : 1 });
       }
       // A 2xx that is not a JSON object is not alloy serve (a proxy's sign-in page, another server):
       // said so, rather than failing later on a missing field as an internal error.

@@ -69,13 +69,7 @@ export function loadKeyring(env: NodeJS.ProcessEnv, keyFile: string): Keyring {
  */
 function createKeyFile(keyFile: string): void {
   const tmp = path.join(path.dirname(keyFile), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(keyFile)}`);
-  const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | (fsConstants.O_NOFOLLOW ?? 0), 0o600);
-  try {
-    writeSync(fd, `${newMasterKeyText()}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeNewKeyLine(openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | (fsConstants.O_NOFOLLOW ?? 0), 0o600));
   try {
     linkSync(tmp, keyFile);
   } catch (err) {
@@ -137,15 +131,19 @@ export function readKeyFile(keyFile: string): Keyring {
 export function addKeyToFile(keyFile: string): Keyring {
   refuseSymlink(keyFile);
   // O_NOFOLLOW: a link put there since the check is not appended through either.
-  const fd = openSync(keyFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | (fsConstants.O_NOFOLLOW ?? 0), 0o600);
+  // On disk before `keys rotate` re-wraps data keys under it in the (fsynced) state.
+  writeNewKeyLine(openSync(keyFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | (fsConstants.O_NOFOLLOW ?? 0), 0o600));
+  return readKeyFile(keyFile);
+}
+
+/** Writes a new master key's line to `fd`, fsyncs and closes it. */
+function writeNewKeyLine(fd: number): void {
   try {
     writeSync(fd, `${newMasterKeyText()}\n`);
-    // On disk before `keys rotate` re-wraps data keys under it in the (fsynced) state.
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  return readKeyFile(keyFile);
 }
 
 function gcmSeal(key: Buffer, plain: Buffer, aad: string): { iv: Buffer; data: Buffer; tag: Buffer } {

@@ -25,6 +25,7 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 import { AlloyError } from '../errors.js';
+import { lockFolder } from '../core/folder-lock.js';
 import { checkIngressTarget, filterHeaderPairs, forwardableHeaders, isValidTunnelName } from './ingress-paths.js';
 import {
   CLOSE_REPLACED,
@@ -122,6 +123,9 @@ function timerOption(value: number | undefined, fallback: number, what: string):
   return ms;
 }
 
+/** The lock file of a relay's data folder (src/core/folder-lock.ts). */
+export const RELAY_LOCK_FILE = 'relay.lock';
+
 export async function startRelayServer(options: RelayServerOptions): Promise<RelayServer> {
   const logger = options.logger ?? { info: () => {}, warn: () => {} };
   const now = options.now ?? Date.now;
@@ -132,7 +136,14 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
   const limits: QueueLimits = { ...DEFAULT_QUEUE_LIMITS, ...options.queue };
   const queueDir = `${options.dataDir}/queue`;
   let queue: RelayQueue;
+  // One relay per data folder: a second one would deliver the same queued requests again.
+  let unlock: () => void = () => {};
   try {
+    unlock = await lockFolder(
+      options.dataDir,
+      RELAY_LOCK_FILE,
+      () => new AlloyError('E_RELAY_LOCKED', `another alloy relay is running on the data folder ${options.dataDir}`, { hint: 'Stop it first, or give this one another data folder.' }),
+    );
     queue = await RelayQueue.open(queueDir, limits, {
       now,
       onExpired: (name, count) =>
@@ -144,6 +155,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
         ),
     });
   } catch (err) {
+    unlock();
+    if (err instanceof AlloyError && err.code === 'E_RELAY_LOCKED') throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new AlloyError('E_RELAY_DATA', `cannot use ${queueDir} for the relay's queue: ${code ?? (err as Error).message}`, {
       cause: err,
@@ -463,6 +476,7 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
   } catch (err) {
     clearInterval(heartbeat);
     wss.close();
+    unlock();
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'EADDRINUSE'
@@ -501,6 +515,7 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       // A drop acknowledgement that arrived meanwhile finishes its write before close resolves.
       await Promise.allSettled([...handlers]);
+      unlock();
     },
   };
 }

@@ -37,9 +37,10 @@ describe('operator commands', () => {
       expect(installed.code).toBe(0);
       expect(installed.json().installation).toMatchObject({ integration: 'shopify-sync', version: 1, userId: 'acme-1' });
       // `--config __proto__=x` was dropped on the client (assignment set the prototype), so the
-      // install went through without it; now the server sees the name and refuses it.
+      // install went through without it; now the server sees the name and refuses it (a
+      // validation error: exit 2, as a server's 400 or 422 is for every operator command).
       const proto = await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', `shopify=${cred.body.id}`, '--config', '__proto__=x']);
-      expect([proto.code, proto.stderr]).toEqual([1, expect.stringContaining('E_CONFIG_INVALID')]);
+      expect([proto.code, proto.stderr]).toEqual([2, expect.stringContaining('E_CONFIG_INVALID')]);
       expect((await run(['install', 'shopify-sync', '--user', 'acme-1', '--credential', 'shopify'])).stderr).toContain('--credential shopify=cred_');
       const human = await run(['installations']);
       expect(human.stdout).toContain('shopify-sync@1  active');

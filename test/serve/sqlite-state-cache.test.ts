@@ -78,6 +78,21 @@ describe('sqlite state read cache', () => {
     expect((await server.executions.get('ex_2'))?.status).toBe('cancelled');
   });
 
+  it('remembers a just-ingested row as stored when its batch runs again because another write in it failed', async () => {
+    const [server] = two();
+    const at = new Date(0).toISOString();
+    const row = { id: 'ex_1', installationId: 'i1', userId: 'u1', integration: 'x', version: 1, workflow: 'x/w', status: 'queued' as const, record: { id: 'ex_1', workflow: 'x/w', version: 'v1', status: 'queued' as const, createdAt: at, steps: {} }, rerunOf: 'ex_0', createdAt: at, updatedAt: at };
+    await server.users.create({ id: 'u1', createdAt: at });
+    // One event-loop turn, one transaction: the ingest runs, the duplicate user after it fails the
+    // transaction, and the batch runs again with a savepoint per write (sqlite-group-commit.ts).
+    const [ingested, dup] = await Promise.allSettled([server.executions.ingest({ dedupeKey: 'event:k', executions: [row] }), server.users.create({ id: 'u1', createdAt: at })]);
+    expect(dup.status).toBe('rejected');
+    expect(ingested).toEqual({ status: 'fulfilled', value: { duplicate: false, executionIds: ['ex_1'] } });
+    expect(await server.executions.get('ex_1')).toEqual(row);
+    await server.executions.checkpoint('ex_1', { ...row.record, status: 'succeeded' });
+    expect(await server.executions.get('ex_1')).toMatchObject({ status: 'succeeded', rerunOf: 'ex_0', record: { status: 'succeeded' } });
+  });
+
   it('keeps the oldest just-ingested rows when its memory is full, as the queue reads them next, and remembers no newer one', async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'alloy-state-cache-')), 'serve.db');
     const server = openSqliteState(file);

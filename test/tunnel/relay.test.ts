@@ -65,6 +65,15 @@ function shopifyHeaders(body: Buffer, secret: string, id = '123456789'): Record<
 }
 
 describe('relay end to end', () => {
+  it('one relay per data folder: a second is E_RELAY_LOCKED while the first runs (it would deliver the same queue again), and starts once the first has closed', async () => {
+    const first = await relay();
+    const second = startRelayServer({ dataDir: dir, tokens });
+    await expect(second).rejects.toMatchObject({ code: 'E_RELAY_LOCKED' });
+    await first.close();
+    const third = await relay();
+    expect(third.url).toMatch(/^http:/);
+  });
+
   it('the HMAC helper reproduces the Shopify vector', () => {
     expect(shopifyHmac(vector.secret, Buffer.from(vector.raw_body, 'utf8'))).toBe(vector.expected_hmac_header);
   });

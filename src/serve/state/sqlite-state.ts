@@ -485,10 +485,13 @@ export function openSqliteState(file: string): ServeState {
         // Remembered in the write itself, right after the insert: the rows are visible from the
         // commit on, before the sync ends, and a checkpoint or cancel in between forgets them in
         // a later write (remembered after the sync, the stale row came back over it). The batch
-        // may run twice (see sqlite-group-commit.ts): each run forgets first; a failed write forgets.
+        // may run twice (see sqlite-group-commit.ts): a second run forgets what the first
+        // remembered (new ids are not remembered before their first run); a failed write forgets.
+        let ran = false;
         try {
           return await durable(() => {
-            for (const e of input.executions) forget(e.id);
+            if (ran) for (const e of input.executions) forget(e.id);
+            ran = true;
             const docs = input.executions.map(executionDoc);
             const result = ingest(input, docs);
             if (!result.duplicate) {
@@ -623,8 +626,9 @@ function executionDoc(e: ExecutionRow): ExecutionDoc {
   // Each byte here is written twice (WAL, then the database) and fsynced: with the fields that
   // have columns left out a row is about a third shorter (a 24-row ingest transaction wrote 19.4
   // WAL pages instead of 20.6).
-  const { id: _id, installationId: _i, userId: _u, workflow: _w, status: _s, updatedAt: _t, record, ...rest } = e;
-  return { doc: JSON.stringify(rest), record: JSON.stringify(record) };
+  // Named one by one: a rest pattern copies the row through V8's generic property path.
+  const rest = e.rerunOf === undefined ? { integration: e.integration, version: e.version, createdAt: e.createdAt } : { integration: e.integration, version: e.version, rerunOf: e.rerunOf, createdAt: e.createdAt };
+  return { doc: JSON.stringify(rest), record: JSON.stringify(e.record) };
 }
 function executionOf(r: ExecutionColumns): ExecutionRow {
   const doc = JSON.parse(r.doc) as Record<string, unknown>;
