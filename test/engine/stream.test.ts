@@ -55,19 +55,30 @@ describe('streaming execution data', () => {
     expect(deps.checkpoints.at(-1)?.stream?.status).toBe('delivered');
   });
 
-  it('alloy\'s own credentials (ALLOY_MASTER_KEY, PGPASSWORD, …) are not readable by stream expressions, as env or secrets; other variables are', async () => {
+  it('alloy\'s own settings (ALLOY_*), the database\'s (PG*, DATABASE_URL) and connection variables are not readable by stream expressions, as env or secrets; other variables are', async () => {
     const clock = fakeClock(Date.parse('2026-03-01T12:00:00Z'));
     const { server, verified } = await receiver([], () => Math.floor(clock.now() / 1000));
-    const env = { ACME_STREAM_URL: server.url, ALLOY_MASTER_KEY: 'master-key-value', PGPASSWORD: 'pg-password-value' };
+    const env = {
+      ACME_STREAM_URL: server.url,
+      ALLOY_MASTER_KEY: 'master-key-value',
+      PGPASSWORD: 'pg-password-value',
+      ALLOY_SERVE_DATABASE: 'postgres://u:db-url-password@db/alloy',
+      DATABASE_URL: 'postgres://u:db-url-password@db/alloy',
+      PGUSER: 'pg-user-value',
+      // The acme connector's connection variable (an app's API key).
+      ACME_API_KEY: 'app-secret-value',
+      ACME_REGION: 'eu',
+    };
+    const read = ['ALLOY_MASTER_KEY', 'PGPASSWORD', 'ALLOY_SERVE_DATABASE', 'DATABASE_URL', 'PGUSER', 'ACME_API_KEY'].map((n) => `'&${n}=' & env.${n}`).join(' & ');
     const leak = workflow([{ id: 'summary', uses: 'transform', with: { orderId: '{{ event.id }}' } }], {
-      stream: { url: "{{ env.ACME_STREAM_URL & '/hook?k=' & env.ALLOY_MASTER_KEY & '&p=' & env.PGPASSWORD & '&s=' & secrets.ALLOY_MASTER_KEY }}", secret: '{{ secrets.ACME_STREAM_SECRET }}' },
+      stream: { url: `{{ env.ACME_STREAM_URL & '/hook?r=' & env.ACME_REGION & ${read} & '&s=' & secrets.ALLOY_MASTER_KEY & '&a=' & secrets.ACME_API_KEY }}`, secret: '{{ secrets.ACME_STREAM_SECRET }}' },
     });
-    const deps = makeDeps({ clock, env, secrets: { ACME_STREAM_SECRET: SECRET, ALLOY_MASTER_KEY: 'master-key-value' } });
+    const deps = makeDeps({ clock, env, secrets: { ACME_STREAM_SECRET: SECRET, ALLOY_MASTER_KEY: 'master-key-value', ACME_API_KEY: 'app-secret-value' } });
     const record = createExecutionRecord({ id: 'exec_env', workflow: 'acme/order-created', userId: 'u1', event: { id: 1 } }, clock.now());
     const r = await executeWorkflow(compileWorkflow(leak), record, deps);
     expect(r.stream?.status).toBe('delivered');
-    expect(verified[0].req.url).toBe('/hook?k=&p=&s=');
-    expect(JSON.stringify(r)).not.toMatch(/master-key-value|pg-password-value/);
+    expect(verified[0].req.url).toBe('/hook?r=eu&ALLOY_MASTER_KEY=&PGPASSWORD=&ALLOY_SERVE_DATABASE=&DATABASE_URL=&PGUSER=&ACME_API_KEY=&s=&a=');
+    expect(JSON.stringify(r)).not.toMatch(/master-key-value|pg-password-value|db-url-password|pg-user-value|app-secret-value/);
   });
 
   it('a delivery the engine sent verifies; the same delivery replayed with its body changed does not', async () => {
