@@ -139,12 +139,12 @@ export function parseJson(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
   // Nesting past maxDepth takes more than 2 * maxDepth bytes (an opening and a closing bracket
   // per level), so a shorter body needs no walk (a run/event body is about 100 bytes).
   // JSON.parse reads `1e309` as Infinity: it passes a schema's `type: integer, minimum: 1`,
-  // then is stored as null. Checked in the depth walk when there is one, else on the text first.
+  // then is stored as null. Checked in the depth walk when there is one, else by a walk of its own.
   if (parseFirst && body.length > 2 * maxDepth) {
     const problem = valueProblem(value, maxDepth);
     if (problem === 'deep') throw tooDeep(maxDepth);
     if (problem === 'overflow') throw overflow();
-  } else if (numberOverflows(text, value)) throw overflow();
+  } else if (numberOverflows(value)) throw overflow();
   return value;
 }
 

@@ -53,20 +53,20 @@ describe('compressed bodies', () => {
 
 describe('numbers JSON cannot carry', () => {
   it('a number past 1.8e308 (JSON.parse: Infinity) is 400 E_BAD_JSON; near the limit and in strings it is fine', () => {
-    // Small bodies (text checked), ones the depth walk covers, and ones over 64 KB (text checked).
+    // Small bodies, ones the depth walk covers, and ones over 64 KB (each walked for it). A long
+    // mantissa with a two-digit exponent overflows too (a pattern over the text missed it).
+    const longMantissa = `1${'0'.repeat(240)}e70`;
     for (const pad of ['', 'x'.repeat(1_000), 'x'.repeat(70_000)]) {
-      for (const text of ['{"q":1e309}', '{"q":-1E+400}', `{"q":${'9'.repeat(400)}}`, '[[{"q":2e308}]]', '1e309']) {
+      for (const text of ['{"q":1e309}', '{"q":-1E+400}', `{"q":${'9'.repeat(400)}}`, '[[{"q":2e308}]]', '1e309', `{"q":${longMantissa}}`, `[-${longMantissa}]`]) {
         const body = pad && text !== '1e309' ? `{"pad":"${pad}","v":${text}}` : text;
         expect(() => parseJson(Buffer.from(body)), `${pad.length} ${text}`).toThrow(expect.objectContaining({ status: 400, code: 'E_BAD_JSON' }));
       }
       expect(parseJson(Buffer.from(`{"pad":"${pad}","q":1.7e308,"s":"1e309"}`))).toMatchObject({ q: 1.7e308, s: '1e309' });
     }
     expect(parseJson(Buffer.from('{"q":1.7e308,"s":"1e309","t":1e-400,"z":-0}'))).toEqual({ q: 1.7e308, s: '1e309', t: 0, z: -0 });
-    // The text check stays linear: 1 MB of 308-digit numbers (each one short of overflowing).
+    // 1 MB of 308-digit numbers, each one short of overflowing, is taken.
     const runs = `[${Array.from({ length: 3200 }, () => '1'.repeat(308)).join(',')}]`;
-    const started = performance.now();
-    expect(Array.isArray(parseJson(Buffer.from(runs)))).toBe(true);
-    expect(performance.now() - started).toBeLessThan(300);
+    expect((parseJson(Buffer.from(runs)) as number[]).length).toBe(3200);
   });
 
   it('alloy serve: an event with quantity 1e309 is refused, not checked as an integer ≥ 1 and stored as null', async () => {

@@ -145,7 +145,7 @@ async function readEvent(ctx: CliContext, spec: string): Promise<unknown> {
       hint: `pass a JSON object, e.g. --event '{"email":"a@example.com"}'`,
     });
   }
-  if (numberOverflows(text, event)) {
+  if (numberOverflows(event)) {
     throw new UsageError(`the event in ${source} holds a number too large to represent (over 1.8e308)`, { code: 'E_EVENT_JSON', hint: 'send the number as a string, or a smaller one (alloy dev and serve refuse it too)' });
   }
   return event;
