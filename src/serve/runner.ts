@@ -7,7 +7,7 @@
  * once, is the execution queue's (queue/): in-process over SQLite, pg-boss over PostgreSQL.
  * Calls to an app are paced per (app, account) by the cost limiter.
  */
-import { compileWorkflow, type CompiledWorkflow } from '../engine/compile.js';
+import { compileWorkflow, WorkflowCompileError, type CompiledWorkflow } from '../engine/compile.js';
 import { executeWorkflow } from '../engine/execute.js';
 import { realClock } from '../engine/clock.js';
 import type { EngineDeps, ExecutionRecord, StepRecord } from '../engine/types.js';
@@ -193,9 +193,19 @@ export function createRunner(options: RunnerOptions): Runner {
         await options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error: { code: 'E_GONE', message: `cannot run: ${reason}` } }, { last: true });
         return true;
       }
+      const fail = (error: { code: string; message: string; hint?: string }) =>
+        options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error }, { last: true });
       let c = compiled.get(routed.workflow.def);
       if (!c) {
-        c = compileWorkflow(routed.workflow.def);
+        try {
+          c = compileWorkflow(routed.workflow.def);
+        } catch (err) {
+          // A release that skipped validation (another client's, in a store) and does not
+          // compile: failed for good, not left queued to be retried at every start.
+          if (!(err instanceof WorkflowCompileError)) throw err;
+          await fail({ code: err.code, message: `cannot run: ${err.message}`, hint: err.hint });
+          return true;
+        }
         compiled.set(routed.workflow.def, c);
       }
       const compiledWorkflow = c;
