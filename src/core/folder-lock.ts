@@ -15,16 +15,25 @@ export async function lockFolder(dir: string, file: string, refused: () => Alloy
   const lockFile = path.join(dir, file);
   preparePrivateFile(lockFile, [`${lockFile}-journal`]);
   const { default: Database } = await import('better-sqlite3');
-  const db = new Database(lockFile, { timeout: 0 });
-  try {
-    db.pragma('locking_mode = EXCLUSIVE');
-    // The first write takes the exclusive lock, kept until the connection closes.
-    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder;');
-    db.prepare('INSERT INTO holder VALUES (?)').run(process.pid);
-  } catch (err) {
-    db.close();
-    if (String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) throw refused();
-    throw err;
+  // Two processes starting together each take a shared lock on the way to the exclusive one;
+  // each then finds the other in its way, and both were refused. So a busy lock is tried again
+  // a few times after a random pause (the two fall out of step and one wins); a folder that
+  // stays held is refused after about a second.
+  for (let attempt = 1; ; attempt++) {
+    const db = new Database(lockFile, { timeout: 100 });
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      // Exclusive from the start, and kept until the connection closes.
+      db.exec('BEGIN EXCLUSIVE');
+      db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder;');
+      db.prepare('INSERT INTO holder VALUES (?)').run(process.pid);
+      db.exec('COMMIT');
+      return () => db.close();
+    } catch (err) {
+      db.close();
+      if (!String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) throw err;
+      if (attempt === 5) throw refused();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 150));
   }
-  return () => db.close();
 }

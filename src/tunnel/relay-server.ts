@@ -139,10 +139,10 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
   // One relay per data folder: a second one would deliver the same queued requests again.
   let unlock: () => void = () => {};
   try {
-    unlock = await lockFolder(
-      options.dataDir,
-      RELAY_LOCK_FILE,
-      () => new AlloyError('E_RELAY_LOCKED', `another alloy relay is running on the data folder ${options.dataDir}`, { hint: 'Stop it first, or give this one another data folder.' }),
+    // In the queue's folder, checked as it always was (the data folder the operator names may
+    // be a link to a volume); the queue reads only the folders in it.
+    unlock = await lockFolder(queueDir, RELAY_LOCK_FILE, () =>
+      new AlloyError('E_RELAY_LOCKED', `another alloy relay is running on the data folder ${options.dataDir}`, { hint: 'Stop it first, or give this one another data folder.' }),
     );
     queue = await RelayQueue.open(queueDir, limits, {
       now,

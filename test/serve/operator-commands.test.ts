@@ -99,6 +99,10 @@ describe('serve keys delete', () => {
       const pasted = await cli(project, ['serve', 'keys', 'delete', serve.admin, '--data', serve.dataDir], env);
       expect(pasted.code).toBe(2);
       expect(pasted.stderr + pasted.stdout).not.toContain(serve.admin);
+      // Pasted with a space before it (it was looked up, and echoed in E_NOT_FOUND).
+      const spaced = await cli(project, ['serve', 'keys', 'delete', ` ${serve.admin}`, '--data', serve.dataDir], env);
+      expect(spaced.code).toBe(2);
+      expect(spaced.stderr + spaced.stdout).not.toContain(serve.admin.slice(8));
     } finally {
       await serve.close();
     }

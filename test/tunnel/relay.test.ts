@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startRelayServer, type RelayServer, type RelayServerOptions } from '../../src/tunnel/relay-server.js';
@@ -72,6 +72,17 @@ describe('relay end to end', () => {
     await first.close();
     const third = await relay();
     expect(third.url).toMatch(/^http:/);
+  });
+
+  it('a data folder that is a link to a folder is used as given (the operator names it), as before the lock', async () => {
+    const real = path.join(dir, 'volume');
+    await mkdir(real);
+    const link = path.join(dir, 'data-link');
+    await symlink(real, link);
+    const r = await relay({ dataDir: link });
+    expect(r.url).toMatch(/^http:/);
+    expect(await readdir(real)).toEqual(['queue']);
+    expect(await readdir(path.join(real, 'queue'))).toContain('relay.lock');
   });
 
   it('the HMAC helper reproduces the Shopify vector', () => {

@@ -103,10 +103,11 @@ async function keysCommand(ctx: CliContext, args: string[], opts: Record<string,
   }
   if (verb === 'delete') {
     // A leaked key must be revocable; the running server sees the delete on its next request.
-    const id: string | undefined = args[2];
+    const id: string | undefined = args[2]?.trim();
     if (!id || args.length > 3) throw new UsageError('name one key to delete', { hint: 'alloy serve keys delete <key id> (ids from `alloy serve keys list`)' });
-    // Never echoed: a key pasted here is a secret that would land in the terminal or CI log.
-    if (id.startsWith('alk_')) throw new UsageError('give the key\'s id, not the key itself', { hint: 'alloy serve keys list shows the ids (key_…); the key is not stored, only its hash.' });
+    // Never echoed: a key pasted here (with spaces around it, or inside other text) is a secret
+    // that would land in the terminal or CI log.
+    if (id.includes('alk_')) throw new UsageError('give the key\'s id, not the key itself', { hint: 'alloy serve keys list shows the ids (key_…); the key is not stored, only its hash.' });
     const { state } = await openServe(where, ctx.env);
     try {
       if (!(await state.apiKeys.delete(id))) throw new AlloyError('E_NOT_FOUND', `no API key ${JSON.stringify(id)}`, { hint: 'List the keys with `alloy serve keys list`; give the id (key_…), not the key itself.' });
