@@ -13,6 +13,10 @@ import path from 'node:path';
 import { readEnvFile } from '../core/env-file.js';
 import { MissingSecretError, UsageError } from '../errors.js';
 import type { ConnectionField, ConnectorManifest } from '../core/model.js';
+// Where a connection field's variable is named lives in core: the engine hides those variables from streams.
+import { connectionEnvName } from '../core/connection-env.js';
+
+export { connectionEnvName };
 
 export interface ResolveConnectionOptions {
   manifest: ConnectorManifest;
@@ -31,19 +35,6 @@ export type ConnectionSource = 'user-file' | 'env' | 'dotenv' | 'default';
 export interface ResolvedConnection {
   values: Record<string, string>;
   sources: Record<string, ConnectionSource>;
-}
-
-/** The variable a field is read from: its `env`, else `<CONNECTOR>_<FIELD>` in upper snake case. */
-export function connectionEnvName(manifest: ConnectorManifest, field: string): string {
-  const declared = manifest.connection?.[field]?.env;
-  if (declared) return declared;
-  const snake = (s: string) =>
-    s
-      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-      .replace(/[^A-Za-z0-9]+/g, '_')
-      .replace(/^_+|_+$/g, '')
-      .toUpperCase();
-  return `${snake(manifest.name)}_${snake(field)}`;
 }
 
 const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;

@@ -9,7 +9,7 @@
  * delivery then rejects with ExecutionInterruptedError and `record.stream` stays unset, so
  * the resumed run delivers it (same message id, so receivers de-duplicate).
  */
-import { connectionEnvName } from '../connectors/credentials.js';
+import { connectionEnvName } from '../core/connection-env.js';
 import type { ConnectorRegistry } from '../connectors/types.js';
 import { AlloyError, StepError } from '../errors.js';
 import type { CompiledStream } from './compile.js';
