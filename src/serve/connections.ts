@@ -7,6 +7,7 @@
  */
 import type { ConnectorManifest } from '../core/model.js';
 import { connectionEnvName } from '../connectors/credentials.js';
+import { appOAuthVariables } from '../core/connection-env.js';
 import type { HttpClient } from '../connectors/types.js';
 import { MissingSecretError } from '../errors.js';
 import { open, seal, type Keyring } from './crypto.js';
@@ -59,12 +60,13 @@ export function createConnections(options: {
   };
 
   const appOAuth = (app: string): AppOAuth | undefined => {
-    const up = app.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
-    const clientId = options.env[`${up}_API_KEY`] ?? options.env[`${up}_CLIENT_ID`];
-    const clientSecret = options.env[`${up}_API_SECRET`] ?? options.env[`${up}_CLIENT_SECRET`];
+    const names = appOAuthVariables(app);
+    const first = (list: string[]) => list.map((n) => options.env[n]).find((v) => v !== undefined);
+    const clientId = first(names.clientId);
+    const clientSecret = first(names.clientSecret);
     if (!clientId || !clientSecret) return undefined;
     const s = options.settings[app] ?? {};
-    return { clientId, clientSecret, scopes: s.scopes ?? options.env[`${up}_SCOPES`] ?? 'write_orders,read_orders', ...(s.baseUrl ? { baseUrl: s.baseUrl } : {}) };
+    return { clientId, clientSecret, scopes: s.scopes ?? options.env[names.scopes] ?? 'write_orders,read_orders', ...(s.baseUrl ? { baseUrl: s.baseUrl } : {}) };
   };
 
   const refresh = (credentialId: string) =>

@@ -69,11 +69,15 @@ export function loadKeyring(env: NodeJS.ProcessEnv, keyFile: string): Keyring {
  */
 function createKeyFile(keyFile: string): void {
   const tmp = path.join(path.dirname(keyFile), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(keyFile)}`);
+  const fd = openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | (fsConstants.O_NOFOLLOW ?? 0), 0o600);
   try {
-    writeNewKeyLine(openSync(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | (fsConstants.O_NOFOLLOW ?? 0), 0o600));
-    linkSync(tmp, keyFile);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    writeNewKeyLine(fd);
+    try {
+      linkSync(tmp, keyFile);
+    } catch (err) {
+      // Another process made the key file meanwhile: that one is used.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   } finally {
     // Whatever failed (a full disk at the write or fsync included), no copy of a key stays behind.
     rmSync(tmp, { force: true });

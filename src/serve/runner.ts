@@ -201,9 +201,11 @@ export function createRunner(options: RunnerOptions): Runner {
           c = compileWorkflow(routed.workflow.def);
         } catch (err) {
           // A release that skipped validation (another client's, in a store) and does not
-          // compile: failed for good, not left queued to be retried at every start.
-          if (!(err instanceof WorkflowCompileError)) throw err;
-          await fail({ code: err.code, message: `cannot run: ${err.message}`, hint: err.hint });
+          // compile: failed for good, not left queued to be retried at every start. Compiling
+          // is a pure function of the definition, so any error it throws (a TypeError on a
+          // step that is null, too) would be thrown again.
+          const known = err instanceof WorkflowCompileError;
+          await fail({ code: known ? err.code : 'E_COMPILE', message: `cannot run: ${known ? err.message : `the workflow does not compile (${(err as Error).message})`}`, hint: known ? err.hint : 'Run `alloy validate` on the project and release it again.' });
           return true;
         }
         compiled.set(routed.workflow.def, c);

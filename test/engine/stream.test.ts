@@ -67,9 +67,11 @@ describe('streaming execution data', () => {
       PGUSER: 'pg-user-value',
       // The acme connector's connection variable (an app's API key).
       ACME_API_KEY: 'app-secret-value',
+      // Its OAuth client's secret, read by serve under this name too.
+      ACME_CLIENT_SECRET: 'oauth-client-secret',
       ACME_REGION: 'eu',
     };
-    const read = ['ALLOY_MASTER_KEY', 'PGPASSWORD', 'ALLOY_SERVE_DATABASE', 'DATABASE_URL', 'PGUSER', 'ACME_API_KEY'].map((n) => `'&${n}=' & env.${n}`).join(' & ');
+    const read = ['ALLOY_MASTER_KEY', 'PGPASSWORD', 'ALLOY_SERVE_DATABASE', 'DATABASE_URL', 'PGUSER', 'ACME_API_KEY', 'ACME_CLIENT_SECRET'].map((n) => `'&${n}=' & env.${n}`).join(' & ');
     const leak = workflow([{ id: 'summary', uses: 'transform', with: { orderId: '{{ event.id }}' } }], {
       stream: { url: `{{ env.ACME_STREAM_URL & '/hook?r=' & env.ACME_REGION & ${read} & '&s=' & secrets.ALLOY_MASTER_KEY & '&a=' & secrets.ACME_API_KEY }}`, secret: '{{ secrets.ACME_STREAM_SECRET }}' },
     });
@@ -77,8 +79,15 @@ describe('streaming execution data', () => {
     const record = createExecutionRecord({ id: 'exec_env', workflow: 'acme/order-created', userId: 'u1', event: { id: 1 } }, clock.now());
     const r = await executeWorkflow(compileWorkflow(leak), record, deps);
     expect(r.stream?.status).toBe('delivered');
-    expect(verified[0].req.url).toBe('/hook?r=eu&ALLOY_MASTER_KEY=&PGPASSWORD=&ALLOY_SERVE_DATABASE=&DATABASE_URL=&PGUSER=&ACME_API_KEY=&s=&a=');
-    expect(JSON.stringify(r)).not.toMatch(/master-key-value|pg-password-value|db-url-password|pg-user-value|app-secret-value/);
+    expect(verified[0].req.url).toBe('/hook?r=eu&ALLOY_MASTER_KEY=&PGPASSWORD=&ALLOY_SERVE_DATABASE=&DATABASE_URL=&PGUSER=&ACME_API_KEY=&ACME_CLIENT_SECRET=&s=&a=');
+    expect(JSON.stringify(r)).not.toMatch(/master-key-value|pg-password-value|db-url-password|pg-user-value|app-secret-value|oauth-client-secret/);
+    // The same variables with a registry that lacks acme (its variables are then not app
+    // variables), then again with acme's: what is hidden follows the registry of each run.
+    const without = makeDeps({ clock, env, secrets: { ACME_STREAM_SECRET: SECRET }, connectors: { get: () => undefined, names: () => [] } });
+    await executeWorkflow(compileWorkflow(leak), createExecutionRecord({ id: 'exec_env2', workflow: 'acme/order-created', userId: 'u1', event: { id: 2 } }, clock.now()), without);
+    expect(verified[1].req.url).toContain('&ACME_API_KEY=app-secret-value');
+    await executeWorkflow(compileWorkflow(leak), createExecutionRecord({ id: 'exec_env3', workflow: 'acme/order-created', userId: 'u1', event: { id: 3 } }, clock.now()), makeDeps({ clock, env, secrets: { ACME_STREAM_SECRET: SECRET } }));
+    expect(verified[2].req.url).toContain('&ACME_API_KEY=&');
   });
 
   it('a delivery the engine sent verifies; the same delivery replayed with its body changed does not', async () => {

@@ -13,6 +13,8 @@ describe('alloy serve: a stored release that does not compile', () => {
     serve = await startTestServe();
     const source = exampleSource((_def, workflows) => {
       (workflows.get('create-order') as { steps: unknown[] }).steps = [{ id: 'valueOf', uses: 'transform', with: { a: '{{ event.orderId }}' } }];
+      // Another workflow of the same event whose step list holds a null (compiling it threw a TypeError).
+      workflows.set('null-step', { ...workflows.get('create-order')!, name: 'null-step', steps: [null] } as never);
     });
     await releaseAndPublish(serve.store, source);
     ingest = await serve.key('ingest');
@@ -25,16 +27,22 @@ describe('alloy serve: a stored release that does not compile', () => {
     cleanup();
   });
 
-  it('fails the execution with E_COMPILE naming the step, instead of leaving it queued', async () => {
+  it('fails the executions with E_COMPILE (a reserved step id, a null step), instead of leaving them queued', async () => {
     const data = { orderId: '1', email: 'a@example.com', lineItems: [{ title: 'x', quantity: 1, price: 1 }] };
     const r = await call(serve.url, 'POST', '/v1/run/event', { token: ingest, body: { event: 'acme.order.requested', userId: 'user-a', data } });
     expect(r.status).toBe(202);
-    const id = r.body.executionIds[0];
-    const ended = await waitFor(async () => {
-      const e = await call(serve.url, 'GET', `/v1/executions/${id}`, { token: serve.admin });
-      return e.body.status === 'failed' ? e.body : undefined;
-    }, 'the execution to fail');
-    expect(ended.error).toMatchObject({ code: 'E_COMPILE', message: expect.stringContaining('step id "valueOf" is reserved') });
-    expect(await serve.state.executions.unfinished()).not.toContain(id);
+    expect(r.body.executionIds).toHaveLength(2);
+    const ended = await Promise.all(
+      r.body.executionIds.map((id: string) =>
+        waitFor(async () => {
+          const e = await call(serve.url, 'GET', `/v1/executions/${id}`, { token: serve.admin });
+          return e.body.status === 'failed' ? e.body : undefined;
+        }, 'the execution to fail'),
+      ),
+    );
+    const byWorkflow = Object.fromEntries(ended.map((e) => [e.workflow, e.error]));
+    expect(byWorkflow['shopify-sync/create-order']).toMatchObject({ code: 'E_COMPILE', message: expect.stringContaining('step id "valueOf" is reserved') });
+    expect(byWorkflow['shopify-sync/null-step']).toMatchObject({ code: 'E_COMPILE', message: expect.stringContaining('does not compile') });
+    expect(await serve.state.executions.unfinished()).toEqual([]);
   });
 });
