@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { BODY_TOO_LARGE, HttpError } from './error.js';
-import { JSON_MAX_DEPTH, jsonTooDeep, numberOverflows, valueProblem } from '../core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, valueProblem } from '../core/json-depth.js';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
@@ -136,15 +136,12 @@ export function parseJson(body: Buffer, maxDepth = JSON_MAX_DEPTH): unknown {
     if (parseFirst && jsonTooDeep(text, maxDepth)) throw tooDeep(maxDepth);
     throw new HttpError(400, 'E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`, 'send a JSON document');
   }
-  // Nesting past maxDepth takes more than 2 * maxDepth bytes (an opening and a closing bracket
-  // per level), so a shorter body needs no walk (a run/event body is about 100 bytes).
-  // JSON.parse reads `1e309` as Infinity: it passes a schema's `type: integer, minimum: 1`,
-  // then is stored as null. Checked in the depth walk when there is one, else by a walk of its own.
-  if (parseFirst && body.length > 2 * maxDepth) {
-    const problem = valueProblem(value, maxDepth);
-    if (problem === 'deep') throw tooDeep(maxDepth);
-    if (problem === 'overflow') throw overflow();
-  } else if (numberOverflows(value)) throw overflow();
+  // One walk of the value: nesting past maxDepth (a large body's text was checked first, so
+  // the walk is bounded), and a number JSON.parse read as Infinity (`1e309`), which passes a
+  // schema's `type: integer, minimum: 1` and is then stored as null.
+  const problem = valueProblem(value, maxDepth);
+  if (problem === 'deep') throw tooDeep(maxDepth);
+  if (problem === 'overflow') throw overflow();
   return value;
 }
 

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { readDataFile } from '../../core/data-file.js';
 import { readEnvFile } from '../../core/env-file.js';
-import { JSON_MAX_DEPTH, jsonTooDeep, numberOverflows } from '../../core/json-depth.js';
+import { JSON_MAX_DEPTH, jsonTooDeep, valueProblem } from '../../core/json-depth.js';
 import { count } from '../render/count.js';
 import type { CliContext } from '../context.js';
 import { findWorkflow, loadValidProject } from '../load-project.js';
@@ -145,7 +145,8 @@ async function readEvent(ctx: CliContext, spec: string): Promise<unknown> {
       hint: `pass a JSON object, e.g. --event '{"email":"a@example.com"}'`,
     });
   }
-  if (numberOverflows(event)) {
+  // The text check above bounds the walk's depth.
+  if (valueProblem(event) === 'overflow') {
     throw new UsageError(`the event in ${source} holds a number too large to represent (over 1.8e308)`, { code: 'E_EVENT_JSON', hint: 'send the number as a string, or a smaller one (alloy dev and serve refuse it too)' });
   }
   return event;
