@@ -168,33 +168,29 @@ export function createRunner(options: RunnerOptions): Runner {
       interrupt = (reason) => own.abort(reason);
     }
     const interrupted = interrupt;
+    /** Ends the execution failed for good, before any step ran in this run (its final record). */
+    const fail = async (error: { code: string; message: string; hint?: string }): Promise<true> => {
+      await options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error }, { last: true });
+      return true;
+    };
     try {
       // Counted durably before it runs again (as alloy dev does): an execution that took its
       // worker down every time it ran is failed instead of resumed forever, whichever worker
       // resumes it. A clean stop takes its count back below.
       const resumes = row.status === 'running' ? await options.state.executions.countResume(id) : 0;
       if (resumes >= CRASH_LOOP_LIMIT) {
-        await options.state.executions.checkpoint(id, {
-          ...row.record,
-          status: 'failed',
-          endedAt: new Date(now()).toISOString(),
-          error: {
-            code: 'E_CRASH_LOOP',
-            message: `the worker running it stopped ${resumes} times (crashed or killed); it is not resumed again`,
-            hint: 'Look at the steps it ran last (GET /v1/executions/:id) for what brings the process down, fix the workflow, then rerun it.',
-          },
-        }, { last: true });
-        return true;
+        return await fail({
+          code: 'E_CRASH_LOOP',
+          message: `the worker running it stopped ${resumes} times (crashed or killed); it is not resumed again`,
+          hint: 'Look at the steps it ran last (GET /v1/executions/:id) for what brings the process down, fix the workflow, then rerun it.',
+        });
       }
       const version = await options.source.get(row.integration, row.version);
       const routed = version.defs.workflows.get(row.workflow);
       if (!installation || !routed) {
         const reason = !installation ? 'its installation was deleted' : `${row.workflow} is not in ${row.integration} v${row.version}`;
-        await options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error: { code: 'E_GONE', message: `cannot run: ${reason}` } }, { last: true });
-        return true;
+        return await fail({ code: 'E_GONE', message: `cannot run: ${reason}` });
       }
-      const fail = (error: { code: string; message: string; hint?: string }) =>
-        options.state.executions.checkpoint(id, { ...row.record, status: 'failed', endedAt: new Date(now()).toISOString(), error }, { last: true });
       let c = compiled.get(routed.workflow.def);
       if (!c) {
         try {
@@ -205,8 +201,7 @@ export function createRunner(options: RunnerOptions): Runner {
           // is a pure function of the definition, so any error it throws (a TypeError on a
           // step that is null, too) would be thrown again.
           const known = err instanceof WorkflowCompileError;
-          await fail({ code: known ? err.code : 'E_COMPILE', message: `cannot run: ${known ? err.message : `the workflow does not compile (${(err as Error).message})`}`, hint: known ? err.hint : 'Run `alloy validate` on the project and release it again.' });
-          return true;
+          return await fail({ code: known ? err.code : 'E_COMPILE', message: `cannot run: ${known ? err.message : `the workflow does not compile (${(err as Error).message})`}`, hint: known ? err.hint : 'Run `alloy validate` on the project and release it again.' });
         }
         compiled.set(routed.workflow.def, c);
       }
