@@ -53,8 +53,7 @@ function appVariablesIn(connectors: ConnectorRegistry): ReadonlySet<string> {
 
 /** What stream expressions see of `vars`: all but the reserved names, made once per (variables, registry). */
 const visible = new WeakMap<object, WeakMap<object, Record<string, unknown>>>();
-const NO_CONNECTORS: ConnectorRegistry = { get: () => undefined, names: () => [] };
-function streamVariables<T>(vars: Record<string, T>, connectors: ConnectorRegistry = NO_CONNECTORS): Record<string, T> {
+function streamVariables<T>(vars: Record<string, T>, connectors: ConnectorRegistry): Record<string, T> {
   let byRegistry = visible.get(vars);
   if (!byRegistry) visible.set(vars, (byRegistry = new WeakMap()));
   let out = byRegistry.get(connectors) as Record<string, T> | undefined;
